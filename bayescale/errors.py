@@ -1,0 +1,52 @@
+"""Exceptions and warnings raised by bayescale.
+
+Bad input raises a :class:`BayescaleError` subclass. Each also subclasses
+:class:`ValueError`, so ``except ValueError`` keeps working for callers that do
+not know bayescale. Poor sampling warns rather than raises.
+"""
+
+from __future__ import annotations
+
+
+class BayescaleError(ValueError):
+    """Base class of every error bayescale raises for bad input."""
+
+
+class SpecError(BayescaleError):
+    """A model spec (law, priors, likelihood, sampler settings) is invalid."""
+
+
+class LawError(BayescaleError):
+    """A scaling law is unknown or declared inconsistently."""
+
+
+class RunsTableError(BayescaleError):
+    """A runs table is missing columns, has bad values, or duplicate run ids."""
+
+
+class DatasetError(BayescaleError):
+    """A public dataset could not be found, fetched or verified."""
+
+
+class StaleFitError(BayescaleError):
+    """A saved fit was made with a spec that has changed since."""
+
+
+class ConvergenceWarning(UserWarning):
+    """Sampling finished, but its diagnostics say the draws may not be trusted."""
+
+
+class IdentifiabilityWarning(UserWarning):
+    """The data cannot separate some parameters; only combinations are identified."""
+
+
+__all__ = [
+    "BayescaleError",
+    "ConvergenceWarning",
+    "DatasetError",
+    "IdentifiabilityWarning",
+    "LawError",
+    "RunsTableError",
+    "SpecError",
+    "StaleFitError",
+]
