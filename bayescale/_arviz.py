@@ -1,0 +1,130 @@
+"""The one module that calls ArviZ.
+
+Everything else in bayescale goes through these functions, so moving from
+ArviZ 0.23 (InferenceData) to ArviZ 1.x (DataTree) touches this file only.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import warnings
+
+with warnings.catch_warnings():
+    # ArviZ 0.23 announces its 1.x refactor on import; this module is where that move will happen.
+    warnings.simplefilter("ignore", FutureWarning)
+    import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+InferenceData = az.InferenceData
+
+SAMPLE_DIMS = ("chain", "draw")
+
+
+def from_draws(
+    posterior: Mapping[str, np.ndarray],
+    *,
+    sample_stats: Mapping[str, np.ndarray] | None = None,
+    log_likelihood: Mapping[str, np.ndarray] | None = None,
+    observed_data: Mapping[str, np.ndarray] | None = None,
+    constant_data: Mapping[str, np.ndarray] | None = None,
+    coords: Mapping[str, Sequence[Any]] | None = None,
+    dims: Mapping[str, Sequence[str]] | None = None,
+    attrs: Mapping[str, Any] | None = None,
+) -> InferenceData:
+    """InferenceData from arrays shaped ``(chain, draw, ...)``."""
+    return az.from_dict(
+        posterior=dict(posterior),
+        sample_stats=dict(sample_stats) if sample_stats else None,
+        log_likelihood=dict(log_likelihood) if log_likelihood else None,
+        observed_data=dict(observed_data) if observed_data else None,
+        constant_data=dict(constant_data) if constant_data else None,
+        coords=dict(coords or {}),
+        dims=dict(dims or {}),
+        attrs=dict(attrs or {}),
+    )
+
+
+def group(idata: InferenceData, name: str) -> xr.Dataset | None:
+    """A group of the result, or None when it is absent."""
+    return getattr(idata, name, None) if name in idata.groups() else None
+
+
+def attrs(idata: InferenceData) -> dict[str, Any]:
+    """Attributes of the whole result (bayescale keeps its provenance there)."""
+    return dict(idata.attrs)
+
+
+def diagnostics_table(idata: InferenceData, var_names: Sequence[str]) -> pd.DataFrame:
+    """r-hat, bulk and tail ESS and MCSE of the mean per variable."""
+    post = idata.posterior[list(var_names)]
+    rhat = az.rhat(post)
+    ess_bulk = az.ess(post, method="bulk")
+    ess_tail = az.ess(post, method="tail")
+    mcse = az.mcse(post)
+    rows = []
+    for v in var_names:
+        rows.append(
+            {
+                "variable": v,
+                "r_hat": float(rhat[v]),
+                "ess_bulk": float(ess_bulk[v]),
+                "ess_tail": float(ess_tail[v]),
+                "mcse_mean": float(mcse[v]),
+            }
+        )
+    return pd.DataFrame(rows).set_index("variable")
+
+
+def summary_table(idata: InferenceData, var_names: Sequence[str], ci_prob: float) -> pd.DataFrame:
+    """Mean, sd, median and equal-tailed credible interval per variable, with diagnostics."""
+    post = idata.posterior[list(var_names)]
+    lo, hi = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
+    pct = lambda q: f"{100 * q:g}%"  # noqa: E731
+    rows = []
+    for v in var_names:
+        x = post[v].values.reshape(-1)
+        rows.append(
+            {
+                "variable": v,
+                "mean": float(np.mean(x)),
+                "sd": float(np.std(x, ddof=1)) if x.size > 1 else float("nan"),
+                pct(lo): float(np.quantile(x, lo)),
+                "median": float(np.median(x)),
+                pct(hi): float(np.quantile(x, hi)),
+            }
+        )
+    table = pd.DataFrame(rows).set_index("variable")
+    if idata.posterior.sizes.get("chain", 1) * idata.posterior.sizes.get("draw", 1) >= 8:
+        table = table.join(diagnostics_table(idata, var_names)[["ess_bulk", "ess_tail", "r_hat"]])
+    return table
+
+
+def save(idata: InferenceData, path: str | os.PathLike) -> Path:
+    """Write to netCDF atomically: a temporary file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp, engine="h5netcdf")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike) -> InferenceData:
+    """Read a netCDF file written by :func:`save` fully into memory."""
+    idata = az.from_netcdf(str(path), engine="h5netcdf")
+    idata.load()
+    return idata

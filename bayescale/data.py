@@ -1,0 +1,419 @@
+"""The runs table: one row per training run, loaded, validated and appended safely.
+
+A runs table has the columns ``N`` (parameters), ``D`` (training tokens) and/or
+``C`` (training FLOPs) and ``loss`` (final loss, nats/token), plus the optional
+columns ``run_id``, ``seed``, ``source``, ``arch`` and ``notes``; any other column
+is kept as it is. :func:`load_runs` validates a table and derives the missing one
+of ``C`` and ``D`` from the FLOP convention (``C = 6*N*D``); :func:`append_run`
+adds rows to a CSV file so that many processes may append at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import RunsTableError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+REQUIRED_COLUMNS = ("N", "loss")
+"""Columns every runs table needs; it also needs ``D`` or ``C`` (the other is derived)."""
+OPTIONAL_COLUMNS = ("run_id", "seed", "source", "arch", "notes")
+"""Optional columns with a meaning in bayescale; other extra columns are kept as they are."""
+FLOPS_CONVENTIONS = ("6ND",)
+"""Supported FLOP conventions: ``"6ND"`` means ``C = 6*N*D``."""
+
+_NUMERIC = ("N", "D", "C", "loss")
+_LEAD = ("run_id", "N", "D", "C", "loss")
+_MAX_SHOWN = 10
+
+__all__ = [
+    "FLOPS_CONVENTIONS",
+    "OPTIONAL_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "append_run",
+    "load_runs",
+    "runs_hash",
+    "save_runs",
+]
+
+
+def _fail(message: str) -> RunsTableError:
+    return RunsTableError(f"runs table: {message}")
+
+
+def _shown(values: list) -> str:
+    """``repr`` of a list, cut to its first few items."""
+    if len(values) <= _MAX_SHOWN:
+        return repr(values)
+    return f"{values[:_MAX_SHOWN]!r} and {len(values) - _MAX_SHOWN} more"
+
+
+def _rows(mask: np.ndarray, ids: pd.Series | None) -> str:
+    """Name the rows where ``mask`` is true, by run id or else by position."""
+    if ids is not None:
+        return f"rows run_id={_shown(list(ids[mask]))}"
+    return f"rows at 0-based positions {_shown(np.flatnonzero(mask).tolist())}"
+
+
+def _check_flops(flops: str) -> None:
+    if flops not in FLOPS_CONVENTIONS:
+        raise _fail(f"flops={flops!r} is not a supported FLOP convention; allowed: {list(FLOPS_CONVENTIONS)}")
+
+
+def _blank(values: pd.Series) -> np.ndarray:
+    """True where a cell is missing: NaN/None or a blank string."""
+    missing = values.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(values):
+        return missing
+    return missing | values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
+
+
+def _read_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a runs CSV; run ids are read verbatim (``"NA"`` stays a string).
+
+    The file is read once and parsed twice, so a concurrent replace cannot mix versions.
+    """
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+        df = pd.read_csv(io.BytesIO(raw))
+        if "run_id" in df.columns:
+            ids = pd.read_csv(io.BytesIO(raw), usecols=["run_id"], dtype=str, keep_default_na=False)
+            df["run_id"] = ids["run_id"].to_numpy(dtype=object)
+    except FileNotFoundError:
+        raise _fail(f"file not found: {os.fspath(path)!r}") from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
+    return df
+
+
+def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -> pd.DataFrame:
+    """Load and validate a runs table, deriving ``C`` or ``D`` where missing.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or pandas.DataFrame
+        Path to a CSV file, or a table (copied, never modified).
+    flops : {"6ND"}, default "6ND"
+        FLOP convention used to derive ``C = 6*N*D`` or ``D = C/(6*N)``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run_id, N, D, C, loss``, then the other columns as given, then
+        ``derived`` (``""``, ``"C=6ND"`` or ``"D=C/(6N)"`` per row). ``N, D, C,
+        loss`` are float64, ``run_id`` is str (``run000, run001, ...`` when the
+        source has none) and ``attrs["flops_convention"]`` records ``flops``.
+        A ``derived`` column in the source is recomputed.
+
+    Raises
+    ------
+    RunsTableError
+        If the file is missing, the table is empty, a required column is
+        missing, a value of N, D, C or loss is non-numeric, NaN, infinite or
+        <= 0, a run id is empty or duplicated, or ``flops`` is unknown. The
+        message names the column and the offending rows by run id.
+
+    Examples
+    --------
+    >>> runs = load_runs(pd.DataFrame({"N": [1e8, 4e8], "D": [2e9, 8e9], "loss": [3.1, 2.8]}))
+    >>> runs[["run_id", "C", "derived"]]
+       run_id             C derived
+    0  run000  1.200000e+18   C=6ND
+    1  run001  1.920000e+19   C=6ND
+    """
+    _check_flops(flops)
+    if isinstance(source, pd.DataFrame):
+        df = source.copy()
+    elif isinstance(source, (str, os.PathLike)):
+        df = _read_csv(source)
+    else:
+        raise _fail(f"source must be a CSV path or a pandas DataFrame, not {type(source).__name__}")
+    df = df.reset_index(drop=True).drop(columns="derived", errors="ignore")
+    if len(df) == 0:
+        raise _fail("the table is empty; it needs at least one run (row)")
+    if df.columns.duplicated().any():
+        raise _fail(f"column names must be unique; {_shown(list(df.columns[df.columns.duplicated()]))} repeat")
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if "D" not in df.columns and "C" not in df.columns:
+        missing.append("D or C")
+    if missing:
+        raise _fail(
+            f"missing required column(s) {missing}; columns present: {list(df.columns)}; "
+            "required: 'N', 'loss' and at least one of 'D' or 'C' (the other is derived)"
+        )
+
+    ids = None
+    if "run_id" in df.columns:
+        empty = _blank(df["run_id"])
+        if empty.any():
+            raise _fail(f"column 'run_id' must not be empty; {_rows(empty, None)} are")
+        ids = df["run_id"].astype(str)
+        dup = ids.duplicated(keep=False).to_numpy()
+        if dup.any():
+            raise _fail(f"column 'run_id' must be unique; run ids {_shown(sorted(set(ids[dup])))} appear more than once")
+
+    for col in _NUMERIC:
+        if col not in df.columns:
+            continue
+        raw = df[col]
+        blank = _blank(raw)
+        num = pd.to_numeric(raw.mask(blank), errors="coerce").astype("float64")
+        values = num.to_numpy()
+        bad = ~blank & np.isnan(values)
+        if bad.any():
+            raise _fail(f"column {col!r} must be numeric; {_rows(bad, ids)} are not (values {_shown(list(raw[bad]))})")
+        if np.isinf(values).any():
+            raise _fail(f"column {col!r} must be finite, not +-inf; {_rows(np.isinf(values), ids)} are not")
+        if col in REQUIRED_COLUMNS and blank.any():
+            raise _fail(f"column {col!r} must be a number, not empty or NaN; {_rows(blank, ids)} are empty or NaN")
+        if (values <= 0).any():
+            raise _fail(f"column {col!r} must be > 0; {_rows(values <= 0, ids)} are not")
+        df[col] = num
+
+    for col in ("D", "C"):
+        if col not in df.columns:
+            df[col] = np.nan
+    derive_c = df["C"].isna().to_numpy() & df["D"].notna().to_numpy()
+    derive_d = df["D"].isna().to_numpy() & df["C"].notna().to_numpy()
+    neither = df["D"].isna().to_numpy() & df["C"].isna().to_numpy()
+    if neither.any():
+        raise _fail(f"columns 'D' and 'C' are both empty for {_rows(neither, ids)}; each run needs D or C")
+    with np.errstate(over="ignore"):
+        df.loc[derive_c, "C"] = 6.0 * df.loc[derive_c, "N"] * df.loc[derive_c, "D"]
+        df.loc[derive_d, "D"] = df.loc[derive_d, "C"] / (6.0 * df.loc[derive_d, "N"])
+    for col in ("D", "C"):
+        overflow = ~np.isfinite(df[col].to_numpy()) | (df[col].to_numpy() <= 0)
+        if overflow.any():
+            raise _fail(f"derived column {col!r} must be finite and > 0; {_rows(overflow, ids)} are not")
+
+    if ids is None:
+        width = max(3, len(str(len(df))))
+        ids = pd.Series([f"run{i:0{width}d}" for i in range(len(df))], dtype=object)
+    df["run_id"] = ids.to_numpy(dtype=object)
+    df["derived"] = np.where(derive_c, "C=6ND", np.where(derive_d, "D=C/(6N)", ""))
+    df["derived"] = df["derived"].astype(object)
+    others = [c for c in df.columns if c not in _LEAD and c != "derived"]
+    df = df[[*_LEAD, *others, "derived"]]
+    df.attrs["flops_convention"] = flops
+    return df
+
+
+@contextmanager
+def _locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the sidecar file ``path + ".lock"``."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        raise OSError("bayescale.data needs fcntl.flock (a POSIX system) to lock runs files")
+    fd = os.open(os.fspath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _write_atomic(df: pd.DataFrame, path: str | os.PathLike, validate: str | None = None) -> pd.DataFrame | None:
+    """Write ``df`` to a temporary file beside ``path``, fsync it, and rename it onto ``path``.
+
+    With ``validate`` (a FLOP convention) the temporary file is first loaded with
+    :func:`load_runs`, so a table that would not load never replaces ``path``.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            df.to_csv(fh, index=False, lineterminator="\n")
+            fh.flush()
+            loaded = load_runs(tmp, flops=validate) if validate else None
+            os.fsync(fh.fileno())
+        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return loaded
+
+
+def save_runs(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a table to CSV atomically: readers see the old file or the new one, never a mix.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The table to write (without its index).
+    path : str or os.PathLike
+        Destination CSV file; its sidecar ``path + ".lock"`` is held while writing.
+
+    Returns
+    -------
+    None
+
+    Raises
+    ------
+    RunsTableError
+        If ``df`` is not a DataFrame.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "runs.csv"
+    >>> save_runs(pd.DataFrame({"N": [1e8], "D": [2e9], "loss": [3.1]}), path)
+    >>> print(path.read_text(), end="")
+    N,D,loss
+    100000000.0,2000000000.0,3.1
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise _fail(f"save_runs needs a pandas DataFrame, not {type(df).__name__}")
+    with _locked(path):
+        _write_atomic(df, path)
+
+
+def _as_rows(row: Mapping | pd.DataFrame | list) -> pd.DataFrame:
+    if isinstance(row, pd.DataFrame):
+        new = row.reset_index(drop=True)
+    elif isinstance(row, Mapping):
+        new = pd.DataFrame([dict(row)])
+    elif isinstance(row, (list, tuple)) and all(isinstance(r, Mapping) for r in row):
+        new = pd.DataFrame([dict(r) for r in row])
+    else:
+        raise _fail(f"row must be a mapping, a list of mappings or a DataFrame, not {type(row).__name__}")
+    if len(new) == 0:
+        raise _fail("no rows to append; row is empty")
+    return new.astype(object)
+
+
+def _fill_ids(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Give run ids to new rows lacking one, ``run<k>`` past every existing ``run<number>``."""
+    if "run_id" not in new.columns:
+        new = new.assign(run_id=np.nan)
+    used = {str(v) for v in (*old.get("run_id", []), *new["run_id"]) if not pd.isna(v)}
+    width = max(3, len(str(len(old) + len(new))))
+    nums = [int(m.group(1)) for v in used if (m := re.fullmatch(r"run(\d+)", v))]
+    k = max(nums, default=len(old) - 1) + 1
+    ids = list(new["run_id"])
+    for i in np.flatnonzero(_blank(new["run_id"])):
+        while f"run{k:0{width}d}" in used:
+            k += 1
+        ids[i] = f"run{k:0{width}d}"
+        used.add(ids[i])
+    return new.assign(run_id=pd.Series(ids, index=new.index, dtype=object))
+
+
+def append_run(path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, flops: str = "6ND") -> pd.DataFrame:
+    """Append one or more runs to a runs CSV, safely with many processes appending at once.
+
+    Under an exclusive lock on ``path + ".lock"`` the file is read as written, the
+    new rows are added (columns are the union; missing values are left empty),
+    the combined table is validated with :func:`load_runs`, and it is written to a
+    temporary file that atomically replaces ``path``. A rejected row leaves the
+    file unchanged, and readers never see a half-written file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The runs CSV; created with a header if absent.
+    row : mapping, list of mappings or pandas.DataFrame
+        The run(s) to append, with the user's raw values (``C`` is not filled in).
+        A row without ``run_id`` gets a fresh, unique ``run<number>`` id when the
+        file or the other new rows have run ids. If the file has no ``run_id``
+        column but new rows do, its rows get the ids :func:`load_runs` gave them.
+    flops : {"6ND"}, default "6ND"
+        FLOP convention used to validate the table.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The whole table after the append, as :func:`load_runs` returns it.
+
+    Raises
+    ------
+    RunsTableError
+        If the combined table is invalid (duplicate run id, bad value, missing
+        column) or ``row`` is empty or of the wrong type; the file is unchanged.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "runs.csv"
+    >>> _ = append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    >>> runs = append_run(path, {"N": 4e8, "C": 1.92e19, "loss": 2.8})
+    >>> runs[["run_id", "D", "derived"]]
+       run_id             D   derived
+    0       a  2.000000e+09     C=6ND
+    1  run001  8.000000e+09  D=C/(6N)
+    """
+    _check_flops(flops)
+    new = _as_rows(row)
+    with _locked(path):
+        try:
+            old = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (FileNotFoundError, pd.errors.EmptyDataError):
+            old = pd.DataFrame()
+        except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
+        if "run_id" in old.columns or "run_id" in new.columns:
+            if len(old) and "run_id" not in old.columns:  # give old rows the ids load_runs gave them
+                width = max(3, len(str(len(old))))
+                old.insert(0, "run_id", [f"run{i:0{width}d}" for i in range(len(old))])
+            new = _fill_ids(old, new)
+        if len(old.columns):
+            combined = pd.concat([old.astype(object), new], ignore_index=True)
+        else:
+            combined = new[[*(c for c in _LEAD if c in new.columns), *(c for c in new.columns if c not in _LEAD)]]
+        return _write_atomic(combined, path, validate=flops)
+
+
+def runs_hash(df: pd.DataFrame) -> str:
+    """SHA-256 of the canonical CSV of ``run_id, N, D, C, loss``, for provenance.
+
+    Rows are sorted by run id and numbers written with ``repr`` precision, so the
+    hash depends only on the runs, not on row order, extra columns or formatting.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A runs table (normally from :func:`load_runs`; it is validated again).
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits.
+
+    Raises
+    ------
+    RunsTableError
+        If ``df`` is not a valid runs table.
+
+    Examples
+    --------
+    >>> runs = load_runs(pd.DataFrame({"N": [1e8], "D": [2e9], "loss": [3.1]}))
+    >>> len(runs_hash(runs)) == 64 and runs_hash(runs) == runs_hash(runs.iloc[::-1])
+    True
+    """
+    runs = load_runs(df, flops=df.attrs.get("flops_convention", "6ND") if isinstance(df, pd.DataFrame) else "6ND")
+    runs = runs.sort_values("run_id", kind="mergesort")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(_LEAD)
+    for rid, *nums in runs[list(_LEAD)].itertuples(index=False):
+        writer.writerow([rid, *(repr(float(x)) for x in nums)])
+    return hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()

@@ -1,0 +1,744 @@
+"""Inference: a NumPyro model built from a spec, MAP + Laplace, NUTS, and the frozen :class:`Fit`.
+
+The model is ``log L_obs ~ Likelihood(law.log_loss(theta, log x), sigma)`` with the
+spec's priors on ``theta``. Fitting runs in three steps:
+
+1. MAP in the unconstrained space (float64, SciPy L-BFGS on JAX gradients, several
+   starts drawn from the prior), and the Laplace approximation at the mode.
+2. NUTS with a dense mass matrix whose adaptation starts from the Laplace
+   covariance, chains started from dispersed Laplace draws. Scaling-law posteriors
+   are strongly correlated (``log A`` with ``alpha``, ``E`` with everything); a
+   dense metric makes these linear correlations free and the Laplace start
+   removes most of the warmup's work.
+3. Diagnostics (r-hat, ESS, divergences) with a :class:`ConvergenceWarning` in words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+import scipy.optimize
+import xarray as xr
+from jax.flatten_util import ravel_pytree
+from numpyro.infer import MCMC, NUTS
+from numpyro.distributions.transforms import biject_to
+
+from . import _arviz
+from .data import load_runs, runs_hash
+from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, SpecError, StaleFitError
+from .laws import Law
+from .priors import Prior
+from .spec import ModelSpec, load_spec
+
+METHODS = ("nuts", "laplace")
+RHAT_MAX = 1.01
+ESS_PER_CHAIN_MIN = 100
+OBS = "log_loss"
+
+
+# ----------------------------------------------------------------- the model
+
+
+def _likelihood_dist(spec: ModelSpec, mu: Any, sigma: Any, df: Any) -> dist.Distribution:
+    if spec.likelihood.family == "Normal":
+        return dist.Normal(mu, sigma)
+    return dist.StudentT(df, mu, sigma)
+
+
+def make_model(spec: ModelSpec):
+    """The NumPyro model of ``spec``: ``model(logx, y=None)``.
+
+    ``logx`` maps each law input to the log of its values (one per run) and ``y`` is
+    the observed log loss. Sites: the law's parameters, ``sigma``, ``df`` when the
+    Student-t degrees of freedom have a prior, and the observed ``log_loss``.
+    """
+    law, priors, lik = spec.law, spec.priors, spec.likelihood
+
+    def model(logx: Mapping[str, Any], y: Any = None) -> None:
+        theta = {p: numpyro.sample(p, priors[p].to_numpyro()) for p in law.params}
+        mu = law.log_loss(theta, logx, jnp)
+        sigma = numpyro.sample("sigma", lik.sigma.to_numpyro())
+        df = None
+        if lik.family == "StudentT":
+            df = numpyro.sample("df", lik.df.to_numpyro()) if isinstance(lik.df, Prior) else lik.df
+        n = jnp.shape(next(iter(logx.values())))[-1]
+        with numpyro.plate("run", n):
+            numpyro.sample(OBS, _likelihood_dist(spec, mu, sigma, df), obs=y)
+
+    return model
+
+
+def noise_names(spec: ModelSpec) -> list[str]:
+    """Names of the noise parameters in the posterior."""
+    names = ["sigma"]
+    if spec.likelihood.family == "StudentT" and isinstance(spec.likelihood.df, Prior):
+        names.append("df")
+    return names
+
+
+def _log_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any) -> dict[str, np.ndarray]:
+    out = {}
+    for name in spec.law.inputs:
+        col = spec.inputs[name]
+        if col not in frame.columns:
+            raise BayescaleError(f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}")
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            ids = list(frame["run_id"][bad]) if "run_id" in frame else list(np.flatnonzero(bad))
+            raise BayescaleError(f"column {col!r} must be finite and > 0 for law input {name!r}; rows {ids[:10]} are not")
+        out[name] = np.log(values).astype(dtype)
+    return out
+
+
+# ------------------------------------------------------------- device setup
+
+
+def _on_gpu() -> bool:
+    return jax.default_backend() == "gpu"
+
+
+def _dtype() -> Any:
+    # float64 on CPU costs little and makes MAP and adaptation robust; GPUs are fast in float32,
+    # and the laws are written in log space so float32 is accurate there.
+    return np.float32 if _on_gpu() else np.float64
+
+
+def _precision(dtype: Any) -> Any:
+    return jax.enable_x64(dtype == np.float64)
+
+
+def _chain_method(requested: str, chains: int) -> str:
+    if requested != "auto":
+        return requested
+    if chains > 1 and jax.local_device_count() >= chains:
+        return "parallel"
+    return "vectorized"
+
+
+# ------------------------------------------------------------------ MAP
+
+
+@dataclass(frozen=True)
+class Laplace:
+    """MAP estimate and Laplace approximation in the unconstrained space."""
+
+    mode: np.ndarray  # flat unconstrained mode
+    cov: np.ndarray  # covariance of the Gaussian approximation (inverse Hessian)
+    value: Mapping[str, float]  # mode on the constrained (natural) scale
+    log_density: float
+    converged: bool
+
+
+class _Posterior:
+    """The log posterior of a spec in one flat unconstrained vector, without model tracing.
+
+    Each site (law parameters, ``sigma``, ``df`` when it has a prior) maps from the
+    real line through NumPyro's bijection to its prior's support; the potential is
+    ``-(log prior + log |Jacobian| + log likelihood)``, exactly NumPyro's potential
+    energy for :func:`make_model` (a test checks this). Functions are jitted once per
+    spec and reused.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.names = list(spec.law.params) + noise_names(spec)
+        self.priors = [spec.priors[p] for p in spec.law.params] + [spec.likelihood.sigma]
+        if "df" in self.names:
+            self.priors.append(spec.likelihood.df)
+        self.dists = [p.to_numpyro() for p in self.priors]
+        self.transforms = [biject_to(d.support) for d in self.dists]
+        self.value_and_grad = jax.jit(jax.value_and_grad(self.potential))
+        self.hessian = jax.jit(jax.hessian(self.potential))
+        self.constrain_many = jax.jit(jax.vmap(jax.vmap(self.constrain)))
+
+    @property
+    def dim(self) -> int:
+        return len(self.names)
+
+    def constrain(self, flat: Any) -> dict[str, Any]:
+        return {n: t(flat[i]) for i, (n, t) in enumerate(zip(self.names, self.transforms))}
+
+    def potential(self, flat: Any, logx: Mapping[str, Any], y: Any) -> Any:
+        lp = 0.0
+        values = {}
+        for i, (n, d, t) in enumerate(zip(self.names, self.dists, self.transforms)):
+            v = t(flat[i])
+            values[n] = v
+            lp = lp + d.log_prob(v) + t.log_abs_det_jacobian(flat[i], v)
+        mu = self.spec.law.log_loss(values, logx, jnp)
+        df = values.get("df", self.spec.likelihood.df)
+        lp = lp + jnp.sum(_likelihood_dist(self.spec, mu, values["sigma"], df).log_prob(y))
+        return -lp
+
+    def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` draws from the prior in the unconstrained space, shape (n, dim)."""
+        key = jax.random.PRNGKey(int(rng.integers(2**31)))
+        cols = []
+        for d, t in zip(self.dists, self.transforms):
+            key, sub = jax.random.split(key)
+            cols.append(np.asarray(t.inv(d.sample(sub, (n,)))))
+        return np.stack(cols, axis=-1)
+
+    def prior_median(self) -> np.ndarray:
+        """The prior median of each site, in the unconstrained space."""
+        out = []
+        for d, t in zip(self.dists, self.transforms):
+            try:
+                m = d.icdf(jnp.asarray(0.5))
+            except (NotImplementedError, AttributeError):
+                m = jnp.median(d.sample(jax.random.PRNGKey(0), (1001,)))
+            out.append(float(t.inv(m)))
+        return np.asarray(out)
+
+
+_POSTERIORS: dict[tuple[str, str], _Posterior] = {}
+
+
+def _posterior(spec: ModelSpec, dtype: Any) -> _Posterior:
+    key = (spec.id, np.dtype(dtype).name)
+    if key not in _POSTERIORS or _POSTERIORS[key].spec.law is not spec.law:
+        _POSTERIORS[key] = _Posterior(spec)
+    return _POSTERIORS[key]
+
+
+def _laplace(post: _Posterior, logx: Mapping[str, Any], y: Any, rng: np.random.Generator, dtype: Any, n_starts: int = 8) -> Laplace:
+    """MAP by L-BFGS from the prior median and prior draws, then the Hessian at the best mode."""
+    logx = {k: jnp.asarray(v, dtype=dtype) for k, v in logx.items()}
+    y = jnp.asarray(y, dtype=dtype)
+
+    def fun(f: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = post.value_and_grad(jnp.asarray(f, dtype=dtype), logx, y)
+        v, g = float(v), np.asarray(g, dtype=np.float64)
+        if not math.isfinite(v) or not np.all(np.isfinite(g)):
+            return 1e30, np.zeros_like(f)
+        return v, g
+
+    starts = [post.prior_median()] + list(post.prior_draws(rng, n_starts - 1))
+    best = None
+    for start in starts:
+        if fun(start)[0] >= 1e30:
+            continue
+        res = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-9})
+        if best is None or res.fun < best.fun:
+            best = res
+    if best is None:
+        raise BayescaleError(f"spec {post.spec.name!r}: the log density is not finite at any starting point; check the priors and the runs")
+    mode = jnp.asarray(best.x, dtype=dtype)
+    hess = np.asarray(post.hessian(mode, logx, y), dtype=np.float64)
+    hess = 0.5 * (hess + hess.T)
+    converged = bool(np.all(np.isfinite(hess)))
+    hess = np.nan_to_num(hess)
+    w, v = np.linalg.eigh(hess)
+    converged = converged and bool(np.all(w > 0))
+    w = np.clip(w, 1e-8 * max(float(np.abs(w).max()), 1e-12), None)
+    cov = (v / w) @ v.T
+    value = {k: float(val) for k, val in post.constrain(mode).items()}
+    return Laplace(mode=np.asarray(best.x, dtype=np.float64), cov=cov, value=value, log_density=-float(best.fun), converged=converged)
+
+
+def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: np.random.Generator, dtype: Any, chain_method: str, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """NUTS in whitened coordinates ``z = mode + L u`` (L the Laplace Cholesky factor).
+
+    In ``u`` the posterior is close to a standard normal, so step size and mass-matrix
+    adaptation start near their answer and NumPyro's shrinkage of the mass matrix
+    towards the identity is harmless. Returns unconstrained draws (chain, draw, d).
+    """
+    s = post.spec.sampler
+    d = lap.mode.size
+    logx = {k: jnp.asarray(v, dtype=dtype) for k, v in logx.items()}
+    y = jnp.asarray(y, dtype=dtype)
+    if s.init == "map":
+        mode = jnp.asarray(lap.mode, dtype=dtype)
+        chol = jnp.asarray(np.linalg.cholesky(lap.cov), dtype=dtype)
+        # Dispersed starts (1.5x the Laplace scale) so r-hat can see chains that disagree.
+        init = jnp.asarray(1.5 * rng.standard_normal((s.chains, d)), dtype=dtype)
+    else:
+        mode = jnp.zeros(d, dtype=dtype)
+        chol = jnp.eye(d, dtype=dtype)
+        init = jnp.asarray(rng.uniform(-2, 2, (s.chains, d)), dtype=dtype)
+    potential = lambda u: post.potential(mode + chol @ u, logx, y)  # noqa: E731
+    kernel = NUTS(
+        potential_fn=potential,
+        dense_mass=s.dense_mass,
+        target_accept_prob=s.target_accept,
+        max_tree_depth=s.max_tree_depth,
+    )
+    mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains, chain_method=chain_method, progress_bar=progress)
+    mcmc.run(
+        jax.random.PRNGKey(int(rng.integers(2**31))),
+        init_params=init if s.chains > 1 else init[0],
+        extra_fields=("diverging", "num_steps", "accept_prob", "energy", "potential_energy"),
+    )
+    u = np.asarray(mcmc.get_samples(group_by_chain=True)).reshape(s.chains, s.draws, d)
+    z = np.asarray(mode)[None, None, :] + u @ np.asarray(chol).T
+    ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    step = np.asarray(mcmc.last_state.adapt_state.step_size, dtype=np.float64).reshape(-1, 1)
+    stats = {
+        "diverging": ex["diverging"].astype(bool),
+        "n_steps": ex["num_steps"].astype(np.int64),
+        "tree_depth": np.ceil(np.log2(ex["num_steps"].astype(np.float64) + 1)).astype(np.int64),
+        "acceptance_rate": ex["accept_prob"].astype(np.float64),
+        "energy": ex["energy"].astype(np.float64),
+        "lp": -ex["potential_energy"].astype(np.float64),
+        "step_size": np.broadcast_to(step, (s.chains, s.draws)).copy(),
+    }
+    return z, stats
+
+
+def _log_likelihood(spec: ModelSpec, samples: Mapping[str, np.ndarray], logx: Mapping[str, np.ndarray], y: np.ndarray) -> np.ndarray:
+    """Pointwise log likelihood, shape (chain, draw, run)."""
+    theta = {p: jnp.asarray(samples[p])[..., None] for p in spec.law.params}
+    mu = spec.law.log_loss(theta, {k: jnp.asarray(v) for k, v in logx.items()}, jnp)
+    sigma = jnp.asarray(samples["sigma"])[..., None]
+    df = jnp.asarray(samples["df"])[..., None] if "df" in samples else spec.likelihood.df
+    return np.asarray(_likelihood_dist(spec, mu, sigma, df).log_prob(jnp.asarray(y)), dtype=np.float64)
+
+
+# ----------------------------------------------------------------- the Fit
+
+
+def _stringify(x: Any) -> str:
+    return json.dumps(x, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """What was learned: a spec, the runs it saw, and the ArviZ result.
+
+    Attributes
+    ----------
+    spec : ModelSpec
+    idata : arviz.InferenceData
+        Groups ``posterior`` (law parameters on their natural scale, ``sigma``,
+        dims ``(chain, draw)``), ``sample_stats``, ``log_likelihood``,
+        ``observed_data`` (``log_loss``, dim ``run``) and ``constant_data``.
+    runs : pandas.DataFrame
+        The validated runs table the fit used.
+    method : str
+        ``"nuts"`` or ``"laplace"``.
+    seed : int
+    """
+
+    spec: ModelSpec
+    idata: Any
+    runs: pd.DataFrame = field(repr=False)
+    method: str = "nuts"
+    seed: int = 0
+    laplace: Laplace | None = field(default=None, repr=False, compare=False)
+
+    # --------------------------------------------------------------- access
+    @property
+    def posterior(self) -> xr.Dataset:
+        """Posterior draws, dims ``(chain, draw)``."""
+        return self.idata.posterior
+
+    @property
+    def var_names(self) -> list[str]:
+        """Law parameters then noise parameters."""
+        return list(self.spec.law.params) + noise_names(self.spec)
+
+    def draws(self, var_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws as NumPy arrays shaped ``(chain, draw)``."""
+        return {v: self.posterior[v].values for v in (var_names or self.var_names)}
+
+    # ------------------------------------------------------------ predict
+    def predict(self, points: Any, *, noise: bool = False, seed: int = 0) -> xr.DataArray:
+        """Draws of the loss at new points, dims ``(chain, draw, point)``.
+
+        Parameters
+        ----------
+        points : mapping, DataFrame or list of mappings
+            Inputs of the law, e.g. ``{"N": 7e9, "D": 1.4e12}`` or arrays of them.
+            A missing ``C`` is ``6 N D``; a missing ``D`` is ``C / (6 N)``.
+        noise : bool
+            Add observation noise (the likelihood's, on log loss), i.e. predict a
+            new run's measured loss rather than the law's value.
+        seed : int
+            Seed for the noise draws.
+
+        Returns
+        -------
+        xarray.DataArray
+            Named ``"loss"``, with coordinates of the inputs along ``point``.
+
+        Examples
+        --------
+        >>> band = fit.predict({"N": 7e9, "D": 1.4e12})      # doctest: +SKIP
+        >>> band.quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))  # doctest: +SKIP
+        """
+        frame = points_frame(points)
+        logx = _log_inputs(self.spec, frame, np.float64)
+        theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
+        with jax.enable_x64(True):
+            log_mu = np.asarray(self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, jnp))
+        if noise:
+            rng = np.random.default_rng(seed)
+            sigma = self.posterior["sigma"].values[..., None]
+            eps = rng.standard_normal(log_mu.shape)
+            if self.spec.likelihood.family == "StudentT":
+                df = self.posterior["df"].values[..., None] if "df" in self.posterior else self.spec.likelihood.df
+                eps = rng.standard_t(np.broadcast_to(df, log_mu.shape))
+            log_mu = log_mu + sigma * eps
+        coords = {"point": np.arange(len(frame))}
+        for col in ("N", "D", "C"):
+            if col in frame:
+                coords[col] = ("point", frame[col].to_numpy(dtype=float))
+        return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
+
+    # --------------------------------------------------------- summaries
+    def summary(self, *, var_names: Sequence[str] | None = None, ci_prob: float = 0.9) -> pd.DataFrame:
+        """Posterior mean, sd, median, equal-tailed ``ci_prob`` interval, ESS and r-hat."""
+        if not 0 < ci_prob < 1:
+            raise BayescaleError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
+        names = list(var_names or self.var_names + self.identified_names)
+        unknown = [v for v in names if v not in self.posterior]
+        if unknown:
+            raise BayescaleError(f"var_names {unknown} are not in the posterior; it has {list(self.posterior.data_vars)}")
+        return _arviz.summary_table(self.idata, names, ci_prob)
+
+    @property
+    def identified_names(self) -> list[str]:
+        """Identifiable combinations added when the law's inputs are collinear."""
+        return [v for v in json.loads(_arviz.attrs(self.idata).get("identified", "[]"))]
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Sampling diagnostics and the plain-words problems they show.
+
+        Returns
+        -------
+        dict
+            ``method``, ``chains``, ``draws``, ``divergences``, ``max_tree_depth_hits``,
+            ``table`` (r-hat, ESS per variable as a DataFrame), ``max_r_hat``,
+            ``min_ess_bulk``, ``min_ess_tail``, ``sampling_seconds``, ``problems`` (list of str).
+        """
+        a = _arviz.attrs(self.idata)
+        chains = int(self.posterior.sizes["chain"])
+        draws = int(self.posterior.sizes["draw"])
+        out: dict[str, Any] = {
+            "method": self.method,
+            "chains": chains,
+            "draws": draws,
+            "sampling_seconds": float(a.get("sampling_seconds", float("nan"))),
+            "chain_method": a.get("chain_method", ""),
+            "device": a.get("device", ""),
+        }
+        if self.method != "nuts":
+            out.update(problems=[], divergences=0, max_tree_depth_hits=0)
+            out["note"] = "Laplace approximation: a Gaussian at the mode in the unconstrained space, no MCMC diagnostics."
+            return out
+        table = _arviz.diagnostics_table(self.idata, self.var_names)
+        stats = self.idata.sample_stats
+        div = int(stats["diverging"].values.sum())
+        depth_hits = int((stats["tree_depth"].values >= self.spec.sampler.max_tree_depth).sum()) if "tree_depth" in stats else 0
+        out.update(
+            table=table,
+            divergences=div,
+            max_tree_depth_hits=depth_hits,
+            max_r_hat=float(table["r_hat"].max()),
+            min_ess_bulk=float(table["ess_bulk"].min()),
+            min_ess_tail=float(table["ess_tail"].min()),
+        )
+        out["problems"] = _problems(out, table, chains)
+        return out
+
+    # --------------------------------------------------------- save / load
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to netCDF (atomically). :meth:`load` reads it back."""
+        return _arviz.save(self.idata, path)
+
+    @classmethod
+    def load(cls, path: str | Path, *, spec: ModelSpec | str | Path | None = None, check_spec: bool = True) -> "Fit":
+        """Read a fit written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : path
+        spec : ModelSpec or path, optional
+            The spec the fit should have been made with. When omitted and the fit
+            records the spec file it came from, that file is read and compared.
+        check_spec : bool
+            Set False to load a fit whose spec has changed since (at your own risk).
+
+        Raises
+        ------
+        StaleFitError
+            If the spec has changed since the fit was made.
+        BayescaleError
+            If the file is missing or is not a bayescale fit.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise BayescaleError(f"fit file {str(path)!r} not found")
+        try:
+            idata = _arviz.load(path)
+            a = _arviz.attrs(idata)
+            stored = json.loads(a["bayescale_spec"])
+        except (KeyError, OSError, ValueError) as e:
+            raise BayescaleError(f"{path} is not a bayescale fit file ({type(e).__name__}: {e})") from None
+        from .spec import spec_from_dict
+
+        saved_spec = spec_from_dict(stored, path=a.get("spec_path") or None)
+        if check_spec:
+            current = None
+            if spec is not None:
+                current = load_spec(spec)
+            elif a.get("spec_path") and Path(a["spec_path"]).is_file():
+                current = load_spec(a["spec_path"])
+            if current is not None and current.id != saved_spec.id:
+                raise StaleFitError(
+                    f"{path} was fitted with spec {saved_spec.name!r} (id {saved_spec.id}) but "
+                    f"{current.path or 'the given spec'} now has id {current.id}: refit it, or load with check_spec=False"
+                )
+        runs = _runs_from_idata(idata)
+        return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
+
+
+def points_frame(points: Any) -> pd.DataFrame:
+    """Prediction targets as a DataFrame with N, D and C filled in by ``C = 6 N D``."""
+    if isinstance(points, pd.DataFrame):
+        frame = points.copy()
+    elif isinstance(points, Mapping):
+        arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
+        try:
+            shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        except ValueError as e:
+            raise BayescaleError(f"points: inputs do not broadcast together: {e}") from None
+        frame = pd.DataFrame({k: np.broadcast_to(a, shape).reshape(-1) for k, a in arrays.items()})
+    elif isinstance(points, Sequence) and not isinstance(points, str):
+        frame = pd.DataFrame(list(points))
+    else:
+        raise BayescaleError(f"points must be a mapping, a DataFrame or a list of mappings, got {type(points).__name__}")
+    if len(frame) == 0:
+        raise BayescaleError("points: no points given")
+    cols = set(frame.columns)
+    if "C" not in cols and {"N", "D"} <= cols:
+        frame["C"] = 6.0 * frame["N"] * frame["D"]
+    if "D" not in cols and {"N", "C"} <= cols:
+        frame["D"] = frame["C"] / (6.0 * frame["N"])
+    if "N" not in cols and {"C", "D"} <= cols:
+        frame["N"] = frame["C"] / (6.0 * frame["D"])
+    return frame.reset_index(drop=True)
+
+
+def _problems(d: Mapping[str, Any], table: pd.DataFrame, chains: int) -> list[str]:
+    problems = []
+    bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
+    if bad_rhat:
+        problems.append(
+            f"r-hat above {RHAT_MAX} for {bad_rhat} (max {d['max_r_hat']:.3f}): the chains disagree. "
+            "Run more warmup and draws (sampler.warmup / sampler.draws), or tighten the priors if the data "
+            "cannot pin these parameters down."
+        )
+    ess_min = ESS_PER_CHAIN_MIN * chains
+    low = table.index[(table["ess_bulk"] < ess_min) | (table["ess_tail"] < ess_min)].tolist()
+    if low:
+        problems.append(
+            f"effective sample size below {ess_min} for {low} (min bulk {d['min_ess_bulk']:.0f}, tail "
+            f"{d['min_ess_tail']:.0f}): intervals are noisy. Increase sampler.draws."
+        )
+    if d["divergences"]:
+        problems.append(
+            f"{d['divergences']} divergent transitions: the sampler missed part of the posterior. Raise "
+            "sampler.target_accept (e.g. 0.95 or 0.99), or reparameterise / tighten the priors."
+        )
+    if d["max_tree_depth_hits"]:
+        problems.append(
+            f"{d['max_tree_depth_hits']} draws hit the maximum tree depth: sampling is inefficient. Raise "
+            "sampler.max_tree_depth or use more informative priors."
+        )
+    return problems
+
+
+def _runs_from_idata(idata: Any) -> pd.DataFrame:
+    const = idata.constant_data
+    frame = pd.DataFrame({"run_id": [str(r) for r in const["run"].values]})
+    for v in const.data_vars:
+        frame[v] = const[v].values
+    frame["loss"] = np.exp(idata.observed_data[OBS].values)
+    return frame
+
+
+# ----------------------------------------------------------------- fitting
+
+
+def _check_identifiability(spec: ModelSpec, logx: Mapping[str, np.ndarray]) -> tuple[bool, float]:
+    """Whether the law's log inputs are collinear (e.g. C = 6ND), and log k for C = k N D."""
+    if len(logx) < 2:
+        return False, 0.0
+    cols = list(logx.values())
+    X = np.column_stack([np.ones_like(cols[0])] + cols)
+    sv = np.linalg.svd(X - 0, compute_uv=False)
+    collinear = sv[-1] < 1e-8 * sv[0] * math.sqrt(X.shape[0])
+    log_k = 0.0
+    if {"N", "D", "C"} <= set(logx):
+        log_k = float(np.median(logx["C"] - logx["N"] - logx["D"]))
+    return bool(collinear), log_k
+
+
+def fit(
+    spec: ModelSpec | str | Path,
+    runs: Any,
+    *,
+    seed: int = 0,
+    method: str = "nuts",
+    chains: int | None = None,
+    warmup: int | None = None,
+    draws: int | None = None,
+    progress: bool = False,
+) -> Fit:
+    """Fit a scaling law to training runs.
+
+    Parameters
+    ----------
+    spec : ModelSpec or path
+        The model (law, priors, likelihood, sampler settings); a path or bundled name is loaded.
+    runs : DataFrame or path
+        The runs table (see :func:`bayescale.load_runs`).
+    seed : int
+        The one seed for everything random in the fit.
+    method : {"nuts", "laplace"}
+        ``"nuts"`` (default) samples the posterior. ``"laplace"`` returns draws from
+        the Gaussian approximation at the MAP estimate: seconds, for quick looks.
+    chains, warmup, draws : int, optional
+        Override the spec's sampler settings.
+    progress : bool
+        Show NumPyro's progress bar.
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    SpecError, RunsTableError
+        For bad input.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When r-hat > 1.01, ESS is low or there were divergences.
+    IdentifiabilityWarning
+        When the runs cannot separate some parameters (e.g. ``C = 6 N D`` in the multiplicative law).
+
+    Examples
+    --------
+    >>> import bayescale as bs                                   # doctest: +SKIP
+    >>> fit = bs.fit("chinchilla", bs.datasets.load_chinchilla(), seed=0)  # doctest: +SKIP
+    >>> fit.summary()                                            # doctest: +SKIP
+    """
+    spec = load_spec(spec)
+    if method not in METHODS:
+        raise BayescaleError(f"method must be one of {list(METHODS)}, got {method!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}")
+    overrides = {k: v for k, v in {"chains": chains, "warmup": warmup, "draws": draws}.items() if v is not None}
+    if overrides:
+        try:
+            spec = spec.with_sampler(**overrides)
+        except SpecError as e:
+            raise BayescaleError(str(e)) from None
+    table = load_runs(runs)
+    s = spec.sampler
+    dtype = _dtype()
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    with _precision(dtype):
+        logx = _log_inputs(spec, table, dtype)
+        y = np.log(table["loss"].to_numpy(dtype=np.float64)).astype(dtype)
+        post = _posterior(spec, dtype)
+        lap = _laplace(post, logx, y, rng, dtype)
+        if method == "laplace":
+            flat = rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws))
+            stats: dict[str, np.ndarray] = {}
+            chain_method = ""
+        else:
+            chain_method = _chain_method(s.chain_method, s.chains)
+            flat, stats = _nuts(post, logx, y, lap, rng, dtype, chain_method, progress)
+        samples = {k: np.asarray(v, dtype=np.float64) for k, v in post.constrain_many(jnp.asarray(flat, dtype=dtype)).items()}
+        ll = _log_likelihood(spec, samples, logx, y)
+    seconds = time.perf_counter() - t0
+    samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
+
+    collinear, log_k = _check_identifiability(spec, logx)
+    identified: list[str] = []
+    if collinear:
+        law = spec.law
+        if law.identified is not None:
+            combos = law.identified({p: samples[p] for p in law.params}, log_k)
+            for k, v in combos.items():
+                samples[k] = np.asarray(v, dtype=np.float64)
+                identified.append(k)
+            warnings.warn(
+                f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
+                f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
+                f"the data: {identified} (reported in the posterior and summary); the individual parameters "
+                f"{[p for p in law.params]} follow the priors along that ridge.",
+                IdentifiabilityWarning,
+                stacklevel=2,
+            )
+        else:
+            warnings.warn(
+                f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
+                "parameters are identified only through their combinations and the priors.",
+                IdentifiabilityWarning,
+                stacklevel=2,
+            )
+
+    run_ids = table["run_id"].astype(str).tolist()
+    const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
+    attrs = {
+        "bayescale_spec": spec.to_json(),
+        "spec_id": spec.id,
+        "spec_path": spec.path or "",
+        "method": method,
+        "seed": int(seed),
+        "runs_hash": runs_hash(table),
+        "flops_convention": table.attrs.get("flops_convention", ""),
+        "sampling_seconds": seconds,
+        "chain_method": chain_method,
+        "device": f"{jax.default_backend()}:{jax.devices()[0].device_kind}",
+        "dtype": np.dtype(dtype).name,
+        "identified": json.dumps(identified),
+        "laplace_mode": json.dumps(lap.value),
+        "versions": _stringify(_versions()),
+    }
+    idata = _arviz.from_draws(
+        samples,
+        sample_stats=stats or None,
+        log_likelihood={OBS: ll.astype(np.float64)},
+        observed_data={OBS: np.asarray(y, dtype=np.float64)},
+        constant_data={c: table[c].to_numpy(dtype=np.float64) for c in const_cols},
+        coords={"run": run_ids},
+        dims={OBS: ["run"], **{c: ["run"] for c in const_cols}},
+        attrs=attrs,
+    )
+    result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
+    if method == "nuts":
+        problems = result.diagnostics()["problems"]
+        if problems:
+            warnings.warn("sampling may not be trustworthy: " + " ".join(problems), ConvergenceWarning, stacklevel=2)
+    return result
+
+
+def _versions() -> dict[str, str]:
+    import arviz
+
+    from . import __version__
+
+    return {"bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__, "arviz": arviz.__version__}
+
+
+__all__ = ["Fit", "Laplace", "fit", "make_model", "points_frame"]

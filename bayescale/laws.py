@@ -1,0 +1,293 @@
+"""Scaling laws as declared objects, kept in a registry.
+
+A :class:`Law` is data plus one pure function. The function maps parameters on
+their natural scale and the *logarithms* of the inputs to the *logarithm* of the
+predicted loss, written with ``logaddexp`` so it stays finite and accurate in
+float32 at any scale. It takes the array namespace ``xp`` (``jax.numpy`` by
+default) so the same declaration compiles to NumPyro and to PyMC.
+
+Built-in laws are instances, not subclasses. Register your own with
+:func:`register_law` and it gets fitting, prediction, checks and reports for free::
+
+    import bayescale as bs
+    bs.register_law(bs.Law(
+        name="chinchilla_shared_exponent",
+        formula="L = E + A/N^alpha + B/D^alpha",
+        inputs=("N", "D"),
+        params=("E", "A", "B", "alpha"),
+        log_loss=lambda p, x, xp: bs.laws.logsumexp(
+            xp, [xp.log(p["E"]), xp.log(p["A"]) - p["alpha"] * x["N"], xp.log(p["B"]) - p["alpha"] * x["D"]]),
+        priors={...},
+    ))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import LawError
+from .priors import Prior, as_prior
+
+#: Columns of a runs table a law may use as inputs.
+INPUT_COLUMNS = ("N", "D", "C")
+
+LogLossFn = Callable[[Mapping[str, Any], Mapping[str, Any], Any], Any]
+
+
+def logsumexp(xp: Any, terms: Sequence[Any]) -> Any:
+    """Stable ``log(sum(exp(t) for t in terms))`` using only ``xp.logaddexp``."""
+    out = terms[0]
+    for t in terms[1:]:
+        out = xp.logaddexp(out, t)
+    return out
+
+
+@dataclass(frozen=True)
+class Law:
+    """A declared scaling law.
+
+    Parameters
+    ----------
+    name : str
+        Registry key, e.g. ``"chinchilla"``.
+    formula : str
+        Human-readable formula shown in summaries and reports.
+    inputs : tuple of str
+        Symbolic inputs of the law. By default each is read from the runs-table
+        column of the same name; a spec may map them to other columns
+        (``power`` declares one input ``S`` and the spec says whether it is N, D or C).
+    params : tuple of str
+        Parameter names; they become the posterior's variable names.
+    log_loss : callable
+        ``log_loss(params, log_inputs, xp) -> log L``. ``params`` maps names to
+        values on their natural scale, ``log_inputs`` maps each input to its
+        natural logarithm, ``xp`` is the array namespace.
+    priors : mapping of str to Prior or dict
+        Default priors, one per parameter.
+    positive : tuple of str
+        Parameters that must be > 0 (their priors must have positive support).
+    columns : mapping of str to str
+        Default runs-table column for each input (identity when omitted).
+    description : str
+        A sentence on what the law is and where it comes from.
+    identified : callable, optional
+        ``identified(params, log_k) -> dict`` giving the identifiable combinations of
+        parameters when ``C = k * N * D`` makes the inputs collinear (multiplicative law).
+    """
+
+    name: str
+    formula: str
+    inputs: tuple[str, ...]
+    params: tuple[str, ...]
+    log_loss: LogLossFn
+    priors: Mapping[str, Prior]
+    positive: tuple[str, ...] = ()
+    columns: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    identified: Callable[[Mapping[str, Any], float], Mapping[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", tuple(self.inputs))
+        object.__setattr__(self, "params", tuple(self.params))
+        object.__setattr__(self, "positive", tuple(self.positive))
+        where = f"law {self.name!r}"
+        if not self.name or not isinstance(self.name, str):
+            raise LawError("a law needs a non-empty string name")
+        if len(set(self.params)) != len(self.params) or not self.params:
+            raise LawError(f"{where}: params must be distinct and non-empty, got {self.params}")
+        if not self.inputs:
+            raise LawError(f"{where}: needs at least one input")
+        bad = [p for p in self.positive if p not in self.params]
+        if bad:
+            raise LawError(f"{where}: positive names {bad} are not parameters {list(self.params)}")
+        priors = {k: as_prior(v, where=f"{where}: prior for {k!r}") for k, v in dict(self.priors).items()}
+        missing = [p for p in self.params if p not in priors]
+        extra = [p for p in priors if p not in self.params]
+        if missing or extra:
+            raise LawError(f"{where}: default priors must cover exactly {list(self.params)}; missing {missing}, unknown {extra}")
+        object.__setattr__(self, "priors", priors)
+        cols = {i: i for i in self.inputs}
+        cols.update(dict(self.columns))
+        object.__setattr__(self, "columns", cols)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __call__(self, params: Mapping[str, Any], **inputs: Any) -> np.ndarray:
+        """Loss on the natural scale at ``inputs`` (e.g. ``law(p, N=1e9, D=2e10)``).
+
+        Broadcasting follows NumPy rules, so arrays of parameter draws and of
+        inputs combine. Inputs not given are computed from ``C = 6 N D``.
+        """
+        x = {}
+        for name in self.inputs:
+            col = self.columns[name]
+            x[name] = jnp.log(jnp.asarray(_input_value(col, inputs), dtype=jnp.result_type(float)))
+        return np.asarray(jnp.exp(self.log_loss(params, x, jnp)))
+
+
+def _input_value(col: str, inputs: Mapping[str, Any]) -> Any:
+    if col in inputs:
+        return inputs[col]
+    if col == "C" and {"N", "D"} <= set(inputs):
+        return 6.0 * np.asarray(inputs["N"]) * np.asarray(inputs["D"])
+    if col == "D" and {"N", "C"} <= set(inputs):
+        return np.asarray(inputs["C"]) / (6.0 * np.asarray(inputs["N"]))
+    raise LawError(f"law input column {col!r} is missing; given {sorted(inputs)}")
+
+
+_REGISTRY: dict[str, Law] = {}
+
+
+def register_law(law: Law, *, overwrite: bool = False) -> Law:
+    """Add a law to the registry so specs can name it.
+
+    Raises
+    ------
+    LawError
+        If a different law of the same name is registered and ``overwrite`` is False.
+    """
+    if not isinstance(law, Law):
+        raise LawError(f"register_law takes a Law, got {type(law).__name__}")
+    if law.name in _REGISTRY and _REGISTRY[law.name] is not law and not overwrite:
+        raise LawError(f"a law named {law.name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[law.name] = law
+    return law
+
+
+def get_law(name: str | Law) -> Law:
+    """The registered law called ``name``.
+
+    Raises
+    ------
+    LawError
+        If no law has that name; the message lists the registered ones.
+    """
+    if isinstance(name, Law):
+        return name
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise LawError(f"unknown law {name!r}; registered laws: {sorted(_REGISTRY)}") from None
+
+
+def list_laws() -> list[str]:
+    """Names of the registered laws."""
+    return sorted(_REGISTRY)
+
+
+def _p(dist: str, **params: float) -> Prior:
+    return Prior(dist, params)
+
+
+# ---------------------------------------------------------------- built-ins
+# Priors are weakly informative for language-model loss in nats per token:
+# irreducible loss around 1-3, exponents around 0.05-1, coefficients spanning
+# many orders of magnitude (their logs are what the data pin down).
+
+power = register_law(
+    Law(
+        name="power",
+        formula="L = E + a * S^b",
+        inputs=("S",),
+        params=("E", "a", "b"),
+        log_loss=lambda p, x, xp: xp.logaddexp(xp.log(p["E"]), xp.log(p["a"]) + p["b"] * x["S"]),
+        priors={
+            "E": _p("LogNormal", loc=0.5, scale=0.5),
+            "a": _p("LogNormal", loc=3.0, scale=3.0),
+            "b": _p("Normal", loc=-0.3, scale=0.3),
+        },
+        positive=("E", "a"),
+        columns={"S": "C"},
+        description="Saturating power law in one scale variable S (N, D or C); b < 0 means loss falls with scale.",
+    )
+)
+
+multiplicative = register_law(
+    Law(
+        name="multiplicative",
+        formula="L = E + a * N^b * D^c * C^d",
+        inputs=("N", "D", "C"),
+        params=("E", "a", "b", "c", "d"),
+        log_loss=lambda p, x, xp: xp.logaddexp(
+            xp.log(p["E"]), xp.log(p["a"]) + p["b"] * x["N"] + p["c"] * x["D"] + p["d"] * x["C"]
+        ),
+        priors={
+            "E": _p("LogNormal", loc=0.5, scale=0.5),
+            "a": _p("LogNormal", loc=3.0, scale=3.0),
+            "b": _p("Normal", loc=-0.1, scale=0.2),
+            "c": _p("Normal", loc=-0.1, scale=0.2),
+            "d": _p("Normal", loc=0.0, scale=0.1),
+        },
+        positive=("E", "a"),
+        description=(
+            "Multiplicative power law in N, D and C. With C = k*N*D only b+d, c+d and "
+            "log(a) + d*log(k) are identified; the priors decide the rest."
+        ),
+        identified=lambda p, log_k: {
+            "N_exponent": p["b"] + p["d"],
+            "D_exponent": p["c"] + p["d"],
+            "log_coefficient": np.log(p["a"]) + p["d"] * log_k,
+        },
+    )
+)
+
+chinchilla = register_law(
+    Law(
+        name="chinchilla",
+        formula="L = E + A / N^alpha + B / D^beta",
+        inputs=("N", "D"),
+        params=("E", "A", "B", "alpha", "beta"),
+        log_loss=lambda p, x, xp: logsumexp(
+            xp,
+            [xp.log(p["E"]), xp.log(p["A"]) - p["alpha"] * x["N"], xp.log(p["B"]) - p["beta"] * x["D"]],
+        ),
+        priors={
+            "E": _p("LogNormal", loc=0.5, scale=0.5),
+            "A": _p("LogNormal", loc=6.0, scale=3.0),
+            "B": _p("LogNormal", loc=7.0, scale=3.0),
+            "alpha": _p("LogNormal", loc=-1.2, scale=0.5),
+            "beta": _p("LogNormal", loc=-1.2, scale=0.5),
+        },
+        positive=("E", "A", "B", "alpha", "beta"),
+        description="Hoffmann et al. 2022 (Chinchilla): irreducible loss plus separate model-size and data terms.",
+    )
+)
+
+kaplan = register_law(
+    Law(
+        name="kaplan",
+        formula="L = [(Nc/N)^(alpha_N/alpha_D) + Dc/D]^alpha_D",
+        inputs=("N", "D"),
+        params=("Nc", "Dc", "alpha_N", "alpha_D"),
+        log_loss=lambda p, x, xp: p["alpha_D"]
+        * xp.logaddexp(
+            (p["alpha_N"] / p["alpha_D"]) * (xp.log(p["Nc"]) - x["N"]),
+            xp.log(p["Dc"]) - x["D"],
+        ),
+        priors={
+            # Kaplan et al. 2020 report Nc = 8.8e13, Dc = 5.4e13, alpha_N = 0.076, alpha_D = 0.095
+            # (their tokenizer and data); these priors are centred there and wide.
+            "Nc": _p("LogNormal", loc=32.0, scale=4.0),
+            "Dc": _p("LogNormal", loc=31.6, scale=4.0),
+            "alpha_N": _p("LogNormal", loc=-2.5, scale=0.7),
+            "alpha_D": _p("LogNormal", loc=-2.3, scale=0.7),
+        },
+        positive=("Nc", "Dc", "alpha_N", "alpha_D"),
+        description="Kaplan et al. 2020 joint form in N and D, with no irreducible-loss term.",
+    )
+)
+
+
+__all__ = [
+    "INPUT_COLUMNS",
+    "Law",
+    "get_law",
+    "list_laws",
+    "logsumexp",
+    "register_law",
+]

@@ -1,0 +1,362 @@
+"""Model specs: which law, which priors, which likelihood, which sampler settings.
+
+A :class:`ModelSpec` is a frozen description of a belief, loaded from TOML
+(``models/*.toml``) or built in Python. Its :attr:`~ModelSpec.id` is a hash of its
+canonical form, so a saved fit can tell when the spec it came from has changed.
+
+Spec file format::
+
+    name = "chinchilla"
+    description = "Weakly informative priors; Student-t likelihood on log loss."
+    law = "chinchilla"                 # or a table: [law] name = "power", inputs = {S = "N"}
+
+    [priors]                           # NumPyro distribution names and parameters, verbatim
+    E = {dist = "LogNormal", loc = 0.5, scale = 0.5}
+    ...
+
+    [likelihood]
+    family = "StudentT"                # "Normal" or "StudentT" (robust), on log loss
+    sigma = {dist = "HalfNormal", scale = 0.05}
+    df = 4.0                           # StudentT only: a number or a prior table
+
+    [sampler]
+    chains = 4
+    warmup = 1000
+    draws = 1000
+    target_accept = 0.9
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import SpecError
+from .laws import Law, get_law
+from .priors import Prior, as_prior
+from .errors import LawError
+
+LIKELIHOODS = ("Normal", "StudentT")
+CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
+INITS = ("map", "prior")
+
+
+def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise SpecError(f"{where}: unknown key(s) {unknown}; allowed: {list(allowed)}")
+
+
+@dataclass(frozen=True)
+class Likelihood:
+    """Observation model for log loss: ``log L_obs ~ family(log L_law, sigma[, df])``.
+
+    ``family`` is ``"Normal"`` or ``"StudentT"`` (robust to outlying runs, the
+    Bayesian counterpart of the Huber loss published fits use). ``df`` is a fixed
+    number or a :class:`Prior`; it is ignored for ``"Normal"``.
+    """
+
+    family: str = "StudentT"
+    sigma: Prior = field(default_factory=lambda: Prior("HalfNormal", {"scale": 0.05}))
+    df: float | Prior = 4.0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "likelihood") -> "Likelihood":
+        if not isinstance(d, Mapping):
+            raise SpecError(f"{where}: must be a table")
+        _check_keys(d, ("family", "sigma", "df"), where)
+        family = d.get("family", "StudentT")
+        if family not in LIKELIHOODS:
+            raise SpecError(f"{where}.family: {family!r} is not supported; use one of {list(LIKELIHOODS)}")
+        sigma = as_prior(d["sigma"], where=f"{where}.sigma") if "sigma" in d else cls().sigma
+        if not sigma.is_positive():
+            raise SpecError(f"{where}.sigma: prior {sigma} allows values <= 0; use a positive distribution such as HalfNormal")
+        df: float | Prior = cls.df
+        if "df" in d:
+            raw = d["df"]
+            if isinstance(raw, Mapping) or isinstance(raw, Prior):
+                df = as_prior(raw, where=f"{where}.df")
+                if not df.is_positive():
+                    raise SpecError(f"{where}.df: prior {df} allows values <= 0; use e.g. Gamma")
+            elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
+                df = float(raw)
+            else:
+                raise SpecError(f"{where}.df: must be a number > 0 or a prior table, got {raw!r}")
+        return cls(family=family, sigma=sigma, df=df)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"family": self.family, "sigma": self.sigma.to_dict()}
+        if self.family == "StudentT":
+            out["df"] = self.df.to_dict() if isinstance(self.df, Prior) else self.df
+        return out
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings. ``chain_method="auto"`` picks the fastest correct setup for the machine."""
+
+    chains: int = 4
+    warmup: int = 1000
+    draws: int = 1000
+    target_accept: float = 0.9
+    max_tree_depth: int = 10
+    dense_mass: bool = True
+    init: str = "map"
+    chain_method: str = "auto"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], where: str = "sampler") -> "SamplerSettings":
+        if not isinstance(d, Mapping):
+            raise SpecError(f"{where}: must be a table")
+        names = tuple(f.name for f in fields(cls))
+        _check_keys(d, names, where)
+        out = cls(**d)
+        out.validate(where)
+        return out
+
+    def validate(self, where: str = "sampler") -> None:
+        for name in ("chains", "warmup", "draws", "max_tree_depth"):
+            v = getattr(self, name)
+            low = 0 if name == "warmup" else 1
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise SpecError(f"{where}.{name}: must be an integer >= {low}, got {v!r}")
+        ta = self.target_accept
+        if isinstance(ta, bool) or not isinstance(ta, (int, float)) or not 0 < ta < 1:
+            raise SpecError(f"{where}.target_accept: must be a number in (0, 1), got {ta!r}")
+        if not isinstance(self.dense_mass, bool):
+            raise SpecError(f"{where}.dense_mass: must be true or false, got {self.dense_mass!r}")
+        if self.init not in INITS:
+            raise SpecError(f"{where}.init: {self.init!r} is not one of {list(INITS)}")
+        if self.chain_method not in CHAIN_METHODS:
+            raise SpecError(f"{where}.chain_method: {self.chain_method!r} is not one of {list(CHAIN_METHODS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What we believe: a law, priors on its parameters, a likelihood and sampler settings.
+
+    Build one with :func:`load_spec` (TOML file or dict) or :meth:`from_law`.
+
+    Examples
+    --------
+    >>> spec = ModelSpec.from_law("chinchilla")
+    >>> spec.law.params
+    ('E', 'A', 'B', 'alpha', 'beta')
+    """
+
+    name: str
+    law: Law
+    priors: Mapping[str, Prior]
+    likelihood: Likelihood = field(default_factory=Likelihood)
+    sampler: SamplerSettings = field(default_factory=SamplerSettings)
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    path: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        law = self.law
+        object.__setattr__(self, "priors", dict(self.priors))
+        cols = dict(law.columns)
+        unknown_inputs = sorted(set(self.inputs) - set(law.inputs))
+        if unknown_inputs:
+            raise SpecError(f"law.inputs: {unknown_inputs} are not inputs of law {law.name!r}; its inputs are {list(law.inputs)}")
+        for k, v in dict(self.inputs).items():
+            if not isinstance(v, str) or not v:
+                raise SpecError(f"law.inputs.{k}: must name a runs-table column, got {v!r}")
+        cols.update(self.inputs)
+        object.__setattr__(self, "inputs", cols)
+        extra = sorted(set(self.priors) - set(law.params))
+        if extra:
+            raise SpecError(f"priors: {extra} are not parameters of law {law.name!r}; its parameters are {list(law.params)}")
+        missing = [p for p in law.params if p not in self.priors]
+        if missing:
+            hint = "; ".join(f"{p} = {_toml_inline(law.priors[p].to_dict())}" for p in missing)
+            raise SpecError(f"priors: missing prior(s) for {missing} of law {law.name!r}; the law's defaults are: {hint}")
+        for p in law.positive:
+            if not self.priors[p].is_positive():
+                raise SpecError(f"priors.{p}: {self.priors[p]} allows values <= 0 but {p!r} must be > 0 in law {law.name!r}; use a positive distribution (LogNormal, HalfNormal, Gamma, ...)")
+
+    @classmethod
+    def from_law(cls, law: str | Law, *, name: str | None = None, **kwargs: Any) -> "ModelSpec":
+        """A spec with the law's default priors, a Student-t likelihood and default sampler settings."""
+        law = get_law(law)
+        return cls(name=name or law.name, law=law, priors=dict(law.priors), **kwargs)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Runs-table columns the law reads, in the law's input order."""
+        return tuple(self.inputs[i] for i in self.law.inputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical plain-data form (what :func:`load_spec` reads back)."""
+        law: dict[str, Any] = {"name": self.law.name}
+        custom = {k: v for k, v in self.inputs.items() if v != k}
+        if custom:
+            law["inputs"] = custom
+        return {
+            "name": self.name,
+            "description": self.description,
+            "law": law,
+            "priors": {p: self.priors[p].to_dict() for p in self.law.params},
+            "likelihood": self.likelihood.to_dict(),
+            "sampler": self.sampler.to_dict(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        """Short hash of the canonical form: equal specs have equal ids."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    def with_sampler(self, **changes: Any) -> "ModelSpec":
+        """A copy with some sampler settings changed (validated)."""
+        sampler = replace(self.sampler, **changes)
+        sampler.validate()
+        return replace(self, sampler=sampler)
+
+    def to_toml(self) -> str:
+        """The spec as TOML text."""
+        d = self.to_dict()
+        lines = [f"name = {json.dumps(d['name'])}"]
+        if d["description"]:
+            lines.append(f"description = {json.dumps(d['description'])}")
+        lines += ["", "[law]", f"name = {json.dumps(d['law']['name'])}"]
+        if "inputs" in d["law"]:
+            lines.append(f"inputs = {_toml_inline(d['law']['inputs'])}")
+        lines += ["", "[priors]"] + [f"{k} = {_toml_inline(v)}" for k, v in d["priors"].items()]
+        lines += ["", "[likelihood]"] + [f"{k} = {_toml_value(v)}" for k, v in d["likelihood"].items()]
+        lines += ["", "[sampler]"] + [f"{k} = {_toml_value(v)}" for k, v in d["sampler"].items()]
+        return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, Mapping):
+        return _toml_inline(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    return repr(v)
+
+
+def _toml_inline(d: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in d.items()) + "}"
+
+
+_TOP_KEYS = ("name", "description", "law", "priors", "likelihood", "sampler")
+
+
+def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpec:
+    """Build and validate a :class:`ModelSpec` from its plain-data form."""
+    where = f"spec {path}" if path else "spec"
+    if not isinstance(d, Mapping):
+        raise SpecError(f"{where}: must be a table")
+    _check_keys(d, _TOP_KEYS, where)
+    if "law" not in d:
+        raise SpecError(f"{where}: missing 'law' (one of the registered laws)")
+    law_table = d["law"]
+    if isinstance(law_table, str):
+        law_table = {"name": law_table}
+    if not isinstance(law_table, Mapping):
+        raise SpecError(f"{where}: 'law' must be a law name or a table with 'name'")
+    _check_keys(law_table, ("name", "inputs"), "law")
+    try:
+        law = get_law(law_table.get("name"))
+    except LawError as e:
+        raise SpecError(f"law.name: {e}") from None
+    inputs = law_table.get("inputs", {})
+    if not isinstance(inputs, Mapping):
+        raise SpecError("law.inputs: must be a table mapping law inputs to runs-table columns, e.g. {S = \"N\"}")
+    priors_table = d.get("priors")
+    if not isinstance(priors_table, Mapping):
+        raise SpecError(f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}")
+    priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items()}
+    likelihood = Likelihood.from_dict(d.get("likelihood", {}))
+    sampler = SamplerSettings.from_dict(d.get("sampler", {}))
+    name = d.get("name", law.name)
+    if not isinstance(name, str) or not name:
+        raise SpecError(f"{where}: 'name' must be a non-empty string")
+    description = d.get("description", "")
+    return ModelSpec(
+        name=name,
+        law=law,
+        priors=priors,
+        likelihood=likelihood,
+        sampler=sampler,
+        inputs=dict(inputs),
+        description=str(description),
+        path=path,
+    )
+
+
+def load_spec(source: str | os.PathLike | Mapping[str, Any] | ModelSpec) -> ModelSpec:
+    """Load and validate a model spec.
+
+    Parameters
+    ----------
+    source : path, mapping or ModelSpec
+        A TOML file (``models/chinchilla.toml``), the name of a bundled spec
+        (``"chinchilla"``), its parsed dict, or a spec (returned as is).
+
+    Returns
+    -------
+    ModelSpec
+
+    Raises
+    ------
+    SpecError
+        If the file is missing or not TOML, or the spec has unknown keys, an unknown
+        law or distribution, priors for parameters the law lacks, or missing priors.
+
+    Examples
+    --------
+    >>> spec = load_spec("chinchilla")
+    >>> spec.likelihood.family
+    'StudentT'
+    """
+    if isinstance(source, ModelSpec):
+        return source
+    if isinstance(source, Mapping):
+        return spec_from_dict(source)
+    path = Path(source)
+    if not path.exists() and path.suffix == "" and (bundled := _bundled_spec(str(source))) is not None:
+        path = bundled
+    if not path.is_file():
+        raise SpecError(f"spec file {str(source)!r} not found; bundled specs: {bundled_specs()}")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"spec {path}: not valid TOML: {e}") from None
+    return spec_from_dict(d, path=str(path))
+
+
+def _models_dir() -> Path:
+    """Bundled specs: the package copy, or ``models/`` of a source checkout."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "models", here.parent / "models"):
+        if cand.is_dir():
+            return cand
+    return here / "models"
+
+
+def bundled_specs() -> list[str]:
+    """Names of the specs shipped in ``models/``."""
+    return sorted(p.stem for p in _models_dir().glob("*.toml"))
+
+
+def _bundled_spec(name: str) -> Path | None:
+    p = _models_dir() / f"{name}.toml"
+    return p if p.is_file() else None
+
+
+__all__ = ["Likelihood", "ModelSpec", "SamplerSettings", "bundled_specs", "load_spec", "spec_from_dict"]

@@ -1,0 +1,366 @@
+"""Tests for bayescale.data: loading, validating and appending runs tables."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.data import (
+    FLOPS_CONVENTIONS,
+    OPTIONAL_COLUMNS,
+    REQUIRED_COLUMNS,
+    append_run,
+    load_runs,
+    runs_hash,
+    save_runs,
+)
+from bayescale.errors import RunsTableError
+
+
+def _table(**overrides) -> pd.DataFrame:
+    base = {
+        "run_id": ["p01", "p02", "p03", "p04"],
+        "N": [1e7, 3e7, 1e8, 3e8],
+        "D": [2e8, 6e8, 2e9, 6e9],
+        "loss": [4.0, 3.6, 3.2, 2.9],
+    }
+    base.update(overrides)
+    return pd.DataFrame(base)
+
+
+def _append_worker(path: str, worker: int, n_rows: int, start) -> None:
+    """Append ``n_rows`` runs with ids ``w<worker>-<i>``, one call each (runs in a spawned process)."""
+    from bayescale.data import append_run
+
+    start.wait(300)  # a barrier: every worker starts appending at the same moment
+    for i in range(n_rows):
+        append_run(path, {"run_id": f"w{worker}-{i:02d}", "N": 1e7 * (worker + 1), "D": 1e9 + i, "loss": 3.0})
+
+
+# --- loading and derivation ----------------------------------------------------------
+
+
+def test_constants():
+    assert FLOPS_CONVENTIONS == ("6ND",)
+    assert set(REQUIRED_COLUMNS) == {"N", "loss"}
+    assert {"run_id", "seed", "source", "arch", "notes"} <= set(OPTIONAL_COLUMNS)
+
+
+def test_derives_c_and_records_it():
+    runs = load_runs(_table())
+    np.testing.assert_allclose(runs["C"], 6 * runs["N"] * runs["D"])
+    assert list(runs["derived"]) == ["C=6ND"] * 4
+    assert runs.attrs["flops_convention"] == "6ND"
+    assert list(runs.columns) == ["run_id", "N", "D", "C", "loss", "derived"]
+    assert all(runs[c].dtype == np.float64 for c in ["N", "D", "C", "loss"])
+
+
+def test_derives_d_from_c():
+    df = _table(C=[1.2e16, 1.08e17, 1.2e18, 1.08e19]).drop(columns="D")
+    runs = load_runs(df)
+    np.testing.assert_allclose(runs["D"], runs["C"] / (6 * runs["N"]))
+    np.testing.assert_allclose(runs["D"], [2e8, 6e8, 2e9, 6e9])
+    assert list(runs["derived"]) == ["D=C/(6N)"] * 4
+
+
+def test_derives_missing_cells_only():
+    df = _table(C=[np.nan, 5.0e16, 1.2e18, np.nan], D=[2e8, 6e8, np.nan, 6e9])
+    runs = load_runs(df)
+    assert list(runs["derived"]) == ["C=6ND", "", "D=C/(6N)", "C=6ND"]
+    assert runs["C"].iloc[1] == 5.0e16  # a given C is kept, not recomputed
+    assert runs["D"].iloc[2] == pytest.approx(1.2e18 / 6e8)
+
+
+def test_column_order_extras_and_index():
+    df = _table(notes=["a", "b", "c", "d"], seed=[0, 1, 2, 3]).iloc[::-1]
+    df = df[["notes", "loss", "N", "seed", "D", "run_id"]]
+    runs = load_runs(df)
+    assert list(runs.columns) == ["run_id", "N", "D", "C", "loss", "notes", "seed", "derived"]
+    assert list(runs.index) == [0, 1, 2, 3]
+    assert list(runs["run_id"]) == ["p04", "p03", "p02", "p01"]
+    assert list(runs["seed"]) == [3, 2, 1, 0]
+
+
+def test_auto_run_ids():
+    runs = load_runs(_table().drop(columns="run_id"))
+    assert list(runs["run_id"]) == ["run000", "run001", "run002", "run003"]
+    big = pd.DataFrame({"N": np.full(1200, 1e8), "D": 1e9, "loss": 3.0})
+    ids = load_runs(big)["run_id"]
+    assert ids.iloc[0] == "run0000" and ids.iloc[-1] == "run1199" and ids.is_unique
+
+
+def test_run_ids_stored_as_str():
+    runs = load_runs(_table(run_id=[1, 2, 3, 4]))
+    assert list(runs["run_id"]) == ["1", "2", "3", "4"]
+
+
+def test_dataframe_input_not_mutated():
+    df = _table(C=[np.nan, 5.0e16, 1.2e18, np.nan])
+    before = df.copy()
+    load_runs(df)
+    pd.testing.assert_frame_equal(df, before)
+    assert "derived" not in df.columns and not df.attrs
+
+
+def test_load_from_csv_path(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id,N,C,loss,arch\n001,1e8,1.2e18,3.1,dense\nNA,4e8,1.92e19,2.8,moe\n")
+    for source in (path, str(path)):
+        runs = load_runs(source)
+        assert list(runs["run_id"]) == ["001", "NA"]  # ids read verbatim
+        np.testing.assert_allclose(runs["D"], [2e9, 8e9])
+        assert list(runs["arch"]) == ["dense", "moe"]
+
+
+def test_numeric_strings_accepted():
+    runs = load_runs(_table(N=["1e7", "3e7", " 1e8 ", "300000000"]))
+    assert runs["N"].tolist() == [1e7, 3e7, 1e8, 3e8]
+
+
+# --- bad input ---------------------------------------------------------------------
+
+
+def test_empty_table(tmp_path):
+    with pytest.raises(RunsTableError, match="empty.*at least one run"):
+        load_runs(_table().iloc[:0])
+    path = tmp_path / "header_only.csv"
+    path.write_text("run_id,N,D,loss\n")
+    with pytest.raises(RunsTableError, match="empty.*at least one run"):
+        load_runs(path)
+    (tmp_path / "blank.csv").write_text("")
+    with pytest.raises(RunsTableError, match="empty"):
+        load_runs(tmp_path / "blank.csv")
+
+
+@pytest.mark.parametrize(
+    ("drop", "missing"),
+    [(["loss"], "'loss'"), (["N"], "'N'"), (["D"], "'D or C'")],
+)
+def test_missing_columns(drop, missing):
+    with pytest.raises(RunsTableError, match=re.escape(missing)) as info:
+        load_runs(_table().drop(columns=drop))
+    message = str(info.value)
+    assert "columns present" in message and "required" in message
+    for col in set(_table().columns) - set(drop):
+        assert repr(col) in message
+
+
+@pytest.mark.parametrize("col", ["N", "D", "loss"])
+def test_non_numeric(col):
+    df = _table().astype({col: object})
+    df.loc[[1, 3], col] = "abc"
+    with pytest.raises(RunsTableError, match=rf"column '{col}' must be numeric; rows run_id=\['p02', 'p04'\]"):
+        load_runs(df)
+
+
+def test_non_numeric_c_in_csv(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id,N,C,loss\na,1e8,1.2e18,3.1\nb,4e8,lots,2.8\n")
+    with pytest.raises(RunsTableError, match=r"column 'C' must be numeric; rows run_id=\['b'\].*'lots'"):
+        load_runs(path)
+
+
+@pytest.mark.parametrize("col", ["N", "loss"])
+def test_nan_in_required(col):
+    df = _table()
+    df.loc[2, col] = np.nan
+    with pytest.raises(RunsTableError, match=rf"column '{col}' must be a number, not empty or NaN; rows run_id=\['p03'\]"):
+        load_runs(df)
+
+
+@pytest.mark.parametrize(("col", "value"), [("N", np.inf), ("D", -np.inf), ("C", np.inf), ("loss", np.inf)])
+def test_infinite(col, value):
+    df = _table(C=[1e16, 1e17, 1e18, 1e19])
+    df.loc[[0, 2], col] = value
+    with pytest.raises(RunsTableError, match=rf"column '{col}' must be finite.*rows run_id=\['p01', 'p03'\]"):
+        load_runs(df)
+
+
+def test_d_and_c_both_missing():
+    df = _table(C=[np.nan, 1e17, np.nan, 1e19], D=[np.nan, np.nan, np.nan, 6e9])
+    with pytest.raises(RunsTableError, match=r"'D' and 'C'.*rows run_id=\['p01', 'p03'\]"):
+        load_runs(df)
+
+
+@pytest.mark.parametrize(("col", "value"), [("N", 0.0), ("D", -1.0), ("C", 0.0), ("loss", -0.5)])
+def test_non_positive(col, value):
+    df = _table(C=[1e16, 1e17, 1e18, 1e19])
+    df.loc[[1, 2], col] = value
+    with pytest.raises(RunsTableError, match=rf"column '{col}' must be > 0; rows run_id=\['p02', 'p03'\] are not"):
+        load_runs(df)
+
+
+def test_rows_named_by_position_without_run_id():
+    df = _table().drop(columns="run_id")
+    df.loc[[0, 3], "D"] = 0
+    with pytest.raises(RunsTableError, match=r"column 'D' must be > 0; rows at 0-based positions \[0, 3\]"):
+        load_runs(df)
+
+
+def test_duplicate_run_ids():
+    df = _table(run_id=["a", "b", "a", "b"])
+    with pytest.raises(RunsTableError, match=r"column 'run_id' must be unique; run ids \['a', 'b'\]"):
+        load_runs(df)
+
+
+def test_empty_run_id():
+    with pytest.raises(RunsTableError, match=r"column 'run_id' must not be empty; rows at 0-based positions \[1\]"):
+        load_runs(_table(run_id=["a", " ", "c", "d"]))
+
+
+def test_file_not_found(tmp_path):
+    path = tmp_path / "nope.csv"
+    with pytest.raises(RunsTableError, match=re.escape(str(path))):
+        load_runs(path)
+
+
+def test_unknown_flops_convention():
+    with pytest.raises(RunsTableError, match=r"flops='8ND'.*allowed: \['6ND'\]"):
+        load_runs(_table(), flops="8ND")
+
+
+def test_bad_source_type():
+    with pytest.raises(RunsTableError, match="source must be"):
+        load_runs([1, 2, 3])
+
+
+# --- saving and hashing ------------------------------------------------------------------
+
+
+def test_save_runs_round_trip(tmp_path):
+    path = tmp_path / "runs.csv"
+    runs = load_runs(_table(seed=[1, 2, 3, 4]))
+    save_runs(runs, path)
+    again = load_runs(path)
+    pd.testing.assert_frame_equal(again.drop(columns="derived"), runs.drop(columns="derived"))
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_runs_hash():
+    runs = load_runs(_table(notes=list("abcd")))
+    h = runs_hash(runs)
+    assert re.fullmatch(r"[0-9a-f]{64}", h)
+    assert runs_hash(runs.iloc[::-1]) == h  # row order does not matter
+    assert runs_hash(runs.drop(columns="notes")) == h  # extra columns do not matter
+    changed = runs.copy()
+    changed.loc[0, "loss"] = np.nextafter(changed.loc[0, "loss"], 10.0)  # repr precision
+    assert runs_hash(changed) != h
+
+
+# --- appending ---------------------------------------------------------------------------
+
+
+def test_append_creates_and_appends(tmp_path):
+    path = tmp_path / "runs.csv"
+    out = append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    assert path.read_text().splitlines() == ["run_id,N,D,loss", "a,100000000.0,2000000000.0,3.1"]
+    assert list(out["run_id"]) == ["a"]
+    out = append_run(path, [{"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0}, {"run_id": "c", "N": 4e8, "D": 8e9, "loss": 2.9}])
+    assert list(out["run_id"]) == ["a", "b", "c"]
+    pd.testing.assert_frame_equal(out, load_runs(path))
+    assert "C" not in pd.read_csv(path).columns  # the derived C is not written
+
+
+def test_append_keeps_raw_values_and_adds_columns(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id,N,D,loss\n001,1e8,2e9,3.1\n")
+    out = append_run(path, pd.DataFrame({"run_id": ["002"], "N": [4e8], "C": [1.92e19], "loss": [2.8], "arch": ["moe"]}))
+    lines = path.read_text().splitlines()
+    assert lines[0] == "run_id,N,D,loss,C,arch"
+    assert lines[1] == "001,1e8,2e9,3.1,,"  # the existing row is written as it was
+    assert lines[2] == "002,400000000.0,,2.8,1.92e+19,moe"
+    assert list(out["derived"]) == ["C=6ND", "D=C/(6N)"]
+    assert out["arch"].isna().iloc[0] and out["arch"].iloc[1] == "moe"
+
+
+def test_append_refuses_duplicate_leaving_file_unchanged(tmp_path):
+    path = tmp_path / "runs.csv"
+    append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    before = path.read_bytes()
+    with pytest.raises(RunsTableError, match=r"run ids \['a'\]"):
+        append_run(path, {"run_id": "a", "N": 2e8, "D": 4e9, "loss": 3.0})
+    with pytest.raises(RunsTableError, match=r"column 'loss' must be > 0; rows run_id=\['b'\]"):
+        append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": -3.0})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.csv.lock"]
+
+
+def test_append_generates_unique_run_ids(tmp_path):
+    path = tmp_path / "runs.csv"
+    append_run(path, [{"run_id": "run001", "N": 1e8, "D": 2e9, "loss": 3.1}, {"run_id": "x", "N": 1e8, "D": 2e9, "loss": 3.1}])
+    out = append_run(path, [{"N": 2e8, "D": 4e9, "loss": 3.0}, {"N": 4e8, "D": 8e9, "loss": 2.9}])
+    assert list(out["run_id"]) == ["run001", "x", "run002", "run003"]
+    assert out["run_id"].is_unique
+
+
+def test_append_without_run_ids(tmp_path):
+    path = tmp_path / "runs.csv"
+    append_run(path, {"N": 1e8, "D": 2e9, "loss": 3.1})
+    out = append_run(path, {"N": 2e8, "D": 4e9, "loss": 3.0})
+    assert path.read_text().splitlines()[0] == "N,D,loss"
+    assert list(out["run_id"]) == ["run000", "run001"]
+
+
+def test_append_bad_row_type(tmp_path):
+    with pytest.raises(RunsTableError, match="row must be"):
+        append_run(tmp_path / "runs.csv", "N=1")
+    with pytest.raises(RunsTableError, match="no rows"):
+        append_run(tmp_path / "runs.csv", [])
+    with pytest.raises(RunsTableError, match=r"allowed: \['6ND'\]"):
+        append_run(tmp_path / "runs.csv", {"N": 1e8, "D": 2e9, "loss": 3.1}, flops="20ND")
+    assert not (tmp_path / "runs.csv").exists()
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_append_failing_write_leaves_file_unchanged(tmp_path, monkeypatch, failing):
+    path = tmp_path / "runs.csv"
+    append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("disk on fire")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, failing, boom)
+        with pytest.raises(OSError, match="disk on fire"):
+            append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.csv.lock"]  # no temp file left
+    out = append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0})  # the lock was released
+    assert list(out["run_id"]) == ["a", "b"]
+
+
+def test_concurrent_appends(tmp_path):
+    path = str(tmp_path / "runs.csv")
+    n_workers, n_rows = 8, 25
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(n_workers)
+    procs = [ctx.Process(target=_append_worker, args=(path, w, n_rows, start)) for w in range(n_workers)]
+    try:
+        for p in procs:
+            p.start()
+        deadline = time.monotonic() + 300
+        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+            if os.path.exists(path):  # meanwhile, a reader never sees a torn or half-written file
+                assert load_runs(path)["run_id"].is_unique
+            time.sleep(0.01)
+        for p in procs:
+            p.join(timeout=max(1.0, deadline - time.monotonic()))
+        assert [p.exitcode for p in procs] == [0] * n_workers
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join()
+    runs = load_runs(path)
+    assert len(runs) == n_workers * n_rows
+    expected = {f"w{w}-{i:02d}" for w in range(n_workers) for i in range(n_rows)}
+    assert runs["run_id"].value_counts().max() == 1 and set(runs["run_id"]) == expected
+    with open(path, encoding="utf-8") as fh:
+        assert len(fh.read().splitlines()) == n_workers * n_rows + 1  # header + one line per run
