@@ -497,10 +497,12 @@ class Fit:
                 current = load_spec(spec)
             elif a.get("spec_path") and Path(a["spec_path"]).is_file():
                 current = load_spec(a["spec_path"])
-            if current is not None and current.id != saved_spec.id:
+            if current is not None and current.model_id != saved_spec.model_id:
+                changed = [k for k in ("law", "priors", "likelihood") if current.to_dict()[k] != saved_spec.to_dict()[k]]
                 raise StaleFitError(
-                    f"{path} was fitted with spec {saved_spec.name!r} (id {saved_spec.id}) but "
-                    f"{current.path or 'the given spec'} now has id {current.id}: refit it, or load with check_spec=False"
+                    f"{path} was fitted with spec {saved_spec.name!r} (model id {saved_spec.model_id}) but "
+                    f"{current.path or 'the given spec'} now has model id {current.model_id} (changed: "
+                    f"{', '.join(changed)}): refit it, or load with check_spec=False"
                 )
         runs = _runs_from_idata(idata)
         return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
@@ -702,6 +704,7 @@ def fit(
     attrs = {
         "bayescale_spec": spec.to_json(),
         "spec_id": spec.id,
+        "model_id": spec.model_id,
         "spec_path": spec.path or "",
         "method": method,
         "seed": int(seed),

@@ -218,6 +218,14 @@ class ModelSpec:
         """Short hash of the canonical form: equal specs have equal ids."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
+    @property
+    def model_id(self) -> str:
+        """Hash of what the spec believes (law, inputs, priors, likelihood), ignoring name,
+        description and sampler settings: two specs with equal ``model_id`` define the same posterior."""
+        d = self.to_dict()
+        core = {k: d[k] for k in ("law", "priors", "likelihood")}
+        return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+
     def with_sampler(self, **changes: Any) -> "ModelSpec":
         """A copy with some sampler settings changed (validated)."""
         sampler = replace(self.sampler, **changes)

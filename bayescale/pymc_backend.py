@@ -1,0 +1,453 @@
+"""Optional PyMC backend: the same spec compiled to a PyMC model and sampled with PyMC.
+
+A :class:`~bayescale.ModelSpec` declares its priors with NumPyro distribution names;
+:func:`to_pymc` translates each to the matching PyMC distribution (see
+:data:`PYMC_DISTRIBUTIONS`) and calls the law's ``log_loss`` with
+``xp = pytensor.tensor``, so the PyMC model has the same variables, the same
+likelihood and the same log density as :func:`bayescale.inference.make_model`.
+:func:`fit_pymc` samples it with PyMC's NUTS (or nutpie) and returns a
+:class:`bayescale.Fit` laid out exactly like a NumPyro fit, so ``predict``,
+``summary``, ``save`` and ``Fit.load`` work the same.
+
+PyMC is optional: ``import bayescale`` never imports it, and this module imports
+it only when a function is called. Install it with ``pip install 'bayescale[pymc]'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import json
+import math
+import multiprocessing
+import time
+import warnings
+from typing import Any, Mapping
+
+import numpy as np
+import numpyro.distributions as ndist
+
+from . import _arviz
+from .data import load_runs, runs_hash
+from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, SpecError
+from .inference import (
+    OBS,
+    Fit,
+    _check_identifiability,
+    _log_inputs,
+    _problems,
+    _stringify,
+    _versions,
+    noise_names,
+)
+from .priors import Prior
+from .spec import ModelSpec, load_spec
+
+SAMPLERS = ("pymc", "nutpie")
+
+#: NumPyro distribution name -> (PyMC distribution name, {NumPyro parameter: PyMC parameter}).
+#: Each pair has the same density on the same support (a test checks every entry).
+PYMC_DISTRIBUTIONS: dict[str, tuple[str, dict[str, str]]] = {
+    "Normal": ("Normal", {"loc": "mu", "scale": "sigma"}),
+    "LogNormal": ("LogNormal", {"loc": "mu", "scale": "sigma"}),
+    "HalfNormal": ("HalfNormal", {"scale": "sigma"}),
+    "HalfCauchy": ("HalfCauchy", {"scale": "beta"}),
+    "Cauchy": ("Cauchy", {"loc": "alpha", "scale": "beta"}),
+    "StudentT": ("StudentT", {"df": "nu", "loc": "mu", "scale": "sigma"}),
+    "Gamma": ("Gamma", {"concentration": "alpha", "rate": "beta"}),
+    "InverseGamma": ("InverseGamma", {"concentration": "alpha", "rate": "beta"}),
+    "Exponential": ("Exponential", {"rate": "lam"}),
+    "Uniform": ("Uniform", {"low": "lower", "high": "upper"}),
+    "Beta": ("Beta", {"concentration1": "alpha", "concentration0": "beta"}),
+    "TruncatedNormal": ("TruncatedNormal", {"loc": "mu", "scale": "sigma", "low": "lower", "high": "upper"}),
+    "Laplace": ("Laplace", {"loc": "mu", "scale": "b"}),
+    "Logistic": ("Logistic", {"loc": "mu", "scale": "s"}),
+    "Weibull": ("Weibull", {"concentration": "alpha", "scale": "beta"}),
+    "Gumbel": ("Gumbel", {"loc": "mu", "scale": "beta"}),
+    "Pareto": ("Pareto", {"alpha": "alpha", "scale": "m"}),
+    "Chi2": ("ChiSquared", {"df": "nu"}),
+    "Kumaraswamy": ("Kumaraswamy", {"concentration1": "a", "concentration0": "b"}),
+}
+
+_INSTALL_PYMC = "pip install 'bayescale[pymc]'"
+
+
+# ------------------------------------------------------------------ imports
+
+
+def _import_pymc() -> Any:
+    """Import PyMC lazily, with an install hint when it is missing."""
+    try:
+        with warnings.catch_warnings():
+            # PyMC imports ArviZ, and ArviZ 0.23 announces its 1.x refactor on import.
+            warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning)
+            import pymc
+    except ImportError as e:
+        raise BayescaleError(f"the PyMC backend needs PyMC, which is not installed ({e}); install it with: {_INSTALL_PYMC}") from None
+    return pymc
+
+
+def _check_nutpie() -> None:
+    if importlib.util.find_spec("nutpie") is None:
+        raise BayescaleError("sampler='nutpie' needs nutpie, which is not installed; install it with: pip install nutpie (or use sampler='pymc')")
+
+
+# ------------------------------------------------------------------- priors
+
+
+def _numpyro_defaults(name: str) -> dict[str, float]:
+    """Default parameter values of a NumPyro distribution's constructor (``None`` ones left out)."""
+    cls = getattr(ndist, name)
+    sig = inspect.signature(cls if not inspect.isclass(cls) else cls.__init__)
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.default is not inspect.Parameter.empty and p.default is not None and p.name != "validate_args"
+    }
+
+
+def pymc_prior(prior: Prior, name: str, *, where: str | None = None, **kwargs: Any) -> Any:
+    """Create the PyMC random variable for a NumPyro-style prior (inside a model context).
+
+    Parameters
+    ----------
+    prior : Prior
+        Distribution name and parameters with NumPyro's names.
+    name : str
+        Name of the PyMC variable.
+    where : str, optional
+        What the prior belongs to, for error messages (default ``"prior for <name>"``).
+    **kwargs
+        Passed to the PyMC distribution (e.g. ``dims``).
+
+    Returns
+    -------
+    pytensor.tensor.TensorVariable
+
+    Raises
+    ------
+    SpecError
+        If the distribution has no PyMC counterpart in :data:`PYMC_DISTRIBUTIONS`.
+    BayescaleError
+        If PyMC is not installed.
+
+    Examples
+    --------
+    >>> import pymc as pm                                             # doctest: +SKIP
+    >>> with pm.Model():                                              # doctest: +SKIP
+    ...     E = pymc_prior(Prior("LogNormal", {"loc": 0.5, "scale": 0.5}), "E")
+    """
+    pm = _import_pymc()
+    where = where or f"prior for {name!r}"
+    if prior.dist not in PYMC_DISTRIBUTIONS:
+        raise SpecError(
+            f"{where}: distribution {prior.dist!r} has no PyMC translation in the PyMC backend; "
+            f"supported: {sorted(PYMC_DISTRIBUTIONS)} (or fit it with bayescale.fit, which supports every NumPyro distribution)"
+        )
+    pm_name, names = PYMC_DISTRIBUTIONS[prior.dist]
+    values = {**_numpyro_defaults(prior.dist), **prior.params}
+    unknown = sorted(set(values) - set(names))
+    if unknown:  # Prior.validate already refuses these; kept so the table cannot silently drop one.
+        raise SpecError(f"{where}: {prior.dist} parameters {unknown} have no PyMC translation; known: {sorted(names)}")
+    args = {names[k]: float(v) for k, v in values.items()}
+    return getattr(pm, pm_name)(name, **args, **kwargs)
+
+
+# -------------------------------------------------------------------- model
+
+
+def _observations(spec: ModelSpec, runs: Any) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
+    table = load_runs(runs)
+    logx = _log_inputs(spec, table, np.float64)
+    y = np.log(table["loss"].to_numpy(dtype=np.float64))
+    return table, logx, y
+
+
+def _build(spec: ModelSpec, logx: Mapping[str, np.ndarray], y: np.ndarray, run_ids: list[str]) -> Any:
+    pm = _import_pymc()
+    import pytensor.tensor as pt
+
+    law, lik = spec.law, spec.likelihood
+    with pm.Model(coords={"run": run_ids}) as model:
+        theta = {p: pymc_prior(spec.priors[p], p, where=f"priors.{p}") for p in law.params}
+        x = {k: pt.as_tensor_variable(np.asarray(v, dtype=np.float64)) for k, v in logx.items()}
+        mu = law.log_loss(theta, x, pt)
+        sigma = pymc_prior(lik.sigma, "sigma", where="likelihood.sigma")
+        if lik.family == "Normal":
+            pm.Normal(OBS, mu=mu, sigma=sigma, observed=y, dims="run")
+        else:
+            df = pymc_prior(lik.df, "df", where="likelihood.df") if isinstance(lik.df, Prior) else float(lik.df)
+            pm.StudentT(OBS, nu=df, mu=mu, sigma=sigma, observed=y, dims="run")
+    return model
+
+
+def to_pymc(spec: ModelSpec | str | Any, runs: Any) -> Any:
+    """Compile a spec and a runs table to a PyMC model.
+
+    The model has the same variables as :func:`bayescale.inference.make_model`:
+    one per law parameter (natural scale), ``sigma``, ``df`` when the Student-t
+    degrees of freedom have a prior, and the observed ``log_loss`` with dim
+    ``"run"`` (the run ids are its coordinates). Priors are translated from their
+    NumPyro names with :data:`PYMC_DISTRIBUTIONS`; the log density on the natural
+    scale equals the NumPyro model's.
+
+    Parameters
+    ----------
+    spec : ModelSpec, path or name
+        The model; a path or bundled name is loaded with :func:`bayescale.load_spec`.
+    runs : DataFrame or path
+        The runs table; validated with :func:`bayescale.load_runs`. The law's
+        inputs are read from the columns the spec maps them to (``spec.inputs``).
+
+    Returns
+    -------
+    pymc.Model
+
+    Raises
+    ------
+    SpecError
+        If a prior's distribution has no PyMC translation (the message lists the supported ones).
+    RunsTableError, BayescaleError
+        For a bad runs table, or when PyMC is not installed.
+
+    Examples
+    --------
+    >>> import bayescale as bs                                              # doctest: +SKIP
+    >>> from bayescale.pymc_backend import to_pymc                          # doctest: +SKIP
+    >>> runs = bs.testing.synthetic_runs("chinchilla", {"E": 1.8, "A": 480, "B": 2000, "alpha": 0.35, "beta": 0.36})  # doctest: +SKIP
+    >>> model = to_pymc("chinchilla", runs)                                 # doctest: +SKIP
+    >>> sorted(v.name for v in model.free_RVs)                              # doctest: +SKIP
+    ['A', 'B', 'E', 'alpha', 'beta', 'sigma']
+    """
+    _import_pymc()
+    spec = load_spec(spec)
+    table, logx, y = _observations(spec, runs)
+    return _build(spec, logx, y, table["run_id"].astype(str).tolist())
+
+
+# ---------------------------------------------------------------------- fit
+
+# Sample statistics a NumPyro fit stores; PyMC's NUTS reports them under the same names.
+_STATS = ("diverging", "n_steps", "tree_depth", "acceptance_rate", "energy", "lp", "step_size")
+
+
+def _mp_context() -> Any:
+    # bayescale has started JAX, which is multithreaded: forking it can deadlock (JAX warns so on
+    # fork). PyMC's default on Linux is fork; forkserver starts chains from a clean process.
+    methods = multiprocessing.get_all_start_methods()
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def _sample(pm: Any, model: Any, spec: ModelSpec, sampler: str, seed: int, progressbar: bool) -> tuple[Any, str]:
+    s = spec.sampler
+    common = dict(
+        draws=s.draws,
+        tune=s.warmup,
+        chains=s.chains,
+        random_seed=seed,
+        progressbar=progressbar,
+        compute_convergence_checks=False,  # bayescale's own checks below warn with ConvergenceWarning
+        target_accept=s.target_accept,
+        model=model,
+    )
+    if sampler == "nutpie":
+        # nutpie ignores idata_kwargs (and warns); the log likelihood is added afterwards.
+        idata = pm.sample(nuts_sampler="nutpie", **common)
+        idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        return idata, "nutpie"
+    cores = min(s.chains, multiprocessing.cpu_count())
+    chain_method = "multiprocess" if cores > 1 and s.chains > 1 else "sequential"
+    extra: dict[str, Any] = {"mp_ctx": _mp_context()} if chain_method == "multiprocess" else {}
+    with warnings.catch_warnings():
+        # PyMC's initial-point jitter and tuning chatter is logged, not warned; the warnings kept
+        # away here are PyMC's note that the draws are few for its own convergence checks,
+        # which bayescale replaces with its checks below.
+        warnings.filterwarnings("ignore", message=".*number of samples is too small.*", category=UserWarning)
+        idata = pm.sample(
+            nuts_sampler="pymc",
+            init="jitter+adapt_full" if s.dense_mass else "jitter+adapt_diag",
+            cores=cores,
+            idata_kwargs={"log_likelihood": True},
+            nuts={"max_treedepth": s.max_tree_depth},
+            **common,
+            **extra,
+        )
+    return idata, chain_method
+
+
+def _identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mapping[str, np.ndarray]) -> list[str]:
+    """Add identifiable combinations to ``samples`` when the inputs are collinear (as :func:`bayescale.fit`)."""
+    collinear, log_k = _check_identifiability(spec, logx)
+    if not collinear:
+        return []
+    law = spec.law
+    if law.identified is None:
+        warnings.warn(
+            f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
+            "parameters are identified only through their combinations and the priors.",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )
+        return []
+    names = []
+    for k, v in law.identified({p: samples[p] for p in law.params}, log_k).items():
+        samples[k] = np.asarray(v, dtype=np.float64)
+        names.append(k)
+    warnings.warn(
+        f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
+        f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
+        f"the data: {names} (reported in the posterior and summary); the individual parameters "
+        f"{list(law.params)} follow the priors along that ridge.",
+        IdentifiabilityWarning,
+        stacklevel=3,
+    )
+    return names
+
+
+def mcmc_diagnostics(fit: Fit) -> dict[str, Any]:
+    """Sampling diagnostics of a PyMC fit, as :meth:`bayescale.Fit.diagnostics` gives for NUTS.
+
+    ``Fit.diagnostics`` reports MCMC diagnostics only when ``fit.method == "nuts"``;
+    a PyMC fit is MCMC too, so this reads them with the same code.
+
+    Examples
+    --------
+    >>> mcmc_diagnostics(fit)["max_r_hat"]                                  # doctest: +SKIP
+    1.002
+    """
+    out = dataclasses.replace(fit, method="nuts").diagnostics()
+    out["method"] = fit.method
+    return out
+
+
+def fit_pymc(
+    spec: ModelSpec | str | Any,
+    runs: Any,
+    *,
+    seed: int = 0,
+    sampler: str = "pymc",
+    chains: int | None = None,
+    warmup: int | None = None,
+    draws: int | None = None,
+    progressbar: bool = False,
+) -> Fit:
+    """Fit a scaling law with PyMC instead of NumPyro.
+
+    Same model, same result layout: the returned :class:`bayescale.Fit` has the
+    groups, variable names, dims and attributes of a :func:`bayescale.fit` result
+    (``attrs["method"] == "pymc"``), so ``predict``, ``summary``, ``save`` and
+    ``Fit.load`` work on it. Chains start from PyMC's jittered initial point (not
+    the MAP) and adapt a dense mass matrix when ``spec.sampler.dense_mass`` is set
+    (PyMC's ``jitter+adapt_full``), else a diagonal one.
+
+    Parameters
+    ----------
+    spec : ModelSpec, path or name
+    runs : DataFrame or path
+    seed : int
+        The one seed for the sampler.
+    sampler : {"pymc", "nutpie"}
+        PyMC's own NUTS (default) or nutpie's (``pip install nutpie``), through ``pm.sample``.
+    chains, warmup, draws : int, optional
+        Override the spec's sampler settings.
+    progressbar : bool
+        Show PyMC's progress bar.
+
+    Returns
+    -------
+    Fit
+
+    Raises
+    ------
+    SpecError
+        If a prior has no PyMC translation.
+    BayescaleError
+        For bad arguments, or when PyMC (or nutpie, for ``sampler="nutpie"``) is not installed.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When r-hat > 1.01, ESS is low, or there were divergences or tree-depth hits.
+    IdentifiabilityWarning
+        When the runs cannot separate some parameters.
+
+    Examples
+    --------
+    >>> import bayescale as bs                                              # doctest: +SKIP
+    >>> from bayescale.pymc_backend import fit_pymc                         # doctest: +SKIP
+    >>> fit = fit_pymc("chinchilla", bs.datasets.load_chinchilla(), seed=0)  # doctest: +SKIP
+    >>> fit.summary()                                                       # doctest: +SKIP
+    >>> fit.predict({"N": 7e9, "D": 1.4e12}).median().item()                # doctest: +SKIP
+    """
+    pm = _import_pymc()
+    spec = load_spec(spec)
+    if sampler not in SAMPLERS:
+        raise BayescaleError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}")
+    if sampler == "nutpie":
+        _check_nutpie()
+    overrides = {k: v for k, v in {"chains": chains, "warmup": warmup, "draws": draws}.items() if v is not None}
+    if overrides:
+        try:
+            spec = spec.with_sampler(**overrides)
+        except SpecError as e:
+            raise BayescaleError(str(e)) from None
+    table, logx, y = _observations(spec, runs)
+    run_ids = table["run_id"].astype(str).tolist()
+
+    t0 = time.perf_counter()
+    model = _build(spec, logx, y, run_ids)
+    raw, chain_method = _sample(pm, model, spec, sampler, int(seed), progressbar)
+    seconds = time.perf_counter() - t0
+
+    names = list(spec.law.params) + noise_names(spec)
+    samples = {v: np.asarray(raw.posterior[v].values, dtype=np.float64) for v in names}
+    ll = np.asarray(raw.log_likelihood[OBS].transpose("chain", "draw", "run").values, dtype=np.float64)
+    stats = {k: raw.sample_stats[k].values for k in _STATS if k in raw.sample_stats}
+    if "diverging" in stats:
+        stats["diverging"] = stats["diverging"].astype(bool)
+    identified = _identified(spec, samples, logx)
+
+    const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
+    versions = _versions()
+    versions["pymc"] = pm.__version__
+    versions["pytensor"] = importlib.import_module("pytensor").__version__
+    if sampler == "nutpie":
+        versions["nutpie"] = importlib.import_module("nutpie").__version__
+    attrs = {
+        "bayescale_spec": spec.to_json(),
+        "spec_id": spec.id,
+        "spec_path": spec.path or "",
+        "method": "pymc",
+        "sampler": sampler,
+        "seed": int(seed),
+        "runs_hash": runs_hash(table),
+        "flops_convention": table.attrs.get("flops_convention", ""),
+        "sampling_seconds": seconds,
+        "chain_method": chain_method,
+        "device": "cpu:pytensor",
+        "dtype": str(samples[names[0]].dtype),
+        "identified": json.dumps(identified),
+        "laplace_mode": json.dumps({}),
+        "versions": _stringify(versions),
+    }
+    idata = _arviz.from_draws(
+        samples,
+        sample_stats=stats or None,
+        log_likelihood={OBS: ll},
+        observed_data={OBS: y},
+        constant_data={c: table[c].to_numpy(dtype=np.float64) for c in const_cols},
+        coords={"run": run_ids},
+        dims={OBS: ["run"], **{c: ["run"] for c in const_cols}},
+        attrs=attrs,
+    )
+    result = Fit(spec=spec, idata=idata, runs=table, method="pymc", seed=int(seed))
+    problems = mcmc_diagnostics(result)["problems"]
+    if problems:
+        warnings.warn("sampling may not be trustworthy: " + " ".join(problems), ConvergenceWarning, stacklevel=2)
+    return result
+
+
+__all__ = ["PYMC_DISTRIBUTIONS", "SAMPLERS", "fit_pymc", "mcmc_diagnostics", "pymc_prior", "to_pymc"]

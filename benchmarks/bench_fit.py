@@ -1,0 +1,756 @@
+#!/usr/bin/env python
+"""Fit-speed benchmark on Epoch's Chinchilla runs (240 runs after dropping the 5 highest losses).
+
+In one process (PyMC in a child process of this one), on the same data and machine, it times:
+
+0. bayescale: ``bayescale.fit(load_spec("chinchilla"), runs, seed=s)`` (4 chains x 1000 warmup +
+   1000 draws): cold (the first fit in the process, JIT compilation included) and warm (median over
+   further seeds), and ``method="laplace"``.
+a. NumPyro NUTS written plainly: the same model, priors and likelihood as a plain numpyro model,
+   ``NUTS(model)`` with its defaults and ``MCMC(num_warmup=1000, num_samples=1000, num_chains=4)``
+   with NumPyro's default ``chain_method``.
+b. PyMC's default sampler, ``pm.sample(draws=1000, tune=1000, chains=4, cores=2)``, on the same model
+   written plainly in PyMC (run in a child process so its worker processes fork from a process
+   without JAX threads).
+c. An Epoch-style bootstrap point fit: Huber loss (delta 1e-3) on log-loss residuals, log-sum-exp
+   parametrisation, SciPy L-BFGS-B from the Hoffmann/Epoch grid of starts on the full data, then
+   1000 bootstrap resamples each warm-started from the full-data fit.
+
+For each Bayesian method: wall time, min bulk and tail ESS over (E, A, B, alpha, beta, sigma), ESS per
+second, max r-hat, divergences and posterior medians with 95% intervals. Results go into the section
+``## Fit speed: Chinchilla (Epoch) data`` of ``--out`` (default BENCHMARKS.md); other sections are
+left as they are.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_fit.py                  # full run, writes BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_fit.py --quick          # fewer repeats and resamples
+    python3 benchmarks/bench_fit.py --only bayescale,numpyro --device-label "GPU (H100)" --out $OUT/BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_fit.py --merge-from gpu/BENCHMARKS.md   # copy device subsections in
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+SECTION = "## Fit speed: Chinchilla (Epoch) data"
+PARAMS = ("E", "A", "B", "alpha", "beta", "sigma")
+LAW_PARAMS = PARAMS[:5]
+METHODS = ("bayescale", "numpyro", "pymc", "epoch")
+CHAINS, WARMUP, DRAWS = 4, 1000, 1000
+HUBER_DELTA = 1e-3
+
+# The spec's priors and likelihood (models/chinchilla.toml), written out plainly for NumPyro and
+# PyMC; check_same_model() verifies they give bayescale's log density.
+PRIORS = {
+    "E": (0.5, 0.5),  # LogNormal(loc, scale)
+    "A": (6.0, 3.0),
+    "B": (7.0, 3.0),
+    "alpha": (-1.2, 0.5),
+    "beta": (-1.2, 0.5),
+}
+SIGMA_SCALE = 0.05  # HalfNormal
+STUDENT_DF = 4.0
+
+
+def _set_data_env() -> None:
+    if not os.environ.get("BAYESCALE_DATA"):
+        cand = REPO.parent / "shared" / "data"
+        if cand.is_dir():
+            os.environ["BAYESCALE_DATA"] = str(cand)
+
+
+# --------------------------------------------------------------- metrics
+
+
+def posterior_metrics(draws: Mapping[str, Any]) -> dict[str, Any]:
+    """ESS (bulk, tail), r-hat and quantiles from arrays shaped (chain, draw)."""
+    import numpy as np
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz as az
+
+    ds = az.convert_to_dataset({k: np.asarray(draws[k], dtype=np.float64) for k in PARAMS})
+    bulk = az.ess(ds, method="bulk")
+    tail = az.ess(ds, method="tail")
+    rhat = az.rhat(ds)
+    out: dict[str, Any] = {
+        "ess_bulk": {k: float(bulk[k]) for k in PARAMS},
+        "ess_tail": {k: float(tail[k]) for k in PARAMS},
+        "r_hat": {k: float(rhat[k]) for k in PARAMS},
+        "median": {},
+        "q025": {},
+        "q975": {},
+    }
+    for k in PARAMS:
+        x = np.asarray(draws[k], dtype=np.float64).ravel()
+        out["median"][k], out["q025"][k], out["q975"][k] = (float(v) for v in np.quantile(x, [0.5, 0.025, 0.975]))
+    out["min_ess_bulk"] = min(out["ess_bulk"].values())
+    out["min_ess_tail"] = min(out["ess_tail"].values())
+    out["max_r_hat"] = max(out["r_hat"].values())
+    return out
+
+
+def _record(wall: float, draws: Mapping[str, Any], divergences: int, **extra: Any) -> dict[str, Any]:
+    m = posterior_metrics(draws)
+    m.update(wall=wall, divergences=int(divergences), ess_per_s=m["min_ess_bulk"] / wall, **extra)
+    return m
+
+
+# ------------------------------------------------------------ bayescale
+
+
+def bench_bayescale(runs: Any, seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+    import numpy as np
+
+    import bayescale as bs
+
+    spec = bs.load_spec("chinchilla")
+    fits = []
+    for i, seed in enumerate(seeds):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            f = bs.fit(spec, runs, seed=seed)
+            wall = time.perf_counter() - t0
+        d = f.diagnostics()
+        stats = f.idata.sample_stats
+        rec = _record(
+            wall,
+            {k: f.posterior[k].values for k in PARAMS},
+            int(stats["diverging"].values.sum()),
+            seed=seed,
+            cold=i == 0,
+            internal_seconds=d["sampling_seconds"],
+            chain_method=d["chain_method"],
+            device=d["device"],
+            mean_steps=float(np.mean(stats["n_steps"].values)),
+            step_size=float(np.mean(stats["step_size"].values[:, 0])),
+            warnings=[f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught if not issubclass(w.category, FutureWarning)],
+        )
+        fits.append(rec)
+        log(f"bayescale nuts seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s, min bulk ESS {rec['min_ess_bulk']:.0f}, "
+            f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
+            f"{rec['chain_method']} on {rec['device']}, mean leapfrog steps {rec['mean_steps']:.1f}")
+    laplace = []
+    for seed in seeds:
+        t0 = time.perf_counter()
+        f = bs.fit(spec, runs, seed=seed, method="laplace")
+        wall = time.perf_counter() - t0
+        post = f.posterior
+        laplace.append({"seed": seed, "wall": wall,
+                        "median": {k: float(np.median(post[k].values)) for k in PARAMS},
+                        "q025": {k: float(np.quantile(post[k].values, 0.025)) for k in PARAMS},
+                        "q975": {k: float(np.quantile(post[k].values, 0.975)) for k in PARAMS}})
+        log(f"bayescale laplace seed={seed}: {wall:.2f}s")
+    return {"fits": fits, "laplace": laplace, "spec_id": spec.id}
+
+
+# --------------------------------------------------------- plain NumPyro
+
+
+def plain_numpyro_model(logN, logD, y=None):  # noqa: ANN001 - written as a user would
+    """Chinchilla law on log loss, Student-t(4) likelihood: models/chinchilla.toml written plainly."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    E = numpyro.sample("E", dist.LogNormal(0.5, 0.5))
+    A = numpyro.sample("A", dist.LogNormal(6.0, 3.0))
+    B = numpyro.sample("B", dist.LogNormal(7.0, 3.0))
+    alpha = numpyro.sample("alpha", dist.LogNormal(-1.2, 0.5))
+    beta = numpyro.sample("beta", dist.LogNormal(-1.2, 0.5))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(0.05))
+    mu = jnp.logaddexp(jnp.logaddexp(jnp.log(E), jnp.log(A) - alpha * logN), jnp.log(B) - beta * logD)
+    with numpyro.plate("run", logN.shape[0]):
+        numpyro.sample("log_loss", dist.StudentT(4.0, mu, sigma), obs=y)
+
+
+def check_same_model(logN: Any, logD: Any, y: Any) -> float:
+    """Max |difference| of the log joint density between the plain model and bayescale's make_model."""
+    import jax
+    import numpy as np
+    from numpyro.infer.util import log_density
+
+    import bayescale as bs
+    from bayescale.inference import make_model
+
+    spec = bs.load_spec("chinchilla")
+    for p, (loc, scale) in PRIORS.items():
+        assert spec.priors[p].to_dict() == {"dist": "LogNormal", "loc": loc, "scale": scale}, (p, spec.priors[p].to_dict())
+    bs_model = make_model(spec)
+    worst = 0.0
+    with jax.enable_x64(True):
+        for point in (
+            {"E": 1.8, "A": 400.0, "B": 2000.0, "alpha": 0.34, "beta": 0.37, "sigma": 0.02},
+            {"E": 1.2, "A": 50.0, "B": 90.0, "alpha": 0.2, "beta": 0.25, "sigma": 0.1},
+        ):
+            a, _ = log_density(plain_numpyro_model, (np.asarray(logN), np.asarray(logD), np.asarray(y)), {}, point)
+            b, _ = log_density(bs_model, ({"N": np.asarray(logN), "D": np.asarray(logD)}, np.asarray(y)), {}, point)
+            worst = max(worst, abs(float(a) - float(b)))
+    return worst
+
+
+def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+    import jax
+    import numpy as np
+    import numpyro
+    from numpyro.infer import MCMC, NUTS
+
+    fits = []
+    logN, logD, y = (jax.numpy.asarray(v) for v in (logN, logD, y))  # NumPyro's default float32
+    for i, seed in enumerate(seeds):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            mcmc = MCMC(NUTS(plain_numpyro_model), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS, progress_bar=False)
+            mcmc.run(jax.random.PRNGKey(seed), logN, logD, y, extra_fields=("diverging", "num_steps"))
+            samples = mcmc.get_samples(group_by_chain=True)
+            samples = {k: np.asarray(v) for k, v in samples.items()}  # blocks until ready
+            wall = time.perf_counter() - t0
+        ex = mcmc.get_extra_fields(group_by_chain=True)
+        step = mcmc.last_state.adapt_state.step_size
+        rec = _record(
+            wall,
+            samples,
+            int(np.asarray(ex["diverging"]).sum()),
+            seed=seed,
+            cold=i == 0,
+            chain_method=str(mcmc.chain_method),
+            device=f"{jax.default_backend()}:{jax.devices()[0].device_kind} x{jax.local_device_count()}",
+            dtype=str(np.asarray(samples["E"]).dtype),
+            mean_steps=float(np.mean(np.asarray(ex["num_steps"]))),
+            step_size=float(np.mean(np.asarray(step))),
+            warnings=[f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught if not issubclass(w.category, FutureWarning)],
+        )
+        fits.append(rec)
+        log(f"numpyro seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s, min bulk ESS {rec['min_ess_bulk']:.0f}, "
+            f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
+            f"chain_method={rec['chain_method']} ({rec['dtype']}), mean leapfrog steps {rec['mean_steps']:.1f}")
+    return {"fits": fits, "numpyro_version": numpyro.__version__}
+
+
+# ------------------------------------------------------------------ PyMC
+
+
+def pymc_worker(data_path: str, seeds: Sequence[int], out_path: str) -> None:
+    """Run in a child process: the Chinchilla model written plainly in PyMC, timed per pm.sample call."""
+    import numpy as np
+    import pymc as pm
+
+    data = np.load(data_path)
+    logN, logD, y = data["logN"], data["logD"], data["y"]
+    fits = []
+    for i, seed in enumerate(seeds):
+        t0 = time.perf_counter()
+        with pm.Model():
+            E = pm.LogNormal("E", mu=0.5, sigma=0.5)
+            A = pm.LogNormal("A", mu=6.0, sigma=3.0)
+            B = pm.LogNormal("B", mu=7.0, sigma=3.0)
+            alpha = pm.LogNormal("alpha", mu=-1.2, sigma=0.5)
+            beta = pm.LogNormal("beta", mu=-1.2, sigma=0.5)
+            sigma = pm.HalfNormal("sigma", sigma=0.05)
+            mu = pm.math.logaddexp(pm.math.logaddexp(pm.math.log(E), pm.math.log(A) - alpha * logN), pm.math.log(B) - beta * logD)
+            pm.StudentT("log_loss", nu=4.0, mu=mu, sigma=sigma, observed=y)
+            idata = pm.sample(draws=DRAWS, tune=WARMUP, chains=CHAINS, cores=2, random_seed=seed, progressbar=False)
+        wall = time.perf_counter() - t0
+        st = idata.sample_stats
+        rec = _record(
+            wall,
+            {k: idata.posterior[k].values for k in PARAMS},
+            int(st["diverging"].values.sum()),
+            seed=seed,
+            cold=i == 0,
+            mean_steps=float(np.mean(st["n_steps"].values)),
+            step_size=float(np.mean(st["step_size"].values)),
+        )
+        fits.append(rec)
+        print(f"pymc seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s, min bulk ESS {rec['min_ess_bulk']:.0f}, "
+              f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
+              f"mean leapfrog steps {rec['mean_steps']:.1f}", flush=True)
+    Path(out_path).write_text(json.dumps({"fits": fits}))
+
+
+def bench_pymc(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "data.npz"
+        out = Path(tmp) / "pymc.json"
+        np.savez(data, logN=np.asarray(logN, dtype=np.float64), logD=np.asarray(logD, dtype=np.float64), y=np.asarray(y, dtype=np.float64))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--pymc-worker", str(data), ",".join(map(str, seeds)), str(out)]
+        env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        total = time.perf_counter() - t0
+        for line in proc.stdout.splitlines():
+            log("  " + line)
+        if proc.returncode != 0:
+            raise RuntimeError(f"PyMC worker failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+        res = json.loads(out.read_text())
+    res["process_seconds"] = total
+    res["stderr_tail"] = proc.stderr[-1500:]
+    return res
+
+
+# ----------------------------------------------------- Epoch-style bootstrap
+
+
+def huber_objective(theta: Any, logN: Any, logD: Any, y: Any, delta: float = HUBER_DELTA) -> tuple[float, Any]:
+    """Sum of Huber losses of log-loss residuals and its gradient; theta = (a, b, e, alpha, beta)."""
+    import numpy as np
+
+    a, b, e, alpha, beta = theta
+    t = np.stack([a - alpha * logN, b - beta * logD, np.full_like(logN, e)])
+    m = t.max(axis=0)
+    w = np.exp(t - m)
+    s = w.sum(axis=0)
+    r = m + np.log(s) - y
+    ar = np.abs(r)
+    loss = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)).sum()
+    g = np.clip(r, -delta, delta)
+    p = w / s
+    grad = np.array([
+        (g * p[0]).sum(),
+        (g * p[1]).sum(),
+        (g * p[2]).sum(),
+        -(g * p[0] * logN).sum(),
+        -(g * p[1] * logD).sum(),
+    ])
+    return float(loss), grad
+
+
+def _lbfgs(x0: Any, logN: Any, logD: Any, y: Any) -> Any:
+    import scipy.optimize
+
+    return scipy.optimize.minimize(huber_objective, x0, args=(logN, logD, y), jac=True, method="L-BFGS-B")
+
+
+def epoch_grid(quick: bool) -> Any:
+    """Hoffmann et al.'s grid of starts, as Epoch used: 6 x 6 x 5 x 5 x 5 = 4500 (quick: 3 x 3 x 3 x 3 x 3)."""
+    import itertools
+
+    import numpy as np
+
+    if quick:
+        ab, e, ex = [0.0, 10.0, 20.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 2.0]
+    else:
+        ab, e, ex = list(np.arange(0, 30, 5.0)), list(np.arange(-1, 1.5, 0.5)), list(np.arange(0, 2.5, 0.5))
+    return np.array(list(itertools.product(ab, ab, e, ex, ex)))
+
+
+def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, quick: bool, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+    import numpy as np
+
+    logN, logD, y = (np.asarray(v, dtype=np.float64) for v in (logN, logD, y))
+    grid = epoch_grid(quick)
+    t0 = time.perf_counter()
+    best = None
+    for x0 in grid:
+        res = _lbfgs(x0, logN, logD, y)
+        if best is None or res.fun < best.fun:
+            best = res
+    t_grid = time.perf_counter() - t0
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    boots = np.empty((n_boot, 5))
+    failures = 0
+    t1 = time.perf_counter()
+    for i in range(n_boot):
+        idx = rng.integers(0, n, n)
+        res = _lbfgs(best.x, logN[idx], logD[idx], y[idx])
+        failures += not res.success
+        boots[i] = res.x
+    t_boot = time.perf_counter() - t1
+
+    def natural(x: Any) -> dict[str, Any]:
+        x = np.asarray(x)
+        return {"E": np.exp(x[..., 2]), "A": np.exp(x[..., 0]), "B": np.exp(x[..., 1]), "alpha": x[..., 3], "beta": x[..., 4]}
+
+    point = {k: float(v) for k, v in natural(best.x).items()}
+    nb = natural(boots)
+    out = {
+        "grid_starts": len(grid),
+        "grid_seconds": t_grid,
+        "boot_seconds": t_boot,
+        "wall": t_grid + t_boot,
+        "n_boot": n_boot,
+        "boot_failures": int(failures),
+        "point": point,
+        "median": {k: float(np.median(v)) for k, v in nb.items()},
+        "q025": {k: float(np.quantile(v, 0.025)) for k, v in nb.items()},
+        "q975": {k: float(np.quantile(v, 0.975)) for k, v in nb.items()},
+    }
+    log(f"epoch bootstrap: grid {len(grid)} starts {t_grid:.2f}s, {n_boot} resamples {t_boot:.2f}s "
+        f"({failures} not converged), point {point}")
+    return out
+
+
+# ------------------------------------------------------------- reporting
+
+
+def machine_info() -> dict[str, str]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ram = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                ram = f"{int(line.split()[1]) / 1024**2:.1f} GiB"
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    info = {"CPU": cpu, "cores": f"{os.cpu_count()} logical ({usable} usable by this process)", "RAM": ram,
+            "OS": platform.platform(), "Python": platform.python_version()}
+    try:
+        import jax
+
+        devs = jax.devices()
+        info["JAX devices"] = f"{jax.default_backend()}: {len(devs)} x {devs[0].device_kind}"
+    except Exception as e:  # pragma: no cover - informational
+        info["JAX devices"] = f"unavailable ({e})"
+    return info
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("bayescale", "numpyro", "jax", "jaxlib", "pymc", "pytensor", "arviz", "scipy", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            try:
+                mod = __import__(name)
+                out[name] = getattr(mod, "__version__", "?") + " (not installed as a distribution)"
+            except ImportError:
+                out[name] = "not installed"
+    return out
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    if x != x:  # nan
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if abs(x) >= 100:
+        return f"{x:.1f}"
+    return f"{x:.{digits}g}"
+
+
+def _summ(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    cold = fits[0]
+    warm = list(fits[1:]) or [cold]
+    med = statistics.median
+    return {
+        "n": len(fits),
+        "cold_wall": cold["wall"],
+        "warm_wall": med([f["wall"] for f in warm]),
+        "min_ess_bulk": med([f["min_ess_bulk"] for f in fits]),
+        "min_ess_tail": med([f["min_ess_tail"] for f in fits]),
+        "cold_ess_per_s": cold["ess_per_s"],
+        "warm_ess_per_s": med([f["ess_per_s"] for f in warm]),
+        "max_r_hat": max(f["max_r_hat"] for f in fits),
+        "divergences": [f["divergences"] for f in fits],
+        "mean_steps": med([f["mean_steps"] for f in fits]),
+        "median": {k: med([f["median"][k] for f in fits]) for k in PARAMS},
+        "q025": {k: med([f["q025"][k] for f in fits]) for k in PARAMS},
+        "q975": {k: med([f["q975"][k] for f in fits]) for k in PARAMS},
+    }
+
+
+def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -> str:
+    """The markdown body (without the section heading) for one run."""
+    L: list[str] = []
+    info, vers = results["machine"], results["versions"]
+    L.append(f"Run on {results['date']} with `{command}`{' (quick mode: fewer repeats and resamples)' if args.quick else ''}.")
+    L.append("")
+    L.append("| machine | |")
+    L.append("| --- | --- |")
+    for k, v in info.items():
+        L.append(f"| {k} | {v} |")
+    L.append("| packages | " + ", ".join(f"{k} {v}" for k, v in vers.items()) + " |")
+    L.append("")
+    S = {m: _summ(results[m]["fits"]) for m in ("bayescale", "numpyro", "pymc") if m in results}
+    names = {
+        "bayescale": "bayescale `fit` (NUTS, dense mass, Laplace-whitened)",
+        "numpyro": "plain NumPyro `NUTS(model)` defaults",
+        "pymc": "PyMC `pm.sample(cores=2)` defaults",
+    }
+    if S:
+        L.append(f"{CHAINS} chains x {WARMUP} warmup + {DRAWS} draws each. *Cold*: the first fit in the process "
+                 "(JIT/C compilation included). *Warm*: median over the later fits (new seeds, same process). "
+                 "ESS and r-hat by ArviZ over (E, A, B, alpha, beta, sigma); ESS/s = min bulk ESS / wall time.")
+        L.append("")
+        L.append("| method | fits | wall cold (s) | wall warm (s) | min bulk ESS | min tail ESS | ESS/s cold | ESS/s warm | max r-hat | divergences per fit | mean leapfrog steps/draw |")
+        L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for m, s in S.items():
+            L.append(f"| {names[m]} | {s['n']} | {s['cold_wall']:.2f} | {s['warm_wall']:.2f} | {s['min_ess_bulk']:.0f} | "
+                     f"{s['min_ess_tail']:.0f} | {s['cold_ess_per_s']:.0f} | {s['warm_ess_per_s']:.0f} | {s['max_r_hat']:.4f} | "
+                     f"{', '.join(map(str, s['divergences']))} | {s['mean_steps']:.1f} |")
+        if "bayescale" in results:
+            lw = [x["wall"] for x in results["bayescale"]["laplace"]]
+            L.append(f"| bayescale `fit(method=\"laplace\")` | {len(lw)} | {lw[0]:.2f} | {statistics.median(lw[1:] or lw):.2f} | "
+                     "n/a (independent draws) | | | | | | |")
+        if "epoch" in results:
+            e = results["epoch"]
+            L.append(f"| Epoch-style Huber + L-BFGS-B bootstrap | 1 | {e['wall']:.2f} | | | | | | | | |")
+        L.append("")
+        if "epoch" in results:
+            e = results["epoch"]
+            L.append(f"Epoch-style fit: {e['grid_starts']} grid starts on the full data took {e['grid_seconds']:.2f} s, "
+                     f"{e['n_boot']} bootstrap resamples (each warm-started from the full-data fit) {e['boot_seconds']:.2f} s; "
+                     f"{e['boot_failures']} resample fits did not report convergence.")
+            L.append("")
+    # details per method
+    detail = []
+    for m in ("bayescale", "numpyro"):
+        if m in results:
+            f0 = results[m]["fits"][0]
+            detail.append(f"{m}: chain_method `{f0.get('chain_method')}` on `{f0.get('device')}`"
+                          + (f", dtype {f0['dtype']}" if "dtype" in f0 else ""))
+    if detail:
+        L.append("Setup seen: " + "; ".join(detail) + ".")
+        L.append("")
+    # ratios and targets
+    if "bayescale" in S:
+        b = S["bayescale"]
+        L.append("| target | cold | warm | met? |")
+        L.append("| --- | --- | --- | --- |")
+        for m, goal in (("numpyro", 3.0), ("pymc", 10.0)):
+            if m in S:
+                rc = b["cold_ess_per_s"] / S[m]["cold_ess_per_s"]
+                rw = b["warm_ess_per_s"] / S[m]["warm_ess_per_s"]
+                met = "yes" if min(rc, rw) >= goal else ("warm only" if rw >= goal else ("cold only" if rc >= goal else "no"))
+                L.append(f"| bayescale ESS/s >= {goal:g}x {m} | {rc:.1f}x | {rw:.1f}x | {met} |")
+        lim = 5.0
+        met = "yes" if b["cold_wall"] < lim else ("warm only" if b["warm_wall"] < lim else "no")
+        L.append(f"| whole bayescale fit < {lim:g} s | {b['cold_wall']:.2f} s | {b['warm_wall']:.2f} s | {met} |")
+        L.append("")
+    # parameters
+    cols = [m for m in ("bayescale", "numpyro", "pymc") if m in S]
+    have_lap = "bayescale" in results
+    have_epoch = "epoch" in results
+    if cols or have_epoch:
+        L.append("Posterior medians [95% equal-tailed intervals] (median over fits), and the Epoch-style full-data "
+                 "point fit [95% bootstrap percentile intervals]:")
+        L.append("")
+        header = ["param"] + [m if m != "bayescale" else "bayescale NUTS" for m in cols]
+        header += ["bayescale Laplace"] if have_lap else []
+        header += ["Epoch-style bootstrap"] if have_epoch else []
+        L.append("| " + " | ".join(header) + " |")
+        L.append("|" + " --- |" * len(header))
+        for p in PARAMS:
+            row = [p]
+            for m in cols:
+                row.append(f"{_fmt(S[m]['median'][p])} [{_fmt(S[m]['q025'][p])}, {_fmt(S[m]['q975'][p])}]")
+            if have_lap:
+                lap = results["bayescale"]["laplace"][0]
+                row.append(f"{_fmt(lap['median'][p])} [{_fmt(lap['q025'][p])}, {_fmt(lap['q975'][p])}]")
+            if have_epoch:
+                e = results["epoch"]
+                row.append("(no noise parameter)" if p == "sigma" else f"{_fmt(e['point'][p])} [{_fmt(e['q025'][p])}, {_fmt(e['q975'][p])}]")
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+    L.append(words(results, S))
+    L.append("")
+    warns = []
+    for m in ("bayescale", "numpyro"):
+        if m in results:
+            ws = sorted({w for f in results[m]["fits"] for w in f.get("warnings", [])})
+            if ws:
+                warns.append(f"{m}: " + " | ".join(ws))
+    if warns:
+        L.append("Warnings raised during the fits: " + "; ".join(warns))
+        L.append("")
+    return "\n".join(L).rstrip() + "\n"
+
+
+def words(results: Mapping[str, Any], S: Mapping[str, Any]) -> str:
+    """A plain-words paragraph generated from the numbers."""
+    out = []
+    if "bayescale" in S:
+        b = S["bayescale"]
+        lap = statistics.median([x["wall"] for x in results["bayescale"]["laplace"]])
+        out.append(f"A warm bayescale fit took {b['warm_wall']:.1f} s ({b['cold_wall']:.1f} s for the first fit in a fresh "
+                   f"process, which compiles) and gave a minimum bulk ESS of {b['min_ess_bulk']:.0f} from 4000 draws, "
+                   f"{b['warm_ess_per_s']:.0f} effective draws per second; the Laplace approximation alone took {lap:.2f} s.")
+        for m, label in (("numpyro", "plain NumPyro"), ("pymc", "PyMC's default sampler")):
+            if m in S:
+                s = S[m]
+                out.append(f"{label} took {s['warm_wall']:.1f} s warm ({s['cold_wall']:.1f} s cold) for a minimum bulk ESS of "
+                           f"{s['min_ess_bulk']:.0f} ({s['warm_ess_per_s']:.0f}/s), max r-hat {s['max_r_hat']:.3f} and "
+                           f"{sum(s['divergences'])} divergences over {s['n']} fits, so bayescale gives "
+                           f"{b['warm_ess_per_s'] / s['warm_ess_per_s']:.1f}x its effective draws per second warm "
+                           f"({b['cold_ess_per_s'] / s['cold_ess_per_s']:.1f}x cold).")
+    if "epoch" in results:
+        e = results["epoch"]
+        out.append(f"The Epoch-style point fit with {e['n_boot']} bootstrap resamples took {e['wall']:.1f} s; its intervals "
+                   "describe the spread of the point estimate under resampling and have no noise model.")
+    return " ".join(out)
+
+
+# ------------------------------------------------------- section surgery
+
+_MAIN = ("<!-- bench_fit:main:start -->", "<!-- bench_fit:main:end -->")
+
+
+def _dev_markers(label: str) -> tuple[str, str]:
+    return (f"<!-- bench_fit:device:{label}:start -->", f"<!-- bench_fit:device:{label}:end -->")
+
+
+def _split_doc(text: str) -> tuple[str, str, str]:
+    """(before, section body, after) around SECTION; body is '' when the section is absent."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    if start is None:
+        before = text if not text or text.endswith("\n") else text + "\n"
+        return before, "", ""
+    end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+    return "".join(lines[:start]), "".join(lines[start + 1:end]), "".join(lines[end:])
+
+
+def _blocks(body: str) -> tuple[str | None, dict[str, str]]:
+    """The main block and the device blocks (label -> full text with markers) of a section body."""
+    main = None
+    m = re.search(re.escape(_MAIN[0]) + r".*?" + re.escape(_MAIN[1]), body, flags=re.S)
+    if m:
+        main = m.group(0)
+    devices = {}
+    for d in re.finditer(r"<!-- bench_fit:device:(.+?):start -->.*?<!-- bench_fit:device:\1:end -->", body, flags=re.S):
+        devices[d.group(1)] = d.group(0)
+    return main, devices
+
+
+def write_section(out: Path, *, main: str | None = None, devices: Mapping[str, str] | None = None) -> None:
+    """Replace the main block and/or named device blocks of our section; everything else stays."""
+    text = out.read_text() if out.exists() else "# Benchmarks\n\n"
+    before, body, after = _split_doc(text)
+    old_main, old_devices = _blocks(body)
+    new_main = f"{_MAIN[0]}\n{main.rstrip()}\n{_MAIN[1]}" if main is not None else old_main
+    new_devices = dict(old_devices)
+    for label, block in (devices or {}).items():
+        s, e = _dev_markers(label)
+        new_devices[label] = block if block.startswith(s) else f"{s}\n{block.rstrip()}\n{e}"
+    parts = [p for p in [new_main, *new_devices.values()] if p]
+    section = SECTION + "\n\n" + "\n\n".join(parts) + "\n"
+    if before and not before.endswith("\n\n"):
+        before = before.rstrip("\n") + "\n\n"
+    if after:
+        section += "\n"
+    out.write_text(before + section + after)
+
+
+def merge_from(src: Path, out: Path) -> list[str]:
+    _, body, _ = _split_doc(src.read_text())
+    _, devices = _blocks(body)
+    if not devices:
+        raise SystemExit(f"{src}: no device subsections in section {SECTION!r}")
+    write_section(out, devices=devices)
+    return list(devices)
+
+
+# ------------------------------------------------------------------ main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and bootstrap resamples")
+    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="markdown file to update (default BENCHMARKS.md)")
+    ap.add_argument("--only", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
+    ap.add_argument("--device-label", default=None, help='write the results as subsection "### LABEL" (e.g. "GPU (H100)")')
+    ap.add_argument("--json", default=None, help="also write the raw results as JSON here")
+    ap.add_argument("--merge-from", default=None, help="copy the device subsections of this file's section into --out and exit")
+    ap.add_argument("--pymc-worker", nargs=3, metavar=("DATA", "SEEDS", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.pymc_worker:
+        data, seeds, out = args.pymc_worker
+        pymc_worker(data, [int(s) for s in seeds.split(",")], out)
+        return 0
+    out = Path(args.out)
+    if args.merge_from:
+        labels = merge_from(Path(args.merge_from), out)
+        print(f"merged device subsections {labels} into {out}")
+        return 0
+
+    only = [m.strip() for m in args.only.split(",") if m.strip()]
+    unknown = sorted(set(only) - set(METHODS))
+    if unknown:
+        ap.error(f"--only: unknown {unknown}; choose from {list(METHODS)}")
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO) if Path(__file__).is_relative_to(REPO) else __file__, *(argv if argv is not None else sys.argv[1:])])
+
+    _set_data_env()
+    import numpy as np
+
+    import bayescale as bs  # sets XLA_FLAGS (4 host devices) before JAX starts
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    runs = bs.datasets.load_chinchilla()
+    logN = np.log(runs["N"].to_numpy(dtype=np.float64))
+    logD = np.log(runs["D"].to_numpy(dtype=np.float64))
+    y = np.log(runs["loss"].to_numpy(dtype=np.float64))
+    log(f"{len(runs)} Chinchilla runs (BAYESCALE_DATA={os.environ.get('BAYESCALE_DATA')})")
+
+    n_fit = 2 if args.quick else 4  # 1 cold + warm repeats
+    results: dict[str, Any] = {
+        "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine_info(),
+        "versions": versions(),
+        "n_runs": len(runs),
+    }
+    if "bayescale" in only:
+        results["bayescale"] = bench_bayescale(runs, list(range(n_fit)), log)
+    if "numpyro" in only:
+        diff = check_same_model(logN, logD, y)
+        log(f"plain NumPyro model vs bayescale make_model: max |log density difference| = {diff:.2e}")
+        if diff > 1e-6:
+            raise SystemExit(f"the plain NumPyro model is not bayescale's model (log density differs by {diff})")
+        results["numpyro"] = bench_numpyro(logN, logD, y, list(range(n_fit)), log)
+    if "pymc" in only:
+        results["pymc"] = bench_pymc(logN, logD, y, list(range(2 if args.quick else 3)), log)
+    if "epoch" in only:
+        results["epoch"] = bench_epoch(logN, logD, y, 200 if args.quick else 1000, args.quick, 0, log)
+
+    body = render(results, args, command)
+    if args.device_label:
+        write_section(out, devices={args.device_label: f"### {args.device_label}\n\n{body}"})
+    else:
+        write_section(out, main=body)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    print(body)
+    log(f"wrote section {SECTION!r} of {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
