@@ -106,24 +106,28 @@ def _log_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any) -> dict[str, n
 # ------------------------------------------------------------- device setup
 
 
-def _on_gpu() -> bool:
-    return jax.default_backend() == "gpu"
+#: Below this many runs the CPU samples faster than a GPU: each leapfrog step is a few
+#: tiny kernels, and launch latency dominates (measured in BENCHMARKS.md).
+GPU_MIN_RUNS = 5000
 
 
-def _dtype() -> Any:
-    # float64 on CPU costs little and makes MAP and adaptation robust; GPUs are fast in float32,
-    # and the laws are written in log space so float32 is accurate there.
-    return np.float32 if _on_gpu() else np.float64
+def _sampling_device(requested: str, n_runs: int) -> Any:
+    """The JAX device NUTS runs on: ``"cpu"``, ``"gpu"`` or ``"auto"`` (GPU for large tables)."""
+    gpus = [d for d in jax.devices() if d.platform == "gpu"] if jax.default_backend() == "gpu" else []
+    if requested == "gpu":
+        if not gpus:
+            raise BayescaleError("sampler.device = 'gpu' but JAX sees no GPU; install jax[cuda12] or use 'cpu'/'auto'")
+        return gpus[0]
+    if requested == "auto" and gpus and n_runs >= GPU_MIN_RUNS:
+        return gpus[0]
+    return jax.devices("cpu")[0]
 
 
-def _precision(dtype: Any) -> Any:
-    return jax.enable_x64(dtype == np.float64)
-
-
-def _chain_method(requested: str, chains: int) -> str:
+def _chain_method(requested: str, chains: int, device: Any) -> str:
     if requested != "auto":
         return requested
-    if chains > 1 and jax.local_device_count() >= chains:
+    # pmap places chains on the default backend's devices: only use it when those are CPUs.
+    if device.platform == "cpu" and jax.default_backend() == "cpu" and 1 < chains <= jax.local_device_count():
         return "parallel"
     return "vectorized"
 
@@ -654,22 +658,30 @@ def fit(
             raise BayescaleError(str(e)) from None
     table = load_runs(runs)
     s = spec.sampler
-    dtype = _dtype()
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    with _precision(dtype):
-        logx = _log_inputs(spec, table, dtype)
-        y = np.log(table["loss"].to_numpy(dtype=np.float64)).astype(dtype)
-        post = _posterior(spec, dtype)
-        lap = _laplace(post, logx, y, rng, dtype)
-        if method == "laplace":
-            flat = rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws))
-            stats: dict[str, np.ndarray] = {}
-            chain_method = ""
-        else:
-            chain_method = _chain_method(s.chain_method, s.chains)
+    cpu = jax.devices("cpu")[0]
+    # MAP + Laplace always in float64 on the CPU: a few hundred tiny steps, precision matters.
+    with jax.enable_x64(True), jax.default_device(cpu):
+        logx = _log_inputs(spec, table, np.float64)
+        y = np.log(table["loss"].to_numpy(dtype=np.float64))
+        post64 = _posterior(spec, np.float64)
+        lap = _laplace(post64, logx, y, rng, np.float64)
+    device = _sampling_device(s.device, len(table))
+    # float64 costs little on a CPU; GPUs are fast in float32, and the laws are written in log
+    # space so float32 is accurate there.
+    dtype = np.float32 if device.platform == "gpu" else np.float64
+    chain_method = ""
+    if method == "laplace":
+        flat = rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws))
+        stats: dict[str, np.ndarray] = {}
+    else:
+        chain_method = _chain_method(s.chain_method, s.chains, device)
+        with jax.enable_x64(dtype == np.float64), jax.default_device(device):
+            post = _posterior(spec, dtype)
             flat, stats = _nuts(post, logx, y, lap, rng, dtype, chain_method, progress)
-        samples = {k: np.asarray(v, dtype=np.float64) for k, v in post.constrain_many(jnp.asarray(flat, dtype=dtype)).items()}
+    with jax.enable_x64(True), jax.default_device(cpu):
+        samples = {k: np.asarray(v, dtype=np.float64) for k, v in post64.constrain_many(jnp.asarray(flat, dtype=np.float64)).items()}
         ll = _log_likelihood(spec, samples, logx, y)
     seconds = time.perf_counter() - t0
     samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
@@ -712,7 +724,7 @@ def fit(
         "flops_convention": table.attrs.get("flops_convention", ""),
         "sampling_seconds": seconds,
         "chain_method": chain_method,
-        "device": f"{jax.default_backend()}:{jax.devices()[0].device_kind}",
+        "device": f"{device.platform}:{device.device_kind}" if method == "nuts" else "cpu",
         "dtype": np.dtype(dtype).name,
         "identified": json.dumps(identified),
         "laplace_mode": json.dumps(lap.value),

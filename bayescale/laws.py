@@ -77,6 +77,9 @@ class Law:
     identified : callable, optional
         ``identified(params, log_k) -> dict`` giving the identifiable combinations of
         parameters when ``C = k * N * D`` makes the inputs collinear (multiplicative law).
+    optimal_N : callable, optional
+        ``optimal_N(params, C) -> N_opt``, the closed-form compute-optimal model size at
+        budget ``C = 6 N D`` (NumPy broadcasting). Without it, bayescale minimises numerically.
     """
 
     name: str
@@ -89,6 +92,7 @@ class Law:
     columns: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     identified: Callable[[Mapping[str, Any], float], Mapping[str, Any]] | None = None
+    optimal_N: Callable[[Mapping[str, Any], Any], Any] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -255,6 +259,9 @@ chinchilla = register_law(
         },
         positive=("E", "A", "B", "alpha", "beta"),
         description="Hoffmann et al. 2022 (Chinchilla): irreducible loss plus separate model-size and data terms.",
+        # dL/dN = 0 with D = C/(6N): N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)).
+        optimal_N=lambda p, C: (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))
+        * (np.asarray(C) / 6.0) ** (p["beta"] / (p["alpha"] + p["beta"])),
     )
 )
 

@@ -44,6 +44,7 @@ from .errors import LawError
 LIKELIHOODS = ("Normal", "StudentT")
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
 INITS = ("map", "prior")
+DEVICES = ("auto", "cpu", "gpu")
 
 
 def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -108,6 +109,7 @@ class SamplerSettings:
     dense_mass: bool = True
     init: str = "map"
     chain_method: str = "auto"
+    device: str = "auto"
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "sampler") -> "SamplerSettings":
@@ -132,6 +134,8 @@ class SamplerSettings:
             raise SpecError(f"{where}.dense_mass: must be true or false, got {self.dense_mass!r}")
         if self.init not in INITS:
             raise SpecError(f"{where}.init: {self.init!r} is not one of {list(INITS)}")
+        if self.device not in DEVICES:
+            raise SpecError(f"{where}.device: {self.device!r} is not one of {list(DEVICES)}")
         if self.chain_method not in CHAIN_METHODS:
             raise SpecError(f"{where}.chain_method: {self.chain_method!r} is not one of {list(CHAIN_METHODS)}")
 
