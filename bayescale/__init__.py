@@ -9,12 +9,17 @@ credible bands::
     fit = bs.fit(spec, runs, seed=0)
     band = fit.predict({"N": 7e9, "D": 1.4e12})
 
-Importing bayescale never imports torch or transformers.
+Importing bayescale is cheap: JAX, NumPyro and ArviZ load on first use of what needs
+them, and torch/transformers only with the pilot runner.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
+import importlib
 import os as _os
+from typing import Any
+
+__version__ = "0.1.0"
 
 # Four host CPU devices so NUTS runs its four default chains in parallel (one
 # thread each) instead of vectorised in one. This only takes effect when JAX has
@@ -24,9 +29,7 @@ if "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""
         _os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
     ).strip()
 
-from . import datasets, laws
-from .data import append_run, load_runs, save_runs
-from .errors import (
+from .errors import (  # noqa: E402
     BayescaleError,
     ConvergenceWarning,
     DatasetError,
@@ -36,34 +39,58 @@ from .errors import (
     SpecError,
     StaleFitError,
 )
-from .inference import Fit, fit
-from .laws import Law, get_law, list_laws, register_law
-from .priors import Prior
-from .spec import ModelSpec, bundled_specs, load_spec
+
+# Public name -> module that defines it; imported on first access.
+_LAZY = {
+    "append_run": "data",
+    "load_runs": "data",
+    "save_runs": "data",
+    "Fit": "inference",
+    "fit": "inference",
+    "Law": "laws",
+    "get_law": "laws",
+    "list_laws": "laws",
+    "register_law": "laws",
+    "Prior": "priors",
+    "ModelSpec": "spec",
+    "bundled_specs": "spec",
+    "load_spec": "spec",
+    "decide": "decide",
+    "Expectation": "decide",
+    "Quantile": "decide",
+    "VaR": "decide",
+    "CVaR": "decide",
+    "Utility": "decide",
+    "compute_optimal": "decide",
+    "check": "checks",
+    "leave_largest_out": "checks",
+}
+_SUBMODULES = {"checks", "data", "datasets", "decide", "inference", "laws", "priors", "spec", "testing"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'bayescale' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
 
 __all__ = [
     "BayescaleError",
     "ConvergenceWarning",
     "DatasetError",
-    "Fit",
     "IdentifiabilityWarning",
-    "Law",
     "LawError",
-    "ModelSpec",
-    "Prior",
     "RunsTableError",
     "SpecError",
     "StaleFitError",
     "__version__",
-    "append_run",
-    "bundled_specs",
-    "datasets",
-    "fit",
-    "get_law",
-    "laws",
-    "list_laws",
-    "load_runs",
-    "load_spec",
-    "register_law",
-    "save_runs",
+    *sorted(_LAZY),
 ]

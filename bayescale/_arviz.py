@@ -26,6 +26,10 @@ InferenceData = az.InferenceData
 SAMPLE_DIMS = ("chain", "draw")
 
 
+def version() -> str:
+    return az.__version__
+
+
 def from_draws(
     posterior: Mapping[str, np.ndarray],
     *,
@@ -128,3 +132,29 @@ def load(path: str | os.PathLike) -> InferenceData:
     idata = az.from_netcdf(str(path), engine="h5netcdf")
     idata.load()
     return idata
+
+
+def loo(idata: InferenceData) -> dict[str, Any]:
+    """PSIS-LOO: elpd, its SE, p_loo and pointwise Pareto k."""
+    with warnings.catch_warnings():
+        # ArviZ warns when some k > 0.7; bayescale reports those runs by id instead.
+        warnings.simplefilter("ignore", UserWarning)
+        res = az.loo(idata, pointwise=True)
+    return {"elpd": float(res.elpd_loo), "se": float(res.se), "p_loo": float(res.p_loo), "pareto_k": np.asarray(res.pareto_k)}
+
+
+def psis_log_weights(idata: InferenceData) -> np.ndarray:
+    """Normalised PSIS log weights, shape (chain*draw, run)."""
+    ll = idata.log_likelihood["log_loss"]
+    stacked = ll.stack(__sample__=("chain", "draw")).transpose(..., "__sample__")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        lw, _ = az.psislw(-stacked)
+    return np.asarray(lw.transpose("__sample__", ...).values)
+
+
+def compare(idatas: Mapping[str, InferenceData]) -> pd.DataFrame:
+    """ArviZ's LOO comparison table (rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return az.compare(dict(idatas), ic="loo")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import warnings
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import bayescale
-from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, StaleFitError
+from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning
 
 #: Spec and runs file of ``bayescale demo``.
 DEMO_SPEC = "chinchilla"
@@ -197,34 +198,18 @@ def _print_json(obj: Any) -> None:
 
 
 def load_fit(path: str | Path) -> Any:
-    """Load a saved fit, refusing it when its spec file has changed since.
-
-    The spec file is compared without its ``[sampler]`` table: sampler settings do
-    not change the model, and a fit made with ``--chains``/``--warmup``/``--draws``
-    records the settings it actually used.
+    """Load a saved fit with :meth:`Fit.load <bayescale.Fit.load>`, which refuses a stale one.
 
     Raises
     ------
     StaleFitError
-        If the law, priors, likelihood, name or description in the spec file differ
-        from those the fit was made with.
+        If the spec file the fit was made from now defines a different model.
+    BayescaleError
+        If the file is missing or is not a bayescale fit.
     """
     from bayescale.inference import Fit
-    from bayescale.spec import load_spec
 
-    fit = Fit.load(path, check_spec=False)
-    saved = fit.spec
-    if saved.path and Path(saved.path).is_file():
-        current = load_spec(saved.path).with_sampler(**saved.sampler.to_dict())
-        if current.id != saved.id:
-            a, b = saved.to_dict(), current.to_dict()
-            changed = [k for k in ("name", "description", "law", "likelihood") if a[k] != b[k]]
-            changed += [f"priors.{p}" for p in sorted(set(a["priors"]) | set(b["priors"])) if a["priors"].get(p) != b["priors"].get(p)]
-            raise StaleFitError(
-                f"{path} was fitted with spec {saved.name!r} (id {saved.id}) but {saved.path} has changed since "
-                f"(now id {current.id}; changed: {', '.join(changed)}): refit it"
-            )
-    return fit
+    return Fit.load(path)
 
 
 def _band(fit: Any, points: Sequence[Mapping[str, float]], ci_prob: float, noise: bool, seed: int) -> list[dict[str, Any]]:
@@ -247,20 +232,34 @@ def _band(fit: Any, points: Sequence[Mapping[str, float]], ci_prob: float, noise
 
 
 def _band_text(rows: Sequence[Mapping[str, Any]], ci_prob: float, lead: Sequence[str] = ()) -> str:
-    inputs = [k for k in rows[0] if k not in ("median", "lower", "upper", *lead)]
+    inputs = list(dict.fromkeys(k for r in rows for k in r if k not in ("median", "lower", "upper", *lead)))
     pct = f"{100 * ci_prob:g}%"
     header = [*lead, *inputs, "median loss", f"{pct} interval"]
     body = []
     for r in rows:
-        body.append([*(str(r[k]) for k in lead), *(_fmt(r[k], 3) for k in inputs), f"{r['median']:.4f}", f"[{r['lower']:.4f}, {r['upper']:.4f}]"])
-    return _table(body, header)
+        body.append([*(str(r[k]) for k in lead), *(_fmt(r.get(k), 3) for k in inputs), f"{r['median']:.4f}", f"[{r['lower']:.4f}, {r['upper']:.4f}]"])
+    return _table(body, header, right=[False] * len(lead) + [True] * (len(header) - len(lead)))
 
 
 # ----------------------------------------------------------------- commands
 
 
+def _check_output(out: Path) -> None:
+    """Fail before fitting, not after, when the fit cannot be written to ``out``."""
+    if out.is_dir():
+        raise BayescaleError(f"cannot write the fit to {str(out)!r}: it is a folder; give a file name such as fit.nc")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BayescaleError(f"cannot write the fit to {str(out)!r}: {e.strerror or e}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise BayescaleError(f"cannot write the fit to {str(out)!r}: folder {str(out.parent)!r} is not writable")
+
+
 def _fit_and_report(spec: Any, runs: Any, args: argparse.Namespace, out: Path, ci_prob: float = 0.9) -> Any:
     from bayescale.inference import fit as run_fit
+
+    _check_output(out)
 
     result = _with_readable_warnings(
         lambda: run_fit(
@@ -318,9 +317,25 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_point(fit: Any, text: str, point: Mapping[str, float]) -> None:
+    """Each ``--at`` point names only inputs of the fit's law and gives all it needs."""
+    from bayescale.inference import points_frame
+
+    needed = list(fit.spec.columns)
+    allowed = set(needed) | {"N", "D", "C"}
+    unknown = [k for k in point if k not in allowed]
+    if unknown:
+        raise BayescaleError(f"--at {text!r}: {unknown} are not inputs of law {fit.spec.law.name!r}; it reads {needed} (and C = 6ND links N, D and C)")
+    missing = [c for c in needed if c not in points_frame(point).columns]
+    if missing:
+        raise BayescaleError(f"--at {text!r}: law {fit.spec.law.name!r} needs {needed}; {missing} missing (give it, or two of N, D, C: C = 6ND gives the third)")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     points = [parse_point(text) for text in args.at]
     fit = load_fit(args.fit)
+    for text, point in zip(args.at, points):
+        _check_point(fit, text, point)
     rows = _band(fit, points, args.ci_prob, args.noise, args.seed)
     if args.format == "json":
         _print_json({"spec": fit.spec.name, "spec_id": fit.spec.id, "ci_prob": args.ci_prob, "noise": args.noise, "points": rows})
@@ -345,6 +360,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"demo: fitting bundled spec {spec.name!r} to {len(runs)} runs from {csv.name} "
         f"(N {_fmt(runs['N'].min(), 3)} to {_fmt(runs['N'].max(), 3)}; largest compute C = {_fmt(largest['C'], 3)} FLOPs)\n"
     )
+    if "source" in runs and runs["source"].astype(str).str.contains("synthetic", case=False).any():
+        print(f"note: these runs are a synthetic placeholder, not real training runs (see {csv.parent.name}/README.md)\n")
     out = Path(args.out) / "demo_fit.nc"
     fit = _fit_and_report(spec, runs, args, out)
     points, scales = [], []
@@ -483,6 +500,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except BayescaleError as e:
         return _error(str(e))
+    except BrokenPipeError:  # e.g. `bayescale laws | head -1`: stop quietly
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
     except OSError as e:  # a missing input, an unwritable output
         if e.filename is not None and e.strerror:
             return _error(f"{e.strerror}: {e.filename}")

@@ -31,14 +31,13 @@ import numpyro.distributions as dist
 import pandas as pd
 import scipy.optimize
 import xarray as xr
-from jax.flatten_util import ravel_pytree
+from threadpoolctl import threadpool_limits
 from numpyro.infer import MCMC, NUTS
 from numpyro.distributions.transforms import biject_to
 
 from . import _arviz
 from .data import load_runs, runs_hash
 from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, SpecError, StaleFitError
-from .laws import Law
 from .priors import Prior
 from .spec import ModelSpec, load_spec
 
@@ -55,6 +54,13 @@ def _likelihood_dist(spec: ModelSpec, mu: Any, sigma: Any, df: Any) -> dist.Dist
     if spec.likelihood.family == "Normal":
         return dist.Normal(mu, sigma)
     return dist.StudentT(df, mu, sigma)
+
+
+def observation_dist(spec: ModelSpec, mu: Any, params: Mapping[str, Any]) -> dist.Distribution:
+    """The likelihood of log loss around the law's log loss ``mu``, given noise parameters
+    (``sigma``, and ``df`` when it has a prior) from ``params``; arrays broadcast."""
+    df = params["df"] if "df" in params else spec.likelihood.df
+    return _likelihood_dist(spec, mu, params["sigma"], df)
 
 
 def make_model(spec: ModelSpec):
@@ -232,12 +238,15 @@ def _laplace(post: _Posterior, logx: Mapping[str, Any], y: Any, rng: np.random.G
 
     starts = [post.prior_median()] + list(post.prior_draws(rng, n_starts - 1))
     best = None
-    for start in starts:
-        if fun(start)[0] >= 1e30:
-            continue
-        res = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-9})
-        if best is None or res.fun < best.fun:
-            best = res
+    # One BLAS thread: L-BFGS on a handful of parameters is latency-bound, and BLAS thread
+    # pools make each step many times slower on a busy machine.
+    with threadpool_limits(1):
+        for start in starts:
+            if fun(start)[0] >= 1e30:
+                continue
+            res = scipy.optimize.minimize(fun, start, jac=True, method="L-BFGS-B", options={"maxiter": 5000, "gtol": 1e-9})
+            if best is None or res.fun < best.fun:
+                best = res
     if best is None:
         raise BayescaleError(f"spec {post.spec.name!r}: the log density is not finite at any starting point; check the priors and the runs")
     mode = jnp.asarray(best.x, dtype=dtype)
@@ -749,11 +758,9 @@ def fit(
 
 
 def _versions() -> dict[str, str]:
-    import arviz
-
     from . import __version__
 
-    return {"bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__, "arviz": arviz.__version__}
+    return {"bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__, "arviz": _arviz.version()}
 
 
 __all__ = ["Fit", "Laplace", "fit", "make_model", "points_frame"]

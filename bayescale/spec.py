@@ -349,7 +349,7 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any] | ModelSpec) -> Mode
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"spec {path}: not valid TOML: {e}") from None
-    return spec_from_dict(d, path=str(path))
+    return spec_from_dict(d, path=str(path.resolve()))
 
 
 def _models_dir() -> Path:

@@ -1,0 +1,419 @@
+"""Checks: prior and posterior predictive, PSIS-LOO with Pareto-k flags, LOO-PIT, model
+comparison, leave-largest-out validation, and "was this new run a surprise?".
+
+A scaling law is trusted for extrapolation, so the check that matters most is
+:func:`leave_largest_out`: fit on the runs below a compute cut and see whether the
+intervals cover the runs above it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from . import _arviz
+from .data import load_runs
+from .errors import BayescaleError
+from .inference import Fit, _log_inputs, fit as _fit, noise_names, observation_dist, points_frame
+from .spec import ModelSpec, load_spec
+
+CI_PROBS = (0.5, 0.8, 0.9, 0.95)
+PARETO_K_BAD = 0.7
+
+
+class ComparisonWarning(UserWarning):
+    """Two models' predictive accuracy differs by less than its standard error."""
+
+
+# ------------------------------------------------------------- predictive draws
+
+
+def _noise_draws(spec: ModelSpec, params: Mapping[str, np.ndarray], log_mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Log loss with observation noise added; params broadcast against log_mu."""
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+    with jax.enable_x64(True):
+        d = observation_dist(spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in params.items()})
+        return np.asarray(d.sample(key), dtype=float)
+
+
+def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, noise: bool = True, seed: int = 0) -> xr.DataArray:
+    """Draws of loss at ``points`` implied by the priors alone (dims ``chain=1, draw, point``).
+
+    Do the priors produce plausible loss curves? Look at the quantiles before fitting.
+    """
+    spec = load_spec(spec)
+    frame = points_frame(points)
+    rng = np.random.default_rng(seed)
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+    params = {}
+    with jax.enable_x64(True):
+        priors = {p: spec.priors[p] for p in spec.law.params}
+        priors["sigma"] = spec.likelihood.sigma
+        if "df" in noise_names(spec):
+            priors["df"] = spec.likelihood.df
+        for name, prior in priors.items():
+            key, sub = jax.random.split(key)
+            params[name] = np.asarray(prior.to_numpyro().sample(sub, (draws,)), dtype=float)[:, None]
+        logx = _log_inputs(spec, frame, np.float64)
+        log_mu = np.asarray(spec.law.log_loss({p: params[p] for p in spec.law.params}, {k: v[None, :] for k, v in logx.items()}, jnp))
+    if noise:
+        log_mu = _noise_draws(spec, {k: params[k] for k in noise_names(spec)}, log_mu, rng)
+    coords = {"point": np.arange(len(frame))}
+    coords.update({c: ("point", frame[c].to_numpy(float)) for c in ("N", "D", "C") if c in frame})
+    return xr.DataArray(np.exp(log_mu)[None], dims=("chain", "draw", "point"), coords=coords, name="loss")
+
+
+def _law_log_loss(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
+    logx = _log_inputs(fit.spec, frame, np.float64)
+    theta = {p: fit.posterior[p].values[..., None] for p in fit.spec.law.params}
+    return np.asarray(fit.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float)
+
+
+def _noise_params(fit: Fit) -> dict[str, np.ndarray]:
+    return {k: fit.posterior[k].values[..., None] for k in noise_names(fit.spec)}
+
+
+def posterior_predictive(fit: Fit, *, seed: int = 0) -> xr.DataArray:
+    """Replicated losses of the observed runs, dims ``(chain, draw, run)``."""
+    rng = np.random.default_rng(seed)
+    y = _noise_draws(fit.spec, _noise_params(fit), _law_log_loss(fit, fit.runs), rng)
+    return xr.DataArray(np.exp(y), dims=("chain", "draw", "run"), coords={"run": fit.runs["run_id"].astype(str).to_numpy()}, name="loss")
+
+
+# ------------------------------------------------------------- LOO
+
+
+@dataclass(frozen=True)
+class LooResult:
+    """PSIS-LOO estimate with per-run Pareto k; ``flagged`` lists influential runs by id."""
+
+    elpd: float
+    se: float
+    p_loo: float
+    pareto_k: pd.Series
+    flagged: tuple[str, ...]
+
+    def __str__(self) -> str:
+        s = f"elpd_loo {self.elpd:.2f} (SE {self.se:.2f}), p_loo {self.p_loo:.2f}"
+        if self.flagged:
+            s += f"; Pareto k > {PARETO_K_BAD} (influential, LOO unreliable) for runs {list(self.flagged)}"
+        return s
+
+
+def loo(fit: Fit) -> LooResult:
+    """PSIS-LOO of the fit's pointwise log likelihood, with runs whose Pareto k > 0.7 named."""
+    res = _arviz.loo(fit.idata)
+    k = pd.Series(res["pareto_k"], index=fit.runs["run_id"].astype(str).to_numpy(), name="pareto_k")
+    flagged = tuple(k.index[k > PARETO_K_BAD])
+    return LooResult(elpd=res["elpd"], se=res["se"], p_loo=res["p_loo"], pareto_k=k, flagged=flagged)
+
+
+def loo_pit(fit: Fit) -> pd.Series:
+    """Leave-one-out probability integral transform of each observed run.
+
+    ``PIT_i = sum_s w_is F(y_i | theta_s)`` with PSIS weights ``w`` and the likelihood's
+    CDF ``F`` (exact, no replicate sampling). Calibrated models give PIT values that
+    look uniform on [0, 1].
+    """
+    log_w = _arviz.psis_log_weights(fit.idata)  # (chain*draw, run), normalised per run
+    log_mu = _law_log_loss(fit, fit.runs).reshape(-1, len(fit.runs))
+    noise = {k: v.reshape(-1, 1) for k, v in _noise_params(fit).items()}
+    y = np.log(fit.runs["loss"].to_numpy(float))[None, :]
+    with jax.enable_x64(True):
+        cdf = np.asarray(observation_dist(fit.spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in noise.items()}).cdf(jnp.asarray(y)))
+    pit = np.sum(np.exp(log_w) * cdf, axis=0)
+    return pd.Series(np.clip(pit, 0, 1), index=fit.runs["run_id"].astype(str).to_numpy(), name="loo_pit")
+
+
+def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:
+    """Rank models (laws, likelihoods, priors) fitted to the same runs by PSIS-LOO.
+
+    Warns with :class:`ComparisonWarning` when the best model's lead over the next is
+    within two standard errors of the difference: the data do not separate them.
+    """
+    if len(fits) < 2:
+        raise BayescaleError("compare needs at least two fits")
+    hashes = {n: f.idata.attrs.get("runs_hash") for n, f in fits.items()}
+    if len(set(hashes.values())) != 1:
+        raise BayescaleError(f"compare needs fits of the same runs; runs hashes differ: {hashes}")
+    table = _arviz.compare({n: f.idata for n, f in fits.items()})
+    second = table.iloc[1]
+    if second["elpd_diff"] < 2 * max(second["dse"], 1e-12):
+        warnings.warn(
+            f"{table.index[0]!r} leads {table.index[1]!r} by {second['elpd_diff']:.2f} elpd, within 2 standard "
+            f"errors ({second['dse']:.2f}): the runs do not tell these models apart.",
+            ComparisonWarning,
+            stacklevel=2,
+        )
+    return table
+
+
+# ------------------------------------------------------------- held-out checks
+
+
+def _band(p: np.ndarray) -> list[str]:
+    """Name of the narrowest central interval (of CI_PROBS) that contains each run."""
+    out = []
+    for pi in p:
+        central = abs(2 * pi - 1)  # the smallest central interval containing the value
+        name = f"outside {100 * CI_PROBS[-1]:g}%"
+        for prob in CI_PROBS:
+            if central <= prob:
+                name = f"inside {100 * prob:g}%"
+                break
+        out.append(name)
+    return out
+
+
+def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
+    """How each run's observed loss sits in the fit's predictive distribution for it.
+
+    Columns: ``observed``, ``median``, ``lo90``/``hi90``, ``p_value`` (two-sided,
+    ``2 min(P(y_rep <= y), P(y_rep >= y))``), ``pit`` (``P(y_rep <= y)``), ``z`` (on log
+    loss), ``band`` (narrowest central interval containing it), ``surprise`` (outside
+    the 90% band), ``log_pred_density`` and ``rel_error`` of the median.
+    """
+    table = runs if isinstance(runs, pd.DataFrame) and "derived" in runs else load_runs(runs)
+    y = np.log(table["loss"].to_numpy(float))
+    rng = np.random.default_rng(seed)
+    log_mu = _law_log_loss(fit, table)
+    noise = _noise_params(fit)
+    rep = _noise_draws(fit.spec, noise, log_mu, rng).reshape(-1, len(table))
+    with jax.enable_x64(True):
+        d = observation_dist(fit.spec, jnp.asarray(log_mu.reshape(-1, len(table))), {k: jnp.asarray(v.reshape(-1, 1)) for k, v in noise.items()})
+        lp = np.asarray(d.log_prob(jnp.asarray(y)[None, :]))
+        pit = np.asarray(d.cdf(jnp.asarray(y)[None, :])).mean(axis=0)
+    lpd = np.log(np.mean(np.exp(lp - lp.max(axis=0)), axis=0)) + lp.max(axis=0)
+    med = np.median(rep, axis=0)
+    sd = rep.std(axis=0)
+    out = pd.DataFrame(
+        {
+            "run_id": table["run_id"].astype(str).to_numpy(),
+            "N": table["N"].to_numpy(float),
+            "D": table["D"].to_numpy(float),
+            "C": table["C"].to_numpy(float),
+            "observed": np.exp(y),
+            "median": np.exp(med),
+            "lo90": np.exp(np.quantile(rep, 0.05, axis=0)),
+            "hi90": np.exp(np.quantile(rep, 0.95, axis=0)),
+            "pit": pit,
+            "p_value": np.minimum(1.0, 2 * np.minimum(pit, 1 - pit)),
+            "z": (y - rep.mean(axis=0)) / np.where(sd > 0, sd, np.nan),
+            "band": _band(pit),
+            "log_pred_density": lpd,
+            "rel_error": np.exp(med) / np.exp(y) - 1.0,
+        }
+    )
+    out["surprise"] = (out["pit"] < 0.05) | (out["pit"] > 0.95)
+    return out
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Leave-largest-out validation: fit below a compute cut, predict above it."""
+
+    table: pd.DataFrame  # per held-out run, see predictive_table
+    coverage: Mapping[float, float]  # nominal -> empirical central-interval coverage
+    mean_log_pred_density: float
+    median_abs_rel_error: float
+    cut: float  # compute threshold: runs with C > cut were held out
+    n_train: int
+    fit: Fit | None = field(default=None, repr=False)
+
+    def summary(self) -> str:
+        cov = ", ".join(f"{100 * k:g}%: {v:.2f}" for k, v in self.coverage.items())
+        return (
+            f"fit on {self.n_train} runs with C <= {self.cut:.3g}, held out {len(self.table)}: coverage {cov}; "
+            f"mean log predictive density {self.mean_log_pred_density:.3f}; median |relative error| of the "
+            f"median {100 * self.median_abs_rel_error:.2f}%; surprises {int(self.table['surprise'].sum())}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cut": self.cut,
+            "n_train": self.n_train,
+            "n_test": len(self.table),
+            "coverage": {str(k): v for k, v in self.coverage.items()},
+            "mean_log_pred_density": self.mean_log_pred_density,
+            "median_abs_rel_error": self.median_abs_rel_error,
+        }
+
+
+def coverage(pit: np.ndarray, probs: Sequence[float] = CI_PROBS) -> dict[float, float]:
+    """Fraction of PIT values inside each central interval."""
+    pit = np.asarray(pit, dtype=float)
+    return {p: float(np.mean(np.abs(2 * pit - 1) <= p)) for p in probs}
+
+
+def leave_largest_out(
+    spec: ModelSpec | str,
+    runs: Any,
+    *,
+    holdout_top: float = 0.2,
+    seed: int = 0,
+    method: str = "nuts",
+    **fit_kwargs: Any,
+) -> Validation:
+    """Fit on the runs with the least compute and check predictions for the largest.
+
+    Parameters
+    ----------
+    holdout_top : float
+        Fraction of runs, by compute C, held out (0 < f < 1). At least one run is held
+        out and at least three are kept.
+    method, fit_kwargs
+        Passed to :func:`bayescale.fit`.
+    """
+    if not 0 < holdout_top < 1:
+        raise BayescaleError(f"holdout_top must be a fraction in (0, 1), got {holdout_top!r}")
+    table = load_runs(runs)
+    order = np.argsort(table["C"].to_numpy(float), kind="stable")
+    n_test = max(1, int(round(holdout_top * len(table))))
+    if len(table) - n_test < 3:
+        raise BayescaleError(f"leave-largest-out needs at least 3 training runs; the table has {len(table)}")
+    test_idx, train_idx = order[-n_test:], order[:-n_test]
+    train, test = table.iloc[train_idx], table.iloc[test_idx]
+    f = _fit(load_spec(spec), train.reset_index(drop=True), seed=seed, method=method, **fit_kwargs)
+    pt = predictive_table(f, test.reset_index(drop=True), seed=seed)
+    return Validation(
+        table=pt,
+        coverage=coverage(pt["pit"].to_numpy()),
+        mean_log_pred_density=float(pt["log_pred_density"].mean()),
+        median_abs_rel_error=float(np.median(np.abs(pt["rel_error"]))),
+        cut=float(train["C"].max()),
+        n_train=len(train),
+        fit=f,
+    )
+
+
+@dataclass(frozen=True)
+class NewRunCheck:
+    """Per-run surprise of new runs against a fit; optionally the refit with them added."""
+
+    table: pd.DataFrame
+    updated: Fit | None = field(default=None, repr=False)
+    shifts: pd.DataFrame | None = None
+
+    def summary(self) -> str:
+        t = self.table
+        lines = []
+        for _, r in t.iterrows():
+            flag = "  <-- SURPRISE (outside the 90% band)" if r["surprise"] else ""
+            lines.append(
+                f"{r['run_id']}: observed {r['observed']:.4f}, predicted {r['median']:.4f} "
+                f"(90% {r['lo90']:.4f}-{r['hi90']:.4f}), z {r['z']:+.2f}, p {r['p_value']:.3f}, {r['band']}{flag}"
+            )
+        return "\n".join(lines)
+
+
+def check(fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budget: float | None = None) -> NewRunCheck:
+    """Was each new run what the law predicted?
+
+    Parameters
+    ----------
+    fit : Fit
+    new_runs : DataFrame or path
+        Runs that just finished (not in the fit).
+    update : bool
+        Refit with the new runs appended and report how the parameters and the
+        compute-optimal allocation at ``budget`` moved.
+    budget : float, optional
+        FLOPs for the decision quantities in ``shifts`` (default 1000x the largest run).
+    """
+    new = load_runs(new_runs)
+    dup = sorted(set(new["run_id"].astype(str)) & set(fit.runs["run_id"].astype(str)))
+    if dup:
+        raise BayescaleError(f"new runs {dup} are already in the fit; a check needs runs the fit has not seen")
+    table = predictive_table(fit, new, seed=seed)
+    if not update:
+        return NewRunCheck(table=table)
+    cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
+    combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
+    refit = _fit(fit.spec, combined, seed=seed)
+    return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget))
+
+
+def _shifts(before: Fit, after: Fit, budget: float | None) -> pd.DataFrame:
+    rows = []
+    for v in before.spec.law.params:
+        b, a = before.posterior[v].values.reshape(-1), after.posterior[v].values.reshape(-1)
+        rows.append({"quantity": v, "median_before": np.median(b), "median_after": np.median(a), "sd_before": b.std(), "sd_after": a.std()})
+    try:
+        from .decide import compute_optimal
+
+        c = float(budget) if budget is not None else 1000.0 * float(before.runs["C"].max())
+        for label, fitted in (("before", before), ("after", after)):
+            opt = compute_optimal(fitted, [c])
+            for q in ("N_opt", "loss_opt"):
+                x = opt[q].values.reshape(-1)
+                key = f"{q}@C={c:.3g}"
+                row = next((r for r in rows if r["quantity"] == key), None)
+                if row is None:
+                    row = {"quantity": key}
+                    rows.append(row)
+                row[f"median_{label}"] = float(np.median(x))
+                row[f"sd_{label}"] = float(x.std())
+    except BayescaleError:
+        pass
+    out = pd.DataFrame(rows).set_index("quantity")
+    out["sd_ratio"] = out["sd_after"] / out["sd_before"]
+    return out
+
+
+# ------------------------------------------------------------- honesty
+
+
+def design_warnings(fit: Fit, *, corr_limit: float = 0.95) -> list[str]:
+    """Plain-words warnings about what the runs cannot tell apart.
+
+    - a law with separate size and data exponents fitted to runs at one tokens-per-parameter ratio;
+    - posterior correlation between two law parameters above ``corr_limit`` in absolute value.
+    """
+    out = []
+    runs = fit.runs
+    law = fit.spec.law
+    if {"N", "D"} <= set(law.inputs):
+        ratios = np.unique(np.round(np.log10(runs["D"] / runs["N"]), 1))
+        if ratios.size == 1:
+            out.append(
+                f"all runs use one tokens-per-parameter ratio (~{10 ** ratios[0]:.3g}); the size and data terms of "
+                f"law {law.name!r} cannot be separated: add runs at other ratios."
+            )
+    params = list(law.params)
+    if len(params) >= 2:
+        X = np.stack([np.log(np.abs(fit.posterior[p].values.reshape(-1)) + 1e-300) for p in params])
+        with np.errstate(invalid="ignore"):
+            R = np.corrcoef(X)
+        for i in range(len(params)):
+            for j in range(i + 1, len(params)):
+                if np.isfinite(R[i, j]) and abs(R[i, j]) > corr_limit and {params[i], params[j]} == {"alpha", "beta"}:
+                    out.append(
+                        f"posterior correlation of alpha and beta is {R[i, j]:+.3f}: the runs barely separate the size "
+                        "and data exponents; add runs that vary N and D independently."
+                    )
+    return out
+
+
+__all__ = [
+    "ComparisonWarning",
+    "LooResult",
+    "NewRunCheck",
+    "Validation",
+    "check",
+    "compare",
+    "coverage",
+    "design_warnings",
+    "leave_largest_out",
+    "loo",
+    "loo_pit",
+    "posterior_predictive",
+    "predictive_table",
+    "prior_predictive",
+]
