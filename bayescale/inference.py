@@ -341,7 +341,7 @@ class Fit:
     runs : pandas.DataFrame
         The validated runs table the fit used.
     method : str
-        ``"nuts"`` or ``"laplace"``.
+        ``"nuts"``, ``"laplace"``, ``"pymc"`` (the PyMC backend) or ``"fixed"`` (given draws, for tests).
     seed : int
     """
 
@@ -448,9 +448,13 @@ class Fit:
             "chain_method": a.get("chain_method", ""),
             "device": a.get("device", ""),
         }
-        if self.method != "nuts":
+        if self.method in ("laplace", "fixed") or "sample_stats" not in self.idata.groups():
             out.update(problems=[], divergences=0, max_tree_depth_hits=0)
-            out["note"] = "Laplace approximation: a Gaussian at the mode in the unconstrained space, no MCMC diagnostics."
+            out["note"] = (
+                "Laplace approximation: a Gaussian at the mode in the unconstrained space, no MCMC diagnostics."
+                if self.method == "laplace"
+                else "no sampler statistics in this result"
+            )
             return out
         table = _arviz.diagnostics_table(self.idata, self.var_names)
         stats = self.idata.sample_stats
@@ -695,34 +699,66 @@ def fit(
     seconds = time.perf_counter() - t0
     samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
 
-    collinear, log_k = _check_identifiability(spec, logx)
-    identified: list[str] = []
-    if collinear:
-        law = spec.law
-        if law.identified is not None:
-            combos = law.identified({p: samples[p] for p in law.params}, log_k)
-            for k, v in combos.items():
-                samples[k] = np.asarray(v, dtype=np.float64)
-                identified.append(k)
-            warnings.warn(
-                f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
-                f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
-                f"the data: {identified} (reported in the posterior and summary); the individual parameters "
-                f"{[p for p in law.params]} follow the priors along that ridge.",
-                IdentifiabilityWarning,
-                stacklevel=2,
-            )
-        else:
-            warnings.warn(
-                f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
-                "parameters are identified only through their combinations and the priors.",
-                IdentifiabilityWarning,
-                stacklevel=2,
-            )
+    identified = add_identified(spec, samples, logx)
+    attrs = fit_attrs(
+        spec,
+        table,
+        method=method,
+        seed=seed,
+        seconds=seconds,
+        identified=identified,
+        chain_method=chain_method,
+        device=f"{device.platform}:{device.device_kind}" if method == "nuts" else "cpu",
+        dtype=np.dtype(dtype).name,
+        laplace_mode=json.dumps(lap.value),
+    )
+    idata = build_idata(spec, table, samples, stats, ll, y, attrs)
+    result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
+    if method == "nuts":
+        warn_if_unconverged(result, stacklevel=3)
+    return result
 
-    run_ids = table["run_id"].astype(str).tolist()
-    const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
-    attrs = {
+
+def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
+    """Raise a :class:`ConvergenceWarning` listing the fit's sampling problems, if any."""
+    problems = fit.diagnostics()["problems"]
+    if problems:
+        warnings.warn("sampling may not be trustworthy: " + " ".join(problems), ConvergenceWarning, stacklevel=stacklevel)
+
+
+def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mapping[str, np.ndarray]) -> list[str]:
+    """Warn when the law's inputs are collinear in these runs and add the identified
+    combinations (if the law declares them) to ``samples``; returns their names."""
+    collinear, log_k = _check_identifiability(spec, logx)
+    if not collinear:
+        return []
+    law = spec.law
+    if law.identified is None:
+        warnings.warn(
+            f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
+            "parameters are identified only through their combinations and the priors.",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )
+        return []
+    identified = []
+    for k, v in law.identified({p: samples[p] for p in law.params}, log_k).items():
+        samples[k] = np.asarray(v, dtype=np.float64)
+        identified.append(k)
+    warnings.warn(
+        f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
+        f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
+        f"the data: {identified} (reported in the posterior and summary); the individual parameters "
+        f"{list(law.params)} follow the priors along that ridge.",
+        IdentifiabilityWarning,
+        stacklevel=3,
+    )
+    return identified
+
+
+def fit_attrs(spec: ModelSpec, table: pd.DataFrame, *, method: str, seed: int, seconds: float, identified: Sequence[str], extra_versions: Mapping[str, str] | None = None, **extra: Any) -> dict[str, Any]:
+    """Provenance stored with every fit: spec, its ids, data hash, method, seed, timings, versions."""
+    return {
         "bayescale_spec": spec.to_json(),
         "spec_id": spec.id,
         "model_id": spec.model_id,
@@ -731,30 +767,26 @@ def fit(
         "seed": int(seed),
         "runs_hash": runs_hash(table),
         "flops_convention": table.attrs.get("flops_convention", ""),
-        "sampling_seconds": seconds,
-        "chain_method": chain_method,
-        "device": f"{device.platform}:{device.device_kind}" if method == "nuts" else "cpu",
-        "dtype": np.dtype(dtype).name,
-        "identified": json.dumps(identified),
-        "laplace_mode": json.dumps(lap.value),
-        "versions": _stringify(_versions()),
+        "sampling_seconds": float(seconds),
+        "identified": json.dumps(list(identified)),
+        "versions": _stringify({**_versions(), **(extra_versions or {})}),
+        **extra,
     }
-    idata = _arviz.from_draws(
+
+
+def build_idata(spec: ModelSpec, table: pd.DataFrame, samples: Mapping[str, np.ndarray], stats: Mapping[str, np.ndarray] | None, ll: np.ndarray, y: np.ndarray, attrs: Mapping[str, Any]) -> Any:
+    """The result in ArviZ layout: posterior, sample_stats, log_likelihood, observed and constant data."""
+    const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
+    return _arviz.from_draws(
         samples,
         sample_stats=stats or None,
-        log_likelihood={OBS: ll.astype(np.float64)},
+        log_likelihood={OBS: np.asarray(ll, dtype=np.float64)},
         observed_data={OBS: np.asarray(y, dtype=np.float64)},
         constant_data={c: table[c].to_numpy(dtype=np.float64) for c in const_cols},
-        coords={"run": run_ids},
+        coords={"run": table["run_id"].astype(str).tolist()},
         dims={OBS: ["run"], **{c: ["run"] for c in const_cols}},
         attrs=attrs,
     )
-    result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
-    if method == "nuts":
-        problems = result.diagnostics()["problems"]
-        if problems:
-            warnings.warn("sampling may not be trustworthy: " + " ".join(problems), ConvergenceWarning, stacklevel=2)
-    return result
 
 
 def _versions() -> dict[str, str]:

@@ -15,31 +15,34 @@ it only when a function is called. Install it with ``pip install 'bayescale[pymc
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
+import importlib
 import importlib.util
 import inspect
 import json
-import math
-import multiprocessing
+import logging
 import time
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpyro.distributions as ndist
 
-from . import _arviz
-from .data import load_runs, runs_hash
-from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, SpecError
+from .data import load_runs
+from .errors import (
+    BayescaleError,
+    SpecError,
+)
 from .inference import (
     OBS,
     Fit,
-    _check_identifiability,
     _log_inputs,
-    _problems,
-    _stringify,
-    _versions,
+    add_identified,
+    build_idata,
+    fit_attrs,
     noise_names,
+    warn_if_unconverged,
 )
 from .priors import Prior
 from .spec import ModelSpec, load_spec
@@ -150,7 +153,9 @@ def pymc_prior(prior: Prior, name: str, *, where: str | None = None, **kwargs: A
     unknown = sorted(set(values) - set(names))
     if unknown:  # Prior.validate already refuses these; kept so the table cannot silently drop one.
         raise SpecError(f"{where}: {prior.dist} parameters {unknown} have no PyMC translation; known: {sorted(names)}")
-    args = {names[k]: float(v) for k, v in values.items()}
+    # NumPy float64, not Python floats: PyTensor stores a Python float that float32 holds exactly
+    # (0.5, 2.5, ...) as a float32 constant, and e.g. log(scale) would then be computed in float32.
+    args = {names[k]: np.float64(v) for k, v in values.items()}
     return getattr(pm, pm_name)(name, **args, **kwargs)
 
 
@@ -177,7 +182,7 @@ def _build(spec: ModelSpec, logx: Mapping[str, np.ndarray], y: np.ndarray, run_i
         if lik.family == "Normal":
             pm.Normal(OBS, mu=mu, sigma=sigma, observed=y, dims="run")
         else:
-            df = pymc_prior(lik.df, "df", where="likelihood.df") if isinstance(lik.df, Prior) else float(lik.df)
+            df = pymc_prior(lik.df, "df", where="likelihood.df") if isinstance(lik.df, Prior) else np.float64(lik.df)
             pm.StudentT(OBS, nu=df, mu=mu, sigma=sigma, observed=y, dims="run")
     return model
 
@@ -228,97 +233,71 @@ def to_pymc(spec: ModelSpec | str | Any, runs: Any) -> Any:
 
 # ---------------------------------------------------------------------- fit
 
-# Sample statistics a NumPyro fit stores; PyMC's NUTS reports them under the same names.
-_STATS = ("diverging", "n_steps", "tree_depth", "acceptance_rate", "energy", "lp", "step_size")
+# Sample statistics a NumPyro fit stores, with its dtypes; PyMC's NUTS reports them under the same names.
+_STATS = {
+    "diverging": np.bool_,
+    "n_steps": np.int64,
+    "tree_depth": np.int64,
+    "acceptance_rate": np.float64,
+    "energy": np.float64,
+    "lp": np.float64,
+    "step_size": np.float64,
+}
+# nutpie's names for some of them.
+_NUTPIE_STATS = {"depth": "tree_depth", "logp": "lp", "mean_tree_accept": "acceptance_rate"}
 
 
-def _mp_context() -> Any:
-    # bayescale has started JAX, which is multithreaded: forking it can deadlock (JAX warns so on
-    # fork). PyMC's default on Linux is fork; forkserver starts chains from a clean process.
-    methods = multiprocessing.get_all_start_methods()
-    return "forkserver" if "forkserver" in methods else "spawn"
+@contextlib.contextmanager
+def _quiet_pymc(quiet: bool):
+    """Hold back PyMC's INFO log lines ("Initializing NUTS...", "Sampling 4 chains...") when quiet."""
+    logger = logging.getLogger("pymc")
+    level = logger.level
+    if quiet:
+        logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _sample(pm: Any, model: Any, spec: ModelSpec, sampler: str, seed: int, progressbar: bool) -> tuple[Any, str]:
     s = spec.sampler
-    common = dict(
-        draws=s.draws,
-        tune=s.warmup,
-        chains=s.chains,
-        random_seed=seed,
-        progressbar=progressbar,
-        compute_convergence_checks=False,  # bayescale's own checks below warn with ConvergenceWarning
-        target_accept=s.target_accept,
-        model=model,
-    )
+    common = {
+        "draws": s.draws,
+        "tune": s.warmup,
+        "chains": s.chains,
+        "random_seed": seed,
+        "progressbar": progressbar,
+        "compute_convergence_checks": False,  # bayescale's own checks warn with ConvergenceWarning instead
+        "target_accept": s.target_accept,
+        "model": model,
+    }
     if sampler == "nutpie":
-        # nutpie ignores idata_kwargs (and warns); the log likelihood is added afterwards.
-        idata = pm.sample(nuts_sampler="nutpie", **common)
-        idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        with _quiet_pymc(not progressbar):
+            # nutpie ignores idata_kwargs (and warns if given); the log likelihood is computed afterwards.
+            idata = pm.sample(nuts_sampler="nutpie", **common)
+            idata = pm.compute_log_likelihood(idata, model=model, progressbar=False)
+        stats = idata.sample_stats
+        renamed = {k: v for k, v in _NUTPIE_STATS.items() if k in stats and v not in stats}
+        if renamed:
+            idata.sample_stats = stats.rename(renamed)
         return idata, "nutpie"
-    cores = min(s.chains, multiprocessing.cpu_count())
-    chain_method = "multiprocess" if cores > 1 and s.chains > 1 else "sequential"
-    extra: dict[str, Any] = {"mp_ctx": _mp_context()} if chain_method == "multiprocess" else {}
-    with warnings.catch_warnings():
-        # PyMC's initial-point jitter and tuning chatter is logged, not warned; the warnings kept
-        # away here are PyMC's note that the draws are few for its own convergence checks,
-        # which bayescale replaces with its checks below.
-        warnings.filterwarnings("ignore", message=".*number of samples is too small.*", category=UserWarning)
+    with _quiet_pymc(not progressbar), warnings.catch_warnings():
+        # A dense mass matrix is what makes scaling-law posteriors (log A against alpha, E against
+        # everything) cheap; PyMC labels its dense adaptation experimental on every call.
+        warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature", category=UserWarning)
         idata = pm.sample(
             nuts_sampler="pymc",
             init="jitter+adapt_full" if s.dense_mass else "jitter+adapt_diag",
-            cores=cores,
+            # Chains run one after another in this process: PyMC's parallel chains fork, which can
+            # deadlock once JAX (imported by bayescale) has started its threads, and for models
+            # this small starting worker processes costs more than it saves.
+            cores=1,
             idata_kwargs={"log_likelihood": True},
             nuts={"max_treedepth": s.max_tree_depth},
             **common,
-            **extra,
         )
-    return idata, chain_method
-
-
-def _identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mapping[str, np.ndarray]) -> list[str]:
-    """Add identifiable combinations to ``samples`` when the inputs are collinear (as :func:`bayescale.fit`)."""
-    collinear, log_k = _check_identifiability(spec, logx)
-    if not collinear:
-        return []
-    law = spec.law
-    if law.identified is None:
-        warnings.warn(
-            f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
-            "parameters are identified only through their combinations and the priors.",
-            IdentifiabilityWarning,
-            stacklevel=3,
-        )
-        return []
-    names = []
-    for k, v in law.identified({p: samples[p] for p in law.params}, log_k).items():
-        samples[k] = np.asarray(v, dtype=np.float64)
-        names.append(k)
-    warnings.warn(
-        f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
-        f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
-        f"the data: {names} (reported in the posterior and summary); the individual parameters "
-        f"{list(law.params)} follow the priors along that ridge.",
-        IdentifiabilityWarning,
-        stacklevel=3,
-    )
-    return names
-
-
-def mcmc_diagnostics(fit: Fit) -> dict[str, Any]:
-    """Sampling diagnostics of a PyMC fit, as :meth:`bayescale.Fit.diagnostics` gives for NUTS.
-
-    ``Fit.diagnostics`` reports MCMC diagnostics only when ``fit.method == "nuts"``;
-    a PyMC fit is MCMC too, so this reads them with the same code.
-
-    Examples
-    --------
-    >>> mcmc_diagnostics(fit)["max_r_hat"]                                  # doctest: +SKIP
-    1.002
-    """
-    out = dataclasses.replace(fit, method="nuts").diagnostics()
-    out["method"] = fit.method
-    return out
+    return idata, "sequential"
 
 
 def fit_pymc(
@@ -339,7 +318,9 @@ def fit_pymc(
     (``attrs["method"] == "pymc"``), so ``predict``, ``summary``, ``save`` and
     ``Fit.load`` work on it. Chains start from PyMC's jittered initial point (not
     the MAP) and adapt a dense mass matrix when ``spec.sampler.dense_mass`` is set
-    (PyMC's ``jitter+adapt_full``), else a diagonal one.
+    (PyMC's ``jitter+adapt_full``), else a diagonal one. PyMC's chains run one
+    after another in this process: its parallel chains fork, which is unsafe once
+    JAX has started its threads.
 
     Parameters
     ----------
@@ -403,51 +384,32 @@ def fit_pymc(
     seconds = time.perf_counter() - t0
 
     names = list(spec.law.params) + noise_names(spec)
+    dtype = str(raw.posterior[names[0]].dtype)
     samples = {v: np.asarray(raw.posterior[v].values, dtype=np.float64) for v in names}
     ll = np.asarray(raw.log_likelihood[OBS].transpose("chain", "draw", "run").values, dtype=np.float64)
-    stats = {k: raw.sample_stats[k].values for k in _STATS if k in raw.sample_stats}
-    if "diverging" in stats:
-        stats["diverging"] = stats["diverging"].astype(bool)
-    identified = _identified(spec, samples, logx)
-
-    const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
-    versions = _versions()
-    versions["pymc"] = pm.__version__
-    versions["pytensor"] = importlib.import_module("pytensor").__version__
+    stats = {k: raw.sample_stats[k].values.astype(t) for k, t in _STATS.items() if k in raw.sample_stats}
+    identified = add_identified(spec, samples, logx)
+    versions = {"pymc": pm.__version__, "pytensor": importlib.import_module("pytensor").__version__}
     if sampler == "nutpie":
         versions["nutpie"] = importlib.import_module("nutpie").__version__
-    attrs = {
-        "bayescale_spec": spec.to_json(),
-        "spec_id": spec.id,
-        "spec_path": spec.path or "",
-        "method": "pymc",
-        "sampler": sampler,
-        "seed": int(seed),
-        "runs_hash": runs_hash(table),
-        "flops_convention": table.attrs.get("flops_convention", ""),
-        "sampling_seconds": seconds,
-        "chain_method": chain_method,
-        "device": "cpu:pytensor",
-        "dtype": str(samples[names[0]].dtype),
-        "identified": json.dumps(identified),
-        "laplace_mode": json.dumps({}),
-        "versions": _stringify(versions),
-    }
-    idata = _arviz.from_draws(
-        samples,
-        sample_stats=stats or None,
-        log_likelihood={OBS: ll},
-        observed_data={OBS: y},
-        constant_data={c: table[c].to_numpy(dtype=np.float64) for c in const_cols},
-        coords={"run": run_ids},
-        dims={OBS: ["run"], **{c: ["run"] for c in const_cols}},
-        attrs=attrs,
+    attrs = fit_attrs(
+        spec,
+        table,
+        method="pymc",
+        seed=seed,
+        seconds=seconds,
+        identified=identified,
+        extra_versions=versions,
+        sampler=sampler,
+        chain_method=chain_method,
+        device="cpu:pytensor",
+        dtype=dtype,
+        laplace_mode=json.dumps({}),
     )
+    idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method="pymc", seed=int(seed))
-    problems = mcmc_diagnostics(result)["problems"]
-    if problems:
-        warnings.warn("sampling may not be trustworthy: " + " ".join(problems), ConvergenceWarning, stacklevel=2)
+    warn_if_unconverged(result, stacklevel=3)
     return result
 
 
-__all__ = ["PYMC_DISTRIBUTIONS", "SAMPLERS", "fit_pymc", "mcmc_diagnostics", "pymc_prior", "to_pymc"]
+__all__ = ["PYMC_DISTRIBUTIONS", "SAMPLERS", "fit_pymc", "pymc_prior", "to_pymc"]

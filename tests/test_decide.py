@@ -1,0 +1,250 @@
+"""Decision quantities against hand-computed answers from fixed posterior draws."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale import decide as dc
+from bayescale.testing import fit_from_draws, synthetic_runs
+
+TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
+
+
+# ------------------------------------------------------------------ risk measures
+
+
+def test_risk_measures_on_known_draws():
+    x = np.arange(1, 11, dtype=float)  # 1..10
+    assert dc.Expectation()(x) == 5.5
+    assert dc.Quantile(0.5)(x) == np.quantile(x, 0.5)
+    # CVaR(0.8): mean of the worst 20% = mean(9, 10)
+    assert dc.CVaR(0.8)(x) == 9.5
+    assert dc.CVaR(0.9)(x) == 10.0
+    assert dc.VaR is dc.Quantile
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("mean", dc.Expectation()), ("cvar:0.9", dc.CVaR(0.9)), ("var:0.95", dc.Quantile(0.95)), ("quantile:0.5", dc.Quantile(0.5))],
+)
+def test_parse_risk(text, expected):
+    assert dc.parse_risk(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["cvar:1.5", "median", "cvar:x", "var:0"])
+def test_parse_risk_errors(bad):
+    with pytest.raises(bs.BayescaleError, match="risk|in \\(0, 1\\)"):
+        dc.parse_risk(bad)
+
+
+# ------------------------------------------------------------------ decide on raw draws
+
+
+def test_decide_hand_computed():
+    a = np.array([2.0, 2.2, 2.4, 2.6])
+    b = np.array([2.1, 2.1, 2.5, 2.5])
+    dec = dc.decide({"a": a, "b": b}, threshold=2.3, risk="mean", ci_prob=0.5)
+    t = dec.table
+    assert t.loc["a", "mean"] == pytest.approx(2.3)
+    assert t.loc["b", "mean"] == pytest.approx(2.3)
+    assert t.loc["a", "p_below"] == 0.5 and t.loc["b", "p_below"] == 0.5
+    # Draw by draw: a wins draws 0 and 2 (2.0<2.1, 2.4<2.5), b wins 1 and 3.
+    assert t.loc["a", "p_best"] == 0.5 and t.loc["b", "p_best"] == 0.5
+    assert t.loc["a", "lo"] == pytest.approx(np.quantile(a, 0.25))
+    assert t.loc["a", "hi"] == pytest.approx(np.quantile(a, 0.75))
+    # CVaR(0.9) of 4 draws: the worst draw.
+    assert t.loc["a", "cvar"] == 2.6 and t.loc["b", "cvar"] == 2.5
+
+
+def test_decide_picks_lowest_risk_and_says_so():
+    rng = np.random.default_rng(0)
+    safe = 2.10 + 0.01 * rng.standard_normal(4000)
+    risky = 2.08 + 0.08 * rng.standard_normal(4000)  # better mean, fat upside risk
+    by_mean = dc.decide({"safe": safe, "risky": risky}, risk="mean", threshold=2.12)
+    by_cvar = dc.decide({"safe": safe, "risky": risky}, risk=dc.CVaR(0.9), threshold=2.12)
+    assert by_mean.best == "risky"
+    assert by_cvar.best == "safe"
+    text = by_cvar.verdict()
+    assert "safe" in text and "P(loss <= 2.12)" in text and "better with probability" in text
+
+
+def test_decide_errors():
+    with pytest.raises(bs.BayescaleError, match="different numbers of draws"):
+        dc.decide({"a": np.ones(3), "b": np.ones(4)})
+    with pytest.raises(bs.BayescaleError, match="non-empty mapping"):
+        dc.decide({})
+    with pytest.raises(bs.BayescaleError, match="need fit"):
+        dc.decide({"a": {"N": 1e9, "D": 2e10}})
+    with pytest.raises(bs.BayescaleError, match="finite"):
+        dc.decide({"a": np.array([1.0, np.nan])})
+
+
+# ------------------------------------------------------------------ fits from fixed draws
+
+
+@pytest.fixture(scope="module")
+def point_fit():
+    """A 'posterior' of 3 draws at known parameter values."""
+    runs = synthetic_runs("chinchilla", TRUTH, seed=0)
+    draws = {
+        "E": [1.8, 1.7, 1.9],
+        "A": [480.0, 400.0, 550.0],
+        "B": [2000.0, 1500.0, 2500.0],
+        "alpha": [0.35, 0.33, 0.37],
+        "beta": [0.36, 0.34, 0.38],
+        "sigma": [0.01, 0.01, 0.01],
+    }
+    return fit_from_draws("chinchilla", runs, draws), draws
+
+
+def _law(p, N, D):
+    return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
+
+
+def test_decide_on_points_matches_the_law(point_fit):
+    fit, draws = point_fit
+    dec = dc.decide({"7B": {"N": 7e9, "D": 1.4e11}, "1B": {"N": 1e9, "D": 9.8e11}}, fit=fit, noise=False, risk="mean", threshold=2.1)
+    per_draw = {
+        name: np.array([_law({k: v[i] for k, v in draws.items()}, N, D) for i in range(3)])
+        for name, (N, D) in {"7B": (7e9, 1.4e11), "1B": (1e9, 9.8e11)}.items()
+    }
+    for name, x in per_draw.items():
+        assert dec.table.loc[name, "mean"] == pytest.approx(x.mean(), rel=1e-10)
+        assert dec.table.loc[name, "p_below"] == pytest.approx(np.mean(x <= 2.1))
+        assert dec.table.loc[name, "C"] == pytest.approx(6 * dec.table.loc[name, "N"] * dec.table.loc[name, "D"])
+    wins = np.mean(per_draw["7B"] < per_draw["1B"])
+    assert dec.table.loc["7B", "p_best"] == pytest.approx(wins)
+
+
+def test_evpi_hand_computed():
+    # Two options, two equally likely states. Utility = 10*[loss <= 2] - price*C.
+    # A reaches the threshold in state 0 only, B in state 1 only, at equal cost:
+    # E[U_A] = E[U_B] = 5 - cost; with perfect information we always reach it: 10 - cost.
+    fit = None
+    a = np.array([1.9, 2.1])
+    b = np.array([2.1, 1.9])
+    with pytest.raises(bs.BayescaleError, match="utility needs"):
+        dc.decide({"A": a, "B": b}, threshold=2.0, utility=dc.Utility(10.0, 1e-20))
+    runs = synthetic_runs("chinchilla", TRUTH, seed=0)
+    # Build a fit whose two draws give exactly these losses at two points: E carries the loss.
+    fit = fit_from_draws(
+        "chinchilla", runs,
+        {"E": [1.0, 1.0], "A": [1e-30, 1e-30], "B": [1e-30, 1e-30], "alpha": [0.3, 0.3], "beta": [0.3, 0.3], "sigma": [0.01, 0.01]},
+    )
+    dec = dc.decide({"A": a, "B": b}, threshold=2.0)
+    assert dec.evpi is None
+    # Utility with points: evaluate via draws of equal C.
+    pts = {"A": {"N": 1e9, "D": 1e10}, "B": {"N": 1e9, "D": 1e10}}
+    dec = dc.decide(pts, fit=fit, threshold=2.0, utility=dc.Utility(10.0, 0.0), noise=False)
+    # Both options are identical (loss 1.0 <= 2 in every draw): EVPI is 0.
+    assert dec.evpi == pytest.approx(0.0)
+    assert dec.expected_utility == {"A": pytest.approx(10.0), "B": pytest.approx(10.0)}
+
+
+def test_evpi_positive_when_the_best_option_depends_on_the_state():
+    runs = synthetic_runs("chinchilla", TRUTH, seed=0)
+    # Two draws that disagree about which size is better: draw 0 favours small N, draw 1 large N.
+    fit = fit_from_draws(
+        "chinchilla", runs,
+        {"E": [1.0, 1.0], "A": [1e-6, 1e6], "B": [1e6, 1e-6], "alpha": [1.0, 1.0], "beta": [1.0, 1.0], "sigma": [0.01, 0.01]},
+    )
+    pts = {"bigN": {"N": 1e10, "D": 1e6}, "bigD": {"N": 1e6, "D": 1e10}}
+    dec = dc.decide(pts, fit=fit, threshold=1.5, utility=dc.Utility(10.0, 0.0), noise=False, risk="mean")
+    # draw 0 (A tiny, B huge): loss depends on D -> bigD reaches 1.5, bigN does not; draw 1 the opposite.
+    assert dec.expected_utility["bigN"] == pytest.approx(5.0)
+    assert dec.expected_utility["bigD"] == pytest.approx(5.0)
+    assert dec.evpi == pytest.approx(5.0)
+
+
+# ------------------------------------------------------------------ compute-optimal
+
+
+def test_closed_form_optimum_matches_hand_formula(point_fit):
+    fit, draws = point_fit
+    C = 5.76e23
+    opt = dc.compute_optimal(fit, [C])
+    assert opt.attrs["method"] == "closed form"
+    for i in range(3):
+        p = {k: v[i] for k, v in draws.items()}
+        G = (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1 / (p["alpha"] + p["beta"]))
+        n_opt = G * (C / 6) ** (p["beta"] / (p["alpha"] + p["beta"]))
+        assert opt["N_opt"].values[0, i, 0] == pytest.approx(n_opt, rel=1e-10)
+        assert opt["D_opt"].values[0, i, 0] == pytest.approx(C / (6 * n_opt), rel=1e-10)
+        assert opt["loss_opt"].values[0, i, 0] == pytest.approx(_law(p, n_opt, C / (6 * n_opt)), rel=1e-10)
+
+
+def test_numerical_optimum_agrees_with_closed_form(point_fit):
+    fit, _ = point_fit
+    theta = dc._theta(fit)
+    closed = dc.compute_optimal(fit, [1e22])["N_opt"].values.reshape(-1)
+    numeric, at_bound = dc._numerical_optimum(fit, theta, 1e22, (0.01, 1e5), 512)
+    assert not at_bound.any()
+    np.testing.assert_allclose(numeric, closed, rtol=1e-3)
+
+
+def test_optimum_is_a_minimum(point_fit):
+    fit, _ = point_fit
+    C = 1e21
+    n_opt = float(dc.compute_optimal(fit, [C])["N_opt"].values[0, 0, 0])
+    reg = dc.allocation_regret(fit, C, [n_opt * 0.5, n_opt, n_opt * 2])
+    assert (reg["expected_regret"] >= -1e-12).all()
+    assert reg["expected_regret"].iloc[1] < reg["expected_regret"].iloc[0]
+    assert reg["expected_regret"].iloc[1] < reg["expected_regret"].iloc[2]
+
+
+def test_allocation_exponents_chinchilla(point_fit):
+    fit, draws = point_fit
+    ex = dc.allocation_exponents(fit)
+    a = np.asarray(draws["beta"]) / (np.asarray(draws["alpha"]) + np.asarray(draws["beta"]))
+    np.testing.assert_allclose(ex["a"].values.reshape(-1), a)
+    np.testing.assert_allclose(ex["a"].values + ex["b"].values, 1.0)
+
+
+def test_allocation_regret_hand_computed(point_fit):
+    fit, draws = point_fit
+    C = 1e21
+    N = np.array([1e8, 1e9])
+    reg = dc.allocation_regret(fit, C, N)
+    opt = dc.compute_optimal(fit, [C])
+    for j, n in enumerate(N):
+        regrets = []
+        for i in range(3):
+            p = {k: v[i] for k, v in draws.items()}
+            lopt = float(opt["loss_opt"].values[0, i, 0])
+            regrets.append(_law(p, n, C / (6 * n)) - lopt)
+        assert reg["expected_regret"].iloc[j] == pytest.approx(np.mean(regrets), rel=1e-9)
+        assert reg["tokens_per_param"].iloc[j] == pytest.approx(C / (6 * n * n))
+
+
+def test_near_optimal_range_brackets_the_optimum(point_fit):
+    fit, _ = point_fit
+    C = 1e21
+    lo, hi = dc.near_optimal_range(fit, C, tolerance=0.005)
+    n_med = float(dc.compute_optimal(fit, [C])["N_opt"].median())
+    assert lo < n_med < hi
+    reg = dc.allocation_regret(fit, C, [lo, hi, lo / 3, hi * 3])
+    assert (reg["relative_regret"].iloc[:2] <= 0.005 + 1e-9).all()
+    assert (reg["relative_regret"].iloc[2:] > 0.005).all()
+
+
+def test_frontier_and_band_table(point_fit):
+    fit, _ = point_fit
+    fr = dc.frontier(fit, [1e20, 1e22])
+    assert list(fr["C"]) == [1e20, 1e22]
+    assert (fr["loss_opt_lo90"] <= fr["loss_opt_median"]).all() and (fr["loss_opt_median"] <= fr["loss_opt_hi90"]).all()
+    assert fr["loss_opt_median"].iloc[1] < fr["loss_opt_median"].iloc[0]
+    band = fit.predict({"N": [1e9, 1e10], "D": [2e10, 2e11]})
+    bt = dc.band_table(band)
+    assert list(bt.columns[:3]) == ["N", "D", "C"]
+    assert (bt["lo50"] >= bt["lo90"]).all() and (bt["hi50"] <= bt["hi90"]).all()
+    with pytest.raises(bs.BayescaleError, match="DataArray"):
+        dc.band_table(np.ones(3))
+
+
+def test_compute_optimal_errors(point_fit):
+    fit, _ = point_fit
+    with pytest.raises(bs.BayescaleError, match="budgets"):
+        dc.compute_optimal(fit, [-1.0])
