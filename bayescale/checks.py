@@ -71,9 +71,7 @@ def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, n
 
 
 def _law_log_loss(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
-    logx = _log_inputs(fit.spec, frame, np.float64)
-    theta = {p: fit.posterior[p].values[..., None] for p in fit.spec.law.params}
-    return np.asarray(fit.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float)
+    return fit.log_loss(frame)
 
 
 def _noise_params(fit: Fit) -> dict[str, np.ndarray]:

@@ -63,6 +63,42 @@ def observation_dist(spec: ModelSpec, mu: Any, params: Mapping[str, Any]) -> dis
     return _likelihood_dist(spec, mu, params["sigma"], df)
 
 
+def sample_observations(spec: ModelSpec, log_mu: np.ndarray, params: Mapping[str, Any], seed: int) -> np.ndarray:
+    """Observed log losses drawn around ``log_mu`` from the likelihood (arrays broadcast)."""
+    with jax.enable_x64(True):
+        d = observation_dist(spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in params.items()})
+        return np.asarray(d.sample(jax.random.PRNGKey(int(seed))), dtype=float)
+
+
+DRIFT = "drift"
+
+
+def decades_beyond(spec: ModelSpec, runs: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:
+    """How many decades each point lies beyond the fitted runs (0 inside their range).
+
+    Measured in compute C when both tables have it, else the largest excess over the
+    law's input columns.
+    """
+    if "C" in runs and "C" in points:
+        return np.maximum(0.0, np.log10(points["C"].to_numpy(float) / float(runs["C"].max())))
+    out = np.zeros(len(points))
+    for col in spec.columns:
+        out = np.maximum(out, np.log10(points[col].to_numpy(float) / float(runs[col].max())))
+    return out
+
+
+def add_drift(spec: ModelSpec, samples: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    """Draw the extrapolation drift per posterior draw: ``tau * z`` with ``tau`` from the
+    spec's ``extrapolation.per_decade`` prior and ``z`` standard normal. The data cannot
+    inform it (every run is inside its own range), so this is the prior, made explicit."""
+    if spec.extrapolation is None:
+        return
+    shape = next(iter(samples.values())).shape
+    with jax.enable_x64(True):
+        tau = np.asarray(spec.extrapolation.to_numpyro().sample(jax.random.PRNGKey(int(rng.integers(2**31))), shape), dtype=float)
+    samples[DRIFT] = tau * rng.standard_normal(shape)
+
+
 def make_model(spec: ModelSpec):
     """The NumPyro model of ``spec``: ``model(logx, y=None)``.
 
@@ -360,8 +396,20 @@ class Fit:
 
     @property
     def var_names(self) -> list[str]:
-        """Law parameters then noise parameters."""
-        return list(self.spec.law.params) + noise_names(self.spec)
+        """Law parameters, noise parameters, then ``drift`` when the spec has an extrapolation prior."""
+        extra = [DRIFT] if DRIFT in self.posterior else []
+        return list(self.spec.law.params) + noise_names(self.spec) + extra
+
+    def log_loss(self, points: Any) -> np.ndarray:
+        """Log of the law's loss at ``points`` per draw, shape ``(chain, draw, point)``, including the
+        extrapolation drift (``drift * decades beyond the largest run``) when the spec has one."""
+        frame = points if isinstance(points, pd.DataFrame) and {"N"} <= set(points) else points_frame(points)
+        logx = _log_inputs(self.spec, frame, np.float64)
+        theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
+        log_mu = np.asarray(self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float)
+        if DRIFT in self.posterior:
+            log_mu = log_mu + self.posterior[DRIFT].values[..., None] * decades_beyond(self.spec, self.runs, frame)[None, None, :]
+        return log_mu
 
     def draws(self, var_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Posterior draws as NumPy arrays shaped ``(chain, draw)``."""
@@ -393,18 +441,10 @@ class Fit:
         >>> band.quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))  # doctest: +SKIP
         """
         frame = points_frame(points)
-        logx = _log_inputs(self.spec, frame, np.float64)
-        theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
-        with jax.enable_x64(True):
-            log_mu = np.asarray(self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, jnp))
+        log_mu = self.log_loss(frame)
         if noise:
-            rng = np.random.default_rng(seed)
-            sigma = self.posterior["sigma"].values[..., None]
-            eps = rng.standard_normal(log_mu.shape)
-            if self.spec.likelihood.family == "StudentT":
-                df = self.posterior["df"].values[..., None] if "df" in self.posterior else self.spec.likelihood.df
-                eps = rng.standard_t(np.broadcast_to(df, log_mu.shape))
-            log_mu = log_mu + sigma * eps
+            params = {k: self.posterior[k].values[..., None] for k in noise_names(self.spec)}
+            log_mu = sample_observations(self.spec, log_mu, params, seed)
         coords = {"point": np.arange(len(frame))}
         for col in ("N", "D", "C"):
             if col in frame:
@@ -700,6 +740,7 @@ def fit(
     samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
 
     identified = add_identified(spec, samples, logx)
+    add_drift(spec, samples, rng)
     attrs = fit_attrs(
         spec,
         table,

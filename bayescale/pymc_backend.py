@@ -38,6 +38,7 @@ from .inference import (
     OBS,
     Fit,
     _log_inputs,
+    add_drift,
     add_identified,
     build_idata,
     fit_attrs,
@@ -389,6 +390,7 @@ def fit_pymc(
     ll = np.asarray(raw.log_likelihood[OBS].transpose("chain", "draw", "run").values, dtype=np.float64)
     stats = {k: raw.sample_stats[k].values.astype(t) for k, t in _STATS.items() if k in raw.sample_stats}
     identified = add_identified(spec, samples, logx)
+    add_drift(spec, samples, np.random.default_rng(seed))
     versions = {"pymc": pm.__version__, "pytensor": importlib.import_module("pytensor").__version__}
     if sampler == "nutpie":
         versions["nutpie"] = importlib.import_module("nutpie").__version__

@@ -19,6 +19,9 @@ Spec file format::
     sigma = {dist = "HalfNormal", scale = 0.05}
     df = 4.0                           # StudentT only: a number or a prior table
 
+    [extrapolation]                    # optional: how far the law may drift beyond the runs
+    per_decade = {dist = "HalfNormal", scale = 0.01}
+
     [sampler]
     chains = 4
     warmup = 1000
@@ -164,6 +167,7 @@ class ModelSpec:
     inputs: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
     path: str | None = field(default=None, compare=False)
+    extrapolation: Prior | None = None
 
     def __post_init__(self) -> None:
         law = self.law
@@ -184,6 +188,8 @@ class ModelSpec:
         if missing:
             hint = "; ".join(f"{p} = {_toml_inline(law.priors[p].to_dict())}" for p in missing)
             raise SpecError(f"priors: missing prior(s) for {missing} of law {law.name!r}; the law's defaults are: {hint}")
+        if self.extrapolation is not None and not self.extrapolation.is_positive():
+            raise SpecError(f"extrapolation.per_decade: {self.extrapolation} allows values < 0; use e.g. HalfNormal")
         for p in law.positive:
             if not self.priors[p].is_positive():
                 raise SpecError(f"priors.{p}: {self.priors[p]} allows values <= 0 but {p!r} must be > 0 in law {law.name!r}; use a positive distribution (LogNormal, HalfNormal, Gamma, ...)")
@@ -205,7 +211,7 @@ class ModelSpec:
         custom = {k: v for k, v in self.inputs.items() if v != k}
         if custom:
             law["inputs"] = custom
-        return {
+        out = {
             "name": self.name,
             "description": self.description,
             "law": law,
@@ -213,6 +219,9 @@ class ModelSpec:
             "likelihood": self.likelihood.to_dict(),
             "sampler": self.sampler.to_dict(),
         }
+        if self.extrapolation is not None:
+            out["extrapolation"] = {"per_decade": self.extrapolation.to_dict()}
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -227,7 +236,7 @@ class ModelSpec:
         """Hash of what the spec believes (law, inputs, priors, likelihood), ignoring name,
         description and sampler settings: two specs with equal ``model_id`` define the same posterior."""
         d = self.to_dict()
-        core = {k: d[k] for k in ("law", "priors", "likelihood")}
+        core = {k: d[k] for k in ("law", "priors", "likelihood", "extrapolation") if k in d}
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
     def with_sampler(self, **changes: Any) -> "ModelSpec":
@@ -247,6 +256,8 @@ class ModelSpec:
             lines.append(f"inputs = {_toml_inline(d['law']['inputs'])}")
         lines += ["", "[priors]"] + [f"{k} = {_toml_inline(v)}" for k, v in d["priors"].items()]
         lines += ["", "[likelihood]"] + [f"{k} = {_toml_value(v)}" for k, v in d["likelihood"].items()]
+        if "extrapolation" in d:
+            lines += ["", "[extrapolation]"] + [f"{k} = {_toml_value(v)}" for k, v in d["extrapolation"].items()]
         lines += ["", "[sampler]"] + [f"{k} = {_toml_value(v)}" for k, v in d["sampler"].items()]
         return "\n".join(lines) + "\n"
 
@@ -265,7 +276,7 @@ def _toml_inline(d: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in d.items()) + "}"
 
 
-_TOP_KEYS = ("name", "description", "law", "priors", "likelihood", "sampler")
+_TOP_KEYS = ("name", "description", "law", "priors", "likelihood", "sampler", "extrapolation")
 
 
 def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpec:
@@ -294,6 +305,15 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         raise SpecError(f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}")
     priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items()}
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
+    extrapolation = None
+    if "extrapolation" in d:
+        ex = d["extrapolation"]
+        if not isinstance(ex, Mapping):
+            raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
+        _check_keys(ex, ("per_decade",), "extrapolation")
+        if "per_decade" not in ex:
+            raise SpecError("extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of compute)")
+        extrapolation = as_prior(ex["per_decade"], where="extrapolation.per_decade")
     sampler = SamplerSettings.from_dict(d.get("sampler", {}))
     name = d.get("name", law.name)
     if not isinstance(name, str) or not name:
@@ -308,6 +328,7 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         inputs=dict(inputs),
         description=str(description),
         path=path,
+        extrapolation=extrapolation,
     )
 
 
