@@ -21,6 +21,7 @@ import xarray as xr
 from . import _arviz
 from .data import load_runs
 from .errors import BayescaleError
+from .likelihoods import noise_priors
 from .inference import Fit, _log_inputs, fit as _fit, noise_names, observation_dist, points_frame
 from .spec import ModelSpec, load_spec
 
@@ -55,9 +56,7 @@ def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, n
     params = {}
     with jax.enable_x64(True):
         priors = {p: spec.priors[p] for p in spec.law.params}
-        priors["sigma"] = spec.likelihood.sigma
-        if "df" in noise_names(spec):
-            priors["df"] = spec.likelihood.df
+        priors.update(noise_priors(spec.likelihood))
         for name, prior in priors.items():
             key, sub = jax.random.split(key)
             params[name] = np.asarray(prior.to_numpyro().sample(sub, (draws,)), dtype=float)[:, None]

@@ -35,10 +35,9 @@ from threadpoolctl import threadpool_limits
 from numpyro.infer import MCMC, NUTS
 from numpyro.distributions.transforms import biject_to
 
-from . import _arviz
+from . import _arviz, likelihoods
 from .data import load_runs, runs_hash
 from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, SpecError, StaleFitError
-from .priors import Prior
 from .spec import ModelSpec, load_spec
 
 METHODS = ("nuts", "laplace")
@@ -50,17 +49,10 @@ OBS = "log_loss"
 # ----------------------------------------------------------------- the model
 
 
-def _likelihood_dist(spec: ModelSpec, mu: Any, sigma: Any, df: Any) -> dist.Distribution:
-    if spec.likelihood.family == "Normal":
-        return dist.Normal(mu, sigma)
-    return dist.StudentT(df, mu, sigma)
-
-
 def observation_dist(spec: ModelSpec, mu: Any, params: Mapping[str, Any]) -> dist.Distribution:
     """The likelihood of log loss around the law's log loss ``mu``, given noise parameters
-    (``sigma``, and ``df`` when it has a prior) from ``params``; arrays broadcast."""
-    df = params["df"] if "df" in params else spec.likelihood.df
-    return _likelihood_dist(spec, mu, params["sigma"], df)
+    (``sigma``, ``df`` when it has a prior, ``excess`` for ExGaussian) from ``params``."""
+    return likelihoods.observation_dist(spec.likelihood, mu, params)
 
 
 def sample_observations(spec: ModelSpec, log_mu: np.ndarray, params: Mapping[str, Any], seed: int) -> np.ndarray:
@@ -111,23 +103,17 @@ def make_model(spec: ModelSpec):
     def model(logx: Mapping[str, Any], y: Any = None) -> None:
         theta = {p: numpyro.sample(p, priors[p].to_numpyro()) for p in law.params}
         mu = law.log_loss(theta, logx, jnp)
-        sigma = numpyro.sample("sigma", lik.sigma.to_numpyro())
-        df = None
-        if lik.family == "StudentT":
-            df = numpyro.sample("df", lik.df.to_numpyro()) if isinstance(lik.df, Prior) else lik.df
+        noise = {k: numpyro.sample(k, v.to_numpyro()) for k, v in likelihoods.noise_priors(lik).items()}
         n = jnp.shape(next(iter(logx.values())))[-1]
         with numpyro.plate("run", n):
-            numpyro.sample(OBS, _likelihood_dist(spec, mu, sigma, df), obs=y)
+            numpyro.sample(OBS, observation_dist(spec, mu, noise), obs=y)
 
     return model
 
 
 def noise_names(spec: ModelSpec) -> list[str]:
     """Names of the noise parameters in the posterior."""
-    names = ["sigma"]
-    if spec.likelihood.family == "StudentT" and isinstance(spec.likelihood.df, Prior):
-        names.append("df")
-    return names
+    return list(likelihoods.noise_priors(spec.likelihood))
 
 
 def _log_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any) -> dict[str, np.ndarray]:
@@ -200,10 +186,9 @@ class _Posterior:
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        self.names = list(spec.law.params) + noise_names(spec)
-        self.priors = [spec.priors[p] for p in spec.law.params] + [spec.likelihood.sigma]
-        if "df" in self.names:
-            self.priors.append(spec.likelihood.df)
+        noise = likelihoods.noise_priors(spec.likelihood)
+        self.names = list(spec.law.params) + list(noise)
+        self.priors = [spec.priors[p] for p in spec.law.params] + list(noise.values())
         self.dists = [p.to_numpyro() for p in self.priors]
         self.transforms = [biject_to(d.support) for d in self.dists]
         self.value_and_grad = jax.jit(jax.value_and_grad(self.potential))
@@ -225,8 +210,7 @@ class _Posterior:
             values[n] = v
             lp = lp + d.log_prob(v) + t.log_abs_det_jacobian(flat[i], v)
         mu = self.spec.law.log_loss(values, logx, jnp)
-        df = values.get("df", self.spec.likelihood.df)
-        lp = lp + jnp.sum(_likelihood_dist(self.spec, mu, values["sigma"], df).log_prob(y))
+        lp = lp + jnp.sum(observation_dist(self.spec, mu, values).log_prob(y))
         return -lp
 
     def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -351,12 +335,8 @@ def _log_likelihood(spec: ModelSpec, samples: Mapping[str, np.ndarray], logx: Ma
     """Pointwise log likelihood, shape (chain, draw, run)."""
     theta = {p: jnp.asarray(samples[p])[..., None] for p in spec.law.params}
     mu = spec.law.log_loss(theta, {k: jnp.asarray(v) for k, v in logx.items()}, jnp)
-    sigma = jnp.asarray(samples["sigma"])[..., None]
-    df = jnp.asarray(samples["df"])[..., None] if "df" in samples else spec.likelihood.df
-    return np.asarray(_likelihood_dist(spec, mu, sigma, df).log_prob(jnp.asarray(y)), dtype=np.float64)
-
-
-# ----------------------------------------------------------------- the Fit
+    noise = {k: jnp.asarray(samples[k])[..., None] for k in noise_names(spec)}
+    return np.asarray(observation_dist(spec, mu, noise).log_prob(jnp.asarray(y)), dtype=np.float64)
 
 
 def _stringify(x: Any) -> str:

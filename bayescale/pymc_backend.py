@@ -182,6 +182,10 @@ def _build(spec: ModelSpec, logx: Mapping[str, np.ndarray], y: np.ndarray, run_i
         sigma = pymc_prior(lik.sigma, "sigma", where="likelihood.sigma")
         if lik.family == "Normal":
             pm.Normal(OBS, mu=mu, sigma=sigma, observed=y, dims="run")
+        elif lik.family == "ExGaussian":
+            # PyMC's nu is the exponential component's mean: bayescale's `excess`.
+            excess = pymc_prior(lik.excess, "excess", where="likelihood.excess")
+            pm.ExGaussian(OBS, mu=mu, sigma=sigma, nu=excess, observed=y, dims="run")
         else:
             df = pymc_prior(lik.df, "df", where="likelihood.df") if isinstance(lik.df, Prior) else np.float64(lik.df)
             pm.StudentT(OBS, nu=df, mu=mu, sigma=sigma, observed=y, dims="run")

@@ -44,7 +44,7 @@ from .laws import Law, get_law
 from .priors import Prior, as_prior
 from .errors import LawError
 
-LIKELIHOODS = ("Normal", "StudentT")
+LIKELIHOODS = ("Normal", "StudentT", "ExGaussian")
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
 INITS = ("map", "prior")
 DEVICES = ("auto", "cpu", "gpu")
@@ -60,20 +60,23 @@ def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) 
 class Likelihood:
     """Observation model for log loss: ``log L_obs ~ family(log L_law, sigma[, df])``.
 
-    ``family`` is ``"Normal"`` or ``"StudentT"`` (robust to outlying runs, the
-    Bayesian counterpart of the Huber loss published fits use). ``df`` is a fixed
-    number or a :class:`Prior`; it is ignored for ``"Normal"``.
+    ``family`` is ``"Normal"``, ``"StudentT"`` (robust to outlying runs, the
+    Bayesian counterpart of the Huber loss published fits use) or ``"ExGaussian"``
+    (one-sided inefficiency: under-tuned runs land above the law by an exponential
+    excess whose mean has the prior ``excess``). ``df`` is a fixed number or a
+    :class:`Prior`, used by ``"StudentT"`` only.
     """
 
     family: str = "StudentT"
     sigma: Prior = field(default_factory=lambda: Prior("HalfNormal", {"scale": 0.05}))
     df: float | Prior = 4.0
+    excess: Prior | None = None
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "likelihood") -> "Likelihood":
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: must be a table")
-        _check_keys(d, ("family", "sigma", "df"), where)
+        _check_keys(d, ("family", "sigma", "df", "excess"), where)
         family = d.get("family", "StudentT")
         if family not in LIKELIHOODS:
             raise SpecError(f"{where}.family: {family!r} is not supported; use one of {list(LIKELIHOODS)}")
@@ -91,12 +94,21 @@ class Likelihood:
                 df = float(raw)
             else:
                 raise SpecError(f"{where}.df: must be a number > 0 or a prior table, got {raw!r}")
-        return cls(family=family, sigma=sigma, df=df)
+        excess = None
+        if family == "ExGaussian":
+            excess = as_prior(d["excess"], where=f"{where}.excess") if "excess" in d else Prior("HalfNormal", {"scale": 0.02})
+            if not excess.is_positive():
+                raise SpecError(f"{where}.excess: prior {excess} allows values <= 0; use e.g. HalfNormal")
+        elif "excess" in d:
+            raise SpecError(f"{where}.excess: only the ExGaussian family has an excess term (family is {family!r})")
+        return cls(family=family, sigma=sigma, df=df, excess=excess)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"family": self.family, "sigma": self.sigma.to_dict()}
         if self.family == "StudentT":
             out["df"] = self.df.to_dict() if isinstance(self.df, Prior) else self.df
+        if self.family == "ExGaussian" and self.excess is not None:
+            out["excess"] = self.excess.to_dict()
         return out
 
 
