@@ -157,4 +157,6 @@ def compare(idatas: Mapping[str, InferenceData]) -> pd.DataFrame:
     """ArviZ's LOO comparison table (rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
+        # ArviZ 0.23 calls DataFrame.sort_values(inplace=True), which pandas 3 deprecates.
+        warnings.filterwarnings("ignore", message=".*inplace keyword.*")
         return az.compare(dict(idatas), ic="loo")

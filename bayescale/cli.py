@@ -6,6 +6,15 @@ Subcommands::
     bayescale summary FIT.nc                posterior summary and diagnostics of a saved fit
     bayescale predict FIT.nc --at N=7e9,D=1.4e12
                                             median and credible interval of the loss at new points
+    bayescale decide FIT.nc --option 7B:N=7e9,D=1.4e12 --option 13B:N=13e9,D=7e11 --threshold 2.1
+                                            compare scale-up options: P(loss <= threshold), VaR, CVaR, P(best)
+    bayescale optimal FIT.nc --budget 5.76e23
+                                            compute-optimal N, D, tokens per parameter and loss, with intervals
+    bayescale check FIT.nc NEW_RUNS.csv [--update]
+                                            was each new run a surprise? (optionally refit with them)
+    bayescale validate SPEC RUNS --holdout-top 0.2
+                                            leave-largest-out: fit the small runs, predict the largest
+    bayescale loo FIT.nc                    PSIS-LOO with Pareto-k flags and LOO-PIT coverage
     bayescale demo                          fit the bundled Chinchilla spec to the bundled demo runs
     bayescale laws                          the registered scaling laws
     bayescale specs                         the bundled model specs
@@ -81,7 +90,11 @@ def parse_point(text: str) -> dict[str, float]:
     >>> parse_point("N=7e9,D=1.4e12")
     {'N': 7000000000.0, 'D': 1400000000000.0}
     """
-    where = f"--at {text!r}"
+    return _parse_point(text, f"--at {text!r}")
+
+
+def _parse_point(text: str, where: str) -> dict[str, float]:
+    """:func:`parse_point` with ``where`` (the flag and text as the user gave them) heading its errors."""
     point: dict[str, float] = {}
     if not text.strip():
         raise BayescaleError(f"{where}: empty; expected NAME=VALUE pairs separated by commas, e.g. N=7e9,D=1.4e12")
@@ -142,9 +155,12 @@ def _summary_text(summary: Any) -> str:
 
 def _diagnostics_line(d: Mapping[str, Any]) -> str:
     """One line: method, chains, draws, seconds, max r-hat, min ESS, divergences."""
-    head = f"{d['method']}: {d['chains']} chains x {d['draws']} draws, {d.get('sampling_seconds', float('nan')):.1f} s"
-    if d["method"] != "nuts":
-        return head + " (Laplace approximation: no MCMC diagnostics)"
+    seconds = d.get("sampling_seconds", float("nan"))
+    head = f"{d['method']}: {d['chains']} chains x {d['draws']} draws" + ("" if math.isnan(seconds) else f", {seconds:.1f} s")
+    if "max_r_hat" not in d:  # no sampler statistics: Laplace, given draws
+        if d["method"] == "laplace":
+            return head + " (Laplace approximation: no MCMC diagnostics)"
+        return head + " (no MCMC diagnostics: " + str(d.get("note", "no sampler statistics")).rstrip(".") + ")"
     return (
         f"{head}, max r-hat {d['max_r_hat']:.3f}, min ESS {d['min_ess_bulk']:.0f} (bulk) / "
         f"{d['min_ess_tail']:.0f} (tail), {d['divergences']} divergences"
@@ -317,7 +333,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_point(fit: Any, text: str, point: Mapping[str, float]) -> None:
+def _check_point(fit: Any, text: str, point: Mapping[str, float], flag: str = "--at") -> None:
     """Each ``--at`` point names only inputs of the fit's law and gives all it needs."""
     from bayescale.inference import points_frame
 
@@ -325,10 +341,10 @@ def _check_point(fit: Any, text: str, point: Mapping[str, float]) -> None:
     allowed = set(needed) | {"N", "D", "C"}
     unknown = [k for k in point if k not in allowed]
     if unknown:
-        raise BayescaleError(f"--at {text!r}: {unknown} are not inputs of law {fit.spec.law.name!r}; it reads {needed} (and C = 6ND links N, D and C)")
+        raise BayescaleError(f"{flag} {text!r}: {unknown} are not inputs of law {fit.spec.law.name!r}; it reads {needed} (and C = 6ND links N, D and C)")
     missing = [c for c in needed if c not in points_frame(point).columns]
     if missing:
-        raise BayescaleError(f"--at {text!r}: law {fit.spec.law.name!r} needs {needed}; {missing} missing (give it, or two of N, D, C: C = 6ND gives the third)")
+        raise BayescaleError(f"{flag} {text!r}: law {fit.spec.law.name!r} needs {needed}; {missing} missing (give it, or two of N, D, C: C = 6ND gives the third)")
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -417,6 +433,390 @@ def cmd_check_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------ decisions and checks
+
+
+def _positive(value: float | None, flag: str, *, zero: bool = False) -> None:
+    """``value`` (when given) is a finite number > 0 (>= 0 with ``zero``)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise BayescaleError(f"{flag} must be a finite number {'>= 0' if zero else '> 0'}, got {value!r}")
+
+
+def _check_ci_prob(ci_prob: float) -> None:
+    if not 0 < ci_prob < 1:
+        raise BayescaleError(f"--ci-prob must be in (0, 1), got {ci_prob!r}")
+
+
+def parse_option(text: str) -> tuple[str, dict[str, float]]:
+    """Parse ``--option`` text such as ``"7B:N=7e9,D=1.4e12"`` into ``("7B", {"N": 7e9, "D": 1.4e12})``.
+
+    The part after ``NAME:`` is read as ``--at`` is (see :func:`parse_point`).
+
+    Raises
+    ------
+    BayescaleError
+        If the name is missing or the point is malformed. The message quotes the text.
+
+    Examples
+    --------
+    >>> parse_option("7B:N=7e9,D=1.4e12")
+    ('7B', {'N': 7000000000.0, 'D': 1400000000000.0})
+    """
+    where = f"--option {text!r}"
+    name, colon, rest = text.partition(":")
+    name = name.strip()
+    if not colon or not name:
+        raise BayescaleError(f"{where}: no option name; expected NAME:POINT, e.g. 7B:N=7e9,D=1.4e12")
+    if "=" in name or "," in name:
+        raise BayescaleError(f"{where}: option name {name!r} may not contain '=' or ','; expected NAME:POINT, e.g. 7B:N=7e9,D=1.4e12")
+    return name, _parse_point(rest, where)
+
+
+def _options(fit: Any, texts: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Named, checked points of ``--option`` texts, each completed to N, D and C where ``C = 6ND`` allows."""
+    from bayescale.inference import points_frame
+
+    out: dict[str, dict[str, float]] = {}
+    for text in texts:
+        name, point = parse_option(text)
+        if name in out:
+            raise BayescaleError(f"--option {text!r}: option name {name!r} is given twice; give each option its own name")
+        _check_point(fit, text, point, flag="--option")
+        row = points_frame(point).iloc[0]
+        out[name] = {k: float(v) for k, v in row.items()}
+    return out
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:g}%"
+
+
+def _interval(lo: float, hi: float, digits: int = 4) -> str:
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _decision_text(dec: Any, risk: Any, utility: Any) -> str:
+    t = dec.table
+    q = getattr(risk, "q", 0.9)
+    header = ["option", "N", "D", "C", "median", f"{_pct(dec.ci_prob)} interval"]
+    if dec.threshold is not None:
+        header.append(f"P(loss<={dec.threshold:g})")
+    header += [f"VaR {_pct(q)}", f"CVaR {_pct(q)}"]
+    extra_risk = dec.risk_label not in (f"q{100 * q:g}", f"cvar{100 * q:g}")
+    if extra_risk:
+        header.append(dec.risk_label)
+    header.append("P(best)")
+    if dec.expected_utility:
+        header.append("E[utility]")
+    header.append("")
+    rows = []
+    for name, r in t.iterrows():
+        size = [_fmt(None if math.isnan(r[k]) else r[k], 3) for k in ("N", "D", "C")]  # "-": not given
+        cells = [str(name), *size, f"{r['median']:.4f}", _interval(r["lo"], r["hi"])]
+        if dec.threshold is not None:
+            cells.append(f"{r['p_below']:.2f}")
+        cells += [f"{r['var']:.4f}", f"{r['cvar']:.4f}"]
+        if extra_risk:
+            cells.append(f"{r['risk']:.4f}")
+        cells.append(f"{r['p_best']:.2f}")
+        if dec.expected_utility:
+            cells.append(_fmt(dec.expected_utility[name]))
+        cells.append("<- best" if name == dec.best else "")
+        rows.append(cells)
+    return _table(rows, header, right=[False] + [True] * (len(header) - 2) + [False])
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from bayescale.decide import Utility, decide, parse_risk
+
+    risk = parse_risk(args.risk)
+    _check_ci_prob(args.ci_prob)
+    _positive(args.threshold, "--threshold")
+    utility = None
+    if args.price_per_flop is not None and args.value is None:
+        raise BayescaleError("--price-per-flop needs --value (the value of reaching --threshold)")
+    if args.value is not None:
+        if not math.isfinite(args.value):
+            raise BayescaleError(f"--value must be a finite number, got {args.value!r}")
+        _positive(args.price_per_flop, "--price-per-flop", zero=True)
+        if args.threshold is None:
+            raise BayescaleError("--value needs --threshold (the loss whose reaching is worth --value)")
+        utility = Utility(value=args.value, price_per_flop=args.price_per_flop or 0.0)
+    for text in args.option:  # malformed options fail before the fit is read
+        parse_option(text)
+    fit = load_fit(args.fit)
+    options = _options(fit, args.option)
+    dec = decide(options, fit=fit, threshold=args.threshold, risk=risk, ci_prob=args.ci_prob, utility=utility, noise=not args.no_noise, seed=args.seed)
+    if args.format == "json":
+        _print_json(dec.to_dict())
+        return 0
+    what = "the law's loss (no observation noise)" if args.no_noise else "each option's measured loss (with observation noise)"
+    print(f"{_header(fit)}\ncomparing {what}; risk measure {dec.risk_label}\n")
+    print(_decision_text(dec, risk, utility))
+    print()
+    print(dec.verdict())
+    return 0
+
+
+def _quantiles(x: Any, ci_prob: float) -> dict[str, float]:
+    import numpy as np
+
+    x = np.asarray(x, dtype=float).reshape(-1)
+    lo, med, hi = np.quantile(x, [(1 - ci_prob) / 2, 0.5, 1 - (1 - ci_prob) / 2])
+    return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
+
+def _band_cell(q: Mapping[str, float], digits: int = 3, fixed: bool = False) -> str:
+    f = (lambda v: f"{v:.{digits + 1}f}") if fixed else (lambda v: _fmt(v, digits))
+    return f"{f(q['median'])} [{f(q['lower'])}, {f(q['upper'])}]"
+
+
+def cmd_optimal(args: argparse.Namespace) -> int:
+    from bayescale.decide import allocation_exponents, compute_optimal, frontier, near_optimal_range
+
+    _check_ci_prob(args.ci_prob)
+    for b in args.budget:
+        _positive(b, "--budget")
+    if not 0 < args.tolerance < 1:
+        raise BayescaleError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance!r}")
+    fit = load_fit(args.fit)
+    cols = list(fit.spec.columns)
+    if not {"N", "D"} <= set(cols):
+        raise BayescaleError(
+            f"compute-optimal allocation splits a budget C = 6ND between N and D; law {fit.spec.law.name!r} of spec "
+            f"{fit.spec.name!r} reads {cols}, so at fixed C its loss does not depend on the split"
+        )
+    budgets = list(args.budget)
+    pct = f"{100 * args.ci_prob:g}"  # frontier's column suffix
+    band = frontier(fit, budgets, ci_probs=(args.ci_prob,))
+    opt = compute_optimal(fit, budgets)
+    exps, rows = [], []
+    for i, c in enumerate(budgets):
+        r = band.iloc[i]
+        entry: dict[str, Any] = {"C": float(c)}
+        for var in ("N_opt", "D_opt", "tokens_per_param", "loss_opt"):
+            entry[var] = {"median": float(r[f"{var}_median"]), "lower": float(r[f"{var}_lo{pct}"]), "upper": float(r[f"{var}_hi{pct}"])}
+        at_bound = float(opt["at_bound"].isel(budget=i).mean())
+        entry["at_bound"] = at_bound
+        lo, hi = near_optimal_range(fit, c, tolerance=args.tolerance)
+        entry["near_optimal_N"] = [lo, hi]
+        rows.append(entry)
+        if i == 0 or exps[0]["method"] != "closed form":
+            ex = allocation_exponents(fit, budget=c)
+            exps.append({"method": ex.attrs.get("method", ""), "a": _quantiles(ex["a"].values, args.ci_prob), "b": _quantiles(ex["b"].values, args.ci_prob)})
+    method = opt.attrs.get("method", "")
+    if args.format == "json":
+        _print_json(
+            {
+                "spec": fit.spec.name,
+                "spec_id": fit.spec.id,
+                "ci_prob": args.ci_prob,
+                "tolerance": args.tolerance,
+                "method": method,
+                "budgets": rows,
+                "exponents": exps,
+            }
+        )
+        return 0
+    print(f"{_header(fit)}\ncompute-optimal allocation ({method}); median [{_pct(args.ci_prob)} interval] over the posterior\n")
+    body = [
+        [_fmt(e["C"], 3), _band_cell(e["N_opt"]), _band_cell(e["D_opt"]), _band_cell(e["tokens_per_param"]), _band_cell(e["loss_opt"], fixed=True)]
+        for e in rows
+    ]
+    print(_table(body, ["budget C", "N_opt (params)", "D_opt (tokens)", "tokens per param", "loss at optimum"]))
+    print()
+    for ex in exps:
+        a, b = ex["a"], ex["b"]
+        print(f"allocation exponents ({ex['method']}): N_opt ~ C^a, a = {_band_cell(a, fixed=True)}; D_opt ~ C^b, b = {_band_cell(b, fixed=True)}")
+    print()
+    for e in rows:
+        lo, hi = e["near_optimal_N"]
+        if math.isnan(lo):
+            print(f"at C = {_fmt(e['C'], 3)}: no N keeps the expected loss within {_pct(args.tolerance)} of each draw's optimum")
+        else:
+            print(f"at C = {_fmt(e['C'], 3)}: any N in [{_fmt(lo, 3)}, {_fmt(hi, 3)}] is within {_pct(args.tolerance)} of optimal (expected relative excess loss)")
+        if e["at_bound"] > 0:
+            _warn(
+                f"at C = {_fmt(e['C'], 3)} the optimum of {100 * e['at_bound']:.0f}% of posterior draws lies on the edge of the "
+                "searched tokens-per-parameter range (0.01 to 1e5): the law has no interior optimum there for them"
+            )
+    return 0
+
+
+def _records(frame: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
+    return [{c: _jsonable(rec[c]) for c in columns if c in rec} for rec in frame.to_dict(orient="records")]
+
+
+PREDICTIVE_COLUMNS = ("run_id", "N", "D", "C", "observed", "median", "lo90", "hi90", "z", "p_value", "pit", "band", "surprise", "log_pred_density", "rel_error")
+
+
+def _predictive_text(table: Any) -> str:
+    header = ["run_id", "N", "D", "C", "observed", "median", "90% interval", "z", "p-value", "band", ""]
+    rows = [
+        [
+            str(r["run_id"]),
+            _fmt(r["N"], 3),
+            _fmt(r["D"], 3),
+            _fmt(r["C"], 3),
+            f"{r['observed']:.4f}",
+            f"{r['median']:.4f}",
+            _interval(r["lo90"], r["hi90"]),
+            f"{r['z']:+.2f}",
+            f"{r['p_value']:.3f}",
+            str(r["band"]),
+            "SURPRISE" if r["surprise"] else "",
+        ]
+        for _, r in table.iterrows()
+    ]
+    return _table(rows, header, right=[False] + [True] * 8 + [False, False])
+
+
+def _shifts_text(shifts: Any) -> str:
+    cols = ["median_before", "median_after", "sd_before", "sd_after", "sd_ratio"]
+    rows = [[str(q), *(_fmt(r[c]) for c in cols)] for q, r in shifts.iterrows()]
+    return _table(rows, ["quantity", "median before", "median after", "sd before", "sd after", "sd after/before"])
+
+
+def _surprise_line(n_surprise: int, n: int, what: str) -> str:
+    if n_surprise == 0:
+        return f"no surprises: all {n} {what} inside the 90% predictive band"
+    return f"{n_surprise} surprise{'s' if n_surprise != 1 else ''} among {n} {what} (outside the 90% predictive band)"
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from bayescale.checks import check
+
+    _positive(args.budget, "--budget")
+    if args.output is not None and not args.update:
+        raise BayescaleError("-o/--output writes the refitted fit; it needs --update")
+    out = Path(args.output) if args.output is not None else None
+    if out is not None:
+        _check_output(out)
+    fit = load_fit(args.fit)
+    result = _with_readable_warnings(lambda: check(fit, args.new_runs, update=args.update, seed=args.seed, budget=args.budget))
+    table = result.table
+    n_surprise = int(table["surprise"].sum())
+    written = str(result.updated.save(out)) if (out is not None and result.updated is not None) else None
+    if args.format == "json":
+        shifts = None
+        if result.shifts is not None:
+            shifts = {str(q): {c: r[c] for c in result.shifts.columns} for q, r in result.shifts.iterrows()}
+        _print_json(
+            {
+                "spec": fit.spec.name,
+                "spec_id": fit.spec.id,
+                "seed": args.seed,
+                "runs": _records(table, PREDICTIVE_COLUMNS),
+                "n_new": len(table),
+                "surprises": n_surprise,
+                "shifts": shifts,
+                "updated_fit": written,
+            }
+        )
+        return 0
+    print(f"{_header(fit)}\n{len(table)} new run{'s' if len(table) != 1 else ''} against the predictive distribution of a new run's measured loss\n")
+    print(_predictive_text(table))
+    if result.updated is not None:
+        up = result.updated
+        print(f"\nrefit with the new runs ({len(up.runs)} runs): how the posterior moved\n")
+        print(_shifts_text(result.shifts))
+        print()
+        print(_diagnostics_line(up.diagnostics()))  # its problems were warned about while fitting
+        if written:
+            print(f"wrote {written}")
+    print()
+    print(_surprise_line(n_surprise, len(table), "new runs" if len(table) != 1 else "new run"))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bayescale.checks import leave_largest_out
+    from bayescale.spec import load_spec
+
+    if not 0 < args.holdout_top < 1:
+        raise BayescaleError(f"--holdout-top must be a fraction in (0, 1), got {args.holdout_top!r}")
+    spec = load_spec(_spec_source(args.spec))
+    val = _with_readable_warnings(
+        lambda: leave_largest_out(
+            spec,
+            args.runs,
+            holdout_top=args.holdout_top,
+            seed=args.seed,
+            method=args.method,
+            chains=args.chains,
+            warmup=args.warmup,
+            draws=args.draws,
+            progress=args.progress,
+        )
+    )
+    diag = val.fit.diagnostics() if val.fit is not None else None
+    if args.format == "json":
+        doc = {"spec": spec.name, "spec_id": spec.id, "holdout_top": args.holdout_top, "seed": args.seed, "method": args.method}
+        doc.update(val.to_dict())
+        doc["surprises"] = int(val.table["surprise"].sum())
+        doc["runs"] = _records(val.table, PREDICTIVE_COLUMNS)
+        if diag is not None:
+            doc["diagnostics"] = {k: v for k, v in diag.items() if k != "table"}
+        _print_json(doc)
+        return 0
+    n = val.n_train + len(val.table)
+    print(
+        f"leave-largest-out: spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; "
+        f"{n} runs, the top {_pct(args.holdout_top)} by compute held out\n"
+    )
+    print(val.summary())
+    print()
+    cov = [[_pct(k), f"{v:.2f}"] for k, v in val.coverage.items()]
+    print(_table(cov, ["central interval", "held-out runs inside"]))
+    print()
+    print(_predictive_text(val.table))
+    if diag is not None:
+        print()
+        print(_diagnostics_line(diag))  # its problems were warned about while fitting
+    return 0
+
+
+def cmd_loo(args: argparse.Namespace) -> int:
+    from bayescale.checks import PARETO_K_BAD, coverage, loo, loo_pit
+
+    fit = load_fit(args.fit)
+    res = loo(fit)
+    pit = loo_pit(fit)
+    cov = coverage(pit.to_numpy())
+    if args.format == "json":
+        _print_json(
+            {
+                "spec": fit.spec.name,
+                "spec_id": fit.spec.id,
+                "elpd_loo": res.elpd,
+                "se": res.se,
+                "p_loo": res.p_loo,
+                "pareto_k_bad": PARETO_K_BAD,
+                "flagged": list(res.flagged),
+                "loo_pit_coverage": {str(k): v for k, v in cov.items()},
+                "runs": [{"run_id": r, "pareto_k": res.pareto_k[r], "loo_pit": pit[r]} for r in res.pareto_k.index],
+            }
+        )
+        return 0
+    print(f"{_header(fit)}\n")
+    print(f"PSIS-LOO: elpd_loo {res.elpd:.2f} (SE {res.se:.2f}), p_loo {res.p_loo:.2f}")
+    if res.flagged:
+        print(f"{len(res.flagged)} run{'s' if len(res.flagged) != 1 else ''} with Pareto k > {PARETO_K_BAD} (influential; LOO is unreliable for them): {', '.join(res.flagged)}")
+    else:
+        print(f"all Pareto k <= {PARETO_K_BAD}: the LOO estimate is reliable")
+    print()
+    print("LOO-PIT coverage (calibrated: each run falls inside the p central interval of its leave-one-out predictive with probability p):")
+    print(_table([[_pct(k), f"{v:.2f}"] for k, v in cov.items()], ["central interval", "runs inside"]))
+    shown = list(pit.index) if args.all_runs else list(res.flagged)
+    if shown:
+        print()
+        rows = [[r, f"{res.pareto_k[r]:.2f}", f"{pit[r]:.3f}", "k > %g" % PARETO_K_BAD if r in res.flagged else ""] for r in shown]
+        print(_table(rows, ["run_id", "pareto k", "LOO-PIT", ""], right=[False, True, True, False]))
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -459,6 +859,76 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "decide",
+        help="compare scale-up options by risk: P(loss <= threshold), VaR, CVaR, P(best)",
+        description="Compare named (N, D) options by their posterior loss, draw by draw: median and interval, "
+        "P(loss <= threshold), value at risk, CVaR, the probability each is best, and a verdict in words.",
+    )
+    p.add_argument("fit", metavar="FIT.nc")
+    p.add_argument("--option", action="append", required=True, metavar="NAME:N=7e9,D=1.4e12", help="a named option: NAME, a colon, then a point as for `predict --at`; repeat for more options")
+    p.add_argument("--threshold", type=float, metavar="LOSS", help="target loss: report P(loss <= LOSS)")
+    p.add_argument("--risk", default="cvar:0.9", metavar="MEASURE", help="risk measure that picks the best option: mean, quantile:Q (or var:Q) or cvar:Q (default cvar:0.9)")
+    p.add_argument("--ci-prob", type=float, default=0.9, help="probability of the credible interval (default 0.9)")
+    p.add_argument("--value", type=float, metavar="V", help="value of reaching --threshold, for expected utility and the expected value of perfect information")
+    p.add_argument("--price-per-flop", type=float, metavar="P", help="price of one FLOP in the units of --value (default 0)")
+    p.add_argument("--no-noise", action="store_true", help="compare the law's loss, without the seed-to-seed noise of one run")
+    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_decide)
+
+    p = sub.add_parser(
+        "optimal",
+        help="compute-optimal N and D at FLOP budgets, with intervals",
+        description="The posterior of the compute-optimal model size N, tokens D, tokens per parameter and loss at each "
+        "budget C = 6ND; the allocation exponents (N_opt ~ C^a, D_opt ~ C^b); and the range of N within a "
+        "tolerance of optimal.",
+    )
+    p.add_argument("fit", metavar="FIT.nc")
+    p.add_argument("--budget", action="append", type=float, required=True, metavar="FLOPS", help="compute budget C in FLOPs, e.g. 5.76e23; repeat for more")
+    p.add_argument("--ci-prob", type=float, default=0.9, help="probability of the credible intervals (default 0.9)")
+    p.add_argument("--tolerance", type=float, default=0.005, help="relative excess loss of the near-optimal N range (default 0.005: 0.5%%)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_optimal)
+
+    p = sub.add_parser(
+        "check",
+        help="was each new run a surprise? optionally refit with them",
+        description="Place each new run's observed loss in the fit's predictive distribution (median, 90% interval, z, "
+        "two-sided p-value, band) and flag those outside the 90% band. Exits 0 whatever it finds.",
+    )
+    p.add_argument("fit", metavar="FIT.nc")
+    p.add_argument("new_runs", metavar="NEW_RUNS", help="runs table CSV of runs the fit has not seen")
+    p.add_argument("--update", action="store_true", help="refit with the new runs added (NUTS, the spec's sampler settings) and show how the posterior moved")
+    p.add_argument("--budget", type=float, metavar="FLOPS", help="budget of the compute-optimal quantities in the --update table (default 1000x the largest run)")
+    p.add_argument("-o", "--output", metavar="FIT.nc", help="with --update: write the refitted fit here")
+    p.add_argument("--seed", type=int, default=0, help="seed of the predictive draws and of the refit (default 0)")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser(
+        "validate",
+        help="leave-largest-out: fit the small runs, predict the largest",
+        description="Fit SPEC to the runs with the least compute, predict the held-out largest runs, and report "
+        "interval coverage, predictive density and each held-out run's surprise.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="spec TOML file or bundled spec name")
+    p.add_argument("runs", metavar="RUNS", help="runs table CSV")
+    p.add_argument("--holdout-top", type=float, default=0.2, metavar="FRACTION", help="fraction of runs, by compute, held out (default 0.2)")
+    _fit_options(p)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "loo",
+        help="PSIS-LOO and LOO-PIT calibration of a saved fit",
+        description="PSIS leave-one-out expected log predictive density with Pareto-k flags, and LOO-PIT coverage of central intervals.",
+    )
+    p.add_argument("fit", metavar="FIT.nc")
+    p.add_argument("--all-runs", action="store_true", help="list every run's Pareto k and LOO-PIT, not only the flagged ones")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_loo)
 
     p = sub.add_parser("demo", help="fit the bundled Chinchilla spec to the bundled demo runs", description=f"Fit the bundled {DEMO_SPEC!r} spec to data/{DEMO_RUNS}, print the summary and diagnostics, and extrapolate to {', '.join(f'{k:g}x' for k in DEMO_SCALES)} the largest run's compute.")
     p.add_argument("--out", default="out", metavar="DIR", help="folder for demo_fit.nc (default out/)")
@@ -512,4 +982,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(str(e))
 
 
-__all__ = ["build_parser", "load_fit", "main", "parse_point"]
+__all__ = ["build_parser", "load_fit", "main", "parse_option", "parse_point"]

@@ -101,7 +101,8 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
 
     For testing decisions, checks and reports against hand-computed answers without
     sampling. ``draws`` maps every law parameter and ``sigma`` (and ``df`` when the spec
-    gives it a prior) to arrays shaped ``(chain, draw)`` (1-D arrays become one chain).
+    gives it a prior, ``excess`` for ExGaussian, optionally ``drift``) to arrays shaped
+    ``(chain, draw)`` (1-D arrays become one chain).
     """
     from . import _arviz
     from .data import load_runs, runs_hash
@@ -117,6 +118,8 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
     missing = [n for n in names if n not in draws]
     if missing:
         raise BayescaleError(f"fit_from_draws: missing draws for {missing}")
+    if "drift" in draws:
+        names.append("drift")
     post = {}
     for n in names:
         a = np.asarray(draws[n], dtype=float)

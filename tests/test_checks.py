@@ -1,0 +1,201 @@
+"""Checks and likelihoods: hand-computed cases from fixed draws, plus small real fits."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats as st
+
+import bayescale as bs
+from bayescale import checks
+from bayescale.inference import decades_beyond
+from bayescale.likelihoods import ExGaussian
+from bayescale.testing import fit_from_draws, synthetic_runs
+
+TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
+NORMAL = {
+    "law": "chinchilla",
+    "priors": bs.ModelSpec.from_law("chinchilla").to_dict()["priors"],
+    "likelihood": {"family": "Normal", "sigma": {"dist": "HalfNormal", "scale": 0.05}},
+}
+
+
+def _law(p, N, D):
+    return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
+
+
+@pytest.fixture(scope="module")
+def runs():
+    return synthetic_runs("chinchilla", TRUTH, seed=0)
+
+
+@pytest.fixture(scope="module")
+def fixed(runs):
+    draws = {k: [v, v] for k, v in TRUTH.items()}
+    draws["sigma"] = [0.01, 0.02]
+    return fit_from_draws(NORMAL, runs, draws), draws
+
+
+# ------------------------------------------------------------------ likelihoods
+
+
+def test_exgaussian_matches_scipy():
+    with jax.enable_x64(True):
+        d = ExGaussian(0.1, 0.02, 1 / 0.03)
+        x = np.linspace(-0.2, 0.8, 11)
+        ref = st.exponnorm(K=0.03 / 0.02, loc=0.1, scale=0.02)
+        np.testing.assert_allclose(np.asarray(d.log_prob(jnp.asarray(x))), ref.logpdf(x), rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(np.asarray(d.cdf(jnp.asarray(x))), ref.cdf(x), atol=1e-12)
+        s = np.asarray(d.sample(jax.random.PRNGKey(0), (100_000,)))
+    assert s.mean() == pytest.approx(0.13, abs=1e-3)
+    assert s.std() == pytest.approx(np.hypot(0.02, 0.03), rel=0.02)
+
+
+def test_exgaussian_spec_errors():
+    bad = dict(NORMAL, likelihood={"family": "Normal", "excess": {"dist": "HalfNormal", "scale": 0.1}})
+    with pytest.raises(bs.SpecError, match="only the ExGaussian family has an excess"):
+        bs.load_spec(bad)
+    bad = dict(NORMAL, likelihood={"family": "ExGaussian", "excess": {"dist": "Normal", "loc": 0, "scale": 1}})
+    with pytest.raises(bs.SpecError, match="excess.*<= 0"):
+        bs.load_spec(bad)
+    assert bs.load_spec("chinchilla_inefficiency").likelihood.family == "ExGaussian"
+
+
+# ------------------------------------------------------------------ predictive table
+
+
+def test_predictive_table_hand_computed(fixed, runs):
+    fit, draws = fixed
+    new = synthetic_runs("chinchilla", TRUTH, N=(2e9,), tokens_per_param=(20,), seed=5)
+    new["run_id"] = ["new0"]
+    t = checks.predictive_table(fit, new, seed=0)
+    y = np.log(new["loss"].iloc[0])
+    mu = np.log(_law(TRUTH, 2e9, 4e10))
+    pit = np.mean([st.norm.cdf(y, mu, s) for s in draws["sigma"]])
+    lpd = np.log(np.mean([st.norm.pdf(y, mu, s) for s in draws["sigma"]]))
+    assert t["pit"].iloc[0] == pytest.approx(pit, rel=1e-9)
+    assert t["p_value"].iloc[0] == pytest.approx(2 * min(pit, 1 - pit), rel=1e-9)
+    assert t["log_pred_density"].iloc[0] == pytest.approx(lpd, rel=1e-9)
+    assert t["surprise"].iloc[0] == (pit < 0.05 or pit > 0.95)
+
+
+def test_band_names_and_coverage():
+    pit = np.array([0.5, 0.7, 0.85, 0.93, 0.96, 0.999])
+    assert checks._band(pit) == ["inside 50%", "inside 50%", "inside 80%", "inside 90%", "inside 95%", "outside 95%"]
+    cov = checks.coverage(pit)
+    assert cov[0.5] == pytest.approx(2 / 6) and cov[0.95] == pytest.approx(5 / 6)
+
+
+def test_surprise_flags_a_run_far_off(fixed):
+    fit, _ = fixed
+    new = pd.DataFrame({"run_id": ["ok", "bad"], "N": [1e9, 1e9], "D": [2e10, 2e10], "loss": [_law(TRUTH, 1e9, 2e10), 1.3 * _law(TRUTH, 1e9, 2e10)]})
+    res = checks.check(fit, new)
+    assert list(res.table["surprise"]) == [False, True]
+    assert "SURPRISE" in res.summary().splitlines()[1] and "SURPRISE" not in res.summary().splitlines()[0]
+    with pytest.raises(bs.BayescaleError, match="already in the fit"):
+        checks.check(fit, fit.runs.iloc[:2])
+
+
+def test_loo_pit_matches_direct_formula_when_weights_are_flat(runs):
+    # With identical draws PSIS weights are uniform, so LOO-PIT is the plain predictive CDF.
+    draws = {k: [v] * 4 for k, v in TRUTH.items()}
+    draws["sigma"] = [0.01] * 4
+    fit = fit_from_draws(NORMAL, runs, draws)
+    pit = checks.loo_pit(fit)
+    y = np.log(runs["loss"].to_numpy())
+    mu = np.log(_law(TRUTH, runs["N"].to_numpy(), runs["D"].to_numpy()))
+    np.testing.assert_allclose(pit.to_numpy(), st.norm.cdf(y, mu, 0.01), rtol=1e-6)
+    assert list(pit.index) == list(runs["run_id"])
+
+
+def test_drift_widens_only_beyond_the_runs(runs):
+    spec = bs.load_spec(dict(NORMAL, extrapolation={"per_decade": {"dist": "HalfNormal", "scale": 0.02}}))
+    table = bs.load_runs(runs)
+    pts = pd.DataFrame({"N": [1e8, 1e10], "D": [2e9, 2e11]})
+    pts["C"] = 6 * pts["N"] * pts["D"]
+    dec = decades_beyond(spec, table, pts)
+    assert dec[0] == 0.0
+    assert dec[1] == pytest.approx(np.log10(pts["C"].iloc[1] / table["C"].max()))
+    draws = {k: [v] * 3 for k, v in TRUTH.items()}
+    draws["sigma"] = [0.01] * 3
+    draws["drift"] = [-0.01, 0.0, 0.02]
+    fit = fit_from_draws(spec, runs, draws)
+    band = fit.predict(pts)
+    law = _law(TRUTH, pts["N"].to_numpy(), pts["D"].to_numpy())
+    np.testing.assert_allclose(band.values[0, :, 0], law[0])  # inside: no drift
+    np.testing.assert_allclose(band.values[0, :, 1], law[1] * np.exp(np.array([-0.01, 0.0, 0.02]) * dec[1]))
+
+
+def test_design_warning_for_a_single_ratio():
+    one_ratio = synthetic_runs("chinchilla", TRUTH, tokens_per_param=(20,), seed=0)
+    draws = {k: [v, v * 1.01] for k, v in TRUTH.items()}
+    draws["sigma"] = [0.01, 0.01]
+    fit = fit_from_draws(NORMAL, one_ratio, draws)
+    w = checks.design_warnings(fit)
+    assert any("one tokens-per-parameter ratio" in m for m in w)
+
+
+def test_prior_predictive_shapes_and_spread():
+    pp = checks.prior_predictive("chinchilla", {"N": [1e8, 1e9], "D": [2e9, 2e10]}, draws=500, seed=1)
+    assert pp.dims == ("chain", "draw", "point") and pp.shape == (1, 500, 2)
+    assert np.all(np.isfinite(pp.values)) and np.all(pp.values > 0)
+    assert np.quantile(pp.values, 0.95) / np.quantile(pp.values, 0.05) > 2  # weakly informative: wide
+
+
+# ------------------------------------------------------------------ small real fits
+
+
+@pytest.mark.slow
+def test_loo_compare_and_validation_on_a_small_fit():
+    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 20, 80), sigma=0.01, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        t_fit = bs.fit("chinchilla", runs, seed=0, chains=2, warmup=500, draws=500)
+        n_fit = bs.fit(NORMAL, runs, seed=0, chains=2, warmup=500, draws=500)
+    res = checks.loo(t_fit)
+    assert np.isfinite(res.elpd) and res.se > 0 and len(res.pareto_k) == len(runs)
+    with pytest.warns(checks.ComparisonWarning, match="do not tell these models apart"):
+        table = checks.compare({"studentt": t_fit, "normal": n_fit})
+    assert set(table.index) == {"studentt", "normal"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        v = checks.leave_largest_out("chinchilla", runs, holdout_top=0.2, chains=2, warmup=500, draws=500)
+    assert v.n_train == 12 and len(v.table) == 3
+    assert (v.table["C"] > v.cut).all()
+    assert set(v.coverage) == {0.5, 0.8, 0.9, 0.95}
+    assert "held out 3" in v.summary()
+    with pytest.raises(bs.BayescaleError, match="holdout_top"):
+        checks.leave_largest_out("chinchilla", runs, holdout_top=1.5)
+
+
+@pytest.mark.slow
+def test_check_update_reports_shifts():
+    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8), tokens_per_param=(5, 20, 80), sigma=0.01, seed=4)
+    new = synthetic_runs("chinchilla", TRUTH, N=(1e9,), tokens_per_param=(5, 20, 80), sigma=0.01, seed=5)
+    new["run_id"] = ["n0", "n1", "n2"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        fit = bs.fit("chinchilla", runs, seed=0, chains=2, warmup=500, draws=500)
+        res = checks.check(fit, new, update=True)
+    assert res.updated is not None and len(res.updated.runs) == len(runs) + 3
+    assert {"alpha", "beta"} <= set(res.shifts.index)
+    # New, larger runs should not make us less sure of the size exponent.
+    assert res.shifts.loc["alpha", "sd_after"] <= 1.1 * res.shifts.loc["alpha", "sd_before"]
+
+
+@pytest.mark.slow
+def test_exgaussian_resists_under_tuned_runs():
+    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 10, 20, 40, 80), sigma=0.005, seed=0)
+    rng = np.random.default_rng(1)
+    bad = rng.random(len(runs)) < 0.3
+    runs.loc[bad, "loss"] *= np.exp(rng.exponential(0.05, bad.sum()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        ex = bs.fit("chinchilla_inefficiency", runs, seed=0).summary()
+        normal = bs.fit(NORMAL, runs, seed=0).summary()
+    err = lambda s: abs(np.log(s.loc["E", "median"] / TRUTH["E"])) + abs(s.loc["alpha", "median"] - TRUTH["alpha"])  # noqa: E731
+    assert err(ex) < err(normal)
+    assert ex.loc["E", "5%"] <= TRUTH["E"] <= ex.loc["E", "95%"]
