@@ -55,17 +55,17 @@ _LAZY = {
     "ModelSpec": "spec",
     "bundled_specs": "spec",
     "load_spec": "spec",
-    "decide": "decide",
-    "Expectation": "decide",
-    "Quantile": "decide",
-    "VaR": "decide",
-    "CVaR": "decide",
-    "Utility": "decide",
-    "compute_optimal": "decide",
+    "decide": "decisions",
+    "Expectation": "decisions",
+    "Quantile": "decisions",
+    "VaR": "decisions",
+    "CVaR": "decisions",
+    "Utility": "decisions",
+    "compute_optimal": "decisions",
     "check": "checks",
     "leave_largest_out": "checks",
 }
-_SUBMODULES = {"checks", "data", "datasets", "decide", "inference", "laws", "priors", "spec", "testing"}
+_SUBMODULES = {"checks", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "priors", "spec", "testing"}
 
 
 def __getattr__(name: str) -> Any:

@@ -343,7 +343,7 @@ def _shifts(before: Fit, after: Fit, budget: float | None) -> pd.DataFrame:
         b, a = before.posterior[v].values.reshape(-1), after.posterior[v].values.reshape(-1)
         rows.append({"quantity": v, "median_before": np.median(b), "median_after": np.median(a), "sd_before": b.std(), "sd_after": a.std()})
     try:
-        from .decide import compute_optimal
+        from .decisions import compute_optimal
 
         c = float(budget) if budget is not None else 1000.0 * float(before.runs["C"].max())
         for label, fitted in (("before", before), ("after", after)):

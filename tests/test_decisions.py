@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import decide as dc
+from bayescale import decisions as dc
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
