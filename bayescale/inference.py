@@ -246,7 +246,8 @@ class _Posterior:
         for d, t in zip(self.dists, self.transforms):
             try:
                 m = d.icdf(jnp.asarray(0.5))
-            except (NotImplementedError, AttributeError):
+            except (NotImplementedError, AttributeError, ImportError):
+                # e.g. Gamma.icdf needs tensorflow_probability: use a sample median instead.
                 m = jnp.median(d.sample(jax.random.PRNGKey(0), (1001,)))
             out.append(float(t.inv(m)))
         return np.asarray(out)
@@ -788,7 +789,7 @@ def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mappin
         f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
         f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
         f"the data: {identified} (reported in the posterior and summary); the individual parameters "
-        f"{list(law.params)} follow the priors along that ridge.",
+        f"{list(law.params)} follow the priors along that ridge. ({law.description})",
         IdentifiabilityWarning,
         stacklevel=3,
     )

@@ -229,8 +229,8 @@ multiplicative = register_law(
         },
         positive=("E", "a"),
         description=(
-            "Multiplicative power law in N, D and C. With C = k*N*D only b+d, c+d and "
-            "log(a) + d*log(k) are identified; the priors decide the rest."
+            "Multiplicative power law in N, D and C. With C = k*N*D only N_exponent = b + d, "
+            "D_exponent = c + d and log_coefficient = log(a) + d*log(k) are identified; the priors decide the rest."
         ),
         identified=lambda p, log_k: {
             "N_exponent": p["b"] + p["d"],

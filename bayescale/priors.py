@@ -26,7 +26,7 @@ def _distribution_class(name: str, where: str) -> type[dist.Distribution]:
     cls = getattr(dist, name, None)
     if name in _FACTORIES:
         return cls
-    if not (inspect.isclass(cls) and issubclass(cls, dist.Distribution)) or name.startswith("_"):
+    if not (inspect.isclass(cls) and issubclass(cls, dist.Distribution)) or name.startswith("_") or cls is dist.Distribution or name == "Unit":
         known = ", ".join(available_distributions())
         raise SpecError(f"{where}: unknown distribution {name!r}; use a numpyro.distributions name: {known}")
     return cls
@@ -39,7 +39,7 @@ def available_distributions() -> list[str]:
         cls = getattr(dist, name)
         if name.startswith("_") or not inspect.isclass(cls) or not issubclass(cls, dist.Distribution):
             continue
-        if cls is dist.Distribution:
+        if cls is dist.Distribution or name == "Unit":
             continue
         support = getattr(cls, "support", None)
         try:

@@ -1,0 +1,45 @@
+"""Shared test setup: a headless plotting backend and the public data folder.
+
+Tests that need Epoch's Chinchilla runs (or other public data) use the
+``shared_data`` fixture (the path of ``shared/data`` beside the repository, or a
+skip) and ``bayescale_data``, which points ``BAYESCALE_DATA`` at it for the
+duration of one test. A module can make that automatic with::
+
+    pytestmark = pytest.mark.usefixtures("bayescale_data")
+
+Module-scoped fixtures cannot use ``monkeypatch``; they combine ``shared_data``
+with ``pytest.MonkeyPatch.context()`` instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+# Import bayescale before any test module touches JAX, so its XLA_FLAGS (four host
+# devices for parallel chains) take effect whichever test file is collected first.
+import bayescale  # noqa: F401
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_ENV = "BAYESCALE_DATA"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public data folder ``shared/data`` beside the repository, or skip the test."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("public data not available: set BAYESCALE_DATA to a local copy of shared/data")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def bayescale_data(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Set ``BAYESCALE_DATA`` to ``shared/data`` for one test (restored afterwards)."""
+    monkeypatch.setenv(DATA_ENV, str(shared_data))
+    return shared_data
+
