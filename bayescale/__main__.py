@@ -1,8 +1,6 @@
 """``python -m bayescale``: the ``bayescale`` command."""
 
-import sys
-
-from bayescale.cli import main
+from bayescale.cli import entry
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

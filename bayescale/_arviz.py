@@ -160,3 +160,65 @@ def compare(idatas: Mapping[str, InferenceData]) -> pd.DataFrame:
         # ArviZ 0.23 calls DataFrame.sort_values(inplace=True), which pandas 3 deprecates.
         warnings.filterwarnings("ignore", message=".*inplace keyword.*")
         return az.compare(dict(idatas), ic="loo")
+
+
+
+# ---- plots (ArviZ)
+#
+# Every az.plot_* call of bayescale lives below; bayescale.plots adds the scaling-specific
+# figures and the annotations. Each function returns a matplotlib Figure, or the axes
+# where the caller needs them.
+
+import contextlib  # noqa: E402
+
+
+@contextlib.contextmanager
+def _quiet_plotting() -> Any:
+    """Silence the one warning ArviZ 0.23's plotting raises under newer matplotlib (only that one)."""
+    with warnings.catch_warnings():
+        # ArviZ 0.23 passes dicts to matplotlib.cbook.normalize_kwargs, deprecated in matplotlib 3.11.
+        warnings.filterwarnings("ignore", message=".*alias_mapping to normalize_kwargs.*")
+        yield
+
+
+def _figure_of(ax: Any) -> Any:
+    return np.asarray(ax, dtype=object).ravel()[0].get_figure()
+
+
+def plot_trace_rank(idata: InferenceData, var_names: Sequence[str], *, figsize: tuple[float, float] | None = None) -> Any:
+    """ArviZ trace plot with rank bars per chain (``kind="rank_bars"``): densities left, ranks right."""
+    with _quiet_plotting():
+        ax = az.plot_trace(idata, var_names=list(var_names), kind="rank_bars", compact=False, figsize=figsize)
+    return _figure_of(ax)
+
+
+def plot_rank(idata: InferenceData, var_names: Sequence[str], *, kind: str = "bars") -> Any:
+    """ArviZ rank plot: one panel per variable, rank histograms per chain (uniform when the chains agree)."""
+    with _quiet_plotting():
+        ax = az.plot_rank(idata, var_names=list(var_names), kind=kind)
+    return _figure_of(ax)
+
+
+def plot_pair(idata: InferenceData, var_names: Sequence[str], *, divergences: bool = False, figsize: tuple[float, float] | None = None) -> np.ndarray:
+    """ArviZ pair plot (scatter, no marginals); returns the axes grid, shape ``(k-1, k-1)``.
+
+    ``ax[j, i]`` has variable ``i`` on x and variable ``j + 1`` on y for ``i <= j`` (the
+    lower triangle; ArviZ removes the upper triangle from the figure).
+    """
+    with _quiet_plotting():
+        ax = az.plot_pair(
+            idata,
+            var_names=list(var_names),
+            kind="scatter",
+            marginals=False,
+            divergences=divergences,
+            figsize=figsize,
+            scatter_kwargs={"alpha": 0.25, "s": 4},
+        )
+    return np.atleast_2d(np.asarray(ax, dtype=object))
+
+
+def plot_posterior(data: xr.Dataset | InferenceData, var_names: Sequence[str], *, ax: Any, hdi_prob: float = 0.9) -> Any:
+    """ArviZ posterior density per variable with its median and highest-density interval, on ``ax``."""
+    with _quiet_plotting():
+        return az.plot_posterior(data, var_names=list(var_names), ax=ax, hdi_prob=hdi_prob, point_estimate="median", textsize=9)

@@ -310,7 +310,7 @@ class NewRunCheck:
         return "\n".join(lines)
 
 
-def check(fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budget: float | None = None) -> NewRunCheck:
+def check(fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budget: float | None = None, **fit_kwargs: Any) -> NewRunCheck:
     """Was each new run what the law predicted?
 
     Parameters
@@ -323,6 +323,8 @@ def check(fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budge
         compute-optimal allocation at ``budget`` moved.
     budget : float, optional
         FLOPs for the decision quantities in ``shifts`` (default 1000x the largest run).
+    fit_kwargs
+        Passed to :func:`bayescale.fit` for the refit (``method``, ``chains``, ``draws``, ...).
     """
     new = load_runs(new_runs)
     dup = sorted(set(new["run_id"].astype(str)) & set(fit.runs["run_id"].astype(str)))
@@ -333,7 +335,7 @@ def check(fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budge
         return NewRunCheck(table=table)
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
     combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
-    refit = _fit(fit.spec, combined, seed=seed)
+    refit = _fit(fit.spec, combined, seed=seed, **fit_kwargs)
     return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget))
 
 

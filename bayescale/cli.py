@@ -497,7 +497,7 @@ def _interval(lo: float, hi: float, digits: int = 4) -> str:
     return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
 
 
-def _decision_text(dec: Any, risk: Any, utility: Any) -> str:
+def _decision_text(dec: Any, risk: Any) -> str:
     t = dec.table
     q = getattr(risk, "q", 0.9)
     header = ["option", "N", "D", "C", "median", f"{_pct(dec.ci_prob)} interval"]
@@ -529,7 +529,7 @@ def _decision_text(dec: Any, risk: Any, utility: Any) -> str:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from bayescale.decide import Utility, decide, parse_risk
+    from bayescale.decisions import Utility, decide, parse_risk
 
     risk = parse_risk(args.risk)
     _check_ci_prob(args.ci_prob)
@@ -554,7 +554,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
         return 0
     what = "the law's loss (no observation noise)" if args.no_noise else "each option's measured loss (with observation noise)"
     print(f"{_header(fit)}\ncomparing {what}; risk measure {dec.risk_label}\n")
-    print(_decision_text(dec, risk, utility))
+    print(_decision_text(dec, risk))
     print()
     print(dec.verdict())
     return 0
@@ -574,7 +574,7 @@ def _band_cell(q: Mapping[str, float], digits: int = 3, fixed: bool = False) -> 
 
 
 def cmd_optimal(args: argparse.Namespace) -> int:
-    from bayescale.decide import allocation_exponents, compute_optimal, frontier, near_optimal_range
+    from bayescale.decisions import allocation_exponents, compute_optimal, frontier, near_optimal_range
 
     _check_ci_prob(args.ci_prob)
     for b in args.budget:
@@ -812,7 +812,7 @@ def cmd_loo(args: argparse.Namespace) -> int:
     shown = list(pit.index) if args.all_runs else list(res.flagged)
     if shown:
         print()
-        rows = [[r, f"{res.pareto_k[r]:.2f}", f"{pit[r]:.3f}", "k > %g" % PARETO_K_BAD if r in res.flagged else ""] for r in shown]
+        rows = [[r, f"{res.pareto_k[r]:.2f}", f"{pit[r]:.3f}", f"k > {PARETO_K_BAD:g}" if r in res.flagged else ""] for r in shown]
         print(_table(rows, ["run_id", "pareto k", "LOO-PIT", ""], right=[False, True, True, False]))
     return 0
 
@@ -982,4 +982,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(str(e))
 
 
-__all__ = ["build_parser", "load_fit", "main", "parse_option", "parse_point"]
+def entry() -> None:
+    """Console entry point: ``main`` with JAX's persistent compilation cache on, so repeated
+    commands skip most compilation (set ``BAYESCALE_NO_JIT_CACHE=1`` to turn it off)."""
+    if not os.environ.get("BAYESCALE_NO_JIT_CACHE"):
+        try:
+            from .inference import enable_compilation_cache
+
+            enable_compilation_cache()
+        except OSError:
+            pass  # an unwritable home: run without the cache
+    sys.exit(main())
+
+
+__all__ = ["build_parser", "entry", "load_fit", "main", "parse_option", "parse_point"]

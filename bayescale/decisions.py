@@ -83,14 +83,15 @@ def parse_risk(text: str | Any) -> Any:
         return text
     name, _, arg = text.strip().lower().partition(":")
     try:
-        if name in ("mean", "expectation") and not arg:
-            return Expectation()
-        if name in ("quantile", "var"):
-            return Quantile(float(arg) if arg else 0.9)
-        if name == "cvar":
-            return CVaR(float(arg) if arg else 0.9)
+        q = float(arg) if arg else 0.9
     except ValueError:
-        pass
+        q = None
+    if name in ("mean", "expectation") and not arg:
+        return Expectation()
+    if name in ("quantile", "var") and q is not None:
+        return Quantile(q)
+    if name == "cvar" and q is not None:
+        return CVaR(q)
     raise BayescaleError(f"risk {text!r} not understood; use 'mean', 'quantile:Q', 'var:Q' or 'cvar:Q' with Q in (0, 1)")
 
 

@@ -581,14 +581,16 @@ def points_frame(points: Any) -> pd.DataFrame:
         raise BayescaleError(f"points must be a mapping, a DataFrame or a list of mappings, got {type(points).__name__}")
     if len(frame) == 0:
         raise BayescaleError("points: no points given")
-    cols = set(frame.columns)
-    if "C" not in cols and {"N", "D"} <= cols:
-        frame["C"] = 6.0 * frame["N"] * frame["D"]
-    if "D" not in cols and {"N", "C"} <= cols:
-        frame["D"] = frame["C"] / (6.0 * frame["N"])
-    if "N" not in cols and {"C", "D"} <= cols:
-        frame["N"] = frame["C"] / (6.0 * frame["D"])
-    return frame.reset_index(drop=True)
+    # Fill each missing N, D or C (a whole column or single cells) from the other two by C = 6 N D.
+    for col in ("N", "D", "C"):
+        if col not in frame:
+            frame[col] = np.nan
+    frame[["N", "D", "C"]] = frame[["N", "D", "C"]].astype(float)
+    n, d, c = frame["N"], frame["D"], frame["C"]
+    frame["C"] = c.fillna(6.0 * n * d)
+    frame["D"] = d.fillna(frame["C"] / (6.0 * n))
+    frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
+    return frame.dropna(axis=1, how="all").reset_index(drop=True)
 
 
 def _problems(d: Mapping[str, Any], table: pd.DataFrame, chains: int) -> list[str]:

@@ -24,7 +24,7 @@ from bayescale.errors import BayescaleError, ConvergenceWarning, StaleFitError
 from bayescale.inference import Fit
 from bayescale.laws import get_law, list_laws
 from bayescale.spec import bundled_specs, load_spec
-from bayescale.testing import synthetic_runs
+from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
 SMALL = ["--chains", "2", "--warmup", "200", "--draws", "200"]
@@ -152,7 +152,9 @@ def test_summary_json(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
     doc = json.loads(capsys.readouterr().out)
     fit = Fit.load(nuts_fit["path"])
     assert doc["spec"] == "chinchilla" and doc["spec_id"] == fit.spec.id and doc["method"] == "nuts"
-    assert list(doc["summary"]) == VARS
+    # Law parameters and sigma, then any extras the spec adds (e.g. the extrapolation drift).
+    assert list(doc["summary"]) == fit.var_names + fit.identified_names
+    assert list(doc["summary"])[: len(VARS)] == VARS
     assert set(doc["summary"]["E"]) == {"mean", "sd", "10%", "median", "90%", "ess_bulk", "ess_tail", "r_hat"}
     table = fit.summary(ci_prob=0.8)
     assert doc["summary"]["alpha"]["90%"] == pytest.approx(table.loc["alpha", "90%"])
@@ -328,7 +330,7 @@ def test_python_m_bayescale_help() -> None:
     proc = subprocess.run([sys.executable, "-m", "bayescale", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: bayescale")
-    for command in ("fit", "summary", "predict", "demo", "laws", "specs", "check-spec"):
+    for command in ("fit", "summary", "predict", "decide", "optimal", "check", "validate", "loo", "demo", "laws", "specs", "check-spec"):
         assert command in proc.stdout
 
 
@@ -427,3 +429,474 @@ def test_demo_on_bundled_data(tmp_path: Path) -> None:
     assert re.search(r"^nuts: 4 chains x 1000 draws, .* divergences$", out, re.M), out
     _check_demo_output(out, runs, tmp_path / "out" / "demo_fit.nc")
     assert math.isfinite(Fit.load(tmp_path / "out" / "demo_fit.nc").diagnostics()["max_r_hat"])
+
+
+# ---------------------------------------------------- fits from fixed draws
+
+# decide, optimal, check and loo read a saved fit; a fit made from fixed draws
+# (no sampling) makes their answers computable by hand.
+
+OPTIONS = ["--option", "7B:N=7e9,D=1.4e12", "--option", "13B:N=13e9,D=7e11"]
+
+
+def fixed_draws(*, spread: float = 0.02, sigma: float = 0.01, seed: int = 0, shape: tuple[int, int] = (2, 300)) -> dict[str, np.ndarray]:
+    """Chinchilla parameters scattered around TRUTH, and sigma, shaped (chain, draw)."""
+    rng = np.random.default_rng(seed)
+    draws = {k: v * np.exp(spread * rng.standard_normal(shape)) for k, v in TRUTH.items()}
+    draws["sigma"] = sigma * np.exp(0.1 * rng.standard_normal(shape))
+    return draws
+
+
+def law_loss(d: dict[str, np.ndarray], N: float, D: float) -> np.ndarray:
+    """The Chinchilla law per draw, by hand (flattened chain-major, as the CLI's draws are)."""
+    return d["E"] + d["A"] / N ** d["alpha"] + d["B"] / D ** d["beta"]
+
+
+def cvar(x: np.ndarray, q: float) -> float:
+    x = np.sort(x)
+    return float(np.mean(x[math.floor(q * x.size) :]))
+
+
+@pytest.fixture(scope="module")
+def fixed_fit(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    d = tmp_path_factory.mktemp("cli_fixed")
+    runs = write_runs(d / "runs.csv")
+    draws = fixed_draws()
+    path = d / "fixed.nc"
+    fit_from_draws("chinchilla", runs, draws).save(path)
+    new = synthetic_runs("chinchilla", TRUTH, N=(1e9,), seed=5)
+    new["run_id"] = ["new0", "new1", "new2"]
+    new.loc[2, "loss"] *= 1.3  # a planted surprise
+    new.to_csv(d / "new.csv", index=False)
+    new.iloc[:2].to_csv(d / "new_ok.csv", index=False)
+    return {"dir": d, "runs": runs, "path": path, "new": d / "new.csv", "new_ok": d / "new_ok.csv", "draws": {k: v.reshape(-1) for k, v in draws.items()}}
+
+
+def test_summary_of_a_fit_without_sampler_statistics(fixed_fit: dict) -> None:
+    code, out, err = run(["summary", fixed_fit["path"]])
+    assert code == 0, err
+    assert re.search(r"^fixed: 2 chains x 300 draws \(no MCMC diagnostics: no sampler statistics in this result\)$", out, re.M), out
+
+
+# --------------------------------------------------------------- decide
+
+
+def test_parse_option() -> None:
+    assert cli.parse_option("7B:N=7e9,D=1.4e12") == ("7B", {"N": 7e9, "D": 1.4e12})
+    assert cli.parse_option(" big run : C=1e22") == ("big run", {"C": 1e22})
+    for bad, needle in (("N=7e9", "no option name"), (":N=7e9", "no option name"), ("a=b:N=1", "may not contain"), ("a:", "empty"), ("a:N", "NAME=VALUE")):
+        with pytest.raises(BayescaleError, match=re.escape(f"--option {bad!r}")) as info:
+            cli.parse_option(bad)
+        assert needle in str(info.value)
+
+
+def test_decide_json_computed_by_hand(fixed_fit: dict) -> None:
+    code, out, err = run(["decide", fixed_fit["path"], *OPTIONS, "--threshold", "2.1", "--no-noise", "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    d = fixed_fit["draws"]
+    L = {"7B": law_loss(d, 7e9, 1.4e12), "13B": law_loss(d, 13e9, 7e11)}
+    assert doc["risk"] == "cvar90" and doc["ci_prob"] == 0.9 and doc["threshold"] == 2.1
+    assert doc["evpi"] is None and doc["expected_utility"] is None
+    assert list(doc["options"]) == ["7B", "13B"]
+    for name, x in L.items():
+        o = doc["options"][name]
+        assert o["median"] == pytest.approx(np.median(x), rel=1e-9)
+        assert o["lo"] == pytest.approx(np.quantile(x, 0.05), rel=1e-9)
+        assert o["hi"] == pytest.approx(np.quantile(x, 0.95), rel=1e-9)
+        assert o["p_below"] == pytest.approx(np.mean(x <= 2.1))
+        assert o["var"] == pytest.approx(np.quantile(x, 0.9), rel=1e-9)
+        assert o["cvar"] == pytest.approx(cvar(x, 0.9), rel=1e-9)
+        assert o["risk"] == o["cvar"]
+    assert doc["options"]["7B"]["p_best"] == pytest.approx(np.mean(L["7B"] < L["13B"]))
+    assert doc["options"]["13B"]["p_best"] == pytest.approx(np.mean(L["13B"] < L["7B"]))
+    assert doc["options"]["13B"]["N"] == 13e9 and doc["options"]["13B"]["C"] == pytest.approx(6 * 13e9 * 7e11)
+    assert doc["best"] == min(L, key=lambda n: cvar(L[n], 0.9))
+    assert doc["verdict"].startswith(f"Best by cvar90 of loss: {doc['best']} ")
+
+
+def test_decide_with_noise_is_the_api_decision(fixed_fit: dict) -> None:
+    from bayescale.decisions import decide
+
+    argv = ["decide", fixed_fit["path"], *OPTIONS, "--threshold", "2.1", "--risk", "quantile:0.8", "--ci-prob", "0.8", "--seed", "3", "--format", "json"]
+    code, out, err = run(argv)
+    assert code == 0, err
+    doc = json.loads(out)
+    options = {"7B": {"N": 7e9, "D": 1.4e12}, "13B": {"N": 13e9, "D": 7e11}}
+    expected = decide(options, fit=Fit.load(fixed_fit["path"]), threshold=2.1, risk="quantile:0.8", ci_prob=0.8, seed=3)
+    assert doc == json.loads(json.dumps(cli._jsonable(expected.to_dict())))
+    assert doc["risk"] == "q80"
+    # Seed-to-seed noise widens the band over the law's own.
+    code, out, _ = run([*argv, "--no-noise"])
+    law_only = json.loads(out)["options"]["7B"]
+    assert doc["options"]["7B"]["hi"] - doc["options"]["7B"]["lo"] > law_only["hi"] - law_only["lo"]
+
+
+def test_decide_table(fixed_fit: dict) -> None:
+    argv = ["decide", fixed_fit["path"], "--option", "7B:N=7e9,D=1.4e12", "--option", "13B:N=13e9,C=5e22", "--risk", "mean", "--no-noise"]
+    code, out, err = run(argv)
+    assert code == 0, err
+    code, js, _ = run([*argv, "--format", "json"])
+    doc = json.loads(js)
+    lines = out.splitlines()
+    assert lines[0].startswith("spec 'chinchilla' (id ")
+    assert lines[1] == "comparing the law's loss (no observation noise); risk measure mean"
+    header = next(line for line in lines if line.startswith("option"))
+    for col in ("N", "D", "C", "median", "90% interval", "VaR 90%", "CVaR 90%", "mean", "P(best)"):
+        assert f" {col} " in f"{header} ", col
+    assert "P(loss<=" not in header  # no --threshold
+    for name, o in doc["options"].items():
+        row = next(line for line in lines if line.split()[:1] == [name])
+        assert f"{o['median']:.4f}  [{o['lo']:.4f}, {o['hi']:.4f}]" in row
+        cells = row.removesuffix("<- best").split()
+        assert cells[-4:] == [f"{o['var']:.4f}", f"{o['cvar']:.4f}", f"{o['mean']:.4f}", f"{o['p_best']:.2f}"]
+        assert row.endswith("<- best") == (name == doc["best"])
+    row13 = next(line for line in lines if line.startswith("13B"))
+    assert row13.split()[1:4] == ["1.3e+10", "6.41e+11", "5e+22"]  # D = C / (6N) filled in
+    assert lines[-1] == doc["verdict"]
+    assert "Best by mean of loss" in lines[-1]
+
+
+def test_decide_utility_and_evpi(fixed_fit: dict) -> None:
+    V, P, thr = 1e6, 1e-17, 2.1
+    argv = ["decide", fixed_fit["path"], *OPTIONS, "--threshold", str(thr), "--value", str(V), "--price-per-flop", str(P), "--no-noise"]
+    code, out, err = run([*argv, "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    d = fixed_fit["draws"]
+    C = {"7B": 6 * 7e9 * 1.4e12, "13B": 6 * 13e9 * 7e11}
+    U = {"7B": V * (law_loss(d, 7e9, 1.4e12) <= thr) - P * C["7B"], "13B": V * (law_loss(d, 13e9, 7e11) <= thr) - P * C["13B"]}
+    for name, u in U.items():
+        assert doc["expected_utility"][name] == pytest.approx(u.mean())
+    assert doc["evpi"] == pytest.approx(np.maximum(U["7B"], U["13B"]).mean() - max(u.mean() for u in U.values()))
+    assert doc["evpi"] >= 0
+    code, out, err = run(argv)
+    assert code == 0, err
+    assert "E[utility]" in out and f"P(loss<={thr:g})" in out
+    assert f"Expected value of perfect information: {doc['evpi']:.4g}." in out
+
+
+def test_decide_options_without_N_and_D_show_dashes(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path / "runs.csv")
+    rng = np.random.default_rng(1)
+    draws = {"E": 1.8 * np.exp(0.02 * rng.standard_normal(200)), "a": np.full(200, 30.0), "b": np.full(200, -0.05), "sigma": np.full(200, 0.01)}
+    fit_from_draws("power", runs, draws).save(tmp_path / "power.nc")
+    code, out, err = run(["decide", tmp_path / "power.nc", "--option", "small:C=1e20", "--option", "big:C=1e21", "--no-noise"])
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("big "))
+    assert row.split()[1:4] == ["-", "-", "1e+21"]
+    assert row.endswith("<- best")  # b < 0: more compute, lower loss in every draw
+
+
+@pytest.mark.parametrize(
+    ("extra", "needles"),
+    [
+        (["--option", "N=7e9,D=1e12"], ["--option 'N=7e9,D=1e12'", "no option name"]),
+        (["--option", ":N=7e9,D=1e12"], ["no option name"]),
+        (["--option", "a:N=7e9,D=1e12", "--option", "a:N=1e9,D=1e10"], ["'a:N=1e9,D=1e10'", "'a' is given twice"]),
+        (["--option", "a:N=7e9,D=1e12", "--risk", "cvar:1.5"], ["'cvar:1.5'", "cvar:Q"]),
+        (["--option", "a:N=7e9,D=1e12", "--risk", "worst"], ["'worst'", "'mean'"]),
+        (["--option", "a:N=7e9"], ["--option 'a:N=7e9'", "['D'] missing"]),
+        (["--option", "a:N=7e9,D=1e12,X=2"], ["['X']", "not inputs of law 'chinchilla'"]),
+        (["--option", "a:N=abc,D=1e12"], ["--option 'a:N=abc,D=1e12'", "'abc' is not a number"]),
+        (["--option", "a:"], ["--option 'a:'", "empty"]),
+        (["--option", "a:N=1e9,D=1e10", "--value", "5"], ["--value needs --threshold"]),
+        (["--option", "a:N=1e9,D=1e10", "--price-per-flop", "1"], ["--price-per-flop needs --value"]),
+        (["--option", "a:N=1e9,D=1e10", "--threshold", "-1"], ["--threshold", "> 0"]),
+        (["--option", "a:N=1e9,D=1e10", "--threshold", "2", "--value", "1", "--price-per-flop", "-1"], ["--price-per-flop", ">= 0"]),
+        (["--option", "a:N=1e9,D=1e10", "--ci-prob", "1"], ["--ci-prob", "(0, 1)"]),
+    ],
+)
+def test_decide_bad_input(fixed_fit: dict, extra: list[str], needles: list[str]) -> None:
+    code, out, err = run(["decide", fixed_fit["path"], *extra])
+    assert_one_error_line(code, err, *needles)
+    assert out == ""
+
+
+def test_decide_missing_fit(tmp_path: Path) -> None:
+    code, out, err = run(["decide", tmp_path / "nope.nc", *OPTIONS])
+    assert_one_error_line(code, err, "nope.nc")
+    assert out == ""
+
+
+# -------------------------------------------------------------- optimal
+
+
+def test_optimal_json_computed_by_hand(fixed_fit: dict) -> None:
+    from bayescale.decisions import near_optimal_range
+
+    budgets = [5.76e23, 1e25]
+    code, out, err = run(["optimal", fixed_fit["path"], *(a for c in budgets for a in ("--budget", str(c))), "--ci-prob", "0.8", "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    d = fixed_fit["draws"]
+    al, be, A, B = d["alpha"], d["beta"], d["A"], d["B"]
+    assert doc["method"] == "closed form" and doc["ci_prob"] == 0.8 and doc["tolerance"] == 0.005
+    assert [e["C"] for e in doc["budgets"]] == budgets
+    fit = Fit.load(fixed_fit["path"])
+    for e in doc["budgets"]:
+        C = e["C"]
+        N = (al * A / (be * B)) ** (1 / (al + be)) * (C / 6) ** (be / (al + be))
+        D = C / (6 * N)
+        hand = {"N_opt": N, "D_opt": D, "tokens_per_param": D / N, "loss_opt": law_loss(d, N, D)}
+        for var, x in hand.items():
+            assert e[var]["median"] == pytest.approx(np.median(x), rel=1e-6), var
+            assert e[var]["lower"] == pytest.approx(np.quantile(x, 0.1), rel=1e-6), var
+            assert e[var]["upper"] == pytest.approx(np.quantile(x, 0.9), rel=1e-6), var
+        assert e["at_bound"] == 0
+        lo, hi = e["near_optimal_N"]
+        assert (lo, hi) == pytest.approx(near_optimal_range(fit, C))
+        assert lo < e["N_opt"]["median"] < hi
+    (ex,) = doc["exponents"]  # closed form: one answer for every budget
+    assert ex["method"] == "closed form"
+    assert ex["a"]["median"] == pytest.approx(np.median(be / (al + be)))
+    assert ex["b"]["lower"] == pytest.approx(np.quantile(al / (al + be), 0.1))
+
+
+def test_optimal_table(fixed_fit: dict) -> None:
+    argv = ["optimal", fixed_fit["path"], "--budget", "5.76e23", "--tolerance", "0.01"]
+    code, out, err = run(argv)
+    assert code == 0, err
+    assert err == ""
+    doc = json.loads(run([*argv, "--format", "json"])[1])
+    e, ex = doc["budgets"][0], doc["exponents"][0]
+    assert "compute-optimal allocation (closed form); median [90% interval] over the posterior" in out
+    row = next(line for line in out.splitlines() if line.startswith("5.76e+23 "))
+    n = e["N_opt"]
+    assert f"{n['median']:.3g} [{n['lower']:.3g}, {n['upper']:.3g}]" in row
+    lo = e["loss_opt"]
+    assert row.endswith(f"{lo['median']:.4f} [{lo['lower']:.4f}, {lo['upper']:.4f}]")
+    a = ex["a"]
+    assert f"N_opt ~ C^a, a = {a['median']:.4f} [{a['lower']:.4f}, {a['upper']:.4f}]" in out
+    lo_n, hi_n = e["near_optimal_N"]
+    assert f"at C = 5.76e+23: any N in [{lo_n:.3g}, {hi_n:.3g}] is within 1% of optimal" in out
+
+
+def test_optimal_warns_when_the_optimum_is_on_the_search_edge(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path / "runs.csv")
+    k = 200
+    draws = {"E": np.full(k, 1.8), "a": np.full(k, 50.0), "b": np.full(k, -0.3), "c": np.full(k, -0.2), "d": np.zeros(k), "sigma": np.full(k, 0.01)}
+    fit_from_draws("multiplicative", runs, draws).save(tmp_path / "m.nc")
+    code, out, err = run(["optimal", tmp_path / "m.nc", "--budget", "1e22"])
+    assert code == 0, err
+    assert "compute-optimal allocation (numerical)" in out
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: at C = 1e+22 the optimum of 100% of posterior draws lies on the edge"), err
+
+
+def test_optimal_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
+    path = str(fixed_fit["path"])
+    for extra, needles in (
+        (["--budget", "-1"], ["--budget", "> 0"]),
+        (["--budget", "1e22", "--budget", "inf"], ["--budget", "inf"]),
+        (["--budget", "1e22", "--tolerance", "0"], ["--tolerance", "(0, 1)"]),
+        (["--budget", "1e22", "--ci-prob", "1.5"], ["--ci-prob", "1.5"]),
+    ):
+        code, out, err = run(["optimal", path, *extra])
+        assert_one_error_line(code, err, *needles)
+        assert out == ""
+    runs = write_runs(tmp_path / "runs.csv")
+    draws = {"E": np.full(50, 1.8), "a": np.full(50, 30.0), "b": np.full(50, -0.05), "sigma": np.full(50, 0.01)}
+    fit_from_draws("power", runs, draws).save(tmp_path / "power.nc")
+    code, out, err = run(["optimal", tmp_path / "power.nc", "--budget", "1e22"])
+    assert_one_error_line(code, err, "law 'power'", "reads ['C']")
+    assert cli.main(["optimal", path]) == 2  # --budget is required (a usage error)
+
+
+# ---------------------------------------------------------------- check
+
+
+def test_check_flags_the_planted_surprise(fixed_fit: dict) -> None:
+    from scipy import stats
+
+    from bayescale.checks import predictive_table
+
+    code, out, err = run(["check", fixed_fit["path"], fixed_fit["new"], "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["n_new"] == 3 and doc["surprises"] == 1 and doc["shifts"] is None and doc["updated_fit"] is None
+    assert [r["run_id"] for r in doc["runs"]] == ["new0", "new1", "new2"]
+    assert [r["surprise"] for r in doc["runs"]] == [False, False, True]
+    d = fixed_fit["draws"]
+    new = pd.read_csv(fixed_fit["new"])
+    api = predictive_table(Fit.load(fixed_fit["path"]), new, seed=0)
+    for r, (_, row), (_, ref) in zip(doc["runs"], new.iterrows(), api.iterrows()):
+        # PIT by hand: the Student-t (df 4) CDF of the observed log loss, averaged over draws.
+        mu = np.log(law_loss(d, row["N"], row["D"]))
+        pit = float(np.mean(stats.t.cdf((np.log(row["loss"]) - mu) / d["sigma"], df=4)))
+        assert r["pit"] == pytest.approx(pit, rel=1e-6, abs=1e-12)
+        assert r["p_value"] == pytest.approx(min(1.0, 2 * min(pit, 1 - pit)), rel=1e-6, abs=1e-12)
+        assert r["observed"] == pytest.approx(row["loss"])
+        for col in ("median", "lo90", "hi90", "z"):
+            assert r[col] == pytest.approx(ref[col]), col
+        assert r["band"] == ref["band"]
+
+    code, out, err = run(["check", fixed_fit["path"], fixed_fit["new"]])
+    assert code == 0, err  # surprises are information, not an error
+    lines = out.splitlines()
+    assert lines[1] == "3 new runs against the predictive distribution of a new run's measured loss"
+    header = next(line for line in lines if line.startswith("run_id"))
+    for col in ("observed", "median", "90% interval", "z", "p-value", "band"):
+        assert col in header
+    for r in doc["runs"]:
+        row = next(line for line in lines if line.startswith(r["run_id"] + " "))
+        assert " ".join(row.split()[4:10]) == f"{r['observed']:.4f} {r['median']:.4f} [{r['lo90']:.4f}, {r['hi90']:.4f}] {r['z']:+.2f} {r['p_value']:.3f}"
+        assert row.endswith("SURPRISE") == r["surprise"]
+        assert r["band"] in row
+    assert lines[-1] == "1 surprise among 3 new runs (outside the 90% predictive band)"
+
+
+def test_check_without_surprises(fixed_fit: dict) -> None:
+    code, out, err = run(["check", fixed_fit["path"], fixed_fit["new_ok"]])
+    assert code == 0, err
+    assert "SURPRISE" not in out
+    assert out.splitlines()[-1] == "no surprises: all 2 new runs inside the 90% predictive band"
+
+
+def test_check_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
+    path = str(fixed_fit["path"])
+    cases = (
+        ([fixed_fit["runs"]], ["already in the fit", "syn000"]),
+        ([fixed_fit["new"], "-o", tmp_path / "u.nc"], ["--output", "needs --update"]),
+        ([fixed_fit["new"], "--budget", "0"], ["--budget", "> 0"]),
+        ([tmp_path / "nope.csv"], ["nope.csv", "not found"]),
+    )
+    for extra, needles in cases:
+        code, out, err = run(["check", path, *extra])
+        assert_one_error_line(code, err, *needles)
+        assert out == ""
+    assert not (tmp_path / "u.nc").exists()
+
+
+@pytest.mark.slow
+def test_check_update_refits_and_shows_shifts(fixed_fit: dict, tmp_path: Path) -> None:
+    out_path = tmp_path / "updated.nc"
+    code, out, err = run(["check", fixed_fit["path"], fixed_fit["new"], "--update", "--budget", "1e22", "-o", out_path])
+    assert code == 0, err
+    for line in err.splitlines():
+        assert line.startswith("warning: "), err
+    assert "refit with the new runs (15 runs): how the posterior moved" in out
+    header = next(line for line in out.splitlines() if line.startswith("quantity"))
+    assert header.split() == ["quantity", "median", "before", "median", "after", "sd", "before", "sd", "after", "sd", "after/before"]
+    for q in ("E", "A", "B", "alpha", "beta", "N_opt@C=1e+22", "loss_opt@C=1e+22"):
+        assert re.search(rf"^{re.escape(q)}\s+\S+", out, re.M), q
+    assert re.search(r"^nuts: 4 chains x 1000 draws, ", out, re.M), out
+    assert f"wrote {out_path}" in out
+    assert out.splitlines()[-1] == "1 surprise among 3 new runs (outside the 90% predictive band)"
+    updated = Fit.load(out_path)
+    assert len(updated.runs) == 15 and {"new0", "new1", "new2"} <= set(updated.runs["run_id"])
+
+
+# ------------------------------------------------------------- validate
+
+
+@pytest.mark.slow  # two Laplace fits: ~10 s each on 2 cores, mostly JAX compilation
+def test_validate_laplace(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path / "runs.csv")
+    argv = ["validate", "chinchilla", runs, "--holdout-top", "0.25", "--method", "laplace", "--draws", "200", "--seed", "1"]
+    code, out, err = run([*argv, "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    table = pd.read_csv(runs).sort_values("C", kind="stable")
+    held = table["run_id"].iloc[-3:].tolist()  # round(0.25 * 12) runs with the most compute
+    assert doc["n_train"] == 9 and doc["n_test"] == 3
+    assert doc["cut"] == pytest.approx(table["C"].iloc[-4])
+    assert sorted(r["run_id"] for r in doc["runs"]) == sorted(held)
+    assert doc["method"] == "laplace" and doc["holdout_top"] == 0.25 and doc["seed"] == 1
+    pit = np.array([r["pit"] for r in doc["runs"]])
+    for p, v in doc["coverage"].items():
+        assert v == pytest.approx(np.mean(np.abs(2 * pit - 1) <= float(p)))
+    assert doc["surprises"] == sum(r["surprise"] for r in doc["runs"])
+    assert doc["diagnostics"]["method"] == "laplace"
+    assert doc["mean_log_pred_density"] == pytest.approx(np.mean([r["log_pred_density"] for r in doc["runs"]]))
+    assert doc["median_abs_rel_error"] == pytest.approx(np.median([abs(r["rel_error"]) for r in doc["runs"]]))
+
+    code, out, err = run(argv)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("leave-largest-out: spec 'chinchilla' (id ")
+    assert lines[0].endswith("12 runs, the top 25% by compute held out")
+    # Validation.summary(), from the same seeded fit as the JSON.
+    cov = ", ".join(f"{100 * float(k):g}%: {v:.2f}" for k, v in doc["coverage"].items())
+    summary = next(line for line in lines if line.startswith("fit on "))
+    assert summary.startswith(f"fit on 9 runs with C <= {doc['cut']:.3g}, held out 3: coverage {cov}; ")
+    assert summary.endswith(f"surprises {doc['surprises']}")
+    assert re.search(r"^90%\s+\d\.\d\d$", out, re.M)
+    for run_id in held:
+        assert any(line.startswith(run_id + " ") for line in lines), run_id
+    assert lines[-1].startswith("laplace: 4 chains x 200 draws")
+
+
+@pytest.mark.slow
+def test_validate_nuts(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path / "runs.csv")
+    code, out, err = run(["validate", "chinchilla", runs, *SMALL])
+    assert code == 0, err
+    for line in err.splitlines():
+        assert line.startswith("warning: "), err
+    assert re.search(r"^fit on 10 runs with C <= \S+, held out 2: coverage 50%: ", out, re.M), out
+    assert re.search(r"^nuts: 2 chains x 200 draws, .* divergences$", out, re.M), out
+
+
+def test_validate_bad_input(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path / "runs.csv", N=(1e7, 3e7))  # 6 runs
+    for extra, needles in (
+        (["chinchilla", runs, "--holdout-top", "1"], ["--holdout-top", "(0, 1)"]),
+        (["chinchilla", runs, "--holdout-top", "0.6"], ["at least 3 training runs"]),
+        (["no_such_spec", runs], ["'no_such_spec'"]),
+        (["chinchilla", tmp_path / "nope.csv"], ["nope.csv"]),
+    ):
+        code, out, err = run(["validate", *extra, "--method", "laplace"])
+        assert_one_error_line(code, err, *needles)
+        assert out == ""
+
+
+# ------------------------------------------------------------------ loo
+
+
+def test_loo(fixed_fit: dict) -> None:
+    from bayescale.checks import loo, loo_pit
+
+    code, out, err = run(["loo", fixed_fit["path"], "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    fit = Fit.load(fixed_fit["path"])
+    res, pit = loo(fit), loo_pit(fit)
+    assert doc["elpd_loo"] == pytest.approx(res.elpd) and doc["se"] == pytest.approx(res.se) and doc["p_loo"] == pytest.approx(res.p_loo)
+    assert doc["flagged"] == [] and doc["pareto_k_bad"] == 0.7
+    assert [r["run_id"] for r in doc["runs"]] == fit.runs["run_id"].tolist()
+    assert [r["loo_pit"] for r in doc["runs"]] == pytest.approx(pit.tolist())
+    p = pit.to_numpy()
+    assert doc["loo_pit_coverage"] == pytest.approx({str(q): float(np.mean(np.abs(2 * p - 1) <= q)) for q in (0.5, 0.8, 0.9, 0.95)})
+
+    code, out, err = run(["loo", fixed_fit["path"]])
+    assert code == 0, err
+    assert f"PSIS-LOO: elpd_loo {res.elpd:.2f} (SE {res.se:.2f}), p_loo {res.p_loo:.2f}" in out
+    assert "all Pareto k <= 0.7: the LOO estimate is reliable" in out
+    assert not any(line.startswith("syn0") for line in out.splitlines())
+    code, out, err = run(["loo", fixed_fit["path"], "--all-runs"])
+    rows = [line for line in out.splitlines() if line.startswith("syn0")]
+    assert len(rows) == 12
+    assert rows[0].split()[1:3] == [f"{res.pareto_k.iloc[0]:.2f}", f"{pit.iloc[0]:.3f}"]
+
+
+def test_loo_names_influential_runs(tmp_path: Path) -> None:
+    # A Normal likelihood with draws far wider than the data allow: every run's
+    # importance ratios are heavy-tailed, so PSIS flags them.
+    runs = write_runs(tmp_path / "runs.csv")
+    fit_from_draws("chinchilla_normal", runs, fixed_draws(sigma=0.005)).save(tmp_path / "wide.nc")
+    code, out, err = run(["loo", tmp_path / "wide.nc", "--format", "json"])
+    assert code == 0, err
+    flagged = json.loads(out)["flagged"]
+    assert flagged
+    code, out, err = run(["loo", tmp_path / "wide.nc"])
+    assert code == 0, err
+    assert f"with Pareto k > 0.7 (influential; LOO is unreliable for them): {', '.join(flagged)}" in out
+    rows = [line for line in out.splitlines() if line.endswith("k > 0.7")]
+    assert [r.split()[0] for r in rows] == flagged
+
+
+def test_loo_of_a_file_that_is_not_a_fit(fixed_fit: dict) -> None:
+    code, out, err = run(["loo", fixed_fit["runs"]])
+    assert_one_error_line(code, err, "runs.csv", "not a bayescale fit")
+    assert out == ""
