@@ -1,9 +1,7 @@
 """Decision quantities against hand-computed answers from fixed posterior draws."""
 
-import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 import bayescale as bs
