@@ -33,6 +33,7 @@ import scipy.optimize
 import xarray as xr
 from threadpoolctl import threadpool_limits
 from numpyro.infer import MCMC, NUTS
+from numpyro.infer.hmc import hmc
 from numpyro.distributions.transforms import biject_to
 
 from . import _arviz, likelihoods
@@ -212,6 +213,7 @@ class _Posterior:
         self.value_and_grad = jax.jit(jax.value_and_grad(self.potential))
         self.hessian = jax.jit(jax.hessian(self.potential))
         self.constrain_many = jax.jit(jax.vmap(jax.vmap(self.constrain)))
+        self.runners: dict[tuple, Any] = {}
 
     @property
     def dim(self) -> int:
@@ -301,6 +303,57 @@ def _laplace(post: _Posterior, logx: Mapping[str, Any], y: Any, rng: np.random.G
     return Laplace(mode=np.asarray(best.x, dtype=np.float64), cov=cov, value=value, log_density=-float(best.fun), converged=converged)
 
 
+def _runner(post: _Posterior, chain_method: str, d: int) -> Any:
+    """A compiled multi-chain NUTS run for this spec, reused across fits of the same shape.
+
+    The data, the Laplace mode and its Cholesky factor are *arguments* of the compiled
+    function (NumPyro's ``hmc`` with ``potential_fn_gen``), not constants baked into it, so
+    a second fit of the same spec and table size skips compilation entirely.
+    """
+    s = post.spec.sampler
+    cache_key = (s.chains, s.warmup, s.draws, s.dense_mass, s.target_accept, s.max_tree_depth, chain_method, d)
+    if cache_key in post.runners:
+        return post.runners[cache_key]
+
+    def potential_gen(logx: Any, y: Any, mode: Any, chol: Any) -> Any:
+        return lambda u: post.potential(mode + chol @ u, logx, y)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+
+    def one_chain(key: Any, u0: Any, logx: Any, y: Any, mode: Any, chol: Any) -> Any:
+        args = (logx, y, mode, chol)
+        state = init_kernel(
+            u0,
+            num_warmup=s.warmup,
+            dense_mass=s.dense_mass,
+            target_accept_prob=s.target_accept,
+            max_tree_depth=s.max_tree_depth,
+            model_args=args,
+            rng_key=key,
+        )
+
+        def warm(state: Any, _: Any) -> Any:
+            return sample_kernel(state, model_args=args), None
+
+        def draw(state: Any, _: Any) -> Any:
+            state = sample_kernel(state, model_args=args)
+            return state, (state.z, {"diverging": state.diverging, "num_steps": state.num_steps, "accept_prob": state.accept_prob, "energy": state.energy, "potential_energy": state.potential_energy})
+
+        state, _ = jax.lax.scan(warm, state, None, length=s.warmup)
+        state, (z, extra) = jax.lax.scan(draw, state, None, length=s.draws)
+        return z, extra, state.adapt_state.step_size
+
+    axes = (0, 0, None, None, None, None)
+    if chain_method == "parallel":
+        run = jax.pmap(one_chain, in_axes=axes)
+    elif chain_method == "sequential":
+        run = jax.jit(lambda k, u, *a: jax.lax.map(lambda ku: one_chain(ku[0], ku[1], *a), (k, u)))
+    else:
+        run = jax.jit(jax.vmap(one_chain, in_axes=axes))
+    post.runners[cache_key] = run
+    return run
+
+
 def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: np.random.Generator, dtype: Any, chain_method: str, progress: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """NUTS in whitened coordinates ``z = mode + L u`` (L the Laplace Cholesky factor).
 
@@ -321,23 +374,24 @@ def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: 
         mode = jnp.zeros(d, dtype=dtype)
         chol = jnp.eye(d, dtype=dtype)
         init = jnp.asarray(rng.uniform(-2, 2, (s.chains, d)), dtype=dtype)
-    potential = lambda u: post.potential(mode + chol @ u, logx, y)  # noqa: E731
-    kernel = NUTS(
-        potential_fn=potential,
-        dense_mass=s.dense_mass,
-        target_accept_prob=s.target_accept,
-        max_tree_depth=s.max_tree_depth,
-    )
-    mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains, chain_method=chain_method, progress_bar=progress)
-    mcmc.run(
-        jax.random.PRNGKey(int(rng.integers(2**31))),
-        init_params=init if s.chains > 1 else init[0],
-        extra_fields=("diverging", "num_steps", "accept_prob", "energy", "potential_energy"),
-    )
-    u = np.asarray(mcmc.get_samples(group_by_chain=True)).reshape(s.chains, s.draws, d)
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+    if progress:
+        # NumPyro's driver shows a progress bar; it compiles anew for every fit.
+        potential = lambda u: post.potential(mode + chol @ u, logx, y)  # noqa: E731
+        kernel = NUTS(potential_fn=potential, dense_mass=s.dense_mass, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth)
+        mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains, chain_method=chain_method, progress_bar=True)
+        mcmc.run(key, init_params=init if s.chains > 1 else init[0], extra_fields=("diverging", "num_steps", "accept_prob", "energy", "potential_energy"))
+        u = np.asarray(mcmc.get_samples(group_by_chain=True)).reshape(s.chains, s.draws, d)
+        ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+        step = np.asarray(mcmc.last_state.adapt_state.step_size, dtype=np.float64).reshape(-1, 1)
+    else:
+        run = _runner(post, chain_method, d)
+        keys = jax.random.split(key, s.chains)
+        u, ex, step = run(keys, init, logx, y, mode, chol)
+        u = np.asarray(u).reshape(s.chains, s.draws, d)
+        ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in ex.items()}
+        step = np.asarray(step, dtype=np.float64).reshape(-1, 1)
     z = np.asarray(mode)[None, None, :] + u @ np.asarray(chol).T
-    ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
-    step = np.asarray(mcmc.last_state.adapt_state.step_size, dtype=np.float64).reshape(-1, 1)
     stats = {
         "diverging": ex["diverging"].astype(bool),
         "n_steps": ex["num_steps"].astype(np.int64),
