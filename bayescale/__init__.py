@@ -65,7 +65,7 @@ _LAZY = {
     "check": "checks",
     "leave_largest_out": "checks",
 }
-_SUBMODULES = {"checks", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "priors", "spec", "testing"}
+_SUBMODULES = {"checks", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "plots", "priors", "report", "spec", "testing"}
 
 
 def __getattr__(name: str) -> Any:

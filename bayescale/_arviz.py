@@ -169,7 +169,7 @@ def compare(idatas: Mapping[str, InferenceData]) -> pd.DataFrame:
 # figures and the annotations. Each function returns a matplotlib Figure, or the axes
 # where the caller needs them.
 
-import contextlib  # noqa: E402
+import contextlib
 
 
 @contextlib.contextmanager

@@ -15,6 +15,8 @@ Subcommands::
     bayescale validate SPEC RUNS --holdout-top 0.2
                                             leave-largest-out: fit the small runs, predict the largest
     bayescale loo FIT.nc                    PSIS-LOO with Pareto-k flags and LOO-PIT coverage
+    bayescale report FIT.nc -o report.html [--decision NAME:N=..,D=..] [--threshold T]
+                                            one self-contained HTML (or Markdown) report
     bayescale demo                          fit the bundled Chinchilla spec to the bundled demo runs
     bayescale laws                          the registered scaling laws
     bayescale specs                         the bundled model specs
@@ -837,6 +839,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bayescale {bayescale.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Listed for --help; `main` hands `report` to bayescale.report.report_main before parsing.
+    sub.add_parser("report", help="one self-contained HTML or Markdown report of a fit (see `bayescale report --help`)")
 
     p = sub.add_parser("fit", help="fit a spec to a runs table and save the fit", description="Fit SPEC to the runs in RUNS, print the posterior summary and diagnostics, and write the fit to netCDF.")
     p.add_argument("spec", metavar="SPEC", help="spec TOML file or bundled spec name (see `bayescale specs`)")
@@ -961,6 +965,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     --------
     >>> main(["check-spec", "chinchilla"])  # doctest: +SKIP
     """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "report":
+        # `bayescale report FIT.nc -o report.html [--decision NAME:N=..,D=..] ...` (bayescale.report)
+        from .report import report_main
+
+        return report_main(argv[1:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

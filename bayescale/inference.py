@@ -136,8 +136,9 @@ def _log_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any) -> dict[str, n
 
 
 #: Below this many runs the CPU samples faster than a GPU: each leapfrog step is a few
-#: tiny kernels, and launch latency dominates (measured in BENCHMARKS.md).
-GPU_MIN_RUNS = 5000
+#: tiny kernels, and launch latency dominates. Measured on an H100 host (BENCHMARKS.md,
+#: "GPU"): 240 runs, CPU 3.1 s vs GPU 5.4 s per warm fit; 2000 runs, 10.8 s vs 3.7 s.
+GPU_MIN_RUNS = 1000
 
 
 def _sampling_device(requested: str, n_runs: int) -> Any:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 import os
 import sys
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -36,12 +37,12 @@ def _headless_backend() -> None:
 
 _headless_backend()
 
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.ticker import LogFormatter, MaxNLocator, NullFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.colors import LogNorm
+from matplotlib.ticker import LogFormatter, MaxNLocator, NullFormatter
 
-from . import _arviz  # noqa: E402
-from .errors import BayescaleError  # noqa: E402
+from . import _arviz
+from .errors import BayescaleError
 
 #: Central credible intervals drawn as bands (darker for the narrower one).
 BAND_PROBS = (0.5, 0.9)

@@ -31,9 +31,10 @@ import re
 import struct
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -497,7 +498,7 @@ def _figures(fit: Any, pit: Any, progress: _Progress) -> list[_Figure]:
 def _blocks(fit: Any, *, decision: Any, validation: Any, title: str | None, progress: _Progress, decision_seed: int = 0) -> tuple[str, list[Any]]:
     from . import checks, plots
 
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     title = title or f"bayescale report: {fit.spec.name} on {len(fit.runs)} runs"
     progress.step("leave-one-out checks")
     try:
@@ -829,7 +830,10 @@ def _run_report(args: argparse.Namespace) -> int:
     risk = parse_risk(args.risk)
     options: dict[str, dict[str, float]] = {}
     for text in args.decision:  # malformed options fail before the fit is read
-        name, point = parse_option(text)
+        try:
+            name, point = parse_option(text)
+        except BayescaleError as e:  # same syntax as `decide --option`; name the flag the user gave
+            raise BayescaleError(str(e).replace("--option", "--decision", 1)) from None
         if name in options:
             raise BayescaleError(f"--decision {text!r}: option name {name!r} is given twice")
         options[name] = point

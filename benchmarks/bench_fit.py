@@ -23,10 +23,19 @@ left as they are.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_fit.py                  # full run, writes BENCHMARKS.md
+    .venv/bin/python benchmarks/bench_fit.py                  # full run (about 30 min on 2 cores), writes BENCHMARKS.md
     .venv/bin/python benchmarks/bench_fit.py --quick          # fewer repeats and resamples
-    python3 benchmarks/bench_fit.py --only bayescale,numpyro --device-label "GPU (H100)" --out $OUT/BENCHMARKS.md
-    .venv/bin/python benchmarks/bench_fit.py --merge-from gpu/BENCHMARKS.md   # copy device subsections in
+    .venv/bin/python benchmarks/bench_fit.py --only bayescale,numpyro --fits 3
+
+    # on a GPU machine (bayescale on the host CPU by default and forced onto the GPU, plain NumPyro):
+    python3 benchmarks/bench_fit.py --only bayescale,numpyro --bayescale-devices auto,gpu \
+        --method-budget 120 --device-label "GPU (H100)" --out $OUT/BENCHMARKS.md --json $OUT/gpu.json
+    # back here: copy that subsection into BENCHMARKS.md (other sections and subsections stay)
+    .venv/bin/python benchmarks/bench_fit.py --merge-from path/to/BENCHMARKS.md [--note "..."]
+    # re-render a section from the raw results of an earlier run
+    .venv/bin/python benchmarks/bench_fit.py --render-json results.json [--device-label LABEL]
+
+``BAYESCALE_DATA`` defaults to ``../shared/data`` beside the repository when that exists.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import re
@@ -44,8 +54,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Self
 
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Fit speed: Chinchilla (Epoch) data"
@@ -116,19 +127,71 @@ def _record(wall: float, draws: Mapping[str, Any], divergences: int, **extra: An
 # ------------------------------------------------------------ bayescale
 
 
-def bench_bayescale(runs: Any, seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+_COMPILE = [0.0]  # seconds JAX spent lowering and compiling (XLA backend), summed by a monitoring listener
+
+
+def _watch_jax_compiles() -> None:
+    try:
+        from jax import monitoring
+    except ImportError:  # pragma: no cover
+        return
+
+    def listen(name: str, secs: float, **_: Any) -> None:
+        if name in ("/jax/core/compile/jaxpr_to_mlir_module_duration", "/jax/core/compile/backend_compile_duration"):
+            _COMPILE[0] += secs
+
+    monitoring.register_event_duration_secs_listener(listen)
+
+
+class Timer:
+    """Wall and CPU time (all threads of this process, plus waited-for children), JAX compile time, load average."""
+
+    def __enter__(self) -> Self:
+        self.load0 = os.getloadavg()[0]
+        self.c0 = _cpu_seconds()
+        self.j0 = _COMPILE[0]
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self.t0
+        self.cpu = _cpu_seconds() - self.c0
+        self.compile = _COMPILE[0] - self.j0
+        self.load = max(self.load0, os.getloadavg()[0])
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _over_budget(fits: Sequence[Mapping[str, Any]], budget: float | None, what: str, log: Callable[[str], None]) -> bool:
+    spent = sum(f["wall"] for f in fits)
+    if budget is not None and fits and spent > budget:
+        log(f"{what}: {spent:.0f} s spent, over the {budget:.0f} s budget: no more repeats")
+        return True
+    return False
+
+
+def bench_bayescale(runs: Any, seeds: Sequence[int], log: Callable[[str], None], device: str = "auto", budget: float | None = None) -> dict[str, Any]:
     import numpy as np
 
     import bayescale as bs
 
     spec = bs.load_spec("chinchilla")
-    fits = []
+    if device != "auto":
+        spec = spec.with_sampler(device=device)
+    fits: list[dict[str, Any]] = []
     for i, seed in enumerate(seeds):
+        if _over_budget(fits, budget, f"bayescale[{device}]", log):
+            break
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            t0 = time.perf_counter()
-            f = bs.fit(spec, runs, seed=seed)
-            wall = time.perf_counter() - t0
+            with Timer() as tm:
+                f = bs.fit(spec, runs, seed=seed)
+            wall = tm.wall
         d = f.diagnostics()
         stats = f.idata.sample_stats
         rec = _record(
@@ -137,6 +200,9 @@ def bench_bayescale(runs: Any, seeds: Sequence[int], log: Callable[[str], None])
             int(stats["diverging"].values.sum()),
             seed=seed,
             cold=i == 0,
+            cpu=tm.cpu,
+            load=tm.load,
+            compile=tm.compile,
             internal_seconds=d["sampling_seconds"],
             chain_method=d["chain_method"],
             device=d["device"],
@@ -145,27 +211,27 @@ def bench_bayescale(runs: Any, seeds: Sequence[int], log: Callable[[str], None])
             warnings=[f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught if not issubclass(w.category, FutureWarning)],
         )
         fits.append(rec)
-        log(f"bayescale nuts seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s, min bulk ESS {rec['min_ess_bulk']:.0f}, "
+        log(f"bayescale[{device}] nuts seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, jax compile {tm.compile:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
             f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
             f"{rec['chain_method']} on {rec['device']}, mean leapfrog steps {rec['mean_steps']:.1f}")
     laplace = []
-    for seed in seeds:
-        t0 = time.perf_counter()
-        f = bs.fit(spec, runs, seed=seed, method="laplace")
-        wall = time.perf_counter() - t0
+    for seed in [f["seed"] for f in fits] if device == "auto" else []:
+        with Timer() as tm:
+            f = bs.fit(spec, runs, seed=seed, method="laplace")
+        wall = tm.wall
         post = f.posterior
-        laplace.append({"seed": seed, "wall": wall,
+        laplace.append({"seed": seed, "wall": wall, "cpu": tm.cpu, "load": tm.load,
                         "median": {k: float(np.median(post[k].values)) for k in PARAMS},
                         "q025": {k: float(np.quantile(post[k].values, 0.025)) for k in PARAMS},
                         "q975": {k: float(np.quantile(post[k].values, 0.975)) for k in PARAMS}})
         log(f"bayescale laplace seed={seed}: {wall:.2f}s")
-    return {"fits": fits, "laplace": laplace, "spec_id": spec.id}
+    return {"fits": fits, "laplace": laplace, "spec_id": spec.id, "device": device}
 
 
 # --------------------------------------------------------- plain NumPyro
 
 
-def plain_numpyro_model(logN, logD, y=None):  # noqa: ANN001 - written as a user would
+def plain_numpyro_model(logN, logD, y=None):  # written as a user would
     """Chinchilla law on log loss, Student-t(4) likelihood: models/chinchilla.toml written plainly."""
     import jax.numpy as jnp
     import numpyro
@@ -207,23 +273,25 @@ def check_same_model(logN: Any, logD: Any, y: Any) -> float:
     return worst
 
 
-def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable[[str], None]) -> dict[str, Any]:
+def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable[[str], None], budget: float | None = None) -> dict[str, Any]:
     import jax
     import numpy as np
     import numpyro
     from numpyro.infer import MCMC, NUTS
 
-    fits = []
+    fits: list[dict[str, Any]] = []
     logN, logD, y = (jax.numpy.asarray(v) for v in (logN, logD, y))  # NumPyro's default float32
     for i, seed in enumerate(seeds):
+        if _over_budget(fits, budget, "numpyro", log):
+            break
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            t0 = time.perf_counter()
-            mcmc = MCMC(NUTS(plain_numpyro_model), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS, progress_bar=False)
-            mcmc.run(jax.random.PRNGKey(seed), logN, logD, y, extra_fields=("diverging", "num_steps"))
-            samples = mcmc.get_samples(group_by_chain=True)
-            samples = {k: np.asarray(v) for k, v in samples.items()}  # blocks until ready
-            wall = time.perf_counter() - t0
+            with Timer() as tm:
+                mcmc = MCMC(NUTS(plain_numpyro_model), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS, progress_bar=False)
+                mcmc.run(jax.random.PRNGKey(seed), logN, logD, y, extra_fields=("diverging", "num_steps"))
+                samples = mcmc.get_samples(group_by_chain=True)
+                samples = {k: np.asarray(v) for k, v in samples.items()}  # blocks until ready
+            wall = tm.wall
         ex = mcmc.get_extra_fields(group_by_chain=True)
         step = mcmc.last_state.adapt_state.step_size
         rec = _record(
@@ -232,6 +300,9 @@ def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Calla
             int(np.asarray(ex["diverging"]).sum()),
             seed=seed,
             cold=i == 0,
+            cpu=tm.cpu,
+            load=tm.load,
+            compile=tm.compile,
             chain_method=str(mcmc.chain_method),
             device=f"{jax.default_backend()}:{jax.devices()[0].device_kind} x{jax.local_device_count()}",
             dtype=str(np.asarray(samples["E"]).dtype),
@@ -240,7 +311,7 @@ def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Calla
             warnings=[f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught if not issubclass(w.category, FutureWarning)],
         )
         fits.append(rec)
-        log(f"numpyro seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s, min bulk ESS {rec['min_ess_bulk']:.0f}, "
+        log(f"numpyro seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, jax compile {tm.compile:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
             f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
             f"chain_method={rec['chain_method']} ({rec['dtype']}), mean leapfrog steps {rec['mean_steps']:.1f}")
     return {"fits": fits, "numpyro_version": numpyro.__version__}
@@ -258,7 +329,7 @@ def pymc_worker(data_path: str, seeds: Sequence[int], out_path: str) -> None:
     logN, logD, y = data["logN"], data["logD"], data["y"]
     fits = []
     for i, seed in enumerate(seeds):
-        t0 = time.perf_counter()
+        tm = Timer().__enter__()
         with pm.Model():
             E = pm.LogNormal("E", mu=0.5, sigma=0.5)
             A = pm.LogNormal("A", mu=6.0, sigma=3.0)
@@ -269,7 +340,8 @@ def pymc_worker(data_path: str, seeds: Sequence[int], out_path: str) -> None:
             mu = pm.math.logaddexp(pm.math.logaddexp(pm.math.log(E), pm.math.log(A) - alpha * logN), pm.math.log(B) - beta * logD)
             pm.StudentT("log_loss", nu=4.0, mu=mu, sigma=sigma, observed=y)
             idata = pm.sample(draws=DRAWS, tune=WARMUP, chains=CHAINS, cores=2, random_seed=seed, progressbar=False)
-        wall = time.perf_counter() - t0
+        tm.__exit__()
+        wall = tm.wall
         st = idata.sample_stats
         rec = _record(
             wall,
@@ -277,11 +349,13 @@ def pymc_worker(data_path: str, seeds: Sequence[int], out_path: str) -> None:
             int(st["diverging"].values.sum()),
             seed=seed,
             cold=i == 0,
+            cpu=tm.cpu,
+            load=tm.load,
             mean_steps=float(np.mean(st["n_steps"].values)),
             step_size=float(np.mean(st["step_size"].values)),
         )
         fits.append(rec)
-        print(f"pymc seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s, min bulk ESS {rec['min_ess_bulk']:.0f}, "
+        print(f"pymc seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
               f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
               f"mean leapfrog steps {rec['mean_steps']:.1f}", flush=True)
     Path(out_path).write_text(json.dumps({"fits": fits}))
@@ -297,7 +371,7 @@ def bench_pymc(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable
         cmd = [sys.executable, str(Path(__file__).resolve()), "--pymc-worker", str(data), ",".join(map(str, seeds)), str(out)]
         env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         total = time.perf_counter() - t0
         for line in proc.stdout.splitlines():
             log("  " + line)
@@ -336,30 +410,41 @@ def huber_objective(theta: Any, logN: Any, logD: Any, y: Any, delta: float = HUB
     return float(loss), grad
 
 
+def _scaled_objective(theta: Any, logN: Any, logD: Any, y: Any) -> tuple[float, Any]:
+    f, g = huber_objective(theta, logN, logD, y)
+    return f / HUBER_DELTA, g / HUBER_DELTA
+
+
+#: L-BFGS-B on the Huber sum as is stops at once: with delta = 1e-3 the objective is ~1e-3 and its
+#: gradient below SciPy's default pgtol, so a warm-started resample "converges" at its start and the
+#: bootstrap intervals collapse to nothing. Dividing by delta (same minimiser) and tight tolerances
+#: make each fit actually converge (checked: tighter tolerances change the intervals by < 1e-4).
+LBFGS_OPTIONS = {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 20000}
+
+
 def _lbfgs(x0: Any, logN: Any, logD: Any, y: Any) -> Any:
     import scipy.optimize
 
-    return scipy.optimize.minimize(huber_objective, x0, args=(logN, logD, y), jac=True, method="L-BFGS-B")
+    return scipy.optimize.minimize(_scaled_objective, x0, args=(logN, logD, y), jac=True, method="L-BFGS-B", options=LBFGS_OPTIONS)
 
 
-def epoch_grid(quick: bool) -> Any:
-    """Hoffmann et al.'s grid of starts, as Epoch used: 6 x 6 x 5 x 5 x 5 = 4500 (quick: 3 x 3 x 3 x 3 x 3)."""
+def epoch_grid() -> Any:
+    """A coarse version of Hoffmann et al.'s grid of starts (which Epoch used: 6 x 6 x 5 x 5 x 5 = 4500
+    points, a, b in 0..25, e in -1..1, alpha, beta in 0..2): 3 values each, 243 starts."""
     import itertools
 
     import numpy as np
 
-    if quick:
-        ab, e, ex = [0.0, 10.0, 20.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 2.0]
-    else:
-        ab, e, ex = list(np.arange(0, 30, 5.0)), list(np.arange(-1, 1.5, 0.5)), list(np.arange(0, 2.5, 0.5))
+    ab, e, ex = [0.0, 10.0, 20.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 2.0]
     return np.array(list(itertools.product(ab, ab, e, ex, ex)))
 
 
-def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, quick: bool, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
+def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
     import numpy as np
 
     logN, logD, y = (np.asarray(v, dtype=np.float64) for v in (logN, logD, y))
-    grid = epoch_grid(quick)
+    grid = epoch_grid()
+    c0, load0 = _cpu_seconds(), os.getloadavg()[0]
     t0 = time.perf_counter()
     best = None
     for x0 in grid:
@@ -378,6 +463,7 @@ def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, quick: bool, seed: in
         failures += not res.success
         boots[i] = res.x
     t_boot = time.perf_counter() - t1
+    cpu, load = _cpu_seconds() - c0, max(load0, os.getloadavg()[0])
 
     def natural(x: Any) -> dict[str, Any]:
         x = np.asarray(x)
@@ -390,6 +476,9 @@ def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, quick: bool, seed: in
         "grid_seconds": t_grid,
         "boot_seconds": t_boot,
         "wall": t_grid + t_boot,
+        "cpu": cpu,
+        "load": load,
+        "objective": float(best.fun) * HUBER_DELTA,
         "n_boot": n_boot,
         "boot_failures": int(failures),
         "point": point,
@@ -433,7 +522,7 @@ def machine_info() -> dict[str, str]:
 
         devs = jax.devices()
         info["JAX devices"] = f"{jax.default_backend()}: {len(devs)} x {devs[0].device_kind}"
-    except Exception as e:  # pragma: no cover - informational
+    except (ImportError, RuntimeError) as e:  # pragma: no cover - informational
         info["JAX devices"] = f"unavailable ({e})"
     return info
 
@@ -455,7 +544,7 @@ def versions() -> dict[str, str]:
 
 
 def _fmt(x: float, digits: int = 3) -> str:
-    if x != x:  # nan
+    if math.isnan(x):
         return "n/a"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
@@ -472,10 +561,17 @@ def _summ(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "n": len(fits),
         "cold_wall": cold["wall"],
         "warm_wall": med([f["wall"] for f in warm]),
+        "best_warm_wall": min(f["wall"] for f in warm),
+        "cold_cpu": cold.get("cpu", float("nan")),
+        "warm_cpu": med([f.get("cpu", float("nan")) for f in warm]),
+        "load": max(f.get("load", float("nan")) for f in fits),
+        "cold_compile": cold.get("compile", float("nan")),
+        "warm_compile": med([f.get("compile", float("nan")) for f in warm]),
         "min_ess_bulk": med([f["min_ess_bulk"] for f in fits]),
         "min_ess_tail": med([f["min_ess_tail"] for f in fits]),
         "cold_ess_per_s": cold["ess_per_s"],
         "warm_ess_per_s": med([f["ess_per_s"] for f in warm]),
+        "warm_ess_per_cpu": med([f["min_ess_bulk"] / f["cpu"] if f.get("cpu") else float("nan") for f in warm]),
         "max_r_hat": max(f["max_r_hat"] for f in fits),
         "divergences": [f["divergences"] for f in fits],
         "mean_steps": med([f["mean_steps"] for f in fits]),
@@ -483,6 +579,18 @@ def _summ(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "q025": {k: med([f["q025"][k] for f in fits]) for k in PARAMS},
         "q975": {k: med([f["q975"][k] for f in fits]) for k in PARAMS},
     }
+
+
+def _bayes_keys(results: Mapping[str, Any]) -> list[str]:
+    return [k for k in results if k == "bayescale" or k.startswith("bayescale@")] + [m for m in ("numpyro", "pymc") if m in results]
+
+
+def _name(key: str) -> str:
+    if key == "bayescale":
+        return "bayescale `fit` (defaults: NUTS, dense mass, Laplace-whitened)"
+    if key.startswith("bayescale@"):
+        return f"bayescale `fit`, `sampler.device=\"{key.split('@', 1)[1]}\"`"
+    return {"numpyro": "plain NumPyro `NUTS(model)`, defaults", "pymc": "PyMC `pm.sample(cores=2)`, defaults"}[key]
 
 
 def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -> str:
@@ -497,42 +605,43 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
         L.append(f"| {k} | {v} |")
     L.append("| packages | " + ", ".join(f"{k} {v}" for k, v in vers.items()) + " |")
     L.append("")
-    S = {m: _summ(results[m]["fits"]) for m in ("bayescale", "numpyro", "pymc") if m in results}
-    names = {
-        "bayescale": "bayescale `fit` (NUTS, dense mass, Laplace-whitened)",
-        "numpyro": "plain NumPyro `NUTS(model)` defaults",
-        "pymc": "PyMC `pm.sample(cores=2)` defaults",
-    }
-    if S:
-        L.append(f"{CHAINS} chains x {WARMUP} warmup + {DRAWS} draws each. *Cold*: the first fit in the process "
-                 "(JIT/C compilation included). *Warm*: median over the later fits (new seeds, same process). "
-                 "ESS and r-hat by ArviZ over (E, A, B, alpha, beta, sigma); ESS/s = min bulk ESS / wall time.")
+    keys = _bayes_keys(results)
+    S = {m: _summ(results[m]["fits"]) for m in keys}
+    if S or "epoch" in results:
+        L.append(f"{CHAINS} chains x {WARMUP} warmup + {DRAWS} draws each, on {results['n_runs']} runs. *Cold*: the first fit "
+                 "in the process (JIT/C compilation included). *Warm*: median over the later fits (new seeds, same process), "
+                 "with the fastest in brackets. "
+                 "ESS and r-hat by ArviZ over (E, A, B, alpha, beta, sigma); ESS/s = min bulk ESS / wall time. "
+                 "CPU s: processor time of all threads (and child processes) of the fit. JAX compile: seconds JAX spent lowering and "
+                 "compiling with XLA inside the fit (tracing not included). Load: the highest 1-minute load "
+                 "average seen at the start or end of a fit (above the core count means other work shared the machine).")
         L.append("")
-        L.append("| method | fits | wall cold (s) | wall warm (s) | min bulk ESS | min tail ESS | ESS/s cold | ESS/s warm | max r-hat | divergences per fit | mean leapfrog steps/draw |")
-        L.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        L.append("| method | fits | wall cold (s) | wall warm (s) (best) | JAX compile cold / warm (s) | CPU s warm | min bulk ESS | min tail ESS | ESS/s cold | ESS/s warm | max r-hat | divergences per fit | leapfrog steps/draw | load |")
+        L.append("|" + " --- |" * 14)
         for m, s in S.items():
-            L.append(f"| {names[m]} | {s['n']} | {s['cold_wall']:.2f} | {s['warm_wall']:.2f} | {s['min_ess_bulk']:.0f} | "
+            comp = "n/a (C, cached on disk)" if m == "pymc" else f"{s['cold_compile']:.1f} / {s['warm_compile']:.1f}"
+            L.append(f"| {_name(m)} | {s['n']} | {s['cold_wall']:.2f} | {s['warm_wall']:.2f} ({s['best_warm_wall']:.2f}) | {comp} | {s['warm_cpu']:.1f} | {s['min_ess_bulk']:.0f} | "
                      f"{s['min_ess_tail']:.0f} | {s['cold_ess_per_s']:.0f} | {s['warm_ess_per_s']:.0f} | {s['max_r_hat']:.4f} | "
-                     f"{', '.join(map(str, s['divergences']))} | {s['mean_steps']:.1f} |")
-        if "bayescale" in results:
-            lw = [x["wall"] for x in results["bayescale"]["laplace"]]
-            L.append(f"| bayescale `fit(method=\"laplace\")` | {len(lw)} | {lw[0]:.2f} | {statistics.median(lw[1:] or lw):.2f} | "
-                     "n/a (independent draws) | | | | | | |")
+                     f"{', '.join(map(str, s['divergences']))} | {s['mean_steps']:.1f} | {s['load']:.1f} |")
+        lap = results.get("bayescale", {}).get("laplace")
+        if lap:
+            lw = [x["wall"] for x in lap]
+            L.append(f"| bayescale `fit(method=\"laplace\")` | {len(lw)} | {lw[0]:.2f} | {statistics.median(lw[1:] or lw):.2f} | | "
+                     f"{statistics.median([x['cpu'] for x in lap[1:] or lap]):.1f} | (independent draws) | | | | | | | {max(x['load'] for x in lap):.1f} |")
         if "epoch" in results:
             e = results["epoch"]
-            L.append(f"| Epoch-style Huber + L-BFGS-B bootstrap | 1 | {e['wall']:.2f} | | | | | | | | |")
+            L.append(f"| Epoch-style Huber + L-BFGS-B, {e['n_boot']} bootstrap resamples | 1 | {e['wall']:.2f} | | | {e['cpu']:.1f} | | | | | | | | {e['load']:.1f} |")
         L.append("")
         if "epoch" in results:
             e = results["epoch"]
-            L.append(f"Epoch-style fit: {e['grid_starts']} grid starts on the full data took {e['grid_seconds']:.2f} s, "
-                     f"{e['n_boot']} bootstrap resamples (each warm-started from the full-data fit) {e['boot_seconds']:.2f} s; "
-                     f"{e['boot_failures']} resample fits did not report convergence.")
+            L.append(f"Epoch-style fit: L-BFGS-B from each of {e['grid_starts']} grid starts on the full data took "
+                     f"{e['grid_seconds']:.2f} s; {e['n_boot']} bootstrap resamples, each warm-started from the full-data "
+                     f"fit, {e['boot_seconds']:.2f} s ({e['boot_failures']} did not report convergence).")
             L.append("")
-    # details per method
     detail = []
-    for m in ("bayescale", "numpyro"):
-        if m in results:
-            f0 = results[m]["fits"][0]
+    for m in keys:
+        f0 = results[m]["fits"][0]
+        if "chain_method" in f0:
             detail.append(f"{m}: chain_method `{f0.get('chain_method')}` on `{f0.get('device')}`"
                           + (f", dtype {f0['dtype']}" if "dtype" in f0 else ""))
     if detail:
@@ -548,21 +657,25 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
                 rc = b["cold_ess_per_s"] / S[m]["cold_ess_per_s"]
                 rw = b["warm_ess_per_s"] / S[m]["warm_ess_per_s"]
                 met = "yes" if min(rc, rw) >= goal else ("warm only" if rw >= goal else ("cold only" if rc >= goal else "no"))
-                L.append(f"| bayescale ESS/s >= {goal:g}x {m} | {rc:.1f}x | {rw:.1f}x | {met} |")
+                L.append(f"| bayescale ESS/s >= {goal:g}x {'plain NumPyro' if m == 'numpyro' else 'PyMC default'} | {rc:.1f}x | {rw:.1f}x | {met} |")
+        for m in ("numpyro", "pymc"):
+            if m in S:
+                L.append(f"| (cross-check, less sensitive to a shared machine) ESS per CPU-second vs {m}, warm | | "
+                         f"{b['warm_ess_per_cpu'] / S[m]['warm_ess_per_cpu']:.1f}x | |")
         lim = 5.0
         met = "yes" if b["cold_wall"] < lim else ("warm only" if b["warm_wall"] < lim else "no")
         L.append(f"| whole bayescale fit < {lim:g} s | {b['cold_wall']:.2f} s | {b['warm_wall']:.2f} s | {met} |")
         L.append("")
     # parameters
-    cols = [m for m in ("bayescale", "numpyro", "pymc") if m in S]
-    have_lap = "bayescale" in results
+    cols = list(S)
+    lap = results.get("bayescale", {}).get("laplace")
     have_epoch = "epoch" in results
     if cols or have_epoch:
-        L.append("Posterior medians [95% equal-tailed intervals] (median over fits), and the Epoch-style full-data "
-                 "point fit [95% bootstrap percentile intervals]:")
+        L.append("Posterior medians [95% equal-tailed intervals] (median over fits)"
+                 + (", and the Epoch-style full-data point fit [95% bootstrap percentile intervals]:" if have_epoch else ":"))
         L.append("")
-        header = ["param"] + [m if m != "bayescale" else "bayescale NUTS" for m in cols]
-        header += ["bayescale Laplace"] if have_lap else []
+        header = ["param"] + [{"bayescale": "bayescale NUTS"}.get(m, m) for m in cols]
+        header += ["bayescale Laplace"] if lap else []
         header += ["Epoch-style bootstrap"] if have_epoch else []
         L.append("| " + " | ".join(header) + " |")
         L.append("|" + " --- |" * len(header))
@@ -570,26 +683,31 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
             row = [p]
             for m in cols:
                 row.append(f"{_fmt(S[m]['median'][p])} [{_fmt(S[m]['q025'][p])}, {_fmt(S[m]['q975'][p])}]")
-            if have_lap:
-                lap = results["bayescale"]["laplace"][0]
-                row.append(f"{_fmt(lap['median'][p])} [{_fmt(lap['q025'][p])}, {_fmt(lap['q975'][p])}]")
+            if lap:
+                row.append(f"{_fmt(lap[0]['median'][p])} [{_fmt(lap[0]['q025'][p])}, {_fmt(lap[0]['q975'][p])}]")
             if have_epoch:
                 e = results["epoch"]
-                row.append("(no noise parameter)" if p == "sigma" else f"{_fmt(e['point'][p])} [{_fmt(e['q025'][p])}, {_fmt(e['q975'][p])}]")
+                row.append("(no noise model)" if p == "sigma" else f"{_fmt(e['point'][p])} [{_fmt(e['q025'][p])}, {_fmt(e['q975'][p])}]")
             L.append("| " + " | ".join(row) + " |")
         L.append("")
     L.append(words(results, S))
     L.append("")
     warns = []
-    for m in ("bayescale", "numpyro"):
-        if m in results:
-            ws = sorted({w for f in results[m]["fits"] for w in f.get("warnings", [])})
-            if ws:
-                warns.append(f"{m}: " + " | ".join(ws))
+    for m in keys:
+        fits = results[m]["fits"]
+        n_warned = sum(bool(f.get("warnings")) for f in fits)
+        if n_warned:
+            problems = sorted({_first_sentence(w) for f in fits for w in f.get("warnings", [])})
+            warns.append(f"{m}, {n_warned} of {len(fits)} fits: " + "; ".join(problems))
     if warns:
-        L.append("Warnings raised during the fits: " + "; ".join(warns))
+        L.append("Warnings raised during the fits (first sentence of each): " + " / ".join(warns) + ".")
         L.append("")
     return "\n".join(L).rstrip() + "\n"
+
+
+def _first_sentence(msg: str) -> str:
+    msg = msg.replace("sampling may not be trustworthy: ", "")
+    return re.split(r"(?<=[a-z0-9)\]]):? (?=[A-Z])|\. ", msg, maxsplit=1)[0].rstrip(".")
 
 
 def words(results: Mapping[str, Any], S: Mapping[str, Any]) -> str:
@@ -597,22 +715,34 @@ def words(results: Mapping[str, Any], S: Mapping[str, Any]) -> str:
     out = []
     if "bayescale" in S:
         b = S["bayescale"]
-        lap = statistics.median([x["wall"] for x in results["bayescale"]["laplace"]])
         out.append(f"A warm bayescale fit took {b['warm_wall']:.1f} s ({b['cold_wall']:.1f} s for the first fit in a fresh "
-                   f"process, which compiles) and gave a minimum bulk ESS of {b['min_ess_bulk']:.0f} from 4000 draws, "
-                   f"{b['warm_ess_per_s']:.0f} effective draws per second; the Laplace approximation alone took {lap:.2f} s.")
-        for m, label in (("numpyro", "plain NumPyro"), ("pymc", "PyMC's default sampler")):
+                   f"process, which compiles) and gave a minimum bulk ESS of {b['min_ess_bulk']:.0f} from "
+                   f"{CHAINS * DRAWS} draws, {b['warm_ess_per_s']:.0f} effective draws per second.")
+        if b["warm_compile"] > 0.25 * b["warm_wall"]:
+            out.append(f"JAX compilation took {b['warm_compile']:.1f} s of a warm fit ({b['cold_compile']:.1f} s of the cold "
+                       "one): the sampler is compiled again on every fit, not only the first.")
+        lap = results["bayescale"].get("laplace")
+        if lap:
+            out.append(f"The Laplace approximation alone took {statistics.median([x['wall'] for x in lap[1:] or lap]):.2f} s warm.")
+        for m, label in (("numpyro", "Plain NumPyro"), ("pymc", "PyMC's default sampler")):
             if m in S:
                 s = S[m]
                 out.append(f"{label} took {s['warm_wall']:.1f} s warm ({s['cold_wall']:.1f} s cold) for a minimum bulk ESS of "
-                           f"{s['min_ess_bulk']:.0f} ({s['warm_ess_per_s']:.0f}/s), max r-hat {s['max_r_hat']:.3f} and "
-                           f"{sum(s['divergences'])} divergences over {s['n']} fits, so bayescale gives "
+                           f"{s['min_ess_bulk']:.0f} ({s['warm_ess_per_s']:.0f}/s; {s['mean_steps']:.0f} leapfrog steps per draw "
+                           f"against bayescale's {b['mean_steps']:.0f}), max r-hat {s['max_r_hat']:.3f} and "
+                           f"{sum(s['divergences'])} divergences over {s['n']} fits: bayescale gives "
                            f"{b['warm_ess_per_s'] / s['warm_ess_per_s']:.1f}x its effective draws per second warm "
                            f"({b['cold_ess_per_s'] / s['cold_ess_per_s']:.1f}x cold).")
     if "epoch" in results:
         e = results["epoch"]
         out.append(f"The Epoch-style point fit with {e['n_boot']} bootstrap resamples took {e['wall']:.1f} s; its intervals "
-                   "describe the spread of the point estimate under resampling and have no noise model.")
+                   "describe how the point estimate moves under resampling of the runs, with no noise model and no priors.")
+    loads = [s["load"] for s in S.values()] + ([results["epoch"]["load"]] if "epoch" in results else [])
+    cores = os.cpu_count() or 1
+    if loads and max(loads) > cores + 0.5:
+        out.append(f"Caution: the 1-minute load average reached {max(loads):.1f} on {cores} cores during this run, so other "
+                   "work shared the machine and wall times (not ESS) are inflated, unevenly across methods; the CPU-seconds "
+                   "column is less affected.")
     return " ".join(out)
 
 
@@ -639,11 +769,11 @@ def _split_doc(text: str) -> tuple[str, str, str]:
 def _blocks(body: str) -> tuple[str | None, dict[str, str]]:
     """The main block and the device blocks (label -> full text with markers) of a section body."""
     main = None
-    m = re.search(re.escape(_MAIN[0]) + r".*?" + re.escape(_MAIN[1]), body, flags=re.S)
+    m = re.search(re.escape(_MAIN[0]) + r".*?" + re.escape(_MAIN[1]), body, flags=re.DOTALL)
     if m:
         main = m.group(0)
     devices = {}
-    for d in re.finditer(r"<!-- bench_fit:device:(.+?):start -->.*?<!-- bench_fit:device:\1:end -->", body, flags=re.S):
+    for d in re.finditer(r"<!-- bench_fit:device:(.+?):start -->.*?<!-- bench_fit:device:\1:end -->", body, flags=re.DOTALL):
         devices[d.group(1)] = d.group(0)
     return main, devices
 
@@ -667,11 +797,16 @@ def write_section(out: Path, *, main: str | None = None, devices: Mapping[str, s
     out.write_text(before + section + after)
 
 
-def merge_from(src: Path, out: Path) -> list[str]:
+def merge_from(src: Path, out: Path, note: str | None = None) -> list[str]:
+    """Copy the device subsections of ``src``'s section into ``out``, each with ``note`` appended."""
     _, body, _ = _split_doc(src.read_text())
     _, devices = _blocks(body)
     if not devices:
         raise SystemExit(f"{src}: no device subsections in section {SECTION!r}")
+    if note:
+        for label, block in devices.items():
+            end = _dev_markers(label)[1]
+            devices[label] = block[: -len(end)].rstrip() + "\n\n" + note.strip() + "\n" + end
     write_section(out, devices=devices)
     return list(devices)
 
@@ -685,8 +820,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="markdown file to update (default BENCHMARKS.md)")
     ap.add_argument("--only", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--device-label", default=None, help='write the results as subsection "### LABEL" (e.g. "GPU (H100)")')
+    ap.add_argument("--bayescale-devices", default="auto", help='comma-separated sampler.device values to time bayescale with, e.g. "auto,gpu"')
+    ap.add_argument("--fits", type=int, default=None, help="fits per NUTS method, the first cold (default 4, quick 2)")
+    ap.add_argument("--pymc-fits", type=int, default=None, help="PyMC fits, the first cold (default 2, quick 1)")
+    ap.add_argument("--boot", type=int, default=None, help="bootstrap resamples (default 1000, quick 200)")
+    ap.add_argument("--method-budget", type=float, default=None, help="stop repeating a method once its fits took this many seconds")
     ap.add_argument("--json", default=None, help="also write the raw results as JSON here")
+    ap.add_argument("--render-json", default=None, help="re-render the section from a --json file of an earlier run and exit")
     ap.add_argument("--merge-from", default=None, help="copy the device subsections of this file's section into --out and exit")
+    ap.add_argument("--note", default=None, help="with --merge-from: a paragraph to append to each merged subsection")
     ap.add_argument("--pymc-worker", nargs=3, metavar=("DATA", "SEEDS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -696,20 +838,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     out = Path(args.out)
     if args.merge_from:
-        labels = merge_from(Path(args.merge_from), out)
+        labels = merge_from(Path(args.merge_from), out, args.note)
         print(f"merged device subsections {labels} into {out}")
+        return 0
+
+    if args.render_json:
+        results = json.loads(Path(args.render_json).read_text())
+        args.quick = results.get("quick", args.quick)
+        body = render(results, args, results.get("command", "python benchmarks/bench_fit.py"))
+        if args.device_label:
+            write_section(out, devices={args.device_label: f"### {args.device_label}\n\n{body}"})
+        else:
+            write_section(out, main=body)
+        print(body)
         return 0
 
     only = [m.strip() for m in args.only.split(",") if m.strip()]
     unknown = sorted(set(only) - set(METHODS))
     if unknown:
         ap.error(f"--only: unknown {unknown}; choose from {list(METHODS)}")
-    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, REPO) if Path(__file__).is_relative_to(REPO) else __file__, *(argv if argv is not None else sys.argv[1:])])
+    devices = [d.strip() for d in args.bayescale_devices.split(",") if d.strip()]
+    n_fit = args.fits or (2 if args.quick else 4)
+    n_pymc = args.pymc_fits or (1 if args.quick else 2)
+    n_boot = args.boot or (200 if args.quick else 1000)
+    script = os.path.relpath(__file__, REPO) if Path(__file__).resolve().is_relative_to(REPO) else __file__
+    command = "python " + " ".join(shlex.quote(a) for a in [script, *(argv if argv is not None else sys.argv[1:])])
 
     _set_data_env()
     import numpy as np
 
     import bayescale as bs  # sets XLA_FLAGS (4 host devices) before JAX starts
+
+    _watch_jax_compiles()
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
@@ -720,33 +880,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     y = np.log(runs["loss"].to_numpy(dtype=np.float64))
     log(f"{len(runs)} Chinchilla runs (BAYESCALE_DATA={os.environ.get('BAYESCALE_DATA')})")
 
-    n_fit = 2 if args.quick else 4  # 1 cold + warm repeats
     results: dict[str, Any] = {
         "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "machine": machine_info(),
         "versions": versions(),
         "n_runs": len(runs),
+        "command": command,
+        "quick": args.quick,
     }
+
+    def save() -> str:
+        """Write what has been measured so far (a run cut short still leaves its results)."""
+        body = render(results, args, command)
+        if args.device_label:
+            write_section(out, devices={args.device_label: f"### {args.device_label}\n\n{body}"})
+        else:
+            write_section(out, main=body)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        return body
+
     if "bayescale" in only:
-        results["bayescale"] = bench_bayescale(runs, list(range(n_fit)), log)
+        for dev in devices:
+            key = "bayescale" if dev == "auto" else f"bayescale@{dev}"
+            results[key] = bench_bayescale(runs, list(range(n_fit)), log, device=dev, budget=args.method_budget)
+            save()
     if "numpyro" in only:
         diff = check_same_model(logN, logD, y)
         log(f"plain NumPyro model vs bayescale make_model: max |log density difference| = {diff:.2e}")
         if diff > 1e-6:
             raise SystemExit(f"the plain NumPyro model is not bayescale's model (log density differs by {diff})")
-        results["numpyro"] = bench_numpyro(logN, logD, y, list(range(n_fit)), log)
+        results["numpyro"] = bench_numpyro(logN, logD, y, list(range(n_fit)), log, budget=args.method_budget)
+        save()
     if "pymc" in only:
-        results["pymc"] = bench_pymc(logN, logD, y, list(range(2 if args.quick else 3)), log)
+        results["pymc"] = bench_pymc(logN, logD, y, list(range(n_pymc)), log)
+        save()
     if "epoch" in only:
-        results["epoch"] = bench_epoch(logN, logD, y, 200 if args.quick else 1000, args.quick, 0, log)
-
-    body = render(results, args, command)
-    if args.device_label:
-        write_section(out, devices={args.device_label: f"### {args.device_label}\n\n{body}"})
-    else:
-        write_section(out, main=body)
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        results["epoch"] = bench_epoch(logN, logD, y, n_boot, 0, log)
+    body = save()
     print(body)
     log(f"wrote section {SECTION!r} of {out}")
     return 0

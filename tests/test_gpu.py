@@ -31,14 +31,16 @@ def test_gpu_fit_matches_cpu_fit():
 
 @pytest.mark.skipif(not HAS_GPU, reason="no CUDA GPU visible to JAX")
 def test_auto_device_uses_gpu_for_large_tables_only():
-    small = synthetic_runs("chinchilla", TRUTH, seed=2)
-    fit = bs.fit("chinchilla", small, seed=0, chains=2, warmup=300, draws=300)
+    small = synthetic_runs("chinchilla", TRUTH, N=np.geomspace(1e7, 1e9, 12), tokens_per_param=np.geomspace(2, 200, 10), seed=2)
+    assert len(small) < bs.inference.GPU_MIN_RUNS
+    fit = bs.fit("chinchilla", small, seed=0)
     assert fit.idata.attrs["device"].startswith("cpu")
-    n = np.geomspace(1e7, 1e9, 80)
-    big = synthetic_runs("chinchilla", TRUTH, N=n, tokens_per_param=np.geomspace(2, 200, 70), seed=3)
+    n = np.geomspace(1e7, 1e9, 40)
+    big = synthetic_runs("chinchilla", TRUTH, N=n, tokens_per_param=np.geomspace(2, 200, 50), seed=3)
     assert len(big) >= bs.inference.GPU_MIN_RUNS
-    fit = bs.fit("chinchilla", big, seed=0, chains=2, warmup=300, draws=300)
+    fit = bs.fit("chinchilla", big, seed=0)
     assert fit.idata.attrs["device"].startswith("gpu")
+    assert fit.diagnostics()["max_r_hat"] <= 1.01
 
 
 def test_requesting_gpu_without_one_is_a_clear_error():
