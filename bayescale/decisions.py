@@ -88,10 +88,13 @@ def parse_risk(text: str | Any) -> Any:
         q = None
     if name in ("mean", "expectation") and not arg:
         return Expectation()
-    if name in ("quantile", "var") and q is not None:
-        return Quantile(q)
-    if name == "cvar" and q is not None:
-        return CVaR(q)
+    try:
+        if name in ("quantile", "var") and q is not None:
+            return Quantile(q)
+        if name == "cvar" and q is not None:
+            return CVaR(q)
+    except BayescaleError as e:
+        raise BayescaleError(f"risk {text!r}: {e}; use 'mean', 'quantile:Q', 'var:Q' or 'cvar:Q' with Q in (0, 1)") from None
     raise BayescaleError(f"risk {text!r} not understood; use 'mean', 'quantile:Q', 'var:Q' or 'cvar:Q' with Q in (0, 1)")
 
 
