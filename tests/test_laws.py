@@ -134,7 +134,6 @@ def test_chinchilla_hoffmann_value() -> None:
     # 1.69 + 406.4 / 7e10**0.34 + 410.7 / 1.4e12**0.28 = 1.9367...
     law = get_law("chinchilla")
     expected = 1.69 + 406.4 / 7e10**0.34 + 410.7 / 1.4e12**0.28
-    assert 1.93 < expected < 1.94
     with jax.enable_x64(True):
         assert float(law(HOFFMANN, N=7e10, D=1.4e12)) == pytest.approx(expected, rel=1e-12)
 
