@@ -22,7 +22,7 @@ from . import _arviz
 from .data import load_runs
 from .errors import BayescaleError
 from .likelihoods import noise_priors
-from .inference import Fit, _log_inputs, fit as _fit, noise_names, observation_dist, points_frame
+from .inference import Fit, _log_inputs, fit as _fit, noise_names, observation_dist, points_frame, sample_observations
 from .spec import ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)
@@ -34,14 +34,6 @@ class ComparisonWarning(UserWarning):
 
 
 # ------------------------------------------------------------- predictive draws
-
-
-def _noise_draws(spec: ModelSpec, params: Mapping[str, np.ndarray], log_mu: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Log loss with observation noise added; params broadcast against log_mu."""
-    key = jax.random.PRNGKey(int(rng.integers(2**31)))
-    with jax.enable_x64(True):
-        d = observation_dist(spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in params.items()})
-        return np.asarray(d.sample(key), dtype=float)
 
 
 def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, noise: bool = True, seed: int = 0) -> xr.DataArray:
@@ -63,24 +55,15 @@ def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, n
         logx = _log_inputs(spec, frame, np.float64)
         log_mu = np.asarray(spec.law.log_loss({p: params[p] for p in spec.law.params}, {k: v[None, :] for k, v in logx.items()}, jnp))
     if noise:
-        log_mu = _noise_draws(spec, {k: params[k] for k in noise_names(spec)}, log_mu, rng)
+        log_mu = sample_observations(spec, log_mu, {k: params[k] for k in noise_names(spec)}, int(rng.integers(2**31)))
     coords = {"point": np.arange(len(frame))}
     coords.update({c: ("point", frame[c].to_numpy(float)) for c in ("N", "D", "C") if c in frame})
     return xr.DataArray(np.exp(log_mu)[None], dims=("chain", "draw", "point"), coords=coords, name="loss")
 
 
-def _law_log_loss(fit: Fit, frame: pd.DataFrame) -> np.ndarray:
-    return fit.log_loss(frame)
-
-
-def _noise_params(fit: Fit) -> dict[str, np.ndarray]:
-    return {k: fit.posterior[k].values[..., None] for k in noise_names(fit.spec)}
-
-
 def posterior_predictive(fit: Fit, *, seed: int = 0) -> xr.DataArray:
     """Replicated losses of the observed runs, dims ``(chain, draw, run)``."""
-    rng = np.random.default_rng(seed)
-    y = _noise_draws(fit.spec, _noise_params(fit), _law_log_loss(fit, fit.runs), rng)
+    y = sample_observations(fit.spec, fit.log_loss(fit.runs), fit.noise_params(), seed)
     return xr.DataArray(np.exp(y), dims=("chain", "draw", "run"), coords={"run": fit.runs["run_id"].astype(str).to_numpy()}, name="loss")
 
 
@@ -120,8 +103,8 @@ def loo_pit(fit: Fit) -> pd.Series:
     look uniform on [0, 1].
     """
     log_w = _arviz.psis_log_weights(fit.idata)  # (chain*draw, run), normalised per run
-    log_mu = _law_log_loss(fit, fit.runs).reshape(-1, len(fit.runs))
-    noise = {k: v.reshape(-1, 1) for k, v in _noise_params(fit).items()}
+    log_mu = fit.log_loss(fit.runs).reshape(-1, len(fit.runs))
+    noise = {k: v.reshape(-1, 1) for k, v in fit.noise_params().items()}
     y = np.log(fit.runs["loss"].to_numpy(float))[None, :]
     with jax.enable_x64(True):
         cdf = np.asarray(observation_dist(fit.spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in noise.items()}).cdf(jnp.asarray(y)))
@@ -179,10 +162,9 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
     """
     table = runs if isinstance(runs, pd.DataFrame) and "derived" in runs else load_runs(runs)
     y = np.log(table["loss"].to_numpy(float))
-    rng = np.random.default_rng(seed)
-    log_mu = _law_log_loss(fit, table)
-    noise = _noise_params(fit)
-    rep = _noise_draws(fit.spec, noise, log_mu, rng).reshape(-1, len(table))
+    log_mu = fit.log_loss(table)
+    noise = fit.noise_params()
+    rep = sample_observations(fit.spec, log_mu, noise, seed).reshape(-1, len(table))
     with jax.enable_x64(True):
         d = observation_dist(fit.spec, jnp.asarray(log_mu.reshape(-1, len(table))), {k: jnp.asarray(v.reshape(-1, 1)) for k, v in noise.items()})
         lp = np.asarray(d.log_prob(jnp.asarray(y)[None, :]))

@@ -454,10 +454,14 @@ class Fit:
         extra = [DRIFT] if DRIFT in self.posterior else []
         return list(self.spec.law.params) + noise_names(self.spec) + extra
 
+    def noise_params(self) -> dict[str, np.ndarray]:
+        """Draws of the likelihood's noise parameters, shaped ``(chain, draw, 1)`` to broadcast over points."""
+        return {k: self.posterior[k].values[..., None] for k in noise_names(self.spec)}
+
     def log_loss(self, points: Any) -> np.ndarray:
         """Log of the law's loss at ``points`` per draw, shape ``(chain, draw, point)``, including the
         extrapolation drift (``drift * decades beyond the largest run``) when the spec has one."""
-        frame = points if isinstance(points, pd.DataFrame) and {"N"} <= set(points) else points_frame(points)
+        frame = points_frame(points)
         logx = _log_inputs(self.spec, frame, np.float64)
         theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
         log_mu = np.asarray(self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float)
@@ -497,8 +501,7 @@ class Fit:
         frame = points_frame(points)
         log_mu = self.log_loss(frame)
         if noise:
-            params = {k: self.posterior[k].values[..., None] for k in noise_names(self.spec)}
-            log_mu = sample_observations(self.spec, log_mu, params, seed)
+            log_mu = sample_observations(self.spec, log_mu, self.noise_params(), seed)
         coords = {"point": np.arange(len(frame))}
         for col in ("N", "D", "C"):
             if col in frame:

@@ -104,13 +104,11 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
     gives it a prior, ``excess`` for ExGaussian, optionally ``drift``) to arrays shaped
     ``(chain, draw)`` (1-D arrays become one chain).
     """
-    from . import _arviz
-    from .data import load_runs, runs_hash
-    from .inference import Fit, OBS, _log_inputs, noise_names, observation_dist
-    from .spec import load_spec
-
     import jax
-    import jax.numpy as jnp
+
+    from .data import load_runs
+    from .inference import Fit, _log_inputs, _log_likelihood, build_idata, fit_attrs, noise_names
+    from .spec import load_spec
 
     spec = load_spec(spec)
     table = load_runs(runs)
@@ -129,29 +127,11 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
         raise BayescaleError(f"fit_from_draws: draws must share one (chain, draw) shape, got {sorted(shape)}")
     logx = _log_inputs(spec, table, np.float64)
     y = np.log(table["loss"].to_numpy(float))
-    theta = {p: post[p][..., None] for p in spec.law.params}
-    mu = np.asarray(spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np))
     with jax.enable_x64(True):
-        noise = {k: jnp.asarray(post[k][..., None]) for k in noise_names(spec)}
-        ll = np.asarray(observation_dist(spec, jnp.asarray(mu), noise).log_prob(jnp.asarray(y)), dtype=float)
-    cols = [c for c in ("N", "D", "C") if c in table]
-    idata = _arviz.from_draws(
-        post,
-        log_likelihood={OBS: ll},
-        observed_data={OBS: y},
-        constant_data={c: table[c].to_numpy(float) for c in cols},
-        coords={"run": table["run_id"].astype(str).tolist()},
-        dims={OBS: ["run"], **{c: ["run"] for c in cols}},
-        attrs={
-            "bayescale_spec": spec.to_json(),
-            "spec_id": spec.id,
-            "model_id": spec.model_id,
-            "spec_path": spec.path or "",
-            "method": "fixed",
-            "seed": seed,
-            "runs_hash": runs_hash(table),
-            "identified": "[]",
-        },
-    )
+        ll = _log_likelihood(spec, post, logx, y)
+    attrs = fit_attrs(spec, table, method="fixed", seed=seed, seconds=float("nan"), identified=[])  # nothing was sampled
+    idata = build_idata(spec, table, post, None, ll, y, attrs)
     return Fit(spec=spec, idata=idata, runs=table, method="fixed", seed=seed)
+
+
 __all__ = ["fit_from_draws", "synthetic_runs"]
