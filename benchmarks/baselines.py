@@ -113,7 +113,7 @@ def huber_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, y: np
     return float(loss), grad
 
 
-def _lbfgs(x0: np.ndarray, logN: np.ndarray, logD: np.ndarray, y: np.ndarray) -> Any:
+def lbfgs(x0: np.ndarray, logN: np.ndarray, logD: np.ndarray, y: np.ndarray) -> Any:
     # One BLAS thread: SciPy's L-BFGS-B calls BLAS on 5-vectors, and a multi-threaded BLAS makes each
     # step ~10x slower (thread wake-ups), far worse on a busy machine.
     with threadpool_limits(1):
@@ -187,7 +187,7 @@ def huber_fit(N: Any, D: Any, loss: Any, *, starts: str | np.ndarray = "screen")
     t0 = time.perf_counter()
     best = None
     for x0 in grid:
-        res = _lbfgs(x0, logN, logD, y)
+        res = lbfgs(x0, logN, logD, y)
         if np.all(np.isfinite(res.x)) and (best is None or res.fun < best.fun):
             best = res
     if best is None:
@@ -211,7 +211,7 @@ def bootstrap(fit: PointFit, N: Any, D: Any, *, n_boot: int = 500, seed: int = 0
     t0 = time.perf_counter()
     for i in range(n_boot):
         ystar = fitted + fit.residuals[rng.integers(0, n, n)]
-        res = _lbfgs(fit.theta, logN, logD, ystar)
+        res = lbfgs(fit.theta, logN, logD, ystar)
         failures += not (res.success and np.all(np.isfinite(res.x)))
         thetas[i] = res.x if np.all(np.isfinite(res.x)) else fit.theta
     return dataclasses.replace(fit, boot_theta=thetas, boot_failures=int(failures), boot_seconds=time.perf_counter() - t0)

@@ -386,69 +386,22 @@ def bench_pymc(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable
 # ----------------------------------------------------- Epoch-style bootstrap
 
 
-def huber_objective(theta: Any, logN: Any, logD: Any, y: Any, delta: float = HUBER_DELTA) -> tuple[float, Any]:
-    """Sum of Huber losses of log-loss residuals and its gradient; theta = (a, b, e, alpha, beta)."""
-    import numpy as np
-
-    a, b, e, alpha, beta = theta
-    t = np.stack([a - alpha * logN, b - beta * logD, np.full_like(logN, e)])
-    m = t.max(axis=0)
-    w = np.exp(t - m)
-    s = w.sum(axis=0)
-    r = m + np.log(s) - y
-    ar = np.abs(r)
-    loss = np.where(ar <= delta, 0.5 * r * r, delta * (ar - 0.5 * delta)).sum()
-    g = np.clip(r, -delta, delta)
-    p = w / s
-    grad = np.array([
-        (g * p[0]).sum(),
-        (g * p[1]).sum(),
-        (g * p[2]).sum(),
-        -(g * p[0] * logN).sum(),
-        -(g * p[1] * logD).sum(),
-    ])
-    return float(loss), grad
-
-
-def _scaled_objective(theta: Any, logN: Any, logD: Any, y: Any) -> tuple[float, Any]:
-    f, g = huber_objective(theta, logN, logD, y)
-    return f / HUBER_DELTA, g / HUBER_DELTA
-
-
-#: L-BFGS-B on the Huber sum as is stops at once: with delta = 1e-3 the objective is ~1e-3 and its
-#: gradient below SciPy's default pgtol, so a warm-started resample "converges" at its start and the
-#: bootstrap intervals collapse to nothing. Dividing by delta (same minimiser) and tight tolerances
-#: make each fit actually converge (checked: tighter tolerances change the intervals by < 1e-4).
-LBFGS_OPTIONS = {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 20000}
-
-
-def _lbfgs(x0: Any, logN: Any, logD: Any, y: Any) -> Any:
-    import scipy.optimize
-
-    return scipy.optimize.minimize(_scaled_objective, x0, args=(logN, logD, y), jac=True, method="L-BFGS-B", options=LBFGS_OPTIONS)
-
-
-def epoch_grid() -> Any:
-    """A coarse version of Hoffmann et al.'s grid of starts (which Epoch used: 6 x 6 x 5 x 5 x 5 = 4500
-    points, a, b in 0..25, e in -1..1, alpha, beta in 0..2): 3 values each, 243 starts."""
-    import itertools
-
-    import numpy as np
-
-    ab, e, ex = [0.0, 10.0, 20.0], [-1.0, 0.0, 1.0], [0.0, 1.0, 2.0]
-    return np.array(list(itertools.product(ab, ab, e, ex, ex)))
+# The Huber objective (scaled by delta so L-BFGS-B converges), its L-BFGS-B settings and the grid
+# of starts are shared with the extrapolation benchmark: benchmarks/baselines.py.
 
 
 def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
     import numpy as np
 
     logN, logD, y = (np.asarray(v, dtype=np.float64) for v in (logN, logD, y))
-    grid = epoch_grid()
+    from baselines import coarse_grid, lbfgs
+
+    grid = coarse_grid()
     c0, load0 = _cpu_seconds(), os.getloadavg()[0]
     t0 = time.perf_counter()
     best = None
     for x0 in grid:
-        res = _lbfgs(x0, logN, logD, y)
+        res = lbfgs(x0, logN, logD, y)
         if best is None or res.fun < best.fun:
             best = res
     t_grid = time.perf_counter() - t0
@@ -459,7 +412,7 @@ def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, seed: int, log: Calla
     t1 = time.perf_counter()
     for i in range(n_boot):
         idx = rng.integers(0, n, n)
-        res = _lbfgs(best.x, logN[idx], logD[idx], y[idx])
+        res = lbfgs(best.x, logN[idx], logD[idx], y[idx])
         failures += not res.success
         boots[i] = res.x
     t_boot = time.perf_counter() - t1
