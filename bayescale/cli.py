@@ -37,6 +37,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
 import os
@@ -51,7 +52,7 @@ from bayescale.errors import BayescaleError, ConvergenceWarning, Identifiability
 
 #: Spec and runs file of ``bayescale demo``.
 DEMO_SPEC = "chinchilla"
-DEMO_RUNS = "demo_runs.csv"
+DEMO_RUNS = "pilot_runs.csv"
 #: Multiples of the largest demo run's compute at which ``demo`` extrapolates.
 DEMO_SCALES = (10.0, 100.0, 1000.0)
 #: Tokens per parameter along which ``demo`` extrapolates (Chinchilla's rule of thumb).
@@ -831,6 +832,10 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="show NumPyro's progress bar")
 
 
+#: Modules that add subcommands with ``register(subparsers)``.
+PLUGINS: tuple[str, ...] = ("bayescale.runner.cli",)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``bayescale`` command."""
     parser = argparse.ArgumentParser(
@@ -948,7 +953,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-spec", help="validate a spec; print its canonical TOML and id", description="Validate SPEC and print its canonical TOML, headed by its id.")
     p.add_argument("spec", metavar="SPEC", help="spec TOML file or bundled spec name")
     p.set_defaults(func=cmd_check_spec)
+
+    # Subcommands that live beside their own modules: each module's ``register(sub)`` adds its parsers
+    # and defers heavy imports (torch, transformers, ray) until its command runs.
+    # A plugin command listed in the module's PASSTHROUGH gets the rest of the command line unparsed
+    # (as ``args.rest``) and parses it itself.
+    for name in PLUGINS:
+        importlib.import_module(name).register(sub)
     return parser
+
+
+def _passthrough() -> set[str]:
+    return {cmd for name in PLUGINS for cmd in getattr(importlib.import_module(name), "PASSTHROUGH", ())}
 
 
 def _error(message: str) -> int:
@@ -973,7 +989,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_main(argv[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        if argv and argv[0] in _passthrough():
+            args = parser.parse_args(argv[:1])
+            args.rest = argv[1:]
+        else:
+            args = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version and usage errors
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     try:

@@ -318,7 +318,7 @@ def _fill_ids(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return new.assign(run_id=pd.Series(ids, index=new.index, dtype=object))
 
 
-def append_run(path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, flops: str = "6ND") -> pd.DataFrame:
+def append_run(path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, flops: str = "6ND", if_exists: str = "error") -> pd.DataFrame:
     """Append one or more runs to a runs CSV, safely with many processes appending at once.
 
     Under an exclusive lock on ``path + ".lock"`` the file is read as written, the
@@ -338,6 +338,11 @@ def append_run(path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, f
         column but new rows do, its rows get the ids :func:`load_runs` gave them.
     flops : {"6ND"}, default "6ND"
         FLOP convention used to validate the table.
+    if_exists : {"error", "skip"}, default "error"
+        What to do with a new row whose ``run_id`` is already in the file:
+        ``"error"`` rejects the whole append, ``"skip"`` leaves the recorded row
+        and drops the new one (the check and the write happen under one lock, so
+        a run id never yields two rows, whoever appends it).
 
     Returns
     -------
@@ -362,6 +367,8 @@ def append_run(path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, f
     1  run001  8.000000e+09  D=C/(6N)
     """
     _check_flops(flops)
+    if if_exists not in ("error", "skip"):
+        raise _fail(f"if_exists={if_exists!r} is not allowed; allowed: 'error', 'skip'")
     new = _as_rows(row)
     with _locked(path):
         try:
@@ -370,6 +377,10 @@ def append_run(path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, f
             old = pd.DataFrame()
         except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
+        if if_exists == "skip" and "run_id" in old.columns and "run_id" in new.columns:
+            new = new[~new["run_id"].astype(str).isin(set(old["run_id"]))]
+            if new.empty:
+                return load_runs(path, flops=flops)
         if "run_id" in old.columns or "run_id" in new.columns:
             if len(old) and "run_id" not in old.columns:  # give old rows the ids load_runs gave them
                 width = max(3, len(str(len(old))))
