@@ -18,8 +18,13 @@ $(VENV)/.installed-core: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# torch is pinned to one build first so the runner extra does not pull a newer (CUDA) one;
+# `make test TORCH=torch` takes the registry's newest instead.
+TORCH ?= torch==2.13.0
+
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,pymc]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test,pymc,runner,ray]"
 	touch $@ $(VENV)/.installed-core
 
 install: $(VENV)/.installed-core

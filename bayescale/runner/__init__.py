@@ -1,0 +1,60 @@
+"""The pilot runner: train real pilot language models and add them to a runs table.
+
+``bayescale.runner`` needs the ``runner`` extra (torch, transformers, tokenizers); importing it
+imports none of them until a pilot is trained, and ``import bayescale`` never does.
+
+- :func:`run_pilot` trains one pilot (Llama-style or GPT-2 decoder from a ``transformers`` config, or a
+  torch LSTM) with the ``transformers`` Trainer on a locally tokenized corpus and appends its row.
+- :func:`run_sweep` runs a plan of pilots on a local process pool or a Ray cluster.
+- :func:`shape_for`, :func:`hyper_for` and :func:`training_flops` are the documented rules for shape,
+  hyperparameters and FLOPs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "run_pilot": "train",
+    "train_pilot": "train",
+    "save_pilot": "train",
+    "plan_pilot": "train",
+    "build_model": "train",
+    "count_params": "train",
+    "curves_dir": "train",
+    "plain_torch_loop": "train",
+    "PilotError": "train",
+    "PilotPlan": "train",
+    "PilotResult": "train",
+    "run_sweep": "sweep",
+    "load_plan": "sweep",
+    "Plan": "sweep",
+    "PlanError": "sweep",
+    "SweepReport": "sweep",
+    "shape_for": "shapes",
+    "hyper_for": "shapes",
+    "training_flops": "shapes",
+    "forward_flops_per_token": "shapes",
+    "non_embedding_params": "shapes",
+    "Shape": "shapes",
+    "Hyper": "shapes",
+    "ShapeError": "shapes",
+    "ARCHES": "shapes",
+    "token_streams": "corpus",
+    "load_corpus": "corpus",
+    "CorpusError": "corpus",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = sorted(_LAZY)  # noqa: PLE0605 (the lazy names)

@@ -1,0 +1,148 @@
+"""``bayescale pilot``: train one pilot, plan one, or run a sweep (torch is imported only to train)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..errors import BayescaleError
+
+
+def _pilot_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bayescale pilot",
+        description="Train one pilot language model of about N non-embedding parameters on D tokens, evaluate its "
+        "held-out loss (nats per token) and append one row to a runs table. Run the same command again to resume "
+        "a killed pilot. `bayescale pilot sweep PLAN.toml` runs many.",
+    )
+    p.add_argument("--n-params", type=float, required=True, metavar="N", help="non-embedding parameters, e.g. 2e6")
+    p.add_argument("--tokens", type=float, required=True, metavar="D", help="training tokens, e.g. 2e7")
+    p.add_argument("--arch", default="llama", choices=("llama", "gpt2", "lstm"), help="architecture (default llama)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--append", metavar="RUNS.csv", help="runs table to append the row to (curves go beside it)")
+    p.add_argument("--corpus", default="stdlib", help="'stdlib' (default), a text file, folder or glob, or hf:NAME")
+    p.add_argument("--vocab-size", type=int, default=2048)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--batch-size", type=int, help="sequences per step (default: the batch rule)")
+    p.add_argument("--lr-scale", type=float, help="factor on Kaplan et al.'s learning-rate rule (default 3, see bayescale.runner.shapes.LR_SCALE)")
+    p.add_argument("--eval-tokens", type=int, default=65536, help="held-out tokens per evaluation (default 65536)")
+    p.add_argument("--curve-points", type=int, default=8, help="points on the eval-loss curve (default 8)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--work-dir", help="checkpoint folder (default: the bayescale cache)")
+    p.add_argument("--save-every", type=float, default=60.0, metavar="SECONDS", help="seconds between checkpoints (default 60)")
+    p.add_argument("--keep-checkpoints", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="print the shape, hyperparameters and run id; train nothing")
+    p.add_argument("--quiet", action="store_true", help="do not print the eval points")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    return p
+
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="bayescale pilot sweep",
+        description="Run every pilot of PLAN.toml that is not yet in its table, in parallel; rows are appended as "
+        "pilots finish, so a killed sweep resumes where it stopped.",
+    )
+    p.add_argument("plan", metavar="PLAN.toml")
+    p.add_argument("--executor", default="process", choices=("process", "ray", "serial"), help="local process pool (default), a Ray cluster, or one at a time")
+    p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    p.add_argument("--workers", type=int, help="parallel pilots for the process pool (default: one per core, or per GPU)")
+    p.add_argument("--threads-per-pilot", type=int, help="torch threads per pilot (default: cores / workers)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--dry-run", action="store_true", help="list the pilots and their FLOPs; train nothing")
+    p.add_argument("--quiet", action="store_true", help="only one line per finished pilot")
+    return p
+
+
+def _print_plan(plan: Any) -> None:
+    s, h = plan.shape, plan.hyper
+    print(f"run id      {plan.run_id}")
+    print(f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, vocab {s.vocab_size}")
+    print(f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}")
+
+
+def cmd_pilot(args: argparse.Namespace) -> int:
+    rest = list(args.rest)
+    if rest and rest[0] == "sweep":
+        return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
+    a = _pilot_parser().parse_args(rest)
+    from .train import plan_pilot, run_pilot
+
+    if a.dry_run:
+        plan = plan_pilot(a.n_params, a.tokens, arch=a.arch, seed=a.seed, corpus=a.corpus, vocab_size=a.vocab_size, seq_len=a.seq_len, batch_size=a.batch_size, lr_scale=a.lr_scale, eval_tokens=a.eval_tokens, curve_points=a.curve_points)
+        _print_plan(plan)
+        return 0
+
+    def progress(msg: dict) -> None:
+        print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
+
+    row = run_pilot(
+        a.n_params, a.tokens, arch=a.arch, seed=a.seed, append=a.append, corpus=a.corpus, vocab_size=a.vocab_size,
+        seq_len=a.seq_len, batch_size=a.batch_size, lr_scale=a.lr_scale, eval_tokens=a.eval_tokens,
+        curve_points=a.curve_points, device=a.device, threads=a.threads, work_dir=a.work_dir,
+        save_every_s=a.save_every, keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else progress,
+    )
+    if a.format == "json":
+        print(json.dumps(row, default=str, indent=1))
+    else:
+        print(
+            f"{row['run_id']}: N={row['N']:,} (total {row['N_total']:,}), D={row['D']:,}, loss {row['loss']:.4f} nats/token "
+            f"(perplexity {row['perplexity']:.2f}; unigram entropy {row['unigram_entropy']:.3f}), {row['wall_s']:.0f} s on {row['device']}"
+        )
+        if a.append:
+            print(f"appended to {a.append}")
+    return 0
+
+
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import load_plan, run_sweep
+
+    plan = load_plan(a.plan)
+    if a.dry_run:
+        total = 0.0
+        for job in sorted(plan.jobs, key=lambda j: j.flops):
+            total += job.flops
+            print(f"{job.label():40s} {job.flops:.3g} FLOPs")
+        print(f"{len(plan.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {plan.table}")
+        return 0
+    report = run_sweep(plan, executor=a.executor, workers=a.workers, address=a.address, device=a.device, threads_per_pilot=a.threads_per_pilot, quiet=a.quiet)
+    for label, err in report.failed:
+        print(f"failed: {label}: {err}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+#: Commands that parse their own arguments (``bayescale pilot ...`` and ``bayescale pilot sweep ...``).
+PASSTHROUGH = ("pilot",)
+
+
+def register(sub: Any) -> None:
+    """Add ``bayescale pilot`` to the CLI's subparsers."""
+    p = sub.add_parser(
+        "pilot",
+        help="train a pilot language model and append it to a runs table (`pilot sweep PLAN.toml` for many)",
+        description="Train pilots: `bayescale pilot --n-params 2e6 --tokens 2e7 --append runs.csv` or "
+        "`bayescale pilot sweep PLAN.toml`; see `bayescale pilot --help` and `bayescale pilot sweep --help`.",
+        add_help=False,
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        return cmd_pilot(args)
+    except SystemExit as e:  # --help and usage errors of the inner parsers
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``bayescale pilot ARGS`` as a function (for tests)."""
+    from ..cli import main as cli_main
+
+    return cli_main(["pilot", *(sys.argv[1:] if argv is None else argv)])
+
+
+__all__ = ["BayescaleError", "cmd_pilot", "main", "register"]

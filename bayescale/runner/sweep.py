@@ -1,0 +1,380 @@
+"""Sweeps: many pilots from one plan, in parallel on a local process pool or a Ray cluster.
+
+A plan is a TOML file::
+
+    table = "pilot_runs.csv"          # runs table, relative to the plan file
+    arch = "llama"                    # default for every run
+    corpus = "stdlib"
+    seeds = [0]
+
+    [grid]                            # every n_params x tokens_per_param x seed
+    n_params = [3e4, 1e5, 3e5]
+    tokens_per_param = [5, 15, 45]
+    max_flops = 4e13                  # optional: skip grid points whose analytic FLOPs exceed this
+
+    [[run]]                           # optional explicit runs (any run_pilot option)
+    n_params = 1e5
+    tokens = 2e6
+    arch = "gpt2"
+
+    [settings]                        # optional run_pilot options for every run
+    eval_tokens = 65536
+
+Runs already in the table (same run id: same arch, size, tokens, seed, data and settings) are
+skipped, so a killed sweep resumes where it stopped; a killed pilot resumes from its checkpoint.
+The driver appends every finished row itself (one writer), so workers on other machines need no
+shared filesystem for the table.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BayescaleError
+from .shapes import ARCHES, shape_for, training_flops
+
+#: Options of :func:`bayescale.runner.train_pilot` a plan may set.
+RUN_OPTIONS = (
+    "arch", "seed", "corpus", "vocab_size", "seq_len", "batch_size", "lr_scale", "eval_tokens",
+    "curve_points", "save_every_s", "keep_checkpoints",
+)
+PLAN_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
+GRID_KEYS = ("n_params", "tokens_per_param", "tokens", "max_flops", "arch")
+
+
+class PlanError(BayescaleError):
+    """A sweep plan that cannot be run."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One pilot of a sweep: ``n_params``, ``tokens`` and ``train_pilot`` options."""
+
+    n_params: float
+    tokens: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def flops(self) -> float:
+        """Analytic training FLOPs (the sweep's cost estimate and scheduling order)."""
+        o = self.options
+        shape = shape_for(self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128))
+        return training_flops(shape, self.tokens)
+
+    def label(self) -> str:
+        o = self.options
+        return f"{o.get('arch', 'llama')} N={self.n_params:.3g} D={self.tokens:.3g} seed={o.get('seed', 0)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A parsed sweep plan: the runs table and the jobs."""
+
+    table: Path
+    jobs: tuple[Job, ...]
+    path: Path | None = None
+
+
+def _num_list(value: Any, where: str) -> list[float]:
+    values = value if isinstance(value, list) else [value]
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+            raise PlanError(f"{where} must be a positive number or a list of them; got {v!r}")
+        out.append(float(v))
+    if not out:
+        raise PlanError(f"{where} is empty")
+    return out
+
+
+def _options(d: Mapping[str, Any], where: str) -> dict[str, Any]:
+    bad = [k for k in d if k not in RUN_OPTIONS]
+    if bad:
+        raise PlanError(f"{where}: unknown option(s) {bad}; allowed: {list(RUN_OPTIONS)}")
+    if "arch" in d and d["arch"] not in ARCHES:
+        raise PlanError(f"{where}: arch={d['arch']!r} is not supported; allowed: {list(ARCHES)}")
+    return dict(d)
+
+
+def load_plan(source: str | os.PathLike | Mapping[str, Any]) -> Plan:
+    """Parse a sweep plan (TOML path or dict; see the module docstring) into jobs.
+
+    Examples
+    --------
+    >>> plan = load_plan({"table": "runs.csv", "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
+    >>> len(plan.jobs)
+    4
+    """
+    path = None
+    if isinstance(source, Mapping):
+        raw = dict(source)
+        base = Path.cwd()
+    else:
+        path = Path(source)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except FileNotFoundError:
+            raise PlanError(f"plan file not found: {str(path)!r}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise PlanError(f"plan {str(path)!r} is not valid TOML: {exc}") from exc
+        base = path.parent
+    bad = [k for k in raw if k not in PLAN_KEYS]
+    if bad:
+        raise PlanError(f"plan: unknown key(s) {bad}; allowed: {list(PLAN_KEYS)}")
+    if "table" not in raw or not isinstance(raw["table"], str):
+        raise PlanError("plan: 'table' (the runs CSV to append to, relative to the plan file) is required")
+    table = Path(raw["table"])
+    table = table if table.is_absolute() else base / table
+    common = _options({k: raw[k] for k in ("arch", "corpus") if k in raw}, "plan")
+    common.update(_options(raw.get("settings", {}), "[settings]"))
+    seeds = raw.get("seeds", [common.pop("seed", 0)])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+        raise PlanError(f"plan: seeds must be a list of non-negative integers; got {seeds!r}")
+    jobs: list[Job] = []
+    grid = raw.get("grid")
+    if grid is not None:
+        bad = [k for k in grid if k not in GRID_KEYS]
+        if bad:
+            raise PlanError(f"[grid]: unknown key(s) {bad}; allowed: {list(GRID_KEYS)}")
+        if "n_params" not in grid or ("tokens_per_param" in grid) == ("tokens" in grid):
+            raise PlanError("[grid] needs n_params and exactly one of tokens_per_param or tokens")
+        archs = grid.get("arch", common.get("arch", "llama"))
+        archs = archs if isinstance(archs, list) else [archs]
+        for a in archs:
+            if a not in ARCHES:
+                raise PlanError(f"[grid]: arch={a!r} is not supported; allowed: {list(ARCHES)}")
+        max_flops = _num_list(grid["max_flops"], "[grid] max_flops")[0] if "max_flops" in grid else math.inf
+        for a in archs:
+            for n in _num_list(grid["n_params"], "[grid] n_params"):
+                if "tokens_per_param" in grid:
+                    tokens = [n * r for r in _num_list(grid["tokens_per_param"], "[grid] tokens_per_param")]
+                else:
+                    tokens = _num_list(grid["tokens"], "[grid] tokens")
+                for d in tokens:
+                    for s in seeds:
+                        job = Job(n, d, {**common, "arch": a, "seed": s})
+                        if job.flops <= max_flops:
+                            jobs.append(job)
+    for i, r in enumerate(raw.get("run", [])):
+        where = f"[[run]] #{i + 1}"
+        if not isinstance(r, Mapping) or "n_params" not in r or "tokens" not in r:
+            raise PlanError(f"{where} needs n_params and tokens")
+        n = _num_list(r["n_params"], f"{where} n_params")[0]
+        d = _num_list(r["tokens"], f"{where} tokens")[0]
+        opts = _options({k: v for k, v in r.items() if k not in ("n_params", "tokens")}, where)
+        for s in [opts.pop("seed")] if "seed" in opts else seeds:
+            jobs.append(Job(n, d, {**common, **opts, "seed": s}))
+    if not jobs:
+        raise PlanError("plan has no runs: add a [grid] or [[run]] entries (or raise max_flops)")
+    return Plan(table, tuple(jobs), path)
+
+
+def _pending(plan: Plan) -> tuple[list[Job], list[str]]:
+    """Jobs whose run id is not yet in the table, and the ids of those that are."""
+    import pandas as pd
+
+    from .train import plan_pilot
+
+    done = set()
+    if plan.table.exists():
+        try:
+            done = set(pd.read_csv(plan.table, usecols=["run_id"], dtype=str)["run_id"])
+        except ValueError:
+            done = set()
+    todo, skipped = [], []
+    for job in plan.jobs:
+        rid = plan_pilot(job.n_params, job.tokens, **{k: v for k, v in job.options.items() if k not in ("save_every_s", "keep_checkpoints")}).run_id
+        if rid in done:
+            skipped.append(rid)
+        else:
+            todo.append(job)
+    return todo, skipped
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _progress_printer(msg: dict) -> None:
+    print(f"  [{msg['run_id']}] step {msg['step']}/{msg['steps']} eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
+
+
+def _train_job(job: Job, threads: int | None, device: str, quiet: bool):
+    from .train import train_pilot
+
+    return train_pilot(job.n_params, job.tokens, threads=threads, device=device, on_progress=None if quiet else _progress_printer, **job.options)
+
+
+_GPU_QUEUE = None
+
+
+def _init_worker(queue) -> None:
+    """Give each worker process its own GPU (CUDA_VISIBLE_DEVICES), before torch starts."""
+    global _GPU_QUEUE
+    _GPU_QUEUE = queue
+    if queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count()
+    except ImportError:
+        return 0
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did: finished run ids, skipped ones (already in the table), failures and time."""
+
+    finished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_sweep(
+    plan: Plan | str | os.PathLike | Mapping[str, Any],
+    *,
+    executor: str = "process",
+    workers: int | None = None,
+    address: str | None = None,
+    device: str = "auto",
+    threads_per_pilot: int | None = None,
+    quiet: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> SweepReport:
+    """Run every pilot of ``plan`` not yet in its table, in parallel, appending each row as it finishes.
+
+    Parameters
+    ----------
+    plan : Plan, path or dict
+    executor : {"process", "ray", "serial"}
+        ``process``: a local process pool, one core per pilot on CPU (``workers`` defaults to the
+        number of cores) or one GPU per pilot when torch sees GPUs (``workers`` = their number).
+        ``ray``: Ray tasks (``ray.init(address=address)``; None starts a local Ray), each asking for
+        ``threads_per_pilot`` CPUs and one GPU when the cluster has GPUs, so Ray's scheduler places
+        them. ``serial``: one after the other in this process.
+    device : {"auto", "cpu", "cuda"}
+    threads_per_pilot : int, optional
+        torch threads per pilot (default 1 on CPU with several workers).
+    quiet : bool
+        Do not print each pilot's eval points.
+    log : callable, optional
+        Where progress lines go (default: stderr).
+
+    Returns
+    -------
+    SweepReport
+        A pilot that fails is reported (run label and error) and the others go on.
+    """
+    from .train import save_pilot
+
+    plan = plan if isinstance(plan, Plan) else load_plan(plan)
+    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if executor not in ("process", "ray", "serial"):
+        raise PlanError(f"executor={executor!r} is not allowed; allowed: 'process', 'ray', 'serial'")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise PlanError(f"workers={workers!r} must be a positive integer")
+    todo, skipped = _pending(plan)
+    todo.sort(key=lambda j: -j.flops)  # largest first: better packing, and the stragglers are short
+    report = SweepReport(skipped=skipped)
+    total = sum(j.flops for j in todo)
+    say(f"sweep: {len(todo)} pilot(s) to run ({total:.3g} FLOPs, analytic), {len(skipped)} already in {plan.table}")
+    t0 = time.perf_counter()
+    done_flops = 0.0
+
+    def finished(job: Job, result=None, error: BaseException | None = None) -> None:
+        nonlocal done_flops
+        done_flops += job.flops
+        elapsed = time.perf_counter() - t0
+        eta = elapsed * (total - done_flops) / done_flops if done_flops else float("nan")
+        k = len(report.finished) + len(report.failed) + 1
+        if error is not None:
+            report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
+            say(f"[{k}/{len(todo)}] FAILED {job.label()}: {type(error).__name__}: {error}")
+            return
+        save_pilot(result, plan.table)
+        report.finished.append(result.row["run_id"])
+        say(
+            f"[{k}/{len(todo)}] {result.row['run_id']}: loss {result.row['loss']:.4f} in {result.row['wall_s']:.0f} s "
+            f"({100 * done_flops / total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
+        )
+
+    if executor == "serial" or not todo:
+        for job in todo:
+            try:
+                finished(job, _train_job(job, threads_per_pilot, device, quiet))
+            except Exception as exc:  # noqa: BLE001 (report it and go on with the other pilots)
+                finished(job, error=exc)
+    elif executor == "process":
+        _run_pool(todo, workers, device, threads_per_pilot, quiet, finished)
+    else:
+        _run_ray(todo, address, device, threads_per_pilot, quiet, finished)
+    report.seconds = time.perf_counter() - t0
+    say(f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s")
+    return report
+
+
+def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    gpus = _gpu_count() if device != "cpu" else 0
+    queue = None
+    if gpus:
+        workers = min(workers or gpus, gpus)
+        queue = ctx.Queue()
+        for g in range(gpus):
+            queue.put(g)
+    else:
+        workers = workers or os.cpu_count() or 1
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
+        futures = {pool.submit(_train_job, job, threads, device, quiet): job for job in todo}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                exc = f.exception()
+                finished(futures[f], None if exc else f.result(), exc)
+
+
+def _run_ray(todo, address, device, threads, quiet, finished) -> None:
+    try:
+        import ray
+    except ImportError as exc:
+        raise PlanError("executor='ray' needs Ray: pip install 'ray[default]'") from exc
+    started = False
+    if not ray.is_initialized():
+        ray.init(address=address, log_to_driver=not quiet)
+        started = True
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0) if device != "cpu" else 0
+        threads = threads or 1
+        task = ray.remote(num_cpus=threads, num_gpus=1 if gpus else 0)(_train_job)
+        refs = {task.remote(job, threads, device, quiet): job for job in todo}
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            for ref in done:
+                try:
+                    finished(refs[ref], ray.get(ref))
+                except Exception as exc:  # noqa: BLE001 (a task error arrives as a RayTaskError)
+                    finished(refs[ref], error=exc)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+__all__ = ["Job", "Plan", "PlanError", "SweepReport", "load_plan", "run_sweep"]

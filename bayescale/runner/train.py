@@ -1,0 +1,631 @@
+"""Train one pilot language model with the Hugging Face Trainer and append its result to a runs table.
+
+Needs the ``runner`` extra (torch, transformers, tokenizers). :func:`run_pilot` builds the model
+from a config (never downloaded), trains it on ``tokens`` tokens of the corpus's training split,
+evaluates next-token cross-entropy (nats per token) on the fixed held-out split at log-spaced points
+of training, and appends one row with full provenance. A killed pilot resumes from its last
+checkpoint when the same call is made again; one run id never yields two rows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import BayescaleError
+from .corpus import TokenStreams, _atomic_bytes, cache_dir, config_hash, token_streams
+from .shapes import (
+    ARCHES,
+    LR_SCALE,
+    Hyper,
+    Shape,
+    ShapeError,
+    forward_flops_per_token,
+    hyper_for,
+    shape_for,
+    training_flops,
+)
+
+#: Held-out tokens evaluated at each point of the loss curve (a fixed prefix of the held-out split).
+EVAL_TOKENS = 65536
+#: Points of the eval-loss curve, log-spaced in steps (the last is the end of training).
+CURVE_POINTS = 8
+
+
+class PilotError(BayescaleError):
+    """A pilot that cannot be run as asked."""
+
+
+def _torch():
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise PilotError("the pilot runner needs torch and transformers: pip install 'bayescale[runner]'") from exc
+    return torch
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _lstm_class():
+    torch = _torch()
+    nn = torch.nn
+
+    class LSTMLanguageModel(nn.Module):
+        """An LSTM language model: tied input/output embedding, ``n_layer`` LSTM layers of width ``d``."""
+
+        def __init__(self, vocab_size: int, d_model: int, n_layer: int):
+            super().__init__()
+            self.embed = nn.Embedding(vocab_size, d_model)
+            self.lstm = nn.LSTM(d_model, d_model, num_layers=n_layer, batch_first=True)
+            nn.init.normal_(self.embed.weight, std=0.02)
+
+        def forward(self, input_ids, labels=None):
+            h, _ = self.lstm(self.embed(input_ids))
+            logits = h @ self.embed.weight.T
+            loss = None
+            if labels is not None:
+                loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
+            return {"loss": loss, "logits": logits}
+
+    return LSTMLanguageModel
+
+
+def build_model(shape: Shape, seed: int = 0):
+    """Build the pilot model of ``shape`` from a config, initialised with ``seed``.
+
+    Llama and GPT-2 come from ``transformers`` configs (``LlamaConfig``, ``GPT2Config``) with tied
+    embeddings and no dropout; the LSTM is :class:`LSTMLanguageModel` in plain torch.
+    """
+    torch = _torch()
+    torch.manual_seed(seed)
+    if shape.arch == "llama":
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        cfg = LlamaConfig(
+            vocab_size=shape.vocab_size, hidden_size=shape.d_model, intermediate_size=shape.d_ff,
+            num_hidden_layers=shape.n_layer, num_attention_heads=shape.n_head, num_key_value_heads=shape.n_head,
+            max_position_embeddings=shape.seq_len, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0,
+            pad_token_id=0, use_cache=False,
+        )
+        return LlamaForCausalLM(cfg)
+    if shape.arch == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        cfg = GPT2Config(
+            vocab_size=shape.vocab_size, n_positions=shape.seq_len, n_embd=shape.d_model, n_layer=shape.n_layer,
+            n_head=shape.n_head, n_inner=shape.d_ff, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+            tie_word_embeddings=True, bos_token_id=0, eos_token_id=0, use_cache=False,
+        )
+        return GPT2LMHeadModel(cfg)
+    if shape.arch == "lstm":
+        return _lstm_class()(shape.vocab_size, shape.d_model, shape.n_layer)
+    raise ShapeError(f"arch={shape.arch!r} is not supported; allowed: {list(ARCHES)}")
+
+
+def count_params(model, arch: str) -> dict[str, int]:
+    """Total, embedding and non-embedding parameters of a built model (tied weights counted once).
+
+    Embedding parameters are the token embedding and, for GPT-2, the learned position embedding.
+    """
+    seen: dict[int, int] = {}
+    for p in model.parameters():
+        seen[id(p)] = p.numel()
+    total = sum(seen.values())
+    if arch == "lstm":
+        emb = [model.embed.weight]
+    else:
+        emb = [model.get_input_embeddings().weight]
+        if arch == "gpt2":
+            emb.append(model.transformer.wpe.weight)
+    n_emb = sum(p.numel() for p in {id(p): p for p in emb}.values())
+    return {"N_total": int(total), "N_embedding": int(n_emb), "N": int(total - n_emb)}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _windows_dataset(tokens: np.ndarray, seq_len: int, limit: int | None = None):
+    torch = _torch()
+
+    class TokenWindows(torch.utils.data.Dataset):
+        """Non-overlapping windows of ``seq_len`` tokens; labels are the inputs (the model shifts them)."""
+
+        def __init__(self):
+            n = len(tokens) // seq_len
+            self.n = n if limit is None else min(n, limit)
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            x = torch.from_numpy(np.asarray(tokens[i * seq_len : (i + 1) * seq_len], dtype=np.int64))
+            return {"input_ids": x, "labels": x}
+
+    return TokenWindows()
+
+
+# --------------------------------------------------------------------------- the pilot
+
+
+@dataclass(frozen=True)
+class PilotPlan:
+    """Everything that determines one pilot, resolved from the user's request (see :func:`plan_pilot`)."""
+
+    arch: str
+    n_params: float
+    tokens: float
+    seed: int
+    corpus: str
+    shape: Shape
+    hyper: Hyper
+    eval_tokens: int
+    curve_points: int
+    streams: TokenStreams
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The hashed configuration: shape, hyperparameters, data and seed."""
+        return {
+            "arch": self.arch, "n_params_requested": self.n_params, "seed": self.seed,
+            "shape": self.shape.to_dict(), "hyper": self.hyper.to_dict(), "eval_tokens": self.eval_tokens,
+            "corpus_hash": self.streams.corpus_hash, "tokenizer_hash": self.streams.tokenizer_hash,
+        }
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.arch}-N{self.n_params:.3g}-D{self.tokens:.3g}-s{self.seed}-{self.config_hash[:8]}".replace("+", "")
+
+    @property
+    def tokens_trained(self) -> int:
+        return self.hyper.steps * self.hyper.batch_size * self.shape.seq_len
+
+
+def plan_pilot(
+    n_params: float, tokens: float, *, arch: str = "llama", seed: int = 0, corpus: str = "stdlib",
+    vocab_size: int = 2048, seq_len: int = 128, batch_size: int | None = None, lr_scale: float | None = None,
+    eval_tokens: int = EVAL_TOKENS, curve_points: int = CURVE_POINTS,
+) -> PilotPlan:
+    """Resolve a pilot request into its shape, hyperparameters, data and run id (no training).
+
+    Examples
+    --------
+    >>> p = plan_pilot(2e6, 2e7)  # doctest: +SKIP
+    >>> p.run_id  # doctest: +SKIP
+    'llama-N2e06-D2e07-s0-...'
+    """
+    if arch not in ARCHES:
+        raise PilotError(f"arch={arch!r} is not supported; allowed: {list(ARCHES)}")
+    for name, v in (("n_params", n_params), ("tokens", tokens)):
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+            raise PilotError(f"{name}={v!r} must be a positive number")
+    if not (isinstance(seed, int) and seed >= 0):
+        raise PilotError(f"seed={seed!r} must be a non-negative integer")
+    if not (isinstance(seq_len, int) and 8 <= seq_len <= 8192):
+        raise PilotError(f"seq_len={seq_len!r} must be an integer in [8, 8192]")
+    if not (isinstance(curve_points, int) and curve_points >= 1):
+        raise PilotError(f"curve_points={curve_points!r} must be a positive integer")
+    if lr_scale is None:
+        lr_scale = LR_SCALE
+    if not (isinstance(lr_scale, (int, float)) and lr_scale > 0):
+        raise PilotError(f"lr_scale={lr_scale!r} must be a positive number")
+    streams = token_streams(corpus, vocab_size)
+    shape = shape_for(float(n_params), arch, vocab_size=streams.vocab_size, seq_len=seq_len)
+    hyper = hyper_for(float(n_params), float(tokens), seq_len, lr_scale=lr_scale, batch_size=batch_size)
+    if not (isinstance(eval_tokens, int) and seq_len <= eval_tokens):
+        raise PilotError(f"eval_tokens={eval_tokens!r} must be an integer >= seq_len ({seq_len})")
+    eval_tokens = min(eval_tokens, (len(streams.heldout) // seq_len) * seq_len)
+    return PilotPlan(arch, float(n_params), float(tokens), seed, corpus, shape, hyper, int(eval_tokens), curve_points, streams)
+
+
+def _eval_steps(steps: int, points: int) -> list[int]:
+    if points <= 1:
+        return [steps]
+    grid = np.unique(np.round(np.geomspace(max(1, steps / 2 ** (points - 1)), steps, points)).astype(int))
+    return sorted({int(s) for s in grid} | {steps})
+
+
+def _device_name(torch) -> str:
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{platform.processor() or platform.machine()}"
+
+
+def _versions() -> dict[str, str]:
+    import tokenizers
+    import torch
+    import transformers
+
+    import bayescale
+
+    return {
+        "bayescale": bayescale.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__, "python": platform.python_version(),
+    }
+
+
+def _last_checkpoint(out: Path) -> str | None:
+    """Newest complete checkpoint (its trainer_state.json, written last, parses)."""
+    best = None
+    for d in out.glob("checkpoint-*"):
+        try:
+            step = int(d.name.split("-")[1])
+            json.loads((d / "trainer_state.json").read_text())
+        except (ValueError, IndexError, OSError, json.JSONDecodeError):
+            continue
+        if best is None or step > best[0]:
+            best = (step, d)
+    return None if best is None else str(best[1])
+
+
+def curves_dir(table: str | os.PathLike) -> Path:
+    """Folder of eval-loss curves and hyperparameter records beside a runs table:
+    ``data/pilot_runs.csv`` -> ``data/pilot_runs_curves/``."""
+    t = Path(table)
+    return t.with_name(t.stem + "_curves")
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    _atomic_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
+
+
+def _callbacks(run_id: str, eval_at: list[int], save_every_s: float, on_progress: Callable[[dict], None] | None, steps: int, wall_file: Path, wall_before: float):
+    from transformers import TrainerCallback
+
+    class Schedule(TrainerCallback):
+        """Evaluate at the log-spaced curve points; checkpoint every ``save_every_s`` seconds and record
+        the wall time spent so far beside the checkpoints (a resumed run adds to it)."""
+
+        def __init__(self):
+            self.last_save = self.t0 = time.monotonic()
+
+        def on_save(self, args, state, control, **kw):
+            _write_json(wall_file, {"wall_s": wall_before + time.monotonic() - self.t0, "step": state.global_step})
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step in eval_at:
+                control.should_evaluate = True
+            if time.monotonic() - self.last_save >= save_every_s and state.global_step < steps:
+                control.should_save = True
+            if control.should_save:
+                self.last_save = time.monotonic()
+            return control
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            if on_progress is not None and metrics:
+                on_progress({"run_id": run_id, "step": state.global_step, "steps": steps, "eval_loss": metrics.get("eval_loss")})
+
+    return [Schedule()]
+
+
+@dataclass(frozen=True)
+class PilotResult:
+    """One trained pilot: its runs-table row, its eval-loss curve and the full record of its settings."""
+
+    row: dict[str, Any]
+    curve: pd.DataFrame
+    record: dict[str, Any]
+
+
+def save_pilot(result: PilotResult, table: str | os.PathLike) -> pd.DataFrame:
+    """Append a pilot's row to ``table`` (a run id already there is left as it is) and write its curve
+    and record to :func:`curves_dir` beside the table. Returns the whole table."""
+    from ..data import append_run
+
+    run_id = result.row["run_id"]
+    cdir = curves_dir(table)
+    cdir.mkdir(parents=True, exist_ok=True)
+    _atomic_bytes(cdir / f"{run_id}.csv", result.curve.to_csv(index=False).encode())
+    _write_json(cdir / f"{run_id}.json", {k: v for k, v in result.record.items() if k != "log_history"})
+    return append_run(table, result.row, if_exists="skip")
+
+
+def run_pilot(
+    n_params: float,
+    tokens: float,
+    *,
+    arch: str = "llama",
+    seed: int = 0,
+    append: str | os.PathLike | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Train one pilot and return its row; with ``append``, add the row to that runs table.
+
+    Parameters
+    ----------
+    n_params : float
+        Requested non-embedding parameters; the shape rule (:func:`bayescale.runner.shape_for`)
+        picks depth, width and heads, and the built model's exact counts are recorded.
+    tokens : float
+        Training tokens (rounded up to whole optimizer steps; the row records the exact count).
+    arch : {"llama", "gpt2", "lstm"}
+    seed : int
+        Seed of initialisation and data order.
+    append : path, optional
+        Runs CSV to append the row to (created if absent; :func:`bayescale.append_run` with
+        ``if_exists="skip"``). The eval-loss curve and every hyperparameter go to
+        :func:`curves_dir` beside it, as ``RUN_ID.csv`` and ``RUN_ID.json``.
+    **kwargs
+        The options of :func:`train_pilot` (corpus, vocab_size, seq_len, batch_size, lr_scale,
+        eval_tokens, curve_points, device, threads, work_dir, save_every_s, keep_checkpoints, on_progress).
+
+    Returns
+    -------
+    dict
+        The row: ``run_id, N, D, C, loss`` and provenance (see the README's pilot-runner section).
+
+    Examples
+    --------
+    >>> row = run_pilot(3e5, 3e5, append="runs.csv")  # doctest: +SKIP
+    >>> row["loss"] < row["unigram_entropy"]  # doctest: +SKIP
+    True
+    """
+    result = train_pilot(n_params, tokens, arch=arch, seed=seed, **kwargs)
+    if append is not None:
+        save_pilot(result, append)
+    return result.row
+
+
+def train_pilot(
+    n_params: float,
+    tokens: float,
+    *,
+    arch: str = "llama",
+    seed: int = 0,
+    corpus: str = "stdlib",
+    vocab_size: int = 2048,
+    seq_len: int = 128,
+    batch_size: int | None = None,
+    lr_scale: float | None = None,
+    eval_tokens: int = EVAL_TOKENS,
+    curve_points: int = CURVE_POINTS,
+    device: str = "auto",
+    threads: int | None = None,
+    work_dir: str | os.PathLike | None = None,
+    save_every_s: float = 60.0,
+    keep_checkpoints: bool = False,
+    on_progress: Callable[[dict], None] | None = None,
+) -> PilotResult:
+    """Train one pilot (or finish a killed one) and return its row, curve and record.
+
+    Parameters
+    ----------
+    n_params, tokens, arch, seed
+        As for :func:`run_pilot`.
+    corpus : str
+        ``"stdlib"`` (default), a text file/folder/glob, or ``"hf:NAME"`` (see :mod:`bayescale.runner.corpus`).
+    vocab_size, seq_len, batch_size, lr_scale, eval_tokens, curve_points
+        Tokenizer vocabulary, context length, sequences per step (default: the batch rule), a factor on
+        the learning-rate rule, held-out tokens per evaluation, points on the eval-loss curve.
+    device : {"auto", "cpu", "cuda"}
+        ``auto`` trains on a GPU when torch sees one (bf16 where supported), else on the CPU.
+    threads : int, optional
+        torch CPU threads (the sweep gives one per pilot).
+    work_dir : path, optional
+        Where checkpoints go (default: the bayescale cache, ``pilots/RUN_ID``). Calling again with the
+        same arguments resumes from the newest complete checkpoint there.
+    save_every_s : float
+        Seconds between checkpoints.
+    keep_checkpoints : bool
+        Keep the checkpoints (and the final model) after a successful run; by default they are deleted.
+    on_progress : callable, optional
+        Called with ``{"run_id", "step", "steps", "eval_loss"}`` after each evaluation.
+
+    Returns
+    -------
+    PilotResult
+    """
+    torch = _torch()
+    if device not in ("auto", "cpu", "cuda"):
+        raise PilotError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PilotError("device='cuda' but torch sees no CUDA GPU")
+    plan = plan_pilot(
+        n_params, tokens, arch=arch, seed=seed, corpus=corpus, vocab_size=vocab_size, seq_len=seq_len,
+        batch_size=batch_size, lr_scale=lr_scale, eval_tokens=eval_tokens, curve_points=curve_points,
+    )
+    run_id = plan.run_id
+    out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / run_id
+    out.mkdir(parents=True, exist_ok=True)
+    result_path = out / "result.json"
+    if result_path.exists():  # trained before (the save may have been interrupted)
+        return PilotResult(json.loads(result_path.read_text()), pd.read_csv(out / "curve.csv"), json.loads((out / "record.json").read_text()))
+
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
+    model = build_model(plan.shape, seed=seed)
+    counts = count_params(model, arch)
+    train_ds = _windows_dataset(plan.streams.train, plan.shape.seq_len)
+    eval_ds = _windows_dataset(plan.streams.heldout, plan.shape.seq_len, limit=plan.eval_tokens // plan.shape.seq_len)
+    h = plan.hyper
+    eval_at = _eval_steps(h.steps, plan.curve_points)
+    from transformers import Trainer, TrainingArguments
+
+    args = TrainingArguments(
+        output_dir=str(out),
+        max_steps=h.steps,
+        per_device_train_batch_size=h.batch_size,
+        per_device_eval_batch_size=max(h.batch_size, 16),
+        learning_rate=h.lr,
+        lr_scheduler_type=h.schedule,
+        lr_scheduler_kwargs={"min_lr_rate": h.min_lr_ratio},
+        warmup_steps=h.warmup_steps,
+        weight_decay=h.weight_decay,
+        adam_beta1=h.adam_beta1,
+        adam_beta2=h.adam_beta2,
+        max_grad_norm=h.grad_clip,
+        optim="adamw_torch",
+        eval_strategy="no",
+        save_strategy="no",
+        save_total_limit=1,
+        logging_strategy="steps",
+        logging_steps=max(1, h.steps // 50),
+        report_to="none",
+        disable_tqdm=True,
+        seed=seed,
+        data_seed=seed,
+        bf16=bf16,
+        use_cpu=not use_cuda,
+        dataloader_num_workers=0,
+        prediction_loss_only=True,
+        remove_unused_columns=False,
+    )
+    resume = _last_checkpoint(out)
+    wall_before = 0.0
+    if resume is not None and (out / "wall.json").exists():
+        wall_before = float(json.loads((out / "wall.json").read_text()).get("wall_s", 0.0))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        callbacks=_callbacks(run_id, eval_at, save_every_s, on_progress, h.steps, out / "wall.json", wall_before),
+    )
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for cb in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(cb)
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if not evals or evals[-1].get("step") != h.steps:
+        trainer.evaluate()
+        evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    wall = time.perf_counter() - t0
+    eval_wall = sum(float(e.get("eval_runtime", 0.0)) for e in evals)
+    seq = plan.shape.seq_len
+    curve = pd.DataFrame(
+        {
+            "step": [int(e["step"]) for e in evals],
+            "tokens": [int(e["step"]) * h.batch_size * seq for e in evals],
+            "eval_loss": [float(e["eval_loss"]) for e in evals],
+        }
+    ).drop_duplicates("step", keep="last")
+    train_losses = [e for e in trainer.state.log_history if "loss" in e and "eval_loss" not in e]
+    loss = float(curve["eval_loss"].iloc[-1])
+    D = plan.tokens_trained
+    epochs = D / (len(train_ds) * seq)
+    row = {
+        "run_id": run_id,
+        "N": counts["N"],
+        "D": D,
+        "C": 6.0 * counts["N"] * D,
+        "loss": loss,
+        "perplexity": math.exp(loss),
+        "N_total": counts["N_total"],
+        "N_embedding": counts["N_embedding"],
+        "C_analytic": training_flops(plan.shape, D),
+        "C_6ND_total": 6.0 * counts["N_total"] * D,
+        "flops_per_token_fwd": forward_flops_per_token(plan.shape),
+        "tokens_per_param": D / counts["N"],
+        "n_params_requested": plan.n_params,
+        "tokens_requested": plan.tokens,
+        "arch": arch,
+        "seed": seed,
+        "n_layer": plan.shape.n_layer,
+        "d_model": plan.shape.d_model,
+        "n_head": plan.shape.n_head,
+        "d_ff": plan.shape.d_ff,
+        "seq_len": seq,
+        "vocab_size": plan.shape.vocab_size,
+        "batch_size": h.batch_size,
+        "steps": h.steps,
+        "lr": h.lr,
+        "warmup_steps": h.warmup_steps,
+        "schedule": h.schedule,
+        "min_lr_ratio": h.min_lr_ratio,
+        "weight_decay": h.weight_decay,
+        "epochs": epochs,
+        "final_train_loss": float(train_losses[-1]["loss"]) if train_losses else float("nan"),
+        "eval_tokens": plan.eval_tokens,
+        "unigram_entropy": plan.streams.unigram_entropy(),
+        "corpus": plan.corpus,
+        "corpus_hash": plan.streams.corpus_hash[:12],
+        "tokenizer_hash": plan.streams.tokenizer_hash,
+        "config_hash": plan.config_hash,
+        "precision": "bf16" if bf16 else "fp32",
+        "device": _device_name(torch) if use_cuda else f"cpu:{torch.get_num_threads()} threads",
+        "wall_s": wall + wall_before,
+        "train_tokens_per_s": D / max(wall - eval_wall, 1e-9) if resume is None else float("nan"),
+        "resumed": resume is not None,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **{f"version_{k}": v for k, v in _versions().items()},
+    }
+    record = {"row": row, "config": plan.config, "training_arguments": args.to_dict(), "eval_at_steps": eval_at, "log_history": trainer.state.log_history}
+    curve.to_csv(out / "curve.csv", index=False)
+    _write_json(out / "record.json", record)
+    _write_json(result_path, row)  # marks the training as done: a rerun only saves
+    if not keep_checkpoints:
+        for d in out.glob("checkpoint-*"):
+            shutil.rmtree(d, ignore_errors=True)
+    return PilotResult(row, curve, record)
+
+
+# --------------------------------------------------------------------------- a plain torch loop
+
+
+def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | None = None) -> dict[str, float]:
+    """Train ``plan``'s model with a plain torch loop (same model, data, AdamW, schedule and clipping,
+    no Trainer) for ``steps`` steps; returns ``{"tokens_per_s", "seconds", "final_loss"}``.
+
+    The yardstick for the runner's overhead in ``benchmarks/bench_runner.py``.
+    """
+    torch = _torch()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    from transformers import get_scheduler
+
+    h = plan.hyper
+    steps = h.steps if steps is None else int(steps)
+    model = build_model(plan.shape, seed=plan.seed)
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=h.lr, betas=(h.adam_beta1, h.adam_beta2),
+    )
+    sched = get_scheduler(h.schedule, opt, num_warmup_steps=h.warmup_steps, num_training_steps=h.steps, scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio})
+    ds = _windows_dataset(plan.streams.train, plan.shape.seq_len)
+    gen = torch.Generator().manual_seed(plan.seed)
+    loader = torch.utils.data.DataLoader(ds, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True)
+    it = iter(loader)
+    t0 = time.perf_counter()
+    loss = None
+    for _ in range(steps):
+        try:
+            batch = next(it)
+        except StopIteration:
+            it = iter(loader)
+            batch = next(it)
+        out = model(input_ids=batch["input_ids"], labels=batch["labels"])
+        loss = out["loss"]
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), h.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    seconds = time.perf_counter() - t0
+    return {"tokens_per_s": steps * h.batch_size * plan.shape.seq_len / seconds, "seconds": seconds, "final_loss": float(loss.detach())}
+
+
+__all__ = ["PilotError", "PilotPlan", "PilotResult", "build_model", "count_params", "curves_dir", "plain_torch_loop", "plan_pilot", "run_pilot", "save_pilot", "train_pilot"]

@@ -1,0 +1,311 @@
+"""The pilot runner: shape and hyperparameter rules, FLOP counts, sweep plans, real (tiny) training,
+kill-and-resume, concurrent appends, the process-pool and Ray sweeps, and the CLI."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale import load_runs
+from bayescale.cli import main
+from bayescale.data import append_run
+from bayescale.runner.shapes import (
+    ARCHES,
+    LR_SCALE,
+    Shape,
+    ShapeError,
+    forward_flops_per_token,
+    hyper_for,
+    kaplan_lr,
+    non_embedding_params,
+    shape_for,
+    training_flops,
+)
+from bayescale.runner.sweep import PlanError, load_plan
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"eval_tokens": 4096, "curve_points": 3}
+
+
+# ----------------------------------------------------------------------------- rules (no torch)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("n", [1.5e4, 1e5, 1e6, 3e7, 1e9])
+def test_shape_rule_hits_the_request(arch, n):
+    s = shape_for(n, arch)
+    count = non_embedding_params(arch, s.n_layer, s.d_model)
+    # Widths come in steps of 16, so the tiniest models land within 20%; from 1e5 within 10%.
+    assert abs(math.log(count / n)) < math.log(1.2 if n < 1e5 else 1.1), (s, count)
+    if arch != "lstm":
+        assert s.d_model % s.n_head == 0 and s.d_model // s.n_head in (16, 32, 64)
+        if n >= 1e6:  # the rule keeps width per layer near ASPECT once the width allows it
+            assert 12 <= s.d_model / s.n_layer <= 80, s
+
+
+def test_shape_rule_grows_with_n_and_rejects_bad_requests():
+    shapes = [shape_for(n) for n in (1e5, 1e6, 1e7, 1e8)]
+    assert [s.d_model for s in shapes] == sorted(s.d_model for s in shapes)
+    assert shapes[-1].n_layer > shapes[0].n_layer
+    with pytest.raises(ShapeError, match="arch='bert'.*allowed"):
+        shape_for(1e6, "bert")
+    with pytest.raises(ShapeError, match="n_params=10.0 must be a number >= 1000"):
+        shape_for(10.0)
+
+
+def test_analytic_flops_by_hand():
+    # One Llama layer, d=16, f=64, 1 head, V=100, T=8 (Hoffmann et al. appendix F, per token).
+    s = Shape("llama", 1, 16, 1, 64, 100, 8)
+    embed = logits = 2 * 16 * 100
+    attn = 2 * 3 * 16 * 16 + 2 * 8 * 16 + 3 * 1 * 8 + 2 * 8 * 16 + 2 * 16 * 16
+    ffn = 2 * 3 * 16 * 64
+    assert forward_flops_per_token(s) == embed + attn + ffn + logits
+    assert training_flops(s, 1000) == 3 * 1000 * (embed + attn + ffn + logits)
+    # For large models the analytic count approaches 6ND from above.
+    big = shape_for(1e9)
+    ratio = training_flops(big, 1.0) / (6 * non_embedding_params("llama", big.n_layer, big.d_model))
+    assert 1.0 < ratio < 1.15
+
+
+def test_hyper_rules():
+    h = hyper_for(1e6, 2e7, 128)
+    assert h.batch_size == 128 and h.steps == math.ceil(2e7 / (128 * 128))
+    assert h.lr == pytest.approx(kaplan_lr(1e6) * LR_SCALE)
+    assert h.warmup_steps == round(1e6 / (128 * 128))  # warmup tokens = N
+    small = hyper_for(3e4, 1e5, 128)
+    assert small.batch_size == 4 and small.warmup_steps <= small.steps // 4
+    assert hyper_for(1e5, 1e6, 128).lr > hyper_for(1e7, 1e6, 128).lr
+    with pytest.raises(ShapeError, match="tokens=-1"):
+        hyper_for(1e6, -1, 128)
+
+
+def test_plan_parsing_and_errors(tmp_path):
+    plan = load_plan({"table": "runs.csv", "seeds": [0, 1], "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
+    assert len(plan.jobs) == 8 and {j.options["seed"] for j in plan.jobs} == {0, 1}
+    capped = load_plan({"table": "r.csv", "grid": {"n_params": [3e4, 1e6], "tokens_per_param": [5, 100], "max_flops": 1e12}})
+    assert all(j.flops <= 1e12 for j in capped.jobs) and len(capped.jobs) < 4
+    f = tmp_path / "plan.toml"
+    f.write_text('table = "out/runs.csv"\n[[run]]\nn_params = 3e4\ntokens = 1e5\narch = "gpt2"\nseed = 3\n')
+    p = load_plan(f)
+    assert p.table == tmp_path / "out" / "runs.csv" and p.jobs[0].options == {"arch": "gpt2", "seed": 3}
+    for bad, msg in [
+        ({"grid": {"n_params": [1e5], "tokens": [1e6]}}, "'table'"),
+        ({"table": "r.csv", "grid": {"n_params": [1e5]}}, "exactly one of tokens_per_param or tokens"),
+        ({"table": "r.csv", "grid": {"n_params": [-1], "tokens": [1e6]}}, "n_params must be a positive number"),
+        ({"table": "r.csv", "run": [{"n_params": 1e5, "tokens": 1e6, "lr": 3}]}, r"unknown option\(s\) \['lr'\]"),
+        ({"table": "r.csv", "run": [{"n_params": 1e5, "tokens": 1e6, "arch": "rnn"}]}, "arch='rnn' is not supported"),
+        ({"table": "r.csv", "colour": 1}, "unknown key"),
+        ({"table": "r.csv"}, "no runs"),
+    ]:
+        with pytest.raises(PlanError, match=msg):
+            load_plan(bad)
+    f.write_text("table = [")
+    with pytest.raises(PlanError, match="not valid TOML"):
+        load_plan(f)
+
+
+def _append_many(path: str, worker: int, n: int) -> None:
+    for i in range(n):
+        append_run(path, {"run_id": f"w{worker}-{i}", "N": 1e6 * (worker + 1), "D": 2e7 + i, "loss": 3.0})
+        append_run(path, {"run_id": "shared", "N": 1e6, "D": 2e7, "loss": 3.0}, if_exists="skip")
+
+
+def test_concurrent_appends_keep_every_row_and_one_row_per_run_id(tmp_path):
+    import multiprocessing as mp
+
+    path = str(tmp_path / "runs.csv")
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_append_many, args=(path, w, 6)) for w in range(6)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    runs = load_runs(path)
+    assert len(runs) == 6 * 6 + 1
+    assert sorted(runs["run_id"]) == sorted([f"w{w}-{i}" for w in range(6) for i in range(6)] + ["shared"])
+
+
+# ----------------------------------------------------------------------------- real training
+
+torch = pytest.importorskip("torch", reason="the pilot runner needs the runner extra (torch, transformers)")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A private bayescale cache (tokenizer, token arrays, checkpoints) shared by this module's tests."""
+    path = tmp_path_factory.mktemp("bscache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BAYESCALE_CACHE", str(path))
+        yield path
+
+
+@pytest.fixture(scope="module")
+def streams(cache):
+    from bayescale.runner.corpus import token_streams
+
+    return token_streams("stdlib")
+
+
+def test_stdlib_corpus_is_real_and_split(streams):
+    from bayescale.runner.corpus import load_corpus
+
+    corpus = load_corpus("stdlib")
+    assert corpus.n_chars > 10_000_000 and len(corpus.heldout) >= 10
+    assert len(streams.train) > 2_000_000 and len(streams.heldout) > 50_000
+    assert streams.train.dtype == np.uint16 and int(streams.train.max()) < streams.vocab_size
+    assert 4.0 < streams.unigram_entropy() < math.log(streams.vocab_size)
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_built_models_match_the_counting_rule(cache, arch):
+    from bayescale.runner.train import build_model, count_params
+
+    s = shape_for(1e5, arch, vocab_size=512, seq_len=32)
+    counts = count_params(build_model(s), arch)
+    assert counts["N"] == non_embedding_params(arch, s.n_layer, s.d_model)
+    emb = 512 * s.d_model + (32 * s.d_model if arch == "gpt2" else 0)
+    assert counts["N_embedding"] == emb and counts["N_total"] == counts["N"] + emb
+
+
+@pytest.mark.slow
+def test_tiny_pilot_appends_a_valid_row_below_the_unigram_entropy(cache, streams, tmp_path):
+    from bayescale.runner import run_pilot
+    from bayescale.runner.train import curves_dir
+
+    table = tmp_path / "runs.csv"
+    # About 20 s on 2 idle cores (see --durations in CI); the test checks what it produced, not its time.
+    row = run_pilot(3e5, 3e5, seed=0, append=table, threads=2, **TINY)
+    runs = load_runs(table)
+    assert list(runs["run_id"]) == [row["run_id"]]
+    assert runs["N"].iloc[0] == row["N"] and 2.5e5 < row["N"] < 3.5e5 and row["N_total"] > row["N"]
+    assert row["D"] >= 3e5 and runs["C"].iloc[0] == pytest.approx(6 * row["N"] * row["D"])
+    assert row["C_analytic"] > row["C"]  # embeddings and logits cost real FLOPs at this size
+    assert row["loss"] < row["unigram_entropy"] < math.log(streams.vocab_size)
+    assert row["perplexity"] == pytest.approx(math.exp(row["loss"]))
+    for key in ("seed", "arch", "config_hash", "corpus_hash", "tokenizer_hash", "wall_s", "device", "version_torch", "lr", "warmup_steps"):
+        assert key in runs.columns
+    curve = pd.read_csv(curves_dir(table) / f"{row['run_id']}.csv")
+    assert curve["step"].is_monotonic_increasing and curve["eval_loss"].iloc[-1] == pytest.approx(row["loss"])
+    assert curve["eval_loss"].iloc[-1] < curve["eval_loss"].iloc[0]
+    # The same call again trains nothing and adds no row.
+    again = run_pilot(3e5, 3e5, seed=0, append=table, threads=2, **TINY)
+    assert again["run_id"] == row["run_id"] and len(load_runs(table)) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["gpt2", "lstm"])
+def test_other_architectures_train(cache, streams, arch):
+    from bayescale.runner import train_pilot
+
+    res = train_pilot(3e4, 1e5, arch=arch, threads=2, **TINY)
+    assert res.row["arch"] == arch and res.row["loss"] < res.row["unigram_entropy"]
+
+
+@pytest.mark.slow
+def test_killed_pilot_resumes_from_its_checkpoint(cache, streams, tmp_path):
+    table = tmp_path / "runs.csv"
+    work = tmp_path / "work"
+    cmd = [
+        sys.executable, "-m", "bayescale", "pilot", "--n-params", "3e4", "--tokens", "1.2e6", "--append", str(table),
+        "--work-dir", str(work), "--save-every", "0", "--eval-tokens", "4096", "--curve-points", "3", "--threads", "1", "--quiet",
+    ]
+    env = {**os.environ, "BAYESCALE_CACHE": str(cache)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any((d / "trainer_state.json").exists() for d in work.glob("checkpoint-*")):
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not table.exists(), "the pilot finished before it was killed; make it longer"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    runs = load_runs(table)
+    assert len(runs) == 1 and bool(runs["resumed"].iloc[0]) is True
+    assert runs["steps"].iloc[0] == math.ceil(1.2e6 / (runs["batch_size"].iloc[0] * 128))
+    assert runs["loss"].iloc[0] < runs["unigram_entropy"].iloc[0]
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0 and len(load_runs(table)) == 1
+
+
+def _tiny_plan(tmp_path: Path) -> Path:
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        'table = "runs.csv"\n[settings]\neval_tokens = 4096\ncurve_points = 2\n'
+        "[grid]\nn_params = [2e4, 3e4]\ntokens_per_param = [3]\n"
+    )
+    return plan
+
+
+@pytest.mark.slow
+def test_process_pool_sweep_and_resume(cache, streams, tmp_path, capsys):
+    plan = _tiny_plan(tmp_path)
+    assert main(["pilot", "sweep", str(plan), "--workers", "2", "--quiet"]) == 0
+    runs = load_runs(tmp_path / "runs.csv")
+    assert len(runs) == 2 and set(runs["n_params_requested"]) == {2e4, 3e4}
+    err = capsys.readouterr().err
+    assert "[2/2]" in err and "2 finished" in err
+    assert main(["pilot", "sweep", str(plan), "--quiet"]) == 0
+    assert "0 pilot(s) to run" in capsys.readouterr().err and len(load_runs(tmp_path / "runs.csv")) == 2
+
+
+@pytest.mark.slow
+def test_ray_sweep_on_a_local_cluster(cache, streams, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is optional (pip install 'ray[default]')")
+    from bayescale.runner import run_sweep
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"BAYESCALE_CACHE": str(cache)}})
+    try:
+        report = run_sweep(_tiny_plan(tmp_path), executor="ray", quiet=True)
+    finally:
+        ray.shutdown()
+    assert sorted(report.finished) == sorted(load_runs(tmp_path / "runs.csv")["run_id"]) and not report.failed
+
+
+def test_local_text_corpus(cache, tmp_path):
+    from bayescale.runner.corpus import CorpusError, token_streams
+
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"doc{i}.txt").write_text(f"document {i}: " + "the quick brown fox jumps over the lazy dog. " * 200)
+    s = token_streams(str(folder), 300)
+    assert s.vocab_size <= 300 and len(s.heldout) > 0 and len(s.train) > len(s.heldout)
+    with pytest.raises(CorpusError, match="is not 'stdlib'"):
+        token_streams(str(tmp_path / "missing"), 300)
+
+
+def test_cli_errors_are_one_line(cache, capsys):
+    assert main(["pilot", "--n-params", "1e5", "--tokens", "-3", "--dry-run"]) == 2
+    assert "tokens=-3.0 must be a positive number" in capsys.readouterr().err
+    assert main(["pilot", "--n-params", "1e5", "--tokens", "1e6", "--arch", "bert"]) == 2
+    assert main(["pilot", "sweep", "/no/such/plan.toml"]) == 2
+    assert "plan file not found" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan(cache, streams, capsys):
+    assert main(["pilot", "--n-params", "2e6", "--tokens", "2e7", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "run id      llama-N2e06-D2e07-s0-" in out and "6 layers, width 160" in out
+
+
+@pytest.mark.gpu
+def test_pilot_on_gpu(cache, streams, tmp_path):
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA GPU visible to torch")
+    from bayescale.runner import run_pilot
+
+    row = run_pilot(1e6, 2e6, device="cuda", append=tmp_path / "runs.csv", **TINY)
+    assert row["device"].startswith("cuda:") and row["loss"] < row["unigram_entropy"]
