@@ -381,7 +381,7 @@ def test_check_spec_invalid(tmp_path: Path, capsys: pytest.CaptureFixture) -> No
 def test_demo_without_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setattr(cli, "_data_dir", lambda: tmp_path)
     code = cli.main(["demo", "--out", str(tmp_path / "out")])
-    assert_one_error_line(code, capsys.readouterr().err, str(tmp_path / "demo_runs.csv"), "missing")
+    assert_one_error_line(code, capsys.readouterr().err, str(tmp_path / cli.DEMO_RUNS), "missing")
 
 
 def _check_demo_output(out: str, runs: pd.DataFrame, fit_path: Path) -> None:
@@ -406,13 +406,13 @@ def _check_demo_output(out: str, runs: pd.DataFrame, fit_path: Path) -> None:
 def test_demo_on_small_synthetic_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    write_runs(data / "demo_runs.csv")
+    write_runs(data / cli.DEMO_RUNS)
     monkeypatch.setattr(cli, "_data_dir", lambda: data)
     code, out, err = run(["demo", "--out", tmp_path / "out", "--method", "laplace", "--draws", "200"])
     assert code == 0, err
-    assert out.startswith("demo: fitting bundled spec 'chinchilla' to 12 runs from demo_runs.csv")
+    assert out.startswith(f"demo: fitting bundled spec 'chinchilla' to 12 runs from {cli.DEMO_RUNS}")
     assert "synthetic placeholder" in out  # the synthetic source column is announced
-    _check_demo_output(out, pd.read_csv(data / "demo_runs.csv"), tmp_path / "out" / "demo_fit.nc")
+    _check_demo_output(out, pd.read_csv(data / cli.DEMO_RUNS), tmp_path / "out" / "demo_fit.nc")
 
 
 @pytest.mark.slow
