@@ -83,7 +83,7 @@ def non_embedding_params(arch: str, n_layer: int, d_model: int) -> int:
 
     Llama: attention 4 d^2, SwiGLU 3 d f, two RMSNorm weights per layer and a final one. GPT-2: attention
     4 d^2 + 4 d biases, MLP 2 d f + f + d, two LayerNorms per layer and a final one. LSTM: 4 gates of
-    (input + hidden) x hidden weights and two biases per layer.
+    (input + hidden) x hidden weights and two biases per layer, and the d x d output projection.
     """
     _check_arch(arch)
     d, f = d_model, ffn_width(arch, d_model)
@@ -91,7 +91,7 @@ def non_embedding_params(arch: str, n_layer: int, d_model: int) -> int:
         return n_layer * (4 * d * d + 3 * d * f + 2 * d) + d
     if arch == "gpt2":
         return n_layer * (4 * d * d + 4 * d + 2 * d * f + f + d + 4 * d) + 2 * d
-    return n_layer * (4 * (2 * d * d + 2 * d))
+    return n_layer * (4 * (2 * d * d + 2 * d)) + d * d + d
 
 
 def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, seq_len: int = 128) -> Shape:
@@ -101,7 +101,7 @@ def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, s
     (:func:`head_dim`) whose non-embedding count is closest to ``n_params``; the depth that minimises
     ``|log(count / n_params)| + ASPECT_WEIGHT * |log((d / L) / ASPECT)|`` wins (count within a few
     percent of the request, aspect ratio near :data:`ASPECT`). Heads are d / :func:`head_dim`.
-    LSTM: :data:`LSTM_LAYERS` layers, width the multiple of 8 closest to the request.
+    LSTM: :data:`LSTM_LAYERS` layers, width the multiple of 4 closest to the request.
 
     Parameters
     ----------
@@ -125,7 +125,7 @@ def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, s
     if not (isinstance(n_params, (int, float)) and math.isfinite(n_params) and n_params >= 1e3):
         raise ShapeError(f"n_params={n_params!r} must be a number >= 1000 (non-embedding parameters)")
     if arch == "lstm":
-        best = min(range(8, MAX_WIDTH + 1, 8), key=lambda d: abs(math.log(non_embedding_params("lstm", LSTM_LAYERS, d) / n_params)))
+        best = min(range(8, MAX_WIDTH + 1, 4), key=lambda d: abs(math.log(non_embedding_params("lstm", LSTM_LAYERS, d) / n_params)))
         return Shape(arch, LSTM_LAYERS, best, 0, 0, int(vocab_size), int(seq_len))
     widths = [w for w in range(MIN_WIDTH, MAX_WIDTH + 1, 16) if w % head_dim(w) == 0]
     best = None
@@ -145,14 +145,14 @@ def forward_flops_per_token(shape: Shape) -> float:
     products over the context, averaged over causal positions as the full ``seq_len`` square as in
     appendix F), the softmax, the feed-forward block and the output logits; the embedding lookup is
     counted as appendix F does (2 d V). A multiply-add is 2 FLOPs. LSTM: 4 gates of (input + hidden)
-    x hidden per layer plus elementwise gate work, and the logits.
+    x hidden per layer plus elementwise gate work, the output projection, and the logits.
     """
     d, L, V, T = shape.d_model, shape.n_layer, shape.vocab_size, shape.seq_len
     embed = 2 * d * V
     logits = 2 * d * V
     if shape.arch == "lstm":
         per_layer = 2 * 4 * (2 * d * d) + 10 * d
-        return float(embed + L * per_layer + logits)
+        return float(embed + L * per_layer + 2 * d * d + logits)
     f = shape.d_ff
     attn = 2 * 3 * d * d + 2 * T * d + 3 * shape.n_head * T + 2 * T * d + 2 * d * d
     ffn = 2 * 3 * d * f if shape.arch == "llama" else 2 * 2 * d * f
@@ -192,16 +192,19 @@ def kaplan_lr(n_params: float) -> float:
 #: Factor on Kaplan et al.'s learning-rate rule for short pilots. Kaplan's rate was tuned for
 #: long runs; for a few hundred steps it undertrains. Measured on a llama pilot (N = 1.1e5
 #: non-embedding, D = 1.5e6 tokens, stdlib corpus): held-out loss 4.65 / 4.16 / 4.21 / 4.40 nats
-#: for factors 1 / 3 / 6 / 12.
+#: for factors 1 / 3 / 6 / 12. GPT-2 uses the same factor (not tuned separately). The LSTM's tied,
+#: tanh-bounded output learns slowly at that rate: at N = 2.8e4, D = 3e5 it reached 6.33 nats (above
+#: the unigram entropy, 6.25) with factor 3 and 5.46 with factor 10.
 LR_SCALE = 3.0
+LR_SCALES = {"llama": LR_SCALE, "gpt2": LR_SCALE, "lstm": 10.0}
 
 
-def hyper_for(n_params: float, tokens: float, seq_len: int, *, lr_scale: float = LR_SCALE, batch_size: int | None = None, min_steps: int = 250, max_batch: int = 128) -> Hyper:
+def hyper_for(n_params: float, tokens: float, seq_len: int, *, lr_scale: float | None = None, arch: str = "llama", batch_size: int | None = None, min_steps: int = 250, max_batch: int = 128) -> Hyper:
     """Hyperparameter rules scaled by model size and token budget.
 
     - **Batch**: the largest power of two (4 to ``max_batch`` sequences) that leaves at least
       ``min_steps`` optimizer steps, unless ``batch_size`` is given.
-    - **Learning rate**: ``lr_scale`` (default :data:`LR_SCALE`) times Kaplan et al.'s rule
+    - **Learning rate**: ``lr_scale`` (default :data:`LR_SCALES` of ``arch``) times Kaplan et al.'s rule
       :func:`kaplan_lr` (smaller models take larger rates), cosine decay over the whole run to 10% of the peak (Hoffmann et al. 2022: the
       cosine length matches the token budget).
     - **Warmup**: as many tokens as the model has parameters (Porian et al. 2024 find warmup should
@@ -210,6 +213,9 @@ def hyper_for(n_params: float, tokens: float, seq_len: int, *, lr_scale: float =
     """
     if not (math.isfinite(tokens) and tokens > 0):
         raise ShapeError(f"tokens={tokens!r} must be a positive number")
+    _check_arch(arch)
+    if lr_scale is None:
+        lr_scale = LR_SCALES[arch]
     if batch_size is None:
         b = tokens / (seq_len * min_steps)
         batch_size = int(min(max_batch, max(4, 2 ** math.floor(math.log2(max(b, 1.0))))))

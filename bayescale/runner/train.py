@@ -28,7 +28,6 @@ from ..errors import BayescaleError
 from .corpus import TokenStreams, _atomic_bytes, cache_dir, config_hash, token_streams
 from .shapes import (
     ARCHES,
-    LR_SCALE,
     Hyper,
     Shape,
     ShapeError,
@@ -65,17 +64,21 @@ def _lstm_class():
     nn = torch.nn
 
     class LSTMLanguageModel(nn.Module):
-        """An LSTM language model: tied input/output embedding, ``n_layer`` LSTM layers of width ``d``."""
+        """An LSTM language model: ``n_layer`` LSTM layers of width ``d``, a linear projection, and the
+        tied input/output embedding with an output bias (the LSTM's output is bounded by tanh, so the
+        projection and bias let the logits grow as the model learns)."""
 
         def __init__(self, vocab_size: int, d_model: int, n_layer: int):
             super().__init__()
             self.embed = nn.Embedding(vocab_size, d_model)
             self.lstm = nn.LSTM(d_model, d_model, num_layers=n_layer, batch_first=True)
+            self.proj = nn.Linear(d_model, d_model)
+            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
             nn.init.normal_(self.embed.weight, std=0.02)
 
         def forward(self, input_ids, labels=None):
             h, _ = self.lstm(self.embed(input_ids))
-            logits = h @ self.embed.weight.T
+            logits = self.proj(h) @ self.embed.weight.T + self.out_bias
             loss = None
             if labels is not None:
                 loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
@@ -119,14 +122,15 @@ def build_model(shape: Shape, seed: int = 0):
 def count_params(model, arch: str) -> dict[str, int]:
     """Total, embedding and non-embedding parameters of a built model (tied weights counted once).
 
-    Embedding parameters are the token embedding and, for GPT-2, the learned position embedding.
+    Embedding parameters are the token embedding and, for GPT-2, the learned position embedding (for
+    the LSTM, also its output bias over the vocabulary).
     """
     seen: dict[int, int] = {}
     for p in model.parameters():
         seen[id(p)] = p.numel()
     total = sum(seen.values())
     if arch == "lstm":
-        emb = [model.embed.weight]
+        emb = [model.embed.weight, model.out_bias]
     else:
         emb = [model.get_input_embeddings().weight]
         if arch == "gpt2":
@@ -222,13 +226,11 @@ def plan_pilot(
         raise PilotError(f"seq_len={seq_len!r} must be an integer in [8, 8192]")
     if not (isinstance(curve_points, int) and curve_points >= 1):
         raise PilotError(f"curve_points={curve_points!r} must be a positive integer")
-    if lr_scale is None:
-        lr_scale = LR_SCALE
-    if not (isinstance(lr_scale, (int, float)) and lr_scale > 0):
+    if lr_scale is not None and not (isinstance(lr_scale, (int, float)) and lr_scale > 0):
         raise PilotError(f"lr_scale={lr_scale!r} must be a positive number")
     streams = token_streams(corpus, vocab_size)
     shape = shape_for(float(n_params), arch, vocab_size=streams.vocab_size, seq_len=seq_len)
-    hyper = hyper_for(float(n_params), float(tokens), seq_len, lr_scale=lr_scale, batch_size=batch_size)
+    hyper = hyper_for(float(n_params), float(tokens), seq_len, lr_scale=lr_scale, batch_size=batch_size, arch=arch)
     if not (isinstance(eval_tokens, int) and seq_len <= eval_tokens):
         raise PilotError(f"eval_tokens={eval_tokens!r} must be an integer >= seq_len ({seq_len})")
     eval_tokens = min(eval_tokens, (len(streams.heldout) // seq_len) * seq_len)
