@@ -64,8 +64,11 @@ _LAZY = {
     "compute_optimal": "decisions",
     "check": "checks",
     "leave_largest_out": "checks",
+    "suggest": "active",
+    "run_loop": "active",
+    "Target": "active",
 }
-_SUBMODULES = {"checks", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "plots", "priors", "report", "spec", "testing"}
+_SUBMODULES = {"active", "checks", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "plots", "priors", "report", "spec", "testing"}
 
 
 def __getattr__(name: str) -> Any:

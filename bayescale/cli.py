@@ -833,7 +833,7 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
 
 
 #: Modules that add subcommands with ``register(subparsers)``.
-PLUGINS: tuple[str, ...] = ("bayescale.runner.cli",)
+PLUGINS: tuple[str, ...] = ("bayescale.runner.cli", "bayescale.active_cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

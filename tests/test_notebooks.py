@@ -10,6 +10,7 @@ nbclient = pytest.importorskip("nbclient")
 EXPECTED = {
     "01_fit_and_extrapolate.ipynb": ["max r-hat", "P(loss <= 2.2)"],
     "03_report.ipynb": ["report written:", "P(loss <="],
+    "04_next_pilot.ipynb": ["Stopping rule", "why", "round 1: training", "compute-optimal loss at C="],
     "02_decide_and_check.ipynb": ["elpd_loo", "held out", "within 0.5% of the optimal loss", "P(loss <=", "p-new: observed"],
 }
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))

@@ -1,0 +1,350 @@
+"""Tests for bayescale.active: choices known by hand from fixed posterior draws, the planner's
+guards (replicate cap, pending runs, the cheapest-run trap), the closed loop with a simulated
+trainer (including kill and resume), and the ``suggest`` / ``loop`` commands."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale import active, cli
+from bayescale.active import Target, parse_target, score, suggest
+from bayescale.data import append_run, load_runs
+from bayescale.errors import BayescaleError
+from bayescale.testing import fit_from_draws, synthetic_runs
+
+TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
+RUNS = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7), tokens_per_param=(10, 40), sigma=0.01, seed=0)
+
+
+def two_factor_fit(S: int = 2000, seed: int = 0):
+    """Draws where only A (size term) and B (data term) are uncertain, independently."""
+    rng = np.random.default_rng(seed)
+    draws = {
+        "E": np.full(S, 1.8),
+        "A": 480.0 * np.exp(0.5 * rng.standard_normal(S)),
+        "B": 2000.0 * np.exp(0.5 * rng.standard_normal(S)),
+        "alpha": np.full(S, 0.35),
+        "beta": np.full(S, 0.36),
+        "sigma": np.full(S, 0.005),
+    }
+    return fit_from_draws("chinchilla_normal", RUNS, draws)
+
+
+@pytest.fixture(scope="module")
+def fit2():
+    return two_factor_fit()
+
+
+# ------------------------------------------------------------------ targets
+
+
+def test_parse_target_forms():
+    t = parse_target("N=7e9,D=1.4e12")
+    assert (t.kind, t.N, t.D) == ("loss", 7e9, 1.4e12) and t.C == pytest.approx(6 * 7e9 * 1.4e12)
+    assert parse_target("C=1e21").kind == "frontier"
+    assert parse_target("frontier:C=1e21").C == 1e21
+    assert parse_target("nopt:C=1e21").kind == "nopt"
+    assert parse_target("N=7e9,C=6e21").D == pytest.approx(6e21 / (6 * 7e9))
+    d = parse_target("N=7e9,D=1.4e12,threshold=2.1")
+    assert d.is_decision and d.threshold == 2.1 and "P(" in d.label
+    assert parse_target({"N": 1e9, "D": 2e10}, threshold=2.5).threshold == 2.5
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("N=7e9", "two of N, D and C"),
+        ("nopt:N=1e9,D=2e10", "needs a compute budget C"),
+        ("what:C=1e21", "unknown kind"),
+        ("N=abc,D=1e9", "not a number"),
+        ("N=-1,D=1e9", "> 0"),
+        ("nopt:C=1e21,threshold=2", "not to nopt"),
+        ("N=1e9,D=1e10,X=3", "unknown fields"),
+    ],
+)
+def test_parse_target_errors(text, match):
+    with pytest.raises(BayescaleError, match=match):
+        parse_target(text)
+
+
+# ------------------------------------------------------------------ choices known by hand
+
+
+def test_score_picks_the_candidate_that_informs_the_target(fit2):
+    # The target has D so large that its data term vanishes: it depends on A only. Two candidates
+    # cost the same; one is dominated by the size term (informs A), the other by the data term (B).
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e6, 1e10], "D": [1e13, 1e9]})
+    s = score(fit2, cands, target, discrepancy=0.0)
+    assert s["cost"].iloc[0] == pytest.approx(s["cost"].iloc[1])
+    # the size-term candidate is nearly perfectly correlated with the target, the other barely
+    assert abs(s["rho"].iloc[0]) > 0.95 and abs(s["rho"].iloc[1]) < 0.2
+    assert s["gain"].iloc[0] > 1.0
+    assert s["gain"].iloc[1] < 0.05
+    # (the reweighted estimate of a near-zero gain is biased up a little by weight degeneracy)
+    assert s["gain_is"].iloc[0] > 1.0
+    assert s["gain_is"].iloc[1] < 0.15
+    # outcome and target are monotone functions of A: reweighting sees the whole dependence, which a
+    # correlation (the Gaussian approximation) understates
+    assert s["gain_is"].iloc[0] > s["gain"].iloc[0]
+    sug = suggest(fit2, target, budget_flops=float(s["cost"].iloc[0]) * 1.01, k=1, candidates=cands, discrepancy=0.0, batch_fraction=1.0)
+    assert sug.table["N"].iloc[0] == 1e6
+
+
+def test_gain_matches_the_gaussian_formula(fit2):
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e8], "D": [1e12]})
+    s = score(fit2, cands, target, discrepancy=0.0, refine=False)
+    # by hand: EPIG = -1/2 log(1 - rho^2) with rho from the draws and noise var sigma^2
+    post = fit2.posterior
+    th = {k: post[k].values.reshape(-1) for k in ("E", "A", "B", "alpha", "beta")}
+    f = np.log(th["E"] + th["A"] / 1e8 ** th["alpha"] + th["B"] / 1e12 ** th["beta"])
+    t = np.log(th["E"] + th["A"] / 1e10 ** th["alpha"] + th["B"] / 1e16 ** th["beta"])
+    c = np.cov(f, t, bias=True)
+    rho2 = c[0, 1] ** 2 / ((c[0, 0] + 0.005**2) * c[1, 1])
+    assert s["gain"].iloc[0] == pytest.approx(-0.5 * math.log(1 - rho2), rel=1e-6)
+
+
+def test_discrepancy_makes_far_runs_worth_less(fit2):
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e6], "D": [1e13]})
+    g = [score(fit2, cands, target, discrepancy=d, refine=False)["gain"].iloc[0] for d in (0.0, 0.02, 0.1)]
+    assert g[1] < 0.6 * g[0] and g[2] < 0.2 * g[0]
+
+
+def test_replicate_cap_counts_done_and_planned_runs(fit2):
+    target = Target("loss", N=1e10, D=1e16)
+    one = pd.DataFrame({"N": [1e6], "D": [1e13]})
+    sug = suggest(fit2, target, budget_flops=100 * 6e19, k=10, candidates=one, max_replicates=3, discrepancy=0.0, batch_fraction=1.0)
+    assert len(sug.plan) == 3 and "replicate 3" in sug.plan["why"].iloc[2]
+    # a run already at that point counts toward the cap
+    runs = pd.concat([RUNS, pd.DataFrame({"run_id": ["x"], "N": [1e6], "D": [1e13], "C": [6e19], "loss": [3.0]})], ignore_index=True)
+    draws = {k: fit2.posterior[k].values for k in ("E", "A", "B", "alpha", "beta", "sigma")}
+    fit_x = fit_from_draws("chinchilla_normal", runs, draws)
+    sug = suggest(fit_x, target, budget_flops=100 * 6e19, k=10, candidates=one, max_replicates=3, discrepancy=0.0, batch_fraction=1.0)
+    assert len(sug.plan) == 2
+
+
+def test_pending_runs_are_not_suggested_again(fit2):
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e6, 2e6, 1e10], "D": [1e13, 5e12, 1e9]})
+    free = suggest(fit2, target, budget_flops=7e19, k=1, candidates=cands, discrepancy=0.0, batch_fraction=1.0)
+    assert free.table["N"].iloc[0] in (1e6, 2e6)
+    # the best run is already launched: the batch neither repeats it nor takes its near-twin
+    # (the pending run's outcome will carry the same information), so it turns elsewhere or stops
+    pend = suggest(fit2, target, budget_flops=7e19, k=1, candidates=cands, pending=[{"N": 1e6, "D": 1e13}], discrepancy=0.0, batch_fraction=1.0)
+    assert not ((pend.plan["N"] == 1e6) & (pend.plan["D"] == 1e13)).any()
+    if len(pend.table):
+        assert pend.table["expected_gain"].iloc[0] < 0.5 * free.table["expected_gain"].iloc[0]
+
+
+def test_cheapest_run_trap(fit2):
+    # The cheap run has the best gain per FLOP, but two of them (the cap) leave too little for the
+    # expensive run, which alone tells far more: the planner must keep the unweighted plan.
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e6, 1e7], "D": [1e9, 1e13]})  # cheap: 6e15 FLOPs; expensive: 6e20
+    s = score(fit2, cands, target, discrepancy=0.0)
+    assert s["gain_per_cost"].iloc[0] > 1000 * s["gain_per_cost"].iloc[1]  # plain gain per cost buys the cheap one
+    budget = 6e20 + 1e15  # not enough for two cheap runs and the expensive one
+    sug = suggest(fit2, target, budget_flops=budget, k=2, candidates=cands, discrepancy=0.0, max_replicates=2, batch_fraction=1.0)
+    assert sug.plan_kind == "unweighted"
+    assert sug.table["N"].iloc[0] == 1e7
+    assert sug.alternatives["unweighted"] < sug.alternatives["cost-weighted"]
+
+
+def test_ratio_diversity_bonus(fit2):
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e6, 1e6], "D": [1e13, 1.0001e13 * 1.02]})
+    a = suggest(fit2, target, budget_flops=6.2e19, k=1, candidates=cands.iloc[[1]], discrepancy=0.0, diversity=0.0, batch_fraction=1.0)
+    assert "new tokens/param ratio" in a.table["why"].iloc[0]
+
+
+def test_suggest_targets_and_stopping_rule():
+    rng = np.random.default_rng(1)
+    S = 1000
+    draws = {
+        "E": 1.8 * np.exp(0.02 * rng.standard_normal(S)),
+        "A": 480.0 * np.exp(0.2 * rng.standard_normal(S)),
+        "B": 2000.0 * np.exp(0.3 * rng.standard_normal(S)),
+        "alpha": 0.35 + 0.02 * rng.standard_normal(S),
+        "beta": 0.36 + 0.02 * rng.standard_normal(S),
+        "sigma": np.full(S, 0.01),
+    }
+    fit = fit_from_draws("chinchilla_normal", RUNS, draws)
+    for tgt in ("N=7e9,D=1.4e11", "C=1e21", "nopt:C=1e21", "N=7e9,D=1.4e11,threshold=2.2"):
+        sug = suggest(fit, tgt, budget_flops=1e19, k=3)
+        assert 1 <= len(sug.table) <= 3
+        assert list(sug.table.columns[:3]) == ["rank", "N", "D"]
+        assert (sug.table["cost"] == 6 * sug.table["N"] * sug.table["D"]).all()
+        assert sug.table["cost"].sum() <= 0.5 * 1e19 * (1 + 1e-9)  # the batch spends at most half the budget
+        assert sug.plan["cost"].sum() <= 1e19 * (1 + 1e-9)
+        assert (sug.table["expected_gain"] > 0).all()
+        assert "Stopping rule" in sug.summary()
+        json.dumps(sug.to_dict())
+    # tolerance already met -> stop
+    sug = suggest(fit, "N=7e9,D=1.4e11", budget_flops=1e19, k=2, tolerance=10.0)
+    assert sug.stopping.stop and sug.stopping.reason == "tolerance"
+    # a decision with a utility: EVSI of the next pilot against its price
+    from bayescale.decisions import Utility
+
+    sug = suggest(fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1e-30))
+    assert sug.stopping.evsi is not None and sug.stopping.evsi >= -1e-9
+    expensive = suggest(fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1.0))
+    assert expensive.stopping.stop and expensive.stopping.reason == "value"
+
+
+def test_user_cost_function(fit2):
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e6, 1e7], "D": [1e9, 1e13]})
+    gpu_hours = lambda f: f["N"].to_numpy() / 1e6
+    s = score(fit2, cands, target, cost=gpu_hours, discrepancy=0.0, refine=False)
+    assert list(s["cost"]) == [1.0, 10.0]
+    with pytest.raises(BayescaleError, match="one finite cost > 0"):
+        score(fit2, cands, target, cost=lambda f: np.zeros(len(f)))
+
+
+def test_suggest_input_errors(fit2):
+    with pytest.raises(BayescaleError, match="budget_flops"):
+        suggest(fit2, "N=1e9,D=1e10", budget_flops=-1)
+    with pytest.raises(BayescaleError, match="k must be"):
+        suggest(fit2, "N=1e9,D=1e10", budget_flops=1e19, k=0)
+    with pytest.raises(BayescaleError, match="candidates"):
+        suggest(fit2, "N=1e9,D=1e10", budget_flops=1e19, candidates=[{"N": 1e8}])
+
+
+# ------------------------------------------------------------------ the closed loop
+
+
+def _plan(tmp_path: Path, **extra) -> dict:
+    # 6 runs: more than the law's parameters, so the Laplace fit has a proper mode
+    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 2e7, 4e7), tokens_per_param=(8, 40), sigma=0.01, seed=3)
+    runs[["run_id", "N", "D", "loss"]].to_csv(tmp_path / "runs.csv", index=False)
+    plan = {"runs": str(tmp_path / "runs.csv"), "spec": "chinchilla_normal", "target": "N=4e9,D=8e10", "budget": 4e18, "k": 2,
+            "method": "laplace", "fit": {"chains": 2, "draws": 500}, "max_rounds": 1, "suggest": {"refine": False}}
+    plan.update(extra)
+    return plan
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_loop_kill_and_resume(tmp_path):
+    train = active.simulated_trainer(TRUTH, sigma=0.01, seed=7)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        full = active.run_loop(_plan(ref), train=train)
+    ref_runs = load_runs(ref / "runs.csv")
+    assert full.spent > 0 and len(ref_runs) > 6 and full.spent <= 4e18 * (1 + 1e-9)
+    assert full.reason.startswith("max_rounds (1)")
+    assert (ref / "runs.csv.loop.json").is_file() and (ref / "runs.csv.loop-fit.nc").is_file()
+
+    # Kill the trainer after it has appended the first run of the first batch.
+    work = tmp_path / "work"
+    work.mkdir()
+    plan = _plan(work)
+
+    def dying(cands):
+        rows = train(cands.iloc[:1])
+        append_run(work / "runs.csv", rows)
+        raise Killed("killed mid-batch")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(Killed):
+            active.run_loop(plan, train=dying)
+    state = json.loads((work / "runs.csv.loop.json").read_text())
+    assert len(state["pending"]) >= 1 and state["round"] == 1
+    asked = []
+
+    def recording(cands):
+        asked.extend(cands["run_id"])
+        return train(cands)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        resumed = active.run_loop(plan, train=recording)
+    first = state["pending"][0]["run_id"]
+    assert first not in asked  # the finished run is not trained again
+    got = load_runs(work / "runs.csv")
+    assert list(got["run_id"]) == list(ref_runs["run_id"])
+    np.testing.assert_allclose(got["loss"], ref_runs["loss"])
+    assert resumed.spent == pytest.approx(full.spent)
+    assert list(resumed.history["median"]) == pytest.approx(list(full.history["median"]))
+    # a finished loop run again does nothing new
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = active.run_loop(plan, train=lambda c: pytest.fail("trained after the loop had stopped"), max_rounds=0)
+    assert again.spent == pytest.approx(full.spent)
+
+
+def test_loop_plan_errors(tmp_path):
+    with pytest.raises(BayescaleError, match="missing 'budget'"):
+        active.load_plan({"runs": "r.csv", "spec": "chinchilla", "target": "C=1e21"})
+    with pytest.raises(BayescaleError, match="unknown keys"):
+        active.load_plan({"runs": "r.csv", "spec": "chinchilla", "target": "C=1e21", "budget": 1e19, "bogus": 1})
+    with pytest.raises(BayescaleError, match="not found"):
+        active.load_plan(tmp_path / "none.toml")
+    plan = _plan(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        active.run_loop(plan, train=active.simulated_trainer(TRUTH), max_rounds=0)
+    other = dict(plan, budget=1e19)
+    with pytest.raises(BayescaleError, match="another target, budget or spec"):
+        active.run_loop(other, train=active.simulated_trainer(TRUTH))
+
+
+# ------------------------------------------------------------------ command line
+
+
+def run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_suggest(tmp_path, fit2):
+    path = fit2.save(tmp_path / "fit.nc")
+    code, out, err = run(["suggest", path, "--target", "N=7e9,D=1.4e11", "--budget-flops", "1e19", "-k", "2"])
+    assert code == 0, err
+    assert "rank" in out and "why" in out and "Stopping rule" in out
+    code, out, err = run(["suggest", path, "--target", "nopt:C=1e21", "--budget-flops", "1e19", "--format", "json"])
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["target"]["kind"] == "nopt" and d["batch"] and {"N", "D", "cost", "expected_gain", "why"} <= set(d["batch"][0])
+    code, out, err = run(["suggest", path, "--target", "N=7e9", "--budget-flops", "1e19"])
+    assert code == 2 and err.startswith("bayescale: error: --target 'N=7e9'") and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_cli_loop_simulated_world(tmp_path):
+    plan = _plan(tmp_path)
+    (tmp_path / "plan.toml").write_text(
+        'runs = "runs.csv"\nspec = "chinchilla_normal"\ntarget = "N=4e9,D=8e10"\nbudget = 4e18\nk = 2\nmethod = "laplace"\n'
+        "[fit]\nchains = 2\ndraws = 500\n[suggest]\nrefine = false\n"
+        "[simulate]\nE = 1.8\nA = 480.0\nB = 2000.0\nalpha = 0.35\nbeta = 0.36\nsigma = 0.01\nseed = 1\n"
+    )
+    del plan
+    code, out, err = run(["loop", tmp_path / "plan.toml", "--max-rounds", "1"])
+    assert code == 0, err
+    assert "round 1: training" in out and "paused" in out
+    assert (tmp_path / "runs.csv.loop.json").is_file()
+    n1 = len(load_runs(tmp_path / "runs.csv"))
+    assert n1 > 6
+    code, out, err = run(["loop", tmp_path / "plan.toml", "--max-rounds", "1", "--format", "json"])
+    assert code == 0, err
+    d = json.loads(out[out.index("{"):])
+    assert len(load_runs(tmp_path / "runs.csv")) > n1 and d["spent"] > 0
