@@ -67,8 +67,10 @@ _LAZY = {
     "suggest": "active",
     "run_loop": "active",
     "Target": "active",
+    "Curve": "curves",
+    "fit_curves": "curves",
 }
-_SUBMODULES = {"active", "checks", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "plots", "priors", "report", "spec", "testing"}
+_SUBMODULES = {"active", "checks", "curves", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "plots", "priors", "report", "spec", "testing"}
 
 
 def __getattr__(name: str) -> Any:

@@ -290,7 +290,185 @@ kaplan = register_law(
 )
 
 
+# ------------------------------------------------------- learning-curve laws
+# One-dimensional laws of the learning-curve extrapolation literature: Alabdulmohsin,
+# Neyshabur & Zhai 2022 (M1-M4) and Caballero et al. 2022 (broken neural scaling laws).
+# Their one input ``x`` (examples or tokens seen, model width, ...) reads column D by
+# default. Their default priors are for a *normalised* curve: x divided by the largest
+# fitted x and the loss divided by the loss there, so the last fitted point sits at
+# (1, 1); :mod:`bayescale.curves` normalises and undoes it. Exponents are positive
+# decay rates (the loss falls with x), as in the papers' constrained fits.
+# They live in a dict rather than module attributes: ``CURVE_LAWS[name]``.
+
+#: Newton steps that solve M4's implicit equation (quadratic convergence; 24 is ample).
+M4_NEWTON_STEPS = 24
+
+
+def _softplus(xp: Any, z: Any) -> Any:
+    return xp.logaddexp(0.0 * z, z)
+
+
+def _m4_log_loss(p: Mapping[str, Any], x: Mapping[str, Any], xp: Any) -> Any:
+    """M4: (L - E) / (E + delta - L)^alpha = b x^-c, solved for L.
+
+    With L = E + t delta and s = logit(t) the equation reads
+    g(s) = log t - alpha log(1 - t) = r, r = log b - c log x - (1 - alpha) log delta;
+    g is increasing and either concave or convex, so Newton's method converges from any
+    start. Unrolled steps keep it differentiable (exact gradients at convergence).
+    """
+    a = p["alpha"]
+    log_delta = xp.log(p["delta"])
+    r = xp.log(p["b"]) - p["c"] * x["x"] - (1.0 - a) * log_delta
+
+    def newton(s: Any) -> Any:
+        sp_pos = _softplus(xp, s)  # -log(1 - t)
+        sp_neg = _softplus(xp, -s)  # -log t
+        g = a * sp_pos - sp_neg - r
+        slope = xp.exp(-sp_pos) + a * xp.exp(-sp_neg)
+        return s - g / slope
+
+    s = r
+    if xp is jnp:
+        # A loop primitive keeps the compiled gradient and Hessian small (24 unrolled steps
+        # take minutes to compile); its fixed trip count keeps it differentiable.
+        import jax
+
+        s = jax.lax.fori_loop(0, M4_NEWTON_STEPS, lambda _, v: newton(v), s + 0.0 * a)
+    else:
+        for _ in range(M4_NEWTON_STEPS):
+            s = newton(s)
+    log_t = -_softplus(xp, -s)
+    return xp.logaddexp(xp.log(p["E"]) + 0.0 * log_t, log_t + log_delta)
+
+
+def _bnsl_log_loss(breaks: int) -> LogLossFn:
+    def log_loss(p: Mapping[str, Any], x: Mapping[str, Any], xp: Any) -> Any:
+        lx = x["x"]
+        out = xp.log(p["b"]) - p["c0"] * lx
+        log_d = xp.log(p["d1"])
+        for i in range(1, breaks + 1):
+            if i > 1:
+                log_d = log_d + p[f"r{i}"]  # break i sits r_i nats of x after break i-1
+            f = p[f"f{i}"]
+            out = out - p[f"c{i}"] * f * _softplus(xp, (lx - log_d) / f)
+        return xp.logaddexp(xp.log(p["E"]) + 0.0 * out, out)
+
+    return log_loss
+
+
+_NORMALISED = " Default priors assume x and the loss scaled to 1 at the last fitted point (bayescale.curves does this)."
+
+_BNSL_BREAK2 = {
+    "c2": _p("LogNormal", loc=-1.2, scale=1.0),
+    "r2": _p("LogNormal", loc=0.7, scale=0.7),
+    "f2": _p("LogNormal", loc=-0.7, scale=1.0),
+}
+_BNSL_PRIORS = {
+    "E": _p("LogNormal", loc=-1.0, scale=1.0),
+    "b": _p("LogNormal", loc=-1.0, scale=1.0),
+    "c0": _p("LogNormal", loc=-1.6, scale=1.0),
+    "c1": _p("LogNormal", loc=-1.2, scale=1.0),
+    "d1": _p("LogNormal", loc=-2.0, scale=3.0),
+    "f1": _p("LogNormal", loc=-0.7, scale=1.0),
+}
+
+CURVE_LAWS: dict[str, Law] = {
+    law.name: register_law(law)
+    for law in (
+        Law(
+            name="m1",
+            formula="L = b * x^-c",
+            inputs=("x",),
+            params=("b", "c"),
+            log_loss=lambda p, x, xp: xp.log(p["b"]) - p["c"] * x["x"],
+            priors={"b": _p("LogNormal", loc=0.0, scale=1.0), "c": _p("LogNormal", loc=-1.2, scale=1.0)},
+            positive=("b", "c"),
+            columns={"x": "D"},
+            description="M1 of Alabdulmohsin et al. 2022: a pure power law in one variable x." + _NORMALISED,
+        ),
+        Law(
+            name="m2",
+            formula="L = E + b * x^-c",
+            inputs=("x",),
+            params=("E", "b", "c"),
+            log_loss=lambda p, x, xp: xp.logaddexp(xp.log(p["E"]) + 0.0 * x["x"], xp.log(p["b"]) - p["c"] * x["x"]),
+            priors={
+                "E": _p("LogNormal", loc=-1.0, scale=1.0),
+                "b": _p("LogNormal", loc=-1.0, scale=1.0),
+                "c": _p("LogNormal", loc=-1.2, scale=1.0),
+            },
+            positive=("E", "b", "c"),
+            columns={"x": "D"},
+            description="M2 of Alabdulmohsin et al. 2022: power law plus an irreducible loss E." + _NORMALISED,
+        ),
+        Law(
+            name="m3",
+            formula="L = b * (x^-1 + g)^c",
+            inputs=("x",),
+            params=("b", "g", "c"),
+            log_loss=lambda p, x, xp: xp.log(p["b"]) + p["c"] * xp.logaddexp(-x["x"], xp.log(p["g"]) + 0.0 * x["x"]),
+            priors={
+                "b": _p("LogNormal", loc=0.0, scale=1.0),
+                "g": _p("LogNormal", loc=0.0, scale=3.0),
+                "c": _p("LogNormal", loc=-1.2, scale=1.0),
+            },
+            positive=("b", "g", "c"),
+            columns={"x": "D"},
+            description="M3 of Alabdulmohsin et al. 2022 (after Ghorbani et al. 2021): L -> b g^c as x grows." + _NORMALISED,
+        ),
+        Law(
+            name="m4",
+            formula="(L - E) / (E + delta - L)^alpha = b * x^-c",
+            inputs=("x",),
+            params=("E", "delta", "b", "c", "alpha"),
+            log_loss=_m4_log_loss,
+            priors={
+                "E": _p("LogNormal", loc=-1.0, scale=1.0),
+                "delta": _p("LogNormal", loc=0.0, scale=1.0),
+                "b": _p("LogNormal", loc=0.0, scale=2.0),
+                "c": _p("LogNormal", loc=-1.2, scale=1.0),
+                "alpha": _p("LogNormal", loc=-0.7, scale=0.7),
+            },
+            positive=("E", "delta", "b", "c", "alpha"),
+            columns={"x": "D"},
+            description=(
+                "M4 of Alabdulmohsin et al. 2022: the loss moves from E + delta (random guessing, x -> 0) to E "
+                "(x -> infinity) along a sigmoid in log x; solved for L by Newton's method." + _NORMALISED
+            ),
+        ),
+        Law(
+            name="bnsl1",
+            formula="L = E + b x^-c0 (1 + (x/d1)^(1/f1))^(-c1 f1)",
+            inputs=("x",),
+            params=tuple(_BNSL_PRIORS),
+            log_loss=_bnsl_log_loss(1),
+            priors=_BNSL_PRIORS,
+            positive=tuple(_BNSL_PRIORS),
+            columns={"x": "D"},
+            description=(
+                "Broken neural scaling law of Caballero et al. 2022 with one break at x = d1 (sharpness f1): the "
+                "exponent changes from c0 to c0 + c1." + _NORMALISED
+            ),
+        ),
+        Law(
+            name="bnsl2",
+            formula="L = E + b x^-c0 (1 + (x/d1)^(1/f1))^(-c1 f1) (1 + (x/d2)^(1/f2))^(-c2 f2), d2 = d1 e^r2",
+            inputs=("x",),
+            params=(*_BNSL_PRIORS, *_BNSL_BREAK2),
+            log_loss=_bnsl_log_loss(2),
+            priors={**_BNSL_PRIORS, **_BNSL_BREAK2},
+            positive=(*_BNSL_PRIORS, *_BNSL_BREAK2),
+            columns={"x": "D"},
+            description=(
+                "Broken neural scaling law of Caballero et al. 2022 with two breaks, ordered (d2 = d1 e^r2 > d1)." + _NORMALISED
+            ),
+        ),
+    )
+}
+
+
 __all__ = [
+    "CURVE_LAWS",
     "INPUT_COLUMNS",
     "Law",
     "get_law",
