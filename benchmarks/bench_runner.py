@@ -52,7 +52,7 @@ def main() -> None:
         tokens = args.steps * args.batch_size * probe.shape.seq_len
         plan = plan_pilot(n, tokens, arch=args.arch, batch_size=args.batch_size, eval_tokens=probe.shape.seq_len * 16, curve_points=1)
         runner, plain = [], []
-        for r in range(args.repeats):
+        for r in range(-1, args.repeats):  # repeat -1 warms up (first-call costs of torch) and is dropped
             with tempfile.TemporaryDirectory() as work:
                 res = train_pilot(
                     n, tokens, arch=args.arch, batch_size=args.batch_size, eval_tokens=plan.eval_tokens, curve_points=1,
@@ -60,6 +60,9 @@ def main() -> None:
                 )
             runner.append(res.row["train_tokens_per_s"])
             plain.append(plain_torch_loop(plan, threads=args.threads)["tokens_per_s"] if not cuda else _plain_cuda(plan))
+            if r < 0:
+                runner.pop(), plain.pop()
+                continue
             print(f"N={n:.3g} repeat {r}: runner {runner[-1]:.0f} tok/s, plain torch {plain[-1]:.0f} tok/s", file=sys.stderr)
         flops_tok = training_flops(plan.shape, 1.0)
         row = {
@@ -81,7 +84,7 @@ def main() -> None:
     lines = [
         (
             f"Machine: {platform.machine()} {device}; Python {platform.python_version()}; torch {torch.__version__}; "
-            f"transformers {transformers.__version__}; load average {load:.1f} at the end; {args.repeats} alternating repeats, medians."
+            f"transformers {transformers.__version__}; load average {load:.1f} at the end; {args.repeats} alternating repeats after one warm-up pair, medians."
         ),
         f"Command: `python benchmarks/bench_runner.py {' '.join(sys.argv[1:])}` ({time.strftime('%Y-%m-%d')})",
         "",

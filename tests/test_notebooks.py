@@ -8,9 +8,11 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 EXPECTED = {
+    "06_pilot_runner.ipynb": ["layers x width", "held-out loss", "max r-hat", "largest pilot's compute", "held out"],
     "01_fit_and_extrapolate.ipynb": ["max r-hat", "P(loss <= 2.2)"],
     "03_report.ipynb": ["report written:", "P(loss <="],
     "04_next_pilot.ipynb": ["Stopping rule", "why", "round 1: training", "compute-optimal loss at C="],
+    "05_learning_curves.ipynb": ["mean stacking weights:", "bayescale stacked", "least squares m4", "90% interval"],
     "02_decide_and_check.ipynb": ["elpd_loo", "held out", "within 0.5% of the optimal loss", "P(loss <=", "p-new: observed"],
 }
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
