@@ -516,21 +516,11 @@ def plot(summ: dict[str, Any], path: Path) -> None:
 
 
 def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = text.split("\n")
-    start = next((i for i, l in enumerate(lines) if l.strip() == SECTION), None)
-    new = body.rstrip("\n").split("\n") + [""]
-    if start is None:
-        while lines and lines[-1] == "":
-            lines.pop()
-        lines += [""] + new
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-        lines = lines[:start] + new + lines[end:]
-    text = "\n".join(lines)
-    tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-    tmp.write_text(text if text.endswith("\n") else text + "\n")
-    os.replace(tmp, path)
+    """Replace (or append) this benchmark's section of BENCHMARKS.md (shared helper of bench_extrapolation)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_extrapolation import write_sections
+
+    write_sections(path, {SECTION: body})
 
 
 def footer(argv: list[str], t_total: float, loads: list[float]) -> str:
