@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._io import atomic_write_bytes
 from .errors import BayescaleError
 
 #: Kinds of target: loss at a point, loss on the compute-optimal frontier, log N_opt.
@@ -1373,17 +1374,8 @@ class LoopResult:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1, default=lambda x: x.item() if hasattr(x, "item") else str(x))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    text = json.dumps(obj, indent=1, default=lambda x: x.item() if hasattr(x, "item") else str(x))
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _match(pending: pd.DataFrame, new: pd.DataFrame) -> np.ndarray:

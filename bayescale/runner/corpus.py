@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import atomic_write_bytes
 from ..errors import BayescaleError
 
 #: Share of documents (by a hash of their name) held out for evaluation.
@@ -149,14 +150,7 @@ def load_corpus(source: str = "stdlib") -> Corpus:
     return Corpus(source, train, heldout, h.hexdigest(), sum(len(t) for _, t in docs))
 
 
-def _atomic_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+_atomic_bytes = atomic_write_bytes
 
 
 def train_tokenizer(corpus: Corpus, vocab_size: int = 2048):
