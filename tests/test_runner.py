@@ -263,6 +263,9 @@ def test_process_pool_sweep_and_resume(cache, streams, tmp_path, capsys):
 
 
 @pytest.mark.slow
+# Ray starts its local cluster's processes by forking; JAX (already running in this pytest process when
+# other tests come first) warns at every fork. The pilots run in Ray's workers, which never touch JAX.
+@pytest.mark.filterwarnings(r"ignore:os.fork\(\) was called:RuntimeWarning")
 def test_ray_sweep_on_a_local_cluster(cache, streams, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is optional (pip install 'ray[default]')")
     from bayescale.runner import run_sweep
