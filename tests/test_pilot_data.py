@@ -68,3 +68,15 @@ def test_chinchilla_fit_converges_and_covers_the_largest_runs(runs):
     assert len(val.table) >= 5
     # Every held-out (largest-compute) run falls inside its 90% predictive interval.
     assert val.coverage[0.9] == 1.0, val.table
+
+
+def test_a_spec_can_fit_the_analytic_flop_count(runs):
+    # The FLOP convention is a recorded column; a spec names the one it wants.
+    raw = bs.load_spec("power").to_dict()
+    raw["law"] = {"name": "power", "inputs": {"S": "C_analytic"}}
+    spec = bs.load_spec(raw)
+    assert spec.columns == ("C_analytic",)
+    fit = bs.fit(spec, runs, method="laplace", seed=0)
+    assert np.allclose(fit.idata.constant_data["C_analytic"].values, runs["C_analytic"].to_numpy())
+    med = fit.summary()["median"]
+    assert med["b"] < 0 < med["E"]
