@@ -7,7 +7,6 @@ ArviZ 0.23 (InferenceData) to ArviZ 1.x (DataTree) touches this file only.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -20,6 +19,8 @@ with warnings.catch_warnings():
 import numpy as np
 import pandas as pd
 import xarray as xr
+
+from ._io import atomic_write
 
 InferenceData = az.InferenceData
 
@@ -112,18 +113,7 @@ def summary_table(idata: InferenceData, var_names: Sequence[str], ci_prob: float
 def save(idata: InferenceData, path: str | os.PathLike) -> Path:
     """Write to netCDF atomically: a temporary file in the same folder, then a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), mode=None)
     return path
 
 

@@ -5,22 +5,36 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (creating its folder); returns the path."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = 0o644) -> T:
+    """Call ``write(tmp)`` on a temporary path beside ``path`` (creating the folder), fsync it, give it
+    ``mode`` (``mkstemp`` makes files private) and rename it onto ``path``; returns what ``write`` returned.
+    If ``write`` raises, the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
+        result = write(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+    return result
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (creating its folder); returns the path."""
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return Path(path)

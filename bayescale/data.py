@@ -15,13 +15,13 @@ import hashlib
 import io
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
 
+from bayescale._io import atomic_write
 from bayescale.errors import RunsTableError
 
 try:
@@ -235,22 +235,14 @@ def _write_atomic(df: pd.DataFrame, path: str | os.PathLike, validate: str | Non
     With ``validate`` (a FLOP convention) the temporary file is first loaded with
     :func:`load_runs`, so a table that would not load never replaces ``path``.
     """
-    path = os.fspath(path)
-    folder, name = os.path.split(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+
+    def write(tmp: str) -> pd.DataFrame | None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
             df.to_csv(fh, index=False, lineterminator="\n")
-            fh.flush()
-            loaded = load_runs(tmp, flops=validate) if validate else None
-            os.fsync(fh.fileno())
-        os.chmod(tmp, os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return loaded
+        return load_runs(tmp, flops=validate) if validate else None
+
+    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+    return atomic_write(path, write, mode=mode)
 
 
 def save_runs(df: pd.DataFrame, path: str | os.PathLike) -> None:

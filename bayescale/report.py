@@ -30,7 +30,6 @@ import os
 import re
 import struct
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import atomic_write_bytes
 from .errors import BayescaleError
 
 #: Resolution of the embedded figures.
@@ -210,20 +210,9 @@ def figure_png(fig: Any, *, dpi: int = REPORT_DPI) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename (mode 0644:
+    a report is meant to be shared)."""
+    atomic_write_bytes(path, data)
 
 
 # ------------------------------------------------------------------ content
