@@ -61,7 +61,9 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Active selection of the next pilot (issue 6)"
 SPEC = REPO / "models" / "chinchilla.toml"
-EPOCH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_extrapolation import EPOCH, draw_truth, write_sections  # the shared world prior and section writer
+
 SEED_N, SEED_R = (1e7, 2e7, 4e7), (8.0, 40.0)
 BUDGET = 1e19
 TARGET = {"N": 4e9, "D": 2e11}
@@ -79,16 +81,6 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------ worlds
-
-
-def draw_truth(rng: np.random.Generator) -> dict[str, float]:
-    return {
-        "E": EPOCH["E"] * math.exp(0.03 * rng.standard_normal()),
-        "A": EPOCH["A"] * math.exp(0.25 * rng.standard_normal()),
-        "B": EPOCH["B"] * math.exp(0.5 * rng.standard_normal()),
-        "alpha": EPOCH["alpha"] + 0.02 * rng.standard_normal(),
-        "beta": EPOCH["beta"] + 0.02 * rng.standard_normal(),
-    }
 
 
 def chin(p: dict[str, float], N: np.ndarray, D: np.ndarray, beta: Any = None) -> np.ndarray:
@@ -516,10 +508,7 @@ def plot(summ: dict[str, Any], path: Path) -> None:
 
 
 def write_section(path: Path, body: str) -> None:
-    """Replace (or append) this benchmark's section of BENCHMARKS.md (shared helper of bench_extrapolation)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bench_extrapolation import write_sections
-
+    """Replace (or append) this benchmark's section of BENCHMARKS.md."""
     write_sections(path, {SECTION: body})
 
 
