@@ -62,7 +62,11 @@ REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Active selection of the next pilot (issue 6)"
 SPEC = REPO / "models" / "chinchilla.toml"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_extrapolation import EPOCH, draw_truth, write_sections  # the shared world prior and section writer
+from bench_extrapolation import (  # the shared world prior and section writer
+    EPOCH,
+    draw_truth,
+    write_sections,
+)
 
 SEED_N, SEED_R = (1e7, 2e7, 4e7), (8.0, 40.0)
 BUDGET = 1e19
