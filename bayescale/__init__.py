@@ -69,6 +69,7 @@ _LAZY = {
     "Target": "active",
     "Curve": "curves",
     "fit_curves": "curves",
+    "fit_ensemble": "curves",
 }
 _SUBMODULES = {"active", "checks", "curves", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "plots", "priors", "report", "spec", "testing"}
 

@@ -12,7 +12,10 @@ predicts the rest:
   the laws' default priors assume. With ``hierarchical=True`` the curves of one group share
   hyperpriors on the exponents (``log c_k ~ Normal(mu, tau)``), so a curve with few points
   borrows strength from its family.
-* :func:`stack` combines laws by LOO stacking (Yao et al. 2018) on each curve's fitted points.
+* :func:`fit_ensemble` is the recommended default: every law, mixed with leave-future-out
+  stacking weights (:func:`lfo_weights`: how well each law fitted to the early part of a
+  curve predicted its later fitted points) and widened by a per-law extrapolation drift chosen
+  the same way; :func:`stack` is classic LOO stacking (Yao et al. 2018) on the fitted points.
 * :func:`least_squares` fits the same laws by least squares, as the papers do, for comparison.
 * :func:`rmsle`, :func:`mlpd`, :func:`coverage` and :func:`msce` score predictions of held-out
   points; every predictor returns a :class:`Predictive` with ``median()``, ``log_density()``
@@ -787,6 +790,136 @@ def stacked_predictive(posteriors: Mapping[str, CurvePosterior], weights: np.nda
     """The stacked predictive of curve ``k``: the mixture of each law's predictive with ``weights[k]``."""
     preds = [p.predictive(k, x, drift) for p in posteriors.values()]
     return mixture(preds, weights[k] / weights[k].sum())
+
+
+def lfo_weights(posteriors: Mapping[str, CurvePosterior], drift: float | Mapping[str, float] = 0.0, *, pool: str = "group") -> np.ndarray:
+    """Leave-future-out stacking weights: how well each law predicted the *later* fitted points.
+
+    ``posteriors`` are fits of curves split by :func:`split_context` (the first 70% of each
+    curve's fitted points fitted, the rest as ``x_target``/``y_target``); ``drift`` is one drift
+    per decade, or one per law. The weights maximise the stacked log density of the held-out
+    later points, the same objective as :func:`stacking_weights` but scored on extrapolation
+    rather than interpolation (LOO rewards a law that fits its own context; extrapolating is
+    what the weights are for). With ``pool="group"`` curves of the same non-empty ``group``
+    share one weight vector fitted to all their held-out points (a single curve's tail has few
+    points); ``pool="curve"`` fits each curve alone. Returns (curve, law) weights.
+    """
+    if pool not in ("group", "curve"):
+        raise BayescaleError(f"pool must be 'group' or 'curve', got {pool!r}")
+    names = list(posteriors)
+    d = {n: float(drift[n]) if isinstance(drift, Mapping) else float(drift) for n in names}
+    curves = next(iter(posteriors.values())).curves
+    elpd = [np.stack([posteriors[n].predictive(k, drift=d[n]).log_density(c.y_target) for n in names], axis=1) for k, c in enumerate(curves)]
+    keys = [c.group if pool == "group" and c.group else f"\0{k}" for k, c in enumerate(curves)]
+    by_key = {key: stacking_weights(np.concatenate([e for e, kk in zip(elpd, keys) if kk == key])) for key in dict.fromkeys(keys)}
+    return np.stack([by_key[key] for key in keys])
+
+
+@dataclass
+class CurveEnsemble:
+    """bayescale's recommended extrapolation of learning curves (:func:`fit_ensemble`): every
+    law fitted to every curve, mixed with leave-future-out stacking weights, each law widened
+    by its own extrapolation drift.
+
+    ``weights`` is (curve, law) in the order of ``posteriors``; ``drift`` maps each law to its
+    drift per decade.
+    """
+
+    curves: list[Curve]
+    posteriors: dict[str, CurvePosterior]
+    weights: np.ndarray
+    drift: dict[str, float]
+    how: dict[str, Any]
+
+    def predictive(self, k: int, x: Any = None) -> Predictive:
+        """The mixture predictive of curve ``k`` at ``x`` (default: its targets)."""
+        preds = [p.predictive(k, x, self.drift[n]) for n, p in self.posteriors.items()]
+        w = self.weights[k]
+        return mixture(preds, w / w.sum())
+
+    def mean_weights(self) -> dict[str, float]:
+        """Each law's weight averaged over curves."""
+        return dict(zip(self.posteriors, self.weights.mean(axis=0).round(4).tolist()))
+
+
+def fit_ensemble(
+    curves: Sequence[Curve],
+    laws: Sequence[str] = LAWS,
+    *,
+    method: str = "laplace",
+    weights: str = "lfo",
+    drift: str | float = "auto",
+    pool: str = "group",
+    fraction: float = 0.7,
+    seed: int = 0,
+    **fit_kw: Any,
+) -> CurveEnsemble:
+    """Fit several laws to the curves and combine them for extrapolation.
+
+    The targets are never used. The fitted points of each curve are split in time
+    (:func:`split_context`, first ``fraction`` fitted); every law is fitted to the early part,
+    which chooses each law's drift per decade (``drift="auto"``, :func:`calibrate_drift`) and
+    the stacking weights (``weights="lfo"``, :func:`lfo_weights`: how well each law predicted
+    the later points). Every law is then refitted to all the fitted points and the predictive
+    is the weighted mixture. ``weights="loo"`` uses LOO stacking on the full fits instead (the
+    classic choice, which rewards interpolation), ``"equal"`` a plain average; a number for
+    ``drift`` fixes it for every law. A curve too short to split takes its group's weights
+    (LOO weights when the group has no split curve). Extra keywords go to :func:`fit_curves`.
+
+    Examples
+    --------
+    >>> ens = fit_ensemble(curves, ("m2", "bnsl1"))                      # doctest: +SKIP
+    >>> ens.predictive(0).interval(0.9), ens.mean_weights()              # doctest: +SKIP
+    """
+    curves = list(curves)
+    laws = tuple(laws)
+    if weights not in ("lfo", "loo", "equal"):
+        raise BayescaleError(f"weights must be 'lfo', 'loo' or 'equal', got {weights!r}")
+    if not (drift == "auto" or (isinstance(drift, (int, float)) and not isinstance(drift, bool) and drift >= 0)):
+        raise BayescaleError(f"drift must be 'auto' or a number >= 0, got {drift!r}")
+    if not laws:
+        raise BayescaleError("fit_ensemble needs at least one law")
+    t0 = time.perf_counter()
+    split = [split_context(c, fraction) for c in curves]
+    inner_idx = [k for k, c in enumerate(split) if c is not None]
+    inner = [split[k] for k in inner_idx]
+    need_inner = bool(inner) and (drift == "auto" or weights == "lfo")
+    inner_posts = {law: fit_curves(inner, law, method="laplace", seed=seed, **fit_kw) for law in laws} if need_inner else {}
+    if drift == "auto":
+        dr = {law: calibrate_drift(inner, lambda k, d, p=p: p.predictive(k, drift=d))[0] if inner_posts else 0.0 for law, p in inner_posts.items()}
+        dr = {law: dr.get(law, 0.0) for law in laws}
+    else:
+        dr = {law: float(drift) for law in laws}
+    posts = {law: fit_curves(curves, law, method=method, seed=seed, **fit_kw) for law in laws}
+    ens = combine(curves, posts, inner_posts, dr, weights=weights, pool=pool, fraction=fraction)
+    ens.how.update(method=method, seconds=time.perf_counter() - t0)
+    return ens
+
+
+def combine(curves: Sequence[Curve], posteriors: Mapping[str, CurvePosterior], inner: Mapping[str, CurvePosterior], drift: Mapping[str, float], *, weights: str = "lfo", pool: str = "group", fraction: float = 0.7) -> CurveEnsemble:
+    """The ensemble of fits already made: ``posteriors`` of ``curves`` and ``inner`` fits of
+    their :func:`split_context` parts (the curves that could be split, in order), mixed with
+    ``weights`` (``"lfo"``, ``"loo"`` or ``"equal"``) and per-law ``drift``; see :func:`fit_ensemble`."""
+    curves = list(curves)
+    laws = list(posteriors)
+    if weights not in ("lfo", "loo", "equal"):
+        raise BayescaleError(f"weights must be 'lfo', 'loo' or 'equal', got {weights!r}")
+    split = [split_context(c, fraction) for c in curves]
+    inner_idx = [k for k, c in enumerate(split) if c is not None]
+    if weights == "equal" or len(laws) == 1:
+        w = np.full((len(curves), len(laws)), 1.0 / len(laws))
+    else:
+        w = stack(posteriors)  # LOO weights: also the fallback for curves that cannot be split
+        if weights == "lfo" and inner:
+            w_in = lfo_weights({n: inner[n] for n in laws}, drift, pool=pool)
+            for j, k in enumerate(inner_idx):
+                w[k] = w_in[j]
+            group_w = {curves[k].group: w_in[j] for j, k in enumerate(inner_idx) if curves[k].group}
+            for k, c in enumerate(split):
+                if c is None and pool == "group" and curves[k].group in group_w:
+                    w[k] = group_w[curves[k].group]
+    how = {"weights": weights, "pool": pool, "fraction": fraction, "split_curves": len(inner_idx)}
+    return CurveEnsemble(curves, dict(posteriors), w, {n: float(drift[n]) for n in laws}, how)
 
 
 # ------------------------------------------------------------ least squares

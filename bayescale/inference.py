@@ -785,6 +785,7 @@ def fit(
     dtype = np.float32 if device.platform == "gpu" else np.float64
     chain_method = ""
     if method == "laplace":
+        warn_if_degenerate_laplace(spec, lap, len(table), stacklevel=3)
         flat = rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws))
         stats: dict[str, np.ndarray] = {}
     else:
@@ -817,6 +818,33 @@ def fit(
     if method == "nuts":
         warn_if_unconverged(result, stacklevel=3)
     return result
+
+
+def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stacklevel: int = 2) -> None:
+    """Warn when a Laplace approximation sits at a degenerate mode.
+
+    With no more runs than law parameters the law can pass through every run, the posterior
+    mode sends the noise scale to zero and the Gaussian around it has (almost) no width: the
+    bands would look certain when they are not. NUTS explores the whole posterior, where the
+    noise prior keeps the scale honest.
+    """
+    k = len(spec.law.params)
+    noise = {n: v for n, v in lap.value.items() if n not in spec.law.params}
+    scale = noise.get("sigma")
+    reasons = []
+    if n_runs <= k:
+        reasons.append(f"{n_runs} runs for {k} law parameters ({', '.join(spec.law.params)}) can be fitted exactly")
+    if not lap.converged:
+        reasons.append("the Hessian at the mode is not positive definite")
+    if scale is not None and scale < 1e-4:
+        reasons.append(f"the noise scale sigma collapsed to {scale:.2g}")
+    if reasons:
+        warnings.warn(
+            f"spec {spec.name!r}: the Laplace approximation is degenerate ({'; '.join(reasons)}), so its bands are "
+            "far too narrow; fit with method='nuts' or add runs",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:

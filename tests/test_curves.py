@@ -189,6 +189,64 @@ def test_stacking_prefers_the_true_law() -> None:
     assert cv.rmsle(pred.median(), curves[0].y_target) < 0.05
 
 
+def _fixed_posterior(law: str, curve: cv.Curve, params: dict, sigma: float) -> cv.CurvePosterior:
+    # One curve, 50 identical draws: the predictive is a Normal around the law at ``params``.
+    draws = {n: np.full((1, 1, 50), float(v)) for n, v in params.items()}
+    draws["sigma"] = np.full((1, 1, 50), sigma)
+    return cv.CurvePosterior(cv.curve_spec(law), [curve], draws, np.zeros((1, 1, 50, curve.x.size)), "fixed", {}, 0.0)
+
+
+def test_lfo_weights_by_hand() -> None:
+    # Held-out later points lie exactly on m2 (normalised units: E=0.5, b=0.5, c=1, so the law
+    # is 1 at x=1). Law "m2" predicts them exactly, law "m1" (b=1, c=0.25) drifts away: all
+    # the weight goes to m2, and the objective is the stacking objective on those points.
+    x = np.array([0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0])
+    y = 0.5 + 0.5 * x**-1.0
+    c = cv.Curve("hand", x[:4], y[:4], x[4:], y[4:], group="g")
+    good = _fixed_posterior("m2", c, {"E": 0.5, "b": 0.5, "c": 1.0}, 0.01)
+    bad = _fixed_posterior("m1", c, {"b": 1.0, "c": 0.25}, 0.01)
+    np.testing.assert_allclose(good.predictive(0).median(), y[4:], rtol=1e-6)
+    w = cv.lfo_weights({"m1": bad, "m2": good})
+    assert w.shape == (1, 2) and w[0, 1] > 0.99
+    lp_good = scipy.stats.norm.logpdf(0.0, scale=0.01) * np.ones(3)
+    lp_bad = scipy.stats.norm.logpdf(np.log(y[4:]) - np.log(x[4:] ** -0.25), scale=0.01)
+    np.testing.assert_allclose(w[0], cv.stacking_weights(np.stack([lp_bad, lp_good], axis=1)), atol=1e-6)
+    with pytest.raises(BayescaleError, match="pool must be 'group' or 'curve', got 'all'"):
+        cv.lfo_weights({"m1": bad}, pool="all")
+
+
+def test_lfo_weights_pool_by_group() -> None:
+    truth = {"E": 0.4, "b": 1.5, "c": 0.5}
+    curves = [_synthetic("m2", truth, seed=s, sigma=0.003, n=24) for s in range(3)]
+    curves[2] = cv.Curve("alone", curves[2].x, curves[2].y, curves[2].x_target, curves[2].y_target)  # no group
+    inner = [cv.split_context(c) for c in curves]
+    posts = {law: cv.fit_curves(inner, law, method="laplace", seed=0, pad_to=PAD) for law in ("m1", "m2")}
+    wg, wc = cv.lfo_weights(posts), cv.lfo_weights(posts, pool="curve")
+    np.testing.assert_allclose(wg[0], wg[1])  # one group: one weight vector
+    np.testing.assert_allclose(wg[2], wc[2])  # a curve without a group is fitted alone
+    assert np.allclose(wg.sum(axis=1), 1.0) and np.all(wg[:, 1] > 0.8), wg  # m2 predicts its own later points best
+
+
+def test_fit_ensemble_prefers_the_law_that_extrapolates() -> None:
+    truth = {"E": 0.4, "b": 1.5, "c": 0.5}
+    curves = [_synthetic("m2", truth, seed=s, sigma=0.003, n=24) for s in range(3)]
+    ens = bs.fit_ensemble(curves, ("m1", "m2"), seed=0, pad_to=PAD)
+    assert ens.weights.shape == (3, 2) and ens.mean_weights()["m2"] > 0.8
+    assert set(ens.drift) == {"m1", "m2"} and all(d in cv.DRIFT_GRID for d in ens.drift.values())
+    assert ens.how["weights"] == "lfo" and ens.how["split_curves"] == 3
+    pred = ens.predictive(0)
+    assert cv.rmsle(pred.median(), curves[0].y_target) < 0.03
+    lo, hi = pred.interval(0.9)
+    assert np.all(lo < pred.median()) and np.all(pred.median() < hi)
+    eq = bs.fit_ensemble(curves, ("m1", "m2"), weights="equal", drift=0.0, seed=0, pad_to=PAD)
+    np.testing.assert_allclose(eq.weights, 0.5)
+    assert eq.drift == {"m1": 0.0, "m2": 0.0}
+    with pytest.raises(BayescaleError, match="weights must be 'lfo', 'loo' or 'equal', got 'bma'"):
+        bs.fit_ensemble(curves, ("m1",), weights="bma")
+    with pytest.raises(BayescaleError, match="drift must be 'auto' or a number >= 0, got -1"):
+        bs.fit_ensemble(curves, ("m1",), drift=-1)
+
+
 def test_laplace_recovers_m2() -> None:
     truth = {"E": 0.4, "b": 1.5, "c": 0.5}
     curves = [_synthetic("m2", truth, seed=s, sigma=0.005, n=24) for s in range(3)]
@@ -261,8 +319,12 @@ def test_benchmark_small(tmp_path: Path) -> None:
 
     res = json.loads((tmp_path / "c.json").read_text())
     rows = res["nanogpt"]["rows"]
-    assert set(rows) == {"bayescale-laplace m1", "bayescale-laplace m2", "bayescale-laplace stacked", "bayescale-laplace stacked, no drift", "least-squares m1", "least-squares m2"}
-    assert all(rows[k]["drift"] in cv.DRIFT_GRID for k in rows if k.startswith("bayescale"))
+    assert set(rows) == {"bayescale-laplace m1", "bayescale-laplace m2", "bayescale-laplace ensemble", "bayescale-laplace stacked", "bayescale-laplace stacked, no drift", "least-squares m1", "least-squares m2"}
+    assert all(rows[k]["drift"] in cv.DRIFT_GRID for k in rows if k.startswith("bayescale") and not k.endswith("ensemble"))
+    assert rows["bayescale-laplace ensemble"]["drift"] == "per law"
+    assert sum(rows["bayescale-laplace ensemble"]["mean_weights"].values()) == pytest.approx(1.0, abs=1e-3)
+    # the summary line of each dataset is the recommended setting (the ensemble)
+    assert "| nanogpt | bayescale-laplace ensemble |" in text
     for m in rows.values():
         assert m["rmsle"] >= 0 and 0 <= m["msce"] <= 1 and math.isfinite(m["mlpd"])
     # nanoGPT: 2 curves with one target each (the largest width)

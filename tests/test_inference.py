@@ -549,6 +549,17 @@ def test_laplace_seeded(laplace_fit: bs.Fit, spec, runs) -> None:
         assert not np.array_equal(other.posterior[v].values, laplace_fit.posterior[v].values)
 
 
+def test_laplace_warns_when_runs_can_be_interpolated(spec, runs) -> None:
+    # 4 runs and 5 law parameters: the law passes through every run, the mode sends sigma to
+    # zero and the Gaussian there would claim certainty. The user is told, in words.
+    few = runs.sort_values("C").iloc[[0, 7, 14, 21]]
+    with pytest.warns(ConvergenceWarning, match=r"Laplace approximation is degenerate \(4 runs for 5 law parameters \(E, A, B, alpha, beta\) can be fitted exactly.*sigma collapsed to .*method='nuts'"):
+        f = bs.fit(spec, few, seed=0, method="laplace", chains=1, draws=200)
+    assert float(np.median(f.posterior["sigma"])) < 1e-4
+    # Enough runs: no warning (filterwarnings=error would raise).
+    bs.fit(spec, runs, seed=0, method="laplace", chains=1, draws=200)
+
+
 @pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
 def test_bad_seed(spec, runs, seed) -> None:
     with pytest.raises(BayescaleError, match=r"seed must be a non-negative integer, got"):
