@@ -12,7 +12,7 @@ EXPECTED = {
     "01_fit_and_extrapolate.ipynb": ["max r-hat", "P(loss <= 2.2)"],
     "03_report.ipynb": ["report written:", "P(loss <="],
     "04_next_pilot.ipynb": ["Stopping rule", "why", "round 1: training", "compute-optimal loss at C="],
-    "05_learning_curves.ipynb": ["mean stacking weights:", "bayescale stacked", "least squares m4", "90% interval"],
+    "05_learning_curves.ipynb": ["leave-future-out weights", "bayescale ensemble", "bayescale LOO stack", "least squares m4", "90% interval"],
     "02_decide_and_check.ipynb": ["elpd_loo", "held out", "within 0.5% of the optimal loss", "P(loss <=", "p-new: observed"],
 }
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
