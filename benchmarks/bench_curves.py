@@ -227,13 +227,15 @@ def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], method
 def _header(cmd: str, loads: list[float], seconds: float) -> str:
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
     except OSError:
         commit = "?"
     import jax
     import numpyro
 
     return (
-        f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit} (plus uncommitted issue-7 files); "
+        f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit}; "
         f"{platform.platform()}, {os.cpu_count()} CPUs, no GPU; Python {platform.python_version()}, bayescale "
         f"{bayescale.__version__}, numpyro {numpyro.__version__}, jax {jax.__version__}. Load average during the run "
         f"{min(loads):.1f}-{max(loads):.1f}; wall time {seconds / 60:.1f} min."
