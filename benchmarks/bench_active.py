@@ -208,7 +208,8 @@ def score_band(b: dict[str, float], truth: float) -> dict[str, float]:
     return {"err": abs(math.log(b["median"]) - math.log(truth)), "cover": float(b["lo90"] <= truth <= b["hi90"]), "width": b["log_width90"]}
 
 
-def run_active(seed_runs: pd.DataFrame, train: Callable, target: Any, budget: float, candidates: Any = None, k: int = 4, max_rounds: int = 6, max_replicates: int = 2) -> tuple[list[dict[str, Any]], float, pd.DataFrame]:
+def run_active(seed_runs: pd.DataFrame, train: Callable, target: Any, budget: float, candidates: Any = None, k: int = 4, max_rounds: int = 6, max_replicates: int = 2,
+               options: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], float, pd.DataFrame]:
     from bayescale.active import run_loop
 
     t0 = time.perf_counter()
@@ -216,6 +217,7 @@ def run_active(seed_runs: pd.DataFrame, train: Callable, target: Any, budget: fl
         path = Path(tmp) / "runs.csv"
         seed_runs.to_csv(path, index=False)
         sopts = {"max_replicates": max_replicates} if candidates is None else {"candidates": candidates, "max_replicates": max_replicates}
+        sopts.update(options or {})
         plan = {"runs": str(path), "spec": str(SPEC), "target": target, "budget": budget, "k": k, "method": "laplace", "fit": dict(FIT), "max_rounds": max_rounds, "suggest": sopts}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -230,14 +232,16 @@ def at_budget(hist: list[dict[str, Any]], b: float) -> dict[str, Any]:
     return ok[-1]
 
 
-def synthetic_world(kind: str, seed: int) -> dict[str, Any]:
+def synthetic_world(kind: str, seed: int, options: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One world: every fixed design (or ``fixed``, the designs of an earlier run of the same world)
+    and the active loop with ``options`` passed to ``suggest``."""
     w = World(kind, seed)
     rng = np.random.default_rng(seed)
     seed_runs = w.seed_runs()
     target = dict(TARGET)
     fitter = Fitter(target)
     out: dict[str, Any] = {"kind": kind, "seed": seed, "truth": w.truth, "params": w.params, "designs": {}}
-    for name in DESIGNS:
+    for name in DESIGNS if fixed is None else ():
         seq = design_sequence(name, np.random.default_rng([seed, zlib.crc32(name.encode())]))
         res = {}
         for frac in FIXED_FRACS:
@@ -247,7 +251,9 @@ def synthetic_world(kind: str, seed: int) -> dict[str, Any]:
             b = fitter.band(runs)
             res[str(frac)] = {**score_band(b, w.truth), "spent": float(sum(6 * n * d for n, d in chosen)), "n": len(chosen)}
         out["designs"][name] = res
-    hist, secs, final = run_active(seed_runs, w.trainer(), target, BUDGET)
+    if fixed is not None:
+        out["designs"].update({k: v for k, v in fixed.items() if k != "active"})
+    hist, secs, final = run_active(seed_runs, w.trainer(), target, BUDGET, options=options)
     out["designs"]["active"] = {str(f): {**score_band(at_budget(hist, BUDGET * f), w.truth), "spent": at_budget(hist, BUDGET * f)["spent"], "n": int(at_budget(hist, BUDGET * f)["n_runs"]) - len(seed_runs)} for f in FRACS}
     new = final[~final["run_id"].astype(str).str.startswith("seed-")]
     out["active_runs"] = [[float(r.N), float(r.D)] for r in new.itertuples()]
@@ -257,7 +263,7 @@ def synthetic_world(kind: str, seed: int) -> dict[str, Any]:
     return out
 
 
-def replay_world(seed: int, data: Path) -> dict[str, Any]:
+def replay_world(seed: int, data: Path, options: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
     os.environ["BAYESCALE_DATA"] = str(data)
     from bayescale.datasets import load_chinchilla
 
@@ -274,7 +280,9 @@ def replay_world(seed: int, data: Path) -> dict[str, Any]:
     fitter = Fitter(target)
     out: dict[str, Any] = {"kind": "replay", "seed": seed, "truth": truth, "designs": {}}
     lp = np.log(rest[["N", "D"]].to_numpy(float))
-    for name in DESIGNS:
+    if fixed is not None:
+        out["designs"].update({k: v for k, v in fixed.items() if k != "active"})
+    for name in DESIGNS if fixed is None else ():
         seq = design_sequence(name, np.random.default_rng([seed, zlib.crc32(name.encode())]), n_hi=1e10)
         # map each design point to the nearest unused recorded run
         used: set[int] = set()
@@ -315,7 +323,7 @@ def replay_world(seed: int, data: Path) -> dict[str, Any]:
 
     del lookup
     cands = rest[["N", "D"]]
-    hist, secs, _ = run_active(seed_runs, train, target, REPLAY_BUDGET, candidates=cands, max_replicates=1)
+    hist, secs, _ = run_active(seed_runs, train, target, REPLAY_BUDGET, candidates=cands, max_replicates=1, options=options)
     out["designs"]["active"] = {str(f): {**score_band(at_budget(hist, REPLAY_BUDGET * f), truth), "spent": at_budget(hist, REPLAY_BUDGET * f)["spent"]} for f in FRACS}
     out["active_seconds"] = secs
     return out
@@ -550,7 +558,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-timing", action="store_true")
     ap.add_argument("--note", default="", help="text added to the footer (e.g. how a --from-json re-render's worlds were run)")
     ap.add_argument("--shard", default="0/1", help="I/N: run only the worlds with index = I mod N (several processes share one --json file)")
+    ap.add_argument("--suggest", default="{}", help='JSON of extra suggest() options for the active method, e.g. \'{"discrepancy": 0}\'')
+    ap.add_argument("--fixed-from", type=Path, default=None, help="take the fixed designs' results from this earlier --json file (same worlds) and run only the active method")
     args = ap.parse_args(argv)
+    options = json.loads(args.suggest)
+    fixed_runs = {}
+    if args.fixed_from:
+        fixed_runs = {(r["kind"], r["seed"]): r["designs"] for r in map(json.loads, args.fixed_from.read_text().splitlines()) if r.get("kind") != "timing"}
     t_start = time.time()
     loads = [os.getloadavg()[0]]
     from bayescale.inference import enable_compilation_cache
@@ -578,7 +592,11 @@ def main(argv: list[str] | None = None) -> int:
             if (kind, seed) in have or j % sn != si:
                 continue
             t0 = time.time()
-            r = replay_world(seed, args.data) if kind == "replay" else synthetic_world(kind, seed)
+            fx = fixed_runs.get((kind, seed)) if args.fixed_from else None
+            if args.fixed_from and fx is None:
+                continue
+            r = replay_world(seed, args.data, options, fx) if kind == "replay" else synthetic_world(kind, seed, options, fx)
+            r["suggest_options"] = options
             r["seconds"] = time.time() - t0
             loads.append(os.getloadavg()[0])
             with args.json.open("a") as fh:
