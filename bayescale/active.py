@@ -44,7 +44,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
