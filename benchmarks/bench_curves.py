@@ -131,7 +131,11 @@ def load_gpt3(caps: tuple[int, int]) -> list[cv.Curve]:
     return out
 
 
-def load_all(caps: tuple[int, int], max_curves: int | None, which: tuple[str, ...], colpret_curves: int | None = None) -> dict[str, list[cv.Curve]]:
+def load_all(caps: tuple[int, int], max_curves: int | None, which: tuple[str, ...], colpret_curves: int | None = None, held_out: int | None = None) -> dict[str, list[cv.Curve]]:
+    """The curves of each dataset: an evenly spaced subset of at most ``max_curves`` (ColPreT:
+    ``colpret_curves`` of those); with ``held_out``, instead up to that many evenly spaced curves
+    from those the subset leaves out (datasets with none left are dropped), for validating a
+    setting chosen on the subset."""
     sets: dict[str, list[cv.Curve]] = {}
     if "revisiting" in which:
         sets.update(load_revisiting(caps))
@@ -139,6 +143,15 @@ def load_all(caps: tuple[int, int], max_curves: int | None, which: tuple[str, ..
     for name, fn in loaders.items():
         if name in which:
             sets[name] = fn(caps)
+    if held_out:
+        if not max_curves:
+            raise SystemExit("--held-out needs --max-curves (the subset whose complement is used)")
+        rest = {k: [c for i, c in enumerate(v) if i not in set(_thin(len(v), max_curves).tolist())] for k, v in sets.items()}
+        if colpret_curves and "colpret" in sets:  # the ColPreT subset is thinned twice
+            first = _thin(len(sets["colpret"]), max_curves)
+            used = set(first[_thin(first.size, colpret_curves)].tolist())
+            rest["colpret"] = [c for i, c in enumerate(sets["colpret"]) if i not in used]
+        return {k: [v[i] for i in _thin(len(v), held_out)] for k, v in rest.items() if v}
     if max_curves:
         sets = {k: [v[i] for i in _thin(len(v), max_curves)] for k, v in sets.items()}
     if colpret_curves and "colpret" in sets:
@@ -278,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-starts", type=int, default=3, help="MAP starts per curve (prior median, then prior draws)")
+    p.add_argument("--held-out", type=int, default=None, help="validate on up to this many curves per dataset that --max-curves/--colpret-curves leave out")
     p.add_argument("--fraction", type=float, default=0.7, help="leave-future-out split of the fitted points: fit this first fraction, score the rest (drift and ensemble weights)")
     p.add_argument("--out", default=None, help="write the Markdown tables here")
     p.add_argument("--json", default=None, help="write the raw numbers here")
@@ -292,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     nuts_sets = tuple(s for s in args.nuts_datasets.split(",") if s)
     t0 = time.perf_counter()
     loads = [os.getloadavg()[0]]
-    sets = load_all((args.max_context, args.max_target), args.max_curves, tuple(args.datasets.split(",")), args.colpret_curves)
+    sets = load_all((args.max_context, args.max_target), args.max_curves, tuple(args.datasets.split(",")), args.colpret_curves, args.held_out)
     results = {}
     if args.only:
         sets = {k: v for k, v in sets.items() if k in args.only.split(",")}

@@ -329,3 +329,10 @@ def test_benchmark_small(tmp_path: Path) -> None:
         assert m["rmsle"] >= 0 and 0 <= m["msce"] <= 1 and math.isfinite(m["mlpd"])
     # nanoGPT: 2 curves with one target each (the largest width)
     assert res["nanogpt"]["targets"] == 2
+    # --held-out: curves the subset leaves out, none of them in the subset; sets without any are dropped
+    used = bench.load_all((40, 20), 6, ("revisiting", "nanogpt"))
+    held = bench.load_all((40, 20), 6, ("revisiting", "nanogpt"), held_out=6)
+    assert "revisiting-IC" in held and len(held["revisiting-IC"]) == 6
+    for k, curves in held.items():
+        assert not {c.name for c in curves} & {c.name for c in used[k]}, k
+    assert all(len(bench.load_all((40, 20), None, (k.split("-")[0],))[k]) > 6 for k in held if k.startswith("revisiting"))
