@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -266,7 +267,9 @@ def to_markdown(results: dict, header: str) -> str:
             d = (f"{m['drift']:g}" if isinstance(m["drift"], float) else str(m["drift"])) if "drift" in m else "-"
             lines.append(f"| {k}{extra} | {d} | {m['rmsle']:.4f} | {m['mlpd']:.3f} | {m['msce']:.4f} | {m['coverage90']:.2f} | {m['seconds']:.0f} |")
         lines.append("")
-        ls_best = min((m["rmsle"], k) for k, m in rows.items() if k.startswith("least-squares"))
+        # A least-squares fit whose prediction overflows has RMSLE NaN: it is not a baseline to beat
+        # (and a NaN would break min()); the per-dataset table still shows it.
+        ls_best = min(((m["rmsle"], k) for k, m in rows.items() if k.startswith("least-squares") and math.isfinite(m["rmsle"])), default=(math.inf, "none"))
         for rec in [k for k in rows if k.endswith(" ensemble")]:
             m = rows[rec]
             summary.append(f"| {ds} | {rec} | {m['rmsle']:.4f} | {ls_best[1].split()[-1]} {ls_best[0]:.4f} | {'yes' if m['rmsle'] < ls_best[0] else 'no'} | {m['msce']:.4f} | {'yes' if m['msce'] < 0.01 else 'no'} |")

@@ -329,6 +329,12 @@ def test_benchmark_small(tmp_path: Path) -> None:
         assert m["rmsle"] >= 0 and 0 <= m["msce"] <= 1 and math.isfinite(m["mlpd"])
     # nanoGPT: 2 curves with one target each (the largest width)
     assert res["nanogpt"]["targets"] == 2
+    # the summary's best least-squares RMSLE skips a NaN (an overflowing fit), wherever it sits
+    fake = {"x": {"curves": 1, "targets": 1, "rows": {
+        "bayescale-laplace ensemble": {"rmsle": 0.03, "mlpd": 1.0, "msce": 0.005, "coverage90": 0.9, "seconds": 1.0, "drift": "per law"},
+        "least-squares m4": {"rmsle": float("nan"), "mlpd": float("nan"), "msce": 0.4, "coverage90": 0.2, "seconds": 1.0},
+        "least-squares m3": {"rmsle": 0.02, "mlpd": 1.0, "msce": 0.1, "coverage90": 0.5, "seconds": 1.0}}}}
+    assert "| x | bayescale-laplace ensemble | 0.0300 | m3 0.0200 | no | 0.0050 | yes |" in bench.to_markdown(fake, "")
     # --held-out: curves the subset leaves out, none of them in the subset; sets without any are dropped
     used = bench.load_all((40, 20), 6, ("revisiting", "nanogpt"))
     held = bench.load_all((40, 20), 6, ("revisiting", "nanogpt"), held_out=6)
