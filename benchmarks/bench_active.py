@@ -45,7 +45,6 @@ import math
 import os
 import platform
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,9 +61,10 @@ REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Active selection of the next pilot (issue 6)"
 SPEC = REPO / "models" / "chinchilla.toml"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_extrapolation import (  # the shared world prior and section writer
+from bench_extrapolation import (  # the shared world prior, commit label and section writer
     EPOCH,
     draw_truth,
+    git_commit,
     write_sections,
 )
 
@@ -530,12 +530,7 @@ def footer(argv: list[str], t_total: float, loads: list[float]) -> str:
 
     import bayescale
 
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-        commit += " (with uncommitted changes)" if dirty else ""
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit = git_commit()
     cmd = " ".join(shlex.quote(a) for a in ["nice -n 5 .venv/bin/python", "benchmarks/bench_active.py", *argv])
     return (f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit}; {platform.platform()}, {os.cpu_count()} CPUs, no GPU; "
             f"Python {platform.python_version()}, bayescale {bayescale.__version__}, numpyro {numpyro.__version__}, jax {jax.__version__}. "

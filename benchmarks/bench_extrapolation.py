@@ -762,6 +762,17 @@ def write_sections(path: Path, sections: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def git_commit() -> str:
+    """The short commit of this checkout, marked when the tree has uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return commit
+
+
 def footer(args: argparse.Namespace, t_total: float, loads: list[float]) -> str:
     import jax
     import numpy as np
@@ -770,12 +781,7 @@ def footer(args: argparse.Namespace, t_total: float, loads: list[float]) -> str:
 
     import bayescale
 
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain"], capture_output=True, text=True, timeout=10, check=False).stdout.strip()
-        commit += " (with uncommitted changes)" if dirty else ""
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit = git_commit()
     cmd = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_extrapolation.py", *sys.argv[1:]])
     return (f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit}; {platform.platform()}, {os.cpu_count()} CPUs, "
             f"no GPU used; Python {platform.python_version()}, bayescale {bayescale.__version__}, numpyro {numpyro.__version__}, "
