@@ -169,9 +169,14 @@ def score(curves: list[cv.Curve], preds: list[cv.Predictive]) -> dict[str, float
 
 
 def _fit(curves: list[cv.Curve], law: str, method: str, args: argparse.Namespace) -> cv.CurvePosterior:
+    """``method``: "laplace", "nuts", or "nuts-hier" (NUTS with the curves of one group sharing
+    exponent hyperpriors, ``fit_curves(hierarchical=True)``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return cv.fit_curves(curves, law, method=method, seed=args.seed, chains=args.chains, warmup=args.warmup, draws=args.draws, pad_to=args.max_context, n_starts=args.n_starts)
+        return cv.fit_curves(
+            curves, law, method="laplace" if method == "laplace" else "nuts", hierarchical=method == "nuts-hier", seed=args.seed,
+            chains=args.chains, warmup=args.warmup, draws=args.draws, pad_to=args.max_context, n_starts=args.n_starts,
+        )
 
 
 def calibrate(curves: list[cv.Curve], laws: tuple[str, ...], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, cv.CurvePosterior]]:
@@ -202,7 +207,7 @@ def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], method
             m = score(curves, [post.predictive(k, drift=drift[law]) for k in range(len(curves))])
             m["seconds"] = time.perf_counter() - t0
             m["drift"] = drift[law]
-            if method == "nuts":
+            if method != "laplace":
                 m["max_rhat"] = float(np.nanmax(post.diagnostics["max_rhat"]))
                 m["divergences"] = int(post.diagnostics["divergences"].sum())
             rows[f"bayescale-{method} {law}"] = m
@@ -250,7 +255,7 @@ def _header(cmd: str, loads: list[float], seconds: float) -> str:
 
     return (
         f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit}; "
-        f"{platform.platform()}, {os.cpu_count()} CPUs, no GPU; Python {platform.python_version()}, bayescale "
+        f"{platform.platform()}, {os.cpu_count()} CPUs (curve fits run on the CPU); Python {platform.python_version()}, bayescale "
         f"{bayescale.__version__}, numpyro {numpyro.__version__}, jax {jax.__version__}. Load average during the run "
         f"{min(loads):.1f}-{max(loads):.1f}; wall time {seconds / 60:.1f} min."
     )
@@ -281,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--small", action="store_true", help="CI size: 3 curves per dataset, 3 laws, short chains")
     p.add_argument("--nuts", action="store_true", help="also fit with NUTS (Laplace always runs)")
+    p.add_argument("--hierarchical", action="store_true", help="also fit with hierarchical NUTS (the curves of one group share exponent hyperpriors): rows 'bayescale-nuts-hier'")
+    p.add_argument("--merge", default="", help="comma-separated --json files of earlier runs (e.g. one per dataset, run in parallel): render their tables together and exit")
+    p.add_argument("--note", default="", help="with --merge: the sentence that says how the merged runs were made (machine, commands)")
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--only", default="", help="run only these dataset names (e.g. revisiting-LM)")
     p.add_argument("--nuts-datasets", default="", help="with --nuts: only these datasets (prefixes) also get NUTS")
@@ -304,8 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.laws == ",".join(cv.LAWS):
             args.laws = "m1,m2,m3"
         args.chains, args.warmup, args.draws = 2, 100, 100
+    if args.merge:
+        results = {}
+        for f in args.merge.split(","):
+            results.update(json.loads(Path(f).read_text()))
+        md = to_markdown(results, args.note or f"Merged from {args.merge}.")
+        print(md)
+        if args.out:
+            Path(args.out).write_text(md + "\n")
+        return 0
     laws = tuple(s for s in args.laws.split(",") if s)
-    methods = ("laplace", "nuts") if args.nuts else ("laplace",)
+    methods = ("laplace",) + (("nuts",) if args.nuts else ()) + (("nuts-hier",) if args.hierarchical else ())
     nuts_sets = tuple(s for s in args.nuts_datasets.split(",") if s)
     t0 = time.perf_counter()
     loads = [os.getloadavg()[0]]
