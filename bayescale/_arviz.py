@@ -143,6 +143,15 @@ def psis_log_weights(idata: InferenceData) -> np.ndarray:
     return np.asarray(lw.transpose("__sample__", ...).values)
 
 
+def psis_smooth(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pareto-smoothed, normalised importance log weights of each row of ``log_weights``
+    (rows: independent targets; columns: proposal draws) and each row's Pareto k."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        lw, k = az.psislw(np.asarray(log_weights, dtype=np.float64))
+    return np.asarray(lw), np.atleast_1d(np.asarray(k, dtype=np.float64))
+
+
 def compare(idatas: Mapping[str, InferenceData]) -> pd.DataFrame:
     """ArviZ's LOO comparison table (rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning)."""
     with warnings.catch_warnings():

@@ -1233,7 +1233,7 @@ class LoopPlan:
     k : int
         Runs per round.
     method : str
-        ``"laplace"`` (seconds) or ``"nuts"`` for the refits; ``fit_options`` go to :func:`bayescale.fit`.
+        ``"laplace"`` (seconds), ``"psis"`` (Laplace corrected by importance sampling) or ``"nuts"`` for the refits; ``fit_options`` go to :func:`bayescale.fit`.
     trainer : mapping
         Settings for the pilot runner (e.g. ``arch``, ``seed``).
     simulate : mapping, optional
@@ -1327,8 +1327,8 @@ def load_plan(source: str | os.PathLike | Mapping[str, Any] | LoopPlan) -> LoopP
     if isinstance(spec, str) and not Path(spec).is_absolute() and (base / spec).is_file():
         spec = str(base / spec)
     method = str(d.get("method", "laplace"))
-    if method not in ("laplace", "nuts"):
-        raise BayescaleError(f"plan: method must be 'laplace' or 'nuts', got {method!r}")
+    if method not in ("laplace", "psis", "nuts"):
+        raise BayescaleError(f"plan: method must be 'laplace', 'psis' or 'nuts', got {method!r}")
     tol = d.get("tolerance")
     k = d.get("k", 2)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:

@@ -825,7 +825,7 @@ def cmd_loo(args: argparse.Namespace) -> int:
 
 def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the one seed for everything random in the fit (default 0)")
-    p.add_argument("--method", choices=("nuts", "laplace"), default="nuts", help="NUTS sampling (default) or the quick Laplace approximation")
+    p.add_argument("--method", choices=("nuts", "laplace", "psis"), default="nuts", help="NUTS sampling (default), the quick Laplace approximation, or Laplace corrected by importance sampling (psis)")
     p.add_argument("--chains", type=int, help="number of chains (default: the spec's)")
     p.add_argument("--warmup", type=int, help="warmup iterations per chain (default: the spec's)")
     p.add_argument("--draws", type=int, help="draws per chain (default: the spec's)")

@@ -36,12 +36,12 @@ from numpyro.infer import MCMC, NUTS
 from numpyro.infer.hmc import hmc
 from numpyro.distributions.transforms import biject_to
 
-from . import _arviz, likelihoods
+from . import _arviz, _importance, likelihoods
 from .data import load_runs, runs_hash
 from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, SpecError, StaleFitError
 from .spec import ModelSpec, load_spec
 
-METHODS = ("nuts", "laplace")
+METHODS = ("nuts", "laplace", "psis")
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 OBS = "log_loss"
@@ -545,13 +545,19 @@ class Fit:
             "chain_method": a.get("chain_method", ""),
             "device": a.get("device", ""),
         }
-        if self.method in ("laplace", "fixed") or "sample_stats" not in self.idata.groups():
+        if self.method in ("laplace", "psis", "fixed") or "sample_stats" not in self.idata.groups():
             out.update(problems=[], divergences=0, max_tree_depth_hits=0)
             out["note"] = (
                 "Laplace approximation: a Gaussian at the mode in the unconstrained space, no MCMC diagnostics."
                 if self.method == "laplace"
                 else "no sampler statistics in this result"
             )
+            if self.method == "psis":
+                k = float(a.get("pareto_k", float("nan")))
+                out["pareto_k"] = k
+                out["note"] = f"Laplace approximation corrected by importance sampling, Pareto k {k:.2f} (reliable at 0.7 or below); no MCMC diagnostics."
+                if not k <= _importance.K_MAX:
+                    out["problems"] = [f"Pareto k {k:.2f} > {_importance.K_MAX}: the importance-sampling draws are unreliable"]
             return out
         table = _arviz.diagnostics_table(self.idata, self.var_names)
         stats = self.idata.sample_stats
@@ -727,9 +733,14 @@ def fit(
         The runs table (see :func:`bayescale.load_runs`).
     seed : int
         The one seed for everything random in the fit.
-    method : {"nuts", "laplace"}
+    method : {"nuts", "laplace", "psis"}
         ``"nuts"`` (default) samples the posterior. ``"laplace"`` returns draws from
         the Gaussian approximation at the MAP estimate: seconds, for quick looks.
+        ``"psis"`` corrects those draws by adaptive Pareto-smoothed importance sampling
+        (:mod:`bayescale._importance`): nearly as fast, and it follows a skewed posterior
+        (an asymptote ``E`` the runs barely constrain) where the Gaussian cannot. Its Pareto k
+        is in ``fit.idata.attrs["pareto_k"]``; above 0.7 a :class:`ConvergenceWarning` says
+        the draws are unreliable.
     chains, warmup, draws : int, optional
         Override the spec's sampler settings.
     progress : bool
@@ -784,10 +795,23 @@ def fit(
     # space so float32 is accurate there.
     dtype = np.float32 if device.platform == "gpu" else np.float64
     chain_method = ""
-    if method == "laplace":
+    pareto_k = None
+    if method in ("laplace", "psis"):
         warn_if_degenerate_laplace(spec, lap, len(table), stacklevel=3)
-        flat = rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws))
         stats: dict[str, np.ndarray] = {}
+        if method == "laplace":
+            flat = rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws))
+        else:
+            with jax.enable_x64(True), jax.default_device(cpu):
+                if not hasattr(post64, "_many"):
+                    post64._many = jax.jit(jax.vmap(post64.potential, in_axes=(0, None, None)))
+                many = post64._many
+                chol = np.linalg.cholesky(0.5 * (lap.cov + lap.cov.T) + 1e-12 * np.eye(lap.mode.size))
+                jlogx = {k: jnp.asarray(v) for k, v in logx.items()}
+                jy = jnp.asarray(y)
+                xs, k = _importance.draws(lambda x: -np.asarray(many(jnp.asarray(x[0]), jlogx, jy))[None], lap.mode[None], chol[None], rng, s.chains * s.draws)
+            flat = xs[0].reshape(s.chains, s.draws, -1)
+            pareto_k = float(k[0])
     else:
         chain_method = _chain_method(s.chain_method, s.chains, device)
         with jax.enable_x64(dtype == np.float64), jax.default_device(device):
@@ -813,10 +837,16 @@ def fit(
         dtype=np.dtype(dtype).name,
         laplace_mode=json.dumps(lap.value),
     )
+    if pareto_k is not None:
+        attrs["pareto_k"] = pareto_k
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
     if method == "nuts":
         warn_if_unconverged(result, stacklevel=3)
+    if pareto_k is not None and pareto_k > _importance.K_MAX:
+        warnings.warn(ConvergenceWarning(
+            f"spec {spec.name!r}: importance sampling from the Laplace approximation is unreliable (Pareto k {pareto_k:.2f} > {_importance.K_MAX}); "
+            "the bands are approximate: refit with method='nuts'"), stacklevel=2)
     return result
 
 

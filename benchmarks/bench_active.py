@@ -78,6 +78,7 @@ MISSPEC = ("beta_drifts", "broken_power", "small_N_extra", "heavy_tails", "under
 DESIGNS = ("ladder_20", "ladder_target", "isoflop", "stratified", "random", "cheapest")
 REPLAY_POOL_CMAX, REPLAY_SEED_CMAX, REPLAY_BUDGET = 1e20, 1e19, 3e20
 FIT = {"chains": 2, "draws": 1000}  # Laplace draws per fit (2000), the same for every method
+METHOD = "laplace"  # how every fit of the study is made (--method): "laplace" or "psis"
 
 
 def log(msg: str) -> None:
@@ -197,7 +198,7 @@ class Fitter:
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                f = bs.fit(str(SPEC), runs.reset_index(drop=True), method="laplace", seed=0, **FIT)
+                f = bs.fit(str(SPEC), runs.reset_index(drop=True), method=METHOD, seed=0, **FIT)
             self.cache[key] = target_band(f, self.target)
             self.n_fits += 1
             self.seconds += time.perf_counter() - t0
@@ -218,7 +219,7 @@ def run_active(seed_runs: pd.DataFrame, train: Callable, target: Any, budget: fl
         seed_runs.to_csv(path, index=False)
         sopts = {"max_replicates": max_replicates} if candidates is None else {"candidates": candidates, "max_replicates": max_replicates}
         sopts.update(options or {})
-        plan = {"runs": str(path), "spec": str(SPEC), "target": target, "budget": budget, "k": k, "method": "laplace", "fit": dict(FIT), "max_rounds": max_rounds, "suggest": sopts}
+        plan = {"runs": str(path), "spec": str(SPEC), "target": target, "budget": budget, "k": k, "method": METHOD, "fit": dict(FIT), "max_rounds": max_rounds, "suggest": sopts}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = run_loop(plan, train=train)
@@ -554,8 +555,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--note", default="", help="text added to the footer (e.g. how a --from-json re-render's worlds were run)")
     ap.add_argument("--shard", default="0/1", help="I/N: run only the worlds with index = I mod N (several processes share one --json file)")
     ap.add_argument("--suggest", default="{}", help='JSON of extra suggest() options for the active method, e.g. \'{"discrepancy": 0}\'')
+    ap.add_argument("--method", default="laplace", choices=("laplace", "psis"), help="how every fit is made (the refits of the loop and the fixed designs' final fits)")
     ap.add_argument("--fixed-from", type=Path, default=None, help="take the fixed designs' results from this earlier --json file (same worlds) and run only the active method")
     args = ap.parse_args(argv)
+    global METHOD
+    METHOD = args.method
     options = json.loads(args.suggest)
     fixed_runs = {}
     if args.fixed_from:

@@ -174,19 +174,19 @@ def _fit(curves: list[cv.Curve], law: str, method: str, args: argparse.Namespace
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return cv.fit_curves(
-            curves, law, method="laplace" if method == "laplace" else "nuts", hierarchical=method == "nuts-hier", seed=args.seed,
+            curves, law, method="nuts" if method.startswith("nuts") else method, hierarchical=method == "nuts-hier", seed=args.seed,
             chains=args.chains, warmup=args.warmup, draws=args.draws, pad_to=args.max_context, n_starts=args.n_starts,
         )
 
 
-def calibrate(curves: list[cv.Curve], laws: tuple[str, ...], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, cv.CurvePosterior]]:
+def calibrate(curves: list[cv.Curve], laws: tuple[str, ...], args: argparse.Namespace, method: str = "laplace") -> tuple[dict[str, float], dict[str, cv.CurvePosterior]]:
     """Drift scale per law and for the LOO stack, chosen on the fitted points only: fit (Laplace)
     the first --fraction (default 70%) of each curve's fitted points and score the rest (leave-future-out).
     Also returns those inner fits, from which the ensemble's LFO weights come."""
     inner = [c2 for c in curves if (c2 := cv.split_context(c, args.fraction)) is not None]
     if not inner:
         return {**{law: 0.0 for law in laws}, "stacked": 0.0}, {}
-    posts = {law: _fit(inner, law, "laplace", args) for law in laws}
+    posts = {law: _fit(inner, law, method, args) for law in laws}
     out = {law: cv.calibrate_drift(inner, lambda k, d, p=p: p.predictive(k, drift=d))[0] for law, p in posts.items()}
     w = cv.stack(posts)
     out["stacked"] = cv.calibrate_drift(inner, lambda k, d: cv.stacked_predictive(posts, w, k, drift=d))[0]
@@ -196,9 +196,16 @@ def calibrate(curves: list[cv.Curve], laws: tuple[str, ...], args: argparse.Name
 def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], methods: tuple[str, ...], args: argparse.Namespace) -> dict:
     rows: dict[str, dict] = {}
     t0 = time.perf_counter()
-    drift, inner = calibrate(curves, laws, args)
-    print(f"  {name} drift per decade (chosen on the fitted points): {drift} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    cal = {}
     for method in methods:
+        # The drift and the ensemble's weights come from inner fits made the same way (NUTS rows
+        # reuse the Laplace inner fits: NUTS on every split would double the run).
+        inner_method = "psis" if method == "psis" else "laplace"
+        if inner_method not in cal:
+            t0 = time.perf_counter()
+            cal[inner_method] = calibrate(curves, laws, args, inner_method)
+            print(f"  {name} drift per decade ({inner_method}, chosen on the fitted points): {cal[inner_method][0]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        drift, inner = cal[inner_method]
         posts = {}
         for law in laws:
             t0 = time.perf_counter()
@@ -207,7 +214,11 @@ def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], method
             m = score(curves, [post.predictive(k, drift=drift[law]) for k in range(len(curves))])
             m["seconds"] = time.perf_counter() - t0
             m["drift"] = drift[law]
-            if method != "laplace":
+            if method == "psis":
+                k = post.diagnostics["pareto_k"]
+                m["max_pareto_k"] = float(np.nanmax(k))
+                m["pareto_k_ok"] = int(np.sum(k <= cv.PSIS_K_MAX))
+            if method.startswith("nuts"):
                 m["max_rhat"] = float(np.nanmax(post.diagnostics["max_rhat"]))
                 m["divergences"] = int(post.diagnostics["divergences"].sum())
             rows[f"bayescale-{method} {law}"] = m
@@ -268,7 +279,7 @@ def to_markdown(results: dict, header: str) -> str:
         rows = res["rows"]
         lines += [f"**{ds}** ({res['curves']} curves, {res['targets']} targets)", "", "| method | drift/decade | RMSLE | MLPD | MSCE | 90% cov. | s |", "|---|---|---|---|---|---|---|"]
         for k, m in rows.items():
-            extra = f" (r-hat {m['max_rhat']:.2f}, {m['divergences']} div.)" if "max_rhat" in m else ""
+            extra = f" (r-hat {m['max_rhat']:.2f}, {m['divergences']} div.)" if "max_rhat" in m else (f" (k <= 0.7: {m['pareto_k_ok']}/{res['curves']})" if "pareto_k_ok" in m else "")
             d = (f"{m['drift']:g}" if isinstance(m["drift"], float) else str(m["drift"])) if "drift" in m else "-"
             lines.append(f"| {k}{extra} | {d} | {m['rmsle']:.4f} | {m['mlpd']:.3f} | {m['msce']:.4f} | {m['coverage90']:.2f} | {m['seconds']:.0f} |")
         lines.append("")
@@ -286,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--small", action="store_true", help="CI size: 3 curves per dataset, 3 laws, short chains")
     p.add_argument("--nuts", action="store_true", help="also fit with NUTS (Laplace always runs)")
+    p.add_argument("--psis", action="store_true", help="also fit with method='psis' (Laplace corrected by Pareto-smoothed importance sampling): rows 'bayescale-psis'")
     p.add_argument("--hierarchical", action="store_true", help="also fit with hierarchical NUTS (the curves of one group share exponent hyperpriors): rows 'bayescale-nuts-hier'")
     p.add_argument("--merge", default="", help="comma-separated --json files of earlier runs (e.g. one per dataset, run in parallel): render their tables together and exit")
     p.add_argument("--note", default="", help="with --merge: the sentence that says how the merged runs were made (machine, commands)")
@@ -322,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.out).write_text(md + "\n")
         return 0
     laws = tuple(s for s in args.laws.split(",") if s)
-    methods = ("laplace",) + (("nuts",) if args.nuts else ()) + (("nuts-hier",) if args.hierarchical else ())
+    methods = ("laplace",) + (("psis",) if args.psis else ()) + (("nuts",) if args.nuts else ()) + (("nuts-hier",) if args.hierarchical else ())
     nuts_sets = tuple(s for s in args.nuts_datasets.split(",") if s)
     t0 = time.perf_counter()
     loads = [os.getloadavg()[0]]
