@@ -163,6 +163,8 @@ def _diagnostics_line(d: Mapping[str, Any]) -> str:
     if "max_r_hat" not in d:  # no sampler statistics: Laplace, given draws
         if d["method"] == "laplace":
             return head + " (Laplace approximation: no MCMC diagnostics)"
+        if d["method"] == "psis":
+            return head + f" (Laplace + importance sampling: Pareto k {d.get('pareto_k', float('nan')):.2f}, reliable at 0.7 or below)"
         return head + " (no MCMC diagnostics: " + str(d.get("note", "no sampler statistics")).rstrip(".") + ")"
     return (
         f"{head}, max r-hat {d['max_r_hat']:.3f}, min ESS {d['min_ess_bulk']:.0f} (bulk) / "

@@ -131,6 +131,16 @@ def test_fit_identifiability_warning_is_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "m.nc").is_file()
 
 
+def test_fit_psis_reports_pareto_k_and_round_trips(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path / "runs.csv")
+    code, out, err = run(["fit", "chinchilla", runs, "-o", tmp_path / "p.nc", "--method", "psis", "--draws", "100"])
+    assert code == 0, err
+    m = re.search(r"^psis: 4 chains x 100 draws, [\d.]+ s \(Laplace \+ importance sampling: Pareto k (-?[\d.]+), reliable at 0.7 or below\)", out, re.M)
+    assert m, out
+    back = Fit.load(tmp_path / "p.nc")
+    assert back.method == "psis" and back.diagnostics()["pareto_k"] == pytest.approx(float(m.group(1)), abs=0.005)
+
+
 # ------------------------------------------------------------- summary
 
 
