@@ -280,12 +280,14 @@ def test_psis_matches_nuts_where_laplace_does_not() -> None:
     assert imp.draws["c"].shape == lap.draws["c"].shape and imp.method == "psis"
     assert imp.diagnostics["pareto_k"].shape == (3,) and np.all(imp.diagnostics["pareto_k"] < cv.PSIS_K_MAX)
 
+    def quantiles(p: cv.CurvePosterior, k: int) -> np.ndarray:
+        return np.quantile(p.log_mu(k, curves[k].x_target[-1:])[:, 0], [0.05, 0.5, 0.95])
+
     def err(post: cv.CurvePosterior) -> np.ndarray:
         out = []
-        for k, c in enumerate(curves):
-            q = lambda p: np.quantile(p.log_mu(k, c.x_target[-1:])[:, 0], [0.05, 0.5, 0.95])  # noqa: E731
-            r = q(ref)
-            out.append(np.abs(q(post) - r) / (r[2] - r[0]))
+        for k in range(len(curves)):
+            r = quantiles(ref, k)
+            out.append(np.abs(quantiles(post, k) - r) / (r[2] - r[0]))
         return np.max(out, axis=0)
 
     assert np.all(err(imp) < 0.1), err(imp)
