@@ -77,12 +77,6 @@ CURVE_LIKELIHOOD = Likelihood(family="Normal", sigma=Prior("HalfNormal", {"scale
 LAPLACE_MAX_SD = 3.0
 #: Ways :func:`fit_curves` draws from the posterior.
 METHODS = ("nuts", "laplace", "psis")
-#: Degrees of freedom of the Student-t proposal of ``method="psis"``.
-PSIS_DF = _importance.DF
-#: Proposals per kept draw in ``method="psis"``.
-PSIS_PROPOSALS = _importance.PROPOSALS
-#: Importance-sampling rounds of ``method="psis"`` (the first from the Laplace approximation).
-PSIS_ROUNDS = _importance.ROUNDS
 #: Pareto k above which ``method="psis"`` warns (Vehtari et al. 2024).
 PSIS_K_MAX = _importance.K_MAX
 #: Curves (units) optimised together by one vectorised L-BFGS run.
@@ -619,10 +613,7 @@ def _psis_draws(pot: _Potential, data: Sequence[tuple], rng: np.random.Generator
     if not hasattr(pot, "_many"):
         pot._many = jax.jit(jax.vmap(jax.vmap(pot.potential, in_axes=(0, None, None, None))))
     LX, Y, W = (jnp.asarray(np.stack([d[i] for d in data])) for i in range(3))
-    return _importance.draws(
-        lambda x: -np.asarray(pot._many(jnp.asarray(x), LX, Y, W)), np.stack([d[3] for d in data]), np.stack([d[4] for d in data]), rng, n,
-        df=PSIS_DF, proposals=PSIS_PROPOSALS, rounds=PSIS_ROUNDS,
-    )
+    return _importance.draws(lambda x: -np.asarray(pot._many(jnp.asarray(x), LX, Y, W)), np.stack([d[3] for d in data]), np.stack([d[4] for d in data]), rng, n)
 
 
 def fit_curves(
@@ -652,9 +643,9 @@ def fit_curves(
     method : {"nuts", "laplace", "psis"}
         NUTS in coordinates whitened by each curve's Laplace approximation; draws from the
         Laplace approximation itself; or ``"psis"``: the Laplace approximation corrected by
-        Pareto-smoothed importance sampling (a Student-t proposal with
-        :data:`PSIS_DF` degrees of freedom around the mode, :data:`PSIS_PROPOSALS` times as many
-        proposals as draws, resampled by their smoothed weights). The curved, ridge-shaped
+        adaptive Pareto-smoothed importance sampling (:mod:`bayescale._importance`: Student-t
+        proposals around the mode, refitted to the weighted draws over several rounds, resampled
+        by their smoothed weights). The curved, ridge-shaped
         posteriors of these laws are far from Gaussian, and the correction moves the
         predictive towards NUTS's at a fraction of the cost. ``diagnostics["pareto_k"]`` holds
         each curve's Pareto k; above 0.7 the correction is unreliable and a
@@ -945,12 +936,9 @@ def fit_ensemble(
         dr = {law: dr.get(law, 0.0) for law in laws}
     else:
         dr = {law: float(drift) for law in laws}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # one summary below instead of one per law
         posts = {law: fit_curves(curves, law, method=method, seed=seed, **fit_kw) for law in laws}
-    for w in caught:
-        if not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if method == "psis":
         bad = {law: int(np.sum(p.diagnostics["pareto_k"] > PSIS_K_MAX)) for law, p in posts.items()}
         bad = {law: n for law, n in bad.items() if n}

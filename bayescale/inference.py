@@ -557,7 +557,7 @@ class Fit:
                 out["pareto_k"] = k
                 out["note"] = f"Laplace approximation corrected by importance sampling, Pareto k {k:.2f} (reliable at 0.7 or below); no MCMC diagnostics."
                 if not k <= _importance.K_MAX:
-                    out["problems"] = [f"Pareto k {k:.2f} > {_importance.K_MAX}: the importance-sampling draws are unreliable"]
+                    out["problems"] = [f"Pareto k {k:.2f} > {_importance.K_MAX}: the importance-sampling draws are unreliable and the bands approximate; refit with method='nuts'."]
             return out
         table = _arviz.diagnostics_table(self.idata, self.var_names)
         stats = self.idata.sample_stats
@@ -841,12 +841,8 @@ def fit(
         attrs["pareto_k"] = pareto_k
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
-    if method == "nuts":
+    if method in ("nuts", "psis"):
         warn_if_unconverged(result, stacklevel=3)
-    if pareto_k is not None and pareto_k > _importance.K_MAX:
-        warnings.warn(ConvergenceWarning(
-            f"spec {spec.name!r}: importance sampling from the Laplace approximation is unreliable (Pareto k {pareto_k:.2f} > {_importance.K_MAX}); "
-            "the bands are approximate: refit with method='nuts'"), stacklevel=2)
     return result
 
 
