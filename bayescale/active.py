@@ -286,7 +286,9 @@ def _band_from(td: TargetDraws, c_max: float) -> dict[str, float]:
     rng = np.random.default_rng(0)
     x = td.law + sd_d * rng.standard_normal(td.law.size)
     lo, med, hi = np.quantile(x, [0.05, 0.5, 0.95])
-    out = {"median": float(np.exp(med)), "lo90": float(np.exp(lo)), "hi90": float(np.exp(hi)), "log_width90": float(hi - lo), "sd_log": float(np.std(x))}
+    lo_l, hi_l = np.quantile(td.law, [0.05, 0.95])
+    out = {"median": float(np.exp(med)), "lo90": float(np.exp(lo)), "hi90": float(np.exp(hi)), "log_width90": float(hi - lo), "sd_log": float(np.std(x)),
+           "lo90_law": float(np.exp(lo_l)), "hi90_law": float(np.exp(hi_l))}
     if td.target.is_decision:
         from scipy.stats import norm
 
@@ -297,7 +299,8 @@ def _band_from(td: TargetDraws, c_max: float) -> dict[str, float]:
 
 def target_band(fit: Any, target: Target | str | Mapping[str, Any]) -> dict[str, float]:
     """Median and 90% interval of the target now (natural scale), its log-width and sd of log,
-    and P(loss <= threshold) for a decision target.
+    the 90% interval of the law alone (``lo90_law``, ``hi90_law``: without the extrapolation
+    drift), and P(loss <= threshold) for a decision target.
 
     Examples
     --------
@@ -385,14 +388,21 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
     return (ln < _SAME) & (ld < _SAME)
 
 
-def default_candidates(fit: Any, budget: float | None = None, *, tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0), n_sizes: int = 10) -> pd.DataFrame:
-    """The default pool: a grid from the smallest run's N up to the largest N the
-    budget affords at the smallest ratio (or 30x the largest run's N), over ``tokens_per_param``."""
-    n_lo = float(fit.runs["N"].min())
+def default_candidates(fit: Any, budget: float | None = None, *, tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
+                       below: float = 3.0, per_decade: int = 8) -> pd.DataFrame:
+    """The default pool: a grid from ``below`` times smaller than the smallest run's N up to
+    the largest N the budget affords at the smallest ratio (or 30x the largest run's N), with
+    ``per_decade`` sizes per decade (at least 10), over ``tokens_per_param``.
+
+    Small runs at extreme ratios pin the exponents down for their cost, so the pool reaches a
+    little below the runs done (in the simulation study, half a decade below the seed pilots
+    cut the target's error by a fifth: BENCHMARKS.md, "Active selection")."""
+    n_lo = float(fit.runs["N"].min()) / float(below)
     n_hi = 30.0 * float(fit.runs["N"].max())
     if budget is not None and math.isfinite(budget):
         n_hi = min(n_hi, math.sqrt(budget / (6.0 * min(tokens_per_param))))
     n_hi = max(n_hi, n_lo * 1.5)
+    n_sizes = max(10, int(math.ceil(per_decade * math.log10(n_hi / n_lo))) + 1)
     return candidate_grid((n_lo, n_hi), tokens_per_param, n_sizes=n_sizes)
 
 
@@ -749,7 +759,8 @@ class Suggestion:
     plan : pandas.DataFrame
         The whole-budget plan the batch starts (same columns).
     plan_kind : str
-        ``"cost-weighted"`` or ``"unweighted"``: which greedy plan left the target less uncertain.
+        ``"allocation"`` (the linearised whole-budget allocation), or ``"cost-weighted"`` /
+        ``"unweighted"``: which greedy plan left the target less uncertain.
     target : Target
     band : dict
         The target now: median, 90% interval, log-width, sd of log (and p_below).
@@ -776,7 +787,7 @@ class Suggestion:
             lines.append(f"  now: P = {b['p_below']:.3f}; median {b['median']:.4g}, 90% interval {b['lo90']:.4g}-{b['hi90']:.4g}")
         else:
             lines.append(f"  now: median {b['median']:.4g}, 90% interval {b['lo90']:.4g}-{b['hi90']:.4g} (width of log: {b['log_width90']:.4f})")
-        lines.append(f"budget {self.budget:.3g}; plan ({self.plan_kind} greedy, {len(self.plan)} runs, cost {self.plan['cost'].sum() if len(self.plan) else 0:.3g})")
+        lines.append(f"budget {self.budget:.3g}; plan ({self.plan_kind if self.plan_kind == 'allocation' else self.plan_kind + ' greedy'}, {len(self.plan)} runs, cost {self.plan['cost'].sum() if len(self.plan) else 0:.3g})")
         lines.append("")
         t = self.table
         if len(t):
@@ -915,6 +926,78 @@ def _rows(sc: _Scorer, frame: pd.DataFrame, costs: np.ndarray, picks: Sequence[M
     return pd.DataFrame(rows, columns=cols)
 
 
+#: How :func:`suggest` plans the remaining budget.
+PLANNERS = ("allocation", "greedy")
+
+
+class _Lin:
+    """The linearised design criterion on the scorer's scale: variances of log target."""
+
+    def __init__(self, lin: Any, sc: _Scorer, base: float) -> None:
+        self.lin, self.sc = lin, sc
+        self.scale = sc.var_t / base if base > 0 else 1.0
+
+    def var_after(self, chosen: Sequence[int]) -> float:
+        n = np.zeros(self.lin.M)
+        for j in chosen:
+            n[j] += 1.0
+        return self.scale * self.lin.value(n)[0]
+
+
+def _allocation_plan(fit: Any, sc: _Scorer, frame: pd.DataFrame, costs: np.ndarray, selectable: np.ndarray, budget: float, counts: np.ndarray, pre: list[int],
+                     target: Target, *, max_replicates: int, n_draws: int, seed: int) -> tuple[_Lin, dict[str, Any]]:
+    """The whole-budget plan from the linearised allocation (see ``bayescale._design``)."""
+    from ._design import Linearised, allocate, round_runs
+
+    lin = Linearised(fit, frame, target, noise_var=sc.nv, extra_var=sc.dvar, n_draws=n_draws, seed=seed)
+    base, _ = lin.value(np.zeros(lin.M))
+    wrap = _Lin(lin, sc, base)
+    if pre:  # pending runs will report: fold them into what is known
+        lin.I0 = lin.I0 + np.einsum("smi,smj->sij", lin.G[:, pre, :], lin.G[:, pre, :])
+    caps = np.where(selectable & np.isfinite(costs), np.maximum(max_replicates - counts, 0), 0).astype(float)
+    safe = np.where(np.isfinite(costs), costs, 1.0)
+    w, _, _ = allocate(lin, safe, caps, budget)
+    n = round_runs(lin, w, safe, caps, budget)
+    # The plan's runs, most expensive first (the batch takes them in this order).
+    idx = [int(j) for j in np.argsort(-safe, kind="stable") for _ in range(int(n[j]))]
+    rho2 = sc.gaussian([])["rho2"]
+    picks, chosen, reps = [], list(pre), counts.copy()
+    for j in idx:
+        chosen.append(j)
+        reps[j] += 1
+        picks.append({"index": j, "gain": float("nan"), "gain_gauss": float("nan"), "gain_kind": "linearised", "ess": float("nan"), "novelty": 0.0,
+                      "rho2": float(rho2[j]), "var_law_after": wrap.var_after(chosen), "drift_var_after": float(sc.drift_var(chosen)), "replicate": int(reps[j])})
+    final = picks[-1]["var_law_after"] + picks[-1]["drift_var_after"] if picks else wrap.var_after(pre) + sc.drift_var(pre)
+    crit = float(np.atleast_1d(sc.crit_gauss(final - sc.drift_var(chosen), sc.drift_var(chosen)))[0])
+    return wrap, {"picks": picks, "crit": crit, "spent": float(sum(safe[j] for j in idx)), "crit_is": None}
+
+
+def _lin_rows(wrap: _Lin, sc: _Scorer, frame: pd.DataFrame, costs: np.ndarray, picks: Sequence[Mapping[str, Any]], pre: list[int], cmax: float) -> pd.DataFrame:
+    """Runs in the given order with their linearised gain given the runs before them."""
+    cols = ["rank", "N", "D", "ratio", "C", "cost", "expected_gain", "sd_after", "why"]
+    half = 1.0 if sc.decision else 0.5
+    chosen = list(pre)
+    before_var, before_dv = wrap.var_after(chosen), sc.drift_var(chosen)
+    rows = []
+    for i, p in enumerate(picks):
+        j = p["index"]
+        chosen.append(j)
+        after_var, dv = wrap.var_after(chosen), sc.drift_var(chosen)
+        b = float(np.atleast_1d(sc.crit_gauss(before_var, before_dv))[0])
+        a = float(np.atleast_1d(sc.crit_gauss(after_var, dv))[0])
+        r = frame.iloc[j]
+        parts = [f"{float(sc.dist[j]):.2g} decades of compute below the target"]
+        if r["C"] > cmax:
+            parts.insert(0, f"{math.log10(r['C'] / cmax):.2g} decades beyond the largest run: less extrapolation")
+        if p["replicate"] > 1:
+            parts.append(f"replicate {p['replicate']} (seed noise)")
+        parts.append("planned jointly with the rest of the budget (linearised design)")
+        rows.append({"rank": i + 1, "N": float(r["N"]), "D": float(r["D"]), "ratio": float(r["ratio"]), "C": float(r["C"]), "cost": float(costs[j]),
+                     "expected_gain": half * (b - a), "sd_after": math.sqrt(after_var + dv), "why": "; ".join(parts)})
+        before_var, before_dv = after_var, dv
+    return pd.DataFrame(rows, columns=cols)
+
+
 def suggest(
     fit: Any,
     target: Target | str | Mapping[str, Any],
@@ -938,6 +1021,8 @@ def suggest(
     seed: int = 0,
     max_steps: int = 256,
     batch_fraction: float = 0.5,
+    planner: str = "allocation",
+    design_draws: int = 64,
 ) -> Suggestion:
     """The next ``k`` pilots to train, from a plan over the whole remaining budget.
 
@@ -966,8 +1051,9 @@ def suggest(
         At most this many runs at one (N, D) point, counting runs done, pending and planned.
     discrepancy : float, optional
         Model-discrepancy sd per decade of compute between a candidate and the target (log
-        loss). Default: the spec's extrapolation-drift scale (root mean square of its
-        ``per_decade`` prior draws) when it has one, else 0.01.
+        loss). Default for the greedy planner: the spec's extrapolation-drift scale (root mean
+        square of its ``per_decade`` prior draws) when it has one, else 0.01; for the
+        allocation planner 0 (the target's own drift term charges for distance).
     diversity : float
         Bonus (fraction of gain) for a run at a tokens-per-parameter ratio at least 0.3
         decades from every ratio already run or planned.
@@ -988,6 +1074,17 @@ def suggest(
     batch_fraction : float
         The batch (first ``k`` runs of the plan) may spend at most this fraction of the budget,
         so the loop learns from it before committing the rest (1 lets one run take it all).
+    planner : {"allocation", "greedy"}
+        How the whole remaining budget is planned. ``"allocation"`` (default; loss and frontier
+        targets): the law is linearised around each of ``design_draws`` posterior draws and the
+        budget is split over the candidates to minimise the target's expected posterior variance
+        (a pseudo-Bayesian c-optimal design, solved jointly, then rounded to whole runs; see
+        ``bayescale._design``). ``"greedy"``: one run at a time by the Gaussian EPIG with
+        conditioning and importance reweighting, cost-weighted and unweighted, keeping the
+        better plan (always used for ``nopt`` targets). In the simulation study the allocation
+        needed far fewer FLOPs (BENCHMARKS.md, "Active selection").
+    design_draws : int
+        Posterior draws the allocation averages over.
 
     Returns
     -------
@@ -1007,6 +1104,8 @@ def suggest(
         raise BayescaleError(f"batch_fraction must be in (0, 1], got {batch_fraction!r}")
     if isinstance(max_replicates, bool) or not isinstance(max_replicates, (int, np.integer)) or max_replicates < 1:
         raise BayescaleError(f"max_replicates must be a positive integer, got {max_replicates!r}")
+    if planner not in PLANNERS:
+        raise BayescaleError(f"planner must be one of {list(PLANNERS)}, got {planner!r}")
     budget = float(budget_flops)
     pool = _as_points(candidates, "candidates") if candidates is not None else default_candidates(fit, budget if cost is None else None)
     pend = _as_points(pending, "pending")
@@ -1025,21 +1124,37 @@ def suggest(
     pre = list(range(n_pool, len(frame)))
     td = target_draws(fit, target)
     if discrepancy is None:
-        discrepancy = default_discrepancy(fit)
+        # The allocation counts every run's information; a discrepancy at the drift scale
+        # (0.08-0.1 sd for a pilot 4-5 decades below the target, against 0.01 of run noise)
+        # would leave only the largest run worth buying. The target's drift still charges for
+        # distance. See BENCHMARKS.md, "Active selection: ablations".
+        discrepancy = 0.0 if planner == "allocation" and target.kind != "nopt" else default_discrepancy(fit)
     band = _band_from(td, float(fit.runs["C"].max()))
     sc = _Scorer(fit, td, frame, discrepancy=discrepancy, n_outcomes=n_outcomes, seed=seed, max_draws=max_draws)
     ratios_seen = np.log10(pd.concat([runs, pend])["ratio"].to_numpy(float)) if len(runs) + len(pend) else np.zeros(0)
     kw = {"max_replicates": int(max_replicates), "diversity": float(diversity), "ratios_seen": ratios_seen, "refine": bool(refine), "n_refine": int(n_refine),
           "max_steps": int(max_steps), "batch_k": int(k), "batch_budget": float(batch_fraction) * budget}
-    plans = {
-        "cost-weighted": _greedy(sc, costs, selectable, budget, pre, counts, weighted=True, **kw),
-        "unweighted": _greedy(sc, costs, selectable, budget, pre, counts, weighted=False, **kw),
-    }
-    kind = min(plans, key=lambda n: (plans[n]["crit"], n != "cost-weighted"))
-    best = plans[kind]
     cmax = float(fit.runs["C"].max())
+    notes = []
+    lin = None
+    if planner == "allocation" and target.kind != "nopt":
+        # no single run above the batch's share, so the plan's biggest runs can go first
+        small = selectable & (costs <= float(batch_fraction) * budget * (1 + 1e-9))
+        lin, best = _allocation_plan(fit, sc, frame, costs, small, budget, counts, pre, target, max_replicates=int(max_replicates), n_draws=int(design_draws), seed=seed)
+        plans = {"allocation": best}
+        kind = "allocation"
+    else:
+        if planner == "allocation":
+            notes.append("The allocation planner needs a loss or frontier target; nopt targets are planned greedily.")
+        plans = {
+            "cost-weighted": _greedy(sc, costs, selectable, budget, pre, counts, weighted=True, **kw),
+            "unweighted": _greedy(sc, costs, selectable, budget, pre, counts, weighted=False, **kw),
+        }
+        kind = min(plans, key=lambda n: (plans[n]["crit"], n != "cost-weighted"))
+        best = plans[kind]
     cols = ["rank", "N", "D", "ratio", "C", "cost", "expected_gain", "sd_after", "why"]
-    plan = _rows(sc, frame, costs, best["picks"], pre, ratios_seen, cmax)
+    rows = (lambda picks: _lin_rows(lin, sc, frame, costs, picks, pre, cmax)) if lin is not None else (lambda picks: _rows(sc, frame, costs, picks, pre, ratios_seen, cmax))
+    plan = rows(best["picks"])
     # The batch: the plan's most expensive runs first, within batch_fraction of the budget. The whole
     # plan is the design; launching its big runs first spends the budget in few rounds and lets their
     # outcomes re-shape the rest (cheap runs picked first by gain per cost would be bought round after
@@ -1053,8 +1168,7 @@ def suggest(
             batch.append(i)
             used += c
     batch_picks = [best["picks"][i] for i in sorted(batch, key=lambda i: (-costs[best["picks"][i]["index"]], i))]
-    table = _rows(sc, frame, costs, batch_picks, pre, ratios_seen, cmax) if batch_picks else pd.DataFrame(columns=cols)
-    notes = []
+    table = rows(batch_picks) if batch_picks else pd.DataFrame(columns=cols)
     if len(table) < k:
         notes.append(f"Only {len(table)} runs fit the budget or add information (asked for {k}).")
     stopping = _stopping(sc, best, band, table, target, tolerance, min_improvement, utility, budget)

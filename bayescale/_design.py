@@ -1,0 +1,208 @@
+"""Whole-budget allocation of pilot runs by a linearised (pseudo-Bayesian c-optimal) criterion.
+
+For each posterior draw ``s`` the law is linearised around the draw's parameters, in the
+unconstrained coordinates NumPyro samples in (log for positive parameters). A design that puts
+``w_j`` runs at candidate ``j`` then leaves the target ``t`` with variance
+
+    v_s(w) = h_s' (P_s + J_run,s' J_run,s / n_s + sum_j w_j g_sj g_sj' / n_s)^-1 h_s
+
+where ``h_s`` is the gradient of ``t`` (log loss at the target, or, for a frontier target, at the
+draw's compute-optimal point: by the envelope theorem that is the gradient of the frontier's
+loss), ``g_sj`` the gradient of the candidate's log loss, ``n_s`` one run's noise variance (plus
+an optional discrepancy variance per candidate), ``J_run`` the gradients at the runs done and
+pending, and ``P_s`` the Hessian of the negative log prior. The allocation minimises the
+posterior mean of ``v_s`` over ``0 <= w_j <= cap_j`` and ``sum_j w_j cost_j <= budget`` (a convex
+problem: Chaloner & Verdinelli 1995, "Bayesian experimental design: a review", section 2.3),
+solved by Frank-Wolfe, whose linear step is a fractional knapsack; then it is rounded to whole
+runs. Unlike greedy one-run-at-a-time selection it sees that a few large runs plus many small
+ones at extreme ratios pin down the far target together.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+_FNS: dict[str, Any] = {}
+
+
+def _functions(spec: Any) -> tuple[Any, Any, Any]:
+    """Jitted (per law): gradients of log loss in unconstrained coordinates, (S, M, P); the
+    Hessian of the negative log prior there, (S, P, P); and the map to unconstrained coordinates."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.distributions.transforms import biject_to
+
+    law = spec.law
+    names = list(law.params)
+    priors = [spec.priors[p].to_numpyro() for p in names]
+    trans = [biject_to(d.support) for d in priors]
+    key = f"{law.name}:{id(law.log_loss)}:{spec.model_id}"
+
+    def theta_of(u: Any) -> dict[str, Any]:
+        return {p: trans[i](u[i]) for i, p in enumerate(names)}
+
+    def log_loss(u: Any, lx: Any) -> Any:
+        return law.log_loss(theta_of(u), lx, jnp)
+
+    def neg_log_prior(u: Any) -> Any:
+        out = 0.0
+        for i in range(len(names)):
+            th = trans[i](u[i])
+            out = out - priors[i].log_prob(th) - trans[i].log_abs_det_jacobian(u[i], th)
+        return out
+
+    if key not in _FNS:
+        grad = jax.grad(log_loss)
+        jac = jax.jit(jax.vmap(jax.vmap(grad, in_axes=(None, 0)), in_axes=(0, None)))
+        hess = jax.jit(jax.vmap(jax.hessian(neg_log_prior)))
+        _FNS[key] = (jac, hess)
+    jac, hess = _FNS[key]
+
+    def to_u(theta: dict[str, np.ndarray]) -> np.ndarray:
+        return np.stack([np.asarray(trans[i].inv(jnp.asarray(theta[p]))) for i, p in enumerate(names)], axis=-1)
+
+    return jac, hess, to_u
+
+
+def _log_inputs(spec: Any, frame: pd.DataFrame) -> dict[str, Any]:
+    import jax.numpy as jnp
+
+    from .inference import _log_inputs as li
+
+    return {k: jnp.asarray(v) for k, v in li(spec, frame, np.float64).items()}
+
+
+class Linearised:
+    """Per-draw linearisation of the law at the runs, the candidates and the target."""
+
+    def __init__(self, fit: Any, frame: pd.DataFrame, target: Any, *, noise_var: np.ndarray, extra_var: np.ndarray | None = None,
+                 n_draws: int = 64, seed: int = 0) -> None:
+        import jax
+
+        from .active import _theta
+
+        theta = _theta(fit)
+        S = next(iter(theta.values())).size
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(S, min(n_draws, S), replace=False))
+        theta = {k: v[idx] for k, v in theta.items()}
+        jac, hess, to_u = _functions(fit.spec)
+        with jax.enable_x64(True):
+            U = jax.numpy.asarray(to_u(theta))
+            runs = fit.runs
+            Jr = np.asarray(jac(U, _log_inputs(fit.spec, runs)), dtype=float)
+            Jc = np.asarray(jac(U, _log_inputs(fit.spec, frame)), dtype=float) if len(frame) else np.zeros((idx.size, 0, U.shape[1]))
+            H = np.asarray(hess(U), dtype=float)
+            if target.kind == "frontier":
+                from .decisions import compute_optimal
+
+                opt = compute_optimal(fit, [target.C])
+                n_opt = np.asarray(opt["N_opt"].values, dtype=float).reshape(-1)[idx]
+                pts = pd.DataFrame({"N": n_opt, "D": target.C / (6.0 * n_opt), "C": np.full(idx.size, target.C)})
+                # one target point per draw: evaluate each draw at its own point
+                Jt = np.asarray(jac(U, _log_inputs(fit.spec, pts)), dtype=float)
+                h = Jt[np.arange(idx.size), np.arange(idx.size)]
+            else:
+                pts = pd.DataFrame({"N": [target.N], "D": [target.D], "C": [target.C]})
+                h = np.asarray(jac(U, _log_inputs(fit.spec, pts)), dtype=float)[:, 0]
+        # The prior's curvature can be negative away from its mode (e.g. heavy tails): clip it.
+        ev, vec = np.linalg.eigh(0.5 * (H + np.swapaxes(H, 1, 2)))
+        P = np.einsum("sij,sj,skj->sik", vec, np.maximum(ev, 0.0), vec)
+        nv = np.asarray(noise_var, dtype=float)
+        nv = nv[idx] if nv.size == S else np.full(idx.size, float(np.mean(nv)))
+        self.I0 = P + np.einsum("smi,smj->sij", Jr, Jr) / nv[:, None, None]
+        ev = np.zeros(Jc.shape[1]) if extra_var is None else np.asarray(extra_var, dtype=float)
+        self.G = Jc / np.sqrt(nv[:, None, None] + ev[None, :, None])  # (S, M, P)
+        self.h = h
+        self.S, self.M = idx.size, Jc.shape[1]
+
+    def value(self, w: np.ndarray) -> tuple[float, np.ndarray]:
+        """Mean over draws of the target's variance after ``w`` runs per candidate, and its gradient in w."""
+        info = self.I0 + np.einsum("smi,m,smj->sij", self.G, w, self.G)
+        x = np.linalg.solve(info, self.h[..., None])[..., 0]
+        v = np.einsum("si,si->s", self.h, x)
+        grad = -np.einsum("smi,si->sm", self.G, x) ** 2
+        return float(v.mean()), grad.mean(axis=0)
+
+
+def _knapsack(score: np.ndarray, costs: np.ndarray, caps: np.ndarray, budget: float) -> np.ndarray:
+    """Fractional knapsack: the vertex of {0 <= w <= caps, costs.w <= budget} maximising score.w."""
+    s = np.zeros_like(caps)
+    left = budget
+    for j in np.argsort(-score / costs):
+        if score[j] <= 0 or left <= 0:
+            break
+        take = min(caps[j], left / costs[j])
+        s[j] = take
+        left -= take * costs[j]
+    return s
+
+
+def allocate(lin: Linearised, costs: np.ndarray, caps: np.ndarray, budget: float, iters: int = 300) -> tuple[np.ndarray, float, float]:
+    """Continuous allocation minimising :meth:`Linearised.value` (Frank-Wolfe with line search).
+    Returns (w, value at w, value with no new runs)."""
+    v0, _ = lin.value(np.zeros(lin.M))
+    ok = caps > 0
+    if not ok.any():
+        return np.zeros(lin.M), v0, v0
+    # Start at a vertex: every vertex spends the whole budget (or fills every cap), and so does
+    # every convex combination of them; more runs never raise the variance.
+    w = _knapsack(-lin.value(np.zeros(lin.M))[1], costs, caps, budget)
+    v = lin.value(w)[0]
+    stalled = 0
+    for _ in range(iters):
+        _, g = lin.value(w)
+        s = _knapsack(-g, costs, caps, budget)
+        d = s - w
+        if not np.any(d):
+            break
+        # golden-section line search on [0, 1]
+        lo, hi = 0.0, 1.0
+        r = 0.5 * (math.sqrt(5.0) - 1.0)
+        a, b = hi - r * (hi - lo), lo + r * (hi - lo)
+        fa, fb = lin.value(w + a * d)[0], lin.value(w + b * d)[0]
+        for _ in range(20):
+            if fa < fb:
+                hi, b, fb = b, a, fa
+                a = hi - r * (hi - lo)
+                fa = lin.value(w + a * d)[0]
+            else:
+                lo, a, fa = a, b, fb
+                b = lo + r * (hi - lo)
+                fb = lin.value(w + b * d)[0]
+        gam = 0.5 * (lo + hi)
+        w_new = w + gam * d
+        v_new = lin.value(w_new)[0]
+        if v_new >= v:
+            break
+        stalled = stalled + 1 if v_new > v * (1 - 1e-7) else 0
+        w, v = w_new, v_new
+        if stalled >= 5:
+            break
+    return w, v, v0
+
+
+def round_runs(lin: Linearised, w: np.ndarray, costs: np.ndarray, caps: np.ndarray, budget: float) -> np.ndarray:
+    """Whole runs from a continuous allocation: the integer parts, then single runs added
+    greedily (most variance removed per cost, among candidates the allocation used) while the
+    budget allows."""
+    n = np.minimum(np.floor(w + 1e-6), caps).astype(int)
+    left = budget - float(n @ costs)
+    used = w > 1e-3
+    while True:
+        ok = used & (n < caps) & (costs <= left + 1e-9 * budget)
+        if not ok.any():
+            break
+        v, _ = lin.value(n.astype(float))
+        idx = np.flatnonzero(ok)
+        drop = np.array([v - lin.value(n + np.eye(1, lin.M, j)[0])[0] for j in idx])
+        best = int(np.argmax(drop / costs[idx]))
+        if drop[best] <= 0:
+            break
+        n[idx[best]] += 1
+        left -= costs[idx[best]]
+    return n
