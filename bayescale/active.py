@@ -402,7 +402,7 @@ def default_candidates(fit: Any, budget: float | None = None, *, tokens_per_para
     if budget is not None and math.isfinite(budget):
         n_hi = min(n_hi, math.sqrt(budget / (6.0 * min(tokens_per_param))))
     n_hi = max(n_hi, n_lo * 1.5)
-    n_sizes = max(10, int(math.ceil(per_decade * math.log10(n_hi / n_lo))) + 1)
+    n_sizes = max(10, math.ceil(per_decade * math.log10(n_hi / n_lo)) + 1)
     return candidate_grid((n_lo, n_hi), tokens_per_param, n_sizes=n_sizes)
 
 
