@@ -64,6 +64,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         discrepancy=args.discrepancy,
         tolerance=args.tolerance,
         seed=args.seed,
+        planner=args.planner,
     )
     if args.format == "json":
         _print_json(sug.to_dict())
@@ -99,7 +100,9 @@ def register(sub: Any) -> None:
     p.add_argument("--candidates", metavar="CSV", help="candidate runs (columns N, D); default: a grid in log N x tokens per parameter")
     p.add_argument("--pending", metavar="CSV", help="runs launched but not finished (columns N, D): not suggested again")
     p.add_argument("--max-replicates", type=int, default=2, help="at most this many runs at one (N, D) (default 2)")
-    p.add_argument("--discrepancy", type=float, default=None, help="model-discrepancy sd of log loss per decade of compute from the target (default: the spec's drift scale, else 0.01)")
+    p.add_argument("--planner", choices=("allocation", "greedy"), default="allocation",
+                   help="allocation: split the whole budget by the linearised design criterion (default); greedy: one run at a time by EPIG")
+    p.add_argument("--discrepancy", type=float, default=None, help="model-discrepancy sd of log loss per decade of compute from the target (default: 0 for the allocation; the spec's drift scale, else 0.01, for greedy)")
     p.add_argument("--tolerance", type=float, default=None, help="stop once the 90%% interval of log(target) is narrower than this")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("table", "json"), default="table")
