@@ -10,8 +10,9 @@ Methods (each one picks runs, pays 6ND for them, and is refitted with ``bayescal
 method="laplace")``, spec ``models/chinchilla.toml``: Student-t likelihood and the
 extrapolation-drift prior):
 
-* ``active``: ``bayescale.active.run_loop`` with a simulated trainer (suggest k=4 runs from the
-  default candidate grid, train, check, refit, re-plan until the budget is spent);
+* ``active``: ``bayescale.active.run_loop`` with a simulated trainer (suggest k=8 runs from the
+  default candidate grid with the default planner, train, check, refit, re-plan until the budget
+  is spent, at most 10 rounds);
 * fixed designs: a D = 20N ladder (N doubling from 1e7), a ladder at the target's ratio (50), an
   isoFLOP grid (compute levels x 3.16 from 1e16, 4 sizes each at 5-160 tokens/param), a stratified
   grid (6 sizes x 6 ratios, visited one random ratio per size per pass), random order over the
@@ -26,8 +27,10 @@ Epoch's Chinchilla runs (``shared/data``): the candidates are the recorded runs 
 largest compute (1.3e22 FLOPs), the seed is 6 random runs below 1e19 FLOPs, the budget 3e20.
 
 Metrics against FLOPs spent (checkpoints B/4, B/2, B, and 2B, 4B for fixed designs): error of the
-target's median prediction (|log median - log truth|), coverage of the 90% interval, and the FLOPs a
-fixed design needs to match the active method's error at B. Plus the timing of scoring 1000
+target's median prediction (|log median - log truth|), coverage of the 90% interval (and of the
+law-only interval, without the extrapolation drift), and the FLOPs a fixed design needs to match
+the active method's error at B. In well-specified worlds also each design's linearised sd at the
+true parameters (its expected error, free of the noise of single fits). Plus the timing of scoring 1000
 candidates against 4000 posterior draws.
 
 Usage::
@@ -444,8 +447,8 @@ def render(results: list[dict[str, Any]], tim: dict[str, Any] | None, meta: dict
         "available on 2 shared cores). Target: the loss of a planned run at N = 4e9, D = 2e11 (2.5+ decades beyond any pilot) in "
         "the synthetic worlds; the recorded loss of the largest-compute run (1.3e22 FLOPs) in the replay. Error = |log median "
         "prediction - log truth| (x100 ~ percent), averaged over worlds (SE in brackets); coverage = fraction of worlds whose 90% "
-        "interval holds the truth. The active method runs `run_loop` (k = 4 runs per round, at most 6 rounds, default `suggest` settings, default "
-        "candidate grid; in the replay the candidates are the recorded runs with C <= 1e20, a chosen run reveals its recorded loss, and each recorded run can be chosen once: max_replicates = 1)."
+        "interval holds the truth; the law-only coverage in brackets leaves out the spec's extrapolation drift. The active method runs `run_loop` (k = 8 runs per round, at most 10 rounds, default `suggest` "
+        "settings: the whole-budget allocation planner and the default candidate grid; in the replay the candidates are the recorded runs with C <= 1e20, a chosen run reveals its recorded loss, and each recorded run can be chosen once: max_replicates = 1)."
     )
     lines.append("")
     summ: dict[str, Any] = {}
