@@ -146,6 +146,7 @@ def allocate(lin: Linearised, costs: np.ndarray, caps: np.ndarray, budget: float
     """Continuous allocation minimising :meth:`Linearised.value` (Frank-Wolfe with line search).
     Returns (w, value at w, value with no new runs)."""
     v0, _ = lin.value(np.zeros(lin.M))
+    caps = np.where(costs <= budget * (1 + 1e-9), caps, 0.0)  # no fractions of unaffordable runs
     ok = caps > 0
     if not ok.any():
         return np.zeros(lin.M), v0, v0

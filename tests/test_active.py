@@ -270,6 +270,10 @@ def test_allocation_respects_costs_and_caps():
     assert w[1] <= 2.0 + 1e-9 and w @ costs <= budget * (1 + 1e-9)
     n = round_runs(lin, w, costs, np.array([1e6, 2.0]), budget)
     assert n[1] <= 2 and n @ costs <= budget
+    # a run at x = 3 would tell the target directly, but costs more than the whole budget: no fraction of it
+    lin3 = _toy_linearised([-1.0, 1.0, 3.0], 3.0)
+    w, _, _ = allocate(lin3, np.array([1.0, 4.0, 50.0]), np.full(3, 1e6), budget)
+    assert w[2] == 0 and w[:2] @ np.array([1.0, 4.0]) == pytest.approx(budget, rel=1e-6)
 
 
 def _lin_var(p, pts, target, sigma=0.01):
