@@ -38,7 +38,7 @@ How a candidate is scored (all from posterior draws, vectorised in JAX over cand
   splits the whole remaining budget over the candidates to minimise the target's expected
   posterior variance (a pseudo-Bayesian c-optimal design, convex, solved by Frank-Wolfe and
   rounded to whole runs; ``bayescale._design``). The batch is the plan's most expensive runs.
-  In the simulation study this cut the target's error about threefold against the greedy
+  In the simulation study this halved the target's error against the greedy
   planner and the best fixed design in well-specified worlds (BENCHMARKS.md).
 * **Guards against known failure modes.** Plain gain per cost keeps buying the cheapest
   run: the allocation weighs every run against the whole budget, and the greedy planner
