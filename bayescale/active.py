@@ -952,9 +952,7 @@ class _Lin:
         self.scale = sc.var_t / base if base > 0 else 1.0
 
     def var_after(self, chosen: Sequence[int]) -> float:
-        n = np.zeros(self.lin.M)
-        for j in chosen:
-            n[j] += 1.0
+        n = np.bincount(np.asarray(chosen, dtype=int), minlength=self.lin.M).astype(float)
         return self.scale * self.lin.value(n)[0]
 
 
@@ -974,15 +972,13 @@ def _allocation_plan(fit: Any, sc: _Scorer, frame: pd.DataFrame, costs: np.ndarr
     n = round_runs(lin, w, safe, caps, budget)
     # The plan's runs, most expensive first (the batch takes them in this order).
     idx = [int(j) for j in np.argsort(-safe, kind="stable") for _ in range(int(n[j]))]
-    rho2 = sc.gaussian([])["rho2"]
     picks, chosen, reps = [], list(pre), counts.copy()
     for j in idx:
         chosen.append(j)
         reps[j] += 1
-        picks.append({"index": j, "gain": float("nan"), "gain_gauss": float("nan"), "gain_kind": "linearised", "ess": float("nan"), "novelty": 0.0,
-                      "rho2": float(rho2[j]), "var_law_after": wrap.var_after(chosen), "drift_var_after": float(sc.drift_var(chosen)), "replicate": int(reps[j])})
-    final = picks[-1]["var_law_after"] + picks[-1]["drift_var_after"] if picks else wrap.var_after(pre) + sc.drift_var(pre)
-    crit = float(np.atleast_1d(sc.crit_gauss(final - sc.drift_var(chosen), sc.drift_var(chosen)))[0])
+        picks.append({"index": j, "replicate": int(reps[j]), "var_law_after": wrap.var_after(chosen), "drift_var_after": float(sc.drift_var(chosen))})
+    var_law, drift = wrap.var_after(chosen), sc.drift_var(chosen)
+    crit = float(np.atleast_1d(sc.crit_gauss(var_law, drift))[0])
     return wrap, {"picks": picks, "crit": crit, "spent": float(sum(safe[j] for j in idx)), "crit_is": None}
 
 
@@ -1137,12 +1133,13 @@ def suggest(
     counts = _same(frame, pd.concat([runs, pend], ignore_index=True)).sum(axis=1).astype(int)
     pre = list(range(n_pool, len(frame)))
     td = target_draws(fit, target)
+    allocation = planner == "allocation" and target.kind != "nopt"  # nopt has no law gradient: greedy
     if discrepancy is None:
         # The allocation counts every run's information; a discrepancy at the drift scale
         # (0.08-0.1 sd for a pilot 4-5 decades below the target, against 0.01 of run noise)
         # would leave only the largest run worth buying. The target's drift still charges for
         # distance. See BENCHMARKS.md, "Active selection: ablations".
-        discrepancy = 0.0 if planner == "allocation" and target.kind != "nopt" else default_discrepancy(fit)
+        discrepancy = 0.0 if allocation else default_discrepancy(fit)
     band = _band_from(td, float(fit.runs["C"].max()))
     sc = _Scorer(fit, td, frame, discrepancy=discrepancy, n_outcomes=n_outcomes, seed=seed, max_draws=max_draws)
     ratios_seen = np.log10(pd.concat([runs, pend])["ratio"].to_numpy(float)) if len(runs) + len(pend) else np.zeros(0)
@@ -1151,7 +1148,7 @@ def suggest(
     cmax = float(fit.runs["C"].max())
     notes = []
     lin = None
-    if planner == "allocation" and target.kind != "nopt":
+    if allocation:
         # no single run above the batch's share, so the plan's biggest runs can go first
         small = selectable & (costs <= float(batch_fraction) * budget * (1 + 1e-9))
         lin, best = _allocation_plan(fit, sc, frame, costs, small, budget, counts, pre, target, max_replicates=int(max_replicates), n_draws=int(design_draws), seed=seed)

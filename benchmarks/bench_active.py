@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import math
 import os
@@ -213,7 +214,13 @@ def score_band(b: dict[str, float], truth: float) -> dict[str, float]:
             "cover_law": float(b["lo90_law"] <= truth <= b["hi90_law"])}
 
 
-PRIOR_SD = np.array([0.5, 3.0, 3.0, 0.5, 0.5])  # models/chinchilla.toml: LogNormal scales of E, A, B, alpha, beta
+@functools.lru_cache(maxsize=1)
+def _prior_sd() -> np.ndarray:
+    """Sds of log E, log A, log B, log alpha, log beta under the spec's LogNormal priors."""
+    from bayescale.spec import load_spec
+
+    priors = load_spec(SPEC).priors
+    return np.array([float(priors[k].params["scale"]) for k in ("E", "A", "B", "alpha", "beta")])
 
 
 def linearised_sd(p: dict[str, float], pts: list[tuple[float, float]]) -> float:
@@ -228,7 +235,7 @@ def linearised_sd(p: dict[str, float], pts: list[tuple[float, float]]) -> float:
 
     x = np.asarray(pts, dtype=float)
     G = grad(x[:, 0], x[:, 1])
-    info = G.T @ G / SIGMA**2 + np.diag(1.0 / PRIOR_SD**2)
+    info = G.T @ G / SIGMA**2 + np.diag(1.0 / _prior_sd() ** 2)
     h = grad(np.array([TARGET["N"]]), np.array([TARGET["D"]]))[0]
     return float(math.sqrt(h @ np.linalg.solve(info, h)))
 
