@@ -34,7 +34,7 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.hmc import hmc
-from numpyro.distributions.transforms import biject_to
+from numpyro.distributions.transforms import ExpTransform, biject_to
 
 from . import _arviz, _importance, likelihoods
 from .data import load_runs, runs_hash
@@ -234,6 +234,31 @@ class _Posterior:
         lp = lp + jnp.sum(observation_dist(self.spec, mu, values).log_prob(y))
         return -lp
 
+    def reference_terms(self) -> list[tuple[int, int, float, str]]:
+        """``(coefficient index, exponent index, sign, input)`` of each declared power-law term
+        whose coefficient NUTS can sample at the runs' reference scale (its unconstrained
+        coordinate must be ``log(coefficient)``)."""
+        index = {n: i for i, n in enumerate(self.names)}
+        out = []
+        for coef, entries in self.spec.law.power_terms.items():
+            if not isinstance(self.transforms[index[coef]], ExpTransform):
+                continue
+            out += [(index[coef], index[e], sign, x) for e, x, sign in entries]
+        return out
+
+    def to_reference(self, flat: Any, centre: Mapping[str, Any], inverse: bool = False) -> Any:
+        """Map NumPyro's unconstrained coordinates to the sampler's (or back, ``inverse``).
+
+        Each declared coefficient coordinate ``log A`` becomes ``log A + sign * alpha * c``
+        with ``c`` the mean log input of the runs; the exponents are left alone, so the map
+        is triangular with unit Jacobian and the density is the same in both coordinates.
+        """
+        out = flat
+        for i, j, sign, x in self.reference_terms():
+            shift = sign * self.transforms[j](flat[..., j]) * centre[x]
+            out = out.at[..., i].add(-shift if inverse else shift)
+        return out
+
     def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` draws from the prior in the unconstrained space, shape (n, dim)."""
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
@@ -317,7 +342,8 @@ def _runner(post: _Posterior, chain_method: str, d: int) -> Any:
         return post.runners[cache_key]
 
     def potential_gen(logx: Any, y: Any, mode: Any, chol: Any) -> Any:
-        return lambda u: post.potential(mode + chol @ u, logx, y)
+        centre = {k: jnp.mean(v) for k, v in logx.items()}
+        return lambda u: post.potential(post.to_reference(mode + chol @ u, centre, inverse=True), logx, y)
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
@@ -366,9 +392,15 @@ def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: 
     d = lap.mode.size
     logx = {k: jnp.asarray(v, dtype=dtype) for k, v in logx.items()}
     y = jnp.asarray(y, dtype=dtype)
+    centre = {k: jnp.mean(v) for k, v in logx.items()}
     if s.init == "map":
-        mode = jnp.asarray(lap.mode, dtype=dtype)
-        chol = jnp.asarray(np.linalg.cholesky(lap.cov), dtype=dtype)
+        # The Laplace fit moved to the sampler's reference-scale coordinates: its mode mapped,
+        # its covariance carried by the map's Jacobian (J cov J^T).
+        mode0 = jnp.asarray(lap.mode, dtype=dtype)
+        jac = np.asarray(jax.jacobian(lambda f: post.to_reference(f, centre))(mode0), dtype=np.float64)
+        mode = post.to_reference(mode0, centre)
+        cov = jac @ lap.cov @ jac.T
+        chol = jnp.asarray(np.linalg.cholesky(0.5 * (cov + cov.T)), dtype=dtype)
         # Dispersed starts (1.5x the Laplace scale) so r-hat can see chains that disagree.
         init = jnp.asarray(1.5 * rng.standard_normal((s.chains, d)), dtype=dtype)
     else:
@@ -378,7 +410,7 @@ def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: 
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
     if progress:
         # NumPyro's driver shows a progress bar; it compiles anew for every fit.
-        potential = lambda u: post.potential(mode + chol @ u, logx, y)  # noqa: E731
+        potential = lambda u: post.potential(post.to_reference(mode + chol @ u, centre, inverse=True), logx, y)  # noqa: E731
         kernel = NUTS(potential_fn=potential, dense_mass=s.dense_mass, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth)
         mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains, chain_method=chain_method, progress_bar=True)
         mcmc.run(key, init_params=init if s.chains > 1 else init[0], extra_fields=("diverging", "num_steps", "accept_prob", "energy", "potential_energy"))
@@ -392,7 +424,7 @@ def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: 
         u = np.asarray(u).reshape(s.chains, s.draws, d)
         ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in ex.items()}
         step = np.asarray(step, dtype=np.float64).reshape(-1, 1)
-    z = np.asarray(mode)[None, None, :] + u @ np.asarray(chol).T
+    z = np.asarray(post.to_reference(jnp.asarray(np.asarray(mode)[None, None, :] + u @ np.asarray(chol).T, dtype=dtype), centre, inverse=True), dtype=np.float64)
     stats = {
         "diverging": ex["diverging"].astype(bool),
         "n_steps": ex["num_steps"].astype(np.int64),

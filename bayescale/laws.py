@@ -80,6 +80,15 @@ class Law:
     optimal_N : callable, optional
         ``optimal_N(params, C) -> N_opt``, the closed-form compute-optimal model size at
         budget ``C = 6 N D`` (NumPy broadcasting). Without it, bayescale minimises numerically.
+    power_terms : mapping of str to tuple, optional
+        Power-law terms the sampler may move to the runs' reference scale:
+        ``{coefficient: ((exponent, input, sign), ...)}`` declares that the law holds the
+        term ``log(coefficient) + sign * exponent * log(input)``. NUTS then samples
+        ``log(coefficient) + sign * exponent * mean(log input)`` instead of
+        ``log(coefficient)``: the value of the term in the middle of the runs, which the
+        data pin down nearly independently of the exponent. The map has unit Jacobian,
+        so the posterior is unchanged; it removes the curved ridge between a coefficient
+        and its exponent that otherwise causes divergent transitions.
     """
 
     name: str
@@ -93,6 +102,7 @@ class Law:
     description: str = ""
     identified: Callable[[Mapping[str, Any], float], Mapping[str, Any]] | None = None
     optimal_N: Callable[[Mapping[str, Any], Any], Any] | None = None
+    power_terms: Mapping[str, tuple[tuple[str, str, float], ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -117,6 +127,7 @@ class Law:
         cols = {i: i for i in self.inputs}
         cols.update(dict(self.columns))
         object.__setattr__(self, "columns", cols)
+        object.__setattr__(self, "power_terms", _check_power_terms(where, self.power_terms, self.params, self.inputs))
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -132,6 +143,18 @@ class Law:
             col = self.columns[name]
             x[name] = jnp.log(jnp.asarray(_input_value(col, inputs), dtype=jnp.result_type(float)))
         return np.asarray(jnp.exp(self.log_loss(params, x, jnp)))
+
+
+def _check_power_terms(where: str, terms: Mapping[str, Any], params: Sequence[str], inputs: Sequence[str]) -> dict[str, tuple[tuple[str, str, float], ...]]:
+    out = {}
+    for coef, entries in dict(terms).items():
+        entries = tuple((str(e), str(i), float(sign)) for e, i, sign in entries)
+        bad = [n for n in [coef] + [e for e, _, _ in entries] if n not in params]
+        bad_inputs = [i for _, i, _ in entries if i not in inputs]
+        if bad or bad_inputs or coef in [e for e, _, _ in entries]:
+            raise LawError(f"{where}: power_terms entry {coef!r} must name a coefficient and other parameters as exponents and law inputs {list(inputs)}; got {entries}")
+        out[coef] = entries
+    return out
 
 
 def _input_value(col: str, inputs: Mapping[str, Any]) -> Any:
@@ -207,6 +230,7 @@ power = register_law(
         },
         positive=("E", "a"),
         columns={"S": "C"},
+        power_terms={"a": (("b", "S", 1.0),)},
         description="Saturating power law in one scale variable S (N, D or C); b < 0 means loss falls with scale.",
     )
 )
@@ -228,6 +252,7 @@ multiplicative = register_law(
             "d": _p("Normal", loc=0.0, scale=0.1),
         },
         positive=("E", "a"),
+        power_terms={"a": (("b", "N", 1.0), ("c", "D", 1.0), ("d", "C", 1.0))},
         description=(
             "Multiplicative power law in N, D and C. With C = k*N*D only N_exponent = b + d, "
             "D_exponent = c + d and log_coefficient = log(a) + d*log(k) are identified; the priors decide the rest."
@@ -258,6 +283,7 @@ chinchilla = register_law(
             "beta": _p("LogNormal", loc=-1.2, scale=0.5),
         },
         positive=("E", "A", "B", "alpha", "beta"),
+        power_terms={"A": (("alpha", "N", -1.0),), "B": (("beta", "D", -1.0),)},
         description="Hoffmann et al. 2022 (Chinchilla): irreducible loss plus separate model-size and data terms.",
         # dL/dN = 0 with D = C/(6N): N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)).
         optimal_N=lambda p, C: (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))

@@ -41,16 +41,13 @@ def runs(shared_data) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def chinchilla_fit(runs) -> bs.Fit:
-    # The bundled spec's own sampler settings (4 chains, 1000 warmup, 1000 draws). A stray divergent
-    # transition or two in the far lower tail of (B, beta) happens on this posterior (about 1 fit in 3);
-    # any other ConvergenceWarning is an error, and test_sampling_is_clean bounds the divergences.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", bs.ConvergenceWarning)
-        fit = bs.fit(bs.load_spec("chinchilla"), runs, seed=0)
-    for w in caught:
-        text = str(w.message)
-        assert issubclass(w.category, bs.ConvergenceWarning) and "divergent" in text and "r-hat" not in text and "effective sample size" not in text, text
-    return fit
+    # The bundled spec's own sampler settings (4 chains, 1000 warmup, 1000 draws). NUTS samples
+    # the coefficients at the runs' reference scale (Law.power_terms), which removes the curved
+    # (A, alpha) and (B, beta) ridges that gave 1-11 divergent transitions per fit before; over
+    # seeds 0-15 every fit was clean (BENCHMARKS.md), so any ConvergenceWarning is an error.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.ConvergenceWarning)
+        return bs.fit(bs.load_spec("chinchilla"), runs, seed=0)
 
 
 def test_the_data(runs: pd.DataFrame) -> None:
@@ -80,9 +77,9 @@ def test_sampling_is_clean(chinchilla_fit: bs.Fit) -> None:
     d = chinchilla_fit.diagnostics()
     assert d["chains"] == 4 and d["draws"] == 1000
     assert d["max_r_hat"] <= 1.01, d["table"]
-    assert d["divergences"] <= 4  # at most 0.1% of the 4000 draws
-    assert d["min_ess_bulk"] >= 400 and d["min_ess_tail"] >= 400
-    assert all("divergent" in p for p in d["problems"])
+    assert d["divergences"] == 0
+    assert d["min_ess_bulk"] >= 1000 and d["min_ess_tail"] >= 1000
+    assert d["problems"] == []
 
 
 def test_predictive_band_covers_the_runs(chinchilla_fit: bs.Fit, runs: pd.DataFrame) -> None:

@@ -121,6 +121,39 @@ def test_potential_matches_numpyro(which: str, runs: pd.DataFrame) -> None:
             assert math.isfinite(expected)
 
 
+@pytest.mark.parametrize("which", ["chinchilla", "power", "multiplicative", "kaplan"])
+def test_reference_scale_coordinates_keep_the_density(which: str, runs: pd.DataFrame) -> None:
+    """NUTS samples each declared coefficient at the runs' mean log input (Law.power_terms).
+
+    The map must be invertible with unit Jacobian, so the potential in the sampler's
+    coordinates is NumPyro's at the mapped point, and each reference coordinate must be the
+    declared term's value at the centre: log A - alpha * mean(log N) for Chinchilla's A/N^alpha.
+    """
+    spec = bs.load_spec(which)
+    rng = np.random.default_rng(3)
+    with jax.enable_x64(True):
+        post = _Posterior(spec)
+        logx = _logx(spec, runs)
+        centre = {k: jnp.mean(v) for k, v in logx.items()}
+        flats = jnp.asarray(post.prior_draws(rng, 4))
+        w = post.to_reference(flats, centre)
+        np.testing.assert_allclose(post.to_reference(w, centre, inverse=True), flats, rtol=0, atol=1e-9)
+        jac = jax.jacobian(lambda f: post.to_reference(f, centre))(flats[0])
+        assert float(jnp.linalg.det(jac)) == pytest.approx(1.0, abs=1e-9)
+        moved = {post.names[i] for i, *_ in post.reference_terms()}
+        assert moved == set(spec.law.power_terms)  # kaplan declares none: nothing moves
+        if which == "chinchilla":
+            i, j = post.names.index("A"), post.names.index("alpha")
+            want = flats[:, i] - jnp.exp(flats[:, j]) * centre["N"]
+            np.testing.assert_allclose(w[:, i], want, rtol=1e-12)
+
+
+def test_bad_power_terms_are_refused() -> None:
+    law = bs.get_law("chinchilla")
+    with pytest.raises(bs.LawError, match="power_terms entry 'A'"):
+        bs.Law(name="bad", formula="", inputs=law.inputs, params=law.params, log_loss=law.log_loss, priors=law.priors, power_terms={"A": (("gamma", "N", -1.0),)})
+
+
 def test_model_sites(runs: pd.DataFrame) -> None:
     spec = _spec_with_df_prior()
     with jax.enable_x64(True):
