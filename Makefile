@@ -8,23 +8,28 @@ BIN    := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export BAYESCALE_DATA ?= $(if $(wildcard $(SHARED_DATA)/README.md),$(SHARED_DATA),)
 
-.PHONY: demo test test-fast bench install clean
+# The exact versions CI was last green with. `make test` installs them; delete the file (or run
+# `make test-latest`) to take the registry's newest instead; `make lock` records a green environment.
+LOCK ?= constraints.txt
+PIN  := $(if $(wildcard $(LOCK)),-c $(LOCK),)
+# torch is installed first, alone, so the runner extra does not pull a newer (CUDA, several GB)
+# build; `make test TORCH=torch` takes the registry's newest instead.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-latest lock bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-core: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+$(VENV)/.installed-core: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(PIN) -e .
 	touch $@
 
-# torch is pinned to one build first so the runner extra does not pull a newer (CUDA) one;
-# `make test TORCH=torch` takes the registry's newest instead.
-TORCH ?= torch==2.13.0
-
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,pymc,runner,ray]"
+$(VENV)/.installed-test: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(PIN) "$(TORCH)"
+	$(BIN)/python -m pip install --quiet $(PIN) $(UPGRADE) -e ".[test,pymc,runner,ray]"
 	touch $@ $(VENV)/.installed-core
 
 install: $(VENV)/.installed-core
@@ -32,14 +37,23 @@ install: $(VENV)/.installed-core
 demo: $(VENV)/.installed-core
 	$(BIN)/bayescale demo --out out
 
+# The README's test command (CI runs it): the tests, the slowest named at the end.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
+	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS)
 
-test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -m "not slow"
+# The same tests on the newest release of every dependency (torch stays at $(TORCH): the
+# registry's newest is a CUDA build of several GB). Packages that moved since the lock are named first.
+test-latest:
+	rm -rf .venv-latest
+	$(MAKE) test VENV=.venv-latest LOCK= UPGRADE="--upgrade --upgrade-strategy eager"
+
+# Record the current test environment as the lock (after a green `make test-latest`, say).
+lock: $(VENV)/.installed-test
+	$(BIN)/python .ci/versions.py --write constraints.txt
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_fit.py
 
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) .venv-latest out .pytest_cache

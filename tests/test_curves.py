@@ -310,12 +310,19 @@ def test_psis_warns_when_importance_sampling_fails(monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.slow
 def test_hierarchical_shares_exponents() -> None:
+    """The short curve borrows strength on its exponent: its posterior sd shrinks by over 20%.
+
+    With 200 warmup and 150 draws per chain the measured ratio sd_hier / sd_flat was 0.52-1.25
+    over seeds 0-5 (the hierarchical chains had not mixed), so the test passed or failed with
+    the library versions' random streams. With 600 warmup and 500 draws it was 0.27-0.62 over
+    seeds 0-4 (0.47 at the seed used here): the same tolerance, far from the edge.
+    """
     truth = {"E": 0.4, "b": 1.5, "c": 0.5}
     # three curves of one family; the third has only 4 fitted points
     curves = [_synthetic("m2", truth, seed=s, sigma=0.01) for s in range(2)]
     short = _synthetic("m2", truth, seed=7, sigma=0.01)
     curves.append(cv.Curve("short", short.x[-4:], short.y[-4:], short.x_target, short.y_target, group="synthetic"))
-    kw = {"method": "nuts", "chains": 4, "warmup": 200, "draws": 150, "seed": 0, "pad_to": PAD}
+    kw = {"method": "nuts", "chains": 4, "warmup": 600, "draws": 500, "seed": 0, "pad_to": PAD}
     flat = cv.fit_curves(curves, "m2", **kw)
     hier = cv.fit_curves(curves, "m2", hierarchical=True, **kw)
     sd_flat = np.log(flat.draws["c"][2]).std()
