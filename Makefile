@@ -16,8 +16,10 @@ PIN  := $(if $(wildcard $(LOCK)),-c $(LOCK),)
 # build; `make test TORCH=torch` takes the registry's newest instead.
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+# One pytest worker per core (at most 4), each test file on one worker so module fixtures are fitted once.
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
 
-.PHONY: demo test test-latest lock bench install clean
+.PHONY: demo test test-all test-latest lock bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,16 +39,21 @@ install: $(VENV)/.installed-core
 demo: $(VENV)/.installed-core
 	$(BIN)/bayescale demo --out out
 
-# The README's test command (CI runs it): the tests, the slowest named at the end.
+# The README's test command (CI runs it): every test but the slow tier, the slowest named at the end.
 test: $(VENV)/.installed-test
 	$(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
-	$(BIN)/python -m pytest -q --durations=25 $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
-# The same tests on the newest release of every dependency (torch stays at $(TORCH): the
+# Everything, the long statistical studies and end-to-end pilot training (the slow tier) included.
+test-all: $(VENV)/.installed-test
+	$(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
+	$(PYTEST) $(PYTEST_ARGS)
+
+# The same tests (TARGET=test-all for every tier) on the newest release of every dependency (torch stays at $(TORCH): the
 # registry's newest is a CUDA build of several GB). Packages that moved since the lock are named first.
 test-latest:
 	rm -rf .venv-latest
-	$(MAKE) test VENV=.venv-latest LOCK= UPGRADE="--upgrade --upgrade-strategy eager"
+	$(MAKE) $(or $(TARGET),test) VENV=.venv-latest LOCK= UPGRADE="--upgrade --upgrade-strategy eager"
 
 # Record the current test environment as the lock (after a green `make test-latest`, say).
 lock: $(VENV)/.installed-test

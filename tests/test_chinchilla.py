@@ -19,7 +19,7 @@ import pytest
 
 import bayescale as bs
 
-pytestmark = pytest.mark.slow
+# In the default tier (make test, CI): one NUTS fit of about 20 s, and the flagship reproduction.
 
 EPOCH_95 = {
     "E": (1.769, 1.871),

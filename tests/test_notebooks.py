@@ -1,4 +1,7 @@
-"""Execute every notebook in notebooks/ at small size: they must run top to bottom."""
+"""Execute every notebook in notebooks/ at small size: they must run top to bottom.
+
+In the default tier (``make test``, CI): each capability's notebook is part of what a change must keep working.
+"""
 
 from pathlib import Path
 
@@ -18,7 +21,6 @@ EXPECTED = {
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("BAYESCALE_NOTEBOOK_SMALL", "1")
