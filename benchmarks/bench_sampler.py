@@ -29,7 +29,9 @@ import bayescale as bs
 def run(label: str, seeds: range) -> list[dict]:
     runs = bs.datasets.load_chinchilla()
     spec = bs.load_spec("chinchilla")
-    bs.fit(spec, runs, seed=10_000)  # compile outside the timings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        bs.fit(spec, runs, seed=10_000)  # compile outside the timings
     rows = []
     for seed in seeds:
         t0 = time.perf_counter()
