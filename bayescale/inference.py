@@ -9,7 +9,9 @@ spec's priors on ``theta``. Fitting runs in three steps:
    covariance, chains started from dispersed Laplace draws. Scaling-law posteriors
    are strongly correlated (``log A`` with ``alpha``, ``E`` with everything); a
    dense metric makes these linear correlations free and the Laplace start
-   removes most of the warmup's work.
+   removes most of the warmup's work. Coefficients a law declares in ``Law.power_terms``
+   are sampled at the runs' reference scale (``log A - alpha * mean(log N)``), which
+   straightens the curved ridge a linear whitening cannot (unit Jacobian: same posterior).
 3. Diagnostics (r-hat, ESS, divergences) with a :class:`ConvergenceWarning` in words.
 """
 
