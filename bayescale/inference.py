@@ -33,14 +33,20 @@ import numpyro.distributions as dist
 import pandas as pd
 import scipy.optimize
 import xarray as xr
-from threadpoolctl import threadpool_limits
+from numpyro.distributions.transforms import ExpTransform, biject_to
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.hmc import hmc
-from numpyro.distributions.transforms import ExpTransform, biject_to
+from threadpoolctl import threadpool_limits
 
 from . import _arviz, _importance, likelihoods
 from .data import load_runs, runs_hash
-from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, SpecError, StaleFitError
+from .errors import (
+    BayescaleError,
+    ConvergenceWarning,
+    IdentifiabilityWarning,
+    SpecError,
+    StaleFitError,
+)
 from .spec import ModelSpec, load_spec
 
 METHODS = ("nuts", "laplace", "psis")
