@@ -17,6 +17,8 @@ PIN  := $(if $(wildcard $(LOCK)),-c $(LOCK),)
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 # One pytest worker per core (at most 4), each test file on one worker so module fixtures are fitted once.
+# The versions line every test run starts with (against the lock, or saying there is none).
+VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
 PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
 
 .PHONY: demo test test-all test-latest lock bench install clean
@@ -41,12 +43,12 @@ demo: $(VENV)/.installed-core
 
 # The README's test command (CI runs it): every test but the slow tier, the slowest named at the end.
 test: $(VENV)/.installed-test
-	$(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
+	$(VERSIONS)
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # Everything, the long statistical studies and end-to-end pilot training (the slow tier) included.
 test-all: $(VENV)/.installed-test
-	$(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
+	$(VERSIONS)
 	$(PYTEST) $(PYTEST_ARGS)
 
 # The same tests (TARGET=test-all for every tier) on the newest release of every dependency (torch stays at $(TORCH): the

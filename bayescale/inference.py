@@ -267,6 +267,11 @@ class _Posterior:
             out = out.at[..., i].add(-shift if inverse else shift)
         return out
 
+    def whitened_potential(self, mode: Any, chol: Any, logx: Mapping[str, Any], y: Any) -> Any:
+        """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back."""
+        centre = centre_of(logx)
+        return lambda u: self.potential(self.to_reference(mode + chol @ u, centre, inverse=True), logx, y)
+
     def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` draws from the prior in the unconstrained space, shape (n, dim)."""
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
@@ -287,6 +292,11 @@ class _Posterior:
                 m = jnp.median(d.sample(jax.random.PRNGKey(0), (1001,)))
             out.append(float(t.inv(m)))
         return np.asarray(out)
+
+
+def centre_of(logx: Mapping[str, Any]) -> dict[str, Any]:
+    """The runs' mean log input, the reference scale of :meth:`_Posterior.to_reference`."""
+    return {k: jnp.mean(v) for k, v in logx.items()}
 
 
 _POSTERIORS: dict[tuple[str, str], _Posterior] = {}
@@ -350,8 +360,7 @@ def _runner(post: _Posterior, chain_method: str, d: int) -> Any:
         return post.runners[cache_key]
 
     def potential_gen(logx: Any, y: Any, mode: Any, chol: Any) -> Any:
-        centre = {k: jnp.mean(v) for k, v in logx.items()}
-        return lambda u: post.potential(post.to_reference(mode + chol @ u, centre, inverse=True), logx, y)
+        return post.whitened_potential(mode, chol, logx, y)
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
@@ -400,7 +409,7 @@ def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: 
     d = lap.mode.size
     logx = {k: jnp.asarray(v, dtype=dtype) for k, v in logx.items()}
     y = jnp.asarray(y, dtype=dtype)
-    centre = {k: jnp.mean(v) for k, v in logx.items()}
+    centre = centre_of(logx)
     if s.init == "map":
         # The Laplace fit moved to the sampler's reference-scale coordinates: its mode mapped,
         # its covariance carried by the map's Jacobian (J cov J^T).
@@ -418,7 +427,7 @@ def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: 
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
     if progress:
         # NumPyro's driver shows a progress bar; it compiles anew for every fit.
-        potential = lambda u: post.potential(post.to_reference(mode + chol @ u, centre, inverse=True), logx, y)  # noqa: E731
+        potential = post.whitened_potential(mode, chol, logx, y)
         kernel = NUTS(potential_fn=potential, dense_mass=s.dense_mass, target_accept_prob=s.target_accept, max_tree_depth=s.max_tree_depth)
         mcmc = MCMC(kernel, num_warmup=s.warmup, num_samples=s.draws, num_chains=s.chains, chain_method=chain_method, progress_bar=True)
         mcmc.run(key, init_params=init if s.chains > 1 else init[0], extra_fields=("diverging", "num_steps", "accept_prob", "energy", "potential_energy"))
@@ -432,7 +441,8 @@ def _nuts(post: _Posterior, logx: Mapping[str, Any], y: Any, lap: Laplace, rng: 
         u = np.asarray(u).reshape(s.chains, s.draws, d)
         ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in ex.items()}
         step = np.asarray(step, dtype=np.float64).reshape(-1, 1)
-    z = np.asarray(post.to_reference(jnp.asarray(np.asarray(mode)[None, None, :] + u @ np.asarray(chol).T, dtype=dtype), centre, inverse=True), dtype=np.float64)
+    w = jnp.asarray(np.asarray(mode) + u @ np.asarray(chol).T, dtype=dtype)  # reference-scale draws
+    z = np.asarray(post.to_reference(w, centre, inverse=True), dtype=np.float64)
     stats = {
         "diverging": ex["diverging"].astype(bool),
         "n_steps": ex["num_steps"].astype(np.int64),
