@@ -16,20 +16,13 @@ them, and torch/transformers only with the pilot runner.
 from __future__ import annotations
 
 import importlib
-import os as _os
+import os
+import re
 from typing import Any
 
 __version__ = "0.1.0"
 
-# Four host CPU devices so NUTS runs its four default chains in parallel (one
-# thread each) instead of vectorised in one. This only takes effect when JAX has
-# not started yet and the user has not chosen a device count; it does not touch GPUs.
-if "xla_force_host_platform_device_count" not in _os.environ.get("XLA_FLAGS", ""):
-    _os.environ["XLA_FLAGS"] = (
-        _os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-    ).strip()
-
-from .errors import (  # noqa: E402
+from .errors import (
     BayescaleError,
     ConvergenceWarning,
     DatasetError,
@@ -74,6 +67,24 @@ _LAZY = {
 _SUBMODULES = {"active", "checks", "curves", "data", "datasets", "decisions", "inference", "laws", "likelihoods", "plots", "priors", "report", "spec", "testing"}
 
 
+_DEVICE_FLAG = "--xla_force_host_platform_device_count"
+
+
+def set_host_device_count(n: int = 4) -> None:
+    """Let JAX see ``n`` CPU devices, so NUTS runs ``n`` chains in parallel (one thread each).
+
+    The same as :func:`numpyro.set_host_device_count`, without importing JAX: it sets the
+    ``XLA_FLAGS`` environment variable, which JAX reads once, when it starts. Call it first
+    thing in a script or notebook; after JAX has started it changes nothing. Without it, chains
+    run vectorised on one device (the same posterior, a different random stream). The
+    ``bayescale`` command line calls it with 4 unless ``XLA_FLAGS`` already sets a count.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_host_device_count: n must be a positive integer, got {n!r}")
+    flags = re.sub(rf"{_DEVICE_FLAG}=\S*", "", os.environ.get("XLA_FLAGS", "")).strip()
+    os.environ["XLA_FLAGS"] = f"{flags} {_DEVICE_FLAG}={n}".strip()
+
+
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
@@ -90,6 +101,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BayescaleError",
+    "set_host_device_count",
     "ConvergenceWarning",
     "DatasetError",
     "IdentifiabilityWarning",

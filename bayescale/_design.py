@@ -71,9 +71,9 @@ def _functions(spec: Any) -> tuple[Any, Any, Any]:
 def _log_inputs(spec: Any, frame: pd.DataFrame) -> dict[str, Any]:
     import jax.numpy as jnp
 
-    from .inference import _log_inputs as li
+    from .data import law_inputs
 
-    return {k: jnp.asarray(v) for k, v in li(spec, frame, np.float64).items()}
+    return {k: jnp.asarray(v) for k, v in law_inputs(spec, frame, np.float64).items()}
 
 
 class Linearised:

@@ -67,6 +67,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import likelihoods
 from ._io import atomic_write_bytes
 from .errors import BayescaleError
 
@@ -211,18 +212,12 @@ def _theta(fit: Any) -> dict[str, np.ndarray]:
 
 
 def _noise_var(fit: Any) -> np.ndarray:
-    """Per-draw variance of one run's log loss around the law (Student-t: sigma^2 df/(df-2))."""
+    """Per-draw variance of one run's log loss around the law (flattened draws)."""
     post = fit.posterior
-    sigma = np.asarray(post["sigma"].values, dtype=float).reshape(-1) if "sigma" in post else np.full(1, 0.01)
-    var = sigma**2
-    lik = fit.spec.likelihood
-    if getattr(lik, "family", "Normal") == "StudentT":
-        df = np.asarray(post["df"].values, dtype=float).reshape(-1) if "df" in post else np.full_like(var, float(lik.df if isinstance(lik.df, (int, float)) else 4.0))
-        var = var * np.where(df > 2.2, df / np.maximum(df - 2.0, 1e-9), 5.5)
-    if "excess" in post:
-        ex = np.asarray(post["excess"].values, dtype=float).reshape(-1)
-        var = var + ex**2
-    return var
+    if "sigma" not in post:
+        return np.full(1, 0.01**2)
+    params = {k: np.asarray(post[k].values, dtype=float).reshape(-1) for k in likelihoods.noise_priors(fit.spec.likelihood) if k in post}
+    return likelihoods.predictive_variance(fit.spec.likelihood, params)
 
 
 _LAW_FNS: dict[str, Any] = {}
@@ -233,10 +228,10 @@ def _law_matrix(fit: Any, theta: Mapping[str, np.ndarray], frame: pd.DataFrame) 
     import jax
     import jax.numpy as jnp
 
-    from .inference import _log_inputs
+    from .data import law_inputs
 
     law = fit.spec.law
-    logx = _log_inputs(fit.spec, frame, np.float64)
+    logx = law_inputs(fit.spec, frame, np.float64)
     key = law.name + ":" + ",".join(law.params) + ":" + str(id(law.log_loss))
     if key not in _LAW_FNS:
         _LAW_FNS[key] = jax.jit(lambda th, lx: law.log_loss({k: v[:, None] for k, v in th.items()}, {k: v[None, :] for k, v in lx.items()}, jnp))

@@ -19,10 +19,10 @@ import pandas as pd
 import xarray as xr
 
 from . import _arviz
-from .data import load_runs
+from .data import law_inputs, load_runs, points_frame
 from .errors import BayescaleError
 from .likelihoods import noise_priors
-from .inference import Fit, _log_inputs, fit as _fit, noise_names, observation_dist, points_frame, sample_observations
+from .inference import Fit, fit as _fit, noise_names, observation_dist, sample_observations
 from .spec import ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)
@@ -52,7 +52,7 @@ def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, n
         for name, prior in priors.items():
             key, sub = jax.random.split(key)
             params[name] = np.asarray(prior.to_numpyro().sample(sub, (draws,)), dtype=float)[:, None]
-        logx = _log_inputs(spec, frame, np.float64)
+        logx = law_inputs(spec, frame, np.float64)
         log_mu = np.asarray(spec.law.log_loss({p: params[p] for p in spec.law.params}, {k: v[None, :] for k, v in logx.items()}, jnp))
     if noise:
         log_mu = sample_observations(spec, log_mu, {k: params[k] for k in noise_names(spec)}, int(rng.integers(2**31)))

@@ -340,7 +340,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def _check_point(fit: Any, text: str, point: Mapping[str, float], flag: str = "--at") -> None:
     """Each ``--at`` point names only inputs of the fit's law and gives all it needs."""
-    from bayescale.inference import points_frame
+    from bayescale.data import points_frame
 
     needed = list(fit.spec.columns)
     allowed = set(needed) | {"N", "D", "C"}
@@ -481,7 +481,7 @@ def parse_option(text: str) -> tuple[str, dict[str, float]]:
 
 def _options(fit: Any, texts: Sequence[str]) -> dict[str, dict[str, float]]:
     """Named, checked points of ``--option`` texts, each completed to N, D and C where ``C = 6ND`` allows."""
-    from bayescale.inference import points_frame
+    from bayescale.data import points_frame
 
     out: dict[str, dict[str, float]] = {}
     for text in texts:
@@ -1015,8 +1015,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    """Console entry point: ``main`` with JAX's persistent compilation cache on, so repeated
+    """Console entry point: ``main`` with four host CPU devices (parallel chains) unless
+    ``XLA_FLAGS`` chooses a count, and JAX's persistent compilation cache on, so repeated
     commands skip most compilation (set ``BAYESCALE_NO_JIT_CACHE=1`` to turn it off)."""
+    if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        bayescale.set_host_device_count(4)  # four default chains in parallel, one thread each
     if not os.environ.get("BAYESCALE_NO_JIT_CACHE"):
         try:
             from .inference import enable_compilation_cache

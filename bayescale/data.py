@@ -15,14 +15,18 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bayescale._io import atomic_write
-from bayescale.errors import RunsTableError
+from bayescale.errors import BayescaleError, RunsTableError
+
+if TYPE_CHECKING:
+    from bayescale.spec import ModelSpec
 
 try:
     import fcntl
@@ -45,7 +49,9 @@ __all__ = [
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "append_run",
+    "law_inputs",
     "load_runs",
+    "points_frame",
     "runs_hash",
     "save_runs",
 ]
@@ -420,3 +426,52 @@ def runs_hash(df: pd.DataFrame) -> str:
     for rid, *nums in runs[list(_LEAD)].itertuples(index=False):
         writer.writerow([rid, *(repr(float(x)) for x in nums)])
     return hashlib.sha256(buf.getvalue().encode("utf-8")).hexdigest()
+
+
+# ------------------------------------------------------------ points and law inputs
+
+
+def points_frame(points: Any) -> pd.DataFrame:
+    """Prediction targets as a DataFrame with N, D and C filled in by ``C = 6 N D``."""
+    if isinstance(points, pd.DataFrame):
+        frame = points.copy()
+    elif isinstance(points, Mapping):
+        arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
+        try:
+            shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        except ValueError as e:
+            raise BayescaleError(f"points: inputs do not broadcast together: {e}") from None
+        frame = pd.DataFrame({k: np.broadcast_to(a, shape).reshape(-1) for k, a in arrays.items()})
+    elif isinstance(points, Sequence) and not isinstance(points, str):
+        frame = pd.DataFrame(list(points))
+    else:
+        raise BayescaleError(f"points must be a mapping, a DataFrame or a list of mappings, got {type(points).__name__}")
+    if len(frame) == 0:
+        raise BayescaleError("points: no points given")
+    # Fill each missing N, D or C (a whole column or single cells) from the other two by C = 6 N D.
+    for col in ("N", "D", "C"):
+        if col not in frame:
+            frame[col] = np.nan
+    frame[["N", "D", "C"]] = frame[["N", "D", "C"]].astype(float)
+    n, d, c = frame["N"], frame["D"], frame["C"]
+    frame["C"] = c.fillna(6.0 * n * d)
+    frame["D"] = d.fillna(frame["C"] / (6.0 * n))
+    frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
+    return frame.dropna(axis=1, how="all").reset_index(drop=True)
+
+
+def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) -> dict[str, np.ndarray]:
+    """The log of each law input (``spec.law.inputs``, read from the column ``spec.inputs`` maps it to),
+    one value per row of ``frame``; every value must be finite and > 0."""
+    out = {}
+    for name in spec.law.inputs:
+        col = spec.inputs[name]
+        if col not in frame.columns:
+            raise RunsTableError(f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}")
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            ids = list(frame["run_id"][bad]) if "run_id" in frame else list(np.flatnonzero(bad))
+            raise RunsTableError(f"column {col!r} must be finite and > 0 for law input {name!r}; rows {ids[:10]} are not")
+        out[name] = np.log(values).astype(dtype)
+    return out

@@ -264,7 +264,7 @@ def decide(
             raise BayescaleError("options must be all points or all draws, not a mix")
         if fit is None:
             raise BayescaleError("options given as points need fit=... to predict them")
-        from .inference import points_frame
+        from .data import points_frame
 
         frame = points_frame(list(points.values()))
         pred = fit.predict(frame, noise=noise, seed=seed)

@@ -39,7 +39,7 @@ from numpyro.infer.hmc import hmc
 from threadpoolctl import threadpool_limits
 
 from . import _arviz, _importance, likelihoods
-from .data import load_runs, runs_hash
+from .data import law_inputs, load_runs, points_frame, runs_hash
 from .errors import (
     BayescaleError,
     ConvergenceWarning,
@@ -123,21 +123,6 @@ def make_model(spec: ModelSpec):
 def noise_names(spec: ModelSpec) -> list[str]:
     """Names of the noise parameters in the posterior."""
     return list(likelihoods.noise_priors(spec.likelihood))
-
-
-def _log_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any) -> dict[str, np.ndarray]:
-    out = {}
-    for name in spec.law.inputs:
-        col = spec.inputs[name]
-        if col not in frame.columns:
-            raise BayescaleError(f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}")
-        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
-        bad = ~(np.isfinite(values) & (values > 0))
-        if bad.any():
-            ids = list(frame["run_id"][bad]) if "run_id" in frame else list(np.flatnonzero(bad))
-            raise BayescaleError(f"column {col!r} must be finite and > 0 for law input {name!r}; rows {ids[:10]} are not")
-        out[name] = np.log(values).astype(dtype)
-    return out
 
 
 # ------------------------------------------------------------- device setup
@@ -512,7 +497,7 @@ class Fit:
         """Log of the law's loss at ``points`` per draw, shape ``(chain, draw, point)``, including the
         extrapolation drift (``drift * decades beyond the largest run``) when the spec has one."""
         frame = points_frame(points)
-        logx = _log_inputs(self.spec, frame, np.float64)
+        logx = law_inputs(self.spec, frame, np.float64)
         theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
         log_mu = np.asarray(self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float)
         if DRIFT in self.posterior:
@@ -678,35 +663,6 @@ class Fit:
         return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
 
 
-def points_frame(points: Any) -> pd.DataFrame:
-    """Prediction targets as a DataFrame with N, D and C filled in by ``C = 6 N D``."""
-    if isinstance(points, pd.DataFrame):
-        frame = points.copy()
-    elif isinstance(points, Mapping):
-        arrays = {k: np.atleast_1d(np.asarray(v, dtype=float)) for k, v in points.items()}
-        try:
-            shape = np.broadcast_shapes(*(a.shape for a in arrays.values()))
-        except ValueError as e:
-            raise BayescaleError(f"points: inputs do not broadcast together: {e}") from None
-        frame = pd.DataFrame({k: np.broadcast_to(a, shape).reshape(-1) for k, a in arrays.items()})
-    elif isinstance(points, Sequence) and not isinstance(points, str):
-        frame = pd.DataFrame(list(points))
-    else:
-        raise BayescaleError(f"points must be a mapping, a DataFrame or a list of mappings, got {type(points).__name__}")
-    if len(frame) == 0:
-        raise BayescaleError("points: no points given")
-    # Fill each missing N, D or C (a whole column or single cells) from the other two by C = 6 N D.
-    for col in ("N", "D", "C"):
-        if col not in frame:
-            frame[col] = np.nan
-    frame[["N", "D", "C"]] = frame[["N", "D", "C"]].astype(float)
-    n, d, c = frame["N"], frame["D"], frame["C"]
-    frame["C"] = c.fillna(6.0 * n * d)
-    frame["D"] = d.fillna(frame["C"] / (6.0 * n))
-    frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
-    return frame.dropna(axis=1, how="all").reset_index(drop=True)
-
-
 def _problems(d: Mapping[str, Any], table: pd.DataFrame, chains: int) -> list[str]:
     problems = []
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
@@ -836,7 +792,7 @@ def fit(
     cpu = jax.devices("cpu")[0]
     # MAP + Laplace always in float64 on the CPU: a few hundred tiny steps, precision matters.
     with jax.enable_x64(True), jax.default_device(cpu):
-        logx = _log_inputs(spec, table, np.float64)
+        logx = law_inputs(spec, table, np.float64)
         y = np.log(table["loss"].to_numpy(dtype=np.float64))
         post64 = _posterior(spec, np.float64)
         lap = _laplace(post64, logx, y, rng, np.float64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from jax import random
 from jax.scipy.special import log_ndtr, ndtr
@@ -83,4 +84,22 @@ def observation_dist(likelihood: Any, mu: Any, params: Mapping[str, Any]) -> dis
     return ExGaussian(mu, sigma, 1.0 / params["excess"])
 
 
-__all__ = ["FAMILIES", "ExGaussian", "noise_priors", "observation_dist"]
+def predictive_variance(likelihood: Any, params: Mapping[str, Any]) -> Any:
+    """Variance of one run's log loss around the law, per draw of the noise parameters.
+
+    ``params`` holds draws of the noise parameters (arrays that broadcast). Student-t's
+    ``sigma^2 df / (df - 2)`` is capped at ``5.5 sigma^2`` (its value at ``df = 2.2``): with
+    fewer degrees of freedom the variance is infinite and useless for planning.
+    """
+    sigma = params["sigma"]
+    var = sigma**2
+    if likelihood.family == "StudentT":
+        df = params["df"] if "df" in params else float(likelihood.df)
+        df = np.asarray(df, dtype=float)
+        var = var * np.where(df > 2.2, df / np.maximum(df - 2.0, 1e-9), 5.5)
+    if likelihood.family == "ExGaussian":
+        var = var + params["excess"] ** 2
+    return var
+
+
+__all__ = ["FAMILIES", "ExGaussian", "noise_priors", "observation_dist", "predictive_variance"]

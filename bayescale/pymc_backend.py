@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpyro.distributions as ndist
 
-from .data import load_runs
+from .data import law_inputs, load_runs
 from .errors import (
     BayescaleError,
     SpecError,
@@ -37,7 +37,6 @@ from .errors import (
 from .inference import (
     OBS,
     Fit,
-    _log_inputs,
     add_drift,
     add_identified,
     build_idata,
@@ -165,7 +164,7 @@ def pymc_prior(prior: Prior, name: str, *, where: str | None = None, **kwargs: A
 
 def _observations(spec: ModelSpec, runs: Any) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
     table = load_runs(runs)
-    logx = _log_inputs(spec, table, np.float64)
+    logx = law_inputs(spec, table, np.float64)
     y = np.log(table["loss"].to_numpy(dtype=np.float64))
     return table, logx, y
 

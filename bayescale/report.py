@@ -806,7 +806,7 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 def _run_report(args: argparse.Namespace) -> int:
     from .cli import load_fit, parse_option
     from .decisions import decide, parse_risk
-    from .inference import points_frame
+    from .data import points_frame
 
     out = Path(args.output)
     fmt = args.format or ("md" if out.suffix.lower() in (".md", ".markdown") else "html")

@@ -107,7 +107,8 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
     import jax
 
     from .data import load_runs
-    from .inference import Fit, _log_inputs, _log_likelihood, build_idata, fit_attrs, noise_names
+    from .data import law_inputs
+    from .inference import Fit, _log_likelihood, build_idata, fit_attrs, noise_names
     from .spec import load_spec
 
     spec = load_spec(spec)
@@ -125,7 +126,7 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
     shape = {v.shape for v in post.values()}
     if len(shape) != 1 or len(next(iter(shape))) != 2:
         raise BayescaleError(f"fit_from_draws: draws must share one (chain, draw) shape, got {sorted(shape)}")
-    logx = _log_inputs(spec, table, np.float64)
+    logx = law_inputs(spec, table, np.float64)
     y = np.log(table["loss"].to_numpy(float))
     with jax.enable_x64(True):
         ll = _log_likelihood(spec, post, logx, y)

@@ -820,7 +820,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _set_data_env()
     import numpy as np
 
-    import bayescale as bs  # sets XLA_FLAGS (4 host devices) before JAX starts
+    import bayescale as bs
+
+    bs.set_host_device_count(4)  # four host devices (parallel chains), as the CLI, before JAX starts
 
     _watch_jax_compiles()
 

@@ -21,9 +21,11 @@ matplotlib.use("Agg")
 
 import pytest
 
-# Import bayescale before any test module touches JAX, so its XLA_FLAGS (four host
-# devices for parallel chains) take effect whichever test file is collected first.
-import bayescale  # noqa: F401
+import bayescale
+
+# Four host devices for parallel chains, as the command line has, set before any test module
+# starts JAX (whichever test file is collected first).
+bayescale.set_host_device_count(4)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA_ENV = "BAYESCALE_DATA"
