@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
 PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
 
-.PHONY: demo test test-all test-latest lock bench install clean
+.PHONY: demo test test-all test-latest lock lint bench install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +41,16 @@ install: $(VENV)/.installed-core
 demo: $(VENV)/.installed-core
 	$(BIN)/bayescale demo --out out
 
-# The README's test command (CI runs it): every test but the slow tier, the slowest named at the end.
+# The README's test command (CI runs it): the lint, then every test but the slow tier, the slowest named at the end.
 test: $(VENV)/.installed-test
 	$(VERSIONS)
+	$(BIN)/ruff check .
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+# ruff's checks (pyproject.toml: imports in order, line length, complexity); `make test` runs them first.
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check bayescale tests
 
 # Everything, the long statistical studies and end-to-end pilot training (the slow tier) included.
 test-all: $(VENV)/.installed-test
