@@ -182,7 +182,9 @@ def register_family(family: Family, *, overwrite: bool = False) -> Family:
     if clash:
         raise BayescaleError(f"{where}: noise parameter(s) {clash} are declared differently by other families")
     if family.name in _FAMILIES and _FAMILIES[family.name] is not family and not overwrite:
-        raise BayescaleError(f"a likelihood family named {family.name!r} is already registered; pass overwrite=True to replace it")
+        raise BayescaleError(
+            f"a likelihood family named {family.name!r} is already registered; pass overwrite=True to replace it"
+        )
     _FAMILIES[family.name] = family
     return family
 

@@ -105,7 +105,9 @@ class Likelihood:
         for name, param in known.items():
             if name in d and name not in declared and not param.accepted_by_all:
                 owners = likelihoods.families_with(name)
-                what = f"the {owners[0]} family has" if len(owners) == 1 else f"the {' and '.join(owners)} families have"
+                what = (
+                    f"the {owners[0]} family has" if len(owners) == 1 else f"the {' and '.join(owners)} families have"
+                )
                 article = "an" if name[0] in "aeiou" else "a"
                 raise SpecError(f"{where}.{name}: only {what} {article} {name} term (family is {family!r})")
             if name in d or name in declared:
@@ -212,7 +214,9 @@ class ModelSpec:
         cols = dict(law.columns)
         unknown_inputs = sorted(set(self.inputs) - set(law.inputs))
         if unknown_inputs:
-            raise SpecError(f"law.inputs: {unknown_inputs} are not inputs of law {law.name!r}; its inputs are {list(law.inputs)}")
+            raise SpecError(
+                f"law.inputs: {unknown_inputs} are not inputs of law {law.name!r}; its inputs are {list(law.inputs)}"
+            )
         for k, v in dict(self.inputs).items():
             if not isinstance(v, str) or not v:
                 raise SpecError(f"law.inputs.{k}: must name a runs-table column, got {v!r}")
@@ -220,16 +224,23 @@ class ModelSpec:
         object.__setattr__(self, "inputs", cols)
         extra = sorted(set(self.priors) - set(law.params))
         if extra:
-            raise SpecError(f"priors: {extra} are not parameters of law {law.name!r}; its parameters are {list(law.params)}")
+            raise SpecError(
+                f"priors: {extra} are not parameters of law {law.name!r}; its parameters are {list(law.params)}"
+            )
         missing = [p for p in law.params if p not in self.priors]
         if missing:
             hint = "; ".join(f"{p} = {_toml_inline(law.priors[p].to_dict())}" for p in missing)
-            raise SpecError(f"priors: missing prior(s) for {missing} of law {law.name!r}; the law's defaults are: {hint}")
+            raise SpecError(
+                f"priors: missing prior(s) for {missing} of law {law.name!r}; the law's defaults are: {hint}"
+            )
         if self.extrapolation is not None and not self.extrapolation.is_positive():
             raise SpecError(f"extrapolation.per_decade: {self.extrapolation} allows values < 0; use e.g. HalfNormal")
         for p in law.positive:
             if not self.priors[p].is_positive():
-                raise SpecError(f"priors.{p}: {self.priors[p]} allows values <= 0 but {p!r} must be > 0 in law {law.name!r}; use a positive distribution (LogNormal, HalfNormal, Gamma, ...)")
+                raise SpecError(
+                    f"priors.{p}: {self.priors[p]} allows values <= 0 but {p!r} must be > 0 in law {law.name!r}; "
+                    "use a positive distribution (LogNormal, HalfNormal, Gamma, ...)"
+                )
 
     @classmethod
     def from_law(cls, law: str | Law, *, name: str | None = None, **kwargs: Any) -> "ModelSpec":
@@ -336,10 +347,12 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         raise SpecError(f"law.name: {e}") from None
     inputs = law_table.get("inputs", {})
     if not isinstance(inputs, Mapping):
-        raise SpecError("law.inputs: must be a table mapping law inputs to runs-table columns, e.g. {S = \"N\"}")
+        raise SpecError('law.inputs: must be a table mapping law inputs to runs-table columns, e.g. {S = "N"}')
     priors_table = d.get("priors")
     if not isinstance(priors_table, Mapping):
-        raise SpecError(f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}")
+        raise SpecError(
+            f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}"
+        )
     priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items()}
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
     extrapolation = None
@@ -349,7 +362,9 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
             raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
         _check_keys(ex, ("per_decade",), "extrapolation")
         if "per_decade" not in ex:
-            raise SpecError("extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of compute)")
+            raise SpecError(
+                "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of compute)"
+            )
         extrapolation = as_prior(ex["per_decade"], where="extrapolation.per_decade")
     sampler = SamplerSettings.from_dict(d.get("sampler", {}))
     name = d.get("name", law.name)
