@@ -88,7 +88,7 @@ def _import_pymc() -> Any:
             warnings.filterwarnings(
                 "ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning
             )
-            import pymc
+            import pymc  # optional heavy dependency: imported only when the backend is used
     except ImportError as e:
         raise BayescaleError(
             f"the PyMC backend needs PyMC, which is not installed ({e}); install it with: {_INSTALL_PYMC}"
