@@ -151,8 +151,9 @@ _FAMILIES: dict[str, Family] = {}
 #: Names of the registered families (a live view of the registry).
 FAMILIES = _FAMILIES.keys()
 
-#: Spec fields every family's ``Likelihood`` has as attributes; other noise parameters live in ``extra``.
-_RESERVED = ("family", "extra")
+#: Names of the spec's ``Likelihood`` attributes that are no noise parameter (its fields
+#: ``sigma``, ``df`` and ``excess`` are; other families' noise parameters live in ``extra``).
+_RESERVED = ("family", "extra", "value", "to_dict", "from_dict")
 
 
 def register_family(family: Family, *, overwrite: bool = False) -> Family:
