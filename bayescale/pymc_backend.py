@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import numpyro.distributions as ndist
 
+from . import likelihoods
 from .data import law_inputs, load_runs
 from .errors import (
     BayescaleError,
@@ -84,16 +85,22 @@ def _import_pymc() -> Any:
     try:
         with warnings.catch_warnings():
             # PyMC imports ArviZ, and ArviZ 0.23 announces its 1.x refactor on import.
-            warnings.filterwarnings("ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning)
-            import pymc
+            warnings.filterwarnings(
+                "ignore", message=".*ArviZ is undergoing a major refactor.*", category=FutureWarning
+            )
+            import pymc  # optional heavy dependency: imported only when the backend is used
     except ImportError as e:
-        raise BayescaleError(f"the PyMC backend needs PyMC, which is not installed ({e}); install it with: {_INSTALL_PYMC}") from None
+        raise BayescaleError(
+            f"the PyMC backend needs PyMC, which is not installed ({e}); install it with: {_INSTALL_PYMC}"
+        ) from None
     return pymc
 
 
 def _check_nutpie() -> None:
     if importlib.util.find_spec("nutpie") is None:
-        raise BayescaleError("sampler='nutpie' needs nutpie, which is not installed; install it with: pip install nutpie (or use sampler='pymc')")
+        raise BayescaleError(
+            "sampler='nutpie' needs nutpie, which is not installed; install it with: pip install nutpie (or use sampler='pymc')"
+        )
 
 
 # ------------------------------------------------------------------- priors
@@ -171,23 +178,26 @@ def _observations(spec: ModelSpec, runs: Any) -> tuple[Any, dict[str, np.ndarray
 
 def _build(spec: ModelSpec, logx: Mapping[str, np.ndarray], y: np.ndarray, run_ids: list[str]) -> Any:
     pm = _import_pymc()
-    import pytensor.tensor as pt
+    import pytensor.tensor as pt  # optional heavy dependency, installed with PyMC
 
     law, lik = spec.law, spec.likelihood
+    family = likelihoods.get_family(lik.family)
+    if family.pymc_build is None:
+        raise SpecError(
+            f"likelihood.family: {family.name!r} has no PyMC builder in the PyMC backend; fit it with bayescale.fit"
+        )
     with pm.Model(coords={"run": run_ids}) as model:
         theta = {p: pymc_prior(spec.priors[p], p, where=f"priors.{p}") for p in law.params}
         x = {k: pt.as_tensor_variable(np.asarray(v, dtype=np.float64)) for k, v in logx.items()}
         mu = law.log_loss(theta, x, pt)
-        sigma = pymc_prior(lik.sigma, "sigma", where="likelihood.sigma")
-        if lik.family == "Normal":
-            pm.Normal(OBS, mu=mu, sigma=sigma, observed=y, dims="run")
-        elif lik.family == "ExGaussian":
-            # PyMC's nu is the exponential component's mean: bayescale's `excess`.
-            excess = pymc_prior(lik.excess, "excess", where="likelihood.excess")
-            pm.ExGaussian(OBS, mu=mu, sigma=sigma, nu=excess, observed=y, dims="run")
-        else:
-            df = pymc_prior(lik.df, "df", where="likelihood.df") if isinstance(lik.df, Prior) else np.float64(lik.df)
-            pm.StudentT(OBS, nu=df, mu=mu, sigma=sigma, observed=y, dims="run")
+        noise = {}
+        for name in family.noise_names:  # in the family's order, as the NumPyro model samples them
+            value = lik.value(name)
+            if isinstance(value, Prior):
+                noise[name] = pymc_prior(value, name, where=f"likelihood.{name}")
+            else:
+                noise[name] = np.float64(value)
+        family.pymc_build(pm, OBS, mu, noise, observed=y, dims="run")
     return model
 
 
@@ -289,7 +299,9 @@ def _sample(pm: Any, model: Any, spec: ModelSpec, sampler: str, seed: int, progr
     with _quiet_pymc(not progressbar), warnings.catch_warnings():
         # A dense mass matrix is what makes scaling-law posteriors (log A against alpha, E against
         # everything) cheap; PyMC labels its dense adaptation experimental on every call.
-        warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="QuadPotentialFullAdapt is an experimental feature", category=UserWarning
+        )
         idata = pm.sample(
             nuts_sampler="pymc",
             init="jitter+adapt_full" if s.dense_mass else "jitter+adapt_diag",
@@ -366,27 +378,50 @@ def fit_pymc(
     >>> fit.predict({"N": 7e9, "D": 1.4e12}).median().item()                # doctest: +SKIP
     """
     pm = _import_pymc()
-    spec = load_spec(spec)
+    spec = _checked(load_spec(spec), sampler, seed, {"chains": chains, "warmup": warmup, "draws": draws})
+    table, logx, y = _observations(spec, runs)
+    t0 = time.perf_counter()
+    model = _build(spec, logx, y, table["run_id"].astype(str).tolist())
+    raw, chain_method = _sample(pm, model, spec, sampler, int(seed), progressbar)
+    seconds = time.perf_counter() - t0
+    result = _to_fit(
+        pm, spec, table, logx, y, raw, seed=seed, sampler=sampler, chain_method=chain_method, seconds=seconds
+    )
+    warn_if_unconverged(result, stacklevel=3)
+    return result
+
+
+def _checked(spec: ModelSpec, sampler: str, seed: Any, overrides: Mapping[str, int | None]) -> ModelSpec:
+    """Validate :func:`fit_pymc`'s arguments; the spec with the sampler overrides applied."""
     if sampler not in SAMPLERS:
         raise BayescaleError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}")
     if sampler == "nutpie":
         _check_nutpie()
-    overrides = {k: v for k, v in {"chains": chains, "warmup": warmup, "draws": draws}.items() if v is not None}
-    if overrides:
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if changes:
         try:
-            spec = spec.with_sampler(**overrides)
+            spec = spec.with_sampler(**changes)
         except SpecError as e:
             raise BayescaleError(str(e)) from None
-    table, logx, y = _observations(spec, runs)
-    run_ids = table["run_id"].astype(str).tolist()
+    return spec
 
-    t0 = time.perf_counter()
-    model = _build(spec, logx, y, run_ids)
-    raw, chain_method = _sample(pm, model, spec, sampler, int(seed), progressbar)
-    seconds = time.perf_counter() - t0
 
+def _to_fit(
+    pm: Any,
+    spec: ModelSpec,
+    table: Any,
+    logx: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    raw: Any,
+    *,
+    seed: int,
+    sampler: str,
+    chain_method: str,
+    seconds: float,
+) -> Fit:
+    """PyMC's InferenceData laid out as a NumPyro fit's: same groups, names, dims and attributes."""
     names = list(spec.law.params) + noise_names(spec)
     dtype = str(raw.posterior[names[0]].dtype)
     samples = {v: np.asarray(raw.posterior[v].values, dtype=np.float64) for v in names}
@@ -412,9 +447,7 @@ def fit_pymc(
         laplace_mode=json.dumps({}),
     )
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
-    result = Fit(spec=spec, idata=idata, runs=table, method="pymc", seed=int(seed))
-    warn_if_unconverged(result, stacklevel=3)
-    return result
+    return Fit(spec=spec, idata=idata, runs=table, method="pymc", seed=int(seed))
 
 
 __all__ = ["PYMC_DISTRIBUTIONS", "SAMPLERS", "fit_pymc", "pymc_prior", "to_pymc"]

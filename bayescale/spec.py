@@ -15,7 +15,7 @@ Spec file format::
     ...
 
     [likelihood]
-    family = "StudentT"                # "Normal" or "StudentT" (robust), on log loss
+    family = "StudentT"                # a registered family: "Normal", "StudentT" (robust), "ExGaussian"
     sigma = {dist = "HalfNormal", scale = 0.05}
     df = 4.0                           # StudentT only: a number or a prior table
 
@@ -39,12 +39,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import SpecError
+from . import likelihoods
+from .errors import LawError, SpecError
 from .laws import Law, get_law
 from .priors import Prior, as_prior
-from .errors import LawError
 
-LIKELIHOODS = ("Normal", "StudentT", "ExGaussian")
+#: Names of the registered likelihood families (a live view of :mod:`bayescale.likelihoods`' registry).
+LIKELIHOODS = likelihoods.FAMILIES
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
 INITS = ("map", "prior")
 DEVICES = ("auto", "cpu", "gpu")
@@ -60,56 +61,82 @@ def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) 
 class Likelihood:
     """Observation model for log loss: ``log L_obs ~ family(log L_law, sigma[, df])``.
 
-    ``family`` is ``"Normal"``, ``"StudentT"`` (robust to outlying runs, the
-    Bayesian counterpart of the Huber loss published fits use) or ``"ExGaussian"``
-    (one-sided inefficiency: under-tuned runs land above the law by an exponential
-    excess whose mean has the prior ``excess``). ``df`` is a fixed number or a
-    :class:`Prior`, used by ``"StudentT"`` only.
+    ``family`` names a registered observation family (:mod:`bayescale.likelihoods`):
+    built in are ``"Normal"``, ``"StudentT"`` (robust to outlying runs, the Bayesian
+    counterpart of the Huber loss published fits use) and ``"ExGaussian"`` (one-sided
+    inefficiency: under-tuned runs land above the law by an exponential excess whose
+    mean has the prior ``excess``). ``df`` is a fixed number or a :class:`Prior`, used
+    by ``"StudentT"`` only. Noise parameters of families registered later live in
+    ``extra`` (``(name, value)`` pairs, sorted); :meth:`value` reads any of them.
     """
 
     family: str = "StudentT"
-    sigma: Prior = field(default_factory=lambda: Prior("HalfNormal", {"scale": 0.05}))
-    df: float | Prior = 4.0
+    sigma: Prior = field(default_factory=lambda: likelihoods.SIGMA.default)
+    df: float | Prior = likelihoods.DF.default
     excess: Prior | None = None
+    extra: tuple[tuple[str, float | Prior], ...] = ()
+
+    def __post_init__(self) -> None:
+        extra = dict(self.extra)
+        declared = likelihoods.get_family(self.family).noise if self.family in likelihoods.FAMILIES else ()
+        for p in declared:
+            if likelihoods.noise_value(self, p.name) is None:  # the family's default, as from_dict gives
+                if p.name in _LIKELIHOOD_FIELDS:
+                    object.__setattr__(self, p.name, p.default)
+                else:
+                    extra[p.name] = p.default
+        object.__setattr__(self, "extra", tuple(sorted(extra.items())))
+
+    def value(self, name: str) -> Any:
+        """The value of noise parameter ``name`` (a :class:`Prior` or a fixed number), or None."""
+        return likelihoods.noise_value(self, name)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "likelihood") -> "Likelihood":
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: must be a table")
-        _check_keys(d, ("family", "sigma", "df", "excess"), where)
+        known = likelihoods.noise_params()
+        _check_keys(d, ("family", *known), where)
         family = d.get("family", "StudentT")
-        if family not in LIKELIHOODS:
-            raise SpecError(f"{where}.family: {family!r} is not supported; use one of {list(LIKELIHOODS)}")
-        sigma = as_prior(d["sigma"], where=f"{where}.sigma") if "sigma" in d else cls().sigma
-        if not sigma.is_positive():
-            raise SpecError(f"{where}.sigma: prior {sigma} allows values <= 0; use a positive distribution such as HalfNormal")
-        df: float | Prior = cls.df
-        if "df" in d:
-            raw = d["df"]
-            if isinstance(raw, Mapping) or isinstance(raw, Prior):
-                df = as_prior(raw, where=f"{where}.df")
-                if not df.is_positive():
-                    raise SpecError(f"{where}.df: prior {df} allows values <= 0; use e.g. Gamma")
-            elif isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
-                df = float(raw)
-            else:
-                raise SpecError(f"{where}.df: must be a number > 0 or a prior table, got {raw!r}")
-        excess = None
-        if family == "ExGaussian":
-            excess = as_prior(d["excess"], where=f"{where}.excess") if "excess" in d else Prior("HalfNormal", {"scale": 0.02})
-            if not excess.is_positive():
-                raise SpecError(f"{where}.excess: prior {excess} allows values <= 0; use e.g. HalfNormal")
-        elif "excess" in d:
-            raise SpecError(f"{where}.excess: only the ExGaussian family has an excess term (family is {family!r})")
-        return cls(family=family, sigma=sigma, df=df, excess=excess)
+        if family not in likelihoods.FAMILIES:
+            raise SpecError(f"{where}.family: {family!r} is not supported; use one of {list(likelihoods.FAMILIES)}")
+        declared = likelihoods.get_family(family).noise_names
+        values: dict[str, Any] = {}
+        for name, param in known.items():
+            if name in d and name not in declared and not param.accepted_by_all:
+                owners = likelihoods.families_with(name)
+                what = (
+                    f"the {owners[0]} family has" if len(owners) == 1 else f"the {' and '.join(owners)} families have"
+                )
+                article = "an" if name[0] in "aeiou" else "a"
+                raise SpecError(f"{where}.{name}: only {what} {article} {name} term (family is {family!r})")
+            if name in d or name in declared:
+                values[name] = _noise_value(param, d[name], f"{where}.{name}") if name in d else param.default
+        fields_ = {k: v for k, v in values.items() if k in _LIKELIHOOD_FIELDS}
+        extra = tuple(sorted((k, v) for k, v in values.items() if k not in _LIKELIHOOD_FIELDS))
+        return cls(family=family, **fields_, extra=extra)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"family": self.family, "sigma": self.sigma.to_dict()}
-        if self.family == "StudentT":
-            out["df"] = self.df.to_dict() if isinstance(self.df, Prior) else self.df
-        if self.family == "ExGaussian" and self.excess is not None:
-            out["excess"] = self.excess.to_dict()
+        out: dict[str, Any] = {"family": self.family}
+        for p in likelihoods.get_family(self.family).noise:
+            v = self.value(p.name)
+            out[p.name] = v.to_dict() if isinstance(v, Prior) else v
         return out
+
+
+_LIKELIHOOD_FIELDS = ("sigma", "df", "excess")
+
+
+def _noise_value(param: likelihoods.NoiseParam, raw: Any, where: str) -> float | Prior:
+    """A spec's value for a noise parameter: a positive prior, or a number > 0 where the parameter may be fixed."""
+    if param.fixed and not isinstance(raw, (Mapping, Prior)):
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
+            return float(raw)
+        raise SpecError(f"{where}: must be a number > 0 or a prior table, got {raw!r}")
+    prior = as_prior(raw, where=where)
+    if not prior.is_positive():
+        raise SpecError(f"{where}: prior {prior} allows values <= 0; {param.advice}")
+    return prior
 
 
 @dataclass(frozen=True)
@@ -187,7 +214,9 @@ class ModelSpec:
         cols = dict(law.columns)
         unknown_inputs = sorted(set(self.inputs) - set(law.inputs))
         if unknown_inputs:
-            raise SpecError(f"law.inputs: {unknown_inputs} are not inputs of law {law.name!r}; its inputs are {list(law.inputs)}")
+            raise SpecError(
+                f"law.inputs: {unknown_inputs} are not inputs of law {law.name!r}; its inputs are {list(law.inputs)}"
+            )
         for k, v in dict(self.inputs).items():
             if not isinstance(v, str) or not v:
                 raise SpecError(f"law.inputs.{k}: must name a runs-table column, got {v!r}")
@@ -195,16 +224,23 @@ class ModelSpec:
         object.__setattr__(self, "inputs", cols)
         extra = sorted(set(self.priors) - set(law.params))
         if extra:
-            raise SpecError(f"priors: {extra} are not parameters of law {law.name!r}; its parameters are {list(law.params)}")
+            raise SpecError(
+                f"priors: {extra} are not parameters of law {law.name!r}; its parameters are {list(law.params)}"
+            )
         missing = [p for p in law.params if p not in self.priors]
         if missing:
             hint = "; ".join(f"{p} = {_toml_inline(law.priors[p].to_dict())}" for p in missing)
-            raise SpecError(f"priors: missing prior(s) for {missing} of law {law.name!r}; the law's defaults are: {hint}")
+            raise SpecError(
+                f"priors: missing prior(s) for {missing} of law {law.name!r}; the law's defaults are: {hint}"
+            )
         if self.extrapolation is not None and not self.extrapolation.is_positive():
             raise SpecError(f"extrapolation.per_decade: {self.extrapolation} allows values < 0; use e.g. HalfNormal")
         for p in law.positive:
             if not self.priors[p].is_positive():
-                raise SpecError(f"priors.{p}: {self.priors[p]} allows values <= 0 but {p!r} must be > 0 in law {law.name!r}; use a positive distribution (LogNormal, HalfNormal, Gamma, ...)")
+                raise SpecError(
+                    f"priors.{p}: {self.priors[p]} allows values <= 0 but {p!r} must be > 0 in law {law.name!r}; "
+                    "use a positive distribution (LogNormal, HalfNormal, Gamma, ...)"
+                )
 
     @classmethod
     def from_law(cls, law: str | Law, *, name: str | None = None, **kwargs: Any) -> "ModelSpec":
@@ -311,10 +347,12 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         raise SpecError(f"law.name: {e}") from None
     inputs = law_table.get("inputs", {})
     if not isinstance(inputs, Mapping):
-        raise SpecError("law.inputs: must be a table mapping law inputs to runs-table columns, e.g. {S = \"N\"}")
+        raise SpecError('law.inputs: must be a table mapping law inputs to runs-table columns, e.g. {S = "N"}')
     priors_table = d.get("priors")
     if not isinstance(priors_table, Mapping):
-        raise SpecError(f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}")
+        raise SpecError(
+            f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}"
+        )
     priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items()}
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
     extrapolation = None
@@ -324,7 +362,9 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
             raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
         _check_keys(ex, ("per_decade",), "extrapolation")
         if "per_decade" not in ex:
-            raise SpecError("extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of compute)")
+            raise SpecError(
+                "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of compute)"
+            )
         extrapolation = as_prior(ex["per_decade"], where="extrapolation.per_decade")
     sampler = SamplerSettings.from_dict(d.get("sampler", {}))
     name = d.get("name", law.name)

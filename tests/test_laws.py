@@ -32,7 +32,7 @@ from bayescale.laws import (
     logsumexp,
     register_law,
 )
-from bayescale.testing import synthetic_runs
+from bayescale.testing import check_law, synthetic_runs
 
 # Model sizes and token counts spanning today's pilot runs to frontier runs.
 N_GRID = np.geomspace(1e7, 1e11, 9)
@@ -199,10 +199,18 @@ def check_broadcasting(law: Law) -> None:
         for d in range(3):
             scalar = {k: float(v[c, d, 0]) for k, v in params.items()}
             for i in range(5):
-                assert out[c, d, i] == pytest.approx(float(natural_log_loss(law, scalar, N[i], D[i])), rel=1e-12, abs=1e-12)
+                assert out[c, d, i] == pytest.approx(
+                    float(natural_log_loss(law, scalar, N[i], D[i])), rel=1e-12, abs=1e-12
+                )
     # JAX agrees with NumPy, and so does the natural-scale call.
     with jax.enable_x64(True):
-        out_j = np.asarray(law.log_loss({k: jnp.asarray(v) for k, v in params.items()}, {k: jnp.asarray(v) for k, v in log_inputs(law, N, D).items()}, jnp))
+        out_j = np.asarray(
+            law.log_loss(
+                {k: jnp.asarray(v) for k, v in params.items()},
+                {k: jnp.asarray(v) for k, v in log_inputs(law, N, D).items()},
+                jnp,
+            )
+        )
         nat = law(params, N=N, D=D)
     assert out_j.shape == (2, 3, 5)
     np.testing.assert_allclose(out_j, out, rtol=1e-12, atol=1e-12)
@@ -291,7 +299,9 @@ def check_gradients_finite(law: Law) -> None:
     med = prior_medians(law)
     x = {k: jnp.asarray(v) for k, v in log_inputs(law, N_GRID, N_GRID * 20).items()}
     with jax.enable_x64(True):
-        grad = jax.grad(lambda p: jnp.sum(law.log_loss(p, x, jnp)))({k: jnp.asarray(v, dtype=jnp.float64) for k, v in med.items()})
+        grad = jax.grad(lambda p: jnp.sum(law.log_loss(p, x, jnp)))(
+            {k: jnp.asarray(v, dtype=jnp.float64) for k, v in med.items()}
+        )
     assert set(grad) == set(law.params)
     for k, g in grad.items():
         assert np.isfinite(float(g)), f"{law.name}: gradient in {k} is not finite"
@@ -385,7 +395,9 @@ def test_user_law_registers_and_passes_conformance(user_law: Law) -> None:
 
 def test_user_law_fits_and_predicts(user_law: Law) -> None:
     truth = {"E": 1.8, "A": 400.0, "B": 900.0, "alpha": 0.33}
-    runs = synthetic_runs(user_law, truth, N=np.geomspace(1e7, 1e10, 6), tokens_per_param=(4, 20, 100), sigma=0.005, seed=5)
+    runs = synthetic_runs(
+        user_law, truth, N=np.geomspace(1e7, 1e10, 6), tokens_per_param=(4, 20, 100), sigma=0.005, seed=5
+    )
     # A spec names the law like any built-in: in a file or dict, or from its defaults.
     spec = bs.load_spec({"law": SHARED, "priors": {k: v.to_dict() for k, v in user_law.priors.items()}})
     assert spec.id == bs.ModelSpec.from_law(SHARED).id
@@ -498,3 +510,102 @@ def test_bad_default_prior_is_refused() -> None:
     priors = dict(_law_kwargs()["priors"], alpha={"dist": "LogNormel", "loc": 0.0, "scale": 1.0})
     with pytest.raises(BayescaleError, match=r"law 'test_bad': prior for 'alpha': unknown distribution 'LogNormel'"):
         Law(**_law_kwargs(priors=priors))
+
+
+# ------------------------------------------- bayescale.testing.check_law
+
+
+@pytest.mark.parametrize("name", list_laws())
+def test_check_law_passes_every_registered_law(name: str) -> None:
+    check_law(name, monotone_when=MONOTONE_WHEN.get(name))
+
+
+def test_check_law_reads_monotonicity_from_power_terms() -> None:
+    # power declares the term a * S^b, so the loss must fall exactly where b < 0: no hint needed.
+    check_law("power", properties=["monotone"])
+
+
+def test_check_law_on_a_user_law(user_law: Law) -> None:
+    check_law(user_law)  # registered by the fixture, so the spec round trip is checked too
+
+
+def test_multiplicative_law_needs_its_sign_condition() -> None:
+    # Nothing in its declaration says when it falls with N and D; without the condition it does not always.
+    with pytest.raises(
+        LawError, match=r"law 'multiplicative' fails the 'monotone' check: loss rises by .* with [ND] at N="
+    ):
+        check_law("multiplicative", properties=["monotone"])
+
+
+def _broken_law(name: str, log_loss: Callable) -> Law:
+    """Chinchilla's declaration with a faulty ``log_loss`` (not registered)."""
+    return Law(
+        name=name,
+        formula="L = E + A/N^alpha + B/D^beta",
+        inputs=("N", "D"),
+        params=("E", "A", "B", "alpha", "beta"),
+        log_loss=log_loss,
+        priors=dict(bs.laws.chinchilla.priors),
+        positive=("E", "A", "B", "alpha", "beta"),
+        power_terms={"A": (("alpha", "N", -1.0),), "B": (("beta", "D", -1.0),)},
+    )
+
+
+BROKEN = [
+    # (id, log_loss, message regex)
+    (
+        "rises with N",  # the sign of the N term flipped
+        lambda p, x, xp: logsumexp(
+            xp, [xp.log(p["E"]), xp.log(p["A"]) + p["alpha"] * x["N"], xp.log(p["B"]) - p["beta"] * x["D"]]
+        ),
+        r"law 'test_broken' fails the 'monotone' check: loss rises by \S+ with N at N=.*for prior draw \{'E': ",
+    ),
+    (
+        "NaN",  # log of a negative number for most draws
+        lambda p, x, xp: xp.log(p["E"] - 2.0) + 0.0 * x["N"] + 0.0 * x["D"],
+        r"law 'test_broken' fails the 'finite_positive' check: \d+ of \d+ losses at prior draws are not finite and > 0; e\.g\. log loss nan",
+    ),
+    (
+        "does not broadcast",  # averages over the points
+        lambda p, x, xp: xp.logaddexp(
+            xp.log(p["E"]), xp.log(p["A"]) - p["alpha"] * xp.mean(x["N"]) - p["beta"] * xp.mean(x["D"])
+        ),
+        r"law 'test_broken' fails the 'broadcasting' check: parameters shaped \(chain, draw, 1\) = \(2, 3, 1\) and 5 points gave shape \(2, 3, 1\)",
+    ),
+    (
+        "overflows in float32",  # exp of a large number before the log
+        lambda p, x, xp: (
+            xp.log(
+                xp.exp(
+                    logsumexp(
+                        xp, [xp.log(p["E"]), xp.log(p["A"]) - p["alpha"] * x["N"], xp.log(p["B"]) - p["beta"] * x["D"]]
+                    )
+                    + 100.0
+                )
+            )
+            - 100.0
+        ),
+        r"law 'test_broken' fails the 'float32' check: log_loss in float32 gives loss (inf|nan), float64 ",
+    ),
+    (
+        "raises",  # uses a function NumPy does not have
+        lambda p, x, xp: xp.log(p["E"]) + xp.no_such_function(x["N"]),
+        r"law 'test_broken' fails the 'broadcasting' check: AttributeError: .*no_such_function",
+    ),
+]
+
+
+@pytest.mark.parametrize("log_loss,message", [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_check_law_catches_a_broken_law(log_loss: Callable, message: str) -> None:
+    with pytest.raises(LawError, match=message):
+        check_law(_broken_law("test_broken", log_loss))
+
+
+def test_check_law_refuses_unknown_properties() -> None:
+    with pytest.raises(LawError, match=r"check_law: unknown properties \['speed'\]; known: \['declaration', "):
+        check_law("chinchilla", properties=["speed"])
+
+
+def test_check_law_needs_a_known_law() -> None:
+    with pytest.raises(LawError, match="unknown law 'chinchila'"):
+        check_law("chinchila")

@@ -50,7 +50,9 @@ TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
 
 
 def _chinchilla_runs(seed: int = 1):
-    return synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9, 3e9), tokens_per_param=(5.0, 20.0, 80.0), sigma=0.01, seed=seed)
+    return synthetic_runs(
+        "chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9, 3e9), tokens_per_param=(5.0, 20.0, 80.0), sigma=0.01, seed=seed
+    )
 
 
 def _power_runs(column: str = "C"):
@@ -184,7 +186,11 @@ def _numpyro_logp(spec, logx, y, values):
 
 CASES = {
     # chinchilla: Student-t likelihood with fixed df
-    "chinchilla": (lambda: bs.load_spec("chinchilla"), _chinchilla_runs, lambda r: {"N": np.log(r["N"].to_numpy()), "D": np.log(r["D"].to_numpy())}),
+    "chinchilla": (
+        lambda: bs.load_spec("chinchilla"),
+        _chinchilla_runs,
+        lambda r: {"N": np.log(r["N"].to_numpy()), "D": np.log(r["D"].to_numpy())},
+    ),
     # power in C with a Normal likelihood
     "power_normal": (
         lambda: _spec("power", likelihood={"family": "Normal", "sigma": {"dist": "HalfNormal", "scale": 0.05}}),
@@ -196,7 +202,11 @@ CASES = {
         lambda: _spec(
             "power",
             law={"name": "power", "inputs": {"S": "N"}},
-            likelihood={"family": "StudentT", "sigma": {"dist": "HalfCauchy", "scale": 0.05}, "df": {"dist": "Gamma", "concentration": 2.0, "rate": 0.1}},
+            likelihood={
+                "family": "StudentT",
+                "sigma": {"dist": "HalfCauchy", "scale": 0.05},
+                "df": {"dist": "Gamma", "concentration": 2.0, "rate": 0.1},
+            },
         ),
         lambda: _power_runs("N"),
         lambda r: {"S": np.log(r["N"].to_numpy())},
@@ -209,7 +219,10 @@ POINTS = {
         {"E": 2.5, "A": 30.0, "B": 9e4, "alpha": 0.1, "beta": 0.6, "sigma": 0.2},
     ],
     "power_normal": [{"E": 1.6, "a": 35.0, "b": -0.11, "sigma": 0.02}, {"E": 0.9, "a": 4.0, "b": 0.2, "sigma": 0.3}],
-    "power_in_N_df_prior": [{"E": 1.6, "a": 35.0, "b": -0.11, "sigma": 0.02, "df": 7.0}, {"E": 3.0, "a": 900.0, "b": -0.5, "sigma": 0.1, "df": 1.3}],
+    "power_in_N_df_prior": [
+        {"E": 1.6, "a": 35.0, "b": -0.11, "sigma": 0.02, "df": 7.0},
+        {"E": 3.0, "a": 900.0, "b": -0.5, "sigma": 0.1, "df": 1.3},
+    ],
 }
 
 
@@ -364,7 +377,11 @@ def test_pymc_fit_has_numpyro_layout(fits):
     idata, ref = fit.idata, reference.idata
     assert set(idata.groups()) == set(ref.groups())
     # The bundled chinchilla spec has an extrapolation prior, so both carry its `drift` draws.
-    assert set(idata.posterior.data_vars) == set(ref.posterior.data_vars) == {"E", "A", "B", "alpha", "beta", "sigma", "drift"}
+    assert (
+        set(idata.posterior.data_vars)
+        == set(ref.posterior.data_vars)
+        == {"E", "A", "B", "alpha", "beta", "sigma", "drift"}
+    )
     for group in idata.groups():
         new, old = getattr(idata, group), getattr(ref, group)
         assert set(new.data_vars) == set(old.data_vars), group
@@ -438,7 +455,9 @@ def test_pymc_fit_reports_identified_combinations():
     identified combinations, which the data pin down, are checked against the truth.
     """
     truth = {"E": 1.7, "a": 300.0, "b": -0.15, "c": -0.2, "d": 0.0}
-    runs = synthetic_runs("multiplicative", truth, N=(1e6, 1e7, 1e8, 1e9, 1e10), tokens_per_param=(2.0, 20.0, 200.0), sigma=0.005, seed=2)
+    runs = synthetic_runs(
+        "multiplicative", truth, N=(1e6, 1e7, 1e8, 1e9, 1e10), tokens_per_param=(2.0, 20.0, 200.0), sigma=0.005, seed=2
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", IdentifiabilityWarning)
         warnings.simplefilter("always", ConvergenceWarning)
@@ -450,7 +469,9 @@ def test_pymc_fit_reports_identified_combinations():
     assert fit.identified_names == ["N_exponent", "D_exponent", "log_coefficient"]
     post = fit.posterior
     np.testing.assert_allclose(post["N_exponent"].values, post["b"].values + post["d"].values)
-    np.testing.assert_allclose(post["log_coefficient"].values, np.log(post["a"].values) + post["d"].values * math.log(6.0))
+    np.testing.assert_allclose(
+        post["log_coefficient"].values, np.log(post["a"].values) + post["d"].values * math.log(6.0)
+    )
     assert abs(float(post["N_exponent"].median()) - (truth["b"] + truth["d"])) < 0.03
     assert abs(float(post["D_exponent"].median()) - (truth["c"] + truth["d"])) < 0.03
     assert set(fit.summary().index) == set(fit.var_names + fit.identified_names)

@@ -71,40 +71,144 @@ def test_base_is_valid() -> None:
 
 BAD = [
     # (id, spec dict, message regex)
-    ("unknown top-level key", dict(base(), prior={}), r"spec: unknown key\(s\) \['prior'\]; allowed: \['name', 'description', 'law', 'priors', 'likelihood', 'sampler'.*\]"),
-    ("unknown sampler key", with_("sampler.num_chains", 4), r"sampler: unknown key\(s\) \['num_chains'\]; allowed: \[.*'chains'.*'target_accept'"),
-    ("unknown likelihood key", with_("likelihood.nu", 4.0), r"likelihood: unknown key\(s\) \['nu'\]; allowed: \['family', 'sigma', 'df'.*\]"),
-    ("unknown law key", with_("law", {"name": "chinchilla", "input": {"N": "N"}}), r"law: unknown key\(s\) \['input'\]; allowed: \['name', 'inputs'\]"),
-    ("unknown law", with_("law", "chinchila"), r"law.name: unknown law 'chinchila'; registered laws: \[.*'chinchilla'.*'kaplan'"),
+    (
+        "unknown top-level key",
+        dict(base(), prior={}),
+        r"spec: unknown key\(s\) \['prior'\]; allowed: \['name', 'description', 'law', 'priors', 'likelihood', 'sampler'.*\]",
+    ),
+    (
+        "unknown sampler key",
+        with_("sampler.num_chains", 4),
+        r"sampler: unknown key\(s\) \['num_chains'\]; allowed: \[.*'chains'.*'target_accept'",
+    ),
+    (
+        "unknown likelihood key",
+        with_("likelihood.nu", 4.0),
+        r"likelihood: unknown key\(s\) \['nu'\]; allowed: \['family', 'sigma', 'df'.*\]",
+    ),
+    (
+        "unknown law key",
+        with_("law", {"name": "chinchilla", "input": {"N": "N"}}),
+        r"law: unknown key\(s\) \['input'\]; allowed: \['name', 'inputs'\]",
+    ),
+    (
+        "unknown law",
+        with_("law", "chinchila"),
+        r"law.name: unknown law 'chinchila'; registered laws: \[.*'chinchilla'.*'kaplan'",
+    ),
     ("missing law", with_("law", ...), r"spec: missing 'law'"),
     ("law not a table", with_("law", 3), r"'law' must be a law name or a table with 'name'"),
-    ("unknown law input", with_("law", {"name": "chinchilla", "inputs": {"S": "N"}}), r"law.inputs: \['S'\] are not inputs of law 'chinchilla'; its inputs are \['N', 'D'\]"),
-    ("law input not a column name", with_("law", {"name": "power", "inputs": {"S": 3}}), r"law.inputs.S: must name a runs-table column, got 3"),
-    ("law inputs not a table", with_("law", {"name": "power", "inputs": "N"}), r"law.inputs: must be a table mapping law inputs"),
-    ("unknown distribution", with_("priors.E", {"dist": "LogNormel", "loc": 0.5, "scale": 0.5}), r"priors.E: unknown distribution 'LogNormel'; use a numpyro.distributions name: .*LogNormal"),
-    ("unknown distribution parameter", with_("priors.E", {"dist": "LogNormal", "mu": 0.5, "scale": 0.5}), r"priors.E: LogNormal has no parameter \['mu'\]; allowed: \['loc', 'scale'\]"),
-    ("non-numeric parameter", with_("priors.E", {"dist": "LogNormal", "loc": "half", "scale": 0.5}), r"priors.E: parameter 'loc' of LogNormal must be a finite number, got 'half'"),
-    ("boolean parameter", with_("priors.E", {"dist": "LogNormal", "loc": True, "scale": 0.5}), r"parameter 'loc' of LogNormal must be a finite number, got True"),
-    ("infinite parameter", with_("priors.E", {"dist": "LogNormal", "loc": float("inf"), "scale": 0.5}), r"parameter 'loc' of LogNormal must be a finite number, got inf"),
-    ("negative scale", with_("priors.E", {"dist": "LogNormal", "loc": 0.5, "scale": -0.5}), r"priors.E: invalid LogNormal\{'loc': 0.5, 'scale': -0.5\}: .*scale"),
+    (
+        "unknown law input",
+        with_("law", {"name": "chinchilla", "inputs": {"S": "N"}}),
+        r"law.inputs: \['S'\] are not inputs of law 'chinchilla'; its inputs are \['N', 'D'\]",
+    ),
+    (
+        "law input not a column name",
+        with_("law", {"name": "power", "inputs": {"S": 3}}),
+        r"law.inputs.S: must name a runs-table column, got 3",
+    ),
+    (
+        "law inputs not a table",
+        with_("law", {"name": "power", "inputs": "N"}),
+        r"law.inputs: must be a table mapping law inputs",
+    ),
+    (
+        "unknown distribution",
+        with_("priors.E", {"dist": "LogNormel", "loc": 0.5, "scale": 0.5}),
+        r"priors.E: unknown distribution 'LogNormel'; use a numpyro.distributions name: .*LogNormal",
+    ),
+    (
+        "unknown distribution parameter",
+        with_("priors.E", {"dist": "LogNormal", "mu": 0.5, "scale": 0.5}),
+        r"priors.E: LogNormal has no parameter \['mu'\]; allowed: \['loc', 'scale'\]",
+    ),
+    (
+        "non-numeric parameter",
+        with_("priors.E", {"dist": "LogNormal", "loc": "half", "scale": 0.5}),
+        r"priors.E: parameter 'loc' of LogNormal must be a finite number, got 'half'",
+    ),
+    (
+        "boolean parameter",
+        with_("priors.E", {"dist": "LogNormal", "loc": True, "scale": 0.5}),
+        r"parameter 'loc' of LogNormal must be a finite number, got True",
+    ),
+    (
+        "infinite parameter",
+        with_("priors.E", {"dist": "LogNormal", "loc": float("inf"), "scale": 0.5}),
+        r"parameter 'loc' of LogNormal must be a finite number, got inf",
+    ),
+    (
+        "negative scale",
+        with_("priors.E", {"dist": "LogNormal", "loc": 0.5, "scale": -0.5}),
+        r"priors.E: invalid LogNormal\{'loc': 0.5, 'scale': -0.5\}: .*scale",
+    ),
     ("prior without dist", with_("priors.E", {"loc": 0.5, "scale": 0.5}), r"priors.E: missing 'dist'"),
     ("prior not a table", with_("priors.E", 1.7), r"priors.E: a prior must be a table like"),
-    ("vector prior", with_("priors.E", {"dist": "MultivariateNormal", "loc": 0.0, "covariance_matrix": 1.0}), r"priors.E: MultivariateNormal is not a scalar continuous distribution; a prior must be one"),
-    ("discrete prior", with_("priors.E", {"dist": "Poisson", "rate": 2.0}), r"priors.E: Poisson is not a scalar continuous distribution; a prior must be one"),
-    ("factory that is no prior", with_("priors.E", {"dist": "Bernoulli", "probs": 0.5}), r"priors.E: unknown distribution 'Bernoulli'"),
-    ("prior for a parameter the law lacks", with_("priors.gamma", {"dist": "Normal", "loc": 0, "scale": 1}), r"priors: \['gamma'\] are not parameters of law 'chinchilla'; its parameters are \['E', 'A', 'B', 'alpha', 'beta'\]"),
-    ("missing [priors]", with_("priors", ...), r"missing \[priors\] table; give one prior per parameter of law 'chinchilla': \['E', 'A', 'B', 'alpha', 'beta'\]"),
-    ("non-positive prior for positive parameter", with_("priors.alpha", {"dist": "Normal", "loc": 0.3, "scale": 0.1}), r"priors.alpha: Normal\(loc=0.3, scale=0.1\) allows values <= 0 but 'alpha' must be > 0 in law 'chinchilla'; use a positive distribution"),
-    ("bad likelihood family", with_("likelihood.family", "Cauchy"), r"likelihood.family: 'Cauchy' is not supported; use one of \['Normal', 'StudentT'.*\]"),
+    (
+        "vector prior",
+        with_("priors.E", {"dist": "MultivariateNormal", "loc": 0.0, "covariance_matrix": 1.0}),
+        r"priors.E: MultivariateNormal is not a scalar continuous distribution; a prior must be one",
+    ),
+    (
+        "discrete prior",
+        with_("priors.E", {"dist": "Poisson", "rate": 2.0}),
+        r"priors.E: Poisson is not a scalar continuous distribution; a prior must be one",
+    ),
+    (
+        "factory that is no prior",
+        with_("priors.E", {"dist": "Bernoulli", "probs": 0.5}),
+        r"priors.E: unknown distribution 'Bernoulli'",
+    ),
+    (
+        "prior for a parameter the law lacks",
+        with_("priors.gamma", {"dist": "Normal", "loc": 0, "scale": 1}),
+        r"priors: \['gamma'\] are not parameters of law 'chinchilla'; its parameters are \['E', 'A', 'B', 'alpha', 'beta'\]",
+    ),
+    (
+        "missing [priors]",
+        with_("priors", ...),
+        r"missing \[priors\] table; give one prior per parameter of law 'chinchilla': \['E', 'A', 'B', 'alpha', 'beta'\]",
+    ),
+    (
+        "non-positive prior for positive parameter",
+        with_("priors.alpha", {"dist": "Normal", "loc": 0.3, "scale": 0.1}),
+        r"priors.alpha: Normal\(loc=0.3, scale=0.1\) allows values <= 0 but 'alpha' must be > 0 in law 'chinchilla'; use a positive distribution",
+    ),
+    (
+        "bad likelihood family",
+        with_("likelihood.family", "Cauchy"),
+        r"likelihood.family: 'Cauchy' is not supported; use one of \['Normal', 'StudentT'.*\]",
+    ),
     ("likelihood not a table", with_("likelihood", "Normal"), r"likelihood: must be a table"),
-    ("sigma prior not positive", with_("likelihood.sigma", {"dist": "Normal", "loc": 0, "scale": 0.05}), r"likelihood.sigma: prior Normal\(loc=0, scale=0.05\) allows values <= 0; use a positive distribution such as HalfNormal"),
-    ("bad sigma prior", with_("likelihood.sigma", {"dist": "HalfNormal", "sd": 0.05}), r"likelihood.sigma: HalfNormal has no parameter \['sd'\]; allowed: \['scale'\]"),
+    (
+        "sigma prior not positive",
+        with_("likelihood.sigma", {"dist": "Normal", "loc": 0, "scale": 0.05}),
+        r"likelihood.sigma: prior Normal\(loc=0, scale=0.05\) allows values <= 0; use a positive distribution such as HalfNormal",
+    ),
+    (
+        "bad sigma prior",
+        with_("likelihood.sigma", {"dist": "HalfNormal", "sd": 0.05}),
+        r"likelihood.sigma: HalfNormal has no parameter \['sd'\]; allowed: \['scale'\]",
+    ),
     ("df zero", with_("likelihood.df", 0), r"likelihood.df: must be a number > 0 or a prior table, got 0"),
     ("df negative", with_("likelihood.df", -3.0), r"likelihood.df: must be a number > 0 or a prior table, got -3.0"),
-    ("df a string", with_("likelihood.df", "four"), r"likelihood.df: must be a number > 0 or a prior table, got 'four'"),
+    (
+        "df a string",
+        with_("likelihood.df", "four"),
+        r"likelihood.df: must be a number > 0 or a prior table, got 'four'",
+    ),
     ("df boolean", with_("likelihood.df", True), r"likelihood.df: must be a number > 0 or a prior table, got True"),
-    ("df prior not positive", with_("likelihood.df", {"dist": "Normal", "loc": 4, "scale": 1}), r"likelihood.df: prior Normal\(loc=4, scale=1\) allows values <= 0; use e.g. Gamma"),
-    ("df prior unknown", with_("likelihood.df", {"dist": "Gama", "concentration": 2, "rate": 0.1}), r"likelihood.df: unknown distribution 'Gama'"),
+    (
+        "df prior not positive",
+        with_("likelihood.df", {"dist": "Normal", "loc": 4, "scale": 1}),
+        r"likelihood.df: prior Normal\(loc=4, scale=1\) allows values <= 0; use e.g. Gamma",
+    ),
+    (
+        "df prior unknown",
+        with_("likelihood.df", {"dist": "Gama", "concentration": 2, "rate": 0.1}),
+        r"likelihood.df: unknown distribution 'Gama'",
+    ),
     ("sampler not a table", with_("sampler", 4), r"sampler: must be a table"),
     ("chains zero", with_("sampler.chains", 0), r"sampler.chains: must be an integer >= 1, got 0"),
     ("chains float", with_("sampler.chains", 2.0), r"sampler.chains: must be an integer >= 1, got 2.0"),
@@ -112,19 +216,55 @@ BAD = [
     ("warmup negative", with_("sampler.warmup", -1), r"sampler.warmup: must be an integer >= 0, got -1"),
     ("draws zero", with_("sampler.draws", 0), r"sampler.draws: must be an integer >= 1, got 0"),
     ("draws string", with_("sampler.draws", "1000"), r"sampler.draws: must be an integer >= 1, got '1000'"),
-    ("max_tree_depth zero", with_("sampler.max_tree_depth", 0), r"sampler.max_tree_depth: must be an integer >= 1, got 0"),
-    ("target_accept one", with_("sampler.target_accept", 1.0), r"sampler.target_accept: must be a number in \(0, 1\), got 1.0"),
-    ("target_accept zero", with_("sampler.target_accept", 0), r"sampler.target_accept: must be a number in \(0, 1\), got 0"),
-    ("target_accept string", with_("sampler.target_accept", "high"), r"sampler.target_accept: must be a number in \(0, 1\), got 'high'"),
-    ("dense_mass not bool", with_("sampler.dense_mass", "yes"), r"sampler.dense_mass: must be true or false, got 'yes'"),
+    (
+        "max_tree_depth zero",
+        with_("sampler.max_tree_depth", 0),
+        r"sampler.max_tree_depth: must be an integer >= 1, got 0",
+    ),
+    (
+        "target_accept one",
+        with_("sampler.target_accept", 1.0),
+        r"sampler.target_accept: must be a number in \(0, 1\), got 1.0",
+    ),
+    (
+        "target_accept zero",
+        with_("sampler.target_accept", 0),
+        r"sampler.target_accept: must be a number in \(0, 1\), got 0",
+    ),
+    (
+        "target_accept string",
+        with_("sampler.target_accept", "high"),
+        r"sampler.target_accept: must be a number in \(0, 1\), got 'high'",
+    ),
+    (
+        "dense_mass not bool",
+        with_("sampler.dense_mass", "yes"),
+        r"sampler.dense_mass: must be true or false, got 'yes'",
+    ),
     ("init unknown", with_("sampler.init", "random"), r"sampler.init: 'random' is not one of \['map', 'prior'\]"),
-    ("chain_method unknown", with_("sampler.chain_method", "threads"), r"sampler.chain_method: 'threads' is not one of \['auto', 'vectorized', 'parallel', 'sequential'\]"),
+    (
+        "chain_method unknown",
+        with_("sampler.chain_method", "threads"),
+        r"sampler.chain_method: 'threads' is not one of \['auto', 'vectorized', 'parallel', 'sequential'\]",
+    ),
     ("device unknown", with_("sampler.device", "tpu"), r"sampler.device: 'tpu' is not one of \['auto', 'cpu', 'gpu'\]"),
     ("extrapolation not a table", with_("extrapolation", 0.02), r"extrapolation: must be a table with per_decade"),
-    ("extrapolation unknown key", with_("extrapolation", {"per_decade": {"dist": "HalfNormal", "scale": 0.02}, "per_run": 1}), r"extrapolation: unknown key\(s\) \['per_run'\]; allowed: \['per_decade'\]"),
+    (
+        "extrapolation unknown key",
+        with_("extrapolation", {"per_decade": {"dist": "HalfNormal", "scale": 0.02}, "per_run": 1}),
+        r"extrapolation: unknown key\(s\) \['per_run'\]; allowed: \['per_decade'\]",
+    ),
     ("extrapolation without per_decade", with_("extrapolation", {}), r"extrapolation: missing per_decade"),
-    ("extrapolation prior not positive", with_("extrapolation", {"per_decade": {"dist": "Normal", "loc": 0.0, "scale": 0.02}}), r"extrapolation.per_decade: Normal\(loc=0, scale=0.02\) allows values < 0; use e.g. HalfNormal"),
-    ("extrapolation bad prior", with_("extrapolation", {"per_decade": {"dist": "HalfNormal", "sd": 0.02}}), r"extrapolation.per_decade: HalfNormal has no parameter \['sd'\]"),
+    (
+        "extrapolation prior not positive",
+        with_("extrapolation", {"per_decade": {"dist": "Normal", "loc": 0.0, "scale": 0.02}}),
+        r"extrapolation.per_decade: Normal\(loc=0, scale=0.02\) allows values < 0; use e.g. HalfNormal",
+    ),
+    (
+        "extrapolation bad prior",
+        with_("extrapolation", {"per_decade": {"dist": "HalfNormal", "sd": 0.02}}),
+        r"extrapolation.per_decade: HalfNormal has no parameter \['sd'\]",
+    ),
     ("empty name", with_("name", ""), r"spec: 'name' must be a non-empty string"),
     ("name not a string", with_("name", 3), r"spec: 'name' must be a non-empty string"),
 ]
@@ -170,7 +310,10 @@ def test_not_toml_file(tmp_path: Path) -> None:
 def test_missing_file_lists_bundled_specs(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"spec file '.*nope.toml' not found; bundled specs: \[.*'chinchilla'.*\]"):
         load_spec(tmp_path / "nope.toml")
-    with pytest.raises(SpecError, match=r"spec file 'chinchila' not found; bundled specs: \['chinchilla', .*'chinchilla_normal', .*'power'"):
+    with pytest.raises(
+        SpecError,
+        match=r"spec file 'chinchila' not found; bundled specs: \['chinchilla', .*'chinchilla_normal', .*'power'",
+    ):
         load_spec("chinchila")
 
 
