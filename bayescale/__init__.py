@@ -54,7 +54,7 @@ _LAZY = {
     "VaR": "decisions",
     "CVaR": "decisions",
     "Utility": "decisions",
-    "compute_optimal": "decisions",
+    "compute_optimal": "frontier",
     "check": "checks",
     "leave_largest_out": "checks",
     "suggest": "active",

@@ -21,6 +21,7 @@ import xarray as xr
 from . import _arviz
 from .data import law_inputs, load_runs, points_frame
 from .errors import BayescaleError
+from .frontier import compute_optimal
 from .likelihoods import noise_priors
 from .inference import Fit, fit as _fit, noise_names, observation_dist, sample_observations
 from .spec import ModelSpec, load_spec
@@ -327,8 +328,6 @@ def _shifts(before: Fit, after: Fit, budget: float | None) -> pd.DataFrame:
         b, a = before.posterior[v].values.reshape(-1), after.posterior[v].values.reshape(-1)
         rows.append({"quantity": v, "median_before": np.median(b), "median_after": np.median(a), "sd_before": b.std(), "sd_after": a.std()})
     try:
-        from .decisions import compute_optimal
-
         c = float(budget) if budget is not None else 1000.0 * float(before.runs["C"].max())
         for label, fitted in (("before", before), ("after", after)):
             opt = compute_optimal(fitted, [c])
