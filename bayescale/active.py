@@ -12,8 +12,8 @@ from .design import (
     PLANNERS,
     TARGET_KINDS,
     PlanOptions,
-    StopRule,
     Stopping,
+    StopRule,
     Suggestion,
     Target,
     TargetDraws,
@@ -27,7 +27,16 @@ from .design import (
     target_band,
     target_draws,
 )
-from .loop import LoopConfig, LoopPlan, LoopResult, load_loop_config, load_plan, pilot_trainer, run_loop, simulated_trainer
+from .loop import (
+    LoopConfig,
+    LoopPlan,
+    LoopResult,
+    load_loop_config,
+    load_plan,
+    pilot_trainer,
+    run_loop,
+    simulated_trainer,
+)
 
 __all__ = [
     "PLANNERS",

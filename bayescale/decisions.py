@@ -21,16 +21,17 @@ import xarray as xr
 from .data import points_frame
 from .errors import BayescaleError
 from .frontier import (  # noqa: F401  (re-exported: their home was this module)
+    _numerical_optimum,  # noqa: F401  (kept importable for existing callers)
     allocation_exponents,
     allocation_regret,
     band_table,
-    check_prob as _check_prob,
     compute_optimal,
     frontier,
-    law_draws as _theta,
     near_optimal_range,
 )
-from .frontier import _numerical_optimum  # noqa: F401  (kept importable for existing callers)
+from .frontier import (
+    check_prob as _check_prob,
+)
 
 if TYPE_CHECKING:
     from .inference import Fit
@@ -89,7 +90,6 @@ class CVaR:
         return float(np.mean(x[min(k, x.size - 1) :]))
 
 
-
 def parse_risk(text: str | Any) -> Any:
     """``"mean"``, ``"quantile:0.9"`` (or ``"var:0.9"``) or ``"cvar:0.9"`` to a risk measure."""
     if not isinstance(text, str):
@@ -107,8 +107,12 @@ def parse_risk(text: str | Any) -> Any:
         if name == "cvar" and q is not None:
             return CVaR(q)
     except BayescaleError as e:
-        raise BayescaleError(f"risk {text!r}: {e}; use 'mean', 'quantile:Q', 'var:Q' or 'cvar:Q' with Q in (0, 1)") from None
-    raise BayescaleError(f"risk {text!r} not understood; use 'mean', 'quantile:Q', 'var:Q' or 'cvar:Q' with Q in (0, 1)")
+        raise BayescaleError(
+            f"risk {text!r}: {e}; use 'mean', 'quantile:Q', 'var:Q' or 'cvar:Q' with Q in (0, 1)"
+        ) from None
+    raise BayescaleError(
+        f"risk {text!r} not understood; use 'mean', 'quantile:Q', 'var:Q' or 'cvar:Q' with Q in (0, 1)"
+    )
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,9 @@ def _flat(draws: Any, name: str) -> np.ndarray:
     if isinstance(draws, xr.DataArray):
         if "point" in draws.dims:
             if draws.sizes["point"] != 1:
-                raise BayescaleError(f"option {name!r}: draws have {draws.sizes['point']} points; give one point per option")
+                raise BayescaleError(
+                    f"option {name!r}: draws have {draws.sizes['point']} points; give one point per option"
+                )
             draws = draws.isel(point=0)
         x = draws.transpose("chain", "draw").values if {"chain", "draw"} <= set(draws.dims) else draws.values
     else:
@@ -218,7 +224,6 @@ def _human(x: float) -> str:
     return f"{x:.3g}"
 
 
-
 def decide(
     options: Mapping[str, Any],
     *,
@@ -296,7 +301,9 @@ def decide(
     )
 
 
-def _option_draws(options: Mapping[str, Any], predict: Callable[[pd.DataFrame], xr.DataArray] | None) -> tuple[list[str], np.ndarray, pd.DataFrame]:
+def _option_draws(
+    options: Mapping[str, Any], predict: Callable[[pd.DataFrame], xr.DataArray] | None
+) -> tuple[list[str], np.ndarray, pd.DataFrame]:
     """Names, draws of loss (option, draw) and each option's N, D, C (NaN for draws given as such)."""
     names = [str(k) for k in options]
     points = {k: v for k, v in options.items() if isinstance(v, Mapping)}
@@ -323,7 +330,9 @@ def _option_draws(options: Mapping[str, Any], predict: Callable[[pd.DataFrame], 
     return names, np.stack([draws[n] for n in names]), meta
 
 
-def _decision_table(names: list[str], X: np.ndarray, meta: pd.DataFrame, *, threshold: float | None, risk: Any, ci_prob: float) -> pd.DataFrame:
+def _decision_table(
+    names: list[str], X: np.ndarray, meta: pd.DataFrame, *, threshold: float | None, risk: Any, ci_prob: float
+) -> pd.DataFrame:
     """One row per option: summaries of its draws, its risk and P(it is best)."""
     lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
     q = getattr(risk, "q", 0.9)
@@ -349,7 +358,9 @@ def _decision_table(names: list[str], X: np.ndarray, meta: pd.DataFrame, *, thre
     return table
 
 
-def _expected_utility(names: list[str], X: np.ndarray, table: pd.DataFrame, threshold: float | None, utility: Utility) -> tuple[dict[str, float], float]:
+def _expected_utility(
+    names: list[str], X: np.ndarray, table: pd.DataFrame, threshold: float | None, utility: Utility
+) -> tuple[dict[str, float], float]:
     """Expected utility per option and the expected value of perfect information."""
     if threshold is None or table["C"].isna().any():
         raise BayescaleError("a utility needs threshold=... and options given as points (for their compute C)")

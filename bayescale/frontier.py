@@ -39,10 +39,11 @@ def _log_inputs_for(fit: Fit, N: np.ndarray, D: np.ndarray) -> dict[str, np.ndar
     for name in fit.spec.law.inputs:
         col = fit.spec.inputs[name]
         if col not in values:
-            raise BayescaleError(f"compute-optimal allocation needs the law's inputs from N and D; input {name!r} reads column {col!r}")
+            raise BayescaleError(
+                f"compute-optimal allocation needs the law's inputs from N and D; input {name!r} reads column {col!r}"
+            )
         out[name] = np.log(values[col])
     return out
-
 
 
 def _loss_at(fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -51,7 +52,9 @@ def _loss_at(fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.nda
     return np.exp(np.asarray(fit.spec.law.log_loss(th, _log_inputs_for(fit, N, D), np), dtype=float))
 
 
-def _numerical_optimum(fit: Fit, theta: Mapping[str, np.ndarray], C: float, ratio_bounds: tuple[float, float], n_grid: int) -> tuple[np.ndarray, np.ndarray]:
+def _numerical_optimum(
+    fit: Fit, theta: Mapping[str, np.ndarray], C: float, ratio_bounds: tuple[float, float], n_grid: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-draw argmin over log N of L(N, C/(6N)) on a grid, refined by a parabola; returns (N_opt, at_bound)."""
     S = next(iter(theta.values())).size
     # tokens per parameter r = D/N = C/(6 N^2)  =>  N = sqrt(C / (6 r))
@@ -70,7 +73,9 @@ def _numerical_optimum(fit: Fit, theta: Mapping[str, np.ndarray], C: float, rati
     return np.exp(best), at_bound
 
 
-def compute_optimal(fit: Fit, budgets: Any, *, ratio_bounds: tuple[float, float] = (0.01, 1e5), n_grid: int = 512) -> xr.Dataset:
+def compute_optimal(
+    fit: Fit, budgets: Any, *, ratio_bounds: tuple[float, float] = (0.01, 1e5), n_grid: int = 512
+) -> xr.Dataset:
     """Posterior of the compute-optimal allocation at each budget ``C = 6 N D``.
 
     Closed form where the law declares one (Chinchilla:

@@ -36,8 +36,15 @@ from .spec import ModelSpec, load_spec
 # ------------------------------------------------------------------ trainers
 
 
-def simulated_trainer(params: Mapping[str, float], *, law: str = "chinchilla", sigma: float = 0.01, df: float | None = None, seed: int = 0,
-                      loss_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> Callable[[pd.DataFrame], list[dict[str, Any]]]:
+def simulated_trainer(
+    params: Mapping[str, float],
+    *,
+    law: str = "chinchilla",
+    sigma: float = 0.01,
+    df: float | None = None,
+    seed: int = 0,
+    loss_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> Callable[[pd.DataFrame], list[dict[str, Any]]]:
     """A trainer for :func:`run_loop` that returns losses from a known world instead of training.
 
     The loss of candidate ``(N, D)`` is the law's loss with ``params`` (or ``loss_fn(N, D)``)
@@ -67,14 +74,24 @@ def simulated_trainer(params: Mapping[str, float], *, law: str = "chinchilla", s
             rng = np.random.default_rng([int(seed), zlib.crc32(rid.encode())])
             eps = rng.standard_t(df) if df is not None else rng.standard_normal()
             true = float(truth(np.asarray([float(r["N"])]), np.asarray([float(r["D"])]))[0])
-            out.append({"run_id": rid, "N": float(r["N"]), "D": float(r["D"]), "loss": true * math.exp(sigma * eps), "source": f"simulated world (seed {seed})"})
+            out.append(
+                {
+                    "run_id": rid,
+                    "N": float(r["N"]),
+                    "D": float(r["D"]),
+                    "loss": true * math.exp(sigma * eps),
+                    "source": f"simulated world (seed {seed})",
+                }
+            )
         return out
 
     train.truth = truth  # type: ignore[attr-defined]
     return train
 
 
-def pilot_trainer(runs_path: str | os.PathLike, *, arch: str | None = None, seed: int = 0, **options: Any) -> Callable[[pd.DataFrame], list[dict[str, Any]]]:
+def pilot_trainer(
+    runs_path: str | os.PathLike, *, arch: str | None = None, seed: int = 0, **options: Any
+) -> Callable[[pd.DataFrame], list[dict[str, Any]]]:
     """The default trainer: :func:`bayescale.runner.run_pilot` for each candidate, appending
     each finished run to the runs table itself (so a killed batch keeps what it finished)."""
 
@@ -117,7 +134,8 @@ class LoopConfig:
     k : int
         Runs per round.
     method : str
-        ``"laplace"`` (seconds), ``"psis"`` (Laplace corrected by importance sampling) or ``"nuts"`` for the refits; ``fit_options`` go to :func:`bayescale.fit`.
+        ``"laplace"`` (seconds), ``"psis"`` (Laplace corrected by importance sampling) or
+        ``"nuts"`` for the refits; ``fit_options`` go to :func:`bayescale.fit`.
     trainer : mapping
         Settings for the pilot runner (e.g. ``arch``, ``seed``).
     simulate : mapping, optional
@@ -152,7 +170,23 @@ class LoopConfig:
         return self.runs.with_name(self.runs.name + ".loop-fit.nc")
 
 
-_CONFIG_KEYS = ("runs", "spec", "target", "threshold", "budget", "budget_flops", "tolerance", "k", "method", "seed", "fit", "trainer", "simulate", "max_rounds", "suggest")
+_CONFIG_KEYS = (
+    "runs",
+    "spec",
+    "target",
+    "threshold",
+    "budget",
+    "budget_flops",
+    "tolerance",
+    "k",
+    "method",
+    "seed",
+    "fit",
+    "trainer",
+    "simulate",
+    "max_rounds",
+    "suggest",
+)
 
 
 def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig) -> LoopConfig:
@@ -255,8 +289,10 @@ class LoopResult:
         h = self.history
         lines = [f"{len(h)} rounds, spent {self.spent:.3g}; stopped: {self.reason}"]
         for _, r in h.iterrows():
-            lines.append(f"  round {int(r['round'])}: {int(r['n_runs'])} runs, spent {r['spent']:.3g}, target median {r['median']:.4g} "
-                         f"(90% {r['lo90']:.4g}-{r['hi90']:.4g}, width of log {r['log_width90']:.4f})")
+            lines.append(
+                f"  round {int(r['round'])}: {int(r['n_runs'])} runs, spent {r['spent']:.3g}, target median {r['median']:.4g} "
+                f"(90% {r['lo90']:.4g}-{r['hi90']:.4g}, width of log {r['log_width90']:.4f})"
+            )
         if self.surprises:
             lines.append(f"surprising new runs (outside their 90% predictive band): {list(self.surprises)}")
         return "\n".join(lines)
@@ -282,8 +318,13 @@ def _match(pending: pd.DataFrame, new: pd.DataFrame) -> np.ndarray:
     return done
 
 
-def run_loop(config: LoopConfig | str | os.PathLike | Mapping[str, Any], *, train: Callable[[pd.DataFrame], Any] | None = None,
-             log: Callable[[str], None] | None = None, max_rounds: int | None = None) -> LoopResult:
+def run_loop(
+    config: LoopConfig | str | os.PathLike | Mapping[str, Any],
+    *,
+    train: Callable[[pd.DataFrame], Any] | None = None,
+    log: Callable[[str], None] | None = None,
+    max_rounds: int | None = None,
+) -> LoopResult:
     """Suggest, train, check the new runs, refit, re-plan, until the budget is spent or the
     target's 90% interval is narrower than the tolerance. Resumable.
 
@@ -330,10 +371,6 @@ def run_loop(config: LoopConfig | str | os.PathLike | Mapping[str, Any], *, trai
     def save() -> None:
         _write_json_atomic(cfg.state_path, state)
 
-    def result(reason: str, current: Fit) -> LoopResult:
-        return LoopResult(history=pd.DataFrame(state["history"]), reason=reason, fit=current, spent=float(state["spent"]), state_path=cfg.state_path,
-                          surprises=tuple(state["surprises"]))
-
     current = None
     while True:
         runs = load_runs(cfg.runs)
@@ -350,27 +387,67 @@ def run_loop(config: LoopConfig | str | os.PathLike | Mapping[str, Any], *, trai
         if reason is None and rounds_left <= 0:
             state["done"] = None
             save()
-            return result("paused (max_rounds)", current)
-        sug = None
+            return _result(cfg, state, "paused (max_rounds)", current)
+        batch = None
         if reason is None:
-            left = cfg.budget - float(state["spent"])
-            sug = suggest(current, cfg.target, budget_flops=left, k=cfg.k, seed=cfg.seed + int(state["round"]), tolerance=cfg.tolerance, **sopts)
-            if not len(sug.table):
-                reason = f"no affordable pilot adds information (budget left {left:.3g})"
-            elif sug.stopping.stop and sug.stopping.reason == "value":
-                reason = "stopping rule: " + sug.stopping.text
+            reason, batch = _next_batch(cfg, state, current, sopts)
         if reason is not None:
             state["done"] = reason
             save()
             say(f"stop: {reason}")
-            return result(reason, current)
-        state["round"] = int(state["round"]) + 1
-        state["pending"] = [{"run_id": f"loop-r{state['round']:03d}-{i}", "N": float(r.N), "D": float(r.D), "C": float(r.C), "cost": float(r.cost)}
-                            for i, r in enumerate(sug.table.itertuples())]
-        state["known_ids"] = sorted(ids)
-        state["done"] = None
+            return _result(cfg, state, reason, current)
+        _launch(state, batch, ids)
         save()
         rounds_left -= 1
+
+
+def _result(cfg: LoopConfig, state: Mapping[str, Any], reason: str, current: Fit) -> LoopResult:
+    return LoopResult(
+        history=pd.DataFrame(state["history"]),
+        reason=reason,
+        fit=current,
+        spent=float(state["spent"]),
+        state_path=cfg.state_path,
+        surprises=tuple(state["surprises"]),
+    )
+
+
+def _launch(state: dict[str, Any], batch: pd.DataFrame, ids: set[str]) -> None:
+    """Start the next round: its batch is in flight (pending) until the runs table has it."""
+    state["round"] = int(state["round"]) + 1
+    state["pending"] = [
+        {
+            "run_id": f"loop-r{state['round']:03d}-{i}",
+            "N": float(r.N),
+            "D": float(r.D),
+            "C": float(r.C),
+            "cost": float(r.cost),
+        }
+        for i, r in enumerate(batch.itertuples())
+    ]
+    state["known_ids"] = sorted(ids)
+    state["done"] = None
+
+
+def _next_batch(
+    cfg: LoopConfig, state: Mapping[str, Any], current: Fit, sopts: Mapping[str, Any]
+) -> tuple[str | None, pd.DataFrame | None]:
+    """The next round's batch from :func:`suggest`, or why the loop stops instead."""
+    left = cfg.budget - float(state["spent"])
+    sug = suggest(
+        current,
+        cfg.target,
+        budget_flops=left,
+        k=cfg.k,
+        seed=cfg.seed + int(state["round"]),
+        tolerance=cfg.tolerance,
+        **sopts,
+    )
+    if not len(sug.table):
+        return f"no affordable pilot adds information (budget left {left:.3g})", None
+    if sug.stopping.stop and sug.stopping.reason == "value":
+        return "stopping rule: " + sug.stopping.text, None
+    return None, sug.table
 
 
 def _default_trainer(cfg: LoopConfig, spec: ModelSpec) -> Callable[[pd.DataFrame], Any]:
@@ -389,17 +466,36 @@ def _load_state(cfg: LoopConfig, say: Callable[[str], None]) -> dict[str, Any]:
     """The loop's saved state, or a fresh one; a state of another loop is an error."""
     key = {"target": cfg.target.to_dict(), "budget": cfg.budget, "spec": str(cfg.spec)}
     if not cfg.state_path.is_file():
-        return {"key": key, "round": 0, "spent": 0.0, "pending": [], "known_ids": None, "history": [], "surprises": [], "done": None}
+        return {
+            "key": key,
+            "round": 0,
+            "spent": 0.0,
+            "pending": [],
+            "known_ids": None,
+            "history": [],
+            "surprises": [],
+            "done": None,
+        }
     state = json.loads(cfg.state_path.read_text())
     if state.get("key") != json.loads(json.dumps(key)):
-        raise BayescaleError(f"{cfg.state_path} belongs to a loop with another target, budget or spec ({state.get('key')}); "
-                             "delete it to start afresh")
+        raise BayescaleError(
+            f"{cfg.state_path} belongs to a loop with another target, budget or spec ({state.get('key')}); "
+            "delete it to start afresh"
+        )
     say(f"resuming from {cfg.state_path} (round {state['round']}, spent {state['spent']:.3g})")
     return state
 
 
-def _absorb_pending(cfg: LoopConfig, spec: ModelSpec, state: dict[str, Any], runs: pd.DataFrame, train: Callable[[pd.DataFrame], Any],
-                    fit_kw: Mapping[str, Any], cost_fn: Any, say: Callable[[str], None]) -> pd.DataFrame:
+def _absorb_pending(
+    cfg: LoopConfig,
+    spec: ModelSpec,
+    state: dict[str, Any],
+    runs: pd.DataFrame,
+    train: Callable[[pd.DataFrame], Any],
+    fit_kw: Mapping[str, Any],
+    cost_fn: Any,
+    say: Callable[[str], None],
+) -> pd.DataFrame:
     """Train the batch in flight that the runs table lacks, check the new runs against the fit
     they were planned with, count their cost; returns the runs table with them."""
     ids = set(runs["run_id"].astype(str))
@@ -409,7 +505,10 @@ def _absorb_pending(cfg: LoopConfig, spec: ModelSpec, state: dict[str, Any], run
     done = _match(pend, new)
     todo = pend[~done & ~pend["run_id"].astype(str).isin(ids)]
     if len(todo):
-        say(f"round {state['round']}: training {len(todo)} run(s): " + ", ".join(f"N={r.N:.3g} D={r.D:.3g}" for r in todo.itertuples()))
+        say(
+            f"round {state['round']}: training {len(todo)} run(s): "
+            + ", ".join(f"N={r.N:.3g} D={r.D:.3g}" for r in todo.itertuples())
+        )
         rows = train(todo.reset_index(drop=True))
         rows = pd.DataFrame(rows) if not isinstance(rows, pd.DataFrame) else rows
         runs = load_runs(cfg.runs)
@@ -423,7 +522,11 @@ def _absorb_pending(cfg: LoopConfig, spec: ModelSpec, state: dict[str, Any], run
     new = runs[~runs["run_id"].astype(str).isin(known)].reset_index(drop=True)
     # Check the new runs against the fit they were planned with, then refit with them.
     if len(new):
-        before = Fit.load(cfg.fit_path, spec=spec, check_spec=False) if cfg.fit_path.is_file() else do_fit(spec, runs[runs["run_id"].astype(str).isin(known)], **fit_kw)
+        before = (
+            Fit.load(cfg.fit_path, spec=spec, check_spec=False)
+            if cfg.fit_path.is_file()
+            else do_fit(spec, runs[runs["run_id"].astype(str).isin(known)], **fit_kw)
+        )
         chk = check(before, new, seed=cfg.seed)
         sur = chk.table.loc[chk.table["surprise"], "run_id"].astype(str).tolist()
         if sur:
@@ -435,16 +538,29 @@ def _absorb_pending(cfg: LoopConfig, spec: ModelSpec, state: dict[str, Any], run
     return runs
 
 
-def _record_round(cfg: LoopConfig, state: dict[str, Any], runs: pd.DataFrame, current: Fit, say: Callable[[str], None]) -> dict[str, float]:
+def _record_round(
+    cfg: LoopConfig, state: dict[str, Any], runs: pd.DataFrame, current: Fit, say: Callable[[str], None]
+) -> dict[str, float]:
     """The target's band under the current fit, added to the history (once per round)."""
     band = target_band(current, cfg.target)
-    hist = {"round": state["round"], "n_runs": len(runs), "spent": state["spent"], **{k: band[k] for k in ("median", "lo90", "hi90", "log_width90", "sd_log", "lo90_law", "hi90_law")}}
+    hist = {
+        "round": state["round"],
+        "n_runs": len(runs),
+        "spent": state["spent"],
+        **{k: band[k] for k in ("median", "lo90", "hi90", "log_width90", "sd_log", "lo90_law", "hi90_law")},
+    }
     if "p_below" in band:
         hist["p_below"] = band["p_below"]
     if not state["history"] or state["history"][-1]["round"] != state["round"]:
         state["history"].append(hist)
-    say(f"round {state['round']}: {len(runs)} runs, spent {state['spent']:.3g} of {cfg.budget:.3g}; {cfg.target.label}: "
-        + (f"P = {band['p_below']:.3f}" if "p_below" in band else f"median {band['median']:.4g} (90% {band['lo90']:.4g}-{band['hi90']:.4g})"))
+    say(
+        f"round {state['round']}: {len(runs)} runs, spent {state['spent']:.3g} of {cfg.budget:.3g}; {cfg.target.label}: "
+        + (
+            f"P = {band['p_below']:.3f}"
+            if "p_below" in band
+            else f"median {band['median']:.4g} (90% {band['lo90']:.4g}-{band['hi90']:.4g})"
+        )
+    )
     return band
 
 
@@ -453,7 +569,9 @@ def _stop_reason(cfg: LoopConfig, state: Mapping[str, Any], band: Mapping[str, f
     if cfg.tolerance is not None:
         if cfg.target.is_decision:
             if band["p_below"] <= cfg.tolerance or band["p_below"] >= 1 - cfg.tolerance:
-                return f"P(loss <= threshold) = {band['p_below']:.3f} is within the tolerance {cfg.tolerance:g} of certain"
+                return (
+                    f"P(loss <= threshold) = {band['p_below']:.3f} is within the tolerance {cfg.tolerance:g} of certain"
+                )
         elif band["log_width90"] <= cfg.tolerance:
             return f"the 90% interval of log(target) ({band['log_width90']:.4f}) is narrower than the tolerance {cfg.tolerance:g}"
     if cfg.budget - float(state["spent"]) <= 0:

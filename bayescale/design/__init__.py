@@ -15,8 +15,18 @@ from __future__ import annotations
 
 from .planners import PLANNERS, REGISTRY, Plan, Planner, PlanOptions, Problem, get_planner
 from .scoring import default_discrepancy, score
-from .suggest import StopRule, Stopping, Suggestion, suggest
-from .targets import TARGET_KINDS, Target, TargetDraws, candidate_grid, default_candidates, flops_cost, parse_target, target_band, target_draws
+from .suggest import Stopping, StopRule, Suggestion, suggest
+from .targets import (
+    TARGET_KINDS,
+    Target,
+    TargetDraws,
+    candidate_grid,
+    default_candidates,
+    flops_cost,
+    parse_target,
+    target_band,
+    target_draws,
+)
 
 __all__ = [
     "PLANNERS",

@@ -82,8 +82,17 @@ def _log_inputs(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
 class Linearised:
     """Per-draw linearisation of the law at the runs, the candidates and the target."""
 
-    def __init__(self, fit: Fit, frame: pd.DataFrame, target: Target, *, noise_var: np.ndarray, extra_var: np.ndarray | None = None,
-                 n_draws: int = 64, seed: int = 0) -> None:
+    def __init__(
+        self,
+        fit: Fit,
+        frame: pd.DataFrame,
+        target: Target,
+        *,
+        noise_var: np.ndarray,
+        extra_var: np.ndarray | None = None,
+        n_draws: int = 64,
+        seed: int = 0,
+    ) -> None:
         theta = law_draws(fit)
         S = next(iter(theta.values())).size
         rng = np.random.default_rng(seed)
@@ -94,7 +103,11 @@ class Linearised:
             U = jax.numpy.asarray(to_u(theta))
             runs = fit.runs
             Jr = np.asarray(jac(U, _log_inputs(fit.spec, runs)), dtype=float)
-            Jc = np.asarray(jac(U, _log_inputs(fit.spec, frame)), dtype=float) if len(frame) else np.zeros((idx.size, 0, U.shape[1]))
+            Jc = (
+                np.asarray(jac(U, _log_inputs(fit.spec, frame)), dtype=float)
+                if len(frame)
+                else np.zeros((idx.size, 0, U.shape[1]))
+            )
             H = np.asarray(hess(U), dtype=float)
             if target.kind == "frontier":
                 opt = compute_optimal(fit, [target.C])
@@ -122,7 +135,7 @@ class Linearised:
         info = self.I0 + np.einsum("smi,m,smj->sij", self.G, w, self.G)
         x = np.linalg.solve(info, self.h[..., None])[..., 0]
         v = np.einsum("si,si->s", self.h, x)
-        grad = -np.einsum("smi,si->sm", self.G, x) ** 2
+        grad = -(np.einsum("smi,si->sm", self.G, x) ** 2)
         return float(v.mean()), grad.mean(axis=0)
 
 
@@ -139,7 +152,9 @@ def _knapsack(score: np.ndarray, costs: np.ndarray, caps: np.ndarray, budget: fl
     return s
 
 
-def allocate(lin: Linearised, costs: np.ndarray, caps: np.ndarray, budget: float, iters: int = 300) -> tuple[np.ndarray, float, float]:
+def allocate(
+    lin: Linearised, costs: np.ndarray, caps: np.ndarray, budget: float, iters: int = 300
+) -> tuple[np.ndarray, float, float]:
     """Continuous allocation minimising :meth:`Linearised.value` (Frank-Wolfe with line search).
     Returns (w, value at w, value with no new runs)."""
     v0, _ = lin.value(np.zeros(lin.M))

@@ -35,7 +35,36 @@ ROW_COLUMNS = ["rank", "N", "D", "ratio", "C", "cost", "expected_gain", "sd_afte
 
 @dataclass(frozen=True)
 class PlanOptions:
-    """How :func:`~bayescale.design.suggest` plans (see its parameters of the same names)."""
+    """How :func:`~bayescale.design.suggest` plans: its keyword arguments of the same names, as one object.
+
+    Attributes
+    ----------
+    max_replicates : int
+        At most this many runs at one (N, D) point, counting runs done, pending and planned.
+    discrepancy : float, optional
+        Model-discrepancy sd per decade of compute between a candidate and the target (log
+        loss). Default for the greedy planner: the spec's extrapolation-drift scale (root mean
+        square of its ``per_decade`` prior draws) when it has one, else 0.01; for the
+        allocation planner 0 (the target's own drift term charges for distance).
+    diversity : float
+        Bonus (fraction of gain) for a run at a tokens-per-parameter ratio at least 0.3
+        decades from every ratio already run or planned.
+    refine : bool
+        Re-rank the best ``n_refine`` candidates at each greedy step by importance reweighting.
+    n_refine : int
+        Candidates re-ranked by importance reweighting at each greedy step.
+    n_outcomes : int
+        Simulated outcomes per candidate for the importance reweighting.
+    max_draws : int, optional
+        Use at most this many posterior draws.
+    max_steps : int
+        At most this many greedy steps.
+    batch_fraction : float
+        The batch (first ``k`` runs of the plan) may spend at most this fraction of the budget,
+        so the loop learns from it before committing the rest (1 lets one run take it all).
+    design_draws : int
+        Posterior draws the allocation averages over.
+    """
 
     max_replicates: int = 2
     discrepancy: float | None = None
@@ -157,9 +186,20 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
         spent += float(costs[j])
         seen.append(lr[j])
         after = sc.gaussian(chosen)
-        picks.append({"index": j, "gain": float(value), "gain_gauss": float(gain[best_pos]), "gain_kind": gain_kind, "ess": ess,
-                      "novelty": float(nov[best_pos]), "rho2": float(g["rho2"][j]), "var_law_after": float(after["var_tA"]),
-                      "drift_var_after": float(sc.drift_var(chosen)), "replicate": int(counts[j])})
+        picks.append(
+            {
+                "index": j,
+                "gain": float(value),
+                "gain_gauss": float(gain[best_pos]),
+                "gain_kind": gain_kind,
+                "ess": ess,
+                "novelty": float(nov[best_pos]),
+                "rho2": float(g["rho2"][j]),
+                "var_law_after": float(after["var_tA"]),
+                "drift_var_after": float(sc.drift_var(chosen)),
+                "replicate": int(counts[j]),
+            }
+        )
     g = sc.gaussian(chosen)
     final = float(np.atleast_1d(sc.crit_gauss(g["var_tA"], sc.drift_var(chosen)))[0])
     return {"picks": picks, "crit": final, "spent": spent, "crit_is": crit_now_is}
@@ -201,8 +241,19 @@ def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         seen0.add(lr)
         q = dict(pick)
         q["replicate"] = int(pick["replicate"])
-        rows.append({"rank": i + 1, "N": float(r["N"]), "D": float(r["D"]), "ratio": float(r["ratio"]), "C": float(r["C"]), "cost": float(costs[j]),
-                     "expected_gain": gain, "sd_after": math.sqrt(after_var + dv), "why": _why(q, r, first, float(sc.dist[j]), p.cmax)})
+        rows.append(
+            {
+                "rank": i + 1,
+                "N": float(r["N"]),
+                "D": float(r["D"]),
+                "ratio": float(r["ratio"]),
+                "C": float(r["C"]),
+                "cost": float(costs[j]),
+                "expected_gain": gain,
+                "sd_after": math.sqrt(after_var + dv),
+                "why": _why(q, r, first, float(sc.dist[j]), p.cmax),
+            }
+        )
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
 
 
@@ -232,7 +283,9 @@ class _Lin:
 def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any]]:
     """The whole-budget plan from the linearised allocation (see :mod:`bayescale.design.allocation`)."""
     sc, costs, budget, pre, o = p.scorer, p.costs, p.budget, p.pre, p.options
-    lin = Linearised(p.fit, p.frame, p.target, noise_var=sc.nv, extra_var=sc.dvar, n_draws=int(o.design_draws), seed=p.seed)
+    lin = Linearised(
+        p.fit, p.frame, p.target, noise_var=sc.nv, extra_var=sc.dvar, n_draws=int(o.design_draws), seed=p.seed
+    )
     base, _ = lin.value(np.zeros(lin.M))
     wrap = _Lin(lin, sc, base)
     if pre:  # pending runs will report: fold them into what is known
@@ -247,7 +300,14 @@ def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any
     for j in idx:
         chosen.append(j)
         reps[j] += 1
-        picks.append({"index": j, "replicate": int(reps[j]), "var_law_after": wrap.var_after(chosen), "drift_var_after": float(sc.drift_var(chosen))})
+        picks.append(
+            {
+                "index": j,
+                "replicate": int(reps[j]),
+                "var_law_after": wrap.var_after(chosen),
+                "drift_var_after": float(sc.drift_var(chosen)),
+            }
+        )
     var_law, drift = wrap.var_after(chosen), sc.drift_var(chosen)
     crit = float(np.atleast_1d(sc.crit_gauss(var_law, drift))[0])
     return wrap, {"picks": picks, "crit": crit, "spent": float(sum(safe[j] for j in idx)), "crit_is": None}
@@ -273,8 +333,19 @@ def _lin_rows(p: Problem, wrap: _Lin, picks: Sequence[Mapping[str, Any]]) -> pd.
         if pick["replicate"] > 1:
             parts.append(f"replicate {pick['replicate']} (seed noise)")
         parts.append("planned jointly with the rest of the budget (linearised design)")
-        rows.append({"rank": i + 1, "N": float(r["N"]), "D": float(r["D"]), "ratio": float(r["ratio"]), "C": float(r["C"]), "cost": float(costs[j]),
-                     "expected_gain": half * (b - a), "sd_after": math.sqrt(after_var + dv), "why": "; ".join(parts)})
+        rows.append(
+            {
+                "rank": i + 1,
+                "N": float(r["N"]),
+                "D": float(r["D"]),
+                "ratio": float(r["ratio"]),
+                "C": float(r["C"]),
+                "cost": float(costs[j]),
+                "expected_gain": half * (b - a),
+                "sd_after": math.sqrt(after_var + dv),
+                "why": "; ".join(parts),
+            }
+        )
         before_var, before_dv = after_var, dv
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
 
@@ -284,7 +355,9 @@ def plan_allocation(p: Problem) -> Plan:
     batch's share of the budget (so the plan's biggest runs can go first)."""
     small = p.selectable & (p.costs <= float(p.options.batch_fraction) * p.budget * (1 + 1e-9))
     wrap, best = _allocation(p, small)
-    return Plan(kind="allocation", best=best, alternatives={"allocation": best}, rows=lambda picks: _lin_rows(p, wrap, picks))
+    return Plan(
+        kind="allocation", best=best, alternatives={"allocation": best}, rows=lambda picks: _lin_rows(p, wrap, picks)
+    )
 
 
 # ------------------------------------------------------------------ the registry
@@ -294,9 +367,13 @@ def plan_allocation(p: Problem) -> Plan:
 #: noise) would leave only the largest run worth buying; its default is 0 and the target's
 #: drift still charges for distance (BENCHMARKS.md, "Active selection: ablations").
 REGISTRY: dict[str, Planner] = {
-    "allocation": Planner("allocation", plan_allocation, discrepancy=lambda fit: 0.0,
-                          supports=lambda target: target.kind != "nopt",  # nopt has no law gradient
-                          requires="a loss or frontier target"),
+    "allocation": Planner(
+        "allocation",
+        plan_allocation,
+        discrepancy=lambda fit: 0.0,
+        supports=lambda target: target.kind != "nopt",  # nopt has no law gradient
+        requires="a loss or frontier target",
+    ),
     "greedy": Planner("greedy", plan_greedy, discrepancy=default_discrepancy),
 }
 #: How :func:`~bayescale.design.suggest` may plan the remaining budget.
@@ -311,7 +388,19 @@ def get_planner(name: str, target: Target) -> tuple[Planner, list[str]]:
     planner = REGISTRY[name]
     if planner.supports(target):
         return planner, []
-    return REGISTRY[FALLBACK], [f"The {name} planner needs {planner.requires}; {target.kind} targets are planned greedily."]
+    return REGISTRY[FALLBACK], [
+        f"The {name} planner needs {planner.requires}; {target.kind} targets are planned greedily."
+    ]
 
 
-__all__ = ["PLANNERS", "REGISTRY", "Plan", "PlanOptions", "Planner", "Problem", "get_planner", "plan_allocation", "plan_greedy"]
+__all__ = [
+    "PLANNERS",
+    "REGISTRY",
+    "Plan",
+    "PlanOptions",
+    "Planner",
+    "Problem",
+    "get_planner",
+    "plan_allocation",
+    "plan_greedy",
+]

@@ -42,7 +42,9 @@ def default_discrepancy(fit: Fit) -> float:
     return 0.01
 
 
-def _discrepancy_cov(logc_a: np.ndarray, logc_b: np.ndarray, dist_a: np.ndarray, dist_b: np.ndarray, scale: float, length: float = 1.0) -> np.ndarray:
+def _discrepancy_cov(
+    logc_a: np.ndarray, logc_b: np.ndarray, dist_a: np.ndarray, dist_b: np.ndarray, scale: float, length: float = 1.0
+) -> np.ndarray:
     """Covariance of the model-discrepancy term between candidates a and b (log10 compute)."""
     if scale <= 0:
         return np.zeros((logc_a.size, logc_b.size))
@@ -85,7 +87,17 @@ class Scorer:
     """The joint of candidate outcomes and the target from posterior draws, with the
     Gaussian and importance-reweighting gains of adding candidates to a chosen set."""
 
-    def __init__(self, fit: Fit, td: TargetDraws, frame: pd.DataFrame, *, discrepancy: float, n_outcomes: int, seed: int, max_draws: int | None = None) -> None:
+    def __init__(
+        self,
+        fit: Fit,
+        td: TargetDraws,
+        frame: pd.DataFrame,
+        *,
+        discrepancy: float,
+        n_outcomes: int,
+        seed: int,
+        max_draws: int | None = None,
+    ) -> None:
         rng = np.random.default_rng(seed)
         theta = law_draws(fit)
         S = next(iter(theta.values())).size
@@ -119,8 +131,11 @@ class Scorer:
         # Simulated outcomes for the importance-reweighting refinement.
         mo = int(min(n_outcomes, self.S))
         self.m_idx = rng.choice(self.S, mo, replace=False)
-        self.Y = (self.F[self.m_idx, :] + np.sqrt(self.nv[self.m_idx])[:, None] * rng.standard_normal((mo, self.F.shape[1]))
-                  + np.sqrt(self.dvar)[None, :] * rng.standard_normal((mo, self.F.shape[1])))
+        self.Y = (
+            self.F[self.m_idx, :]
+            + np.sqrt(self.nv[self.m_idx])[:, None] * rng.standard_normal((mo, self.F.shape[1]))
+            + np.sqrt(self.dvar)[None, :] * rng.standard_normal((mo, self.F.shape[1]))
+        )
         self.Yc = self.Y - Fm[None, :]
         self._cols: dict[int, np.ndarray] = {}
         self._bases: dict[tuple, np.ndarray] = {}
@@ -162,7 +177,11 @@ class Scorer:
             var_tA = float(self.var_t - s_At @ np.linalg.solve(MA, s_At))
         var_y = np.maximum(var_y, 1e-300)
         var_tAj = np.maximum(var_tA - cov_yt**2 / var_y, 1e-300)
-        return {"var_tA": max(var_tA, 1e-300), "var_tAj": var_tAj, "rho2": np.clip(cov_yt**2 / (var_y * max(var_tA, 1e-300)), 0, 1)}
+        return {
+            "var_tA": max(var_tA, 1e-300),
+            "var_tAj": var_tAj,
+            "rho2": np.clip(cov_yt**2 / (var_y * max(var_tA, 1e-300)), 0, 1),
+        }
 
     def _entropy_after(self, var_law_after: np.ndarray | float, dvar: np.ndarray | float) -> np.ndarray:
         """Expected binary entropy of [target <= threshold] once the law variance is
@@ -199,7 +218,9 @@ class Scorer:
         self._bases[key] = base
         return base
 
-    def crit_is(self, chosen: Sequence[int], J: Sequence[int], chunk: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def crit_is(
+        self, chosen: Sequence[int], J: Sequence[int], chunk: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Expected criterion after adding each j in J to ``chosen`` (importance reweighting), and
         the mean effective sample size of the weights. Candidates go in padded chunks of a fixed
         size so the jitted kernel compiles once."""

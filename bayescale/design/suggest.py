@@ -35,7 +35,21 @@ Z90 = 1.6448536269514722
 
 @dataclass(frozen=True)
 class StopRule:
-    """When the stopping rule advises stopping (see :func:`suggest`'s parameters of the same names)."""
+    """When the stopping rule advises stopping: :func:`suggest`'s keyword arguments of the same names.
+
+    Attributes
+    ----------
+    min_improvement : float
+        The stopping rule advises stopping when the next pilot is expected to shrink the
+        target's 90% interval by less than this fraction.
+    tolerance : float, optional
+        Stop when the 90% interval of log(target) is narrower than this (for a decision
+        target: when P(loss <= threshold) is below it or above 1 - it).
+    utility : Utility, optional
+        With a decision target: value of reaching the threshold and price per FLOP; the
+        stopping rule then compares the next pilot's expected value of sample information
+        with its price.
+    """
 
     tolerance: float | None = None
     min_improvement: float = 0.01
@@ -108,17 +122,25 @@ class Suggestion:
         b = self.band
         lines = [f"target: {self.target.label}"]
         if self.target.is_decision:
-            lines.append(f"  now: P = {b['p_below']:.3f}; median {b['median']:.4g}, 90% interval {b['lo90']:.4g}-{b['hi90']:.4g}")
+            lines.append(
+                f"  now: P = {b['p_below']:.3f}; median {b['median']:.4g}, 90% interval {b['lo90']:.4g}-{b['hi90']:.4g}"
+            )
         else:
-            lines.append(f"  now: median {b['median']:.4g}, 90% interval {b['lo90']:.4g}-{b['hi90']:.4g} (width of log: {b['log_width90']:.4f})")
-        lines.append(f"budget {self.budget:.3g}; plan ({self.plan_kind if self.plan_kind == 'allocation' else self.plan_kind + ' greedy'}, {len(self.plan)} runs, cost {self.plan['cost'].sum() if len(self.plan) else 0:.3g})")
+            lines.append(
+                f"  now: median {b['median']:.4g}, 90% interval {b['lo90']:.4g}-{b['hi90']:.4g} (width of log: {b['log_width90']:.4f})"
+            )
+        kind = self.plan_kind if self.plan_kind == "allocation" else self.plan_kind + " greedy"
+        spent = self.plan["cost"].sum() if len(self.plan) else 0
+        lines.append(f"budget {self.budget:.3g}; plan ({kind}, {len(self.plan)} runs, cost {spent:.3g})")
         lines.append("")
         t = self.table
         if len(t):
             head = f"{'rank':>4}  {'N':>9}  {'D':>9}  {'ratio':>6}  {'cost':>9}  {'gain':>7}  why"
             lines.append(head)
             for _, r in t.iterrows():
-                lines.append(f"{int(r['rank']):>4}  {r['N']:>9.3g}  {r['D']:>9.3g}  {r['ratio']:>6.3g}  {r['cost']:>9.3g}  {r['expected_gain']:>7.4f}  {r['why']}")
+                lines.append(
+                    f"{int(r['rank']):>4}  {r['N']:>9.3g}  {r['D']:>9.3g}  {r['ratio']:>6.3g}  {r['cost']:>9.3g}  {r['expected_gain']:>7.4f}  {r['why']}"
+                )
         else:
             lines.append("no affordable candidate")
         lines.append("")
@@ -127,19 +149,35 @@ class Suggestion:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        rec = lambda f: [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in f.to_dict(orient="records")]
         return {
             "target": self.target.to_dict(),
             "target_label": self.target.label,
             "band": dict(self.band),
             "budget": self.budget,
             "plan_kind": self.plan_kind,
-            "batch": rec(self.table),
-            "plan": rec(self.plan),
+            "batch": _records(self.table),
+            "plan": _records(self.plan),
             "alternatives": dict(self.alternatives),
-            "stopping": {k: getattr(self.stopping, k) for k in ("stop", "reason", "next_cost", "width_now", "width_after_next", "width_after_plan", "evsi", "text")},
+            "stopping": {
+                k: getattr(self.stopping, k)
+                for k in (
+                    "stop",
+                    "reason",
+                    "next_cost",
+                    "width_now",
+                    "width_after_next",
+                    "width_after_plan",
+                    "evsi",
+                    "text",
+                )
+            },
             "notes": list(self.notes),
         }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in frame.to_dict(orient="records")]
+
 
 _PLAN_FIELDS = frozenset(f.name for f in dataclasses.fields(PlanOptions))
 _STOP_FIELDS = frozenset(f.name for f in dataclasses.fields(StopRule))
@@ -184,52 +222,21 @@ def suggest(
         ``cost(frame) -> array``; default ``6 N D``.
     threshold : float, optional
         Make the target the decision P(loss <= threshold).
-    max_replicates : int
-        At most this many runs at one (N, D) point, counting runs done, pending and planned.
-    discrepancy : float, optional
-        Model-discrepancy sd per decade of compute between a candidate and the target (log
-        loss). Default for the greedy planner: the spec's extrapolation-drift scale (root mean
-        square of its ``per_decade`` prior draws) when it has one, else 0.01; for the
-        allocation planner 0 (the target's own drift term charges for distance).
-    diversity : float
-        Bonus (fraction of gain) for a run at a tokens-per-parameter ratio at least 0.3
-        decades from every ratio already run or planned.
-    refine : bool
-        Re-rank the best ``n_refine`` candidates at each greedy step by importance reweighting.
-    max_draws : int, optional
-        Use at most this many posterior draws.
-    min_improvement : float
-        The stopping rule advises stopping when the next pilot is expected to shrink the
-        target's 90% interval by less than this fraction.
-    tolerance : float, optional
-        Stop when the 90% interval of log(target) is narrower than this (for a decision
-        target: when P(loss <= threshold) is below it or above 1 - it).
-    utility : Utility, optional
-        With a decision target: value of reaching the threshold and price per FLOP; the
-        stopping rule then compares the next pilot's expected value of sample information
-        with its price.
-    batch_fraction : float
-        The batch (first ``k`` runs of the plan) may spend at most this fraction of the budget,
-        so the loop learns from it before committing the rest (1 lets one run take it all).
     planner : {"allocation", "greedy"}
-        How the whole remaining budget is planned. ``"allocation"`` (default; loss and frontier
-        targets): the law is linearised around each of ``design_draws`` posterior draws and the
-        budget is split over the candidates to minimise the target's expected posterior variance
-        (a pseudo-Bayesian c-optimal design, solved jointly, then rounded to whole runs; see
-        :mod:`bayescale.design.allocation`). ``"greedy"``: one run at a time by the Gaussian EPIG with
-        conditioning and importance reweighting, cost-weighted and unweighted, keeping the
-        better plan (always used for ``nopt`` targets). In the simulation study the allocation
-        needed far fewer FLOPs (BENCHMARKS.md, "Active selection").
-    design_draws : int
-        Posterior draws the allocation averages over.
+        A name in :data:`~bayescale.design.planners.REGISTRY`. ``"allocation"`` (default; loss and
+        frontier targets): the whole budget split by a linearised c-optimal design, rounded to whole
+        runs. ``"greedy"``: one run at a time by EPIG (always used for ``nopt`` targets). In the
+        simulation study the allocation needed far fewer FLOPs (BENCHMARKS.md, "Active selection").
     seed : int
         Seed for the draws subsample, the simulated outcomes and the allocation's draws.
     options : PlanOptions, optional
-        The planning keywords (``max_replicates``, ``discrepancy``, ``diversity``, ``refine``,
-        ``n_refine``, ``n_outcomes``, ``max_draws``, ``max_steps``, ``batch_fraction``,
-        ``design_draws``) as one object; those keywords, given too, override its fields.
+        How to plan (``max_replicates``, ``discrepancy``, ``diversity``, ``refine``, ``n_refine``,
+        ``n_outcomes``, ``max_draws``, ``max_steps``, ``batch_fraction``, ``design_draws``).
     stop : StopRule, optional
-        The stopping keywords (``tolerance``, ``min_improvement``, ``utility``) as one object.
+        When to advise stopping (``tolerance``, ``min_improvement``, ``utility``).
+    **keywords
+        Any field of :class:`PlanOptions` or :class:`StopRule` by name (e.g. ``max_replicates=3``,
+        ``tolerance=0.02``), overriding ``options`` and ``stop``.
 
     Returns
     -------
@@ -253,12 +260,30 @@ def suggest(
     if len(table) < k:
         notes.append(f"Only {len(table)} runs fit the budget or add information (asked for {k}).")
     stopping = stopping_rule(problem.scorer, plan.best, band, table, target, rule, budget)
-    sc = problem.scorer
-    alts = {n: float(math.exp(0.5 * p["crit"])) if not sc.decision else float(p["crit"]) for n, p in plan.alternatives.items()}
-    return Suggestion(table=table, plan=whole, plan_kind=plan.kind, target=target, band=band, stopping=stopping, budget=budget, alternatives=alts, notes=tuple(notes))
+    alts = _alternatives(plan, problem.scorer.decision)
+    return Suggestion(
+        table=table,
+        plan=whole,
+        plan_kind=plan.kind,
+        target=target,
+        band=band,
+        stopping=stopping,
+        budget=budget,
+        alternatives=alts,
+        notes=tuple(notes),
+    )
 
 
-def _options(options: PlanOptions | None, stop: StopRule | None, keywords: Mapping[str, Any]) -> tuple[PlanOptions, StopRule]:
+def _alternatives(plan: Plan, decision: bool) -> dict[str, float]:
+    """Each plan weighed: the sd of log target it leaves (for a decision, the expected entropy)."""
+    return {
+        n: float(math.exp(0.5 * p["crit"])) if not decision else float(p["crit"]) for n, p in plan.alternatives.items()
+    }
+
+
+def _options(
+    options: PlanOptions | None, stop: StopRule | None, keywords: Mapping[str, Any]
+) -> tuple[PlanOptions, StopRule]:
     """The planning and stopping options, with keywords (the old flat arguments) on top."""
     unknown = sorted(set(keywords) - _PLAN_FIELDS - _STOP_FIELDS)
     if unknown:
@@ -269,7 +294,9 @@ def _options(options: PlanOptions | None, stop: StopRule | None, keywords: Mappi
 
 
 def _check_args(budget_flops: Any, k: Any, opts: PlanOptions, planner: str) -> None:
-    if not (isinstance(budget_flops, (int, float, np.floating)) and math.isfinite(float(budget_flops)) and budget_flops > 0):
+    if not (
+        isinstance(budget_flops, (int, float, np.floating)) and math.isfinite(float(budget_flops)) and budget_flops > 0
+    ):
         raise BayescaleError(f"budget_flops must be a finite number > 0, got {budget_flops!r}")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise BayescaleError(f"k must be a positive integer, got {k!r}")
@@ -282,10 +309,24 @@ def _check_args(budget_flops: Any, k: Any, opts: PlanOptions, planner: str) -> N
         raise BayescaleError(f"planner must be one of {list(PLANNERS)}, got {planner!r}")
 
 
-def _problem(fit: Fit, target: Target, budget: float, k: int, candidates: Any, pending: Any, cost: Callable[[pd.DataFrame], np.ndarray] | None,
-             planner: Planner, opts: PlanOptions, seed: int) -> tuple[Problem, dict[str, float]]:
+def _problem(
+    fit: Fit,
+    target: Target,
+    budget: float,
+    k: int,
+    candidates: Any,
+    pending: Any,
+    cost: Callable[[pd.DataFrame], np.ndarray] | None,
+    planner: Planner,
+    opts: PlanOptions,
+    seed: int,
+) -> tuple[Problem, dict[str, float]]:
     """The planning problem (pool then pending runs as columns) and the target's band now."""
-    pool = as_points(candidates, "candidates") if candidates is not None else default_candidates(fit, budget if cost is None else None)
+    pool = (
+        as_points(candidates, "candidates")
+        if candidates is not None
+        else default_candidates(fit, budget if cost is None else None)
+    )
     pend = as_points(pending, "pending")
     runs = as_points(fit.runs[["N", "D"]], "runs")
     # Exclude pending runs from the pool; add them as pre-chosen columns.
@@ -303,10 +344,26 @@ def _problem(fit: Fit, target: Target, budget: float, k: int, candidates: Any, p
     discrepancy = opts.discrepancy if opts.discrepancy is not None else planner.discrepancy(fit)
     cmax = float(fit.runs["C"].max())
     band = band_from(td, cmax)
-    sc = Scorer(fit, td, frame, discrepancy=discrepancy, n_outcomes=opts.n_outcomes, seed=seed, max_draws=opts.max_draws)
+    sc = Scorer(
+        fit, td, frame, discrepancy=discrepancy, n_outcomes=opts.n_outcomes, seed=seed, max_draws=opts.max_draws
+    )
     ratios_seen = np.log10(pd.concat([runs, pend])["ratio"].to_numpy(float)) if len(runs) + len(pend) else np.zeros(0)
-    problem = Problem(fit=fit, target=target, scorer=sc, frame=frame, costs=costs, selectable=selectable, counts=counts, pre=list(range(n_pool, len(frame))),
-                      budget=budget, k=k, ratios_seen=ratios_seen, cmax=cmax, seed=seed, options=opts)
+    problem = Problem(
+        fit=fit,
+        target=target,
+        scorer=sc,
+        frame=frame,
+        costs=costs,
+        selectable=selectable,
+        counts=counts,
+        pre=list(range(n_pool, len(frame))),
+        budget=budget,
+        k=k,
+        ratios_seen=ratios_seen,
+        cmax=cmax,
+        seed=seed,
+        options=opts,
+    )
     return problem, band
 
 
@@ -332,7 +389,15 @@ def _batch(p: Problem, plan: Plan) -> pd.DataFrame:
 # ------------------------------------------------------------------ the stopping rule
 
 
-def stopping_rule(sc: Scorer, best: Mapping[str, Any], band: Mapping[str, float], table: pd.DataFrame, target: Target, rule: StopRule, budget: float) -> Stopping:
+def stopping_rule(
+    sc: Scorer,
+    best: Mapping[str, Any],
+    band: Mapping[str, float],
+    table: pd.DataFrame,
+    target: Target,
+    rule: StopRule,
+    budget: float,
+) -> Stopping:
     """Is the next pilot worth its cost? For a decision target: P(loss <= threshold) against the
     tolerance, or the next pilot's EVSI against its price; else the expected shrinking of the
     target's 90% interval against ``min_improvement``."""
@@ -355,8 +420,17 @@ def stopping_rule(sc: Scorer, best: Mapping[str, Any], band: Mapping[str, float]
     return _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan)
 
 
-def _decision_stopping(sc: Scorer, best: Mapping[str, Any], band: Mapping[str, float], table: pd.DataFrame, target: Target, rule: StopRule, budget: float,
-                       next_cost: float, any_picks: bool) -> Stopping:
+def _decision_stopping(
+    sc: Scorer,
+    best: Mapping[str, Any],
+    band: Mapping[str, float],
+    table: pd.DataFrame,
+    target: Target,
+    rule: StopRule,
+    budget: float,
+    next_cost: float,
+    any_picks: bool,
+) -> Stopping:
     p, tolerance, utility = band["p_below"], rule.tolerance, rule.utility
     done = tolerance is not None and (p <= tolerance or p >= 1 - tolerance)
     evsi = None
@@ -365,18 +439,46 @@ def _decision_stopping(sc: Scorer, best: Mapping[str, Any], band: Mapping[str, f
         price = float(getattr(utility, "price_per_flop", 0.0)) * next_cost
         stop = done or evsi < price
         reason = "tolerance" if done else ("value" if evsi < price else "")
-        text = (f"Stopping rule: the next pilot costs {next_cost:.3g} FLOPs (price {price:.4g}); its expected value of "
-                f"sample information for the decision is {evsi:.4g}. " + ("Stop: it is not worth its price." if stop else "Worth training."))
+        text = (
+            f"Stopping rule: the next pilot costs {next_cost:.3g} FLOPs (price {price:.4g}); its expected value of "
+            f"sample information for the decision is {evsi:.4g}. "
+            + ("Stop: it is not worth its price." if stop else "Worth training.")
+        )
     else:
         stop = done or not any_picks
         reason = "tolerance" if done else ("budget" if not any_picks else "")
-        text = (f"Stopping rule: P({target.label.split('P(', 1)[-1]} is {p:.3f} now"
-                + (f"; tolerance {tolerance:g}" if tolerance is not None else "") + ". "
-                + ("Stop." if stop else f"The next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left)."))
-    return Stopping(stop=bool(stop), reason=reason, next_cost=next_cost, width_now=float(p), width_after_next=float("nan"), width_after_plan=float("nan"), evsi=evsi, text=text)
+        text = (
+            f"Stopping rule: P({target.label.split('P(', 1)[-1]} is {p:.3f} now"
+            + (f"; tolerance {tolerance:g}" if tolerance is not None else "")
+            + ". "
+            + (
+                "Stop."
+                if stop
+                else f"The next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left)."
+            )
+        )
+    return Stopping(
+        stop=bool(stop),
+        reason=reason,
+        next_cost=next_cost,
+        width_now=float(p),
+        width_after_next=float("nan"),
+        width_after_plan=float("nan"),
+        evsi=evsi,
+        text=text,
+    )
 
 
-def _width_stopping(target: Target, rule: StopRule, budget: float, next_cost: float, any_picks: bool, width_now: float, w_next: float, w_plan: float) -> Stopping:
+def _width_stopping(
+    target: Target,
+    rule: StopRule,
+    budget: float,
+    next_cost: float,
+    any_picks: bool,
+    width_now: float,
+    w_next: float,
+    w_plan: float,
+) -> Stopping:
     tolerance, min_improvement = rule.tolerance, rule.min_improvement
     shrink = 1.0 - w_next / width_now if width_now > 0 else 0.0
     if tolerance is not None and width_now <= tolerance:
@@ -389,9 +491,11 @@ def _width_stopping(target: Target, rule: StopRule, budget: float, next_cost: fl
         stop, reason = False, ""
     what = "log N_opt" if target.kind == "nopt" else "the target's log loss"
     if any_picks:
-        text = (f"Stopping rule: the next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left, "
-                f"{100 * next_cost / target.C:.2g}% of the target's compute) and is expected to shrink the 90% interval of "
-                f"{what} from {width_now:.4f} to {w_next:.4f} ({100 * shrink:.1f}%); the whole plan to {w_plan:.4f}. ")
+        text = (
+            f"Stopping rule: the next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left, "
+            f"{100 * next_cost / target.C:.2g}% of the target's compute) and is expected to shrink the 90% interval of "
+            f"{what} from {width_now:.4f} to {w_next:.4f} ({100 * shrink:.1f}%); the whole plan to {w_plan:.4f}. "
+        )
     else:
         text = "Stopping rule: no affordable pilot adds information. "
     if stop and reason == "tolerance":
@@ -402,7 +506,16 @@ def _width_stopping(target: Target, rule: StopRule, budget: float, next_cost: fl
         text += f"Stop: the whole remaining budget would shrink the interval by less than {100 * min_improvement:g}%, not worth its cost."
     else:
         text += "Worth training."
-    return Stopping(stop=stop, reason=reason, next_cost=next_cost, width_now=width_now, width_after_next=w_next, width_after_plan=w_plan, evsi=None, text=text)
+    return Stopping(
+        stop=stop,
+        reason=reason,
+        next_cost=next_cost,
+        width_now=width_now,
+        width_after_next=w_next,
+        width_after_plan=w_plan,
+        evsi=None,
+        text=text,
+    )
 
 
 def _index_of(sc: Scorer, table: pd.DataFrame) -> int:

@@ -32,7 +32,6 @@ TARGET_KINDS = ("loss", "frontier", "nopt")
 SAME = 0.01  # two runs are the same point when log N and log D agree within this
 
 
-
 # ------------------------------------------------------------------ targets
 
 
@@ -70,7 +69,9 @@ class Target:
             raise BayescaleError(f"target kind {self.kind!r} is not one of {list(TARGET_KINDS)}")
         for name in ("N", "D", "C", "threshold"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)) and float(v) > 0):
+            if v is not None and not (
+                isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)) and float(v) > 0
+            ):
                 raise BayescaleError(f"target {name} must be a finite number > 0, got {v!r}")
         if self.kind == "loss":
             n, d, c = self.N, self.D, self.C
@@ -132,13 +133,17 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
         if sep and "=" not in head:
             kind, text = head.strip().lower(), rest
             if kind not in ("loss", "frontier", "nopt", "point"):
-                raise BayescaleError(f"target {target!r}: unknown kind {kind!r}; use N=..,D=.., C=.., frontier:C=.., nopt:C=..")
+                raise BayescaleError(
+                    f"target {target!r}: unknown kind {kind!r}; use N=..,D=.., C=.., frontier:C=.., nopt:C=.."
+                )
         values: dict[str, float] = {}
         for item in text.split(","):
             name, eq, value = item.partition("=")
             name = name.strip()
             if not eq or not name:
-                raise BayescaleError(f"target {target!r}: {item.strip()!r} is not NAME=VALUE; e.g. N=7e9,D=1.4e12 or nopt:C=1e21")
+                raise BayescaleError(
+                    f"target {target!r}: {item.strip()!r} is not NAME=VALUE; e.g. N=7e9,D=1.4e12 or nopt:C=1e21"
+                )
             try:
                 values[name] = float(value)
             except ValueError:
@@ -160,8 +165,6 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
     return Target(str(kind), **{k: float(v) for k, v in d.items()})
 
 
-
-
 # ------------------------------------------------------------------ draws
 
 
@@ -170,7 +173,11 @@ def noise_var(fit: Fit) -> np.ndarray:
     post = fit.posterior
     if "sigma" not in post:
         return np.full(1, 0.01**2)
-    params = {k: np.asarray(post[k].values, dtype=float).reshape(-1) for k in likelihoods.noise_priors(fit.spec.likelihood) if k in post}
+    params = {
+        k: np.asarray(post[k].values, dtype=float).reshape(-1)
+        for k in likelihoods.noise_priors(fit.spec.likelihood)
+        if k in post
+    }
     return likelihoods.predictive_variance(fit.spec.likelihood, params)
 
 
@@ -183,7 +190,11 @@ def law_matrix(fit: Fit, theta: Mapping[str, np.ndarray], frame: pd.DataFrame) -
     logx = law_inputs(fit.spec, frame, np.float64)
     key = law.name + ":" + ",".join(law.params) + ":" + str(id(law.log_loss))
     if key not in _LAW_FNS:
-        _LAW_FNS[key] = jax.jit(lambda th, lx: law.log_loss({k: v[:, None] for k, v in th.items()}, {k: v[None, :] for k, v in lx.items()}, jnp))
+        _LAW_FNS[key] = jax.jit(
+            lambda th, lx: law.log_loss(
+                {k: v[:, None] for k, v in th.items()}, {k: v[None, :] for k, v in lx.items()}, jnp
+            )
+        )
     with jax.enable_x64(True):
         out = _LAW_FNS[key]({k: jnp.asarray(v) for k, v in theta.items()}, {k: jnp.asarray(v) for k, v in logx.items()})
         return np.asarray(out, dtype=np.float64)
@@ -233,7 +244,9 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
         drift2 = float(np.mean(np.asarray(fit.posterior["drift"].values, dtype=float) ** 2))
     if not np.all(np.isfinite(law)):
         raise BayescaleError(f"target {target.label}: the law gives non-finite values for some draws")
-    return TargetDraws(law=law, drift2=drift2, compute=float(target.C), noise_var=float(np.mean(noise_var(fit))), target=target)
+    return TargetDraws(
+        law=law, drift2=drift2, compute=float(target.C), noise_var=float(np.mean(noise_var(fit))), target=target
+    )
 
 
 def band_from(td: TargetDraws, c_max: float) -> dict[str, float]:
@@ -243,10 +256,19 @@ def band_from(td: TargetDraws, c_max: float) -> dict[str, float]:
     x = td.law + sd_d * rng.standard_normal(td.law.size)
     lo, med, hi = np.quantile(x, [0.05, 0.5, 0.95])
     lo_l, hi_l = np.quantile(td.law, [0.05, 0.95])
-    out = {"median": float(np.exp(med)), "lo90": float(np.exp(lo)), "hi90": float(np.exp(hi)), "log_width90": float(hi - lo), "sd_log": float(np.std(x)),
-           "lo90_law": float(np.exp(lo_l)), "hi90_law": float(np.exp(hi_l))}
+    out = {
+        "median": float(np.exp(med)),
+        "lo90": float(np.exp(lo)),
+        "hi90": float(np.exp(hi)),
+        "log_width90": float(hi - lo),
+        "sd_log": float(np.std(x)),
+        "lo90_law": float(np.exp(lo_l)),
+        "hi90_law": float(np.exp(hi_l)),
+    }
     if td.target.is_decision:
-        p = float(np.mean(norm.cdf((math.log(td.target.threshold) - td.law) / math.sqrt(td.drift_var(c_max) + td.noise_var))))
+        p = float(
+            np.mean(norm.cdf((math.log(td.target.threshold) - td.law) / math.sqrt(td.drift_var(c_max) + td.noise_var)))
+        )
         out["p_below"] = p
     return out
 
@@ -301,7 +323,11 @@ def candidate_grid(
     if n.size == 2:
         n = np.geomspace(n[0], n[1], int(n_sizes))
     r = np.asarray(tokens_per_param, dtype=float)
-    if n.size == 0 or r.size == 0 or not (np.all(n > 0) and np.all(r > 0) and np.all(np.isfinite(n)) and np.all(np.isfinite(r))):
+    if (
+        n.size == 0
+        or r.size == 0
+        or not (np.all(n > 0) and np.all(r > 0) and np.all(np.isfinite(n)) and np.all(np.isfinite(r)))
+    ):
         raise BayescaleError("candidate_grid: N and tokens_per_param must be non-empty, finite and > 0")
     nn, rr = np.meshgrid(n, r, indexing="ij")
     nn, rr = nn.reshape(-1), rr.reshape(-1)
@@ -342,8 +368,14 @@ def same_point(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
     return (ln < SAME) & (ld < SAME)
 
 
-def default_candidates(fit: Fit, budget: float | None = None, *, tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
-                       below: float = 3.0, per_decade: int = 8) -> pd.DataFrame:
+def default_candidates(
+    fit: Fit,
+    budget: float | None = None,
+    *,
+    tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
+    below: float = 3.0,
+    per_decade: int = 8,
+) -> pd.DataFrame:
     """The default pool: a grid from ``below`` times smaller than the smallest run's N up to
     the largest N the budget affords at the smallest ratio (or 30x the largest run's N), with
     ``per_decade`` sizes per decade (at least 10), over ``tokens_per_param``.
