@@ -18,20 +18,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import frontier as _frontier
 from .data import points_frame
 from .errors import BayescaleError
-from .frontier import (  # noqa: F401  (re-exported: their home was this module)
-    _numerical_optimum,  # noqa: F401  (kept importable for existing callers)
-    allocation_exponents,
-    allocation_regret,
-    band_table,
-    compute_optimal,
-    frontier,
-    near_optimal_range,
-)
-from .frontier import (
-    check_prob as _check_prob,
-)
+from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
+from .frontier import check_prob as _check_prob
+
+# Compute-optimal allocation lives in bayescale.frontier; the names above (in __all__) and the
+# old private helpers below stay importable from here for existing callers.
+_theta = _frontier.law_draws
+_numerical_optimum = _frontier._numerical_optimum
 
 if TYPE_CHECKING:
     from .inference import Fit
