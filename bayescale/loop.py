@@ -280,7 +280,7 @@ class LoopResult:
 
     history: pd.DataFrame
     reason: str
-    fit: Any = field(repr=False)
+    fit: Fit = field(repr=False)
     spent: float
     state_path: Path
     surprises: tuple[str, ...] = ()
