@@ -21,8 +21,10 @@ import xarray as xr
 from . import _arviz
 from .data import law_inputs, load_runs, points_frame
 from .errors import BayescaleError
+from .frontier import compute_optimal
+from .inference import Fit, noise_names, observation_dist, sample_observations
+from .inference import fit as _fit
 from .likelihoods import noise_priors
-from .inference import Fit, fit as _fit, noise_names, observation_dist, sample_observations
 from .spec import ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)
@@ -36,7 +38,9 @@ class ComparisonWarning(UserWarning):
 # ------------------------------------------------------------- predictive draws
 
 
-def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, noise: bool = True, seed: int = 0) -> xr.DataArray:
+def prior_predictive(
+    spec: ModelSpec | str, points: Any, *, draws: int = 1000, noise: bool = True, seed: int = 0
+) -> xr.DataArray:
     """Draws of loss at ``points`` implied by the priors alone (dims ``chain=1, draw, point``).
 
     Do the priors produce plausible loss curves? Look at the quantiles before fitting.
@@ -53,7 +57,9 @@ def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, n
             key, sub = jax.random.split(key)
             params[name] = np.asarray(prior.to_numpyro().sample(sub, (draws,)), dtype=float)[:, None]
         logx = law_inputs(spec, frame, np.float64)
-        log_mu = np.asarray(spec.law.log_loss({p: params[p] for p in spec.law.params}, {k: v[None, :] for k, v in logx.items()}, jnp))
+        log_mu = np.asarray(
+            spec.law.log_loss({p: params[p] for p in spec.law.params}, {k: v[None, :] for k, v in logx.items()}, jnp)
+        )
     if noise:
         log_mu = sample_observations(spec, log_mu, {k: params[k] for k in noise_names(spec)}, int(rng.integers(2**31)))
     coords = {"point": np.arange(len(frame))}
@@ -64,7 +70,9 @@ def prior_predictive(spec: ModelSpec | str, points: Any, *, draws: int = 1000, n
 def posterior_predictive(fit: Fit, *, seed: int = 0) -> xr.DataArray:
     """Replicated losses of the observed runs, dims ``(chain, draw, run)``."""
     y = sample_observations(fit.spec, fit.log_loss(fit.runs), fit.noise_params(), seed)
-    return xr.DataArray(np.exp(y), dims=("chain", "draw", "run"), coords={"run": fit.runs["run_id"].astype(str).to_numpy()}, name="loss")
+    return xr.DataArray(
+        np.exp(y), dims=("chain", "draw", "run"), coords={"run": fit.runs["run_id"].astype(str).to_numpy()}, name="loss"
+    )
 
 
 # ------------------------------------------------------------- LOO
@@ -107,7 +115,11 @@ def loo_pit(fit: Fit) -> pd.Series:
     noise = {k: v.reshape(-1, 1) for k, v in fit.noise_params().items()}
     y = np.log(fit.runs["loss"].to_numpy(float))[None, :]
     with jax.enable_x64(True):
-        cdf = np.asarray(observation_dist(fit.spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in noise.items()}).cdf(jnp.asarray(y)))
+        cdf = np.asarray(
+            observation_dist(fit.spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in noise.items()}).cdf(
+                jnp.asarray(y)
+            )
+        )
     pit = np.sum(np.exp(log_w) * cdf, axis=0)
     return pd.Series(np.clip(pit, 0, 1), index=fit.runs["run_id"].astype(str).to_numpy(), name="loo_pit")
 
@@ -166,7 +178,11 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
     noise = fit.noise_params()
     rep = sample_observations(fit.spec, log_mu, noise, seed).reshape(-1, len(table))
     with jax.enable_x64(True):
-        d = observation_dist(fit.spec, jnp.asarray(log_mu.reshape(-1, len(table))), {k: jnp.asarray(v.reshape(-1, 1)) for k, v in noise.items()})
+        d = observation_dist(
+            fit.spec,
+            jnp.asarray(log_mu.reshape(-1, len(table))),
+            {k: jnp.asarray(v.reshape(-1, 1)) for k, v in noise.items()},
+        )
         lp = np.asarray(d.log_prob(jnp.asarray(y)[None, :]))
         pit = np.asarray(d.cdf(jnp.asarray(y)[None, :])).mean(axis=0)
     lpd = np.log(np.mean(np.exp(lp - lp.max(axis=0)), axis=0)) + lp.max(axis=0)
@@ -292,7 +308,9 @@ class NewRunCheck:
         return "\n".join(lines)
 
 
-def check(fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budget: float | None = None, **fit_kwargs: Any) -> NewRunCheck:
+def check(
+    fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budget: float | None = None, **fit_kwargs: Any
+) -> NewRunCheck:
     """Was each new run what the law predicted?
 
     Parameters
@@ -325,10 +343,16 @@ def _shifts(before: Fit, after: Fit, budget: float | None) -> pd.DataFrame:
     rows = []
     for v in before.spec.law.params:
         b, a = before.posterior[v].values.reshape(-1), after.posterior[v].values.reshape(-1)
-        rows.append({"quantity": v, "median_before": np.median(b), "median_after": np.median(a), "sd_before": b.std(), "sd_after": a.std()})
+        rows.append(
+            {
+                "quantity": v,
+                "median_before": np.median(b),
+                "median_after": np.median(a),
+                "sd_before": b.std(),
+                "sd_after": a.std(),
+            }
+        )
     try:
-        from .decisions import compute_optimal
-
         c = float(budget) if budget is not None else 1000.0 * float(before.runs["C"].max())
         for label, fitted in (("before", before), ("after", after)):
             opt = compute_optimal(fitted, [c])

@@ -80,6 +80,10 @@ class Law:
     optimal_N : callable, optional
         ``optimal_N(params, C) -> N_opt``, the closed-form compute-optimal model size at
         budget ``C = 6 N D`` (NumPy broadcasting). Without it, bayescale minimises numerically.
+    allocation_exponents : callable, optional
+        ``allocation_exponents(params) -> (a, b)``, the closed-form exponents of the optimal
+        allocation ``N_opt ∝ C^a``, ``D_opt ∝ C^b`` (``params`` may hold xarray draws).
+        Without it, :func:`bayescale.frontier.allocation_exponents` takes local slopes.
     power_terms : mapping of str to tuple, optional
         Power-law terms the sampler may move to the runs' reference scale:
         ``{coefficient: ((exponent, input, sign), ...)}`` declares that the law holds the
@@ -102,6 +106,7 @@ class Law:
     description: str = ""
     identified: Callable[[Mapping[str, Any], float], Mapping[str, Any]] | None = None
     optimal_N: Callable[[Mapping[str, Any], Any], Any] | None = None
+    allocation_exponents: Callable[[Mapping[str, Any]], tuple[Any, Any]] | None = None
     power_terms: Mapping[str, tuple[tuple[str, str, float], ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -289,6 +294,8 @@ chinchilla = register_law(
         # dL/dN = 0 with D = C/(6N): N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)).
         optimal_N=lambda p, C: (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))
         * (np.asarray(C) / 6.0) ** (p["beta"] / (p["alpha"] + p["beta"])),
+        # so N_opt ∝ C^(beta/(alpha+beta)) and D_opt ∝ C^(alpha/(alpha+beta)).
+        allocation_exponents=lambda p: (p["beta"] / (p["alpha"] + p["beta"]), p["alpha"] / (p["alpha"] + p["beta"])),
     )
 )
 

@@ -125,7 +125,7 @@ def _prior_density(prior: Any, x: np.ndarray) -> np.ndarray:
 
 def _quantiles(draws: Any, probs: Sequence[float]) -> dict[str, np.ndarray]:
     """Median and ``lo{p}``/``hi{p}`` quantiles over (chain, draw) of a ``Fit.predict`` result."""
-    from .decisions import band_table
+    from .frontier import band_table
 
     table = band_table(draws, ci_probs=probs)
     return {c: table[c].to_numpy(float) for c in table.columns}
@@ -570,7 +570,7 @@ def plot_law(
     fig, ax = plt.subplots(figsize=(8.5, 5.2), layout="constrained")
     xs_run = {"N": N, "D": D, "C": C}[x]
     if x == "C" and _has_inputs(fit, "N", "D"):
-        from .decisions import frontier
+        from .frontier import frontier
 
         budgets = np.geomspace(C.min(), C.max() * extend, n_grid)
         fr = frontier(fit, budgets, ci_probs=[0.5])
@@ -624,7 +624,7 @@ def plot_frontier(fit: Any, budgets: Any = None, *, ci_probs: Sequence[float] = 
     --------
     >>> fig = plot_frontier(fit, [1e21, 1e22, 1e23, 1e24])          # doctest: +SKIP
     """
-    from .decisions import frontier
+    from .frontier import frontier
 
     runs = _runs_frame(fit)
     if budgets is None:

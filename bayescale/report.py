@@ -293,7 +293,7 @@ def _summary(fit: Any) -> list[Any]:
 
 def _extrapolation(fit: Any) -> list[Any]:
     """Loss along the compute-optimal frontier at multiples of the largest run's compute."""
-    from .decisions import band_table, frontier
+    from .frontier import band_table, frontier
 
     if "C" not in fit.runs or not {"N", "D"} <= set(fit.spec.columns):
         return []

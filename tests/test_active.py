@@ -228,7 +228,7 @@ def test_suggest_input_errors(fit2):
 
 def _toy_linearised(xs, target_x, prior=1e-8):
     """A Linearised for the straight line y = a + b x (one draw, noise variance 1)."""
-    from bayescale._design import Linearised
+    from bayescale.design.allocation import Linearised
 
     lin = Linearised.__new__(Linearised)
     lin.G = np.array([[[1.0, x] for x in xs]])
@@ -241,7 +241,7 @@ def _toy_linearised(xs, target_x, prior=1e-8):
 def test_allocation_matches_elfving_for_a_straight_line():
     # Predicting a line at x* = 3 from runs in [-1, 1]: the c-optimal design (Elfving) puts 2/3 of
     # the runs at x = 1 and 1/3 at x = -1, none inside.
-    from bayescale._design import allocate, round_runs
+    from bayescale.design.allocation import allocate, round_runs
 
     xs = [-1.0, -0.5, 0.0, 0.5, 1.0]
     lin = _toy_linearised(xs, 3.0)
@@ -257,7 +257,7 @@ def test_allocation_matches_elfving_for_a_straight_line():
 
 def test_allocation_respects_costs_and_caps():
     # x = 1 costs 4x as much: the optimum, found by brute force over whole designs, moves runs to x = -1
-    from bayescale._design import allocate, round_runs
+    from bayescale.design.allocation import allocate, round_runs
 
     lin = _toy_linearised([-1.0, 1.0], 3.0)
     costs, budget = np.array([1.0, 4.0]), 40.0

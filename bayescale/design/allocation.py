@@ -21,21 +21,28 @@ ones at extreme ratios pin down the far target together.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from numpyro.distributions.transforms import biject_to
+
+from ..data import law_inputs
+from ..frontier import compute_optimal, law_draws
+
+if TYPE_CHECKING:
+    from ..inference import Fit
+    from ..spec import ModelSpec
+    from .targets import Target
 
 _FNS: dict[str, Any] = {}
 
 
-def _functions(spec: Any) -> tuple[Any, Any, Any]:
+def _functions(spec: ModelSpec) -> tuple[Any, Any, Any]:
     """Jitted (per law): gradients of log loss in unconstrained coordinates, (S, M, P); the
     Hessian of the negative log prior there, (S, P, P); and the map to unconstrained coordinates."""
-    import jax
-    import jax.numpy as jnp
-    from numpyro.distributions.transforms import biject_to
-
     law = spec.law
     names = list(law.params)
     priors = [spec.priors[p].to_numpyro() for p in names]
@@ -68,24 +75,25 @@ def _functions(spec: Any) -> tuple[Any, Any, Any]:
     return jac, hess, to_u
 
 
-def _log_inputs(spec: Any, frame: pd.DataFrame) -> dict[str, Any]:
-    import jax.numpy as jnp
-
-    from .data import law_inputs
-
+def _log_inputs(spec: ModelSpec, frame: pd.DataFrame) -> dict[str, Any]:
     return {k: jnp.asarray(v) for k, v in law_inputs(spec, frame, np.float64).items()}
 
 
 class Linearised:
     """Per-draw linearisation of the law at the runs, the candidates and the target."""
 
-    def __init__(self, fit: Any, frame: pd.DataFrame, target: Any, *, noise_var: np.ndarray, extra_var: np.ndarray | None = None,
-                 n_draws: int = 64, seed: int = 0) -> None:
-        import jax
-
-        from .active import _theta
-
-        theta = _theta(fit)
+    def __init__(
+        self,
+        fit: Fit,
+        frame: pd.DataFrame,
+        target: Target,
+        *,
+        noise_var: np.ndarray,
+        extra_var: np.ndarray | None = None,
+        n_draws: int = 64,
+        seed: int = 0,
+    ) -> None:
+        theta = law_draws(fit)
         S = next(iter(theta.values())).size
         rng = np.random.default_rng(seed)
         idx = np.sort(rng.choice(S, min(n_draws, S), replace=False))
@@ -95,11 +103,13 @@ class Linearised:
             U = jax.numpy.asarray(to_u(theta))
             runs = fit.runs
             Jr = np.asarray(jac(U, _log_inputs(fit.spec, runs)), dtype=float)
-            Jc = np.asarray(jac(U, _log_inputs(fit.spec, frame)), dtype=float) if len(frame) else np.zeros((idx.size, 0, U.shape[1]))
+            Jc = (
+                np.asarray(jac(U, _log_inputs(fit.spec, frame)), dtype=float)
+                if len(frame)
+                else np.zeros((idx.size, 0, U.shape[1]))
+            )
             H = np.asarray(hess(U), dtype=float)
             if target.kind == "frontier":
-                from .decisions import compute_optimal
-
                 opt = compute_optimal(fit, [target.C])
                 n_opt = np.asarray(opt["N_opt"].values, dtype=float).reshape(-1)[idx]
                 pts = pd.DataFrame({"N": n_opt, "D": target.C / (6.0 * n_opt), "C": np.full(idx.size, target.C)})
@@ -125,7 +135,7 @@ class Linearised:
         info = self.I0 + np.einsum("smi,m,smj->sij", self.G, w, self.G)
         x = np.linalg.solve(info, self.h[..., None])[..., 0]
         v = np.einsum("si,si->s", self.h, x)
-        grad = -np.einsum("smi,si->sm", self.G, x) ** 2
+        grad = -(np.einsum("smi,si->sm", self.G, x) ** 2)
         return float(v.mean()), grad.mean(axis=0)
 
 
@@ -142,7 +152,9 @@ def _knapsack(score: np.ndarray, costs: np.ndarray, caps: np.ndarray, budget: fl
     return s
 
 
-def allocate(lin: Linearised, costs: np.ndarray, caps: np.ndarray, budget: float, iters: int = 300) -> tuple[np.ndarray, float, float]:
+def allocate(
+    lin: Linearised, costs: np.ndarray, caps: np.ndarray, budget: float, iters: int = 300
+) -> tuple[np.ndarray, float, float]:
     """Continuous allocation minimising :meth:`Linearised.value` (Frank-Wolfe with line search).
     Returns (w, value at w, value with no new runs)."""
     v0, _ = lin.value(np.zeros(lin.M))
@@ -207,3 +219,6 @@ def round_runs(lin: Linearised, w: np.ndarray, costs: np.ndarray, caps: np.ndarr
         n[idx[best]] += 1
         left -= costs[idx[best]]
     return n
+
+
+__all__ = ["Linearised", "allocate", "round_runs"]

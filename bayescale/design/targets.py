@@ -1,0 +1,415 @@
+"""Targets of active selection and the candidate pool.
+
+A :class:`Target` names what the pilots should pin down (the loss of a planned run, the loss
+on the compute-optimal frontier at a budget, log N_opt, or the decision P(loss <= threshold));
+:func:`target_draws` gives its posterior draws and :func:`target_band` its interval now.
+The pool of candidate runs is a grid in (log N, log tokens per parameter).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from .. import likelihoods
+from ..data import law_inputs
+from ..errors import BayescaleError
+from ..frontier import compute_optimal, law_draws
+
+if TYPE_CHECKING:
+    from ..inference import Fit
+
+#: Kinds of target: loss at a point, loss on the compute-optimal frontier, log N_opt.
+TARGET_KINDS = ("loss", "frontier", "nopt")
+SAME = 0.01  # two runs are the same point when log N and log D agree within this
+
+
+# ------------------------------------------------------------------ targets
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the pilots should pin down.
+
+    Parameters
+    ----------
+    kind : {"loss", "frontier", "nopt"}
+        ``"loss"``: the loss of a planned run at ``(N, D)``; ``"frontier"``: the loss of the
+        compute-optimal run at budget ``C``; ``"nopt"``: the compute-optimal model size at ``C``.
+    N, D, C : float, optional
+        The point (``loss``) or the budget (``frontier``, ``nopt``).
+    threshold : float, optional
+        For a loss target: the decision "will the loss be <= threshold?" becomes the
+        target (its probability, including the target run's seed-to-seed noise).
+
+    Examples
+    --------
+    >>> Target("loss", N=7e9, D=1.4e12).label
+    'loss at N=7e+09, D=1.4e+12'
+    >>> parse_target("nopt:C=1e21").kind
+    'nopt'
+    """
+
+    kind: str
+    N: float | None = None
+    D: float | None = None
+    C: float | None = None
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in TARGET_KINDS:
+            raise BayescaleError(f"target kind {self.kind!r} is not one of {list(TARGET_KINDS)}")
+        for name in ("N", "D", "C", "threshold"):
+            v = getattr(self, name)
+            if v is not None and not (
+                isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)) and float(v) > 0
+            ):
+                raise BayescaleError(f"target {name} must be a finite number > 0, got {v!r}")
+        if self.kind == "loss":
+            n, d, c = self.N, self.D, self.C
+            if sum(v is not None for v in (n, d, c)) < 2:
+                raise BayescaleError("a loss target needs two of N, D and C (C = 6 N D), e.g. N=7e9,D=1.4e12")
+            if n is None:
+                object.__setattr__(self, "N", float(c) / (6.0 * float(d)))
+            elif d is None:
+                object.__setattr__(self, "D", float(c) / (6.0 * float(n)))
+            object.__setattr__(self, "C", 6.0 * float(self.N) * float(self.D))
+        else:
+            if self.C is None:
+                raise BayescaleError(f"a {self.kind} target needs a compute budget C, e.g. {self.kind}:C=1e21")
+            if self.threshold is not None and self.kind == "nopt":
+                raise BayescaleError("threshold applies to loss targets (a point or the frontier), not to nopt")
+
+    @property
+    def label(self) -> str:
+        if self.kind == "loss":
+            s = f"loss at N={self.N:.3g}, D={self.D:.3g}"
+        elif self.kind == "frontier":
+            s = f"compute-optimal loss at C={self.C:.3g}"
+        else:
+            s = f"log N_opt at C={self.C:.3g}"
+        if self.threshold is not None:
+            s = f"P({s} <= {self.threshold:g})"
+        return s
+
+    @property
+    def is_decision(self) -> bool:
+        return self.threshold is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("kind", "N", "D", "C", "threshold") if getattr(self, k) is not None}
+
+
+def parse_target(target: Any, threshold: float | None = None) -> Target:
+    """A :class:`Target` from text, a mapping or a Target.
+
+    Text forms: ``"N=7e9,D=1.4e12"`` (loss at a point), ``"C=1e21"`` or
+    ``"frontier:C=1e21"`` (loss on the compute-optimal frontier), ``"nopt:C=1e21"``
+    (log N_opt), and any loss target with ``,threshold=2.1`` added (the decision).
+
+    Examples
+    --------
+    >>> parse_target("N=7e9,D=1.4e12,threshold=2.1").threshold
+    2.1
+    >>> parse_target({"C": 1e21}).kind
+    'frontier'
+    """
+    if isinstance(target, Target):
+        if threshold is not None:
+            return Target(target.kind, target.N, target.D, target.C, float(threshold))
+        return target
+    if isinstance(target, str):
+        text = target.strip()
+        kind = None
+        head, sep, rest = text.partition(":")
+        if sep and "=" not in head:
+            kind, text = head.strip().lower(), rest
+            if kind not in ("loss", "frontier", "nopt", "point"):
+                raise BayescaleError(
+                    f"target {target!r}: unknown kind {kind!r}; use N=..,D=.., C=.., frontier:C=.., nopt:C=.."
+                )
+        values: dict[str, float] = {}
+        for item in text.split(","):
+            name, eq, value = item.partition("=")
+            name = name.strip()
+            if not eq or not name:
+                raise BayescaleError(
+                    f"target {target!r}: {item.strip()!r} is not NAME=VALUE; e.g. N=7e9,D=1.4e12 or nopt:C=1e21"
+                )
+            try:
+                values[name] = float(value)
+            except ValueError:
+                raise BayescaleError(f"target {target!r}: {name}={value.strip()!r} is not a number") from None
+        target = dict(values)
+        if kind is not None:
+            target["kind"] = "loss" if kind == "point" else kind
+    if not isinstance(target, Mapping):
+        raise BayescaleError(f"target must be text, a mapping or a Target, got {type(target).__name__}")
+    d = dict(target)
+    unknown = sorted(set(d) - {"kind", "N", "D", "C", "threshold"})
+    if unknown:
+        raise BayescaleError(f"target: unknown fields {unknown}; allowed kind, N, D, C, threshold")
+    kind = d.pop("kind", None)
+    if kind is None:
+        kind = "loss" if ("N" in d or "D" in d) else "frontier"
+    if threshold is not None:
+        d["threshold"] = float(threshold)
+    return Target(str(kind), **{k: float(v) for k, v in d.items()})
+
+
+# ------------------------------------------------------------------ draws
+
+
+def noise_var(fit: Fit) -> np.ndarray:
+    """Per-draw variance of one run's log loss around the law (flattened draws)."""
+    post = fit.posterior
+    if "sigma" not in post:
+        return np.full(1, 0.01**2)
+    params = {
+        k: np.asarray(post[k].values, dtype=float).reshape(-1)
+        for k in likelihoods.noise_priors(fit.spec.likelihood)
+        if k in post
+    }
+    return likelihoods.predictive_variance(fit.spec.likelihood, params)
+
+
+_LAW_FNS: dict[str, Any] = {}
+
+
+def law_matrix(fit: Fit, theta: Mapping[str, np.ndarray], frame: pd.DataFrame) -> np.ndarray:
+    """Log loss of the law per draw and point, shape (S, M), computed in JAX (float64)."""
+    law = fit.spec.law
+    logx = law_inputs(fit.spec, frame, np.float64)
+    key = law.name + ":" + ",".join(law.params) + ":" + str(id(law.log_loss))
+    if key not in _LAW_FNS:
+        _LAW_FNS[key] = jax.jit(
+            lambda th, lx: law.log_loss(
+                {k: v[:, None] for k, v in th.items()}, {k: v[None, :] for k, v in lx.items()}, jnp
+            )
+        )
+    with jax.enable_x64(True):
+        out = _LAW_FNS[key]({k: jnp.asarray(v) for k, v in theta.items()}, {k: jnp.asarray(v) for k, v in logx.items()})
+        return np.asarray(out, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TargetDraws:
+    """Draws of the target (log scale) and what adds to them.
+
+    ``law``: per-draw value from the law alone (log loss or log N_opt); ``drift2``: the
+    expected squared extrapolation drift per decade squared (0 without an
+    ``[extrapolation]`` prior, and for ``nopt``); ``compute``: the target's compute, for
+    distances and for the drift; ``noise_var``: one run's noise variance (the decision
+    includes it).
+    """
+
+    law: np.ndarray
+    drift2: float
+    compute: float
+    noise_var: float
+    target: Target
+
+    def drift_var(self, c_max: float) -> float:
+        d = max(0.0, math.log10(self.compute / c_max))
+        return self.drift2 * d * d
+
+
+def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDraws:
+    """Posterior draws of ``target`` from ``fit`` (see :class:`TargetDraws`).
+
+    Examples
+    --------
+    >>> td = target_draws(fit, "N=7e9,D=1.4e12")   # doctest: +SKIP
+    >>> float(np.exp(np.median(td.law)))            # doctest: +SKIP
+    """
+    target = parse_target(target)
+    theta = law_draws(fit)
+    if target.kind == "loss":
+        frame = pd.DataFrame({"N": [target.N], "D": [target.D], "C": [target.C]})
+        law = law_matrix(fit, theta, frame)[:, 0]
+    else:
+        opt = compute_optimal(fit, [target.C])
+        var = "N_opt" if target.kind == "nopt" else "loss_opt"
+        law = np.log(np.asarray(opt[var].values, dtype=float).reshape(-1))
+    drift2 = 0.0
+    if "drift" in fit.posterior and target.kind != "nopt":
+        drift2 = float(np.mean(np.asarray(fit.posterior["drift"].values, dtype=float) ** 2))
+    if not np.all(np.isfinite(law)):
+        raise BayescaleError(f"target {target.label}: the law gives non-finite values for some draws")
+    return TargetDraws(
+        law=law, drift2=drift2, compute=float(target.C), noise_var=float(np.mean(noise_var(fit))), target=target
+    )
+
+
+def band_from(td: TargetDraws, c_max: float) -> dict[str, float]:
+    """Median and 90% interval of the target on its natural scale, with the drift."""
+    sd_d = math.sqrt(td.drift_var(c_max))
+    rng = np.random.default_rng(0)
+    x = td.law + sd_d * rng.standard_normal(td.law.size)
+    lo, med, hi = np.quantile(x, [0.05, 0.5, 0.95])
+    lo_l, hi_l = np.quantile(td.law, [0.05, 0.95])
+    out = {
+        "median": float(np.exp(med)),
+        "lo90": float(np.exp(lo)),
+        "hi90": float(np.exp(hi)),
+        "log_width90": float(hi - lo),
+        "sd_log": float(np.std(x)),
+        "lo90_law": float(np.exp(lo_l)),
+        "hi90_law": float(np.exp(hi_l)),
+    }
+    if td.target.is_decision:
+        p = float(
+            np.mean(norm.cdf((math.log(td.target.threshold) - td.law) / math.sqrt(td.drift_var(c_max) + td.noise_var)))
+        )
+        out["p_below"] = p
+    return out
+
+
+def target_band(fit: Fit, target: Target | str | Mapping[str, Any]) -> dict[str, float]:
+    """Median and 90% interval of the target now (natural scale), its log-width and sd of log,
+    the 90% interval of the law alone (``lo90_law``, ``hi90_law``: without the extrapolation
+    drift), and P(loss <= threshold) for a decision target.
+
+    Examples
+    --------
+    >>> target_band(fit, "N=7e9,D=1.4e12")["log_width90"]   # doctest: +SKIP
+    """
+    td = target_draws(fit, target)
+    return band_from(td, float(fit.runs["C"].max()))
+
+
+# ------------------------------------------------------------------ candidates
+
+
+def flops_cost(frame: pd.DataFrame) -> np.ndarray:
+    """Training FLOPs ``6 N D`` of each candidate (the default cost)."""
+    return 6.0 * frame["N"].to_numpy(float) * frame["D"].to_numpy(float)
+
+
+def candidate_grid(
+    N: Sequence[float] | tuple[float, float] = (1e7, 1e9),
+    tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
+    *,
+    n_sizes: int = 9,
+) -> pd.DataFrame:
+    """Candidates on a grid in (log N, log tokens-per-parameter).
+
+    Parameters
+    ----------
+    N : (low, high) or sequence of float
+        Two numbers give ``n_sizes`` log-spaced sizes between them; more are used as given.
+    tokens_per_param : sequence of float
+        Ratios ``D / N``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``N, D, C, ratio`` (``C = 6 N D``).
+
+    Examples
+    --------
+    >>> len(candidate_grid((1e7, 1e9), (10, 20, 40), n_sizes=5))
+    15
+    """
+    n = np.asarray(N, dtype=float)
+    if n.size == 2:
+        n = np.geomspace(n[0], n[1], int(n_sizes))
+    r = np.asarray(tokens_per_param, dtype=float)
+    if (
+        n.size == 0
+        or r.size == 0
+        or not (np.all(n > 0) and np.all(r > 0) and np.all(np.isfinite(n)) and np.all(np.isfinite(r)))
+    ):
+        raise BayescaleError("candidate_grid: N and tokens_per_param must be non-empty, finite and > 0")
+    nn, rr = np.meshgrid(n, r, indexing="ij")
+    nn, rr = nn.reshape(-1), rr.reshape(-1)
+    return pd.DataFrame({"N": nn, "D": nn * rr, "C": 6.0 * nn * nn * rr, "ratio": rr})
+
+
+def as_points(x: Any, what: str) -> pd.DataFrame:
+    if x is None:
+        return pd.DataFrame({"N": [], "D": []}, dtype=float)
+    if isinstance(x, pd.DataFrame):
+        frame = x.copy()
+    elif isinstance(x, Mapping):
+        frame = pd.DataFrame({k: np.atleast_1d(v) for k, v in x.items()})
+    else:
+        frame = pd.DataFrame([dict(r) for r in x])
+    if len(frame) == 0:
+        return pd.DataFrame({"N": [], "D": []}, dtype=float)
+    if "D" not in frame and "C" in frame and "N" in frame:
+        frame["D"] = frame["C"].astype(float) / (6.0 * frame["N"].astype(float))
+    if "N" not in frame or "D" not in frame:
+        raise BayescaleError(f"{what}: each entry needs N and D (or N and C)")
+    frame["N"] = frame["N"].astype(float)
+    frame["D"] = frame["D"].astype(float)
+    bad = ~(np.isfinite(frame["N"]) & np.isfinite(frame["D"]) & (frame["N"] > 0) & (frame["D"] > 0))
+    if bad.any():
+        raise BayescaleError(f"{what}: N and D must be finite and > 0; rows {list(np.flatnonzero(bad))[:10]} are not")
+    frame["C"] = 6.0 * frame["N"] * frame["D"]
+    frame["ratio"] = frame["D"] / frame["N"]
+    return frame.reset_index(drop=True)
+
+
+def same_point(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
+    """(len(a), len(b)) boolean: the same (N, D) point within 1% in each."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=bool)
+    ln = np.abs(np.log(a["N"].to_numpy(float))[:, None] - np.log(b["N"].to_numpy(float))[None, :])
+    ld = np.abs(np.log(a["D"].to_numpy(float))[:, None] - np.log(b["D"].to_numpy(float))[None, :])
+    return (ln < SAME) & (ld < SAME)
+
+
+def default_candidates(
+    fit: Fit,
+    budget: float | None = None,
+    *,
+    tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
+    below: float = 3.0,
+    per_decade: int = 8,
+) -> pd.DataFrame:
+    """The default pool: a grid from ``below`` times smaller than the smallest run's N up to
+    the largest N the budget affords at the smallest ratio (or 30x the largest run's N), with
+    ``per_decade`` sizes per decade (at least 10), over ``tokens_per_param``.
+
+    Small runs at extreme ratios pin the exponents down for their cost, so the pool reaches a
+    little below the runs done (in the simulation study, half a decade below the seed pilots
+    cut the target's error by a fifth: BENCHMARKS.md, "Active selection")."""
+    n_lo = float(fit.runs["N"].min()) / float(below)
+    n_hi = 30.0 * float(fit.runs["N"].max())
+    if budget is not None and math.isfinite(budget):
+        n_hi = min(n_hi, math.sqrt(budget / (6.0 * min(tokens_per_param))))
+    n_hi = max(n_hi, n_lo * 1.5)
+    n_sizes = max(10, math.ceil(per_decade * math.log10(n_hi / n_lo)) + 1)
+    return candidate_grid((n_lo, n_hi), tokens_per_param, n_sizes=n_sizes)
+
+
+def costs_of(frame: pd.DataFrame, cost: Callable[[pd.DataFrame], np.ndarray] | None) -> np.ndarray:
+    """Each candidate's cost: ``cost(frame)`` checked, or FLOPs when ``cost`` is None."""
+    if cost is None:
+        return flops_cost(frame)
+    c = np.asarray(cost(frame.copy()), dtype=float).reshape(-1)
+    if c.size != len(frame) or not np.all(np.isfinite(c) & (c > 0)):
+        raise BayescaleError("cost(candidates) must return one finite cost > 0 per candidate")
+    return c
+
+
+__all__ = [
+    "TARGET_KINDS",
+    "Target",
+    "TargetDraws",
+    "candidate_grid",
+    "default_candidates",
+    "flops_cost",
+    "parse_target",
+    "target_band",
+    "target_draws",
+]

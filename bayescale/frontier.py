@@ -1,0 +1,238 @@
+"""The compute-optimal frontier: per-draw allocation of a FLOP budget between model size and data.
+
+For each posterior draw the law is minimised over model size ``N`` at ``C = 6 N D``: in closed
+form where the law declares one (:attr:`bayescale.laws.Law.optimal_N`,
+:attr:`bayescale.laws.Law.allocation_exponents`), otherwise numerically on a grid in log N.
+Everything here takes a fit (its posterior, spec and runs) and returns draws or their bands.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import BayescaleError
+
+if TYPE_CHECKING:
+    from .inference import Fit
+
+
+def check_prob(q: Any, what: str) -> None:
+    """Raise unless ``q`` is a number in (0, 1)."""
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q < 1:
+        raise BayescaleError(f"{what} must be a number in (0, 1), got {q!r}")
+
+
+def law_draws(fit: Fit) -> dict[str, np.ndarray]:
+    """The posterior draws of the law's parameters, flattened over chains (float64)."""
+    return {p: np.asarray(fit.posterior[p].values, dtype=float).reshape(-1) for p in fit.spec.law.params}
+
+
+def _log_inputs_for(fit: Fit, N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
+    values = {"N": N, "D": D, "C": 6.0 * N * D}
+    out = {}
+    for name in fit.spec.law.inputs:
+        col = fit.spec.inputs[name]
+        if col not in values:
+            raise BayescaleError(
+                f"compute-optimal allocation needs the law's inputs from N and D; input {name!r} reads column {col!r}"
+            )
+        out[name] = np.log(values[col])
+    return out
+
+
+def _loss_at(fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """Law loss for per-draw parameters ``theta[p]`` shaped (S,) at N, D shaped (S, ...)."""
+    th = {k: v.reshape((-1,) + (1,) * (N.ndim - 1)) for k, v in theta.items()}
+    return np.exp(np.asarray(fit.spec.law.log_loss(th, _log_inputs_for(fit, N, D), np), dtype=float))
+
+
+def _numerical_optimum(
+    fit: Fit, theta: Mapping[str, np.ndarray], C: float, ratio_bounds: tuple[float, float], n_grid: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-draw argmin over log N of L(N, C/(6N)) on a grid, refined by a parabola; returns (N_opt, at_bound)."""
+    S = next(iter(theta.values())).size
+    # tokens per parameter r = D/N = C/(6 N^2)  =>  N = sqrt(C / (6 r))
+    logN = np.linspace(0.5 * math.log(C / (6 * ratio_bounds[1])), 0.5 * math.log(C / (6 * ratio_bounds[0])), n_grid)
+    N = np.broadcast_to(np.exp(logN), (S, n_grid))
+    L = _loss_at(fit, theta, N, C / (6.0 * N))
+    i = np.argmin(L, axis=1)
+    at_bound = (i == 0) | (i == n_grid - 1)
+    j = np.clip(i, 1, n_grid - 2)
+    rows = np.arange(S)
+    y0, y1, y2 = L[rows, j - 1], L[rows, j], L[rows, j + 1]
+    denom = y0 - 2 * y1 + y2
+    h = logN[1] - logN[0]
+    shift = np.where(denom > 0, 0.5 * h * (y0 - y2) / np.where(denom > 0, denom, 1.0), 0.0)
+    best = np.where(at_bound, logN[i], logN[j] + np.clip(shift, -h, h))
+    return np.exp(best), at_bound
+
+
+def compute_optimal(
+    fit: Fit, budgets: Any, *, ratio_bounds: tuple[float, float] = (0.01, 1e5), n_grid: int = 512
+) -> xr.Dataset:
+    """Posterior of the compute-optimal allocation at each budget ``C = 6 N D``.
+
+    Closed form where the law declares one (Chinchilla:
+    ``N_opt = G (C/6)^(beta/(alpha+beta))``, ``G = (alpha A/(beta B))^(1/(alpha+beta))``);
+    otherwise a vectorised per-draw minimisation over model size with tokens per
+    parameter within ``ratio_bounds``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``N_opt``, ``D_opt``, ``tokens_per_param`` and ``loss_opt`` with dims
+        ``(chain, draw, budget)``, coordinate ``budget`` (FLOPs), and ``at_bound`` (True
+        where the numerical optimum sits on the edge of ``ratio_bounds``: no interior optimum).
+
+    Examples
+    --------
+    >>> opt = compute_optimal(fit, [5.76e23])                    # doctest: +SKIP
+    >>> float(opt.tokens_per_param.median())                     # doctest: +SKIP
+    """
+    C = np.atleast_1d(np.asarray(budgets, dtype=float))
+    if C.ndim != 1 or not np.all(np.isfinite(C) & (C > 0)):
+        raise BayescaleError(f"budgets must be positive finite FLOP counts, got {budgets!r}")
+    theta = law_draws(fit)
+    chains, draws = fit.posterior.sizes["chain"], fit.posterior.sizes["draw"]
+    law = fit.spec.law
+    closed = law.optimal_N is not None and all(fit.spec.inputs[i] == i for i in law.inputs)
+    N_opt = np.empty((theta[law.params[0]].size, C.size))
+    at_bound = np.zeros_like(N_opt, dtype=bool)
+    for k, c in enumerate(C):
+        if closed:
+            N_opt[:, k] = law.optimal_N(theta, c)
+        else:
+            N_opt[:, k], at_bound[:, k] = _numerical_optimum(fit, theta, float(c), ratio_bounds, n_grid)
+    D_opt = C[None, :] / (6.0 * N_opt)
+    loss = _loss_at(fit, theta, N_opt, D_opt)
+    shape = (chains, draws, C.size)
+    dims = ("chain", "draw", "budget")
+    return xr.Dataset(
+        {
+            "N_opt": (dims, N_opt.reshape(shape)),
+            "D_opt": (dims, D_opt.reshape(shape)),
+            "tokens_per_param": (dims, (D_opt / N_opt).reshape(shape)),
+            "loss_opt": (dims, loss.reshape(shape)),
+            "at_bound": (dims, at_bound.reshape(shape)),
+        },
+        coords={"budget": C},
+        attrs={"method": "closed form" if closed else "numerical"},
+    )
+
+
+def allocation_exponents(fit: Fit, *, budget: float | None = None) -> xr.Dataset:
+    """Posterior of the scaling exponents of the optimal allocation, ``N_opt ∝ C^a`` and ``D_opt ∝ C^b``.
+
+    Closed form where the law declares one (Chinchilla: ``a = beta/(alpha+beta)``,
+    ``b = alpha/(alpha+beta)``, :attr:`bayescale.laws.Law.allocation_exponents`); for
+    other laws the local slopes of log N_opt and log D_opt in log C around ``budget``
+    (default: 100x the largest run's compute).
+    """
+    law = fit.spec.law
+    if law.allocation_exponents is not None and all(fit.spec.inputs[i] == i for i in law.inputs):
+        a, b = law.allocation_exponents(fit.posterior)
+        return xr.Dataset({"a": a, "b": b}, attrs={"method": "closed form"})
+    c0 = float(budget) if budget is not None else 100.0 * float(fit.runs["C"].max())
+    opt = compute_optimal(fit, [c0 / math.sqrt(10), c0 * math.sqrt(10)])
+    a = np.log(opt["N_opt"].isel(budget=1) / opt["N_opt"].isel(budget=0)) / math.log(10)
+    return xr.Dataset({"a": a, "b": 1.0 - a}, attrs={"method": f"local slope at C={c0:.3g}"})
+
+
+def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) -> pd.DataFrame:
+    """Expected excess loss of training size ``N`` at budget ``C`` over each draw's own optimum.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per candidate N: ``D`` (= C/(6N)), ``tokens_per_param``, ``expected_loss``,
+        ``expected_regret`` (E[L(N) - L(N_opt)]), ``relative_regret`` (as a fraction of the
+        optimal loss) and ``p_within_0.5pct`` (probability the regret is below 0.5%).
+    """
+    N = np.atleast_1d(np.asarray(N, dtype=float))
+    if not np.all(np.isfinite(N) & (N > 0)):
+        raise BayescaleError("candidate N must be positive and finite")
+    c = float(budget)
+    theta = law_draws(fit)
+    opt = compute_optimal(fit, [c])
+    L_opt = opt["loss_opt"].values.reshape(-1, 1)
+    S = L_opt.shape[0]
+    NN = np.broadcast_to(N, (S, N.size))
+    L = _loss_at(fit, theta, NN, c / (6.0 * NN))
+    regret = L - L_opt
+    rel = regret / L_opt
+    return pd.DataFrame(
+        {
+            "N": N,
+            "D": c / (6.0 * N),
+            "tokens_per_param": c / (6.0 * N * N),
+            "expected_loss": L.mean(axis=0),
+            "expected_regret": regret.mean(axis=0),
+            "relative_regret": rel.mean(axis=0),
+            "p_within_0.5pct": (rel <= 0.005).mean(axis=0),
+        }
+    )
+
+
+def near_optimal_range(fit: Fit, budget: float, *, tolerance: float = 0.005, n_grid: int = 400) -> tuple[float, float]:
+    """The range of N whose expected relative regret at ``budget`` is at most ``tolerance``
+    ("any N in this range is within 0.5% of optimal")."""
+    c = float(budget)
+    med = float(compute_optimal(fit, [c])["N_opt"].median())
+    grid = med * np.geomspace(1e-2, 1e2, n_grid)
+    reg = allocation_regret(fit, c, grid)
+    ok = reg["relative_regret"].to_numpy() <= tolerance
+    if not ok.any():
+        return (math.nan, math.nan)
+    return float(grid[ok].min()), float(grid[ok].max())
+
+
+# ------------------------------------------------------------------ bands
+
+
+def band_table(draws: xr.DataArray, *, ci_probs: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
+    """Median and equal-tailed intervals per point of ``fit.predict(...)`` draws."""
+    if not isinstance(draws, xr.DataArray) or "point" not in draws.dims:
+        raise BayescaleError("band_table takes the DataArray returned by Fit.predict (dims chain, draw, point)")
+    qs = [0.5]
+    for p in ci_probs:
+        check_prob(p, "ci_probs")
+        qs += [(1 - p) / 2, 1 - (1 - p) / 2]
+    qv = draws.quantile(sorted(set(qs)), dim=("chain", "draw"))
+    out = pd.DataFrame({c: draws[c].values for c in ("N", "D", "C") if c in draws.coords})
+    out["median"] = qv.sel(quantile=0.5).values
+    for p in ci_probs:
+        lo, hi = (1 - p) / 2, 1 - (1 - p) / 2
+        out[f"lo{100 * p:g}"] = qv.sel(quantile=lo).values
+        out[f"hi{100 * p:g}"] = qv.sel(quantile=hi).values
+    return out
+
+
+def frontier(fit: Fit, budgets: Any, *, ci_probs: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
+    """Bands of the loss, N_opt and D_opt along the compute-optimal frontier."""
+    opt = compute_optimal(fit, budgets)
+    out = pd.DataFrame({"C": opt["budget"].values})
+    for var in ("loss_opt", "N_opt", "D_opt", "tokens_per_param"):
+        x = opt[var]
+        out[f"{var}_median"] = x.median(dim=("chain", "draw")).values
+        for p in ci_probs:
+            lo, hi = (1 - p) / 2, 1 - (1 - p) / 2
+            out[f"{var}_lo{100 * p:g}"] = x.quantile(lo, dim=("chain", "draw")).values
+            out[f"{var}_hi{100 * p:g}"] = x.quantile(hi, dim=("chain", "draw")).values
+    return out
+
+
+__all__ = [
+    "allocation_exponents",
+    "allocation_regret",
+    "band_table",
+    "compute_optimal",
+    "frontier",
+    "law_draws",
+    "near_optimal_range",
+]
