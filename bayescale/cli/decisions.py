@@ -142,8 +142,6 @@ def _band_cell(q: Mapping[str, float], digits: int = 3, fixed: bool = False) -> 
 
 
 def cmd_optimal(args: argparse.Namespace) -> int:
-    from bayescale.decisions import allocation_exponents, compute_optimal, frontier, near_optimal_range
-
     _check_ci_prob(args.ci_prob)
     for b in args.budget:
         _positive(b, "--budget")
@@ -156,35 +154,7 @@ def cmd_optimal(args: argparse.Namespace) -> int:
             f"compute-optimal allocation splits a budget C = 6ND between N and D; law {fit.spec.law.name!r} of spec "
             f"{fit.spec.name!r} reads {cols}, so at fixed C its loss does not depend on the split"
         )
-    budgets = list(args.budget)
-    pct = f"{100 * args.ci_prob:g}"  # frontier's column suffix
-    band = frontier(fit, budgets, ci_probs=(args.ci_prob,))
-    opt = compute_optimal(fit, budgets)
-    exps, rows = [], []
-    for i, c in enumerate(budgets):
-        r = band.iloc[i]
-        entry: dict[str, Any] = {"C": float(c)}
-        for var in ("N_opt", "D_opt", "tokens_per_param", "loss_opt"):
-            entry[var] = {
-                "median": float(r[f"{var}_median"]),
-                "lower": float(r[f"{var}_lo{pct}"]),
-                "upper": float(r[f"{var}_hi{pct}"]),
-            }
-        at_bound = float(opt["at_bound"].isel(budget=i).mean())
-        entry["at_bound"] = at_bound
-        lo, hi = near_optimal_range(fit, c, tolerance=args.tolerance)
-        entry["near_optimal_N"] = [lo, hi]
-        rows.append(entry)
-        if i == 0 or exps[0]["method"] != "closed form":
-            ex = allocation_exponents(fit, budget=c)
-            exps.append(
-                {
-                    "method": ex.attrs.get("method", ""),
-                    "a": _quantiles(ex["a"].values, args.ci_prob),
-                    "b": _quantiles(ex["b"].values, args.ci_prob),
-                }
-            )
-    method = opt.attrs.get("method", "")
+    method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance)
     if args.format == "json":
         _print_json(
             {
@@ -198,8 +168,47 @@ def cmd_optimal(args: argparse.Namespace) -> int:
             }
         )
         return 0
+    _print_optimal(fit, method, rows, exps, args.ci_prob, args.tolerance)
+    return 0
+
+
+def _optimal_budgets(fit: Any, budgets: list[float], ci_prob: float, tolerance: float) -> tuple[str, list, list]:
+    """The compute-optimal method, one entry per budget (bands, edge fraction, near-optimal N) and the exponents."""
+    from bayescale.decisions import allocation_exponents, compute_optimal, frontier, near_optimal_range
+
+    pct = f"{100 * ci_prob:g}"  # frontier's column suffix
+    band = frontier(fit, budgets, ci_probs=(ci_prob,))
+    opt = compute_optimal(fit, budgets)
+    exps, rows = [], []
+    for i, c in enumerate(budgets):
+        r = band.iloc[i]
+        entry: dict[str, Any] = {"C": float(c)}
+        for var in ("N_opt", "D_opt", "tokens_per_param", "loss_opt"):
+            entry[var] = {
+                "median": float(r[f"{var}_median"]),
+                "lower": float(r[f"{var}_lo{pct}"]),
+                "upper": float(r[f"{var}_hi{pct}"]),
+            }
+        at_bound = float(opt["at_bound"].isel(budget=i).mean())
+        entry["at_bound"] = at_bound
+        lo, hi = near_optimal_range(fit, c, tolerance=tolerance)
+        entry["near_optimal_N"] = [lo, hi]
+        rows.append(entry)
+        if i == 0 or exps[0]["method"] != "closed form":
+            ex = allocation_exponents(fit, budget=c)
+            exps.append(
+                {
+                    "method": ex.attrs.get("method", ""),
+                    "a": _quantiles(ex["a"].values, ci_prob),
+                    "b": _quantiles(ex["b"].values, ci_prob),
+                }
+            )
+    return opt.attrs.get("method", ""), rows, exps
+
+
+def _print_optimal(fit: Any, method: str, rows: list, exps: list, ci_prob: float, tolerance: float) -> None:
     print(
-        f"{_header(fit)}\ncompute-optimal allocation ({method}); median [{_pct(args.ci_prob)} interval] over the posterior\n"
+        f"{_header(fit)}\ncompute-optimal allocation ({method}); median [{_pct(ci_prob)} interval] over the posterior\n"
     )
     body = [
         [
@@ -223,18 +232,17 @@ def cmd_optimal(args: argparse.Namespace) -> int:
         lo, hi = e["near_optimal_N"]
         if math.isnan(lo):
             print(
-                f"at C = {_fmt(e['C'], 3)}: no N keeps the expected loss within {_pct(args.tolerance)} of each draw's optimum"
+                f"at C = {_fmt(e['C'], 3)}: no N keeps the expected loss within {_pct(tolerance)} of each draw's optimum"
             )
         else:
             print(
-                f"at C = {_fmt(e['C'], 3)}: any N in [{_fmt(lo, 3)}, {_fmt(hi, 3)}] is within {_pct(args.tolerance)} of optimal (expected relative excess loss)"
+                f"at C = {_fmt(e['C'], 3)}: any N in [{_fmt(lo, 3)}, {_fmt(hi, 3)}] is within {_pct(tolerance)} of optimal (expected relative excess loss)"
             )
         if e["at_bound"] > 0:
             _warn(
                 f"at C = {_fmt(e['C'], 3)} the optimum of {100 * e['at_bound']:.0f}% of posterior draws lies on the edge of the "
                 "searched tokens-per-parameter range (0.01 to 1e5): the law has no interior optimum there for them"
             )
-    return 0
 
 
 def _shifts_text(shifts: Any) -> str:

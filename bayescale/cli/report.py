@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -31,9 +32,7 @@ def report_main(argv: Sequence[str] | None = None) -> int:
     >>> report_main(["fit.nc", "-o", "report.html", "--decision", "7B:N=7e9,D=1.4e12", "--threshold", "2.1"])  # doctest: +SKIP
     0
     """
-    import sys
-
-    from bayescale.cli import main
+    from bayescale.cli import main  # the package this module belongs to: loaded already
 
     return main(["report", *(sys.argv[1:] if argv is None else argv)])
 
