@@ -37,11 +37,11 @@ status 2, as do usage errors. Any other exception is a bug and shows its traceba
 ``ConvergenceWarning`` and ``IdentifiabilityWarning`` are printed as one line each,
 ``warning: <message>``, on stderr.
 
-Start-up is kept fast: ``bayescale --help``, ``bayescale COMMAND --help`` and usage errors
-import only the standard library and these command modules, not JAX, NumPyro, ArviZ,
-pandas, matplotlib or torch (about 0.1 s instead of several seconds). That is why the
-command modules import the rest of bayescale, and NumPy or pandas, inside the command
-functions: only when a command runs.
+The command line imports the heavy stack lazily, so that it starts fast: ``bayescale --help``,
+``bayescale COMMAND --help`` and usage errors import only the standard library and these
+command modules, not JAX, NumPyro, ArviZ, pandas, matplotlib or torch (about 0.1 s instead
+of 5). That is why the command modules import the rest of bayescale, and NumPy or pandas,
+inside the command functions: only when a command runs.
 
 Examples
 --------

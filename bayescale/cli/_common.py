@@ -1,9 +1,9 @@
 """What the ``bayescale`` commands share: parsing of points and options, loading a fit,
 text tables and number formats, warnings as one line, and ``--format json`` printing.
 
-Light on purpose: it imports only the standard library and :mod:`bayescale.errors`, so
-building the parsers (``--help``, usage errors) never loads JAX, ArviZ or pandas; the
-functions that need NumPy or a fit import it when they run.
+Light on purpose: it imports only the standard library and :mod:`bayescale.errors` at the
+top, and imports the heavy stack lazily (the functions that need NumPy or a fit import it
+when they run), so building the parsers never loads JAX, ArviZ or pandas (see :mod:`bayescale.cli`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """``bayescale decide | optimal | check``: decisions from a fit, and checking it against new runs.
 
-:mod:`bayescale.decisions`, :mod:`bayescale.checks` and NumPy are imported inside the
-command functions, so that building these parsers stays cheap (see :mod:`bayescale.cli`).
+Like all of :mod:`bayescale.cli`, it imports the heavy stack lazily: :mod:`bayescale.decisions`,
+:mod:`bayescale.checks` and NumPy inside the command functions, so building these parsers stays cheap.
 """
 
 from __future__ import annotations

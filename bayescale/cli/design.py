@@ -7,8 +7,8 @@
     bayescale suggest FIT.nc --target C=1e21 --threshold 2.1 --budget-flops 1e19
     bayescale loop CONFIG.toml [--max-rounds N]
 
-:mod:`bayescale.active` and pandas are imported inside the command functions, so that
-building these parsers stays cheap (see :mod:`bayescale.cli`).
+Like all of :mod:`bayescale.cli`, it imports the heavy stack lazily: :mod:`bayescale.active`
+and pandas inside the command functions, so building these parsers stays cheap.
 """
 
 from __future__ import annotations

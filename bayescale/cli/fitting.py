@@ -1,8 +1,8 @@
 """``bayescale fit | summary | predict | validate | loo | demo``: fitting a spec and reading a fit.
 
-The JAX stack (:mod:`bayescale.inference`, :mod:`bayescale.checks`, pandas) is imported
-inside the command functions, so that building these parsers stays cheap (see
-:mod:`bayescale.cli`).
+Like all of :mod:`bayescale.cli`, it imports the heavy stack lazily: :mod:`bayescale.inference`,
+:mod:`bayescale.checks`, NumPy and pandas inside the command functions, so building these
+parsers stays cheap.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """``bayescale report``: one self-contained HTML (or Markdown) report of a saved fit.
 
 The command line of :mod:`bayescale.report`, which renders the report and knows nothing
-of the command line. :mod:`bayescale.report`, :mod:`bayescale.decisions` and
-:mod:`bayescale.checks` are imported inside :func:`_run_report`, so that building this
-parser stays cheap (see :mod:`bayescale.cli`).
+of the command line. Like all of :mod:`bayescale.cli`, it imports the heavy stack lazily:
+:mod:`bayescale.report`, :mod:`bayescale.decisions` and :mod:`bayescale.checks` inside
+:func:`_run_report`, so building this parser stays cheap.
 """
 
 from __future__ import annotations

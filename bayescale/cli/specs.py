@@ -1,7 +1,7 @@
 """``bayescale laws | specs | check-spec``: the registered laws and the bundled or given specs.
 
-:mod:`bayescale.laws` and :mod:`bayescale.spec` import JAX, so they are imported inside the
-command functions (see :mod:`bayescale.cli`).
+Like all of :mod:`bayescale.cli`, it imports the heavy stack lazily: :mod:`bayescale.laws` and
+:mod:`bayescale.spec` import JAX, so the command functions import them when they run.
 """
 
 from __future__ import annotations
