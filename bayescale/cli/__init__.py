@@ -61,7 +61,9 @@ from dataclasses import dataclass
 import bayescale
 from bayescale.errors import BayescaleError
 
-# Here for the tests: the bundled data folder (the demo looks it up here when it runs) and helpers.
+# load_fit, parse_option and parse_point are public; _data_dir (the demo looks it up here when it
+# runs, so it can be pointed elsewhere), _jsonable, _with_readable_warnings, DEMO_RUNS and _band_text
+# are here for the tests.
 from ._common import _data_dir, _jsonable, _one_line, _with_readable_warnings, load_fit, parse_option, parse_point  # noqa: F401
 from .fitting import DEMO_RUNS, _band_text  # noqa: F401
 
