@@ -22,6 +22,7 @@ import pytest
 
 import bayescale as bs
 from bayescale import checks, report
+from bayescale.cli import report as report_cli
 from bayescale.errors import BayescaleError
 from bayescale.testing import fit_from_draws, synthetic_runs
 
@@ -273,15 +274,15 @@ def test_markdown_escapes_user_text(md_report):
 
 def test_report_main_usage_errors(tmp_path, capsys):
     out = tmp_path / "r.html"
-    assert report.report_main([str(tmp_path / "missing.nc"), "-o", str(out)]) == 2
+    assert report_cli.report_main([str(tmp_path / "missing.nc"), "-o", str(out)]) == 2
     assert "not found" in capsys.readouterr().err
-    assert report.report_main([str(tmp_path / "missing.nc"), "-o", str(out), "--decision", "7B=N=7e9"]) == 2
+    assert report_cli.report_main([str(tmp_path / "missing.nc"), "-o", str(out), "--decision", "7B=N=7e9"]) == 2
     assert "--decision '7B=N=7e9'" in capsys.readouterr().err
-    assert report.report_main([str(tmp_path / "missing.nc"), "-o", str(out), "--threshold", "2.1"]) == 2
+    assert report_cli.report_main([str(tmp_path / "missing.nc"), "-o", str(out), "--threshold", "2.1"]) == 2
     assert "--decision" in capsys.readouterr().err
-    assert report.report_main(["--help"]) == 0
+    assert report_cli.report_main(["--help"]) == 0
     assert "bayescale report" in capsys.readouterr().out
-    assert report.report_main([]) == 2
+    assert report_cli.report_main([]) == 2
     assert not out.exists()
 
 
@@ -289,7 +290,7 @@ def test_report_main_usage_errors(tmp_path, capsys):
 def test_report_main_writes_html_from_a_saved_fit(material, tmp_path, capsys):
     nc = material["fit"].save(tmp_path / "fit.nc")
     out = tmp_path / "report.html"
-    rc = report.report_main([str(nc), "-o", str(out), "--decision", "small:N=5e9,D=1e11", "--decision", "big:N=2e10,D=4e11", "--threshold", "2.2", "--title", "CLI"])
+    rc = report_cli.report_main([str(nc), "-o", str(out), "--decision", "small:N=5e9,D=1e11", "--decision", "big:N=2e10,D=4e11", "--threshold", "2.2", "--title", "CLI"])
     plt.close("all")
     assert rc == 0, capsys.readouterr().err
     assert f"wrote {out}" in capsys.readouterr().out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BayescaleError
@@ -115,18 +114,13 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-#: Commands that parse their own arguments (``bayescale pilot ...`` and ``bayescale pilot sweep ...``).
-PASSTHROUGH = ("pilot",)
-
-
-def register(sub: Any) -> None:
-    """Add ``bayescale pilot`` to the CLI's subparsers."""
-    p = sub.add_parser(
-        "pilot",
-        help="train a pilot language model and append it to a runs table (`pilot sweep PLAN.toml` for many)",
-        description="Train pilots: `bayescale pilot --n-params 2e6 --tokens 2e7 --append runs.csv` or "
-        "`bayescale pilot sweep PLAN.toml`; see `bayescale pilot --help` and `bayescale pilot sweep --help`.",
-        add_help=False,
+def _configure(p: argparse.ArgumentParser) -> None:
+    """Fill in the ``pilot`` subparser. It takes no arguments itself: the ``bayescale.cli``
+    registry marks ``pilot`` as parsing its own, hands it the rest of the command line as
+    ``args.rest``, and :func:`cmd_pilot` reads that with the pilot or the sweep parser."""
+    p.description = (
+        "Train pilots: `bayescale pilot --n-params 2e6 --tokens 2e7 --append runs.csv` or "
+        "`bayescale pilot sweep PLAN.toml`; see `bayescale pilot --help` and `bayescale pilot sweep --help`."
     )
     p.set_defaults(func=_run)
 
@@ -138,11 +132,8 @@ def _run(args: argparse.Namespace) -> int:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``bayescale pilot ARGS`` as a function (for tests)."""
-    from ..cli import main as cli_main
-
-    return cli_main(["pilot", *(sys.argv[1:] if argv is None else argv)])
+#: Verb -> the function that fills in its parser (the ``bayescale.cli`` registry calls it).
+PARSERS = {"pilot": _configure}
 
 
-__all__ = ["BayescaleError", "cmd_pilot", "main", "register"]
+__all__ = ["BayescaleError", "cmd_pilot"]

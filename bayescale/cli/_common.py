@@ -1,0 +1,344 @@
+"""What the ``bayescale`` commands share: parsing of points and options, loading a fit,
+text tables and number formats, warnings as one line, and ``--format json`` printing.
+
+Light on purpose: it imports only the standard library and :mod:`bayescale.errors` at the
+top, and imports the heavy stack lazily (the functions that need NumPy or a fit import it
+when they run), so building the parsers never loads JAX, ArviZ or pandas (see :mod:`bayescale.cli`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import bayescale
+from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def _data_dir() -> Path:
+    """Bundled data: ``data/`` beside the package (a source checkout)."""
+    return Path(bayescale.__file__).resolve().parent.parent / "data"
+
+
+def _spec_source(text: str) -> str | Path:
+    """A spec argument as :func:`load_spec` should see it.
+
+    An existing file is passed as an absolute path, so the fit records where its
+    spec lives and ``summary`` run from another folder can still check it.
+    """
+    path = Path(text)
+    return path.resolve() if path.is_file() else text
+
+
+def parse_point(text: str) -> dict[str, float]:
+    """Parse ``--at`` text such as ``"N=7e9,D=1.4e12"`` into ``{"N": 7e9, "D": 1.4e12}``.
+
+    Raises
+    ------
+    BayescaleError
+        If the text is not comma-separated ``NAME=NUMBER`` pairs, repeats a name,
+        or a number is not finite and > 0. The message quotes the text.
+
+    Examples
+    --------
+    >>> parse_point("N=7e9,D=1.4e12")
+    {'N': 7000000000.0, 'D': 1400000000000.0}
+    """
+    return _parse_point(text, f"--at {text!r}")
+
+
+def _parse_point(text: str, where: str) -> dict[str, float]:
+    """:func:`parse_point` with ``where`` (the flag and text as the user gave them) heading its errors."""
+    point: dict[str, float] = {}
+    if not text.strip():
+        raise BayescaleError(f"{where}: empty; expected NAME=VALUE pairs separated by commas, e.g. N=7e9,D=1.4e12")
+    for item in text.split(","):
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not _NAME.match(name) or not value:
+            raise BayescaleError(f"{where}: {item.strip()!r} is not NAME=VALUE; expected e.g. N=7e9,D=1.4e12")
+        if name in point:
+            raise BayescaleError(f"{where}: {name} is given twice")
+        try:
+            number = float(value)
+        except ValueError:
+            raise BayescaleError(f"{where}: {name}={value!r} is not a number") from None
+        if not (math.isfinite(number) and number > 0):
+            raise BayescaleError(f"{where}: {name} must be a finite number > 0, got {value}")
+        point[name] = number
+    return point
+
+
+def parse_option(text: str) -> tuple[str, dict[str, float]]:
+    """Parse ``--option`` text such as ``"7B:N=7e9,D=1.4e12"`` into ``("7B", {"N": 7e9, "D": 1.4e12})``.
+
+    The part after ``NAME:`` is read as ``--at`` is (see :func:`parse_point`).
+
+    Raises
+    ------
+    BayescaleError
+        If the name is missing or the point is malformed. The message quotes the text.
+
+    Examples
+    --------
+    >>> parse_option("7B:N=7e9,D=1.4e12")
+    ('7B', {'N': 7000000000.0, 'D': 1400000000000.0})
+    """
+    where = f"--option {text!r}"
+    name, colon, rest = text.partition(":")
+    name = name.strip()
+    if not colon or not name:
+        raise BayescaleError(f"{where}: no option name; expected NAME:POINT, e.g. 7B:N=7e9,D=1.4e12")
+    if "=" in name or "," in name:
+        raise BayescaleError(
+            f"{where}: option name {name!r} may not contain '=' or ','; expected NAME:POINT, e.g. 7B:N=7e9,D=1.4e12"
+        )
+    return name, _parse_point(rest, where)
+
+
+def load_fit(path: str | Path) -> Any:
+    """Load a saved fit with :meth:`Fit.load <bayescale.Fit.load>`, which refuses a stale one.
+
+    Raises
+    ------
+    StaleFitError
+        If the spec file the fit was made from now defines a different model.
+    BayescaleError
+        If the file is missing or is not a bayescale fit.
+    """
+    from bayescale.inference import Fit
+
+    return Fit.load(path)
+
+
+def _check_output(out: Path) -> None:
+    """Fail before fitting, not after, when the fit cannot be written to ``out``."""
+    if out.is_dir():
+        raise BayescaleError(f"cannot write the fit to {str(out)!r}: it is a folder; give a file name such as fit.nc")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BayescaleError(f"cannot write the fit to {str(out)!r}: {e.strerror or e}") from None
+    if not os.access(out.parent, os.W_OK):
+        raise BayescaleError(f"cannot write the fit to {str(out)!r}: folder {str(out.parent)!r} is not writable")
+
+
+def _check_point(fit: Any, text: str, point: Mapping[str, float], flag: str = "--at") -> None:
+    """Each ``--at`` point names only inputs of the fit's law and gives all it needs."""
+    from bayescale.data import points_frame
+
+    needed = list(fit.spec.columns)
+    allowed = set(needed) | {"N", "D", "C"}
+    unknown = [k for k in point if k not in allowed]
+    if unknown:
+        raise BayescaleError(
+            f"{flag} {text!r}: {unknown} are not inputs of law {fit.spec.law.name!r}; it reads {needed} (and C = 6ND links N, D and C)"
+        )
+    missing = [c for c in needed if c not in points_frame(point).columns]
+    if missing:
+        raise BayescaleError(
+            f"{flag} {text!r}: law {fit.spec.law.name!r} needs {needed}; {missing} missing (give it, or two of N, D, C: C = 6ND gives the third)"
+        )
+
+
+def _positive(value: float | None, flag: str, *, zero: bool = False) -> None:
+    """``value`` (when given) is a finite number > 0 (>= 0 with ``zero``)."""
+    if value is None:
+        return
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        raise BayescaleError(f"{flag} must be a finite number {'>= 0' if zero else '> 0'}, got {value!r}")
+
+
+def _check_ci_prob(ci_prob: float) -> None:
+    if not 0 < ci_prob < 1:
+        raise BayescaleError(f"--ci-prob must be in (0, 1), got {ci_prob!r}")
+
+
+def _fit_options(p: argparse.ArgumentParser) -> None:
+    """The sampler flags of ``fit``, ``validate`` and ``demo``."""
+    p.add_argument("--seed", type=int, default=0, help="the one seed for everything random in the fit (default 0)")
+    p.add_argument(
+        "--method",
+        choices=("nuts", "laplace", "psis"),
+        default="nuts",
+        help="NUTS sampling (default), the quick Laplace approximation, or Laplace corrected by importance sampling (psis)",
+    )
+    p.add_argument("--chains", type=int, help="number of chains (default: the spec's)")
+    p.add_argument("--warmup", type=int, help="warmup iterations per chain (default: the spec's)")
+    p.add_argument("--draws", type=int, help="draws per chain (default: the spec's)")
+    p.add_argument("--progress", action="store_true", help="show NumPyro's progress bar")
+
+
+# ------------------------------------------------------------------ output
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    """A number in ``digits`` significant figures; NaN as ``nan``."""
+    if x is None:
+        return "-"
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    return f"{x:.{digits}g}"
+
+
+def _pct(p: float) -> str:
+    return f"{100 * p:g}%"
+
+
+def _interval(lo: float, hi: float, digits: int = 4) -> str:
+    return f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str], right: Sequence[bool] | None = None) -> str:
+    """Rows of strings as an aligned text table."""
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h)) for i, h in enumerate(header)]
+    right = right or [i > 0 for i in range(len(header))]
+    line = lambda cells: "  ".join(  # noqa: E731
+        (c.rjust(w) if r else c.ljust(w)) for c, w, r in zip(cells, widths, right)
+    ).rstrip()
+    return "\n".join([line([str(h) for h in header])] + [line(r) for r in rows])
+
+
+def _summary_text(summary: Any) -> str:
+    """The summary DataFrame as a table: estimates in 4 figures, ESS whole, r-hat to 3 decimals."""
+    header = ["variable", *summary.columns]
+    rows = []
+    for var, rec in summary.iterrows():
+        cells = [str(var)]
+        for col in summary.columns:
+            v = rec[col]
+            if col.startswith("ess"):
+                cells.append("nan" if math.isnan(v) else f"{v:.0f}")
+            elif col == "r_hat":
+                cells.append("nan" if math.isnan(v) else f"{v:.3f}")
+            else:
+                cells.append(_fmt(v))
+        rows.append(cells)
+    return _table(rows, header)
+
+
+def _diagnostics_line(d: Mapping[str, Any]) -> str:
+    """One line: method, chains, draws, seconds, max r-hat, min ESS, divergences."""
+    seconds = d.get("sampling_seconds", float("nan"))
+    head = f"{d['method']}: {d['chains']} chains x {d['draws']} draws" + (
+        "" if math.isnan(seconds) else f", {seconds:.1f} s"
+    )
+    if "max_r_hat" not in d:  # no sampler statistics: Laplace, given draws
+        if d["method"] == "laplace":
+            return head + " (Laplace approximation: no MCMC diagnostics)"
+        if d["method"] == "psis":
+            return (
+                head
+                + f" (Laplace + importance sampling: Pareto k {d.get('pareto_k', float('nan')):.2f}, reliable at 0.7 or below)"
+            )
+        return head + " (no MCMC diagnostics: " + str(d.get("note", "no sampler statistics")).rstrip(".") + ")"
+    return (
+        f"{head}, max r-hat {d['max_r_hat']:.3f}, min ESS {d['min_ess_bulk']:.0f} (bulk) / "
+        f"{d['min_ess_tail']:.0f} (tail), {d['divergences']} divergences"
+    )
+
+
+def _header(fit: Any) -> str:
+    spec = fit.spec
+    return f"spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; {len(fit.runs)} runs"
+
+
+def _records(frame: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
+    return [{c: _jsonable(rec[c]) for c in columns if c in rec} for rec in frame.to_dict(orient="records")]
+
+
+PREDICTIVE_COLUMNS = (
+    "run_id",
+    "N",
+    "D",
+    "C",
+    "observed",
+    "median",
+    "lo90",
+    "hi90",
+    "z",
+    "p_value",
+    "pit",
+    "band",
+    "surprise",
+    "log_pred_density",
+    "rel_error",
+)
+
+
+def _predictive_text(table: Any) -> str:
+    header = ["run_id", "N", "D", "C", "observed", "median", "90% interval", "z", "p-value", "band", ""]
+    rows = [
+        [
+            str(r["run_id"]),
+            _fmt(r["N"], 3),
+            _fmt(r["D"], 3),
+            _fmt(r["C"], 3),
+            f"{r['observed']:.4f}",
+            f"{r['median']:.4f}",
+            _interval(r["lo90"], r["hi90"]),
+            f"{r['z']:+.2f}",
+            f"{r['p_value']:.3f}",
+            str(r["band"]),
+            "SURPRISE" if r["surprise"] else "",
+        ]
+        for _, r in table.iterrows()
+    ]
+    return _table(rows, header, right=[False] + [True] * 8 + [False, False])
+
+
+# --------------------------------------------------------- warnings and JSON
+
+
+def _one_line(message: Any) -> str:
+    return " ".join(str(message).split())
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {_one_line(message)}", file=sys.stderr)
+
+
+def _with_readable_warnings(call: Callable[[], Any]) -> Any:
+    """Run ``call``; print bayescale's warnings as ``warning: ...`` lines and re-issue others."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", IdentifiabilityWarning)
+        result = call()
+    for w in caught:
+        if issubclass(w.category, (ConvergenceWarning, IdentifiabilityWarning)):
+            _warn(w.message)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON data: NumPy scalars to Python numbers, NaN and infinities to null."""
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if hasattr(x, "item") and not isinstance(x, (int, float)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(_jsonable(obj), indent=2, allow_nan=False))

@@ -1,0 +1,163 @@
+"""``bayescale suggest | loop``: which pilot runs to train next, and the closed loop.
+
+::
+
+    bayescale suggest FIT.nc --target N=7e9,D=1.4e12 --budget-flops 1e19 -k 4
+    bayescale suggest FIT.nc --target nopt:C=1e21 --budget-flops 1e19
+    bayescale suggest FIT.nc --target C=1e21 --threshold 2.1 --budget-flops 1e19
+    bayescale loop CONFIG.toml [--max-rounds N]
+
+Like all of :mod:`bayescale.cli`, it imports the heavy stack lazily: :mod:`bayescale.active`
+and pandas inside the command functions, so building these parsers stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from bayescale.errors import BayescaleError
+
+from ._common import _print_json, load_fit
+
+
+def _target(args: argparse.Namespace) -> Any:
+    from bayescale.active import parse_target
+
+    try:
+        return parse_target(args.target, args.threshold)
+    except BayescaleError as e:
+        raise BayescaleError(f"--target {args.target!r}: {e}") from None
+
+
+def _frame(path: str | None, flag: str) -> Any:
+    if path is None:
+        return None
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise BayescaleError(f"{flag}: file {path!r} not found") from None
+    except (OSError, ValueError) as e:
+        raise BayescaleError(f"{flag}: cannot read {path!r} as CSV ({e})") from None
+    return frame
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    from bayescale.active import suggest
+
+    if not (math.isfinite(args.budget_flops) and args.budget_flops > 0):
+        raise BayescaleError(f"--budget-flops must be a finite number > 0, got {args.budget_flops!r}")
+    if args.k < 1:
+        raise BayescaleError(f"-k must be at least 1, got {args.k}")
+    target = _target(args)
+    fit = load_fit(args.fit)
+    sug = suggest(
+        fit,
+        target,
+        budget_flops=args.budget_flops,
+        k=args.k,
+        candidates=_frame(args.candidates, "--candidates"),
+        pending=_frame(args.pending, "--pending"),
+        max_replicates=args.max_replicates,
+        discrepancy=args.discrepancy,
+        tolerance=args.tolerance,
+        seed=args.seed,
+        planner=args.planner,
+    )
+    if args.format == "json":
+        _print_json(sug.to_dict())
+    else:
+        print(sug.summary())
+    return 0
+
+
+def cmd_loop(args: argparse.Namespace) -> int:
+    from bayescale.active import run_loop
+
+    res = run_loop(args.config, log=None if args.quiet else print, max_rounds=args.max_rounds)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "reason": res.reason,
+                    "spent": res.spent,
+                    "state": str(res.state_path),
+                    "history": res.history.to_dict(orient="records"),
+                    "surprises": list(res.surprises),
+                },
+                indent=2,
+                default=float,
+            )
+        )
+    else:
+        print(res.summary())
+    return 0
+
+
+# ------------------------------------------------------------------ parsers
+
+
+def _suggest_parser(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Plan pilots over the whole remaining budget to shrink the uncertainty about a target, and print the "
+        "next batch: rank, N, D, tokens per parameter, cost, expected information gain (nats) and why, then the stopping rule."
+    )
+    p.add_argument("fit", metavar="FIT.nc")
+    p.add_argument(
+        "--target",
+        required=True,
+        metavar="TARGET",
+        help="N=7e9,D=1.4e12 (loss of a planned run), C=1e21 (loss on the compute-optimal frontier), "
+        "nopt:C=1e21 (log N_opt); add ,threshold=2.1 or --threshold for P(loss <= threshold)",
+    )
+    p.add_argument("--threshold", type=float, metavar="LOSS", help="make the target the decision P(loss <= LOSS)")
+    p.add_argument("--budget-flops", type=float, required=True, metavar="FLOPS", help="FLOPs left for pilots")
+    p.add_argument("-k", type=int, default=4, help="runs in the batch (default 4)")
+    p.add_argument(
+        "--candidates",
+        metavar="CSV",
+        help="candidate runs (columns N, D); default: a grid in log N x tokens per parameter",
+    )
+    p.add_argument(
+        "--pending", metavar="CSV", help="runs launched but not finished (columns N, D): not suggested again"
+    )
+    p.add_argument("--max-replicates", type=int, default=2, help="at most this many runs at one (N, D) (default 2)")
+    p.add_argument(
+        "--planner",
+        choices=("allocation", "greedy"),
+        default="allocation",
+        help="allocation: split the whole budget by the linearised design criterion (default); greedy: one run at a time by EPIG",
+    )
+    p.add_argument(
+        "--discrepancy",
+        type=float,
+        default=None,
+        help="model-discrepancy sd of log loss per decade of compute from the target "
+        "(default: 0 for the allocation; the spec's drift scale, else 0.01, for greedy)",
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=None, help="stop once the 90%% interval of log(target) is narrower than this"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_suggest)
+
+
+def _loop_parser(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Run the active loop configured in CONFIG.toml until the budget is spent or the target is known within "
+        "the tolerance. State is written beside the runs table; run the same command again to resume."
+    )
+    p.add_argument("config", metavar="CONFIG.toml", help="the loop config (TOML)")
+    p.add_argument("--max-rounds", type=int, default=None, help="stop (resumably) after this many rounds")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_loop)
+
+
+#: Verb -> the function that fills in its parser (description, arguments, command).
+PARSERS = {"suggest": _suggest_parser, "loop": _loop_parser}
