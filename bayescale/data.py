@@ -145,6 +145,27 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     1  run001  1.920000e+19   C=6ND
     """
     _check_flops(flops)
+    df = _read_source(source)
+    _check_columns(df)
+    ids = _run_ids(df)
+    for col in _NUMERIC:
+        if col in df.columns:
+            df[col] = _numeric_column(df[col], col, ids)
+    derive_c, derive_d = _derive_flops(df, ids)
+    if ids is None:
+        width = max(3, len(str(len(df))))
+        ids = pd.Series([f"run{i:0{width}d}" for i in range(len(df))], dtype=object)
+    df["run_id"] = ids.to_numpy(dtype=object)
+    df["derived"] = np.where(derive_c, "C=6ND", np.where(derive_d, "D=C/(6N)", ""))
+    df["derived"] = df["derived"].astype(object)
+    others = [c for c in df.columns if c not in _LEAD and c != "derived"]
+    df = df[[*_LEAD, *others, "derived"]]
+    df.attrs["flops_convention"] = flops
+    return df
+
+
+def _read_source(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """A copy of the table (or the CSV read), without a stale ``derived`` column; never empty."""
     if isinstance(source, pd.DataFrame):
         df = source.copy()
     elif isinstance(source, (str, os.PathLike)):
@@ -154,6 +175,10 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     df = df.reset_index(drop=True).drop(columns="derived", errors="ignore")
     if len(df) == 0:
         raise _fail("the table is empty; it needs at least one run (row)")
+    return df
+
+
+def _check_columns(df: pd.DataFrame) -> None:
     if df.columns.duplicated().any():
         raise _fail(f"column names must be unique; {_shown(list(df.columns[df.columns.duplicated()]))} repeat")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -165,34 +190,40 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
             "required: 'N', 'loss' and at least one of 'D' or 'C' (the other is derived)"
         )
 
-    ids = None
-    if "run_id" in df.columns:
-        empty = _blank(df["run_id"])
-        if empty.any():
-            raise _fail(f"column 'run_id' must not be empty; {_rows(empty, None)} are")
-        ids = df["run_id"].astype(str)
-        dup = ids.duplicated(keep=False).to_numpy()
-        if dup.any():
-            raise _fail(f"column 'run_id' must be unique; run ids {_shown(sorted(set(ids[dup])))} appear more than once")
 
-    for col in _NUMERIC:
-        if col not in df.columns:
-            continue
-        raw = df[col]
-        blank = _blank(raw)
-        num = pd.to_numeric(raw.mask(blank), errors="coerce").astype("float64")
-        values = num.to_numpy()
-        bad = ~blank & np.isnan(values)
-        if bad.any():
-            raise _fail(f"column {col!r} must be numeric; {_rows(bad, ids)} are not (values {_shown(list(raw[bad]))})")
-        if np.isinf(values).any():
-            raise _fail(f"column {col!r} must be finite, not +-inf; {_rows(np.isinf(values), ids)} are not")
-        if col in REQUIRED_COLUMNS and blank.any():
-            raise _fail(f"column {col!r} must be a number, not empty or NaN; {_rows(blank, ids)} are empty or NaN")
-        if (values <= 0).any():
-            raise _fail(f"column {col!r} must be > 0; {_rows(values <= 0, ids)} are not")
-        df[col] = num
+def _run_ids(df: pd.DataFrame) -> pd.Series | None:
+    """The run ids as strings (checked non-empty and unique), or None when the table has none."""
+    if "run_id" not in df.columns:
+        return None
+    empty = _blank(df["run_id"])
+    if empty.any():
+        raise _fail(f"column 'run_id' must not be empty; {_rows(empty, None)} are")
+    ids = df["run_id"].astype(str)
+    dup = ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise _fail(f"column 'run_id' must be unique; run ids {_shown(sorted(set(ids[dup])))} appear more than once")
+    return ids
 
+
+def _numeric_column(raw: pd.Series, col: str, ids: pd.Series | None) -> pd.Series:
+    """A numeric column as float64: finite, > 0, and present where the column is required."""
+    blank = _blank(raw)
+    num = pd.to_numeric(raw.mask(blank), errors="coerce").astype("float64")
+    values = num.to_numpy()
+    bad = ~blank & np.isnan(values)
+    if bad.any():
+        raise _fail(f"column {col!r} must be numeric; {_rows(bad, ids)} are not (values {_shown(list(raw[bad]))})")
+    if np.isinf(values).any():
+        raise _fail(f"column {col!r} must be finite, not +-inf; {_rows(np.isinf(values), ids)} are not")
+    if col in REQUIRED_COLUMNS and blank.any():
+        raise _fail(f"column {col!r} must be a number, not empty or NaN; {_rows(blank, ids)} are empty or NaN")
+    if (values <= 0).any():
+        raise _fail(f"column {col!r} must be > 0; {_rows(values <= 0, ids)} are not")
+    return num
+
+
+def _derive_flops(df: pd.DataFrame, ids: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the missing one of D and C by ``C = 6 N D`` (in place); the rows where C and D were derived."""
     for col in ("D", "C"):
         if col not in df.columns:
             df[col] = np.nan
@@ -208,17 +239,7 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
         overflow = ~np.isfinite(df[col].to_numpy()) | (df[col].to_numpy() <= 0)
         if overflow.any():
             raise _fail(f"derived column {col!r} must be finite and > 0; {_rows(overflow, ids)} are not")
-
-    if ids is None:
-        width = max(3, len(str(len(df))))
-        ids = pd.Series([f"run{i:0{width}d}" for i in range(len(df))], dtype=object)
-    df["run_id"] = ids.to_numpy(dtype=object)
-    df["derived"] = np.where(derive_c, "C=6ND", np.where(derive_d, "D=C/(6N)", ""))
-    df["derived"] = df["derived"].astype(object)
-    others = [c for c in df.columns if c not in _LEAD and c != "derived"]
-    df = df[[*_LEAD, *others, "derived"]]
-    df.attrs["flops_convention"] = flops
-    return df
+    return derive_c, derive_d
 
 
 @contextmanager
@@ -316,7 +337,9 @@ def _fill_ids(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return new.assign(run_id=pd.Series(ids, index=new.index, dtype=object))
 
 
-def append_run(path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, flops: str = "6ND", if_exists: str = "error") -> pd.DataFrame:
+def append_run(
+    path: str | os.PathLike, row: Mapping | pd.DataFrame | list, *, flops: str = "6ND", if_exists: str = "error"
+) -> pd.DataFrame:
     """Append one or more runs to a runs CSV, safely with many processes appending at once.
 
     Under an exclusive lock on ``path + ".lock"`` the file is read as written, the
@@ -445,7 +468,9 @@ def points_frame(points: Any) -> pd.DataFrame:
     elif isinstance(points, Sequence) and not isinstance(points, str):
         frame = pd.DataFrame(list(points))
     else:
-        raise BayescaleError(f"points must be a mapping, a DataFrame or a list of mappings, got {type(points).__name__}")
+        raise BayescaleError(
+            f"points must be a mapping, a DataFrame or a list of mappings, got {type(points).__name__}"
+        )
     if len(frame) == 0:
         raise BayescaleError("points: no points given")
     # Fill each missing N, D or C (a whole column or single cells) from the other two by C = 6 N D.
@@ -467,11 +492,15 @@ def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) ->
     for name in spec.law.inputs:
         col = spec.inputs[name]
         if col not in frame.columns:
-            raise RunsTableError(f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}")
+            raise RunsTableError(
+                f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}"
+            )
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~(np.isfinite(values) & (values > 0))
         if bad.any():
             ids = list(frame["run_id"][bad]) if "run_id" in frame else list(np.flatnonzero(bad))
-            raise RunsTableError(f"column {col!r} must be finite and > 0 for law input {name!r}; rows {ids[:10]} are not")
+            raise RunsTableError(
+                f"column {col!r} must be finite and > 0 for law input {name!r}; rows {ids[:10]} are not"
+            )
         out[name] = np.log(values).astype(dtype)
     return out
