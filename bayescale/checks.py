@@ -22,7 +22,8 @@ from . import _arviz
 from .data import law_inputs, load_runs, points_frame
 from .errors import BayescaleError
 from .likelihoods import noise_priors
-from .inference import Fit, fit as _fit, noise_names, observation_dist, sample_observations
+from .inference import Fit, fit as _fit
+from .model import noise_names, observation_dist, sample_observations
 from .spec import ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)

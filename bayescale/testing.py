@@ -108,7 +108,8 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
 
     from .data import load_runs
     from .data import law_inputs
-    from .inference import Fit, _log_likelihood, build_idata, fit_attrs, noise_names
+    from .inference import Fit, build_idata, fit_attrs
+    from .model import log_likelihood as _log_likelihood, noise_names
     from .spec import load_spec
 
     spec = load_spec(spec)
