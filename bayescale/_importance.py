@@ -73,7 +73,9 @@ def draws(
             sizes = np.full(len(c), m // len(c))
             sizes[0] += m - sizes.sum()
             x[u] = np.concatenate([t_draws(mu, L, k) for (mu, L), k in zip(c, sizes)])
-            log_q[u] = scipy.special.logsumexp(np.stack([t_logpdf(x[u], mu, L, df) for mu, L in c]), axis=0) - math.log(len(c))
+            log_q[u] = scipy.special.logsumexp(np.stack([t_logpdf(x[u], mu, L, df) for mu, L in c]), axis=0) - math.log(
+                len(c)
+            )
         lp = np.asarray(log_p(x), dtype=np.float64)
         lw = np.where(np.isfinite(lp), lp - log_q, -np.inf)
         lw = lw - np.max(lw, axis=1, keepdims=True)
