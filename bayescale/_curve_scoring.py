@@ -179,7 +179,7 @@ def msce(pits: Sequence[Any], levels: Sequence[float] = LEVELS) -> float:
     Examples
     --------
     >>> round(msce([[0.5, 0.99], [0.2]], levels=(0.5, 0.9)), 6)
-    0.03625
+    0.0425
     """
     cov = coverage(pits, levels)
     return float(np.mean((cov - np.asarray(levels, dtype=np.float64)) ** 2))

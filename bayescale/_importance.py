@@ -19,6 +19,8 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
+from . import _arviz
+
 #: Degrees of freedom of the Student-t proposals.
 DF = 4.0
 #: Proposals per kept draw.
@@ -54,8 +56,6 @@ def draws(
     approximations in the same coordinates. Returns draws (U, n, dim) and the Pareto k of each
     target's final weights (U,).
     """
-    from . import _arviz
-
     U, dim = modes.shape
     m = proposals * n
 
