@@ -251,9 +251,9 @@ class Posterior:
 
     def whitened_potential(self, mode: Any, chol: Any, logx: Mapping[str, Any], y: Any, mask: Any = None) -> Any:
         """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back."""
-        centre = centre_of(logx)
         if self.K is not None:
             return lambda u: self.potential(mode + chol @ u, logx, y, mask)
+        centre = centre_of(logx)
         return lambda u: self.potential(self.to_reference(mode + chol @ u, centre, inverse=True), logx, y)
 
     # -------------------------------------------------------------- starts
