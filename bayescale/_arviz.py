@@ -6,11 +6,11 @@ ArviZ 0.23 (InferenceData) to ArviZ 1.x (DataTree) touches this file only.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-
-import warnings
 
 with warnings.catch_warnings():
     # ArviZ 0.23 announces its 1.x refactor on import; this module is where that move will happen.
@@ -86,6 +86,17 @@ def diagnostics_table(idata: InferenceData, var_names: Sequence[str]) -> pd.Data
     return pd.DataFrame(rows).set_index("variable")
 
 
+def rhat(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Rank-normalised split R-hat (Vehtari et al. 2021) of draws shaped ``(unit, chain, draw)``:
+    one value per unit and variable (the units are independent fits, e.g. learning curves)."""
+    data = xr.Dataset({k: (("unit", *SAMPLE_DIMS), np.asarray(v, dtype=np.float64)) for k, v in draws.items()})
+    with warnings.catch_warnings():
+        # ArviZ warns about too few draws per chain; the caller decides what short chains mean.
+        warnings.simplefilter("ignore", UserWarning)
+        out = az.rhat(data)
+    return {k: np.asarray(out[k].values, dtype=np.float64).reshape(-1) for k in draws}
+
+
 def summary_table(idata: InferenceData, var_names: Sequence[str], ci_prob: float) -> pd.DataFrame:
     """Mean, sd, median and equal-tailed credible interval per variable, with diagnostics."""
     post = idata.posterior[list(var_names)]
@@ -130,7 +141,12 @@ def loo(idata: InferenceData) -> dict[str, Any]:
         # ArviZ warns when some k > 0.7; bayescale reports those runs by id instead.
         warnings.simplefilter("ignore", UserWarning)
         res = az.loo(idata, pointwise=True)
-    return {"elpd": float(res.elpd_loo), "se": float(res.se), "p_loo": float(res.p_loo), "pareto_k": np.asarray(res.pareto_k)}
+    return {
+        "elpd": float(res.elpd_loo),
+        "se": float(res.se),
+        "p_loo": float(res.p_loo),
+        "pareto_k": np.asarray(res.pareto_k),
+    }
 
 
 def psis_log_weights(idata: InferenceData) -> np.ndarray:
@@ -161,14 +177,11 @@ def compare(idatas: Mapping[str, InferenceData]) -> pd.DataFrame:
         return az.compare(dict(idatas), ic="loo")
 
 
-
 # ---- plots (ArviZ)
 #
 # Every az.plot_* call of bayescale lives below; bayescale.plots adds the scaling-specific
 # figures and the annotations. Each function returns a matplotlib Figure, or the axes
 # where the caller needs them.
-
-import contextlib
 
 
 @contextlib.contextmanager
@@ -184,7 +197,9 @@ def _figure_of(ax: Any) -> Any:
     return np.asarray(ax, dtype=object).ravel()[0].get_figure()
 
 
-def plot_trace_rank(idata: InferenceData, var_names: Sequence[str], *, figsize: tuple[float, float] | None = None) -> Any:
+def plot_trace_rank(
+    idata: InferenceData, var_names: Sequence[str], *, figsize: tuple[float, float] | None = None
+) -> Any:
     """ArviZ trace plot with rank bars per chain (``kind="rank_bars"``): densities left, ranks right."""
     with _quiet_plotting():
         ax = az.plot_trace(idata, var_names=list(var_names), kind="rank_bars", compact=False, figsize=figsize)
@@ -198,7 +213,13 @@ def plot_rank(idata: InferenceData, var_names: Sequence[str], *, kind: str = "ba
     return _figure_of(ax)
 
 
-def plot_pair(idata: InferenceData, var_names: Sequence[str], *, divergences: bool = False, figsize: tuple[float, float] | None = None) -> np.ndarray:
+def plot_pair(
+    idata: InferenceData,
+    var_names: Sequence[str],
+    *,
+    divergences: bool = False,
+    figsize: tuple[float, float] | None = None,
+) -> np.ndarray:
     """ArviZ pair plot (scatter, no marginals); returns the axes grid, shape ``(k-1, k-1)``.
 
     ``ax[j, i]`` has variable ``i`` on x and variable ``j + 1`` on y for ``i <= j`` (the
@@ -217,7 +238,11 @@ def plot_pair(idata: InferenceData, var_names: Sequence[str], *, divergences: bo
     return np.atleast_2d(np.asarray(ax, dtype=object))
 
 
-def plot_posterior(data: xr.Dataset | InferenceData, var_names: Sequence[str], *, ax: Any, hdi_prob: float = 0.9) -> Any:
+def plot_posterior(
+    data: xr.Dataset | InferenceData, var_names: Sequence[str], *, ax: Any, hdi_prob: float = 0.9
+) -> Any:
     """ArviZ posterior density per variable with its median and highest-density interval, on ``ax``."""
     with _quiet_plotting():
-        return az.plot_posterior(data, var_names=list(var_names), ax=ax, hdi_prob=hdi_prob, point_estimate="median", textsize=9)
+        return az.plot_posterior(
+            data, var_names=list(var_names), ax=ax, hdi_prob=hdi_prob, point_estimate="median", textsize=9
+        )

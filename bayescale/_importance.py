@@ -19,6 +19,8 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
+from . import _arviz
+
 #: Degrees of freedom of the Student-t proposals.
 DF = 4.0
 #: Proposals per kept draw.
@@ -54,8 +56,6 @@ def draws(
     approximations in the same coordinates. Returns draws (U, n, dim) and the Pareto k of each
     target's final weights (U,).
     """
-    from . import _arviz
-
     U, dim = modes.shape
     m = proposals * n
 
@@ -73,7 +73,9 @@ def draws(
             sizes = np.full(len(c), m // len(c))
             sizes[0] += m - sizes.sum()
             x[u] = np.concatenate([t_draws(mu, L, k) for (mu, L), k in zip(c, sizes)])
-            log_q[u] = scipy.special.logsumexp(np.stack([t_logpdf(x[u], mu, L, df) for mu, L in c]), axis=0) - math.log(len(c))
+            log_q[u] = scipy.special.logsumexp(np.stack([t_logpdf(x[u], mu, L, df) for mu, L in c]), axis=0) - math.log(
+                len(c)
+            )
         lp = np.asarray(log_p(x), dtype=np.float64)
         lw = np.where(np.isfinite(lp), lp - log_q, -np.inf)
         lw = lw - np.max(lw, axis=1, keepdims=True)

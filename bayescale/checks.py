@@ -22,9 +22,10 @@ from . import _arviz
 from .data import law_inputs, load_runs, points_frame
 from .errors import BayescaleError
 from .frontier import compute_optimal
-from .inference import Fit, noise_names, observation_dist, sample_observations
+from .inference import Fit
 from .inference import fit as _fit
 from .likelihoods import noise_priors
+from .model import noise_names, observation_dist, sample_observations
 from .spec import ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)

@@ -36,15 +36,13 @@ from .errors import (
     SpecError,
 )
 from .inference import (
-    OBS,
     Fit,
-    add_drift,
     add_identified,
     build_idata,
     fit_attrs,
-    noise_names,
     warn_if_unconverged,
 )
+from .model import OBS, add_drift, noise_names
 from .priors import Prior
 from .spec import ModelSpec, load_spec
 

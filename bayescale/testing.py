@@ -20,8 +20,10 @@ import pandas as pd
 
 from .data import law_inputs, load_runs
 from .errors import BayescaleError, LawError, SpecError
-from .inference import Fit, _log_likelihood, build_idata, fit_attrs, noise_names
+from .inference import Fit, build_idata, fit_attrs
 from .laws import INPUT_COLUMNS, Law, get_law
+from .model import log_likelihood as _log_likelihood
+from .model import noise_names
 from .spec import ModelSpec, load_spec, spec_from_dict
 
 

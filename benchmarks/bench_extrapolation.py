@@ -170,7 +170,7 @@ def with_drift(fit: Any, scale: float | None, seed: int = 0) -> Any:
     import numpy as np
 
     import bayescale as bs
-    from bayescale.inference import add_drift
+    from bayescale.model import add_drift
 
     d = fit.spec.to_dict()
     d.pop("extrapolation", None)

@@ -255,7 +255,7 @@ def check_same_model(logN: Any, logD: Any, y: Any) -> float:
     from numpyro.infer.util import log_density
 
     import bayescale as bs
-    from bayescale.inference import make_model
+    from bayescale.model import make_model
 
     spec = bs.load_spec("chinchilla")
     for p, (loc, scale) in PRIORS.items():

@@ -11,7 +11,7 @@ import scipy.stats as st
 
 import bayescale as bs
 from bayescale import checks
-from bayescale.inference import decades_beyond
+from bayescale.model import decades_beyond
 from bayescale.likelihoods import ExGaussian
 from bayescale.testing import fit_from_draws, synthetic_runs
 

@@ -34,7 +34,8 @@ from bayescale.errors import (
     IdentifiabilityWarning,
     StaleFitError,
 )
-from bayescale.inference import _Posterior, make_model, noise_names, points_frame
+from bayescale.data import points_frame
+from bayescale.model import Posterior as _Posterior, make_model, noise_names
 from bayescale.testing import synthetic_runs
 
 REPO = Path(__file__).resolve().parents[1]

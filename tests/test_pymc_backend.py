@@ -20,12 +20,12 @@ from bayescale.errors import (
     RunsTableError,
     SpecError,
 )
-from bayescale.inference import (
+from bayescale.model import (
     OBS,
-    _log_likelihood,
-    _posterior,
+    log_likelihood as _log_likelihood,
     make_model,
     noise_names,
+    posterior as _posterior,
 )
 from bayescale.priors import Prior
 from bayescale.pymc_backend import (

@@ -1,0 +1,460 @@
+"""The sampling engine: MAP + Laplace, one compiled whitened-NUTS runner, importance sampling,
+the choice of device and chain method, and JAX's compilation cache.
+
+Everything here runs on a :class:`bayescale.model.Posterior`: one fit (:func:`laplace`,
+:func:`nuts`) or many independent units side by side (:func:`map_units`, :func:`nuts_units`,
+the learning curves of :mod:`bayescale.curves`). The MAP search is L-BFGS from several starts
+(:func:`minimise`), the Laplace covariance the inverse Hessian at the mode
+(:func:`inverse_hessian`). NUTS runs in coordinates whitened by the Laplace approximation,
+``z = mode + L u``: there the posterior is close to a standard normal, so step size and
+mass-matrix adaptation start near their answer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+from numpyro.infer import MCMC, NUTS
+from numpyro.infer.hmc import hmc
+from threadpoolctl import threadpool_limits
+
+from . import _importance
+from .errors import BayescaleError
+from .model import Posterior, centre_of
+from .spec import SamplerSettings
+
+#: Below this many runs the CPU samples faster than a GPU: each leapfrog step is a few
+#: tiny kernels, and launch latency dominates. Measured on an H100 host (BENCHMARKS.md,
+#: "GPU"): 240 runs, CPU 3.1 s vs GPU 5.4 s per warm fit; 2000 runs, 10.8 s vs 3.7 s.
+GPU_MIN_RUNS = 1000
+#: NUTS statistics kept per draw.
+EXTRA_FIELDS = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
+#: Value :func:`minimise` sees where the density is not finite.
+INFINITE = 1e30
+
+
+# ------------------------------------------------------------- device setup
+
+
+def _sampling_device(requested: str, n_runs: int) -> Any:
+    """The JAX device NUTS runs on: ``"cpu"``, ``"gpu"`` or ``"auto"`` (GPU for large tables)."""
+    gpus = [d for d in jax.devices() if d.platform == "gpu"] if jax.default_backend() == "gpu" else []
+    if requested == "gpu":
+        if not gpus:
+            raise BayescaleError("sampler.device = 'gpu' but JAX sees no GPU; install jax[cuda12] or use 'cpu'/'auto'")
+        return gpus[0]
+    if requested == "auto" and gpus and n_runs >= GPU_MIN_RUNS:
+        return gpus[0]
+    return jax.devices("cpu")[0]
+
+
+def _chain_method(requested: str, chains: int, device: Any) -> str:
+    if requested != "auto":
+        return requested
+    # pmap places chains on the default backend's devices: only use it when those are CPUs.
+    if device.platform == "cpu" and jax.default_backend() == "cpu" and 1 < chains <= jax.local_device_count():
+        return "parallel"
+    return "vectorized"
+
+
+def enable_compilation_cache(path: str | Path | None = None) -> Path:
+    """Keep JAX's compiled samplers on disk so later processes skip most compilation.
+
+    JIT compilation is most of a fit's time on a small table. This turns on JAX's
+    persistent compilation cache (a process-wide JAX setting, so bayescale leaves it to
+    you; the ``bayescale`` command line turns it on). ``path`` defaults to
+    ``$BAYESCALE_CACHE/jax`` or ``~/.cache/bayescale/jax``.
+    """
+    base = (
+        Path(path)
+        if path is not None
+        else Path(os.environ.get("BAYESCALE_CACHE") or Path.home() / ".cache" / "bayescale") / "jax"
+    )
+    base.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(base))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    return base
+
+
+# ------------------------------------------------------------------ MAP
+
+
+@dataclass(frozen=True)
+class Laplace:
+    """MAP estimate and Laplace approximation in the unconstrained space."""
+
+    mode: np.ndarray  # flat unconstrained mode
+    cov: np.ndarray  # covariance of the Gaussian approximation (inverse Hessian)
+    value: Mapping[str, float]  # mode on the constrained (natural) scale
+    log_density: float
+    converged: bool
+
+
+def guarded(
+    value_and_grad: Callable[[np.ndarray], tuple[Any, Any]],
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """SciPy's objective from a JAX value and gradient: floats, and :data:`INFINITE` (zero gradient)
+    where the density or its gradient is not finite."""
+
+    def fun(f: np.ndarray) -> tuple[float, np.ndarray]:
+        v, g = value_and_grad(f)
+        v, g = float(v), np.asarray(g, dtype=np.float64).reshape(-1)
+        if not math.isfinite(v) or not np.all(np.isfinite(g)):
+            return INFINITE, np.zeros_like(f)
+        return v, g
+
+    return fun
+
+
+def minimise(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, **options: Any) -> Any:
+    """L-BFGS-B (SciPy) from ``x0`` on a :func:`guarded` objective."""
+    return scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", options=options)
+
+
+def inverse_hessian(hess: np.ndarray, floor: float | None = None) -> tuple[np.ndarray, bool]:
+    """The covariance at a mode from the Hessian of the potential there, and whether the Hessian
+    is finite and positive definite. Eigenvalues are floored at ``floor`` (default: 1e-8 of the
+    largest), so a flat direction gets a wide, finite variance."""
+    h = 0.5 * (hess + hess.T)
+    positive = bool(np.all(np.isfinite(h)))
+    w, v = np.linalg.eigh(np.nan_to_num(h))
+    positive = positive and bool(np.all(w > 0))
+    w = np.clip(w, 1e-8 * max(float(np.abs(w).max()), 1e-12) if floor is None else floor, None)
+    return (v / w) @ v.T, positive
+
+
+def laplace(
+    post: Posterior, logx: Mapping[str, Any], y: Any, rng: np.random.Generator, dtype: Any, n_starts: int = 8
+) -> Laplace:
+    """MAP of one fit by L-BFGS from the prior median and prior draws, then the Hessian at the best mode."""
+    logx = {k: jnp.asarray(v, dtype=dtype) for k, v in logx.items()}
+    y = jnp.asarray(y, dtype=dtype)
+
+    fun = guarded(lambda f: post.value_and_grad(jnp.asarray(f, dtype=dtype), logx, y))
+    best = None
+    # One BLAS thread: L-BFGS on a handful of parameters is latency-bound, and BLAS thread
+    # pools make each step many times slower on a busy machine.
+    with threadpool_limits(1):
+        for start in post.starts(rng, n_starts):
+            if fun(start)[0] >= INFINITE:
+                continue
+            res = minimise(fun, start, maxiter=5000, gtol=1e-9)
+            if best is None or res.fun < best.fun:
+                best = res
+    if best is None:
+        raise BayescaleError(
+            f"spec {post.spec.name!r}: the log density is not finite at any starting point; check the priors and the runs"
+        )
+    mode = jnp.asarray(best.x, dtype=dtype)
+    cov, converged = inverse_hessian(np.asarray(post.hessian(mode, logx, y), dtype=np.float64))
+    value = {k: float(val) for k, val in post.constrain(mode).items()}
+    return Laplace(
+        mode=np.asarray(best.x, dtype=np.float64),
+        cov=cov,
+        value=value,
+        log_density=-float(best.fun),
+        converged=converged,
+    )
+
+
+def _batched(post: Posterior) -> tuple[Any, Any]:
+    """Jitted per-unit potentials (and the gradient of their sum), and per-unit Hessians."""
+    if "map" not in post.batched:
+        per_unit = jax.vmap(post.potential)
+
+        def total(F: Any, *args: Any) -> Any:
+            v = per_unit(F, *args)
+            return jnp.sum(v), v
+
+        post.batched["map"] = (jax.jit(jax.value_and_grad(total, has_aux=True)), jax.jit(jax.vmap(post.hessian)))
+    return post.batched["map"]
+
+
+def map_units(
+    post: Posterior, data: Sequence[Any], rng: np.random.Generator, n_starts: int, max_sd: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """MAP and Laplace covariance of independent units, shape (U, dim) and (U, dim, dim).
+
+    ``data`` are the potential's data arguments with a leading unit axis. The units are
+    independent, so one L-BFGS run minimises the sum of their potentials (one vectorised
+    evaluation per step for all units); it is repeated from several starts (the prior
+    median, then prior draws) and each unit keeps its best end point. A direction the data
+    do not curve gets a standard deviation of at most ``max_sd``.
+    """
+    U = np.shape(jax.tree_util.tree_leaves(data)[0])[0]
+    vg, hess_fn = _batched(post)
+    args = jax.tree_util.tree_map(jnp.asarray, tuple(data))
+    starts = np.stack([post.starts(rng, n_starts) for _ in range(U)], axis=1)  # (start, U, dim)
+    best_x = np.array(starts[0])
+    best_v = np.full(U, np.inf)
+    for j in range(n_starts):
+        x0 = np.array(starts[j])
+        (_, v0), _ = vg(jnp.asarray(x0), *args)
+        bad = ~np.isfinite(np.asarray(v0))
+        x0[bad] = starts[0][bad]  # a start with no finite density falls back to the prior median
+
+        def total(f: np.ndarray) -> tuple[Any, Any]:
+            (tot, _), g = vg(jnp.asarray(f.reshape(U, -1)), *args)
+            return tot, g
+
+        res = minimise(guarded(total), x0.reshape(-1), maxiter=5000, gtol=1e-7, ftol=1e-13, maxcor=30)
+        x = res.x.reshape(U, -1)
+        (_, v), _ = vg(jnp.asarray(x), *args)
+        v = np.where(np.isfinite(np.asarray(v)), np.asarray(v), np.inf)
+        better = v < best_v
+        best_x[better], best_v[better] = x[better], v[better]
+    if not np.all(np.isfinite(best_v)):
+        raise BayescaleError(f"law {post.spec.law.name!r}: the log density is not finite at any start for some curves")
+    hess = np.asarray(hess_fn(jnp.asarray(best_x), *args), dtype=np.float64)
+    covs = np.stack([inverse_hessian(h, floor=max_sd**-2)[0] for h in hess])
+    return best_x, covs
+
+
+# ------------------------------------------------------- importance sampling
+
+
+def psis(
+    post: Posterior,
+    data: Sequence[Any],
+    modes: np.ndarray,
+    chols: np.ndarray,
+    rng: np.random.Generator,
+    n: int,
+    *,
+    units: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` draws per unit by adaptive Pareto-smoothed importance sampling from Laplace
+    approximations (:mod:`bayescale._importance`): draws (U, n, dim) and Pareto k (U,).
+
+    ``units=False``: one fit, ``data`` its arguments and ``modes``/``chols`` with a leading axis
+    of one. ``units=True``: ``data`` have a leading unit axis, like ``modes`` and ``chols``."""
+    key = "psis_units" if units else "psis"
+    if key not in post.batched:
+        many = jax.vmap(post.potential, in_axes=(0,) + (None,) * len(data))
+        post.batched[key] = jax.jit(jax.vmap(many) if units else many)
+    many = post.batched[key]
+    args = jax.tree_util.tree_map(jnp.asarray, tuple(data))
+    if units:
+        log_p = lambda x: -np.asarray(many(jnp.asarray(x), *args))  # noqa: E731
+    else:
+        log_p = lambda x: -np.asarray(many(jnp.asarray(x[0]), *args))[None]  # noqa: E731
+    return _importance.draws(log_p, modes, chols, rng, n)
+
+
+# --------------------------------------------------------------------- NUTS
+
+
+def runner(post: Posterior, s: SamplerSettings, chain_method: str, n_data: int, per_chain_data: bool = False) -> Any:
+    """A compiled multi-chain NUTS run on ``post``, reused across fits of the same shapes.
+
+    ``run(keys, u0, *data)`` with ``data = (logx, y, mode, chol[, mask])``: the data, the
+    Laplace mode and its Cholesky factor are *arguments* of the compiled function (NumPyro's
+    ``hmc`` with ``potential_fn_gen``), not constants baked into it, so a second fit of the
+    same spec and table size skips compilation entirely. With ``per_chain_data`` every chain
+    has its own data (the (unit, chain) pairs of curve fits, vectorised). Returns the draws
+    of ``u`` (chain, draw, dim), the :data:`EXTRA_FIELDS` (chain, draw) and each chain's step size.
+    """
+    cache_key = (
+        s.chains,
+        s.warmup,
+        s.draws,
+        s.dense_mass,
+        s.target_accept,
+        s.max_tree_depth,
+        chain_method,
+        post.dim,
+        n_data,
+        per_chain_data,
+    )
+    if cache_key in post.runners:
+        return post.runners[cache_key]
+
+    def potential_gen(logx: Any, y: Any, mode: Any, chol: Any, *mask: Any) -> Any:
+        return post.whitened_potential(mode, chol, logx, y, *mask)
+
+    init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
+
+    def one_chain(key: Any, u0: Any, *args: Any) -> Any:
+        state = init_kernel(
+            u0,
+            num_warmup=s.warmup,
+            dense_mass=s.dense_mass,
+            target_accept_prob=s.target_accept,
+            max_tree_depth=s.max_tree_depth,
+            model_args=args,
+            rng_key=key,
+        )
+
+        def warm(state: Any, _: Any) -> Any:
+            return sample_kernel(state, model_args=args), None
+
+        def draw(state: Any, _: Any) -> Any:
+            state = sample_kernel(state, model_args=args)
+            return state, (state.z, {k: getattr(state, k) for k in EXTRA_FIELDS})
+
+        state, _ = jax.lax.scan(warm, state, None, length=s.warmup)
+        state, (z, extra) = jax.lax.scan(draw, state, None, length=s.draws)
+        return z, extra, state.adapt_state.step_size
+
+    axes = (0, 0) + (0 if per_chain_data else None,) * n_data
+    if chain_method == "parallel":
+        run = jax.pmap(one_chain, in_axes=axes)
+    elif chain_method == "sequential":
+        if per_chain_data:
+            run = jax.jit(lambda k, u, *a: jax.lax.map(lambda xs: one_chain(*xs), (k, u, *a)))
+        else:
+            run = jax.jit(lambda k, u, *a: jax.lax.map(lambda ku: one_chain(ku[0], ku[1], *a), (k, u)))
+    else:
+        run = jax.jit(jax.vmap(one_chain, in_axes=axes))
+    post.runners[cache_key] = run
+    return run
+
+
+def _whitening(
+    post: Posterior, lap: Laplace, centre: Mapping[str, Any], s: SamplerSettings, rng: np.random.Generator, dtype: Any
+) -> tuple[Any, Any, Any]:
+    """The sampler's mode, Cholesky factor and chains' starts in whitened coordinates."""
+    d = lap.mode.size
+    if s.init != "map":
+        return (
+            jnp.zeros(d, dtype=dtype),
+            jnp.eye(d, dtype=dtype),
+            jnp.asarray(rng.uniform(-2, 2, (s.chains, d)), dtype=dtype),
+        )
+    # The Laplace fit moved to the sampler's reference-scale coordinates: its mode mapped,
+    # its covariance carried by the map's Jacobian (J cov J^T).
+    mode0 = jnp.asarray(lap.mode, dtype=dtype)
+    jac = np.asarray(jax.jacobian(lambda f: post.to_reference(f, centre))(mode0), dtype=np.float64)
+    mode = post.to_reference(mode0, centre)
+    cov = jac @ lap.cov @ jac.T
+    chol = jnp.asarray(np.linalg.cholesky(0.5 * (cov + cov.T)), dtype=dtype)
+    # Dispersed starts (1.5x the Laplace scale) so r-hat can see chains that disagree.
+    return mode, chol, jnp.asarray(1.5 * rng.standard_normal((s.chains, d)), dtype=dtype)
+
+
+def _progress_run(
+    post: Posterior, s: SamplerSettings, chain_method: str, key: Any, init: Any, data: tuple
+) -> tuple[Any, dict, Any]:
+    """The same run through NumPyro's driver, which shows a progress bar (and compiles anew for every fit)."""
+    logx, y, mode, chol = data
+    kernel = NUTS(
+        potential_fn=post.whitened_potential(mode, chol, logx, y),
+        dense_mass=s.dense_mass,
+        target_accept_prob=s.target_accept,
+        max_tree_depth=s.max_tree_depth,
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=s.warmup,
+        num_samples=s.draws,
+        num_chains=s.chains,
+        chain_method=chain_method,
+        progress_bar=True,
+    )
+    mcmc.run(key, init_params=init if s.chains > 1 else init[0], extra_fields=EXTRA_FIELDS)
+    return (
+        mcmc.get_samples(group_by_chain=True),
+        mcmc.get_extra_fields(group_by_chain=True),
+        mcmc.last_state.adapt_state.step_size,
+    )
+
+
+def nuts(
+    post: Posterior,
+    logx: Mapping[str, Any],
+    y: Any,
+    lap: Laplace,
+    rng: np.random.Generator,
+    dtype: Any,
+    chain_method: str,
+    progress: bool,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """NUTS for one fit in whitened coordinates ``z = mode + L u`` (L the Laplace Cholesky factor).
+
+    In ``u`` the posterior is close to a standard normal, so step size and mass-matrix
+    adaptation start near their answer and NumPyro's shrinkage of the mass matrix
+    towards the identity is harmless. Returns unconstrained draws (chain, draw, d) and
+    the sampler statistics.
+    """
+    s = post.spec.sampler
+    d = lap.mode.size
+    logx = {k: jnp.asarray(v, dtype=dtype) for k, v in logx.items()}
+    y = jnp.asarray(y, dtype=dtype)
+    centre = centre_of(logx)
+    mode, chol, init = _whitening(post, lap, centre, s, rng, dtype)
+    key = jax.random.PRNGKey(int(rng.integers(2**31)))
+    if progress:
+        u, ex, step = _progress_run(post, s, chain_method, key, init, (logx, y, mode, chol))
+    else:
+        u, ex, step = runner(post, s, chain_method, 4)(jax.random.split(key, s.chains), init, logx, y, mode, chol)
+    u = np.asarray(u).reshape(s.chains, s.draws, d)
+    ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in ex.items()}
+    step = np.asarray(step, dtype=np.float64).reshape(-1, 1)
+    w = jnp.asarray(np.asarray(mode) + u @ np.asarray(chol).T, dtype=dtype)  # reference-scale draws
+    z = np.asarray(post.to_reference(w, centre, inverse=True), dtype=np.float64)
+    stats = {
+        "diverging": ex["diverging"].astype(bool),
+        "n_steps": ex["num_steps"].astype(np.int64),
+        "tree_depth": np.ceil(np.log2(ex["num_steps"].astype(np.float64) + 1)).astype(np.int64),
+        "acceptance_rate": ex["accept_prob"].astype(np.float64),
+        "energy": ex["energy"].astype(np.float64),
+        "lp": -ex["potential_energy"].astype(np.float64),
+        "step_size": np.broadcast_to(step, (s.chains, s.draws)).copy(),
+    }
+    return z, stats
+
+
+def nuts_units(
+    post: Posterior, data: Sequence[tuple], s: SamplerSettings, rng: np.random.Generator, batch: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """NUTS for independent units (curves), ``batch`` units per vectorised call of one compiled
+    sampler over (unit, chain) pairs. ``data[i] = (logx, y, mask, mode, chol)`` of unit ``i``.
+    Returns unconstrained draws (U, chain, draw, dim) and divergences per (unit, chain)."""
+    run = runner(post, s, "vectorized", 5, per_chain_data=True)
+    flats = np.zeros((len(data), s.chains, s.draws, post.dim))
+    div = np.zeros((len(data), s.chains), dtype=np.int64)
+    for b0 in range(0, len(data), batch):
+        chunk = data[b0 : b0 + batch]
+        # Each unit's arguments, repeated for its chains, in the runner's order (logx, y, mode, chol, mask).
+        args = [
+            jax.tree_util.tree_map(
+                lambda *a: jnp.asarray(np.repeat(np.stack(a), s.chains, axis=0)), *[c[j] for c in chunk]
+            )
+            for j in (0, 1, 3, 4, 2)
+        ]
+        key = jax.random.PRNGKey(int(rng.integers(2**31)))
+        keys = jax.random.split(key, len(chunk) * s.chains)
+        u0 = 1.5 * rng.standard_normal((len(chunk) * s.chains, post.dim))
+        u, ex, _ = run(keys, jnp.asarray(u0), *args)
+        u = np.asarray(u).reshape(len(chunk), s.chains, s.draws, post.dim)
+        chol = np.stack([c[4] for c in chunk])
+        mode = np.stack([c[3] for c in chunk])
+        flats[b0 : b0 + len(chunk)] = mode[:, None, None, :] + np.einsum("kcdj,kij->kcdi", u, chol)
+        div[b0 : b0 + len(chunk)] = np.asarray(ex["diverging"]).reshape(len(chunk), s.chains, s.draws).sum(axis=2)
+    return flats, div
+
+
+__all__ = [
+    "GPU_MIN_RUNS",
+    "Laplace",
+    "enable_compilation_cache",
+    "guarded",
+    "inverse_hessian",
+    "laplace",
+    "map_units",
+    "minimise",
+    "nuts",
+    "nuts_units",
+    "psis",
+    "runner",
+]

@@ -1,0 +1,333 @@
+"""The model: a spec's NumPyro model, its likelihood, and its log posterior as a flat potential.
+
+``log L_obs ~ Likelihood(law.log_loss(theta, log x), sigma)`` with the spec's priors on
+``theta``. :func:`make_model` writes it in NumPyro; :class:`Posterior` is the same log density
+in one flat unconstrained vector, without model tracing, which the MAP search and NUTS
+(:mod:`bayescale._engine`) run on. One :class:`Posterior` covers a single fit (one parameter
+vector, the law's inputs, the observed log losses) and the learning-curve fits of
+:mod:`bayescale.curves` (``units`` curves at once, padded points masked out, exponents
+optionally shared through a hierarchical prior).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+from numpyro.distributions import HalfNormal, Normal
+from numpyro.distributions.transforms import ExpTransform, biject_to
+
+from . import likelihoods
+from .errors import BayescaleError
+from .spec import ModelSpec
+
+#: The observed site: log loss per run.
+OBS = "log_loss"
+#: The extrapolation drift added to the posterior when the spec has an ``extrapolation`` prior.
+DRIFT = "drift"
+#: Scale of the HalfNormal hyperprior on the spread ``tau`` of log exponents within a group.
+TAU_SCALE = 0.5
+
+
+# ----------------------------------------------------------------- the model
+
+
+def observation_dist(spec: ModelSpec, mu: Any, params: Mapping[str, Any]) -> dist.Distribution:
+    """The likelihood of log loss around the law's log loss ``mu``, given noise parameters
+    (``sigma``, ``df`` when it has a prior, ``excess`` for ExGaussian) from ``params``."""
+    return likelihoods.observation_dist(spec.likelihood, mu, params)
+
+
+def sample_observations(spec: ModelSpec, log_mu: np.ndarray, params: Mapping[str, Any], seed: int) -> np.ndarray:
+    """Observed log losses drawn around ``log_mu`` from the likelihood (arrays broadcast)."""
+    with jax.enable_x64(True):
+        d = observation_dist(spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in params.items()})
+        return np.asarray(d.sample(jax.random.PRNGKey(int(seed))), dtype=float)
+
+
+def noise_names(spec: ModelSpec) -> list[str]:
+    """Names of the noise parameters in the posterior."""
+    return list(likelihoods.noise_priors(spec.likelihood))
+
+
+def make_model(spec: ModelSpec):
+    """The NumPyro model of ``spec``: ``model(logx, y=None)``.
+
+    ``logx`` maps each law input to the log of its values (one per run) and ``y`` is
+    the observed log loss. Sites: the law's parameters, ``sigma``, ``df`` when the
+    Student-t degrees of freedom have a prior, and the observed ``log_loss``.
+    """
+    law, priors, lik = spec.law, spec.priors, spec.likelihood
+
+    def model(logx: Mapping[str, Any], y: Any = None) -> None:
+        theta = {p: numpyro.sample(p, priors[p].to_numpyro()) for p in law.params}
+        mu = law.log_loss(theta, logx, jnp)
+        noise = {k: numpyro.sample(k, v.to_numpyro()) for k, v in likelihoods.noise_priors(lik).items()}
+        n = jnp.shape(next(iter(logx.values())))[-1]
+        with numpyro.plate("run", n):
+            numpyro.sample(OBS, observation_dist(spec, mu, noise), obs=y)
+
+    return model
+
+
+def log_likelihood(
+    spec: ModelSpec, samples: Mapping[str, np.ndarray], logx: Mapping[str, np.ndarray], y: np.ndarray
+) -> np.ndarray:
+    """Pointwise log likelihood of ``y`` per draw: shape ``samples' shape + (point,)``."""
+    theta = {p: jnp.asarray(samples[p])[..., None] for p in spec.law.params}
+    mu = spec.law.log_loss(theta, {k: jnp.asarray(v) for k, v in logx.items()}, jnp)
+    noise = {k: jnp.asarray(samples[k])[..., None] for k in noise_names(spec)}
+    return np.asarray(observation_dist(spec, mu, noise).log_prob(jnp.asarray(y)), dtype=np.float64)
+
+
+def decades_beyond(spec: ModelSpec, runs: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:
+    """How many decades each point lies beyond the fitted runs (0 inside their range).
+
+    Measured in compute C when both tables have it, else the largest excess over the
+    law's input columns.
+    """
+    if "C" in runs and "C" in points:
+        return np.maximum(0.0, np.log10(points["C"].to_numpy(float) / float(runs["C"].max())))
+    out = np.zeros(len(points))
+    for col in spec.columns:
+        out = np.maximum(out, np.log10(points[col].to_numpy(float) / float(runs[col].max())))
+    return out
+
+
+def add_drift(spec: ModelSpec, samples: dict[str, np.ndarray], rng: np.random.Generator) -> None:
+    """Draw the extrapolation drift per posterior draw: ``tau * z`` with ``tau`` from the
+    spec's ``extrapolation.per_decade`` prior and ``z`` standard normal. The data cannot
+    inform it (every run is inside its own range), so this is the prior, made explicit."""
+    if spec.extrapolation is None:
+        return
+    shape = next(iter(samples.values())).shape
+    with jax.enable_x64(True):
+        tau = np.asarray(
+            spec.extrapolation.to_numpyro().sample(jax.random.PRNGKey(int(rng.integers(2**31))), shape), dtype=float
+        )
+    samples[DRIFT] = tau * rng.standard_normal(shape)
+
+
+# ------------------------------------------------------------ the potential
+
+
+def centre_of(logx: Mapping[str, Any]) -> dict[str, Any]:
+    """The runs' mean log input, the reference scale of :meth:`Posterior.to_reference`."""
+    return {k: jnp.mean(v) for k, v in logx.items()}
+
+
+class Posterior:
+    """The log posterior of a spec in one flat unconstrained vector, without model tracing.
+
+    Each site (law parameters, ``sigma``, ``df`` when it has a prior) maps from the real
+    line through NumPyro's bijection to its prior's support; the potential is
+    ``-(log prior + log |Jacobian| + log likelihood)``, exactly NumPyro's potential energy
+    for :func:`make_model` (a test checks this). Functions are jitted once and reused.
+
+    ``units=None`` (a single fit): ``flat`` holds one value per site, ``logx`` maps each law
+    input to its values per run. ``units=K`` (curves): ``flat`` holds ``K * d`` per-curve
+    coordinates (sites in order, curve-major; a hierarchically ``shared`` exponent is its
+    standardised offset ``z``) then ``(mu, log tau)`` per shared exponent, with
+    ``log c_k = mu + tau z_k``; ``logx`` arrays are (K, points), and points where the
+    ``mask`` is 0 (padding) do not count.
+    """
+
+    def __init__(self, spec: ModelSpec, units: int | None = None, shared: Sequence[str] = ()) -> None:
+        law = spec.law
+        self.spec, self.K, self.shared = spec, units, tuple(shared)
+        noise = likelihoods.noise_priors(spec.likelihood)
+        self.names = list(law.params) + list(noise)
+        self.priors = [spec.priors[p] for p in law.params] + list(noise.values())
+        if self.shared and units is None:
+            raise BayescaleError("shared exponents need a fit of several curves (units=K)")
+        for e in self.shared:
+            pr = spec.priors[e]
+            if pr.dist != "LogNormal":
+                raise BayescaleError(
+                    f"hierarchical fit: exponent {e!r} of law {law.name!r} needs a LogNormal prior, got {pr}"
+                )
+        self.hyper = [(spec.priors[e].params["loc"], spec.priors[e].params["scale"]) for e in self.shared]
+        self.dists = [p.to_numpyro() for p in self.priors]
+        self.transforms = [biject_to(d.support) for d in self.dists]
+        self.d = len(self.names)
+        self.dim = self.d if units is None else units * self.d + 2 * len(self.shared)
+        self.value_and_grad = jax.jit(jax.value_and_grad(self.potential))
+        self.hessian = jax.jit(jax.hessian(self.potential))
+        # Draws shaped (chain, draw, dim) for a single fit, (draws, dim) for curves.
+        self.constrain_many = jax.jit(jax.vmap(jax.vmap(self.constrain)) if units is None else jax.vmap(self.constrain))
+        self.runners: dict[tuple, Any] = {}
+        self.batched: dict[str, Any] = {}
+
+    # ------------------------------------------------------------ density
+    def _hyper(self, flat: Any, j: int) -> tuple[Any, Any]:
+        base = self.K * self.d + 2 * j
+        return flat[base], flat[base + 1]
+
+    def _sites(self, flat: Any) -> tuple[dict[str, Any], Any]:
+        """Natural-scale values of the sites and ``log prior + log |Jacobian|``.
+
+        A single fit computes exactly ``sum_i log p_i(t_i(f_i)) + log |t_i'(f_i)|`` site by site
+        (the sampler's draws depend on the order of these operations).
+        """
+        if self.K is None:
+            # Each use slices ``flat`` anew, as the sampler always has: the gradient sums the
+            # slices' contributions in that order.
+            coord, per_curve = (lambda i: flat[i]), False
+        else:
+            th = flat[: self.K * self.d].reshape(self.K, self.d)
+            coord, per_curve = (lambda i: th[:, i]), True
+        lp = 0.0
+        values = {}
+        for i, (n, d, t) in enumerate(zip(self.names, self.dists, self.transforms)):
+            if n in self.shared:
+                u = coord(i)
+                mu, log_tau = self._hyper(flat, self.shared.index(n))
+                values[n] = jnp.exp(mu + jnp.exp(log_tau) * u)
+                lp = lp + jnp.sum(Normal(0.0, 1.0).log_prob(u))
+            elif per_curve:
+                u = coord(i)
+                v = t(u)
+                values[n] = v
+                lp = lp + jnp.sum(d.log_prob(v) + t.log_abs_det_jacobian(u, v))
+            else:
+                v = t(coord(i))
+                values[n] = v
+                lp = lp + d.log_prob(v) + t.log_abs_det_jacobian(coord(i), v)
+        for j, (loc, scale) in enumerate(self.hyper):
+            mu, log_tau = self._hyper(flat, j)
+            lp = lp + Normal(loc, scale).log_prob(mu) + HalfNormal(TAU_SCALE).log_prob(jnp.exp(log_tau)) + log_tau
+        return values, lp
+
+    def constrain(self, flat: Any) -> dict[str, Any]:
+        """Natural-scale values of the sites (each of shape (K,) for curves)."""
+        return self._sites(flat)[0]
+
+    def potential(self, flat: Any, logx: Mapping[str, Any], y: Any, mask: Any = None) -> Any:
+        """The negative log posterior at ``flat``."""
+        values, lp = self._sites(flat)
+        if self.K is not None:
+            values = {k: v[:, None] for k, v in values.items()}
+        mu = self.spec.law.log_loss(values, logx, jnp)
+        ll = observation_dist(self.spec, mu, values).log_prob(y)
+        if mask is not None:
+            ll = jnp.where(mask > 0, ll, 0.0)
+        lp = lp + jnp.sum(ll)
+        return -lp
+
+    # ------------------------------------------------- sampler coordinates
+    def reference_terms(self) -> list[tuple[int, int, float, str]]:
+        """``(coefficient index, exponent index, sign, input)`` of each declared power-law term
+        whose coefficient NUTS can sample at the runs' reference scale (its unconstrained
+        coordinate must be ``log(coefficient)``). Curves are sampled in NumPyro's coordinates."""
+        if self.K is not None:
+            return []
+        index = {n: i for i, n in enumerate(self.names)}
+        out = []
+        for coef, entries in self.spec.law.power_terms.items():
+            if not isinstance(self.transforms[index[coef]], ExpTransform):
+                continue
+            out += [(index[coef], index[e], sign, x) for e, x, sign in entries]
+        return out
+
+    def to_reference(self, flat: Any, centre: Mapping[str, Any], inverse: bool = False) -> Any:
+        """Map NumPyro's unconstrained coordinates to the sampler's (or back, ``inverse``).
+
+        Each declared coefficient coordinate ``log A`` becomes ``log A + sign * alpha * c``
+        with ``c`` the mean log input of the runs; the exponents are left alone, so the map
+        is triangular with unit Jacobian and the density is the same in both coordinates.
+        """
+        out = flat
+        for i, j, sign, x in self.reference_terms():
+            shift = sign * self.transforms[j](flat[..., j]) * centre[x]
+            out = out.at[..., i].add(-shift if inverse else shift)
+        return out
+
+    def whitened_potential(self, mode: Any, chol: Any, logx: Mapping[str, Any], y: Any, mask: Any = None) -> Any:
+        """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back."""
+        if self.K is not None:
+            return lambda u: self.potential(mode + chol @ u, logx, y, mask)
+        centre = centre_of(logx)
+        return lambda u: self.potential(self.to_reference(mode + chol @ u, centre, inverse=True), logx, y)
+
+    # -------------------------------------------------------------- starts
+    def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` draws from the prior in the unconstrained space of a single fit, shape (n, d)."""
+        key = jax.random.PRNGKey(int(rng.integers(2**31)))
+        cols = []
+        for d, t in zip(self.dists, self.transforms):
+            key, sub = jax.random.split(key)
+            cols.append(np.asarray(t.inv(d.sample(sub, (n,)))))
+        return np.stack(cols, axis=-1)
+
+    def prior_median(self) -> np.ndarray:
+        """The prior median of each site, in the unconstrained space."""
+        out = []
+        for d, t in zip(self.dists, self.transforms):
+            try:
+                m = d.icdf(jnp.asarray(0.5))
+            except (NotImplementedError, AttributeError, ImportError):
+                # e.g. Gamma.icdf needs tensorflow_probability: use a sample median instead.
+                m = jnp.median(d.sample(jax.random.PRNGKey(0), (1001,)))
+            out.append(float(t.inv(m)))
+        return np.asarray(out)
+
+    def starts(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` starting points of the MAP search: the prior median, then prior draws; (n, dim).
+
+        (A single fit and curve fits draw from ``rng`` in their own, long-standing orders, so
+        seeded results stay what they were.)
+        """
+        median = self.prior_median()
+        if self.K is None:
+            return np.stack([median] + list(self.prior_draws(rng, n - 1)))
+        K, d = self.K, self.d
+        out = np.zeros((n, self.dim))
+        for i, (name, dd, t) in enumerate(zip(self.names, self.dists, self.transforms)):
+            if name in self.shared:
+                out[1:, i : K * d : d] = rng.standard_normal((n - 1, K))
+                continue
+            out[0, i : K * d : d] = median[i]
+            key = jax.random.PRNGKey(int(rng.integers(2**31)))
+            out[1:, i : K * d : d] = np.asarray(t.inv(dd.sample(key, (n - 1, K))))
+        for j, (loc, scale) in enumerate(self.hyper):
+            base = K * d + 2 * j
+            out[:, base] = loc
+            out[1:, base] += scale * rng.standard_normal(n - 1)
+            out[:, base + 1] = math.log(0.5 * TAU_SCALE)
+        return out
+
+
+_POSTERIORS: dict[tuple, Posterior] = {}
+
+
+def posterior(
+    spec: ModelSpec, dtype: Any = np.float64, units: int | None = None, shared: Sequence[str] = ()
+) -> Posterior:
+    """The :class:`Posterior` of ``spec`` (cached, with its compiled functions and samplers)."""
+    key = (spec.id, np.dtype(dtype).name, units, tuple(shared))
+    if key not in _POSTERIORS or _POSTERIORS[key].spec.law is not spec.law:
+        _POSTERIORS[key] = Posterior(spec, units, shared)
+    return _POSTERIORS[key]
+
+
+__all__ = [
+    "DRIFT",
+    "OBS",
+    "Posterior",
+    "add_drift",
+    "centre_of",
+    "decades_beyond",
+    "log_likelihood",
+    "make_model",
+    "noise_names",
+    "observation_dist",
+    "posterior",
+    "sample_observations",
+]
