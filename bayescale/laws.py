@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -365,8 +366,6 @@ def _m4_log_loss(p: Mapping[str, Any], x: Mapping[str, Any], xp: Any) -> Any:
     if xp is jnp:
         # A loop primitive keeps the compiled gradient and Hessian small (24 unrolled steps
         # take minutes to compile); its fixed trip count keeps it differentiable.
-        import jax
-
         s = jax.lax.fori_loop(0, M4_NEWTON_STEPS, lambda _, v: newton(v), s + 0.0 * a)
     else:
         for _ in range(M4_NEWTON_STEPS):

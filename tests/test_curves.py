@@ -17,6 +17,7 @@ import pytest
 import scipy.stats
 
 import bayescale as bs
+from bayescale import _importance
 from bayescale import curves as cv
 from bayescale.errors import BayescaleError
 from bayescale.laws import CURVE_LAWS
@@ -296,7 +297,7 @@ def test_psis_matches_nuts_where_laplace_does_not() -> None:
 
 def test_psis_warns_when_importance_sampling_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     curves = [_synthetic("m1", CASES["m1"], seed=s) for s in range(2)]
-    monkeypatch.setattr(cv, "PSIS_K_MAX", -1.0)  # every curve "fails": the warning names them
+    monkeypatch.setattr(_importance, "K_MAX", -1.0)  # every curve "fails": the warning names them
     with pytest.warns(bs.ConvergenceWarning, match=r"unreliable for 2 of 2 curves \(Pareto k > -1.0: m1-0, m1-1\).*method='nuts'"):
         post = cv.fit_curves(curves, "m1", method="psis", seed=0, pad_to=PAD)
     assert np.all(np.isfinite(post.draws["c"]))
