@@ -57,7 +57,7 @@ def representative_ratios(ratios: Sequence[float], max_ratios: int = MAX_RATIOS)
 
     Examples
     --------
-    >>> representative_ratios([5, 5, 10, 20, 40, 40.1])
+    >>> representative_ratios([5, 5, 10, 20, 40, 40.1]).round(1)
     array([ 5., 10., 20., 40.])
     """
     logr = np.log10(np.asarray(ratios, dtype=float))
