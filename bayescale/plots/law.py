@@ -257,6 +257,21 @@ def _decision_draws(decision: Any, fit: Any, noise: bool, seed: int) -> dict[str
     return None
 
 
+def _loss_grid(decision: Any, draws: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """The loss axis of :func:`plot_decision`: every option's draws (or interval and CVaR) and the threshold."""
+    t = decision.table
+    lo_all = float(t["lo"].min())
+    hi_all = float(max(t["hi"].max(), t["cvar"].max()))
+    if draws is not None:
+        allx = np.concatenate(list(draws.values()))
+        lo_all, hi_all = float(np.quantile(allx, 0.002)), float(np.quantile(allx, 0.998))
+    if decision.threshold is not None:
+        lo_all, hi_all = min(lo_all, decision.threshold), max(hi_all, decision.threshold)
+    pad = 0.05 * (hi_all - lo_all or abs(hi_all) or 1.0)
+    grid = np.linspace(lo_all - pad, hi_all + pad, 300)
+    return grid
+
+
 def plot_decision(decision: Any, fit: Any = None, *, noise: bool = True, seed: int = 0) -> Any:
     """Loss distribution of each scale-up option, with the threshold marked.
 
@@ -288,15 +303,7 @@ def plot_decision(decision: Any, fit: Any = None, *, noise: bool = True, seed: i
     names = [str(n) for n in t.index]
     draws = _decision_draws(decision, fit, noise, seed)
     fig, ax = plt.subplots(figsize=(9, 1.1 * len(names) + 1.6), layout="constrained")
-    lo_all = float(t["lo"].min())
-    hi_all = float(max(t["hi"].max(), t["cvar"].max()))
-    if draws is not None:
-        allx = np.concatenate(list(draws.values()))
-        lo_all, hi_all = float(np.quantile(allx, 0.002)), float(np.quantile(allx, 0.998))
-    if decision.threshold is not None:
-        lo_all, hi_all = min(lo_all, decision.threshold), max(hi_all, decision.threshold)
-    pad = 0.05 * (hi_all - lo_all or abs(hi_all) or 1.0)
-    grid = np.linspace(lo_all - pad, hi_all + pad, 300)
+    grid = _loss_grid(decision, draws)
     for i, name in enumerate(names):
         row = t.loc[t.index[i]]
         color = f"C{i % 10}"
