@@ -63,8 +63,8 @@ HEAVY_OWN = (".runner", "bayescale.runner")
 #: Module-length budget, and the modules that genuinely need more (one family each).
 MODULE_LINES = 650
 LONG_MODULES: dict[str, str] = {}
-#: Function-length budget (lines including the docstring), and the exceptions.
-FUNCTION_LINES = 90
+#: Function-length budget (lines of code: the docstring does not count), and the exceptions.
+FUNCTION_LINES = 80
 LONG_FUNCTIONS: dict[str, str] = {}
 
 
@@ -203,6 +203,9 @@ def test_function_lengths() -> None:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
+                first = node.body[0]
+                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                    n -= first.end_lineno - first.lineno + 1
                 if n > FUNCTION_LINES and f"{module}.{node.name}" not in LONG_FUNCTIONS:
                     long.append(f"bayescale.{module}.{node.name}: {n} lines")
     assert not long, f"functions over {FUNCTION_LINES} lines:\n" + "\n".join(long)
