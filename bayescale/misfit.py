@@ -39,6 +39,9 @@ from .likelihoods import predictive_variance
 TOP_FRACTION = 0.2
 #: A finding that fires with an effect at least this large (relative, in loss) makes the misfit severe.
 SEVERE_EFFECT = 0.01
+#: Smallest effect (relative, in loss) that fires: a pattern may be significant in hundreds of runs and
+#: still smaller than the seed-to-seed scatter of a training run's final loss (a few tenths of a percent).
+MIN_EFFECT = 0.0025
 #: Residual degrees of freedom a term needs (runs minus the law's parameters, the constant and the term).
 MIN_DOF = 3
 
@@ -63,8 +66,9 @@ class Finding:
     effect_low: float
     z: float
     p_value: float
-    threshold: float  # p_value below this fires
-    fires: bool
+    threshold: float  # p_value below this is significant
+    significant: bool
+    fires: bool  # significant and |effect| >= min_effect
     message: str
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +102,7 @@ class Misfit:
     untested: tuple[str, ...]
     level: float
     alpha: float
+    min_effect: float
     n_runs: int
     residuals: pd.DataFrame = field(repr=False, compare=False)
 
@@ -116,6 +121,11 @@ class Misfit:
             )
         else:
             head = f"{self.severity}: the law misfits the runs it was fitted to.\n- " + "\n- ".join(self.messages)
+        small = [
+            f"{f.kind} in {f.input} ({100 * f.effect:+.2f}%)" for f in self.findings if f.significant and not f.fires
+        ]
+        if small:
+            head += f"\nsignificant but under {100 * self.min_effect:g}% in loss (not flagged): " + ", ".join(small)
         if self.untested:
             head += "\nnot tested: " + "; ".join(self.untested)
         return head
@@ -131,6 +141,7 @@ class Misfit:
             "messages": self.messages,
             "level": float(self.level),
             "alpha": float(self.alpha),
+            "min_effect": float(self.min_effect),
             "n_runs": int(self.n_runs),
             "findings": [f.to_dict() for f in self.findings],
             "untested": list(self.untested),
@@ -218,8 +229,9 @@ def _candidates(runs: pd.DataFrame) -> tuple[list[tuple[str, str, np.ndarray, np
         out.append(("trend", name, xc, np.zeros((n, 0)), None))
         if name != "D":
             groups = np.unique(np.round(x, 3), return_inverse=True)[1].reshape(-1)
-            if np.bincount(groups).max() >= 2:
-                onehot = (groups[:, None] == np.arange(groups.max() + 1)[None, :]).astype(float)
+            onehot = (groups[:, None] == np.arange(groups.max() + 1)[None, :]).astype(float)
+            onehot = onehot[:, onehot.sum(axis=0) >= 2]  # runs alone at their value carry no pure error
+            if onehot.shape[1] >= 2:
                 out.append(("groups", name, onehot, np.zeros((n, 0)), None))
         if name != "D":
             out.append(("curvature", name, xc**2, xc[:, None], None))
@@ -237,7 +249,9 @@ def _ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------- API
 
 
-def misfit(fit: Any, *, level: float = 0.9, alpha: float = 0.05, seed: int = 0) -> Misfit:
+def misfit(
+    fit: Any, *, level: float = 0.9, alpha: float = 0.05, min_effect: float = MIN_EFFECT, seed: int = 0
+) -> Misfit:
     """Test the runs' residuals for patterns the law cannot follow, and say what they mean.
 
     Parameters
@@ -248,7 +262,10 @@ def misfit(fit: Any, *, level: float = 0.9, alpha: float = 0.05, seed: int = 0) 
         Probability of the central intervals reported with each effect.
     alpha : float
         Family-wise false-alarm rate: each of the ``k`` tested patterns fires when its two-sided
-        tail probability is below ``alpha / k``.
+        tail probability is below ``alpha / k`` and its effect is at least ``min_effect``.
+    min_effect : float
+        Smallest effect that fires, relative in loss (0.0025 = 0.25%); significant smaller ones
+        are kept in ``findings`` with ``fires=False``.
     seed : int
         Seed of the noise draws added to each draw's estimate (results are reproducible).
 
@@ -275,6 +292,8 @@ def misfit(fit: Any, *, level: float = 0.9, alpha: float = 0.05, seed: int = 0) 
     for name, v in (("level", level), ("alpha", alpha)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
             raise BayescaleError(f"misfit: {name} must be in (0, 1), got {v!r}")
+    if isinstance(min_effect, bool) or not isinstance(min_effect, (int, float)) or not 0 <= min_effect < 1:
+        raise BayescaleError(f"misfit: min_effect must be in [0, 1), got {min_effect!r}")
     runs = fit.runs
     n = len(runs)
     y, mu, sd = _flat_draws(fit)
@@ -302,7 +321,11 @@ def misfit(fit: Any, *, level: float = 0.9, alpha: float = 0.05, seed: int = 0) 
         elif width == 0:
             untested.append(f"{label}: the law itself can follow it exactly")
         else:
-            tested.append((kind, name, zt, q, dof))
+            same = [t for t in tested if t[0] == kind != "groups" and abs(float(t[2] @ zt)) > 0.999]
+            if same:
+                untested.append(f"{label}: the same test as {kind} in {same[0][1]} (the inputs move together)")
+            else:
+                tested.append((kind, name, zt, q, dof))
     if not tested:
         raise BayescaleError(
             f"misfit: too few runs to test the law's fit: {n} runs for a law with {len(fit.spec.law.params)} "
@@ -313,9 +336,9 @@ def misfit(fit: Any, *, level: float = 0.9, alpha: float = 0.05, seed: int = 0) 
     logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
     logs["D/N"] = logs["D"] - logs["N"]
     findings = [
-        _group_finding(name, b, q, dof, resid, sd, rng, logs[name], level, thr)
+        _group_finding(name, b, q, dof, resid, sd, rng, logs[name], level, thr, min_effect)
         if kind == "groups"
-        else _finding(kind, name, b, resid, sd, rng, logs, level, thr)
+        else _finding(kind, name, b, resid, sd, rng, logs, level, thr, min_effect)
         for kind, name, b, q, dof in tested
     ]
     fired = [f for f in findings if f.fires]
@@ -327,6 +350,7 @@ def misfit(fit: Any, *, level: float = 0.9, alpha: float = 0.05, seed: int = 0) 
         untested=tuple(untested),
         level=float(level),
         alpha=float(alpha),
+        min_effect=float(min_effect),
         n_runs=n,
         residuals=_residual_table(runs, resid, sd, level),
     )
@@ -342,6 +366,7 @@ def _finding(
     logs: dict,
     level: float,
     thr: float,
+    floor: float,
 ) -> Finding:
     # Coefficient of the unit-norm added term, per draw: the draw's residuals projected on it,
     # plus the noise's sampling error of that projection (sd per draw).
@@ -357,10 +382,10 @@ def _finding(
     eff_lo = float(np.median(np.expm1(u[lo].mean() * g)))
     q = (1 - level) / 2
     med, a, b = (float(v) for v in np.quantile(eff, [0.5, q, 1 - q]))
-    fires = p < thr
+    fires = p < thr and abs(med) >= floor
     where = _where(kind, name, hi, x)
     msg = _message(kind, name, where, med, a, b, eff_lo, level, fires)
-    return Finding(kind, name, where, med, a, b, eff_lo, float(zstat), p, float(thr), bool(fires), msg)
+    return Finding(kind, name, where, med, a, b, eff_lo, float(zstat), p, float(thr), bool(p < thr), bool(fires), msg)
 
 
 def _group_finding(
@@ -374,6 +399,7 @@ def _group_finding(
     x: np.ndarray,
     level: float,
     thr: float,
+    floor: float,
 ) -> Finding:
     """Lack of fit against pure error: do runs sharing a value of ``name`` share an offset from the law?
 
@@ -389,6 +415,7 @@ def _group_finding(
     p = float(stats.f.sf(f_stat, b.shape[1], dof))
     groups = np.unique(np.round(x, 3), return_inverse=True)[1].reshape(-1)
     member = (groups[:, None] == np.arange(groups.max() + 1)[None, :]).astype(float)
+    member = member[:, member.sum(axis=0) >= 2]
     a = (b @ (b.T @ member)) / member.sum(axis=0)  # (n, groups): each group's mean offset as weights on the runs
     draws = resid @ a + sd[:, None] * np.linalg.norm(a, axis=0)[None, :] * rng.standard_normal((sd.size, a.shape[1]))
     eff = np.expm1(draws)
@@ -397,9 +424,9 @@ def _group_finding(
     other = med[np.sign(med) != np.sign(med[j])]
     qq = (1 - level) / 2
     lo, hi = (float(v) for v in np.quantile(eff[:, j], [qq, 1 - qq]))
-    fires = p < thr
+    fires = p < thr and abs(med[j]) >= floor
     k = int(member[:, j].sum())
-    where = f"the {k} runs at {name} = {float(np.exp(x[groups == j][0])):.3g}"
+    where = f"the {k} runs at {name} = {float(np.exp(x[member[:, j] > 0][0])):.3g}"
     zstat = float(stats.norm.isf(max(p, 1e-300) / 2))
     msg = (
         f"runs that share a value of {name} share an offset from the law, beyond the noise (F = {f_stat:.3g}, "
@@ -409,7 +436,9 @@ def _group_finding(
     if fires:
         msg += "; extrapolation in this direction is unreliable"
     low = float(other[np.argmax(np.abs(other))]) if other.size else 0.0
-    return Finding("groups", name, where, float(med[j]), lo, hi, low, zstat, p, float(thr), bool(fires), msg)
+    return Finding(
+        "groups", name, where, float(med[j]), lo, hi, low, zstat, p, float(thr), bool(p < thr), bool(fires), msg
+    )
 
 
 def _where(kind: str, name: str, hi: np.ndarray, x: np.ndarray) -> str:
@@ -429,14 +458,14 @@ def _message(
             "; extrapolation beyond them is unreliable" if fires else ""
         )
     elif kind == "trend":
-        text = (
-            f"residuals trend with {_LABEL[name]}: {where} sit {_pct(med)} {_side(med)} the law ({iv}), "
-            f"the lowest {_pct(low)} {_side(low)}"
+        text = f"residuals trend with {_LABEL[name]}: {where} sit {_pct(med)} {_side(med)} the law ({iv})" + (
+            f", the lowest {_pct(low)} {_side(low)}" if low * med < 0 else ""
         )
     else:
         text = (
             f"the loss bends in {_LABEL[name]} differently from the law: {where} sit {_pct(med)} {_side(med)} "
-            f"it ({iv}), the lowest {_pct(low)} {_side(low)}, the middle ones on the other side"
+            f"it ({iv}), the lowest {_pct(low)} {_side(low)}"
+            + (", the middle ones on the other side" if low * med > 0 else "")
         )
     if fires and kind != "largest":
         text += "; extrapolation in this direction is unreliable"
