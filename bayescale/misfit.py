@@ -12,8 +12,10 @@ constant) is projected out, and ``gamma`` is estimated per posterior draw from t
 residuals, with the fitted noise's sampling error added. Its posterior gives the effect in loss on
 the runs the term concerns (e.g. "the largest runs sit 1.2% below the law") with an interval,
 and a two-sided tail probability; a term fires when that is below ``alpha`` divided by the number
-of terms tested (Bonferroni), so data drawn from the law itself fire about ``alpha`` of the time
-or less.
+of terms tested (Bonferroni) and its effect is at least ``min_effect`` (0.25% in loss), so data
+drawn from the law itself fire about ``alpha`` of the time or less. Where runs share a model size,
+an F test of their common offsets against the scatter within groups (lack of fit against pure
+error) catches misfits that are not smooth in the inputs.
 
 Example
 -------
@@ -282,10 +284,14 @@ def misfit(
     Notes
     -----
     Patterns tested: the largest fifth of the runs by compute sit off the law; linear trends of
-    the residuals in log N, log D and log D/N; curvature (a quadratic term) in log N and log D/N.
-    Each is the posterior of one added term's effect on the runs it concerns, after projecting
-    out what the law itself can express, so a trend the law absorbs by moving its parameters is
-    not reported as a misfit.
+    the residuals in log N, log D and log D/N; curvature (a quadratic term) in log N and log D/N;
+    and, where several runs share a model size (or a tokens-per-parameter ratio), whether they
+    share an offset from the law (an F test of lack of fit against the scatter within groups,
+    which does not rely on the fitted noise scale). Each single-term test is the posterior of one
+    added term's effect on the runs it concerns, after projecting out what the law itself can
+    express, so a trend the law absorbs by moving its parameters is not reported as a misfit. A
+    term that could not be tested (too few runs or distinct values, or the same test as another)
+    is listed in ``untested``; when none can be, a BayescaleError says so.
     """
     if not all(hasattr(fit, a) for a in ("spec", "runs", "posterior", "log_loss", "noise_params")):
         raise BayescaleError(f"misfit needs a Fit (from bayescale.fit), got {type(fit).__name__}")
