@@ -490,4 +490,27 @@ def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level
     return out
 
 
-__all__ = ["Finding", "Misfit", "misfit"]
+def warn_if_misfit(
+    fit: Any, *, category: type[Warning] = UserWarning, stacklevel: int = 2, **kwargs: Any
+) -> Misfit | None:
+    """Run :func:`misfit` and warn, in words, when the law misfits its runs; for ``fit``'s warnings.
+
+    Returns the result, or ``None`` when there are too few runs to test (that is not a misfit, and
+    says nothing). ``kwargs`` go to :func:`misfit`.
+    """
+    import warnings
+
+    try:
+        result = misfit(fit, **kwargs)
+    except BayescaleError:
+        return None
+    if result.misfits:
+        warnings.warn(
+            "the law misfits the runs it was fitted to; its bands may miss on one side: " + " | ".join(result.messages),
+            category,
+            stacklevel=stacklevel + 1,
+        )
+    return result
+
+
+__all__ = ["Finding", "Misfit", "misfit", "warn_if_misfit"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale.misfit import Misfit, misfit
+from bayescale.misfit import Misfit, misfit, warn_if_misfit
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480, "B": 2000, "alpha": 0.35, "beta": 0.36}
@@ -131,3 +131,13 @@ def test_bad_arguments(kw):
 def test_not_a_fit():
     with pytest.raises(bs.BayescaleError, match="needs a Fit"):
         misfit(runs(0))
+
+
+def test_warn_if_misfit_warns_in_words_and_is_silent_when_untestable():
+    fit = laplace(runs(3, grid=GRID40, sigma=0.003, bend="C", b=0.02))
+    with pytest.warns(UserWarning, match="over-predicts the loss of your 8 largest runs"):
+        assert warn_if_misfit(fit).misfits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_if_misfit(_fixed_fit(6)) is None
+        assert not warn_if_misfit(laplace(runs(0))).misfits
