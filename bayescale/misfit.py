@@ -13,7 +13,8 @@ residuals, with the fitted noise's sampling error added. Its posterior gives the
 the runs the term concerns (e.g. "the largest runs sit 1.2% below the law") with an interval,
 and a two-sided tail probability; a term fires when that is below ``alpha`` divided by the number
 of terms tested (Bonferroni) and its effect is at least ``min_effect`` (0.25% in loss), so data
-drawn from the law itself fire about ``alpha`` of the time or less. Where runs share a model size,
+drawn from the law itself fire less than ``alpha`` of the time (default 0.1; measured 5 false alarms
+in 160 well-specified synthetic fits, see ``benchmarks/bench_misfit.py``). Where runs share a model size,
 an F test of their common offsets against the scatter within groups (lack of fit against pure
 error) catches misfits that are not smooth in the inputs.
 
@@ -118,9 +119,7 @@ class Misfit:
     def summary(self) -> str:
         if not self.misfits:
             tested = ", ".join(f"{f.kind} in {f.input}" for f in self.findings)
-            head = (
-                f"no misfit found in {self.n_runs} runs (tested: {tested}; family-wise false-alarm rate {self.alpha:g})"
-            )
+            head = f"no misfit found in {self.n_runs} runs (tested: {tested}; family-wise level {self.alpha:g})"
         else:
             head = f"{self.severity}: the law misfits the runs it was fitted to.\n- " + "\n- ".join(self.messages)
         small = [
@@ -252,7 +251,7 @@ def _ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def misfit(
-    fit: Any, *, level: float = 0.9, alpha: float = 0.05, min_effect: float = MIN_EFFECT, seed: int = 0
+    fit: Any, *, level: float = 0.9, alpha: float = 0.1, min_effect: float = MIN_EFFECT, seed: int = 0
 ) -> Misfit:
     """Test the runs' residuals for patterns the law cannot follow, and say what they mean.
 
@@ -263,7 +262,8 @@ def misfit(
     level : float
         Probability of the central intervals reported with each effect.
     alpha : float
-        Family-wise false-alarm rate: each of the ``k`` tested patterns fires when its two-sided
+        Family-wise level (the tests are conservative: on data from the law itself about 3% of
+        fits fire at the default 0.1, 0-5% per scenario): each of the ``k`` tested patterns fires when its two-sided
         tail probability is below ``alpha / k`` and its effect is at least ``min_effect``.
     min_effect : float
         Smallest effect that fires, relative in loss (0.0025 = 0.25%); significant smaller ones

@@ -83,7 +83,7 @@ def run_public(data: Path, method: str, quick: bool) -> pd.DataFrame:
                     "n": len(r),
                     "severity": sev,
                     "fired": fired,
-                    "significant, < 0.25%": small,
+                    "significant, < 0.25% (not flagged)": small,
                     "first message": msg,
                     "s": round(time.perf_counter() - t0, 1),
                 }
