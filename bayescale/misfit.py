@@ -87,8 +87,8 @@ class Misfit:
     misfits : bool
         Whether any tested pattern fired.
     severity : str
-        ``"none"``, ``"warning"`` (a pattern fired, effects under 1% in loss) or ``"severe"``
-        (the largest runs miss the law, or some effect is 1% or more).
+        ``"none"``, ``"warning"`` (a pattern fired, effects under 1% in loss, or only group offsets)
+        or ``"severe"`` (the largest runs miss the law, or a trend or curvature of 1% or more).
     findings : tuple of Finding
         Every tested pattern, fired or not.
     untested : tuple of str
@@ -348,7 +348,8 @@ def misfit(
         for kind, name, b, q, dof in tested
     ]
     fired = [f for f in findings if f.fires]
-    severe = any(f.kind == "largest" or abs(f.effect) >= SEVERE_EFFECT for f in fired)
+    # Offsets shared by one model size (groups) may be that size's own tuning; alone they only warn.
+    severe = any(f.kind == "largest" or (f.kind != "groups" and abs(f.effect) >= SEVERE_EFFECT) for f in fired)
     return Misfit(
         misfits=bool(fired),
         severity="none" if not fired else ("severe" if severe else "warning"),
