@@ -43,8 +43,8 @@ def laplace(r, seed=0):
 
 def test_false_alarm_rate_on_data_from_the_law():
     # Normal and Student-t (df 4) noise, 15 runs; measured 1/40 (Normal) and 2/40 (t) with laplace fits.
-    fired = [misfit(laplace(runs(s, df=None if s % 2 else 4.0), s)).misfits for s in range(30)]
-    assert sum(fired) <= 4, f"false alarms in {sum(fired)}/30 well-specified fits"
+    fired = [misfit(laplace(runs(s, df=None if s % 2 else 4.0), s)).misfits for s in range(24)]
+    assert sum(fired) <= 3, f"false alarms in {sum(fired)}/24 well-specified fits"
 
 
 def test_detects_a_bend_at_high_tokens_per_parameter():
