@@ -1,0 +1,143 @@
+"""Misfit diagnostics: seeded false-alarm and detection rates, words, bad input."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import bayescale as bs
+from bayescale.misfit import Misfit, misfit, warn_if_misfit
+from bayescale.testing import fit_from_draws, synthetic_runs
+
+TRUTH = {"E": 1.8, "A": 480, "B": 2000, "alpha": 0.35, "beta": 0.36}
+GRID15 = dict(N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 20, 80))
+GRID40 = dict(N=tuple(np.geomspace(1e7, 3e9, 8)), tokens_per_param=(5, 10, 20, 40, 80))
+
+
+def _hinge(v: np.ndarray) -> np.ndarray:
+    mid = 0.5 * (v.min() + v.max())
+    return np.clip((v - mid) / (v.max() - mid), 0, 1) ** 1.5
+
+
+def runs(seed: int, *, grid=GRID15, sigma=0.01, df=None, bend=None, b=0.02):
+    """Chinchilla-law runs; ``bend`` lowers the loss by up to ``b`` (relative) at the high end of
+    tokens per parameter ("D/N", smoothly from the middle of the range), or in the top fifth of the
+    runs by compute ("C": a new regime at scale)."""
+    r = synthetic_runs("chinchilla", TRUTH, seed=seed, sigma=sigma, df=df, **grid).drop(columns=["loss_true"])
+    if bend is not None:
+        if bend == "D/N":
+            r["loss"] = r["loss"] * np.exp(-b * _hinge(np.log((r.D / r.N).to_numpy())))
+        else:  # the top fifth by compute
+            r["loss"] = r["loss"] * np.exp(-b * (r.C.rank(method="first") > 0.8 * len(r)).to_numpy())
+    return r
+
+
+def laplace(r, seed=0):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bs.fit("chinchilla", r, seed=seed, method="laplace")
+
+
+def test_false_alarm_rate_on_data_from_the_law():
+    # Normal and Student-t (df 4) noise, 15 runs; measured 1/40 (Normal) and 2/40 (t) with laplace fits.
+    fired = [misfit(laplace(runs(s, df=None if s % 2 else 4.0), s)).misfits for s in range(24)]
+    assert sum(fired) <= 3, f"false alarms in {sum(fired)}/24 well-specified fits"
+
+
+def test_detects_a_bend_at_high_tokens_per_parameter():
+    # 40 runs, 0.5% noise, loss 2% lower at the highest D/N: measured 36/40 with laplace fits.
+    results = [misfit(laplace(runs(s, grid=GRID40, sigma=0.005, bend="D/N"), s)) for s in range(100, 110)]
+    assert sum(m.misfits for m in results) >= 6
+    for m in results:
+        for f in m.findings:
+            if f.fires:
+                assert f.input in ("D/N", "D", "N"), f.message  # D and N groups see the same grid pattern
+
+
+def test_words_name_the_largest_runs_and_the_direction():
+    m = misfit(laplace(runs(3, grid=GRID40, sigma=0.003, bend="C", b=0.02)))
+    assert m.misfits and m.severity == "severe"
+    largest = next(f for f in m.findings if f.kind == "largest")
+    assert largest.fires and largest.effect < 0 and largest.upper < 0
+    assert "over-predicts" in largest.message and "below" in largest.message and "unreliable" in largest.message
+    assert m.messages[0] == largest.message
+    up = misfit(laplace(runs(3, grid=GRID40, sigma=0.003, bend="C", b=-0.02)))
+    f = next(f for f in up.findings if f.kind == "largest")
+    assert f.fires and f.effect > 0 and "under-predicts" in f.message and "above" in f.message
+
+
+def test_words_name_tokens_per_parameter():
+    m = misfit(laplace(runs(1, grid=GRID40, sigma=0.003, bend="D/N", b=0.04)))
+    fired = [f for f in m.findings if f.fires]
+    assert any(f.input == "D/N" for f in fired)
+    curv = next(f for f in m.findings if f.kind == "curvature" and f.input == "D/N")
+    assert curv.fires and curv.effect < 0 and "tokens per parameter" in curv.message and "below" in curv.message
+
+
+def test_result_is_fast_deterministic_and_json_ready():
+    fit = laplace(runs(0))
+    a, b = misfit(fit), misfit(fit)
+    assert isinstance(a, Misfit) and a.to_dict() == b.to_dict()
+    d = json.loads(json.dumps(a.to_dict()))
+    assert d["misfits"] is False and d["severity"] == "none" and d["messages"] == []
+    assert {f["kind"] for f in d["findings"]} >= {"largest", "trend", "curvature", "groups"}
+    assert list(a.residuals.columns) == [
+        "run_id",
+        "N",
+        "D",
+        "C",
+        "loss",
+        "resid",
+        "resid_lower",
+        "resid_upper",
+        "rel",
+        "z",
+    ]
+    assert len(a.residuals) == 15 and (a.residuals.resid_lower <= a.residuals.resid_upper).all()
+    assert "no misfit found in 15 runs" in str(a)
+    assert all(f.fires <= f.significant for f in a.findings)
+
+
+def test_one_tokens_per_parameter_value_is_not_tested_rather_than_fired():
+    r = runs(0, grid=dict(N=tuple(np.geomspace(1e7, 3e9, 12)), tokens_per_param=(20,)))
+    m = misfit(laplace(r))
+    assert not any(f.input in ("D/N", "D") for f in m.findings)
+    assert any("D/N (1 distinct value)" in u for u in m.untested)
+    assert any("trend in D: the same test as trend in N" in u for u in m.untested)
+
+
+def _fixed_fit(n_runs: int):
+    r = runs(0, grid=dict(N=tuple(np.geomspace(1e7, 1e9, n_runs)), tokens_per_param=(20,)))
+    draws = {k: np.full(50, v, float) for k, v in TRUTH.items()} | {"sigma": np.full(50, 0.01)}
+    return fit_from_draws("chinchilla", r, draws)
+
+
+def test_too_few_runs_say_so():
+    with pytest.raises(bs.BayescaleError, match="too few runs"):
+        misfit(_fixed_fit(6))
+
+
+@pytest.mark.parametrize(
+    "kw", [dict(level=1.5), dict(level=0), dict(alpha=1.0), dict(alpha=True), dict(min_effect=-0.1)]
+)
+def test_bad_arguments(kw):
+    with pytest.raises(bs.BayescaleError, match="must be in"):
+        misfit(_fixed_fit(12), **kw)
+
+
+def test_not_a_fit():
+    with pytest.raises(bs.BayescaleError, match="needs a Fit"):
+        misfit(runs(0))
+
+
+def test_warn_if_misfit_warns_in_words_and_is_silent_when_untestable():
+    fit = laplace(runs(3, grid=GRID40, sigma=0.003, bend="C", b=0.02))
+    with pytest.warns(UserWarning, match="over-predicts the loss of your 8 largest runs"):
+        assert warn_if_misfit(fit).misfits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_if_misfit(_fixed_fit(6)) is None
+        assert not warn_if_misfit(laplace(runs(0))).misfits
