@@ -28,11 +28,13 @@ Example
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .data import law_inputs
 from .errors import BayescaleError
@@ -412,8 +414,6 @@ def _group_finding(
 
     An F test of the group offsets (the part the law cannot express) against the scatter within
     groups, so it does not trust the fitted noise scale (which a misfit inflates)."""
-    from scipy import stats
-
     r = np.median(resid, axis=0)
     r = r - q @ (q.T @ r)
     coef = b.T @ r
@@ -499,8 +499,6 @@ def warn_if_misfit(
     Returns the result, or ``None`` when there are too few runs to test (that is not a misfit, and
     says nothing). ``kwargs`` go to :func:`misfit`.
     """
-    import warnings
-
     try:
         result = misfit(fit, **kwargs)
     except BayescaleError:

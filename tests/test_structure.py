@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "testing": 8,
     "frontier": 8,
     "decisions": 8,
+    "misfit": 8,
     "checks": 9,
     "curves": 10,
     "_curve_fit": 10,
