@@ -91,9 +91,13 @@ def test_hyper_rules():
 
 
 def test_plan_parsing_and_errors(tmp_path):
-    plan = load_plan({"table": "runs.csv", "seeds": [0, 1], "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
+    plan = load_plan(
+        {"table": "runs.csv", "seeds": [0, 1], "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}}
+    )
     assert len(plan.jobs) == 8 and {j.options["seed"] for j in plan.jobs} == {0, 1}
-    capped = load_plan({"table": "r.csv", "grid": {"n_params": [3e4, 1e6], "tokens_per_param": [5, 100], "max_flops": 1e12}})
+    capped = load_plan(
+        {"table": "r.csv", "grid": {"n_params": [3e4, 1e6], "tokens_per_param": [5, 100], "max_flops": 1e12}}
+    )
     assert all(j.flops <= 1e12 for j in capped.jobs) and len(capped.jobs) < 4
     f = tmp_path / "plan.toml"
     f.write_text('table = "out/runs.csv"\n[[run]]\nn_params = 3e4\ntokens = 1e5\narch = "gpt2"\nseed = 3\n')
@@ -195,7 +199,18 @@ def test_tiny_pilot_appends_a_valid_row_below_the_unigram_entropy(cache, streams
     assert row["C_analytic"] > row["C"]  # embeddings and logits cost real FLOPs at this size
     assert row["loss"] < row["unigram_entropy"] < math.log(streams.vocab_size)
     assert row["perplexity"] == pytest.approx(math.exp(row["loss"]))
-    for key in ("seed", "arch", "config_hash", "corpus_hash", "tokenizer_hash", "wall_s", "device", "version_torch", "lr", "warmup_steps"):
+    for key in (
+        "seed",
+        "arch",
+        "config_hash",
+        "corpus_hash",
+        "tokenizer_hash",
+        "wall_s",
+        "device",
+        "version_torch",
+        "lr",
+        "warmup_steps",
+    ):
         assert key in runs.columns
     curve = pd.read_csv(curves_dir(table) / f"{row['run_id']}.csv")
     assert curve["step"].is_monotonic_increasing and curve["eval_loss"].iloc[-1] == pytest.approx(row["loss"])
@@ -219,14 +234,35 @@ def test_killed_pilot_resumes_from_its_checkpoint(cache, streams, tmp_path):
     table = tmp_path / "runs.csv"
     work = tmp_path / "work"
     cmd = [
-        sys.executable, "-m", "bayescale", "pilot", "--n-params", "3e4", "--tokens", "1.2e6", "--append", str(table),
-        "--work-dir", str(work), "--save-every", "0", "--eval-tokens", "4096", "--curve-points", "3", "--threads", "1", "--quiet",
+        sys.executable,
+        "-m",
+        "bayescale",
+        "pilot",
+        "--n-params",
+        "3e4",
+        "--tokens",
+        "1.2e6",
+        "--append",
+        str(table),
+        "--work-dir",
+        str(work),
+        "--save-every",
+        "0",
+        "--eval-tokens",
+        "4096",
+        "--curve-points",
+        "3",
+        "--threads",
+        "1",
+        "--quiet",
     ]
     env = {**os.environ, "BAYESCALE_CACHE": str(cache)}
     log = tmp_path / "first.log"
     with open(log, "wb") as fh, subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT) as proc:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not any((d / "trainer_state.json").exists() for d in work.glob("checkpoint-*")):
+        while time.monotonic() < deadline and not any(
+            (d / "trainer_state.json").exists() for d in work.glob("checkpoint-*")
+        ):
             assert proc.poll() is None, log.read_text()
             time.sleep(0.2)
         time.sleep(1.0)
@@ -272,7 +308,12 @@ def test_ray_sweep_on_a_local_cluster(cache, streams, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is optional (pip install 'ray[default]')")
     from bayescale.runner import run_sweep
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"BAYESCALE_CACHE": str(cache)}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"BAYESCALE_CACHE": str(cache)}},
+    )
     try:
         report = run_sweep(_tiny_plan(tmp_path), executor="ray", quiet=True)
     finally:

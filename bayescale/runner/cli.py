@@ -27,13 +27,19 @@ def _pilot_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=2048)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, help="sequences per step (default: the batch rule)")
-    p.add_argument("--lr-scale", type=float, help="factor on Kaplan et al.'s learning-rate rule (default 3, see bayescale.runner.shapes.LR_SCALE)")
+    p.add_argument(
+        "--lr-scale",
+        type=float,
+        help="factor on Kaplan et al.'s learning-rate rule (default 3, see bayescale.runner.shapes.LR_SCALE)",
+    )
     p.add_argument("--eval-tokens", type=int, default=65536, help="held-out tokens per evaluation (default 65536)")
     p.add_argument("--curve-points", type=int, default=8, help="points on the eval-loss curve (default 8)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--work-dir", help="checkpoint folder (default: the bayescale cache)")
-    p.add_argument("--save-every", type=float, default=60.0, metavar="SECONDS", help="seconds between checkpoints (default 60)")
+    p.add_argument(
+        "--save-every", type=float, default=60.0, metavar="SECONDS", help="seconds between checkpoints (default 60)"
+    )
     p.add_argument("--keep-checkpoints", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the shape, hyperparameters and run id; train nothing")
     p.add_argument("--quiet", action="store_true", help="do not print the eval points")
@@ -48,9 +54,16 @@ def _sweep_parser() -> argparse.ArgumentParser:
         "pilots finish, so a killed sweep resumes where it stopped.",
     )
     p.add_argument("plan", metavar="PLAN.toml")
-    p.add_argument("--executor", default="process", choices=("process", "ray", "serial"), help="local process pool (default), a Ray cluster, or one at a time")
+    p.add_argument(
+        "--executor",
+        default="process",
+        choices=("process", "ray", "serial"),
+        help="local process pool (default), a Ray cluster, or one at a time",
+    )
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--workers", type=int, help="parallel pilots for the process pool (default: one per core, or per GPU)")
+    p.add_argument(
+        "--workers", type=int, help="parallel pilots for the process pool (default: one per core, or per GPU)"
+    )
     p.add_argument("--threads-per-pilot", type=int, help="torch threads per pilot (default: cores / workers)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dry-run", action="store_true", help="list the pilots and their FLOPs; train nothing")
@@ -61,8 +74,12 @@ def _sweep_parser() -> argparse.ArgumentParser:
 def _print_plan(plan: Any) -> None:
     s, h = plan.shape, plan.hyper
     print(f"run id      {plan.run_id}")
-    print(f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, vocab {s.vocab_size}")
-    print(f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}")
+    print(
+        f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, vocab {s.vocab_size}"
+    )
+    print(
+        f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}"
+    )
 
 
 def cmd_pilot(args: argparse.Namespace) -> int:
@@ -73,7 +90,19 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     from .train import plan_pilot, run_pilot
 
     if a.dry_run:
-        plan = plan_pilot(a.n_params, a.tokens, arch=a.arch, seed=a.seed, corpus=a.corpus, vocab_size=a.vocab_size, seq_len=a.seq_len, batch_size=a.batch_size, lr_scale=a.lr_scale, eval_tokens=a.eval_tokens, curve_points=a.curve_points)
+        plan = plan_pilot(
+            a.n_params,
+            a.tokens,
+            arch=a.arch,
+            seed=a.seed,
+            corpus=a.corpus,
+            vocab_size=a.vocab_size,
+            seq_len=a.seq_len,
+            batch_size=a.batch_size,
+            lr_scale=a.lr_scale,
+            eval_tokens=a.eval_tokens,
+            curve_points=a.curve_points,
+        )
         _print_plan(plan)
         return 0
 
@@ -81,10 +110,24 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
 
     row = run_pilot(
-        a.n_params, a.tokens, arch=a.arch, seed=a.seed, append=a.append, corpus=a.corpus, vocab_size=a.vocab_size,
-        seq_len=a.seq_len, batch_size=a.batch_size, lr_scale=a.lr_scale, eval_tokens=a.eval_tokens,
-        curve_points=a.curve_points, device=a.device, threads=a.threads, work_dir=a.work_dir,
-        save_every_s=a.save_every, keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else progress,
+        a.n_params,
+        a.tokens,
+        arch=a.arch,
+        seed=a.seed,
+        append=a.append,
+        corpus=a.corpus,
+        vocab_size=a.vocab_size,
+        seq_len=a.seq_len,
+        batch_size=a.batch_size,
+        lr_scale=a.lr_scale,
+        eval_tokens=a.eval_tokens,
+        curve_points=a.curve_points,
+        device=a.device,
+        threads=a.threads,
+        work_dir=a.work_dir,
+        save_every_s=a.save_every,
+        keep_checkpoints=a.keep_checkpoints,
+        on_progress=None if a.quiet else progress,
     )
     if a.format == "json":
         print(json.dumps(row, default=str, indent=1))
@@ -109,7 +152,15 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
             print(f"{job.label():40s} {job.flops:.3g} FLOPs")
         print(f"{len(plan.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {plan.table}")
         return 0
-    report = run_sweep(plan, executor=a.executor, workers=a.workers, address=a.address, device=a.device, threads_per_pilot=a.threads_per_pilot, quiet=a.quiet)
+    report = run_sweep(
+        plan,
+        executor=a.executor,
+        workers=a.workers,
+        address=a.address,
+        device=a.device,
+        threads_per_pilot=a.threads_per_pilot,
+        quiet=a.quiet,
+    )
     for label, err in report.failed:
         print(f"failed: {label}: {err}", file=sys.stderr)
     return 1 if report.failed else 0

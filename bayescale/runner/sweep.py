@@ -44,8 +44,17 @@ from .shapes import ARCHES, shape_for, training_flops
 
 #: Options of :func:`bayescale.runner.train_pilot` a plan may set.
 RUN_OPTIONS = (
-    "arch", "seed", "corpus", "vocab_size", "seq_len", "batch_size", "lr_scale", "eval_tokens",
-    "curve_points", "save_every_s", "keep_checkpoints",
+    "arch",
+    "seed",
+    "corpus",
+    "vocab_size",
+    "seq_len",
+    "batch_size",
+    "lr_scale",
+    "eval_tokens",
+    "curve_points",
+    "save_every_s",
+    "keep_checkpoints",
 )
 PLAN_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
 GRID_KEYS = ("n_params", "tokens_per_param", "tokens", "max_flops", "arch")
@@ -67,7 +76,9 @@ class Job:
     def flops(self) -> float:
         """Analytic training FLOPs (the sweep's cost estimate and scheduling order)."""
         o = self.options
-        shape = shape_for(self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128))
+        shape = shape_for(
+            self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128)
+        )
         return training_flops(shape, self.tokens)
 
     def label(self) -> str:
@@ -137,7 +148,11 @@ def load_plan(source: str | os.PathLike | Mapping[str, Any]) -> Plan:
     common = _options({k: raw[k] for k in ("arch", "corpus") if k in raw}, "plan")
     common.update(_options(raw.get("settings", {}), "[settings]"))
     seeds = raw.get("seeds", [common.pop("seed", 0)])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
+    ):
         raise PlanError(f"plan: seeds must be a list of non-negative integers; got {seeds!r}")
     jobs: list[Job] = []
     grid = raw.get("grid")
@@ -192,7 +207,11 @@ def _pending(plan: Plan) -> tuple[list[Job], list[str]]:
             done = set()
     todo, skipped = [], []
     for job in plan.jobs:
-        rid = plan_pilot(job.n_params, job.tokens, **{k: v for k, v in job.options.items() if k not in ("save_every_s", "keep_checkpoints")}).run_id
+        rid = plan_pilot(
+            job.n_params,
+            job.tokens,
+            **{k: v for k, v in job.options.items() if k not in ("save_every_s", "keep_checkpoints")},
+        ).run_id
         if rid in done:
             skipped.append(rid)
         else:
@@ -204,13 +223,24 @@ def _pending(plan: Plan) -> tuple[list[Job], list[str]]:
 
 
 def _progress_printer(msg: dict) -> None:
-    print(f"  [{msg['run_id']}] step {msg['step']}/{msg['steps']} eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
+    print(
+        f"  [{msg['run_id']}] step {msg['step']}/{msg['steps']} eval loss {msg['eval_loss']:.4f}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _train_job(job: Job, threads: int | None, device: str, quiet: bool):
     from .train import train_pilot
 
-    return train_pilot(job.n_params, job.tokens, threads=threads, device=device, on_progress=None if quiet else _progress_printer, **job.options)
+    return train_pilot(
+        job.n_params,
+        job.tokens,
+        threads=threads,
+        device=device,
+        on_progress=None if quiet else _progress_printer,
+        **job.options,
+    )
 
 
 _GPU_QUEUE = None
@@ -322,7 +352,9 @@ def run_sweep(
     else:
         _run_ray(todo, address, device, threads_per_pilot, quiet, finished)
     report.seconds = time.perf_counter() - t0
-    say(f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s")
+    say(
+        f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s"
+    )
     return report
 
 

@@ -81,7 +81,9 @@ def _lstm_class():
             logits = self.proj(h) @ self.embed.weight.T + self.out_bias
             loss = None
             if labels is not None:
-                loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
+                loss = nn.functional.cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)
+                )
             return {"loss": loss, "logits": logits}
 
     return LSTMLanguageModel
@@ -99,19 +101,37 @@ def build_model(shape: Shape, seed: int = 0):
         from transformers import LlamaConfig, LlamaForCausalLM
 
         cfg = LlamaConfig(
-            vocab_size=shape.vocab_size, hidden_size=shape.d_model, intermediate_size=shape.d_ff,
-            num_hidden_layers=shape.n_layer, num_attention_heads=shape.n_head, num_key_value_heads=shape.n_head,
-            max_position_embeddings=shape.seq_len, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0,
-            pad_token_id=0, use_cache=False,
+            vocab_size=shape.vocab_size,
+            hidden_size=shape.d_model,
+            intermediate_size=shape.d_ff,
+            num_hidden_layers=shape.n_layer,
+            num_attention_heads=shape.n_head,
+            num_key_value_heads=shape.n_head,
+            max_position_embeddings=shape.seq_len,
+            tie_word_embeddings=True,
+            bos_token_id=0,
+            eos_token_id=0,
+            pad_token_id=0,
+            use_cache=False,
         )
         return LlamaForCausalLM(cfg)
     if shape.arch == "gpt2":
         from transformers import GPT2Config, GPT2LMHeadModel
 
         cfg = GPT2Config(
-            vocab_size=shape.vocab_size, n_positions=shape.seq_len, n_embd=shape.d_model, n_layer=shape.n_layer,
-            n_head=shape.n_head, n_inner=shape.d_ff, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-            tie_word_embeddings=True, bos_token_id=0, eos_token_id=0, use_cache=False,
+            vocab_size=shape.vocab_size,
+            n_positions=shape.seq_len,
+            n_embd=shape.d_model,
+            n_layer=shape.n_layer,
+            n_head=shape.n_head,
+            n_inner=shape.d_ff,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            tie_word_embeddings=True,
+            bos_token_id=0,
+            eos_token_id=0,
+            use_cache=False,
         )
         return GPT2LMHeadModel(cfg)
     if shape.arch == "lstm":
@@ -184,9 +204,14 @@ class PilotPlan:
     def config(self) -> dict[str, Any]:
         """The hashed configuration: shape, hyperparameters, data and seed."""
         return {
-            "arch": self.arch, "n_params_requested": self.n_params, "seed": self.seed,
-            "shape": self.shape.to_dict(), "hyper": self.hyper.to_dict(), "eval_tokens": self.eval_tokens,
-            "corpus_hash": self.streams.corpus_hash, "tokenizer_hash": self.streams.tokenizer_hash,
+            "arch": self.arch,
+            "n_params_requested": self.n_params,
+            "seed": self.seed,
+            "shape": self.shape.to_dict(),
+            "hyper": self.hyper.to_dict(),
+            "eval_tokens": self.eval_tokens,
+            "corpus_hash": self.streams.corpus_hash,
+            "tokenizer_hash": self.streams.tokenizer_hash,
         }
 
     @property
@@ -195,7 +220,9 @@ class PilotPlan:
 
     @property
     def run_id(self) -> str:
-        return f"{self.arch}-N{self.n_params:.3g}-D{self.tokens:.3g}-s{self.seed}-{self.config_hash[:8]}".replace("+", "")
+        return f"{self.arch}-N{self.n_params:.3g}-D{self.tokens:.3g}-s{self.seed}-{self.config_hash[:8]}".replace(
+            "+", ""
+        )
 
     @property
     def tokens_trained(self) -> int:
@@ -203,9 +230,18 @@ class PilotPlan:
 
 
 def plan_pilot(
-    n_params: float, tokens: float, *, arch: str = "llama", seed: int = 0, corpus: str = "stdlib",
-    vocab_size: int = 2048, seq_len: int = 128, batch_size: int | None = None, lr_scale: float | None = None,
-    eval_tokens: int = EVAL_TOKENS, curve_points: int = CURVE_POINTS,
+    n_params: float,
+    tokens: float,
+    *,
+    arch: str = "llama",
+    seed: int = 0,
+    corpus: str = "stdlib",
+    vocab_size: int = 2048,
+    seq_len: int = 128,
+    batch_size: int | None = None,
+    lr_scale: float | None = None,
+    eval_tokens: int = EVAL_TOKENS,
+    curve_points: int = CURVE_POINTS,
 ) -> PilotPlan:
     """Resolve a pilot request into its shape, hyperparameters, data and run id (no training).
 
@@ -234,7 +270,9 @@ def plan_pilot(
     if not (isinstance(eval_tokens, int) and seq_len <= eval_tokens):
         raise PilotError(f"eval_tokens={eval_tokens!r} must be an integer >= seq_len ({seq_len})")
     eval_tokens = min(eval_tokens, (len(streams.heldout) // seq_len) * seq_len)
-    return PilotPlan(arch, float(n_params), float(tokens), seed, corpus, shape, hyper, int(eval_tokens), curve_points, streams)
+    return PilotPlan(
+        arch, float(n_params), float(tokens), seed, corpus, shape, hyper, int(eval_tokens), curve_points, streams
+    )
 
 
 def _eval_steps(steps: int, points: int) -> list[int]:
@@ -258,8 +296,11 @@ def _versions() -> dict[str, str]:
     import bayescale
 
     return {
-        "bayescale": bayescale.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-        "tokenizers": tokenizers.__version__, "python": platform.python_version(),
+        "bayescale": bayescale.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "python": platform.python_version(),
     }
 
 
@@ -288,7 +329,15 @@ def _write_json(path: Path, obj: Any) -> None:
     _atomic_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
 
 
-def _callbacks(run_id: str, eval_at: list[int], save_every_s: float, on_progress: Callable[[dict], None] | None, steps: int, wall_file: Path, wall_before: float):
+def _callbacks(
+    run_id: str,
+    eval_at: list[int],
+    save_every_s: float,
+    on_progress: Callable[[dict], None] | None,
+    steps: int,
+    wall_file: Path,
+    wall_before: float,
+):
     from transformers import TrainerCallback
 
     class Schedule(TrainerCallback):
@@ -312,7 +361,9 @@ def _callbacks(run_id: str, eval_at: list[int], save_every_s: float, on_progress
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if on_progress is not None and metrics:
-                on_progress({"run_id": run_id, "step": state.global_step, "steps": steps, "eval_loss": metrics.get("eval_loss")})
+                on_progress(
+                    {"run_id": run_id, "step": state.global_step, "steps": steps, "eval_loss": metrics.get("eval_loss")}
+                )
 
     return [Schedule()]
 
@@ -440,15 +491,28 @@ def train_pilot(
     if device == "cuda" and not torch.cuda.is_available():
         raise PilotError("device='cuda' but torch sees no CUDA GPU")
     plan = plan_pilot(
-        n_params, tokens, arch=arch, seed=seed, corpus=corpus, vocab_size=vocab_size, seq_len=seq_len,
-        batch_size=batch_size, lr_scale=lr_scale, eval_tokens=eval_tokens, curve_points=curve_points,
+        n_params,
+        tokens,
+        arch=arch,
+        seed=seed,
+        corpus=corpus,
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        lr_scale=lr_scale,
+        eval_tokens=eval_tokens,
+        curve_points=curve_points,
     )
     run_id = plan.run_id
     out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / run_id
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / "result.json"
     if result_path.exists():  # trained before (the save may have been interrupted)
-        return PilotResult(json.loads(result_path.read_text()), pd.read_csv(out / "curve.csv"), json.loads((out / "record.json").read_text()))
+        return PilotResult(
+            json.loads(result_path.read_text()),
+            pd.read_csv(out / "curve.csv"),
+            json.loads((out / "record.json").read_text()),
+        )
 
     if threads is not None:
         torch.set_num_threads(int(threads))
@@ -499,7 +563,10 @@ def train_pilot(
     if resume is not None and (out / "wall.json").exists():
         wall_before = float(json.loads((out / "wall.json").read_text()).get("wall_s", 0.0))
     trainer = Trainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
         callbacks=_callbacks(run_id, eval_at, save_every_s, on_progress, h.steps, out / "wall.json", wall_before),
     )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -572,7 +639,13 @@ def train_pilot(
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"version_{k}": v for k, v in _versions().items()},
     }
-    record = {"row": row, "config": plan.config, "training_arguments": args.to_dict(), "eval_at_steps": eval_at, "log_history": trainer.state.log_history}
+    record = {
+        "row": row,
+        "config": plan.config,
+        "training_arguments": args.to_dict(),
+        "eval_at_steps": eval_at,
+        "log_history": trainer.state.log_history,
+    }
     curve.to_csv(out / "curve.csv", index=False)
     _write_json(out / "record.json", record)
     _write_json(result_path, row)  # marks the training as done: a rerun only saves
@@ -604,9 +677,16 @@ def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | N
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=h.lr, betas=(h.adam_beta1, h.adam_beta2),
+        lr=h.lr,
+        betas=(h.adam_beta1, h.adam_beta2),
     )
-    sched = get_scheduler(h.schedule, opt, num_warmup_steps=h.warmup_steps, num_training_steps=h.steps, scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio})
+    sched = get_scheduler(
+        h.schedule,
+        opt,
+        num_warmup_steps=h.warmup_steps,
+        num_training_steps=h.steps,
+        scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio},
+    )
     ds = _windows_dataset(plan.streams.train, plan.shape.seq_len)
     gen = torch.Generator().manual_seed(plan.seed)
     loader = torch.utils.data.DataLoader(ds, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True)
@@ -627,7 +707,23 @@ def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | N
         sched.step()
         opt.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - t0
-    return {"tokens_per_s": steps * h.batch_size * plan.shape.seq_len / seconds, "seconds": seconds, "final_loss": float(loss.detach())}
+    return {
+        "tokens_per_s": steps * h.batch_size * plan.shape.seq_len / seconds,
+        "seconds": seconds,
+        "final_loss": float(loss.detach()),
+    }
 
 
-__all__ = ["PilotError", "PilotPlan", "PilotResult", "build_model", "count_params", "curves_dir", "plain_torch_loop", "plan_pilot", "run_pilot", "save_pilot", "train_pilot"]
+__all__ = [
+    "PilotError",
+    "PilotPlan",
+    "PilotResult",
+    "build_model",
+    "count_params",
+    "curves_dir",
+    "plain_torch_loop",
+    "plan_pilot",
+    "run_pilot",
+    "save_pilot",
+    "train_pilot",
+]
