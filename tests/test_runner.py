@@ -1,4 +1,4 @@
-"""The pilot runner: shape and hyperparameter rules, FLOP counts, sweep plans, real (tiny) training,
+"""The pilot runner: shape and hyperparameter rules, FLOP counts, sweep files, real (tiny) training,
 kill-and-resume, concurrent appends, the process-pool and Ray sweeps, and the CLI."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from bayescale.runner.shapes import (
     shape_for,
     training_flops,
 )
-from bayescale.runner.sweep import PlanError, load_plan
+from bayescale.runner.sweep import SweepError, load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"eval_tokens": 4096, "curve_points": 3}
@@ -90,18 +90,18 @@ def test_hyper_rules():
         hyper_for(1e6, -1, 128)
 
 
-def test_plan_parsing_and_errors(tmp_path):
-    plan = load_plan(
+def test_sweep_parsing_and_errors(tmp_path):
+    sweep = load_sweep(
         {"table": "runs.csv", "seeds": [0, 1], "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}}
     )
-    assert len(plan.jobs) == 8 and {j.options["seed"] for j in plan.jobs} == {0, 1}
-    capped = load_plan(
+    assert len(sweep.jobs) == 8 and {j.options["seed"] for j in sweep.jobs} == {0, 1}
+    capped = load_sweep(
         {"table": "r.csv", "grid": {"n_params": [3e4, 1e6], "tokens_per_param": [5, 100], "max_flops": 1e12}}
     )
     assert all(j.flops <= 1e12 for j in capped.jobs) and len(capped.jobs) < 4
-    f = tmp_path / "plan.toml"
+    f = tmp_path / "sweep.toml"
     f.write_text('table = "out/runs.csv"\n[[run]]\nn_params = 3e4\ntokens = 1e5\narch = "gpt2"\nseed = 3\n')
-    p = load_plan(f)
+    p = load_sweep(f)
     assert p.table == tmp_path / "out" / "runs.csv" and p.jobs[0].options == {"arch": "gpt2", "seed": 3}
     for bad, msg in [
         ({"grid": {"n_params": [1e5], "tokens": [1e6]}}, "'table'"),
@@ -112,11 +112,11 @@ def test_plan_parsing_and_errors(tmp_path):
         ({"table": "r.csv", "colour": 1}, "unknown key"),
         ({"table": "r.csv"}, "no runs"),
     ]:
-        with pytest.raises(PlanError, match=msg):
-            load_plan(bad)
+        with pytest.raises(SweepError, match=msg):
+            load_sweep(bad)
     f.write_text("table = [")
-    with pytest.raises(PlanError, match="not valid TOML"):
-        load_plan(f)
+    with pytest.raises(SweepError, match="not valid TOML"):
+        load_sweep(f)
 
 
 def _append_many(path: str, worker: int, n: int) -> None:
@@ -279,24 +279,24 @@ def test_killed_pilot_resumes_from_its_checkpoint(cache, streams, tmp_path):
     assert again.returncode == 0 and len(load_runs(table)) == 1
 
 
-def _tiny_plan(tmp_path: Path) -> Path:
-    plan = tmp_path / "plan.toml"
-    plan.write_text(
+def _tiny_sweep(tmp_path: Path) -> Path:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
         'table = "runs.csv"\n[settings]\neval_tokens = 4096\ncurve_points = 2\n'
         "[grid]\nn_params = [2e4, 3e4]\ntokens_per_param = [3]\n"
     )
-    return plan
+    return sweep
 
 
 @pytest.mark.slow
 def test_process_pool_sweep_and_resume(cache, streams, tmp_path, capsys):
-    plan = _tiny_plan(tmp_path)
-    assert main(["pilot", "sweep", str(plan), "--workers", "2", "--quiet"]) == 0
+    sweep = _tiny_sweep(tmp_path)
+    assert main(["pilot", "sweep", str(sweep), "--workers", "2", "--quiet"]) == 0
     runs = load_runs(tmp_path / "runs.csv")
     assert len(runs) == 2 and set(runs["n_params_requested"]) == {2e4, 3e4}
     err = capsys.readouterr().err
     assert "[2/2]" in err and "2 finished" in err
-    assert main(["pilot", "sweep", str(plan), "--quiet"]) == 0
+    assert main(["pilot", "sweep", str(sweep), "--quiet"]) == 0
     assert "0 pilot(s) to run" in capsys.readouterr().err and len(load_runs(tmp_path / "runs.csv")) == 2
 
 
@@ -315,7 +315,7 @@ def test_ray_sweep_on_a_local_cluster(cache, streams, tmp_path):
         runtime_env={"env_vars": {"BAYESCALE_CACHE": str(cache)}},
     )
     try:
-        report = run_sweep(_tiny_plan(tmp_path), executor="ray", quiet=True)
+        report = run_sweep(_tiny_sweep(tmp_path), executor="ray", quiet=True)
     finally:
         ray.shutdown()
     assert sorted(report.finished) == sorted(load_runs(tmp_path / "runs.csv")["run_id"]) and not report.failed
@@ -339,7 +339,7 @@ def test_cli_errors_are_one_line(cache, capsys):
     assert "tokens=-3.0 must be a positive number" in capsys.readouterr().err
     assert main(["pilot", "--n-params", "1e5", "--tokens", "1e6", "--arch", "bert"]) == 2
     assert main(["pilot", "sweep", "/no/such/plan.toml"]) == 2
-    assert "plan file not found" in capsys.readouterr().err
+    assert "sweep file not found" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan(cache, streams, capsys):

@@ -1,4 +1,4 @@
-"""``bayescale pilot``: train one pilot, plan one, or run a sweep (torch is imported only to train)."""
+"""``bayescale pilot``: train one pilot, plan one (``--dry-run``), or run a sweep (torch is imported only to train)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BayescaleError
+from .sweep import load_sweep, run_sweep
+from .train import PilotPlan, plan_pilot, run_pilot
 
 
 def _pilot_parser() -> argparse.ArgumentParser:
@@ -16,7 +18,7 @@ def _pilot_parser() -> argparse.ArgumentParser:
         prog="bayescale pilot",
         description="Train one pilot language model of about N non-embedding parameters on D tokens, evaluate its "
         "held-out loss (nats per token) and append one row to a runs table. Run the same command again to resume "
-        "a killed pilot. `bayescale pilot sweep PLAN.toml` runs many.",
+        "a killed pilot. `bayescale pilot sweep SWEEP.toml` runs many.",
     )
     p.add_argument("--n-params", type=float, required=True, metavar="N", help="non-embedding parameters, e.g. 2e6")
     p.add_argument("--tokens", type=float, required=True, metavar="D", help="training tokens, e.g. 2e7")
@@ -50,10 +52,10 @@ def _pilot_parser() -> argparse.ArgumentParser:
 def _sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bayescale pilot sweep",
-        description="Run every pilot of PLAN.toml that is not yet in its table, in parallel; rows are appended as "
+        description="Run every pilot of SWEEP.toml that is not yet in its table, in parallel; rows are appended as "
         "pilots finish, so a killed sweep resumes where it stopped.",
     )
-    p.add_argument("plan", metavar="PLAN.toml")
+    p.add_argument("sweep", metavar="SWEEP.toml")
     p.add_argument(
         "--executor",
         default="process",
@@ -71,14 +73,15 @@ def _sweep_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _print_plan(plan: Any) -> None:
+def _print_plan(plan: PilotPlan) -> None:
     s, h = plan.shape, plan.hyper
     print(f"run id      {plan.run_id}")
     print(
         f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, vocab {s.vocab_size}"
     )
     print(
-        f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}"
+        f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; "
+        f"lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}"
     )
 
 
@@ -87,8 +90,6 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
-    from .train import plan_pilot, run_pilot
-
     if a.dry_run:
         plan = plan_pilot(
             a.n_params,
@@ -142,18 +143,16 @@ def cmd_pilot(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweep import load_plan, run_sweep
-
-    plan = load_plan(a.plan)
+    sweep = load_sweep(a.sweep)
     if a.dry_run:
         total = 0.0
-        for job in sorted(plan.jobs, key=lambda j: j.flops):
+        for job in sorted(sweep.jobs, key=lambda j: j.flops):
             total += job.flops
             print(f"{job.label():40s} {job.flops:.3g} FLOPs")
-        print(f"{len(plan.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {plan.table}")
+        print(f"{len(sweep.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {sweep.table}")
         return 0
     report = run_sweep(
-        plan,
+        sweep,
         executor=a.executor,
         workers=a.workers,
         address=a.address,

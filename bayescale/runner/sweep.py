@@ -1,8 +1,8 @@
-"""Sweeps: many pilots from one plan, in parallel on a local process pool or a Ray cluster.
+"""Sweeps: many pilots from one sweep file, in parallel on a local process pool or a Ray cluster.
 
-A plan is a TOML file::
+A sweep is a TOML file::
 
-    table = "pilot_runs.csv"          # runs table, relative to the plan file
+    table = "pilot_runs.csv"          # runs table, relative to the sweep file
     arch = "llama"                    # default for every run
     corpus = "stdlib"
     seeds = [0]
@@ -29,6 +29,7 @@ shared filesystem for the table.
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -39,10 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..errors import BayescaleError
 from .shapes import ARCHES, shape_for, training_flops
+from .train import PilotPlan, plan_pilot, save_pilot, train_pilot
 
-#: Options of :func:`bayescale.runner.train_pilot` a plan may set.
+#: Options of :func:`bayescale.runner.train_pilot` a sweep may set.
 RUN_OPTIONS = (
     "arch",
     "seed",
@@ -56,12 +60,14 @@ RUN_OPTIONS = (
     "save_every_s",
     "keep_checkpoints",
 )
-PLAN_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
+SWEEP_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
+#: Options that change how a pilot is trained but not what it is (not in its run id).
+TRAIN_ONLY = ("save_every_s", "keep_checkpoints")
 GRID_KEYS = ("n_params", "tokens_per_param", "tokens", "max_flops", "arch")
 
 
-class PlanError(BayescaleError):
-    """A sweep plan that cannot be run."""
+class SweepError(BayescaleError):
+    """A sweep that cannot be run."""
 
 
 @dataclass(frozen=True)
@@ -81,14 +87,18 @@ class Job:
         )
         return training_flops(shape, self.tokens)
 
+    def plan(self) -> PilotPlan:
+        """The pilot plan of this job (its run id, shape and hyperparameters)."""
+        return plan_pilot(self.n_params, self.tokens, **{k: v for k, v in self.options.items() if k not in TRAIN_ONLY})
+
     def label(self) -> str:
         o = self.options
         return f"{o.get('arch', 'llama')} N={self.n_params:.3g} D={self.tokens:.3g} seed={o.get('seed', 0)}"
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A parsed sweep plan: the runs table and the jobs."""
+class Sweep:
+    """A parsed sweep: the runs table and the jobs."""
 
     table: Path
     jobs: tuple[Job, ...]
@@ -100,118 +110,125 @@ def _num_list(value: Any, where: str) -> list[float]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise PlanError(f"{where} must be a positive number or a list of them; got {v!r}")
+            raise SweepError(f"{where} must be a positive number or a list of them; got {v!r}")
         out.append(float(v))
     if not out:
-        raise PlanError(f"{where} is empty")
+        raise SweepError(f"{where} is empty")
     return out
 
 
 def _options(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     bad = [k for k in d if k not in RUN_OPTIONS]
     if bad:
-        raise PlanError(f"{where}: unknown option(s) {bad}; allowed: {list(RUN_OPTIONS)}")
+        raise SweepError(f"{where}: unknown option(s) {bad}; allowed: {list(RUN_OPTIONS)}")
     if "arch" in d and d["arch"] not in ARCHES:
-        raise PlanError(f"{where}: arch={d['arch']!r} is not supported; allowed: {list(ARCHES)}")
+        raise SweepError(f"{where}: arch={d['arch']!r} is not supported; allowed: {list(ARCHES)}")
     return dict(d)
 
 
-def load_plan(source: str | os.PathLike | Mapping[str, Any]) -> Plan:
-    """Parse a sweep plan (TOML path or dict; see the module docstring) into jobs.
-
-    Examples
-    --------
-    >>> plan = load_plan({"table": "runs.csv", "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
-    >>> len(plan.jobs)
-    4
-    """
-    path = None
+def _read(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], Path, Path | None]:
+    """The raw sweep, the folder its table path is relative to, and its file (None for a dict)."""
     if isinstance(source, Mapping):
-        raw = dict(source)
-        base = Path.cwd()
-    else:
-        path = Path(source)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise PlanError(f"plan file not found: {str(path)!r}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PlanError(f"plan {str(path)!r} is not valid TOML: {exc}") from exc
-        base = path.parent
-    bad = [k for k in raw if k not in PLAN_KEYS]
+        return dict(source), Path.cwd(), None
+    path = Path(source)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SweepError(f"sweep file not found: {str(path)!r}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"sweep {str(path)!r} is not valid TOML: {exc}") from exc
+    return raw, path.parent, path
+
+
+def _grid_jobs(grid: Mapping[str, Any], common: dict[str, Any], seeds: list[int]) -> list[Job]:
+    bad = [k for k in grid if k not in GRID_KEYS]
     if bad:
-        raise PlanError(f"plan: unknown key(s) {bad}; allowed: {list(PLAN_KEYS)}")
-    if "table" not in raw or not isinstance(raw["table"], str):
-        raise PlanError("plan: 'table' (the runs CSV to append to, relative to the plan file) is required")
-    table = Path(raw["table"])
-    table = table if table.is_absolute() else base / table
-    common = _options({k: raw[k] for k in ("arch", "corpus") if k in raw}, "plan")
-    common.update(_options(raw.get("settings", {}), "[settings]"))
-    seeds = raw.get("seeds", [common.pop("seed", 0)])
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)
-    ):
-        raise PlanError(f"plan: seeds must be a list of non-negative integers; got {seeds!r}")
-    jobs: list[Job] = []
-    grid = raw.get("grid")
-    if grid is not None:
-        bad = [k for k in grid if k not in GRID_KEYS]
-        if bad:
-            raise PlanError(f"[grid]: unknown key(s) {bad}; allowed: {list(GRID_KEYS)}")
-        if "n_params" not in grid or ("tokens_per_param" in grid) == ("tokens" in grid):
-            raise PlanError("[grid] needs n_params and exactly one of tokens_per_param or tokens")
-        archs = grid.get("arch", common.get("arch", "llama"))
-        archs = archs if isinstance(archs, list) else [archs]
-        for a in archs:
-            if a not in ARCHES:
-                raise PlanError(f"[grid]: arch={a!r} is not supported; allowed: {list(ARCHES)}")
-        max_flops = _num_list(grid["max_flops"], "[grid] max_flops")[0] if "max_flops" in grid else math.inf
-        for a in archs:
-            for n in _num_list(grid["n_params"], "[grid] n_params"):
-                if "tokens_per_param" in grid:
-                    tokens = [n * r for r in _num_list(grid["tokens_per_param"], "[grid] tokens_per_param")]
-                else:
-                    tokens = _num_list(grid["tokens"], "[grid] tokens")
-                for d in tokens:
-                    for s in seeds:
-                        job = Job(n, d, {**common, "arch": a, "seed": s})
-                        if job.flops <= max_flops:
-                            jobs.append(job)
-    for i, r in enumerate(raw.get("run", [])):
+        raise SweepError(f"[grid]: unknown key(s) {bad}; allowed: {list(GRID_KEYS)}")
+    if "n_params" not in grid or ("tokens_per_param" in grid) == ("tokens" in grid):
+        raise SweepError("[grid] needs n_params and exactly one of tokens_per_param or tokens")
+    archs = grid.get("arch", common.get("arch", "llama"))
+    archs = archs if isinstance(archs, list) else [archs]
+    for a in archs:
+        if a not in ARCHES:
+            raise SweepError(f"[grid]: arch={a!r} is not supported; allowed: {list(ARCHES)}")
+    max_flops = _num_list(grid["max_flops"], "[grid] max_flops")[0] if "max_flops" in grid else math.inf
+    jobs = []
+    for a in archs:
+        for n in _num_list(grid["n_params"], "[grid] n_params"):
+            if "tokens_per_param" in grid:
+                tokens = [n * r for r in _num_list(grid["tokens_per_param"], "[grid] tokens_per_param")]
+            else:
+                tokens = _num_list(grid["tokens"], "[grid] tokens")
+            for d in tokens:
+                for s in seeds:
+                    job = Job(n, d, {**common, "arch": a, "seed": s})
+                    if job.flops <= max_flops:
+                        jobs.append(job)
+    return jobs
+
+
+def _run_jobs(runs: list[Any], common: dict[str, Any], seeds: list[int]) -> list[Job]:
+    jobs = []
+    for i, r in enumerate(runs):
         where = f"[[run]] #{i + 1}"
         if not isinstance(r, Mapping) or "n_params" not in r or "tokens" not in r:
-            raise PlanError(f"{where} needs n_params and tokens")
+            raise SweepError(f"{where} needs n_params and tokens")
         n = _num_list(r["n_params"], f"{where} n_params")[0]
         d = _num_list(r["tokens"], f"{where} tokens")[0]
         opts = _options({k: v for k, v in r.items() if k not in ("n_params", "tokens")}, where)
         for s in [opts.pop("seed")] if "seed" in opts else seeds:
             jobs.append(Job(n, d, {**common, **opts, "seed": s}))
+    return jobs
+
+
+def load_sweep(source: str | os.PathLike | Mapping[str, Any]) -> Sweep:
+    """Parse a sweep (TOML path or dict; see the module docstring) into jobs.
+
+    Examples
+    --------
+    >>> sweep = load_sweep({"table": "runs.csv", "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
+    >>> len(sweep.jobs)
+    4
+    """
+    raw, base, path = _read(source)
+    bad = [k for k in raw if k not in SWEEP_KEYS]
+    if bad:
+        raise SweepError(f"sweep: unknown key(s) {bad}; allowed: {list(SWEEP_KEYS)}")
+    if "table" not in raw or not isinstance(raw["table"], str):
+        raise SweepError("sweep: 'table' (the runs CSV to append to, relative to the sweep file) is required")
+    table = Path(raw["table"])
+    table = table if table.is_absolute() else base / table
+    common = _options({k: raw[k] for k in ("arch", "corpus") if k in raw}, "sweep")
+    common.update(_options(raw.get("settings", {}), "[settings]"))
+    seeds = raw.get("seeds", [common.pop("seed", 0)])
+    if not isinstance(seeds, list) or not seeds or not all(_is_seed(s) for s in seeds):
+        raise SweepError(f"sweep: seeds must be a list of non-negative integers; got {seeds!r}")
+    jobs = _grid_jobs(raw["grid"], common, seeds) if raw.get("grid") is not None else []
+    jobs += _run_jobs(raw.get("run", []), common, seeds)
     if not jobs:
-        raise PlanError("plan has no runs: add a [grid] or [[run]] entries (or raise max_flops)")
-    return Plan(table, tuple(jobs), path)
+        raise SweepError("sweep has no runs: add a [grid] or [[run]] entries (or raise max_flops)")
+    return Sweep(table, tuple(jobs), path)
 
 
-def _pending(plan: Plan) -> tuple[list[Job], list[str]]:
+#: The old name of :func:`load_sweep` (``tests/test_pilot_data.py`` uses it).
+load_plan = load_sweep
+
+
+def _is_seed(s: Any) -> bool:
+    return isinstance(s, int) and not isinstance(s, bool) and s >= 0
+
+
+def _pending(sweep: Sweep) -> tuple[list[Job], list[str]]:
     """Jobs whose run id is not yet in the table, and the ids of those that are."""
-    import pandas as pd
-
-    from .train import plan_pilot
-
     done = set()
-    if plan.table.exists():
+    if sweep.table.exists():
         try:
-            done = set(pd.read_csv(plan.table, usecols=["run_id"], dtype=str)["run_id"])
+            done = set(pd.read_csv(sweep.table, usecols=["run_id"], dtype=str)["run_id"])
         except ValueError:
             done = set()
     todo, skipped = [], []
-    for job in plan.jobs:
-        rid = plan_pilot(
-            job.n_params,
-            job.tokens,
-            **{k: v for k, v in job.options.items() if k not in ("save_every_s", "keep_checkpoints")},
-        ).run_id
+    for job in sweep.jobs:
+        rid = job.plan().run_id
         if rid in done:
             skipped.append(rid)
         else:
@@ -231,8 +248,6 @@ def _progress_printer(msg: dict) -> None:
 
 
 def _train_job(job: Job, threads: int | None, device: str, quiet: bool):
-    from .train import train_pilot
-
     return train_pilot(
         job.n_params,
         job.tokens,
@@ -256,7 +271,7 @@ def _init_worker(queue) -> None:
 
 def _gpu_count() -> int:
     try:
-        import torch
+        import torch  # optional (the runner extra), and slow to import: only to count GPUs
 
         return torch.cuda.device_count()
     except ImportError:
@@ -274,7 +289,7 @@ class SweepReport:
 
 
 def run_sweep(
-    plan: Plan | str | os.PathLike | Mapping[str, Any],
+    sweep: Sweep | str | os.PathLike | Mapping[str, Any],
     *,
     executor: str = "process",
     workers: int | None = None,
@@ -284,11 +299,12 @@ def run_sweep(
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> SweepReport:
-    """Run every pilot of ``plan`` not yet in its table, in parallel, appending each row as it finishes.
+    """Run every pilot of ``sweep`` not yet in its table, in parallel, appending each row as it finishes.
 
     Parameters
     ----------
-    plan : Plan, path or dict
+    sweep : Sweep, path or dict
+        A parsed sweep, or a sweep file or dict for :func:`load_sweep`.
     executor : {"process", "ray", "serial"}
         ``process``: a local process pool, one core per pilot on CPU (``workers`` defaults to the
         number of cores) or one GPU per pilot when torch sees GPUs (``workers`` = their number).
@@ -308,19 +324,17 @@ def run_sweep(
     SweepReport
         A pilot that fails is reported (run label and error) and the others go on.
     """
-    from .train import save_pilot
-
-    plan = plan if isinstance(plan, Plan) else load_plan(plan)
+    sweep = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if executor not in ("process", "ray", "serial"):
-        raise PlanError(f"executor={executor!r} is not allowed; allowed: 'process', 'ray', 'serial'")
+        raise SweepError(f"executor={executor!r} is not allowed; allowed: 'process', 'ray', 'serial'")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise PlanError(f"workers={workers!r} must be a positive integer")
-    todo, skipped = _pending(plan)
+        raise SweepError(f"workers={workers!r} must be a positive integer")
+    todo, skipped = _pending(sweep)
     todo.sort(key=lambda j: -j.flops)  # largest first: better packing, and the stragglers are short
     report = SweepReport(skipped=skipped)
     total = sum(j.flops for j in todo)
-    say(f"sweep: {len(todo)} pilot(s) to run ({total:.3g} FLOPs, analytic), {len(skipped)} already in {plan.table}")
+    say(f"sweep: {len(todo)} pilot(s) to run ({total:.3g} FLOPs, analytic), {len(skipped)} already in {sweep.table}")
     t0 = time.perf_counter()
     done_flops = 0.0
 
@@ -334,7 +348,7 @@ def run_sweep(
             report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
             say(f"[{k}/{len(todo)}] FAILED {job.label()}: {type(error).__name__}: {error}")
             return
-        save_pilot(result, plan.table)
+        save_pilot(result, sweep.table)
         report.finished.append(result.row["run_id"])
         say(
             f"[{k}/{len(todo)}] {result.row['run_id']}: loss {result.row['loss']:.4f} in {result.row['wall_s']:.0f} s "
@@ -359,8 +373,6 @@ def run_sweep(
 
 
 def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
-    import multiprocessing as mp
-
     ctx = mp.get_context("spawn")
     gpus = _gpu_count() if device != "cpu" else 0
     queue = None
@@ -384,9 +396,9 @@ def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
 
 def _run_ray(todo, address, device, threads, quiet, finished) -> None:
     try:
-        import ray
+        import ray  # optional (the ray extra)
     except ImportError as exc:
-        raise PlanError("executor='ray' needs Ray: pip install 'ray[default]'") from exc
+        raise SweepError("executor='ray' needs Ray: pip install 'ray[default]'") from exc
     started = False
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=not quiet)
@@ -409,4 +421,4 @@ def _run_ray(todo, address, device, threads, quiet, finished) -> None:
             ray.shutdown()
 
 
-__all__ = ["Job", "Plan", "PlanError", "SweepReport", "load_plan", "run_sweep"]
+__all__ = ["Job", "Sweep", "SweepError", "SweepReport", "load_sweep", "run_sweep"]

@@ -5,6 +5,13 @@ from a config (never downloaded), trains it on ``tokens`` tokens of the corpus's
 evaluates next-token cross-entropy (nats per token) on the fixed held-out split at log-spaced points
 of training, and appends one row with full provenance. A killed pilot resumes from its last
 checkpoint when the same call is made again; one run id never yields two rows.
+
+A pilot is trained in three steps: :func:`build_pilot` (the model and its data), :func:`train_model`
+(the Trainer; its eval-loss curve and timings) and :func:`record_pilot` (its row and record, written
+to its work folder); :func:`save_pilot` appends the row to a runs table.
+
+torch, transformers and tokenizers (the ``runner`` extra) are imported inside the functions that use them, so
+that ``import bayescale.runner`` works, and plans pilots, without them.
 """
 
 from __future__ import annotations
@@ -24,13 +31,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import BayescaleError
+from .. import __version__
+from ..data import append_run
 from .corpus import TokenStreams, _atomic_bytes, cache_dir, config_hash, token_streams
+from .models import PilotError, build_model, count_params, require_torch, token_windows
 from .shapes import (
     ARCHES,
     Hyper,
     Shape,
-    ShapeError,
     forward_flops_per_token,
     hyper_for,
     shape_for,
@@ -41,145 +49,6 @@ from .shapes import (
 EVAL_TOKENS = 65536
 #: Points of the eval-loss curve, log-spaced in steps (the last is the end of training).
 CURVE_POINTS = 8
-
-
-class PilotError(BayescaleError):
-    """A pilot that cannot be run as asked."""
-
-
-def _torch():
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise PilotError("the pilot runner needs torch and transformers: pip install 'bayescale[runner]'") from exc
-    return torch
-
-
-# --------------------------------------------------------------------------- models
-
-
-def _lstm_class():
-    torch = _torch()
-    nn = torch.nn
-
-    class LSTMLanguageModel(nn.Module):
-        """An LSTM language model: ``n_layer`` LSTM layers of width ``d``, a linear projection, and the
-        tied input/output embedding with an output bias (the LSTM's output is bounded by tanh, so the
-        projection and bias let the logits grow as the model learns)."""
-
-        def __init__(self, vocab_size: int, d_model: int, n_layer: int):
-            super().__init__()
-            self.embed = nn.Embedding(vocab_size, d_model)
-            self.lstm = nn.LSTM(d_model, d_model, num_layers=n_layer, batch_first=True)
-            self.proj = nn.Linear(d_model, d_model)
-            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
-            nn.init.normal_(self.embed.weight, std=0.02)
-
-        def forward(self, input_ids, labels=None):
-            h, _ = self.lstm(self.embed(input_ids))
-            logits = self.proj(h) @ self.embed.weight.T + self.out_bias
-            loss = None
-            if labels is not None:
-                loss = nn.functional.cross_entropy(
-                    logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1)
-                )
-            return {"loss": loss, "logits": logits}
-
-    return LSTMLanguageModel
-
-
-def build_model(shape: Shape, seed: int = 0):
-    """Build the pilot model of ``shape`` from a config, initialised with ``seed``.
-
-    Llama and GPT-2 come from ``transformers`` configs (``LlamaConfig``, ``GPT2Config``) with tied
-    embeddings and no dropout; the LSTM is :class:`LSTMLanguageModel` in plain torch.
-    """
-    torch = _torch()
-    torch.manual_seed(seed)
-    if shape.arch == "llama":
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        cfg = LlamaConfig(
-            vocab_size=shape.vocab_size,
-            hidden_size=shape.d_model,
-            intermediate_size=shape.d_ff,
-            num_hidden_layers=shape.n_layer,
-            num_attention_heads=shape.n_head,
-            num_key_value_heads=shape.n_head,
-            max_position_embeddings=shape.seq_len,
-            tie_word_embeddings=True,
-            bos_token_id=0,
-            eos_token_id=0,
-            pad_token_id=0,
-            use_cache=False,
-        )
-        return LlamaForCausalLM(cfg)
-    if shape.arch == "gpt2":
-        from transformers import GPT2Config, GPT2LMHeadModel
-
-        cfg = GPT2Config(
-            vocab_size=shape.vocab_size,
-            n_positions=shape.seq_len,
-            n_embd=shape.d_model,
-            n_layer=shape.n_layer,
-            n_head=shape.n_head,
-            n_inner=shape.d_ff,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            tie_word_embeddings=True,
-            bos_token_id=0,
-            eos_token_id=0,
-            use_cache=False,
-        )
-        return GPT2LMHeadModel(cfg)
-    if shape.arch == "lstm":
-        return _lstm_class()(shape.vocab_size, shape.d_model, shape.n_layer)
-    raise ShapeError(f"arch={shape.arch!r} is not supported; allowed: {list(ARCHES)}")
-
-
-def count_params(model, arch: str) -> dict[str, int]:
-    """Total, embedding and non-embedding parameters of a built model (tied weights counted once).
-
-    Embedding parameters are the token embedding and, for GPT-2, the learned position embedding (for
-    the LSTM, also its output bias over the vocabulary).
-    """
-    seen: dict[int, int] = {}
-    for p in model.parameters():
-        seen[id(p)] = p.numel()
-    total = sum(seen.values())
-    if arch == "lstm":
-        emb = [model.embed.weight, model.out_bias]
-    else:
-        emb = [model.get_input_embeddings().weight]
-        if arch == "gpt2":
-            emb.append(model.transformer.wpe.weight)
-    n_emb = sum(p.numel() for p in {id(p): p for p in emb}.values())
-    return {"N_total": int(total), "N_embedding": int(n_emb), "N": int(total - n_emb)}
-
-
-# --------------------------------------------------------------------------- data
-
-
-def _windows_dataset(tokens: np.ndarray, seq_len: int, limit: int | None = None):
-    torch = _torch()
-
-    class TokenWindows(torch.utils.data.Dataset):
-        """Non-overlapping windows of ``seq_len`` tokens; labels are the inputs (the model shifts them)."""
-
-        def __init__(self):
-            n = len(tokens) // seq_len
-            self.n = n if limit is None else min(n, limit)
-
-        def __len__(self):
-            return self.n
-
-        def __getitem__(self, i):
-            x = torch.from_numpy(np.asarray(tokens[i * seq_len : (i + 1) * seq_len], dtype=np.int64))
-            return {"input_ids": x, "labels": x}
-
-    return TokenWindows()
 
 
 # --------------------------------------------------------------------------- the pilot
@@ -293,10 +162,8 @@ def _versions() -> dict[str, str]:
     import torch
     import transformers
 
-    import bayescale
-
     return {
-        "bayescale": bayescale.__version__,
+        "bayescale": __version__,
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "tokenizers": tokenizers.__version__,
@@ -380,8 +247,6 @@ class PilotResult:
 def save_pilot(result: PilotResult, table: str | os.PathLike) -> pd.DataFrame:
     """Append a pilot's row to ``table`` (a run id already there is left as it is) and write its curve
     and record to :func:`curves_dir` beside the table. Returns the whole table."""
-    from ..data import append_run
-
     run_id = result.row["run_id"]
     cdir = curves_dir(table)
     cdir.mkdir(parents=True, exist_ok=True)
@@ -458,6 +323,9 @@ def train_pilot(
 ) -> PilotResult:
     """Train one pilot (or finish a killed one) and return its row, curve and record.
 
+    :func:`plan_pilot` resolves the request, :func:`build_pilot` builds the model and its data,
+    :func:`train_model` trains and evaluates it, and :func:`record_pilot` makes its row and record.
+
     Parameters
     ----------
     n_params, tokens, arch, seed
@@ -485,11 +353,7 @@ def train_pilot(
     -------
     PilotResult
     """
-    torch = _torch()
-    if device not in ("auto", "cpu", "cuda"):
-        raise PilotError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda'")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PilotError("device='cuda' but torch sees no CUDA GPU")
+    torch = _checked_device(device)
     plan = plan_pilot(
         n_params,
         tokens,
@@ -503,33 +367,74 @@ def train_pilot(
         eval_tokens=eval_tokens,
         curve_points=curve_points,
     )
-    run_id = plan.run_id
-    out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / run_id
+    out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plan.run_id
     out.mkdir(parents=True, exist_ok=True)
-    result_path = out / "result.json"
-    if result_path.exists():  # trained before (the save may have been interrupted)
-        return PilotResult(
-            json.loads(result_path.read_text()),
-            pd.read_csv(out / "curve.csv"),
-            json.loads((out / "record.json").read_text()),
-        )
-
+    if (out / "result.json").exists():  # trained before (the save may have been interrupted)
+        return _load_result(out)
     if threads is not None:
         torch.set_num_threads(int(threads))
-    from transformers.utils import logging as hf_logging
+    model, data = build_pilot(plan)
+    trained = train_model(model, data, plan, out, device=device, save_every_s=save_every_s, on_progress=on_progress)
+    result = record_pilot(plan, count_params(model, plan.arch), trained, out)
+    if not keep_checkpoints:
+        for d in out.glob("checkpoint-*"):
+            shutil.rmtree(d, ignore_errors=True)
+    return result
 
-    hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
-    model = build_model(plan.shape, seed=seed)
-    counts = count_params(model, arch)
-    train_ds = _windows_dataset(plan.streams.train, plan.shape.seq_len)
-    eval_ds = _windows_dataset(plan.streams.heldout, plan.shape.seq_len, limit=plan.eval_tokens // plan.shape.seq_len)
+
+def _checked_device(device: str):
+    """torch, once ``device`` is known to be one it can train on."""
+    torch = require_torch()
+    if device not in ("auto", "cpu", "cuda"):
+        raise PilotError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PilotError("device='cuda' but torch sees no CUDA GPU")
+    return torch
+
+
+@dataclass(frozen=True)
+class PilotData:
+    """What a pilot trains and evaluates on: torch datasets of token windows (see :func:`build_pilot`)."""
+
+    train: Any
+    heldout: Any
+
+    @property
+    def train_tokens(self) -> int:
+        """Tokens the training windows hold (one epoch)."""
+        return len(self.train) * self.train.seq_len
+
+
+def build_pilot(plan: PilotPlan) -> tuple[Any, PilotData]:
+    """The model of ``plan`` (initialised with its seed) and its training and held-out windows."""
+    seq = plan.shape.seq_len
+    model = build_model(plan.shape, seed=plan.seed)
+    train = token_windows(plan.streams.train, seq)
+    heldout = token_windows(plan.streams.heldout, seq, limit=plan.eval_tokens // seq)
+    return model, PilotData(train, heldout)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`train_model` measured: the eval-loss curve, the training log and the timings."""
+
+    curve: pd.DataFrame
+    log_history: list[dict[str, Any]]
+    training_arguments: dict[str, Any]
+    eval_at: list[int]
+    wall_s: float  # this process's training and evaluation time plus that of the killed runs it resumed
+    train_s: float  # this process's training time (evaluation excluded)
+    resumed: bool
+    precision: str
+    device: str
+    epoch_tokens: int  # tokens in one pass over the training windows
+
+
+def _training_arguments(plan: PilotPlan, out: Path, use_cuda: bool, bf16: bool):
+    from transformers import TrainingArguments
+
     h = plan.hyper
-    eval_at = _eval_steps(h.steps, plan.curve_points)
-    from transformers import Trainer, TrainingArguments
-
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(out),
         max_steps=h.steps,
         per_device_train_batch_size=h.batch_size,
@@ -550,27 +455,45 @@ def train_pilot(
         logging_steps=max(1, h.steps // 50),
         report_to="none",
         disable_tqdm=True,
-        seed=seed,
-        data_seed=seed,
+        seed=plan.seed,
+        data_seed=plan.seed,
         bf16=bf16,
         use_cpu=not use_cuda,
         dataloader_num_workers=0,
         prediction_loss_only=True,
         remove_unused_columns=False,
     )
+
+
+def train_model(
+    model: Any,
+    data: PilotData,
+    plan: PilotPlan,
+    out: Path,
+    *,
+    device: str = "auto",
+    save_every_s: float = 60.0,
+    on_progress: Callable[[dict], None] | None = None,
+) -> Trained:
+    """Train ``model`` on ``data`` with the Hugging Face Trainer as ``plan`` says, checkpointing to ``out``
+    (and resuming from the newest complete checkpoint there), evaluating at the curve points."""
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils import logging as hf_logging
+
+    torch = require_torch()
+    hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
+    h, seq = plan.hyper, plan.shape.seq_len
+    eval_at = _eval_steps(h.steps, plan.curve_points)
+    args = _training_arguments(plan, out, use_cuda, bf16)
     resume = _last_checkpoint(out)
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
         wall_before = float(json.loads((out / "wall.json").read_text()).get("wall_s", 0.0))
-    trainer = Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        callbacks=_callbacks(run_id, eval_at, save_every_s, on_progress, h.steps, out / "wall.json", wall_before),
-    )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
+    callbacks = _callbacks(plan.run_id, eval_at, save_every_s, on_progress, h.steps, out / "wall.json", wall_before)
+    trainer = Trainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.heldout, callbacks=callbacks)
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     t0 = time.perf_counter()
@@ -581,7 +504,6 @@ def train_pilot(
         evals = [e for e in trainer.state.log_history if "eval_loss" in e]
     wall = time.perf_counter() - t0
     eval_wall = sum(float(e.get("eval_runtime", 0.0)) for e in evals)
-    seq = plan.shape.seq_len
     curve = pd.DataFrame(
         {
             "step": [int(e["step"]) for e in evals],
@@ -589,12 +511,29 @@ def train_pilot(
             "eval_loss": [float(e["eval_loss"]) for e in evals],
         }
     ).drop_duplicates("step", keep="last")
-    train_losses = [e for e in trainer.state.log_history if "loss" in e and "eval_loss" not in e]
-    loss = float(curve["eval_loss"].iloc[-1])
+    return Trained(
+        curve=curve,
+        log_history=trainer.state.log_history,
+        training_arguments=args.to_dict(),
+        eval_at=eval_at,
+        wall_s=wall + wall_before,
+        train_s=wall - eval_wall,
+        resumed=resume is not None,
+        precision="bf16" if bf16 else "fp32",
+        device=_device_name(torch) if use_cuda else f"cpu:{torch.get_num_threads()} threads",
+        epoch_tokens=data.train_tokens,
+    )
+
+
+def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict[str, Any]:
+    """The runs-table row of a trained pilot (``counts`` from :func:`count_params`): ``run_id, N, D, C,
+    loss`` and its provenance."""
+    h, s = plan.hyper, plan.shape
+    train_losses = [e for e in trained.log_history if "loss" in e and "eval_loss" not in e]
+    loss = float(trained.curve["eval_loss"].iloc[-1])
     D = plan.tokens_trained
-    epochs = D / (len(train_ds) * seq)
-    row = {
-        "run_id": run_id,
+    return {
+        "run_id": plan.run_id,
         "N": counts["N"],
         "D": D,
         "C": 6.0 * counts["N"] * D,
@@ -602,20 +541,20 @@ def train_pilot(
         "perplexity": math.exp(loss),
         "N_total": counts["N_total"],
         "N_embedding": counts["N_embedding"],
-        "C_analytic": training_flops(plan.shape, D),
+        "C_analytic": training_flops(s, D),
         "C_6ND_total": 6.0 * counts["N_total"] * D,
-        "flops_per_token_fwd": forward_flops_per_token(plan.shape),
+        "flops_per_token_fwd": forward_flops_per_token(s),
         "tokens_per_param": D / counts["N"],
         "n_params_requested": plan.n_params,
         "tokens_requested": plan.tokens,
-        "arch": arch,
-        "seed": seed,
-        "n_layer": plan.shape.n_layer,
-        "d_model": plan.shape.d_model,
-        "n_head": plan.shape.n_head,
-        "d_ff": plan.shape.d_ff,
-        "seq_len": seq,
-        "vocab_size": plan.shape.vocab_size,
+        "arch": plan.arch,
+        "seed": plan.seed,
+        "n_layer": s.n_layer,
+        "d_model": s.d_model,
+        "n_head": s.n_head,
+        "d_ff": s.d_ff,
+        "seq_len": s.seq_len,
+        "vocab_size": s.vocab_size,
         "batch_size": h.batch_size,
         "steps": h.steps,
         "lr": h.lr,
@@ -623,7 +562,7 @@ def train_pilot(
         "schedule": h.schedule,
         "min_lr_ratio": h.min_lr_ratio,
         "weight_decay": h.weight_decay,
-        "epochs": epochs,
+        "epochs": D / trained.epoch_tokens,
         "final_train_loss": float(train_losses[-1]["loss"]) if train_losses else float("nan"),
         "eval_tokens": plan.eval_tokens,
         "unigram_entropy": plan.streams.unigram_entropy(),
@@ -631,28 +570,40 @@ def train_pilot(
         "corpus_hash": plan.streams.corpus_hash[:12],
         "tokenizer_hash": plan.streams.tokenizer_hash,
         "config_hash": plan.config_hash,
-        "precision": "bf16" if bf16 else "fp32",
-        "device": _device_name(torch) if use_cuda else f"cpu:{torch.get_num_threads()} threads",
-        "wall_s": wall + wall_before,
-        "train_tokens_per_s": D / max(wall - eval_wall, 1e-9) if resume is None else float("nan"),
-        "resumed": resume is not None,
+        "precision": trained.precision,
+        "device": trained.device,
+        "wall_s": trained.wall_s,
+        "train_tokens_per_s": D / max(trained.train_s, 1e-9) if not trained.resumed else float("nan"),
+        "resumed": trained.resumed,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"version_{k}": v for k, v in _versions().items()},
     }
+
+
+def record_pilot(plan: PilotPlan, counts: dict[str, int], trained: Trained, out: Path) -> PilotResult:
+    """Make a trained pilot's row and record and write them to its work folder ``out``; the result file,
+    written last, marks the pilot as trained (calling :func:`train_pilot` again only loads it)."""
+    row = pilot_row(plan, counts, trained)
     record = {
         "row": row,
         "config": plan.config,
-        "training_arguments": args.to_dict(),
-        "eval_at_steps": eval_at,
-        "log_history": trainer.state.log_history,
+        "training_arguments": trained.training_arguments,
+        "eval_at_steps": trained.eval_at,
+        "log_history": trained.log_history,
     }
-    curve.to_csv(out / "curve.csv", index=False)
+    trained.curve.to_csv(out / "curve.csv", index=False)
     _write_json(out / "record.json", record)
-    _write_json(result_path, row)  # marks the training as done: a rerun only saves
-    if not keep_checkpoints:
-        for d in out.glob("checkpoint-*"):
-            shutil.rmtree(d, ignore_errors=True)
-    return PilotResult(row, curve, record)
+    _write_json(out / "result.json", row)  # marks the training as done: a rerun only saves
+    return PilotResult(row, trained.curve, record)
+
+
+def _load_result(out: Path) -> PilotResult:
+    """The result :func:`record_pilot` wrote to ``out``."""
+    return PilotResult(
+        json.loads((out / "result.json").read_text()),
+        pd.read_csv(out / "curve.csv"),
+        json.loads((out / "record.json").read_text()),
+    )
 
 
 # --------------------------------------------------------------------------- a plain torch loop
@@ -664,14 +615,14 @@ def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | N
 
     The yardstick for the runner's overhead in ``benchmarks/bench_runner.py``.
     """
-    torch = _torch()
+    torch = require_torch()
     if threads is not None:
         torch.set_num_threads(int(threads))
     from transformers import get_scheduler
 
     h = plan.hyper
     steps = h.steps if steps is None else int(steps)
-    model = build_model(plan.shape, seed=plan.seed)
+    model, data = build_pilot(plan)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
@@ -687,9 +638,10 @@ def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | N
         num_training_steps=h.steps,
         scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio},
     )
-    ds = _windows_dataset(plan.streams.train, plan.shape.seq_len)
     gen = torch.Generator().manual_seed(plan.seed)
-    loader = torch.utils.data.DataLoader(ds, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        data.train, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True
+    )
     it = iter(loader)
     t0 = time.perf_counter()
     loss = None
@@ -715,15 +667,21 @@ def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | N
 
 
 __all__ = [
+    "PilotData",
     "PilotError",
     "PilotPlan",
     "PilotResult",
+    "Trained",
     "build_model",
+    "build_pilot",
     "count_params",
     "curves_dir",
+    "pilot_row",
     "plain_torch_loop",
     "plan_pilot",
+    "record_pilot",
     "run_pilot",
     "save_pilot",
+    "train_model",
     "train_pilot",
 ]
