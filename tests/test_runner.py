@@ -18,6 +18,7 @@ import pytest
 from bayescale import load_runs
 from bayescale.cli import main
 from bayescale.data import append_run
+from bayescale.errors import RunsTableError
 from bayescale.runner.shapes import (
     ARCHES,
     LR_SCALE,
@@ -319,6 +320,52 @@ def test_ray_sweep_on_a_local_cluster(cache, streams, tmp_path):
     finally:
         ray.shutdown()
     assert sorted(report.finished) == sorted(load_runs(tmp_path / "runs.csv")["run_id"]) and not report.failed
+
+
+def test_unique_tokens_column_is_validated():
+    runs = load_runs(pd.DataFrame({"N": [1e6, 1e6], "D": [2e7, 2e7], "loss": [3.0, 3.1], "U": [5e6, None]}))
+    assert runs["U"].iloc[0] == 5e6 and np.isnan(runs["U"].iloc[1])
+    for bad, msg in [(3e7, "must be > 0 and <= D"), (0.0, "must be > 0 and <= D"), ("many", "finite number or empty")]:
+        with pytest.raises(RunsTableError, match=msg):
+            load_runs(pd.DataFrame({"N": [1e6], "D": [2e7], "loss": [3.0], "U": [bad]}))
+
+
+def test_repeated_data_pool_and_errors(cache, streams):
+    from bayescale.runner.train import PilotError, build_pilot, plan_pilot
+
+    plan = plan_pilot(2e4, 1e5, unique_tokens=2.5e4, **TINY)
+    assert plan.unique_tokens == 2.5e4 // 128 * 128 and "-U2.5e04-" in plan.run_id
+    assert plan.run_id != plan_pilot(2e4, 1e5, **TINY).run_id  # U is part of what the pilot is
+    assert plan_pilot(2e4, 1e5, **TINY).config == plan_pilot(2e4, 1e5, unique_tokens=None, **TINY).config
+    _, data = build_pilot(plan)
+    assert data.train_tokens == plan.unique_tokens and len(data.train) == plan.unique_tokens // 128
+    # The pool is whole windows of the training split, the same for every seed, nested in larger pools.
+    windows = streams.train[: len(streams.train) // 128 * 128].reshape(-1, 128)
+    pool = {bytes(data.train[i]["input_ids"].numpy().astype(np.uint16)) for i in range(len(data.train))}
+    assert pool <= {bytes(w) for w in windows}
+    _, other_seed = build_pilot(plan_pilot(2e4, 1e5, seed=3, unique_tokens=2.5e4, **TINY))
+    _, larger = build_pilot(plan_pilot(2e4, 1e5, unique_tokens=5e4, **TINY))
+    same = {bytes(other_seed.train[i]["input_ids"].numpy().astype(np.uint16)) for i in range(len(other_seed.train))}
+    bigger = {bytes(larger.train[i]["input_ids"].numpy().astype(np.uint16)) for i in range(len(larger.train))}
+    assert same == pool and pool < bigger
+    for u, msg in [(100, "at least one window"), (2e5, "exceeds the .* tokens the pilot trains on"), (-1, "window")]:
+        with pytest.raises(PilotError, match=msg):
+            plan_pilot(2e4, 1e5, unique_tokens=u, **TINY)
+
+
+def test_repeated_data_pilot_records_u_and_epochs(cache, streams, tmp_path, capsys):
+    table = tmp_path / "runs.csv"
+    args = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--unique-tokens", "2.5e4", "--eval-tokens", "1024"]
+    assert main([*args, "--curve-points", "2", "--dry-run"]) == 0
+    assert "24,960 unique tokens repeated for 4.02 epochs" in capsys.readouterr().out
+    args += ["--curve-points", "2", "--threads", "1", "--quiet", "--append", str(table), "--format", "json"]
+    assert main(args) == 0
+    runs = load_runs(table)
+    row = runs.iloc[0]
+    assert len(runs) == 1 and "-U2.5e04-" in row["run_id"]
+    assert row["D"] == row["steps"] * row["batch_size"] * 128 == 100352  # 196 steps of 4 x 128 tokens
+    assert row["U"] == 24960 and row["epochs"] == pytest.approx(100352 / 24960)
+    assert np.isfinite(row["loss"]) and row["C"] == pytest.approx(6 * row["N"] * row["D"])
 
 
 def test_local_text_corpus(cache, tmp_path):

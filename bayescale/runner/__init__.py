@@ -29,6 +29,7 @@ _LAZY = {
     "count_params": "models",
     "curves_dir": "train",
     "plain_torch_loop": "train",
+    "unique_windows": "train",
     "PilotData": "train",
     "PilotError": "models",
     "PilotPlan": "train",

@@ -36,6 +36,12 @@ def _pilot_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eval-tokens", type=int, default=65536, help="held-out tokens per evaluation (default 65536)")
     p.add_argument("--curve-points", type=int, default=8, help="points on the eval-loss curve (default 8)")
+    p.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="repeated data: train the D tokens on a fixed pool of U unique tokens (D/U epochs); default: no repetition",
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--work-dir", help="checkpoint folder (default: the bayescale cache)")
@@ -83,6 +89,9 @@ def _print_plan(plan: PilotPlan) -> None:
         f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; "
         f"lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}"
     )
+    if plan.unique_tokens is not None:
+        u = plan.unique_tokens
+        print(f"data        {u:,} unique tokens repeated for {plan.tokens_trained / u:.3g} epochs")
 
 
 def cmd_pilot(args: argparse.Namespace) -> int:
@@ -103,6 +112,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             lr_scale=a.lr_scale,
             eval_tokens=a.eval_tokens,
             curve_points=a.curve_points,
+            unique_tokens=a.unique_tokens,
         )
         _print_plan(plan)
         return 0
@@ -123,6 +133,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         lr_scale=a.lr_scale,
         eval_tokens=a.eval_tokens,
         curve_points=a.curve_points,
+        unique_tokens=a.unique_tokens,
         device=a.device,
         threads=a.threads,
         work_dir=a.work_dir,

@@ -57,6 +57,7 @@ RUN_OPTIONS = (
     "lr_scale",
     "eval_tokens",
     "curve_points",
+    "unique_tokens",
     "save_every_s",
     "keep_checkpoints",
 )

@@ -23,7 +23,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -68,10 +68,12 @@ class PilotPlan:
     eval_tokens: int
     curve_points: int
     streams: TokenStreams
+    unique_tokens: int | None = None  # repeated data: train on a fixed pool of this many tokens
 
     @property
     def config(self) -> dict[str, Any]:
         """The hashed configuration: shape, hyperparameters, data and seed."""
+        repeated = {} if self.unique_tokens is None else {"unique_tokens": self.unique_tokens}
         return {
             "arch": self.arch,
             "n_params_requested": self.n_params,
@@ -81,6 +83,7 @@ class PilotPlan:
             "eval_tokens": self.eval_tokens,
             "corpus_hash": self.streams.corpus_hash,
             "tokenizer_hash": self.streams.tokenizer_hash,
+            **repeated,
         }
 
     @property
@@ -89,7 +92,8 @@ class PilotPlan:
 
     @property
     def run_id(self) -> str:
-        return f"{self.arch}-N{self.n_params:.3g}-D{self.tokens:.3g}-s{self.seed}-{self.config_hash[:8]}".replace(
+        u = "" if self.unique_tokens is None else f"-U{self.unique_tokens:.3g}"
+        return f"{self.arch}-N{self.n_params:.3g}-D{self.tokens:.3g}{u}-s{self.seed}-{self.config_hash[:8]}".replace(
             "+", ""
         )
 
@@ -111,8 +115,12 @@ def plan_pilot(
     lr_scale: float | None = None,
     eval_tokens: int = EVAL_TOKENS,
     curve_points: int = CURVE_POINTS,
+    unique_tokens: float | None = None,
 ) -> PilotPlan:
     """Resolve a pilot request into its shape, hyperparameters, data and run id (no training).
+
+    With ``unique_tokens`` U, the pilot trains on a fixed pool of about U tokens (whole windows of
+    ``seq_len``, see :func:`unique_windows`) repeated for D/U epochs: a repeated-data pilot.
 
     Examples
     --------
@@ -139,9 +147,45 @@ def plan_pilot(
     if not (isinstance(eval_tokens, int) and seq_len <= eval_tokens):
         raise PilotError(f"eval_tokens={eval_tokens!r} must be an integer >= seq_len ({seq_len})")
     eval_tokens = min(eval_tokens, (len(streams.heldout) // seq_len) * seq_len)
-    return PilotPlan(
+    plan = PilotPlan(
         arch, float(n_params), float(tokens), seed, corpus, shape, hyper, int(eval_tokens), curve_points, streams
     )
+    if unique_tokens is None:
+        return plan
+    return replace(plan, unique_tokens=_unique_tokens(unique_tokens, plan))
+
+
+def _unique_tokens(requested: float, plan: PilotPlan) -> int:
+    """The repeated-data pool of ``plan``: ``requested`` tokens rounded down to whole windows, checked."""
+    if isinstance(requested, bool) or not (isinstance(requested, (int, float)) and math.isfinite(requested)):
+        raise PilotError(f"unique_tokens={requested!r} must be a positive number")
+    seq = plan.shape.seq_len
+    u = int(requested // seq) * seq
+    if u < seq:
+        raise PilotError(f"unique_tokens={requested!r} must be at least one window of seq_len={seq} tokens")
+    available = (len(plan.streams.train) // seq) * seq
+    if u > available:
+        raise PilotError(f"unique_tokens={requested!r} exceeds the {available:,} training tokens of the corpus")
+    if u > plan.tokens_trained:
+        raise PilotError(
+            f"unique_tokens={requested!r} exceeds the {plan.tokens_trained:,} tokens the pilot trains on "
+            "(nothing would repeat; leave unique_tokens out)"
+        )
+    return u
+
+
+#: Seed of the permutation that picks a repeated-data pool's windows (fixed, so that pilots with the
+#: same U share their pool, whatever their seed, and a smaller pool is part of a larger one).
+POOL_SEED = 0
+
+
+def unique_windows(tokens: np.ndarray, seq_len: int, unique_tokens: int) -> np.ndarray:
+    """The repeated-data pool: ``unique_tokens // seq_len`` windows of ``tokens``, chosen by a fixed
+    permutation (:data:`POOL_SEED`) from the whole stream, concatenated in stream order."""
+    n = len(tokens) // seq_len
+    k = unique_tokens // seq_len
+    pick = np.sort(np.random.default_rng(POOL_SEED).permutation(n)[:k])
+    return np.asarray(tokens[: n * seq_len]).reshape(n, seq_len)[pick].reshape(-1)
 
 
 def _eval_steps(steps: int, points: int) -> list[int]:
@@ -282,7 +326,7 @@ def run_pilot(
         :func:`curves_dir` beside it, as ``RUN_ID.csv`` and ``RUN_ID.json``.
     **kwargs
         The options of :func:`train_pilot` (corpus, vocab_size, seq_len, batch_size, lr_scale,
-        eval_tokens, curve_points, device, threads, work_dir, save_every_s, keep_checkpoints, on_progress).
+        eval_tokens, curve_points, unique_tokens, device, threads, work_dir, save_every_s, keep_checkpoints, on_progress).
 
     Returns
     -------
@@ -314,6 +358,7 @@ def train_pilot(
     lr_scale: float | None = None,
     eval_tokens: int = EVAL_TOKENS,
     curve_points: int = CURVE_POINTS,
+    unique_tokens: float | None = None,
     device: str = "auto",
     threads: int | None = None,
     work_dir: str | os.PathLike | None = None,
@@ -335,6 +380,9 @@ def train_pilot(
     vocab_size, seq_len, batch_size, lr_scale, eval_tokens, curve_points
         Tokenizer vocabulary, context length, sequences per step (default: the batch rule), a factor on
         the learning-rate rule, held-out tokens per evaluation, points on the eval-loss curve.
+    unique_tokens : float, optional
+        Train on a fixed pool of this many tokens, repeated (a repeated-data pilot; its row records
+        ``U`` and ``epochs`` = D/U). Default: the whole training split.
     device : {"auto", "cpu", "cuda"}
         ``auto`` trains on a GPU when torch sees one (bf16 where supported), else on the CPU.
     threads : int, optional
@@ -366,6 +414,7 @@ def train_pilot(
         lr_scale=lr_scale,
         eval_tokens=eval_tokens,
         curve_points=curve_points,
+        unique_tokens=unique_tokens,
     )
     out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plan.run_id
     out.mkdir(parents=True, exist_ok=True)
@@ -406,10 +455,14 @@ class PilotData:
 
 
 def build_pilot(plan: PilotPlan) -> tuple[Any, PilotData]:
-    """The model of ``plan`` (initialised with its seed) and its training and held-out windows."""
+    """The model of ``plan`` (initialised with its seed) and its training and held-out windows (the
+    training windows of a repeated-data pilot are its pool, :func:`unique_windows`)."""
     seq = plan.shape.seq_len
     model = build_model(plan.shape, seed=plan.seed)
-    train = token_windows(plan.streams.train, seq)
+    pool = plan.streams.train
+    if plan.unique_tokens is not None:
+        pool = unique_windows(pool, seq, plan.unique_tokens)
+    train = token_windows(pool, seq)
     heldout = token_windows(plan.streams.heldout, seq, limit=plan.eval_tokens // seq)
     return model, PilotData(train, heldout)
 
@@ -527,12 +580,12 @@ def train_model(
 
 def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict[str, Any]:
     """The runs-table row of a trained pilot (``counts`` from :func:`count_params`): ``run_id, N, D, C,
-    loss`` and its provenance."""
+    loss`` and its provenance; a repeated-data pilot's row adds ``U``, its unique tokens."""
     h, s = plan.hyper, plan.shape
     train_losses = [e for e in trained.log_history if "loss" in e and "eval_loss" not in e]
     loss = float(trained.curve["eval_loss"].iloc[-1])
     D = plan.tokens_trained
-    return {
+    row = {
         "run_id": plan.run_id,
         "N": counts["N"],
         "D": D,
@@ -578,6 +631,9 @@ def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"version_{k}": v for k, v in _versions().items()},
     }
+    if plan.unique_tokens is not None:  # a repeated-data pilot: epochs = D / U
+        row["U"] = plan.unique_tokens
+    return row
 
 
 def record_pilot(plan: PilotPlan, counts: dict[str, int], trained: Trained, out: Path) -> PilotResult:
@@ -684,4 +740,5 @@ __all__ = [
     "save_pilot",
     "train_model",
     "train_pilot",
+    "unique_windows",
 ]
