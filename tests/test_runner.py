@@ -368,6 +368,52 @@ def test_repeated_data_pilot_records_u_and_epochs(cache, streams, tmp_path, caps
     assert np.isfinite(row["loss"]) and row["C"] == pytest.approx(6 * row["N"] * row["D"])
 
 
+def test_slurm_options_from_the_command_line():
+    from bayescale.runner.cli import _slurm_options, _sweep_parser
+
+    a = _sweep_parser().parse_args(
+        ["s.toml", "--executor", "slurm", "--partition", "gpu", "--max-parallel", "8", "--time-min", "90"]
+        + ["--slurm-option", "mem_gb=16", "--slurm-option", "slurm_account=lab", "--slurm-option", "x=0.5"]
+    )
+    assert _slurm_options(a) == {
+        "cluster": "slurm",
+        "folder": None,
+        "timeout_min": 90,
+        "slurm_partition": "gpu",
+        "slurm_array_parallelism": 8,
+        "mem_gb": 16,
+        "slurm_account": "lab",
+        "x": 0.5,
+    }
+    with pytest.raises(SweepError, match="KEY=VALUE"):
+        _slurm_options(_sweep_parser().parse_args(["s.toml", "--slurm-option", "mem_gb"]))
+
+
+@pytest.mark.slow
+def test_slurm_sweep_on_submitits_local_executor_and_resume(cache, streams, tmp_path, capsys):
+    pytest.importorskip("submitit", reason="the slurm executor is optional (pip install 'bayescale[slurm]')")
+    from bayescale.runner import run_sweep
+
+    sweep = _tiny_sweep(tmp_path)
+    sweep.write_text(sweep.read_text().replace("[settings]", "seeds = [0, 1]\n[settings]"))  # 4 pilots
+    table = tmp_path / "runs.csv"
+    cmd = ["pilot", "sweep", str(sweep), "--executor", "slurm", "--cluster", "local", "--threads-per-pilot", "1"]
+    assert main([*cmd, "--quiet"]) == 0
+    runs = load_runs(table)
+    assert len(runs) == 4 and runs["run_id"].is_unique and set(runs["seed"]) == {0, 1}
+    assert "4 finished, 0 failed" in capsys.readouterr().err
+    assert len(list((tmp_path / "runs_slurm").glob("*/*_log.out"))) == 4  # one job array, a folder per task
+    # A sweep killed before two rows were appended: only those two run again (from their finished work
+    # folders), each task appends its own row, and no run id appears twice.
+    pd.read_csv(table).iloc[:2].to_csv(table, index=False)
+    report = run_sweep(sweep, executor="slurm", slurm={"cluster": "local", "poll_s": 0.5}, quiet=True)
+    assert len(report.finished) == 2 and len(report.skipped) == 2 and not report.failed
+    again = load_runs(table)
+    assert len(again) == 4 and again["run_id"].is_unique and set(again["run_id"]) == set(runs["run_id"])
+    third = run_sweep(sweep, executor="slurm", slurm={"cluster": "local"}, quiet=True)
+    assert not third.finished and len(third.skipped) == 4 and len(load_runs(table)) == 4
+
+
 def test_local_text_corpus(cache, tmp_path):
     from bayescale.runner.corpus import CorpusError, token_streams
 

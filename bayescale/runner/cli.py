@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BayescaleError
-from .sweep import load_sweep, run_sweep
+from .sweep import EXECUTORS, SweepError, load_sweep, run_sweep
 from .train import PilotPlan, plan_pilot, run_pilot
 
 
@@ -65,8 +65,8 @@ def _sweep_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--executor",
         default="process",
-        choices=("process", "ray", "serial"),
-        help="local process pool (default), a Ray cluster, or one at a time",
+        choices=EXECUTORS,
+        help="local process pool (default), a Ray cluster, a Slurm job array (submitit), or one at a time",
     )
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
     p.add_argument(
@@ -76,7 +76,41 @@ def _sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dry-run", action="store_true", help="list the pilots and their FLOPs; train nothing")
     p.add_argument("--quiet", action="store_true", help="only one line per finished pilot")
+    s = p.add_argument_group("slurm", "options of --executor slurm (one job array through submitit)")
+    s.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    s.add_argument("--time-min", type=int, default=24 * 60, help="time limit per pilot, minutes (default 1440)")
+    s.add_argument("--max-parallel", type=int, help="pilots running at once (the array's %%N; default: no limit)")
+    s.add_argument("--slurm-folder", help="submitit's logs (default: TABLE_slurm/ beside the table)")
+    s.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other submitit parameter, e.g. mem_gb=16 or slurm_account=lab (repeatable)",
+    )
+    s.add_argument("--cluster", default="slurm", choices=("slurm", "local"), help="'local' runs the array here")
     return p
+
+
+def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``slurm`` options of :func:`bayescale.runner.run_sweep` from the sweep command's flags."""
+    options: dict[str, Any] = {"cluster": a.cluster, "folder": a.slurm_folder, "timeout_min": a.time_min}
+    if a.partition:
+        options["slurm_partition"] = a.partition
+    if a.max_parallel:
+        options["slurm_array_parallelism"] = a.max_parallel
+    for item in a.slurm_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SweepError(f"--slurm-option {item!r} must be KEY=VALUE")
+        for kind in (int, float):
+            try:
+                value = kind(value)
+                break
+            except ValueError:
+                continue
+        options[key] = value
+    return options
 
 
 def _print_plan(plan: PilotPlan) -> None:
@@ -169,6 +203,7 @@ def _cmd_sweep(a: argparse.Namespace) -> int:
         address=a.address,
         device=a.device,
         threads_per_pilot=a.threads_per_pilot,
+        slurm=_slurm_options(a) if a.executor == "slurm" else None,
         quiet=a.quiet,
     )
     for label, err in report.failed:

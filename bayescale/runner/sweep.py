@@ -1,4 +1,4 @@
-"""Sweeps: many pilots from one sweep file, in parallel on a local process pool or a Ray cluster.
+"""Sweeps: many pilots from one sweep file, in parallel on a local process pool, a Ray cluster or Slurm.
 
 A sweep is a TOML file::
 
@@ -22,8 +22,18 @@ A sweep is a TOML file::
 
 Runs already in the table (same run id: same arch, size, tokens, seed, data and settings) are
 skipped, so a killed sweep resumes where it stopped; a killed pilot resumes from its checkpoint.
-The driver appends every finished row itself (one writer), so workers on other machines need no
-shared filesystem for the table.
+
+Three executors (:func:`run_sweep`'s ``executor``; ``serial`` runs them one by one in this process):
+
+- ``process`` (default): a local process pool, one core per pilot on CPU or one GPU per pilot. Use it
+  on one machine.
+- ``ray``: Ray tasks placed by Ray's scheduler (CPUs and a GPU each). The driver appends every row
+  itself (one writer), so workers on other machines need no shared filesystem for the table. Use it on
+  a Ray cluster, or on several machines without a batch scheduler.
+- ``slurm``: one Slurm job array through submitit (:func:`run_slurm`), a task per pilot. Each task
+  appends its own row under the table's lock, so the table and the bayescale cache must be on a
+  shared filesystem, and the driver may die without losing a finished pilot. Use it on an HPC cluster
+  whose nodes are reached through Slurm.
 """
 
 from __future__ import annotations
@@ -62,6 +72,8 @@ RUN_OPTIONS = (
     "keep_checkpoints",
 )
 SWEEP_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
+#: Where a sweep's pilots run (see :func:`run_sweep`).
+EXECUTORS = ("process", "ray", "slurm", "serial")
 #: Options that change how a pilot is trained but not what it is (not in its run id).
 TRAIN_ONLY = ("save_every_s", "keep_checkpoints")
 GRID_KEYS = ("n_params", "tokens_per_param", "tokens", "max_flops", "arch")
@@ -289,6 +301,35 @@ class SweepReport:
     seconds: float = 0.0
 
 
+class _Progress:
+    """Records each finished pilot in the report (and its row in the table, unless its worker did) and
+    says how far the sweep is, by analytic FLOPs."""
+
+    def __init__(self, todo: list[Job], table: Path, report: SweepReport, say: Callable[[str], None]):
+        self.n, self.table, self.report, self.say = len(todo), table, report, say
+        self.total = sum(j.flops for j in todo)
+        self.done_flops = 0.0
+        self.t0 = time.perf_counter()
+
+    def finished(self, job: Job, result=None, error: BaseException | None = None, saved: bool = False) -> None:
+        self.done_flops += job.flops
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed * (self.total - self.done_flops) / self.done_flops if self.done_flops else float("nan")
+        k = len(self.report.finished) + len(self.report.failed) + 1
+        if error is not None:
+            self.report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
+            self.say(f"[{k}/{self.n}] FAILED {job.label()}: {type(error).__name__}: {error}")
+            return
+        if not saved:
+            save_pilot(result, self.table)
+        row = result.row
+        self.report.finished.append(row["run_id"])
+        self.say(
+            f"[{k}/{self.n}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
+            f"({100 * self.done_flops / self.total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
+        )
+
+
 def run_sweep(
     sweep: Sweep | str | os.PathLike | Mapping[str, Any],
     *,
@@ -297,6 +338,7 @@ def run_sweep(
     address: str | None = None,
     device: str = "auto",
     threads_per_pilot: int | None = None,
+    slurm: Mapping[str, Any] | None = None,
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> SweepReport:
@@ -306,15 +348,18 @@ def run_sweep(
     ----------
     sweep : Sweep, path or dict
         A parsed sweep, or a sweep file or dict for :func:`load_sweep`.
-    executor : {"process", "ray", "serial"}
+    executor : {"process", "ray", "slurm", "serial"}
         ``process``: a local process pool, one core per pilot on CPU (``workers`` defaults to the
         number of cores) or one GPU per pilot when torch sees GPUs (``workers`` = their number).
         ``ray``: Ray tasks (``ray.init(address=address)``; None starts a local Ray), each asking for
         ``threads_per_pilot`` CPUs and one GPU when the cluster has GPUs, so Ray's scheduler places
-        them. ``serial``: one after the other in this process.
+        them. ``slurm``: one Slurm job array through submitit, one task per pilot, each appending its
+        own row (see :func:`run_slurm`). ``serial``: one after the other in this process.
     device : {"auto", "cpu", "cuda"}
     threads_per_pilot : int, optional
         torch threads per pilot (default 1 on CPU with several workers).
+    slurm : mapping, optional
+        Options of the ``slurm`` executor (see :func:`run_slurm`).
     quiet : bool
         Do not print each pilot's eval points.
     log : callable, optional
@@ -327,46 +372,30 @@ def run_sweep(
     """
     sweep = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    if executor not in ("process", "ray", "serial"):
-        raise SweepError(f"executor={executor!r} is not allowed; allowed: 'process', 'ray', 'serial'")
+    if executor not in EXECUTORS:
+        raise SweepError(f"executor={executor!r} is not allowed; allowed: {list(EXECUTORS)}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SweepError(f"workers={workers!r} must be a positive integer")
     todo, skipped = _pending(sweep)
     todo.sort(key=lambda j: -j.flops)  # largest first: better packing, and the stragglers are short
-    report = SweepReport(skipped=skipped)
-    total = sum(j.flops for j in todo)
-    say(f"sweep: {len(todo)} pilot(s) to run ({total:.3g} FLOPs, analytic), {len(skipped)} already in {sweep.table}")
-    t0 = time.perf_counter()
-    done_flops = 0.0
-
-    def finished(job: Job, result=None, error: BaseException | None = None) -> None:
-        nonlocal done_flops
-        done_flops += job.flops
-        elapsed = time.perf_counter() - t0
-        eta = elapsed * (total - done_flops) / done_flops if done_flops else float("nan")
-        k = len(report.finished) + len(report.failed) + 1
-        if error is not None:
-            report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
-            say(f"[{k}/{len(todo)}] FAILED {job.label()}: {type(error).__name__}: {error}")
-            return
-        save_pilot(result, sweep.table)
-        report.finished.append(result.row["run_id"])
-        say(
-            f"[{k}/{len(todo)}] {result.row['run_id']}: loss {result.row['loss']:.4f} in {result.row['wall_s']:.0f} s "
-            f"({100 * done_flops / total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
-        )
-
+    progress = _Progress(todo, sweep.table, SweepReport(skipped=skipped), say)
+    say(
+        f"sweep: {len(todo)} pilot(s) to run ({progress.total:.3g} FLOPs, analytic), {len(skipped)} already in {sweep.table}"
+    )
     if executor == "serial" or not todo:
         for job in todo:
             try:
-                finished(job, _train_job(job, threads_per_pilot, device, quiet))
+                progress.finished(job, _train_job(job, threads_per_pilot, device, quiet))
             except Exception as exc:  # noqa: BLE001 (report it and go on with the other pilots)
-                finished(job, error=exc)
+                progress.finished(job, error=exc)
     elif executor == "process":
-        _run_pool(todo, workers, device, threads_per_pilot, quiet, finished)
+        _run_pool(todo, workers, device, threads_per_pilot, quiet, progress.finished)
+    elif executor == "ray":
+        _run_ray(todo, address, device, threads_per_pilot, quiet, progress.finished)
     else:
-        _run_ray(todo, address, device, threads_per_pilot, quiet, finished)
-    report.seconds = time.perf_counter() - t0
+        run_slurm(todo, sweep.table, device, threads_per_pilot, quiet, progress.finished, **(slurm or {}))
+    report = progress.report
+    report.seconds = time.perf_counter() - progress.t0
     say(
         f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s"
     )
@@ -422,4 +451,69 @@ def _run_ray(todo, address, device, threads, quiet, finished) -> None:
             ray.shutdown()
 
 
-__all__ = ["Job", "Sweep", "SweepError", "SweepReport", "load_sweep", "run_sweep"]
+def _train_and_save(job: Job, table: str, threads: int | None, device: str, quiet: bool):
+    """One task of a Slurm job array: train the pilot (resuming from its checkpoint) and append its row
+    to ``table`` itself, under the table's lock, so a sweep whose driver is gone loses no row."""
+    result = _train_job(job, threads, device, quiet)
+    save_pilot(result, table)
+    return result
+
+
+def run_slurm(
+    todo: list[Job],
+    table: Path,
+    device: str,
+    threads: int | None,
+    quiet: bool,
+    finished: Callable[..., None],
+    *,
+    cluster: str = "slurm",
+    folder: str | os.PathLike | None = None,
+    poll_s: float = 10.0,
+    **parameters: Any,
+) -> None:
+    """Run ``todo`` as one job array through submitit and wait for it.
+
+    Each task trains one pilot and appends its row to ``table`` itself (:func:`bayescale.append_run`
+    under the table's lock), so the table and the bayescale cache (``$BAYESCALE_CACHE``, where the
+    tokenized corpus and the checkpoints live) must be on a filesystem every node sees. Running the
+    sweep again submits only the pilots not yet in the table, each resuming from its last checkpoint.
+
+    Parameters
+    ----------
+    cluster : str
+        submitit's executor: ``"slurm"``, or ``"local"`` to run the tasks as local processes (tests).
+    folder : path, optional
+        submitit's logs and pickles (default: ``TABLE_slurm/`` beside the table; one folder per task).
+    poll_s : float
+        Seconds between checks on the tasks.
+    **parameters
+        submitit's parameters (``timeout_min``, ``mem_gb``, ``cpus_per_task``, ``gpus_per_node``,
+        ``slurm_partition``, ``slurm_array_parallelism``, ``slurm_account``, ...); by default one task
+        asks for ``threads`` CPUs (1), one GPU when ``device="cuda"``, and 24 hours.
+    """
+    try:
+        import submitit  # optional (the slurm extra)
+    except ImportError as exc:
+        raise SweepError("executor='slurm' needs submitit: pip install 'bayescale[slurm]'") from exc
+    threads = threads or 1
+    folder = Path(folder) if folder is not None else table.with_name(table.stem + "_slurm")
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    defaults = {"name": "bayescale-sweep", "timeout_min": 24 * 60, "nodes": 1, "tasks_per_node": 1}
+    defaults.update(cpus_per_task=threads, gpus_per_node=1 if device == "cuda" else 0)
+    executor.update_parameters(**{**defaults, **parameters})
+    n = len(todo)
+    tasks = executor.map_array(_train_and_save, todo, [str(table)] * n, [threads] * n, [device] * n, [quiet] * n)
+    pending = list(zip(tasks, todo, strict=True))
+    while pending:
+        for task, job in [p for p in pending if p[0].done()]:
+            pending.remove((task, job))
+            try:
+                finished(job, task.result(), saved=True)
+            except Exception as exc:  # noqa: BLE001 (a failed task: report it and go on with the others)
+                finished(job, error=exc)
+        if pending:
+            time.sleep(poll_s)
+
+
+__all__ = ["EXECUTORS", "Job", "Sweep", "SweepError", "SweepReport", "load_sweep", "run_slurm", "run_sweep"]

@@ -366,10 +366,8 @@ def train_pilot(
     keep_checkpoints: bool = False,
     on_progress: Callable[[dict], None] | None = None,
 ) -> PilotResult:
-    """Train one pilot (or finish a killed one) and return its row, curve and record.
-
-    :func:`plan_pilot` resolves the request, :func:`build_pilot` builds the model and its data,
-    :func:`train_model` trains and evaluates it, and :func:`record_pilot` makes its row and record.
+    """Train one pilot (or finish a killed one) and return its row, curve and record: :func:`plan_pilot`,
+    then :func:`build_pilot`, :func:`train_model` and :func:`record_pilot`.
 
     Parameters
     ----------
@@ -381,8 +379,7 @@ def train_pilot(
         Tokenizer vocabulary, context length, sequences per step (default: the batch rule), a factor on
         the learning-rate rule, held-out tokens per evaluation, points on the eval-loss curve.
     unique_tokens : float, optional
-        Train on a fixed pool of this many tokens, repeated (a repeated-data pilot; its row records
-        ``U`` and ``epochs`` = D/U). Default: the whole training split.
+        Repeated data: train on a fixed pool of this many tokens (the row records ``U``, epochs = D/U).
     device : {"auto", "cpu", "cuda"}
         ``auto`` trains on a GPU when torch sees one (bf16 where supported), else on the CPU.
     threads : int, optional
@@ -425,9 +422,8 @@ def train_pilot(
     model, data = build_pilot(plan)
     trained = train_model(model, data, plan, out, device=device, save_every_s=save_every_s, on_progress=on_progress)
     result = record_pilot(plan, count_params(model, plan.arch), trained, out)
-    if not keep_checkpoints:
-        for d in out.glob("checkpoint-*"):
-            shutil.rmtree(d, ignore_errors=True)
+    for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
+        shutil.rmtree(d, ignore_errors=True)
     return result
 
 
