@@ -3,6 +3,7 @@ kill-and-resume, concurrent appends, the process-pool and Ray sweeps, and the CL
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -366,6 +367,68 @@ def test_repeated_data_pilot_records_u_and_epochs(cache, streams, tmp_path, caps
     assert row["D"] == row["steps"] * row["batch_size"] * 128 == 100352  # 196 steps of 4 x 128 tokens
     assert row["U"] == 24960 and row["epochs"] == pytest.approx(100352 / 24960)
     assert np.isfinite(row["loss"]) and row["C"] == pytest.approx(6 * row["N"] * row["D"])
+
+
+def test_wsd_branches_and_plans(cache, streams, capsys):
+    from bayescale.runner.models import PilotError
+    from bayescale.runner.train import plan_pilot
+    from bayescale.runner.wsd import branches, plan_wsd
+
+    bs = branches(1000, 50, [1.0, 0.25, 0.5])
+    assert [(b.fraction, b.steps, b.cooldown_steps, b.start) for b in bs] == [
+        (0.25, 250, 50, 200),
+        (0.5, 500, 100, 400),
+        (1.0, 1000, 200, 800),
+    ]
+    for args, msg in [((1000, 50, [0.05]), "before the 50 warmup steps end"), ((1000, 50, [1.5]), r"in \(0, 1\]")]:
+        with pytest.raises(PilotError, match=msg):
+            branches(*args)
+    with pytest.raises(PilotError, match="cooldown=0.9"):
+        branches(1000, 50, [1.0], cooldown=0.9)
+    trunk, plans = plan_wsd(2e4, 1e5, cooldowns=(0.5, 1.0), **TINY)
+    cosine = plan_pilot(2e4, 1e5, **TINY)
+    assert trunk.hyper.steps == plans[-1].branch["branch_step"] == 157 and cosine.hyper.steps == 196
+    assert [p.tokens_trained for p in plans] == [98 * 512, 196 * 512]
+    assert len({p.branch["trunk_id"] for p in plans}) == 1 and all("-wsd-" in p.run_id for p in plans)
+    assert all(p.hyper.lr == cosine.hyper.lr and p.hyper.warmup_steps == cosine.hyper.warmup_steps for p in plans)
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--schedule", "wsd", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("branch      llama-") == 3 and "constant learning rate to step 157" in out
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--cooldowns", "0.5", "--dry-run"]) == 2
+    assert "--cooldowns needs --schedule wsd" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_wsd_pilot_trains_one_trunk_and_a_row_per_branch(cache, streams, tmp_path, capsys):
+    from bayescale.runner.train import curves_dir
+
+    table = tmp_path / "runs.csv"
+    cmd = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--schedule", "wsd", "--cooldowns", "0.5,1.0"]
+    cmd += [
+        "--eval-tokens",
+        "1024",
+        "--threads",
+        "1",
+        "--quiet",
+        "--append",
+        str(table),
+        "--work-dir",
+        str(tmp_path / "w"),
+    ]
+    assert main(cmd) == 0
+    runs = load_runs(table)
+    assert len(runs) == 2 and runs["trunk_id"].nunique() == 1 and (tmp_path / "w" / "trunk" / "done.json").exists()
+    assert list(runs["D"]) == [98 * 512, 196 * 512] and list(runs["branch_step"]) == [78, 157]
+    assert runs["C"].to_numpy() == pytest.approx(6 * runs["N"] * runs["D"])  # trunk share + cooldown, once each
+    assert runs["C_branch"].to_numpy() == pytest.approx(6 * runs["N"] * runs["cooldown_steps"] * 512)
+    assert (runs["loss"] < runs["unigram_entropy"]).all() and runs["loss"].iloc[1] < runs["loss"].iloc[0]
+    assert not list((tmp_path / "w").glob("*/checkpoint-*"))  # checkpoints dropped once every branch is done
+    for run_id in runs["run_id"]:
+        record = json.loads((curves_dir(table) / f"{run_id}.json").read_text())
+        assert record["training_arguments"]["lr_scheduler_type"] == "warmup_stable_decay"
+        assert record["training_arguments"]["lr_scheduler_kwargs"]["min_lr_ratio"] == 0.0
+    capsys.readouterr()
+    assert main(cmd) == 0 and len(load_runs(table)) == 2  # a rerun trains nothing and adds no row
 
 
 def test_slurm_options_from_the_command_line():

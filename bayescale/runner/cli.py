@@ -9,8 +9,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BayescaleError
+from .models import PilotError
 from .sweep import EXECUTORS, SweepError, load_sweep, run_sweep
-from .train import PilotPlan, plan_pilot, run_pilot
+from .train import PilotPlan, plan_pilot, save_pilot, train_pilot
+from .wsd import COOLDOWN, plan_wsd, train_wsd
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
 def _pilot_parser() -> argparse.ArgumentParser:
@@ -41,6 +50,21 @@ def _pilot_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="U",
         help="repeated data: train the D tokens on a fixed pool of U unique tokens (D/U epochs); default: no repetition",
+    )
+    p.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=("cosine", "wsd"),
+        help="cosine (default: one pilot) or wsd: one constant-rate trunk and a cooldown branch per --cooldowns point",
+    )
+    p.add_argument(
+        "--cooldowns",
+        type=_fractions,
+        metavar="F,F,...",
+        help="wsd: fractions of the tokens where branches end (default 0.25,0.5,1.0); each branch is one row",
+    )
+    p.add_argument(
+        "--cooldown", type=float, default=COOLDOWN, help=f"wsd: share of each branch spent cooling down ({COOLDOWN})"
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="torch CPU threads")
@@ -113,6 +137,17 @@ def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _print_wsd(trunk: PilotPlan, branches: list[PilotPlan]) -> None:
+    _print_plan(trunk)
+    print(f"trunk       {branches[0].branch['trunk_id']}: constant learning rate to step {trunk.hyper.steps}")
+    for p in branches:
+        b = p.branch
+        print(
+            f"branch      {p.run_id}: off step {b['branch_step']}, {b['cooldown_steps']} cooldown steps "
+            f"({b['decay']}), D = {p.tokens_trained:,}"
+        )
+
+
 def _print_plan(plan: PilotPlan) -> None:
     s, h = plan.shape, plan.hyper
     print(f"run id      {plan.run_id}")
@@ -128,60 +163,52 @@ def _print_plan(plan: PilotPlan) -> None:
         print(f"data        {u:,} unique tokens repeated for {plan.tokens_trained / u:.3g} epochs")
 
 
+def _plan_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`bayescale.runner.plan_pilot` options of ``bayescale pilot``'s flags."""
+    names = ("arch", "seed", "corpus", "vocab_size", "seq_len", "batch_size", "lr_scale", "eval_tokens")
+    return {**{k: getattr(a, k) for k in names}, "curve_points": a.curve_points, "unique_tokens": a.unique_tokens}
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    print(
+        f"{row['run_id']}: N={row['N']:,} (total {row['N_total']:,}), D={row['D']:,}, loss {row['loss']:.4f} nats/token "
+        f"(perplexity {row['perplexity']:.2f}; unigram entropy {row['unigram_entropy']:.3f}), {row['wall_s']:.0f} s on {row['device']}"
+    )
+
+
 def cmd_pilot(args: argparse.Namespace) -> int:
     rest = list(args.rest)
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
+    opts = _plan_options(a)
+    wsd = a.schedule == "wsd"
+    if a.cooldowns is not None and not wsd:
+        raise PilotError("--cooldowns needs --schedule wsd")
+    if wsd:
+        opts.update(cooldowns=a.cooldowns or (0.25, 0.5, 1.0), cooldown=a.cooldown)
     if a.dry_run:
-        plan = plan_pilot(
-            a.n_params,
-            a.tokens,
-            arch=a.arch,
-            seed=a.seed,
-            corpus=a.corpus,
-            vocab_size=a.vocab_size,
-            seq_len=a.seq_len,
-            batch_size=a.batch_size,
-            lr_scale=a.lr_scale,
-            eval_tokens=a.eval_tokens,
-            curve_points=a.curve_points,
-            unique_tokens=a.unique_tokens,
-        )
-        _print_plan(plan)
+        if wsd:
+            _print_wsd(*plan_wsd(a.n_params, a.tokens, **opts))
+        else:
+            _print_plan(plan_pilot(a.n_params, a.tokens, **opts))
         return 0
 
     def progress(msg: dict) -> None:
         print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
 
-    row = run_pilot(
-        a.n_params,
-        a.tokens,
-        arch=a.arch,
-        seed=a.seed,
-        append=a.append,
-        corpus=a.corpus,
-        vocab_size=a.vocab_size,
-        seq_len=a.seq_len,
-        batch_size=a.batch_size,
-        lr_scale=a.lr_scale,
-        eval_tokens=a.eval_tokens,
-        curve_points=a.curve_points,
-        unique_tokens=a.unique_tokens,
-        device=a.device,
-        threads=a.threads,
-        work_dir=a.work_dir,
-        save_every_s=a.save_every,
-        keep_checkpoints=a.keep_checkpoints,
-        on_progress=None if a.quiet else progress,
-    )
+    opts.update(device=a.device, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
+    opts.update(keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else progress)
+    results = train_wsd(a.n_params, a.tokens, **opts) if wsd else [train_pilot(a.n_params, a.tokens, **opts)]
+    for result in results:
+        if a.append:
+            save_pilot(result, a.append)
+    rows = [r.row for r in results]
     if a.format == "json":
-        print(json.dumps(row, default=str, indent=1))
+        print(json.dumps(rows if wsd else rows[0], default=str, indent=1))
     else:
-        print(
-            f"{row['run_id']}: N={row['N']:,} (total {row['N_total']:,}), D={row['D']:,}, loss {row['loss']:.4f} nats/token "
-            f"(perplexity {row['perplexity']:.2f}; unigram entropy {row['unigram_entropy']:.3f}), {row['wall_s']:.0f} s on {row['device']}"
-        )
+        for row in rows:
+            _print_row(row)
         if a.append:
             print(f"appended to {a.append}")
     return 0

@@ -69,11 +69,13 @@ class PilotPlan:
     curve_points: int
     streams: TokenStreams
     unique_tokens: int | None = None  # repeated data: train on a fixed pool of this many tokens
+    branch: dict[str, Any] | None = None  # a WSD cooldown branch off a trunk (see bayescale.runner.wsd)
 
     @property
     def config(self) -> dict[str, Any]:
         """The hashed configuration: shape, hyperparameters, data and seed."""
         repeated = {} if self.unique_tokens is None else {"unique_tokens": self.unique_tokens}
+        branch = {} if self.branch is None else {"branch": self.branch}
         return {
             "arch": self.arch,
             "n_params_requested": self.n_params,
@@ -84,6 +86,7 @@ class PilotPlan:
             "corpus_hash": self.streams.corpus_hash,
             "tokenizer_hash": self.streams.tokenizer_hash,
             **repeated,
+            **branch,
         }
 
     @property
@@ -93,6 +96,7 @@ class PilotPlan:
     @property
     def run_id(self) -> str:
         u = "" if self.unique_tokens is None else f"-U{self.unique_tokens:.3g}"
+        u += "" if self.branch is None else "-wsd"
         return f"{self.arch}-N{self.n_params:.3g}-D{self.tokens:.3g}{u}-s{self.seed}-{self.config_hash[:8]}".replace(
             "+", ""
         )
@@ -248,6 +252,7 @@ def _callbacks(
     steps: int,
     wall_file: Path,
     wall_before: float,
+    keep_at: tuple[int, ...] = (),
 ):
     from transformers import TrainerCallback
 
@@ -265,6 +270,8 @@ def _callbacks(
             if state.global_step in eval_at:
                 control.should_evaluate = True
             if time.monotonic() - self.last_save >= save_every_s and state.global_step < steps:
+                control.should_save = True
+            if state.global_step in keep_at:
                 control.should_save = True
             if control.should_save:
                 self.last_save = time.monotonic()
@@ -398,7 +405,7 @@ def train_pilot(
     -------
     PilotResult
     """
-    torch = _checked_device(device)
+    torch = checked_device(device)
     plan = plan_pilot(
         n_params,
         tokens,
@@ -416,7 +423,7 @@ def train_pilot(
     out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plan.run_id
     out.mkdir(parents=True, exist_ok=True)
     if (out / "result.json").exists():  # trained before (the save may have been interrupted)
-        return _load_result(out)
+        return load_result(out)
     if threads is not None:
         torch.set_num_threads(int(threads))
     model, data = build_pilot(plan)
@@ -427,7 +434,7 @@ def train_pilot(
     return result
 
 
-def _checked_device(device: str):
+def checked_device(device: str):
     """torch, once ``device`` is known to be one it can train on."""
     torch = require_torch()
     if device not in ("auto", "cpu", "cuda"):
@@ -479,18 +486,38 @@ class Trained:
     epoch_tokens: int  # tokens in one pass over the training windows
 
 
-def _training_arguments(plan: PilotPlan, out: Path, use_cuda: bool, bf16: bool):
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of training :func:`train_model` runs: up to step ``steps`` under the learning-rate
+    schedule ``schedule`` (a ``transformers`` scheduler name and its kwargs), evaluating at ``eval_at``,
+    keeping the checkpoints at ``keep_at``, starting from the checkpoint ``start`` (or from scratch)."""
+
+    steps: int
+    schedule: str
+    schedule_kwargs: dict[str, Any]
+    eval_at: list[int]
+    keep_at: tuple[int, ...] = ()
+    start: str | None = None
+
+
+def whole_run(plan: PilotPlan) -> Segment:
+    """The one segment of an ordinary pilot: all of ``plan``'s steps under its schedule."""
+    h = plan.hyper
+    return Segment(h.steps, h.schedule, {"min_lr_rate": h.min_lr_ratio}, _eval_steps(h.steps, plan.curve_points))
+
+
+def _training_arguments(plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool):
     from transformers import TrainingArguments
 
     h = plan.hyper
     return TrainingArguments(
         output_dir=str(out),
-        max_steps=h.steps,
+        max_steps=seg.steps,
         per_device_train_batch_size=h.batch_size,
         per_device_eval_batch_size=max(h.batch_size, 16),
         learning_rate=h.lr,
-        lr_scheduler_type=h.schedule,
-        lr_scheduler_kwargs={"min_lr_rate": h.min_lr_ratio},
+        lr_scheduler_type=seg.schedule,
+        lr_scheduler_kwargs=seg.schedule_kwargs,
         warmup_steps=h.warmup_steps,
         weight_decay=h.weight_decay,
         adam_beta1=h.adam_beta1,
@@ -499,9 +526,9 @@ def _training_arguments(plan: PilotPlan, out: Path, use_cuda: bool, bf16: bool):
         optim="adamw_torch",
         eval_strategy="no",
         save_strategy="no",
-        save_total_limit=1,
+        save_total_limit=None if seg.keep_at else 1,
         logging_strategy="steps",
-        logging_steps=max(1, h.steps // 50),
+        logging_steps=max(1, seg.steps // 50),
         report_to="none",
         disable_tqdm=True,
         seed=plan.seed,
@@ -523,9 +550,13 @@ def train_model(
     device: str = "auto",
     save_every_s: float = 60.0,
     on_progress: Callable[[dict], None] | None = None,
+    segment: Segment | None = None,
 ) -> Trained:
     """Train ``model`` on ``data`` with the Hugging Face Trainer as ``plan`` says, checkpointing to ``out``
-    (and resuming from the newest complete checkpoint there), evaluating at the curve points."""
+    (and resuming from the newest complete checkpoint there), evaluating at the curve points.
+
+    ``segment`` (default :func:`whole_run`) trains a part of a run instead (see :mod:`bayescale.runner.wsd`).
+    """
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.utils import logging as hf_logging
@@ -535,20 +566,25 @@ def train_model(
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
     h, seq = plan.hyper, plan.shape.seq_len
-    eval_at = _eval_steps(h.steps, plan.curve_points)
-    args = _training_arguments(plan, out, use_cuda, bf16)
+    seg = segment or whole_run(plan)
+    eval_at = seg.eval_at
+    args = _training_arguments(plan, seg, out, use_cuda, bf16)
     resume = _last_checkpoint(out)
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
         wall_before = float(json.loads((out / "wall.json").read_text()).get("wall_s", 0.0))
-    callbacks = _callbacks(plan.run_id, eval_at, save_every_s, on_progress, h.steps, out / "wall.json", wall_before)
+    resume = resume or seg.start
+    wall_file = out / "wall.json"
+    callbacks = _callbacks(
+        plan.run_id, eval_at, save_every_s, on_progress, seg.steps, wall_file, wall_before, seg.keep_at
+    )
     trainer = Trainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.heldout, callbacks=callbacks)
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     evals = [e for e in trainer.state.log_history if "eval_loss" in e]
-    if not evals or evals[-1].get("step") != h.steps:
+    if not evals or evals[-1].get("step") != seg.steps:
         trainer.evaluate()
         evals = [e for e in trainer.state.log_history if "eval_loss" in e]
     wall = time.perf_counter() - t0
@@ -629,6 +665,10 @@ def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict
     }
     if plan.unique_tokens is not None:  # a repeated-data pilot: epochs = D / U
         row["U"] = plan.unique_tokens
+    if plan.branch is not None:  # a WSD branch: C counts its share of the trunk and its cooldown once
+        b = plan.branch
+        row.update(trunk_id=b["trunk_id"], cooldown_steps=b["cooldown_steps"], branch_step=b["branch_step"])
+        row["C_branch"] = 6.0 * counts["N"] * b["cooldown_steps"] * h.batch_size * s.seq_len
     return row
 
 
@@ -649,7 +689,7 @@ def record_pilot(plan: PilotPlan, counts: dict[str, int], trained: Trained, out:
     return PilotResult(row, trained.curve, record)
 
 
-def _load_result(out: Path) -> PilotResult:
+def load_result(out: Path) -> PilotResult:
     """The result :func:`record_pilot` wrote to ``out``."""
     return PilotResult(
         json.loads((out / "result.json").read_text()),
@@ -723,6 +763,7 @@ __all__ = [
     "PilotError",
     "PilotPlan",
     "PilotResult",
+    "Segment",
     "Trained",
     "build_model",
     "build_pilot",
@@ -737,4 +778,5 @@ __all__ = [
     "train_model",
     "train_pilot",
     "unique_windows",
+    "whole_run",
 ]
