@@ -10,8 +10,9 @@ from typing import Any
 
 from ..errors import BayescaleError
 from .models import PilotError
+from .plan import PilotPlan, plan_pilot
 from .sweep import EXECUTORS, SweepError, load_sweep, run_sweep
-from .train import PilotPlan, plan_pilot, save_pilot, train_pilot
+from .train import save_pilot, train_pilot
 from .wsd import COOLDOWN, plan_wsd, train_wsd
 
 

@@ -53,8 +53,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import BayescaleError
+from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, shape_for, training_flops
-from .train import PilotPlan, plan_pilot, save_pilot, train_pilot
+from .train import save_pilot, train_pilot
 
 #: Options of :func:`bayescale.runner.train_pilot` a sweep may set.
 RUN_OPTIONS = (

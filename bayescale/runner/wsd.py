@@ -28,14 +28,13 @@ from typing import Any
 from .._io import atomic_write_bytes
 from .corpus import cache_dir, config_hash
 from .models import PilotError, count_params
+from .plan import PilotPlan, plan_pilot
 from .train import (
-    PilotPlan,
     PilotResult,
     Segment,
     build_pilot,
     checked_device,
     load_result,
-    plan_pilot,
     record_pilot,
     train_model,
 )
