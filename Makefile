@@ -33,7 +33,7 @@ $(VENV)/.installed-core: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(PIN) "$(TORCH)"
-	$(BIN)/python -m pip install --quiet $(PIN) $(UPGRADE) -e ".[test,pymc,runner,ray]"
+	$(BIN)/python -m pip install --quiet $(PIN) $(UPGRADE) -e ".[test,pymc,runner,ray,slurm]"
 	touch $@ $(VENV)/.installed-core
 
 install: $(VENV)/.installed-core

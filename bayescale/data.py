@@ -2,7 +2,8 @@
 
 A runs table has the columns ``N`` (parameters), ``D`` (training tokens) and/or
 ``C`` (training FLOPs) and ``loss`` (final loss, nats/token), plus the optional
-columns ``run_id``, ``seed``, ``source``, ``arch`` and ``notes``; any other column
+columns ``run_id``, ``seed``, ``source``, ``arch``, ``notes`` and ``U`` (unique training tokens of a
+repeated-data run, 0 < U <= D); any other column
 is kept as it is. :func:`load_runs` validates a table and derives the missing one
 of ``C`` and ``D`` from the FLOP convention (``C = 6*N*D``); :func:`append_run`
 adds rows to a CSV file so that many processes may append at once.
@@ -35,7 +36,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 REQUIRED_COLUMNS = ("N", "loss")
 """Columns every runs table needs; it also needs ``D`` or ``C`` (the other is derived)."""
-OPTIONAL_COLUMNS = ("run_id", "seed", "source", "arch", "notes")
+OPTIONAL_COLUMNS = ("run_id", "seed", "source", "arch", "notes", "U")
 """Optional columns with a meaning in bayescale; other extra columns are kept as they are."""
 FLOPS_CONVENTIONS = ("6ND",)
 """Supported FLOP conventions: ``"6ND"`` means ``C = 6*N*D``."""
@@ -152,6 +153,7 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
         if col in df.columns:
             df[col] = _numeric_column(df[col], col, ids)
     derive_c, derive_d = _derive_flops(df, ids)
+    _check_unique_tokens(df, ids)
     if ids is None:
         width = max(3, len(str(len(df))))
         ids = pd.Series([f"run{i:0{width}d}" for i in range(len(df))], dtype=object)
@@ -240,6 +242,24 @@ def _derive_flops(df: pd.DataFrame, ids: pd.Series | None) -> tuple[np.ndarray, 
         if overflow.any():
             raise _fail(f"derived column {col!r} must be finite and > 0; {_rows(overflow, ids)} are not")
     return derive_c, derive_d
+
+
+def _check_unique_tokens(df: pd.DataFrame, ids: pd.Series | None) -> None:
+    """Make the optional column ``U`` (unique training tokens of a repeated-data run), where present,
+    numeric: each cell blank (no repetition) or a finite number in (0, D]."""
+    if "U" not in df.columns:
+        return
+    raw = df["U"]
+    blank = _blank(raw)
+    num = pd.to_numeric(raw.mask(blank), errors="coerce").astype("float64")
+    values = num.to_numpy()
+    bad = ~blank & ~np.isfinite(values)
+    if bad.any():
+        raise _fail(f"column 'U' (unique tokens) must be a finite number or empty; {_rows(bad, ids)} are not")
+    out = ~blank & ((values <= 0) | (values > df["D"].to_numpy()))
+    if out.any():
+        raise _fail(f"column 'U' (unique tokens) must be > 0 and <= D; {_rows(out, ids)} are not")
+    df["U"] = num
 
 
 @contextmanager

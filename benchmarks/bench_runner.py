@@ -33,7 +33,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--peak-tflops", type=float, default=None, help="GPU peak (dense bf16) for MFU, e.g. 989 for an H100 SXM")
+    ap.add_argument(
+        "--peak-tflops", type=float, default=None, help="GPU peak (dense bf16) for MFU, e.g. 989 for an H100 SXM"
+    )
     ap.add_argument("--out", default=None, help="append the Markdown table to this file")
     args = ap.parse_args()
 
@@ -50,20 +52,35 @@ def main() -> None:
     for n in [float(x) for x in args.sizes.split(",")]:
         probe = plan_pilot(n, 1.0, arch=args.arch, batch_size=args.batch_size)
         tokens = args.steps * args.batch_size * probe.shape.seq_len
-        plan = plan_pilot(n, tokens, arch=args.arch, batch_size=args.batch_size, eval_tokens=probe.shape.seq_len * 16, curve_points=1)
+        plan = plan_pilot(
+            n, tokens, arch=args.arch, batch_size=args.batch_size, eval_tokens=probe.shape.seq_len * 16, curve_points=1
+        )
         runner, plain = [], []
         for r in range(-1, args.repeats):  # repeat -1 warms up (first-call costs of torch) and is dropped
             with tempfile.TemporaryDirectory() as work:
                 res = train_pilot(
-                    n, tokens, arch=args.arch, batch_size=args.batch_size, eval_tokens=plan.eval_tokens, curve_points=1,
-                    work_dir=work, save_every_s=1e9, device="cuda" if cuda else "cpu", threads=args.threads,
+                    n,
+                    tokens,
+                    arch=args.arch,
+                    batch_size=args.batch_size,
+                    eval_tokens=plan.eval_tokens,
+                    curve_points=1,
+                    work_dir=work,
+                    save_every_s=1e9,
+                    device="cuda" if cuda else "cpu",
+                    threads=args.threads,
                 )
             runner.append(res.row["train_tokens_per_s"])
-            plain.append(plain_torch_loop(plan, threads=args.threads)["tokens_per_s"] if not cuda else _plain_cuda(plan))
+            plain.append(
+                plain_torch_loop(plan, threads=args.threads)["tokens_per_s"] if not cuda else _plain_cuda(plan)
+            )
             if r < 0:
                 runner.pop(), plain.pop()
                 continue
-            print(f"N={n:.3g} repeat {r}: runner {runner[-1]:.0f} tok/s, plain torch {plain[-1]:.0f} tok/s", file=sys.stderr)
+            print(
+                f"N={n:.3g} repeat {r}: runner {runner[-1]:.0f} tok/s, plain torch {plain[-1]:.0f} tok/s",
+                file=sys.stderr,
+            )
         flops_tok = training_flops(plan.shape, 1.0)
         row = {
             "N (non-emb.)": res.row["N"],
@@ -106,7 +123,13 @@ def _plain_cuda(plan) -> float:  # pragma: no cover - GPU only
     from bayescale.runner.train import build_model
 
     model = build_model(plan.shape, seed=plan.seed).cuda()
-    opt = torch.optim.AdamW(model.parameters(), lr=plan.hyper.lr, betas=(plan.hyper.adam_beta1, plan.hyper.adam_beta2), weight_decay=plan.hyper.weight_decay, fused=True)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=plan.hyper.lr,
+        betas=(plan.hyper.adam_beta1, plan.hyper.adam_beta2),
+        weight_decay=plan.hyper.weight_decay,
+        fused=True,
+    )
     import numpy as np
 
     tokens = np.asarray(plan.streams.train[: plan.hyper.batch_size * plan.shape.seq_len * 64], dtype=np.int64)

@@ -31,7 +31,9 @@ def test_gpu_fit_matches_cpu_fit():
 
 @pytest.mark.skipif(not HAS_GPU, reason="no CUDA GPU visible to JAX")
 def test_auto_device_uses_gpu_for_large_tables_only():
-    small = synthetic_runs("chinchilla", TRUTH, N=np.geomspace(1e7, 1e9, 12), tokens_per_param=np.geomspace(2, 200, 10), seed=2)
+    small = synthetic_runs(
+        "chinchilla", TRUTH, N=np.geomspace(1e7, 1e9, 12), tokens_per_param=np.geomspace(2, 200, 10), seed=2
+    )
     assert len(small) < bs.inference.GPU_MIN_RUNS
     fit = bs.fit("chinchilla", small, seed=0)
     assert fit.idata.attrs["device"].startswith("cpu")

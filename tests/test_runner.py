@@ -1,8 +1,9 @@
-"""The pilot runner: shape and hyperparameter rules, FLOP counts, sweep plans, real (tiny) training,
+"""The pilot runner: shape and hyperparameter rules, FLOP counts, sweep files, real (tiny) training,
 kill-and-resume, concurrent appends, the process-pool and Ray sweeps, and the CLI."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 from bayescale import load_runs
 from bayescale.cli import main
 from bayescale.data import append_run
+from bayescale.errors import RunsTableError
 from bayescale.runner.shapes import (
     ARCHES,
     LR_SCALE,
@@ -30,7 +32,7 @@ from bayescale.runner.shapes import (
     shape_for,
     training_flops,
 )
-from bayescale.runner.sweep import PlanError, load_plan
+from bayescale.runner.sweep import SweepError, load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"eval_tokens": 4096, "curve_points": 3}
@@ -90,14 +92,18 @@ def test_hyper_rules():
         hyper_for(1e6, -1, 128)
 
 
-def test_plan_parsing_and_errors(tmp_path):
-    plan = load_plan({"table": "runs.csv", "seeds": [0, 1], "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
-    assert len(plan.jobs) == 8 and {j.options["seed"] for j in plan.jobs} == {0, 1}
-    capped = load_plan({"table": "r.csv", "grid": {"n_params": [3e4, 1e6], "tokens_per_param": [5, 100], "max_flops": 1e12}})
+def test_sweep_parsing_and_errors(tmp_path):
+    sweep = load_sweep(
+        {"table": "runs.csv", "seeds": [0, 1], "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}}
+    )
+    assert len(sweep.jobs) == 8 and {j.options["seed"] for j in sweep.jobs} == {0, 1}
+    capped = load_sweep(
+        {"table": "r.csv", "grid": {"n_params": [3e4, 1e6], "tokens_per_param": [5, 100], "max_flops": 1e12}}
+    )
     assert all(j.flops <= 1e12 for j in capped.jobs) and len(capped.jobs) < 4
-    f = tmp_path / "plan.toml"
+    f = tmp_path / "sweep.toml"
     f.write_text('table = "out/runs.csv"\n[[run]]\nn_params = 3e4\ntokens = 1e5\narch = "gpt2"\nseed = 3\n')
-    p = load_plan(f)
+    p = load_sweep(f)
     assert p.table == tmp_path / "out" / "runs.csv" and p.jobs[0].options == {"arch": "gpt2", "seed": 3}
     for bad, msg in [
         ({"grid": {"n_params": [1e5], "tokens": [1e6]}}, "'table'"),
@@ -108,11 +114,11 @@ def test_plan_parsing_and_errors(tmp_path):
         ({"table": "r.csv", "colour": 1}, "unknown key"),
         ({"table": "r.csv"}, "no runs"),
     ]:
-        with pytest.raises(PlanError, match=msg):
-            load_plan(bad)
+        with pytest.raises(SweepError, match=msg):
+            load_sweep(bad)
     f.write_text("table = [")
-    with pytest.raises(PlanError, match="not valid TOML"):
-        load_plan(f)
+    with pytest.raises(SweepError, match="not valid TOML"):
+        load_sweep(f)
 
 
 def _append_many(path: str, worker: int, n: int) -> None:
@@ -195,7 +201,18 @@ def test_tiny_pilot_appends_a_valid_row_below_the_unigram_entropy(cache, streams
     assert row["C_analytic"] > row["C"]  # embeddings and logits cost real FLOPs at this size
     assert row["loss"] < row["unigram_entropy"] < math.log(streams.vocab_size)
     assert row["perplexity"] == pytest.approx(math.exp(row["loss"]))
-    for key in ("seed", "arch", "config_hash", "corpus_hash", "tokenizer_hash", "wall_s", "device", "version_torch", "lr", "warmup_steps"):
+    for key in (
+        "seed",
+        "arch",
+        "config_hash",
+        "corpus_hash",
+        "tokenizer_hash",
+        "wall_s",
+        "device",
+        "version_torch",
+        "lr",
+        "warmup_steps",
+    ):
         assert key in runs.columns
     curve = pd.read_csv(curves_dir(table) / f"{row['run_id']}.csv")
     assert curve["step"].is_monotonic_increasing and curve["eval_loss"].iloc[-1] == pytest.approx(row["loss"])
@@ -219,14 +236,35 @@ def test_killed_pilot_resumes_from_its_checkpoint(cache, streams, tmp_path):
     table = tmp_path / "runs.csv"
     work = tmp_path / "work"
     cmd = [
-        sys.executable, "-m", "bayescale", "pilot", "--n-params", "3e4", "--tokens", "1.2e6", "--append", str(table),
-        "--work-dir", str(work), "--save-every", "0", "--eval-tokens", "4096", "--curve-points", "3", "--threads", "1", "--quiet",
+        sys.executable,
+        "-m",
+        "bayescale",
+        "pilot",
+        "--n-params",
+        "3e4",
+        "--tokens",
+        "1.2e6",
+        "--append",
+        str(table),
+        "--work-dir",
+        str(work),
+        "--save-every",
+        "0",
+        "--eval-tokens",
+        "4096",
+        "--curve-points",
+        "3",
+        "--threads",
+        "1",
+        "--quiet",
     ]
     env = {**os.environ, "BAYESCALE_CACHE": str(cache)}
     log = tmp_path / "first.log"
     with open(log, "wb") as fh, subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT) as proc:
         deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not any((d / "trainer_state.json").exists() for d in work.glob("checkpoint-*")):
+        while time.monotonic() < deadline and not any(
+            (d / "trainer_state.json").exists() for d in work.glob("checkpoint-*")
+        ):
             assert proc.poll() is None, log.read_text()
             time.sleep(0.2)
         time.sleep(1.0)
@@ -243,24 +281,24 @@ def test_killed_pilot_resumes_from_its_checkpoint(cache, streams, tmp_path):
     assert again.returncode == 0 and len(load_runs(table)) == 1
 
 
-def _tiny_plan(tmp_path: Path) -> Path:
-    plan = tmp_path / "plan.toml"
-    plan.write_text(
+def _tiny_sweep(tmp_path: Path) -> Path:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
         'table = "runs.csv"\n[settings]\neval_tokens = 4096\ncurve_points = 2\n'
         "[grid]\nn_params = [2e4, 3e4]\ntokens_per_param = [3]\n"
     )
-    return plan
+    return sweep
 
 
 @pytest.mark.slow
 def test_process_pool_sweep_and_resume(cache, streams, tmp_path, capsys):
-    plan = _tiny_plan(tmp_path)
-    assert main(["pilot", "sweep", str(plan), "--workers", "2", "--quiet"]) == 0
+    sweep = _tiny_sweep(tmp_path)
+    assert main(["pilot", "sweep", str(sweep), "--workers", "2", "--quiet"]) == 0
     runs = load_runs(tmp_path / "runs.csv")
     assert len(runs) == 2 and set(runs["n_params_requested"]) == {2e4, 3e4}
     err = capsys.readouterr().err
     assert "[2/2]" in err and "2 finished" in err
-    assert main(["pilot", "sweep", str(plan), "--quiet"]) == 0
+    assert main(["pilot", "sweep", str(sweep), "--quiet"]) == 0
     assert "0 pilot(s) to run" in capsys.readouterr().err and len(load_runs(tmp_path / "runs.csv")) == 2
 
 
@@ -272,12 +310,171 @@ def test_ray_sweep_on_a_local_cluster(cache, streams, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is optional (pip install 'ray[default]')")
     from bayescale.runner import run_sweep
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"BAYESCALE_CACHE": str(cache)}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"BAYESCALE_CACHE": str(cache)}},
+    )
     try:
-        report = run_sweep(_tiny_plan(tmp_path), executor="ray", quiet=True)
+        report = run_sweep(_tiny_sweep(tmp_path), executor="ray", quiet=True)
     finally:
         ray.shutdown()
     assert sorted(report.finished) == sorted(load_runs(tmp_path / "runs.csv")["run_id"]) and not report.failed
+
+
+def test_unique_tokens_column_is_validated():
+    runs = load_runs(pd.DataFrame({"N": [1e6, 1e6], "D": [2e7, 2e7], "loss": [3.0, 3.1], "U": [5e6, None]}))
+    assert runs["U"].iloc[0] == 5e6 and np.isnan(runs["U"].iloc[1])
+    for bad, msg in [(3e7, "must be > 0 and <= D"), (0.0, "must be > 0 and <= D"), ("many", "finite number or empty")]:
+        with pytest.raises(RunsTableError, match=msg):
+            load_runs(pd.DataFrame({"N": [1e6], "D": [2e7], "loss": [3.0], "U": [bad]}))
+
+
+def test_repeated_data_pool_and_errors(cache, streams):
+    from bayescale.runner.train import PilotError, build_pilot, plan_pilot
+
+    plan = plan_pilot(2e4, 1e5, unique_tokens=2.5e4, **TINY)
+    assert plan.unique_tokens == 2.5e4 // 128 * 128 and "-U2.5e04-" in plan.run_id
+    assert plan.run_id != plan_pilot(2e4, 1e5, **TINY).run_id  # U is part of what the pilot is
+    assert plan_pilot(2e4, 1e5, **TINY).config == plan_pilot(2e4, 1e5, unique_tokens=None, **TINY).config
+    _, data = build_pilot(plan)
+    assert data.train_tokens == plan.unique_tokens and len(data.train) == plan.unique_tokens // 128
+    # The pool is whole windows of the training split, the same for every seed, nested in larger pools.
+    windows = streams.train[: len(streams.train) // 128 * 128].reshape(-1, 128)
+    pool = {bytes(data.train[i]["input_ids"].numpy().astype(np.uint16)) for i in range(len(data.train))}
+    assert pool <= {bytes(w) for w in windows}
+    _, other_seed = build_pilot(plan_pilot(2e4, 1e5, seed=3, unique_tokens=2.5e4, **TINY))
+    _, larger = build_pilot(plan_pilot(2e4, 1e5, unique_tokens=5e4, **TINY))
+    same = {bytes(other_seed.train[i]["input_ids"].numpy().astype(np.uint16)) for i in range(len(other_seed.train))}
+    bigger = {bytes(larger.train[i]["input_ids"].numpy().astype(np.uint16)) for i in range(len(larger.train))}
+    assert same == pool and pool < bigger
+    for u, msg in [(100, "at least one window"), (2e5, "exceeds the .* tokens the pilot trains on"), (-1, "window")]:
+        with pytest.raises(PilotError, match=msg):
+            plan_pilot(2e4, 1e5, unique_tokens=u, **TINY)
+
+
+def test_repeated_data_pilot_records_u_and_epochs(cache, streams, tmp_path, capsys):
+    table = tmp_path / "runs.csv"
+    args = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--unique-tokens", "2.5e4", "--eval-tokens", "1024"]
+    assert main([*args, "--curve-points", "2", "--dry-run"]) == 0
+    assert "24,960 unique tokens repeated for 4.02 epochs" in capsys.readouterr().out
+    args += ["--curve-points", "2", "--threads", "1", "--quiet", "--append", str(table), "--format", "json"]
+    assert main(args) == 0
+    runs = load_runs(table)
+    row = runs.iloc[0]
+    assert len(runs) == 1 and "-U2.5e04-" in row["run_id"]
+    assert row["D"] == row["steps"] * row["batch_size"] * 128 == 100352  # 196 steps of 4 x 128 tokens
+    assert row["U"] == 24960 and row["epochs"] == pytest.approx(100352 / 24960)
+    assert np.isfinite(row["loss"]) and row["C"] == pytest.approx(6 * row["N"] * row["D"])
+
+
+def test_wsd_branches_and_plans(cache, streams, capsys):
+    from bayescale.runner.models import PilotError
+    from bayescale.runner.train import plan_pilot
+    from bayescale.runner.wsd import branches, plan_wsd
+
+    bs = branches(1000, 50, [1.0, 0.25, 0.5])
+    assert [(b.fraction, b.steps, b.cooldown_steps, b.start) for b in bs] == [
+        (0.25, 250, 50, 200),
+        (0.5, 500, 100, 400),
+        (1.0, 1000, 200, 800),
+    ]
+    for args, msg in [((1000, 50, [0.05]), "before the 50 warmup steps end"), ((1000, 50, [1.5]), r"in \(0, 1\]")]:
+        with pytest.raises(PilotError, match=msg):
+            branches(*args)
+    with pytest.raises(PilotError, match="cooldown=0.9"):
+        branches(1000, 50, [1.0], cooldown=0.9)
+    trunk, plans = plan_wsd(2e4, 1e5, cooldowns=(0.5, 1.0), **TINY)
+    cosine = plan_pilot(2e4, 1e5, **TINY)
+    assert trunk.hyper.steps == plans[-1].branch["branch_step"] == 157 and cosine.hyper.steps == 196
+    assert [p.tokens_trained for p in plans] == [98 * 512, 196 * 512]
+    assert len({p.branch["trunk_id"] for p in plans}) == 1 and all("-wsd-" in p.run_id for p in plans)
+    assert all(p.hyper.lr == cosine.hyper.lr and p.hyper.warmup_steps == cosine.hyper.warmup_steps for p in plans)
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--schedule", "wsd", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("branch      llama-") == 3 and "constant learning rate to step 157" in out
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--cooldowns", "0.5", "--dry-run"]) == 2
+    assert "--cooldowns needs --schedule wsd" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_wsd_pilot_trains_one_trunk_and_a_row_per_branch(cache, streams, tmp_path, capsys):
+    from bayescale.runner.train import curves_dir
+
+    table = tmp_path / "runs.csv"
+    cmd = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--schedule", "wsd", "--cooldowns", "0.5,1.0"]
+    cmd += [
+        "--eval-tokens",
+        "1024",
+        "--threads",
+        "1",
+        "--quiet",
+        "--append",
+        str(table),
+        "--work-dir",
+        str(tmp_path / "w"),
+    ]
+    assert main(cmd) == 0
+    runs = load_runs(table)
+    assert len(runs) == 2 and runs["trunk_id"].nunique() == 1 and (tmp_path / "w" / "trunk" / "done.json").exists()
+    assert list(runs["D"]) == [98 * 512, 196 * 512] and list(runs["branch_step"]) == [78, 157]
+    assert runs["C"].to_numpy() == pytest.approx(6 * runs["N"] * runs["D"])  # trunk share + cooldown, once each
+    assert runs["C_branch"].to_numpy() == pytest.approx(6 * runs["N"] * runs["cooldown_steps"] * 512)
+    assert (runs["loss"] < runs["unigram_entropy"]).all() and runs["loss"].iloc[1] < runs["loss"].iloc[0]
+    assert not list((tmp_path / "w").glob("*/checkpoint-*"))  # checkpoints dropped once every branch is done
+    for run_id in runs["run_id"]:
+        record = json.loads((curves_dir(table) / f"{run_id}.json").read_text())
+        assert record["training_arguments"]["lr_scheduler_type"] == "warmup_stable_decay"
+        assert record["training_arguments"]["lr_scheduler_kwargs"]["min_lr_ratio"] == 0.0
+    capsys.readouterr()
+    assert main(cmd) == 0 and len(load_runs(table)) == 2  # a rerun trains nothing and adds no row
+
+
+def test_slurm_options_from_the_command_line():
+    from bayescale.runner.cli import _slurm_options, _sweep_parser
+
+    a = _sweep_parser().parse_args(
+        ["s.toml", "--executor", "slurm", "--partition", "gpu", "--max-parallel", "8", "--time-min", "90"]
+        + ["--slurm-option", "mem_gb=16", "--slurm-option", "slurm_account=lab", "--slurm-option", "x=0.5"]
+    )
+    assert _slurm_options(a) == {
+        "cluster": "slurm",
+        "folder": None,
+        "timeout_min": 90,
+        "slurm_partition": "gpu",
+        "slurm_array_parallelism": 8,
+        "mem_gb": 16,
+        "slurm_account": "lab",
+        "x": 0.5,
+    }
+    with pytest.raises(SweepError, match="KEY=VALUE"):
+        _slurm_options(_sweep_parser().parse_args(["s.toml", "--slurm-option", "mem_gb"]))
+
+
+@pytest.mark.slow
+def test_slurm_sweep_on_submitits_local_executor_and_resume(cache, streams, tmp_path, capsys):
+    pytest.importorskip("submitit", reason="the slurm executor is optional (pip install 'bayescale[slurm]')")
+    from bayescale.runner import run_sweep
+
+    sweep = _tiny_sweep(tmp_path)
+    sweep.write_text(sweep.read_text().replace("[settings]", "seeds = [0, 1]\n[settings]"))  # 4 pilots
+    table = tmp_path / "runs.csv"
+    cmd = ["pilot", "sweep", str(sweep), "--executor", "slurm", "--cluster", "local", "--threads-per-pilot", "1"]
+    assert main([*cmd, "--quiet"]) == 0
+    runs = load_runs(table)
+    assert len(runs) == 4 and runs["run_id"].is_unique and set(runs["seed"]) == {0, 1}
+    assert "4 finished, 0 failed" in capsys.readouterr().err
+    assert len(list((tmp_path / "runs_slurm").glob("*/*_log.out"))) == 4  # one job array, a folder per task
+    # A sweep killed before two rows were appended: only those two run again (from their finished work
+    # folders), each task appends its own row, and no run id appears twice.
+    pd.read_csv(table).iloc[:2].to_csv(table, index=False)
+    report = run_sweep(sweep, executor="slurm", slurm={"cluster": "local", "poll_s": 0.5}, quiet=True)
+    assert len(report.finished) == 2 and len(report.skipped) == 2 and not report.failed
+    again = load_runs(table)
+    assert len(again) == 4 and again["run_id"].is_unique and set(again["run_id"]) == set(runs["run_id"])
+    third = run_sweep(sweep, executor="slurm", slurm={"cluster": "local"}, quiet=True)
+    assert not third.finished and len(third.skipped) == 4 and len(load_runs(table)) == 4
 
 
 def test_local_text_corpus(cache, tmp_path):
@@ -298,7 +495,7 @@ def test_cli_errors_are_one_line(cache, capsys):
     assert "tokens=-3.0 must be a positive number" in capsys.readouterr().err
     assert main(["pilot", "--n-params", "1e5", "--tokens", "1e6", "--arch", "bert"]) == 2
     assert main(["pilot", "sweep", "/no/such/plan.toml"]) == 2
-    assert "plan file not found" in capsys.readouterr().err
+    assert "sweep file not found" in capsys.readouterr().err
 
 
 def test_dry_run_prints_the_plan(cache, streams, capsys):

@@ -5,7 +5,9 @@ imports none of them until a pilot is trained, and ``import bayescale`` never do
 
 - :func:`run_pilot` trains one pilot (Llama-style or GPT-2 decoder from a ``transformers`` config, or a
   torch LSTM) with the ``transformers`` Trainer on a locally tokenized corpus and appends its row.
-- :func:`run_sweep` runs a plan of pilots on a local process pool or a Ray cluster.
+- :func:`train_wsd` trains a warmup-stable-decay trunk and a cooldown branch per point (one row each).
+- :func:`run_sweep` runs a sweep of pilots (a TOML file, :func:`load_sweep`) on a local process pool,
+  a Ray cluster or Slurm (see :mod:`bayescale.runner.sweep` for which to use when).
 - :func:`shape_for`, :func:`hyper_for` and :func:`training_flops` are the documented rules for shape,
   hyperparameters and FLOPs.
 """
@@ -18,19 +20,29 @@ from typing import Any
 _LAZY = {
     "run_pilot": "train",
     "train_pilot": "train",
+    "build_pilot": "train",
+    "train_model": "train",
+    "record_pilot": "train",
+    "pilot_row": "train",
     "save_pilot": "train",
-    "plan_pilot": "train",
-    "build_model": "train",
-    "count_params": "train",
+    "plan_pilot": "plan",
+    "build_model": "models",
+    "count_params": "models",
     "curves_dir": "train",
     "plain_torch_loop": "train",
-    "PilotError": "train",
-    "PilotPlan": "train",
+    "unique_windows": "plan",
+    "PilotData": "train",
+    "PilotError": "models",
+    "PilotPlan": "plan",
     "PilotResult": "train",
+    "Trained": "train",
     "run_sweep": "sweep",
-    "load_plan": "sweep",
-    "Plan": "sweep",
-    "PlanError": "sweep",
+    "run_slurm": "sweep",
+    "train_wsd": "wsd",
+    "plan_wsd": "wsd",
+    "load_sweep": "sweep",
+    "Sweep": "sweep",
+    "SweepError": "sweep",
     "SweepReport": "sweep",
     "shape_for": "shapes",
     "hyper_for": "shapes",

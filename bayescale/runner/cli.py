@@ -1,4 +1,4 @@
-"""``bayescale pilot``: train one pilot, plan one, or run a sweep (torch is imported only to train)."""
+"""``bayescale pilot``: train one pilot, plan one (``--dry-run``), or run a sweep (torch is imported only to train)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,18 @@ import sys
 from typing import Any
 
 from ..errors import BayescaleError
+from .models import PilotError
+from .plan import PilotPlan, plan_pilot
+from .sweep import EXECUTORS, SweepError, load_sweep, run_sweep
+from .train import save_pilot, train_pilot
+from .wsd import COOLDOWN, plan_wsd, train_wsd
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
 
 
 def _pilot_parser() -> argparse.ArgumentParser:
@@ -15,7 +27,7 @@ def _pilot_parser() -> argparse.ArgumentParser:
         prog="bayescale pilot",
         description="Train one pilot language model of about N non-embedding parameters on D tokens, evaluate its "
         "held-out loss (nats per token) and append one row to a runs table. Run the same command again to resume "
-        "a killed pilot. `bayescale pilot sweep PLAN.toml` runs many.",
+        "a killed pilot. `bayescale pilot sweep SWEEP.toml` runs many.",
     )
     p.add_argument("--n-params", type=float, required=True, metavar="N", help="non-embedding parameters, e.g. 2e6")
     p.add_argument("--tokens", type=float, required=True, metavar="D", help="training tokens, e.g. 2e7")
@@ -26,13 +38,40 @@ def _pilot_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab-size", type=int, default=2048)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, help="sequences per step (default: the batch rule)")
-    p.add_argument("--lr-scale", type=float, help="factor on Kaplan et al.'s learning-rate rule (default 3, see bayescale.runner.shapes.LR_SCALE)")
+    p.add_argument(
+        "--lr-scale",
+        type=float,
+        help="factor on Kaplan et al.'s learning-rate rule (default 3, see bayescale.runner.shapes.LR_SCALE)",
+    )
     p.add_argument("--eval-tokens", type=int, default=65536, help="held-out tokens per evaluation (default 65536)")
     p.add_argument("--curve-points", type=int, default=8, help="points on the eval-loss curve (default 8)")
+    p.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="repeated data: train the D tokens on a fixed pool of U unique tokens (D/U epochs); default: no repetition",
+    )
+    p.add_argument(
+        "--schedule",
+        default="cosine",
+        choices=("cosine", "wsd"),
+        help="cosine (default: one pilot) or wsd: one constant-rate trunk and a cooldown branch per --cooldowns point",
+    )
+    p.add_argument(
+        "--cooldowns",
+        type=_fractions,
+        metavar="F,F,...",
+        help="wsd: fractions of the tokens where branches end (default 0.25,0.5,1.0); each branch is one row",
+    )
+    p.add_argument(
+        "--cooldown", type=float, default=COOLDOWN, help=f"wsd: share of each branch spent cooling down ({COOLDOWN})"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--work-dir", help="checkpoint folder (default: the bayescale cache)")
-    p.add_argument("--save-every", type=float, default=60.0, metavar="SECONDS", help="seconds between checkpoints (default 60)")
+    p.add_argument(
+        "--save-every", type=float, default=60.0, metavar="SECONDS", help="seconds between checkpoints (default 60)"
+    )
     p.add_argument("--keep-checkpoints", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the shape, hyperparameters and run id; train nothing")
     p.add_argument("--quiet", action="store_true", help="do not print the eval points")
@@ -43,25 +82,98 @@ def _pilot_parser() -> argparse.ArgumentParser:
 def _sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bayescale pilot sweep",
-        description="Run every pilot of PLAN.toml that is not yet in its table, in parallel; rows are appended as "
+        description="Run every pilot of SWEEP.toml that is not yet in its table, in parallel; rows are appended as "
         "pilots finish, so a killed sweep resumes where it stopped.",
     )
-    p.add_argument("plan", metavar="PLAN.toml")
-    p.add_argument("--executor", default="process", choices=("process", "ray", "serial"), help="local process pool (default), a Ray cluster, or one at a time")
+    p.add_argument("sweep", metavar="SWEEP.toml")
+    p.add_argument(
+        "--executor",
+        default="process",
+        choices=EXECUTORS,
+        help="local process pool (default), a Ray cluster, a Slurm job array (submitit), or one at a time",
+    )
     p.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
-    p.add_argument("--workers", type=int, help="parallel pilots for the process pool (default: one per core, or per GPU)")
+    p.add_argument(
+        "--workers", type=int, help="parallel pilots for the process pool (default: one per core, or per GPU)"
+    )
     p.add_argument("--threads-per-pilot", type=int, help="torch threads per pilot (default: cores / workers)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dry-run", action="store_true", help="list the pilots and their FLOPs; train nothing")
     p.add_argument("--quiet", action="store_true", help="only one line per finished pilot")
+    s = p.add_argument_group("slurm", "options of --executor slurm (one job array through submitit)")
+    s.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    s.add_argument("--time-min", type=int, default=24 * 60, help="time limit per pilot, minutes (default 1440)")
+    s.add_argument("--max-parallel", type=int, help="pilots running at once (the array's %%N; default: no limit)")
+    s.add_argument("--slurm-folder", help="submitit's logs (default: TABLE_slurm/ beside the table)")
+    s.add_argument(
+        "--slurm-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other submitit parameter, e.g. mem_gb=16 or slurm_account=lab (repeatable)",
+    )
+    s.add_argument("--cluster", default="slurm", choices=("slurm", "local"), help="'local' runs the array here")
     return p
 
 
-def _print_plan(plan: Any) -> None:
+def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The ``slurm`` options of :func:`bayescale.runner.run_sweep` from the sweep command's flags."""
+    options: dict[str, Any] = {"cluster": a.cluster, "folder": a.slurm_folder, "timeout_min": a.time_min}
+    if a.partition:
+        options["slurm_partition"] = a.partition
+    if a.max_parallel:
+        options["slurm_array_parallelism"] = a.max_parallel
+    for item in a.slurm_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SweepError(f"--slurm-option {item!r} must be KEY=VALUE")
+        for kind in (int, float):
+            try:
+                value = kind(value)
+                break
+            except ValueError:
+                continue
+        options[key] = value
+    return options
+
+
+def _print_wsd(trunk: PilotPlan, branches: list[PilotPlan]) -> None:
+    _print_plan(trunk)
+    print(f"trunk       {branches[0].branch['trunk_id']}: constant learning rate to step {trunk.hyper.steps}")
+    for p in branches:
+        b = p.branch
+        print(
+            f"branch      {p.run_id}: off step {b['branch_step']}, {b['cooldown_steps']} cooldown steps "
+            f"({b['decay']}), D = {p.tokens_trained:,}"
+        )
+
+
+def _print_plan(plan: PilotPlan) -> None:
     s, h = plan.shape, plan.hyper
     print(f"run id      {plan.run_id}")
-    print(f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, vocab {s.vocab_size}")
-    print(f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}")
+    print(
+        f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, vocab {s.vocab_size}"
+    )
+    print(
+        f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; "
+        f"lr {h.lr:.3g} ({h.schedule}, warmup {h.warmup_steps}); AdamW wd {h.weight_decay}"
+    )
+    if plan.unique_tokens is not None:
+        u = plan.unique_tokens
+        print(f"data        {u:,} unique tokens repeated for {plan.tokens_trained / u:.3g} epochs")
+
+
+def _plan_options(a: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`bayescale.runner.plan_pilot` options of ``bayescale pilot``'s flags."""
+    names = ("arch", "seed", "corpus", "vocab_size", "seq_len", "batch_size", "lr_scale", "eval_tokens")
+    return {**{k: getattr(a, k) for k in names}, "curve_points": a.curve_points, "unique_tokens": a.unique_tokens}
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    print(
+        f"{row['run_id']}: N={row['N']:,} (total {row['N_total']:,}), D={row['D']:,}, loss {row['loss']:.4f} nats/token "
+        f"(perplexity {row['perplexity']:.2f}; unigram entropy {row['unigram_entropy']:.3f}), {row['wall_s']:.0f} s on {row['device']}"
+    )
 
 
 def cmd_pilot(args: argparse.Namespace) -> int:
@@ -69,46 +181,58 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
-    from .train import plan_pilot, run_pilot
-
+    opts = _plan_options(a)
+    wsd = a.schedule == "wsd"
+    if a.cooldowns is not None and not wsd:
+        raise PilotError("--cooldowns needs --schedule wsd")
+    if wsd:
+        opts.update(cooldowns=a.cooldowns or (0.25, 0.5, 1.0), cooldown=a.cooldown)
     if a.dry_run:
-        plan = plan_pilot(a.n_params, a.tokens, arch=a.arch, seed=a.seed, corpus=a.corpus, vocab_size=a.vocab_size, seq_len=a.seq_len, batch_size=a.batch_size, lr_scale=a.lr_scale, eval_tokens=a.eval_tokens, curve_points=a.curve_points)
-        _print_plan(plan)
+        if wsd:
+            _print_wsd(*plan_wsd(a.n_params, a.tokens, **opts))
+        else:
+            _print_plan(plan_pilot(a.n_params, a.tokens, **opts))
         return 0
 
     def progress(msg: dict) -> None:
         print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
 
-    row = run_pilot(
-        a.n_params, a.tokens, arch=a.arch, seed=a.seed, append=a.append, corpus=a.corpus, vocab_size=a.vocab_size,
-        seq_len=a.seq_len, batch_size=a.batch_size, lr_scale=a.lr_scale, eval_tokens=a.eval_tokens,
-        curve_points=a.curve_points, device=a.device, threads=a.threads, work_dir=a.work_dir,
-        save_every_s=a.save_every, keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else progress,
-    )
+    opts.update(device=a.device, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
+    opts.update(keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else progress)
+    results = train_wsd(a.n_params, a.tokens, **opts) if wsd else [train_pilot(a.n_params, a.tokens, **opts)]
+    for result in results:
+        if a.append:
+            save_pilot(result, a.append)
+    rows = [r.row for r in results]
     if a.format == "json":
-        print(json.dumps(row, default=str, indent=1))
+        print(json.dumps(rows if wsd else rows[0], default=str, indent=1))
     else:
-        print(
-            f"{row['run_id']}: N={row['N']:,} (total {row['N_total']:,}), D={row['D']:,}, loss {row['loss']:.4f} nats/token "
-            f"(perplexity {row['perplexity']:.2f}; unigram entropy {row['unigram_entropy']:.3f}), {row['wall_s']:.0f} s on {row['device']}"
-        )
+        for row in rows:
+            _print_row(row)
         if a.append:
             print(f"appended to {a.append}")
     return 0
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweep import load_plan, run_sweep
-
-    plan = load_plan(a.plan)
+    sweep = load_sweep(a.sweep)
     if a.dry_run:
         total = 0.0
-        for job in sorted(plan.jobs, key=lambda j: j.flops):
+        for job in sorted(sweep.jobs, key=lambda j: j.flops):
             total += job.flops
             print(f"{job.label():40s} {job.flops:.3g} FLOPs")
-        print(f"{len(plan.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {plan.table}")
+        print(f"{len(sweep.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {sweep.table}")
         return 0
-    report = run_sweep(plan, executor=a.executor, workers=a.workers, address=a.address, device=a.device, threads_per_pilot=a.threads_per_pilot, quiet=a.quiet)
+    report = run_sweep(
+        sweep,
+        executor=a.executor,
+        workers=a.workers,
+        address=a.address,
+        device=a.device,
+        threads_per_pilot=a.threads_per_pilot,
+        slurm=_slurm_options(a) if a.executor == "slurm" else None,
+        quiet=a.quiet,
+    )
     for label, err in report.failed:
         print(f"failed: {label}: {err}", file=sys.stderr)
     return 1 if report.failed else 0

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 from .._io import atomic_write_bytes
 from ..errors import BayescaleError
@@ -48,8 +49,6 @@ def cache_dir() -> Path:
     env = os.environ.get("BAYESCALE_CACHE")
     if env:
         return Path(env)
-    import platformdirs
-
     return Path(platformdirs.user_cache_dir("bayescale"))
 
 
@@ -91,7 +90,7 @@ def _file_docs(source: str) -> list[tuple[str, str]]:
 
 def _hf_docs(source: str) -> list[tuple[str, str]]:
     try:
-        import datasets
+        import datasets  # optional: not a dependency (only for hf: corpora)
     except ImportError as exc:  # pragma: no cover - depends on the user's environment
         raise CorpusError(f"corpus {source!r} needs the `datasets` package: pip install datasets") from exc
     name, _, config = source[3:].partition(":")
@@ -158,7 +157,7 @@ def train_tokenizer(corpus: Corpus, vocab_size: int = 2048):
 
     Returns a ``tokenizers.Tokenizer``; ``<|endoftext|>`` (id 0) separates documents.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # the runner extra
 
     if not (isinstance(vocab_size, int) and 256 + 1 <= vocab_size <= 65535):
         raise CorpusError(f"vocab_size={vocab_size!r} must be an integer in [257, 65535] (tokens are stored as uint16)")

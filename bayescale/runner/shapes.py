@@ -125,13 +125,18 @@ def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, s
     if not (isinstance(n_params, (int, float)) and math.isfinite(n_params) and n_params >= 1e3):
         raise ShapeError(f"n_params={n_params!r} must be a number >= 1000 (non-embedding parameters)")
     if arch == "lstm":
-        best = min(range(8, MAX_WIDTH + 1, 4), key=lambda d: abs(math.log(non_embedding_params("lstm", LSTM_LAYERS, d) / n_params)))
+        best = min(
+            range(8, MAX_WIDTH + 1, 4),
+            key=lambda d: abs(math.log(non_embedding_params("lstm", LSTM_LAYERS, d) / n_params)),
+        )
         return Shape(arch, LSTM_LAYERS, best, 0, 0, int(vocab_size), int(seq_len))
     widths = [w for w in range(MIN_WIDTH, MAX_WIDTH + 1, 16) if w % head_dim(w) == 0]
     best = None
     for n_layer in range(1, 129):
         d = min(widths, key=lambda w: abs(math.log(non_embedding_params(arch, n_layer, w) / n_params)))
-        score = abs(math.log(non_embedding_params(arch, n_layer, d) / n_params)) + ASPECT_WEIGHT * abs(math.log(d / n_layer / ASPECT))
+        score = abs(math.log(non_embedding_params(arch, n_layer, d) / n_params)) + ASPECT_WEIGHT * abs(
+            math.log(d / n_layer / ASPECT)
+        )
         if best is None or score < best[0]:
             best = (score, n_layer, d)
     _, n_layer, d = best
@@ -199,7 +204,17 @@ LR_SCALE = 3.0
 LR_SCALES = {"llama": LR_SCALE, "gpt2": LR_SCALE, "lstm": 10.0}
 
 
-def hyper_for(n_params: float, tokens: float, seq_len: int, *, lr_scale: float | None = None, arch: str = "llama", batch_size: int | None = None, min_steps: int = 250, max_batch: int = 128) -> Hyper:
+def hyper_for(
+    n_params: float,
+    tokens: float,
+    seq_len: int,
+    *,
+    lr_scale: float | None = None,
+    arch: str = "llama",
+    batch_size: int | None = None,
+    min_steps: int = 250,
+    max_batch: int = 128,
+) -> Hyper:
     """Hyperparameter rules scaled by model size and token budget.
 
     - **Batch**: the largest power of two (4 to ``max_batch`` sequences) that leaves at least

@@ -1,8 +1,8 @@
-"""Sweeps: many pilots from one plan, in parallel on a local process pool or a Ray cluster.
+"""Sweeps: many pilots from one sweep file, in parallel on a local process pool, a Ray cluster or Slurm.
 
-A plan is a TOML file::
+A sweep is a TOML file::
 
-    table = "pilot_runs.csv"          # runs table, relative to the plan file
+    table = "pilot_runs.csv"          # runs table, relative to the sweep file
     arch = "llama"                    # default for every run
     corpus = "stdlib"
     seeds = [0]
@@ -22,13 +22,24 @@ A plan is a TOML file::
 
 Runs already in the table (same run id: same arch, size, tokens, seed, data and settings) are
 skipped, so a killed sweep resumes where it stopped; a killed pilot resumes from its checkpoint.
-The driver appends every finished row itself (one writer), so workers on other machines need no
-shared filesystem for the table.
+
+Three executors (:func:`run_sweep`'s ``executor``; ``serial`` runs them one by one in this process):
+
+- ``process`` (default): a local process pool, one core per pilot on CPU or one GPU per pilot. Use it
+  on one machine.
+- ``ray``: Ray tasks placed by Ray's scheduler (CPUs and a GPU each). The driver appends every row
+  itself (one writer), so workers on other machines need no shared filesystem for the table. Use it on
+  a Ray cluster, or on several machines without a batch scheduler.
+- ``slurm``: one Slurm job array through submitit (:func:`run_slurm`), a task per pilot. Each task
+  appends its own row under the table's lock, so the table and the bayescale cache must be on a
+  shared filesystem, and the driver may die without losing a finished pilot. Use it on an HPC cluster
+  whose nodes are reached through Slurm.
 """
 
 from __future__ import annotations
 
 import math
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -39,20 +50,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import BayescaleError
-from .shapes import ARCHES, shape_for, training_flops
+import pandas as pd
 
-#: Options of :func:`bayescale.runner.train_pilot` a plan may set.
+from ..errors import BayescaleError
+from .plan import PilotPlan, plan_pilot
+from .shapes import ARCHES, shape_for, training_flops
+from .train import save_pilot, train_pilot
+
+#: Options of :func:`bayescale.runner.train_pilot` a sweep may set.
 RUN_OPTIONS = (
-    "arch", "seed", "corpus", "vocab_size", "seq_len", "batch_size", "lr_scale", "eval_tokens",
-    "curve_points", "save_every_s", "keep_checkpoints",
+    "arch",
+    "seed",
+    "corpus",
+    "vocab_size",
+    "seq_len",
+    "batch_size",
+    "lr_scale",
+    "eval_tokens",
+    "curve_points",
+    "unique_tokens",
+    "save_every_s",
+    "keep_checkpoints",
 )
-PLAN_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
+SWEEP_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
+#: Where a sweep's pilots run (see :func:`run_sweep`).
+EXECUTORS = ("process", "ray", "slurm", "serial")
+#: Options that change how a pilot is trained but not what it is (not in its run id).
+TRAIN_ONLY = ("save_every_s", "keep_checkpoints")
 GRID_KEYS = ("n_params", "tokens_per_param", "tokens", "max_flops", "arch")
 
 
-class PlanError(BayescaleError):
-    """A sweep plan that cannot be run."""
+class SweepError(BayescaleError):
+    """A sweep that cannot be run."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +96,14 @@ class Job:
     def flops(self) -> float:
         """Analytic training FLOPs (the sweep's cost estimate and scheduling order)."""
         o = self.options
-        shape = shape_for(self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128))
+        shape = shape_for(
+            self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128)
+        )
         return training_flops(shape, self.tokens)
+
+    def plan(self) -> PilotPlan:
+        """The pilot plan of this job (its run id, shape and hyperparameters)."""
+        return plan_pilot(self.n_params, self.tokens, **{k: v for k, v in self.options.items() if k not in TRAIN_ONLY})
 
     def label(self) -> str:
         o = self.options
@@ -76,8 +111,8 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A parsed sweep plan: the runs table and the jobs."""
+class Sweep:
+    """A parsed sweep: the runs table and the jobs."""
 
     table: Path
     jobs: tuple[Job, ...]
@@ -89,110 +124,125 @@ def _num_list(value: Any, where: str) -> list[float]:
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise PlanError(f"{where} must be a positive number or a list of them; got {v!r}")
+            raise SweepError(f"{where} must be a positive number or a list of them; got {v!r}")
         out.append(float(v))
     if not out:
-        raise PlanError(f"{where} is empty")
+        raise SweepError(f"{where} is empty")
     return out
 
 
 def _options(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     bad = [k for k in d if k not in RUN_OPTIONS]
     if bad:
-        raise PlanError(f"{where}: unknown option(s) {bad}; allowed: {list(RUN_OPTIONS)}")
+        raise SweepError(f"{where}: unknown option(s) {bad}; allowed: {list(RUN_OPTIONS)}")
     if "arch" in d and d["arch"] not in ARCHES:
-        raise PlanError(f"{where}: arch={d['arch']!r} is not supported; allowed: {list(ARCHES)}")
+        raise SweepError(f"{where}: arch={d['arch']!r} is not supported; allowed: {list(ARCHES)}")
     return dict(d)
 
 
-def load_plan(source: str | os.PathLike | Mapping[str, Any]) -> Plan:
-    """Parse a sweep plan (TOML path or dict; see the module docstring) into jobs.
-
-    Examples
-    --------
-    >>> plan = load_plan({"table": "runs.csv", "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
-    >>> len(plan.jobs)
-    4
-    """
-    path = None
+def _read(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any], Path, Path | None]:
+    """The raw sweep, the folder its table path is relative to, and its file (None for a dict)."""
     if isinstance(source, Mapping):
-        raw = dict(source)
-        base = Path.cwd()
-    else:
-        path = Path(source)
-        try:
-            raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
-            raise PlanError(f"plan file not found: {str(path)!r}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise PlanError(f"plan {str(path)!r} is not valid TOML: {exc}") from exc
-        base = path.parent
-    bad = [k for k in raw if k not in PLAN_KEYS]
+        return dict(source), Path.cwd(), None
+    path = Path(source)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise SweepError(f"sweep file not found: {str(path)!r}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepError(f"sweep {str(path)!r} is not valid TOML: {exc}") from exc
+    return raw, path.parent, path
+
+
+def _grid_jobs(grid: Mapping[str, Any], common: dict[str, Any], seeds: list[int]) -> list[Job]:
+    bad = [k for k in grid if k not in GRID_KEYS]
     if bad:
-        raise PlanError(f"plan: unknown key(s) {bad}; allowed: {list(PLAN_KEYS)}")
-    if "table" not in raw or not isinstance(raw["table"], str):
-        raise PlanError("plan: 'table' (the runs CSV to append to, relative to the plan file) is required")
-    table = Path(raw["table"])
-    table = table if table.is_absolute() else base / table
-    common = _options({k: raw[k] for k in ("arch", "corpus") if k in raw}, "plan")
-    common.update(_options(raw.get("settings", {}), "[settings]"))
-    seeds = raw.get("seeds", [common.pop("seed", 0)])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise PlanError(f"plan: seeds must be a list of non-negative integers; got {seeds!r}")
-    jobs: list[Job] = []
-    grid = raw.get("grid")
-    if grid is not None:
-        bad = [k for k in grid if k not in GRID_KEYS]
-        if bad:
-            raise PlanError(f"[grid]: unknown key(s) {bad}; allowed: {list(GRID_KEYS)}")
-        if "n_params" not in grid or ("tokens_per_param" in grid) == ("tokens" in grid):
-            raise PlanError("[grid] needs n_params and exactly one of tokens_per_param or tokens")
-        archs = grid.get("arch", common.get("arch", "llama"))
-        archs = archs if isinstance(archs, list) else [archs]
-        for a in archs:
-            if a not in ARCHES:
-                raise PlanError(f"[grid]: arch={a!r} is not supported; allowed: {list(ARCHES)}")
-        max_flops = _num_list(grid["max_flops"], "[grid] max_flops")[0] if "max_flops" in grid else math.inf
-        for a in archs:
-            for n in _num_list(grid["n_params"], "[grid] n_params"):
-                if "tokens_per_param" in grid:
-                    tokens = [n * r for r in _num_list(grid["tokens_per_param"], "[grid] tokens_per_param")]
-                else:
-                    tokens = _num_list(grid["tokens"], "[grid] tokens")
-                for d in tokens:
-                    for s in seeds:
-                        job = Job(n, d, {**common, "arch": a, "seed": s})
-                        if job.flops <= max_flops:
-                            jobs.append(job)
-    for i, r in enumerate(raw.get("run", [])):
+        raise SweepError(f"[grid]: unknown key(s) {bad}; allowed: {list(GRID_KEYS)}")
+    if "n_params" not in grid or ("tokens_per_param" in grid) == ("tokens" in grid):
+        raise SweepError("[grid] needs n_params and exactly one of tokens_per_param or tokens")
+    archs = grid.get("arch", common.get("arch", "llama"))
+    archs = archs if isinstance(archs, list) else [archs]
+    for a in archs:
+        if a not in ARCHES:
+            raise SweepError(f"[grid]: arch={a!r} is not supported; allowed: {list(ARCHES)}")
+    max_flops = _num_list(grid["max_flops"], "[grid] max_flops")[0] if "max_flops" in grid else math.inf
+    jobs = []
+    for a in archs:
+        for n in _num_list(grid["n_params"], "[grid] n_params"):
+            if "tokens_per_param" in grid:
+                tokens = [n * r for r in _num_list(grid["tokens_per_param"], "[grid] tokens_per_param")]
+            else:
+                tokens = _num_list(grid["tokens"], "[grid] tokens")
+            for d in tokens:
+                for s in seeds:
+                    job = Job(n, d, {**common, "arch": a, "seed": s})
+                    if job.flops <= max_flops:
+                        jobs.append(job)
+    return jobs
+
+
+def _run_jobs(runs: list[Any], common: dict[str, Any], seeds: list[int]) -> list[Job]:
+    jobs = []
+    for i, r in enumerate(runs):
         where = f"[[run]] #{i + 1}"
         if not isinstance(r, Mapping) or "n_params" not in r or "tokens" not in r:
-            raise PlanError(f"{where} needs n_params and tokens")
+            raise SweepError(f"{where} needs n_params and tokens")
         n = _num_list(r["n_params"], f"{where} n_params")[0]
         d = _num_list(r["tokens"], f"{where} tokens")[0]
         opts = _options({k: v for k, v in r.items() if k not in ("n_params", "tokens")}, where)
         for s in [opts.pop("seed")] if "seed" in opts else seeds:
             jobs.append(Job(n, d, {**common, **opts, "seed": s}))
+    return jobs
+
+
+def load_sweep(source: str | os.PathLike | Mapping[str, Any]) -> Sweep:
+    """Parse a sweep (TOML path or dict; see the module docstring) into jobs.
+
+    Examples
+    --------
+    >>> sweep = load_sweep({"table": "runs.csv", "grid": {"n_params": [3e4, 1e5], "tokens_per_param": [5, 20]}})
+    >>> len(sweep.jobs)
+    4
+    """
+    raw, base, path = _read(source)
+    bad = [k for k in raw if k not in SWEEP_KEYS]
+    if bad:
+        raise SweepError(f"sweep: unknown key(s) {bad}; allowed: {list(SWEEP_KEYS)}")
+    if "table" not in raw or not isinstance(raw["table"], str):
+        raise SweepError("sweep: 'table' (the runs CSV to append to, relative to the sweep file) is required")
+    table = Path(raw["table"])
+    table = table if table.is_absolute() else base / table
+    common = _options({k: raw[k] for k in ("arch", "corpus") if k in raw}, "sweep")
+    common.update(_options(raw.get("settings", {}), "[settings]"))
+    seeds = raw.get("seeds", [common.pop("seed", 0)])
+    if not isinstance(seeds, list) or not seeds or not all(_is_seed(s) for s in seeds):
+        raise SweepError(f"sweep: seeds must be a list of non-negative integers; got {seeds!r}")
+    jobs = _grid_jobs(raw["grid"], common, seeds) if raw.get("grid") is not None else []
+    jobs += _run_jobs(raw.get("run", []), common, seeds)
     if not jobs:
-        raise PlanError("plan has no runs: add a [grid] or [[run]] entries (or raise max_flops)")
-    return Plan(table, tuple(jobs), path)
+        raise SweepError("sweep has no runs: add a [grid] or [[run]] entries (or raise max_flops)")
+    return Sweep(table, tuple(jobs), path)
 
 
-def _pending(plan: Plan) -> tuple[list[Job], list[str]]:
+#: The old name of :func:`load_sweep` (``tests/test_pilot_data.py`` uses it).
+load_plan = load_sweep
+
+
+def _is_seed(s: Any) -> bool:
+    return isinstance(s, int) and not isinstance(s, bool) and s >= 0
+
+
+def _pending(sweep: Sweep) -> tuple[list[Job], list[str]]:
     """Jobs whose run id is not yet in the table, and the ids of those that are."""
-    import pandas as pd
-
-    from .train import plan_pilot
-
     done = set()
-    if plan.table.exists():
+    if sweep.table.exists():
         try:
-            done = set(pd.read_csv(plan.table, usecols=["run_id"], dtype=str)["run_id"])
+            done = set(pd.read_csv(sweep.table, usecols=["run_id"], dtype=str)["run_id"])
         except ValueError:
             done = set()
     todo, skipped = [], []
-    for job in plan.jobs:
-        rid = plan_pilot(job.n_params, job.tokens, **{k: v for k, v in job.options.items() if k not in ("save_every_s", "keep_checkpoints")}).run_id
+    for job in sweep.jobs:
+        rid = job.plan().run_id
         if rid in done:
             skipped.append(rid)
         else:
@@ -204,13 +254,22 @@ def _pending(plan: Plan) -> tuple[list[Job], list[str]]:
 
 
 def _progress_printer(msg: dict) -> None:
-    print(f"  [{msg['run_id']}] step {msg['step']}/{msg['steps']} eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
+    print(
+        f"  [{msg['run_id']}] step {msg['step']}/{msg['steps']} eval loss {msg['eval_loss']:.4f}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _train_job(job: Job, threads: int | None, device: str, quiet: bool):
-    from .train import train_pilot
-
-    return train_pilot(job.n_params, job.tokens, threads=threads, device=device, on_progress=None if quiet else _progress_printer, **job.options)
+    return train_pilot(
+        job.n_params,
+        job.tokens,
+        threads=threads,
+        device=device,
+        on_progress=None if quiet else _progress_printer,
+        **job.options,
+    )
 
 
 _GPU_QUEUE = None
@@ -226,7 +285,7 @@ def _init_worker(queue) -> None:
 
 def _gpu_count() -> int:
     try:
-        import torch
+        import torch  # optional (the runner extra), and slow to import: only to count GPUs
 
         return torch.cuda.device_count()
     except ImportError:
@@ -243,31 +302,65 @@ class SweepReport:
     seconds: float = 0.0
 
 
+class _Progress:
+    """Records each finished pilot in the report (and its row in the table, unless its worker did) and
+    says how far the sweep is, by analytic FLOPs."""
+
+    def __init__(self, todo: list[Job], table: Path, report: SweepReport, say: Callable[[str], None]):
+        self.n, self.table, self.report, self.say = len(todo), table, report, say
+        self.total = sum(j.flops for j in todo)
+        self.done_flops = 0.0
+        self.t0 = time.perf_counter()
+
+    def finished(self, job: Job, result=None, error: BaseException | None = None, saved: bool = False) -> None:
+        self.done_flops += job.flops
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed * (self.total - self.done_flops) / self.done_flops if self.done_flops else float("nan")
+        k = len(self.report.finished) + len(self.report.failed) + 1
+        if error is not None:
+            self.report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
+            self.say(f"[{k}/{self.n}] FAILED {job.label()}: {type(error).__name__}: {error}")
+            return
+        if not saved:
+            save_pilot(result, self.table)
+        row = result.row
+        self.report.finished.append(row["run_id"])
+        self.say(
+            f"[{k}/{self.n}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
+            f"({100 * self.done_flops / self.total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
+        )
+
+
 def run_sweep(
-    plan: Plan | str | os.PathLike | Mapping[str, Any],
+    sweep: Sweep | str | os.PathLike | Mapping[str, Any],
     *,
     executor: str = "process",
     workers: int | None = None,
     address: str | None = None,
     device: str = "auto",
     threads_per_pilot: int | None = None,
+    slurm: Mapping[str, Any] | None = None,
     quiet: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> SweepReport:
-    """Run every pilot of ``plan`` not yet in its table, in parallel, appending each row as it finishes.
+    """Run every pilot of ``sweep`` not yet in its table, in parallel, appending each row as it finishes.
 
     Parameters
     ----------
-    plan : Plan, path or dict
-    executor : {"process", "ray", "serial"}
+    sweep : Sweep, path or dict
+        A parsed sweep, or a sweep file or dict for :func:`load_sweep`.
+    executor : {"process", "ray", "slurm", "serial"}
         ``process``: a local process pool, one core per pilot on CPU (``workers`` defaults to the
         number of cores) or one GPU per pilot when torch sees GPUs (``workers`` = their number).
         ``ray``: Ray tasks (``ray.init(address=address)``; None starts a local Ray), each asking for
         ``threads_per_pilot`` CPUs and one GPU when the cluster has GPUs, so Ray's scheduler places
-        them. ``serial``: one after the other in this process.
+        them. ``slurm``: one Slurm job array through submitit, one task per pilot, each appending its
+        own row (see :func:`run_slurm`). ``serial``: one after the other in this process.
     device : {"auto", "cpu", "cuda"}
     threads_per_pilot : int, optional
         torch threads per pilot (default 1 on CPU with several workers).
+    slurm : mapping, optional
+        Options of the ``slurm`` executor (see :func:`run_slurm`).
     quiet : bool
         Do not print each pilot's eval points.
     log : callable, optional
@@ -278,57 +371,39 @@ def run_sweep(
     SweepReport
         A pilot that fails is reported (run label and error) and the others go on.
     """
-    from .train import save_pilot
-
-    plan = plan if isinstance(plan, Plan) else load_plan(plan)
+    sweep = sweep if isinstance(sweep, Sweep) else load_sweep(sweep)
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    if executor not in ("process", "ray", "serial"):
-        raise PlanError(f"executor={executor!r} is not allowed; allowed: 'process', 'ray', 'serial'")
+    if executor not in EXECUTORS:
+        raise SweepError(f"executor={executor!r} is not allowed; allowed: {list(EXECUTORS)}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise PlanError(f"workers={workers!r} must be a positive integer")
-    todo, skipped = _pending(plan)
+        raise SweepError(f"workers={workers!r} must be a positive integer")
+    todo, skipped = _pending(sweep)
     todo.sort(key=lambda j: -j.flops)  # largest first: better packing, and the stragglers are short
-    report = SweepReport(skipped=skipped)
-    total = sum(j.flops for j in todo)
-    say(f"sweep: {len(todo)} pilot(s) to run ({total:.3g} FLOPs, analytic), {len(skipped)} already in {plan.table}")
-    t0 = time.perf_counter()
-    done_flops = 0.0
-
-    def finished(job: Job, result=None, error: BaseException | None = None) -> None:
-        nonlocal done_flops
-        done_flops += job.flops
-        elapsed = time.perf_counter() - t0
-        eta = elapsed * (total - done_flops) / done_flops if done_flops else float("nan")
-        k = len(report.finished) + len(report.failed) + 1
-        if error is not None:
-            report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
-            say(f"[{k}/{len(todo)}] FAILED {job.label()}: {type(error).__name__}: {error}")
-            return
-        save_pilot(result, plan.table)
-        report.finished.append(result.row["run_id"])
-        say(
-            f"[{k}/{len(todo)}] {result.row['run_id']}: loss {result.row['loss']:.4f} in {result.row['wall_s']:.0f} s "
-            f"({100 * done_flops / total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
-        )
-
+    progress = _Progress(todo, sweep.table, SweepReport(skipped=skipped), say)
+    say(
+        f"sweep: {len(todo)} pilot(s) to run ({progress.total:.3g} FLOPs, analytic), {len(skipped)} already in {sweep.table}"
+    )
     if executor == "serial" or not todo:
         for job in todo:
             try:
-                finished(job, _train_job(job, threads_per_pilot, device, quiet))
+                progress.finished(job, _train_job(job, threads_per_pilot, device, quiet))
             except Exception as exc:  # noqa: BLE001 (report it and go on with the other pilots)
-                finished(job, error=exc)
+                progress.finished(job, error=exc)
     elif executor == "process":
-        _run_pool(todo, workers, device, threads_per_pilot, quiet, finished)
+        _run_pool(todo, workers, device, threads_per_pilot, quiet, progress.finished)
+    elif executor == "ray":
+        _run_ray(todo, address, device, threads_per_pilot, quiet, progress.finished)
     else:
-        _run_ray(todo, address, device, threads_per_pilot, quiet, finished)
-    report.seconds = time.perf_counter() - t0
-    say(f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s")
+        run_slurm(todo, sweep.table, device, threads_per_pilot, quiet, progress.finished, **(slurm or {}))
+    report = progress.report
+    report.seconds = time.perf_counter() - progress.t0
+    say(
+        f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s"
+    )
     return report
 
 
 def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
-    import multiprocessing as mp
-
     ctx = mp.get_context("spawn")
     gpus = _gpu_count() if device != "cpu" else 0
     queue = None
@@ -352,9 +427,9 @@ def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
 
 def _run_ray(todo, address, device, threads, quiet, finished) -> None:
     try:
-        import ray
+        import ray  # optional (the ray extra)
     except ImportError as exc:
-        raise PlanError("executor='ray' needs Ray: pip install 'ray[default]'") from exc
+        raise SweepError("executor='ray' needs Ray: pip install 'ray[default]'") from exc
     started = False
     if not ray.is_initialized():
         ray.init(address=address, log_to_driver=not quiet)
@@ -377,4 +452,69 @@ def _run_ray(todo, address, device, threads, quiet, finished) -> None:
             ray.shutdown()
 
 
-__all__ = ["Job", "Plan", "PlanError", "SweepReport", "load_plan", "run_sweep"]
+def _train_and_save(job: Job, table: str, threads: int | None, device: str, quiet: bool):
+    """One task of a Slurm job array: train the pilot (resuming from its checkpoint) and append its row
+    to ``table`` itself, under the table's lock, so a sweep whose driver is gone loses no row."""
+    result = _train_job(job, threads, device, quiet)
+    save_pilot(result, table)
+    return result
+
+
+def run_slurm(
+    todo: list[Job],
+    table: Path,
+    device: str,
+    threads: int | None,
+    quiet: bool,
+    finished: Callable[..., None],
+    *,
+    cluster: str = "slurm",
+    folder: str | os.PathLike | None = None,
+    poll_s: float = 10.0,
+    **parameters: Any,
+) -> None:
+    """Run ``todo`` as one job array through submitit and wait for it.
+
+    Each task trains one pilot and appends its row to ``table`` itself (:func:`bayescale.append_run`
+    under the table's lock), so the table and the bayescale cache (``$BAYESCALE_CACHE``, where the
+    tokenized corpus and the checkpoints live) must be on a filesystem every node sees. Running the
+    sweep again submits only the pilots not yet in the table, each resuming from its last checkpoint.
+
+    Parameters
+    ----------
+    cluster : str
+        submitit's executor: ``"slurm"``, or ``"local"`` to run the tasks as local processes (tests).
+    folder : path, optional
+        submitit's logs and pickles (default: ``TABLE_slurm/`` beside the table; one folder per task).
+    poll_s : float
+        Seconds between checks on the tasks.
+    **parameters
+        submitit's parameters (``timeout_min``, ``mem_gb``, ``cpus_per_task``, ``gpus_per_node``,
+        ``slurm_partition``, ``slurm_array_parallelism``, ``slurm_account``, ...); by default one task
+        asks for ``threads`` CPUs (1), one GPU when ``device="cuda"``, and 24 hours.
+    """
+    try:
+        import submitit  # optional (the slurm extra)
+    except ImportError as exc:
+        raise SweepError("executor='slurm' needs submitit: pip install 'bayescale[slurm]'") from exc
+    threads = threads or 1
+    folder = Path(folder) if folder is not None else table.with_name(table.stem + "_slurm")
+    executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
+    defaults = {"name": "bayescale-sweep", "timeout_min": 24 * 60, "nodes": 1, "tasks_per_node": 1}
+    defaults.update(cpus_per_task=threads, gpus_per_node=1 if device == "cuda" else 0)
+    executor.update_parameters(**{**defaults, **parameters})
+    n = len(todo)
+    tasks = executor.map_array(_train_and_save, todo, [str(table)] * n, [threads] * n, [device] * n, [quiet] * n)
+    pending = list(zip(tasks, todo, strict=True))
+    while pending:
+        for task, job in [p for p in pending if p[0].done()]:
+            pending.remove((task, job))
+            try:
+                finished(job, task.result(), saved=True)
+            except Exception as exc:  # noqa: BLE001 (a failed task: report it and go on with the others)
+                finished(job, error=exc)
+        if pending:
+            time.sleep(poll_s)
+
+
+__all__ = ["EXECUTORS", "Job", "Sweep", "SweepError", "SweepReport", "load_sweep", "run_slurm", "run_sweep"]

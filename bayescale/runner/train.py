@@ -5,6 +5,14 @@ from a config (never downloaded), trains it on ``tokens`` tokens of the corpus's
 evaluates next-token cross-entropy (nats per token) on the fixed held-out split at log-spaced points
 of training, and appends one row with full provenance. A killed pilot resumes from its last
 checkpoint when the same call is made again; one run id never yields two rows.
+
+A pilot is trained in three steps: :func:`build_pilot` (the model and its data), :func:`train_model`
+(the Trainer; its eval-loss curve and timings) and :func:`record_pilot` (its row and record, written
+to its work folder); :func:`save_pilot` appends the row to a runs table.
+
+A pilot is planned by :mod:`bayescale.runner.plan`. torch, transformers and tokenizers (the ``runner``
+extra) are imported inside the functions that use them, so that ``import bayescale.runner`` works, and
+plans pilots, without them.
 """
 
 from __future__ import annotations
@@ -24,217 +32,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import BayescaleError
-from .corpus import TokenStreams, _atomic_bytes, cache_dir, config_hash, token_streams
-from .shapes import (
-    ARCHES,
-    Hyper,
-    Shape,
-    ShapeError,
-    forward_flops_per_token,
-    hyper_for,
-    shape_for,
-    training_flops,
-)
+from .. import __version__
+from ..data import append_run
+from .corpus import _atomic_bytes, cache_dir
+from .models import PilotError, build_model, count_params, require_torch, token_windows
+from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, plan_pilot, unique_windows
+from .shapes import forward_flops_per_token, training_flops
 
-#: Held-out tokens evaluated at each point of the loss curve (a fixed prefix of the held-out split).
-EVAL_TOKENS = 65536
-#: Points of the eval-loss curve, log-spaced in steps (the last is the end of training).
-CURVE_POINTS = 8
-
-
-class PilotError(BayescaleError):
-    """A pilot that cannot be run as asked."""
-
-
-def _torch():
-    try:
-        import torch
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise PilotError("the pilot runner needs torch and transformers: pip install 'bayescale[runner]'") from exc
-    return torch
-
-
-# --------------------------------------------------------------------------- models
-
-
-def _lstm_class():
-    torch = _torch()
-    nn = torch.nn
-
-    class LSTMLanguageModel(nn.Module):
-        """An LSTM language model: ``n_layer`` LSTM layers of width ``d``, a linear projection, and the
-        tied input/output embedding with an output bias (the LSTM's output is bounded by tanh, so the
-        projection and bias let the logits grow as the model learns)."""
-
-        def __init__(self, vocab_size: int, d_model: int, n_layer: int):
-            super().__init__()
-            self.embed = nn.Embedding(vocab_size, d_model)
-            self.lstm = nn.LSTM(d_model, d_model, num_layers=n_layer, batch_first=True)
-            self.proj = nn.Linear(d_model, d_model)
-            self.out_bias = nn.Parameter(torch.zeros(vocab_size))
-            nn.init.normal_(self.embed.weight, std=0.02)
-
-        def forward(self, input_ids, labels=None):
-            h, _ = self.lstm(self.embed(input_ids))
-            logits = self.proj(h) @ self.embed.weight.T + self.out_bias
-            loss = None
-            if labels is not None:
-                loss = nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1))
-            return {"loss": loss, "logits": logits}
-
-    return LSTMLanguageModel
-
-
-def build_model(shape: Shape, seed: int = 0):
-    """Build the pilot model of ``shape`` from a config, initialised with ``seed``.
-
-    Llama and GPT-2 come from ``transformers`` configs (``LlamaConfig``, ``GPT2Config``) with tied
-    embeddings and no dropout; the LSTM is :class:`LSTMLanguageModel` in plain torch.
-    """
-    torch = _torch()
-    torch.manual_seed(seed)
-    if shape.arch == "llama":
-        from transformers import LlamaConfig, LlamaForCausalLM
-
-        cfg = LlamaConfig(
-            vocab_size=shape.vocab_size, hidden_size=shape.d_model, intermediate_size=shape.d_ff,
-            num_hidden_layers=shape.n_layer, num_attention_heads=shape.n_head, num_key_value_heads=shape.n_head,
-            max_position_embeddings=shape.seq_len, tie_word_embeddings=True, bos_token_id=0, eos_token_id=0,
-            pad_token_id=0, use_cache=False,
-        )
-        return LlamaForCausalLM(cfg)
-    if shape.arch == "gpt2":
-        from transformers import GPT2Config, GPT2LMHeadModel
-
-        cfg = GPT2Config(
-            vocab_size=shape.vocab_size, n_positions=shape.seq_len, n_embd=shape.d_model, n_layer=shape.n_layer,
-            n_head=shape.n_head, n_inner=shape.d_ff, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-            tie_word_embeddings=True, bos_token_id=0, eos_token_id=0, use_cache=False,
-        )
-        return GPT2LMHeadModel(cfg)
-    if shape.arch == "lstm":
-        return _lstm_class()(shape.vocab_size, shape.d_model, shape.n_layer)
-    raise ShapeError(f"arch={shape.arch!r} is not supported; allowed: {list(ARCHES)}")
-
-
-def count_params(model, arch: str) -> dict[str, int]:
-    """Total, embedding and non-embedding parameters of a built model (tied weights counted once).
-
-    Embedding parameters are the token embedding and, for GPT-2, the learned position embedding (for
-    the LSTM, also its output bias over the vocabulary).
-    """
-    seen: dict[int, int] = {}
-    for p in model.parameters():
-        seen[id(p)] = p.numel()
-    total = sum(seen.values())
-    if arch == "lstm":
-        emb = [model.embed.weight, model.out_bias]
-    else:
-        emb = [model.get_input_embeddings().weight]
-        if arch == "gpt2":
-            emb.append(model.transformer.wpe.weight)
-    n_emb = sum(p.numel() for p in {id(p): p for p in emb}.values())
-    return {"N_total": int(total), "N_embedding": int(n_emb), "N": int(total - n_emb)}
-
-
-# --------------------------------------------------------------------------- data
-
-
-def _windows_dataset(tokens: np.ndarray, seq_len: int, limit: int | None = None):
-    torch = _torch()
-
-    class TokenWindows(torch.utils.data.Dataset):
-        """Non-overlapping windows of ``seq_len`` tokens; labels are the inputs (the model shifts them)."""
-
-        def __init__(self):
-            n = len(tokens) // seq_len
-            self.n = n if limit is None else min(n, limit)
-
-        def __len__(self):
-            return self.n
-
-        def __getitem__(self, i):
-            x = torch.from_numpy(np.asarray(tokens[i * seq_len : (i + 1) * seq_len], dtype=np.int64))
-            return {"input_ids": x, "labels": x}
-
-    return TokenWindows()
-
-
-# --------------------------------------------------------------------------- the pilot
-
-
-@dataclass(frozen=True)
-class PilotPlan:
-    """Everything that determines one pilot, resolved from the user's request (see :func:`plan_pilot`)."""
-
-    arch: str
-    n_params: float
-    tokens: float
-    seed: int
-    corpus: str
-    shape: Shape
-    hyper: Hyper
-    eval_tokens: int
-    curve_points: int
-    streams: TokenStreams
-
-    @property
-    def config(self) -> dict[str, Any]:
-        """The hashed configuration: shape, hyperparameters, data and seed."""
-        return {
-            "arch": self.arch, "n_params_requested": self.n_params, "seed": self.seed,
-            "shape": self.shape.to_dict(), "hyper": self.hyper.to_dict(), "eval_tokens": self.eval_tokens,
-            "corpus_hash": self.streams.corpus_hash, "tokenizer_hash": self.streams.tokenizer_hash,
-        }
-
-    @property
-    def config_hash(self) -> str:
-        return config_hash(self.config)
-
-    @property
-    def run_id(self) -> str:
-        return f"{self.arch}-N{self.n_params:.3g}-D{self.tokens:.3g}-s{self.seed}-{self.config_hash[:8]}".replace("+", "")
-
-    @property
-    def tokens_trained(self) -> int:
-        return self.hyper.steps * self.hyper.batch_size * self.shape.seq_len
-
-
-def plan_pilot(
-    n_params: float, tokens: float, *, arch: str = "llama", seed: int = 0, corpus: str = "stdlib",
-    vocab_size: int = 2048, seq_len: int = 128, batch_size: int | None = None, lr_scale: float | None = None,
-    eval_tokens: int = EVAL_TOKENS, curve_points: int = CURVE_POINTS,
-) -> PilotPlan:
-    """Resolve a pilot request into its shape, hyperparameters, data and run id (no training).
-
-    Examples
-    --------
-    >>> p = plan_pilot(2e6, 2e7)  # doctest: +SKIP
-    >>> p.run_id  # doctest: +SKIP
-    'llama-N2e06-D2e07-s0-...'
-    """
-    if arch not in ARCHES:
-        raise PilotError(f"arch={arch!r} is not supported; allowed: {list(ARCHES)}")
-    for name, v in (("n_params", n_params), ("tokens", tokens)):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise PilotError(f"{name}={v!r} must be a positive number")
-    if not (isinstance(seed, int) and seed >= 0):
-        raise PilotError(f"seed={seed!r} must be a non-negative integer")
-    if not (isinstance(seq_len, int) and 8 <= seq_len <= 8192):
-        raise PilotError(f"seq_len={seq_len!r} must be an integer in [8, 8192]")
-    if not (isinstance(curve_points, int) and curve_points >= 1):
-        raise PilotError(f"curve_points={curve_points!r} must be a positive integer")
-    if lr_scale is not None and not (isinstance(lr_scale, (int, float)) and lr_scale > 0):
-        raise PilotError(f"lr_scale={lr_scale!r} must be a positive number")
-    streams = token_streams(corpus, vocab_size)
-    shape = shape_for(float(n_params), arch, vocab_size=streams.vocab_size, seq_len=seq_len)
-    hyper = hyper_for(float(n_params), float(tokens), seq_len, lr_scale=lr_scale, batch_size=batch_size, arch=arch)
-    if not (isinstance(eval_tokens, int) and seq_len <= eval_tokens):
-        raise PilotError(f"eval_tokens={eval_tokens!r} must be an integer >= seq_len ({seq_len})")
-    eval_tokens = min(eval_tokens, (len(streams.heldout) // seq_len) * seq_len)
-    return PilotPlan(arch, float(n_params), float(tokens), seed, corpus, shape, hyper, int(eval_tokens), curve_points, streams)
+# --------------------------------------------------------------------------- training
 
 
 def _eval_steps(steps: int, points: int) -> list[int]:
@@ -255,11 +60,12 @@ def _versions() -> dict[str, str]:
     import torch
     import transformers
 
-    import bayescale
-
     return {
-        "bayescale": bayescale.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-        "tokenizers": tokenizers.__version__, "python": platform.python_version(),
+        "bayescale": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "tokenizers": tokenizers.__version__,
+        "python": platform.python_version(),
     }
 
 
@@ -288,7 +94,16 @@ def _write_json(path: Path, obj: Any) -> None:
     _atomic_bytes(path, (json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n").encode())
 
 
-def _callbacks(run_id: str, eval_at: list[int], save_every_s: float, on_progress: Callable[[dict], None] | None, steps: int, wall_file: Path, wall_before: float):
+def _callbacks(
+    run_id: str,
+    eval_at: list[int],
+    save_every_s: float,
+    on_progress: Callable[[dict], None] | None,
+    steps: int,
+    wall_file: Path,
+    wall_before: float,
+    keep_at: tuple[int, ...] = (),
+):
     from transformers import TrainerCallback
 
     class Schedule(TrainerCallback):
@@ -306,13 +121,17 @@ def _callbacks(run_id: str, eval_at: list[int], save_every_s: float, on_progress
                 control.should_evaluate = True
             if time.monotonic() - self.last_save >= save_every_s and state.global_step < steps:
                 control.should_save = True
+            if state.global_step in keep_at:
+                control.should_save = True
             if control.should_save:
                 self.last_save = time.monotonic()
             return control
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if on_progress is not None and metrics:
-                on_progress({"run_id": run_id, "step": state.global_step, "steps": steps, "eval_loss": metrics.get("eval_loss")})
+                on_progress(
+                    {"run_id": run_id, "step": state.global_step, "steps": steps, "eval_loss": metrics.get("eval_loss")}
+                )
 
     return [Schedule()]
 
@@ -329,8 +148,6 @@ class PilotResult:
 def save_pilot(result: PilotResult, table: str | os.PathLike) -> pd.DataFrame:
     """Append a pilot's row to ``table`` (a run id already there is left as it is) and write its curve
     and record to :func:`curves_dir` beside the table. Returns the whole table."""
-    from ..data import append_run
-
     run_id = result.row["run_id"]
     cdir = curves_dir(table)
     cdir.mkdir(parents=True, exist_ok=True)
@@ -366,7 +183,7 @@ def run_pilot(
         :func:`curves_dir` beside it, as ``RUN_ID.csv`` and ``RUN_ID.json``.
     **kwargs
         The options of :func:`train_pilot` (corpus, vocab_size, seq_len, batch_size, lr_scale,
-        eval_tokens, curve_points, device, threads, work_dir, save_every_s, keep_checkpoints, on_progress).
+        eval_tokens, curve_points, unique_tokens, device, threads, work_dir, save_every_s, keep_checkpoints, on_progress).
 
     Returns
     -------
@@ -398,6 +215,7 @@ def train_pilot(
     lr_scale: float | None = None,
     eval_tokens: int = EVAL_TOKENS,
     curve_points: int = CURVE_POINTS,
+    unique_tokens: float | None = None,
     device: str = "auto",
     threads: int | None = None,
     work_dir: str | os.PathLike | None = None,
@@ -405,7 +223,8 @@ def train_pilot(
     keep_checkpoints: bool = False,
     on_progress: Callable[[dict], None] | None = None,
 ) -> PilotResult:
-    """Train one pilot (or finish a killed one) and return its row, curve and record.
+    """Train one pilot (or finish a killed one) and return its row, curve and record: :func:`plan_pilot`,
+    then :func:`build_pilot`, :func:`train_model` and :func:`record_pilot`.
 
     Parameters
     ----------
@@ -416,6 +235,8 @@ def train_pilot(
     vocab_size, seq_len, batch_size, lr_scale, eval_tokens, curve_points
         Tokenizer vocabulary, context length, sequences per step (default: the batch rule), a factor on
         the learning-rate rule, held-out tokens per evaluation, points on the eval-loss curve.
+    unique_tokens : float, optional
+        Repeated data: train on a fixed pool of this many tokens (the row records ``U``, epochs = D/U).
     device : {"auto", "cpu", "cuda"}
         ``auto`` trains on a GPU when torch sees one (bf16 where supported), else on the CPU.
     threads : int, optional
@@ -434,45 +255,119 @@ def train_pilot(
     -------
     PilotResult
     """
-    torch = _torch()
+    torch = checked_device(device)
+    plan = plan_pilot(
+        n_params,
+        tokens,
+        arch=arch,
+        seed=seed,
+        corpus=corpus,
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        lr_scale=lr_scale,
+        eval_tokens=eval_tokens,
+        curve_points=curve_points,
+        unique_tokens=unique_tokens,
+    )
+    out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plan.run_id
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "result.json").exists():  # trained before (the save may have been interrupted)
+        return load_result(out)
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    model, data = build_pilot(plan)
+    trained = train_model(model, data, plan, out, device=device, save_every_s=save_every_s, on_progress=on_progress)
+    result = record_pilot(plan, count_params(model, plan.arch), trained, out)
+    for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
+        shutil.rmtree(d, ignore_errors=True)
+    return result
+
+
+def checked_device(device: str):
+    """torch, once ``device`` is known to be one it can train on."""
+    torch = require_torch()
     if device not in ("auto", "cpu", "cuda"):
         raise PilotError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda'")
     if device == "cuda" and not torch.cuda.is_available():
         raise PilotError("device='cuda' but torch sees no CUDA GPU")
-    plan = plan_pilot(
-        n_params, tokens, arch=arch, seed=seed, corpus=corpus, vocab_size=vocab_size, seq_len=seq_len,
-        batch_size=batch_size, lr_scale=lr_scale, eval_tokens=eval_tokens, curve_points=curve_points,
-    )
-    run_id = plan.run_id
-    out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / run_id
-    out.mkdir(parents=True, exist_ok=True)
-    result_path = out / "result.json"
-    if result_path.exists():  # trained before (the save may have been interrupted)
-        return PilotResult(json.loads(result_path.read_text()), pd.read_csv(out / "curve.csv"), json.loads((out / "record.json").read_text()))
+    return torch
 
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
-    model = build_model(plan.shape, seed=seed)
-    counts = count_params(model, arch)
-    train_ds = _windows_dataset(plan.streams.train, plan.shape.seq_len)
-    eval_ds = _windows_dataset(plan.streams.heldout, plan.shape.seq_len, limit=plan.eval_tokens // plan.shape.seq_len)
+@dataclass(frozen=True)
+class PilotData:
+    """What a pilot trains and evaluates on: torch datasets of token windows (see :func:`build_pilot`)."""
+
+    train: Any
+    heldout: Any
+
+    @property
+    def train_tokens(self) -> int:
+        """Tokens the training windows hold (one epoch)."""
+        return len(self.train) * self.train.seq_len
+
+
+def build_pilot(plan: PilotPlan) -> tuple[Any, PilotData]:
+    """The model of ``plan`` (initialised with its seed) and its training and held-out windows (the
+    training windows of a repeated-data pilot are its pool, :func:`unique_windows`)."""
+    seq = plan.shape.seq_len
+    model = build_model(plan.shape, seed=plan.seed)
+    pool = plan.streams.train
+    if plan.unique_tokens is not None:
+        pool = unique_windows(pool, seq, plan.unique_tokens)
+    train = token_windows(pool, seq)
+    heldout = token_windows(plan.streams.heldout, seq, limit=plan.eval_tokens // seq)
+    return model, PilotData(train, heldout)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What :func:`train_model` measured: the eval-loss curve, the training log and the timings."""
+
+    curve: pd.DataFrame
+    log_history: list[dict[str, Any]]
+    training_arguments: dict[str, Any]
+    eval_at: list[int]
+    wall_s: float  # this process's training and evaluation time plus that of the killed runs it resumed
+    train_s: float  # this process's training time (evaluation excluded)
+    resumed: bool
+    precision: str
+    device: str
+    epoch_tokens: int  # tokens in one pass over the training windows
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of training :func:`train_model` runs: up to step ``steps`` under the learning-rate
+    schedule ``schedule`` (a ``transformers`` scheduler name and its kwargs), evaluating at ``eval_at``,
+    keeping the checkpoints at ``keep_at``, starting from the checkpoint ``start`` (or from scratch)."""
+
+    steps: int
+    schedule: str
+    schedule_kwargs: dict[str, Any]
+    eval_at: list[int]
+    keep_at: tuple[int, ...] = ()
+    start: str | None = None
+
+
+def whole_run(plan: PilotPlan) -> Segment:
+    """The one segment of an ordinary pilot: all of ``plan``'s steps under its schedule."""
     h = plan.hyper
-    eval_at = _eval_steps(h.steps, plan.curve_points)
-    from transformers import Trainer, TrainingArguments
+    return Segment(h.steps, h.schedule, {"min_lr_rate": h.min_lr_ratio}, _eval_steps(h.steps, plan.curve_points))
 
-    args = TrainingArguments(
+
+def _training_arguments(plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool):
+    from transformers import TrainingArguments
+
+    h = plan.hyper
+    return TrainingArguments(
         output_dir=str(out),
-        max_steps=h.steps,
+        max_steps=seg.steps,
         per_device_train_batch_size=h.batch_size,
         per_device_eval_batch_size=max(h.batch_size, 16),
         learning_rate=h.lr,
-        lr_scheduler_type=h.schedule,
-        lr_scheduler_kwargs={"min_lr_rate": h.min_lr_ratio},
+        lr_scheduler_type=seg.schedule,
+        lr_scheduler_kwargs=seg.schedule_kwargs,
         warmup_steps=h.warmup_steps,
         weight_decay=h.weight_decay,
         adam_beta1=h.adam_beta1,
@@ -481,40 +376,69 @@ def train_pilot(
         optim="adamw_torch",
         eval_strategy="no",
         save_strategy="no",
-        save_total_limit=1,
+        save_total_limit=None if seg.keep_at else 1,
         logging_strategy="steps",
-        logging_steps=max(1, h.steps // 50),
+        logging_steps=max(1, seg.steps // 50),
         report_to="none",
         disable_tqdm=True,
-        seed=seed,
-        data_seed=seed,
+        seed=plan.seed,
+        data_seed=plan.seed,
         bf16=bf16,
         use_cpu=not use_cuda,
         dataloader_num_workers=0,
         prediction_loss_only=True,
         remove_unused_columns=False,
     )
+
+
+def train_model(
+    model: Any,
+    data: PilotData,
+    plan: PilotPlan,
+    out: Path,
+    *,
+    device: str = "auto",
+    save_every_s: float = 60.0,
+    on_progress: Callable[[dict], None] | None = None,
+    segment: Segment | None = None,
+) -> Trained:
+    """Train ``model`` on ``data`` with the Hugging Face Trainer as ``plan`` says, checkpointing to ``out``
+    (and resuming from the newest complete checkpoint there), evaluating at the curve points.
+
+    ``segment`` (default :func:`whole_run`) trains a part of a run instead (see :mod:`bayescale.runner.wsd`).
+    """
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils import logging as hf_logging
+
+    torch = require_torch()
+    hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
+    h, seq = plan.hyper, plan.shape.seq_len
+    seg = segment or whole_run(plan)
+    eval_at = seg.eval_at
+    args = _training_arguments(plan, seg, out, use_cuda, bf16)
     resume = _last_checkpoint(out)
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
         wall_before = float(json.loads((out / "wall.json").read_text()).get("wall_s", 0.0))
-    trainer = Trainer(
-        model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-        callbacks=_callbacks(run_id, eval_at, save_every_s, on_progress, h.steps, out / "wall.json", wall_before),
+    resume = resume or seg.start
+    wall_file = out / "wall.json"
+    callbacks = _callbacks(
+        plan.run_id, eval_at, save_every_s, on_progress, seg.steps, wall_file, wall_before, seg.keep_at
     )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
+    trainer = Trainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.heldout, callbacks=callbacks)
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     evals = [e for e in trainer.state.log_history if "eval_loss" in e]
-    if not evals or evals[-1].get("step") != h.steps:
+    if not evals or evals[-1].get("step") != seg.steps:
         trainer.evaluate()
         evals = [e for e in trainer.state.log_history if "eval_loss" in e]
     wall = time.perf_counter() - t0
     eval_wall = sum(float(e.get("eval_runtime", 0.0)) for e in evals)
-    seq = plan.shape.seq_len
     curve = pd.DataFrame(
         {
             "step": [int(e["step"]) for e in evals],
@@ -522,12 +446,29 @@ def train_pilot(
             "eval_loss": [float(e["eval_loss"]) for e in evals],
         }
     ).drop_duplicates("step", keep="last")
-    train_losses = [e for e in trainer.state.log_history if "loss" in e and "eval_loss" not in e]
-    loss = float(curve["eval_loss"].iloc[-1])
+    return Trained(
+        curve=curve,
+        log_history=trainer.state.log_history,
+        training_arguments=args.to_dict(),
+        eval_at=eval_at,
+        wall_s=wall + wall_before,
+        train_s=wall - eval_wall,
+        resumed=resume is not None,
+        precision="bf16" if bf16 else "fp32",
+        device=_device_name(torch) if use_cuda else f"cpu:{torch.get_num_threads()} threads",
+        epoch_tokens=data.train_tokens,
+    )
+
+
+def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict[str, Any]:
+    """The runs-table row of a trained pilot (``counts`` from :func:`count_params`): ``run_id, N, D, C,
+    loss`` and its provenance; a repeated-data pilot's row adds ``U``, its unique tokens."""
+    h, s = plan.hyper, plan.shape
+    train_losses = [e for e in trained.log_history if "loss" in e and "eval_loss" not in e]
+    loss = float(trained.curve["eval_loss"].iloc[-1])
     D = plan.tokens_trained
-    epochs = D / (len(train_ds) * seq)
     row = {
-        "run_id": run_id,
+        "run_id": plan.run_id,
         "N": counts["N"],
         "D": D,
         "C": 6.0 * counts["N"] * D,
@@ -535,20 +476,20 @@ def train_pilot(
         "perplexity": math.exp(loss),
         "N_total": counts["N_total"],
         "N_embedding": counts["N_embedding"],
-        "C_analytic": training_flops(plan.shape, D),
+        "C_analytic": training_flops(s, D),
         "C_6ND_total": 6.0 * counts["N_total"] * D,
-        "flops_per_token_fwd": forward_flops_per_token(plan.shape),
+        "flops_per_token_fwd": forward_flops_per_token(s),
         "tokens_per_param": D / counts["N"],
         "n_params_requested": plan.n_params,
         "tokens_requested": plan.tokens,
-        "arch": arch,
-        "seed": seed,
-        "n_layer": plan.shape.n_layer,
-        "d_model": plan.shape.d_model,
-        "n_head": plan.shape.n_head,
-        "d_ff": plan.shape.d_ff,
-        "seq_len": seq,
-        "vocab_size": plan.shape.vocab_size,
+        "arch": plan.arch,
+        "seed": plan.seed,
+        "n_layer": s.n_layer,
+        "d_model": s.d_model,
+        "n_head": s.n_head,
+        "d_ff": s.d_ff,
+        "seq_len": s.seq_len,
+        "vocab_size": s.vocab_size,
         "batch_size": h.batch_size,
         "steps": h.steps,
         "lr": h.lr,
@@ -556,7 +497,7 @@ def train_pilot(
         "schedule": h.schedule,
         "min_lr_ratio": h.min_lr_ratio,
         "weight_decay": h.weight_decay,
-        "epochs": epochs,
+        "epochs": D / trained.epoch_tokens,
         "final_train_loss": float(train_losses[-1]["loss"]) if train_losses else float("nan"),
         "eval_tokens": plan.eval_tokens,
         "unigram_entropy": plan.streams.unigram_entropy(),
@@ -564,22 +505,47 @@ def train_pilot(
         "corpus_hash": plan.streams.corpus_hash[:12],
         "tokenizer_hash": plan.streams.tokenizer_hash,
         "config_hash": plan.config_hash,
-        "precision": "bf16" if bf16 else "fp32",
-        "device": _device_name(torch) if use_cuda else f"cpu:{torch.get_num_threads()} threads",
-        "wall_s": wall + wall_before,
-        "train_tokens_per_s": D / max(wall - eval_wall, 1e-9) if resume is None else float("nan"),
-        "resumed": resume is not None,
+        "precision": trained.precision,
+        "device": trained.device,
+        "wall_s": trained.wall_s,
+        "train_tokens_per_s": D / max(trained.train_s, 1e-9) if not trained.resumed else float("nan"),
+        "resumed": trained.resumed,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"version_{k}": v for k, v in _versions().items()},
     }
-    record = {"row": row, "config": plan.config, "training_arguments": args.to_dict(), "eval_at_steps": eval_at, "log_history": trainer.state.log_history}
-    curve.to_csv(out / "curve.csv", index=False)
+    if plan.unique_tokens is not None:  # a repeated-data pilot: epochs = D / U
+        row["U"] = plan.unique_tokens
+    if plan.branch is not None:  # a WSD branch: C counts its share of the trunk and its cooldown once
+        b = plan.branch
+        row.update(trunk_id=b["trunk_id"], cooldown_steps=b["cooldown_steps"], branch_step=b["branch_step"])
+        row["C_branch"] = 6.0 * counts["N"] * b["cooldown_steps"] * h.batch_size * s.seq_len
+    return row
+
+
+def record_pilot(plan: PilotPlan, counts: dict[str, int], trained: Trained, out: Path) -> PilotResult:
+    """Make a trained pilot's row and record and write them to its work folder ``out``; the result file,
+    written last, marks the pilot as trained (calling :func:`train_pilot` again only loads it)."""
+    row = pilot_row(plan, counts, trained)
+    record = {
+        "row": row,
+        "config": plan.config,
+        "training_arguments": trained.training_arguments,
+        "eval_at_steps": trained.eval_at,
+        "log_history": trained.log_history,
+    }
+    trained.curve.to_csv(out / "curve.csv", index=False)
     _write_json(out / "record.json", record)
-    _write_json(result_path, row)  # marks the training as done: a rerun only saves
-    if not keep_checkpoints:
-        for d in out.glob("checkpoint-*"):
-            shutil.rmtree(d, ignore_errors=True)
-    return PilotResult(row, curve, record)
+    _write_json(out / "result.json", row)  # marks the training as done: a rerun only saves
+    return PilotResult(row, trained.curve, record)
+
+
+def load_result(out: Path) -> PilotResult:
+    """The result :func:`record_pilot` wrote to ``out``."""
+    return PilotResult(
+        json.loads((out / "result.json").read_text()),
+        pd.read_csv(out / "curve.csv"),
+        json.loads((out / "record.json").read_text()),
+    )
 
 
 # --------------------------------------------------------------------------- a plain torch loop
@@ -591,25 +557,33 @@ def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | N
 
     The yardstick for the runner's overhead in ``benchmarks/bench_runner.py``.
     """
-    torch = _torch()
+    torch = require_torch()
     if threads is not None:
         torch.set_num_threads(int(threads))
     from transformers import get_scheduler
 
     h = plan.hyper
     steps = h.steps if steps is None else int(steps)
-    model = build_model(plan.shape, seed=plan.seed)
+    model, data = build_pilot(plan)
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW(
         [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=h.lr, betas=(h.adam_beta1, h.adam_beta2),
+        lr=h.lr,
+        betas=(h.adam_beta1, h.adam_beta2),
     )
-    sched = get_scheduler(h.schedule, opt, num_warmup_steps=h.warmup_steps, num_training_steps=h.steps, scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio})
-    ds = _windows_dataset(plan.streams.train, plan.shape.seq_len)
+    sched = get_scheduler(
+        h.schedule,
+        opt,
+        num_warmup_steps=h.warmup_steps,
+        num_training_steps=h.steps,
+        scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio},
+    )
     gen = torch.Generator().manual_seed(plan.seed)
-    loader = torch.utils.data.DataLoader(ds, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True)
+    loader = torch.utils.data.DataLoader(
+        data.train, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True
+    )
     it = iter(loader)
     t0 = time.perf_counter()
     loss = None
@@ -627,7 +601,34 @@ def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | N
         sched.step()
         opt.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - t0
-    return {"tokens_per_s": steps * h.batch_size * plan.shape.seq_len / seconds, "seconds": seconds, "final_loss": float(loss.detach())}
+    return {
+        "tokens_per_s": steps * h.batch_size * plan.shape.seq_len / seconds,
+        "seconds": seconds,
+        "final_loss": float(loss.detach()),
+    }
 
 
-__all__ = ["PilotError", "PilotPlan", "PilotResult", "build_model", "count_params", "curves_dir", "plain_torch_loop", "plan_pilot", "run_pilot", "save_pilot", "train_pilot"]
+__all__ = [
+    "PilotData",
+    "PilotError",
+    "PilotPlan",
+    "PilotResult",
+    "Segment",
+    "Trained",
+    "build_model",
+    "build_pilot",
+    "checked_device",
+    "count_params",
+    "curves_dir",
+    "load_result",
+    "pilot_row",
+    "plain_torch_loop",
+    "plan_pilot",
+    "record_pilot",
+    "run_pilot",
+    "save_pilot",
+    "train_model",
+    "train_pilot",
+    "unique_windows",
+    "whole_run",
+]
