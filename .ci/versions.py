@@ -18,7 +18,22 @@ from importlib import metadata
 from pathlib import Path
 
 #: The packages a reader of a CI log looks for first.
-HEADLINE = ("jax", "jaxlib", "numpyro", "arviz", "xarray", "numpy", "scipy", "pandas", "pymc", "pytensor", "torch", "transformers", "ray", "pytest")
+HEADLINE = (
+    "jax",
+    "jaxlib",
+    "numpyro",
+    "arviz",
+    "xarray",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pymc",
+    "pytensor",
+    "torch",
+    "transformers",
+    "ray",
+    "pytest",
+)
 #: Installed but not dependencies to pin: the project itself and the installer's own tools.
 SKIP = {"bayescale", "pip", "setuptools", "wheel"}
 
@@ -69,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         write_lock(args.lock, have)
         print(f"wrote {len(have)} pinned versions to {args.lock}")
         return 0
-    print(f"tested with Python {platform.python_version()}: " + ", ".join(f"{n} {have[n]}" for n in HEADLINE if n in have))
+    print(
+        f"tested with Python {platform.python_version()}: " + ", ".join(f"{n} {have[n]}" for n in HEADLINE if n in have)
+    )
     if not args.lock.is_file():
         print(f"no lock file {args.lock}: these are the newest versions the registry gave today")
         return 0
@@ -79,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     gone = [n for n in sorted(lock) if n not in have]
     if not (moved or new or gone):
         print(f"every installed package matches {args.lock} ({len(lock)} pinned)")
-    for label, items in (("differs from the lock", moved), ("not in the lock", new), ("in the lock, not installed", gone)):
+    for label, items in (
+        ("differs from the lock", moved),
+        ("not in the lock", new),
+        ("in the lock, not installed", gone),
+    ):
         if items:
             print(f"{label}: " + "; ".join(items))
     return 0

@@ -64,7 +64,26 @@ _LAZY = {
     "fit_curves": "curves",
     "fit_ensemble": "curves",
 }
-_SUBMODULES = {"active", "checks", "curves", "data", "datasets", "decisions", "design", "frontier", "inference", "laws", "likelihoods", "loop", "model", "plots", "priors", "report", "spec", "testing"}
+_SUBMODULES = {
+    "active",
+    "checks",
+    "curves",
+    "data",
+    "datasets",
+    "decisions",
+    "design",
+    "frontier",
+    "inference",
+    "laws",
+    "likelihoods",
+    "loop",
+    "model",
+    "plots",
+    "priors",
+    "report",
+    "spec",
+    "testing",
+}
 
 
 _DEVICE_FLAG = "--xla_force_host_platform_device_count"

@@ -79,21 +79,11 @@ class DatasetInfo(NamedTuple):
 
 
 _EPOCH = (
-    "https://raw.githubusercontent.com/epoch-research/analyzing-chinchilla/"
-    "92258837425e1b5f2851d624287f0120583a3d0e"
+    "https://raw.githubusercontent.com/epoch-research/analyzing-chinchilla/92258837425e1b5f2851d624287f0120583a3d0e"
 )
-_KYO = (
-    "https://raw.githubusercontent.com/kyo-takano/chinchilla/"
-    "75e5858f6e7c5b60d1fab69f66258132347b060c"
-)
-_COLPRET = (
-    "https://raw.githubusercontent.com/IBM/ColPret/"
-    "16f23bbe054277ddc4afd07a972dd7cfbe3f48c3"
-)
-_NSLPFN = (
-    "https://raw.githubusercontent.com/DongWooLee-Eli/nslpfn/"
-    "10a5a60911a2a22ef453d8b4ddf1408b6a6075d9"
-)
+_KYO = "https://raw.githubusercontent.com/kyo-takano/chinchilla/75e5858f6e7c5b60d1fab69f66258132347b060c"
+_COLPRET = "https://raw.githubusercontent.com/IBM/ColPret/16f23bbe054277ddc4afd07a972dd7cfbe3f48c3"
+_NSLPFN = "https://raw.githubusercontent.com/DongWooLee-Eli/nslpfn/10a5a60911a2a22ef453d8b4ddf1408b6a6075d9"
 
 # Origins, commits and paths come from shared/data/<folder>/SOURCE.md. The SHA-256
 # hashes were computed from the files in shared/data. Where SOURCE.md states an md5
@@ -113,43 +103,37 @@ REGISTRY: dict[str, DatasetInfo] = {
         path="chinchilla-epoch/svg_extracted_data.csv",
         url=f"{_EPOCH}/data/svg_extracted_data.csv",
         known_hash="sha256:193478df4e90f040016431996c45682659306840ecdadf83cfb9cd5ca0aa1b30",
-        description="Hoffmann et al. 2022 (Chinchilla) runs digitised by Epoch AI: "
-        "N, C, final loss (245 runs)",
+        description="Hoffmann et al. 2022 (Chinchilla) runs digitised by Epoch AI: N, C, final loss (245 runs)",
     ),
     "chinchilla-kyo": DatasetInfo(
         path="chinchilla-kyo/df.csv",
         url=f"{_KYO}/examples/llm/df.csv",
         known_hash="sha256:2ed2c412c6b408cb26896b92c0721fe9afa6515726b0db78c33db37cbf2816f9",
-        description="Subset of the Epoch Chinchilla runs used by the `chinchilla` "
-        "package: C, N, D, loss (234 runs)",
+        description="Subset of the Epoch Chinchilla runs used by the `chinchilla` package: C, N, D, loss (234 runs)",
     ),
     "datablations": DatasetInfo(
         path="datablations/colpret_datablations_contour_losses.csv",
         url=f"{_COLPRET}/aggregated_eval/datablations_contour_losses.csv",
         known_hash="sha256:1241bdf3732b4f65d455c796951dce7b18b898d64709f86013914573035f8a5b",
-        description="Muennighoff et al. 2023 final C4 losses of the data-constrained "
-        "runs, via IBM/ColPret (229 runs)",
+        description="Muennighoff et al. 2023 final C4 losses of the data-constrained runs, via IBM/ColPret (229 runs)",
     ),
     "datablations-curves": DatasetInfo(
         path="datablations/colpret_datablations_losses.csv",
         url=f"{_COLPRET}/aggregated_eval/datablations_losses.csv",
         known_hash="sha256:b3c448c2cd1a17128e06ee3120a9c377c4e2bf649e09b2446db59f98ef957b48",
-        description="Muennighoff et al. 2023 learning curves, via IBM/ColPret "
-        "(9,260 points)",
+        description="Muennighoff et al. 2023 learning curves, via IBM/ColPret (9,260 points)",
     ),
     "datablations-code": DatasetInfo(
         path="datablations/colpret_datablations_code_losses.csv",
         url=f"{_COLPRET}/aggregated_eval/datablations_code_losses.csv",
         known_hash="sha256:6e93a1d6842c0699f0492450e433733f706f3c7db6a4385d4c571f6b4aaf257e",
-        description="Muennighoff et al. 2023 code-mixing experiments, via IBM/ColPret "
-        "(295 rows)",
+        description="Muennighoff et al. 2023 code-mixing experiments, via IBM/ColPret (295 rows)",
     ),
     "gpt3-curves": DatasetInfo(
         path="gpt3-curves/extracted.csv",
         url=f"{_COLPRET}/raw_data/gpt3/extracted.csv",
         known_hash="sha256:ea73b550de60d8b278523fa69385df0c2892546f8820aea12b4d1fe2d4f98962",
-        description="GPT-3 loss vs tokens (billions) for 8 sizes, digitised by "
-        "IBM/ColPret (12,096 points)",
+        description="GPT-3 loss vs tokens (billions) for 8 sizes, digitised by IBM/ColPret (12,096 points)",
     ),
     "revisiting-lang": DatasetInfo(
         path="revisiting-benchmark/benchmark.lang.csv",
@@ -162,8 +146,7 @@ REGISTRY: dict[str, DatasetInfo] = {
         path="revisiting-benchmark/benchmark.vision.csv",
         url=f"{_NSLPFN}/data/benchmark.vision.csv",
         known_hash="sha256:23b00692d71e58aa5a2a941e831d57688e0977fdcf5f5125ff7b64283b5d9e83",
-        description="Alabdulmohsin et al. 2022 extrapolation benchmark, image "
-        "classification curves (18,882 points)",
+        description="Alabdulmohsin et al. 2022 extrapolation benchmark, image classification curves (18,882 points)",
     ),
 }
 
@@ -211,9 +194,7 @@ def _info(name: str) -> DatasetInfo:
     try:
         return REGISTRY[name]
     except (KeyError, TypeError):
-        raise DatasetError(
-            f"unknown dataset {name!r}; available datasets: {', '.join(list_datasets())}"
-        ) from None
+        raise DatasetError(f"unknown dataset {name!r}; available datasets: {', '.join(list_datasets())}") from None
 
 
 def _sha256(path: Path) -> str:
@@ -288,9 +269,7 @@ def fetch(name: str) -> Path:
     folder, _, fname = info.path.rpartition("/")
     cache = data_home() / folder if folder else data_home()
     try:
-        path = pooch.retrieve(
-            info.url, known_hash=info.known_hash, path=cache, fname=fname
-        )
+        path = pooch.retrieve(info.url, known_hash=info.known_hash, path=cache, fname=fname)
     except Exception as exc:
         raise DatasetError(
             f"could not fetch dataset {name!r} from {info.url}: "
@@ -349,15 +328,11 @@ def load_chinchilla(drop_highest: int = 5) -> pd.DataFrame:
     ['run_id', 'N', 'D', 'C', 'loss', 'source']
     """
     if isinstance(drop_highest, bool) or not isinstance(drop_highest, (int, np.integer)):
-        raise DatasetError(
-            f"drop_highest must be an integer, got {type(drop_highest).__name__}"
-        )
+        raise DatasetError(f"drop_highest must be an integer, got {type(drop_highest).__name__}")
     name = "chinchilla-epoch"
     raw = _read_csv(name, ["Model Size", "Training FLOP", "loss"])
     if not 0 <= drop_highest < len(raw):
-        raise DatasetError(
-            f"drop_highest must be in [0, {len(raw)}), got {drop_highest}"
-        )
+        raise DatasetError(f"drop_highest must be in [0, {len(raw)}), got {drop_highest}")
     n = raw["Model Size"].to_numpy(dtype=float)
     c = raw["Training FLOP"].to_numpy(dtype=float)
     runs = pd.DataFrame(
@@ -419,9 +394,7 @@ def load_datablations() -> pd.DataFrame:
     229
     """
     name = "datablations"
-    raw = _read_csv(
-        name, ["data", "epochs", "token_num", "openLM_loss", "num_params", "model_args"]
-    )
+    raw = _read_csv(name, ["data", "epochs", "token_num", "openLM_loss", "num_params", "model_args"])
     run_name = raw["model_args"].astype(str).str.extract(r"'name':\s*'([^']+)'")[0]
     if run_name.isna().any():
         raise DatasetError(f"dataset {name!r}: some rows have no run name in model_args")

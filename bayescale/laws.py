@@ -128,7 +128,9 @@ class Law:
         missing = [p for p in self.params if p not in priors]
         extra = [p for p in priors if p not in self.params]
         if missing or extra:
-            raise LawError(f"{where}: default priors must cover exactly {list(self.params)}; missing {missing}, unknown {extra}")
+            raise LawError(
+                f"{where}: default priors must cover exactly {list(self.params)}; missing {missing}, unknown {extra}"
+            )
         object.__setattr__(self, "priors", priors)
         cols = {i: i for i in self.inputs}
         cols.update(dict(self.columns))
@@ -151,14 +153,18 @@ class Law:
         return np.asarray(jnp.exp(self.log_loss(params, x, jnp)))
 
 
-def _check_power_terms(where: str, terms: Mapping[str, Any], params: Sequence[str], inputs: Sequence[str]) -> dict[str, tuple[tuple[str, str, float], ...]]:
+def _check_power_terms(
+    where: str, terms: Mapping[str, Any], params: Sequence[str], inputs: Sequence[str]
+) -> dict[str, tuple[tuple[str, str, float], ...]]:
     out = {}
     for coef, entries in dict(terms).items():
         entries = tuple((str(e), str(i), float(sign)) for e, i, sign in entries)
         bad = [n for n in [coef] + [e for e, _, _ in entries] if n not in params]
         bad_inputs = [i for _, i, _ in entries if i not in inputs]
         if bad or bad_inputs or coef in [e for e, _, _ in entries]:
-            raise LawError(f"{where}: power_terms entry {coef!r} must name a coefficient and other parameters as exponents and law inputs {list(inputs)}; got {entries}")
+            raise LawError(
+                f"{where}: power_terms entry {coef!r} must name a coefficient and other parameters as exponents and law inputs {list(inputs)}; got {entries}"
+            )
         out[coef] = entries
     return out
 
@@ -293,8 +299,10 @@ chinchilla = register_law(
         power_terms={"A": (("alpha", "N", -1.0),), "B": (("beta", "D", -1.0),)},
         description="Hoffmann et al. 2022 (Chinchilla): irreducible loss plus separate model-size and data terms.",
         # dL/dN = 0 with D = C/(6N): N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)).
-        optimal_N=lambda p, C: (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))
-        * (np.asarray(C) / 6.0) ** (p["beta"] / (p["alpha"] + p["beta"])),
+        optimal_N=lambda p, C: (
+            (p["alpha"] * p["A"] / (p["beta"] * p["B"])) ** (1.0 / (p["alpha"] + p["beta"]))
+            * (np.asarray(C) / 6.0) ** (p["beta"] / (p["alpha"] + p["beta"]))
+        ),
         # so N_opt ∝ C^(beta/(alpha+beta)) and D_opt ∝ C^(alpha/(alpha+beta)).
         allocation_exponents=lambda p: (p["beta"] / (p["alpha"] + p["beta"]), p["alpha"] / (p["alpha"] + p["beta"])),
     )
@@ -306,10 +314,12 @@ kaplan = register_law(
         formula="L = [(Nc/N)^(alpha_N/alpha_D) + Dc/D]^alpha_D",
         inputs=("N", "D"),
         params=("Nc", "Dc", "alpha_N", "alpha_D"),
-        log_loss=lambda p, x, xp: p["alpha_D"]
-        * xp.logaddexp(
-            (p["alpha_N"] / p["alpha_D"]) * (xp.log(p["Nc"]) - x["N"]),
-            xp.log(p["Dc"]) - x["D"],
+        log_loss=lambda p, x, xp: (
+            p["alpha_D"]
+            * xp.logaddexp(
+                (p["alpha_N"] / p["alpha_D"]) * (xp.log(p["Nc"]) - x["N"]),
+                xp.log(p["Dc"]) - x["D"],
+            )
         ),
         priors={
             # Kaplan et al. 2020 report Nc = 8.8e13, Dc = 5.4e13, alpha_N = 0.076, alpha_D = 0.095
@@ -447,7 +457,8 @@ CURVE_LAWS: dict[str, Law] = {
             },
             positive=("b", "g", "c"),
             columns={"x": "D"},
-            description="M3 of Alabdulmohsin et al. 2022 (after Ghorbani et al. 2021): L -> b g^c as x grows." + _NORMALISED,
+            description="M3 of Alabdulmohsin et al. 2022 (after Ghorbani et al. 2021): L -> b g^c as x grows."
+            + _NORMALISED,
         ),
         Law(
             name="m4",
@@ -493,7 +504,8 @@ CURVE_LAWS: dict[str, Law] = {
             positive=(*_BNSL_PRIORS, *_BNSL_BREAK2),
             columns={"x": "D"},
             description=(
-                "Broken neural scaling law of Caballero et al. 2022 with two breaks, ordered (d2 = d1 e^r2 > d1)." + _NORMALISED
+                "Broken neural scaling law of Caballero et al. 2022 with two breaks, ordered (d2 = d1 e^r2 > d1)."
+                + _NORMALISED
             ),
         ),
     )

@@ -26,7 +26,12 @@ def _distribution_class(name: str, where: str) -> type[dist.Distribution]:
     cls = getattr(dist, name, None)
     if name in _FACTORIES:
         return cls
-    if not (inspect.isclass(cls) and issubclass(cls, dist.Distribution)) or name.startswith("_") or cls is dist.Distribution or name == "Unit":
+    if (
+        not (inspect.isclass(cls) and issubclass(cls, dist.Distribution))
+        or name.startswith("_")
+        or cls is dist.Distribution
+        or name == "Unit"
+    ):
         known = ", ".join(available_distributions())
         raise SpecError(f"{where}: unknown distribution {name!r}; use a numpyro.distributions name: {known}")
     return cls
@@ -103,7 +108,9 @@ class Prior:
             unknown or non-numeric parameters, or values outside their constraint.
         """
         if not isinstance(d, Mapping):
-            raise SpecError(f"{where}: a prior must be a table like {{dist = \"LogNormal\", loc = 0, scale = 1}}, got {d!r}")
+            raise SpecError(
+                f'{where}: a prior must be a table like {{dist = "LogNormal", loc = 0, scale = 1}}, got {d!r}'
+            )
         if "dist" not in d:
             raise SpecError(f"{where}: missing 'dist' (a numpyro.distributions name such as 'LogNormal')")
         prior = cls(str(d["dist"]), {k: v for k, v in d.items() if k != "dist"})

@@ -87,7 +87,9 @@ def log_law(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray) -> np.ndarray
     return np.logaddexp(np.logaddexp(a - al * logN[None, :], b - be * logD[None, :]), e)
 
 
-def huber_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, y: np.ndarray, delta: float = HUBER_DELTA) -> tuple[float, np.ndarray]:
+def huber_objective(
+    theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, y: np.ndarray, delta: float = HUBER_DELTA
+) -> tuple[float, np.ndarray]:
     """Sum of Huber losses of the log-loss residuals divided by ``delta``, and its gradient."""
     a, b, e, alpha, beta = theta
     t = np.stack([a - alpha * logN, b - beta * logD, np.full_like(logN, e)])
@@ -117,7 +119,9 @@ def lbfgs(x0: np.ndarray, logN: np.ndarray, logD: np.ndarray, y: np.ndarray) -> 
     # One BLAS thread: SciPy's L-BFGS-B calls BLAS on 5-vectors, and a multi-threaded BLAS makes each
     # step ~10x slower (thread wake-ups), far worse on a busy machine.
     with threadpool_limits(1):
-        return scipy.optimize.minimize(huber_objective, x0, args=(logN, logD, y), jac=True, method="L-BFGS-B", options=LBFGS_OPTIONS)
+        return scipy.optimize.minimize(
+            huber_objective, x0, args=(logN, logD, y), jac=True, method="L-BFGS-B", options=LBFGS_OPTIONS
+        )
 
 
 @dataclass(frozen=True)
@@ -194,7 +198,9 @@ def huber_fit(N: Any, D: Any, loss: Any, *, starts: str | np.ndarray = "screen")
         raise RuntimeError("no start of the grid gave a finite fit")
     theta = np.asarray(best.x, dtype=float)
     resid = y - log_law(theta, logN, logD)
-    return PointFit(theta=theta, residuals=resid, objective=float(best.fun), n_starts=len(grid), seconds=time.perf_counter() - t0)
+    return PointFit(
+        theta=theta, residuals=resid, objective=float(best.fun), n_starts=len(grid), seconds=time.perf_counter() - t0
+    )
 
 
 def bootstrap(fit: PointFit, N: Any, D: Any, *, n_boot: int = 500, seed: int = 0) -> PointFit:
@@ -214,7 +220,9 @@ def bootstrap(fit: PointFit, N: Any, D: Any, *, n_boot: int = 500, seed: int = 0
         res = lbfgs(fit.theta, logN, logD, ystar)
         failures += not (res.success and np.all(np.isfinite(res.x)))
         thetas[i] = res.x if np.all(np.isfinite(res.x)) else fit.theta
-    return dataclasses.replace(fit, boot_theta=thetas, boot_failures=int(failures), boot_seconds=time.perf_counter() - t0)
+    return dataclasses.replace(
+        fit, boot_theta=thetas, boot_failures=int(failures), boot_seconds=time.perf_counter() - t0
+    )
 
 
 def predictive_log_draws(fit: PointFit, N: Any, D: Any, *, per_boot: int = 8, seed: int = 0) -> np.ndarray:

@@ -102,11 +102,13 @@ def world_fn(kind: str, p: dict[str, float]) -> Callable[[np.ndarray, np.ndarray
     if kind == "beta_drifts":
         return lambda N, D: chin(p, N, D, beta=p["beta"] + 0.04 * np.log10(N / 1e8))
     if kind == "broken_power":
+
         def f(N: np.ndarray, D: np.ndarray) -> np.ndarray:
             nb, db = 1e9, 2e10
             tn = np.where(N > nb, p["A"] / nb ** p["alpha"] * (N / nb) ** -(p["alpha"] - 0.1), p["A"] / N ** p["alpha"])
             td = np.where(D > db, p["B"] / db ** p["beta"] * (D / db) ** -(p["beta"] - 0.1), p["B"] / D ** p["beta"])
             return p["E"] + tn + td
+
         return f
     if kind == "small_N_extra":
         return lambda N, D: chin(p, N, D) + 0.15 * (1e7 / N)
@@ -140,7 +142,16 @@ class World:
 
     def trainer(self) -> Callable[[pd.DataFrame], list[dict[str, Any]]]:
         def train(c: pd.DataFrame) -> list[dict[str, Any]]:
-            return [{"run_id": str(r.run_id), "N": float(r.N), "D": float(r.D), "loss": self.loss(str(r.run_id), float(r.N), float(r.D))} for r in c.itertuples()]
+            return [
+                {
+                    "run_id": str(r.run_id),
+                    "N": float(r.N),
+                    "D": float(r.D),
+                    "loss": self.loss(str(r.run_id), float(r.N), float(r.D)),
+                }
+                for r in c.itertuples()
+            ]
+
         return train
 
 
@@ -210,8 +221,12 @@ class Fitter:
 
 
 def score_band(b: dict[str, float], truth: float) -> dict[str, float]:
-    return {"err": abs(math.log(b["median"]) - math.log(truth)), "cover": float(b["lo90"] <= truth <= b["hi90"]), "width": b["log_width90"],
-            "cover_law": float(b["lo90_law"] <= truth <= b["hi90_law"])}
+    return {
+        "err": abs(math.log(b["median"]) - math.log(truth)),
+        "cover": float(b["lo90"] <= truth <= b["hi90"]),
+        "width": b["log_width90"],
+        "cover_law": float(b["lo90_law"] <= truth <= b["hi90_law"]),
+    }
 
 
 @functools.lru_cache(maxsize=1)
@@ -228,10 +243,14 @@ def linearised_sd(p: dict[str, float], pts: list[tuple[float, float]]) -> float:
     well-specified world: the law linearised at the true parameters (log scale), run noise SIGMA and
     the spec's priors. Unlike the realised error of one fit, it has no noise of its own, so it
     compares designs world by world (E|error| ~ 0.8 sd)."""
+
     def grad(N: np.ndarray, D: np.ndarray) -> np.ndarray:
         tn, td = p["A"] / N ** p["alpha"], p["B"] / D ** p["beta"]
         L = p["E"] + tn + td
-        return np.stack([p["E"] + 0 * N, tn, td, -tn * np.log(N) * p["alpha"], -td * np.log(D) * p["beta"]], -1) / L[..., None]
+        return (
+            np.stack([p["E"] + 0 * N, tn, td, -tn * np.log(N) * p["alpha"], -td * np.log(D) * p["beta"]], -1)
+            / L[..., None]
+        )
 
     x = np.asarray(pts, dtype=float)
     G = grad(x[:, 0], x[:, 1])
@@ -243,22 +262,51 @@ def linearised_sd(p: dict[str, float], pts: list[tuple[float, float]]) -> float:
 def world_linearised_sd(r: dict[str, Any]) -> dict[str, float]:
     """linearised_sd of every design's runs at B in one well-specified world (from its record)."""
     seed_pts = [(n, n * q) for n in SEED_N for q in SEED_R]
-    out = {m: linearised_sd(r["params"], seed_pts + take(design_sequence(m, np.random.default_rng([r["seed"], zlib.crc32(m.encode())])), BUDGET)) for m in DESIGNS}
+    out = {
+        m: linearised_sd(
+            r["params"],
+            seed_pts + take(design_sequence(m, np.random.default_rng([r["seed"], zlib.crc32(m.encode())])), BUDGET),
+        )
+        for m in DESIGNS
+    }
     out["active"] = linearised_sd(r["params"], seed_pts + [tuple(x) for x in r["active_runs"]])
     return out
 
 
-def run_active(seed_runs: pd.DataFrame, train: Callable, target: Any, budget: float, candidates: Any = None, k: int = 8, max_rounds: int = 10, max_replicates: int = 2,
-               options: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], float, pd.DataFrame]:
+def run_active(
+    seed_runs: pd.DataFrame,
+    train: Callable,
+    target: Any,
+    budget: float,
+    candidates: Any = None,
+    k: int = 8,
+    max_rounds: int = 10,
+    max_replicates: int = 2,
+    options: dict[str, Any] | None = None,
+) -> tuple[list[dict[str, Any]], float, pd.DataFrame]:
     from bayescale.active import run_loop
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runs.csv"
         seed_runs.to_csv(path, index=False)
-        sopts = {"max_replicates": max_replicates} if candidates is None else {"candidates": candidates, "max_replicates": max_replicates}
+        sopts = (
+            {"max_replicates": max_replicates}
+            if candidates is None
+            else {"candidates": candidates, "max_replicates": max_replicates}
+        )
         sopts.update(options or {})
-        plan = {"runs": str(path), "spec": str(SPEC), "target": target, "budget": budget, "k": k, "method": METHOD, "fit": dict(FIT), "max_rounds": max_rounds, "suggest": sopts}
+        plan = {
+            "runs": str(path),
+            "spec": str(SPEC),
+            "target": target,
+            "budget": budget,
+            "k": k,
+            "method": METHOD,
+            "fit": dict(FIT),
+            "max_rounds": max_rounds,
+            "suggest": sopts,
+        }
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = run_loop(plan, train=train)
@@ -272,7 +320,9 @@ def at_budget(hist: list[dict[str, Any]], b: float) -> dict[str, Any]:
     return ok[-1]
 
 
-def synthetic_world(kind: str, seed: int, options: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+def synthetic_world(
+    kind: str, seed: int, options: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One world: every fixed design (or ``fixed``, the designs of an earlier run of the same world)
     and the active loop with ``options`` passed to ``suggest``."""
     w = World(kind, seed)
@@ -286,15 +336,29 @@ def synthetic_world(kind: str, seed: int, options: dict[str, Any] | None = None,
         res = {}
         for frac in FIXED_FRACS:
             chosen = take(seq, BUDGET * frac)
-            rows = [{"run_id": f"{name}-{i}", "N": n, "D": d, "loss": w.loss(f"{name}-{i}", n, d)} for i, (n, d) in enumerate(chosen)]
+            rows = [
+                {"run_id": f"{name}-{i}", "N": n, "D": d, "loss": w.loss(f"{name}-{i}", n, d)}
+                for i, (n, d) in enumerate(chosen)
+            ]
             runs = pd.concat([seed_runs, pd.DataFrame(rows)], ignore_index=True) if rows else seed_runs
             b = fitter.band(runs)
-            res[str(frac)] = {**score_band(b, w.truth), "spent": float(sum(6 * n * d for n, d in chosen)), "n": len(chosen)}
+            res[str(frac)] = {
+                **score_band(b, w.truth),
+                "spent": float(sum(6 * n * d for n, d in chosen)),
+                "n": len(chosen),
+            }
         out["designs"][name] = res
     if fixed is not None:
         out["designs"].update({k: v for k, v in fixed.items() if k != "active"})
     hist, secs, final = run_active(seed_runs, w.trainer(), target, BUDGET, options=options)
-    out["designs"]["active"] = {str(f): {**score_band(at_budget(hist, BUDGET * f), w.truth), "spent": at_budget(hist, BUDGET * f)["spent"], "n": int(at_budget(hist, BUDGET * f)["n_runs"]) - len(seed_runs)} for f in FRACS}
+    out["designs"]["active"] = {
+        str(f): {
+            **score_band(at_budget(hist, BUDGET * f), w.truth),
+            "spent": at_budget(hist, BUDGET * f)["spent"],
+            "n": int(at_budget(hist, BUDGET * f)["n_runs"]) - len(seed_runs),
+        }
+        for f in FRACS
+    }
     new = final[~final["run_id"].astype(str).str.startswith("seed-")]
     out["active_runs"] = [[float(r.N), float(r.D)] for r in new.itertuples()]
     out["active_seconds"] = secs
@@ -303,7 +367,9 @@ def synthetic_world(kind: str, seed: int, options: dict[str, Any] | None = None,
     return out
 
 
-def replay_world(seed: int, data: Path, options: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+def replay_world(
+    seed: int, data: Path, options: dict[str, Any] | None = None, fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
     os.environ["BAYESCALE_DATA"] = str(data)
     from bayescale.datasets import load_chinchilla
 
@@ -358,13 +424,28 @@ def replay_world(seed: int, data: Path, options: dict[str, Any] | None = None, f
             d[list(used)] = np.inf
             i = int(np.argmin(d))
             used.add(i)
-            rows.append({"run_id": str(rest.loc[i, "run_id"]), "N": float(rest.loc[i, "N"]), "D": float(rest.loc[i, "D"]), "loss": float(rest.loc[i, "loss"])})
+            rows.append(
+                {
+                    "run_id": str(rest.loc[i, "run_id"]),
+                    "N": float(rest.loc[i, "N"]),
+                    "D": float(rest.loc[i, "D"]),
+                    "loss": float(rest.loc[i, "loss"]),
+                }
+            )
         return rows
 
     del lookup
     cands = rest[["N", "D"]]
-    hist, secs, _ = run_active(seed_runs, train, target, REPLAY_BUDGET, candidates=cands, max_replicates=1, options=options)
-    out["designs"]["active"] = {str(f): {**score_band(at_budget(hist, REPLAY_BUDGET * f), truth), "spent": at_budget(hist, REPLAY_BUDGET * f)["spent"]} for f in FRACS}
+    hist, secs, _ = run_active(
+        seed_runs, train, target, REPLAY_BUDGET, candidates=cands, max_replicates=1, options=options
+    )
+    out["designs"]["active"] = {
+        str(f): {
+            **score_band(at_budget(hist, REPLAY_BUDGET * f), truth),
+            "spent": at_budget(hist, REPLAY_BUDGET * f)["spent"],
+        }
+        for f in FRACS
+    }
     out["active_seconds"] = secs
     return out
 
@@ -419,12 +500,23 @@ def summarize(results: list[dict[str, Any]], group: str) -> dict[str, Any]:
             c = np.array([r["designs"][m][str(f)]["cover"] for r in rs])
             s = np.array([r["designs"][m][str(f)]["spent"] for r in rs])
             cl = [r["designs"][m][str(f)].get("cover_law") for r in rs]
-            tab[m][f] = {"err": float(e.mean()), "err_se": float(e.std(ddof=1) / math.sqrt(len(e))) if len(e) > 1 else float("nan"), "cover": float(c.mean()), "spent": float(s.mean()),
-                         "cover_law": float(np.mean(cl)) if all(x is not None for x in cl) else float("nan")}
+            tab[m][f] = {
+                "err": float(e.mean()),
+                "err_se": float(e.std(ddof=1) / math.sqrt(len(e))) if len(e) > 1 else float("nan"),
+                "cover": float(c.mean()),
+                "spent": float(s.mean()),
+                "cover_law": float(np.mean(cl)) if all(x is not None for x in cl) else float("nan"),
+            }
     out = {"n": len(rs), "tab": tab}
     if group == "well" and all(r.get("active_runs") for r in rs):
         lsd = [world_linearised_sd(r) for r in rs]
-        out["lin_sd"] = {m: (float(np.mean([x[m] for x in lsd])), float(np.std([x[m] for x in lsd], ddof=1) / math.sqrt(len(lsd))) if len(lsd) > 1 else float("nan")) for m in methods}
+        out["lin_sd"] = {
+            m: (
+                float(np.mean([x[m] for x in lsd])),
+                float(np.std([x[m] for x in lsd], ddof=1) / math.sqrt(len(lsd))) if len(lsd) > 1 else float("nan"),
+            )
+            for m in methods
+        }
         out["lin_sd_paired"] = {m: float(np.mean([x["active"] / x[m] for x in lsd])) for m in DESIGNS}
     return out
 
@@ -443,14 +535,20 @@ def flops_to_match(tab: dict[str, Any], design: str, target_err: float) -> float
     return float("inf")
 
 
-def render(results: list[dict[str, Any]], tim: dict[str, Any] | None, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    groups = [("well", "Well-specified Chinchilla worlds"), *[(k, f"Misspecified: {k.replace('_', ' ')}") for k in MISSPEC], ("replay", "Replay on Epoch's Chinchilla runs")]
+def render(
+    results: list[dict[str, Any]], tim: dict[str, Any] | None, meta: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    groups = [
+        ("well", "Well-specified Chinchilla worlds"),
+        *[(k, f"Misspecified: {k.replace('_', ' ')}") for k in MISSPEC],
+        ("replay", "Replay on Epoch's Chinchilla runs"),
+    ]
     lines = [SECTION, ""]
     lines.append(
         "Does `bayescale.active` (suggest + the closed loop) pin the target down with fewer FLOPs than fixed designs? "
         "Simulation study in `benchmarks/bench_active.py`: every method starts from the same 6 seed pilots, spends the "
         f"same pilot budget B ({BUDGET:.0e} FLOPs in the synthetic worlds, {REPLAY_BUDGET:.0e} in the replay) and is refitted with "
-        "`bayescale.fit(models/chinchilla.toml, method=\"laplace\", chains=2, draws=1000)` (Laplace, 2000 draws, not NUTS, to fit the study into the time "
+        '`bayescale.fit(models/chinchilla.toml, method="laplace", chains=2, draws=1000)` (Laplace, 2000 draws, not NUTS, to fit the study into the time '
         "available on 2 shared cores). Target: the loss of a planned run at N = 4e9, D = 2e11 (2.5+ decades beyond any pilot) in "
         "the synthetic worlds; the recorded loss of the largest-compute run (1.3e22 FLOPs) in the replay. Error = |log median "
         "prediction - log truth| (x100 ~ percent), averaged over worlds (SE in brackets); coverage = fraction of worlds whose 90% "
@@ -469,8 +567,10 @@ def render(results: list[dict[str, Any]], tim: dict[str, Any] | None, meta: dict
         lines.append(f"**{title}** ({s['n']} worlds)")
         lines.append("")
         lin = s.get("lin_sd")
-        lines.append("| method | error at B/4 | error at B/2 | error at B | 90% coverage at B (law only) | error at 2B | error at 4B | FLOPs to match active at B |"
-                     + (" linearised sd at B |" if lin else ""))
+        lines.append(
+            "| method | error at B/4 | error at B/2 | error at B | 90% coverage at B (law only) | error at 2B | error at 4B | FLOPs to match active at B |"
+            + (" linearised sd at B |" if lin else "")
+        )
         lines.append("|---|---|---|---|---|---|---|---|" + ("---|" if lin else ""))
         a_err = tab["active"][1.0]["err"]
         best_fixed = min(DESIGNS, key=lambda d: tab[d][1.0]["err"])
@@ -484,7 +584,9 @@ def render(results: list[dict[str, Any]], tim: dict[str, Any] | None, meta: dict
             match = "-" if m == "active" else ("> 4B" if not math.isfinite(x) else f"{x:.2g}B")
             cl = f" ({t[1.0]['cover_law']:.2f})" if math.isfinite(t[1.0]["cover_law"]) else ""
             ls = f" {100 * lin[m][0]:.2f} ({100 * lin[m][1]:.2f}) |" if lin else ""
-            lines.append(f"| {m}{' (best fixed at B)' if m == best_fixed else ''} | {cell(0.25)} | {cell(0.5)} | {cell(1.0)} | {t[1.0]['cover']:.2f}{cl} | {cell(2.0)} | {cell(4.0)} | {match} |{ls}")
+            lines.append(
+                f"| {m}{' (best fixed at B)' if m == best_fixed else ''} | {cell(0.25)} | {cell(0.5)} | {cell(1.0)} | {t[1.0]['cover']:.2f}{cl} | {cell(2.0)} | {cell(4.0)} | {match} |{ls}"
+            )
         budget = REPLAY_BUDGET if g == "replay" else BUDGET
         spent = ", ".join(f"{m} {100 * tab[m][1.0]['spent'] / budget:.0f}%" for m in ["active", *DESIGNS])
         lines.append("")
@@ -495,26 +597,43 @@ def render(results: list[dict[str, Any]], tim: dict[str, Any] | None, meta: dict
         match = flops_to_match(tab, best_fixed, a_err)
         if g == "well":
             ok = rel <= -0.25 or match >= 2.0
-            verdicts.append(f"- Well-specified: active error at B {100 * a_err:.2f} vs best fixed ({best_fixed}) {100 * bf:.2f}: {100 * rel:+.0f}%; "
-                            f"the best fixed design needs {'> 4' if not math.isfinite(match) else f'{match:.2g}'}x B to match. Target (>= 25% lower error or >= 2x fewer FLOPs): **{'met' if ok else 'not met'}**.")
+            verdicts.append(
+                f"- Well-specified: active error at B {100 * a_err:.2f} vs best fixed ({best_fixed}) {100 * bf:.2f}: {100 * rel:+.0f}%; "
+                f"the best fixed design needs {'> 4' if not math.isfinite(match) else f'{match:.2g}'}x B to match. Target (>= 25% lower error or >= 2x fewer FLOPs): **{'met' if ok else 'not met'}**."
+            )
             if lin:
                 bl = min(DESIGNS, key=lambda d: lin[d][0])
-                verdicts.append(f"  Linearised sd at B (expected error without the noise of single fits): active {100 * lin['active'][0]:.2f} vs best fixed ({bl}) "
-                                f"{100 * lin[bl][0]:.2f}: {100 * (lin['active'][0] / lin[bl][0] - 1):+.0f}%; mean per-world ratio to {bl} {s['lin_sd_paired'][bl]:.2f}.")
+                verdicts.append(
+                    f"  Linearised sd at B (expected error without the noise of single fits): active {100 * lin['active'][0]:.2f} vs best fixed ({bl}) "
+                    f"{100 * lin[bl][0]:.2f}: {100 * (lin['active'][0] / lin[bl][0] - 1):+.0f}%; mean per-world ratio to {bl} {s['lin_sd_paired'][bl]:.2f}."
+                )
         else:
             ok = rel <= 0.10
-            verdicts.append(f"- {title}: active {100 * a_err:.2f} vs best fixed ({best_fixed}) {100 * bf:.2f}: {100 * rel:+.0f}%. Target (never more than 10% worse): **{'met' if ok else 'not met'}**.")
+            verdicts.append(
+                f"- {title}: active {100 * a_err:.2f} vs best fixed ({best_fixed}) {100 * bf:.2f}: {100 * rel:+.0f}%. Target (never more than 10% worse): **{'met' if ok else 'not met'}**."
+            )
         cov = tab["active"][1.0]["cover"]
         cl = tab["active"][1.0]["cover_law"]
-        verdicts.append(f"  Active 90% coverage at B: {cov:.2f} over {s['n']} worlds (target 0.85-0.95: **{'met' if 0.85 <= cov <= 0.95 else 'not met'}**)"
-                        + (f"; of the law-only interval (without the spec's extrapolation drift): {cl:.2f}." if math.isfinite(cl) else "."))
+        verdicts.append(
+            f"  Active 90% coverage at B: {cov:.2f} over {s['n']} worlds (target 0.85-0.95: **{'met' if 0.85 <= cov <= 0.95 else 'not met'}**)"
+            + (
+                f"; of the law-only interval (without the spec's extrapolation drift): {cl:.2f}."
+                if math.isfinite(cl)
+                else "."
+            )
+        )
     syn = [r for r in results if r.get("active_runs")]
     if syn:
         n_runs = np.mean([len(r["active_runs"]) for r in syn])
         big = np.mean([max(6 * a * b for a, b in r["active_runs"]) / BUDGET for r in syn])
         small = np.mean([np.mean([a <= 4e7 for a, _ in r["active_runs"]]) for r in syn])
         extreme = np.mean([np.mean([b / a <= 5.5 or b / a >= 150 for a, b in r["active_runs"]]) for r in syn])
-        nonmono = sum(1 for r in results for d in DESIGNS if r["designs"][d]["2.0"]["err"] > 1.5 * r["designs"][d]["1.0"]["err"] + 0.005)
+        nonmono = sum(
+            1
+            for r in results
+            for d in DESIGNS
+            if r["designs"][d]["2.0"]["err"] > 1.5 * r["designs"][d]["1.0"]["err"] + 0.005
+        )
         total = len(results) * len(DESIGNS)
         lines.append(
             f"What the active loop did (synthetic worlds): {n_runs:.1f} runs on average; its largest run used {100 * big:.0f}% of B on "
@@ -526,16 +645,20 @@ def render(results: list[dict[str, Any]], tim: dict[str, Any] | None, meta: dict
             "fact (optimistic for the fixed designs)."
         )
         lines.append("")
-    lines.append("Verdicts against the issue's targets (few worlds per group: the SEs above say how far to trust them):")
+    lines.append(
+        "Verdicts against the issue's targets (few worlds per group: the SEs above say how far to trust them):"
+    )
     lines.append("")
     lines += verdicts
     lines.append("")
     if tim:
         ok = min(tim["warm_s"]) < 5.0
-        lines.append(f"**Scoring speed.** `bayescale.active.score` of {tim['candidates']} candidates against {tim['draws']} posterior draws "
-                     f"(Gaussian EPIG for all, plus the importance-reweighting refinement with 64 simulated outcomes per candidate for all): "
-                     f"first call {tim['cold_s']:.2f} s (includes JIT compilation), warm {', '.join(f'{x:.2f}' for x in tim['warm_s'])} s; Gaussian only "
-                     f"{', '.join(f'{x:.2f}' for x in tim['warm_gaussian_only_s'])} s. Target < 5 s: **{'met' if ok else 'not met'}**.")
+        lines.append(
+            f"**Scoring speed.** `bayescale.active.score` of {tim['candidates']} candidates against {tim['draws']} posterior draws "
+            f"(Gaussian EPIG for all, plus the importance-reweighting refinement with 64 simulated outcomes per candidate for all): "
+            f"first call {tim['cold_s']:.2f} s (includes JIT compilation), warm {', '.join(f'{x:.2f}' for x in tim['warm_s'])} s; Gaussian only "
+            f"{', '.join(f'{x:.2f}' for x in tim['warm_gaussian_only_s'])} s. Target < 5 s: **{'met' if ok else 'not met'}**."
+        )
         lines.append("")
     if meta.get("plot"):
         lines.append(f"![error vs FLOPs]({meta['plot']})")
@@ -560,7 +683,14 @@ def plot(summ: dict[str, Any], path: Path) -> None:
         tab = summ[g]["tab"]
         for m in ["active", *DESIGNS]:
             fr = sorted(tab[m])
-            ax.plot(fr, [100 * tab[m][f]["err"] for f in fr], marker="o", lw=2.5 if m == "active" else 1, color="k" if m == "active" else None, label=m)
+            ax.plot(
+                fr,
+                [100 * tab[m][f]["err"] for f in fr],
+                marker="o",
+                lw=2.5 if m == "active" else 1,
+                color="k" if m == "active" else None,
+                label=m,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(list(FIXED_FRACS), ["1/4", "1/2", "1", "2", "4"])
@@ -589,10 +719,12 @@ def footer(argv: list[str], t_total: float, loads: list[float]) -> str:
 
     commit = git_commit()
     cmd = " ".join(shlex.quote(a) for a in ["nice -n 5 .venv/bin/python", "benchmarks/bench_active.py", *argv])
-    return (f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit}; {platform.platform()}, {os.cpu_count()} CPUs, no GPU; "
-            f"Python {platform.python_version()}, bayescale {bayescale.__version__}, numpyro {numpyro.__version__}, jax {jax.__version__}. "
-            f"Total {t_total / 60:.1f} min; 1-minute load average {min(loads):.1f}-{max(loads):.1f} during the run"
-            + (" (other jobs shared the machine)." if max(loads) > (os.cpu_count() or 1) else "."))
+    return (
+        f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit}; {platform.platform()}, {os.cpu_count()} CPUs, no GPU; "
+        f"Python {platform.python_version()}, bayescale {bayescale.__version__}, numpyro {numpyro.__version__}, jax {jax.__version__}. "
+        f"Total {t_total / 60:.1f} min; 1-minute load average {min(loads):.1f}-{max(loads):.1f} during the run"
+        + (" (other jobs shared the machine)." if max(loads) > (os.cpu_count() or 1) else ".")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -602,24 +734,50 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--misspecified", type=int, default=3, help="worlds per misspecification")
     ap.add_argument("--replay", type=int, default=4, help="replay worlds (seed designs) on Epoch's Chinchilla runs")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--json", type=Path, default=Path("/tmp/bench_active.jsonl"), help="one line per world (appended; resumable)")
+    ap.add_argument(
+        "--json", type=Path, default=Path("/tmp/bench_active.jsonl"), help="one line per world (appended; resumable)"
+    )
     ap.add_argument("--from-json", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--plot", type=Path, default=REPO / "docs" / "active_selection.png")
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--skip-timing", action="store_true")
-    ap.add_argument("--note", default="", help="text added to the footer (e.g. how a --from-json re-render's worlds were run)")
-    ap.add_argument("--shard", default="0/1", help="I/N: run only the worlds with index = I mod N (several processes share one --json file)")
-    ap.add_argument("--suggest", default="{}", help='JSON of extra suggest() options for the active method, e.g. \'{"discrepancy": 0}\'')
-    ap.add_argument("--method", default="laplace", choices=("laplace", "psis"), help="how every fit is made (the refits of the loop and the fixed designs' final fits)")
-    ap.add_argument("--fixed-from", type=Path, default=None, help="take the fixed designs' results from this earlier --json file (same worlds) and run only the active method")
+    ap.add_argument(
+        "--note", default="", help="text added to the footer (e.g. how a --from-json re-render's worlds were run)"
+    )
+    ap.add_argument(
+        "--shard",
+        default="0/1",
+        help="I/N: run only the worlds with index = I mod N (several processes share one --json file)",
+    )
+    ap.add_argument(
+        "--suggest",
+        default="{}",
+        help="JSON of extra suggest() options for the active method, e.g. '{\"discrepancy\": 0}'",
+    )
+    ap.add_argument(
+        "--method",
+        default="laplace",
+        choices=("laplace", "psis"),
+        help="how every fit is made (the refits of the loop and the fixed designs' final fits)",
+    )
+    ap.add_argument(
+        "--fixed-from",
+        type=Path,
+        default=None,
+        help="take the fixed designs' results from this earlier --json file (same worlds) and run only the active method",
+    )
     args = ap.parse_args(argv)
     global METHOD
     METHOD = args.method
     options = json.loads(args.suggest)
     fixed_runs = {}
     if args.fixed_from:
-        fixed_runs = {(r["kind"], r["seed"]): r["designs"] for r in map(json.loads, args.fixed_from.read_text().splitlines()) if r.get("kind") != "timing"}
+        fixed_runs = {
+            (r["kind"], r["seed"]): r["designs"]
+            for r in map(json.loads, args.fixed_from.read_text().splitlines())
+            if r.get("kind") != "timing"
+        }
     t_start = time.time()
     loads = [os.getloadavg()[0]]
     from bayescale.inference import enable_compilation_cache
@@ -628,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
     src = args.from_json or args.json
     done: list[dict[str, Any]] = []
     if src.exists():
-        done = [json.loads(l) for l in src.read_text().splitlines() if l.strip()]
+        done = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
     have = {(r["kind"], r["seed"]) for r in done if r["kind"] != "timing"}
     tim = next((r for r in done if r["kind"] == "timing"), None)
     if not args.from_json:
@@ -650,7 +808,11 @@ def main(argv: list[str] | None = None) -> int:
             fx = fixed_runs.get((kind, seed)) if args.fixed_from else None
             if args.fixed_from and fx is None:
                 continue
-            r = replay_world(seed, args.data, options, fx) if kind == "replay" else synthetic_world(kind, seed, options, fx)
+            r = (
+                replay_world(seed, args.data, options, fx)
+                if kind == "replay"
+                else synthetic_world(kind, seed, options, fx)
+            )
             r["suggest_options"] = options
             r["seconds"] = time.time() - t0
             loads.append(os.getloadavg()[0])
@@ -666,7 +828,10 @@ def main(argv: list[str] | None = None) -> int:
         foot = "Code: `benchmarks/bench_active.py`" + foot[foot.index("` on ") + 1 :]
     else:
         foot = footer(argv, time.time() - t_start, loads)
-    meta = {"plot": os.path.relpath(args.plot, args.out.parent), "footer": foot + (" " + args.note if args.note else "")}
+    meta = {
+        "plot": os.path.relpath(args.plot, args.out.parent),
+        "footer": foot + (" " + args.note if args.note else ""),
+    }
     body, summ = render(results, tim, meta)
     print(body)
     if not args.no_write and results:

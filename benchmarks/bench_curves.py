@@ -61,7 +61,9 @@ def _thin(n: int, cap: int) -> np.ndarray:
     return np.arange(n) if n <= cap else np.unique(np.round(np.linspace(0, n - 1, cap)).astype(int))
 
 
-def _curve(name: str, x: np.ndarray, y: np.ndarray, n_ctx: int, caps: tuple[int, int], group: str = "") -> cv.Curve | None:
+def _curve(
+    name: str, x: np.ndarray, y: np.ndarray, n_ctx: int, caps: tuple[int, int], group: str = ""
+) -> cv.Curve | None:
     order = np.argsort(x, kind="stable")
     x, y = np.asarray(x, float)[order], np.asarray(y, float)[order]
     keep = (x > 0) & (y > 0) & np.isfinite(x) & np.isfinite(y)
@@ -107,7 +109,9 @@ def load_colpret(caps: tuple[int, int]) -> list[cv.Curve]:
 def load_nanogpt(caps: tuple[int, int]) -> list[cv.Curve]:
     arr = np.load(_data_dir() / "nslpfn-extra" / "final_val_loss_over_n_embd.npy", allow_pickle=False)
     x = np.array([6, 12, 24, 48, 96, 192, 384], float)
-    return [c for i, row in enumerate(arr) if (c := _curve(f"nanogpt-{i}", x, row, 6, caps, group="nanogpt")) is not None]
+    return [
+        c for i, row in enumerate(arr) if (c := _curve(f"nanogpt-{i}", x, row, 6, caps, group="nanogpt")) is not None
+    ]
 
 
 def load_dd(caps: tuple[int, int]) -> list[cv.Curve]:
@@ -132,7 +136,13 @@ def load_gpt3(caps: tuple[int, int]) -> list[cv.Curve]:
     return out
 
 
-def load_all(caps: tuple[int, int], max_curves: int | None, which: tuple[str, ...], colpret_curves: int | None = None, held_out: int | None = None) -> dict[str, list[cv.Curve]]:
+def load_all(
+    caps: tuple[int, int],
+    max_curves: int | None,
+    which: tuple[str, ...],
+    colpret_curves: int | None = None,
+    held_out: int | None = None,
+) -> dict[str, list[cv.Curve]]:
     """The curves of each dataset: an evenly spaced subset of at most ``max_curves`` (ColPreT:
     ``colpret_curves`` of those); with ``held_out``, instead up to that many evenly spaced curves
     from those the subset leaves out (datasets with none left are dropped), for validating a
@@ -147,7 +157,9 @@ def load_all(caps: tuple[int, int], max_curves: int | None, which: tuple[str, ..
     if held_out:
         if not max_curves:
             raise SystemExit("--held-out needs --max-curves (the subset whose complement is used)")
-        rest = {k: [c for i, c in enumerate(v) if i not in set(_thin(len(v), max_curves).tolist())] for k, v in sets.items()}
+        rest = {
+            k: [c for i, c in enumerate(v) if i not in set(_thin(len(v), max_curves).tolist())] for k, v in sets.items()
+        }
         if colpret_curves and "colpret" in sets:  # the ColPreT subset is thinned twice
             first = _thin(len(sets["colpret"]), max_curves)
             used = set(first[_thin(first.size, colpret_curves)].tolist())
@@ -165,7 +177,12 @@ def score(curves: list[cv.Curve], preds: list[cv.Predictive]) -> dict[str, float
     r = [cv.rmsle(p.median(), c.y_target) for p, c in zip(preds, curves)]
     lp = [cv.mlpd(p.log_density(c.y_target)) for p, c in zip(preds, curves)]
     pits = [p.cdf(c.y_target) for p, c in zip(preds, curves)]
-    return {"rmsle": float(np.mean(r)), "mlpd": float(np.mean(lp)), "msce": cv.msce(pits), "coverage90": float(cv.coverage(pits, (0.9,))[0])}
+    return {
+        "rmsle": float(np.mean(r)),
+        "mlpd": float(np.mean(lp)),
+        "msce": cv.msce(pits),
+        "coverage90": float(cv.coverage(pits, (0.9,))[0]),
+    }
 
 
 def _fit(curves: list[cv.Curve], law: str, method: str, args: argparse.Namespace) -> cv.CurvePosterior:
@@ -174,12 +191,22 @@ def _fit(curves: list[cv.Curve], law: str, method: str, args: argparse.Namespace
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return cv.fit_curves(
-            curves, law, method="nuts" if method.startswith("nuts") else method, hierarchical=method == "nuts-hier", seed=args.seed,
-            chains=args.chains, warmup=args.warmup, draws=args.draws, pad_to=args.max_context, n_starts=args.n_starts,
+            curves,
+            law,
+            method="nuts" if method.startswith("nuts") else method,
+            hierarchical=method == "nuts-hier",
+            seed=args.seed,
+            chains=args.chains,
+            warmup=args.warmup,
+            draws=args.draws,
+            pad_to=args.max_context,
+            n_starts=args.n_starts,
         )
 
 
-def calibrate(curves: list[cv.Curve], laws: tuple[str, ...], args: argparse.Namespace, method: str = "laplace") -> tuple[dict[str, float], dict[str, cv.CurvePosterior]]:
+def calibrate(
+    curves: list[cv.Curve], laws: tuple[str, ...], args: argparse.Namespace, method: str = "laplace"
+) -> tuple[dict[str, float], dict[str, cv.CurvePosterior]]:
     """Drift scale per law and for the LOO stack, chosen on the fitted points only: fit (Laplace)
     the first --fraction (default 70%) of each curve's fitted points and score the rest (leave-future-out).
     Also returns those inner fits, from which the ensemble's LFO weights come."""
@@ -193,7 +220,9 @@ def calibrate(curves: list[cv.Curve], laws: tuple[str, ...], args: argparse.Name
     return out, posts
 
 
-def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], methods: tuple[str, ...], args: argparse.Namespace) -> dict:
+def run_dataset(
+    name: str, curves: list[cv.Curve], laws: tuple[str, ...], methods: tuple[str, ...], args: argparse.Namespace
+) -> dict:
     rows: dict[str, dict] = {}
     t0 = time.perf_counter()
     cal = {}
@@ -204,7 +233,10 @@ def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], method
         if inner_method not in cal:
             t0 = time.perf_counter()
             cal[inner_method] = calibrate(curves, laws, args, inner_method)
-            print(f"  {name} drift per decade ({inner_method}, chosen on the fitted points): {cal[inner_method][0]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(
+                f"  {name} drift per decade ({inner_method}, chosen on the fitted points): {cal[inner_method][0]} ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
         drift, inner = cal[inner_method]
         posts = {}
         for law in laws:
@@ -226,7 +258,9 @@ def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], method
         t0 = time.perf_counter()
         # The recommended setting (cv.fit_ensemble, from the fits already made): each law with
         # its own drift, mixed with leave-future-out stacking weights pooled per group.
-        ens = cv.combine(curves, posts, inner, {law: drift[law] for law in laws}, weights="lfo", pool="group", fraction=args.fraction)
+        ens = cv.combine(
+            curves, posts, inner, {law: drift[law] for law in laws}, weights="lfo", pool="group", fraction=args.fraction
+        )
         m = score(curves, [ens.predictive(k) for k in range(len(curves))])
         m["seconds"] = time.perf_counter() - t0
         m["drift"] = "per law"
@@ -256,8 +290,20 @@ def run_dataset(name: str, curves: list[cv.Curve], laws: tuple[str, ...], method
 
 def _header(cmd: str, loads: list[float], seconds: float) -> str:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, capture_output=True, text=True, cwd=Path(__file__).parent).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            check=False,
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
         commit += " (with uncommitted changes)" if dirty else ""
     except OSError:
         commit = "?"
@@ -277,19 +323,41 @@ def to_markdown(results: dict, header: str) -> str:
     summary = []
     for ds, res in results.items():
         rows = res["rows"]
-        lines += [f"**{ds}** ({res['curves']} curves, {res['targets']} targets)", "", "| method | drift/decade | RMSLE | MLPD | MSCE | 90% cov. | s |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"**{ds}** ({res['curves']} curves, {res['targets']} targets)",
+            "",
+            "| method | drift/decade | RMSLE | MLPD | MSCE | 90% cov. | s |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for k, m in rows.items():
-            extra = f" (r-hat {m['max_rhat']:.2f}, {m['divergences']} div.)" if "max_rhat" in m else (f" (k <= 0.7: {m['pareto_k_ok']}/{res['curves']})" if "pareto_k_ok" in m else "")
+            extra = (
+                f" (r-hat {m['max_rhat']:.2f}, {m['divergences']} div.)"
+                if "max_rhat" in m
+                else (f" (k <= 0.7: {m['pareto_k_ok']}/{res['curves']})" if "pareto_k_ok" in m else "")
+            )
             d = (f"{m['drift']:g}" if isinstance(m["drift"], float) else str(m["drift"])) if "drift" in m else "-"
-            lines.append(f"| {k}{extra} | {d} | {m['rmsle']:.4f} | {m['mlpd']:.3f} | {m['msce']:.4f} | {m['coverage90']:.2f} | {m['seconds']:.0f} |")
+            lines.append(
+                f"| {k}{extra} | {d} | {m['rmsle']:.4f} | {m['mlpd']:.3f} | {m['msce']:.4f} | {m['coverage90']:.2f} | {m['seconds']:.0f} |"
+            )
         lines.append("")
         # A least-squares fit whose prediction overflows has RMSLE NaN: it is not a baseline to beat
         # (and a NaN would break min()); the per-dataset table still shows it.
-        ls_best = min(((m["rmsle"], k) for k, m in rows.items() if k.startswith("least-squares") and math.isfinite(m["rmsle"])), default=(math.inf, "none"))
+        ls_best = min(
+            ((m["rmsle"], k) for k, m in rows.items() if k.startswith("least-squares") and math.isfinite(m["rmsle"])),
+            default=(math.inf, "none"),
+        )
         for rec in [k for k in rows if k.endswith(" ensemble")]:
             m = rows[rec]
-            summary.append(f"| {ds} | {rec} | {m['rmsle']:.4f} | {ls_best[1].split()[-1]} {ls_best[0]:.4f} | {'yes' if m['rmsle'] < ls_best[0] else 'no'} | {m['msce']:.4f} | {'yes' if m['msce'] < 0.01 else 'no'} |")
-    out = ["| dataset | bayescale | RMSLE | best least-squares RMSLE | beats every LS? | MSCE | MSCE < 0.01? |", "|---|---|---|---|---|---|---|", *summary, "", *lines]
+            summary.append(
+                f"| {ds} | {rec} | {m['rmsle']:.4f} | {ls_best[1].split()[-1]} {ls_best[0]:.4f} | {'yes' if m['rmsle'] < ls_best[0] else 'no'} | {m['msce']:.4f} | {'yes' if m['msce'] < 0.01 else 'no'} |"
+            )
+    out = [
+        "| dataset | bayescale | RMSLE | best least-squares RMSLE | beats every LS? | MSCE | MSCE < 0.01? |",
+        "|---|---|---|---|---|---|---|",
+        *summary,
+        "",
+        *lines,
+    ]
     return "\n".join(out)
 
 
@@ -297,10 +365,26 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--small", action="store_true", help="CI size: 3 curves per dataset, 3 laws, short chains")
     p.add_argument("--nuts", action="store_true", help="also fit with NUTS (Laplace always runs)")
-    p.add_argument("--psis", action="store_true", help="also fit with method='psis' (Laplace corrected by Pareto-smoothed importance sampling): rows 'bayescale-psis'")
-    p.add_argument("--hierarchical", action="store_true", help="also fit with hierarchical NUTS (the curves of one group share exponent hyperpriors): rows 'bayescale-nuts-hier'")
-    p.add_argument("--merge", default="", help="comma-separated --json files of earlier runs (e.g. one per dataset, run in parallel): render their tables together and exit")
-    p.add_argument("--note", default="", help="with --merge: the sentence that says how the merged runs were made (machine, commands)")
+    p.add_argument(
+        "--psis",
+        action="store_true",
+        help="also fit with method='psis' (Laplace corrected by Pareto-smoothed importance sampling): rows 'bayescale-psis'",
+    )
+    p.add_argument(
+        "--hierarchical",
+        action="store_true",
+        help="also fit with hierarchical NUTS (the curves of one group share exponent hyperpriors): rows 'bayescale-nuts-hier'",
+    )
+    p.add_argument(
+        "--merge",
+        default="",
+        help="comma-separated --json files of earlier runs (e.g. one per dataset, run in parallel): render their tables together and exit",
+    )
+    p.add_argument(
+        "--note",
+        default="",
+        help="with --merge: the sentence that says how the merged runs were made (machine, commands)",
+    )
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--only", default="", help="run only these dataset names (e.g. revisiting-LM)")
     p.add_argument("--nuts-datasets", default="", help="with --nuts: only these datasets (prefixes) also get NUTS")
@@ -314,8 +398,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--draws", type=int, default=300)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-starts", type=int, default=3, help="MAP starts per curve (prior median, then prior draws)")
-    p.add_argument("--held-out", type=int, default=None, help="validate on up to this many curves per dataset that --max-curves/--colpret-curves leave out")
-    p.add_argument("--fraction", type=float, default=0.7, help="leave-future-out split of the fitted points: fit this first fraction, score the rest (drift and ensemble weights)")
+    p.add_argument(
+        "--held-out",
+        type=int,
+        default=None,
+        help="validate on up to this many curves per dataset that --max-curves/--colpret-curves leave out",
+    )
+    p.add_argument(
+        "--fraction",
+        type=float,
+        default=0.7,
+        help="leave-future-out split of the fitted points: fit this first fraction, score the rest (drift and ensemble weights)",
+    )
     p.add_argument("--out", default=None, help="write the Markdown tables here")
     p.add_argument("--json", default=None, help="write the raw numbers here")
     args = p.parse_args(argv)
@@ -334,11 +428,22 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.out).write_text(md + "\n")
         return 0
     laws = tuple(s for s in args.laws.split(",") if s)
-    methods = ("laplace",) + (("psis",) if args.psis else ()) + (("nuts",) if args.nuts else ()) + (("nuts-hier",) if args.hierarchical else ())
+    methods = (
+        ("laplace",)
+        + (("psis",) if args.psis else ())
+        + (("nuts",) if args.nuts else ())
+        + (("nuts-hier",) if args.hierarchical else ())
+    )
     nuts_sets = tuple(s for s in args.nuts_datasets.split(",") if s)
     t0 = time.perf_counter()
     loads = [os.getloadavg()[0]]
-    sets = load_all((args.max_context, args.max_target), args.max_curves, tuple(args.datasets.split(",")), args.colpret_curves, args.held_out)
+    sets = load_all(
+        (args.max_context, args.max_target),
+        args.max_curves,
+        tuple(args.datasets.split(",")),
+        args.colpret_curves,
+        args.held_out,
+    )
     results = {}
     if args.only:
         sets = {k: v for k, v in sets.items() if k in args.only.split(",")}

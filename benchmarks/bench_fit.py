@@ -167,7 +167,9 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _over_budget(fits: Sequence[Mapping[str, Any]], budget: float | None, what: str, log: Callable[[str], None]) -> bool:
+def _over_budget(
+    fits: Sequence[Mapping[str, Any]], budget: float | None, what: str, log: Callable[[str], None]
+) -> bool:
     spent = sum(f["wall"] for f in fits)
     if budget is not None and fits and spent > budget:
         log(f"{what}: {spent:.0f} s spent, over the {budget:.0f} s budget: no more repeats")
@@ -175,7 +177,9 @@ def _over_budget(fits: Sequence[Mapping[str, Any]], budget: float | None, what: 
     return False
 
 
-def bench_bayescale(runs: Any, seeds: Sequence[int], log: Callable[[str], None], device: str = "auto", budget: float | None = None) -> dict[str, Any]:
+def bench_bayescale(
+    runs: Any, seeds: Sequence[int], log: Callable[[str], None], device: str = "auto", budget: float | None = None
+) -> dict[str, Any]:
     import numpy as np
 
     import bayescale as bs
@@ -208,22 +212,35 @@ def bench_bayescale(runs: Any, seeds: Sequence[int], log: Callable[[str], None],
             device=d["device"],
             mean_steps=float(np.mean(stats["n_steps"].values)),
             step_size=float(np.mean(stats["step_size"].values[:, 0])),
-            warnings=[f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught if not issubclass(w.category, FutureWarning)],
+            warnings=[
+                f"{w.category.__name__}: {str(w.message)[:200]}"
+                for w in caught
+                if not issubclass(w.category, FutureWarning)
+            ],
         )
         fits.append(rec)
-        log(f"bayescale[{device}] nuts seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, jax compile {tm.compile:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
+        log(
+            f"bayescale[{device}] nuts seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, jax compile {tm.compile:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
             f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
-            f"{rec['chain_method']} on {rec['device']}, mean leapfrog steps {rec['mean_steps']:.1f}")
+            f"{rec['chain_method']} on {rec['device']}, mean leapfrog steps {rec['mean_steps']:.1f}"
+        )
     laplace = []
     for seed in [f["seed"] for f in fits] if device == "auto" else []:
         with Timer() as tm:
             f = bs.fit(spec, runs, seed=seed, method="laplace")
         wall = tm.wall
         post = f.posterior
-        laplace.append({"seed": seed, "wall": wall, "cpu": tm.cpu, "load": tm.load,
-                        "median": {k: float(np.median(post[k].values)) for k in PARAMS},
-                        "q025": {k: float(np.quantile(post[k].values, 0.025)) for k in PARAMS},
-                        "q975": {k: float(np.quantile(post[k].values, 0.975)) for k in PARAMS}})
+        laplace.append(
+            {
+                "seed": seed,
+                "wall": wall,
+                "cpu": tm.cpu,
+                "load": tm.load,
+                "median": {k: float(np.median(post[k].values)) for k in PARAMS},
+                "q025": {k: float(np.quantile(post[k].values, 0.025)) for k in PARAMS},
+                "q975": {k: float(np.quantile(post[k].values, 0.975)) for k in PARAMS},
+            }
+        )
         log(f"bayescale laplace seed={seed}: {wall:.2f}s")
     return {"fits": fits, "laplace": laplace, "spec_id": spec.id, "device": device}
 
@@ -259,7 +276,10 @@ def check_same_model(logN: Any, logD: Any, y: Any) -> float:
 
     spec = bs.load_spec("chinchilla")
     for p, (loc, scale) in PRIORS.items():
-        assert spec.priors[p].to_dict() == {"dist": "LogNormal", "loc": loc, "scale": scale}, (p, spec.priors[p].to_dict())
+        assert spec.priors[p].to_dict() == {"dist": "LogNormal", "loc": loc, "scale": scale}, (
+            p,
+            spec.priors[p].to_dict(),
+        )
     bs_model = make_model(spec)
     worst = 0.0
     with jax.enable_x64(True):
@@ -273,7 +293,9 @@ def check_same_model(logN: Any, logD: Any, y: Any) -> float:
     return worst
 
 
-def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable[[str], None], budget: float | None = None) -> dict[str, Any]:
+def bench_numpyro(
+    logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable[[str], None], budget: float | None = None
+) -> dict[str, Any]:
     import jax
     import numpy as np
     import numpyro
@@ -287,7 +309,13 @@ def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Calla
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with Timer() as tm:
-                mcmc = MCMC(NUTS(plain_numpyro_model), num_warmup=WARMUP, num_samples=DRAWS, num_chains=CHAINS, progress_bar=False)
+                mcmc = MCMC(
+                    NUTS(plain_numpyro_model),
+                    num_warmup=WARMUP,
+                    num_samples=DRAWS,
+                    num_chains=CHAINS,
+                    progress_bar=False,
+                )
                 mcmc.run(jax.random.PRNGKey(seed), logN, logD, y, extra_fields=("diverging", "num_steps"))
                 samples = mcmc.get_samples(group_by_chain=True)
                 samples = {k: np.asarray(v) for k, v in samples.items()}  # blocks until ready
@@ -308,12 +336,18 @@ def bench_numpyro(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Calla
             dtype=str(np.asarray(samples["E"]).dtype),
             mean_steps=float(np.mean(np.asarray(ex["num_steps"]))),
             step_size=float(np.mean(np.asarray(step))),
-            warnings=[f"{w.category.__name__}: {str(w.message)[:200]}" for w in caught if not issubclass(w.category, FutureWarning)],
+            warnings=[
+                f"{w.category.__name__}: {str(w.message)[:200]}"
+                for w in caught
+                if not issubclass(w.category, FutureWarning)
+            ],
         )
         fits.append(rec)
-        log(f"numpyro seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, jax compile {tm.compile:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
+        log(
+            f"numpyro seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, jax compile {tm.compile:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
             f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
-            f"chain_method={rec['chain_method']} ({rec['dtype']}), mean leapfrog steps {rec['mean_steps']:.1f}")
+            f"chain_method={rec['chain_method']} ({rec['dtype']}), mean leapfrog steps {rec['mean_steps']:.1f}"
+        )
     return {"fits": fits, "numpyro_version": numpyro.__version__}
 
 
@@ -337,7 +371,9 @@ def pymc_worker(data_path: str, seeds: Sequence[int], out_path: str) -> None:
             alpha = pm.LogNormal("alpha", mu=-1.2, sigma=0.5)
             beta = pm.LogNormal("beta", mu=-1.2, sigma=0.5)
             sigma = pm.HalfNormal("sigma", sigma=0.05)
-            mu = pm.math.logaddexp(pm.math.logaddexp(pm.math.log(E), pm.math.log(A) - alpha * logN), pm.math.log(B) - beta * logD)
+            mu = pm.math.logaddexp(
+                pm.math.logaddexp(pm.math.log(E), pm.math.log(A) - alpha * logN), pm.math.log(B) - beta * logD
+            )
             pm.StudentT("log_loss", nu=4.0, mu=mu, sigma=sigma, observed=y)
             idata = pm.sample(draws=DRAWS, tune=WARMUP, chains=CHAINS, cores=2, random_seed=seed, progressbar=False)
         tm.__exit__()
@@ -355,9 +391,12 @@ def pymc_worker(data_path: str, seeds: Sequence[int], out_path: str) -> None:
             step_size=float(np.mean(st["step_size"].values)),
         )
         fits.append(rec)
-        print(f"pymc seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
-              f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
-              f"mean leapfrog steps {rec['mean_steps']:.1f}", flush=True)
+        print(
+            f"pymc seed={seed} {'cold' if i == 0 else 'warm'}: {wall:.2f}s (cpu {tm.cpu:.1f}s, load {tm.load:.1f}), min bulk ESS {rec['min_ess_bulk']:.0f}, "
+            f"tail {rec['min_ess_tail']:.0f}, max r-hat {rec['max_r_hat']:.4f}, div {rec['divergences']}, "
+            f"mean leapfrog steps {rec['mean_steps']:.1f}",
+            flush=True,
+        )
     Path(out_path).write_text(json.dumps({"fits": fits}))
 
 
@@ -367,8 +406,20 @@ def bench_pymc(logN: Any, logD: Any, y: Any, seeds: Sequence[int], log: Callable
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.npz"
         out = Path(tmp) / "pymc.json"
-        np.savez(data, logN=np.asarray(logN, dtype=np.float64), logD=np.asarray(logD, dtype=np.float64), y=np.asarray(y, dtype=np.float64))
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--pymc-worker", str(data), ",".join(map(str, seeds)), str(out)]
+        np.savez(
+            data,
+            logN=np.asarray(logN, dtype=np.float64),
+            logD=np.asarray(logD, dtype=np.float64),
+            y=np.asarray(y, dtype=np.float64),
+        )
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--pymc-worker",
+            str(data),
+            ",".join(map(str, seeds)),
+            str(out),
+        ]
         env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -420,7 +471,13 @@ def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, seed: int, log: Calla
 
     def natural(x: Any) -> dict[str, Any]:
         x = np.asarray(x)
-        return {"E": np.exp(x[..., 2]), "A": np.exp(x[..., 0]), "B": np.exp(x[..., 1]), "alpha": x[..., 3], "beta": x[..., 4]}
+        return {
+            "E": np.exp(x[..., 2]),
+            "A": np.exp(x[..., 0]),
+            "B": np.exp(x[..., 1]),
+            "alpha": x[..., 3],
+            "beta": x[..., 4],
+        }
 
     point = {k: float(v) for k, v in natural(best.x).items()}
     nb = natural(boots)
@@ -439,8 +496,10 @@ def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, seed: int, log: Calla
         "q025": {k: float(np.quantile(v, 0.025)) for k, v in nb.items()},
         "q975": {k: float(np.quantile(v, 0.975)) for k, v in nb.items()},
     }
-    log(f"epoch bootstrap: grid {len(grid)} starts {t_grid:.2f}s, {n_boot} resamples {t_boot:.2f}s "
-        f"({failures} not converged), point {point}")
+    log(
+        f"epoch bootstrap: grid {len(grid)} starts {t_grid:.2f}s, {n_boot} resamples {t_boot:.2f}s "
+        f"({failures} not converged), point {point}"
+    )
     return out
 
 
@@ -468,8 +527,13 @@ def machine_info() -> dict[str, str]:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
-    info = {"CPU": cpu, "cores": f"{os.cpu_count()} logical ({usable} usable by this process)", "RAM": ram,
-            "OS": platform.platform(), "Python": platform.python_version()}
+    info = {
+        "CPU": cpu,
+        "cores": f"{os.cpu_count()} logical ({usable} usable by this process)",
+        "RAM": ram,
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+    }
     try:
         import jax
 
@@ -535,14 +599,16 @@ def _summ(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _bayes_keys(results: Mapping[str, Any]) -> list[str]:
-    return [k for k in results if k == "bayescale" or k.startswith("bayescale@")] + [m for m in ("numpyro", "pymc") if m in results]
+    return [k for k in results if k == "bayescale" or k.startswith("bayescale@")] + [
+        m for m in ("numpyro", "pymc") if m in results
+    ]
 
 
 def _name(key: str) -> str:
     if key == "bayescale":
         return "bayescale `fit` (defaults: NUTS, dense mass, Laplace-whitened)"
     if key.startswith("bayescale@"):
-        return f"bayescale `fit`, `sampler.device=\"{key.split('@', 1)[1]}\"`"
+        return f'bayescale `fit`, `sampler.device="{key.split("@", 1)[1]}"`'
     return {"numpyro": "plain NumPyro `NUTS(model)`, defaults", "pymc": "PyMC `pm.sample(cores=2)`, defaults"}[key]
 
 
@@ -550,7 +616,9 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
     """The markdown body (without the section heading) for one run."""
     L: list[str] = []
     info, vers = results["machine"], results["versions"]
-    L.append(f"Run on {results['date']} with `{command}`{' (quick mode: fewer repeats and resamples)' if args.quick else ''}.")
+    L.append(
+        f"Run on {results['date']} with `{command}`{' (quick mode: fewer repeats and resamples)' if args.quick else ''}."
+    )
     L.append("")
     L.append("| machine | |")
     L.append("| --- | --- |")
@@ -561,42 +629,56 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
     keys = _bayes_keys(results)
     S = {m: _summ(results[m]["fits"]) for m in keys}
     if S or "epoch" in results:
-        L.append(f"{CHAINS} chains x {WARMUP} warmup + {DRAWS} draws each, on {results['n_runs']} runs. *Cold*: the first fit "
-                 "in the process (JIT/C compilation included). *Warm*: median over the later fits (new seeds, same process), "
-                 "with the fastest in brackets. "
-                 "ESS and r-hat by ArviZ over (E, A, B, alpha, beta, sigma); ESS/s = min bulk ESS / wall time. "
-                 "CPU s: processor time of all threads (and child processes) of the fit. JAX compile: seconds JAX spent lowering and "
-                 "compiling with XLA inside the fit (tracing not included). Load: the highest 1-minute load "
-                 "average seen at the start or end of a fit (above the core count means other work shared the machine).")
+        L.append(
+            f"{CHAINS} chains x {WARMUP} warmup + {DRAWS} draws each, on {results['n_runs']} runs. *Cold*: the first fit "
+            "in the process (JIT/C compilation included). *Warm*: median over the later fits (new seeds, same process), "
+            "with the fastest in brackets. "
+            "ESS and r-hat by ArviZ over (E, A, B, alpha, beta, sigma); ESS/s = min bulk ESS / wall time. "
+            "CPU s: processor time of all threads (and child processes) of the fit. JAX compile: seconds JAX spent lowering and "
+            "compiling with XLA inside the fit (tracing not included). Load: the highest 1-minute load "
+            "average seen at the start or end of a fit (above the core count means other work shared the machine)."
+        )
         L.append("")
-        L.append("| method | fits | wall cold (s) | wall warm (s) (best) | JAX compile cold / warm (s) | CPU s warm | min bulk ESS | min tail ESS | ESS/s cold | ESS/s warm | max r-hat | divergences per fit | leapfrog steps/draw | load |")
+        L.append(
+            "| method | fits | wall cold (s) | wall warm (s) (best) | JAX compile cold / warm (s) | CPU s warm | min bulk ESS | min tail ESS | ESS/s cold | ESS/s warm | max r-hat | divergences per fit | leapfrog steps/draw | load |"
+        )
         L.append("|" + " --- |" * 14)
         for m, s in S.items():
             comp = "n/a (C, cached on disk)" if m == "pymc" else f"{s['cold_compile']:.1f} / {s['warm_compile']:.1f}"
-            L.append(f"| {_name(m)} | {s['n']} | {s['cold_wall']:.2f} | {s['warm_wall']:.2f} ({s['best_warm_wall']:.2f}) | {comp} | {s['warm_cpu']:.1f} | {s['min_ess_bulk']:.0f} | "
-                     f"{s['min_ess_tail']:.0f} | {s['cold_ess_per_s']:.0f} | {s['warm_ess_per_s']:.0f} | {s['max_r_hat']:.4f} | "
-                     f"{', '.join(map(str, s['divergences']))} | {s['mean_steps']:.1f} | {s['load']:.1f} |")
+            L.append(
+                f"| {_name(m)} | {s['n']} | {s['cold_wall']:.2f} | {s['warm_wall']:.2f} ({s['best_warm_wall']:.2f}) | {comp} | {s['warm_cpu']:.1f} | {s['min_ess_bulk']:.0f} | "
+                f"{s['min_ess_tail']:.0f} | {s['cold_ess_per_s']:.0f} | {s['warm_ess_per_s']:.0f} | {s['max_r_hat']:.4f} | "
+                f"{', '.join(map(str, s['divergences']))} | {s['mean_steps']:.1f} | {s['load']:.1f} |"
+            )
         lap = results.get("bayescale", {}).get("laplace")
         if lap:
             lw = [x["wall"] for x in lap]
-            L.append(f"| bayescale `fit(method=\"laplace\")` | {len(lw)} | {lw[0]:.2f} | {statistics.median(lw[1:] or lw):.2f} | | "
-                     f"{statistics.median([x['cpu'] for x in lap[1:] or lap]):.1f} | (independent draws) | | | | | | | {max(x['load'] for x in lap):.1f} |")
+            L.append(
+                f'| bayescale `fit(method="laplace")` | {len(lw)} | {lw[0]:.2f} | {statistics.median(lw[1:] or lw):.2f} | | '
+                f"{statistics.median([x['cpu'] for x in lap[1:] or lap]):.1f} | (independent draws) | | | | | | | {max(x['load'] for x in lap):.1f} |"
+            )
         if "epoch" in results:
             e = results["epoch"]
-            L.append(f"| Epoch-style Huber + L-BFGS-B, {e['n_boot']} bootstrap resamples | 1 | {e['wall']:.2f} | | | {e['cpu']:.1f} | | | | | | | | {e['load']:.1f} |")
+            L.append(
+                f"| Epoch-style Huber + L-BFGS-B, {e['n_boot']} bootstrap resamples | 1 | {e['wall']:.2f} | | | {e['cpu']:.1f} | | | | | | | | {e['load']:.1f} |"
+            )
         L.append("")
         if "epoch" in results:
             e = results["epoch"]
-            L.append(f"Epoch-style fit: L-BFGS-B from each of {e['grid_starts']} grid starts on the full data took "
-                     f"{e['grid_seconds']:.2f} s; {e['n_boot']} bootstrap resamples, each warm-started from the full-data "
-                     f"fit, {e['boot_seconds']:.2f} s ({e['boot_failures']} did not report convergence).")
+            L.append(
+                f"Epoch-style fit: L-BFGS-B from each of {e['grid_starts']} grid starts on the full data took "
+                f"{e['grid_seconds']:.2f} s; {e['n_boot']} bootstrap resamples, each warm-started from the full-data "
+                f"fit, {e['boot_seconds']:.2f} s ({e['boot_failures']} did not report convergence)."
+            )
             L.append("")
     detail = []
     for m in keys:
         f0 = results[m]["fits"][0]
         if "chain_method" in f0:
-            detail.append(f"{m}: chain_method `{f0.get('chain_method')}` on `{f0.get('device')}`"
-                          + (f", dtype {f0['dtype']}" if "dtype" in f0 else ""))
+            detail.append(
+                f"{m}: chain_method `{f0.get('chain_method')}` on `{f0.get('device')}`"
+                + (f", dtype {f0['dtype']}" if "dtype" in f0 else "")
+            )
     if detail:
         L.append("Setup seen: " + "; ".join(detail) + ".")
         L.append("")
@@ -609,12 +691,20 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
             if m in S:
                 rc = b["cold_ess_per_s"] / S[m]["cold_ess_per_s"]
                 rw = b["warm_ess_per_s"] / S[m]["warm_ess_per_s"]
-                met = "yes" if min(rc, rw) >= goal else ("warm only" if rw >= goal else ("cold only" if rc >= goal else "no"))
-                L.append(f"| bayescale ESS/s >= {goal:g}x {'plain NumPyro' if m == 'numpyro' else 'PyMC default'} | {rc:.1f}x | {rw:.1f}x | {met} |")
+                met = (
+                    "yes"
+                    if min(rc, rw) >= goal
+                    else ("warm only" if rw >= goal else ("cold only" if rc >= goal else "no"))
+                )
+                L.append(
+                    f"| bayescale ESS/s >= {goal:g}x {'plain NumPyro' if m == 'numpyro' else 'PyMC default'} | {rc:.1f}x | {rw:.1f}x | {met} |"
+                )
         for m in ("numpyro", "pymc"):
             if m in S:
-                L.append(f"| (cross-check, less sensitive to a shared machine) ESS per CPU-second vs {m}, warm | | "
-                         f"{b['warm_ess_per_cpu'] / S[m]['warm_ess_per_cpu']:.1f}x | |")
+                L.append(
+                    f"| (cross-check, less sensitive to a shared machine) ESS per CPU-second vs {m}, warm | | "
+                    f"{b['warm_ess_per_cpu'] / S[m]['warm_ess_per_cpu']:.1f}x | |"
+                )
         lim = 5.0
         met = "yes" if b["cold_wall"] < lim else ("warm only" if b["warm_wall"] < lim else "no")
         L.append(f"| whole bayescale fit < {lim:g} s | {b['cold_wall']:.2f} s | {b['warm_wall']:.2f} s | {met} |")
@@ -624,8 +714,10 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
     lap = results.get("bayescale", {}).get("laplace")
     have_epoch = "epoch" in results
     if cols or have_epoch:
-        L.append("Posterior medians [95% equal-tailed intervals] (median over fits)"
-                 + (", and the Epoch-style full-data point fit [95% bootstrap percentile intervals]:" if have_epoch else ":"))
+        L.append(
+            "Posterior medians [95% equal-tailed intervals] (median over fits)"
+            + (", and the Epoch-style full-data point fit [95% bootstrap percentile intervals]:" if have_epoch else ":")
+        )
         L.append("")
         header = ["param"] + [{"bayescale": "bayescale NUTS"}.get(m, m) for m in cols]
         header += ["bayescale Laplace"] if lap else []
@@ -640,7 +732,11 @@ def render(results: Mapping[str, Any], args: argparse.Namespace, command: str) -
                 row.append(f"{_fmt(lap[0]['median'][p])} [{_fmt(lap[0]['q025'][p])}, {_fmt(lap[0]['q975'][p])}]")
             if have_epoch:
                 e = results["epoch"]
-                row.append("(no noise model)" if p == "sigma" else f"{_fmt(e['point'][p])} [{_fmt(e['q025'][p])}, {_fmt(e['q975'][p])}]")
+                row.append(
+                    "(no noise model)"
+                    if p == "sigma"
+                    else f"{_fmt(e['point'][p])} [{_fmt(e['q025'][p])}, {_fmt(e['q975'][p])}]"
+                )
             L.append("| " + " | ".join(row) + " |")
         L.append("")
     L.append(words(results, S))
@@ -668,34 +764,46 @@ def words(results: Mapping[str, Any], S: Mapping[str, Any]) -> str:
     out = []
     if "bayescale" in S:
         b = S["bayescale"]
-        out.append(f"A warm bayescale fit took {b['warm_wall']:.1f} s ({b['cold_wall']:.1f} s for the first fit in a fresh "
-                   f"process, which compiles) and gave a minimum bulk ESS of {b['min_ess_bulk']:.0f} from "
-                   f"{CHAINS * DRAWS} draws, {b['warm_ess_per_s']:.0f} effective draws per second.")
+        out.append(
+            f"A warm bayescale fit took {b['warm_wall']:.1f} s ({b['cold_wall']:.1f} s for the first fit in a fresh "
+            f"process, which compiles) and gave a minimum bulk ESS of {b['min_ess_bulk']:.0f} from "
+            f"{CHAINS * DRAWS} draws, {b['warm_ess_per_s']:.0f} effective draws per second."
+        )
         if b["warm_compile"] > 0.25 * b["warm_wall"]:
-            out.append(f"JAX compilation took {b['warm_compile']:.1f} s of a warm fit ({b['cold_compile']:.1f} s of the cold "
-                       "one): the sampler is compiled again on every fit, not only the first.")
+            out.append(
+                f"JAX compilation took {b['warm_compile']:.1f} s of a warm fit ({b['cold_compile']:.1f} s of the cold "
+                "one): the sampler is compiled again on every fit, not only the first."
+            )
         lap = results["bayescale"].get("laplace")
         if lap:
-            out.append(f"The Laplace approximation alone took {statistics.median([x['wall'] for x in lap[1:] or lap]):.2f} s warm.")
+            out.append(
+                f"The Laplace approximation alone took {statistics.median([x['wall'] for x in lap[1:] or lap]):.2f} s warm."
+            )
         for m, label in (("numpyro", "Plain NumPyro"), ("pymc", "PyMC's default sampler")):
             if m in S:
                 s = S[m]
-                out.append(f"{label} took {s['warm_wall']:.1f} s warm ({s['cold_wall']:.1f} s cold) for a minimum bulk ESS of "
-                           f"{s['min_ess_bulk']:.0f} ({s['warm_ess_per_s']:.0f}/s; {s['mean_steps']:.0f} leapfrog steps per draw "
-                           f"against bayescale's {b['mean_steps']:.0f}), max r-hat {s['max_r_hat']:.3f} and "
-                           f"{sum(s['divergences'])} divergences over {s['n']} fits: bayescale gives "
-                           f"{b['warm_ess_per_s'] / s['warm_ess_per_s']:.1f}x its effective draws per second warm "
-                           f"({b['cold_ess_per_s'] / s['cold_ess_per_s']:.1f}x cold).")
+                out.append(
+                    f"{label} took {s['warm_wall']:.1f} s warm ({s['cold_wall']:.1f} s cold) for a minimum bulk ESS of "
+                    f"{s['min_ess_bulk']:.0f} ({s['warm_ess_per_s']:.0f}/s; {s['mean_steps']:.0f} leapfrog steps per draw "
+                    f"against bayescale's {b['mean_steps']:.0f}), max r-hat {s['max_r_hat']:.3f} and "
+                    f"{sum(s['divergences'])} divergences over {s['n']} fits: bayescale gives "
+                    f"{b['warm_ess_per_s'] / s['warm_ess_per_s']:.1f}x its effective draws per second warm "
+                    f"({b['cold_ess_per_s'] / s['cold_ess_per_s']:.1f}x cold)."
+                )
     if "epoch" in results:
         e = results["epoch"]
-        out.append(f"The Epoch-style point fit with {e['n_boot']} bootstrap resamples took {e['wall']:.1f} s; its intervals "
-                   "describe how the point estimate moves under resampling of the runs, with no noise model and no priors.")
+        out.append(
+            f"The Epoch-style point fit with {e['n_boot']} bootstrap resamples took {e['wall']:.1f} s; its intervals "
+            "describe how the point estimate moves under resampling of the runs, with no noise model and no priors."
+        )
     loads = [s["load"] for s in S.values()] + ([results["epoch"]["load"]] if "epoch" in results else [])
     cores = os.cpu_count() or 1
     if loads and max(loads) > cores + 0.5:
-        out.append(f"Caution: the 1-minute load average reached {max(loads):.1f} on {cores} cores during this run, so other "
-                   "work shared the machine and wall times (not ESS) are inflated, unevenly across methods; the CPU-seconds "
-                   "column is less affected.")
+        out.append(
+            f"Caution: the 1-minute load average reached {max(loads):.1f} on {cores} cores during this run, so other "
+            "work shared the machine and wall times (not ESS) are inflated, unevenly across methods; the CPU-seconds "
+            "column is less affected."
+        )
     return " ".join(out)
 
 
@@ -716,7 +824,7 @@ def _split_doc(text: str) -> tuple[str, str, str]:
         before = text if not text or text.endswith("\n") else text + "\n"
         return before, "", ""
     end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-    return "".join(lines[:start]), "".join(lines[start + 1:end]), "".join(lines[end:])
+    return "".join(lines[:start]), "".join(lines[start + 1 : end]), "".join(lines[end:])
 
 
 def _blocks(body: str) -> tuple[str | None, dict[str, str]]:
@@ -726,7 +834,9 @@ def _blocks(body: str) -> tuple[str | None, dict[str, str]]:
     if m:
         main = m.group(0)
     devices = {}
-    for d in re.finditer(r"<!-- bench_fit:device:(.+?):start -->.*?<!-- bench_fit:device:\1:end -->", body, flags=re.DOTALL):
+    for d in re.finditer(
+        r"<!-- bench_fit:device:(.+?):start -->.*?<!-- bench_fit:device:\1:end -->", body, flags=re.DOTALL
+    ):
         devices[d.group(1)] = d.group(0)
     return main, devices
 
@@ -770,17 +880,31 @@ def merge_from(src: Path, out: Path, note: str | None = None) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer repeats and bootstrap resamples")
-    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="markdown file to update (default BENCHMARKS.md)")
+    ap.add_argument(
+        "--out", default=str(REPO / "BENCHMARKS.md"), help="markdown file to update (default BENCHMARKS.md)"
+    )
     ap.add_argument("--only", default=",".join(METHODS), help=f"comma-separated subset of {','.join(METHODS)}")
-    ap.add_argument("--device-label", default=None, help='write the results as subsection "### LABEL" (e.g. "GPU (H100)")')
-    ap.add_argument("--bayescale-devices", default="auto", help='comma-separated sampler.device values to time bayescale with, e.g. "auto,gpu"')
+    ap.add_argument(
+        "--device-label", default=None, help='write the results as subsection "### LABEL" (e.g. "GPU (H100)")'
+    )
+    ap.add_argument(
+        "--bayescale-devices",
+        default="auto",
+        help='comma-separated sampler.device values to time bayescale with, e.g. "auto,gpu"',
+    )
     ap.add_argument("--fits", type=int, default=None, help="fits per NUTS method, the first cold (default 4, quick 2)")
     ap.add_argument("--pymc-fits", type=int, default=None, help="PyMC fits, the first cold (default 2, quick 1)")
     ap.add_argument("--boot", type=int, default=None, help="bootstrap resamples (default 1000, quick 200)")
-    ap.add_argument("--method-budget", type=float, default=None, help="stop repeating a method once its fits took this many seconds")
+    ap.add_argument(
+        "--method-budget", type=float, default=None, help="stop repeating a method once its fits took this many seconds"
+    )
     ap.add_argument("--json", default=None, help="also write the raw results as JSON here")
-    ap.add_argument("--render-json", default=None, help="re-render the section from a --json file of an earlier run and exit")
-    ap.add_argument("--merge-from", default=None, help="copy the device subsections of this file's section into --out and exit")
+    ap.add_argument(
+        "--render-json", default=None, help="re-render the section from a --json file of an earlier run and exit"
+    )
+    ap.add_argument(
+        "--merge-from", default=None, help="copy the device subsections of this file's section into --out and exit"
+    )
     ap.add_argument("--note", default=None, help="with --merge-from: a paragraph to append to each merged subsection")
     ap.add_argument("--pymc-worker", nargs=3, metavar=("DATA", "SEEDS", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -32,7 +32,9 @@ TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658
 
 def runs_of_size(n: int, seed: int = 0):
     k = int(np.ceil(np.sqrt(n / 2)))
-    r = synthetic_runs("chinchilla", TRUTH, N=np.geomspace(1e7, 1e9, 2 * k), tokens_per_param=np.geomspace(2, 200, k), seed=seed)
+    r = synthetic_runs(
+        "chinchilla", TRUTH, N=np.geomspace(1e7, 1e9, 2 * k), tokens_per_param=np.geomspace(2, 200, k), seed=seed
+    )
     return r.iloc[:n].reset_index(drop=True)
 
 

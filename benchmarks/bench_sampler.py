@@ -39,21 +39,35 @@ def run(label: str, seeds: range) -> list[dict]:
             warnings.simplefilter("ignore", bs.ConvergenceWarning)
             fit = bs.fit(spec, runs, seed=seed)
         d = fit.diagnostics()
-        rows.append({"label": label, "seed": seed, "seconds": time.perf_counter() - t0, "divergences": d["divergences"],
-                     "ess_bulk": d["min_ess_bulk"], "ess_tail": d["min_ess_tail"], "r_hat": d["max_r_hat"], "clean": not d["problems"]})
+        rows.append(
+            {
+                "label": label,
+                "seed": seed,
+                "seconds": time.perf_counter() - t0,
+                "divergences": d["divergences"],
+                "ess_bulk": d["min_ess_bulk"],
+                "ess_tail": d["min_ess_tail"],
+                "r_hat": d["max_r_hat"],
+                "clean": not d["problems"],
+            }
+        )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| coordinates | fits | clean fits | fits with divergences | divergences (total, max) | min bulk ESS (median, worst) | min tail ESS (median, worst) | max r-hat (worst) | warm s per fit (median) |",
-           "|---|---|---|---|---|---|---|---|---|"]
+    out = [
+        "| coordinates | fits | clean fits | fits with divergences | divergences (total, max) | min bulk ESS (median, worst) | min tail ESS (median, worst) | max r-hat (worst) | warm s per fit (median) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for label in dict.fromkeys(r["label"] for r in rows):
         rs = [r for r in rows if r["label"] == label]
         div = [r["divergences"] for r in rs]
-        out.append(f"| {label} | {len(rs)} | {sum(r['clean'] for r in rs)} | {sum(d > 0 for d in div)} | {sum(div)}, {max(div)} | "
-                   f"{statistics.median(r['ess_bulk'] for r in rs):.0f}, {min(r['ess_bulk'] for r in rs):.0f} | "
-                   f"{statistics.median(r['ess_tail'] for r in rs):.0f}, {min(r['ess_tail'] for r in rs):.0f} | "
-                   f"{max(r['r_hat'] for r in rs):.4f} | {statistics.median(r['seconds'] for r in rs):.2f} |")
+        out.append(
+            f"| {label} | {len(rs)} | {sum(r['clean'] for r in rs)} | {sum(d > 0 for d in div)} | {sum(div)}, {max(div)} | "
+            f"{statistics.median(r['ess_bulk'] for r in rs):.0f}, {min(r['ess_bulk'] for r in rs):.0f} | "
+            f"{statistics.median(r['ess_tail'] for r in rs):.0f}, {min(r['ess_tail'] for r in rs):.0f} | "
+            f"{max(r['r_hat'] for r in rs):.4f} | {statistics.median(r['seconds'] for r in rs):.2f} |"
+        )
     return "\n".join(out)
 
 
@@ -71,7 +85,9 @@ def main() -> None:
         rows += run("NumPyro's unconstrained (log A, log alpha)", seeds)
     finally:
         object.__setattr__(law, "power_terms", declared)
-    print(f"Python {platform.python_version()}, jax {jax.__version__}, numpyro {numpyro.__version__}, {platform.machine()}")
+    print(
+        f"Python {platform.python_version()}, jax {jax.__version__}, numpyro {numpyro.__version__}, {platform.machine()}"
+    )
     print(table(rows))
 
 

@@ -44,4 +44,3 @@ def bayescale_data(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Set ``BAYESCALE_DATA`` to ``shared/data`` for one test (restored afterwards)."""
     monkeypatch.setenv(DATA_ENV, str(shared_data))
     return shared_data
-

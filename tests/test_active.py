@@ -96,7 +96,15 @@ def test_score_picks_the_candidate_that_informs_the_target(fit2):
     # outcome and target are monotone functions of A: reweighting sees the whole dependence, which a
     # correlation (the Gaussian approximation) understates
     assert s["gain_is"].iloc[0] > s["gain"].iloc[0]
-    sug = suggest(fit2, target, budget_flops=float(s["cost"].iloc[0]) * 1.01, k=1, candidates=cands, discrepancy=0.0, batch_fraction=1.0)
+    sug = suggest(
+        fit2,
+        target,
+        budget_flops=float(s["cost"].iloc[0]) * 1.01,
+        k=1,
+        candidates=cands,
+        discrepancy=0.0,
+        batch_fraction=1.0,
+    )
     assert sug.table["N"].iloc[0] == 1e6
 
 
@@ -124,13 +132,33 @@ def test_discrepancy_makes_far_runs_worth_less(fit2):
 def test_replicate_cap_counts_done_and_planned_runs(fit2):
     target = Target("loss", N=1e10, D=1e16)
     one = pd.DataFrame({"N": [1e6], "D": [1e13]})
-    sug = suggest(fit2, target, budget_flops=100 * 6e19, k=10, candidates=one, max_replicates=3, discrepancy=0.0, batch_fraction=1.0)
+    sug = suggest(
+        fit2,
+        target,
+        budget_flops=100 * 6e19,
+        k=10,
+        candidates=one,
+        max_replicates=3,
+        discrepancy=0.0,
+        batch_fraction=1.0,
+    )
     assert len(sug.plan) == 3 and "replicate 3" in sug.plan["why"].iloc[2]
     # a run already at that point counts toward the cap
-    runs = pd.concat([RUNS, pd.DataFrame({"run_id": ["x"], "N": [1e6], "D": [1e13], "C": [6e19], "loss": [3.0]})], ignore_index=True)
+    runs = pd.concat(
+        [RUNS, pd.DataFrame({"run_id": ["x"], "N": [1e6], "D": [1e13], "C": [6e19], "loss": [3.0]})], ignore_index=True
+    )
     draws = {k: fit2.posterior[k].values for k in ("E", "A", "B", "alpha", "beta", "sigma")}
     fit_x = fit_from_draws("chinchilla_normal", runs, draws)
-    sug = suggest(fit_x, target, budget_flops=100 * 6e19, k=10, candidates=one, max_replicates=3, discrepancy=0.0, batch_fraction=1.0)
+    sug = suggest(
+        fit_x,
+        target,
+        budget_flops=100 * 6e19,
+        k=10,
+        candidates=one,
+        max_replicates=3,
+        discrepancy=0.0,
+        batch_fraction=1.0,
+    )
     assert len(sug.plan) == 2
 
 
@@ -141,7 +169,16 @@ def test_pending_runs_are_not_suggested_again(fit2):
     assert free.table["N"].iloc[0] in (1e6, 2e6)
     # the best run is already launched: the batch neither repeats it nor takes its near-twin
     # (the pending run's outcome will carry the same information), so it turns elsewhere or stops
-    pend = suggest(fit2, target, budget_flops=7e19, k=1, candidates=cands, pending=[{"N": 1e6, "D": 1e13}], discrepancy=0.0, batch_fraction=1.0)
+    pend = suggest(
+        fit2,
+        target,
+        budget_flops=7e19,
+        k=1,
+        candidates=cands,
+        pending=[{"N": 1e6, "D": 1e13}],
+        discrepancy=0.0,
+        batch_fraction=1.0,
+    )
     assert not ((pend.plan["N"] == 1e6) & (pend.plan["D"] == 1e13)).any()
     if len(pend.table):
         assert pend.table["expected_gain"].iloc[0] < 0.5 * free.table["expected_gain"].iloc[0]
@@ -155,7 +192,17 @@ def test_cheapest_run_trap(fit2):
     s = score(fit2, cands, target, discrepancy=0.0)
     assert s["gain_per_cost"].iloc[0] > 1000 * s["gain_per_cost"].iloc[1]  # plain gain per cost buys the cheap one
     budget = 6e20 + 1e15  # not enough for two cheap runs and the expensive one
-    sug = suggest(fit2, target, budget_flops=budget, k=2, candidates=cands, discrepancy=0.0, max_replicates=2, batch_fraction=1.0, planner="greedy")
+    sug = suggest(
+        fit2,
+        target,
+        budget_flops=budget,
+        k=2,
+        candidates=cands,
+        discrepancy=0.0,
+        max_replicates=2,
+        batch_fraction=1.0,
+        planner="greedy",
+    )
     assert sug.plan_kind == "unweighted"
     assert sug.table["N"].iloc[0] == 1e7
     assert sug.alternatives["unweighted"] < sug.alternatives["cost-weighted"]
@@ -164,7 +211,17 @@ def test_cheapest_run_trap(fit2):
 def test_ratio_diversity_bonus(fit2):
     target = Target("loss", N=1e10, D=1e16)
     cands = pd.DataFrame({"N": [1e6, 1e6], "D": [1e13, 1.0001e13 * 1.02]})
-    a = suggest(fit2, target, budget_flops=6.2e19, k=1, candidates=cands.iloc[[1]], discrepancy=0.0, diversity=0.0, batch_fraction=1.0, planner="greedy")
+    a = suggest(
+        fit2,
+        target,
+        budget_flops=6.2e19,
+        k=1,
+        candidates=cands.iloc[[1]],
+        discrepancy=0.0,
+        diversity=0.0,
+        batch_fraction=1.0,
+        planner="greedy",
+    )
     assert "new tokens/param ratio" in a.table["why"].iloc[0]
 
 
@@ -198,16 +255,23 @@ def test_suggest_targets_and_stopping_rule():
     # a decision with a utility: EVSI of the next pilot against its price
     from bayescale.decisions import Utility
 
-    sug = suggest(fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1e-30))
+    sug = suggest(
+        fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1e-30)
+    )
     assert sug.stopping.evsi is not None and sug.stopping.evsi >= -1e-9
-    expensive = suggest(fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1.0))
+    expensive = suggest(
+        fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1.0)
+    )
     assert expensive.stopping.stop and expensive.stopping.reason == "value"
 
 
 def test_user_cost_function(fit2):
     target = Target("loss", N=1e10, D=1e16)
     cands = pd.DataFrame({"N": [1e6, 1e7], "D": [1e9, 1e13]})
-    gpu_hours = lambda f: f["N"].to_numpy() / 1e6
+
+    def gpu_hours(f):
+        return f["N"].to_numpy() / 1e6
+
     s = score(fit2, cands, target, cost=gpu_hours, discrepancy=0.0, refine=False)
     assert list(s["cost"]) == [1.0, 10.0]
     with pytest.raises(BayescaleError, match="one finite cost > 0"):
@@ -278,11 +342,13 @@ def test_allocation_respects_costs_and_caps():
 
 def _lin_var(p, pts, target, sigma=0.01):
     """Linearised variance of log loss at target from runs at pts (Chinchilla, numpy, log parameters)."""
+
     def grad(N, D):
         E, A, B, al, be = (p[k] for k in ("E", "A", "B", "alpha", "beta"))
         tn, td = A / N**al, B / D**be
         L = E + tn + td
         return np.stack([E + 0 * N, tn, td, -tn * np.log(N) * al, -td * np.log(D) * be], -1) / L[..., None]
+
     pts = np.asarray(pts, dtype=float)
     G = grad(pts[:, 0], pts[:, 1])
     info = G.T @ G / sigma**2 + np.diag(1 / np.array([0.5, 3.0, 3.0, 0.5, 0.5]) ** 2)
@@ -331,8 +397,16 @@ def test_allocation_counts_pending_runs_and_caps(fit2):
     one = pd.DataFrame({"N": [1e6], "D": [1e13]})
     sug = suggest(fit2, target, budget_flops=100 * 6e19, k=10, candidates=one, max_replicates=3, batch_fraction=1.0)
     assert sug.plan_kind == "allocation" and len(sug.plan) == 3 and "replicate 3" in sug.plan["why"].iloc[2]
-    sug = suggest(fit2, target, budget_flops=100 * 6e19, k=10, candidates=pd.concat([one, pd.DataFrame({"N": [2e6], "D": [5e12]})]),
-                  pending=[{"N": 1e6, "D": 1e13}], max_replicates=3, batch_fraction=1.0)
+    sug = suggest(
+        fit2,
+        target,
+        budget_flops=100 * 6e19,
+        k=10,
+        candidates=pd.concat([one, pd.DataFrame({"N": [2e6], "D": [5e12]})]),
+        pending=[{"N": 1e6, "D": 1e13}],
+        max_replicates=3,
+        batch_fraction=1.0,
+    )
     assert not ((sug.plan["N"] == 1e6) & (sug.plan["D"] == 1e13)).any()  # pending points leave the pool
     with pytest.raises(BayescaleError, match="planner must be one of"):
         suggest(fit2, target, budget_flops=1e19, planner="bogus")
@@ -345,8 +419,17 @@ def _plan(tmp_path: Path, **extra) -> dict:
     # 6 runs: more than the law's parameters, so the Laplace fit has a proper mode
     runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 2e7, 4e7), tokens_per_param=(8, 40), sigma=0.01, seed=3)
     runs[["run_id", "N", "D", "loss"]].to_csv(tmp_path / "runs.csv", index=False)
-    plan = {"runs": str(tmp_path / "runs.csv"), "spec": "chinchilla_normal", "target": "N=4e9,D=8e10", "budget": 4e18, "k": 2,
-            "method": "laplace", "fit": {"chains": 2, "draws": 500}, "max_rounds": 1, "suggest": {"refine": False}}
+    plan = {
+        "runs": str(tmp_path / "runs.csv"),
+        "spec": "chinchilla_normal",
+        "target": "N=4e9,D=8e10",
+        "budget": 4e18,
+        "k": 2,
+        "method": "laplace",
+        "fit": {"chains": 2, "draws": 500},
+        "max_rounds": 1,
+        "suggest": {"refine": False},
+    }
     plan.update(extra)
     return plan
 
@@ -438,12 +521,18 @@ def test_cli_suggest(tmp_path, fit2):
     code, out, err = run(["suggest", path, "--target", "N=7e9,D=1.4e11", "--budget-flops", "1e19", "-k", "2"])
     assert code == 0, err
     assert "rank" in out and "why" in out and "Stopping rule" in out and "plan (allocation" in out
-    code, out, err = run(["suggest", path, "--target", "N=7e9,D=1.4e11", "--budget-flops", "1e19", "-k", "2", "--planner", "greedy"])
+    code, out, err = run(
+        ["suggest", path, "--target", "N=7e9,D=1.4e11", "--budget-flops", "1e19", "-k", "2", "--planner", "greedy"]
+    )
     assert code == 0 and "greedy" in out, err
     code, out, err = run(["suggest", path, "--target", "nopt:C=1e21", "--budget-flops", "1e19", "--format", "json"])
     assert code == 0, err
     d = json.loads(out)
-    assert d["target"]["kind"] == "nopt" and d["batch"] and {"N", "D", "cost", "expected_gain", "why"} <= set(d["batch"][0])
+    assert (
+        d["target"]["kind"] == "nopt"
+        and d["batch"]
+        and {"N", "D", "cost", "expected_gain", "why"} <= set(d["batch"][0])
+    )
     code, out, err = run(["suggest", path, "--target", "N=7e9", "--budget-flops", "1e19"])
     assert code == 2 and err.startswith("bayescale: error: --target 'N=7e9'") and err.count("\n") == 1
 
@@ -465,5 +554,5 @@ def test_cli_loop_simulated_world(tmp_path):
     assert n1 > 6
     code, out, err = run(["loop", tmp_path / "plan.toml", "--max-rounds", "1", "--format", "json"])
     assert code == 0, err
-    d = json.loads(out[out.index("{"):])
+    d = json.loads(out[out.index("{") :])
     assert len(load_runs(tmp_path / "runs.csv")) > n1 and d["spent"] > 0

@@ -11,8 +11,8 @@ import scipy.stats as st
 
 import bayescale as bs
 from bayescale import checks
-from bayescale.model import decades_beyond
 from bayescale.likelihoods import ExGaussian
+from bayescale.model import decades_beyond
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
@@ -91,7 +91,14 @@ def test_band_names_and_coverage():
 
 def test_surprise_flags_a_run_far_off(fixed):
     fit, _ = fixed
-    new = pd.DataFrame({"run_id": ["ok", "bad"], "N": [1e9, 1e9], "D": [2e10, 2e10], "loss": [_law(TRUTH, 1e9, 2e10), 1.3 * _law(TRUTH, 1e9, 2e10)]})
+    new = pd.DataFrame(
+        {
+            "run_id": ["ok", "bad"],
+            "N": [1e9, 1e9],
+            "D": [2e10, 2e10],
+            "loss": [_law(TRUTH, 1e9, 2e10), 1.3 * _law(TRUTH, 1e9, 2e10)],
+        }
+    )
     res = checks.check(fit, new)
     assert list(res.table["surprise"]) == [False, True]
     assert "SURPRISE" in res.summary().splitlines()[1] and "SURPRISE" not in res.summary().splitlines()[0]
@@ -150,7 +157,9 @@ def test_prior_predictive_shapes_and_spread():
 
 @pytest.mark.slow
 def test_loo_compare_and_validation_on_a_small_fit():
-    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 20, 80), sigma=0.01, seed=3)
+    runs = synthetic_runs(
+        "chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 20, 80), sigma=0.01, seed=3
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
         t_fit = bs.fit("chinchilla", runs, seed=0, chains=2, warmup=500, draws=500)
@@ -188,7 +197,9 @@ def test_check_update_reports_shifts():
 
 @pytest.mark.slow
 def test_exgaussian_resists_under_tuned_runs():
-    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 10, 20, 40, 80), sigma=0.005, seed=0)
+    runs = synthetic_runs(
+        "chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 10, 20, 40, 80), sigma=0.005, seed=0
+    )
     rng = np.random.default_rng(1)
     bad = rng.random(len(runs)) < 0.3
     runs.loc[bad, "loss"] *= np.exp(rng.exponential(0.05, bad.sum()))

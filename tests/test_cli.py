@@ -122,7 +122,9 @@ def test_other_warnings_are_not_swallowed() -> None:
 
 def test_fit_identifiability_warning_is_one_line(tmp_path: Path) -> None:
     runs = write_runs(tmp_path / "runs.csv")
-    code, out, err = run(["fit", "multiplicative", runs, "-o", tmp_path / "m.nc", "--method", "laplace", "--draws", "100"])
+    code, out, err = run(
+        ["fit", "multiplicative", runs, "-o", tmp_path / "m.nc", "--method", "laplace", "--draws", "100"]
+    )
     assert code == 0, err
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("warning: the runs cannot separate all parameters"), err
@@ -135,7 +137,11 @@ def test_fit_psis_reports_pareto_k_and_round_trips(tmp_path: Path) -> None:
     runs = write_runs(tmp_path / "runs.csv")
     code, out, err = run(["fit", "chinchilla", runs, "-o", tmp_path / "p.nc", "--method", "psis", "--draws", "100"])
     assert code == 0, err
-    m = re.search(r"^psis: 4 chains x 100 draws, [\d.]+ s \(Laplace \+ importance sampling: Pareto k (-?[\d.]+), reliable at 0.7 or below\)", out, re.M)
+    m = re.search(
+        r"^psis: 4 chains x 100 draws, [\d.]+ s \(Laplace \+ importance sampling: Pareto k (-?[\d.]+), reliable at 0.7 or below\)",
+        out,
+        re.M,
+    )
     assert m, out
     back = Fit.load(tmp_path / "p.nc")
     assert back.method == "psis" and back.diagnostics()["pareto_k"] == pytest.approx(float(m.group(1)), abs=0.005)
@@ -340,7 +346,20 @@ def test_python_m_bayescale_help() -> None:
     proc = subprocess.run([sys.executable, "-m", "bayescale", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: bayescale")
-    for command in ("fit", "summary", "predict", "decide", "optimal", "check", "validate", "loo", "demo", "laws", "specs", "check-spec"):
+    for command in (
+        "fit",
+        "summary",
+        "predict",
+        "decide",
+        "optimal",
+        "check",
+        "validate",
+        "loo",
+        "demo",
+        "laws",
+        "specs",
+        "check-spec",
+    ):
         assert command in proc.stdout
 
 
@@ -377,7 +396,11 @@ def test_check_spec_prints_canonical_toml(capsys: pytest.CaptureFixture) -> None
 
 def test_check_spec_invalid(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text((REPO / "models" / "chinchilla.toml").read_text().replace('law]\nname = "chinchilla"', 'law]\nname = "chinchila"'))
+    bad.write_text(
+        (REPO / "models" / "chinchilla.toml")
+        .read_text()
+        .replace('law]\nname = "chinchilla"', 'law]\nname = "chinchila"')
+    )
     code = cli.main(["check-spec", str(bad)])
     assert_one_error_line(code, capsys.readouterr().err, "'chinchila'", "registered laws")
     (tmp_path / "broken.toml").write_text("name = \n")
@@ -449,7 +472,9 @@ def test_demo_on_bundled_data(tmp_path: Path) -> None:
 OPTIONS = ["--option", "7B:N=7e9,D=1.4e12", "--option", "13B:N=13e9,D=7e11"]
 
 
-def fixed_draws(*, spread: float = 0.02, sigma: float = 0.01, seed: int = 0, shape: tuple[int, int] = (2, 300)) -> dict[str, np.ndarray]:
+def fixed_draws(
+    *, spread: float = 0.02, sigma: float = 0.01, seed: int = 0, shape: tuple[int, int] = (2, 300)
+) -> dict[str, np.ndarray]:
     """Chinchilla parameters scattered around TRUTH, and sigma, shaped (chain, draw)."""
     rng = np.random.default_rng(seed)
     draws = {k: v * np.exp(spread * rng.standard_normal(shape)) for k, v in TRUTH.items()}
@@ -479,13 +504,22 @@ def fixed_fit(tmp_path_factory: pytest.TempPathFactory) -> dict:
     new.loc[2, "loss"] *= 1.3  # a planted surprise
     new.to_csv(d / "new.csv", index=False)
     new.iloc[:2].to_csv(d / "new_ok.csv", index=False)
-    return {"dir": d, "runs": runs, "path": path, "new": d / "new.csv", "new_ok": d / "new_ok.csv", "draws": {k: v.reshape(-1) for k, v in draws.items()}}
+    return {
+        "dir": d,
+        "runs": runs,
+        "path": path,
+        "new": d / "new.csv",
+        "new_ok": d / "new_ok.csv",
+        "draws": {k: v.reshape(-1) for k, v in draws.items()},
+    }
 
 
 def test_summary_of_a_fit_without_sampler_statistics(fixed_fit: dict) -> None:
     code, out, err = run(["summary", fixed_fit["path"]])
     assert code == 0, err
-    assert re.search(r"^fixed: 2 chains x 300 draws \(no MCMC diagnostics: no sampler statistics in this result\)$", out, re.M), out
+    assert re.search(
+        r"^fixed: 2 chains x 300 draws \(no MCMC diagnostics: no sampler statistics in this result\)$", out, re.M
+    ), out
 
 
 # --------------------------------------------------------------- decide
@@ -494,14 +528,22 @@ def test_summary_of_a_fit_without_sampler_statistics(fixed_fit: dict) -> None:
 def test_parse_option() -> None:
     assert cli.parse_option("7B:N=7e9,D=1.4e12") == ("7B", {"N": 7e9, "D": 1.4e12})
     assert cli.parse_option(" big run : C=1e22") == ("big run", {"C": 1e22})
-    for bad, needle in (("N=7e9", "no option name"), (":N=7e9", "no option name"), ("a=b:N=1", "may not contain"), ("a:", "empty"), ("a:N", "NAME=VALUE")):
+    for bad, needle in (
+        ("N=7e9", "no option name"),
+        (":N=7e9", "no option name"),
+        ("a=b:N=1", "may not contain"),
+        ("a:", "empty"),
+        ("a:N", "NAME=VALUE"),
+    ):
         with pytest.raises(BayescaleError, match=re.escape(f"--option {bad!r}")) as info:
             cli.parse_option(bad)
         assert needle in str(info.value)
 
 
 def test_decide_json_computed_by_hand(fixed_fit: dict) -> None:
-    code, out, err = run(["decide", fixed_fit["path"], *OPTIONS, "--threshold", "2.1", "--no-noise", "--format", "json"])
+    code, out, err = run(
+        ["decide", fixed_fit["path"], *OPTIONS, "--threshold", "2.1", "--no-noise", "--format", "json"]
+    )
     assert code == 0, err
     doc = json.loads(out)
     d = fixed_fit["draws"]
@@ -528,7 +570,21 @@ def test_decide_json_computed_by_hand(fixed_fit: dict) -> None:
 def test_decide_with_noise_is_the_api_decision(fixed_fit: dict) -> None:
     from bayescale.decisions import decide
 
-    argv = ["decide", fixed_fit["path"], *OPTIONS, "--threshold", "2.1", "--risk", "quantile:0.8", "--ci-prob", "0.8", "--seed", "3", "--format", "json"]
+    argv = [
+        "decide",
+        fixed_fit["path"],
+        *OPTIONS,
+        "--threshold",
+        "2.1",
+        "--risk",
+        "quantile:0.8",
+        "--ci-prob",
+        "0.8",
+        "--seed",
+        "3",
+        "--format",
+        "json",
+    ]
     code, out, err = run(argv)
     assert code == 0, err
     doc = json.loads(out)
@@ -543,7 +599,17 @@ def test_decide_with_noise_is_the_api_decision(fixed_fit: dict) -> None:
 
 
 def test_decide_table(fixed_fit: dict) -> None:
-    argv = ["decide", fixed_fit["path"], "--option", "7B:N=7e9,D=1.4e12", "--option", "13B:N=13e9,C=5e22", "--risk", "mean", "--no-noise"]
+    argv = [
+        "decide",
+        fixed_fit["path"],
+        "--option",
+        "7B:N=7e9,D=1.4e12",
+        "--option",
+        "13B:N=13e9,C=5e22",
+        "--risk",
+        "mean",
+        "--no-noise",
+    ]
     code, out, err = run(argv)
     assert code == 0, err
     code, js, _ = run([*argv, "--format", "json"])
@@ -569,13 +635,27 @@ def test_decide_table(fixed_fit: dict) -> None:
 
 def test_decide_utility_and_evpi(fixed_fit: dict) -> None:
     V, P, thr = 1e6, 1e-17, 2.1
-    argv = ["decide", fixed_fit["path"], *OPTIONS, "--threshold", str(thr), "--value", str(V), "--price-per-flop", str(P), "--no-noise"]
+    argv = [
+        "decide",
+        fixed_fit["path"],
+        *OPTIONS,
+        "--threshold",
+        str(thr),
+        "--value",
+        str(V),
+        "--price-per-flop",
+        str(P),
+        "--no-noise",
+    ]
     code, out, err = run([*argv, "--format", "json"])
     assert code == 0, err
     doc = json.loads(out)
     d = fixed_fit["draws"]
     C = {"7B": 6 * 7e9 * 1.4e12, "13B": 6 * 13e9 * 7e11}
-    U = {"7B": V * (law_loss(d, 7e9, 1.4e12) <= thr) - P * C["7B"], "13B": V * (law_loss(d, 13e9, 7e11) <= thr) - P * C["13B"]}
+    U = {
+        "7B": V * (law_loss(d, 7e9, 1.4e12) <= thr) - P * C["7B"],
+        "13B": V * (law_loss(d, 13e9, 7e11) <= thr) - P * C["13B"],
+    }
     for name, u in U.items():
         assert doc["expected_utility"][name] == pytest.approx(u.mean())
     assert doc["evpi"] == pytest.approx(np.maximum(U["7B"], U["13B"]).mean() - max(u.mean() for u in U.values()))
@@ -589,9 +669,16 @@ def test_decide_utility_and_evpi(fixed_fit: dict) -> None:
 def test_decide_options_without_N_and_D_show_dashes(tmp_path: Path) -> None:
     runs = write_runs(tmp_path / "runs.csv")
     rng = np.random.default_rng(1)
-    draws = {"E": 1.8 * np.exp(0.02 * rng.standard_normal(200)), "a": np.full(200, 30.0), "b": np.full(200, -0.05), "sigma": np.full(200, 0.01)}
+    draws = {
+        "E": 1.8 * np.exp(0.02 * rng.standard_normal(200)),
+        "a": np.full(200, 30.0),
+        "b": np.full(200, -0.05),
+        "sigma": np.full(200, 0.01),
+    }
     fit_from_draws("power", runs, draws).save(tmp_path / "power.nc")
-    code, out, err = run(["decide", tmp_path / "power.nc", "--option", "small:C=1e20", "--option", "big:C=1e21", "--no-noise"])
+    code, out, err = run(
+        ["decide", tmp_path / "power.nc", "--option", "small:C=1e20", "--option", "big:C=1e21", "--no-noise"]
+    )
     assert code == 0, err
     row = next(line for line in out.splitlines() if line.startswith("big "))
     assert row.split()[1:4] == ["-", "-", "1e+21"]
@@ -613,7 +700,10 @@ def test_decide_options_without_N_and_D_show_dashes(tmp_path: Path) -> None:
         (["--option", "a:N=1e9,D=1e10", "--value", "5"], ["--value needs --threshold"]),
         (["--option", "a:N=1e9,D=1e10", "--price-per-flop", "1"], ["--price-per-flop needs --value"]),
         (["--option", "a:N=1e9,D=1e10", "--threshold", "-1"], ["--threshold", "> 0"]),
-        (["--option", "a:N=1e9,D=1e10", "--threshold", "2", "--value", "1", "--price-per-flop", "-1"], ["--price-per-flop", ">= 0"]),
+        (
+            ["--option", "a:N=1e9,D=1e10", "--threshold", "2", "--value", "1", "--price-per-flop", "-1"],
+            ["--price-per-flop", ">= 0"],
+        ),
         (["--option", "a:N=1e9,D=1e10", "--ci-prob", "1"], ["--ci-prob", "(0, 1)"]),
     ],
 )
@@ -636,7 +726,17 @@ def test_optimal_json_computed_by_hand(fixed_fit: dict) -> None:
     from bayescale.decisions import near_optimal_range
 
     budgets = [5.76e23, 1e25]
-    code, out, err = run(["optimal", fixed_fit["path"], *(a for c in budgets for a in ("--budget", str(c))), "--ci-prob", "0.8", "--format", "json"])
+    code, out, err = run(
+        [
+            "optimal",
+            fixed_fit["path"],
+            *(a for c in budgets for a in ("--budget", str(c))),
+            "--ci-prob",
+            "0.8",
+            "--format",
+            "json",
+        ]
+    )
     assert code == 0, err
     doc = json.loads(out)
     d = fixed_fit["draws"]
@@ -685,13 +785,22 @@ def test_optimal_table(fixed_fit: dict) -> None:
 def test_optimal_warns_when_the_optimum_is_on_the_search_edge(tmp_path: Path) -> None:
     runs = write_runs(tmp_path / "runs.csv")
     k = 200
-    draws = {"E": np.full(k, 1.8), "a": np.full(k, 50.0), "b": np.full(k, -0.3), "c": np.full(k, -0.2), "d": np.zeros(k), "sigma": np.full(k, 0.01)}
+    draws = {
+        "E": np.full(k, 1.8),
+        "a": np.full(k, 50.0),
+        "b": np.full(k, -0.3),
+        "c": np.full(k, -0.2),
+        "d": np.zeros(k),
+        "sigma": np.full(k, 0.01),
+    }
     fit_from_draws("multiplicative", runs, draws).save(tmp_path / "m.nc")
     code, out, err = run(["optimal", tmp_path / "m.nc", "--budget", "1e22"])
     assert code == 0, err
     assert "compute-optimal allocation (numerical)" in out
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("warning: at C = 1e+22 the optimum of 100% of posterior draws lies on the edge"), err
+    assert len(lines) == 1 and lines[0].startswith(
+        "warning: at C = 1e+22 the optimum of 100% of posterior draws lies on the edge"
+    ), err
 
 
 def test_optimal_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
@@ -750,7 +859,10 @@ def test_check_flags_the_planted_surprise(fixed_fit: dict) -> None:
         assert col in header
     for r in doc["runs"]:
         row = next(line for line in lines if line.startswith(r["run_id"] + " "))
-        assert " ".join(row.split()[4:10]) == f"{r['observed']:.4f} {r['median']:.4f} [{r['lo90']:.4f}, {r['hi90']:.4f}] {r['z']:+.2f} {r['p_value']:.3f}"
+        assert (
+            " ".join(row.split()[4:10])
+            == f"{r['observed']:.4f} {r['median']:.4f} [{r['lo90']:.4f}, {r['hi90']:.4f}] {r['z']:+.2f} {r['p_value']:.3f}"
+        )
         assert row.endswith("SURPRISE") == r["surprise"]
         assert r["band"] in row
     assert lines[-1] == "1 surprise among 3 new runs (outside the 90% predictive band)"
@@ -787,7 +899,19 @@ def test_check_update_refits_and_shows_shifts(fixed_fit: dict, tmp_path: Path) -
         assert line.startswith("warning: "), err
     assert "refit with the new runs (15 runs): how the posterior moved" in out
     header = next(line for line in out.splitlines() if line.startswith("quantity"))
-    assert header.split() == ["quantity", "median", "before", "median", "after", "sd", "before", "sd", "after", "sd", "after/before"]
+    assert header.split() == [
+        "quantity",
+        "median",
+        "before",
+        "median",
+        "after",
+        "sd",
+        "before",
+        "sd",
+        "after",
+        "sd",
+        "after/before",
+    ]
     for q in ("E", "A", "B", "alpha", "beta", "N_opt@C=1e+22", "loss_opt@C=1e+22"):
         assert re.search(rf"^{re.escape(q)}\s+\S+", out, re.M), q
     assert re.search(r"^nuts: 4 chains x 1000 draws, ", out, re.M), out
@@ -803,7 +927,19 @@ def test_check_update_refits_and_shows_shifts(fixed_fit: dict, tmp_path: Path) -
 @pytest.mark.slow  # two Laplace fits: ~10 s each on 2 cores, mostly JAX compilation
 def test_validate_laplace(tmp_path: Path) -> None:
     runs = write_runs(tmp_path / "runs.csv")
-    argv = ["validate", "chinchilla", runs, "--holdout-top", "0.25", "--method", "laplace", "--draws", "200", "--seed", "1"]
+    argv = [
+        "validate",
+        "chinchilla",
+        runs,
+        "--holdout-top",
+        "0.25",
+        "--method",
+        "laplace",
+        "--draws",
+        "200",
+        "--seed",
+        "1",
+    ]
     code, out, err = run([*argv, "--format", "json"])
     assert code == 0, err
     doc = json.loads(out)
@@ -872,12 +1008,18 @@ def test_loo(fixed_fit: dict) -> None:
     doc = json.loads(out)
     fit = Fit.load(fixed_fit["path"])
     res, pit = loo(fit), loo_pit(fit)
-    assert doc["elpd_loo"] == pytest.approx(res.elpd) and doc["se"] == pytest.approx(res.se) and doc["p_loo"] == pytest.approx(res.p_loo)
+    assert (
+        doc["elpd_loo"] == pytest.approx(res.elpd)
+        and doc["se"] == pytest.approx(res.se)
+        and doc["p_loo"] == pytest.approx(res.p_loo)
+    )
     assert doc["flagged"] == [] and doc["pareto_k_bad"] == 0.7
     assert [r["run_id"] for r in doc["runs"]] == fit.runs["run_id"].tolist()
     assert [r["loo_pit"] for r in doc["runs"]] == pytest.approx(pit.tolist())
     p = pit.to_numpy()
-    assert doc["loo_pit_coverage"] == pytest.approx({str(q): float(np.mean(np.abs(2 * p - 1) <= q)) for q in (0.5, 0.8, 0.9, 0.95)})
+    assert doc["loo_pit_coverage"] == pytest.approx(
+        {str(q): float(np.mean(np.abs(2 * p - 1) <= q)) for q in (0.5, 0.8, 0.9, 0.95)}
+    )
 
     code, out, err = run(["loo", fixed_fit["path"]])
     assert code == 0, err

@@ -40,7 +40,9 @@ def _hand(name: str, p: dict, x: float) -> float:
         return p["E"] + p["b"] * x ** -p["c0"] * (1 + (x / p["d1"]) ** (1 / p["f1"])) ** (-p["c1"] * p["f1"])
     if name == "bnsl2":
         d2 = p["d1"] * math.exp(p["r2"])
-        return p["E"] + p["b"] * x ** -p["c0"] * (1 + (x / p["d1"]) ** (1 / p["f1"])) ** (-p["c1"] * p["f1"]) * (1 + (x / d2) ** (1 / p["f2"])) ** (-p["c2"] * p["f2"])
+        return p["E"] + p["b"] * x ** -p["c0"] * (1 + (x / p["d1"]) ** (1 / p["f1"])) ** (-p["c1"] * p["f1"]) * (
+            1 + (x / d2) ** (1 / p["f2"])
+        ) ** (-p["c2"] * p["f2"])
     raise AssertionError(name)
 
 
@@ -104,9 +106,13 @@ def test_predictive_density_cdf_and_median_by_hand() -> None:
     mu = np.log(np.array([[2.0], [4.0]]))
     pred = cv.Predictive((mu,), (np.array([0.1, 0.2]),), np.ones(1))
     y = 3.0
-    dens = 0.5 * (scipy.stats.norm.pdf(math.log(y), math.log(2), 0.1) + scipy.stats.norm.pdf(math.log(y), math.log(4), 0.2))
+    dens = 0.5 * (
+        scipy.stats.norm.pdf(math.log(y), math.log(2), 0.1) + scipy.stats.norm.pdf(math.log(y), math.log(4), 0.2)
+    )
     assert float(pred.log_density([y])[0]) == pytest.approx(math.log(dens), rel=1e-10)
-    cdf = 0.5 * (scipy.stats.norm.cdf(math.log(y), math.log(2), 0.1) + scipy.stats.norm.cdf(math.log(y), math.log(4), 0.2))
+    cdf = 0.5 * (
+        scipy.stats.norm.cdf(math.log(y), math.log(2), 0.1) + scipy.stats.norm.cdf(math.log(y), math.log(4), 0.2)
+    )
     assert float(pred.cdf([y])[0]) == pytest.approx(cdf, rel=1e-10)
     med = float(pred.median()[0])
     assert float(pred.cdf([med])[0]) == pytest.approx(0.5, abs=1e-9)
@@ -298,7 +304,9 @@ def test_psis_matches_nuts_where_laplace_does_not() -> None:
 def test_psis_warns_when_importance_sampling_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     curves = [_synthetic("m1", CASES["m1"], seed=s) for s in range(2)]
     monkeypatch.setattr(_importance, "K_MAX", -1.0)  # every curve "fails": the warning names them
-    with pytest.warns(bs.ConvergenceWarning, match=r"unreliable for 2 of 2 curves \(Pareto k > -1.0: m1-0, m1-1\).*method='nuts'"):
+    with pytest.warns(
+        bs.ConvergenceWarning, match=r"unreliable for 2 of 2 curves \(Pareto k > -1.0: m1-0, m1-1\).*method='nuts'"
+    ):
         post = cv.fit_curves(curves, "m1", method="psis", seed=0, pad_to=PAD)
     assert np.all(np.isfinite(post.draws["c"]))
     # fit_ensemble (psis by default) reports once for all its laws, not once per fit
@@ -334,8 +342,16 @@ def test_hierarchical_shares_exponents() -> None:
 
 
 def test_hierarchical_needs_declared_exponents() -> None:
-    flat_law = bs.Law(name="test_curve_flat", formula="L = b", inputs=("x",), params=("b",), log_loss=lambda p, x, xp: xp.log(p["b"]) + 0.0 * x["x"],
-                      priors={"b": {"dist": "LogNormal", "loc": 0.0, "scale": 1.0}}, positive=("b",), columns={"x": "D"})
+    flat_law = bs.Law(
+        name="test_curve_flat",
+        formula="L = b",
+        inputs=("x",),
+        params=("b",),
+        log_loss=lambda p, x, xp: xp.log(p["b"]) + 0.0 * x["x"],
+        priors={"b": {"dist": "LogNormal", "loc": 0.0, "scale": 1.0}},
+        positive=("b",),
+        columns={"x": "D"},
+    )
     with pytest.raises(BayescaleError, match="no exponents declared for law 'test_curve_flat'"):
         cv.fit_curves([_synthetic("m1", CASES["m1"])], flat_law, hierarchical=True)
 
@@ -363,7 +379,25 @@ def test_benchmark_small(tmp_path: Path) -> None:
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "curves.md"
-    assert bench.main(["--small", "--datasets", "revisiting,nanogpt", "--max-curves", "2", "--laws", "m1,m2", "--psis", "--out", str(out), "--json", str(tmp_path / "c.json")]) == 0
+    assert (
+        bench.main(
+            [
+                "--small",
+                "--datasets",
+                "revisiting,nanogpt",
+                "--max-curves",
+                "2",
+                "--laws",
+                "m1,m2",
+                "--psis",
+                "--out",
+                str(out),
+                "--json",
+                str(tmp_path / "c.json"),
+            ]
+        )
+        == 0
+    )
     text = out.read_text()
     assert "| dataset | bayescale |" in text and "revisiting-IC" in text and "nanogpt" in text
     import json
@@ -371,10 +405,14 @@ def test_benchmark_small(tmp_path: Path) -> None:
     res = json.loads((tmp_path / "c.json").read_text())
     rows = res["nanogpt"]["rows"]
     methods = ("laplace", "psis")
-    assert set(rows) == {f"bayescale-{m} {r}" for m in methods for r in ("m1", "m2", "ensemble", "stacked", "stacked, no drift")} | {"least-squares m1", "least-squares m2"}
+    assert set(rows) == {
+        f"bayescale-{m} {r}" for m in methods for r in ("m1", "m2", "ensemble", "stacked", "stacked, no drift")
+    } | {"least-squares m1", "least-squares m2"}
     assert all(0 <= rows[f"bayescale-psis {law}"]["pareto_k_ok"] <= 2 for law in ("m1", "m2"))
     assert "| nanogpt | bayescale-psis ensemble |" in text
-    assert all(rows[k]["drift"] in cv.DRIFT_GRID for k in rows if k.startswith("bayescale") and not k.endswith("ensemble"))
+    assert all(
+        rows[k]["drift"] in cv.DRIFT_GRID for k in rows if k.startswith("bayescale") and not k.endswith("ensemble")
+    )
     assert rows["bayescale-laplace ensemble"]["drift"] == "per law"
     assert sum(rows["bayescale-laplace ensemble"]["mean_weights"].values()) == pytest.approx(1.0, abs=1e-3)
     # the summary line of each dataset is the recommended setting (the ensemble)
@@ -384,10 +422,30 @@ def test_benchmark_small(tmp_path: Path) -> None:
     # nanoGPT: 2 curves with one target each (the largest width)
     assert res["nanogpt"]["targets"] == 2
     # the summary's best least-squares RMSLE skips a NaN (an overflowing fit), wherever it sits
-    fake = {"x": {"curves": 1, "targets": 1, "rows": {
-        "bayescale-laplace ensemble": {"rmsle": 0.03, "mlpd": 1.0, "msce": 0.005, "coverage90": 0.9, "seconds": 1.0, "drift": "per law"},
-        "least-squares m4": {"rmsle": float("nan"), "mlpd": float("nan"), "msce": 0.4, "coverage90": 0.2, "seconds": 1.0},
-        "least-squares m3": {"rmsle": 0.02, "mlpd": 1.0, "msce": 0.1, "coverage90": 0.5, "seconds": 1.0}}}}
+    fake = {
+        "x": {
+            "curves": 1,
+            "targets": 1,
+            "rows": {
+                "bayescale-laplace ensemble": {
+                    "rmsle": 0.03,
+                    "mlpd": 1.0,
+                    "msce": 0.005,
+                    "coverage90": 0.9,
+                    "seconds": 1.0,
+                    "drift": "per law",
+                },
+                "least-squares m4": {
+                    "rmsle": float("nan"),
+                    "mlpd": float("nan"),
+                    "msce": 0.4,
+                    "coverage90": 0.2,
+                    "seconds": 1.0,
+                },
+                "least-squares m3": {"rmsle": 0.02, "mlpd": 1.0, "msce": 0.1, "coverage90": 0.5, "seconds": 1.0},
+            },
+        }
+    }
     assert "| x | bayescale-laplace ensemble | 0.0300 | m3 0.0200 | no | 0.0050 | yes |" in bench.to_markdown(fake, "")
     # --held-out: curves the subset leaves out, none of them in the subset; sets without any are dropped
     used = bench.load_all((40, 20), 6, ("revisiting", "nanogpt"))
@@ -395,4 +453,6 @@ def test_benchmark_small(tmp_path: Path) -> None:
     assert "revisiting-IC" in held and len(held["revisiting-IC"]) == 6
     for k, curves in held.items():
         assert not {c.name for c in curves} & {c.name for c in used[k]}, k
-    assert all(len(bench.load_all((40, 20), None, (k.split("-")[0],))[k]) > 6 for k in held if k.startswith("revisiting"))
+    assert all(
+        len(bench.load_all((40, 20), None, (k.split("-")[0],))[k]) > 6 for k in held if k.startswith("revisiting")
+    )

@@ -170,7 +170,9 @@ def test_non_numeric_c_in_csv(tmp_path):
 def test_nan_in_required(col):
     df = _table()
     df.loc[2, col] = np.nan
-    with pytest.raises(RunsTableError, match=rf"column '{col}' must be a number, not empty or NaN; rows run_id=\['p03'\]"):
+    with pytest.raises(
+        RunsTableError, match=rf"column '{col}' must be a number, not empty or NaN; rows run_id=\['p03'\]"
+    ):
         load_runs(df)
 
 
@@ -261,7 +263,9 @@ def test_append_creates_and_appends(tmp_path):
     out = append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
     assert path.read_text().splitlines() == ["run_id,N,D,loss", "a,100000000.0,2000000000.0,3.1"]
     assert list(out["run_id"]) == ["a"]
-    out = append_run(path, [{"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0}, {"run_id": "c", "N": 4e8, "D": 8e9, "loss": 2.9}])
+    out = append_run(
+        path, [{"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0}, {"run_id": "c", "N": 4e8, "D": 8e9, "loss": 2.9}]
+    )
     assert list(out["run_id"]) == ["a", "b", "c"]
     pd.testing.assert_frame_equal(out, load_runs(path))
     assert "C" not in pd.read_csv(path).columns  # the derived C is not written
@@ -270,7 +274,9 @@ def test_append_creates_and_appends(tmp_path):
 def test_append_keeps_raw_values_and_adds_columns(tmp_path):
     path = tmp_path / "runs.csv"
     path.write_text("run_id,N,D,loss\n001,1e8,2e9,3.1\n")
-    out = append_run(path, pd.DataFrame({"run_id": ["002"], "N": [4e8], "C": [1.92e19], "loss": [2.8], "arch": ["moe"]}))
+    out = append_run(
+        path, pd.DataFrame({"run_id": ["002"], "N": [4e8], "C": [1.92e19], "loss": [2.8], "arch": ["moe"]})
+    )
     lines = path.read_text().splitlines()
     assert lines[0] == "run_id,N,D,loss,C,arch"
     assert lines[1] == "001,1e8,2e9,3.1,,"  # the existing row is written as it was
@@ -293,7 +299,9 @@ def test_append_refuses_duplicate_leaving_file_unchanged(tmp_path):
 
 def test_append_generates_unique_run_ids(tmp_path):
     path = tmp_path / "runs.csv"
-    append_run(path, [{"run_id": "run001", "N": 1e8, "D": 2e9, "loss": 3.1}, {"run_id": "x", "N": 1e8, "D": 2e9, "loss": 3.1}])
+    append_run(
+        path, [{"run_id": "run001", "N": 1e8, "D": 2e9, "loss": 3.1}, {"run_id": "x", "N": 1e8, "D": 2e9, "loss": 3.1}]
+    )
     out = append_run(path, [{"N": 2e8, "D": 4e9, "loss": 3.0}, {"N": 4e8, "D": 8e9, "loss": 2.9}])
     assert list(out["run_id"]) == ["run001", "x", "run002", "run003"]
     assert out["run_id"].is_unique

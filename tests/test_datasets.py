@@ -74,9 +74,7 @@ def test_registry_entries_are_well_formed(name):
     info = REGISTRY[name]
     folder, file = info.path.split("/")
     assert folder and file
-    assert re.fullmatch(
-        r"https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/\S+", info.url
-    ), info.url
+    assert re.fullmatch(r"https://raw\.githubusercontent\.com/[\w.-]+/[\w.-]+/[0-9a-f]{40}/\S+", info.url), info.url
     assert info.url.endswith(file.removeprefix("colpret_"))
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", info.known_hash)
 
@@ -201,9 +199,7 @@ def test_fetch_uses_verified_cache_with_real_pooch(local_data, tmp_path, monkeyp
     cached.parent.mkdir(parents=True)
     shutil.copyfile(local_data / CHINCHILLA.path, cached)
     monkeypatch.setattr(pooch, "retrieve", REAL_RETRIEVE)
-    monkeypatch.setattr(
-        pooch.core, "stream_download", lambda *a, **k: pytest.fail("tried to download")
-    )
+    monkeypatch.setattr(pooch.core, "stream_download", lambda *a, **k: pytest.fail("tried to download"))
     assert fetch("chinchilla-epoch") == cached
     assert len(load_chinchilla()) == 240
 
@@ -214,9 +210,7 @@ def test_empty_bayescale_data_means_download(tmp_path, monkeypatch):
     assert fetch("gpt3-curves") == tmp_path / "f.csv"
 
 
-@pytest.mark.parametrize(
-    "exc", [OSError("Network is unreachable"), ValueError("SHA256 hash of downloaded file")]
-)
+@pytest.mark.parametrize("exc", [OSError("Network is unreachable"), ValueError("SHA256 hash of downloaded file")])
 def test_download_failure_suggests_local_copy(monkeypatch, exc):
     def failing_retrieve(*args, **kwargs):
         raise exc

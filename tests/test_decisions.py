@@ -1,6 +1,5 @@
 """Decision quantities against hand-computed answers from fixed posterior draws."""
 
-
 import numpy as np
 import pytest
 
@@ -26,7 +25,12 @@ def test_risk_measures_on_known_draws():
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("mean", dc.Expectation()), ("cvar:0.9", dc.CVaR(0.9)), ("var:0.95", dc.Quantile(0.95)), ("quantile:0.5", dc.Quantile(0.5))],
+    [
+        ("mean", dc.Expectation()),
+        ("cvar:0.9", dc.CVaR(0.9)),
+        ("var:0.95", dc.Quantile(0.95)),
+        ("quantile:0.5", dc.Quantile(0.5)),
+    ],
 )
 def test_parse_risk(text, expected):
     assert dc.parse_risk(text) == expected
@@ -104,7 +108,9 @@ def _law(p, N, D):
 
 def test_decide_on_points_matches_the_law(point_fit):
     fit, draws = point_fit
-    dec = dc.decide({"7B": {"N": 7e9, "D": 1.4e11}, "1B": {"N": 1e9, "D": 9.8e11}}, fit=fit, noise=False, risk="mean", threshold=2.1)
+    dec = dc.decide(
+        {"7B": {"N": 7e9, "D": 1.4e11}, "1B": {"N": 1e9, "D": 9.8e11}}, fit=fit, noise=False, risk="mean", threshold=2.1
+    )
     per_draw = {
         name: np.array([_law({k: v[i] for k, v in draws.items()}, N, D) for i in range(3)])
         for name, (N, D) in {"7B": (7e9, 1.4e11), "1B": (1e9, 9.8e11)}.items()
@@ -129,8 +135,16 @@ def test_evpi_hand_computed():
     runs = synthetic_runs("chinchilla", TRUTH, seed=0)
     # Build a fit whose two draws give exactly these losses at two points: E carries the loss.
     fit = fit_from_draws(
-        "chinchilla", runs,
-        {"E": [1.0, 1.0], "A": [1e-30, 1e-30], "B": [1e-30, 1e-30], "alpha": [0.3, 0.3], "beta": [0.3, 0.3], "sigma": [0.01, 0.01]},
+        "chinchilla",
+        runs,
+        {
+            "E": [1.0, 1.0],
+            "A": [1e-30, 1e-30],
+            "B": [1e-30, 1e-30],
+            "alpha": [0.3, 0.3],
+            "beta": [0.3, 0.3],
+            "sigma": [0.01, 0.01],
+        },
     )
     dec = dc.decide({"A": a, "B": b}, threshold=2.0)
     assert dec.evpi is None
@@ -146,8 +160,16 @@ def test_evpi_positive_when_the_best_option_depends_on_the_state():
     runs = synthetic_runs("chinchilla", TRUTH, seed=0)
     # Two draws that disagree about which size is better: draw 0 favours small N, draw 1 large N.
     fit = fit_from_draws(
-        "chinchilla", runs,
-        {"E": [1.0, 1.0], "A": [1e-6, 1e6], "B": [1e6, 1e-6], "alpha": [1.0, 1.0], "beta": [1.0, 1.0], "sigma": [0.01, 0.01]},
+        "chinchilla",
+        runs,
+        {
+            "E": [1.0, 1.0],
+            "A": [1e-6, 1e6],
+            "B": [1e6, 1e-6],
+            "alpha": [1.0, 1.0],
+            "beta": [1.0, 1.0],
+            "sigma": [0.01, 0.01],
+        },
     )
     pts = {"bigN": {"N": 1e10, "D": 1e6}, "bigD": {"N": 1e6, "D": 1e10}}
     dec = dc.decide(pts, fit=fit, threshold=1.5, utility=dc.Utility(10.0, 0.0), noise=False, risk="mean")

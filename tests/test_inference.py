@@ -28,14 +28,15 @@ import xarray as xr
 from numpyro.infer.util import log_density, potential_energy
 
 import bayescale as bs
+from bayescale.data import points_frame
 from bayescale.errors import (
     BayescaleError,
     ConvergenceWarning,
     IdentifiabilityWarning,
     StaleFitError,
 )
-from bayescale.data import points_frame
-from bayescale.model import Posterior as _Posterior, make_model, noise_names
+from bayescale.model import Posterior as _Posterior
+from bayescale.model import make_model, noise_names
 from bayescale.testing import synthetic_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,7 +153,15 @@ def test_reference_scale_coordinates_keep_the_density(which: str, runs: pd.DataF
 def test_bad_power_terms_are_refused() -> None:
     law = bs.get_law("chinchilla")
     with pytest.raises(bs.LawError, match="power_terms entry 'A'"):
-        bs.Law(name="bad", formula="", inputs=law.inputs, params=law.params, log_loss=law.log_loss, priors=law.priors, power_terms={"A": (("gamma", "N", -1.0),)})
+        bs.Law(
+            name="bad",
+            formula="",
+            inputs=law.inputs,
+            params=law.params,
+            log_loss=law.log_loss,
+            priors=law.priors,
+            power_terms={"A": (("gamma", "N", -1.0),)},
+        )
 
 
 def test_model_sites(runs: pd.DataFrame) -> None:
@@ -247,7 +256,9 @@ def test_idata_groups_and_dims(nuts_fit: bs.Fit, runs: pd.DataFrame) -> None:
         assert idata.constant_data[c].dims == ("run",)
         np.testing.assert_allclose(idata.constant_data[c].values, runs[c].to_numpy(), rtol=1e-14)
     stats = idata.sample_stats
-    assert {"diverging", "lp", "step_size", "tree_depth", "n_steps", "acceptance_rate", "energy"} <= set(stats.data_vars)
+    assert {"diverging", "lp", "step_size", "tree_depth", "n_steps", "acceptance_rate", "energy"} <= set(
+        stats.data_vars
+    )
     assert stats["diverging"].dtype == bool
     a = idata.attrs
     assert a["spec_id"] == nuts_fit.spec.id and a["model_id"] == nuts_fit.spec.model_id
@@ -400,8 +411,21 @@ def test_summary_unknown_variable(nuts_fit: bs.Fit) -> None:
 @slow
 def test_diagnostics(nuts_fit: bs.Fit) -> None:
     d = nuts_fit.diagnostics()
-    keys = {"method", "chains", "draws", "divergences", "max_tree_depth_hits", "table", "max_r_hat",
-            "min_ess_bulk", "min_ess_tail", "sampling_seconds", "problems", "chain_method", "device"}
+    keys = {
+        "method",
+        "chains",
+        "draws",
+        "divergences",
+        "max_tree_depth_hits",
+        "table",
+        "max_r_hat",
+        "min_ess_bulk",
+        "min_ess_tail",
+        "sampling_seconds",
+        "problems",
+        "chain_method",
+        "device",
+    }
     assert keys <= set(d)
     assert d["method"] == "nuts" and d["chains"] == 2 and d["draws"] == 1000
     assert d["problems"] == [] and d["divergences"] == 0
@@ -478,10 +502,14 @@ def test_load_notices_an_edited_spec_file(runs: pd.DataFrame, tmp_path: Path) ->
     fit_path = fit.save(tmp_path / "fit.nc")
     assert bs.Fit.load(fit_path).spec.id == fit.spec.id  # unchanged file: fine
     text = spec_path.read_text()
-    assert "sigma = {dist = \"HalfNormal\", scale = 0.05}" in text
-    spec_path.write_text(text.replace("sigma = {dist = \"HalfNormal\", scale = 0.05}", "sigma = {dist = \"HalfNormal\", scale = 0.1}"))
+    assert 'sigma = {dist = "HalfNormal", scale = 0.05}' in text
+    spec_path.write_text(
+        text.replace('sigma = {dist = "HalfNormal", scale = 0.05}', 'sigma = {dist = "HalfNormal", scale = 0.1}')
+    )
     edited = bs.load_spec(spec_path)
-    with pytest.raises(StaleFitError, match=rf"{spec_path} now has model id {edited.model_id} \(changed: likelihood\): refit it"):
+    with pytest.raises(
+        StaleFitError, match=rf"{spec_path} now has model id {edited.model_id} \(changed: likelihood\): refit it"
+    ):
         bs.Fit.load(fit_path)
     old = bs.Fit.load(fit_path, check_spec=False)
     assert old.spec.id == fit.spec.id
@@ -621,7 +649,11 @@ def test_laplace_warns_when_runs_can_be_interpolated(spec, runs) -> None:
     # 4 runs and 5 law parameters: the law passes through every run, the mode sends sigma to
     # zero and the Gaussian there would claim certainty. The user is told, in words.
     few = runs.sort_values("C").iloc[[0, 7, 14, 21]]
-    with pytest.warns(ConvergenceWarning, match=r"Laplace approximation is degenerate \(4 runs for 5 law parameters \(E, A, B, alpha, beta\) can be fitted exactly.*sigma collapsed to .*method='nuts'"):
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"Laplace approximation is degenerate \(4 runs for 5 law parameters \(E, A, B, alpha, beta\) "
+        r"can be fitted exactly.*sigma collapsed to .*method='nuts'",
+    ):
         f = bs.fit(spec, few, seed=0, method="laplace", chains=1, draws=200)
     assert float(np.median(f.posterior["sigma"])) < 1e-4
     # Enough runs: no warning (filterwarnings=error would raise).
@@ -712,7 +744,9 @@ def test_multiplicative_identified_combinations(mult_fit) -> None:
     # The combinations are exactly the declared functions of each draw.
     np.testing.assert_allclose(post["N_exponent"].values, post["b"].values + post["d"].values, rtol=1e-12)
     np.testing.assert_allclose(post["D_exponent"].values, post["c"].values + post["d"].values, rtol=1e-12)
-    np.testing.assert_allclose(post["log_coefficient"].values, np.log(post["a"].values) + post["d"].values * math.log(6.0), rtol=1e-12)
+    np.testing.assert_allclose(
+        post["log_coefficient"].values, np.log(post["a"].values) + post["d"].values * math.log(6.0), rtol=1e-12
+    )
     table = fit.summary(ci_prob=0.99)
     assert list(table.index) == ["E", "a", "b", "c", "d", "sigma", *MULT_IDENTIFIED]
     for k, v in {**MULT_IDENTIFIED, "E": MULT_TRUTH["E"]}.items():

@@ -15,8 +15,20 @@ EXPECTED = {
     "01_fit_and_extrapolate.ipynb": ["max r-hat", "P(loss <= 2.2)"],
     "03_report.ipynb": ["report written:", "P(loss <="],
     "04_next_pilot.ipynb": ["Stopping rule", "why", "round 1: training", "compute-optimal loss at C="],
-    "05_learning_curves.ipynb": ["leave-future-out weights", "bayescale ensemble", "bayescale LOO stack", "least squares m4", "90% interval"],
-    "02_decide_and_check.ipynb": ["elpd_loo", "held out", "within 0.5% of the optimal loss", "P(loss <=", "p-new: observed"],
+    "05_learning_curves.ipynb": [
+        "leave-future-out weights",
+        "bayescale ensemble",
+        "bayescale LOO stack",
+        "least squares m4",
+        "90% interval",
+    ],
+    "02_decide_and_check.ipynb": [
+        "elpd_loo",
+        "held out",
+        "within 0.5% of the optimal loss",
+        "P(loss <=",
+        "p-new: observed",
+    ],
 }
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
@@ -26,9 +38,13 @@ def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("BAYESCALE_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
     client.execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     # Each notebook prints its key results; a notebook that printed nothing did not run.
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))

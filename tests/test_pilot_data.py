@@ -36,7 +36,17 @@ def test_sweep_design(runs):
     plan = load_plan(PLAN)
     assert len(runs) == len(plan.jobs) and plan.table == TABLE
     assert set(runs["corpus"]) == {"stdlib"} and runs["config_hash"].is_unique
-    for col in ("seed", "arch", "corpus_hash", "tokenizer_hash", "wall_s", "device", "version_torch", "C_analytic", "N_total"):
+    for col in (
+        "seed",
+        "arch",
+        "corpus_hash",
+        "tokenizer_hash",
+        "wall_s",
+        "device",
+        "version_torch",
+        "C_analytic",
+        "N_total",
+    ):
         assert runs[col].notna().all(), col
     curves = TABLE.with_name("pilot_runs_curves")
     for rid, loss in zip(runs["run_id"], runs["loss"]):

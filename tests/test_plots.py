@@ -84,7 +84,9 @@ def test_headless_import_picks_agg(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY")}
     env["MPLCONFIGDIR"] = str(tmp_path)
     code = "import bayescale.plots, matplotlib; print(matplotlib.get_backend())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().lower() == "agg"
 
@@ -219,7 +221,9 @@ def test_law_rejects_bad_x(fit):
 
 def test_representative_ratios_thin_to_the_extremes():
     # 5 and 5.1 are one ratio (within 0.05 decades), represented by their geometric middle.
-    np.testing.assert_allclose(plots.representative_ratios([5, 5.1, 10, 20, 40]), [math.sqrt(5 * 5.1), 10, 20, 40], rtol=1e-6)
+    np.testing.assert_allclose(
+        plots.representative_ratios([5, 5.1, 10, 20, 40]), [math.sqrt(5 * 5.1), 10, 20, 40], rtol=1e-6
+    )
     many = np.geomspace(1, 1000, 30)
     r = plots.representative_ratios(many, max_ratios=4)
     assert len(r) <= 4 and r.min() == pytest.approx(1.0) and r.max() == pytest.approx(1000.0)

@@ -22,9 +22,13 @@ from bayescale.errors import (
 )
 from bayescale.model import (
     OBS,
-    log_likelihood as _log_likelihood,
     make_model,
     noise_names,
+)
+from bayescale.model import (
+    log_likelihood as _log_likelihood,
+)
+from bayescale.model import (
     posterior as _posterior,
 )
 from bayescale.priors import Prior

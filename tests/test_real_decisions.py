@@ -73,8 +73,10 @@ def data_dir() -> Path:
     for cand in ([Path(env)] if env else []) + [SHARED_DATA]:
         if (cand / "chinchilla-epoch" / "svg_extracted_data.csv").is_file():
             return cand
-    pytest.skip("public data not available: set BAYESCALE_DATA to a local copy of shared/data "
-                "(with chinchilla-epoch/svg_extracted_data.csv)")
+    pytest.skip(
+        "public data not available: set BAYESCALE_DATA to a local copy of shared/data "
+        "(with chinchilla-epoch/svg_extracted_data.csv)"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +97,10 @@ def test_allocation_exponent_matches_epoch(chinchilla_fit) -> None:
     a = allocation_exponents(chinchilla_fit)["a"].values.reshape(-1)
     med = float(np.median(a))
     lo, hi = np.quantile(a, [0.025, 0.975])
-    print(f"a = beta/(alpha+beta): posterior median {med:.4f}, 95% interval [{lo:.4f}, {hi:.4f}] "
-          f"(Epoch: {EPOCH_A} +- {EPOCH_A_SE})")
+    print(
+        f"a = beta/(alpha+beta): posterior median {med:.4f}, 95% interval [{lo:.4f}, {hi:.4f}] "
+        f"(Epoch: {EPOCH_A} +- {EPOCH_A_SE})"
+    )
     assert abs(med - EPOCH_A) < 0.04
     assert lo <= EPOCH_A <= hi
     # The posterior is about as wide as Epoch's bootstrap (SE 0.020), not ten times wider or narrower.
@@ -124,8 +128,10 @@ def test_tokens_per_param_at_chinchilla_compute_consistent_with_epoch(chinchilla
     r = opt["tokens_per_param"].values.reshape(-1)
     med = float(np.median(r))
     lo, hi = np.quantile(r, [0.025, 0.975])
-    print(f"tokens per parameter at C = {CHINCHILLA_C:.3g}: posterior median {med:.1f}, 95% interval "
-          f"[{lo:.1f}, {hi:.1f}] (Epoch: ~{EPOCH_TOKENS_PER_PARAM}; Epoch's point estimate in the closed form: ~18.3)")
+    print(
+        f"tokens per parameter at C = {CHINCHILLA_C:.3g}: posterior median {med:.1f}, 95% interval "
+        f"[{lo:.1f}, {hi:.1f}] (Epoch: ~{EPOCH_TOKENS_PER_PARAM}; Epoch's point estimate in the closed form: ~18.3)"
+    )
     assert lo <= EPOCH_TOKENS_PER_PARAM <= hi
     # and the median is in the range the point estimates span, not somewhere else entirely
     assert 12 < med < 35

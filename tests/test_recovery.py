@@ -124,7 +124,11 @@ def test_recovery_nuts(law: str) -> None:
     truth = _truth(case)
     checked = case.get("checked", list(truth))
     table = fit.summary(var_names=checked, ci_prob=0.95)
-    outside = {k: (truth[k], table.loc[k, "2.5%"], table.loc[k, "97.5%"]) for k in checked if not table.loc[k, "2.5%"] < truth[k] < table.loc[k, "97.5%"]}
+    outside = {
+        k: (truth[k], table.loc[k, "2.5%"], table.loc[k, "97.5%"])
+        for k in checked
+        if not table.loc[k, "2.5%"] < truth[k] < table.loc[k, "97.5%"]
+    }
     assert not outside, f"{law}: truth outside the 95% interval: {outside}"
     d = fit.diagnostics()
     assert d["divergences"] == 0 and d["max_r_hat"] <= 1.01
@@ -179,10 +183,15 @@ def test_coverage_laplace(law: str) -> None:
     spec = case["spec"]()
     truth = _truth(case)
     names = list(truth)
-    fits = [bs.fit(spec, _runs(case, seed=1000 + s, law=spec.law), seed=s, method="laplace", chains=2, draws=1000) for s in range(n_seeds)]
+    fits = [
+        bs.fit(spec, _runs(case, seed=1000 + s, law=spec.law), seed=s, method="laplace", chains=2, draws=1000)
+        for s in range(n_seeds)
+    ]
     cov = _coverage(fits, truth, names, nominal)
     frac = cov["covered"] / cov["total"]
-    assert frac >= _lower_bound(n_seeds, nominal), f"{law}: 90% intervals cover {cov['covered']}/{cov['total']}; misses {cov['misses']}"
+    assert frac >= _lower_bound(n_seeds, nominal), (
+        f"{law}: 90% intervals cover {cov['covered']}/{cov['total']}; misses {cov['misses']}"
+    )
     # Intervals as wide as the estimates actually vary: with 20 seeds the sd ratio is
     # known to about +-16% (1 sd), so 0.55-1.6 flags only real over- or under-confidence.
     bad = {k: r for k, r in cov["ratio"].items() if not 0.55 < r < 1.6}
@@ -212,6 +221,8 @@ def test_coverage_nuts() -> None:
     assert len(warned) <= 2, f"ConvergenceWarning on seeds {warned}"
     cov = _coverage(fits, truth, names, nominal)
     frac = cov["covered"] / cov["total"]
-    assert frac >= _lower_bound(n_seeds, nominal), f"90% intervals cover {cov['covered']}/{cov['total']}; misses {cov['misses']}"
+    assert frac >= _lower_bound(n_seeds, nominal), (
+        f"90% intervals cover {cov['covered']}/{cov['total']}; misses {cov['misses']}"
+    )
     bad = {k: r for k, r in cov["ratio"].items() if not 0.4 < r < 2.0}  # 8 seeds: sd ratio known to ~+-27%
     assert not bad, f"spread of estimates / posterior sd out of range: {bad}"

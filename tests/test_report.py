@@ -33,9 +33,35 @@ EVIL_OPTION = "<i>big</i>"
 SECTIONS = ("provenance", "summary", "diagnostics", "plots", "decision", "validation", "runs")
 N_FIGURES = 11  # 9 of the fit, the decision's and the validation's
 ALLOWED_TAGS = {
-    "html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p", "nav", "a", "main",
-    "table", "thead", "tbody", "tr", "th", "td", "details", "summary", "pre", "ul", "li", "figure", "img",
-    "figcaption", "footer",
+    "html",
+    "head",
+    "meta",
+    "title",
+    "style",
+    "body",
+    "header",
+    "h1",
+    "h2",
+    "h3",
+    "p",
+    "nav",
+    "a",
+    "main",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "details",
+    "summary",
+    "pre",
+    "ul",
+    "li",
+    "figure",
+    "img",
+    "figcaption",
+    "footer",
 }
 
 
@@ -77,7 +103,13 @@ def material():
 @pytest.fixture(scope="module")
 def html_report(material, tmp_path_factory):
     path = tmp_path_factory.mktemp("html") / "sub" / "report.html"
-    out = report.write_html(material["fit"], path, decision=material["decision"], validation=material["validation"], title="Pilot <b>runs</b>")
+    out = report.write_html(
+        material["fit"],
+        path,
+        decision=material["decision"],
+        validation=material["validation"],
+        title="Pilot <b>runs</b>",
+    )
     assert out == path
     plt.close("all")
     return path
@@ -173,7 +205,10 @@ def test_html_is_self_contained_and_has_no_scripts(html_report):
             assert attrs["src"].startswith("data:image/png;base64,")
     style = text[text.index("<style>") : text.index("</style>")]
     assert "url(" not in style and "@import" not in style
-    assert any(t == "meta" and a.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in a["content"] for t, a in parsed.tags)
+    assert any(
+        t == "meta" and a.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in a["content"]
+        for t, a in parsed.tags
+    )
 
 
 def test_html_escapes_user_text(html_report):
@@ -242,7 +277,15 @@ def test_png_size_rejects_non_png():
 
 def test_markdown_tables_and_relative_images(md_report, material):
     text = md_report.read_text(encoding="utf-8")
-    for heading in ("## Provenance", "## Posterior summary", "## Diagnostics", "## Plots", "## Decision", "## Leave-largest-out validation", "## Runs"):
+    for heading in (
+        "## Provenance",
+        "## Posterior summary",
+        "## Diagnostics",
+        "## Plots",
+        "## Decision",
+        "## Leave-largest-out validation",
+        "## Runs",
+    ):
         assert heading in text
     assert "| variable | mean |" in text and "|---|---:|" in text
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
@@ -290,7 +333,21 @@ def test_report_main_usage_errors(tmp_path, capsys):
 def test_report_main_writes_html_from_a_saved_fit(material, tmp_path, capsys):
     nc = material["fit"].save(tmp_path / "fit.nc")
     out = tmp_path / "report.html"
-    rc = report_cli.report_main([str(nc), "-o", str(out), "--decision", "small:N=5e9,D=1e11", "--decision", "big:N=2e10,D=4e11", "--threshold", "2.2", "--title", "CLI"])
+    rc = report_cli.report_main(
+        [
+            str(nc),
+            "-o",
+            str(out),
+            "--decision",
+            "small:N=5e9,D=1e11",
+            "--decision",
+            "big:N=2e10,D=4e11",
+            "--threshold",
+            "2.2",
+            "--title",
+            "CLI",
+        ]
+    )
     plt.close("all")
     assert rc == 0, capsys.readouterr().err
     assert f"wrote {out}" in capsys.readouterr().out
@@ -314,7 +371,9 @@ def _chromium() -> str | None:
 def test_renders_in_headless_chromium(html_report, tmp_path):
     exe = _chromium()
     if exe is None:
-        pytest.skip("no Chromium on PATH (chromium, chromium-browser or google-chrome): install it to render the report")
+        pytest.skip(
+            "no Chromium on PATH (chromium, chromium-browser or google-chrome): install it to render the report"
+        )
     flags = [
         "--headless",
         "--no-sandbox",
@@ -331,7 +390,14 @@ def test_renders_in_headless_chromium(html_report, tmp_path):
     url = html_report.resolve().as_uri()
     shot = tmp_path / "shot.png"
     env = {**os.environ, "HOME": str(tmp_path)}
-    res = subprocess.run([exe, *flags, f"--screenshot={shot}", "--window-size=1200,3000", url], capture_output=True, text=True, timeout=180, env=env, check=False)
+    res = subprocess.run(
+        [exe, *flags, f"--screenshot={shot}", "--window-size=1200,3000", url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
     assert shot.is_file() and shot.stat().st_size > 0, res.stderr[-2000:]
     # Console errors and blocked loads (the CSP reports any attempt to fetch or run something).
     log = res.stderr
@@ -345,7 +411,9 @@ def test_renders_in_headless_chromium(html_report, tmp_path):
     assert px.shape[:2] == (3000, 1200)
     assert px.std() > 0
     assert (px.min(axis=2) < 200).mean() > 0.02  # text and figures, not a blank page
-    dom = subprocess.run([exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180, env=env, check=False)
+    dom = subprocess.run(
+        [exe, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180, env=env, check=False
+    )
     assert dom.returncode == 0, dom.stderr[-2000:]
     parsed = _parse(dom.stdout)
     imgs = [a for t, a in parsed.tags if t == "img"]

@@ -57,7 +57,18 @@ LAYERS: dict[str, int] = {
 
 #: Optional heavy dependencies a function may import when it runs (the reason: importing
 #: ``bayescale`` or a light command must not pay for them, or they may not be installed).
-HEAVY = ("torch", "transformers", "tokenizers", "accelerate", "pymc", "pytensor", "nutpie", "ray", "submitit", "datasets")
+HEAVY = (
+    "torch",
+    "transformers",
+    "tokenizers",
+    "accelerate",
+    "pymc",
+    "pytensor",
+    "nutpie",
+    "ray",
+    "submitit",
+    "datasets",
+)
 #: bayescale's own gateway to torch: the pilot runner loads torch and transformers when it trains.
 HEAVY_OWN = (".runner", "bayescale.runner")
 
@@ -81,7 +92,9 @@ def _layer(module: str) -> int:
     for prefix in (module, module.split(".")[0]):
         if prefix in LAYERS:
             return LAYERS[prefix]
-    raise AssertionError(f"module bayescale.{module} has no layer in tests/test_structure.py LAYERS (and docs/ARCHITECTURE.md)")
+    raise AssertionError(
+        f"module bayescale.{module} has no layer in tests/test_structure.py LAYERS (and docs/ARCHITECTURE.md)"
+    )
 
 
 def _resolve(module: str, node: ast.ImportFrom | ast.Import, is_package: bool) -> list[str]:
@@ -184,7 +197,9 @@ def test_function_local_imports_only_for_heavy_dependencies() -> None:
                 else:
                     continue
                 if not all(n.split(".")[0] in HEAVY or n in HEAVY_OWN for n in names):
-                    bad.append(f"bayescale/{path.relative_to(PACKAGE)}:{node.lineno} in {fn.name}(): import {', '.join(names)}")
+                    bad.append(
+                        f"bayescale/{path.relative_to(PACKAGE)}:{node.lineno} in {fn.name}(): import {', '.join(names)}"
+                    )
     assert not bad, "function-local imports of light modules (move them to the top):\n" + "\n".join(bad)
 
 
@@ -205,7 +220,11 @@ def test_function_lengths() -> None:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 n = node.end_lineno - node.lineno + 1
                 first = node.body[0]
-                if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                if (
+                    isinstance(first, ast.Expr)
+                    and isinstance(first.value, ast.Constant)
+                    and isinstance(first.value.value, str)
+                ):
                     n -= first.end_lineno - first.lineno + 1
                 if n > FUNCTION_LINES and f"{module}.{node.name}" not in LONG_FUNCTIONS:
                     long.append(f"bayescale.{module}.{node.name}: {n} lines")
