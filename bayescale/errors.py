@@ -40,12 +40,18 @@ class IdentifiabilityWarning(UserWarning):
     """The data cannot separate some parameters; only combinations are identified."""
 
 
+class MisfitWarning(UserWarning):
+    """The law misfits the runs it was fitted to (a pattern in the residuals it cannot follow),
+    so its bands beyond them may miss on one side (:mod:`bayescale.misfit`)."""
+
+
 __all__ = [
     "BayescaleError",
     "ConvergenceWarning",
     "DatasetError",
     "IdentifiabilityWarning",
     "LawError",
+    "MisfitWarning",
     "RunsTableError",
     "SpecError",
     "StaleFitError",

@@ -43,6 +43,7 @@ from .errors import (
     SpecError,
     StaleFitError,
 )
+from .misfit import Misfit, misfit, warn_if_misfit
 from .model import _POSTERIORS as _POSTERIORS  # re-exported: the benchmarks clear it
 from .model import (
     DRIFT,
@@ -174,6 +175,10 @@ class Fit:
                 f"var_names {unknown} are not in the posterior; it has {list(self.posterior.data_vars)}"
             )
         return _arviz.summary_table(self.idata, names, ci_prob)
+
+    def misfit(self, **kwargs: Any) -> Misfit:
+        """Does the law bend differently from the runs? Residual patterns in words (:func:`bayescale.misfit.misfit`)."""
+        return misfit(self, **kwargs)
 
     @property
     def identified_names(self) -> list[str]:
@@ -493,6 +498,8 @@ def fit(
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
     if method in ("nuts", "psis"):
         warn_if_unconverged(result, stacklevel=3)
+    # A pattern in the residuals the law cannot follow, said in words (never a silent confident band).
+    warn_if_misfit(result, stacklevel=2)
     return result
 
 

@@ -37,7 +37,7 @@ import pandas as pd
 from scipy import stats
 
 from .data import law_inputs
-from .errors import BayescaleError
+from .errors import BayescaleError, MisfitWarning
 from .likelihoods import predictive_variance
 
 #: Fraction of runs, by compute (or by the input of a trend), that a finding describes.
@@ -492,7 +492,7 @@ def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level
 
 
 def warn_if_misfit(
-    fit: Any, *, category: type[Warning] = UserWarning, stacklevel: int = 2, **kwargs: Any
+    fit: Any, *, category: type[Warning] = MisfitWarning, stacklevel: int = 2, **kwargs: Any
 ) -> Misfit | None:
     """Run :func:`misfit` and warn, in words, when the law misfits its runs; for ``fit``'s warnings.
 

@@ -141,3 +141,33 @@ def test_warn_if_misfit_warns_in_words_and_is_silent_when_untestable():
         warnings.simplefilter("error")
         assert warn_if_misfit(_fixed_fit(6)) is None
         assert not warn_if_misfit(laplace(runs(0))).misfits
+
+
+def test_fit_warns_when_the_law_misfits_and_not_when_it_fits():
+    # bs.fit itself says so: a confident band from a visibly wrong law must never come silently.
+    bent = runs(3, grid=GRID40, sigma=0.003, bend="C", b=0.02)
+    with pytest.warns(bs.MisfitWarning, match=r"misfits the runs.*over-predicts the loss of your \d+ largest runs"):
+        fit = bs.fit("chinchilla", bent, seed=0, method="laplace")
+    assert fit.misfit().severity == "severe"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.MisfitWarning)
+        good = bs.fit("chinchilla", runs(5, grid=GRID40, sigma=0.003), seed=0, method="laplace")
+    assert not good.misfit().misfits
+
+
+def test_cli_summary_and_report_say_the_law_misfits(tmp_path, capsys):
+    from bayescale.cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.MisfitWarning)
+        fit = bs.fit("chinchilla", runs(3, grid=GRID40, sigma=0.003, bend="C", b=0.02), seed=0, method="laplace")
+    path = tmp_path / "bent.nc"
+    fit.save(path)
+    assert main(["summary", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the law misfits its runs: the law over-predicts the loss of your" in err
+    assert main(["summary", str(path), "--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["misfit"]["misfits"] is True and out["misfit"]["severity"] == "severe"
+    md = bs.report.write_markdown(fit, tmp_path / "report.md").read_text()
+    assert "Does the law fit the runs?" in md and "over-predicts the loss of your" in md

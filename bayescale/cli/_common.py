@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import bayescale
-from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning
+from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -316,9 +316,10 @@ def _with_readable_warnings(call: Callable[[], Any]) -> Any:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("always", IdentifiabilityWarning)
+        warnings.simplefilter("always", MisfitWarning)
         result = call()
     for w in caught:
-        if issubclass(w.category, (ConvergenceWarning, IdentifiabilityWarning)):
+        if issubclass(w.category, (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning)):
             _warn(w.message)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)

@@ -123,6 +123,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     table = fit.summary(ci_prob=args.ci_prob)
     diag = fit.diagnostics()
+    misfit = _misfit_or_none(fit)
     if args.format == "json":
         summary = {var: {col: rec[col] for col in table.columns} for var, rec in table.iterrows()}
         diagnostics = {k: v for k, v in diag.items() if k != "table"}
@@ -137,6 +138,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 "ci_prob": args.ci_prob,
                 "summary": summary,
                 "diagnostics": diagnostics,
+                "misfit": misfit.to_dict() if misfit is not None else None,
             }
         )
         return 0
@@ -145,9 +147,21 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(_summary_text(table))
     print()
     print(_diagnostics_line(diag))
+    if misfit is not None and not misfit.misfits:
+        print(f"law fit: {misfit}")
     for problem in diag.get("problems", []):
         _warn(problem)
+    for message in misfit.messages if misfit is not None else []:
+        _warn(f"the law misfits its runs: {message}")
     return 0
+
+
+def _misfit_or_none(fit: Any) -> Any:
+    """The fit's residual patterns (:mod:`bayescale.misfit`), or None when too few runs to test."""
+    try:
+        return fit.misfit()
+    except BayescaleError:
+        return None
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

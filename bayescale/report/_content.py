@@ -149,6 +149,21 @@ def _extrapolation(fit: Any) -> list[Any]:
     ]
 
 
+def _misfit_blocks(fit: Any) -> list[Any]:
+    """Does the law follow the runs? Patterns in the residuals it cannot express, in words."""
+    out: list[Any] = [_Heading("Does the law fit the runs?", "misfit", level=3)]
+    try:
+        m = fit.misfit()
+    except BayescaleError as e:
+        return [*out, _Para(f"Not tested: {e}")]
+    if m.misfits:
+        out.append(_Para("The law misfits the runs it was fitted to, so bands beyond them may miss on one side:", cls="problem"))
+        out.append(_List(tuple(m.messages), cls="problem"))
+    else:
+        out.append(_Para(str(m)[:1].upper() + str(m)[1:] + ".", cls="ok"))
+    return out
+
+
 def _diagnostics(fit: Any, pit: Any, psis: Any) -> list[Any]:
     d = fit.diagnostics()
     out: list[Any] = [_Heading("Diagnostics", "diagnostics")]
@@ -175,6 +190,7 @@ def _diagnostics(fit: Any, pit: Any, psis: Any) -> list[Any]:
         )
     else:
         out.append(_Para("No MCMC statistics to check for this method."))
+    out += _misfit_blocks(fit)
     out.append(_Heading("Design warnings", "design", level=3))
     warnings_ = design_warnings(fit)
     if warnings_:
