@@ -157,7 +157,11 @@ def _misfit_blocks(fit: Any) -> list[Any]:
     except BayescaleError as e:
         return [*out, _Para(f"Not tested: {e}")]
     if m.misfits:
-        out.append(_Para("The law misfits the runs it was fitted to, so bands beyond them may miss on one side:", cls="problem"))
+        out.append(
+            _Para(
+                "The law misfits the runs it was fitted to, so bands beyond them may miss on one side:", cls="problem"
+            )
+        )
         out.append(_List(tuple(m.messages), cls="problem"))
     else:
         out.append(_Para(str(m)[:1].upper() + str(m)[1:] + ".", cls="ok"))

@@ -1,4 +1,9 @@
-"""``bayescale pilot``: train one pilot, plan one (``--dry-run``), or run a sweep (torch is imported only to train)."""
+"""``bayescale pilot``: train one pilot, plan one (``--dry-run``), or run a sweep (torch is imported only to train).
+
+Like the other command modules (:mod:`bayescale.cli`), this one imports the heavy stack lazily: the
+sweep, WSD and training modules (pandas, and torch to train) load inside the commands, so building
+the parser for ``--help`` loads none of them.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,8 @@ from typing import Any
 
 from ..errors import BayescaleError
 from .models import PilotError
+from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
-from .sweep import EXECUTORS, SweepError, load_sweep, run_sweep
-from .train import save_pilot, train_pilot
-from .wsd import COOLDOWN, plan_wsd, train_wsd
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -118,6 +121,8 @@ def _sweep_parser() -> argparse.ArgumentParser:
 
 def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
     """The ``slurm`` options of :func:`bayescale.runner.run_sweep` from the sweep command's flags."""
+    from .sweep import SweepError
+
     options: dict[str, Any] = {"cluster": a.cluster, "folder": a.slurm_folder, "timeout_min": a.time_min}
     if a.partition:
         options["slurm_partition"] = a.partition
@@ -181,6 +186,9 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
+    from .train import save_pilot, train_pilot  # after parsing: --help and usage errors load neither
+    from .wsd import plan_wsd, train_wsd
+
     opts = _plan_options(a)
     wsd = a.schedule == "wsd"
     if a.cooldowns is not None and not wsd:
@@ -215,6 +223,8 @@ def cmd_pilot(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+
     sweep = load_sweep(a.sweep)
     if a.dry_run:
         total = 0.0

@@ -53,6 +53,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import BayescaleError
+from .options import EXECUTORS
 from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, shape_for, training_flops
 from .train import save_pilot, train_pilot
@@ -73,8 +74,6 @@ RUN_OPTIONS = (
     "keep_checkpoints",
 )
 SWEEP_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
-#: Where a sweep's pilots run (see :func:`run_sweep`).
-EXECUTORS = ("process", "ray", "slurm", "serial")
 #: Options that change how a pilot is trained but not what it is (not in its run id).
 TRAIN_ONLY = ("save_every_s", "keep_checkpoints")
 GRID_KEYS = ("n_params", "tokens_per_param", "tokens", "max_flops", "arch")

@@ -28,6 +28,7 @@ from typing import Any
 from .._io import atomic_write_bytes
 from .corpus import cache_dir, config_hash
 from .models import PilotError, count_params
+from .options import COOLDOWN
 from .plan import PilotPlan, plan_pilot
 from .train import (
     PilotResult,
@@ -39,8 +40,6 @@ from .train import (
     train_model,
 )
 
-#: Share of each branch's steps spent cooling down (Hägele et al.: 10-20% matches a cosine run).
-COOLDOWN = 0.2
 #: Shape of the cooldown (``transformers``' WSD ``decay_type``; Hägele et al. find 1-sqrt best).
 DECAY = "1-sqrt"
 SCHEDULE = "warmup_stable_decay"
