@@ -536,7 +536,7 @@ def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) ->
 def _column_or_standin(frame: pd.DataFrame, col: str, standin: str | None) -> np.ndarray:
     """Column ``col`` as float64, its absent or blank cells filled from column ``standin`` (when given)."""
     values = (
-        pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64, copy=True)
         if col in frame.columns
         else np.full(len(frame), np.nan)
     )
