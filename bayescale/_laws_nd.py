@@ -107,6 +107,39 @@ DATA_CONSTRAINED = dict(
 )
 
 
+def _data_constrained_full_log_loss(p: Mapping[str, Any], x: Mapping[str, Any], xp: Any) -> Any:
+    a, b = p["alpha"], p["beta"]
+    log_g = (xp.log(a * p["A"]) - xp.log(b * p["B"])) / (a + b)
+    # U_N: the compute-optimal size for U unique tokens (Chinchilla's allocation), capped at N.
+    log_un = xp.minimum(x["N"], log_g + (b / a) * (log_g + x["U"]))
+    log_n_eff = log_effective(xp, x["N"], log_un, p["R_N"])
+    log_d_eff = log_effective(xp, x["D"], x["U"], p["R_D"])
+    return _lse(xp, xp.log(p["E"]) + 0.0 * log_d_eff, xp.log(p["A"]) - a * log_n_eff, xp.log(p["B"]) - b * log_d_eff)
+
+
+DATA_CONSTRAINED_FULL = dict(
+    DATA_CONSTRAINED,
+    name="data_constrained_full",
+    formula=(
+        "L = E + A/N'^alpha + B/D'^beta, D' = U + U R_D (1 - exp(-(D/U - 1)/R_D)), "
+        "N' = U_N + U_N R_N (1 - exp(-(N/U_N - 1)/R_N)), U_N = min(N, N_opt(U))"
+    ),
+    params=("E", "A", "B", "alpha", "beta", "R_D", "R_N"),
+    log_loss=_data_constrained_full_log_loss,
+    # R_N (the paper's R*_N): they fit 5.3; median 5.5, 95% 0.8-39.
+    priors={**DATA_CONSTRAINED["priors"], "R_N": _p("LogNormal", loc=1.7, scale=1.0)},
+    positive=("E", "A", "B", "alpha", "beta", "R_D", "R_N"),
+    power_terms={},
+    description=(
+        "Muennighoff et al. 2023, the full data-constrained law: effective tokens D' as in 'data_constrained', "
+        "and effective parameters N': parameters beyond U_N = min(N, G (G U)^(beta/alpha)), the Chinchilla-optimal "
+        "size for U unique tokens (G = (alpha A / (beta B))^(1/(alpha+beta))), are worth less, with decay constant "
+        "R_N. Unlike 'data_constrained' it is not Chinchilla's law at one epoch: a model larger than compute-optimal "
+        "for its tokens is discounted even then. Without a U column U = D."
+    ),
+)
+
+
 # ------------------------------------------------------------------- Farseer
 
 
@@ -206,4 +239,4 @@ def farseer_monotone_when(p: Mapping[str, np.ndarray]) -> np.ndarray:
     return (p["gamma"] < 0) & (p["a2"] * p["beta"] <= 0) & (p["a1"] * p["alpha"] >= 0)
 
 
-DECLARATIONS = (DATA_CONSTRAINED, FARSEER, BENDING)
+DECLARATIONS = (DATA_CONSTRAINED, DATA_CONSTRAINED_FULL, FARSEER, BENDING)

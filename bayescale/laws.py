@@ -348,9 +348,10 @@ kaplan = register_law(
 )
 
 
-# N-D laws declared in bayescale._laws_nd (data-constrained, Farseer, bending Chinchilla).
+# N-D laws declared in bayescale._laws_nd (data-constrained with and without N', Farseer, bending Chinchilla).
 ND_LAWS: dict[str, Law] = {kw["name"]: register_law(Law(**kw)) for kw in _laws_nd.DECLARATIONS}
 data_constrained = ND_LAWS["data_constrained"]
+data_constrained_full = ND_LAWS["data_constrained_full"]
 farseer = ND_LAWS["farseer"]
 chinchilla_bending = ND_LAWS["chinchilla_bending"]
 

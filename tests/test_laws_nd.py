@@ -27,6 +27,7 @@ from bayescale.testing import check_law, synthetic_runs
 
 # Muennighoff et al.'s C4 fit (datablations SOURCE.md): Chinchilla step, then R*_D.
 DC = {"E": 1.869, "A": 520.8, "B": 1487.7, "alpha": 0.3527, "beta": 0.3527, "R_D": 15.39}
+DCF = dict(DC, R_N=5.31)
 FARSEER = {
     "a1": 0.1,
     "b1": -1.2,
@@ -50,6 +51,11 @@ def _d_eff(D: float, U: float, r: float) -> float:
 def _hand(name: str, p: dict, N: float, D: float, U: float) -> float:
     if name == "data_constrained":
         return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / _d_eff(D, U, p["R_D"]) ** p["beta"]
+    if name == "data_constrained_full":
+        a, b = p["alpha"], p["beta"]
+        g = (a * p["A"] / (b * p["B"])) ** (1 / (a + b))
+        u_n = min(N, g * (g * U) ** (b / a))
+        return p["E"] + p["A"] / _d_eff(N, u_n, p["R_N"]) ** a + p["B"] / _d_eff(D, U, p["R_D"]) ** b
     if name == "farseer":
         n = N / 1e9
         e = math.exp(p["a1"] * n ** p["alpha"] + p["b1"])
@@ -61,7 +67,12 @@ def _hand(name: str, p: dict, N: float, D: float, U: float) -> float:
     raise AssertionError(name)
 
 
-CASES = [("data_constrained", DC), ("farseer", FARSEER), ("chinchilla_bending", BENDING)]
+CASES = [
+    ("data_constrained", DC),
+    ("data_constrained_full", DCF),
+    ("farseer", FARSEER),
+    ("chinchilla_bending", BENDING),
+]
 
 
 @pytest.mark.parametrize("name,params", CASES, ids=[c[0] for c in CASES])
@@ -73,7 +84,7 @@ def test_value_at_hand_computed_point(name: str, params: dict, N: float, D: floa
     assert got == pytest.approx(_hand(name, params, N, D, U), rel=1e-10)
 
 
-@pytest.mark.parametrize("name", ["data_constrained", "farseer", "chinchilla_bending"])
+@pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_conformance(name: str) -> None:
     when = {"farseer": farseer_monotone_when, "chinchilla_bending": bending_monotone_when}.get(name)
     check_law(name, monotone_when=when)
@@ -100,6 +111,19 @@ def test_data_constrained_without_U_is_chinchilla() -> None:
     assert np.allclose(logx["U"], np.log([D[0] / 4, D[1], D[2], D[3], D[4]]))
     pred = np.exp(spec.law.log_loss(DC, logx, np))
     assert pred[0] > want[0] and np.allclose(pred[1:], want[1:], rtol=1e-12)
+
+
+def test_full_law_discounts_only_parameters_beyond_the_optimum() -> None:
+    chin = {k: DC[k] for k in ("E", "A", "B", "alpha", "beta")}
+    D = 2e10  # one epoch; Chinchilla-optimal size for it is about D / 20 here
+    g = (DC["A"] / DC["B"]) ** (1 / (2 * DC["alpha"]))
+    n_opt = g * g * D
+    with jax.enable_x64(True):
+        small = bs.laws.data_constrained_full(DCF, N=0.5 * n_opt, D=D)
+        assert small == pytest.approx(bs.laws.chinchilla(chin, N=0.5 * n_opt, D=D), rel=1e-12)
+        big = bs.laws.data_constrained_full(DCF, N=50 * n_opt, D=D)
+        assert big > bs.laws.chinchilla(chin, N=50 * n_opt, D=D)
+        assert big < bs.laws.data_constrained_full(DCF, N=5 * n_opt, D=D)  # still falls with N
 
 
 def test_repeated_tokens_are_worth_less_and_saturate() -> None:
