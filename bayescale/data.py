@@ -25,6 +25,7 @@ import pandas as pd
 
 from bayescale._io import atomic_write
 from bayescale.errors import BayescaleError, RunsTableError
+from bayescale.laws import FALLBACK_COLUMNS
 
 if TYPE_CHECKING:
     from bayescale.spec import ModelSpec
@@ -507,15 +508,21 @@ def points_frame(points: Any) -> pd.DataFrame:
 
 def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) -> dict[str, np.ndarray]:
     """The log of each law input (``spec.law.inputs``, read from the column ``spec.inputs`` maps it to),
-    one value per row of ``frame``; every value must be finite and > 0."""
+    one value per row of ``frame``; every value must be finite and > 0.
+
+    An optional column (:data:`bayescale.laws.FALLBACK_COLUMNS`) that is absent, or blank in a
+    row, takes its stand-in's value there: unique tokens ``U`` missing means the run saw each
+    token once, ``U = D`` (one epoch; the data-constrained law is then Chinchilla's).
+    """
     out = {}
     for name in spec.law.inputs:
         col = spec.inputs[name]
-        if col not in frame.columns:
+        standin = FALLBACK_COLUMNS.get(col)
+        if col not in frame.columns and standin is None:
             raise RunsTableError(
                 f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}"
             )
-        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        values = _column_or_standin(frame, col, standin)
         bad = ~(np.isfinite(values) & (values > 0))
         if bad.any():
             ids = list(frame["run_id"][bad]) if "run_id" in frame else list(np.flatnonzero(bad))
@@ -524,3 +531,16 @@ def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) ->
             )
         out[name] = np.log(values).astype(dtype)
     return out
+
+
+def _column_or_standin(frame: pd.DataFrame, col: str, standin: str | None) -> np.ndarray:
+    """Column ``col`` as float64, its absent or blank cells filled from column ``standin`` (when given)."""
+    values = (
+        pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64, copy=True)
+        if col in frame.columns
+        else np.full(len(frame), np.nan)
+    )
+    if standin is not None and standin in frame.columns:
+        blank = np.isnan(values)
+        values[blank] = pd.to_numeric(frame[standin], errors="coerce").to_numpy(dtype=np.float64)[blank]
+    return values

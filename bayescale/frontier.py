@@ -34,7 +34,7 @@ def law_draws(fit: Fit) -> dict[str, np.ndarray]:
 
 
 def _log_inputs_for(fit: Fit, N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
-    values = {"N": N, "D": D, "C": 6.0 * N * D}
+    values = {"N": N, "D": D, "C": 6.0 * N * D, "U": D}  # the frontier assumes unrepeated data: U = D
     out = {}
     for name in fit.spec.law.inputs:
         col = fit.spec.inputs[name]

@@ -136,7 +136,8 @@ class Fit:
         ----------
         points : mapping, DataFrame or list of mappings
             Inputs of the law, e.g. ``{"N": 7e9, "D": 1.4e12}`` or arrays of them.
-            A missing ``C`` is ``6 N D``; a missing ``D`` is ``C / (6 N)``.
+            A missing ``C`` is ``6 N D``; a missing ``D`` is ``C / (6 N)``; a missing
+            ``U`` (unique tokens, read by the data-constrained law) is ``D``.
         noise : bool
             Add observation noise (the likelihood's, on log loss), i.e. predict a
             new run's measured loss rather than the law's value.
@@ -158,7 +159,7 @@ class Fit:
         if noise:
             log_mu = sample_observations(self.spec, log_mu, self.noise_params(), seed)
         coords = {"point": np.arange(len(frame))}
-        for col in ("N", "D", "C"):
+        for col in ("N", "D", "C", "U"):
             if col in frame:
                 coords[col] = ("point", frame[col].to_numpy(dtype=float))
         return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")

@@ -30,11 +30,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _laws_nd
 from .errors import LawError
 from .priors import Prior, as_prior
 
-#: Columns of a runs table a law may use as inputs.
-INPUT_COLUMNS = ("N", "D", "C")
+#: Columns of a runs table a law may use as inputs. ``U`` is the number of unique training
+#: tokens of a run that repeats its data (epochs = D/U); it is optional (see FALLBACK_COLUMNS).
+INPUT_COLUMNS = ("N", "D", "C", "U")
+
+#: Optional input columns, and the column that stands in where one is absent or blank: a run
+#: with no unique-token count saw each token once, so ``U = D`` (one epoch).
+FALLBACK_COLUMNS = {"U": "D"}
 
 LogLossFn = Callable[[Mapping[str, Any], Mapping[str, Any], Any], Any]
 
@@ -144,7 +150,8 @@ class Law:
         """Loss on the natural scale at ``inputs`` (e.g. ``law(p, N=1e9, D=2e10)``).
 
         Broadcasting follows NumPy rules, so arrays of parameter draws and of
-        inputs combine. Inputs not given are computed from ``C = 6 N D``.
+        inputs combine. Inputs not given are computed from ``C = 6 N D``; unique
+        tokens ``U`` not given, or NaN, are ``D`` (one epoch, see :data:`FALLBACK_COLUMNS`).
         """
         x = {}
         for name in self.inputs:
@@ -170,6 +177,12 @@ def _check_power_terms(
 
 
 def _input_value(col: str, inputs: Mapping[str, Any]) -> Any:
+    if col in FALLBACK_COLUMNS:  # optional column: absent or NaN cells take the stand-in's value
+        value = np.asarray(inputs[col], dtype=float) if col in inputs else None
+        if value is not None and not np.isnan(value).any():
+            return value
+        standin = _input_value(FALLBACK_COLUMNS[col], inputs)
+        return standin if value is None else np.where(np.isnan(value), standin, value)
     if col in inputs:
         return inputs[col]
     if col == "C" and {"N", "D"} <= set(inputs):
@@ -333,6 +346,14 @@ kaplan = register_law(
         description="Kaplan et al. 2020 joint form in N and D, with no irreducible-loss term.",
     )
 )
+
+
+# N-D laws declared in bayescale._laws_nd (data-constrained with and without N', Farseer, bending Chinchilla).
+ND_LAWS: dict[str, Law] = {kw["name"]: register_law(Law(**kw)) for kw in _laws_nd.DECLARATIONS}
+data_constrained = ND_LAWS["data_constrained"]
+data_constrained_full = ND_LAWS["data_constrained_full"]
+farseer = ND_LAWS["farseer"]
+chinchilla_bending = ND_LAWS["chinchilla_bending"]
 
 
 # ------------------------------------------------------- learning-curve laws
@@ -514,7 +535,9 @@ CURVE_LAWS: dict[str, Law] = {
 
 __all__ = [
     "CURVE_LAWS",
+    "FALLBACK_COLUMNS",
     "INPUT_COLUMNS",
+    "ND_LAWS",
     "Law",
     "get_law",
     "list_laws",

@@ -38,11 +38,13 @@ def synthetic_runs(
     columns: Mapping[str, str] | None = None,
     seed: int = 0,
     source: str | None = None,
+    epochs: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """A runs table drawn from a law with known parameters.
 
     Every model size in ``N`` is trained at every tokens-per-parameter ratio, so
-    ``D = ratio * N`` and ``C = 6 N D``. The observed loss is the law's loss times
+    ``D = ratio * N`` and ``C = 6 N D``; with ``epochs``, also at every epoch count,
+    on ``U = D / epochs`` unique tokens (a column ``U``). The observed loss is the law's loss times
     ``exp(sigma * eps)``, with ``eps`` standard normal, or Student-t with ``df``
     degrees of freedom when ``df`` is given (noise on log loss, as the models assume).
 
@@ -61,11 +63,14 @@ def synthetic_runs(
     seed : int
     source : str, optional
         Value of the ``source`` column; says by default that the runs are synthetic.
+    epochs : sequence of float, optional
+        Passes over the unique data (>= 1), crossed with the grid; without it there is no
+        ``U`` column, and laws that read ``U`` see ``U = D``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``run_id, N, D, C, loss, loss_true, source``.
+        Columns ``run_id, N, D, C, loss, loss_true, source`` (and ``U`` with ``epochs``).
 
     Examples
     --------
@@ -78,25 +83,26 @@ def synthetic_runs(
     if missing:
         raise BayescaleError(f"synthetic_runs: missing true values for {missing} of law {law.name!r}")
     rng = np.random.default_rng(seed)
-    n_grid, r_grid = np.meshgrid(np.asarray(N, float), np.asarray(tokens_per_param, float), indexing="ij")
+    ep = np.asarray([1.0] if epochs is None else epochs, float)
+    n_grid, r_grid, e_grid = np.meshgrid(np.asarray(N, float), np.asarray(tokens_per_param, float), ep, indexing="ij")
     n = n_grid.reshape(-1)
     d = (n_grid * r_grid).reshape(-1)
     c = 6.0 * n * d
     cols = dict(law.columns)
     cols.update(columns or {})
-    values = {"N": n, "D": d, "C": c}
+    values = {"N": n, "D": d, "C": c, "U": d / e_grid.reshape(-1)}
     logx = {}
     for name in law.inputs:
         col = cols[name]
         if col not in values:
-            raise BayescaleError(f"synthetic_runs: law input {name!r} maps to column {col!r}; use one of N, D, C")
+            raise BayescaleError(f"synthetic_runs: law input {name!r} maps to column {col!r}; use one of N, D, C, U")
         logx[name] = np.log(values[col])
     p = {k: float(params[k]) for k in law.params}
     true = np.exp(np.asarray(law.log_loss(p, logx, np), dtype=float))
     eps = rng.standard_t(df, size=n.size) if df is not None else rng.standard_normal(n.size)
     loss = np.asarray(true, dtype=float) * np.exp(sigma * eps)
     width = max(3, len(str(n.size - 1)))
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "run_id": [f"syn{i:0{width}d}" for i in range(n.size)],
             "N": n,
@@ -107,6 +113,9 @@ def synthetic_runs(
             "source": source or f"synthetic: {law.name} law, sigma={sigma:g}, seed={seed}",
         }
     )
+    if epochs is not None:
+        out.insert(4, "U", values["U"])
+    return out
 
 
 def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int = 0) -> Any:
@@ -181,7 +190,7 @@ def check_law(
     The properties (:data:`LAW_PROPERTIES`):
 
     ``declaration``
-        Its inputs read runs-table columns N, D or C and every ``positive`` parameter's
+        Its inputs read runs-table columns N, D, C or U (unique tokens; ``U = D`` here) and every ``positive`` parameter's
         default prior has positive support.
     ``broadcasting``
         Parameters shaped ``(chain, draw, 1)`` and inputs shaped ``(point,)`` give
@@ -240,9 +249,9 @@ def check_law(
 
 
 def _columns_at(N: Any, D: Any) -> dict[str, np.ndarray]:
-    """The runs-table columns at model size ``N`` and tokens ``D`` (``C = 6 N D``)."""
+    """The runs-table columns at model size ``N`` and tokens ``D`` (``C = 6 N D``, one epoch: ``U = D``)."""
     N, D = np.broadcast_arrays(np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64))
-    return {"N": N, "D": D, "C": 6.0 * N * D}
+    return {"N": N, "D": D, "C": 6.0 * N * D, "U": D}
 
 
 def _log_inputs(law: Law, N: Any, D: Any, dtype: Any = np.float64) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
+from bayescale._laws_nd import bending_monotone_when, farseer_monotone_when
 from bayescale.errors import BayescaleError, LawError
 from bayescale.laws import (
     INPUT_COLUMNS,
@@ -46,6 +47,8 @@ MONOTONE_WHEN: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
     "power": lambda p: p["b"] < 0,
     # With C = 6ND the exponents of N and D are b + d and c + d.
     "multiplicative": lambda p: (p["b"] + p["d"] < 0) & (p["c"] + p["d"] < 0),
+    "farseer": farseer_monotone_when,
+    "chinchilla_bending": bending_monotone_when,
 }
 
 
@@ -53,9 +56,9 @@ MONOTONE_WHEN: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
 
 
 def columns_at(N: Any, D: Any) -> dict[str, np.ndarray]:
-    """The runs-table columns at model size ``N`` and tokens ``D`` (``C = 6 N D``)."""
+    """The runs-table columns at model size ``N`` and tokens ``D`` (``C = 6 N D``, one epoch: ``U = D``)."""
     N, D = np.broadcast_arrays(np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64))
-    return {"N": N, "D": D, "C": 6.0 * N * D}
+    return {"N": N, "D": D, "C": 6.0 * N * D, "U": D}
 
 
 def log_inputs(law: Law, N: Any, D: Any, dtype: Any = np.float64) -> dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "_io": 0,
     "priors": 1,
     "laws": 2,
+    "_laws_nd": 2,
     "likelihoods": 2,
     "spec": 3,
     "data": 4,
