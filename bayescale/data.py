@@ -42,12 +42,24 @@ OPTIONAL_COLUMNS = ("run_id", "seed", "source", "arch", "notes", "U")
 FLOPS_CONVENTIONS = ("6ND",)
 """Supported FLOP conventions: ``"6ND"`` means ``C = 6*N*D``."""
 
+FLOPS_TOLERANCE = 2.0
+"""A ``C`` given together with ``N`` and ``D`` must lie within this factor of ``6 N D``. Published
+tables count FLOPs by other conventions (attention, embeddings), within about 30% of ``6 N D``; a C
+further off is a typo or another quantity, and silently changes every answer that reads it."""
+PLAUSIBLE = {"N": (1.0, 1e15), "D": (1.0, 1e17), "C": (6.0, 6e32), "loss": (0.0, 20.0)}
+"""Plausible ranges (low, high) of a language model's ``N`` (parameters), ``D`` (tokens), ``C``
+(FLOPs) and ``loss`` (nats/token): far beyond any model trained or planned (the largest today are
+~1e12 parameters on ~1e14 tokens; a loss above 20 nats is over e^20 perplexity). Values outside are
+rejected as typos or unit mistakes."""
+
 _NUMERIC = ("N", "D", "C", "loss")
 _LEAD = ("run_id", "N", "D", "C", "loss")
 _MAX_SHOWN = 10
 
 __all__ = [
     "FLOPS_CONVENTIONS",
+    "FLOPS_TOLERANCE",
+    "PLAUSIBLE",
     "OPTIONAL_COLUMNS",
     "REQUIRED_COLUMNS",
     "append_run",
@@ -153,7 +165,11 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     for col in _NUMERIC:
         if col in df.columns:
             df[col] = _numeric_column(df[col], col, ids)
+    for message in _implausible(df, ids):  # as given, then as derived
+        raise _fail(message)
     derive_c, derive_d = _derive_flops(df, ids)
+    for message in _implausible(df, ids):
+        raise _fail(message + " (derived by C = 6 N D)")
     _check_unique_tokens(df, ids)
     if ids is None:
         width = max(3, len(str(len(df))))
@@ -243,6 +259,36 @@ def _derive_flops(df: pd.DataFrame, ids: pd.Series | None) -> tuple[np.ndarray, 
         if overflow.any():
             raise _fail(f"derived column {col!r} must be finite and > 0; {_rows(overflow, ids)} are not")
     return derive_c, derive_d
+
+
+def _implausible(frame: pd.DataFrame, ids: pd.Series | None, *, what: str = "column") -> Iterator[str]:
+    """Messages for values of N, D, C and loss outside :data:`PLAUSIBLE`, and for rows whose given C
+    is further than :data:`FLOPS_TOLERANCE` from ``6 N D``; each names the rows."""
+    if all(c in frame for c in ("N", "D", "C")):
+        n, d, c = (frame[k].to_numpy(dtype=float) for k in ("N", "D", "C"))
+        sized = (
+            (n >= PLAUSIBLE["N"][0]) & (n <= PLAUSIBLE["N"][1]) & (d >= PLAUSIBLE["D"][0]) & (d <= PLAUSIBLE["D"][1])
+        )
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            ratio = c / (6.0 * n * d)
+        off = sized & np.isfinite(ratio) & ((ratio > FLOPS_TOLERANCE) | (ratio < 1.0 / FLOPS_TOLERANCE))
+        if off.any():
+            yield (
+                f"{what} 'C' is not consistent with C = 6 N D for {_rows(off, ids)}: C / (6 N D) = "
+                f"{_shown([float(f'{r:.3g}') for r in ratio[off]])}, allowed within a factor of {FLOPS_TOLERANCE:g} "
+                "(FLOP conventions differ by ~30%); give two of N, D and C and the third is derived"
+            )
+    for col, (lo, hi) in PLAUSIBLE.items():
+        if col not in frame:
+            continue
+        values = frame[col].to_numpy(dtype=float)
+        out = np.isfinite(values) & ((values < lo) | (values > hi)) if lo > 0 else np.isfinite(values) & (values > hi)
+        if out.any():
+            bounds = f"in [{lo:g}, {hi:g}]" if lo > 0 else f"<= {hi:g}"
+            yield (
+                f"{what} {col!r} must be {bounds} (a plausible language model); {_rows(out, ids)} are not "
+                f"(values {_shown([float(v) for v in values[out]])})"
+            )
 
 
 def _check_unique_tokens(df: pd.DataFrame, ids: pd.Series | None) -> None:
@@ -476,7 +522,11 @@ def runs_hash(df: pd.DataFrame) -> str:
 
 
 def points_frame(points: Any) -> pd.DataFrame:
-    """Prediction targets as a DataFrame with N, D and C filled in by ``C = 6 N D``."""
+    """Prediction targets as a DataFrame with N, D and C filled in by ``C = 6 N D``.
+
+    Raises :class:`~bayescale.errors.BayescaleError` naming the points whose N, D or C (given or
+    derived) lies outside :data:`PLAUSIBLE`, or whose given C is further than
+    :data:`FLOPS_TOLERANCE` from ``6 N D`` (give two of the three and the third is derived)."""
     if isinstance(points, pd.DataFrame):
         frame = points.copy()
     elif isinstance(points, Mapping):
@@ -499,11 +549,17 @@ def points_frame(points: Any) -> pd.DataFrame:
         if col not in frame:
             frame[col] = np.nan
     frame[["N", "D", "C"]] = frame[["N", "D", "C"]].astype(float)
+    frame = frame.reset_index(drop=True)
+    for message in _implausible(frame, None, what="points:"):  # as given, before C = 6 N D fills the gaps
+        raise BayescaleError(message.replace("rows at", "points at"))
     n, d, c = frame["N"], frame["D"], frame["C"]
-    frame["C"] = c.fillna(6.0 * n * d)
-    frame["D"] = d.fillna(frame["C"] / (6.0 * n))
-    frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
-    return frame.dropna(axis=1, how="all").reset_index(drop=True)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        frame["C"] = c.fillna(6.0 * n * d)
+        frame["D"] = d.fillna(frame["C"] / (6.0 * n))
+        frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
+    for message in _implausible(frame, None, what="points:"):  # the derived ones
+        raise BayescaleError(message.replace("rows at", "points at") + " (derived by C = 6 N D)")
+    return frame.dropna(axis=1, how="all")
 
 
 def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) -> dict[str, np.ndarray]:

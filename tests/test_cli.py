@@ -1052,3 +1052,45 @@ def test_loo_of_a_file_that_is_not_a_fit(fixed_fit: dict) -> None:
     code, out, err = run(["loo", fixed_fit["runs"]])
     assert_one_error_line(code, err, "runs.csv", "not a bayescale fit")
     assert out == ""
+
+
+# ------------------------------------------------------ implausible input (issue 19)
+
+
+def test_decide_option_with_c_far_from_6nd_is_refused(fixed_fit: dict) -> None:
+    code, out, err = run(
+        ["decide", fixed_fit["path"], "--option", "honest:N=5e6,D=1e8", "--option", "fakeC:N=5e6,D=1e8,C=1"]
+    )
+    assert_one_error_line(code, err, "--option 'fakeC:N=5e6,D=1e8,C=1'", "not consistent with C = 6 N D", "two of")
+    assert out == ""
+
+
+def test_predict_at_c_far_from_6nd_is_refused(fixed_fit: dict) -> None:
+    code, out, err = run(["predict", fixed_fit["path"], "--at", "N=5e6,D=1e8,C=1"])
+    assert_one_error_line(code, err, "--at 'N=5e6,D=1e8,C=1'", "not consistent with C = 6 N D")
+
+
+def test_predict_at_implausible_size_is_refused(fixed_fit: dict) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code, out, err = run(["predict", fixed_fit["path"], "--at", "N=1e300,D=1e300"])
+    assert_one_error_line(code, err, "--at 'N=1e300,D=1e300'", "'N' must be in [1, 1e+15]")
+    assert out == ""
+
+
+def test_check_with_implausible_new_run_is_refused(fixed_fit: dict, tmp_path: Path) -> None:
+    new = pd.read_csv(fixed_fit["new_ok"])
+    new.loc[1, "loss"] = 1e300
+    new.to_csv(tmp_path / "bad.csv", index=False)
+    code, out, err = run(["check", fixed_fit["path"], tmp_path / "bad.csv"])
+    assert_one_error_line(code, err, "'loss' must be <= 20", "new1")
+    assert out == ""
+
+
+def test_fit_with_implausible_run_is_refused_before_fitting(tmp_path: Path) -> None:
+    runs = pd.read_csv(write_runs(tmp_path / "runs.csv"))
+    runs.loc[3, "N"] = 1e300
+    runs.drop(columns="C").to_csv(tmp_path / "bad.csv", index=False)
+    code, out, err = run(["fit", "chinchilla", tmp_path / "bad.csv", "-o", tmp_path / "f.nc", "--method", "laplace"])
+    assert_one_error_line(code, err, "'N' must be in [1, 1e+15]", runs.loc[3, "run_id"])
+    assert not (tmp_path / "f.nc").exists()

@@ -17,10 +17,11 @@ from bayescale.data import (
     REQUIRED_COLUMNS,
     append_run,
     load_runs,
+    points_frame,
     runs_hash,
     save_runs,
 )
-from bayescale.errors import RunsTableError
+from bayescale.errors import BayescaleError, RunsTableError
 
 
 def _table(**overrides) -> pd.DataFrame:
@@ -70,10 +71,10 @@ def test_derives_d_from_c():
 
 
 def test_derives_missing_cells_only():
-    df = _table(C=[np.nan, 5.0e16, 1.2e18, np.nan], D=[2e8, 6e8, np.nan, 6e9])
+    df = _table(C=[np.nan, 9.0e16, 1.2e18, np.nan], D=[2e8, 6e8, np.nan, 6e9])
     runs = load_runs(df)
     assert list(runs["derived"]) == ["C=6ND", "", "D=C/(6N)", "C=6ND"]
-    assert runs["C"].iloc[1] == 5.0e16  # a given C is kept, not recomputed
+    assert runs["C"].iloc[1] == 9.0e16  # a given C is kept, not recomputed
     assert runs["D"].iloc[2] == pytest.approx(1.2e18 / 6e8)
 
 
@@ -101,7 +102,7 @@ def test_run_ids_stored_as_str():
 
 
 def test_dataframe_input_not_mutated():
-    df = _table(C=[np.nan, 5.0e16, 1.2e18, np.nan])
+    df = _table(C=[np.nan, 9.0e16, 1.2e18, np.nan])
     before = df.copy()
     load_runs(df)
     pd.testing.assert_frame_equal(df, before)
@@ -372,3 +373,56 @@ def test_concurrent_appends(tmp_path):
     assert runs["run_id"].value_counts().max() == 1 and set(runs["run_id"]) == expected
     with open(path, encoding="utf-8") as fh:
         assert len(fh.read().splitlines()) == n_workers * n_rows + 1  # header + one line per run
+
+
+# ------------------------------------------------------------ plausibility and C = 6 N D
+
+
+def test_runs_c_far_from_6nd_is_refused_naming_the_row():
+    with pytest.raises(
+        RunsTableError, match=r"'C' is not consistent with C = 6 N D for rows run_id=\['p02'\].*two of N, D and C"
+    ):
+        load_runs(_table(C=[np.nan, 1.0, 1.2e18, np.nan]))
+
+
+def test_runs_c_within_a_flop_convention_is_kept():
+    runs = load_runs(_table(C=[1.2e16 * 1.3, np.nan, np.nan, np.nan]))  # 30% over 6ND: another convention
+    assert runs["C"].iloc[0] == pytest.approx(1.56e16)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "allowed"),
+    [
+        ("loss", 1e300, "<= 20"),
+        ("loss", 25.0, "<= 20"),
+        ("N", 1e300, r"in \[1, 1e\+15\]"),
+        ("N", 0.5, r"in \[1"),
+        ("D", 1e18, r"in \[1, 1e\+17\]"),
+    ],
+)
+def test_runs_implausible_values_are_refused_naming_the_row(column, value, allowed):
+    df = _table()
+    df.loc[2, column] = value
+    with np.errstate(all="raise"):  # no NumPy warning on the way
+        with pytest.raises(RunsTableError, match=rf"column '{column}' must be {allowed}.*run_id=\['p03'\]"):
+            load_runs(df)
+
+
+def test_runs_derived_value_outside_range_is_refused():
+    df = _table(D=[2e8, np.nan, 2e9, 6e9], C=[np.nan, 1e40, np.nan, np.nan])
+    with pytest.raises(RunsTableError, match=r"'C' must be in .*p02"):
+        load_runs(df)
+
+
+def test_points_c_far_from_6nd_is_refused():
+    with pytest.raises(BayescaleError, match=r"points: 'C' is not consistent with C = 6 N D .*positions \[1\]"):
+        points_frame([{"N": 5e6, "D": 1e8}, {"N": 5e6, "D": 1e8, "C": 1.0}])
+    assert points_frame({"N": 5e6, "D": 1e8, "C": 3.5e15})["C"].iloc[0] == 3.5e15
+
+
+def test_points_implausible_are_refused_without_numpy_warnings():
+    with np.errstate(all="raise"):
+        with pytest.raises(BayescaleError, match=r"points: 'N' must be in \[1, 1e\+15\]"):
+            points_frame({"N": 1e300, "D": 1e300})
+        with pytest.raises(BayescaleError, match=r"'D' must be in .*derived by C = 6 N D"):
+            points_frame({"N": 1e3, "C": 1e32})

@@ -146,7 +146,11 @@ def _check_point(fit: Any, text: str, point: Mapping[str, float], flag: str = "-
         raise BayescaleError(
             f"{flag} {text!r}: {unknown} are not inputs of law {fit.spec.law.name!r}; it reads {needed} (and C = 6ND links N, D and C)"
         )
-    missing = [c for c in needed if c not in points_frame(point).columns]
+    try:
+        frame = points_frame(point)
+    except BayescaleError as e:
+        raise BayescaleError(f"{flag} {text!r}: {str(e).removeprefix('points: ')}") from None
+    missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise BayescaleError(
             f"{flag} {text!r}: law {fit.spec.law.name!r} needs {needed}; {missing} missing (give it, or two of N, D, C: C = 6ND gives the third)"
