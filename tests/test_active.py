@@ -556,3 +556,40 @@ def test_cli_loop_simulated_world(tmp_path):
     assert code == 0, err
     d = json.loads(out[out.index("{") :])
     assert len(load_runs(tmp_path / "runs.csv")) > n1 and d["spent"] > 0
+
+
+# ------------------------------------------------------------------ implausible targets and budgets (issue 19)
+
+
+def test_target_with_c_far_from_6nd_is_refused():
+    with pytest.raises(BayescaleError, match=r"target N=5e\+06, D=1e\+08, C=1: .*not consistent with C = 6 N D"):
+        parse_target("N=5e6,D=1e8,C=1")
+    with pytest.raises(BayescaleError, match=r"'N' must be in \[1, 1e\+15\]"):
+        parse_target("N=1e300,D=1e300")
+
+
+def test_suggest_target_below_every_run_says_stop(fit2):
+    sug = suggest(fit2, "N=1e3,D=1e3", budget_flops=1e19, k=2)
+    assert sug.stopping.stop and sug.stopping.reason == "below_runs"
+    assert len(sug.table) == 0
+    text = sug.summary()
+    assert "below every run" in text and "Worth training" not in text and "decades of compute" not in text
+
+
+def test_suggest_budget_too_small_for_any_candidate(fit2):
+    sug = suggest(fit2, "N=7e9,D=1.4e11", budget_flops=1e3, k=2)
+    assert sug.stopping.stop and sug.stopping.reason == "budget_too_small"
+    assert "too small for any candidate pilot; the cheapest costs" in sug.summary()
+    assert "the budget is spent" not in sug.summary()
+
+
+def test_cli_suggest_below_runs_and_tiny_budget(tmp_path, fit2):
+    path = fit2.save(tmp_path / "fit.nc")
+    code, out, err = run(["suggest", path, "--target", "N=1e3,D=1e3", "--budget-flops", "1e19"])
+    assert code == 0, err
+    assert "below every run" in out and "Worth training" not in out
+    code, out, err = run(["suggest", path, "--target", "N=7e9,D=1.4e11", "--budget-flops", "1e3"])
+    assert code == 0, err
+    assert "too small for any candidate" in out and "the budget is spent" not in out
+    code, out, err = run(["suggest", path, "--target", "N=5e6,D=1e8,C=1", "--budget-flops", "1e19"])
+    assert code == 2 and "not consistent with C = 6 N D" in err and err.count("\n") == 1

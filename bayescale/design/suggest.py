@@ -64,6 +64,8 @@ class Stopping:
     ----------
     stop : bool
     reason : str
+        Why it advises stopping: ``"tolerance"``, ``"budget"`` (spent), ``"budget_too_small"`` (no
+        candidate fits it), ``"value"``, ``"below_runs"`` (the target is below every run), or ``""``.
     next_cost : float
         Cost of the next pilot (the plan's first run).
     width_now, width_after_next, width_after_plan : float
@@ -131,7 +133,10 @@ class Suggestion:
             )
         kind = self.plan_kind if self.plan_kind == "allocation" else self.plan_kind + " greedy"
         spent = self.plan["cost"].sum() if len(self.plan) else 0
-        lines.append(f"budget {self.budget:.3g}; plan ({kind}, {len(self.plan)} runs, cost {spent:.3g})")
+        if self.plan_kind == "none":
+            lines.append(f"budget {self.budget:.3g}; no plan")
+        else:
+            lines.append(f"budget {self.budget:.3g}; plan ({kind}, {len(self.plan)} runs, cost {spent:.3g})")
         lines.append("")
         t = self.table
         if len(t):
@@ -141,7 +146,7 @@ class Suggestion:
                 lines.append(
                     f"{int(r['rank']):>4}  {r['N']:>9.3g}  {r['D']:>9.3g}  {r['ratio']:>6.3g}  {r['cost']:>9.3g}  {r['expected_gain']:>7.4f}  {r['why']}"
                 )
-        else:
+        elif self.stopping.reason != "below_runs":
             lines.append("no affordable candidate")
         lines.append("")
         lines.append(self.stopping.text)
@@ -254,12 +259,18 @@ def suggest(
     budget = float(budget_flops)
     chosen, notes = get_planner(planner, target)
     problem, band = _problem(fit, target, budget, int(k), candidates, pending, cost, chosen, opts, seed)
+    below = _below_every_run(fit, target, band)
+    if below is not None:  # nothing to plan: the target is cheaper than the runs already trained
+        empty = pd.DataFrame(columns=ROW_COLUMNS)
+        return Suggestion(empty, empty, "none", target, band, below, budget, notes=tuple(notes))
     plan = chosen.plan(problem)
     whole = plan.rows(plan.best["picks"])
     table = _batch(problem, plan)
     if len(table) < k:
         notes.append(f"Only {len(table)} runs fit the budget or add information (asked for {k}).")
-    stopping = stopping_rule(problem.scorer, plan.best, band, table, target, rule, budget)
+    affordable = problem.costs[problem.selectable]
+    cheapest = float(affordable.min()) if affordable.size else float("nan")
+    stopping = stopping_rule(problem.scorer, plan.best, band, table, target, rule, budget, cheapest=cheapest)
     alts = _alternatives(plan, problem.scorer.decision)
     return Suggestion(
         table=table,
@@ -272,6 +283,21 @@ def suggest(
         alternatives=alts,
         notes=tuple(notes),
     )
+
+
+def _below_every_run(fit: Fit, target: Target, band: Mapping[str, float]) -> Stopping | None:
+    """A stop when the target's compute is below every run's: no pilot can be cheaper than the
+    target itself, and the runs already bracket it from above (None otherwise)."""
+    c_min = float(fit.runs["C"].min())
+    if not target.C < c_min:
+        return None
+    text = (
+        f"Stop: the target ({target.label}, C = {float(target.C):.3g} FLOPs) is below every run already trained "
+        f"(the smallest has C = {c_min:.3g}); no pilot is cheaper than the target itself. "
+        "Train the target directly, or read its band with `bayescale predict`."
+    )
+    width = float(band.get("p_below", band["log_width90"]))
+    return Stopping(True, "below_runs", float("nan"), width, float("nan"), float("nan"), None, text)
 
 
 def _alternatives(plan: Plan, decision: bool) -> dict[str, float]:
@@ -397,10 +423,13 @@ def stopping_rule(
     target: Target,
     rule: StopRule,
     budget: float,
+    *,
+    cheapest: float | None = None,
 ) -> Stopping:
     """Is the next pilot worth its cost? For a decision target: P(loss <= threshold) against the
     tolerance, or the next pilot's EVSI against its price; else the expected shrinking of the
-    target's 90% interval against ``min_improvement``."""
+    target's 90% interval against ``min_improvement``. ``cheapest`` (the cheapest candidate's cost)
+    tells a budget too small for any candidate from one spent on the plan."""
     width_now = float(band["log_width90"])
     picks = best["picks"]
     if picks and len(table):
@@ -416,8 +445,16 @@ def stopping_rule(
         picks = []
     next_cost = float(table["cost"].iloc[0]) if len(table) else float("nan")
     if target.is_decision:
-        return _decision_stopping(sc, best, band, table, target, rule, budget, next_cost, bool(picks))
-    return _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan)
+        out = _decision_stopping(sc, best, band, table, target, rule, budget, next_cost, bool(picks))
+    else:
+        out = _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan)
+    if out.reason == "budget" and cheapest is not None and cheapest > budget:
+        text = (
+            f"Stop: the budget ({budget:.3g}) is too small for any candidate pilot; the cheapest costs {cheapest:.3g}. "
+            "Raise the budget or give smaller candidates."
+        )
+        out = dataclasses.replace(out, reason="budget_too_small", text=text)
+    return out
 
 
 def _decision_stopping(

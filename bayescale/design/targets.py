@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .. import likelihoods
-from ..data import law_inputs
+from ..data import law_inputs, points_frame
 from ..errors import BayescaleError
 from ..frontier import compute_optimal, law_draws
 
@@ -73,6 +73,12 @@ class Target:
                 isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)) and float(v) > 0
             ):
                 raise BayescaleError(f"target {name} must be a finite number > 0, got {v!r}")
+        given = {k: float(getattr(self, k)) for k in ("N", "D", "C") if getattr(self, k) is not None}
+        try:  # plausible sizes, and a C given with N and D near 6 N D
+            if given:
+                points_frame(given)
+        except BayescaleError as e:
+            raise BayescaleError(f"target {', '.join(f'{k}={v:g}' for k, v in given.items())}: {e}") from None
         if self.kind == "loss":
             n, d, c = self.N, self.D, self.C
             if sum(v is not None for v in (n, d, c)) < 2:
