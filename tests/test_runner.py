@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,14 +23,19 @@ from bayescale.data import append_run
 from bayescale.errors import RunsTableError
 from bayescale.runner.shapes import (
     ARCHES,
+    LR_FLOOR,
     LR_SCALE,
+    MAX_LAYERS,
+    MAX_PARAMS,
     Shape,
     ShapeError,
     forward_flops_per_token,
     hyper_for,
     kaplan_lr,
+    memory_bytes,
     non_embedding_params,
     shape_for,
+    total_params,
     training_flops,
 )
 from bayescale.runner.sweep import SweepError, load_sweep
@@ -90,6 +96,40 @@ def test_hyper_rules():
     assert hyper_for(1e5, 1e6, 128).lr > hyper_for(1e7, 1e6, 128).lr
     with pytest.raises(ShapeError, match="tokens=-1"):
         hyper_for(1e6, -1, 128)
+
+
+def test_learning_rate_has_a_floor_at_every_accepted_size():
+    assert kaplan_lr(1e9) == pytest.approx(0.003239 - 0.0001395 * math.log(1e9))  # the rule, unchanged below 5.9e9
+    for n in (6e9, 1.2e10, 2e10, 1e15):
+        assert kaplan_lr(n) == LR_FLOOR
+    for arch in ARCHES:
+        assert hyper_for(MAX_PARAMS[arch], 1e9, 128, arch=arch).lr >= LR_FLOOR > 0
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+def test_shape_rule_refuses_sizes_above_the_stated_maximum(arch):
+    s = shape_for(MAX_PARAMS[arch], arch)
+    assert s.n_layer < MAX_LAYERS  # the rule still aims at the aspect ratio, not at its depth cap
+    count = non_embedding_params(arch, s.n_layer, s.d_model)
+    assert abs(math.log(count / MAX_PARAMS[arch])) < math.log(1.1)
+    with pytest.raises(ShapeError, match=f"above the largest {arch} pilot"):
+        shape_for(2 * MAX_PARAMS[arch], arch)
+
+
+def test_memory_estimate():
+    small, big = shape_for(1e6), shape_for(1e9)
+    m = memory_bytes(small, 32)
+    assert m["state"] == 16 * total_params(small) and m["total"] == m["state"] + m["activations"]
+    assert memory_bytes(small, 64)["activations"] == pytest.approx(2 * m["activations"])
+    assert memory_bytes(big, 32)["state"] > 500 * m["state"]
+
+
+def test_pilot_above_the_maximum_is_refused_at_once(capsys):
+    start = time.perf_counter()
+    assert main(["pilot", "--n-params", "1e15", "--tokens", "1e9", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "n_params=1e+15 is above the largest llama pilot" in err
+    assert time.perf_counter() - start < 5  # refused before the tokenizer is built
 
 
 def test_sweep_parsing_and_errors(tmp_path):
@@ -502,6 +542,20 @@ def test_dry_run_prints_the_plan(cache, streams, capsys):
     assert main(["pilot", "--n-params", "2e6", "--tokens", "2e7", "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "run id      llama-N2e06-D2e07-s0-" in out and "6 layers, width 160" in out
+    assert re.search(r"memory      about [\d.]+ GiB \(weights, gradients and AdamW state", out)
+
+
+def test_pilot_needing_more_memory_than_free_is_refused_before_building(cache, streams, monkeypatch):
+    import bayescale.runner.plan as plan_module
+    from bayescale.runner.models import PilotError
+    from bayescale.runner.plan import plan_pilot
+    from bayescale.runner.train import build_pilot
+
+    plan = plan_pilot(2e4, 1e5, **TINY)
+    monkeypatch.setattr(plan_module, "available_memory", lambda: 1024.0)
+    monkeypatch.setattr("bayescale.runner.train.build_model", lambda *a, **k: pytest.fail("allocated"))
+    with pytest.raises(PilotError, match=r"needs about .* GiB to train .* 9.54e-07 GiB free"):
+        build_pilot(plan)
 
 
 @pytest.mark.gpu

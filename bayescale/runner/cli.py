@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import BayescaleError
 from .models import PilotError
 from .options import COOLDOWN, EXECUTORS
-from .plan import PilotPlan, plan_pilot
+from .plan import PilotPlan, available_memory, plan_pilot
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -166,6 +166,16 @@ def _print_plan(plan: PilotPlan) -> None:
     if plan.unique_tokens is not None:
         u = plan.unique_tokens
         print(f"data        {u:,} unique tokens repeated for {plan.tokens_trained / u:.3g} epochs")
+    m, free = plan.memory, available_memory()
+    room = (
+        ""
+        if free is None
+        else f"; {free / 2**30:.3g} GiB free here" + (" (TOO LARGE to train here)" if m["total"] > free else "")
+    )
+    print(
+        f"memory      about {m['total'] / 2**30:.3g} GiB (weights, gradients and AdamW state {m['state'] / 2**30:.3g} GiB, "
+        f"activations at batch {h.batch_size} {m['activations'] / 2**30:.3g} GiB){room}"
+    )
 
 
 def _plan_options(a: argparse.Namespace) -> dict[str, Any]:

@@ -6,6 +6,7 @@ prints one). Needs neither torch nor transformers.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from .corpus import TokenStreams, config_hash, token_streams
 from .models import PilotError
-from .shapes import ARCHES, Hyper, Shape, hyper_for, shape_for
+from .shapes import ARCHES, Hyper, Shape, check_size, hyper_for, memory_bytes, shape_for
 
 #: Held-out tokens evaluated at each point of the loss curve (a fixed prefix of the held-out split).
 EVAL_TOKENS = 65536
@@ -69,6 +70,12 @@ class PilotPlan:
         )
 
     @property
+    def memory(self) -> dict[str, float]:
+        """Estimated training memory in bytes (``state``, ``activations``, ``total``;
+        :func:`bayescale.runner.shapes.memory_bytes`)."""
+        return memory_bytes(self.shape, self.hyper.batch_size)
+
+    @property
     def tokens_trained(self) -> int:
         return self.hyper.steps * self.hyper.batch_size * self.shape.seq_len
 
@@ -112,6 +119,7 @@ def plan_pilot(
         raise PilotError(f"curve_points={curve_points!r} must be a positive integer")
     if lr_scale is not None and not (isinstance(lr_scale, (int, float)) and lr_scale > 0):
         raise PilotError(f"lr_scale={lr_scale!r} must be a positive number")
+    check_size(float(n_params), arch)  # before the tokenizer is built: a refused size answers at once
     streams = token_streams(corpus, vocab_size)
     shape = shape_for(float(n_params), arch, vocab_size=streams.vocab_size, seq_len=seq_len)
     hyper = hyper_for(float(n_params), float(tokens), seq_len, lr_scale=lr_scale, batch_size=batch_size, arch=arch)
@@ -159,4 +167,41 @@ def unique_windows(tokens: np.ndarray, seq_len: int, unique_tokens: int) -> np.n
     return np.asarray(tokens[: n * seq_len]).reshape(n, seq_len)[pick].reshape(-1)
 
 
-__all__ = ["CURVE_POINTS", "EVAL_TOKENS", "POOL_SEED", "PilotPlan", "plan_pilot", "unique_windows"]
+def available_memory() -> float | None:
+    """Bytes of memory this machine has free (``MemAvailable`` of /proc/meminfo, else the physical
+    memory), or None where neither can be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def check_memory(plan: PilotPlan) -> None:
+    """Refuse, before allocating, a pilot whose estimated training memory (:attr:`PilotPlan.memory`)
+    exceeds the memory this machine has free (the model is built in host memory first)."""
+    need, free = plan.memory["total"], available_memory()
+    if free is not None and need > free:
+        raise PilotError(
+            f"pilot {plan.run_id} needs about {need / 2**30:.3g} GiB to train (weights, gradients, AdamW state and "
+            f"activations at batch {plan.hyper.batch_size}); this machine has {free / 2**30:.3g} GiB free. "
+            "Ask for a smaller --n-params or --batch-size"
+        )
+
+
+__all__ = [
+    "CURVE_POINTS",
+    "EVAL_TOKENS",
+    "POOL_SEED",
+    "PilotPlan",
+    "available_memory",
+    "check_memory",
+    "plan_pilot",
+    "unique_windows",
+]

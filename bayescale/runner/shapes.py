@@ -38,6 +38,16 @@ ASPECT_WEIGHT = 0.2
 LSTM_LAYERS = 2
 #: Smallest and largest width the rule considers.
 MIN_WIDTH, MAX_WIDTH = 16, 8192
+#: Deepest model the rule considers.
+MAX_LAYERS = 128
+#: Largest pilot (non-embedding parameters) per architecture that the shape and hyperparameter
+#: rules are stated for: transformers up to 1e10 (92 layers of width 3008, aspect ratio 33; past
+#: it the rule runs into :data:`MAX_LAYERS` and the learning rate into :data:`LR_FLOOR`), the
+#: two-layer LSTM up to 1e9 (width :data:`MAX_WIDTH`). Pilots are small models; a larger request
+#: is refused, never silently built smaller.
+MAX_PARAMS = {"llama": 1e10, "gpt2": 1e10, "lstm": 1e9}
+#: Bytes of training state per parameter: fp32 weights and gradients and AdamW's two moments.
+BYTES_PER_PARAM = 16
 
 
 class ShapeError(BayescaleError):
@@ -124,6 +134,7 @@ def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, s
     _check_arch(arch)
     if not (isinstance(n_params, (int, float)) and math.isfinite(n_params) and n_params >= 1e3):
         raise ShapeError(f"n_params={n_params!r} must be a number >= 1000 (non-embedding parameters)")
+    check_size(n_params, arch)
     if arch == "lstm":
         best = min(
             range(8, MAX_WIDTH + 1, 4),
@@ -132,7 +143,7 @@ def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, s
         return Shape(arch, LSTM_LAYERS, best, 0, 0, int(vocab_size), int(seq_len))
     widths = [w for w in range(MIN_WIDTH, MAX_WIDTH + 1, 16) if w % head_dim(w) == 0]
     best = None
-    for n_layer in range(1, 129):
+    for n_layer in range(1, MAX_LAYERS + 1):
         d = min(widths, key=lambda w: abs(math.log(non_embedding_params(arch, n_layer, w) / n_params)))
         score = abs(math.log(non_embedding_params(arch, n_layer, d) / n_params)) + ASPECT_WEIGHT * abs(
             math.log(d / n_layer / ASPECT)
@@ -141,6 +152,37 @@ def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, s
             best = (score, n_layer, d)
     _, n_layer, d = best
     return Shape(arch, n_layer, d, d // head_dim(d), ffn_width(arch, d), int(vocab_size), int(seq_len))
+
+
+def check_size(n_params: float, arch: str) -> None:
+    """Refuse a pilot larger than :data:`MAX_PARAMS` of ``arch`` (before anything is built)."""
+    limit = MAX_PARAMS[arch]
+    if n_params > limit:
+        raise ShapeError(
+            f"n_params={n_params:.3g} is above the largest {arch} pilot the runner plans ({limit:.0e} non-embedding "
+            "parameters: the shape and learning-rate rules are stated up to there); pilots are small models"
+        )
+
+
+def total_params(shape: Shape) -> int:
+    """All parameters of the shape by formula: non-embedding, the (tied) token embedding, and GPT-2's
+    position embedding."""
+    n = non_embedding_params(shape.arch, shape.n_layer, shape.d_model) + shape.vocab_size * shape.d_model
+    return n + (shape.seq_len * shape.d_model if shape.arch == "gpt2" else 0)
+
+
+def memory_bytes(shape: Shape, batch_size: int) -> dict[str, float]:
+    """Estimated training memory, in bytes: ``state`` (:data:`BYTES_PER_PARAM` per parameter),
+    ``activations`` (fp32, kept for the backward pass at ``batch_size`` sequences: per layer and token
+    about 2 (34 d + 5 heads T) bytes for a transformer, after Korthikanti et al. 2022, and 40 d for an
+    LSTM; the logits, their softmax and gradient, 12 V per token) and ``total``. An upper bound for
+    bf16 training; the allocator's slack is not counted."""
+    d, L, T, V = shape.d_model, shape.n_layer, shape.seq_len, shape.vocab_size
+    per_layer = 40.0 * d if shape.arch == "lstm" else 2.0 * (34.0 * d + 5.0 * shape.n_head * T)
+    tokens = float(batch_size) * T
+    activations = tokens * (L * per_layer + 12.0 * V)
+    state = float(BYTES_PER_PARAM) * total_params(shape)
+    return {"state": state, "activations": activations, "total": state + activations}
 
 
 def forward_flops_per_token(shape: Shape) -> float:
@@ -188,10 +230,16 @@ class Hyper:
         return asdict(self)
 
 
+#: Floor of :func:`kaplan_lr`. Kaplan et al.'s linear-in-log rule falls to zero near N = 1.2e10 and
+#: below it after; 1e-4 is the peak rate of the largest Chinchilla models (Hoffmann et al. 2022, 70B).
+#: The floor takes over from N = 5.9e9, so smaller pilots keep the rule's rate (and their run ids).
+LR_FLOOR = 1e-4
+
+
 def kaplan_lr(n_params: float) -> float:
     """Kaplan et al. 2020 (eq. D.1) learning rate for N non-embedding parameters:
-    0.003239 - 0.0001395 log N."""
-    return 0.003239 - 0.0001395 * math.log(n_params)
+    0.003239 - 0.0001395 log N, never below :data:`LR_FLOOR`."""
+    return max(LR_FLOOR, 0.003239 - 0.0001395 * math.log(n_params))
 
 
 #: Factor on Kaplan et al.'s learning-rate rule for short pilots. Kaplan's rate was tuned for

@@ -36,7 +36,7 @@ from .. import __version__
 from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
 from .models import PilotError, build_model, count_params, require_torch, token_windows
-from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, plan_pilot, unique_windows
+from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, check_memory, plan_pilot, unique_windows
 from .shapes import forward_flops_per_token, training_flops
 
 # --------------------------------------------------------------------------- training
@@ -310,6 +310,7 @@ class PilotData:
 def build_pilot(plan: PilotPlan) -> tuple[Any, PilotData]:
     """The model of ``plan`` (initialised with its seed) and its training and held-out windows (the
     training windows of a repeated-data pilot are its pool, :func:`unique_windows`)."""
+    check_memory(plan)
     seq = plan.shape.seq_len
     model = build_model(plan.shape, seed=plan.seed)
     pool = plan.streams.train
