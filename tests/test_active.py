@@ -593,3 +593,38 @@ def test_cli_suggest_below_runs_and_tiny_budget(tmp_path, fit2):
     assert "too small for any candidate" in out and "the budget is spent" not in out
     code, out, err = run(["suggest", path, "--target", "N=5e6,D=1e8,C=1", "--budget-flops", "1e19"])
     assert code == 2 and "not consistent with C = 6 N D" in err and err.count("\n") == 1
+
+
+_LOOP_HEAD = (
+    'runs = "runs.csv"\nspec = "chinchilla_normal"\ntarget = "N=4e9,D=8e10"\nbudget = 4e18\nk = 2\nmethod = "laplace"\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "needles"),
+    [
+        (
+            "[simulate]\nE = 1.8\nB = 2000.0\nalpha = 0.35\nbeta = 0.36\n",
+            ["[simulate] must give each parameter of law 'chinchilla'", "missing ['A']"],
+        ),
+        ('[simulate]\nE = 1.8\nA = "big"\nB = 2000.0\nalpha = 0.35\nbeta = 0.36\n', ["[simulate] A must be a number"]),
+        (
+            "[simulate]\nE = 1.8\nA = 480.0\nB = 2000.0\nalpha = 0.35\nbeta = 0.36\nseed = 1.5\n",
+            ["seed must be an integer"],
+        ),
+        ("simulate = 3\n", ["[simulate] must be a table"]),
+        ('tolerance = "tight"\n', ["tolerance must be a number > 0"]),
+        ("max_rounds = -1\n", ["max_rounds must be an integer >= 0"]),
+        ("[fit]\nchians = 2\n", ["[fit] has unknown keys ['chians']"]),
+        ("[suggest]\nbogus = 1\n", ["[suggest] has unknown keys ['bogus']"]),
+    ],
+)
+def test_cli_loop_refuses_a_bad_config_before_any_work(tmp_path, body, needles):
+    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 2e7, 4e7), tokens_per_param=(8, 40), sigma=0.01, seed=3)
+    runs[["run_id", "N", "D", "loss"]].to_csv(tmp_path / "runs.csv", index=False)
+    top, _, table = body.partition("[")
+    (tmp_path / "loop.toml").write_text(_LOOP_HEAD + top + ("[" + table if table else ""))
+    code, out, err = run(["loop", tmp_path / "loop.toml", "--max-rounds", "1"])
+    assert code == 2 and err.startswith("bayescale: error: loop config: ") and err.count("\n") == 1, err
+    assert all(n in err for n in needles), err
+    assert "round" not in out and not (tmp_path / "runs.csv.loop.json").exists()
