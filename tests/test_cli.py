@@ -1094,3 +1094,36 @@ def test_fit_with_implausible_run_is_refused_before_fitting(tmp_path: Path) -> N
     code, out, err = run(["fit", "chinchilla", tmp_path / "bad.csv", "-o", tmp_path / "f.nc", "--method", "laplace"])
     assert_one_error_line(code, err, "'N' must be in [1, 1e+15]", runs.loc[3, "run_id"])
     assert not (tmp_path / "f.nc").exists()
+
+
+def test_report_to_a_pdf_is_refused_before_reading_the_fit(fixed_fit: dict, tmp_path: Path) -> None:
+    code, out, err = run(["report", fixed_fit["path"], "-o", tmp_path / "r.pdf"])
+    assert_one_error_line(code, err, "r.pdf", "HTML (.html) or Markdown (.md), not '.pdf'")
+    code, out, err = run(["report", fixed_fit["path"], "-o", tmp_path / "r.html", "--format", "md"])
+    assert_one_error_line(code, err, "names a html file but --format is md")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["fit", "report", "check"])
+def test_unwritable_output_is_refused_before_the_work(fixed_fit: dict, tmp_path: Path, command: str) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    target = blocker / ("out.html" if command == "report" else "out.nc")
+    argv = {
+        "fit": ["fit", "chinchilla", fixed_fit["runs"], "-o", target],
+        "report": ["report", fixed_fit["path"], "-o", target],
+        "check": ["check", fixed_fit["path"], fixed_fit["new_ok"], "--update", "-o", target],
+    }[command]
+    code, out, err = run(argv)
+    assert_one_error_line(
+        code, err, f"cannot write the {'report' if command == 'report' else 'fit'} to {str(target)!r}"
+    )
+    assert out == "" and ".tmp" not in err
+
+
+def test_report_decision_with_c_far_from_6nd_is_refused(fixed_fit: dict, tmp_path: Path) -> None:
+    code, out, err = run(
+        ["report", fixed_fit["path"], "-o", tmp_path / "r.html", "--decision", "fakeC:N=5e6,D=1e8,C=1"]
+    )
+    assert_one_error_line(code, err, "--decision 'fakeC'", "not consistent with C = 6 N D")
+    assert not (tmp_path / "r.html").exists()

@@ -14,6 +14,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -123,16 +124,22 @@ def load_fit(path: str | Path) -> Any:
     return Fit.load(path)
 
 
-def _check_output(out: Path) -> None:
-    """Fail before fitting, not after, when the fit cannot be written to ``out``."""
+def _check_output(out: Path, what: str = "the fit", example: str = "fit.nc") -> None:
+    """Fail before the work, not after, when ``what`` cannot be written to ``out`` (a folder, or an
+    unwritable folder: the file is replaced atomically, so only its folder must be writable)."""
+    where = f"cannot write {what} to {str(out)!r}"
     if out.is_dir():
-        raise BayescaleError(f"cannot write the fit to {str(out)!r}: it is a folder; give a file name such as fit.nc")
+        raise BayescaleError(f"{where}: it is a folder; give a file name such as {example}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise BayescaleError(f"cannot write the fit to {str(out)!r}: {e.strerror or e}") from None
-    if not os.access(out.parent, os.W_OK):
-        raise BayescaleError(f"cannot write the fit to {str(out)!r}: folder {str(out.parent)!r} is not writable")
+        raise BayescaleError(f"{where}: {e.strerror or e}") from None
+    try:  # a real probe: os.access says yes to root on a read-only file system
+        if not os.access(out.parent, os.W_OK | os.X_OK):
+            raise PermissionError
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError:
+        raise BayescaleError(f"{where}: folder {str(out.parent)!r} is not writable") from None
 
 
 def _check_point(fit: Any, text: str, point: Mapping[str, float], flag: str = "--at") -> None:

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from bayescale.errors import BayescaleError
 
-from ._common import load_fit, parse_option
+from ._common import _check_output, load_fit, parse_option
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +43,7 @@ def _run_report(args: argparse.Namespace) -> int:
     from bayescale.report import write_html, write_markdown
 
     out = Path(args.output)
-    fmt = args.format or ("md" if out.suffix.lower() in (".md", ".markdown") else "html")
+    fmt = _report_format(out, args.format)
     if args.threshold is not None and not (math.isfinite(args.threshold) and args.threshold > 0):
         raise BayescaleError(f"--threshold must be a finite number > 0, got {args.threshold!r}")
     if args.threshold is not None and not args.decision:
@@ -60,13 +60,15 @@ def _run_report(args: argparse.Namespace) -> int:
         if name in options:
             raise BayescaleError(f"--decision {text!r}: option name {name!r} is given twice")
         options[name] = point
-    if out.is_dir():
-        raise BayescaleError(f"-o {str(out)!r} is a folder; give a file name such as report.{fmt}")
+    _check_output(out, "the report", f"report.{fmt}")
     fit = load_fit(args.fit)
     decision = None
     if options:
         for name, point in options.items():
-            frame = points_frame(point)
+            try:
+                frame = points_frame(point)
+            except BayescaleError as e:
+                raise BayescaleError(f"--decision {name!r}: {str(e).removeprefix('points: ')}") from None
             missing = [c for c in fit.spec.columns if c not in frame]
             if missing:
                 raise BayescaleError(f"--decision {name!r}: the law needs {missing}; give e.g. N=7e9,D=1.4e12")
@@ -80,6 +82,24 @@ def _run_report(args: argparse.Namespace) -> int:
     path = writer(fit, out, decision=decision, validation=validation, title=args.title, decision_seed=args.seed)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
     return 0
+
+
+_SUFFIXES = {"html": (".html", ".htm"), "md": (".md", ".markdown")}
+
+
+def _report_format(out: Path, fmt: str | None) -> str:
+    """The report's format: ``--format``, else the output's suffix; a suffix of another format
+    (``-o r.pdf``, or ``--format md -o r.html``) is refused rather than written as HTML."""
+    suffix = out.suffix.lower()
+    by_suffix = next((f for f, sx in _SUFFIXES.items() if suffix in sx), None)
+    if by_suffix is None:
+        raise BayescaleError(
+            f"-o {str(out)!r}: a report is HTML (.html) or Markdown (.md), not {suffix or 'a file without a suffix'!r}; "
+            "give -o report.html or -o report.md"
+        )
+    if fmt is not None and fmt != by_suffix:
+        raise BayescaleError(f"-o {str(out)!r} names a {by_suffix} file but --format is {fmt}; give one or the other")
+    return by_suffix
 
 
 # ------------------------------------------------------------------ parser
