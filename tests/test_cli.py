@@ -1127,3 +1127,25 @@ def test_report_decision_with_c_far_from_6nd_is_refused(fixed_fit: dict, tmp_pat
     )
     assert_one_error_line(code, err, "--decision 'fakeC'", "not consistent with C = 6 N D")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_loo_on_a_laplace_fit_blames_the_approximation(tmp_path: Path) -> None:
+    runs = write_runs(tmp_path / "runs.csv")
+    code, out, err = run(["fit", "chinchilla", runs, "-o", tmp_path / "lap.nc", "--method", "laplace"])
+    assert code == 0, err
+    code, out, err = run(["loo", tmp_path / "lap.nc", "--format", "json"])
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["method"] == "laplace" and doc["flagged"]  # the Gaussian's tails: every run flagged
+    assert "reflect the approximation" in doc["note"]
+    code, out, err = run(["loo", tmp_path / "lap.nc"])
+    assert code == 0, err
+    assert "from a Laplace approximation" in out and "reflect the approximation" in out and "--method nuts" in out
+
+
+def test_loo_method_note() -> None:
+    from bayescale.cli.fitting import _loo_method_note
+
+    assert "Laplace approximation" in _loo_method_note("laplace", 3, 0.7) and "0.7" in _loo_method_note("psis", 1, 0.7)
+    assert "--method nuts" in _loo_method_note("psis", 1, 0.7)
+    assert _loo_method_note("nuts", 3, 0.7) is None and _loo_method_note("laplace", 0, 0.7) is None
