@@ -551,15 +551,24 @@ def points_frame(points: Any) -> pd.DataFrame:
     frame[["N", "D", "C"]] = frame[["N", "D", "C"]].astype(float)
     frame = frame.reset_index(drop=True)
     for message in _implausible(frame, None, what="points:"):  # as given, before C = 6 N D fills the gaps
-        raise BayescaleError(message.replace("rows at", "points at"))
+        raise BayescaleError(_pointwise(message, len(frame)))
     n, d, c = frame["N"], frame["D"], frame["C"]
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         frame["C"] = c.fillna(6.0 * n * d)
         frame["D"] = d.fillna(frame["C"] / (6.0 * n))
         frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
     for message in _implausible(frame, None, what="points:"):  # the derived ones
-        raise BayescaleError(message.replace("rows at", "points at") + " (derived by C = 6 N D)")
+        raise BayescaleError(_pointwise(message, len(frame)) + " (derived by C = 6 N D)")
     return frame.dropna(axis=1, how="all")
+
+
+def _pointwise(message: str, n: int) -> str:
+    """A runs-table message about points: "points at positions [...]", or for a single point no positions."""
+    if n == 1:
+        return message.replace(" for rows at 0-based positions [0]", "").replace(
+            "; rows at 0-based positions [0] are not", "; the point is not"
+        )
+    return message.replace("rows at", "points at")
 
 
 def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) -> dict[str, np.ndarray]:

@@ -1149,3 +1149,19 @@ def test_loo_method_note() -> None:
     assert "Laplace approximation" in _loo_method_note("laplace", 3, 0.7) and "0.7" in _loo_method_note("psis", 1, 0.7)
     assert "--method nuts" in _loo_method_note("psis", 1, 0.7)
     assert _loo_method_note("nuts", 3, 0.7) is None and _loo_method_note("laplace", 0, 0.7) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["optimal", "{fit}", "--budget", "1e300"], "--budget"),
+        (["optimal", "{fit}", "--budget", "1"], "--budget"),
+        (["check", "{fit}", "{new}", "--budget", "1e300"], "--budget"),
+        (["suggest", "{fit}", "--target", "N=1e9,D=1e10", "--budget-flops", "1e300"], "--budget-flops"),
+    ],
+)
+def test_implausible_flop_budgets_are_refused(fixed_fit: dict, argv: list[str], flag: str) -> None:
+    argv = [a.format(fit=fixed_fit["path"], new=fixed_fit["new_ok"]) for a in argv]
+    code, out, err = run(argv)
+    assert_one_error_line(code, err, f"{flag} must be in [6, 6e+32] FLOPs")
+    assert out == ""

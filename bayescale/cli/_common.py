@@ -172,6 +172,20 @@ def _positive(value: float | None, flag: str, *, zero: bool = False) -> None:
         raise BayescaleError(f"{flag} must be a finite number {'>= 0' if zero else '> 0'}, got {value!r}")
 
 
+def _flops(value: float | None, flag: str) -> None:
+    """``value`` (when given) a FLOP count a language model could be trained with: in the plausible
+    range of C (:data:`bayescale.data.PLAUSIBLE`)."""
+    from bayescale.data import PLAUSIBLE
+
+    _positive(value, flag)
+    lo, hi = PLAUSIBLE["C"]
+    if value is not None and not lo <= value <= hi:
+        raise BayescaleError(
+            f"{flag} must be in [{lo:g}, {hi:g}] FLOPs (a plausible language model: C = 6 N D with N <= 1e15 "
+            f"parameters, D <= 1e17 tokens), got {value:g}"
+        )
+
+
 def _check_ci_prob(ci_prob: float) -> None:
     if not 0 < ci_prob < 1:
         raise BayescaleError(f"--ci-prob must be in (0, 1), got {ci_prob!r}")

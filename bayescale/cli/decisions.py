@@ -19,6 +19,7 @@ from ._common import (
     _check_output,
     _check_point,
     _diagnostics_line,
+    _flops,
     _fmt,
     _header,
     _interval,
@@ -144,7 +145,7 @@ def _band_cell(q: Mapping[str, float], digits: int = 3, fixed: bool = False) -> 
 def cmd_optimal(args: argparse.Namespace) -> int:
     _check_ci_prob(args.ci_prob)
     for b in args.budget:
-        _positive(b, "--budget")
+        _flops(b, "--budget")
     if not 0 < args.tolerance < 1:
         raise BayescaleError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance!r}")
     fit = load_fit(args.fit)
@@ -260,7 +261,7 @@ def _surprise_line(n_surprise: int, n: int, what: str) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     from bayescale.checks import check
 
-    _positive(args.budget, "--budget")
+    _flops(args.budget, "--budget")
     if args.output is not None and not args.update:
         raise BayescaleError("-o/--output writes the refitted fit; it needs --update")
     out = Path(args.output) if args.output is not None else None

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import Any
 
 from bayescale.errors import BayescaleError
 
-from ._common import _print_json, load_fit
+from ._common import _flops, _print_json, load_fit
 
 
 def _target(args: argparse.Namespace) -> Any:
@@ -49,8 +48,7 @@ def _frame(path: str | None, flag: str) -> Any:
 def cmd_suggest(args: argparse.Namespace) -> int:
     from bayescale.active import suggest
 
-    if not (math.isfinite(args.budget_flops) and args.budget_flops > 0):
-        raise BayescaleError(f"--budget-flops must be a finite number > 0, got {args.budget_flops!r}")
+    _flops(args.budget_flops, "--budget-flops")
     if args.k < 1:
         raise BayescaleError(f"-k must be at least 1, got {args.k}")
     target = _target(args)

@@ -78,7 +78,9 @@ class Target:
             if given:
                 points_frame(given)
         except BayescaleError as e:
-            raise BayescaleError(f"target {', '.join(f'{k}={v:g}' for k, v in given.items())}: {e}") from None
+            raise BayescaleError(
+                f"target {', '.join(f'{k}={v:g}' for k, v in given.items())}: {str(e).removeprefix('points: ')}"
+            ) from None
         if self.kind == "loss":
             n, d, c = self.N, self.D, self.C
             if sum(v is not None for v in (n, d, c)) < 2:
