@@ -310,6 +310,11 @@ def _option_draws(
             raise BayescaleError("options must be all points or all draws, not a mix")
         if predict is None:
             raise BayescaleError("options given as points need fit=... to predict them")
+        for name, point in points.items():  # name the option a bad point belongs to
+            try:
+                points_frame(point)
+            except BayescaleError as e:
+                raise BayescaleError(f"option {name!r}: {str(e).removeprefix('points: ')}") from None
         frame = points_frame(list(points.values()))
         pred = predict(frame)
         for i, name in enumerate(names):

@@ -268,3 +268,10 @@ def test_compute_optimal_errors(point_fit):
     fit, _ = point_fit
     with pytest.raises(bs.BayescaleError, match="budgets"):
         dc.compute_optimal(fit, [-1.0])
+
+
+def test_decide_refuses_an_option_with_c_far_from_6nd(point_fit):
+    fit, _ = point_fit
+    options = {"honest": {"N": 5e6, "D": 1e8}, "fakeC": {"N": 5e6, "D": 1e8, "C": 1.0}}
+    with pytest.raises(bs.BayescaleError, match=r"option 'fakeC': 'C' is not consistent with C = 6 N D"):
+        dc.decide(options, fit=fit)
