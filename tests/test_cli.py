@@ -1165,3 +1165,14 @@ def test_implausible_flop_budgets_are_refused(fixed_fit: dict, argv: list[str], 
     code, out, err = run(argv)
     assert_one_error_line(code, err, f"{flag} must be in [6, 6e+32] FLOPs")
     assert out == ""
+
+
+def test_predict_where_the_law_overflows_says_so_without_numpy_warnings(fixed_fit: dict, tmp_path: Path) -> None:
+    draws = fixed_draws(shape=(1, 50))
+    draws["alpha"][0, :10] = -25.0  # draws whose size term explodes at large N
+    fit_from_draws("chinchilla", fixed_fit["runs"], draws).save(tmp_path / "wild.nc")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        code, out, err = run(["predict", tmp_path / "wild.nc", "--at", "N=1e15,D=1e17"])
+    assert_one_error_line(code, err, "the loss at N=1e+15, D=1e+17 is not a finite number > 0 for 20%")
+    assert "nan" not in out

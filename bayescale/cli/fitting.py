@@ -55,8 +55,16 @@ def _band(
     lo, hi = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
     out = []
     for point in points:
-        band = fit.predict(point, noise=noise, seed=seed)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is caught below, in words
+            band = fit.predict(point, noise=noise, seed=seed)
         draws = band.values.reshape(-1, band.sizes["point"])[:, 0]
+        bad = ~np.isfinite(draws) | (draws <= 0)
+        if bad.any():
+            where = ", ".join(f"{k}={v:g}" for k, v in point.items())
+            raise BayescaleError(
+                f"the loss at {where} is not a finite number > 0 for {bad.mean():.0%} of the posterior draws "
+                "(the law overflows there): the point is too far from the runs for this fit"
+            )
         row = {k: float(band[k].values[0]) for k in ("N", "D", "C") if k in band.coords}
         row.update({k: v for k, v in point.items() if k not in row})
         q = np.quantile(draws, [lo, 0.5, hi])
