@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from scipy import stats
 from .data import law_inputs
 from .errors import BayescaleError, MisfitWarning
 from .likelihoods import predictive_variance
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from .inference import Fit
 
 #: Fraction of runs, by compute (or by the input of a trend), that a finding describes.
 TOP_FRACTION = 0.2
@@ -169,7 +172,7 @@ def _side(e: float) -> str:
     return "below" if e < 0 else "above"
 
 
-def _flat_draws(fit: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flat_draws(fit: Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed log loss ``y`` (n,), the law's log loss per draw (S, n), the noise sd per draw (S,)."""
     runs = fit.runs
     y = np.log(runs["loss"].to_numpy(dtype=float))
@@ -180,7 +183,7 @@ def _flat_draws(fit: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y, mu, np.broadcast_to(sd, (mu.shape[0],)).copy()
 
 
-def _jacobian(fit: Any) -> np.ndarray:
+def _jacobian(fit: Fit) -> np.ndarray:
     """Derivatives of the law's log loss at each run with respect to each parameter, at the posterior median."""
     law = fit.spec.law
     logx = law_inputs(fit.spec, fit.runs, np.float64)
@@ -253,7 +256,7 @@ def _ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def misfit(
-    fit: Any, *, level: float = 0.9, alpha: float = 0.1, min_effect: float = MIN_EFFECT, seed: int = 0
+    fit: Fit, *, level: float = 0.9, alpha: float = 0.1, min_effect: float = MIN_EFFECT, seed: int = 0
 ) -> Misfit:
     """Test the runs' residuals for patterns the law cannot follow, and say what they mean.
 
@@ -492,7 +495,7 @@ def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level
 
 
 def warn_if_misfit(
-    fit: Any, *, category: type[Warning] = MisfitWarning, stacklevel: int = 2, **kwargs: Any
+    fit: Fit, *, category: type[Warning] = MisfitWarning, stacklevel: int = 2, **kwargs: Any
 ) -> Misfit | None:
     """Run :func:`misfit` and warn, in words, when the law misfits its runs; for ``fit``'s warnings.
 

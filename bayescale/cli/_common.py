@@ -17,10 +17,13 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import bayescale
 from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from bayescale.inference import Fit
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -142,7 +145,7 @@ def _check_output(out: Path, what: str = "the fit", example: str = "fit.nc") -> 
         raise BayescaleError(f"{where}: folder {str(out.parent)!r} is not writable") from None
 
 
-def _check_point(fit: Any, text: str, point: Mapping[str, float], flag: str = "--at") -> None:
+def _check_point(fit: Fit, text: str, point: Mapping[str, float], flag: str = "--at") -> None:
     """Each ``--at`` point names only inputs of the fit's law and gives all it needs."""
     from bayescale.data import points_frame
 
@@ -276,7 +279,7 @@ def _diagnostics_line(d: Mapping[str, Any]) -> str:
     )
 
 
-def _header(fit: Any) -> str:
+def _header(fit: Fit) -> str:
     spec = fit.spec
     return f"spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; {len(fit.runs)} runs"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from bayescale.errors import BayescaleError
 
@@ -35,8 +35,11 @@ from ._common import (
     parse_option,
 )
 
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from bayescale.inference import Fit
 
-def _options(fit: Any, texts: Sequence[str]) -> dict[str, dict[str, float]]:
+
+def _options(fit: Fit, texts: Sequence[str]) -> dict[str, dict[str, float]]:
     """Named, checked points of ``--option`` texts, each completed to N, D and C where ``C = 6ND`` allows."""
     from bayescale.data import points_frame
 
@@ -173,7 +176,7 @@ def cmd_optimal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optimal_budgets(fit: Any, budgets: list[float], ci_prob: float, tolerance: float) -> tuple[str, list, list]:
+def _optimal_budgets(fit: Fit, budgets: list[float], ci_prob: float, tolerance: float) -> tuple[str, list, list]:
     """The compute-optimal method, one entry per budget (bands, edge fraction, near-optimal N) and the exponents."""
     from bayescale.decisions import allocation_exponents, compute_optimal, frontier, near_optimal_range
 
@@ -207,7 +210,7 @@ def _optimal_budgets(fit: Any, budgets: list[float], ci_prob: float, tolerance: 
     return opt.attrs.get("method", ""), rows, exps
 
 
-def _print_optimal(fit: Any, method: str, rows: list, exps: list, ci_prob: float, tolerance: float) -> None:
+def _print_optimal(fit: Fit, method: str, rows: list, exps: list, ci_prob: float, tolerance: float) -> None:
     print(
         f"{_header(fit)}\ncompute-optimal allocation ({method}); median [{_pct(ci_prob)} interval] over the posterior\n"
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from bayescale.errors import BayescaleError
 
@@ -35,6 +35,9 @@ from ._common import (
     parse_point,
 )
 
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from bayescale.inference import Fit
+
 #: Spec and runs file of ``bayescale demo``.
 DEMO_SPEC = "chinchilla"
 DEMO_RUNS = "pilot_runs.csv"
@@ -45,7 +48,7 @@ DEMO_TOKENS_PER_PARAM = 20.0
 
 
 def _band(
-    fit: Any, points: Sequence[Mapping[str, float]], ci_prob: float, noise: bool, seed: int
+    fit: Fit, points: Sequence[Mapping[str, float]], ci_prob: float, noise: bool, seed: int
 ) -> list[dict[str, Any]]:
     """Median and equal-tailed ``ci_prob`` interval of the loss at each point."""
     import numpy as np
@@ -164,7 +167,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _misfit_or_none(fit: Any) -> Any:
+def _misfit_or_none(fit: Fit) -> Any:
     """The fit's residual patterns (:mod:`bayescale.misfit`), or None when too few runs to test."""
     try:
         return fit.misfit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import pandas as pd
@@ -29,6 +29,9 @@ _headless_backend()
 
 import matplotlib.pyplot as plt  # noqa: E402 (after the backend choice)
 from matplotlib.ticker import LogFormatter, NullFormatter  # noqa: E402
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..inference import Fit
 
 #: Central credible intervals drawn as bands (darker for the narrower one).
 BAND_PROBS = (0.5, 0.9)
@@ -54,7 +57,7 @@ def _plain(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _runs_frame(fit: Any) -> pd.DataFrame:
+def _runs_frame(fit: Fit) -> pd.DataFrame:
     runs = fit.runs
     missing = [c for c in ("N", "D", "C", "loss") if c not in runs]
     if missing:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
@@ -13,8 +13,11 @@ from ..checks import loo_pit, posterior_predictive
 from ..errors import BayescaleError
 from ._style import _X_LABELS, BAND_PROBS, _loss_axis, _runs_frame, _x_log, plt
 
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..inference import Fit
 
-def plot_ppc(fit: Any, *, seed: int = 0, ci_probs: Sequence[float] = BAND_PROBS) -> Any:
+
+def plot_ppc(fit: Fit, *, seed: int = 0, ci_probs: Sequence[float] = BAND_PROBS) -> Any:
     """Posterior predictive check: each run's observed loss against its replicated losses.
 
     Left: loss against compute, with each run's replicated 50% and 90% intervals (the
@@ -86,7 +89,7 @@ def plot_ppc(fit: Any, *, seed: int = 0, ci_probs: Sequence[float] = BAND_PROBS)
     return fig
 
 
-def plot_loo_pit(fit: Any, pit: Any = None, *, ci_prob: float = 0.95) -> Any:
+def plot_loo_pit(fit: Fit, pit: Any = None, *, ci_prob: float = 0.95) -> Any:
     """LOO-PIT calibration: histogram and ECDF difference against the uniform distribution.
 
     Each run's leave-one-out PIT (:func:`bayescale.checks.loo_pit`) is where its observed

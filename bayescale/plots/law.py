@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.colors import LogNorm
@@ -26,6 +26,9 @@ from ._style import (
     _x_log,
     plt,
 )
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..inference import Fit
 
 
 def _quantiles(draws: Any, probs: Sequence[float]) -> dict[str, np.ndarray]:
@@ -86,12 +89,12 @@ def _extrapolation_marks(ax: Any, xmax: float, xend: float) -> None:
     )
 
 
-def _has_inputs(fit: Any, *cols: str) -> bool:
+def _has_inputs(fit: Fit, *cols: str) -> bool:
     return set(cols) <= set(fit.spec.columns)
 
 
 def _ratio_bands(
-    ax: Any, fit: Any, x: str, grid_n: np.ndarray, ratios: np.ndarray, color: Any, ci_probs: Sequence[float]
+    ax: Any, fit: Fit, x: str, grid_n: np.ndarray, ratios: np.ndarray, color: Any, ci_probs: Sequence[float]
 ) -> float:
     """One band per tokens-per-parameter ratio along ``grid_n``, against ``x``; the largest x drawn."""
     n_grid = len(grid_n)
@@ -108,7 +111,7 @@ def _ratio_bands(
 
 
 def plot_law(
-    fit: Any,
+    fit: Fit,
     x: str = "C",
     *,
     extend: float = EXTEND,
@@ -195,7 +198,7 @@ def plot_law(
     return fig
 
 
-def plot_frontier(fit: Any, budgets: Any = None, *, ci_probs: Sequence[float] = BAND_PROBS) -> Any:
+def plot_frontier(fit: Fit, budgets: Any = None, *, ci_probs: Sequence[float] = BAND_PROBS) -> Any:
     """The compute-optimal allocation ``N_opt(C)`` and ``D_opt(C)`` with credible bands.
 
     Per posterior draw the budget ``C = 6 N D`` is split into the model size and token
@@ -243,7 +246,7 @@ def plot_frontier(fit: Any, budgets: Any = None, *, ci_probs: Sequence[float] = 
     return fig
 
 
-def _decision_draws(decision: Any, fit: Any, noise: bool, seed: int) -> dict[str, np.ndarray] | None:
+def _decision_draws(decision: Any, fit: Fit, noise: bool, seed: int) -> dict[str, np.ndarray] | None:
     """Re-draw each option's loss as :func:`~bayescale.decide` did; None unless they reproduce its table."""
     t = decision.table
     if fit is None or not {"N", "D"} <= set(t.columns) or t[["N", "D"]].isna().any().any():
@@ -272,7 +275,7 @@ def _loss_grid(decision: Any, draws: Mapping[str, np.ndarray] | None) -> np.ndar
     return grid
 
 
-def plot_decision(decision: Any, fit: Any = None, *, noise: bool = True, seed: int = 0) -> Any:
+def plot_decision(decision: Any, fit: Fit = None, *, noise: bool = True, seed: int = 0) -> Any:
     """Loss distribution of each scale-up option, with the threshold marked.
 
     With the ``fit`` the decision was made from, each option's posterior draws of loss

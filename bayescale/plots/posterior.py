@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -21,17 +21,20 @@ from ..errors import BayescaleError
 from ..likelihoods import noise_priors
 from ._style import LOG_AXIS_SPAN, _log_labels, plt
 
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..inference import Fit
 
-def _noise_priors(fit: Any) -> dict[str, Any]:
+
+def _noise_priors(fit: Fit) -> dict[str, Any]:
     return dict(noise_priors(fit.spec.likelihood))
 
 
-def _default_vars(fit: Any) -> list[str]:
+def _default_vars(fit: Fit) -> list[str]:
     """Law parameters then noise parameters (not the prior-only extrapolation drift)."""
     return list(fit.spec.law.params) + [v for v in _noise_priors(fit) if v in fit.posterior]
 
 
-def _check_vars(fit: Any, names: Sequence[str]) -> list[str]:
+def _check_vars(fit: Fit, names: Sequence[str]) -> list[str]:
     names = list(names)
     unknown = [v for v in names if v not in fit.posterior]
     if unknown or not names:
@@ -41,14 +44,14 @@ def _check_vars(fit: Any, names: Sequence[str]) -> list[str]:
     return names
 
 
-def _priors(fit: Any) -> dict[str, Any]:
+def _priors(fit: Fit) -> dict[str, Any]:
     """The spec's prior of every posterior variable that has one."""
     out = {p: fit.spec.priors[p] for p in fit.spec.law.params}
     out.update(_noise_priors(fit))
     return out
 
 
-def _is_positive(fit: Any, name: str) -> bool:
+def _is_positive(fit: Fit, name: str) -> bool:
     prior = _priors(fit).get(name)
     if name in fit.spec.law.positive:
         return True
@@ -82,7 +85,7 @@ def _constrained(fig: Any) -> Any:
     return fig
 
 
-def plot_trace(fit: Any, var_names: Sequence[str] | None = None) -> Any:
+def plot_trace(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     """Trace plot with rank bars: per variable, each chain's density and its rank histogram.
 
     Chains that sample the same distribution give overlapping densities and flat,
@@ -111,7 +114,7 @@ def plot_trace(fit: Any, var_names: Sequence[str] | None = None) -> Any:
     return fig
 
 
-def plot_rank(fit: Any, var_names: Sequence[str] | None = None) -> Any:
+def plot_rank(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     """Rank plots through ArviZ: per variable, the histogram of each chain's ranks among all draws.
 
     Uniform histograms mean the chains mix; see :func:`plot_trace` for the same bars beside
@@ -136,7 +139,7 @@ def plot_rank(fit: Any, var_names: Sequence[str] | None = None) -> Any:
 
 
 def plot_posteriors(
-    fit: Any, var_names: Sequence[str] | None = None, *, hdi_prob: float = 0.9, n_grid: int = 400
+    fit: Fit, var_names: Sequence[str] | None = None, *, hdi_prob: float = 0.9, n_grid: int = 400
 ) -> Any:
     """Posterior density of each parameter with its prior density overlaid.
 
@@ -199,7 +202,7 @@ def plot_posteriors(
     return fig
 
 
-def plot_pair(fit: Any, var_names: Sequence[str] | None = None) -> Any:
+def plot_pair(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     """Pair plot of the law's parameters (ArviZ), log axes for positive ones.
 
     Scaling-law posteriors are ridges: ``A`` trades against ``alpha`` and ``B`` against

@@ -25,7 +25,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from .._io import atomic_write_bytes
@@ -35,6 +35,9 @@ from ._content import _blocks, _n_steps
 from ._elements import PNG_SIGNATURE as PNG_SIGNATURE
 from ._elements import REPORT_DPI as REPORT_DPI
 from ._elements import _Figure, _Heading, _List, _Para, _Pre, _Progress, _Table, figure_png, png_size
+
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..inference import Fit
 
 #: Nothing may be fetched, run or submitted: only inline styles and data: images.
 CONTENT_SECURITY_POLICY = (
@@ -217,13 +220,13 @@ def render_markdown(title: str, blocks: Sequence[Any], image_dir: str) -> tuple[
 # ------------------------------------------------------------------ public API
 
 
-def _check_fit(fit: Any) -> None:
+def _check_fit(fit: Fit) -> None:
     if not (hasattr(fit, "idata") and hasattr(fit, "spec") and hasattr(fit, "runs")):
         raise BayescaleError(f"fit must be a bayescale Fit, got {type(fit).__name__}")
 
 
 def write_html(
-    fit: Any,
+    fit: Fit,
     path: str | os.PathLike,
     *,
     decision: Any = None,
@@ -280,7 +283,7 @@ def write_html(
 
 
 def write_markdown(
-    fit: Any,
+    fit: Fit,
     path: str | os.PathLike,
     *,
     decision: Any = None,

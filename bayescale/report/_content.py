@@ -6,7 +6,7 @@ import datetime
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -30,6 +30,9 @@ from ._elements import (
     figure_png,
 )
 
+if TYPE_CHECKING:  # annotations only: no import at run time
+    from ..inference import Fit
+
 #: Multiples of the largest run's compute in the extrapolation table.
 EXTRAPOLATION_SCALES = (1.0, 10.0, 100.0, 1000.0)
 
@@ -37,7 +40,7 @@ EXTRAPOLATION_SCALES = (1.0, 10.0, 100.0, 1000.0)
 # ------------------------------------------------------------------ content
 
 
-def _attrs(fit: Any) -> dict[str, Any]:
+def _attrs(fit: Fit) -> dict[str, Any]:
     return dict(getattr(fit.idata, "attrs", {}) or {})
 
 
@@ -52,7 +55,7 @@ def _versions(attrs: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v[k]}" for k in sorted(v))
 
 
-def _provenance(fit: Any, now: datetime.datetime) -> list[Any]:
+def _provenance(fit: Fit, now: datetime.datetime) -> list[Any]:
     a = _attrs(fit)
     spec = fit.spec
     chains, draws = fit.posterior.sizes.get("chain", 1), fit.posterior.sizes.get("draw", 1)
@@ -84,7 +87,7 @@ def _provenance(fit: Any, now: datetime.datetime) -> list[Any]:
     ]
 
 
-def _summary(fit: Any) -> list[Any]:
+def _summary(fit: Fit) -> list[Any]:
     s = fit.summary()
     cols = list(s.columns)
     header = ("variable", *cols)
@@ -111,7 +114,7 @@ def _summary(fit: Any) -> list[Any]:
     return out
 
 
-def _extrapolation(fit: Any) -> list[Any]:
+def _extrapolation(fit: Fit) -> list[Any]:
     """Loss along the compute-optimal frontier at multiples of the largest run's compute."""
     if "C" not in fit.runs or not {"N", "D"} <= set(fit.spec.columns):
         return []
@@ -149,7 +152,7 @@ def _extrapolation(fit: Any) -> list[Any]:
     ]
 
 
-def _misfit_blocks(fit: Any) -> list[Any]:
+def _misfit_blocks(fit: Fit) -> list[Any]:
     """Does the law follow the runs? Patterns in the residuals it cannot express, in words."""
     out: list[Any] = [_Heading("Does the law fit the runs?", "misfit", level=3)]
     try:
@@ -168,7 +171,7 @@ def _misfit_blocks(fit: Any) -> list[Any]:
     return out
 
 
-def _diagnostics(fit: Any, pit: Any, psis: Any) -> list[Any]:
+def _diagnostics(fit: Fit, pit: Any, psis: Any) -> list[Any]:
     d = fit.diagnostics()
     out: list[Any] = [_Heading("Diagnostics", "diagnostics")]
     facts = f"Method {d['method']}, {d['chains']} chains x {d['draws']} draws"
@@ -289,7 +292,7 @@ def _validation_blocks(validation: Any, fig: _Figure | None) -> list[Any]:
     return out
 
 
-def _runs_blocks(fit: Any) -> list[Any]:
+def _runs_blocks(fit: Fit) -> list[Any]:
     runs = fit.runs
     extra = [c for c in ("seed", "arch", "notes", "source") if c in runs.columns]
     header = ("run_id", "N", "D", "C", "loss", *extra)
@@ -359,7 +362,7 @@ _FIGURES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _figures(fit: Any, pit: Any, progress: _Progress) -> list[_Figure]:
+def _figures(fit: Fit, pit: Any, progress: _Progress) -> list[_Figure]:
     makers: dict[str, Callable[[], Any]] = {
         "law_C": lambda: plots.plot_law(fit, "C"),
         "law_N": lambda: plots.plot_law(fit, "N"),
@@ -386,7 +389,7 @@ def _figures(fit: Any, pit: Any, progress: _Progress) -> list[_Figure]:
 
 
 def _blocks(
-    fit: Any, *, decision: Any, validation: Any, title: str | None, progress: _Progress, decision_seed: int = 0
+    fit: Fit, *, decision: Any, validation: Any, title: str | None, progress: _Progress, decision_seed: int = 0
 ) -> tuple[str, list[Any]]:
     now = datetime.datetime.now(datetime.UTC)
     title = title or f"bayescale report: {fit.spec.name} on {len(fit.runs)} runs"
