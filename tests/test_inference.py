@@ -28,7 +28,7 @@ import xarray as xr
 from numpyro.infer.util import log_density, potential_energy
 
 import bayescale as bs
-from bayescale.data import points_frame
+from bayescale.data import law_inputs, points_frame
 from bayescale.errors import (
     BayescaleError,
     ConvergenceWarning,
@@ -77,7 +77,8 @@ def laplace_fit(spec, runs) -> bs.Fit:
 
 
 def _logx(spec: bs.ModelSpec, runs: pd.DataFrame) -> dict[str, jnp.ndarray]:
-    return {name: jnp.asarray(np.log(runs[spec.inputs[name]].to_numpy(np.float64))) for name in spec.law.inputs}
+    # The fit's own reading of the inputs (a law input like U may fall back to another column).
+    return {name: jnp.asarray(v) for name, v in law_inputs(spec, runs).items()}
 
 
 # ------------------------------------------------ deterministic evaluation
