@@ -89,7 +89,7 @@ def _rows(mask: np.ndarray, ids: pd.Series | None) -> str:
     return f"rows at 0-based positions {_shown(np.flatnonzero(mask).tolist())}"
 
 
-def _check_flops(flops: str) -> None:
+def _validate_flops(flops: str) -> None:
     if flops not in FLOPS_CONVENTIONS:
         raise _fail(f"flops={flops!r} is not a supported FLOP convention; allowed: {list(FLOPS_CONVENTIONS)}")
 
@@ -158,9 +158,9 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     0  run000  1.200000e+18   C=6ND
     1  run001  1.920000e+19   C=6ND
     """
-    _check_flops(flops)
+    _validate_flops(flops)
     df = _read_source(source)
-    _check_columns(df)
+    _validate_columns(df)
     ids = _run_ids(df)
     for col in _NUMERIC:
         if col in df.columns:
@@ -170,7 +170,7 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     derive_c, derive_d = _derive_flops(df, ids)
     for message in _implausible(df, ids):
         raise _fail(message + " (derived by C = 6 N D)")
-    _check_unique_tokens(df, ids)
+    _validate_unique_tokens(df, ids)
     if ids is None:
         width = max(3, len(str(len(df))))
         ids = pd.Series([f"run{i:0{width}d}" for i in range(len(df))], dtype=object)
@@ -197,7 +197,7 @@ def _read_source(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _check_columns(df: pd.DataFrame) -> None:
+def _validate_columns(df: pd.DataFrame) -> None:
     if df.columns.duplicated().any():
         raise _fail(f"column names must be unique; {_shown(list(df.columns[df.columns.duplicated()]))} repeat")
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
@@ -291,7 +291,7 @@ def _implausible(frame: pd.DataFrame, ids: pd.Series | None, *, what: str = "col
             )
 
 
-def _check_unique_tokens(df: pd.DataFrame, ids: pd.Series | None) -> None:
+def _validate_unique_tokens(df: pd.DataFrame, ids: pd.Series | None) -> None:
     """Make the optional column ``U`` (unique training tokens of a repeated-data run), where present,
     numeric: each cell blank (no repetition) or a finite number in (0, D]."""
     if "U" not in df.columns:
@@ -454,7 +454,7 @@ def append_run(
     0       a  2.000000e+09     C=6ND
     1  run001  8.000000e+09  D=C/(6N)
     """
-    _check_flops(flops)
+    _validate_flops(flops)
     if if_exists not in ("error", "skip"):
         raise _fail(f"if_exists={if_exists!r} is not allowed; allowed: 'error', 'skip'")
     new = _as_rows(row)

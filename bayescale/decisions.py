@@ -22,7 +22,7 @@ from . import frontier as _frontier
 from .data import points_frame
 from .errors import BayescaleError
 from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
-from .frontier import check_prob as _check_prob
+from .frontier import check_prob as _validate_prob
 
 # Compute-optimal allocation lives in bayescale.frontier; the names above (in __all__) and the
 # old private helpers below stay importable from here for existing callers.
@@ -54,7 +54,7 @@ class Quantile:
     q: float = 0.9
 
     def __post_init__(self) -> None:
-        _check_prob(self.q, "Quantile q")
+        _validate_prob(self.q, "Quantile q")
 
     @property
     def label(self) -> str:
@@ -74,7 +74,7 @@ class CVaR:
     q: float = 0.9
 
     def __post_init__(self) -> None:
-        _check_prob(self.q, "CVaR q")
+        _validate_prob(self.q, "CVaR q")
 
     @property
     def label(self) -> str:
@@ -273,7 +273,7 @@ def decide(
     """
     if not isinstance(options, Mapping) or not options:
         raise BayescaleError("options must be a non-empty mapping of option name to draws or to a point {N, D}")
-    _check_prob(ci_prob, "ci_prob")
+    _validate_prob(ci_prob, "ci_prob")
     risk = parse_risk(risk)
     if predict is None and fit is not None:
         predict = lambda frame: fit.predict(frame, noise=noise, seed=seed)  # noqa: E731  (the boundary: a fit's draws)

@@ -338,7 +338,7 @@ def _runs_from_idata(idata: Any) -> pd.DataFrame:
 # ----------------------------------------------------------------- fitting
 
 
-def _check_identifiability(spec: ModelSpec, logx: Mapping[str, np.ndarray]) -> tuple[bool, float]:
+def _validate_identifiability(spec: ModelSpec, logx: Mapping[str, np.ndarray]) -> tuple[bool, float]:
     """Whether the law's log inputs are collinear (e.g. C = 6ND), and log k for C = k N D."""
     if len(logx) < 2:
         return False, 0.0
@@ -543,7 +543,7 @@ def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
 def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mapping[str, np.ndarray]) -> list[str]:
     """Warn when the law's inputs are collinear in these runs and add the identified
     combinations (if the law declares them) to ``samples``; returns their names."""
-    collinear, log_k = _check_identifiability(spec, logx)
+    collinear, log_k = _validate_identifiability(spec, logx)
     if not collinear:
         return []
     law = spec.law

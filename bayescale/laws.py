@@ -141,7 +141,9 @@ class Law:
         cols = {i: i for i in self.inputs}
         cols.update(dict(self.columns))
         object.__setattr__(self, "columns", cols)
-        object.__setattr__(self, "power_terms", _check_power_terms(where, self.power_terms, self.params, self.inputs))
+        object.__setattr__(
+            self, "power_terms", _validate_power_terms(where, self.power_terms, self.params, self.inputs)
+        )
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -160,7 +162,7 @@ class Law:
         return np.asarray(jnp.exp(self.log_loss(params, x, jnp)))
 
 
-def _check_power_terms(
+def _validate_power_terms(
     where: str, terms: Mapping[str, Any], params: Sequence[str], inputs: Sequence[str]
 ) -> dict[str, tuple[tuple[str, str, float], ...]]:
     out = {}

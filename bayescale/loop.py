@@ -250,7 +250,7 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
     k = d.get("k", 2)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise BayescaleError(f"loop config: k must be a positive integer, got {k!r}")
-    _check_values(d)
+    _validate_values(d)
     return LoopConfig(
         runs=runs,
         spec=spec,
@@ -276,7 +276,7 @@ def _number(value: Any, where: str, *, integer: bool = False, zero: bool = False
         raise BayescaleError(f"loop config: {where} must be {kind} {'>= 0' if zero else '> 0'}, got {value!r}")
 
 
-def _check_values(d: Mapping[str, Any]) -> None:
+def _validate_values(d: Mapping[str, Any]) -> None:
     """The loop config's scalars and tables well-typed, and the options of [fit], [suggest] and
     [simulate] known, so a bad config fails before round 0 (the law's parameters in [simulate]
     are checked against the spec by :func:`run_loop`)."""
@@ -301,7 +301,7 @@ def _check_values(d: Mapping[str, Any]) -> None:
             _number(value, f"[simulate] {name}")
 
 
-def _check_simulate(sim: Mapping[str, Any], spec: ModelSpec) -> None:
+def _validate_simulate(sim: Mapping[str, Any], spec: ModelSpec) -> None:
     """[simulate] gives every parameter of the spec's law and nothing else (besides sigma, seed, df)."""
     params = list(spec.law.params)
     missing = [p for p in params if p not in sim]
@@ -500,7 +500,7 @@ def _next_batch(
 def _default_trainer(cfg: LoopConfig, spec: ModelSpec) -> Callable[[pd.DataFrame], Any]:
     """The config's simulated world, else the pilot runner."""
     if cfg.simulate is not None:
-        _check_simulate(cfg.simulate, spec)
+        _validate_simulate(cfg.simulate, spec)
         sim = dict(cfg.simulate)
         sigma = float(sim.pop("sigma", 0.01))
         sseed = int(sim.pop("seed", 0))

@@ -94,7 +94,7 @@ def _import_pymc() -> Any:
     return pymc
 
 
-def _check_nutpie() -> None:
+def _validate_nutpie() -> None:
     if importlib.util.find_spec("nutpie") is None:
         raise BayescaleError(
             "sampler='nutpie' needs nutpie, which is not installed; install it with: pip install nutpie (or use sampler='pymc')"
@@ -396,7 +396,7 @@ def _checked(spec: ModelSpec, sampler: str, seed: Any, overrides: Mapping[str, i
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}")
     if sampler == "nutpie":
-        _check_nutpie()
+        _validate_nutpie()
     changes = {k: v for k, v in overrides.items() if v is not None}
     if changes:
         try:

@@ -51,7 +51,7 @@ INITS = ("map", "prior")
 DEVICES = ("auto", "cpu", "gpu")
 
 
-def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+def _validate_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
     unknown = sorted(set(table) - set(allowed))
     if unknown:
         raise SpecError(f"{where}: unknown key(s) {unknown}; allowed: {list(allowed)}")
@@ -96,7 +96,7 @@ class Likelihood:
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: must be a table")
         known = likelihoods.noise_params()
-        _check_keys(d, ("family", *known), where)
+        _validate_keys(d, ("family", *known), where)
         family = d.get("family", "StudentT")
         if family not in likelihoods.FAMILIES:
             raise SpecError(f"{where}.family: {family!r} is not supported; use one of {list(likelihoods.FAMILIES)}")
@@ -158,7 +158,7 @@ class SamplerSettings:
         if not isinstance(d, Mapping):
             raise SpecError(f"{where}: must be a table")
         names = tuple(f.name for f in fields(cls))
-        _check_keys(d, names, where)
+        _validate_keys(d, names, where)
         out = cls(**d)
         out.validate(where)
         return out
@@ -332,7 +332,7 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
     where = f"spec {path}" if path else "spec"
     if not isinstance(d, Mapping):
         raise SpecError(f"{where}: must be a table")
-    _check_keys(d, _TOP_KEYS, where)
+    _validate_keys(d, _TOP_KEYS, where)
     if "law" not in d:
         raise SpecError(f"{where}: missing 'law' (one of the registered laws)")
     law_table = d["law"]
@@ -340,7 +340,7 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         law_table = {"name": law_table}
     if not isinstance(law_table, Mapping):
         raise SpecError(f"{where}: 'law' must be a law name or a table with 'name'")
-    _check_keys(law_table, ("name", "inputs"), "law")
+    _validate_keys(law_table, ("name", "inputs"), "law")
     try:
         law = get_law(law_table.get("name"))
     except LawError as e:
@@ -360,7 +360,7 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         ex = d["extrapolation"]
         if not isinstance(ex, Mapping):
             raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
-        _check_keys(ex, ("per_decade",), "extrapolation")
+        _validate_keys(ex, ("per_decade",), "extrapolation")
         if "per_decade" not in ex:
             raise SpecError(
                 "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of compute)"

@@ -2,11 +2,11 @@
 
 :func:`synthetic_runs` draws a runs table from a law with known parameters (recovery
 tests, coverage studies, demos); :func:`fit_from_draws` makes a fit whose posterior is
-exactly the given draws; :func:`check_law` checks that a law, a built-in or your own,
+exactly the given draws; :func:`verify_law` checks that a law, a built-in or your own,
 behaves as fitting needs it to (see :data:`LAW_PROPERTIES`)::
 
     import bayescale as bs
-    bs.testing.check_law(my_law)          # raises LawError naming the failed property
+    bs.testing.verify_law(my_law)          # raises LawError naming the failed property
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def fit_from_draws(spec: Any, runs: Any, draws: Mapping[str, Any], *, seed: int 
 N_GRID = np.geomspace(1e7, 1e11, 9)
 D_GRID = np.geomspace(1e8, 1e13, 11)
 
-#: The properties :func:`check_law` checks, in the order it checks them.
+#: The properties :func:`verify_law` checks, in the order it checks them.
 LAW_PROPERTIES = (
     "declaration",
     "broadcasting",
@@ -177,7 +177,7 @@ class _Failed(Exception):
     """One conformance property does not hold; the message says where."""
 
 
-def check_law(
+def verify_law(
     law: str | Law,
     *,
     properties: Sequence[str] = LAW_PROPERTIES,
@@ -231,12 +231,12 @@ def check_law(
 
     Examples
     --------
-    >>> check_law("chinchilla")
+    >>> verify_law("chinchilla")
     """
     law = get_law(law)
     unknown = [p for p in properties if p not in LAW_PROPERTIES]
     if unknown:
-        raise LawError(f"check_law: unknown properties {unknown}; known: {list(LAW_PROPERTIES)}")
+        raise LawError(f"verify_law: unknown properties {unknown}; known: {list(LAW_PROPERTIES)}")
     opts = {"monotone_when": monotone_when, "draws": int(draws), "seed": int(seed)}
     for prop in properties:
         try:
@@ -299,7 +299,7 @@ def _at(params: Mapping[str, np.ndarray], index: Any) -> dict[str, float]:
     return {k: float(np.asarray(v)[index]) for k, v in params.items()}
 
 
-def _check_declaration(law: Law, **_: Any) -> None:
+def _validate_declaration(law: Law, **_: Any) -> None:
     bad = {i: c for i, c in law.columns.items() if c not in INPUT_COLUMNS}
     if bad:
         raise _Failed(f"inputs {bad} read columns outside {list(INPUT_COLUMNS)}")
@@ -308,7 +308,7 @@ def _check_declaration(law: Law, **_: Any) -> None:
             raise _Failed(f"{p!r} is declared positive but its default prior {law.priors[p]} allows values <= 0")
 
 
-def _check_broadcasting(law: Law, *, seed: int, **_: Any) -> None:
+def _validate_broadcasting(law: Law, *, seed: int, **_: Any) -> None:
     params = {k: v.reshape(2, 3, 1) for k, v in _prior_draws(law, 6, seed + 1).items()}
     N = np.array([1e7, 1e8, 1e9, 1e10, 1e11])
     D = np.array([2e8, 2e9, 2e10, 2e11, 2e12])
@@ -329,7 +329,7 @@ def _check_broadcasting(law: Law, *, seed: int, **_: Any) -> None:
         raise _Failed(f"xp=jax.numpy gives shape {out_j.shape} or values that differ from xp=numpy's")
 
 
-def _check_finite_positive(law: Law, *, draws: int, seed: int, **_: Any) -> None:
+def _validate_finite_positive(law: Law, *, draws: int, seed: int, **_: Any) -> None:
     prior = _prior_draws(law, draws, seed + 2)
     params = {k: v[:, None, None] for k, v in prior.items()}
     logl = np.broadcast_to(
@@ -354,7 +354,7 @@ def _declared_monotone(law: Law, prior: Mapping[str, np.ndarray]) -> np.ndarray:
     return keep
 
 
-def _check_monotone(law: Law, *, monotone_when: MonotoneWhen | None, draws: int, seed: int, **_: Any) -> None:
+def _validate_monotone(law: Law, *, monotone_when: MonotoneWhen | None, draws: int, seed: int, **_: Any) -> None:
     prior = _prior_draws(law, draws, seed + 3)
     keep = np.asarray(monotone_when(prior) if monotone_when else _declared_monotone(law, prior), dtype=bool)
     if keep.sum() < max(1, draws // 4):
@@ -375,7 +375,7 @@ def _check_monotone(law: Law, *, monotone_when: MonotoneWhen | None, draws: int,
             )
 
 
-def _check_float32(law: Law, **_: Any) -> None:
+def _validate_float32(law: Law, **_: Any) -> None:
     med = _prior_medians(law)
     N, D = np.meshgrid(N_GRID, D_GRID, indexing="ij")
     with jax.enable_x64(False):
@@ -393,7 +393,7 @@ def _check_float32(law: Law, **_: Any) -> None:
             )
 
 
-def _check_natural_call(law: Law, *, seed: int, **_: Any) -> None:
+def _validate_natural_call(law: Law, *, seed: int, **_: Any) -> None:
     prior = _prior_draws(law, 20, seed + 4)
     N, D = np.meshgrid(N_GRID, D_GRID, indexing="ij")
     for k in range(0, 20, 5):
@@ -408,7 +408,7 @@ def _check_natural_call(law: Law, *, seed: int, **_: Any) -> None:
             raise _Failed(f"law(params, N=..., D=...) is not exp(log_loss) at prior draw {p}")
 
 
-def _check_gradients(law: Law, **_: Any) -> None:
+def _validate_gradients(law: Law, **_: Any) -> None:
     med = _prior_medians(law)
     with jax.enable_x64(True):
         x = {k: jnp.asarray(v) for k, v in _log_inputs(law, N_GRID, N_GRID * 20).items()}
@@ -420,7 +420,7 @@ def _check_gradients(law: Law, **_: Any) -> None:
         raise _Failed(f"gradient of log loss in {bad} is not finite at the prior medians {med}")
 
 
-def _check_round_trip(law: Law, **_: Any) -> None:
+def _validate_round_trip(law: Law, **_: Any) -> None:
     try:
         registered = get_law(law.name) is law
     except LawError:
@@ -437,15 +437,15 @@ def _check_round_trip(law: Law, **_: Any) -> None:
 
 
 _CHECKS: dict[str, Callable[..., None]] = {
-    "declaration": _check_declaration,
-    "broadcasting": _check_broadcasting,
-    "finite_positive": _check_finite_positive,
-    "monotone": _check_monotone,
-    "float32": _check_float32,
-    "natural_call": _check_natural_call,
-    "gradients": _check_gradients,
-    "round_trip": _check_round_trip,
+    "declaration": _validate_declaration,
+    "broadcasting": _validate_broadcasting,
+    "finite_positive": _validate_finite_positive,
+    "monotone": _validate_monotone,
+    "float32": _validate_float32,
+    "natural_call": _validate_natural_call,
+    "gradients": _validate_gradients,
+    "round_trip": _validate_round_trip,
 }
 
 
-__all__ = ["LAW_PROPERTIES", "check_law", "fit_from_draws", "synthetic_runs"]
+__all__ = ["LAW_PROPERTIES", "verify_law", "fit_from_draws", "synthetic_runs"]

@@ -33,7 +33,7 @@ from bayescale.laws import (
     logsumexp,
     register_law,
 )
-from bayescale.testing import check_law, synthetic_runs
+from bayescale.testing import synthetic_runs, verify_law
 
 # Model sizes and token counts spanning today's pilot runs to frontier runs.
 N_GRID = np.geomspace(1e7, 1e11, 9)
@@ -515,21 +515,21 @@ def test_bad_default_prior_is_refused() -> None:
         Law(**_law_kwargs(priors=priors))
 
 
-# ------------------------------------------- bayescale.testing.check_law
+# ------------------------------------------- bayescale.testing.verify_law
 
 
 @pytest.mark.parametrize("name", list_laws())
 def test_check_law_passes_every_registered_law(name: str) -> None:
-    check_law(name, monotone_when=MONOTONE_WHEN.get(name))
+    verify_law(name, monotone_when=MONOTONE_WHEN.get(name))
 
 
 def test_check_law_reads_monotonicity_from_power_terms() -> None:
     # power declares the term a * S^b, so the loss must fall exactly where b < 0: no hint needed.
-    check_law("power", properties=["monotone"])
+    verify_law("power", properties=["monotone"])
 
 
 def test_check_law_on_a_user_law(user_law: Law) -> None:
-    check_law(user_law)  # registered by the fixture, so the spec round trip is checked too
+    verify_law(user_law)  # registered by the fixture, so the spec round trip is checked too
 
 
 def test_multiplicative_law_needs_its_sign_condition() -> None:
@@ -537,7 +537,7 @@ def test_multiplicative_law_needs_its_sign_condition() -> None:
     with pytest.raises(
         LawError, match=r"law 'multiplicative' fails the 'monotone' check: loss rises by .* with [ND] at N="
     ):
-        check_law("multiplicative", properties=["monotone"])
+        verify_law("multiplicative", properties=["monotone"])
 
 
 def _broken_law(name: str, log_loss: Callable) -> Law:
@@ -601,14 +601,14 @@ BROKEN = [
 @pytest.mark.parametrize("log_loss,message", [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
 def test_check_law_catches_a_broken_law(log_loss: Callable, message: str) -> None:
     with pytest.raises(LawError, match=message):
-        check_law(_broken_law("test_broken", log_loss))
+        verify_law(_broken_law("test_broken", log_loss))
 
 
 def test_check_law_refuses_unknown_properties() -> None:
-    with pytest.raises(LawError, match=r"check_law: unknown properties \['speed'\]; known: \['declaration', "):
-        check_law("chinchilla", properties=["speed"])
+    with pytest.raises(LawError, match=r"verify_law: unknown properties \['speed'\]; known: \['declaration', "):
+        verify_law("chinchilla", properties=["speed"])
 
 
 def test_check_law_needs_a_known_law() -> None:
     with pytest.raises(LawError, match="unknown law 'chinchila'"):
-        check_law("chinchila")
+        verify_law("chinchila")

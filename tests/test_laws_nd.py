@@ -25,7 +25,7 @@ from bayescale.data import law_inputs, load_runs
 from bayescale.errors import ConvergenceWarning
 from bayescale.laws import get_law
 from bayescale.spec import ModelSpec, load_spec
-from bayescale.testing import check_law, synthetic_runs
+from bayescale.testing import synthetic_runs, verify_law
 
 # Muennighoff et al.'s C4 fit (datablations SOURCE.md): Chinchilla step, then R*_D.
 DC = {"E": 1.869, "A": 520.8, "B": 1487.7, "alpha": 0.3527, "beta": 0.3527, "R_D": 15.39}
@@ -89,7 +89,7 @@ def test_value_at_hand_computed_point(name: str, params: dict, N: float, D: floa
 @pytest.mark.parametrize("name", [c[0] for c in CASES])
 def test_conformance(name: str) -> None:
     when = {"farseer": farseer_monotone_when, "chinchilla_bending": bending_monotone_when}.get(name)
-    check_law(name, monotone_when=when)
+    verify_law(name, monotone_when=when)
 
 
 # ------------------------------------------------------- U: unique tokens

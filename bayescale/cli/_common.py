@@ -127,7 +127,7 @@ def load_fit(path: str | Path) -> Any:
     return Fit.load(path)
 
 
-def _check_output(out: Path, what: str = "the fit", example: str = "fit.nc") -> None:
+def _validate_output(out: Path, what: str = "the fit", example: str = "fit.nc") -> None:
     """Fail before the work, not after, when ``what`` cannot be written to ``out`` (a folder, or an
     unwritable folder: the file is replaced atomically, so only its folder must be writable)."""
     where = f"cannot write {what} to {str(out)!r}"
@@ -145,7 +145,7 @@ def _check_output(out: Path, what: str = "the fit", example: str = "fit.nc") -> 
         raise BayescaleError(f"{where}: folder {str(out.parent)!r} is not writable") from None
 
 
-def _check_point(fit: Fit, text: str, point: Mapping[str, float], flag: str = "--at") -> None:
+def _validate_point(fit: Fit, text: str, point: Mapping[str, float], flag: str = "--at") -> None:
     """Each ``--at`` point names only inputs of the fit's law and gives all it needs."""
     from bayescale.data import points_frame
 
@@ -189,7 +189,7 @@ def _flops(value: float | None, flag: str) -> None:
         )
 
 
-def _check_ci_prob(ci_prob: float) -> None:
+def _validate_ci_prob(ci_prob: float) -> None:
     if not 0 < ci_prob < 1:
         raise BayescaleError(f"--ci-prob must be in (0, 1), got {ci_prob!r}")
 

@@ -15,9 +15,6 @@ from bayescale.errors import BayescaleError
 
 from ._common import (
     PREDICTIVE_COLUMNS,
-    _check_ci_prob,
-    _check_output,
-    _check_point,
     _diagnostics_line,
     _flops,
     _fmt,
@@ -29,6 +26,9 @@ from ._common import (
     _print_json,
     _records,
     _table,
+    _validate_ci_prob,
+    _validate_output,
+    _validate_point,
     _warn,
     _with_readable_warnings,
     load_fit,
@@ -50,7 +50,7 @@ def _options(fit: Fit, texts: Sequence[str]) -> dict[str, dict[str, float]]:
             raise BayescaleError(
                 f"--option {text!r}: option name {name!r} is given twice; give each option its own name"
             )
-        _check_point(fit, text, point, flag="--option")
+        _validate_point(fit, text, point, flag="--option")
         row = points_frame(point).iloc[0]
         out[name] = {k: float(v) for k, v in row.items()}
     return out
@@ -91,7 +91,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from bayescale.decisions import Utility, decide, parse_risk
 
     risk = parse_risk(args.risk)
-    _check_ci_prob(args.ci_prob)
+    _validate_ci_prob(args.ci_prob)
     _positive(args.threshold, "--threshold")
     utility = None
     if args.price_per_flop is not None and args.value is None:
@@ -146,7 +146,7 @@ def _band_cell(q: Mapping[str, float], digits: int = 3, fixed: bool = False) -> 
 
 
 def cmd_optimal(args: argparse.Namespace) -> int:
-    _check_ci_prob(args.ci_prob)
+    _validate_ci_prob(args.ci_prob)
     for b in args.budget:
         _flops(b, "--budget")
     if not 0 < args.tolerance < 1:
@@ -269,7 +269,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise BayescaleError("-o/--output writes the refitted fit; it needs --update")
     out = Path(args.output) if args.output is not None else None
     if out is not None:
-        _check_output(out)
+        _validate_output(out)
     fit = load_fit(args.fit)
     result = _with_readable_warnings(
         lambda: check(fit, args.new_runs, update=args.update, seed=args.seed, budget=args.budget)
@@ -378,7 +378,7 @@ def _optimal_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_optimal)
 
 
-def _check_parser(p: argparse.ArgumentParser) -> None:
+def _validate_parser(p: argparse.ArgumentParser) -> None:
     p.description = (
         "Place each new run's observed loss in the fit's predictive distribution (median, 90% interval, z, "
         "two-sided p-value, band) and flag those outside the 90% band. Exits 0 whatever it finds."
@@ -403,4 +403,4 @@ def _check_parser(p: argparse.ArgumentParser) -> None:
 
 
 #: Verb -> the function that fills in its parser (description, arguments, command).
-PARSERS = {"decide": _decide_parser, "optimal": _optimal_parser, "check": _check_parser}
+PARSERS = {"decide": _decide_parser, "optimal": _optimal_parser, "check": _validate_parser}

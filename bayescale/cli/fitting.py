@@ -16,8 +16,6 @@ from bayescale.errors import BayescaleError
 
 from ._common import (
     PREDICTIVE_COLUMNS,
-    _check_output,
-    _check_point,
     _diagnostics_line,
     _fit_options,
     _fmt,
@@ -29,6 +27,8 @@ from ._common import (
     _spec_source,
     _summary_text,
     _table,
+    _validate_output,
+    _validate_point,
     _warn,
     _with_readable_warnings,
     load_fit,
@@ -96,7 +96,7 @@ def _band_text(rows: Sequence[Mapping[str, Any]], ci_prob: float, lead: Sequence
 def _fit_and_report(spec: Any, runs: Any, args: argparse.Namespace, out: Path, ci_prob: float = 0.9) -> Any:
     from bayescale.inference import fit as run_fit
 
-    _check_output(out)
+    _validate_output(out)
 
     result = _with_readable_warnings(
         lambda: run_fit(
@@ -179,7 +179,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     points = [parse_point(text) for text in args.at]
     fit = load_fit(args.fit)
     for text, point in zip(args.at, points):
-        _check_point(fit, text, point)
+        _validate_point(fit, text, point)
     rows = _band(fit, points, args.ci_prob, args.noise, args.seed)
     if args.format == "json":
         _print_json(

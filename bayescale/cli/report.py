@@ -16,7 +16,7 @@ from typing import Sequence
 
 from bayescale.errors import BayescaleError
 
-from ._common import _check_output, load_fit, parse_option
+from ._common import _validate_output, load_fit, parse_option
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:
@@ -60,7 +60,7 @@ def _run_report(args: argparse.Namespace) -> int:
         if name in options:
             raise BayescaleError(f"--decision {text!r}: option name {name!r} is given twice")
         options[name] = point
-    _check_output(out, "the report", f"report.{fmt}")
+    _validate_output(out, "the report", f"report.{fmt}")
     fit = load_fit(args.fit)
     decision = None
     if options:

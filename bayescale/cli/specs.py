@@ -63,11 +63,11 @@ def _specs_parser(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_specs)
 
 
-def _check_spec_parser(p: argparse.ArgumentParser) -> None:
+def _validate_spec_parser(p: argparse.ArgumentParser) -> None:
     p.description = "Validate SPEC and print its canonical TOML, headed by its id."
     p.add_argument("spec", metavar="SPEC", help="spec TOML file or bundled spec name")
     p.set_defaults(func=cmd_check_spec)
 
 
 #: Verb -> the function that fills in its parser (description, arguments, command).
-PARSERS = {"laws": _laws_parser, "specs": _specs_parser, "check-spec": _check_spec_parser}
+PARSERS = {"laws": _laws_parser, "specs": _specs_parser, "check-spec": _validate_spec_parser}

@@ -255,7 +255,7 @@ def suggest(
 
     target = parse_target(target, threshold)
     opts, rule = _options(options, stop, keywords)
-    _check_args(budget_flops, k, opts, planner)
+    _validate_args(budget_flops, k, opts, planner)
     budget = float(budget_flops)
     chosen, notes = get_planner(planner, target)
     problem, band = _problem(fit, target, budget, int(k), candidates, pending, cost, chosen, opts, seed)
@@ -319,7 +319,7 @@ def _options(
     return opts, rule
 
 
-def _check_args(budget_flops: Any, k: Any, opts: PlanOptions, planner: str) -> None:
+def _validate_args(budget_flops: Any, k: Any, opts: PlanOptions, planner: str) -> None:
     if not (
         isinstance(budget_flops, (int, float, np.floating)) and math.isfinite(float(budget_flops)) and budget_flops > 0
     ):

@@ -34,7 +34,7 @@ def _default_vars(fit: Fit) -> list[str]:
     return list(fit.spec.law.params) + [v for v in _noise_priors(fit) if v in fit.posterior]
 
 
-def _check_vars(fit: Fit, names: Sequence[str]) -> list[str]:
+def _validate_vars(fit: Fit, names: Sequence[str]) -> list[str]:
     names = list(names)
     unknown = [v for v in names if v not in fit.posterior]
     if unknown or not names:
@@ -106,7 +106,7 @@ def plot_trace(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     --------
     >>> fig = plot_trace(fit)                                     # doctest: +SKIP
     """
-    names = _check_vars(fit, var_names or _default_vars(fit))
+    names = _validate_vars(fit, var_names or _default_vars(fit))
     fig = _constrained(_arviz.plot_trace_rank(fit.idata, names, figsize=(10, 1.7 * len(names) + 0.6)))
     fig.suptitle(
         f"Trace (rank bars) - {fit.posterior.sizes['chain']} chains x {fit.posterior.sizes['draw']} draws", fontsize=11
@@ -134,7 +134,7 @@ def plot_rank(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     --------
     >>> fig = plot_rank(fit, ["alpha", "beta"])                   # doctest: +SKIP
     """
-    names = _check_vars(fit, var_names or _default_vars(fit))
+    names = _validate_vars(fit, var_names or _default_vars(fit))
     return _constrained(_arviz.plot_rank(fit.idata, names))
 
 
@@ -165,7 +165,7 @@ def plot_posteriors(
     --------
     >>> fig = plot_posteriors(fit)                                 # doctest: +SKIP
     """
-    names = _check_vars(fit, var_names or _default_vars(fit))
+    names = _validate_vars(fit, var_names or _default_vars(fit))
     priors = _priors(fit)
     labels, data = [], {}
     logged = {}
@@ -226,7 +226,7 @@ def plot_pair(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     --------
     >>> fig = plot_pair(fit)                                       # doctest: +SKIP
     """
-    names = _check_vars(fit, var_names or list(fit.spec.law.params))
+    names = _validate_vars(fit, var_names or list(fit.spec.law.params))
     if len(names) < 2:
         raise BayescaleError(f"a pair plot needs at least two variables, got {names}")
     stats = _arviz.group(fit.idata, "sample_stats")

@@ -220,7 +220,7 @@ def render_markdown(title: str, blocks: Sequence[Any], image_dir: str) -> tuple[
 # ------------------------------------------------------------------ public API
 
 
-def _check_fit(fit: Fit) -> None:
+def _validate_fit(fit: Fit) -> None:
     if not (hasattr(fit, "idata") and hasattr(fit, "spec") and hasattr(fit, "runs")):
         raise BayescaleError(f"fit must be a bayescale Fit, got {type(fit).__name__}")
 
@@ -269,7 +269,7 @@ def write_html(
     --------
     >>> write_html(fit, "out/report.html", decision=bs.decide(options, fit=fit, threshold=2.2))  # doctest: +SKIP
     """
-    _check_fit(fit)
+    _validate_fit(fit)
     path = Path(path)
     progress = _Progress(_n_steps(decision, validation), "report")
     try:
@@ -314,7 +314,7 @@ def write_markdown(
     --------
     >>> write_markdown(fit, "out/report.md")                     # doctest: +SKIP
     """
-    _check_fit(fit)
+    _validate_fit(fit)
     path = Path(path)
     image_dir = f"{path.stem}_files"
     progress = _Progress(_n_steps(decision, validation), "report")

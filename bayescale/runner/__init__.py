@@ -44,6 +44,10 @@ _LAZY = {
     "Sweep": "sweep",
     "SweepError": "sweep",
     "SweepReport": "sweep",
+    # earlier names of load_sweep, Sweep and SweepError
+    "load_plan": "sweep",
+    "Plan": "sweep",
+    "PlanError": "sweep",
     "shape_for": "shapes",
     "hyper_for": "shapes",
     "training_flops": "shapes",

@@ -70,7 +70,7 @@ class Shape:
         return asdict(self)
 
 
-def _check_arch(arch: str) -> None:
+def _validate_arch(arch: str) -> None:
     if arch not in ARCHES:
         raise ShapeError(f"arch={arch!r} is not supported; allowed: {list(ARCHES)}")
 
@@ -95,7 +95,7 @@ def non_embedding_params(arch: str, n_layer: int, d_model: int) -> int:
     4 d^2 + 4 d biases, MLP 2 d f + f + d, two LayerNorms per layer and a final one. LSTM: 4 gates of
     (input + hidden) x hidden weights and two biases per layer, and the d x d output projection.
     """
-    _check_arch(arch)
+    _validate_arch(arch)
     d, f = d_model, ffn_width(arch, d_model)
     if arch == "llama":
         return n_layer * (4 * d * d + 3 * d * f + 2 * d) + d
@@ -131,7 +131,7 @@ def shape_for(n_params: float, arch: str = "llama", *, vocab_size: int = 2048, s
     >>> (s.n_layer, s.d_model, s.n_head)
     (4, 192, 6)
     """
-    _check_arch(arch)
+    _validate_arch(arch)
     if not (isinstance(n_params, (int, float)) and math.isfinite(n_params) and n_params >= 1e3):
         raise ShapeError(f"n_params={n_params!r} must be a number >= 1000 (non-embedding parameters)")
     check_size(n_params, arch)
@@ -276,7 +276,7 @@ def hyper_for(
     """
     if not (math.isfinite(tokens) and tokens > 0):
         raise ShapeError(f"tokens={tokens!r} must be a positive number")
-    _check_arch(arch)
+    _validate_arch(arch)
     if lr_scale is None:
         lr_scale = LR_SCALES[arch]
     if batch_size is None:

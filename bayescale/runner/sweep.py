@@ -223,8 +223,10 @@ def load_sweep(source: str | os.PathLike | Mapping[str, Any]) -> Sweep:
     return Sweep(table, tuple(jobs), path)
 
 
-#: The old name of :func:`load_sweep` (``tests/test_pilot_data.py`` uses it).
+# The names of earlier releases (a sweep file was called a plan), kept so user code keeps working.
 load_plan = load_sweep
+Plan = Sweep
+PlanError = SweepError
 
 
 def _is_seed(s: Any) -> bool:
