@@ -11,6 +11,12 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 EXPECTED = {
+    "07_misfit.ipynb": [
+        "no misfit found",
+        "warned: ['MisfitWarning']",
+        "over-predicts the loss of your",
+        "severity: severe",
+    ],
     "06_pilot_runner.ipynb": ["layers x width", "held-out loss", "max r-hat", "largest pilot's compute", "held out"],
     "01_fit_and_extrapolate.ipynb": ["max r-hat", "P(loss <= 2.2)"],
     "03_report.ipynb": ["report written:", "P(loss <="],
