@@ -11,6 +11,7 @@ from __future__ import annotations
 from .design import (
     PLANNERS,
     TARGET_KINDS,
+    Z90,
     PlanOptions,
     Stopping,
     StopRule,
@@ -41,6 +42,7 @@ from .loop import (
 __all__ = [
     "PLANNERS",
     "TARGET_KINDS",
+    "Z90",
     "LoopConfig",
     "LoopPlan",
     "LoopResult",

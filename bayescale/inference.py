@@ -1,7 +1,8 @@
-"""Inference: a NumPyro model built from a spec, MAP + Laplace, NUTS, and the frozen :class:`Fit`.
+"""Inference: :func:`fit` and the frozen :class:`Fit` (predict, summary, diagnostics, save/load).
 
-The model is ``log L_obs ~ Likelihood(law.log_loss(theta, log x), sigma)`` with the
-spec's priors on ``theta``. Fitting runs in three steps:
+The model (:mod:`bayescale.model`) is ``log L_obs ~ Likelihood(law.log_loss(theta, log x), sigma)``
+with the spec's priors on ``theta``; the engine (:mod:`bayescale._engine`) samples it. Fitting
+runs in three steps:
 
 1. MAP in the unconstrained space (float64, SciPy L-BFGS on JAX gradients, several
    starts drawn from the prior), and the Laplace approximation at the mode.
@@ -56,6 +57,7 @@ from .model import (
     posterior,
     sample_observations,
 )
+from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
 from .spec import ModelSpec, load_spec, spec_from_dict
 
 METHODS = ("nuts", "laplace", "psis")

@@ -26,7 +26,7 @@ from ._io import atomic_write_bytes
 from .checks import check
 from .data import append_run, load_runs
 from .design.planners import PlanOptions
-from .design.suggest import StopRule, suggest
+from .design.selection import StopRule, suggest
 from .design.targets import Target, costs_of, parse_target, target_band
 from .errors import BayescaleError
 from .inference import Fit

@@ -42,6 +42,7 @@ from .inference import (
     fit_attrs,
     warn_if_unconverged,
 )
+from .misfit import warn_if_misfit
 from .model import OBS, add_drift, noise_names
 from .priors import Prior
 from .spec import ModelSpec, load_spec
@@ -386,6 +387,7 @@ def fit_pymc(
         pm, spec, table, logx, y, raw, seed=seed, sampler=sampler, chain_method=chain_method, seconds=seconds
     )
     warn_if_unconverged(result, stacklevel=3)
+    warn_if_misfit(result, stacklevel=2)  # as bs.fit does: a pattern the law cannot follow, in words
     return result
 
 

@@ -155,7 +155,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="4 of Porian's 15 configurations")
     ap.add_argument("--synthetic", type=int, default=0, help="seeds per synthetic scenario (0: skip)")
     ap.add_argument("--no-public", action="store_true", help="synthetic scenarios only")
-    ap.add_argument("--data", default=os.environ.get("BAYESCALE_DATA", str(ROOT.parent.parent / "shared" / "data")))
+    ap.add_argument("--data", default=os.environ.get("BAYESCALE_DATA", str(ROOT.parent / "shared" / "data")))
     a = ap.parse_args()
     if a.synthetic:
         print(markdown(run_synthetic(a.synthetic, a.method)))

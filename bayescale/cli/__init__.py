@@ -24,7 +24,7 @@ Subcommands::
     bayescale suggest FIT.nc --target ... --budget-flops F
                                             which pilot runs to train next
     bayescale loop CONFIG.toml              the closed loop: suggest, train, check, refit (resumable)
-    bayescale pilot ... | pilot sweep PLAN.toml
+    bayescale pilot ... | pilot sweep SWEEP.toml
                                             train pilot language models (the ``runner`` extra)
 
 Every command is listed once, in :data:`COMMANDS`: its module, its one-line help, and
@@ -34,7 +34,7 @@ the command's subparser (description, arguments, and the function to run).
 Bad input (a :class:`~bayescale.errors.BayescaleError`, a missing or unreadable
 file) prints one line ``bayescale: error: <message>`` to stderr and exits with
 status 2, as do usage errors. Any other exception is a bug and shows its traceback.
-``ConvergenceWarning`` and ``IdentifiabilityWarning`` are printed as one line each,
+``ConvergenceWarning``, ``IdentifiabilityWarning`` and ``MisfitWarning`` are printed as one line each,
 ``warning: <message>``, on stderr.
 
 The command line imports the heavy stack lazily, so that it starts fast: ``bayescale --help``,
@@ -115,7 +115,7 @@ COMMANDS: dict[str, Command] = {
     "check-spec": Command(_SPECS, "validate a spec; print its canonical TOML and id", compiles=False),
     "pilot": Command(
         "bayescale.runner.cli",
-        "train a pilot language model and append it to a runs table (`pilot sweep PLAN.toml` for many)",
+        "train a pilot language model and append it to a runs table (`pilot sweep SWEEP.toml` for many)",
         own_args=True,
         compiles=False,
     ),

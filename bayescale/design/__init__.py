@@ -6,7 +6,8 @@
   reweighting) with model discrepancy; :func:`score`.
 * :mod:`~bayescale.design.allocation`: the linearised whole-budget allocation.
 * :mod:`~bayescale.design.planners`: the planners by name (:data:`REGISTRY`).
-* :mod:`~bayescale.design.suggest`: :func:`suggest`, :class:`Suggestion` and the stopping rule.
+* :mod:`~bayescale.design.selection`: :func:`suggest`, :class:`Suggestion` and the stopping rule
+  (a module named after the function would be hidden by it).
 
 The closed loop (suggest, train, check, refit) is :mod:`bayescale.loop`.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from .planners import PLANNERS, REGISTRY, Plan, Planner, PlanOptions, Problem, get_planner
 from .scoring import default_discrepancy, score
-from .suggest import Stopping, StopRule, Suggestion, suggest
+from .selection import Z90, Stopping, StopRule, Suggestion, suggest
 from .targets import (
     TARGET_KINDS,
     Target,
@@ -32,6 +33,7 @@ __all__ = [
     "PLANNERS",
     "REGISTRY",
     "TARGET_KINDS",
+    "Z90",
     "Plan",
     "PlanOptions",
     "Planner",

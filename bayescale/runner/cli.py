@@ -264,7 +264,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     ``args.rest``, and :func:`cmd_pilot` reads that with the pilot or the sweep parser."""
     p.description = (
         "Train pilots: `bayescale pilot --n-params 2e6 --tokens 2e7 --append runs.csv` or "
-        "`bayescale pilot sweep PLAN.toml`; see `bayescale pilot --help` and `bayescale pilot sweep --help`."
+        "`bayescale pilot sweep SWEEP.toml`; see `bayescale pilot --help` and `bayescale pilot sweep --help`."
     )
     p.set_defaults(func=_run)
 
