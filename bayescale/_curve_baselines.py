@@ -19,7 +19,7 @@ from .errors import BayescaleError
 from .laws import CURVE_LAWS, Law, get_law
 
 if TYPE_CHECKING:
-    from .curves import Curve
+    from ._curve_fit import Curve
 
 #: Floor on the residual scale of a least-squares fit (an interpolating fit has zero residuals).
 LS_SIGMA_FLOOR = 1e-3

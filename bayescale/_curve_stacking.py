@@ -14,7 +14,7 @@ from ._curve_scoring import Predictive, mixture, mlpd
 from .errors import BayescaleError
 
 if TYPE_CHECKING:
-    from .curves import Curve, CurvePosterior
+    from ._curve_fit import Curve, CurvePosterior
 
 #: Drift scales (per decade of x, in log loss) that :func:`calibrate_drift` chooses from.
 DRIFT_GRID = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import BayescaleError
+from .errors import BayescaleError, LawError
 
 if TYPE_CHECKING:
     from .inference import Fit
@@ -34,16 +34,11 @@ def law_draws(fit: Fit) -> dict[str, np.ndarray]:
 
 
 def _log_inputs_for(fit: Fit, N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
-    values = {"N": N, "D": D, "C": 6.0 * N * D, "U": D}  # the frontier assumes unrepeated data: U = D
-    out = {}
-    for name in fit.spec.law.inputs:
-        col = fit.spec.inputs[name]
-        if col not in values:
-            raise BayescaleError(
-                f"compute-optimal allocation needs the law's inputs from N and D; input {name!r} reads column {col!r}"
-            )
-        out[name] = np.log(values[col])
-    return out
+    # C = 6 N D, and the frontier assumes unrepeated data (U = D): the law's own derivation.
+    try:
+        return fit.spec.law.log_inputs({"N": N, "D": D}, fit.spec.inputs)
+    except LawError as e:
+        raise BayescaleError(f"compute-optimal allocation needs the law's inputs from N and D: {e}") from None
 
 
 def _loss_at(fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.ndarray) -> np.ndarray:

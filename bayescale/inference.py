@@ -49,6 +49,7 @@ from .model import _POSTERIORS as _POSTERIORS  # re-exported: the benchmarks cle
 from .model import (
     DRIFT,
     OBS,
+    Posterior,
     add_drift,
     decades_beyond,
     log_likelihood,
@@ -458,13 +459,7 @@ def fit(
     table = load_runs(runs)
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
-    cpu = jax.devices("cpu")[0]
-    # MAP + Laplace always in float64 on the CPU: a few hundred tiny steps, precision matters.
-    with jax.enable_x64(True), jax.default_device(cpu):
-        logx = law_inputs(spec, table, np.float64)
-        y = np.log(table["loss"].to_numpy(dtype=np.float64))
-        post64 = posterior(spec, np.float64)
-        lap = laplace(post64, logx, y, rng, np.float64)
+    logx, y, post64, lap = _map_and_laplace(spec, table, rng)
     device = _sampling_device(spec.sampler.device, len(table))
     # float64 costs little on a CPU; GPUs are fast in float32, and the laws are written in log
     # space so float32 is accurate there.
@@ -472,14 +467,8 @@ def fit(
     if method != "nuts":
         warn_if_degenerate_laplace(spec, lap, len(table), stacklevel=3)
     flat, stats, chain_method, pareto_k = _draw(spec, method, logx, y, lap, rng, device, dtype, progress)
-    with jax.enable_x64(True), jax.default_device(cpu):
-        samples = {
-            k: np.asarray(v, dtype=np.float64)
-            for k, v in post64.constrain_many(jnp.asarray(flat, dtype=np.float64)).items()
-        }
-        ll = log_likelihood(spec, samples, logx, y)
+    samples, ll = _constrained(post64, flat, logx, y)
     seconds = time.perf_counter() - t0
-    samples = {k: np.asarray(v, dtype=np.float64) for k, v in samples.items()}
 
     identified = add_identified(spec, samples, logx)
     add_drift(spec, samples, rng)
@@ -504,6 +493,24 @@ def fit(
     # A pattern in the residuals the law cannot follow, said in words (never a silent confident band).
     warn_if_misfit(result, stacklevel=2)
     return result
+
+
+def _map_and_laplace(spec: ModelSpec, table: pd.DataFrame, rng: np.random.Generator) -> tuple:
+    """The law inputs, log losses, float64 posterior and Laplace fit of the runs."""
+    # MAP + Laplace always in float64 on the CPU: a few hundred tiny steps, precision matters.
+    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+        logx = law_inputs(spec, table, np.float64)
+        y = np.log(table["loss"].to_numpy(dtype=np.float64))
+        post64 = posterior(spec, np.float64)
+        return logx, y, post64, laplace(post64, logx, y, rng, np.float64)
+
+
+def _constrained(post64: Posterior, flat: np.ndarray, logx: Mapping[str, np.ndarray], y: np.ndarray) -> tuple:
+    """The draws on their natural scale (float64) and their pointwise log likelihood."""
+    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+        values = post64.constrain_many(jnp.asarray(flat, dtype=np.float64))
+        samples = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
+        return samples, log_likelihood(post64.spec, samples, logx, y)
 
 
 def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stacklevel: int = 2) -> None:

@@ -161,6 +161,15 @@ class Law:
             x[name] = jnp.log(jnp.asarray(_input_value(col, inputs), dtype=jnp.result_type(float)))
         return np.asarray(jnp.exp(self.log_loss(params, x, jnp)))
 
+    def log_inputs(self, values: Mapping[str, Any], columns: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+        """The log of each input (float64, NumPy) from runs-table values such as ``{"N": N, "D": D}``.
+
+        A column not given is derived as in :meth:`__call__` (``C = 6 N D``; ``U = D``, one epoch).
+        ``columns`` maps inputs to columns where a spec overrides the law's defaults.
+        """
+        cols = {**self.columns, **(columns or {})}
+        return {name: np.log(np.asarray(_input_value(cols[name], values), dtype=np.float64)) for name in self.inputs}
+
 
 def _validate_power_terms(
     where: str, terms: Mapping[str, Any], params: Sequence[str], inputs: Sequence[str]

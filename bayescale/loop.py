@@ -64,8 +64,7 @@ def simulated_trainer(
     def truth(N: np.ndarray, D: np.ndarray) -> np.ndarray:
         if loss_fn is not None:
             return np.asarray(loss_fn(N, D), dtype=float)
-        values = {"N": N, "D": D, "C": 6.0 * N * D, "U": D}  # unrepeated data: U = D
-        logx = {i: np.log(values[lw.columns[i]]) for i in lw.inputs}
+        logx = lw.log_inputs({"N": N, "D": D})  # C = 6 N D; unrepeated data: U = D
         return np.exp(np.asarray(lw.log_loss({p: float(params[p]) for p in lw.params}, logx, np), dtype=float))
 
     def train(candidates: pd.DataFrame) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -40,8 +40,20 @@ from .data import law_inputs
 from .errors import BayescaleError, MisfitWarning
 from .likelihoods import predictive_variance
 
-if TYPE_CHECKING:  # annotations only: no import at run time
-    from .inference import Fit
+
+@runtime_checkable
+class FittedLaw(Protocol):
+    """What the diagnostics read of a :class:`bayescale.Fit` (declared here, not imported:
+    :mod:`bayescale.inference` imports this module to check every fit)."""
+
+    spec: Any
+    runs: pd.DataFrame
+    posterior: Any
+
+    def log_loss(self, points: Any) -> np.ndarray: ...
+
+    def noise_params(self) -> dict[str, np.ndarray]: ...
+
 
 #: Fraction of runs, by compute (or by the input of a trend), that a finding describes.
 TOP_FRACTION = 0.2
@@ -172,7 +184,7 @@ def _side(e: float) -> str:
     return "below" if e < 0 else "above"
 
 
-def _flat_draws(fit: Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _flat_draws(fit: FittedLaw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Observed log loss ``y`` (n,), the law's log loss per draw (S, n), the noise sd per draw (S,)."""
     runs = fit.runs
     y = np.log(runs["loss"].to_numpy(dtype=float))
@@ -183,7 +195,7 @@ def _flat_draws(fit: Fit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return y, mu, np.broadcast_to(sd, (mu.shape[0],)).copy()
 
 
-def _jacobian(fit: Fit) -> np.ndarray:
+def _jacobian(fit: FittedLaw) -> np.ndarray:
     """Derivatives of the law's log loss at each run with respect to each parameter, at the posterior median."""
     law = fit.spec.law
     logx = law_inputs(fit.spec, fit.runs, np.float64)
@@ -256,7 +268,7 @@ def _ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def misfit(
-    fit: Fit, *, level: float = 0.9, alpha: float = 0.1, min_effect: float = MIN_EFFECT, seed: int = 0
+    fit: FittedLaw, *, level: float = 0.9, alpha: float = 0.1, min_effect: float = MIN_EFFECT, seed: int = 0
 ) -> Misfit:
     """Test the runs' residuals for patterns the law cannot follow, and say what they mean.
 
@@ -298,45 +310,12 @@ def misfit(
     term that could not be tested (too few runs or distinct values, or the same test as another)
     is listed in ``untested``; when none can be, a BayescaleError says so.
     """
-    if not all(hasattr(fit, a) for a in ("spec", "runs", "posterior", "log_loss", "noise_params")):
-        raise BayescaleError(f"misfit needs a Fit (from bayescale.fit), got {type(fit).__name__}")
-    for name, v in (("level", level), ("alpha", alpha)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
-            raise BayescaleError(f"misfit: {name} must be in (0, 1), got {v!r}")
-    if isinstance(min_effect, bool) or not isinstance(min_effect, (int, float)) or not 0 <= min_effect < 1:
-        raise BayescaleError(f"misfit: min_effect must be in [0, 1), got {min_effect!r}")
+    _validate_arguments(fit, level, alpha, min_effect)
     runs = fit.runs
     n = len(runs)
     y, mu, sd = _flat_draws(fit)
     resid = y[None, :] - mu  # (S, n)
-    nuisance = np.column_stack([np.ones(n), _jacobian(fit)])
-    q0 = _basis(nuisance)
-    candidates, untested = _candidates(runs)
-    tested = []
-    for kind, name, z, extra, _ in candidates:
-        q = _basis(np.column_stack([q0, extra])) if extra.shape[1] else q0
-        label = "largest runs" if kind == "largest" else f"{kind} in {name}"
-        zt = z - q @ (q.T @ z)
-        if kind == "groups":
-            zt = _basis(zt) if np.linalg.norm(zt) > 1e-6 * np.linalg.norm(z) else zt[:, :0]
-            width = zt.shape[1]
-        else:
-            scale = np.linalg.norm(z - z.mean())
-            width = int(scale > 0 and np.linalg.norm(zt) > 1e-6 * scale)
-            zt = zt / np.linalg.norm(zt) if width else zt
-        dof = n - q.shape[1] - max(width, 1)
-        if dof < MIN_DOF:
-            untested.append(
-                f"{label}: {n} runs leave {dof} degrees of freedom after the law's {q0.shape[1]} (need {MIN_DOF})"
-            )
-        elif width == 0:
-            untested.append(f"{label}: the law itself can follow it exactly")
-        else:
-            same = [t for t in tested if t[0] == kind != "groups" and abs(float(t[2] @ zt)) > 0.999]
-            if same:
-                untested.append(f"{label}: the same test as {kind} in {same[0][1]} (the inputs move together)")
-            else:
-                tested.append((kind, name, zt, q, dof))
+    tested, untested = _testable(runs, np.column_stack([np.ones(n), _jacobian(fit)]))
     if not tested:
         raise BayescaleError(
             f"misfit: too few runs to test the law's fit: {n} runs for a law with {len(fit.spec.law.params)} "
@@ -366,6 +345,50 @@ def misfit(
         n_runs=n,
         residuals=_residual_table(runs, resid, sd, level),
     )
+
+
+def _validate_arguments(fit: Any, level: Any, alpha: Any, min_effect: Any) -> None:
+    if not isinstance(fit, FittedLaw):
+        raise BayescaleError(f"misfit needs a Fit (from bayescale.fit), got {type(fit).__name__}")
+    for name, v in (("level", level), ("alpha", alpha)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1:
+            raise BayescaleError(f"misfit: {name} must be in (0, 1), got {v!r}")
+    if isinstance(min_effect, bool) or not isinstance(min_effect, (int, float)) or not 0 <= min_effect < 1:
+        raise BayescaleError(f"misfit: min_effect must be in [0, 1), got {min_effect!r}")
+
+
+def _testable(runs: pd.DataFrame, nuisance: np.ndarray) -> tuple[list[tuple], list[str]]:
+    """The candidate patterns with what the law can express (``nuisance``) projected out: those
+    that can be tested, and in words why the others cannot."""
+    n = len(runs)
+    q0 = _basis(nuisance)
+    candidates, untested = _candidates(runs)
+    tested: list[tuple] = []
+    for kind, name, z, extra, _ in candidates:
+        q = _basis(np.column_stack([q0, extra])) if extra.shape[1] else q0
+        label = "largest runs" if kind == "largest" else f"{kind} in {name}"
+        zt = z - q @ (q.T @ z)
+        if kind == "groups":
+            zt = _basis(zt) if np.linalg.norm(zt) > 1e-6 * np.linalg.norm(z) else zt[:, :0]
+            width = zt.shape[1]
+        else:
+            scale = np.linalg.norm(z - z.mean())
+            width = int(scale > 0 and np.linalg.norm(zt) > 1e-6 * scale)
+            zt = zt / np.linalg.norm(zt) if width else zt
+        dof = n - q.shape[1] - max(width, 1)
+        if dof < MIN_DOF:
+            untested.append(
+                f"{label}: {n} runs leave {dof} degrees of freedom after the law's {q0.shape[1]} (need {MIN_DOF})"
+            )
+        elif width == 0:
+            untested.append(f"{label}: the law itself can follow it exactly")
+        else:
+            same = [t for t in tested if t[0] == kind != "groups" and abs(float(t[2] @ zt)) > 0.999]
+            if same:
+                untested.append(f"{label}: the same test as {kind} in {same[0][1]} (the inputs move together)")
+            else:
+                tested.append((kind, name, zt, q, dof))
+    return tested, untested
 
 
 def _finding(
@@ -495,7 +518,7 @@ def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level
 
 
 def warn_if_misfit(
-    fit: Fit, *, category: type[Warning] = MisfitWarning, stacklevel: int = 2, **kwargs: Any
+    fit: FittedLaw, *, category: type[Warning] = MisfitWarning, stacklevel: int = 2, **kwargs: Any
 ) -> Misfit | None:
     """Run :func:`misfit` and warn, in words, when the law misfits its runs; for ``fit``'s warnings.
 

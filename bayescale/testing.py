@@ -248,15 +248,10 @@ def verify_law(
             raise LawError(f"law {law.name!r} fails the {prop!r} check: {type(e).__name__}: {e}") from e
 
 
-def _columns_at(N: Any, D: Any) -> dict[str, np.ndarray]:
-    """The runs-table columns at model size ``N`` and tokens ``D`` (``C = 6 N D``, one epoch: ``U = D``)."""
-    N, D = np.broadcast_arrays(np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64))
-    return {"N": N, "D": D, "C": 6.0 * N * D, "U": D}
-
-
 def _log_inputs(law: Law, N: Any, D: Any, dtype: Any = np.float64) -> dict[str, np.ndarray]:
-    cols = _columns_at(N, D)
-    return {name: np.log(cols[law.columns[name]]).astype(dtype) for name in law.inputs}
+    """The law's log inputs at model size ``N`` and tokens ``D`` (``C = 6 N D``, one epoch: ``U = D``)."""
+    N, D = np.broadcast_arrays(np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64))
+    return {name: v.astype(dtype) for name, v in law.log_inputs({"N": N, "D": D}).items()}
 
 
 def _log_loss_np(law: Law, params: Mapping[str, Any], N: Any, D: Any) -> np.ndarray:

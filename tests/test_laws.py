@@ -55,16 +55,10 @@ MONOTONE_WHEN: dict[str, Callable[[Mapping[str, np.ndarray]], np.ndarray]] = {
 # ----------------------------------------------------------------- helpers
 
 
-def columns_at(N: Any, D: Any) -> dict[str, np.ndarray]:
-    """The runs-table columns at model size ``N`` and tokens ``D`` (``C = 6 N D``, one epoch: ``U = D``)."""
-    N, D = np.broadcast_arrays(np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64))
-    return {"N": N, "D": D, "C": 6.0 * N * D, "U": D}
-
-
 def log_inputs(law: Law, N: Any, D: Any, dtype: Any = np.float64) -> dict[str, np.ndarray]:
     """``log_inputs`` for ``law.log_loss`` at the given N and D, via the law's default columns."""
-    cols = columns_at(N, D)
-    return {name: np.log(cols[law.columns[name]]).astype(dtype) for name in law.inputs}
+    N, D = np.broadcast_arrays(np.asarray(N, dtype=np.float64), np.asarray(D, dtype=np.float64))
+    return {name: v.astype(dtype) for name, v in law.log_inputs({"N": N, "D": D}).items()}
 
 
 def prior_medians(law: Law) -> dict[str, float]:

@@ -129,9 +129,10 @@ def _graph() -> dict[str, set[str]]:
         tree = ast.parse(path.read_text())
         is_package = path.name == "__init__.py"
         targets = set()
-        for node in tree.body:  # module-level imports (function-local ones are checked separately)
-            if isinstance(node, ast.If):  # `if TYPE_CHECKING:` imports do not run
-                continue
+        # Module-level imports, `if TYPE_CHECKING:` ones included (an annotation that needs a higher
+        # module is a layering problem too); function-local ones are checked separately.
+        top = [n for node in tree.body for n in (node.body if isinstance(node, ast.If) else [node])]
+        for node in top:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 for name in _resolve(module, node, is_package):
                     known = _known(name, names)
