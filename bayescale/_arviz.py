@@ -121,6 +121,26 @@ def summary_table(idata: InferenceData, var_names: Sequence[str], ci_prob: float
     return table
 
 
+def from_groups(groups: Mapping[str, xr.Dataset], attrs: Mapping[str, Any]) -> InferenceData:
+    """An InferenceData of the given groups (posterior, sample_stats, ...) and attributes."""
+    idata = InferenceData(**dict(groups))
+    idata.attrs = dict(attrs)
+    return idata
+
+
+def with_groups(idata: InferenceData, groups: Mapping[str, xr.Dataset], attrs: Mapping[str, Any]) -> InferenceData:
+    """A copy of ``idata`` with extra (non-standard) groups and replaced attributes."""
+    out = idata.copy()
+    if not groups:
+        out.attrs = dict(attrs)
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ArviZ notes that the group names are its own
+        out.add_groups(dict(groups))
+    out.attrs = dict(attrs)
+    return out
+
+
 def save(idata: InferenceData, path: str | os.PathLike) -> Path:
     """Write to netCDF atomically: a temporary file in the same folder, then a rename."""
     path = Path(path)

@@ -181,7 +181,14 @@ def _batched(post: Posterior) -> tuple[Any, Any]:
 
 
 def map_units(
-    post: Posterior, data: Sequence[Any], rng: np.random.Generator, n_starts: int, max_sd: float
+    post: Posterior,
+    data: Sequence[Any],
+    rng: np.random.Generator,
+    n_starts: int,
+    max_sd: float,
+    *,
+    gtol: float = 1e-7,
+    ftol: float = 1e-13,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MAP and Laplace covariance of independent units, shape (U, dim) and (U, dim, dim).
 
@@ -189,7 +196,8 @@ def map_units(
     independent, so one L-BFGS run minimises the sum of their potentials (one vectorised
     evaluation per step for all units); it is repeated from several starts (the prior
     median, then prior draws) and each unit keeps its best end point. A direction the data
-    do not curve gets a standard deviation of at most ``max_sd``.
+    do not curve gets a standard deviation of at most ``max_sd``. ``gtol`` and ``ftol`` are
+    L-BFGS-B's stopping tolerances (looser for quick looks such as leave-future-out splits).
     """
     U = np.shape(jax.tree_util.tree_leaves(data)[0])[0]
     vg, hess_fn = _batched(post)
@@ -207,7 +215,7 @@ def map_units(
             (tot, _), g = vg(jnp.asarray(f.reshape(U, -1)), *args)
             return tot, g
 
-        res = minimise(guarded(total), x0.reshape(-1), maxiter=5000, gtol=1e-7, ftol=1e-13, maxcor=30)
+        res = minimise(guarded(total), x0.reshape(-1), maxiter=5000, gtol=gtol, ftol=ftol, maxcor=30)
         x = res.x.reshape(U, -1)
         (_, v), _ = vg(jnp.asarray(x), *args)
         v = np.where(np.isfinite(np.asarray(v)), np.asarray(v), np.inf)

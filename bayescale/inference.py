@@ -19,7 +19,6 @@ runs in three steps:
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,11 +35,12 @@ import xarray as xr
 from . import __version__, _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
 from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, psis
+from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from .data import law_inputs, load_runs, points_frame, runs_hash
+from .discrepancy import Learned, conformal_scaled, learn
 from .errors import (
     BayescaleError,
     ConvergenceWarning,
-    IdentifiabilityWarning,
     SpecError,
     StaleFitError,
 )
@@ -51,7 +51,7 @@ from .model import (
     OBS,
     Posterior,
     add_drift,
-    decades_beyond,
+    distance_from_runs,
     log_likelihood,
     make_model,
     noise_names,
@@ -113,7 +113,9 @@ class Fit:
 
     def log_loss(self, points: Any) -> np.ndarray:
         """Log of the law's loss at ``points`` per draw, shape ``(chain, draw, point)``, including the
-        extrapolation drift (``drift * decades beyond the largest run``) when the spec has one."""
+        extrapolation drift (``drift * distance from the runs``, :func:`~bayescale.model.distance_from_runs`)
+        when the spec has one, and widened (or narrowed) about the median by the conformal factor of a fit
+        made with ``calibrate="conformal"``."""
         frame = points_frame(points)
         logx = law_inputs(self.spec, frame, np.float64)
         theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
@@ -121,11 +123,9 @@ class Fit:
             self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float
         )
         if DRIFT in self.posterior:
-            log_mu = (
-                log_mu
-                + self.posterior[DRIFT].values[..., None] * decades_beyond(self.spec, self.runs, frame)[None, None, :]
-            )
-        return log_mu
+            distance = distance_from_runs(self.spec, self.runs, frame)
+            log_mu = log_mu + self.posterior[DRIFT].values[..., None] * distance[None, None, :]
+        return conformal_scaled(log_mu, _arviz.attrs(self.idata).get("conformal_factor"))
 
     def draws(self, var_names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """Posterior draws as NumPy arrays shaped ``(chain, draw)``."""
@@ -341,20 +341,6 @@ def _runs_from_idata(idata: Any) -> pd.DataFrame:
 # ----------------------------------------------------------------- fitting
 
 
-def _validate_identifiability(spec: ModelSpec, logx: Mapping[str, np.ndarray]) -> tuple[bool, float]:
-    """Whether the law's log inputs are collinear (e.g. C = 6ND), and log k for C = k N D."""
-    if len(logx) < 2:
-        return False, 0.0
-    cols = list(logx.values())
-    X = np.column_stack([np.ones_like(cols[0])] + cols)
-    sv = np.linalg.svd(X - 0, compute_uv=False)
-    collinear = sv[-1] < 1e-8 * sv[0] * math.sqrt(X.shape[0])
-    log_k = 0.0
-    if {"N", "D", "C"} <= set(logx):
-        log_k = float(np.median(logx["C"] - logx["N"] - logx["D"]))
-    return bool(collinear), log_k
-
-
 def _checked_spec(spec: ModelSpec, method: str, seed: Any, **overrides: int | None) -> ModelSpec:
     """The spec with the caller's sampler overrides, after checking ``method`` and ``seed``."""
     if method not in METHODS:
@@ -409,6 +395,8 @@ def fit(
     warmup: int | None = None,
     draws: int | None = None,
     progress: bool = False,
+    calibrate: str | None = None,
+    learned: Learned | None = None,
 ) -> Fit:
     """Fit a scaling law to training runs.
 
@@ -432,6 +420,14 @@ def fit(
         Override the spec's sampler settings.
     progress : bool
         Show NumPyro's progress bar.
+    calibrate : {None, "conformal"}
+        ``"conformal"``: scale the predictive bands about their median so that their 90% intervals
+        cover the runs held out by leave-future-out splits of these runs at the split-conformal rate
+        (:mod:`bayescale.discrepancy`; the guarantee assumes the normalised errors at your target are
+        exchangeable with those of the splits, which a new regime at scale breaks).
+    learned : Learned, optional
+        The drift scale and conformal factor, when the caller has already run the splits (a law
+        average does, for its weights); by default they are learned here when the spec asks.
 
     Returns
     -------
@@ -471,7 +467,9 @@ def fit(
     seconds = time.perf_counter() - t0
 
     identified = add_identified(spec, samples, logx)
-    add_drift(spec, samples, rng)
+    learned = learned if learned is not None else learn(spec, table, rng, calibrate=calibrate)
+    shape = samples[spec.law.params[0]].shape
+    add_drift(spec, samples, rng, None if learned.drift is None else learned.drift.sample(rng, shape))
     attrs = fit_attrs(
         spec,
         table,
@@ -483,6 +481,7 @@ def fit(
         device=f"{device.platform}:{device.device_kind}" if method == "nuts" else "cpu",
         dtype=np.dtype(dtype).name,
         laplace_mode=json.dumps(lap.value),
+        **learned.attrs(),
     )
     if pareto_k is not None:
         attrs["pareto_k"] = pareto_k
@@ -547,36 +546,6 @@ def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
         warnings.warn(
             "sampling may not be trustworthy: " + " ".join(problems), ConvergenceWarning, stacklevel=stacklevel
         )
-
-
-def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mapping[str, np.ndarray]) -> list[str]:
-    """Warn when the law's inputs are collinear in these runs and add the identified
-    combinations (if the law declares them) to ``samples``; returns their names."""
-    collinear, log_k = _validate_identifiability(spec, logx)
-    if not collinear:
-        return []
-    law = spec.law
-    if law.identified is None:
-        warnings.warn(
-            f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
-            "parameters are identified only through their combinations and the priors.",
-            IdentifiabilityWarning,
-            stacklevel=3,
-        )
-        return []
-    identified = []
-    for k, v in law.identified({p: samples[p] for p in law.params}, log_k).items():
-        samples[k] = np.asarray(v, dtype=np.float64)
-        identified.append(k)
-    warnings.warn(
-        f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
-        f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
-        f"the data: {identified} (reported in the posterior and summary); the individual parameters "
-        f"{list(law.params)} follow the priors along that ridge. ({law.description})",
-        IdentifiabilityWarning,
-        stacklevel=3,
-    )
-    return identified
 
 
 def fit_attrs(

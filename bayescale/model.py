@@ -87,31 +87,48 @@ def log_likelihood(
     return np.asarray(observation_dist(spec, mu, noise).log_prob(jnp.asarray(y)), dtype=np.float64)
 
 
-def decades_beyond(spec: ModelSpec, runs: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:
-    """How many decades each point lies beyond the fitted runs (0 inside their range).
+def _log_coordinates(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
+    """Each row's position in decades: (log10 N, log10 D) when the table has both, else the
+    log10 of each of the law's input columns; shape (rows, coordinates)."""
+    cols = ["N", "D"] if {"N", "D"} <= set(frame.columns) else list(spec.columns)
+    return np.stack([np.log10(frame[c].to_numpy(float)) for c in cols], axis=-1)
 
-    Measured in compute C when both tables have it, else the largest excess over the
-    law's input columns.
+
+def distance_from_runs(spec: ModelSpec, runs: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:
+    """How far each point lies from the nearest run, in decades of (N, D) (Euclidean in
+    ``(log10 N, log10 D)``; the law's own inputs when the tables lack N or D). A point on a run
+    is 0. A target that grows N at equal compute is as far as one that grows compute: the
+    distance is in the law's inputs, not in compute alone.
     """
-    if "C" in runs and "C" in points:
-        return np.maximum(0.0, np.log10(points["C"].to_numpy(float) / float(runs["C"].max())))
-    out = np.zeros(len(points))
-    for col in spec.columns:
-        out = np.maximum(out, np.log10(points[col].to_numpy(float) / float(runs[col].max())))
-    return out
+    if not len(points):
+        return np.zeros(0)
+    have = [c for c in ("N", "D") if c in runs and c in points]
+    if len(have) == 2:
+        a = np.stack([np.log10(runs[c].to_numpy(float)) for c in have], axis=-1)
+        b = np.stack([np.log10(points[c].to_numpy(float)) for c in have], axis=-1)
+    else:
+        a, b = _log_coordinates(spec, runs), _log_coordinates(spec, points)
+    gaps = np.linalg.norm(b[:, None, :] - a[None, :, :], axis=-1)
+    return gaps.min(axis=1)
 
 
-def add_drift(spec: ModelSpec, samples: dict[str, np.ndarray], rng: np.random.Generator) -> None:
-    """Draw the extrapolation drift per posterior draw: ``tau * z`` with ``tau`` from the
-    spec's ``extrapolation.per_decade`` prior and ``z`` standard normal. The data cannot
-    inform it (every run is inside its own range), so this is the prior, made explicit."""
+def add_drift(
+    spec: ModelSpec, samples: dict[str, np.ndarray], rng: np.random.Generator, scale_draws: np.ndarray | None = None
+) -> None:
+    """Draw the extrapolation drift per posterior draw: ``tau * z``, in log loss per decade of
+    distance from the runs (:func:`distance_from_runs`), with ``z`` standard normal and ``tau``
+    from ``scale_draws`` (a learned drift scale, :mod:`bayescale.discrepancy`) or else from the
+    spec's ``extrapolation.per_decade`` prior. The fit itself cannot inform it (every run lies
+    at distance 0), so without learning it is the prior, made explicit."""
     if spec.extrapolation is None:
         return
     shape = next(iter(samples.values())).shape
-    with jax.enable_x64(True):
-        tau = np.asarray(
-            spec.extrapolation.to_numpyro().sample(jax.random.PRNGKey(int(rng.integers(2**31))), shape), dtype=float
-        )
+    if scale_draws is not None:
+        tau = np.asarray(scale_draws, dtype=float).reshape(shape)
+    else:
+        with jax.enable_x64(True):
+            key = jax.random.PRNGKey(int(rng.integers(2**31)))
+            tau = np.asarray(spec.extrapolation.to_numpyro().sample(key, shape), dtype=float)
     samples[DRIFT] = tau * rng.standard_normal(shape)
 
 
@@ -323,7 +340,7 @@ __all__ = [
     "Posterior",
     "add_drift",
     "centre_of",
-    "decades_beyond",
+    "distance_from_runs",
     "log_likelihood",
     "make_model",
     "noise_names",

@@ -20,7 +20,8 @@ Spec file format::
     df = 4.0                           # StudentT only: a number or a prior table
 
     [extrapolation]                    # optional: how far the law may drift beyond the runs
-    per_decade = {dist = "HalfNormal", scale = 0.01}
+    per_decade = {dist = "HalfNormal", scale = 0.05}
+    learned = true                     # per_decade is a hyperprior the runs' own leave-future-out splits update
 
     [sampler]
     chains = 4
@@ -207,6 +208,9 @@ class ModelSpec:
     description: str = ""
     path: str | None = field(default=None, compare=False)
     extrapolation: Prior | None = None
+    #: True: ``extrapolation`` is the hyperprior of a drift scale learned from leave-future-out splits
+    #: of the runs (:mod:`bayescale.discrepancy`); False: it is the drift scale's prior, used as is.
+    learn_drift: bool = False
 
     def __post_init__(self) -> None:
         law = self.law
@@ -233,6 +237,8 @@ class ModelSpec:
             raise SpecError(
                 f"priors: missing prior(s) for {missing} of law {law.name!r}; the law's defaults are: {hint}"
             )
+        if self.learn_drift and self.extrapolation is None:
+            raise SpecError("extrapolation.learned: needs per_decade, the hyperprior of the learned drift scale")
         if self.extrapolation is not None and not self.extrapolation.is_positive():
             raise SpecError(f"extrapolation.per_decade: {self.extrapolation} allows values < 0; use e.g. HalfNormal")
         for p in law.positive:
@@ -269,6 +275,8 @@ class ModelSpec:
         }
         if self.extrapolation is not None:
             out["extrapolation"] = {"per_decade": self.extrapolation.to_dict()}
+            if self.learn_drift:
+                out["extrapolation"]["learned"] = True
         return out
 
     def to_json(self) -> str:
@@ -355,17 +363,21 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         )
     priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items()}
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
-    extrapolation = None
+    extrapolation, learn_drift = None, False
     if "extrapolation" in d:
         ex = d["extrapolation"]
         if not isinstance(ex, Mapping):
             raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
-        _validate_keys(ex, ("per_decade",), "extrapolation")
+        _validate_keys(ex, ("per_decade", "learned"), "extrapolation")
         if "per_decade" not in ex:
             raise SpecError(
-                "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of compute)"
+                "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of distance "
+                "from the runs in (log N, log D))"
             )
         extrapolation = as_prior(ex["per_decade"], where="extrapolation.per_decade")
+        learn_drift = ex.get("learned", False)
+        if not isinstance(learn_drift, bool):
+            raise SpecError(f"extrapolation.learned: must be true or false, got {learn_drift!r}")
     sampler = SamplerSettings.from_dict(d.get("sampler", {}))
     name = d.get("name", law.name)
     if not isinstance(name, str) or not name:
@@ -381,6 +393,119 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         description=str(description),
         path=path,
         extrapolation=extrapolation,
+        learn_drift=learn_drift,
+    )
+
+
+@dataclass(frozen=True)
+class AverageSpec:
+    """Several laws fitted to the same runs and averaged by their leave-future-out predictions.
+
+    TOML::
+
+        name = "recommended"
+        [average]
+        laws = ["chinchilla", "kaplan", "farseer"]   # bundled spec names, or spec files beside this one
+        weights = "stacking"                         # or "equal"
+        calibrate = "none"                           # or "conformal" (split-conformal bands)
+
+        [extrapolation]                              # optional: replaces every member's drift
+        per_decade = {dist = "HalfNormal", scale = 0.05}
+        learned = true
+
+    Every member must use the same likelihood family (their noise draws are mixed).
+    """
+
+    name: str
+    members: tuple[ModelSpec, ...]
+    weights: str = "stacking"
+    calibrate: str | None = None
+    description: str = ""
+    path: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.members) < 2:
+            raise SpecError("average.laws: name at least two specs to average")
+        names = [m.name for m in self.members]
+        if len(set(names)) != len(names):
+            raise SpecError(f"average.laws: each spec once; {_join([n for n in names if names.count(n) > 1])} repeat")
+        families = sorted({m.likelihood.family for m in self.members})
+        if len(families) > 1:
+            raise SpecError(f"average.laws: the members must share one likelihood family, got {_join(families)}")
+        if self.weights not in AVERAGE_WEIGHTS:
+            raise SpecError(f"average.weights: one of {_join(AVERAGE_WEIGHTS)}, got {self.weights!r}")
+        if self.calibrate not in (None, "conformal"):
+            raise SpecError(f"average.calibrate: 'none' or 'conformal', got {self.calibrate!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical plain-data form (what :func:`load_spec` reads back); members are written whole."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "average": {
+                "laws": [m.to_dict() for m in self.members],
+                "weights": self.weights,
+                "calibrate": self.calibrate or "none",
+            },
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+    @property
+    def model_id(self) -> str:
+        """Hash of what the average believes: its members' model ids, the weighting and the calibration."""
+        core = [[m.model_id for m in self.members], self.weights, self.calibrate]
+        return hashlib.sha256(json.dumps(core).encode()).hexdigest()[:16]
+
+
+#: How an :class:`AverageSpec` weighs its laws.
+AVERAGE_WEIGHTS = ("stacking", "equal")
+
+
+def _join(items: Any) -> str:
+    items = [str(i) for i in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
+def _average_from_dict(d: Mapping[str, Any], path: str | None) -> AverageSpec:
+    _validate_keys(d, ("name", "description", "average", "extrapolation"), "average spec")
+    av = d["average"]
+    if not isinstance(av, Mapping):
+        raise SpecError("average: must be a table with laws = [...]")
+    _validate_keys(av, ("laws", "weights", "calibrate"), "average")
+    laws = av.get("laws")
+    if not isinstance(laws, list) or not laws:
+        raise SpecError('average.laws: a list of spec names or files, e.g. ["chinchilla", "kaplan"]')
+    here = Path(path).parent if path else None
+    members = []
+    for i, item in enumerate(laws):
+        if isinstance(item, Mapping):
+            members.append(spec_from_dict(item))
+        elif isinstance(item, str) and item:
+            local = here / item if here is not None else None
+            member = load_spec(local if local is not None and local.is_file() else item)
+            if isinstance(member, AverageSpec):
+                raise SpecError(f"average.laws[{i}]: {item!r} is itself an average; name single-law specs")
+            members.append(member)
+        else:
+            raise SpecError(f"average.laws[{i}]: a spec name or file, got {item!r}")
+    if "extrapolation" in d:
+        # One statement of the drift for every law: parsed as a single spec's, then given to each member.
+        probe = spec_from_dict({**members[0].to_dict(), "extrapolation": d["extrapolation"]})
+        members = [replace(m, extrapolation=probe.extrapolation, learn_drift=probe.learn_drift) for m in members]
+    calibrate = av.get("calibrate", "none")
+    return AverageSpec(
+        name=str(d.get("name", "average")),
+        members=tuple(members),
+        weights=av.get("weights", "stacking"),
+        calibrate=None if calibrate == "none" else calibrate,
+        description=str(d.get("description", "")),
+        path=path,
     )
 
 
@@ -395,7 +520,8 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any] | ModelSpec) -> Mode
 
     Returns
     -------
-    ModelSpec
+    ModelSpec, or AverageSpec for a file with an ``[average]`` table (several laws; fit it with
+    ``bayescale.fit``, which returns an :class:`~bayescale.averaging.AveragedFit`)
 
     Raises
     ------
@@ -409,10 +535,10 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any] | ModelSpec) -> Mode
     >>> spec.likelihood.family
     'StudentT'
     """
-    if isinstance(source, ModelSpec):
+    if isinstance(source, (ModelSpec, AverageSpec)):
         return source
     if isinstance(source, Mapping):
-        return spec_from_dict(source)
+        return _average_from_dict(source, None) if "average" in source else spec_from_dict(source)
     path = Path(source)
     if not path.exists() and path.suffix == "" and (bundled := _bundled_spec(str(source))) is not None:
         path = bundled
@@ -422,6 +548,8 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any] | ModelSpec) -> Mode
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"spec {path}: not valid TOML: {e}") from None
+    if "average" in d:
+        return _average_from_dict(d, str(path.resolve()))
     return spec_from_dict(d, path=str(path.resolve()))
 
 
@@ -444,4 +572,13 @@ def _bundled_spec(name: str) -> Path | None:
     return p if p.is_file() else None
 
 
-__all__ = ["Likelihood", "ModelSpec", "SamplerSettings", "bundled_specs", "load_spec", "spec_from_dict"]
+__all__ = [
+    "AVERAGE_WEIGHTS",
+    "AverageSpec",
+    "Likelihood",
+    "ModelSpec",
+    "SamplerSettings",
+    "bundled_specs",
+    "load_spec",
+    "spec_from_dict",
+]

@@ -1,0 +1,60 @@
+"""Collinear law inputs (e.g. ``C = 6 N D`` in every run): detect them and add the combinations
+of parameters the runs do identify to a fit's draws, with an :class:`IdentifiabilityWarning`."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+from .errors import IdentifiabilityWarning
+from .spec import ModelSpec
+
+
+def _validate_identifiability(spec: ModelSpec, logx: Mapping[str, np.ndarray]) -> tuple[bool, float]:
+    """Whether the law's log inputs are collinear (e.g. C = 6ND), and log k for C = k N D."""
+    if len(logx) < 2:
+        return False, 0.0
+    cols = list(logx.values())
+    X = np.column_stack([np.ones_like(cols[0])] + cols)
+    sv = np.linalg.svd(X - 0, compute_uv=False)
+    collinear = sv[-1] < 1e-8 * sv[0] * math.sqrt(X.shape[0])
+    log_k = 0.0
+    if {"N", "D", "C"} <= set(logx):
+        log_k = float(np.median(logx["C"] - logx["N"] - logx["D"]))
+    return bool(collinear), log_k
+
+
+def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mapping[str, np.ndarray]) -> list[str]:
+    """Warn when the law's inputs are collinear in these runs and add the identified
+    combinations (if the law declares them) to ``samples``; returns their names."""
+    collinear, log_k = _validate_identifiability(spec, logx)
+    if not collinear:
+        return []
+    law = spec.law
+    if law.identified is None:
+        warnings.warn(
+            f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
+            "parameters are identified only through their combinations and the priors.",
+            IdentifiabilityWarning,
+            stacklevel=3,
+        )
+        return []
+    identified = []
+    for k, v in law.identified({p: samples[p] for p in law.params}, log_k).items():
+        samples[k] = np.asarray(v, dtype=np.float64)
+        identified.append(k)
+    warnings.warn(
+        f"the runs cannot separate all parameters of law {law.name!r}: its inputs are collinear in log "
+        f"space (C = {math.exp(log_k):.3g}·N·D in every run). Only these combinations are identified by "
+        f"the data: {identified} (reported in the posterior and summary); the individual parameters "
+        f"{list(law.params)} follow the priors along that ridge. ({law.description})",
+        IdentifiabilityWarning,
+        stacklevel=3,
+    )
+    return identified
+
+
+__all__ = ["add_identified"]

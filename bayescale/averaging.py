@@ -1,0 +1,414 @@
+"""Law uncertainty: several laws fitted to the same runs and averaged by how well each predicted
+the runs' own future.
+
+No single law is right everywhere: Chinchilla's bends on large grids, Kaplan's has no floor,
+repeated data needs a data-constrained term. An :class:`~bayescale.spec.AverageSpec` names the
+laws; :func:`fit_average` fits each on **leave-future-out splits** of the runs (below a compute
+cut, scored above it, :mod:`bayescale.discrepancy`), learns each law's drift scale there, weighs
+the laws by **stacking** those held-out predictive densities (Yao et al. 2018: the weights that
+make the mixture predict the held-out runs best), then fits every law with weight on all the
+runs. Predictions mix the laws' draws in proportion to their weights, so where the laws agree
+the band is theirs and where they disagree beyond the runs it widens.
+
+:func:`fit` is ``bayescale.fit``: one law or an average, by the spec it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import optimize, special, stats
+
+from . import _arviz
+from . import inference as _inference
+from .data import load_runs, points_frame
+from .discrepancy import (
+    Holdout,
+    Learned,
+    conformal_factor,
+    conformal_scaled,
+    holdouts,
+    learn_drift,
+    log_density,
+    split_masks,
+)
+from .errors import BayescaleError, MisfitWarning
+from .inference import Fit
+from .laws import FALLBACK_COLUMNS
+from .misfit import Misfit, misfit, warn_if_misfit
+from .model import noise_names
+from .spec import AverageSpec, ModelSpec, load_spec
+
+#: Laws whose stacking weight falls below this are left out of the final fits (and said so).
+MIN_WEIGHT = 0.01
+#: Attribute of a saved average: its spec, weights and the evidence behind them.
+ATTR = "bayescale_average"
+
+
+@dataclass(frozen=True)
+class LawScore:
+    """One law's leave-future-out record: mean log predictive density of the held-out runs, its
+    learned drift scale in words, and its weight."""
+
+    law: str
+    elpd: float
+    weight: float
+    drift: str = ""
+
+
+@dataclass
+class AveragedFit:
+    """Several fitted laws and their weights, used like one :class:`~bayescale.Fit`.
+
+    ``predict``, ``log_loss`` and ``noise_params`` mix the members' draws: each (chain, draw) slot
+    holds the draw of one law, chosen with probability equal to its weight (fixed by the seed), so
+    every consumer of draws (bands, ``decide``, ``check``, the report) sees the average. ``spec``,
+    ``posterior`` and ``idata`` are those of the law with the most weight: parameter summaries,
+    pair plots and the compute-optimal frontier describe that law (its parameters are not shared
+    with the others).
+    """
+
+    spec_average: AverageSpec
+    members: dict[str, Fit]
+    weights: dict[str, float]
+    scores: list[LawScore]
+    runs: pd.DataFrame = field(repr=False)
+    method: str = "nuts"
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+    conformal: float | None = None
+    slots: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.slots is None:
+            self.slots = _slots(self.leading.posterior, list(self.weights.values()), self.seed)
+
+    # ------------------------------------------------------------ like a Fit
+    @property
+    def leading(self) -> Fit:
+        """The member with the most weight."""
+        return self.members[max(self.weights, key=self.weights.get)]
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.leading.spec
+
+    @property
+    def idata(self) -> Any:
+        return self.leading.idata
+
+    @property
+    def posterior(self) -> xr.Dataset:
+        return self.leading.posterior
+
+    @property
+    def var_names(self) -> list[str]:
+        return self.leading.var_names
+
+    @property
+    def identified_names(self) -> list[str]:
+        return self.leading.identified_names
+
+    def _mix(self, per_member: list[np.ndarray]) -> np.ndarray:
+        """One array (chain, draw, ...) taking each slot from the member the slot belongs to."""
+        out = np.array(per_member[0], dtype=float, copy=True)
+        for k, values in enumerate(per_member[1:], start=1):
+            out[self.slots == k] = np.asarray(values)[self.slots == k]
+        return out
+
+    def log_loss(self, points: Any) -> np.ndarray:
+        """Mixed draws of the log loss at ``points`` (chain, draw, point), each law with its own drift."""
+        frame = points_frame(points)
+        mixed = self._mix([m.log_loss(frame) for m in self.members.values()])
+        return conformal_scaled(mixed, self.conformal)
+
+    def noise_params(self) -> dict[str, np.ndarray]:
+        names = noise_names(self.spec)
+        per = [m.noise_params() for m in self.members.values()]
+        return {k: self._mix([p[k] for p in per]) for k in names}
+
+    def predict(self, points: Any, *, noise: bool = False, seed: int = 0) -> xr.DataArray:
+        """Draws of the loss at ``points`` from the average (see :meth:`bayescale.Fit.predict`)."""
+        frame = points_frame(points)
+        log_mu = self.log_loss(frame)
+        if noise:
+            log_mu = _inference.sample_observations(self.spec, log_mu, self.noise_params(), seed)
+        coords: dict[str, Any] = {"point": np.arange(len(frame))}
+        for col in ("N", "D", "C", "U"):
+            if col in frame:
+                coords[col] = ("point", frame[col].to_numpy(dtype=float))
+        return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
+
+    def draws(self, var_names: Any = None) -> dict[str, np.ndarray]:
+        return self.leading.draws(var_names)
+
+    def summary(self, **kwargs: Any) -> pd.DataFrame:
+        """The leading law's parameter summary (see :meth:`weights_table` for the laws)."""
+        return self.leading.summary(**kwargs)
+
+    def weights_table(self) -> pd.DataFrame:
+        """Each law's weight, leave-future-out log predictive density and learned drift scale."""
+        rows = [{"law": s.law, "weight": s.weight, "elpd_lfo": s.elpd, "drift": s.drift} for s in self.scores]
+        return pd.DataFrame(rows).set_index("law")
+
+    def diagnostics(self) -> dict[str, Any]:
+        """The members' diagnostics, each problem prefixed with its law; ``max_r_hat`` over the members."""
+        per = {name: m.diagnostics() for name, m in self.members.items()}
+        out = dict(per[self.leading.spec.name])
+        out["members"] = per
+        rhats = [d.get("max_r_hat", float("nan")) for d in per.values()]
+        out["max_r_hat"] = float(np.nanmax(rhats)) if np.isfinite(rhats).any() else float("nan")
+        out["problems"] = [f"{name}: {p}" for name, d in per.items() for p in d.get("problems", [])]
+        out["weights"] = dict(self.weights)
+        out["notes"] = list(self.notes)
+        return out
+
+    def misfit(self, **kwargs: Any) -> Misfit:
+        """Residual patterns of the average's predictions at the runs (see :func:`bayescale.misfit.misfit`)."""
+        return misfit(self, **kwargs)
+
+    def describe(self) -> str:
+        """Which laws carry the weight, in words."""
+        parts = [f"{name} {w:.2f}" for name, w in sorted(self.weights.items(), key=lambda kv: -kv[1])]
+        text = f"average of {len(self.weights)} laws weighted by leave-future-out stacking: " + ", ".join(parts)
+        if self.spec_average.weights == "equal":
+            text = f"average of {len(self.weights)} laws, equal weights: " + ", ".join(parts)
+        return text + ("" if not self.notes else ". " + " ".join(self.notes))
+
+    # ----------------------------------------------------------- save / load
+    def save(self, path: str | Path) -> Path:
+        """Write the average to one netCDF file (each member's groups, suffixed ``__<law>``)."""
+        lead = self.leading.spec.name
+        others = {name: m for name, m in self.members.items() if name != lead}
+        groups = {f"{g}__{name}": m.idata[g] for name, m in others.items() for g in m.idata.groups()}
+        meta = {
+            "spec": self.spec_average.to_dict(),
+            "weights": self.weights,
+            "scores": [s.__dict__ for s in self.scores],
+            "notes": self.notes,
+            "conformal": self.conformal,
+            "order": list(self.members),
+            "lead": lead,
+            "seed": self.seed,
+            "member_attrs": {name: _arviz.attrs(m.idata) for name, m in others.items()},
+        }
+        combined = _arviz.with_groups(
+            self.leading.idata, groups, {**_arviz.attrs(self.leading.idata), ATTR: json.dumps(meta)}
+        )
+        return _arviz.save(combined, path)
+
+
+# ------------------------------------------------------------------- fitting
+
+
+def _slots(posterior: xr.Dataset, weights: list[float], seed: int) -> np.ndarray:
+    """Member index per (chain, draw): counts proportional to the weights, positions shuffled by seed."""
+    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
+    n = shape[0] * shape[1]
+    w = np.asarray(weights, dtype=float) / np.sum(weights)
+    counts = np.floor(w * n).astype(int)
+    counts[np.argsort(-(w * n - counts))[: n - counts.sum()]] += 1  # largest remainders
+    slots = np.repeat(np.arange(len(w)), counts)
+    return np.random.default_rng([seed, 7919]).permutation(slots).reshape(shape)
+
+
+def stacking_weights(lpd: np.ndarray) -> np.ndarray:
+    """Weights ``w`` (simplex) maximising ``sum_i log sum_k w_k exp(lpd[i, k])`` (Yao et al. 2018)."""
+    K = lpd.shape[1]
+
+    def loss(z: np.ndarray) -> float:
+        logw = z - special.logsumexp(z)
+        return -float(np.sum(special.logsumexp(lpd + logw[None, :], axis=1)))
+
+    res = optimize.minimize(loss, np.zeros(K), method="L-BFGS-B")
+    w = np.exp(res.x - special.logsumexp(res.x))
+    return w / w.sum()
+
+
+def _uninformed(spec: ModelSpec, table: pd.DataFrame) -> str | None:
+    """Why ``spec``'s law says nothing new on these runs (an optional input it reads is absent or
+    equals its stand-in everywhere: no repeated data for the data-constrained law), or None."""
+    for col in spec.columns:
+        standin = FALLBACK_COLUMNS.get(col)
+        if standin is None:
+            continue
+        if col not in table or np.allclose(table[col].fillna(table[standin]), table[standin]):
+            return (
+                f"{spec.name} left out: it reads {col!r}, which these runs lack or which equals {standin!r} in every "
+                "run, so it adds nothing another law lacks"
+            )
+    return None
+
+
+def _mixture_scores(splits: dict[str, list[Holdout]], w: dict[str, float]) -> tuple[np.ndarray, float]:
+    """Conformity scores of the weighted mixture's held-out predictions: |observed - mean| / sd."""
+    names = list(w)
+    ref = splits[names[0]]
+    scores = []
+    for j in range(len(ref)):
+        means = np.stack([-splits[n][j].residual for n in names])  # prediction minus observation
+        sds = np.stack([splits[n][j].scale() for n in names])
+        ws = np.asarray([w[n] for n in names])[:, None]
+        mean = np.sum(ws * means, axis=0)
+        var = np.sum(ws * (sds**2 + means**2), axis=0) - mean**2
+        scores.append(np.abs(mean) / np.sqrt(var))
+    return (np.concatenate(scores) if scores else np.zeros(0)), float(stats.norm.ppf(0.95))
+
+
+def _weigh(
+    spec: AverageSpec, members: list[ModelSpec], table: pd.DataFrame, rng: np.random.Generator
+) -> tuple[dict[str, float], list[LawScore], dict[str, Learned], dict[str, list[Holdout]], list[str]]:
+    """Leave-future-out splits for every member: weights, scores, learned drift scales."""
+    masks = split_masks(members, table)
+    notes = []
+    splits = {m.name: holdouts(m, table, masks, rng) for m in members}
+    learned = {
+        m.name: Learned(drift=learn_drift(splits[m.name], m.extrapolation) if m.learn_drift else None) for m in members
+    }
+    lpd = np.column_stack([log_density(splits[m.name], learned[m.name].drift) for m in members])
+    if spec.weights == "equal" or not len(masks):
+        if not len(masks):
+            notes.append("too few runs for leave-future-out splits: the laws are weighted equally")
+        w = np.full(len(members), 1.0 / len(members))
+    else:
+        w = stacking_weights(lpd)
+    elpd = lpd.mean(axis=0) if len(lpd) else np.full(len(members), np.nan)
+    scores = [
+        LawScore(
+            law=m.name,
+            elpd=float(e),
+            weight=float(wk),
+            drift=learned[m.name].drift.words() if learned[m.name].drift is not None else "",
+        )
+        for m, e, wk in zip(members, elpd, w)
+    ]
+    weights = {m.name: float(wk) for m, wk in zip(members, w) if wk >= MIN_WEIGHT}
+    dropped = [m.name for m, wk in zip(members, w) if wk < MIN_WEIGHT]
+    if dropped:
+        notes.append(f"{', '.join(dropped)} carried under {MIN_WEIGHT:g} of the weight and were not refitted")
+    total = sum(weights.values())
+    return {k: v / total for k, v in weights.items()}, scores, learned, splits, notes
+
+
+def _fit_member(spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Learned, **kwargs: Any) -> Fit:
+    """One member's fit on all runs; its warnings are re-raised naming the law and its weight (but
+    not its misfit: the average's own misfit check, on the predictions it makes, speaks for it)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = _inference.fit(spec, table, learned=learned, **kwargs)
+    for w in caught:
+        if issubclass(w.category, MisfitWarning):
+            continue
+        warnings.warn(f"law {spec.name} (weight {weight:.2f}): {w.message}", w.category, stacklevel=4)
+    return result
+
+
+def fit_average(
+    spec: AverageSpec,
+    runs: Any,
+    *,
+    seed: int = 0,
+    method: str = "nuts",
+    chains: int | None = None,
+    warmup: int | None = None,
+    draws: int | None = None,
+    progress: bool = False,
+    calibrate: str | None = None,
+) -> AveragedFit:
+    """Fit the laws of ``spec`` and average them (see the module's docstring)."""
+    table = load_runs(runs)
+    rng = np.random.default_rng(seed)
+    notes, members = [], []
+    for m in spec.members:
+        reason = _uninformed(m, table)
+        notes += [reason] if reason else []
+        members += [] if reason else [m]
+    if not members:
+        raise BayescaleError(f"average {spec.name!r}: no law applies to these runs ({' '.join(notes)})")
+    weights, scores, learned, splits, more = _weigh(spec, members, table, rng)
+    first = members[0].sampler
+    sampler = {"chains": chains or first.chains, "draws": draws or first.draws, "warmup": warmup}
+    fits = {
+        m.name: _fit_member(
+            m, table, weights[m.name], learned[m.name], seed=seed, method=method, progress=progress, **sampler
+        )
+        for m in members
+        if m.name in weights
+    }
+    calibrate = calibrate or spec.calibrate
+    factor = None
+    if calibrate == "conformal":
+        scores_mix, reference = _mixture_scores({k: splits[k] for k in weights}, weights)
+        factor = conformal_factor(scores_mix, 0.9, reference)
+        if factor is None:
+            raise BayescaleError(
+                f"calibrate='conformal' needs at least 9 held-out runs in the leave-future-out splits; "
+                f"these runs give {len(scores_mix)}"
+            )
+    result = AveragedFit(
+        spec_average=spec,
+        members=fits,
+        weights=weights,
+        scores=scores,
+        runs=table,
+        method=method,
+        seed=int(seed),
+        notes=notes + more,
+        conformal=factor,
+    )
+    warn_if_misfit(result, stacklevel=3)
+    return result
+
+
+def fit(spec: Any, runs: Any, **kwargs: Any) -> Fit | AveragedFit:
+    """Fit one law (a :class:`~bayescale.spec.ModelSpec`) or an average of several (an
+    :class:`~bayescale.spec.AverageSpec`, e.g. the bundled ``"recommended"``): this is
+    ``bayescale.fit``. Keyword arguments are those of :func:`bayescale.inference.fit`."""
+    spec = load_spec(spec)
+    if isinstance(spec, AverageSpec):
+        return fit_average(spec, runs, **kwargs)
+    return _inference.fit(spec, runs, **kwargs)
+
+
+# ---------------------------------------------------------------------- load
+
+
+def load_fit(path: str | Path, **kwargs: Any) -> Fit | AveragedFit:
+    """Read a fit written by ``save``: one law (:meth:`bayescale.Fit.load`) or an average."""
+    lead = Fit.load(path, **kwargs)
+    raw = _arviz.attrs(lead.idata).get(ATTR)
+    if not raw:
+        return lead
+    meta = json.loads(raw)
+    spec = load_spec(meta["spec"])
+    members = {}
+    for name in meta["order"]:
+        if name == meta["lead"]:
+            members[name] = lead
+            continue
+        groups = {g.split("__")[0]: lead.idata[g] for g in lead.idata.groups() if g.endswith(f"__{name}")}
+        idata = _arviz.from_groups(groups, meta["member_attrs"][name])
+        member_spec = next(m for m in spec.members if m.name == name)
+        members[name] = Fit(spec=member_spec, idata=idata, runs=lead.runs, method=lead.method, seed=lead.seed)
+    scores = [LawScore(**s) for s in meta["scores"]]
+    return AveragedFit(
+        spec_average=spec,
+        members=members,
+        weights=meta["weights"],
+        scores=scores,
+        runs=lead.runs,
+        method=lead.method,
+        seed=int(meta["seed"]),
+        notes=meta["notes"],
+        conformal=meta["conformal"],
+    )
+
+
+__all__ = ["AveragedFit", "LawScore", "fit", "fit_average", "load_fit", "stacking_weights"]

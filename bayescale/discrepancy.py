@@ -1,0 +1,359 @@
+"""How wrong the law gets away from the runs, learned from the runs themselves.
+
+A law fitted to small runs is exact at none of them and drifts from the truth as it
+extrapolates. The fit alone cannot see that drift (every run lies at distance 0 from itself),
+so bayescale *re-enacts* extrapolation inside the runs: **leave-future-out splits** fit the law
+on the runs below a compute cut and score it on the runs above (never on the user's targets).
+Three things are learned from the held-out residuals:
+
+* the **drift scale** ``tau`` (log loss per decade of distance from the runs, in
+  ``(log10 N, log10 D)``): the model of the truth's departure is ``tau * z * distance`` with
+  ``z ~ Normal(0, 1)`` shared by all points of one extrapolation, so a law that bends away on
+  one side shows up as a large ``tau``. Each split's residuals give one generalised-least-squares
+  slope ``b_k`` on distance with standard error ``s_k``, and ``b_k ~ Normal(0, tau^2 + s_k^2)``;
+  the spec's ``extrapolation.per_decade`` is the hyperprior, updated on a grid;
+* the **leave-future-out predictive density** of each held-out run, from which
+  :mod:`bayescale.averaging` weighs several laws (stacking);
+* an optional **split-conformal** width factor (:func:`conformal_factor`).
+
+Splits are masks over one table, fitted in one vectorised L-BFGS run
+(:func:`bayescale._engine.map_units`): one compilation per law, whatever the number of splits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from . import likelihoods
+from ._engine import map_units
+from .data import law_inputs
+from .errors import BayescaleError
+from .model import distance_from_runs, posterior
+from .priors import Prior
+from .spec import ModelSpec
+
+#: Fractions of the runs (ordered by compute) each split trains on.
+CUTS = (0.4, 0.5, 0.6, 0.7, 0.8)
+#: Draws from each split's Laplace approximation that give its predictive location and spread.
+PREDICTIVE_DRAWS = 256
+#: The drift-scale grid (log loss per decade): 0 to 0.5 is 0 to 65% in loss per decade.
+TAU_GRID = np.linspace(0.0, 0.5, 2001)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The runs one split held out, and what the law fitted below the cut said of them.
+
+    ``residual``: observed minus predicted log loss (predictive median); ``param_sd``: the
+    spread of the law's prediction from its parameter uncertainty; ``noise_sd``: the run-to-run
+    noise sd (on log loss); ``distance``: decades from the split's training runs.
+    """
+
+    cut: float
+    index: np.ndarray
+    residual: np.ndarray
+    param_sd: np.ndarray
+    noise_sd: float
+    df: float
+    distance: np.ndarray
+
+    def scale(self, tau: float | np.ndarray = 0.0) -> np.ndarray:
+        """Predictive sd of each held-out log loss with drift scale ``tau``."""
+        return np.sqrt(self.param_sd**2 + self.noise_sd**2 + (np.asarray(tau) * self.distance) ** 2)
+
+
+@dataclass(frozen=True)
+class DriftScale:
+    """The learned drift scale: a distribution on :data:`TAU_GRID`, with the evidence behind it."""
+
+    grid: np.ndarray
+    probs: np.ndarray
+    splits: int
+    slopes: tuple[float, ...] = field(default=())
+
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Draws of ``tau`` (uniform within each grid cell, so the draws are continuous)."""
+        idx = rng.choice(len(self.grid), size=shape, p=self.probs)
+        step = float(self.grid[1] - self.grid[0])
+        return np.clip(self.grid[idx] + step * (rng.random(shape) - 0.5), 0.0, None)
+
+    def quantile(self, q: float | Sequence[float]) -> np.ndarray:
+        cdf = np.cumsum(self.probs)
+        return np.asarray(self.grid[np.minimum(np.searchsorted(cdf, q), len(self.grid) - 1)])
+
+    def to_dict(self) -> dict[str, float]:
+        lo, med, hi = (float(v) for v in self.quantile([0.05, 0.5, 0.95]))
+        return {"median": med, "q05": lo, "q95": hi, "splits": self.splits}
+
+    def words(self) -> str:
+        d = self.to_dict()
+        if not self.splits:
+            return (
+                f"drift scale from its prior alone (median {d['median']:.3f} log loss per decade): too few runs for "
+                "leave-future-out splits"
+            )
+        return (
+            f"drift scale learned from {self.splits} leave-future-out splits: median {d['median']:.3f} log loss per "
+            f"decade of distance from the runs (90% {d['q05']:.3f}-{d['q95']:.3f})"
+        )
+
+
+# ------------------------------------------------------------------ splits
+
+
+def _order(spec: ModelSpec, table: pd.DataFrame) -> np.ndarray:
+    """Each run's size for the splits: log compute, or the sum of the law's log inputs without C."""
+    if "C" in table and np.all(np.isfinite(table["C"].to_numpy(float))):
+        return np.log(table["C"].to_numpy(float))
+    return np.sum(list(law_inputs(spec, table).values()), axis=0)
+
+
+def split_masks(
+    specs: Sequence[ModelSpec], table: pd.DataFrame, cuts: Sequence[float] = CUTS
+) -> list[tuple[float, np.ndarray]]:
+    """``(cut, training mask)`` of each usable split: the runs below the ``cut`` quantile of compute.
+
+    A split is usable when every law can be fitted on its training runs (two more than the law's
+    parameters and noise terms, and at least 6) and at least 2 runs lie above it; duplicates
+    (ties in compute) are dropped.
+    """
+    order = _order(specs[0], table)
+    need = max(6, *(len(s.law.params) + 3 for s in specs))
+    out, seen = [], set()
+    for cut in cuts:
+        train = order <= np.quantile(order, cut)
+        key = train.tobytes()
+        if train.sum() < need or (~train).sum() < 2 or key in seen:
+            continue
+        seen.add(key)
+        out.append((float(cut), train))
+    return out
+
+
+def holdouts(
+    spec: ModelSpec, table: pd.DataFrame, splits: Sequence[tuple[float, np.ndarray]], rng: np.random.Generator
+) -> list[Holdout]:
+    """Fit ``spec`` below each split's cut (MAP + Laplace, all splits at once) and score the runs above."""
+    if not splits:
+        return []
+    post = posterior(spec, np.float64)
+    logx = law_inputs(spec, table, np.float64)
+    y = np.log(table["loss"].to_numpy(float))
+    masks = np.stack([m for _, m in splits]).astype(np.float64)
+    U = len(splits)
+    data = ({k: np.broadcast_to(v, (U, v.size)) for k, v in logx.items()}, np.broadcast_to(y, (U, y.size)), masks)
+    # Predictions a few percent apart matter here, not the sixth digit of the mode: looser tolerances.
+    modes, covs = map_units(post, data, rng, n_starts=3, max_sd=5.0, gtol=1e-5, ftol=1e-10)
+    out = []
+    for (cut, train), mode, cov in zip(splits, modes, covs):
+        test = np.flatnonzero(~train)
+        flat = rng.multivariate_normal(mode, 0.5 * (cov + cov.T), size=PREDICTIVE_DRAWS, method="eigh")
+        values = post.constrain_many(jnp.asarray(flat[None]))
+        theta = {p: np.asarray(values[p])[0][:, None] for p in spec.law.params}
+        log_mu = np.asarray(spec.law.log_loss(theta, {k: v[test][None, :] for k, v in logx.items()}, np))
+        lo, med, hi = np.quantile(log_mu, [0.16, 0.5, 0.84], axis=0)
+        at_mode = {k: float(v) for k, v in post.constrain(jnp.asarray(mode)).items()}
+        noise = {k: at_mode[k] for k in at_mode if k not in spec.law.params}
+        var = float(np.asarray(likelihoods.predictive_variance(spec.likelihood, noise)))
+        df = _degrees_of_freedom(spec, noise)
+        out.append(
+            Holdout(
+                cut=cut,
+                index=test,
+                residual=y[test] - med,
+                param_sd=np.maximum((hi - lo) / 2.0, 0.0),
+                noise_sd=math.sqrt(var),
+                df=df,
+                distance=distance_from_runs(spec, table[train], table.iloc[test]),
+            )
+        )
+    return out
+
+
+def _degrees_of_freedom(spec: ModelSpec, noise: dict[str, float]) -> float:
+    """The Student-t likelihood's df (fitted or fixed); infinite (normal) for other families."""
+    if spec.likelihood.family != "StudentT":
+        return math.inf
+    df = noise.get("df", spec.likelihood.value("df"))
+    return float(df) if isinstance(df, (int, float)) else math.inf
+
+
+# ------------------------------------------------------------ drift scale
+
+
+def _slope(h: Holdout) -> tuple[float, float]:
+    """Generalised-least-squares slope of the residuals on distance (through 0), and its sd."""
+    w = 1.0 / h.scale(0.0) ** 2
+    info = float(np.sum(w * h.distance**2))
+    if info <= 0:
+        return 0.0, math.inf
+    return float(np.sum(w * h.distance * h.residual) / info), 1.0 / math.sqrt(info)
+
+
+def learn_drift(splits: Sequence[Holdout], hyperprior: Prior) -> DriftScale:
+    """The drift scale's distribution given the splits: ``hyperprior(tau) * prod_k N(b_k; 0, tau^2 + s_k^2)``."""
+    with np.errstate(divide="ignore"):
+        log_p = np.asarray(hyperprior.to_numpyro(validate_args=False).log_prob(jnp.asarray(TAU_GRID)), dtype=float)
+    log_p = np.where(np.isfinite(log_p), log_p, -np.inf)
+    if not np.isfinite(log_p).any():
+        raise BayescaleError(f"extrapolation.per_decade: {hyperprior} puts no mass on 0-{TAU_GRID[-1]}")
+    slopes = []
+    for h in splits:
+        b, s = _slope(h)
+        if not np.isfinite(s):
+            continue
+        slopes.append(b)
+        log_p = log_p + stats.norm.logpdf(b, scale=np.sqrt(TAU_GRID**2 + s**2))
+    probs = np.exp(log_p - log_p.max())
+    return DriftScale(grid=TAU_GRID, probs=probs / probs.sum(), splits=len(slopes), slopes=tuple(slopes))
+
+
+# --------------------------------------------------- predictive densities
+
+
+def log_density(splits: Sequence[Holdout], drift: DriftScale | None) -> np.ndarray:
+    """Leave-future-out log predictive density of every held-out run of every split (concatenated).
+
+    The predictive is Student-t (the likelihood's df; normal for other families) with the
+    split's scale, averaged over the drift scale's distribution when there is one.
+    """
+    out = []
+    for h in splits:
+        if drift is None:
+            taus, w = np.zeros(1), np.ones(1)
+        else:
+            keep = drift.probs > 1e-6 * drift.probs.max()
+            taus, w = drift.grid[keep], drift.probs[keep] / drift.probs[keep].sum()
+        scale = h.scale(taus[:, None])  # (tau, run)
+        dens = (
+            stats.t.logpdf(h.residual, df=h.df, scale=scale)
+            if np.isfinite(h.df)
+            else stats.norm.logpdf(h.residual, scale=scale)
+        )
+        out.append(special.logsumexp(dens, b=w[:, None], axis=0))
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def conformity_scores(splits: Sequence[Holdout], drift: DriftScale | None) -> np.ndarray:
+    """``|residual| / predictive sd`` of every held-out run (the drift at its median)."""
+    tau = float(drift.quantile(0.5)) if drift is not None else 0.0
+    return np.concatenate([np.abs(h.residual) / h.scale(tau) for h in splits]) if splits else np.zeros(0)
+
+
+def conformal_factor(scores: np.ndarray, level: float, reference: float) -> float | None:
+    """Split-conformal width factor: the ``level`` quantile of the scores (with the finite-sample
+    correction ``ceil((n + 1) level) / n``) over ``reference``, the same quantile of the model's own
+    predictive (e.g. 1.645 for a normal at 90%). ``None`` when there are too few scores for the level.
+
+    The guarantee holds if the normalised held-out residuals are exchangeable with the target's:
+    extrapolating further than the splits did, or into a new regime, breaks it.
+    """
+    n = len(scores)
+    rank = math.ceil((n + 1) * level)
+    if rank > n:
+        return None
+    return float(np.sort(scores)[rank - 1] / reference)
+
+
+def conformal_scaled(log_mu: np.ndarray, factor: float | None) -> np.ndarray:
+    """Draws (chain, draw, point) scaled about each point's median by a conformal ``factor``."""
+    if factor is None:
+        return log_mu
+    median = np.median(log_mu, axis=(0, 1), keepdims=True)
+    return median + float(factor) * (log_mu - median)
+
+
+# ------------------------------------------------------------ for a fit
+
+
+@dataclass(frozen=True)
+class Learned:
+    """What one fit takes from its leave-future-out splits: the drift scale (when the spec learns
+    it) and the conformal factor (when asked for), with the evidence in words."""
+
+    drift: DriftScale | None = None
+    conformal: float | None = None
+    level: float = 0.9
+    scores: int = 0
+
+    def attrs(self) -> dict[str, str | float]:
+        out: dict[str, str | float] = {}
+        if self.drift is not None:
+            out["drift_scale"] = json.dumps(self.drift.to_dict())
+        if self.conformal is not None:
+            out["conformal_factor"] = float(self.conformal)
+            out["conformal"] = json.dumps({"level": self.level, "scores": self.scores, "factor": self.conformal})
+        return out
+
+
+CALIBRATIONS = (None, "conformal")
+
+
+def reference_quantile(splits: Sequence[Holdout], level: float) -> float:
+    """The model's own central ``level`` quantile of ``|residual| / sd`` (Student-t with the splits' df)."""
+    df = splits[0].df if splits else math.inf
+    q = 0.5 + level / 2.0
+    return float(stats.t.ppf(q, df) if np.isfinite(df) else stats.norm.ppf(q))
+
+
+def learn(
+    spec: ModelSpec,
+    table: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    calibrate: str | None = None,
+    level: float = 0.9,
+) -> Learned:
+    """Run the leave-future-out splits a fit of ``spec`` needs (none when it learns nothing) and learn
+    the drift scale (``spec.learn_drift``) and the conformal factor (``calibrate="conformal"``)."""
+    if calibrate not in CALIBRATIONS:
+        raise BayescaleError(f"calibrate must be one of {[c for c in CALIBRATIONS if c]} or None, got {calibrate!r}")
+    if not (0.0 < level < 1.0):
+        raise BayescaleError(f"calibration level must be between 0 and 1, got {level!r}")
+    if not spec.learn_drift and calibrate is None:
+        return Learned()
+    splits = holdouts(spec, table, split_masks([spec], table), rng)
+    drift = learn_drift(splits, spec.extrapolation) if spec.learn_drift else None
+    return calibrated(Learned(drift=drift, level=level), splits, calibrate)
+
+
+def calibrated(learned: Learned, splits: Sequence[Holdout], calibrate: str | None) -> Learned:
+    """``learned`` with its conformal factor from ``splits`` (when ``calibrate="conformal"``)."""
+    if calibrate != "conformal":
+        return learned
+    scores = conformity_scores(splits, learned.drift)
+    factor = conformal_factor(scores, learned.level, reference_quantile(splits, learned.level))
+    if factor is None:
+        need = math.ceil(learned.level / (1.0 - learned.level))
+        raise BayescaleError(
+            f"calibrate='conformal' at level {learned.level:g} needs at least {need} held-out runs in the "
+            f"leave-future-out splits; these runs give {len(scores)}. Add runs, lower the level, or fit without it"
+        )
+    return Learned(drift=learned.drift, conformal=factor, level=learned.level, scores=len(scores))
+
+
+__all__ = [
+    "CALIBRATIONS",
+    "CUTS",
+    "DriftScale",
+    "Holdout",
+    "Learned",
+    "calibrated",
+    "conformal_scaled",
+    "learn",
+    "reference_quantile",
+    "conformal_factor",
+    "conformity_scores",
+    "holdouts",
+    "learn_drift",
+    "log_density",
+    "split_masks",
+]
