@@ -34,6 +34,7 @@ def version() -> str:
 def from_draws(
     posterior: Mapping[str, np.ndarray],
     *,
+    log_prior: Mapping[str, np.ndarray] | None = None,
     sample_stats: Mapping[str, np.ndarray] | None = None,
     log_likelihood: Mapping[str, np.ndarray] | None = None,
     observed_data: Mapping[str, np.ndarray] | None = None,
@@ -43,7 +44,7 @@ def from_draws(
     attrs: Mapping[str, Any] | None = None,
 ) -> InferenceData:
     """InferenceData from arrays shaped ``(chain, draw, ...)``."""
-    return az.from_dict(
+    idata = az.from_dict(
         posterior=dict(posterior),
         sample_stats=dict(sample_stats) if sample_stats else None,
         log_likelihood=dict(log_likelihood) if log_likelihood else None,
@@ -53,6 +54,10 @@ def from_draws(
         dims=dict(dims or {}),
         attrs=dict(attrs or {}),
     )
+    if log_prior:
+        # az.from_dict has no log_prior argument in 0.23 (it drops unknown groups): add it after.
+        idata.add_groups({"log_prior": dict(log_prior)})
+    return idata
 
 
 def group(idata: InferenceData, name: str) -> xr.Dataset | None:

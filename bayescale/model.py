@@ -87,6 +87,19 @@ def log_likelihood(
     return np.asarray(observation_dist(spec, mu, noise).log_prob(jnp.asarray(y)), dtype=np.float64)
 
 
+def log_prior(spec: ModelSpec, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Log density of each law and noise parameter's prior at its draws (natural scale, no Jacobian:
+    the density the spec states, which power-scaling raises to a power). Parameters absent from
+    ``samples`` are left out."""
+    priors = {p: spec.priors[p] for p in spec.law.params} | likelihoods.noise_priors(spec.likelihood)
+    with jax.enable_x64(True):
+        return {
+            k: np.asarray(pr.to_numpyro().log_prob(jnp.asarray(samples[k], dtype=jnp.float64)), dtype=np.float64)
+            for k, pr in priors.items()
+            if k in samples
+        }
+
+
 def decades_beyond(spec: ModelSpec, runs: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:
     """How many decades each point lies beyond the fitted runs (0 inside their range).
 
@@ -325,6 +338,7 @@ __all__ = [
     "centre_of",
     "decades_beyond",
     "log_likelihood",
+    "log_prior",
     "make_model",
     "noise_names",
     "observation_dist",

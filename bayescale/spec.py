@@ -13,6 +13,8 @@ Spec file format::
     [priors]                           # NumPyro distribution names and parameters, verbatim
     E = {dist = "LogNormal", loc = 0.5, scale = 0.5}
     ...
+    # or: scale = "runs" first, and the priors of the irreducible loss, coefficients and
+    # exponents left out are placed on the scale of the runs when fitting (bayescale.scaled_priors)
 
     [likelihood]
     family = "StudentT"                # a registered family: "Normal", "StudentT" (robust), "ExGaussian"
@@ -49,6 +51,9 @@ LIKELIHOODS = likelihoods.FAMILIES
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
 INITS = ("map", "prior")
 DEVICES = ("auto", "cpu", "gpu")
+#: Values of ``[priors] scale``: "fixed" (the priors as written) or "runs" (priors left out of the
+#: table for the law's irreducible loss, coefficients and exponents are placed on the runs' scale).
+PRIOR_SCALES = ("fixed", "runs")
 
 
 def _validate_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -207,10 +212,17 @@ class ModelSpec:
     description: str = ""
     path: str | None = field(default=None, compare=False)
     extrapolation: Prior | None = None
+    #: ``"runs"``: the priors of ``from_runs`` are placed on the runs' scale before fitting; until
+    #: then (``placed`` False) they hold the law's defaults as placeholders.
+    prior_scale: str = "fixed"
+    from_runs: tuple[str, ...] = ()
+    placed: bool = False
 
     def __post_init__(self) -> None:
         law = self.law
         object.__setattr__(self, "priors", dict(self.priors))
+        object.__setattr__(self, "from_runs", tuple(self.from_runs))
+        _validate_prior_scale(self)
         cols = dict(law.columns)
         unknown_inputs = sorted(set(self.inputs) - set(law.inputs))
         if unknown_inputs:
@@ -246,6 +258,8 @@ class ModelSpec:
     def from_law(cls, law: str | Law, *, name: str | None = None, **kwargs: Any) -> "ModelSpec":
         """A spec with the law's default priors, a Student-t likelihood and default sampler settings."""
         law = get_law(law)
+        if kwargs.get("prior_scale") == "runs":
+            kwargs.setdefault("from_runs", law.scalable)
         return cls(name=name or law.name, law=law, priors=dict(law.priors), **kwargs)
 
     @property
@@ -263,13 +277,24 @@ class ModelSpec:
             "name": self.name,
             "description": self.description,
             "law": law,
-            "priors": {p: self.priors[p].to_dict() for p in self.law.params},
+            "priors": self._priors_dict(),
             "likelihood": self.likelihood.to_dict(),
             "sampler": self.sampler.to_dict(),
         }
         if self.extrapolation is not None:
             out["extrapolation"] = {"per_decade": self.extrapolation.to_dict()}
         return out
+
+    def _priors_dict(self) -> dict[str, Any]:
+        """The priors table: with ``scale = "runs"``, the scale first, then either the placed priors
+        and which ones were placed (``from_runs``), or only the priors written (placeholders left out)."""
+        if self.prior_scale == "fixed":
+            return {p: self.priors[p].to_dict() for p in self.law.params}
+        out: dict[str, Any] = {"scale": self.prior_scale}
+        if self.placed:
+            out["from_runs"] = list(self.from_runs)
+        skip = () if self.placed else self.from_runs
+        return out | {p: self.priors[p].to_dict() for p in self.law.params if p not in skip}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -287,6 +312,14 @@ class ModelSpec:
         core = {k: d[k] for k in ("law", "priors", "likelihood", "extrapolation") if k in d}
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
+    @property
+    def declared_id(self) -> str:
+        """:attr:`model_id` of the spec as declared: equal for a ``scale = "runs"`` spec and the fits
+        whose priors were placed from it (on any runs), so a saved fit can tell when its spec file changed."""
+        if not self.placed:
+            return self.model_id
+        return replace(self, placed=False, priors={**self.priors, **_placeholders(self)}).model_id
+
     def with_sampler(self, **changes: Any) -> "ModelSpec":
         """A copy with some sampler settings changed (validated)."""
         sampler = replace(self.sampler, **changes)
@@ -302,7 +335,7 @@ class ModelSpec:
         lines += ["", "[law]", f"name = {json.dumps(d['law']['name'])}"]
         if "inputs" in d["law"]:
             lines.append(f"inputs = {_toml_inline(d['law']['inputs'])}")
-        lines += ["", "[priors]"] + [f"{k} = {_toml_inline(v)}" for k, v in d["priors"].items()]
+        lines += ["", "[priors]"] + [f"{k} = {_toml_value(v)}" for k, v in d["priors"].items()]
         lines += ["", "[likelihood]"] + [f"{k} = {_toml_value(v)}" for k, v in d["likelihood"].items()]
         if "extrapolation" in d:
             lines += ["", "[extrapolation]"] + [f"{k} = {_toml_value(v)}" for k, v in d["extrapolation"].items()]
@@ -315,13 +348,55 @@ def _toml_value(v: Any) -> str:
         return _toml_inline(v)
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, str):
+    if isinstance(v, (str, list)):
         return json.dumps(v)
     return repr(v)
 
 
 def _toml_inline(d: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in d.items()) + "}"
+
+
+def _placeholders(spec: ModelSpec) -> dict[str, Prior]:
+    """The law's default priors for the parameters a ``scale = "runs"`` spec places from the runs."""
+    return {p: spec.law.priors[p] for p in spec.from_runs}
+
+
+def _validate_prior_scale(spec: ModelSpec) -> None:
+    law = spec.law
+    if spec.prior_scale not in PRIOR_SCALES:
+        raise SpecError(f"priors.scale: {spec.prior_scale!r} is not one of {list(PRIOR_SCALES)}")
+    if spec.prior_scale == "fixed":
+        if spec.from_runs or spec.placed:
+            raise SpecError('priors.from_runs: only a spec with scale = "runs" places priors from the runs')
+        return
+    if not law.scalable:
+        raise SpecError(
+            f'priors.scale: "runs" places the priors of a law\'s irreducible loss and power terms on the scale of '
+            f"the runs, and law {law.name!r} declares neither (Law.irreducible, Law.power_terms); write its priors"
+        )
+    bad = [p for p in spec.from_runs if p not in law.scalable]
+    if bad:
+        raise SpecError(
+            f"priors.from_runs: {bad} cannot be placed on the runs' scale in law {law.name!r}; "
+            f"its scalable parameters are {list(law.scalable)}"
+        )
+
+
+def _prior_scale_of(table: Mapping[str, Any], law: Law) -> tuple[str, tuple[str, ...], bool]:
+    """``[priors] scale`` (and ``from_runs``, which a saved fit's spec records) of a priors table:
+    the scale, the parameters placed from the runs, and whether their priors are already placed."""
+    scale = table.get("scale", "fixed")
+    if not isinstance(scale, str) or scale not in PRIOR_SCALES:
+        raise SpecError(f"priors.scale: {scale!r} is not one of {list(PRIOR_SCALES)}")
+    if "from_runs" in table:
+        placed = table["from_runs"]
+        if not isinstance(placed, list) or not all(isinstance(p, str) for p in placed):
+            raise SpecError(f"priors.from_runs: must be a list of parameter names, got {placed!r}")
+        return scale, tuple(placed), True
+    if scale == "runs":
+        return scale, tuple(p for p in law.scalable if p not in table), False
+    return scale, (), False
 
 
 _TOP_KEYS = ("name", "description", "law", "priors", "likelihood", "sampler", "extrapolation")
@@ -353,7 +428,10 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         raise SpecError(
             f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}"
         )
-    priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items()}
+    prior_scale, from_runs, placed = _prior_scale_of(priors_table, law)
+    priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items() if k not in ("scale", "from_runs")}
+    if not placed:
+        priors |= {p: law.priors[p] for p in from_runs}  # placeholders until the runs are seen
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
     extrapolation = None
     if "extrapolation" in d:
@@ -381,6 +459,9 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         description=str(description),
         path=path,
         extrapolation=extrapolation,
+        prior_scale=prior_scale,
+        from_runs=from_runs,
+        placed=placed,
     )
 
 
@@ -444,4 +525,4 @@ def _bundled_spec(name: str) -> Path | None:
     return p if p.is_file() else None
 
 
-__all__ = ["Likelihood", "ModelSpec", "SamplerSettings", "bundled_specs", "load_spec", "spec_from_dict"]
+__all__ = ["PRIOR_SCALES", "Likelihood", "ModelSpec", "SamplerSettings", "bundled_specs", "load_spec", "spec_from_dict"]
