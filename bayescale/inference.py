@@ -61,6 +61,7 @@ from .model import (
 )
 from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
 from .scaled_priors import place_priors
+from .sensitivity import Sensitivity, sensitivity
 from .spec import ModelSpec, load_spec, spec_from_dict
 
 METHODS = ("nuts", "laplace", "psis")
@@ -181,6 +182,10 @@ class Fit:
                 f"var_names {unknown} are not in the posterior; it has {list(self.posterior.data_vars)}"
             )
         return _arviz.summary_table(self.idata, names, ci_prob)
+
+    def sensitivity(self, points: Any = None, **kwargs: Any) -> Sensitivity:
+        """Does the prior decide a parameter, or the loss at ``points``? Power-scaling (:mod:`bayescale.sensitivity`)."""
+        return sensitivity(self, points, **kwargs)
 
     def misfit(self, **kwargs: Any) -> Misfit:
         """Does the law bend differently from the runs? Residual patterns in words (:func:`bayescale.misfit.misfit`)."""

@@ -88,16 +88,25 @@ def log_likelihood(
 
 
 def log_prior(spec: ModelSpec, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Log density of each law and noise parameter's prior at its draws (natural scale, no Jacobian:
-    the density the spec states, which power-scaling raises to a power). Parameters absent from
-    ``samples`` are left out."""
+    """Log density of each law and noise parameter's prior at its draws, for power-scaling.
+
+    A LogNormal prior counts in log space, as the Normal it is there: raising it to a power
+    then narrows or widens it around its median. Its density on the natural scale carries a
+    ``1/x`` factor that, raised to the power ``a``, would also move the median by
+    ``scale^2 (1 - a) / a`` in log space, so that a wide prior (a coefficient's, scale 3) looked
+    like an informative one. Other priors count on the natural scale, where power-scaling a
+    Normal or HalfNormal scales its width. Parameters absent from ``samples`` are left out.
+    """
     priors = {p: spec.priors[p] for p in spec.law.params} | likelihoods.noise_priors(spec.likelihood)
+    out = {}
     with jax.enable_x64(True):
-        return {
-            k: np.asarray(pr.to_numpyro().log_prob(jnp.asarray(samples[k], dtype=jnp.float64)), dtype=np.float64)
-            for k, pr in priors.items()
-            if k in samples
-        }
+        for k, pr in priors.items():
+            if k not in samples:
+                continue
+            x = jnp.asarray(samples[k], dtype=jnp.float64)
+            lp = pr.to_numpyro().log_prob(x)
+            out[k] = np.asarray(lp + jnp.log(x) if pr.dist == "LogNormal" else lp, dtype=np.float64)
+    return out
 
 
 def decades_beyond(spec: ModelSpec, runs: pd.DataFrame, points: pd.DataFrame) -> np.ndarray:

@@ -34,6 +34,8 @@ LAYERS: dict[str, int] = {
     "_importance": 6,
     "_engine": 6,
     "misfit": 6,
+    "sensitivity": 6,
+    "scaled_priors": 4,
     "inference": 7,
     "pymc_backend": 8,
     "testing": 8,
