@@ -126,11 +126,4 @@ def _median(prior: Prior) -> float:
         return float(jnp.median(d.sample(jax.random.PRNGKey(0), (4001,))))
 
 
-def describe(spec: ModelSpec) -> list[str]:
-    """One line per placed prior, e.g. ``"E ~ LogNormal(loc=-0.9, scale=0.5), from the runs"`` (empty when none)."""
-    if not spec.placed:
-        return []
-    return [f"{p} ~ {spec.priors[p]}, placed on the runs' scale" for p in spec.from_runs]
-
-
-__all__ = ["describe", "place_priors", "runs_priors"]
+__all__ = ["place_priors", "runs_priors"]
