@@ -95,6 +95,7 @@ DATA_CONSTRAINED = dict(
     positive=("E", "A", "B", "alpha", "beta", "R_D"),
     # Only the model-size term is a pure power; the data term's base is D', not D.
     power_terms={"A": (("alpha", "N", -1.0),)},
+    irreducible="E",
     description=(
         "Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models': Chinchilla's law with the tokens "
         "D replaced by effective tokens D' of U unique tokens repeated D/U times (the data part of their law; "
@@ -213,6 +214,7 @@ BENDING = dict(
         "beta1": _p("Normal", loc=0.0, scale=0.03),
     },
     positive=("E", "A", "B", "alpha0", "beta0"),
+    irreducible="E",
     description=(
         "Chinchilla's law with exponents that change with scale: the local log-log slope of the model-size term "
         "is alpha(N) = alpha0 + alpha1 log(N/N0), of the data term beta(D) = beta0 + beta1 log(D/D0) (each "

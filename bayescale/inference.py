@@ -53,12 +53,15 @@ from .model import (
     add_drift,
     distance_from_runs,
     log_likelihood,
+    log_prior,
     make_model,
     noise_names,
     posterior,
     sample_observations,
 )
 from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
+from .scaled_priors import place_priors
+from .sensitivity import Sensitivity, sensitivity
 from .spec import ModelSpec, load_spec, spec_from_dict
 
 METHODS = ("nuts", "laplace", "psis")
@@ -180,6 +183,10 @@ class Fit:
             )
         return _arviz.summary_table(self.idata, names, ci_prob)
 
+    def sensitivity(self, points: Any = None, **kwargs: Any) -> Sensitivity:
+        """Does the prior decide a parameter, or the loss at ``points``? Power-scaling (:mod:`bayescale.sensitivity`)."""
+        return sensitivity(self, points, **kwargs)
+
     def misfit(self, **kwargs: Any) -> Misfit:
         """Does the law bend differently from the runs? Residual patterns in words (:func:`bayescale.misfit.misfit`)."""
         return misfit(self, **kwargs)
@@ -287,7 +294,7 @@ class Fit:
                 current = load_spec(spec)
             elif a.get("spec_path") and Path(a["spec_path"]).is_file():
                 current = load_spec(a["spec_path"])
-            if current is not None and current.model_id != saved_spec.model_id:
+            if current is not None and current.declared_id != saved_spec.declared_id:
                 changed = [
                     k for k in ("law", "priors", "likelihood") if current.to_dict()[k] != saved_spec.to_dict()[k]
                 ]
@@ -453,6 +460,7 @@ def fit(
     """
     spec = _checked_spec(load_spec(spec), method, seed, chains=chains, warmup=warmup, draws=draws)
     table = load_runs(runs)
+    spec = place_priors(spec, table)  # [priors] scale = "runs": priors on the runs' scale, recorded in the spec
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     logx, y, post64, lap = _map_and_laplace(spec, table, rng)
@@ -585,10 +593,12 @@ def build_idata(
     y: np.ndarray,
     attrs: Mapping[str, Any],
 ) -> Any:
-    """The result in ArviZ layout: posterior, sample_stats, log_likelihood, observed and constant data."""
+    """The result in ArviZ layout: posterior, sample_stats, log_likelihood, log_prior (the spec's
+    priors at each draw, for power-scaling sensitivity), observed and constant data."""
     const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
     return _arviz.from_draws(
         samples,
+        log_prior=log_prior(spec, samples),
         sample_stats=stats or None,
         log_likelihood={OBS: np.asarray(ll, dtype=np.float64)},
         observed_data={OBS: np.asarray(y, dtype=np.float64)},

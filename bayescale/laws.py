@@ -100,6 +100,10 @@ class Law:
         data pin down nearly independently of the exponent. The map has unit Jacobian,
         so the posterior is unchanged; it removes the curved ridge between a coefficient
         and its exponent that otherwise causes divergent transitions.
+    irreducible : str, optional
+        The parameter that is the law's irreducible loss (the floor the loss falls to, in the
+        loss's own units). With ``power_terms`` it tells data-scaled priors (``[priors] scale =
+        "runs"``, :mod:`bayescale.scaled_priors`) which priors are in units of loss.
     """
 
     name: str
@@ -115,6 +119,7 @@ class Law:
     optimal_N: Callable[[Mapping[str, Any], Any], Any] | None = None
     allocation_exponents: Callable[[Mapping[str, Any]], tuple[Any, Any]] | None = None
     power_terms: Mapping[str, tuple[tuple[str, str, float], ...]] = field(default_factory=dict)
+    irreducible: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", tuple(self.inputs))
@@ -144,6 +149,17 @@ class Law:
         object.__setattr__(
             self, "power_terms", _validate_power_terms(where, self.power_terms, self.params, self.inputs)
         )
+        if self.irreducible is not None and self.irreducible not in self.positive:
+            raise LawError(f"{where}: irreducible {self.irreducible!r} must name a parameter declared positive")
+
+    @property
+    def scalable(self) -> tuple[str, ...]:
+        """Parameters whose priors data-scaled priors can place on the runs' scale: the irreducible
+        loss, and each declared power term's coefficient and exponents (in parameter order)."""
+        names = {self.irreducible} if self.irreducible else set()
+        for coef, entries in self.power_terms.items():
+            names |= {coef, *(e for e, _, _ in entries)}
+        return tuple(p for p in self.params if p in names)
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -267,6 +283,7 @@ power = register_law(
         positive=("E", "a"),
         columns={"S": "C"},
         power_terms={"a": (("b", "S", 1.0),)},
+        irreducible="E",
         description="Saturating power law in one scale variable S (N, D or C); b < 0 means loss falls with scale.",
     )
 )
@@ -288,6 +305,7 @@ multiplicative = register_law(
             "d": _p("Normal", loc=0.0, scale=0.1),
         },
         positive=("E", "a"),
+        irreducible="E",
         # No power_terms: with C = 6ND the exponents lie on a prior-driven ridge, and moving
         # log(a) to the runs' centre made mixing worse there (r-hat 1.013 vs 1.002, seeds 0-3).
         description=(
@@ -321,6 +339,7 @@ chinchilla = register_law(
         },
         positive=("E", "A", "B", "alpha", "beta"),
         power_terms={"A": (("alpha", "N", -1.0),), "B": (("beta", "D", -1.0),)},
+        irreducible="E",
         description="Hoffmann et al. 2022 (Chinchilla): irreducible loss plus separate model-size and data terms.",
         # dL/dN = 0 with D = C/(6N): N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)).
         optimal_N=lambda p, C: (

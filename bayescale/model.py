@@ -87,6 +87,28 @@ def log_likelihood(
     return np.asarray(observation_dist(spec, mu, noise).log_prob(jnp.asarray(y)), dtype=np.float64)
 
 
+def log_prior(spec: ModelSpec, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Log density of each law and noise parameter's prior at its draws, for power-scaling.
+
+    A LogNormal prior counts in log space, as the Normal it is there: raising it to a power
+    then narrows or widens it around its median. Its density on the natural scale carries a
+    ``1/x`` factor that, raised to the power ``a``, would also move the median by
+    ``scale^2 (1 - a) / a`` in log space, so that a wide prior (a coefficient's, scale 3) looked
+    like an informative one. Other priors count on the natural scale, where power-scaling a
+    Normal or HalfNormal scales its width. Parameters absent from ``samples`` are left out.
+    """
+    priors = {p: spec.priors[p] for p in spec.law.params} | likelihoods.noise_priors(spec.likelihood)
+    out = {}
+    with jax.enable_x64(True):
+        for k, pr in priors.items():
+            if k not in samples:
+                continue
+            x = jnp.asarray(samples[k], dtype=jnp.float64)
+            lp = pr.to_numpyro().log_prob(x)
+            out[k] = np.asarray(lp + jnp.log(x) if pr.dist == "LogNormal" else lp, dtype=np.float64)
+    return out
+
+
 def _log_coordinates(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
     """Each row's position in decades: (log10 N, log10 D) when the table has both, else the
     log10 of each of the law's input columns; shape (rows, coordinates)."""
@@ -342,6 +364,7 @@ __all__ = [
     "centre_of",
     "distance_from_runs",
     "log_likelihood",
+    "log_prior",
     "make_model",
     "noise_names",
     "observation_dist",

@@ -45,6 +45,7 @@ from .inference import (
 from .misfit import warn_if_misfit
 from .model import OBS, add_drift, noise_names
 from .priors import Prior
+from .scaled_priors import place_priors
 from .spec import ModelSpec, load_spec
 
 SAMPLERS = ("pymc", "nutpie")
@@ -239,7 +240,7 @@ def to_pymc(spec: ModelSpec | str | Any, runs: Any) -> Any:
     ['A', 'B', 'E', 'alpha', 'beta', 'sigma']
     """
     _import_pymc()
-    spec = load_spec(spec)
+    spec = place_priors(load_spec(spec), load_runs(runs))  # [priors] scale = "runs", as bs.fit
     table, logx, y = _observations(spec, runs)
     return _build(spec, logx, y, table["run_id"].astype(str).tolist())
 
@@ -378,6 +379,7 @@ def fit_pymc(
     """
     pm = _import_pymc()
     spec = _checked(load_spec(spec), sampler, seed, {"chains": chains, "warmup": warmup, "draws": draws})
+    spec = place_priors(spec, load_runs(runs))  # [priors] scale = "runs": on the runs' scale, as bs.fit
     table, logx, y = _observations(spec, runs)
     t0 = time.perf_counter()
     model = _build(spec, logx, y, table["run_id"].astype(str).tolist())

@@ -13,6 +13,8 @@ Spec file format::
     [priors]                           # NumPyro distribution names and parameters, verbatim
     E = {dist = "LogNormal", loc = 0.5, scale = 0.5}
     ...
+    # or: scale = "runs" first, and the priors of the irreducible loss, coefficients and
+    # exponents left out are placed on the scale of the runs when fitting (bayescale.scaled_priors)
 
     [likelihood]
     family = "StudentT"                # a registered family: "Normal", "StudentT" (robust), "ExGaussian"
@@ -36,154 +38,25 @@ import hashlib
 import json
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import likelihoods
+#: Names of the registered likelihood families (a live view of :mod:`bayescale.likelihoods`' registry).
+from ._spec_tables import (  # noqa: F401  (re-exported: their home before _spec_tables)
+    CHAIN_METHODS,
+    DEVICES,
+    INITS,
+    LIKELIHOODS,
+    PRIOR_SCALES,
+    Likelihood,
+    SamplerSettings,
+    _noise_value,
+    _validate_keys,
+)
 from .errors import LawError, SpecError
 from .laws import Law, get_law
 from .priors import Prior, as_prior
-
-#: Names of the registered likelihood families (a live view of :mod:`bayescale.likelihoods`' registry).
-LIKELIHOODS = likelihoods.FAMILIES
-CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
-INITS = ("map", "prior")
-DEVICES = ("auto", "cpu", "gpu")
-
-
-def _validate_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        raise SpecError(f"{where}: unknown key(s) {unknown}; allowed: {list(allowed)}")
-
-
-@dataclass(frozen=True)
-class Likelihood:
-    """Observation model for log loss: ``log L_obs ~ family(log L_law, sigma[, df])``.
-
-    ``family`` names a registered observation family (:mod:`bayescale.likelihoods`):
-    built in are ``"Normal"``, ``"StudentT"`` (robust to outlying runs, the Bayesian
-    counterpart of the Huber loss published fits use) and ``"ExGaussian"`` (one-sided
-    inefficiency: under-tuned runs land above the law by an exponential excess whose
-    mean has the prior ``excess``). ``df`` is a fixed number or a :class:`Prior`, used
-    by ``"StudentT"`` only. Noise parameters of families registered later live in
-    ``extra`` (``(name, value)`` pairs, sorted); :meth:`value` reads any of them.
-    """
-
-    family: str = "StudentT"
-    sigma: Prior = field(default_factory=lambda: likelihoods.SIGMA.default)
-    df: float | Prior = likelihoods.DF.default
-    excess: Prior | None = None
-    extra: tuple[tuple[str, float | Prior], ...] = ()
-
-    def __post_init__(self) -> None:
-        extra = dict(self.extra)
-        declared = likelihoods.get_family(self.family).noise if self.family in likelihoods.FAMILIES else ()
-        for p in declared:
-            if likelihoods.noise_value(self, p.name) is None:  # the family's default, as from_dict gives
-                if p.name in _LIKELIHOOD_FIELDS:
-                    object.__setattr__(self, p.name, p.default)
-                else:
-                    extra[p.name] = p.default
-        object.__setattr__(self, "extra", tuple(sorted(extra.items())))
-
-    def value(self, name: str) -> Any:
-        """The value of noise parameter ``name`` (a :class:`Prior` or a fixed number), or None."""
-        return likelihoods.noise_value(self, name)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "likelihood") -> "Likelihood":
-        if not isinstance(d, Mapping):
-            raise SpecError(f"{where}: must be a table")
-        known = likelihoods.noise_params()
-        _validate_keys(d, ("family", *known), where)
-        family = d.get("family", "StudentT")
-        if family not in likelihoods.FAMILIES:
-            raise SpecError(f"{where}.family: {family!r} is not supported; use one of {list(likelihoods.FAMILIES)}")
-        declared = likelihoods.get_family(family).noise_names
-        values: dict[str, Any] = {}
-        for name, param in known.items():
-            if name in d and name not in declared and not param.accepted_by_all:
-                owners = likelihoods.families_with(name)
-                what = (
-                    f"the {owners[0]} family has" if len(owners) == 1 else f"the {' and '.join(owners)} families have"
-                )
-                article = "an" if name[0] in "aeiou" else "a"
-                raise SpecError(f"{where}.{name}: only {what} {article} {name} term (family is {family!r})")
-            if name in d or name in declared:
-                values[name] = _noise_value(param, d[name], f"{where}.{name}") if name in d else param.default
-        fields_ = {k: v for k, v in values.items() if k in _LIKELIHOOD_FIELDS}
-        extra = tuple(sorted((k, v) for k, v in values.items() if k not in _LIKELIHOOD_FIELDS))
-        return cls(family=family, **fields_, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"family": self.family}
-        for p in likelihoods.get_family(self.family).noise:
-            v = self.value(p.name)
-            out[p.name] = v.to_dict() if isinstance(v, Prior) else v
-        return out
-
-
-_LIKELIHOOD_FIELDS = ("sigma", "df", "excess")
-
-
-def _noise_value(param: likelihoods.NoiseParam, raw: Any, where: str) -> float | Prior:
-    """A spec's value for a noise parameter: a positive prior, or a number > 0 where the parameter may be fixed."""
-    if param.fixed and not isinstance(raw, (Mapping, Prior)):
-        if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw > 0:
-            return float(raw)
-        raise SpecError(f"{where}: must be a number > 0 or a prior table, got {raw!r}")
-    prior = as_prior(raw, where=where)
-    if not prior.is_positive():
-        raise SpecError(f"{where}: prior {prior} allows values <= 0; {param.advice}")
-    return prior
-
-
-@dataclass(frozen=True)
-class SamplerSettings:
-    """NUTS settings. ``chain_method="auto"`` picks the fastest correct setup for the machine."""
-
-    chains: int = 4
-    warmup: int = 1000
-    draws: int = 1000
-    target_accept: float = 0.9
-    max_tree_depth: int = 10
-    dense_mass: bool = True
-    init: str = "map"
-    chain_method: str = "auto"
-    device: str = "auto"
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any], where: str = "sampler") -> "SamplerSettings":
-        if not isinstance(d, Mapping):
-            raise SpecError(f"{where}: must be a table")
-        names = tuple(f.name for f in fields(cls))
-        _validate_keys(d, names, where)
-        out = cls(**d)
-        out.validate(where)
-        return out
-
-    def validate(self, where: str = "sampler") -> None:
-        for name in ("chains", "warmup", "draws", "max_tree_depth"):
-            v = getattr(self, name)
-            low = 0 if name == "warmup" else 1
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise SpecError(f"{where}.{name}: must be an integer >= {low}, got {v!r}")
-        ta = self.target_accept
-        if isinstance(ta, bool) or not isinstance(ta, (int, float)) or not 0 < ta < 1:
-            raise SpecError(f"{where}.target_accept: must be a number in (0, 1), got {ta!r}")
-        if not isinstance(self.dense_mass, bool):
-            raise SpecError(f"{where}.dense_mass: must be true or false, got {self.dense_mass!r}")
-        if self.init not in INITS:
-            raise SpecError(f"{where}.init: {self.init!r} is not one of {list(INITS)}")
-        if self.device not in DEVICES:
-            raise SpecError(f"{where}.device: {self.device!r} is not one of {list(DEVICES)}")
-        if self.chain_method not in CHAIN_METHODS:
-            raise SpecError(f"{where}.chain_method: {self.chain_method!r} is not one of {list(CHAIN_METHODS)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @dataclass(frozen=True)
@@ -211,10 +84,17 @@ class ModelSpec:
     #: True: ``extrapolation`` is the hyperprior of a drift scale learned from leave-future-out splits
     #: of the runs (:mod:`bayescale.discrepancy`); False: it is the drift scale's prior, used as is.
     learn_drift: bool = False
+    #: ``"runs"``: the priors of ``from_runs`` are placed on the runs' scale before fitting; until
+    #: then (``placed`` False) they hold the law's defaults as placeholders.
+    prior_scale: str = "fixed"
+    from_runs: tuple[str, ...] = ()
+    placed: bool = False
 
     def __post_init__(self) -> None:
         law = self.law
         object.__setattr__(self, "priors", dict(self.priors))
+        object.__setattr__(self, "from_runs", tuple(self.from_runs))
+        _validate_prior_scale(self)
         cols = dict(law.columns)
         unknown_inputs = sorted(set(self.inputs) - set(law.inputs))
         if unknown_inputs:
@@ -252,6 +132,8 @@ class ModelSpec:
     def from_law(cls, law: str | Law, *, name: str | None = None, **kwargs: Any) -> "ModelSpec":
         """A spec with the law's default priors, a Student-t likelihood and default sampler settings."""
         law = get_law(law)
+        if kwargs.get("prior_scale") == "runs":
+            kwargs.setdefault("from_runs", law.scalable)
         return cls(name=name or law.name, law=law, priors=dict(law.priors), **kwargs)
 
     @property
@@ -269,7 +151,7 @@ class ModelSpec:
             "name": self.name,
             "description": self.description,
             "law": law,
-            "priors": {p: self.priors[p].to_dict() for p in self.law.params},
+            "priors": self._priors_dict(),
             "likelihood": self.likelihood.to_dict(),
             "sampler": self.sampler.to_dict(),
         }
@@ -278,6 +160,17 @@ class ModelSpec:
             if self.learn_drift:
                 out["extrapolation"]["learned"] = True
         return out
+
+    def _priors_dict(self) -> dict[str, Any]:
+        """The priors table: with ``scale = "runs"``, the scale first, then either the placed priors
+        and which ones were placed (``from_runs``), or only the priors written (placeholders left out)."""
+        if self.prior_scale == "fixed":
+            return {p: self.priors[p].to_dict() for p in self.law.params}
+        out: dict[str, Any] = {"scale": self.prior_scale}
+        if self.placed:
+            out["from_runs"] = list(self.from_runs)
+        skip = () if self.placed else self.from_runs
+        return out | {p: self.priors[p].to_dict() for p in self.law.params if p not in skip}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -295,6 +188,14 @@ class ModelSpec:
         core = {k: d[k] for k in ("law", "priors", "likelihood", "extrapolation") if k in d}
         return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
+    @property
+    def declared_id(self) -> str:
+        """:attr:`model_id` of the spec as declared: equal for a ``scale = "runs"`` spec and the fits
+        whose priors were placed from it (on any runs), so a saved fit can tell when its spec file changed."""
+        if not self.placed:
+            return self.model_id
+        return replace(self, placed=False, priors={**self.priors, **_placeholders(self)}).model_id
+
     def with_sampler(self, **changes: Any) -> "ModelSpec":
         """A copy with some sampler settings changed (validated)."""
         sampler = replace(self.sampler, **changes)
@@ -310,7 +211,7 @@ class ModelSpec:
         lines += ["", "[law]", f"name = {json.dumps(d['law']['name'])}"]
         if "inputs" in d["law"]:
             lines.append(f"inputs = {_toml_inline(d['law']['inputs'])}")
-        lines += ["", "[priors]"] + [f"{k} = {_toml_inline(v)}" for k, v in d["priors"].items()]
+        lines += ["", "[priors]"] + [f"{k} = {_toml_value(v)}" for k, v in d["priors"].items()]
         lines += ["", "[likelihood]"] + [f"{k} = {_toml_value(v)}" for k, v in d["likelihood"].items()]
         if "extrapolation" in d:
             lines += ["", "[extrapolation]"] + [f"{k} = {_toml_value(v)}" for k, v in d["extrapolation"].items()]
@@ -323,13 +224,55 @@ def _toml_value(v: Any) -> str:
         return _toml_inline(v)
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, str):
+    if isinstance(v, (str, list)):
         return json.dumps(v)
     return repr(v)
 
 
 def _toml_inline(d: Mapping[str, Any]) -> str:
     return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in d.items()) + "}"
+
+
+def _placeholders(spec: ModelSpec) -> dict[str, Prior]:
+    """The law's default priors for the parameters a ``scale = "runs"`` spec places from the runs."""
+    return {p: spec.law.priors[p] for p in spec.from_runs}
+
+
+def _validate_prior_scale(spec: ModelSpec) -> None:
+    law = spec.law
+    if spec.prior_scale not in PRIOR_SCALES:
+        raise SpecError(f"priors.scale: {spec.prior_scale!r} is not one of {list(PRIOR_SCALES)}")
+    if spec.prior_scale == "fixed":
+        if spec.from_runs or spec.placed:
+            raise SpecError('priors.from_runs: only a spec with scale = "runs" places priors from the runs')
+        return
+    if not law.scalable:
+        raise SpecError(
+            f'priors.scale: "runs" places the priors of a law\'s irreducible loss and power terms on the scale of '
+            f"the runs, and law {law.name!r} declares neither (Law.irreducible, Law.power_terms); write its priors"
+        )
+    bad = [p for p in spec.from_runs if p not in law.scalable]
+    if bad:
+        raise SpecError(
+            f"priors.from_runs: {bad} cannot be placed on the runs' scale in law {law.name!r}; "
+            f"its scalable parameters are {list(law.scalable)}"
+        )
+
+
+def _prior_scale_of(table: Mapping[str, Any], law: Law) -> tuple[str, tuple[str, ...], bool]:
+    """``[priors] scale`` (and ``from_runs``, which a saved fit's spec records) of a priors table:
+    the scale, the parameters placed from the runs, and whether their priors are already placed."""
+    scale = table.get("scale", "fixed")
+    if not isinstance(scale, str) or scale not in PRIOR_SCALES:
+        raise SpecError(f"priors.scale: {scale!r} is not one of {list(PRIOR_SCALES)}")
+    if "from_runs" in table:
+        placed = table["from_runs"]
+        if not isinstance(placed, list) or not all(isinstance(p, str) for p in placed):
+            raise SpecError(f"priors.from_runs: must be a list of parameter names, got {placed!r}")
+        return scale, tuple(placed), True
+    if scale == "runs":
+        return scale, tuple(p for p in law.scalable if p not in table), False
+    return scale, (), False
 
 
 _TOP_KEYS = ("name", "description", "law", "priors", "likelihood", "sampler", "extrapolation")
@@ -361,7 +304,10 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         raise SpecError(
             f"{where}: missing [priors] table; give one prior per parameter of law {law.name!r}: {list(law.params)}"
         )
-    priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items()}
+    prior_scale, from_runs, placed = _prior_scale_of(priors_table, law)
+    priors = {k: as_prior(v, where=f"priors.{k}") for k, v in priors_table.items() if k not in ("scale", "from_runs")}
+    if not placed:
+        priors |= {p: law.priors[p] for p in from_runs}  # placeholders until the runs are seen
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
     extrapolation, learn_drift = None, False
     if "extrapolation" in d:
@@ -394,6 +340,9 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         path=path,
         extrapolation=extrapolation,
         learn_drift=learn_drift,
+        prior_scale=prior_scale,
+        from_runs=from_runs,
+        placed=placed,
     )
 
 
@@ -582,3 +531,4 @@ __all__ = [
     "load_spec",
     "spec_from_dict",
 ]
+__all__ = ["PRIOR_SCALES", "Likelihood", "ModelSpec", "SamplerSettings", "bundled_specs", "load_spec", "spec_from_dict"]

@@ -135,6 +135,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     table = fit.summary(ci_prob=args.ci_prob)
     diag = fit.diagnostics()
     misfit = _misfit_or_none(fit)
+    sensitivity = _sensitivity(fit, getattr(args, "at", None))
     if args.format == "json":
         summary = {var: {col: rec[col] for col in table.columns} for var, rec in table.iterrows()}
         diagnostics = {k: v for k, v in diag.items() if k != "table"}
@@ -150,6 +151,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 "summary": summary,
                 "diagnostics": diagnostics,
                 "misfit": misfit.to_dict() if misfit is not None else None,
+                "sensitivity": sensitivity.to_dict(),
             }
         )
         return 0
@@ -164,7 +166,27 @@ def cmd_summary(args: argparse.Namespace) -> int:
         _warn(problem)
     for message in misfit.messages if misfit is not None else []:
         _warn(f"the law misfits its runs: {message}")
+    _print_sensitivity(sensitivity)
     return 0
+
+
+def _sensitivity(fit: Fit, at: Sequence[str] | None) -> Any:
+    """Power-scaling prior sensitivity of the parameters and, with ``--at``, of the loss there."""
+    points = [parse_point(text) for text in at or ()]
+    for text, point in zip(at or (), points):
+        _validate_point(fit, text, point)
+    return fit.sensitivity(points or None)
+
+
+def _print_sensitivity(s: Any) -> None:
+    """The sensitivity line, and each finding as a warning (as the misfit findings are)."""
+    if not s.messages:
+        print(s.summary())
+        return
+    for message in s.messages:
+        _warn(message)
+    if s.method in ("laplace", "fixed"):
+        print(s.summary().splitlines()[-1])
 
 
 def _misfit_or_none(fit: Fit) -> Any:
@@ -380,6 +402,12 @@ def _summary_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("fit", metavar="FIT.nc")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--ci-prob", type=float, default=0.9, help="probability of the credible interval (default 0.9)")
+    p.add_argument(
+        "--at",
+        action="append",
+        metavar="N=7e10,D=1.4e12",
+        help="also say whether the prior decides the predicted loss at this point (repeat for more points)",
+    )
     p.set_defaults(func=cmd_summary)
 
 
