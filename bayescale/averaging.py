@@ -170,6 +170,10 @@ class AveragedFit:
         out["notes"] = list(self.notes)
         return out
 
+    def sensitivity(self, points: Any = None, **kwargs: Any) -> Any:
+        """Prior sensitivity of the leading law (:meth:`bayescale.Fit.sensitivity`)."""
+        return self.leading.sensitivity(points, **kwargs)
+
     def misfit(self, **kwargs: Any) -> Misfit:
         """Residual patterns of the average's predictions at the runs (see :func:`bayescale.misfit.misfit`)."""
         return misfit(self, **kwargs)

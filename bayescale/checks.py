@@ -19,11 +19,11 @@ import pandas as pd
 import xarray as xr
 
 from . import _arviz
+from .averaging import fit as _fit
 from .data import law_inputs, load_runs, points_frame
 from .errors import BayescaleError
 from .frontier import compute_optimal
 from .inference import Fit
-from .inference import fit as _fit
 from .likelihoods import noise_priors
 from .model import noise_names, observation_dist, sample_observations
 from .spec import ModelSpec, load_spec
@@ -336,7 +336,9 @@ def check(
         return NewRunCheck(table=table)
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
     combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
-    refit = _fit(fit.spec, combined, seed=seed, **fit_kwargs)
+    refit = _fit(
+        getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs
+    )  # a law average refits whole
     return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget))
 
 

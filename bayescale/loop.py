@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_bytes
+from .averaging import fit as do_fit
 from .checks import check
 from .data import append_run, load_runs
 from .design.planners import PlanOptions
@@ -30,7 +31,6 @@ from .design.selection import StopRule, suggest
 from .design.targets import Target, costs_of, parse_target, target_band
 from .errors import BayescaleError
 from .inference import Fit
-from .inference import fit as do_fit
 from .laws import get_law
 from .spec import ModelSpec, load_spec
 

@@ -12,7 +12,7 @@ import scipy.stats as st
 import bayescale as bs
 from bayescale import checks
 from bayescale.likelihoods import ExGaussian
-from bayescale.model import decades_beyond
+from bayescale.model import distance_from_runs
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
@@ -118,14 +118,15 @@ def test_loo_pit_matches_direct_formula_when_weights_are_flat(runs):
     assert list(pit.index) == list(runs["run_id"])
 
 
-def test_drift_widens_only_beyond_the_runs(runs):
+def test_drift_widens_only_away_from_the_runs(runs):
     spec = bs.load_spec(dict(NORMAL, extrapolation={"per_decade": {"dist": "HalfNormal", "scale": 0.02}}))
     table = bs.load_runs(runs)
     pts = pd.DataFrame({"N": [1e8, 1e10], "D": [2e9, 2e11]})
     pts["C"] = 6 * pts["N"] * pts["D"]
-    dec = decades_beyond(spec, table, pts)
-    assert dec[0] == 0.0
-    assert dec[1] == pytest.approx(np.log10(pts["C"].iloc[1] / table["C"].max()))
+    dec = distance_from_runs(spec, table, pts)
+    assert dec[0] == 0.0 if ((table["N"] == 1e8) & (table["D"] == 2e9)).any() else dec[0] < dec[1]
+    nearest = np.hypot(np.log10(1e10 / table["N"]), np.log10(2e11 / table["D"])).min()
+    assert dec[1] == pytest.approx(nearest)
     draws = {k: [v] * 3 for k, v in TRUTH.items()}
     draws["sigma"] = [0.01] * 3
     draws["drift"] = [-0.01, 0.0, 0.02]

@@ -122,9 +122,9 @@ def load_fit(path: str | Path) -> Any:
     BayescaleError
         If the file is missing or is not a bayescale fit.
     """
-    from bayescale.inference import Fit
+    from bayescale.averaging import load_fit as load_any
 
-    return Fit.load(path)
+    return load_any(path)
 
 
 def _validate_output(out: Path, what: str = "the fit", example: str = "fit.nc") -> None:
@@ -207,6 +207,13 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, help="warmup iterations per chain (default: the spec's)")
     p.add_argument("--draws", type=int, help="draws per chain (default: the spec's)")
     p.add_argument("--progress", action="store_true", help="show NumPyro's progress bar")
+    p.add_argument(
+        "--calibrate",
+        choices=("none", "conformal"),
+        default="none",
+        help="conformal: scale the bands so their 90%% intervals cover the runs held out by leave-future-out "
+        "splits at the split-conformal rate (assumes those errors are exchangeable with your target's)",
+    )
 
 
 # ------------------------------------------------------------------ output
@@ -281,6 +288,12 @@ def _diagnostics_line(d: Mapping[str, Any]) -> str:
 
 def _header(fit: Fit) -> str:
     spec = fit.spec
+    if hasattr(fit, "weights"):  # a law average: say which laws carry the weight
+        lead = f"law {spec.law.name}: {spec.law.formula}"
+        return (
+            f"spec {fit.spec_average.name!r} (id {fit.spec_average.id}), {fit.describe()}; {len(fit.runs)} runs. "
+            f"Parameters shown are those of the leading {lead}"
+        )
     return f"spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; {len(fit.runs)} runs"
 
 

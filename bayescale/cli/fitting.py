@@ -94,7 +94,7 @@ def _band_text(rows: Sequence[Mapping[str, Any]], ci_prob: float, lead: Sequence
 
 
 def _fit_and_report(spec: Any, runs: Any, args: argparse.Namespace, out: Path, ci_prob: float = 0.9) -> Any:
-    from bayescale.inference import fit as run_fit
+    from bayescale.averaging import fit as run_fit
 
     _validate_output(out)
 
@@ -108,10 +108,12 @@ def _fit_and_report(spec: Any, runs: Any, args: argparse.Namespace, out: Path, c
             warmup=args.warmup,
             draws=args.draws,
             progress=args.progress,
+            calibrate=None if getattr(args, "calibrate", "none") == "none" else args.calibrate,
         )
     )
     print(_header(result))
     print()
+    _print_average(result)
     print(_summary_text(result.summary(ci_prob=ci_prob)))
     print()
     print(_diagnostics_line(result.diagnostics()))
@@ -152,11 +154,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 "diagnostics": diagnostics,
                 "misfit": misfit.to_dict() if misfit is not None else None,
                 "sensitivity": sensitivity.to_dict(),
+                "average": _average_json(fit),
             }
         )
         return 0
     print(_header(fit))
     print()
+    _print_average(fit)
     print(_summary_text(table))
     print()
     print(_diagnostics_line(diag))
@@ -187,6 +191,24 @@ def _print_sensitivity(s: Any) -> None:
         _warn(message)
     if s.method in ("laplace", "fixed"):
         print(s.summary().splitlines()[-1])
+
+
+def _print_average(fit: Fit) -> None:
+    """A law average's laws: weight, leave-future-out score and learned drift, one line each."""
+    if not hasattr(fit, "weights_table"):
+        return
+    for law, row in fit.weights_table().iterrows():
+        drift = f"; {row['drift']}" if row["drift"] else ""
+        print(f"  {law}: weight {row['weight']:.2f}, leave-future-out log density {row['elpd_lfo']:.2f} per run{drift}")
+    print()
+
+
+def _average_json(fit: Fit) -> Any:
+    """A law average's laws, weights and learned drift scales (None for one law)."""
+    if not hasattr(fit, "weights_table"):
+        return None
+    table = fit.weights_table()
+    return {"description": fit.describe(), "laws": _records(table.reset_index(), ["law", *table.columns])}
 
 
 def _misfit_or_none(fit: Fit) -> Any:

@@ -1,0 +1,174 @@
+"""Law uncertainty (issue 15): the law average, the drift learned from leave-future-out splits,
+split-conformal calibration, and the spec that names the laws."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale import discrepancy
+from bayescale.averaging import AveragedFit, load_fit, stacking_weights
+from bayescale.errors import SpecError
+from bayescale.model import distance_from_runs
+from bayescale.spec import AverageSpec, load_spec
+from bayescale.testing import synthetic_runs
+
+CHINCHILLA = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.34, "beta": 0.28}
+GRID = {"N": (1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9, 2e9), "tokens_per_param": (5.0, 10.0, 20.0, 40.0, 80.0)}
+
+
+def _runs(bend: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """Chinchilla-law runs; ``bend`` > 0 curves the largest runs' loss up by ``bend`` per decade
+    of compute squared beyond the grid's middle (a law that is wrong at scale)."""
+    runs = synthetic_runs("chinchilla", CHINCHILLA, sigma=0.005, seed=seed, **GRID)
+    excess = np.maximum(0.0, np.log10(runs["C"].to_numpy()) - np.median(np.log10(runs["C"].to_numpy())))
+    runs["loss"] = runs["loss"] * np.exp(bend * excess**2)
+    return runs
+
+
+def _spec(name: str, learned: bool = True) -> bs.ModelSpec:
+    d = load_spec(name).to_dict()
+    d["extrapolation"] = {"per_decade": {"dist": "HalfNormal", "scale": 0.05}, "learned": learned}
+    return load_spec(d)
+
+
+# ------------------------------------------------------------------ the spec
+
+
+def test_recommended_spec_names_the_laws_and_learns_their_drift() -> None:
+    spec = load_spec("recommended")
+    assert isinstance(spec, AverageSpec)
+    names = [m.name for m in spec.members]
+    assert {"chinchilla", "kaplan", "data_constrained", "farseer", "chinchilla_bending"} <= set(names)
+    assert all(m.learn_drift and m.extrapolation is not None for m in spec.members)
+    assert load_spec(spec.to_dict()).model_id == spec.model_id
+
+
+@pytest.mark.parametrize(
+    "average,message",
+    [
+        ({"laws": ["chinchilla"]}, "at least two"),
+        ({"laws": ["chinchilla", "chinchilla"]}, "each spec once"),
+        ({"laws": ["chinchilla", "kaplan"], "weights": "bma"}, r"average.weights: one of stacking and equal"),
+        ({"laws": ["chinchilla", "kaplan"], "calibrate": "isotonic"}, "average.calibrate"),
+        ({"laws": ["chinchilla", "kaplan"], "extra": 1}, r"unknown key\(s\) \['extra'\]"),
+        ({"laws": ["chinchilla", "no_such_spec"]}, "no_such_spec"),
+        ({"laws": "chinchilla"}, "a list of spec names"),
+    ],
+)
+def test_bad_average_spec(average: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        load_spec({"name": "avg", "average": average})
+
+
+def test_learned_must_be_a_boolean() -> None:
+    d = load_spec("chinchilla").to_dict()
+    d["extrapolation"] = {"per_decade": {"dist": "HalfNormal", "scale": 0.05}, "learned": "yes"}
+    with pytest.raises(SpecError, match="extrapolation.learned: must be true or false"):
+        load_spec(d)
+
+
+# --------------------------------------------------------------- pure parts
+
+
+def test_distance_is_in_decades_of_n_and_d_from_the_nearest_run() -> None:
+    spec = load_spec("chinchilla")
+    runs = pd.DataFrame({"N": [1e8, 1e9], "D": [2e9, 2e10]})
+    points = pd.DataFrame({"N": [1e8, 1e10, 1e8], "D": [2e9, 2e10, 2e11]})
+    got = distance_from_runs(spec, runs, points)
+    # the same run; 10x N at the largest run's D (equal compute growth, but in N alone); 10x D beyond the second
+    np.testing.assert_allclose(got, [0.0, 1.0, 1.0])
+
+
+def test_stacking_weights_pick_the_better_predictor_and_mix_complementary_ones() -> None:
+    rng = np.random.default_rng(0)
+    good, bad = rng.normal(0.0, 0.1, 200), rng.normal(-3.0, 0.1, 200)
+    w = stacking_weights(np.column_stack([good, bad]))
+    assert w[0] > 0.95
+    # each law predicts half of the held-out runs well: the mixture needs both
+    half = np.arange(200) < 100
+    a = np.where(half, 0.0, -5.0)
+    w = stacking_weights(np.column_stack([a, a[::-1]]))
+    assert abs(w[0] - 0.5) < 0.05
+
+
+def test_conformal_factor_uses_the_finite_sample_rank() -> None:
+    scores = np.arange(1.0, 20.0)  # n = 19: the 90% rank is ceil(20 * 0.9) = 18
+    assert discrepancy.conformal_factor(scores, 0.9, reference=2.0) == pytest.approx(18.0 / 2.0)
+    assert discrepancy.conformal_factor(scores[:8], 0.9, reference=1.0) is None  # too few for 90%
+
+
+# --------------------------------------------------------- learned from runs
+
+
+def _drift_median(runs: pd.DataFrame) -> float:
+    spec = _spec("chinchilla")
+    table = bs.load_runs(runs)
+    splits = discrepancy.holdouts(spec, table, discrepancy.split_masks([spec], table), np.random.default_rng(1))
+    return float(discrepancy.learn_drift(splits, spec.extrapolation).quantile(0.5))
+
+
+def test_learned_drift_is_near_zero_on_the_law_and_grows_when_the_runs_bend() -> None:
+    clean = _drift_median(_runs())
+    bent = _drift_median(_runs(bend=0.03))
+    assert clean < 0.006, clean  # the hyperprior's median alone is 0.034
+    assert bent > 3 * clean and bent > 0.01, (clean, bent)
+
+
+@pytest.fixture(scope="module")
+def average() -> AveragedFit:
+    """Chinchilla-law runs averaged over Chinchilla's and Kaplan's laws (Laplace, for speed)."""
+    spec = load_spec({"name": "pair", "average": {"laws": ["chinchilla", "kaplan"]}, **_learned()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bs.fit(spec, _runs(), seed=0, method="laplace")
+
+
+def _learned() -> dict:
+    return {"extrapolation": {"per_decade": {"dist": "HalfNormal", "scale": 0.05}, "learned": True}}
+
+
+def test_the_average_puts_its_weight_on_the_law_that_made_the_runs(average: AveragedFit) -> None:
+    assert average.weights.get("chinchilla", 0.0) > 0.9, average.weights
+    assert "chinchilla" in average.describe()
+    table = average.weights_table()
+    assert table.loc["chinchilla", "elpd_lfo"] > table.loc["kaplan", "elpd_lfo"]
+
+
+def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> None:
+    point = {"N": 3e10, "D": 6e11}
+    band = average.predict(point, noise=True)
+    assert band.dims == ("chain", "draw", "point")
+    lo, hi = np.quantile(band.values, [0.05, 0.95])
+    truth = CHINCHILLA["E"] + CHINCHILLA["A"] / 3e10 ** CHINCHILLA["alpha"] + CHINCHILLA["B"] / 6e11 ** CHINCHILLA["beta"]
+    assert lo < truth < hi
+    decision = bs.decide({"a": average.predict(point)}, bs.Quantile(0.5))
+    assert decision.best == "a"
+    path = average.save(tmp_path / "avg.nc")
+    again = load_fit(path)
+    assert isinstance(again, AveragedFit) and again.weights == pytest.approx(average.weights)
+    np.testing.assert_allclose(again.predict(point).values, average.predict(point).values)
+
+
+def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
+    runs = _runs()
+    spec = _spec("chinchilla")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = bs.fit(spec, runs, seed=0, method="laplace")
+        calibrated = bs.fit(spec, runs, seed=0, method="laplace", calibrate="conformal")
+    factor = bs.inference._arviz.attrs(calibrated.idata)["conformal_factor"]
+    assert 0.2 < factor < 5.0
+    point = {"N": 3e10, "D": 6e11}
+    a, b = (np.log(f.predict(point).values.ravel()) for f in (plain, calibrated))
+    assert np.median(b) == pytest.approx(np.median(a), abs=1e-9)
+    width = lambda x: np.subtract(*np.quantile(x, [0.95, 0.05]))  # noqa: E731
+    assert width(b) == pytest.approx(factor * width(a), rel=0.02)
+    with pytest.raises(bs.BayescaleError, match="calibrate must be one of"):
+        bs.fit(spec, runs, method="laplace", calibrate="isotonic")
+    assert math.isfinite(factor)
