@@ -1,5 +1,9 @@
 #!/usr/bin/env python
-"""Extrapolation calibration on public data, and decision calibration on synthetic worlds.
+"""Extrapolation calibration on public data (first version), and decision calibration on synthetic worlds.
+
+This is the harness of the earlier releases, kept as it was. The issue-15 table (every dataset,
+two splits, every law, the recommended law average) is ``benchmarks/bench_extrapolation.py``,
+which runs Part 2 below with ``--brier``.
 
 Part 1, leave-largest-out: for each public dataset, fit on the 80% of runs with the least compute
 and score the predictions for the 20% with the most (``bayescale.checks.leave_largest_out``):
@@ -31,9 +35,9 @@ leaving every other section as it is (the file is created if missing).
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_extrapolation.py            # full run (~20 min on 2 cores)
-    .venv/bin/python benchmarks/bench_extrapolation.py --quick    # reduced run
-    .venv/bin/python benchmarks/bench_extrapolation.py --data /path/to/shared/data --json out.json
+    .venv/bin/python benchmarks/bench_brier.py            # full run (~20 min on 2 cores)
+    .venv/bin/python benchmarks/bench_brier.py --quick    # reduced run
+    .venv/bin/python benchmarks/bench_brier.py --data /path/to/shared/data --json out.json
 """
 
 from __future__ import annotations
@@ -953,7 +957,7 @@ def footer(args: argparse.Namespace, t_total: float, loads: list[float]) -> str:
     import bayescale
 
     commit = git_commit()
-    cmd = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_extrapolation.py", *sys.argv[1:]])
+    cmd = " ".join(shlex.quote(a) for a in [".venv/bin/python", "benchmarks/bench_brier.py", *sys.argv[1:]])
     return (
         f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {commit}; {platform.platform()}, {os.cpu_count()} CPUs, "
         f"no GPU used; Python {platform.python_version()}, bayescale {bayescale.__version__}, numpyro {numpyro.__version__}, "
