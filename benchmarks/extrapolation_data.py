@@ -90,7 +90,12 @@ def chinchilla() -> Dataset:
     """Epoch's digitised Hoffmann et al. runs (``load_chinchilla``: 240, the 5 highest losses dropped as
     Epoch did). N: all parameters as the figure gives them; D = C / 6N; loss: final training loss, nats."""
     ch = load_chinchilla()
-    return Dataset("chinchilla", _table(ch["run_id"], ch["N"], ch["D"], ch["loss"]), "chinchilla", f"Epoch's digitised Hoffmann runs, {len(ch)}")
+    return Dataset(
+        "chinchilla",
+        _table(ch["run_id"], ch["N"], ch["D"], ch["loss"]),
+        "chinchilla",
+        f"Epoch's digitised Hoffmann runs, {len(ch)}",
+    )
 
 
 def gpt3() -> Dataset:
@@ -113,10 +118,14 @@ def gpt3() -> Dataset:
         for k, d in enumerate(grid):
             sel = np.abs(logd - math.log(d)) <= half
             if sel.any():
-                rows.append((f"gpt3-{name}-{k:02d}", n, float(np.exp(np.median(logd[sel]))), float(np.median(loss[sel]))))
+                rows.append(
+                    (f"gpt3-{name}-{k:02d}", n, float(np.exp(np.median(logd[sel]))), float(np.median(loss[sel])))
+                )
     r = list(zip(*rows))
     t = _table(r[0], r[1], r[2], r[3])
-    return Dataset("gpt3", t, "gpt3", f"{len(t)} points along the 8 curves (val_loss, 20 log-spaced D per size, 20B-295B)")
+    return Dataset(
+        "gpt3", t, "gpt3", f"{len(t)} points along the 8 curves (val_loss, 20 log-spaced D per size, 20B-295B)"
+    )
 
 
 def porian(data: Path, quick: bool = False) -> list[Dataset]:
@@ -188,7 +197,12 @@ def steplaw() -> Dataset:
     (``load_steplaw``). N: non-embedding; loss: the smoothed final *training* loss (what the paper
     fits), nats."""
     s = load_steplaw()
-    return Dataset("steplaw", _table(s["run_id"], s["N"], s["D"], s["loss"]), "steplaw", f"{len(s)} best-lr runs, one per (N, D) cell")
+    return Dataset(
+        "steplaw",
+        _table(s["run_id"], s["N"], s["D"], s["loss"]),
+        "steplaw",
+        f"{len(s)} best-lr runs, one per (N, D) cell",
+    )
 
 
 def pilot() -> Dataset:
