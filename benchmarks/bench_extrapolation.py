@@ -108,7 +108,7 @@ def kde_logpdf(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         col = x[np.isfinite(x[:, j]), j]
         sd = col.std(ddof=1) if col.size > 1 else 0.0
         if sd > 0:
-            h = sd * col.size ** -0.2
+            h = sd * col.size**-0.2
             z = -0.5 * ((y[j] - col) / h) ** 2
             out[j] = scipy.special.logsumexp(z) - math.log(x.shape[0] * h * math.sqrt(2 * math.pi))
     return out
@@ -509,9 +509,9 @@ def render(res: dict[str, Any]) -> str:
     L.append("### Pooled over rows")
     L.append("")
     L.append(
-        "| predictor | rows | held-out runs | cov50 | cov90 | row-mean cov90 | min row cov90 | mean MLPD | median row MARE | silent misses | errors |"
+        "| predictor | rows | held-out runs | cov50 | cov90 | row-mean cov90 | min row cov90 | mean MLPD | median row MARE | silent misses | errors | mean s/row |"
     )
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for pred in preds:
         recs = [r["predictors"][pred] for r in rows if pred in r["predictors"]]
         ok = [x for x in recs if "error" not in x]
@@ -520,7 +520,8 @@ def render(res: dict[str, Any]) -> str:
         p = pool(ok)
         L.append(
             f"| {pred} | {p['rows']} | {p['runs']} | {p['cov50']:.3f} | {p['cov90']:.3f} | {p['row_mean_cov90']:.3f} | "
-            f"{p['min_row_cov90']:.2f} | {p['mlpd']:.2f} | {100 * p['median_mare']:.2f}% | {p['silent_misses']} | {len(recs) - len(ok)} |"
+            f"{p['min_row_cov90']:.2f} | {p['mlpd']:.2f} | {100 * p['median_mare']:.2f}% | {p['silent_misses']} | {len(recs) - len(ok)} | "
+            f"{np.mean([x['wall'] for x in recs]):.1f} |"
         )
     L.append("")
     L.append("### OLMo targets (fit on the 30 ladder runs)")
