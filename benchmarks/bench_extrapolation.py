@@ -31,11 +31,17 @@ keeping every other section.
 
 Usage::
 
-    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_extrapolation.py --quick            # laplace, fewer rows
-    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_extrapolation.py --method nuts --single-method psis \\
-        --jobs 2 --json /tmp/x15.json                                                         # the full table
-    .venv/bin/python benchmarks/bench_extrapolation.py --render-json /tmp/x15.json           # re-render
+    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_extrapolation.py --quick            # laplace, 17 rows
+    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_extrapolation.py --method nuts --single-method laplace \
+        --jobs 2 --json /tmp/x15.json                                                         # the full table, 43 rows
+    .venv/bin/python benchmarks/bench_extrapolation.py --render-json /tmp/x15.json           # re-render, no fits
     .venv/bin/python benchmarks/bench_extrapolation.py --brier                               # the old Part 2
+
+Cost (measured 2026-12-03 on the shared 2-core machine at load average ~9, so about 4-5x slower than
+idle): a row with 192 training runs took, per fit, NUTS chinchilla 117 s, kaplan 67 s, farseer 483 s
+(r-hat 1.02: farseer's chains disagree); PSIS 48/12/20 s; Laplace ~5-20 s. ``--quick`` (17 rows,
+Laplace, single laws + Huber) took 17 min, ~58 s per row. NUTS for every single law does not fit in
+45 minutes: run the single laws with ``--single-method laplace`` (or ``psis``), NUTS for ``recommended``.
 """
 
 from __future__ import annotations
