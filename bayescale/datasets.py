@@ -50,6 +50,7 @@ __all__ = [
     "list_datasets",
     "load_chinchilla",
     "load_datablations",
+    "load_steplaw",
 ]
 
 DATA_ENV = "BAYESCALE_DATA"
@@ -84,6 +85,7 @@ _EPOCH = (
 _KYO = "https://raw.githubusercontent.com/kyo-takano/chinchilla/75e5858f6e7c5b60d1fab69f66258132347b060c"
 _COLPRET = "https://raw.githubusercontent.com/IBM/ColPret/16f23bbe054277ddc4afd07a972dd7cfbe3f48c3"
 _NSLPFN = "https://raw.githubusercontent.com/DongWooLee-Eli/nslpfn/10a5a60911a2a22ef453d8b4ddf1408b6a6075d9"
+_STEPLAW = "https://raw.githubusercontent.com/step-law/steplaw/32a8f4cc50247695fb56cc6c9117abdf67c97763"
 
 # Origins, commits and paths come from shared/data/<folder>/SOURCE.md. The SHA-256
 # hashes were computed from the files in shared/data. Where SOURCE.md states an md5
@@ -96,6 +98,10 @@ _NSLPFN = "https://raw.githubusercontent.com/DongWooLee-Eli/nslpfn/10a5a60911a2a
 # - datablations/parametric_fit_final_losses.csv. It was transcribed from notebook
 #   output in huggingface/datablations. The "datablations" entry below uses
 #   IBM/ColPret's file with the same runs' final losses instead.
+# - olmo-ladder/final_losses.csv and curves_c4.csv: derived in shared/data from 41
+#   W&B exports in allenai/OLMo-ladder (one row per run); no single upstream file.
+# - steplaw/dense_best_lr.csv (derived); load_steplaw() derives the same 17 rows
+#   from the registered upstream grid instead.
 # - nslpfn-extra/dd_curves.csv (derived from a pickle). The other nslpfn-extra
 #   files have an origin but were not asked for yet.
 REGISTRY: dict[str, DatasetInfo] = {
@@ -147,6 +153,12 @@ REGISTRY: dict[str, DatasetInfo] = {
         url=f"{_NSLPFN}/data/benchmark.vision.csv",
         known_hash="sha256:23b00692d71e58aa5a2a941e831d57688e0977fdcf5f5125ff7b64283b5d9e83",
         description="Alabdulmohsin et al. 2022 extrapolation benchmark, image classification curves (18,882 points)",
+    ),
+    "steplaw": DatasetInfo(
+        path="steplaw/dense_lr_bs_loss.csv",
+        url=f"{_STEPLAW}/data/dense_lr_bs_loss.csv",
+        known_hash="sha256:9e46181076c04d450294d75dfe6f72adc416e231e154a07b337e378f9410002c",
+        description="Li et al. 2025 (Step Law) dense lr x batch-size grid: N, D, lr, bs, smooth train loss (1,911 runs)",
     ),
 }
 
@@ -417,3 +429,70 @@ def load_datablations() -> pd.DataFrame:
             "source": name,
         }
     )
+
+
+def load_steplaw(best_lr: bool = True) -> pd.DataFrame:
+    """Step Law runs (Li et al. 2025, arXiv:2503.04715): dense LMs on a learning-rate x batch-size grid.
+
+    Read from ``data/dense_lr_bs_loss.csv`` of step-law/steplaw (1,911 runs in 17 (N, D) cells,
+    about 12 learning rates x 10 batch sizes each). The repository states no licence; cite the
+    paper and do not redistribute the data.
+
+    Parameters
+    ----------
+    best_lr : bool, default True
+        Keep, per (N, D) cell, only the run with the lowest smoothed loss: the best
+        learning rate and batch size of the grid (17 runs; there are no ties). This is a
+        scaling-law table of tuned runs. ``False`` returns every run, diverged ones included
+        (181 runs have a smoothed loss above 4).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Sorted by ``(N, D)``, with columns:
+
+        - ``run_id``: ``"steplaw-000"``, ... numbered in file order, so an id always means
+          the same run;
+        - ``N``: **non-embedding** parameters, ``numl (4 h^2 + 3 h ffnh)`` (attention and
+          SwiGLU matrices; no embedding, head or norms), as the file gives it;
+        - ``D``: training tokens (nominal, 4e9 ... 1e11); ``C``: ``6 N D``;
+        - ``loss``: the **smoothed final training loss** (the file's ``smooth loss``, a
+          Gaussian filter of the logged curve read at the last step), nats/token. It is what
+          the paper fits; the raw last logged value is ``loss_last``;
+        - ``lr``, ``bs`` (sequences of 2048 tokens), ``bs_tokens``, ``exp_name``;
+        - ``source``: ``"steplaw"``.
+
+    Raises
+    ------
+    DatasetError
+        If the file cannot be fetched (see :func:`fetch`) or lacks expected columns.
+
+    Examples
+    --------
+    >>> from bayescale.datasets import load_steplaw
+    >>> runs = load_steplaw()  # doctest: +SKIP
+    >>> len(runs)  # doctest: +SKIP
+    17
+    """
+    name = "steplaw"
+    raw = _read_csv(name, ["N", "D", "lr", "bs", "loss", "smooth loss", "exp_name"])
+    n = raw["N"].to_numpy(dtype=float)
+    d = raw["D"].to_numpy(dtype=float)
+    runs = pd.DataFrame(
+        {
+            "run_id": [f"steplaw-{i:03d}" for i in range(len(raw))],
+            "N": n,
+            "D": d,
+            "C": 6.0 * n * d,
+            "loss": raw["smooth loss"].to_numpy(dtype=float),
+            "loss_last": raw["loss"].to_numpy(dtype=float),
+            "lr": raw["lr"].to_numpy(dtype=float),
+            "bs": raw["bs"].to_numpy(dtype=float),
+            "bs_tokens": 2048.0 * raw["bs"].to_numpy(dtype=float),
+            "exp_name": raw["exp_name"].astype(str).tolist(),
+            "source": name,
+        }
+    )
+    if best_lr:
+        runs = runs.loc[runs.groupby(["N", "D"])["loss"].idxmin()]
+    return runs.sort_values(["N", "D"], kind="stable").reset_index(drop=True)

@@ -65,7 +65,7 @@ REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Active selection of the next pilot (issue 6)"
 SPEC = REPO / "models" / "chinchilla.toml"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_extrapolation import (  # the shared world prior, commit label and section writer
+from bench_brier import (  # the shared world prior, commit label and section writer
     EPOCH,
     draw_truth,
     git_commit,

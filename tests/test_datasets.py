@@ -25,6 +25,7 @@ from bayescale.datasets import (
     list_datasets,
     load_chinchilla,
     load_datablations,
+    load_steplaw,
 )
 from bayescale.errors import BayescaleError, DatasetError
 
@@ -303,6 +304,19 @@ def test_load_datablations(local_data):
     fixed = runs.set_index("run_name").loc["2b855b1b25"]
     assert fixed["epochs"] == 44
     assert fixed["unique_tokens"] == pytest.approx(1.25e9, rel=1e-2)
+
+
+def test_load_steplaw_best_lr_matches_source_table(local_data):
+    runs = load_steplaw()
+    assert len(runs) == 17
+    assert runs["run_id"].is_unique
+    best = pd.read_csv(local_data / "steplaw" / "dense_best_lr.csv").sort_values(["N", "D"], kind="stable")
+    assert runs["exp_name"].tolist() == best["exp_name"].tolist()
+    np.testing.assert_allclose(runs["loss"], best["smooth loss"])
+    np.testing.assert_allclose(runs["C"], 6 * runs["N"] * runs["D"])
+    full = load_steplaw(best_lr=False)
+    assert len(full) == 1911
+    assert set(runs["run_id"]) <= set(full["run_id"])
 
 
 def test_module_exports():
