@@ -39,7 +39,7 @@ from .discrepancy import (
     log_density,
     split_masks,
 )
-from .errors import BayescaleError, MisfitWarning
+from .errors import BayescaleError, MisfitWarning, StaleFitError
 from .inference import Fit
 from .laws import FALLBACK_COLUMNS
 from .misfit import Misfit, misfit, warn_if_misfit
@@ -201,6 +201,7 @@ class AveragedFit:
             "order": list(self.members),
             "lead": lead,
             "seed": self.seed,
+            "spec_path": self.spec_average.path or "",
             "member_attrs": {name: _arviz.attrs(m.idata) for name, m in others.items()},
         }
         combined = _arviz.with_groups(
@@ -384,14 +385,47 @@ def fit(spec: Any, runs: Any, **kwargs: Any) -> Fit | AveragedFit:
 # ---------------------------------------------------------------------- load
 
 
-def load_fit(path: str | Path, **kwargs: Any) -> Fit | AveragedFit:
-    """Read a fit written by ``save``: one law (:meth:`bayescale.Fit.load`) or an average."""
-    lead = Fit.load(path, **kwargs)
+def load_fit(path: str | Path, *, spec: Any = None, check_spec: bool = True) -> Fit | AveragedFit:
+    """Read a fit written by ``save``: one law (:meth:`bayescale.Fit.load`) or an average.
+
+    Like :meth:`bayescale.Fit.load`, it refuses (``StaleFitError``) a fit whose spec file (or the
+    given ``spec``) now defines a different model, unless ``check_spec=False``.
+    """
+    lead = Fit.load(path, check_spec=False)
     raw = _arviz.attrs(lead.idata).get(ATTR)
     if not raw:
-        return lead
+        return Fit.load(path, spec=spec, check_spec=check_spec) if check_spec else lead
     meta = json.loads(raw)
-    spec = load_spec(meta["spec"])
+    saved = load_spec(meta["spec"])
+    if check_spec:
+        _refuse_stale(path, saved, spec if spec is not None else meta.get("spec_path"))
+    return AveragedFit(
+        spec_average=saved,
+        members=_members(lead, saved, meta),
+        weights=meta["weights"],
+        scores=[LawScore(**s) for s in meta["scores"]],
+        runs=lead.runs,
+        method=lead.method,
+        seed=int(meta["seed"]),
+        notes=meta["notes"],
+        conformal=meta["conformal"],
+    )
+
+
+def _refuse_stale(path: str | Path, saved: AverageSpec, current: Any) -> None:
+    if current is None or (isinstance(current, (str, Path)) and not Path(current).is_file()):
+        return
+    now = load_spec(current)
+    if now.model_id != saved.model_id:
+        raise StaleFitError(
+            f"{path} was fitted with average {saved.name!r} (model id {saved.model_id}) but "
+            f"{getattr(now, 'path', None) or 'the given spec'} now has model id {now.model_id}: refit it, or load "
+            "with check_spec=False"
+        )
+
+
+def _members(lead: Fit, spec: AverageSpec, meta: dict[str, Any]) -> dict[str, Fit]:
+    """Each member's Fit, rebuilt from its suffixed groups (the leading one is the file's own)."""
     members = {}
     for name in meta["order"]:
         if name == meta["lead"]:
@@ -401,18 +435,7 @@ def load_fit(path: str | Path, **kwargs: Any) -> Fit | AveragedFit:
         idata = _arviz.from_groups(groups, meta["member_attrs"][name])
         member_spec = next(m for m in spec.members if m.name == name)
         members[name] = Fit(spec=member_spec, idata=idata, runs=lead.runs, method=lead.method, seed=lead.seed)
-    scores = [LawScore(**s) for s in meta["scores"]]
-    return AveragedFit(
-        spec_average=spec,
-        members=members,
-        weights=meta["weights"],
-        scores=scores,
-        runs=lead.runs,
-        method=lead.method,
-        seed=int(meta["seed"]),
-        notes=meta["notes"],
-        conformal=meta["conformal"],
-    )
+    return members
 
 
 __all__ = ["AveragedFit", "LawScore", "fit", "fit_average", "load_fit", "stacking_weights"]

@@ -401,6 +401,18 @@ class AverageSpec:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
+    def to_toml(self) -> str:
+        """The average as TOML text: each member written whole, one inline table per line."""
+        lines = [f"name = {json.dumps(self.name)}", f"description = {json.dumps(self.description)}", "", "[average]"]
+        lines += ["laws = ["] + [f"    {_toml_inline(m.to_dict())}," for m in self.members] + ["]"]
+        lines += [f"weights = {json.dumps(self.weights)}", f"calibrate = {json.dumps(self.calibrate or 'none')}"]
+        return "\n".join(lines) + "\n"
+
+    @property
+    def family(self) -> str:
+        """The likelihood family every member shares."""
+        return self.members[0].likelihood.family
+
     @property
     def id(self) -> str:
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
@@ -446,7 +458,10 @@ def _average_from_dict(d: Mapping[str, Any], path: str | None) -> AverageSpec:
     if "extrapolation" in d:
         # One statement of the drift for every law: parsed as a single spec's, then given to each member.
         probe = spec_from_dict({**members[0].to_dict(), "extrapolation": d["extrapolation"]})
-        members = [replace(m, extrapolation=probe.extrapolation, learn_drift=probe.learn_drift) for m in members]
+        # The members no longer say what their files say: they keep no path (no stale check against it).
+        members = [
+            replace(m, extrapolation=probe.extrapolation, learn_drift=probe.learn_drift, path=None) for m in members
+        ]
     calibrate = av.get("calibrate", "none")
     return AverageSpec(
         name=str(d.get("name", "average")),

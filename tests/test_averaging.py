@@ -81,8 +81,8 @@ def test_distance_is_in_decades_of_n_and_d_from_the_nearest_run() -> None:
     runs = pd.DataFrame({"N": [1e8, 1e9], "D": [2e9, 2e10]})
     points = pd.DataFrame({"N": [1e8, 1e10, 1e8], "D": [2e9, 2e10, 2e11]})
     got = distance_from_runs(spec, runs, points)
-    # the same run; 10x N at the largest run's D (equal compute growth, but in N alone); 10x D beyond the second
-    np.testing.assert_allclose(got, [0.0, 1.0, 1.0])
+    # the same run; 10x N at the largest run's D; 10x D from the first run's N (nearest: the second run, 1 decade each way)
+    np.testing.assert_allclose(got, [0.0, 1.0, math.sqrt(2.0)])
 
 
 def test_stacking_weights_pick_the_better_predictor_and_mix_complementary_ones() -> None:
@@ -116,8 +116,8 @@ def _drift_median(runs: pd.DataFrame) -> float:
 def test_learned_drift_is_near_zero_on_the_law_and_grows_when_the_runs_bend() -> None:
     clean = _drift_median(_runs())
     bent = _drift_median(_runs(bend=0.03))
-    assert clean < 0.006, clean  # the hyperprior's median alone is 0.034
-    assert bent > 3 * clean and bent > 0.01, (clean, bent)
+    assert clean < 0.015, clean  # the hyperprior's median alone is 0.034
+    assert bent > 4 * clean and bent > 0.05, (clean, bent)
 
 
 @pytest.fixture(scope="module")
@@ -145,10 +145,12 @@ def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> Non
     band = average.predict(point, noise=True)
     assert band.dims == ("chain", "draw", "point")
     lo, hi = np.quantile(band.values, [0.05, 0.95])
-    truth = CHINCHILLA["E"] + CHINCHILLA["A"] / 3e10 ** CHINCHILLA["alpha"] + CHINCHILLA["B"] / 6e11 ** CHINCHILLA["beta"]
+    truth = (
+        CHINCHILLA["E"] + CHINCHILLA["A"] / 3e10 ** CHINCHILLA["alpha"] + CHINCHILLA["B"] / 6e11 ** CHINCHILLA["beta"]
+    )
     assert lo < truth < hi
-    decision = bs.decide({"a": average.predict(point)}, bs.Quantile(0.5))
-    assert decision.best == "a"
+    decision = bs.decide({"here": point, "smaller": {"N": 3e9, "D": 6e10}}, fit=average)
+    assert decision.best == "here"
     path = average.save(tmp_path / "avg.nc")
     again = load_fit(path)
     assert isinstance(again, AveragedFit) and again.weights == pytest.approx(average.weights)

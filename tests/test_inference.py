@@ -98,7 +98,11 @@ def _power_in_N() -> bs.ModelSpec:
 
 POTENTIAL_SPECS = {
     # Every bundled spec (so a new likelihood family or law in models/ is covered) ...
-    **{name: (lambda name=name: bs.load_spec(name)) for name in bs.bundled_specs()},
+    **{
+        name: (lambda name=name: bs.load_spec(name))
+        for name in bs.bundled_specs()
+        if isinstance(bs.load_spec(name), bs.ModelSpec)  # an average's members are bundled specs themselves
+    },
     # ... and variants: Student-t df with a prior, a law input mapped to another column.
     "chinchilla-df-prior": _spec_with_df_prior,
     "power-in-N": _power_in_N,
@@ -310,9 +314,9 @@ def test_predict_is_the_law_at_each_draw(nuts_fit: bs.Fit, runs: pd.DataFrame) -
     band = nuts_fit.predict({"N": N, "D": D})
     p = {k: nuts_fit.posterior[k].values[..., None] for k in POSTERIOR_VARS}
     law = p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
-    # Beyond the largest run the law may drift: exp(drift * decades beyond).
-    decades = np.maximum(0.0, np.log10(6 * N * D / c_max))
-    assert decades[0] == 0.0 and decades[1] == pytest.approx(1.5)
+    # Away from the runs the law may drift: exp(drift * distance from the nearest run in decades of (N, D)).
+    decades = np.hypot(np.log10(N[:, None] / runs["N"].to_numpy()), np.log10(D[:, None] / runs["D"].to_numpy())).min(1)
+    assert decades[0] == pytest.approx(0.0, abs=0.35) and decades[1] > 1.0
     np.testing.assert_allclose(band.values, law * np.exp(p["drift"] * decades), rtol=1e-12)
     # The drift is the spec's extrapolation prior, HalfNormal(0.02) * Normal(0, 1): sd 0.02.
     assert float(np.std(p["drift"])) == pytest.approx(0.02, rel=0.15)
@@ -365,7 +369,7 @@ def test_points_frame_derives_columns() -> None:
     "points,message",
     [
         ({"N": 1e9}, r"law 'chinchilla' needs column 'D' \(input 'D'\); the table has \['N'\]"),
-        ({"N": -1e9, "D": 1e10}, r"column 'N' must be finite and > 0 for law input 'N'"),
+        ({"N": -1e9, "D": 1e10}, r"points: 'N' must be in \[1, 1e\+15\]"),
         ({"N": [1e9, 1e10], "D": [1e10, 1e11, 1e12]}, r"points: inputs do not broadcast together"),
         ("N=1e9", r"points must be a mapping, a DataFrame or a list of mappings, got str"),
         ([], r"points: no points given"),

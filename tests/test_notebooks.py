@@ -11,6 +11,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 EXPECTED = {
+    "08_law_uncertainty.ipynb": ["the true loss at the target", "chinchilla alone", "average of", "conformal factor"],
     "07_misfit.ipynb": [
         "no misfit found",
         "warned: ['MisfitWarning']",

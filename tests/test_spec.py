@@ -352,7 +352,19 @@ def test_bundled_specs_present() -> None:
     assert {"chinchilla", "chinchilla_normal", "power", "multiplicative", "kaplan"} <= set(bundled_specs())
 
 
-@pytest.mark.parametrize("name", bundled_specs())
+LAW_SPECS = [name for name in bundled_specs() if "[average]" not in (REPO / "models" / f"{name}.toml").read_text()]
+
+
+def test_bundled_average_round_trips(tmp_path: Path) -> None:
+    spec = load_spec("recommended")
+    path = tmp_path / "recommended.toml"
+    path.write_text(spec.to_toml())
+    again = load_spec(path)
+    assert again.id == spec.id and again.model_id == spec.model_id
+    assert [m.name for m in again.members] == [m.name for m in spec.members]
+
+
+@pytest.mark.parametrize("name", LAW_SPECS)
 def test_bundled_spec_round_trips(name: str, tmp_path: Path) -> None:
     spec = load_spec(name)
     assert spec.path == str(REPO / "models" / f"{name}.toml") or Path(spec.path).name == f"{name}.toml"

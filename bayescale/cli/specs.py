@@ -33,6 +33,10 @@ def cmd_specs(args: argparse.Namespace) -> int:
     rows = []
     for name in bundled_specs():
         spec = load_spec(name)
+        if hasattr(spec, "members"):  # a law average
+            law = "average of " + ", ".join(m.law.name for m in spec.members)
+            rows.append([name, law, spec.family, spec.id, spec.description])
+            continue
         rows.append([name, spec.law.name, spec.likelihood.family, spec.id, spec.description])
     if not rows:
         print("no bundled specs found")
