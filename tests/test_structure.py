@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "_importance": 6,
     "_engine": 6,
     "misfit": 6,
+    "modes": 6,
     "inference": 7,
     "pymc_backend": 8,
     "testing": 8,
