@@ -396,7 +396,7 @@ def describe(info: Mapping[str, Any]) -> str | None:
         head = f"the posterior has {count} modes the chains do not cross: {listed}."
         tail = (
             f" The draws mix them by weight ({info.get('weights_from', '')}), so bands cover every mode; "
-            "r-hat across modes is not slow mixing, and more draws would not move the chains between them."
+            "r-hat across modes is not slow mixing: no length of run moves the chains between them."
         )
         slow = [f"mode {i + 1} (r-hat {m['r_hat_within']:.3f})" for i, m in enumerate(modes)
                 if m.get("r_hat_within") is not None and m["r_hat_within"] > RHAT_MAX]  # fmt: skip

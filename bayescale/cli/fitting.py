@@ -158,6 +158,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(_summary_text(table))
     print()
     print(_diagnostics_line(diag))
+    for line in _modes_lines(diag):
+        print(line)
     if misfit is not None and not misfit.misfits:
         print(f"law fit: {misfit}")
     for problem in diag.get("problems", []):
@@ -165,6 +167,25 @@ def cmd_summary(args: argparse.Namespace) -> int:
     for message in misfit.messages if misfit is not None else []:
         _warn(f"the law misfits its runs: {message}")
     return 0
+
+
+def _modes_lines(diag: Mapping[str, Any]) -> list[str]:
+    """The posterior's modes, one line each, when it has more than one (:mod:`bayescale.modes`);
+    ``--format json`` carries them as ``diagnostics.modes``."""
+    modes = diag.get("modes", [])
+    if len(modes) < 2:
+        return []
+    lines = [
+        f"posterior modes: {len(modes)} (weight: share of the posterior mass; what the draws do, in the warning below)"
+    ]
+    for i, m in enumerate(modes):
+        params = ", ".join(f"{k} {_fmt(v)}" for k, v in m["params"].items())
+        chains = ",".join(map(str, m["chains"])) or "-"
+        p = m["prediction"]
+        lines.append(
+            f"  mode {i + 1}  weight {m['weight']:.2f}  chains {chains}  {params}  loss {_fmt(p['loss'])} at C {p['C']:.3g}"
+        )
+    return lines
 
 
 def _misfit_or_none(fit: Fit) -> Any:
