@@ -255,6 +255,60 @@ def _weights(post: Posterior, flat: np.ndarray, home: np.ndarray, modes: Sequenc
     return visited, np.exp(log_z - logsumexp(log_z)), how
 
 
+def _chain_groups(flat: np.ndarray) -> np.ndarray:
+    """Chains grouped by the mode they sit in, from the draws alone (for modes the MAP search
+    missed): two chains share a group unless their means are :data:`MERGE_SD` standard deviations
+    of their pooled within-chain spread apart and their central 95% do not overlap in some
+    coordinate. Only where r-hat is above :data:`RHAT_MAX` (chains that agree are one group)."""
+    C = flat.shape[0]
+    groups = np.arange(C)
+    if C < 2 or not _split_rhat(flat) > RHAT_MAX:
+        return np.zeros(C, dtype=int)
+    mean = flat.mean(axis=1)
+    cov = [np.atleast_2d(np.cov(flat[c].T)) for c in range(C)]
+    lo, hi = np.quantile(flat, [0.025, 0.975], axis=1)  # (chain, d)
+    for i in range(C):
+        for j in range(i + 1, C):
+            pooled = 0.5 * (cov[i] + cov[j]) + 1e-12 * np.eye(flat.shape[-1])
+            # Far apart in the chains' own metric and, in some coordinate, no overlap of their
+            # central 95%: a chain that is merely slow (or stuck inside the others' range) is not a mode.
+            apart = bool(np.any((hi[i] < lo[j]) | (hi[j] < lo[i])))
+            if not apart or _distance(mean[i] - mean[j], pooled) < MERGE_SD:
+                groups[groups == groups[j]] = groups[i]
+    return np.unique(groups, return_inverse=True)[1].reshape(-1)
+
+
+def _chain_modes(post: Posterior, flat: np.ndarray, groups: np.ndarray, data: tuple) -> list[Mode]:
+    """A :class:`Mode` per group of chains: the draws' mean, covariance and Gaussian mass."""
+    out = []
+    for k in range(int(groups.max()) + 1):
+        x = flat[groups == k].reshape(-1, flat.shape[-1])
+        mu, cov = x.mean(axis=0), np.atleast_2d(np.cov(x.T))
+        f = -float(_log_density(post, mu[None], *data)[0])
+        with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+            value = {n: float(v) for n, v in post.constrain(jnp.asarray(mu, dtype=np.float64)).items()}
+        out.append(Mode(x=mu, cov=cov, value=value, log_density=-f, log_mass=_log_mass(f, cov), weight=0.0))
+    return out
+
+
+def _split(
+    post: Posterior, modes: Sequence[Mode], home: np.ndarray, flat: np.ndarray, stats: Mapping, data: tuple, runs: Any
+) -> tuple[np.ndarray, Mapping[str, np.ndarray], dict[str, Any]]:
+    """Chains each in one mode (``home``, per chain): the draws mixed by each mode's weight."""
+    visited, w, how = _weights(post, flat, home, modes, data)
+    r_hat = [_split_rhat(flat[home == k]) for k in visited]
+    pools = [np.flatnonzero(np.repeat(home == k, flat.shape[1])) for k in visited]
+    mixed, mixed_stats = _thin_and_mix(flat, stats, pools, w)
+    entries = []
+    for k, m in enumerate(modes):
+        j = visited.index(k) if k in visited else None
+        weight = float(w[j]) if j is not None else 0.0
+        entry = _entry(post.spec, runs, m.value, weight, np.flatnonzero(home == k).tolist(), m.weight)
+        entry["r_hat_within"] = r_hat[j] if j is not None else None
+        entries.append(entry)
+    return mixed, mixed_stats, {"state": "split", "weights_from": how, "modes": entries}
+
+
 def settle(
     post: Posterior,
     modes: Sequence[Mode],
@@ -267,11 +321,19 @@ def settle(
     """Which mode each chain sat in, the draws mixed by weight when chains sat in different modes,
     and the modes as JSON for the fit's attributes. One mode: the draws come back untouched.
 
+    ``modes`` are the MAP search's (``Laplace.modes``). With one, NUTS chains that still sit far
+    apart (:func:`_chain_groups`) are modes the search missed, found by the chains.
     ``flat`` are unconstrained draws (chain, draw, d), ``stats`` the sampler's statistics (same
     leading shape; resampled with the draws), ``data`` the potential's ``(logx, y)``."""
     spec = post.spec
     chains = flat.shape[0]
     if len(modes) < 2:
+        groups = _chain_groups(flat) if method == "nuts" else np.zeros(chains, dtype=int)
+        if groups.max() > 0:
+            mixed, mixed_stats, info = _split(
+                post, _chain_modes(post, flat, groups, data), groups, flat, stats, data, runs
+            )
+            return mixed, mixed_stats, json.dumps({**info, "found_by": "the chains"})
         info = {"state": "single", "modes": [_entry(spec, runs, modes[0].value, 1.0, list(range(chains)))]}
         return flat, stats, json.dumps(info)
     if method != "nuts":
@@ -292,19 +354,8 @@ def settle(
         ]
         state = "crossing" if crossing else "one visited"
         return flat, stats, json.dumps({"state": state, "weights_from": "the draws", "modes": entries})
-    visited, w, how = _weights(post, flat, home, modes, data)
-    r_hat = [_split_rhat(flat[home == k]) for k in visited]
-    pools = [np.flatnonzero(np.repeat(home == k, flat.shape[1])) for k in visited]
-    mixed, mixed_stats = _thin_and_mix(flat, stats, pools, w)
-    entries = []
-    for k, m in enumerate(modes):
-        j = visited.index(k) if k in visited else None
-        entry = _entry(
-            spec, runs, m.value, float(w[j]) if j is not None else 0.0, np.flatnonzero(home == k).tolist(), m.weight
-        )
-        entry["r_hat_within"] = r_hat[j] if j is not None else None
-        entries.append(entry)
-    return mixed, mixed_stats, json.dumps({"state": "split", "weights_from": how, "modes": entries})
+    mixed, mixed_stats, info = _split(post, modes, home, flat, stats, data, runs)
+    return mixed, mixed_stats, json.dumps({**info, "found_by": "the MAP search"})
 
 
 # ----------------------------------------------------------------- words
@@ -393,7 +444,10 @@ def describe(info: Mapping[str, Any]) -> str | None:
     listed = "; ".join(_mode_text(i, m) for i, m in enumerate(modes))
     state = info.get("state")
     if state == "split":
-        head = f"the posterior has {count} modes the chains do not cross: {listed}."
+        missed = (
+            " (the MAP search found one; the chains found the others)" if info.get("found_by") == "the chains" else ""
+        )
+        head = f"the posterior has {count} modes the chains do not cross{missed}: {listed}."
         tail = (
             f" The draws mix them by weight ({info.get('weights_from', '')}), so bands cover every mode; "
             "r-hat across modes is not slow mixing: no length of run moves the chains between them."

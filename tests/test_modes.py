@@ -16,16 +16,20 @@ import json
 import math
 import warnings
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayescale as bs
 from bayescale import cli
+from bayescale._engine import nuts
+from bayescale.data import law_inputs
 from bayescale.errors import ConvergenceWarning, MultimodalWarning
 from bayescale.inference import _problems
 from bayescale.laws import _REGISTRY, Law, register_law
-from bayescale.modes import _thin_and_mix, allocate, cluster, describe
+from bayescale.model import posterior
+from bayescale.modes import _thin_and_mix, allocate, cluster, describe, settle
 from bayescale.priors import Prior
 from bayescale.testing import synthetic_runs
 
@@ -154,6 +158,25 @@ def test_the_modes_survive_save_and_load_and_summary_shows_them(bimodal, tmp_pat
     with contextlib.redirect_stdout(out):
         assert cli.main(["summary", str(path), "--format", "json"]) == 0
     assert len(json.loads(out.getvalue())["diagnostics"]["modes"]) == 2
+
+
+def test_the_chains_find_a_mode_the_map_search_missed(bimodal) -> None:
+    # The same posterior, sampled again (the compiled sampler is reused), but told of the best mode
+    # only: the chains still sit in two places, and that is what the words and the weights say.
+    fit, _ = bimodal
+    post = posterior(fit.spec, np.float64)  # the fit's sampler settings: its compiled sampler
+    logx = law_inputs(fit.spec, fit.runs, np.float64)
+    y = np.log(fit.runs["loss"].to_numpy(dtype=float))
+    with jax.enable_x64(True):
+        flat, stats = nuts(post, logx, y, fit.laplace, np.random.default_rng(1), np.float64, "parallel", False)
+    _, _, raw = settle(post, fit.laplace.modes[:1], flat, stats, (logx, y), fit.runs, "nuts")
+    info = json.loads(raw)
+    assert info["state"] == "split" and info["found_by"] == "the chains"
+    plus = next(m for m in info["modes"] if m["params"]["c"] > 0)
+    assert plus["weight"] == pytest.approx(_expected_share(fit), abs=0.03)
+    text = describe(info)
+    assert "the MAP search found one; the chains found the others" in text
+    assert not any(phrase in text.lower() for phrase in LONGER)
 
 
 def test_a_unimodal_fit_reports_one_mode_no_warning_and_its_old_draws() -> None:
