@@ -199,7 +199,8 @@ class Fit:
         dict
             ``method``, ``chains``, ``draws``, ``divergences``, ``max_tree_depth_hits``,
             ``table`` (r-hat, ESS per variable as a DataFrame), ``max_r_hat``,
-            ``min_ess_bulk``, ``min_ess_tail``, ``sampling_seconds``, ``problems`` (list of str).
+            ``min_ess_bulk``, ``min_ess_tail``, ``sampling_seconds``, ``problems`` (list of str), ``modes``
+            (the posterior's modes, :mod:`bayescale.modes`: dicts of params, weight, chains, prediction).
         """
         a = _arviz.attrs(self.idata)
         chains = int(self.posterior.sizes["chain"])
@@ -453,7 +454,8 @@ def fit(
     Warns
     -----
     ConvergenceWarning
-        When r-hat > 1.01, ESS is low or there were divergences.
+        When r-hat > 1.01, ESS is low or there were divergences; its subclass :class:`MultimodalWarning`
+        when the posterior has several modes (which, and how the draws mix them).
     IdentifiabilityWarning
         When the runs cannot separate some parameters (e.g. ``C = 6 N D`` in the multiplicative law).
 
