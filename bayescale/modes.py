@@ -61,6 +61,7 @@ CROSS_SHARE = 0.05
 MIN_DRAWS_PER_DIM = 20
 #: Iterations of the bridge-sampling fixed point (it converges in a handful).
 BRIDGE_ITERATIONS = 30
+#: Seed of the bridge's own Gaussian draws (a fixed stream apart from the fit's, which stays as it was).
 BRIDGE_SEED = 15
 #: Each mode's prediction is at this multiple of the largest run's compute.
 PREDICT_SCALE = 10.0
