@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 from . import _importance
 from .errors import BayescaleError
 from .model import Posterior, centre_of
+from .modes import Mode, allocate, cluster
 from .spec import SamplerSettings
 
 #: Below this many runs the CPU samples faster than a GPU: each leapfrog step is a few
@@ -98,6 +99,9 @@ class Laplace:
     value: Mapping[str, float]  # mode on the constrained (natural) scale
     log_density: float
     converged: bool
+    #: The distinct local modes the MAP search found (:func:`bayescale.modes.cluster`), best first;
+    #: one for a unimodal posterior.
+    modes: tuple[Mode, ...] = ()
 
 
 def guarded(
@@ -136,12 +140,16 @@ def inverse_hessian(hess: np.ndarray, floor: float | None = None) -> tuple[np.nd
 def laplace(
     post: Posterior, logx: Mapping[str, Any], y: Any, rng: np.random.Generator, dtype: Any, n_starts: int = 8
 ) -> Laplace:
-    """MAP of one fit by L-BFGS from the prior median and prior draws, then the Hessian at the best mode."""
+    """MAP of one fit by L-BFGS from the prior median and prior draws, then the Hessian at the best mode.
+
+    Every end point is kept: :func:`bayescale.modes.cluster` groups them into distinct local
+    modes (``Laplace.modes``). The best mode, and everything drawn from ``rng``, are as before."""
     logx = {k: jnp.asarray(v, dtype=dtype) for k, v in logx.items()}
     y = jnp.asarray(y, dtype=dtype)
 
     fun = guarded(lambda f: post.value_and_grad(jnp.asarray(f, dtype=dtype), logx, y))
     best = None
+    ends = []
     # One BLAS thread: L-BFGS on a handful of parameters is latency-bound, and BLAS thread
     # pools make each step many times slower on a busy machine.
     with threadpool_limits(1):
@@ -149,6 +157,7 @@ def laplace(
             if fun(start)[0] >= INFINITE:
                 continue
             res = minimise(fun, start, maxiter=5000, gtol=1e-9)
+            ends.append(res)
             if best is None or res.fun < best.fun:
                 best = res
     if best is None:
@@ -158,13 +167,29 @@ def laplace(
     mode = jnp.asarray(best.x, dtype=dtype)
     cov, converged = inverse_hessian(np.asarray(post.hessian(mode, logx, y), dtype=np.float64))
     value = {k: float(val) for k, val in post.constrain(mode).items()}
+    with threadpool_limits(1):
+        modes = _local_modes(post, fun, [best] + [r for r in ends if r is not best], cov, (logx, y), dtype)
     return Laplace(
         mode=np.asarray(best.x, dtype=np.float64),
         cov=cov,
         value=value,
         log_density=-float(best.fun),
         converged=converged,
+        modes=modes,
     )
+
+
+def _local_modes(post: Posterior, fun: Callable, ends: list, best_cov: np.ndarray, data: tuple, dtype: Any) -> tuple:
+    """The distinct modes among the L-BFGS end points (best first; the others by density)."""
+    others = sorted((r for r in ends[1:] if r.fun < INFINITE), key=lambda r: r.fun)
+
+    def local(x: np.ndarray) -> tuple[np.ndarray, bool]:
+        return inverse_hessian(np.asarray(post.hessian(jnp.asarray(x, dtype=dtype), *data), dtype=np.float64))
+
+    def constrain(x: np.ndarray) -> dict[str, float]:
+        return {k: float(v) for k, v in post.constrain(jnp.asarray(x, dtype=dtype)).items()}
+
+    return cluster([(r.x, float(r.fun)) for r in [ends[0], *others]], local, lambda x: fun(x)[0], constrain, best_cov)
 
 
 def _batched(post: Posterior) -> tuple[Any, Any]:
@@ -347,7 +372,27 @@ def _whitening(
     cov = jac @ lap.cov @ jac.T
     chol = jnp.asarray(np.linalg.cholesky(0.5 * (cov + cov.T)), dtype=dtype)
     # Dispersed starts (1.5x the Laplace scale) so r-hat can see chains that disagree.
-    return mode, chol, jnp.asarray(1.5 * rng.standard_normal((s.chains, d)), dtype=dtype)
+    u0 = 1.5 * rng.standard_normal((s.chains, d))
+    if len(lap.modes) > 1:
+        u0 = _mode_starts(post, lap, centre, (np.asarray(mode, np.float64), np.asarray(chol, np.float64)), u0, dtype)
+    return mode, chol, jnp.asarray(u0, dtype=dtype)
+
+
+def _mode_starts(
+    post: Posterior, lap: Laplace, centre: Mapping[str, Any], whiten: tuple, eps: np.ndarray, dtype: Any
+) -> np.ndarray:
+    """Chains' starts spread over the modes (:func:`bayescale.modes.allocate`), in the whitened
+    coordinates of the best mode: each chain at its mode, dispersed by that mode's own Laplace scale."""
+    ref, chol = whiten
+    out = np.array(eps)
+    for c, k in enumerate(allocate([m.weight for m in lap.modes], eps.shape[0])):
+        m = lap.modes[k]
+        x = jnp.asarray(m.x, dtype=dtype)
+        jac = np.asarray(jax.jacobian(lambda f: post.to_reference(f, centre))(x), dtype=np.float64)
+        cov = jac @ m.cov @ jac.T
+        own = np.linalg.cholesky(0.5 * (cov + cov.T))
+        out[c] = np.linalg.solve(chol, np.asarray(post.to_reference(x, centre), dtype=np.float64) - ref + own @ eps[c])
+    return out
 
 
 def _progress_run(

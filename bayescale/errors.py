@@ -36,6 +36,12 @@ class ConvergenceWarning(UserWarning):
     """Sampling finished, but its diagnostics say the draws may not be trusted."""
 
 
+class MultimodalWarning(ConvergenceWarning):
+    """The posterior has several modes (:mod:`bayescale.modes`): which, their parameter values and
+    predictions, and how the draws mix them. A :class:`ConvergenceWarning`, so filters of those keep
+    catching it; r-hat across modes is not cured by running longer."""
+
+
 class IdentifiabilityWarning(UserWarning):
     """The data cannot separate some parameters; only combinations are identified."""
 
@@ -52,6 +58,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "LawError",
     "MisfitWarning",
+    "MultimodalWarning",
     "RunsTableError",
     "SpecError",
     "StaleFitError",

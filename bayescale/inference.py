@@ -41,6 +41,7 @@ from .discrepancy import Learned, conformal_scaled, learn
 from .errors import (
     BayescaleError,
     ConvergenceWarning,
+    MultimodalWarning,
     SpecError,
     StaleFitError,
 )
@@ -60,6 +61,7 @@ from .model import (
     sample_observations,
 )
 from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
+from .modes import describe, modes_of, settle
 from .scaled_priors import place_priors
 from .sensitivity import Sensitivity, sensitivity
 from .spec import ModelSpec, load_spec, spec_from_dict
@@ -204,7 +206,8 @@ class Fit:
         dict
             ``method``, ``chains``, ``draws``, ``divergences``, ``max_tree_depth_hits``,
             ``table`` (r-hat, ESS per variable as a DataFrame), ``max_r_hat``,
-            ``min_ess_bulk``, ``min_ess_tail``, ``sampling_seconds``, ``problems`` (list of str).
+            ``min_ess_bulk``, ``min_ess_tail``, ``sampling_seconds``, ``problems`` (list of str), ``modes``
+            (the posterior's modes, :mod:`bayescale.modes`: dicts of params, weight, chains, prediction).
         """
         a = _arviz.attrs(self.idata)
         chains = int(self.posterior.sizes["chain"])
@@ -216,9 +219,11 @@ class Fit:
             "sampling_seconds": float(a.get("sampling_seconds", float("nan"))),
             "chain_method": a.get("chain_method", ""),
             "device": a.get("device", ""),
+            "modes": modes_of(a)["modes"],
         }
+        said = describe(modes_of(a))  # several modes, in words: always a problem to read
         if self.method in ("laplace", "psis", "fixed") or "sample_stats" not in self.idata.groups():
-            out.update(problems=[], divergences=0, max_tree_depth_hits=0)
+            out.update(problems=[said] if said else [], divergences=0, max_tree_depth_hits=0)
             out["note"] = (
                 "Laplace approximation: a Gaussian at the mode in the unconstrained space, no MCMC diagnostics."
                 if self.method == "laplace"
@@ -231,7 +236,7 @@ class Fit:
                     f"Laplace approximation corrected by importance sampling, Pareto k {k:.2f} (reliable at 0.7 or below); no MCMC diagnostics."
                 )
                 if not k <= _importance.K_MAX:
-                    out["problems"] = [
+                    out["problems"] += [
                         f"Pareto k {k:.2f} > {_importance.K_MAX}: the importance-sampling draws are unreliable and the bands "
                         "approximate; refit with method='nuts'."
                     ]
@@ -250,7 +255,7 @@ class Fit:
             min_ess_bulk=float(table["ess_bulk"].min()),
             min_ess_tail=float(table["ess_tail"].min()),
         )
-        out["problems"] = _problems(out, table, chains)
+        out["problems"] = _problems(out, table, chains, said, modes_of(a)["state"] == "split")
         return out
 
     # --------------------------------------------------------- save / load
@@ -307,10 +312,14 @@ class Fit:
         return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
 
 
-def _problems(d: Mapping[str, Any], table: pd.DataFrame, chains: int) -> list[str]:
-    problems = []
+def _problems(
+    d: Mapping[str, Any], table: pd.DataFrame, chains: int, modes: str | None = None, split: bool = False
+) -> list[str]:
+    """Sampling problems in words. ``modes`` (several modes, in words) comes first; when the chains
+    sat in different modes (``split``), r-hat and ESS say nothing a longer run would fix."""
+    problems = [modes] if modes else []
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
-    if bad_rhat:
+    if bad_rhat and not split:
         problems.append(
             f"r-hat above {RHAT_MAX} for {bad_rhat} (max {d['max_r_hat']:.3f}): the chains disagree. "
             "Run more warmup and draws (sampler.warmup / sampler.draws), or tighten the priors if the data "
@@ -318,7 +327,7 @@ def _problems(d: Mapping[str, Any], table: pd.DataFrame, chains: int) -> list[st
         )
     ess_min = ESS_PER_CHAIN_MIN * chains
     low = table.index[(table["ess_bulk"] < ess_min) | (table["ess_tail"] < ess_min)].tolist()
-    if low:
+    if low and not split:
         problems.append(
             f"effective sample size below {ess_min} for {low} (min bulk {d['min_ess_bulk']:.0f}, tail "
             f"{d['min_ess_tail']:.0f}): intervals are noisy. Increase sampler.draws."
@@ -448,7 +457,8 @@ def fit(
     Warns
     -----
     ConvergenceWarning
-        When r-hat > 1.01, ESS is low or there were divergences.
+        When r-hat > 1.01, ESS is low or there were divergences; its subclass :class:`MultimodalWarning`
+        when the posterior has several modes (which, and how the draws mix them).
     IdentifiabilityWarning
         When the runs cannot separate some parameters (e.g. ``C = 6 N D`` in the multiplicative law).
 
@@ -471,6 +481,7 @@ def fit(
     if method != "nuts":
         warn_if_degenerate_laplace(spec, lap, len(table), stacklevel=3)
     flat, stats, chain_method, pareto_k = _draw(spec, method, logx, y, lap, rng, device, dtype, progress)
+    flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method)  # mixed by weight
     samples, ll = _constrained(post64, flat, logx, y)
     seconds = time.perf_counter() - t0
 
@@ -490,13 +501,13 @@ def fit(
         dtype=np.dtype(dtype).name,
         laplace_mode=json.dumps(lap.value),
         **learned.attrs(),
+        modes=modes,
     )
     if pareto_k is not None:
         attrs["pareto_k"] = pareto_k
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
-    if method in ("nuts", "psis"):
-        warn_if_unconverged(result, stacklevel=3)
+    warn_if_unconverged(result, stacklevel=3)  # Laplace too: it may leave modes out
     # A pattern in the residuals the law cannot follow, said in words (never a silent confident band).
     warn_if_misfit(result, stacklevel=2)
     return result
@@ -549,11 +560,10 @@ def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stack
 
 def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
     """Raise a :class:`ConvergenceWarning` listing the fit's sampling problems, if any."""
-    problems = fit.diagnostics()["problems"]
-    if problems:
-        warnings.warn(
-            "sampling may not be trustworthy: " + " ".join(problems), ConvergenceWarning, stacklevel=stacklevel
-        )
+    d = fit.diagnostics()
+    if d["problems"]:
+        category = MultimodalWarning if len(d["modes"]) > 1 else ConvergenceWarning
+        warnings.warn("sampling may not be trustworthy: " + " ".join(d["problems"]), category, stacklevel=stacklevel)
 
 
 def fit_attrs(

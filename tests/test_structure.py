@@ -40,6 +40,7 @@ LAYERS: dict[str, int] = {
     "averaging": 8,
     "sensitivity": 6,
     "scaled_priors": 4,
+    "modes": 6,
     "inference": 7,
     "pymc_backend": 8,
     "testing": 8,

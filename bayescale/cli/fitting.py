@@ -164,6 +164,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(_summary_text(table))
     print()
     print(_diagnostics_line(diag))
+    for line in _modes_lines(diag):
+        print(line)
     if misfit is not None and not misfit.misfits:
         print(f"law fit: {misfit}")
     for problem in diag.get("problems", []):
@@ -209,6 +211,25 @@ def _average_json(fit: Fit) -> Any:
         return None
     table = fit.weights_table()
     return {"description": fit.describe(), "laws": _records(table.reset_index(), ["law", *table.columns])}
+
+
+def _modes_lines(diag: Mapping[str, Any]) -> list[str]:
+    """The posterior's modes, one line each, when it has more than one (:mod:`bayescale.modes`);
+    ``--format json`` carries them as ``diagnostics.modes``."""
+    modes = diag.get("modes", [])
+    if len(modes) < 2:
+        return []
+    lines = [
+        f"posterior modes: {len(modes)} (weight: share of the posterior mass; what the draws do, in the warning below)"
+    ]
+    for i, m in enumerate(modes):
+        params = ", ".join(f"{k} {_fmt(v)}" for k, v in m["params"].items())
+        chains = ",".join(map(str, m["chains"])) or "-"
+        p = m["prediction"]
+        lines.append(
+            f"  mode {i + 1}  weight {m['weight']:.2f}  chains {chains}  {params}  loss {_fmt(p['loss'])} at C {p['C']:.3g}"
+        )
+    return lines
 
 
 def _misfit_or_none(fit: Fit) -> Any:
