@@ -270,17 +270,30 @@ def _mixture_scores(splits: dict[str, list[Holdout]], w: dict[str, float]) -> tu
 def _weigh(
     spec: AverageSpec, members: list[ModelSpec], table: pd.DataFrame, rng: np.random.Generator
 ) -> tuple[dict[str, float], list[LawScore], dict[str, Learned], dict[str, list[Holdout]], list[str]]:
-    """Leave-future-out splits for every member: weights, scores, learned drift scales."""
-    masks = split_masks(members, table)
+    """Leave-future-out splits for every member: weights, scores, learned drift scales.
+
+    A law with more parameters than the runs can test out of sample (fewer than two usable splits)
+    is left out, and said so: unvalidated, it would get weight by default. If no law can be
+    tested, the first one listed is used alone."""
     notes = []
+    testable = [m for m in members if len(split_masks([m], table)) >= 2]
+    for m in members:
+        if m not in testable:
+            notes.append(
+                f"{m.name} left out: {len(table)} runs are too few to test its {len(m.law.params)} parameters "
+                "on runs beyond those it is fitted to"
+            )
+    if not testable:
+        notes.append(f"no law could be tested on leave-future-out splits: {members[0].name} is used alone")
+        testable = members[:1]
+    members = testable
+    masks = split_masks(members, table)
     splits = {m.name: holdouts(m, table, masks, rng) for m in members}
     learned = {
         m.name: Learned(drift=learn_drift(splits[m.name], m.extrapolation) if m.learn_drift else None) for m in members
     }
     lpd = np.column_stack([log_density(splits[m.name], learned[m.name].drift) for m in members])
-    if spec.weights == "equal" or not len(masks):
-        if not len(masks):
-            notes.append("too few runs for leave-future-out splits: the laws are weighted equally")
+    if spec.weights == "equal" or len(masks) < 2:
         w = np.full(len(members), 1.0 / len(members))
     else:
         w = stacking_weights(lpd)

@@ -189,6 +189,13 @@ def applicable(law: str, runs: Any) -> bool:
     return "U" in runs and bool((runs["U"] < runs["D"] * (1 - 1e-9)).any())
 
 
+def modes_reported(diag: dict[str, Any]) -> str | None:
+    """Which fits named several posterior modes in words (an average: each member), e.g. "kaplan: 2"."""
+    per = diag.get("members") or {"": diag}
+    found = [f"{name}: {len(d['modes'])}".lstrip(": ") for name, d in per.items() if len(d.get("modes") or []) > 1]
+    return ", ".join(found) or None
+
+
 def recommended_available() -> str | None:
     """None if ``bs.load_spec("recommended")`` works, else why not (printed, and in the table)."""
     import bayescale as bs
@@ -217,7 +224,7 @@ def run_bayes(spec_name: str, train: Any, test: Any, method: str, seed: int) -> 
     misfit = [str(w.message) for w in caught if issubclass(w.category, MisfitWarning)]
     conv = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     weights = getattr(fit, "weights", None)
-    modes = diag.get("modes")
+    modes = modes_reported(diag)
     return {
         **summarize(s),
         "runs": {"run_id": test["run_id"].astype(str).tolist(), **{k: v.tolist() for k, v in s.items()}},
@@ -225,7 +232,7 @@ def run_bayes(spec_name: str, train: Any, test: Any, method: str, seed: int) -> 
         "method": method,
         "max_r_hat": float(diag.get("max_r_hat", float("nan"))),
         "problems": [str(p) for p in diag.get("problems", [])],
-        "modes": modes if isinstance(modes, (str, type(None))) else json.loads(json.dumps(modes, default=str)),
+        "modes": modes,
         "misfit_warned": bool(misfit),
         "misfit_messages": [m[:300] for m in misfit],
         "convergence_warned": bool(conv),
