@@ -184,7 +184,7 @@ class AveragedFit:
         text = f"average of {len(self.weights)} laws weighted by leave-future-out stacking: " + ", ".join(parts)
         if self.spec_average.weights == "equal":
             text = f"average of {len(self.weights)} laws, equal weights: " + ", ".join(parts)
-        return text + ("" if not self.notes else ". " + " ".join(self.notes))
+        return text + ("" if not self.notes else ". " + "; ".join(self.notes)) + "."
 
     # ----------------------------------------------------------- save / load
     def save(self, path: str | Path) -> Path:
