@@ -36,6 +36,7 @@ import xarray as xr
 from . import __version__, _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
 from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, psis
+from ._words import join_names
 from .data import law_inputs, load_runs, points_frame, runs_hash
 from .errors import (
     BayescaleError,
@@ -305,7 +306,7 @@ def _problems(d: Mapping[str, Any], table: pd.DataFrame, chains: int) -> list[st
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
     if bad_rhat:
         problems.append(
-            f"r-hat above {RHAT_MAX} for {bad_rhat} (max {d['max_r_hat']:.3f}): the chains disagree. "
+            f"r-hat above {RHAT_MAX} for {join_names(bad_rhat)} (max {d['max_r_hat']:.3f}): the chains disagree. "
             "Run more warmup and draws (sampler.warmup / sampler.draws), or tighten the priors if the data "
             "cannot pin these parameters down."
         )
@@ -313,7 +314,7 @@ def _problems(d: Mapping[str, Any], table: pd.DataFrame, chains: int) -> list[st
     low = table.index[(table["ess_bulk"] < ess_min) | (table["ess_tail"] < ess_min)].tolist()
     if low:
         problems.append(
-            f"effective sample size below {ess_min} for {low} (min bulk {d['min_ess_bulk']:.0f}, tail "
+            f"effective sample size below {ess_min} for {join_names(low)} (min bulk {d['min_ess_bulk']:.0f}, tail "
             f"{d['min_ess_tail']:.0f}): intervals are noisy. Increase sampler.draws."
         )
     if d["divergences"]:
