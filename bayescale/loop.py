@@ -346,7 +346,7 @@ class LoopResult:
                 f"(90% {r['lo90']:.4g}-{r['hi90']:.4g}, width of log {r['log_width90']:.4f})"
             )
         if self.surprises:
-            lines.append(f"surprising new runs (outside their 90% predictive band): {list(self.surprises)}")
+            lines.append(f"surprising new runs (outside their 90% predictive band): {join_names(self.surprises)}")
         return "\n".join(lines)
 
 

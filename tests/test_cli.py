@@ -1206,3 +1206,41 @@ def test_predict_where_the_law_overflows_says_so_without_numpy_warnings(fixed_fi
         code, out, err = run(["predict", tmp_path / "wild.nc", "--at", "N=1e15,D=1e17"])
     assert_one_error_line(code, err, "the loss at N=1e+15, D=1e+17 is not a finite number > 0 for 20%")
     assert "nan" not in out
+
+
+# ------------------------------------------------------------- prose, not Python
+
+
+REPR_TELLS = ("['", '["', "\\u", "\\x")
+
+
+def test_a_typical_session_prints_words_not_python_reprs(fixed_fit: dict, tmp_path: Path) -> None:
+    """Lists of names read as words (``7B and 13B``, ``'p03'``), and an invisible character in a
+    run id is shown as ``<U+202E>``, not as a Python escape: in answers, warnings and errors alike."""
+    fit = fixed_fit["path"]
+    far = ["--option", "7B:N=7e12,D=1.4e15", "--option", "13B:N=1.3e13,D=7e14"]  # > 1000x: a caution
+    sessions = [
+        ["summary", fit],
+        ["predict", fit, "--at", "N=7e9,D=1.4e12"],
+        ["decide", fit, *far, "--threshold", "2.1"],
+        ["optimal", fit, "--budget", "5.76e23"],
+        ["check", fit, fixed_fit["new"]],
+        ["loo", fit],
+        ["predict", fit, "--at", "N=7e9,D=1e12,X=3"],  # errors name the user's items
+        ["predict", fit, "--at", "N=7e9"],
+        ["check", fit, fixed_fit["runs"]],
+    ]
+    bad = pd.read_csv(fixed_fit["runs"])
+    bad.loc[2, "run_id"] = "p\u202e03"
+    bad.loc[2, "loss"] = -1.0
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    sessions.append(["fit", "chinchilla", tmp_path / "bad.csv", "-o", tmp_path / "x.nc"])
+    texts = {}
+    for argv in sessions:
+        code, out, err = run(argv, stages=True)
+        texts[" ".join(map(str, argv[:1] + argv[2:]))] = (code, out + err)
+    assert "7B and 13B extrapolate" in texts[f"decide {' '.join(far)} --threshold 2.1"][1]
+    assert "'p<U+202E>03'" in texts[f"fit {tmp_path / 'bad.csv'} -o {tmp_path / 'x.nc'}"][1]
+    assert "\u202e" not in "".join(t for _, t in texts.values())  # never printed raw: it would reverse the line
+    for what, (_, text) in texts.items():
+        assert not [t for t in REPR_TELLS if t in text], (what, text[-1500:])

@@ -19,7 +19,7 @@ from typing import Any
 
 from bayescale.errors import BayescaleError
 
-from ._common import _flops, _print_json, _stages, load_fit
+from ._common import _flops, _print_json, _stages, _with_readable_warnings, load_fit
 
 
 def _target(args: argparse.Namespace) -> Any:
@@ -80,7 +80,9 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from bayescale.active import run_loop
 
     stage = _stages(args)
-    res = run_loop(args.config, log=None if args.quiet else stage, max_rounds=args.max_rounds)
+    res = _with_readable_warnings(
+        lambda: run_loop(args.config, log=None if args.quiet else stage, max_rounds=args.max_rounds)
+    )
     if args.format == "json":
         print(
             json.dumps(

@@ -86,10 +86,15 @@ def answer_warnings(fit: Fit, *, psis: Any = None, decision: Any = None, validat
     out = [f"Sampling: {p}" for p in fit.diagnostics().get("problems", [])]
     out += _misfit_warnings(fit)
     out += [f"Design: {w}" for w in design_warnings(fit)]
-    if psis is not None and psis.flagged:
+    if psis is not None and psis.flagged and fit.method in ("laplace", "psis"):
         out.append(
-            f"Influential runs (Pareto k > {PARETO_K_BAD}): {join_names(psis.flagged)}; the fit leans on them, "
-            "and leave-one-out checks are unreliable for them."
+            f"Leave-one-out: Pareto k > {PARETO_K_BAD} for {len(psis.flagged)} of {len(fit.runs)} runs; with draws "
+            "from a Laplace approximation this mostly reflects the approximation, not influential runs."
+        )
+    elif psis is not None and psis.flagged:
+        out.append(
+            f"Influential runs (Pareto k > {PARETO_K_BAD}): {join_names(psis.flagged, limit=5)}; the fit leans on "
+            "them, and leave-one-out checks are unreliable for them."
         )
     if validation is not None:
         n_out = int(np.sum(validation.table["surprise"]))

@@ -108,6 +108,13 @@ def _summary(fit: Fit, bands: Any) -> list[Any]:
         _Heading("Posterior summary", "summary"),
         _Para(
             f"Law {fit.spec.law.name}: {fit.spec.law.formula}. Mean, sd, median and 90% equal-tailed interval of each parameter."
+            + (
+                " The drift row is the signed extrapolation drift in log loss per decade of compute beyond the "
+                "largest run (tau times a standard normal, tau from the spec's per_decade prior): centred on 0, "
+                "from the prior alone, since no run can inform it."
+                if "drift" in s.index
+                else ""
+            )
         ),
         _Table(header, tuple(rows), numeric=(False,) + (True,) * len(cols)),
     ]
