@@ -17,6 +17,7 @@ from ..errors import BayescaleError
 from .models import PilotError
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, available_memory, plan_pilot
+from .shapes import check_size
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -197,6 +198,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
+    check_size(a.n_params, a.arch)  # a refused size answers at once, with its error line only
     stage = Stages(quiet=a.quiet)
     stage(
         f"planning the pilot; the tokenizer and token arrays of corpus {a.corpus!r} are built on first use, then cached"
