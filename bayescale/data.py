@@ -90,7 +90,9 @@ def _rows(mask: np.ndarray, ids: pd.Series | None) -> str:
 
 def _validate_flops(flops: str) -> None:
     if flops not in FLOPS_CONVENTIONS:
-        raise _fail(f"flops={flops!r} is not a supported FLOP convention; allowed: {list(FLOPS_CONVENTIONS)}")
+        raise _fail(
+            f"flops={flops!r} is not a supported FLOP convention; allowed: {join_names(FLOPS_CONVENTIONS, 'or', quoted=True)}"
+        )
 
 
 def _blank(values: pd.Series) -> np.ndarray:
@@ -204,7 +206,8 @@ def _validate_columns(df: pd.DataFrame) -> None:
         missing.append("D or C")
     if missing:
         raise _fail(
-            f"missing required column(s) {missing}; columns present: {list(df.columns)}; "
+            f"missing required column(s) {join_names(missing, quoted=True)}; columns present: "
+            f"{join_names(df.columns, quoted=True, limit=20)}; "
             "required: 'N', 'loss' and at least one of 'D' or 'C' (the other is derived)"
         )
 

@@ -314,7 +314,11 @@ def _validate_simulate(sim: Mapping[str, Any], spec: ModelSpec) -> None:
     if missing or unknown:
         raise BayescaleError(
             f"loop config: [simulate] must give each parameter of law {spec.law.name!r} ({join_names(params)}), "
-            f"and optionally sigma, seed and df; missing {join_names(missing)}, unknown {join_names(unknown, quoted=True)}"
+            "and optionally sigma, seed and df; "
+            + "; ".join(
+                [f"missing {join_names(missing)}"] * bool(missing)
+                + [f"unknown {join_names(unknown, quoted=True)}"] * bool(unknown)
+            )
         )
 
 

@@ -605,7 +605,7 @@ _LOOP_HEAD = (
     [
         (
             "[simulate]\nE = 1.8\nB = 2000.0\nalpha = 0.35\nbeta = 0.36\n",
-            ["[simulate] must give each parameter of law 'chinchilla'", "missing ['A']"],
+            ["[simulate] must give each parameter of law 'chinchilla'", "missing A"],
         ),
         ('[simulate]\nE = 1.8\nA = "big"\nB = 2000.0\nalpha = 0.35\nbeta = 0.36\n', ["[simulate] A must be a number"]),
         (

@@ -17,6 +17,7 @@ import xarray as xr
 from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from .. import _arviz
+from .._words import join_names
 from ..errors import BayescaleError
 from ..likelihoods import noise_priors
 from ._style import LOG_AXIS_SPAN, plt
@@ -267,7 +268,7 @@ def plot_pair(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     """
     names = _validate_vars(fit, var_names or list(fit.spec.law.params))
     if len(names) < 2:
-        raise BayescaleError(f"a pair plot needs at least two variables, got {names}")
+        raise BayescaleError(f"a pair plot needs at least two variables, got {join_names(names) if names else 'none'}")
     stats = _arviz.group(fit.idata, "sample_stats")
     divergences = bool(stats is not None and "diverging" in stats and bool(stats["diverging"].values.any()))
     k = len(names)
