@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
 PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
 
-.PHONY: demo test test-all test-latest lock lint bench install clean
+.PHONY: demo test test-all test-latest lock lint bench install clean notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ test-latest:
 # Record the current test environment as the lock (after a green `make test-latest`, say).
 lock: $(VENV)/.installed-test
 	$(BIN)/python .ci/versions.py --write constraints.txt
+
+# Execute notebooks/*.ipynb at small size and store them with their outputs (commit the result).
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python scripts/execute_notebooks.py
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/bench_fit.py

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from . import _arviz
+from ._words import join_names
 from .averaging import fit as _fit
 from .data import law_inputs, load_runs, points_frame
 from .errors import BayescaleError
@@ -92,7 +93,7 @@ class LooResult:
     def __str__(self) -> str:
         s = f"elpd_loo {self.elpd:.2f} (SE {self.se:.2f}), p_loo {self.p_loo:.2f}"
         if self.flagged:
-            s += f"; Pareto k > {PARETO_K_BAD} (influential, LOO unreliable) for runs {list(self.flagged)}"
+            s += f"; Pareto k > {PARETO_K_BAD} (influential, LOO unreliable) for runs {join_names(self.flagged)}"
         return s
 
 
@@ -330,7 +331,9 @@ def check(
     new = load_runs(new_runs)
     dup = sorted(set(new["run_id"].astype(str)) & set(fit.runs["run_id"].astype(str)))
     if dup:
-        raise BayescaleError(f"new runs {dup} are already in the fit; a check needs runs the fit has not seen")
+        raise BayescaleError(
+            f"new runs {join_names(dup, quoted=True)} are already in the fit; a check needs runs the fit has not seen"
+        )
     table = predictive_table(fit, new, seed=seed)
     if not update:
         return NewRunCheck(table=table)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale._io import atomic_write
+from bayescale._words import join_names, quote
 from bayescale.errors import BayescaleError, RunsTableError
 from bayescale.laws import FALLBACK_COLUMNS
 
@@ -76,22 +77,22 @@ def _fail(message: str) -> RunsTableError:
 
 
 def _shown(values: list) -> str:
-    """``repr`` of a list, cut to its first few items."""
-    if len(values) <= _MAX_SHOWN:
-        return repr(values)
-    return f"{values[:_MAX_SHOWN]!r} and {len(values) - _MAX_SHOWN} more"
+    """Values as words (``'p02' and 'p04'``, ``0, 3 and 5``: text quoted, numbers not), cut to the first few."""
+    return join_names((quote(v) if isinstance(v, str) else v for v in values), limit=_MAX_SHOWN)
 
 
 def _rows(mask: np.ndarray, ids: pd.Series | None) -> str:
     """Name the rows where ``mask`` is true, by run id or else by position."""
     if ids is not None:
-        return f"rows run_id={_shown(list(ids[mask]))}"
+        return f"rows with run_id {_shown(list(ids[mask]))}"
     return f"rows at 0-based positions {_shown(np.flatnonzero(mask).tolist())}"
 
 
 def _validate_flops(flops: str) -> None:
     if flops not in FLOPS_CONVENTIONS:
-        raise _fail(f"flops={flops!r} is not a supported FLOP convention; allowed: {list(FLOPS_CONVENTIONS)}")
+        raise _fail(
+            f"flops={flops!r} is not a supported FLOP convention; allowed: {join_names(FLOPS_CONVENTIONS, 'or', quoted=True)}"
+        )
 
 
 def _blank(values: pd.Series) -> np.ndarray:
@@ -205,7 +206,8 @@ def _validate_columns(df: pd.DataFrame) -> None:
         missing.append("D or C")
     if missing:
         raise _fail(
-            f"missing required column(s) {missing}; columns present: {list(df.columns)}; "
+            f"missing required column(s) {join_names(missing, quoted=True)}; columns present: "
+            f"{join_names(df.columns, quoted=True, limit=20)}; "
             "required: 'N', 'loss' and at least one of 'D' or 'C' (the other is derived)"
         )
 
@@ -565,8 +567,8 @@ def points_frame(points: Any) -> pd.DataFrame:
 def _pointwise(message: str, n: int) -> str:
     """A runs-table message about points: "points at positions [...]", or for a single point no positions."""
     if n == 1:
-        return message.replace(" for rows at 0-based positions [0]", "").replace(
-            "; rows at 0-based positions [0] are not", "; the point is not"
+        return message.replace(" for rows at 0-based positions 0", "").replace(
+            "; rows at 0-based positions 0 are not", "; the point is not"
         )
     return message.replace("rows at", "points at")
 

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from . import frontier as _frontier
+from ._words import join_names
 from .data import points_frame
 from .errors import BayescaleError
 from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
@@ -382,7 +383,7 @@ def _extrapolation_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
         return []
     worst = float(table.loc[far, "C"].max()) / cmax
     return [
-        f"Caution: {far} extrapolate up to {worst:.3g}x the compute of the largest run; the bands assume the "
+        f"Caution: {join_names(far)} extrapolate{'s' if len(far) == 1 else ''} up to {worst:.3g}x the compute of the largest run; the bands assume the "
         "law holds that far, which no pilot can confirm."
     ]
 

@@ -36,6 +36,7 @@ from . import __version__, _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
 from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, psis
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
+from ._words import join_names
 from .data import law_inputs, load_runs, points_frame, runs_hash
 from .discrepancy import Learned, conformal_scaled, learn
 from .errors import (
@@ -321,7 +322,7 @@ def _problems(
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
     if bad_rhat and not split:
         problems.append(
-            f"r-hat above {RHAT_MAX} for {bad_rhat} (max {d['max_r_hat']:.3f}): the chains disagree. "
+            f"r-hat above {RHAT_MAX} for {join_names(bad_rhat)} (max {d['max_r_hat']:.3f}): the chains disagree. "
             "Run more warmup and draws (sampler.warmup / sampler.draws), or tighten the priors if the data "
             "cannot pin these parameters down."
         )
@@ -329,7 +330,7 @@ def _problems(
     low = table.index[(table["ess_bulk"] < ess_min) | (table["ess_tail"] < ess_min)].tolist()
     if low and not split:
         problems.append(
-            f"effective sample size below {ess_min} for {low} (min bulk {d['min_ess_bulk']:.0f}, tail "
+            f"effective sample size below {ess_min} for {join_names(low)} (min bulk {d['min_ess_bulk']:.0f}, tail "
             f"{d['min_ess_tail']:.0f}): intervals are noisy. Increase sampler.draws."
         )
     if d["divergences"]:

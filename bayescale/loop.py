@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_bytes
+from ._words import join_names
 from .averaging import fit as do_fit
 from .checks import check
 from .data import append_run, load_runs
@@ -223,7 +224,9 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
         base = path.resolve().parent
     unknown = sorted(set(d) - set(_CONFIG_KEYS))
     if unknown:
-        raise BayescaleError(f"loop config: unknown keys {unknown}; allowed {list(_CONFIG_KEYS)}")
+        raise BayescaleError(
+            f"loop config: unknown keys {join_names(unknown, quoted=True)}; allowed {join_names(_CONFIG_KEYS, quoted=True)}"
+        )
     for key in ("runs", "spec", "target"):
         if key not in d:
             raise BayescaleError(f"loop config: missing {key!r}")
@@ -292,7 +295,10 @@ def _validate_values(d: Mapping[str, Any]) -> None:
     for key, names in allowed.items():
         unknown = sorted(set(d.get(key, {})) - names)
         if unknown:
-            raise BayescaleError(f"loop config: [{key}] has unknown keys {unknown}; allowed {sorted(names)}")
+            raise BayescaleError(
+                f"loop config: [{key}] has unknown keys {join_names(unknown, quoted=True)}; "
+                f"allowed {join_names(sorted(names), quoted=True)}"
+            )
     for name, value in d.get("simulate", {}).items():
         if name == "seed":
             _number(value, "[simulate] seed", integer=True, zero=True)
@@ -307,8 +313,12 @@ def _validate_simulate(sim: Mapping[str, Any], spec: ModelSpec) -> None:
     unknown = sorted(set(sim) - set(params) - {"sigma", "seed", "df"})
     if missing or unknown:
         raise BayescaleError(
-            f"loop config: [simulate] must give each parameter of law {spec.law.name!r} {params} "
-            f"(and optionally sigma, seed, df); missing {missing}, unknown {unknown}"
+            f"loop config: [simulate] must give each parameter of law {spec.law.name!r} ({join_names(params)}), "
+            "and optionally sigma, seed and df; "
+            + "; ".join(
+                [f"missing {join_names(missing)}"] * bool(missing)
+                + [f"unknown {join_names(unknown, quoted=True)}"] * bool(unknown)
+            )
         )
 
 
@@ -340,7 +350,7 @@ class LoopResult:
                 f"(90% {r['lo90']:.4g}-{r['hi90']:.4g}, width of log {r['log_width90']:.4f})"
             )
         if self.surprises:
-            lines.append(f"surprising new runs (outside their 90% predictive band): {list(self.surprises)}")
+            lines.append(f"surprising new runs (outside their 90% predictive band): {join_names(self.surprises)}")
         return "\n".join(lines)
 
 
@@ -577,7 +587,7 @@ def _absorb_pending(
         chk = check(before, new, seed=cfg.seed)
         sur = chk.table.loc[chk.table["surprise"], "run_id"].astype(str).tolist()
         if sur:
-            say(f"round {state['round']}: surprising runs (outside the 90% predictive band): {sur}")
+            say(f"round {state['round']}: surprising runs (outside the 90% predictive band): {join_names(sur)}")
         state["surprises"] = list(dict.fromkeys(state["surprises"] + sur))
         state["spent"] = float(state["spent"]) + float(np.sum(costs_of(new, cost_fn)))
     state["pending"] = []

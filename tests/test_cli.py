@@ -20,6 +20,7 @@ import pytest
 
 import bayescale
 from bayescale import cli
+from bayescale._stages import STAGE_PREFIX
 from bayescale.errors import BayescaleError, ConvergenceWarning, StaleFitError
 from bayescale.inference import Fit
 from bayescale.laws import get_law, list_laws
@@ -32,12 +33,18 @@ VARS = ["E", "A", "B", "alpha", "beta", "sigma"]
 REPO = Path(bayescale.__file__).resolve().parent.parent
 
 
-def run(argv: list[str]) -> tuple[int, str, str]:
-    """``main(argv)`` with stdout and stderr captured (usable from module-scoped fixtures)."""
+def run(argv: list[str], stages: bool = False) -> tuple[int, str, str]:
+    """``main(argv)`` with stdout and stderr captured (usable from module-scoped fixtures).
+
+    The progress lines (``[  3.1s] sampling ...``) are dropped from stderr unless ``stages``, so the
+    tests of warnings and errors read what they test."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
+    text = err.getvalue()
+    if not stages:
+        text = "".join(line for line in text.splitlines(keepends=True) if not re.match(STAGE_PREFIX, line))
+    return code, out.getvalue(), text
 
 
 def write_runs(path: Path, **kwargs) -> Path:
@@ -47,9 +54,10 @@ def write_runs(path: Path, **kwargs) -> Path:
 
 
 def assert_one_error_line(code: int, err: str, *needles: str) -> str:
-    """Exit status 2 and exactly one ``bayescale: error:`` line on stderr containing each needle."""
+    """Exit status 2 and exactly one ``bayescale: error:`` line on stderr containing each needle
+    (after the progress lines of the stages that ran before the error)."""
     assert code == 2
-    lines = err.splitlines()
+    lines = [line for line in err.splitlines() if not re.match(STAGE_PREFIX, line)]
     assert len(lines) == 1, err
     assert lines[0].startswith("bayescale: error: "), err
     for needle in needles:
@@ -237,8 +245,8 @@ def test_predict_noise_widens_the_band(nuts_fit: dict, capsys: pytest.CaptureFix
         ("N=-1,D=1e12", ["'N=-1,D=1e12'", "> 0"]),
         ("N=1e9,N=2e9,D=1e12", ["N is given twice"]),
         ("", ["empty"]),
-        ("N=7e9", ["'N=7e9'", "['D'] missing"]),
-        ("N=7e9,D=1e12,X=3", ["'N=7e9,D=1e12,X=3'", "['X']"]),
+        ("N=7e9", ["'N=7e9'", "; D missing"]),
+        ("N=7e9,D=1e12,X=3", ["'N=7e9,D=1e12,X=3'", ": X is not an input"]),
     ],
 )
 def test_predict_bad_at(nuts_fit: dict, capsys: pytest.CaptureFixture, at: str, needles: list[str]) -> None:
@@ -441,11 +449,30 @@ def test_demo_on_small_synthetic_data(tmp_path: Path, monkeypatch: pytest.Monkey
     data.mkdir()
     write_runs(data / cli.DEMO_RUNS)
     monkeypatch.setattr(cli, "_data_dir", lambda: data)
-    code, out, err = run(["demo", "--out", tmp_path / "out", "--method", "laplace", "--draws", "200"])
+    code, out, err = run(["demo", "--out", tmp_path / "out", "--method", "laplace", "--draws", "200"], stages=True)
     assert code == 0, err
     assert out.startswith(f"demo: fitting bundled spec 'chinchilla' to 12 runs from {cli.DEMO_RUNS}")
     assert "synthetic placeholder" in out  # the synthetic source column is announced
     _check_demo_output(out, pd.read_csv(data / cli.DEMO_RUNS), tmp_path / "out" / "demo_fit.nc")
+    # The demo's D = 20 N is reconciled with the fit's own compute-optimal split.
+    assert "Chinchilla's rule of thumb" in out and "tokens per parameter (posterior medians" in out
+    # Progress: one line per stage on stderr, with the seconds since the start; none on stdout.
+    stages = [line for line in err.splitlines() if re.match(STAGE_PREFIX, line)]
+    assert [s.split("] ", 1)[1].split(" ")[0] for s in stages] == ["loading", "fitting:", "writing", "extrapolating"]
+    assert "MAP and Laplace approximation, 4 x 200 draws on 12 runs" in stages[1]
+    seconds = [float(s[1:].split("s]")[0]) for s in stages]
+    assert seconds == sorted(seconds) and seconds[0] < 1.0
+    assert not re.search(STAGE_PREFIX, out, re.M)
+
+
+def test_progress_goes_to_stderr_and_quiet_silences_it(fixed_fit: dict) -> None:
+    argv = ["predict", fixed_fit["path"], "--at", "N=7e9,D=1.4e12", "--at", "N=1e10,D=2e11", "--format", "json"]
+    code, out, err = run(argv, stages=True)
+    assert code == 0 and err.splitlines()[0].endswith(f"] loading the fit {fixed_fit['path']}"), err
+    assert re.match(STAGE_PREFIX + "predicting the loss at 2 points$", err.splitlines()[1]), err
+    code_q, out_q, err_q = run([*argv, "-q"], stages=True)
+    assert code_q == 0 and err_q == ""
+    assert out_q == out and len(json.loads(out)["points"]) == 2  # the answer is the same, and still JSON
 
 
 @pytest.mark.slow
@@ -693,8 +720,8 @@ def test_decide_options_without_N_and_D_show_dashes(tmp_path: Path) -> None:
         (["--option", "a:N=7e9,D=1e12", "--option", "a:N=1e9,D=1e10"], ["'a:N=1e9,D=1e10'", "'a' is given twice"]),
         (["--option", "a:N=7e9,D=1e12", "--risk", "cvar:1.5"], ["'cvar:1.5'", "cvar:Q"]),
         (["--option", "a:N=7e9,D=1e12", "--risk", "worst"], ["'worst'", "'mean'"]),
-        (["--option", "a:N=7e9"], ["--option 'a:N=7e9'", "['D'] missing"]),
-        (["--option", "a:N=7e9,D=1e12,X=2"], ["['X']", "not inputs of law 'chinchilla'"]),
+        (["--option", "a:N=7e9"], ["--option 'a:N=7e9'", "; D missing"]),
+        (["--option", "a:N=7e9,D=1e12,X=2"], [": X is not an input", "not an input of law 'chinchilla'"]),
         (["--option", "a:N=abc,D=1e12"], ["--option 'a:N=abc,D=1e12'", "'abc' is not a number"]),
         (["--option", "a:"], ["--option 'a:'", "empty"]),
         (["--option", "a:N=1e9,D=1e10", "--value", "5"], ["--value needs --threshold"]),
@@ -818,7 +845,7 @@ def test_optimal_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
     draws = {"E": np.full(50, 1.8), "a": np.full(50, 30.0), "b": np.full(50, -0.05), "sigma": np.full(50, 0.01)}
     fit_from_draws("power", runs, draws).save(tmp_path / "power.nc")
     code, out, err = run(["optimal", tmp_path / "power.nc", "--budget", "1e22"])
-    assert_one_error_line(code, err, "law 'power'", "reads ['C']")
+    assert_one_error_line(code, err, "law 'power'", "reads C, so")
     assert cli.main(["optimal", path]) == 2  # --budget is required (a usage error)
 
 
@@ -1043,7 +1070,10 @@ def test_loo_names_influential_runs(tmp_path: Path) -> None:
     assert flagged
     code, out, err = run(["loo", tmp_path / "wide.nc"])
     assert code == 0, err
-    assert f"with Pareto k > 0.7 (influential; LOO is unreliable for them): {', '.join(flagged)}" in out
+    named = ", ".join(flagged[:-1]) + " and " + flagged[-1] if len(flagged) > 1 else flagged[0]
+    if len(flagged) > 8:  # join_names counts the rest
+        named = f"{', '.join(flagged[:8])} and {len(flagged) - 8} more"
+    assert f"with Pareto k > 0.7 (influential; LOO is unreliable for them): {named}" in out
     rows = [line for line in out.splitlines() if line.endswith("k > 0.7")]
     assert [r.split()[0] for r in rows] == flagged
 
@@ -1176,3 +1206,41 @@ def test_predict_where_the_law_overflows_says_so_without_numpy_warnings(fixed_fi
         code, out, err = run(["predict", tmp_path / "wild.nc", "--at", "N=1e15,D=1e17"])
     assert_one_error_line(code, err, "the loss at N=1e+15, D=1e+17 is not a finite number > 0 for 20%")
     assert "nan" not in out
+
+
+# ------------------------------------------------------------- prose, not Python
+
+
+REPR_TELLS = ("['", '["', "\\u", "\\x")
+
+
+def test_a_typical_session_prints_words_not_python_reprs(fixed_fit: dict, tmp_path: Path) -> None:
+    """Lists of names read as words (``7B and 13B``, ``'p03'``), and an invisible character in a
+    run id is shown as ``<U+202E>``, not as a Python escape: in answers, warnings and errors alike."""
+    fit = fixed_fit["path"]
+    far = ["--option", "7B:N=7e12,D=1.4e15", "--option", "13B:N=1.3e13,D=7e14"]  # > 1000x: a caution
+    sessions = [
+        ["summary", fit],
+        ["predict", fit, "--at", "N=7e9,D=1.4e12"],
+        ["decide", fit, *far, "--threshold", "2.1"],
+        ["optimal", fit, "--budget", "5.76e23"],
+        ["check", fit, fixed_fit["new"]],
+        ["loo", fit],
+        ["predict", fit, "--at", "N=7e9,D=1e12,X=3"],  # errors name the user's items
+        ["predict", fit, "--at", "N=7e9"],
+        ["check", fit, fixed_fit["runs"]],
+    ]
+    bad = pd.read_csv(fixed_fit["runs"])
+    bad.loc[2, "run_id"] = "p\u202e03"
+    bad.loc[2, "loss"] = -1.0
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    sessions.append(["fit", "chinchilla", tmp_path / "bad.csv", "-o", tmp_path / "x.nc"])
+    texts = {}
+    for argv in sessions:
+        code, out, err = run(argv, stages=True)
+        texts[" ".join(map(str, argv[:1] + argv[2:]))] = (code, out + err)
+    assert "7B and 13B extrapolate" in texts[f"decide {' '.join(far)} --threshold 2.1"][1]
+    assert "'p<U+202E>03'" in texts[f"fit {tmp_path / 'bad.csv'} -o {tmp_path / 'x.nc'}"][1]
+    assert "\u202e" not in "".join(t for _, t in texts.values())  # never printed raw: it would reverse the line
+    for what, (_, text) in texts.items():
+        assert not [t for t in REPR_TELLS if t in text], (what, text[-1500:])

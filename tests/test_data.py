@@ -156,14 +156,14 @@ def test_missing_columns(drop, missing):
 def test_non_numeric(col):
     df = _table().astype({col: object})
     df.loc[[1, 3], col] = "abc"
-    with pytest.raises(RunsTableError, match=rf"column '{col}' must be numeric; rows run_id=\['p02', 'p04'\]"):
+    with pytest.raises(RunsTableError, match=rf"column '{col}' must be numeric; rows with run_id 'p02' and 'p04'"):
         load_runs(df)
 
 
 def test_non_numeric_c_in_csv(tmp_path):
     path = tmp_path / "runs.csv"
     path.write_text("run_id,N,C,loss\na,1e8,1.2e18,3.1\nb,4e8,lots,2.8\n")
-    with pytest.raises(RunsTableError, match=r"column 'C' must be numeric; rows run_id=\['b'\].*'lots'"):
+    with pytest.raises(RunsTableError, match=r"column 'C' must be numeric; rows with run_id 'b'.*'lots'"):
         load_runs(path)
 
 
@@ -172,7 +172,7 @@ def test_nan_in_required(col):
     df = _table()
     df.loc[2, col] = np.nan
     with pytest.raises(
-        RunsTableError, match=rf"column '{col}' must be a number, not empty or NaN; rows run_id=\['p03'\]"
+        RunsTableError, match=rf"column '{col}' must be a number, not empty or NaN; rows with run_id 'p03'"
     ):
         load_runs(df)
 
@@ -181,13 +181,13 @@ def test_nan_in_required(col):
 def test_infinite(col, value):
     df = _table(C=[1e16, 1e17, 1e18, 1e19])
     df.loc[[0, 2], col] = value
-    with pytest.raises(RunsTableError, match=rf"column '{col}' must be finite.*rows run_id=\['p01', 'p03'\]"):
+    with pytest.raises(RunsTableError, match=rf"column '{col}' must be finite.*rows with run_id 'p01' and 'p03'"):
         load_runs(df)
 
 
 def test_d_and_c_both_missing():
     df = _table(C=[np.nan, 1e17, np.nan, 1e19], D=[np.nan, np.nan, np.nan, 6e9])
-    with pytest.raises(RunsTableError, match=r"'D' and 'C'.*rows run_id=\['p01', 'p03'\]"):
+    with pytest.raises(RunsTableError, match=r"'D' and 'C'.*rows with run_id 'p01' and 'p03'"):
         load_runs(df)
 
 
@@ -195,25 +195,25 @@ def test_d_and_c_both_missing():
 def test_non_positive(col, value):
     df = _table(C=[1e16, 1e17, 1e18, 1e19])
     df.loc[[1, 2], col] = value
-    with pytest.raises(RunsTableError, match=rf"column '{col}' must be > 0; rows run_id=\['p02', 'p03'\] are not"):
+    with pytest.raises(RunsTableError, match=rf"column '{col}' must be > 0; rows with run_id 'p02' and 'p03' are not"):
         load_runs(df)
 
 
 def test_rows_named_by_position_without_run_id():
     df = _table().drop(columns="run_id")
     df.loc[[0, 3], "D"] = 0
-    with pytest.raises(RunsTableError, match=r"column 'D' must be > 0; rows at 0-based positions \[0, 3\]"):
+    with pytest.raises(RunsTableError, match=r"column 'D' must be > 0; rows at 0-based positions 0 and 3"):
         load_runs(df)
 
 
 def test_duplicate_run_ids():
     df = _table(run_id=["a", "b", "a", "b"])
-    with pytest.raises(RunsTableError, match=r"column 'run_id' must be unique; run ids \['a', 'b'\]"):
+    with pytest.raises(RunsTableError, match=r"column 'run_id' must be unique; run ids 'a' and 'b' appear"):
         load_runs(df)
 
 
 def test_empty_run_id():
-    with pytest.raises(RunsTableError, match=r"column 'run_id' must not be empty; rows at 0-based positions \[1\]"):
+    with pytest.raises(RunsTableError, match=r"column 'run_id' must not be empty; rows at 0-based positions 1"):
         load_runs(_table(run_id=["a", " ", "c", "d"]))
 
 
@@ -224,7 +224,7 @@ def test_file_not_found(tmp_path):
 
 
 def test_unknown_flops_convention():
-    with pytest.raises(RunsTableError, match=r"flops='8ND'.*allowed: \['6ND'\]"):
+    with pytest.raises(RunsTableError, match=r"flops='8ND'.*allowed: '6ND'"):
         load_runs(_table(), flops="8ND")
 
 
@@ -290,9 +290,9 @@ def test_append_refuses_duplicate_leaving_file_unchanged(tmp_path):
     path = tmp_path / "runs.csv"
     append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
     before = path.read_bytes()
-    with pytest.raises(RunsTableError, match=r"run ids \['a'\]"):
+    with pytest.raises(RunsTableError, match=r"run ids 'a' appear"):
         append_run(path, {"run_id": "a", "N": 2e8, "D": 4e9, "loss": 3.0})
-    with pytest.raises(RunsTableError, match=r"column 'loss' must be > 0; rows run_id=\['b'\]"):
+    with pytest.raises(RunsTableError, match=r"column 'loss' must be > 0; rows with run_id 'b'"):
         append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": -3.0})
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.csv.lock"]
@@ -321,7 +321,7 @@ def test_append_bad_row_type(tmp_path):
         append_run(tmp_path / "runs.csv", "N=1")
     with pytest.raises(RunsTableError, match="no rows"):
         append_run(tmp_path / "runs.csv", [])
-    with pytest.raises(RunsTableError, match=r"allowed: \['6ND'\]"):
+    with pytest.raises(RunsTableError, match=r"allowed: '6ND'"):
         append_run(tmp_path / "runs.csv", {"N": 1e8, "D": 2e9, "loss": 3.1}, flops="20ND")
     assert not (tmp_path / "runs.csv").exists()
 
@@ -380,7 +380,7 @@ def test_concurrent_appends(tmp_path):
 
 def test_runs_c_far_from_6nd_is_refused_naming_the_row():
     with pytest.raises(
-        RunsTableError, match=r"'C' is not consistent with C = 6 N D for rows run_id=\['p02'\].*two of N, D and C"
+        RunsTableError, match=r"'C' is not consistent with C = 6 N D for rows with run_id 'p02'.*two of N, D and C"
     ):
         load_runs(_table(C=[np.nan, 1.0, 1.2e18, np.nan]))
 
@@ -404,7 +404,7 @@ def test_runs_implausible_values_are_refused_naming_the_row(column, value, allow
     df = _table()
     df.loc[2, column] = value
     with np.errstate(all="raise"):  # no NumPy warning on the way
-        with pytest.raises(RunsTableError, match=rf"column '{column}' must be {allowed}.*run_id=\['p03'\]"):
+        with pytest.raises(RunsTableError, match=rf"column '{column}' must be {allowed}.*run_id 'p03'"):
             load_runs(df)
 
 
@@ -415,7 +415,7 @@ def test_runs_derived_value_outside_range_is_refused():
 
 
 def test_points_c_far_from_6nd_is_refused():
-    with pytest.raises(BayescaleError, match=r"points: 'C' is not consistent with C = 6 N D .*positions \[1\]"):
+    with pytest.raises(BayescaleError, match=r"points: 'C' is not consistent with C = 6 N D .*positions 1"):
         points_frame([{"N": 5e6, "D": 1e8}, {"N": 5e6, "D": 1e8, "C": 1.0}])
     assert points_frame({"N": 5e6, "D": 1e8, "C": 3.5e15})["C"].iloc[0] == 3.5e15
 

@@ -3,6 +3,7 @@
 In the default tier (``make test``, CI): each capability's notebook is part of what a change must keep working.
 """
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,22 @@ def test_notebook_runs(path, monkeypatch):
     # Each notebook prints its key results; a notebook that printed nothing did not run.
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert EXPECTED[path.name] and all(s in text for s in EXPECTED[path.name]), text[-2000:]
+
+
+#: The stored notebooks together stay below this (figures at modest resolution, no embedded reports).
+STORED_LIMIT_BYTES = 3_000_000
+
+
+def test_notebooks_are_stored_executed_and_small():
+    """Readers see the notebooks as they ran (``make notebooks`` stores them), without a heavy repository."""
+    total = 0
+    for path in NOTEBOOKS:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        unexecuted = [i for i, c in enumerate(code) if c.get("execution_count") is None]
+        assert not unexecuted, f"{path.name}: code cells {unexecuted} have no stored output: run `make notebooks`"
+        for c in code:
+            for out in c.get("outputs", []):
+                assert len(json.dumps(out)) <= 250_000, f"{path.name}: an output over 250 kB is stored"
+        total += path.stat().st_size
+    assert total < STORED_LIMIT_BYTES, f"notebooks/ holds {total / 1e6:.1f} MB"

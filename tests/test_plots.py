@@ -147,6 +147,52 @@ def test_pair_log_axes_and_ridge_correlations(fit):
     assert len(high) == 2  # the A-alpha and B-beta ridges, and only those
 
 
+def wide_draws(chains: int = 2, draws: int = 200, seed: int = 2) -> dict[str, np.ndarray]:
+    """Draws shaped like a posterior from a few dozen small pilots: every parameter spans more than
+    a factor 2, so every axis of the pair plot is logarithmic, over one to three decades."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((6, chains, draws))
+    return {
+        "E": 1.2 * np.exp(0.3 * z[0]),
+        "A": 30.0 * np.exp(0.8 * z[1]),
+        "alpha": 0.25 * np.exp(0.3 * z[1] + 0.05 * z[2]),
+        "B": 300.0 * np.exp(1.2 * z[3]),
+        "beta": 0.36 * np.exp(0.25 * z[3] + 0.05 * z[4]),
+        "sigma": 0.03 * np.exp(0.1 * z[5]),
+        "drift": 0.01 * rng.standard_normal((chains, draws)),
+    }
+
+
+def _drawn_tick_labels(ax, axis, renderer) -> list:
+    """(text, window extent, font size) of the tick labels matplotlib draws on one axis: visible, non-empty, in view."""
+    lo, hi = sorted(axis.get_view_interval())
+    out = []
+    for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+        label = tick.label1
+        if label.get_visible() and label.get_text() and lo <= tick.get_loc() <= hi:
+            out.append((label.get_text(), label.get_window_extent(renderer), label.get_fontsize()))
+    return out
+
+
+@pytest.mark.parametrize("draws", [ridge_draws, wide_draws], ids=["ridge", "wide"])
+def test_pair_tick_labels_do_not_overlap(runs, draws):
+    fig = plots.plot_pair(fit_from_draws("chinchilla", runs, draws()))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    overlaps, labelled = [], 0
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            labels = _drawn_tick_labels(ax, axis, renderer)
+            labelled += bool(labels)
+            for i, (a, box_a, _) in enumerate(labels):
+                overlaps += [
+                    (ax.get_xlabel(), ax.get_ylabel(), a, b) for b, box_b, _ in labels[i + 1 :] if box_a.overlaps(box_b)
+                ]
+            assert len({t[2] for t in labels}) <= 1, labels  # one font size per axis
+    assert not overlaps, overlaps
+    assert labelled >= 8  # the outer row and column are labelled: 4 x axes and 4 y axes
+
+
 def test_pair_needs_two_variables(fit):
     with pytest.raises(BayescaleError, match="at least two"):
         plots.plot_pair(fit, ["E"])

@@ -4,6 +4,7 @@ atomic writes, the command-line entry, and a render in headless Chromium when in
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import os
@@ -24,13 +25,14 @@ import bayescale as bs
 from bayescale import checks, report
 from bayescale.cli import report as report_cli
 from bayescale.errors import BayescaleError
+from bayescale.report._answer import answer_warnings
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
 EVIL_RUN = "<script>alert(1)</script>"
 EVIL_NOTE = '<img src="https://example.com/x.png" onerror="alert(2)"> & | *stars*'
 EVIL_OPTION = "<i>big</i>"
-SECTIONS = ("provenance", "summary", "diagnostics", "plots", "decision", "validation", "runs")
+SECTIONS = ("answer", "provenance", "summary", "diagnostics", "plots", "decision", "validation", "runs")
 N_FIGURES = 11  # 9 of the fit, the decision's and the validation's
 ALLOWED_TAGS = {
     "html",
@@ -62,6 +64,7 @@ ALLOWED_TAGS = {
     "img",
     "figcaption",
     "footer",
+    "section",
 }
 
 
@@ -420,3 +423,91 @@ def test_renders_in_headless_chromium(html_report, tmp_path):
     assert len(imgs) == N_FIGURES and all(a["src"].startswith("data:image/png;base64,") for a in imgs)
     assert not [t for t, _ in parsed.tags if t == "script"]
     assert EVIL_RUN in "".join(parsed.text)  # the run id survived as text in the live DOM
+
+
+# ------------------------------------------------------------------ the answer first
+
+
+def test_the_answer_box_opens_the_report(html_report, md_report, material):
+    text = html_report.read_text(encoding="utf-8")
+    body = text[text.index("<body>") :]
+    # The box comes right after the title, before the navigation and every section.
+    assert body.index('id="answer"') < body.index("<nav>") < body.index('id="provenance"')
+    box = text[text.index('<section class="answer"') : text.index("</section>")]
+    assert f'<p class="headline">{html.escape(material["decision"].verdict())}</p>' in box
+    assert f"Law chinchilla ({material['fit'].spec.law.formula}) fitted to 15 runs" in html.unescape(box)
+    # Its warnings are answer_warnings', one item each (the extension point of later sections).
+    fit = material["fit"]
+    warned = answer_warnings(
+        fit, psis=checks.loo(fit), decision=material["decision"], validation=material["validation"]
+    )
+    assert any(w.startswith("Influential runs") for w in warned)  # the fixed draws are wider than the data allow
+    for w in warned:
+        assert f"<li>{html.escape(w)}</li>" in box
+    assert box.count("<li>") == len(warned) and ("No warnings" in box) == (not warned)
+    md = md_report.read_text(encoding="utf-8")
+    assert md.index("## The answer") < md.index("## Provenance")
+
+
+def test_answer_warnings_say_what_is_wrong_in_words(material):
+    fit = material["fit"]
+    base = answer_warnings(fit)
+    quick = answer_warnings(dataclasses.replace(fit, method="laplace"))
+    assert len(quick) == len(base) + 1 and "refit with NUTS" in quick[-1]
+    held_out = answer_warnings(fit, validation=material["validation"])
+    surprises = int(material["validation"].table["surprise"].sum())
+    assert any(w.startswith("Leave-largest-out:") for w in held_out) == (surprises > 0)
+    for w in held_out:
+        assert "['" not in w and "\\u" not in w
+
+
+def test_report_prose_has_no_python_reprs(html_report, md_report):
+    for path in (html_report, md_report):
+        visible = "".join(_parse(path.read_text(encoding="utf-8")).text)
+        assert "['" not in visible and '["' not in visible and "\\u" not in visible, path
+
+
+def _headline_rect(exe: str, page, tmp_path) -> list[float]:
+    """top, bottom of the answer's headline and the viewport's width, height, as Chromium lays the page out."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    res = subprocess.run(
+        [
+            exe,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1280,800",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
+    m = re.search(r'data-probe="([^"]+)"', res.stdout)
+    assert m, res.stderr[-2000:]
+    return [float(x) for x in m.group(1).split(",")]
+
+
+def test_the_answer_is_on_the_first_screen_at_1280_by_800(html_report, tmp_path):
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium on PATH (chromium, chromium-browser or google-chrome): cannot lay the report out")
+    # The report forbids scripts (its Content-Security-Policy); a copy without the policy and with one
+    # measuring script reports where the browser put the headline.
+    text = re.sub(r'<meta http-equiv="Content-Security-Policy"[^>]*>', "", html_report.read_text(encoding="utf-8"))
+    probe = (
+        "<script>const r = document.querySelector('#answer p.headline').getBoundingClientRect();"
+        "document.body.setAttribute('data-probe', [r.top, r.bottom, window.innerWidth, window.innerHeight].join(','));"
+        "</script></body>"
+    )
+    page = tmp_path / "probe.html"
+    page.write_text(text.replace("</body>", probe), encoding="utf-8")
+    top, bottom, width, height = _headline_rect(exe, page, tmp_path)
+    assert width == 1280 and 500 < height <= 800
+    assert 0 < top < bottom <= height, (top, bottom, height)  # the whole headline, without scrolling

@@ -22,6 +22,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
 LAYERS: dict[str, int] = {
     "errors": 0,
     "_io": 0,
+    "_stages": 0,
+    "_words": 0,
     "priors": 1,
     "laws": 2,
     "_laws_nd": 2,

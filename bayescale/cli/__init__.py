@@ -17,7 +17,7 @@ Subcommands::
     bayescale loo FIT.nc                    PSIS-LOO with Pareto-k flags and LOO-PIT coverage
     bayescale report FIT.nc -o report.html [--decision NAME:N=..,D=..] [--threshold T]
                                             one self-contained HTML (or Markdown) report
-    bayescale demo                          fit the bundled Chinchilla spec to the bundled demo runs
+    bayescale demo                          fit the bundled Chinchilla spec to data/pilot_runs.csv and extrapolate
     bayescale laws                          the registered scaling laws
     bayescale specs                         the bundled model specs
     bayescale check-spec SPEC               validate a spec; print its canonical TOML and id
@@ -64,7 +64,16 @@ from bayescale.errors import BayescaleError
 # load_fit, parse_option and parse_point are public; _data_dir (the demo looks it up here when it
 # runs, so it can be pointed elsewhere), _jsonable, _with_readable_warnings, DEMO_RUNS and _band_text
 # are here for the tests.
-from ._common import _data_dir, _jsonable, _one_line, _with_readable_warnings, load_fit, parse_option, parse_point  # noqa: F401
+from ._common import (  # noqa: F401
+    _data_dir,
+    _jsonable,
+    _one_line,
+    _quiet_option,
+    _with_readable_warnings,
+    load_fit,
+    parse_option,
+    parse_point,
+)
 from .fitting import DEMO_RUNS, _band_text  # noqa: F401
 
 
@@ -109,7 +118,7 @@ COMMANDS: dict[str, Command] = {
     "check": Command(_DECISIONS, "was each new run a surprise? optionally refit with them"),
     "validate": Command(_FITTING, "leave-largest-out: fit the small runs, predict the largest"),
     "loo": Command(_FITTING, "PSIS-LOO and LOO-PIT calibration of a saved fit"),
-    "demo": Command(_FITTING, "fit the bundled Chinchilla spec to the bundled demo runs"),
+    "demo": Command(_FITTING, "fit the bundled Chinchilla spec to data/pilot_runs.csv and extrapolate"),
     "laws": Command(_SPECS, "list the registered scaling laws", compiles=False),
     "specs": Command(_SPECS, "list the bundled model specs", compiles=False),
     "check-spec": Command(_SPECS, "validate a spec; print its canonical TOML and id", compiles=False),
@@ -135,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.help, add_help=not command.own_args)
         importlib.import_module(command.module).PARSERS[name](p)
+        if not command.own_args:  # one convention for all: progress lines on stderr unless -q
+            _quiet_option(p)
     return parser
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import bayescale
+from bayescale._stages import Stages
+from bayescale._words import join_names
 from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
 
 if TYPE_CHECKING:  # annotations only: no import at run time
@@ -154,7 +156,8 @@ def _validate_point(fit: Fit, text: str, point: Mapping[str, float], flag: str =
     unknown = [k for k in point if k not in allowed]
     if unknown:
         raise BayescaleError(
-            f"{flag} {text!r}: {unknown} are not inputs of law {fit.spec.law.name!r}; it reads {needed} (and C = 6ND links N, D and C)"
+            f"{flag} {text!r}: {join_names(unknown)} {'is' if len(unknown) == 1 else 'are'} not an input of law "
+            f"{fit.spec.law.name!r}; it reads {join_names(needed)} (and C = 6ND links N, D and C)"
         )
     try:
         frame = points_frame(point)
@@ -163,7 +166,8 @@ def _validate_point(fit: Fit, text: str, point: Mapping[str, float], flag: str =
     missing = [c for c in needed if c not in frame.columns]
     if missing:
         raise BayescaleError(
-            f"{flag} {text!r}: law {fit.spec.law.name!r} needs {needed}; {missing} missing (give it, or two of N, D, C: C = 6ND gives the third)"
+            f"{flag} {text!r}: law {fit.spec.law.name!r} needs {join_names(needed)}; {join_names(missing)} missing "
+            "(give it, or two of N, D, C: C = 6ND gives the third)"
         )
 
 
@@ -214,6 +218,33 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
         help="conformal: scale the bands so their 90%% intervals cover the runs held out by leave-future-out "
         "splits at the split-conformal rate (assumes those errors are exchangeable with your target's)",
     )
+
+
+# ------------------------------------------------------------------ progress
+
+
+def _quiet_option(p: argparse.ArgumentParser) -> None:
+    """``-q``/``--quiet``, which every command's parser gets from :func:`bayescale.cli.build_parser`."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _stages(args: argparse.Namespace) -> Stages:
+    """The command's progress printer: one ``[ 3.1s] stage`` line on stderr per stage, none with ``-q``."""
+    return Stages(quiet=bool(getattr(args, "quiet", False)))
+
+
+def _fitting_words(spec: Any, args: argparse.Namespace, n_runs: int | None = None) -> str:
+    """The fit a command is about to make, in words: method, chains x draws (NUTS: and warmup), runs."""
+    members = getattr(spec, "members", None)  # a law average: leave-future-out splits, then each law
+    s = members[0].sampler if members else spec.sampler
+    chains, draws = args.chains or s.chains, args.draws or s.draws
+    runs = f" on {n_runs} runs" if n_runs is not None else ""
+    if members:
+        runs += f", {len(members)} laws weighed on leave-future-out splits first"
+    if args.method == "nuts":
+        return f"sampling: NUTS, {chains} chains x {draws} draws ({args.warmup or s.warmup} warmup){runs}"
+    how = "MAP and Laplace approximation" + (", corrected by importance sampling" if args.method == "psis" else "")
+    return f"fitting: {how}, {chains} x {draws} draws{runs}"
 
 
 # ------------------------------------------------------------------ output

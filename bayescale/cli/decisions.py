@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from bayescale._words import join_names
 from bayescale.errors import BayescaleError
 
 from ._common import (
@@ -25,6 +26,7 @@ from ._common import (
     _predictive_text,
     _print_json,
     _records,
+    _stages,
     _table,
     _validate_ci_prob,
     _validate_output,
@@ -105,8 +107,11 @@ def cmd_decide(args: argparse.Namespace) -> int:
         utility = Utility(value=args.value, price_per_flop=args.price_per_flop or 0.0)
     for text in args.option:  # malformed options fail before the fit is read
         parse_option(text)
+    stage = _stages(args)
+    stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
     options = _options(fit, args.option)
+    stage(f"drawing the loss of {len(options)} options and comparing them draw by draw")
     dec = decide(
         options,
         fit=fit,
@@ -151,13 +156,16 @@ def cmd_optimal(args: argparse.Namespace) -> int:
         _flops(b, "--budget")
     if not 0 < args.tolerance < 1:
         raise BayescaleError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance!r}")
+    stage = _stages(args)
+    stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
     cols = list(fit.spec.columns)
     if not {"N", "D"} <= set(cols):
         raise BayescaleError(
             f"compute-optimal allocation splits a budget C = 6ND between N and D; law {fit.spec.law.name!r} of spec "
-            f"{fit.spec.name!r} reads {cols}, so at fixed C its loss does not depend on the split"
+            f"{fit.spec.name!r} reads {join_names(cols)}, so at fixed C its loss does not depend on the split"
         )
+    stage(f"compute-optimal allocation at {len(args.budget)} budget{'s' if len(args.budget) != 1 else ''}")
     method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance)
     if args.format == "json":
         _print_json(
@@ -270,7 +278,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output is not None else None
     if out is not None:
         _validate_output(out)
+    stage = _stages(args)
+    stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
+    stage(f"checking the new runs of {args.new_runs}" + (" and refitting with them (NUTS)" if args.update else ""))
     result = _with_readable_warnings(
         lambda: check(fit, args.new_runs, update=args.update, seed=args.seed, budget=args.budget)
     )

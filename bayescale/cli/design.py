@@ -19,7 +19,7 @@ from typing import Any
 
 from bayescale.errors import BayescaleError
 
-from ._common import _flops, _print_json, load_fit
+from ._common import _flops, _print_json, _stages, _with_readable_warnings, load_fit
 
 
 def _target(args: argparse.Namespace) -> Any:
@@ -52,7 +52,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise BayescaleError(f"-k must be at least 1, got {args.k}")
     target = _target(args)
+    stage = _stages(args)
+    stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
+    stage(f"planning the next {args.k} runs for {args.budget_flops:g} FLOPs ({args.planner} planner)")
     sug = suggest(
         fit,
         target,
@@ -76,7 +79,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 def cmd_loop(args: argparse.Namespace) -> int:
     from bayescale.active import run_loop
 
-    res = run_loop(args.config, log=None if args.quiet else print, max_rounds=args.max_rounds)
+    stage = _stages(args)
+    res = _with_readable_warnings(
+        lambda: run_loop(args.config, log=None if args.quiet else stage, max_rounds=args.max_rounds)
+    )
     if args.format == "json":
         print(
             json.dumps(
@@ -152,7 +158,6 @@ def _loop_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("config", metavar="CONFIG.toml", help="the loop config (TOML)")
     p.add_argument("--max-rounds", type=int, default=None, help="stop (resumably) after this many rounds")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_loop)
 

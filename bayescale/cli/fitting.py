@@ -12,12 +12,14 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
+from bayescale._words import join_names
 from bayescale.errors import BayescaleError
 
 from ._common import (
     PREDICTIVE_COLUMNS,
     _diagnostics_line,
     _fit_options,
+    _fitting_words,
     _fmt,
     _header,
     _pct,
@@ -25,6 +27,7 @@ from ._common import (
     _print_json,
     _records,
     _spec_source,
+    _stages,
     _summary_text,
     _table,
     _validate_output,
@@ -36,6 +39,7 @@ from ._common import (
 )
 
 if TYPE_CHECKING:  # annotations only: no import at run time
+    from bayescale._stages import Stages
     from bayescale.inference import Fit
 
 #: Spec and runs file of ``bayescale demo``.
@@ -93,10 +97,13 @@ def _band_text(rows: Sequence[Mapping[str, Any]], ci_prob: float, lead: Sequence
     return _table(body, header, right=[False] * len(lead) + [True] * (len(header) - len(lead)))
 
 
-def _fit_and_report(spec: Any, runs: Any, args: argparse.Namespace, out: Path, ci_prob: float = 0.9) -> Any:
+def _fit_and_report(
+    spec: Any, runs: Any, args: argparse.Namespace, out: Path, stage: Stages, ci_prob: float = 0.9
+) -> Any:
     from bayescale.averaging import fit as run_fit
 
     _validate_output(out)
+    stage(_fitting_words(spec, args, len(runs)))
 
     result = _with_readable_warnings(
         lambda: run_fit(
@@ -117,18 +124,21 @@ def _fit_and_report(spec: Any, runs: Any, args: argparse.Namespace, out: Path, c
     print(_summary_text(result.summary(ci_prob=ci_prob)))
     print()
     print(_diagnostics_line(result.diagnostics()))
+    stage(f"writing {out}")
     path = result.save(out)
     print(f"wrote {path}")
     return result
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    stage = _stages(args)
+    stage(f"loading the spec and the runs table {args.runs}")
     from bayescale.data import load_runs
     from bayescale.spec import load_spec
 
     spec = load_spec(_spec_source(args.spec))
     runs = load_runs(args.runs)
-    _fit_and_report(spec, runs, args, Path(args.output))
+    _fit_and_report(spec, runs, args, Path(args.output), stage)
     return 0
 
 
@@ -242,9 +252,12 @@ def _misfit_or_none(fit: Fit) -> Any:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     points = [parse_point(text) for text in args.at]
+    stage = _stages(args)
+    stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
     for text, point in zip(args.at, points):
         _validate_point(fit, text, point)
+    stage(f"predicting the loss at {len(points)} point{'s' if len(points) != 1 else ''}")
     rows = _band(fit, points, args.ci_prob, args.noise, args.seed)
     if args.format == "json":
         _print_json(
@@ -269,7 +282,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     if not 0 < args.holdout_top < 1:
         raise BayescaleError(f"--holdout-top must be a fraction in (0, 1), got {args.holdout_top!r}")
+    stage = _stages(args)
+    stage("loading the spec")
     spec = load_spec(_spec_source(args.spec))
+    stage(
+        f"leave-largest-out: holding out the top {_pct(args.holdout_top)} of {args.runs} by compute; "
+        + _fitting_words(spec, args)
+    )
     val = _with_readable_warnings(
         lambda: leave_largest_out(
             spec,
@@ -317,9 +336,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_loo(args: argparse.Namespace) -> int:
+    stage = _stages(args)
+    stage(f"loading the fit {args.fit}")
     from bayescale.checks import PARETO_K_BAD, coverage, loo, loo_pit
 
     fit = load_fit(args.fit)
+    stage(f"PSIS-LOO and LOO-PIT over {len(fit.runs)} runs")
     res = loo(fit)
     pit = loo_pit(fit)
     cov = coverage(pit.to_numpy())
@@ -346,7 +368,7 @@ def cmd_loo(args: argparse.Namespace) -> int:
     if res.flagged:
         runs = f"{len(res.flagged)} run{'s' if len(res.flagged) != 1 else ''}"
         print(
-            f"{runs} with Pareto k > {PARETO_K_BAD} (influential; LOO is unreliable for them): {', '.join(res.flagged)}"
+            f"{runs} with Pareto k > {PARETO_K_BAD} (influential; LOO is unreliable for them): {join_names(res.flagged)}"
         )
     else:
         print(f"all Pareto k <= {PARETO_K_BAD}: the LOO estimate is reliable")
@@ -391,14 +413,16 @@ def _demo_csv() -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bayescale.data import load_runs
-    from bayescale.spec import load_spec
-
     csv = _demo_csv()
     if not csv.is_file():
         raise BayescaleError(
             f"the demo needs the bundled runs table {csv}, which is missing; run the demo from a source checkout of bayescale"
         )
+    stage = _stages(args)
+    stage(f"loading the spec {DEMO_SPEC!r} and the runs table {csv.name}")
+    from bayescale.data import load_runs
+    from bayescale.spec import load_spec
+
     spec = load_spec(DEMO_SPEC)
     runs = load_runs(csv)
     largest = runs.loc[runs["C"].idxmax()]
@@ -411,7 +435,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"note: these runs are a synthetic placeholder, not real training runs (see {csv.parent.name}/README.md)\n"
         )
     out = Path(args.out) / "demo_fit.nc"
-    fit = _fit_and_report(spec, runs, args, out)
+    fit = _fit_and_report(spec, runs, args, out, stage)
+    stage(f"extrapolating to {', '.join(f'{k:g}x' for k in DEMO_SCALES)} the largest run's compute")
     points, scales = [], []
     for k in DEMO_SCALES:
         c = k * float(largest["C"])
@@ -423,7 +448,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
         r["compute"] = s
     print(f"\nextrapolation along D = {DEMO_TOKENS_PER_PARAM:g} N, in multiples of the largest run's compute:\n")
     print(_band_text(rows, 0.9, lead=("compute",)))
+    print()
+    print(_demo_ratio_note(fit, [k * float(largest["C"]) for k in DEMO_SCALES]))
     return 0
+
+
+def _demo_ratio_note(fit: Fit, budgets: Sequence[float]) -> str:
+    """One sentence that reconciles the demo's D = 20 N with the fit's compute-optimal split (the
+    report's frontier and ``bayescale optimal``), which for small pilots is often far from 20."""
+    from bayescale.decisions import frontier
+
+    fr = frontier(fit, list(budgets), ci_probs=[0.9])
+    med = fr["tokens_per_param_median"]
+    lo, hi = fr["tokens_per_param_lo90"].min(), fr["tokens_per_param_hi90"].max()
+    return (
+        f"D = {DEMO_TOKENS_PER_PARAM:g} N is Chinchilla's rule of thumb for large models, not this fit's optimum: "
+        f"the fitted law's compute-optimal split at these budgets is {_fmt(med.iloc[0], 2)} to {_fmt(med.iloc[-1], 2)} "
+        f"tokens per parameter (posterior medians; 90% intervals {_fmt(lo, 2)} to {_fmt(hi, 2)}), which is what "
+        '`bayescale optimal` and the report\'s frontier show. The table above answers "what if we keep the 20:1 rule", '
+        'the frontier "what split is best".'
+    )
 
 
 # ------------------------------------------------------------------ parsers

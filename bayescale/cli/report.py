@@ -14,9 +14,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from bayescale._words import join_names
 from bayescale.errors import BayescaleError
 
-from ._common import _validate_output, load_fit, parse_option
+from ._common import _stages, _validate_output, load_fit, parse_option
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:
@@ -61,6 +62,8 @@ def _run_report(args: argparse.Namespace) -> int:
             raise BayescaleError(f"--decision {text!r}: option name {name!r} is given twice")
         options[name] = point
     _validate_output(out, "the report", f"report.{fmt}")
+    stage = _stages(args)
+    stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
     decision = None
     if options:
@@ -71,14 +74,19 @@ def _run_report(args: argparse.Namespace) -> int:
                 raise BayescaleError(f"--decision {name!r}: {str(e).removeprefix('points: ')}") from None
             missing = [c for c in fit.spec.columns if c not in frame]
             if missing:
-                raise BayescaleError(f"--decision {name!r}: the law needs {missing}; give e.g. N=7e9,D=1.4e12")
+                raise BayescaleError(
+                    f"--decision {name!r}: the law needs {join_names(missing)}; give e.g. N=7e9,D=1.4e12"
+                )
+        stage(f"deciding between {len(options)} options")
         decision = decide(options, fit=fit, threshold=args.threshold, risk=risk, seed=args.seed)
     validation = None
     if args.holdout_top is not None:
         from bayescale.checks import leave_largest_out
 
+        stage(f"leave-largest-out: refitting without the top {args.holdout_top:.0%} of runs by compute (NUTS)")
         validation = leave_largest_out(fit.spec, fit.runs, holdout_top=args.holdout_top, seed=args.seed)
     writer = write_markdown if fmt == "md" else write_html
+    stage(f"writing {out}: checks, figures and tables")
     path = writer(fit, out, decision=decision, validation=validation, title=args.title, decision_seed=args.seed)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
     return 0

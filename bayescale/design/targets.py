@@ -20,6 +20,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .. import likelihoods
+from .._words import join_names
 from ..data import law_inputs, points_frame
 from ..errors import BayescaleError
 from ..frontier import compute_optimal, law_draws
@@ -164,7 +165,9 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
     d = dict(target)
     unknown = sorted(set(d) - {"kind", "N", "D", "C", "threshold"})
     if unknown:
-        raise BayescaleError(f"target: unknown fields {unknown}; allowed kind, N, D, C, threshold")
+        raise BayescaleError(
+            f"target: unknown fields {join_names(unknown, quoted=True)}; allowed kind, N, D, C, threshold"
+        )
     kind = d.pop("kind", None)
     if kind is None:
         kind = "loss" if ("N" in d or "D" in d) else "frontier"

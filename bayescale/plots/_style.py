@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import matplotlib
 import pandas as pd
 
+from .._words import join_names
 from ..errors import BayescaleError
 
 
@@ -61,7 +62,9 @@ def _runs_frame(fit: Fit) -> pd.DataFrame:
     runs = fit.runs
     missing = [c for c in ("N", "D", "C", "loss") if c not in runs]
     if missing:
-        raise BayescaleError(f"the fit's runs table lacks columns {missing}; scaling plots need N, D, C and loss")
+        raise BayescaleError(
+            f"the fit's runs table lacks columns {join_names(missing)}; scaling plots need N, D, C and loss"
+        )
     return runs
 
 

@@ -14,12 +14,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 from .. import _arviz
+from .._words import join_names
 from ..errors import BayescaleError
 from ..likelihoods import noise_priors
-from ._style import LOG_AXIS_SPAN, _log_labels, plt
+from ._style import LOG_AXIS_SPAN, plt
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from ..inference import Fit
@@ -202,6 +203,45 @@ def plot_posteriors(
     return fig
 
 
+#: At most this many labelled ticks per pair-plot axis: a panel is about 2 inches wide, and more
+#: labels than this overlap once rotated.
+PAIR_TICKS = 4
+#: Mantissas tried for log-axis ticks, sparsest first: the first set that gives three labels (or the
+#: densest one within :data:`PAIR_TICKS`) wins.
+_LOG_SUBS = ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """At most :data:`PAIR_TICKS` round numbers (1, 2, 3, 5 times a power of ten) inside ``[lo, hi]``."""
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    best: list[float] = []
+    for subs in _LOG_SUBS:
+        ticks = [m * 10.0**e for e in decades for m in subs if lo <= m * 10.0**e <= hi]
+        if len(ticks) > PAIR_TICKS:
+            break
+        best = ticks
+        if len(ticks) >= 3:
+            break
+    return best
+
+
+def _pair_ticks(axis: Any, log: bool) -> None:
+    """Few, evenly sized plain-number labels on one axis of a pair-plot panel.
+
+    Matplotlib's log formatter labels majors and minors in two sizes and, over one or two decades,
+    labels so many minors that they overlap; a pair-plot panel is small, so its ticks are chosen
+    here: round numbers on a log axis, at most :data:`PAIR_TICKS` on a linear one.
+    """
+    if not log:
+        axis.set_major_locator(MaxNLocator(PAIR_TICKS))
+        return
+    lo, hi = sorted(axis.get_view_interval())
+    axis.set_major_locator(FixedLocator(_log_ticks(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_pair(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     """Pair plot of the law's parameters (ArviZ), log axes for positive ones.
 
@@ -228,7 +268,7 @@ def plot_pair(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
     """
     names = _validate_vars(fit, var_names or list(fit.spec.law.params))
     if len(names) < 2:
-        raise BayescaleError(f"a pair plot needs at least two variables, got {names}")
+        raise BayescaleError(f"a pair plot needs at least two variables, got {join_names(names) if names else 'none'}")
     stats = _arviz.group(fit.idata, "sample_stats")
     divergences = bool(stats is not None and "diverging" in stats and bool(stats["diverging"].values.any()))
     k = len(names)
@@ -245,9 +285,8 @@ def plot_pair(fit: Fit, var_names: Sequence[str] | None = None) -> Any:
             for axis, v, setter in ((a.xaxis, xv, a.set_xscale), (a.yaxis, yv, a.set_yscale)):
                 if logaxis[v]:
                     setter("log")
-                    _log_labels(axis)
-                else:
-                    axis.set_major_locator(MaxNLocator(4))
+                _pair_ticks(axis, logaxis[v])
+            a.tick_params(which="both", labelsize=8)
             if j == k - 2:
                 for label in a.get_xticklabels(which="both"):
                     label.set_rotation(30)

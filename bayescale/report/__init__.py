@@ -34,7 +34,7 @@ from ._content import EXTRAPOLATION_SCALES as EXTRAPOLATION_SCALES
 from ._content import _blocks, _n_steps
 from ._elements import PNG_SIGNATURE as PNG_SIGNATURE
 from ._elements import REPORT_DPI as REPORT_DPI
-from ._elements import _Figure, _Heading, _List, _Para, _Pre, _Progress, _Table, figure_png, png_size
+from ._elements import _Answer, _Figure, _Heading, _List, _Para, _Pre, _Progress, _Table, figure_png, png_size
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from ..inference import Fit
@@ -70,6 +70,11 @@ ul.problem li, p.problem { color: #8a1c1c; }
 ul.warn li, p.warn { color: #7a4d00; }
 p.ok { color: #1f6f3a; }
 p.verdict { font-size: 1.02rem; background: #f5f7f9; border-left: 4px solid #0b5cad; padding: .5rem .8rem; }
+section.answer { background: #eaf3fc; border: 1px solid #b6d4f2; border-left: 6px solid #0b5cad;
+                 border-radius: 6px; padding: .7rem 1.1rem; margin: .8rem 0 1rem; }
+section.answer h2 { margin: 0 0 .3rem; padding: 0; border: 0; font-size: 1.1rem; }
+section.answer p.headline { font-size: 1.12rem; font-weight: 600; margin: .2rem 0 .4rem; }
+section.answer p, section.answer ul { margin: .25rem 0; }
 footer { margin-top: 3rem; color: #6a737d; font-size: .82rem; border-top: 1px solid #d8dee4; padding-top: .6rem; }
 """
 
@@ -101,7 +106,21 @@ def _html_table(t: _Table) -> str:
     return table
 
 
+def _html_answer(b: _Answer) -> str:
+    """The summary box: the headline first, so it is on the first screen whatever follows."""
+    if b.warnings:
+        doubts = '<ul class="problem">' + "".join(f"<li>{_e(w)}</li>" for w in b.warnings) + "</ul>"
+    else:
+        doubts = '<p class="ok">No warnings: sampling, misfit, design and leave-one-out checks found nothing.</p>'
+    return (
+        '<section class="answer" id="answer"><h2>The answer</h2>'
+        f'<p class="headline">{_e(b.headline)}</p><p>{_e(b.fitted)}</p>{doubts}</section>'
+    )
+
+
 def _html_block(b: Any) -> str:
+    if isinstance(b, _Answer):
+        return _html_answer(b)
     if isinstance(b, _Heading):
         anchor = f' id="{_e(b.anchor)}"' if b.anchor else ""
         return f"<h{b.level}{anchor}>{_e(b.text)}</h{b.level}>"
@@ -134,7 +153,9 @@ def render_html(title: str, blocks: Sequence[Any]) -> str:
         for b in blocks
         if isinstance(b, _Heading) and b.level == 2 and b.anchor
     )
-    body = "\n".join(_html_block(b) for b in blocks)
+    # The answer box goes above the navigation: the first screen shows the answer, the links come after.
+    top = "\n".join(_html_block(b) for b in blocks if isinstance(b, _Answer))
+    body = "\n".join(_html_block(b) for b in blocks if not isinstance(b, _Answer))
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -144,7 +165,7 @@ def render_html(title: str, blocks: Sequence[Any]) -> str:
         f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{_e(title)}</h1>"
         '<p class="lead">A Bayesian scaling-law fit: what the runs say, how sure it is, and how far to trust the extrapolation.</p>'
-        f"</header>\n<nav>{nav}</nav>\n<main>\n{body}\n</main>\n"
+        f"</header>\n{top}\n<nav>{nav}</nav>\n<main>\n{body}\n</main>\n"
         f"<footer>Written by bayescale {_e(__version__)}. This file is self-contained: no scripts, no external resources.</footer>\n"
         "</body>\n</html>\n"
     )
@@ -195,7 +216,10 @@ def render_markdown(title: str, blocks: Sequence[Any], image_dir: str) -> tuple[
     parts = [f"# {_md(title)}"]
     images: dict[str, bytes] = {}
     for b in blocks:
-        if isinstance(b, _Heading):
+        if isinstance(b, _Answer):
+            doubts = "\n".join(f"- {_md(w)}" for w in b.warnings) or "No warnings."
+            parts.append(f"## The answer\n\n**{_md(b.headline)}**\n\n{_md(b.fitted)}\n\n{doubts}")
+        elif isinstance(b, _Heading):
             parts.append(f"{'#' * b.level} {_md(b.text)}")
         elif isinstance(b, _Para):
             parts.append(_md(b.text))

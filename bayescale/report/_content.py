@@ -15,6 +15,7 @@ from .. import __version__, plots  # plots before checks: bayescale.plots picks 
 from ..checks import coverage, design_warnings, loo, loo_pit
 from ..errors import BayescaleError
 from ..frontier import band_table, frontier
+from ._answer import answer_block
 from ._elements import (
     _Figure,
     _fixed,
@@ -87,7 +88,7 @@ def _provenance(fit: Fit, now: datetime.datetime) -> list[Any]:
     ]
 
 
-def _summary(fit: Fit) -> list[Any]:
+def _summary(fit: Fit, bands: Any) -> list[Any]:
     s = fit.summary()
     cols = list(s.columns)
     header = ("variable", *cols)
@@ -107,24 +108,38 @@ def _summary(fit: Fit) -> list[Any]:
         _Heading("Posterior summary", "summary"),
         _Para(
             f"Law {fit.spec.law.name}: {fit.spec.law.formula}. Mean, sd, median and 90% equal-tailed interval of each parameter."
+            + (
+                " The drift row is the signed extrapolation drift in log loss per decade of compute beyond the "
+                "largest run (tau times a standard normal, tau from the spec's per_decade prior): centred on 0, "
+                "from the prior alone, since no run can inform it."
+                if "drift" in s.index
+                else ""
+            )
         ),
         _Table(header, tuple(rows), numeric=(False,) + (True,) * len(cols)),
     ]
-    out += _extrapolation(fit)
+    out += _extrapolation(fit, bands)
     return out
 
 
-def _extrapolation(fit: Fit) -> list[Any]:
-    """Loss along the compute-optimal frontier at multiples of the largest run's compute."""
+def _frontier_bands(fit: Fit) -> tuple[Any, Any] | None:
+    """The compute-optimal frontier at multiples of the largest run's compute, and the law's loss band at
+    its median allocation; None for a law without N and D. Computed once: the table and the answer box read it."""
     if "C" not in fit.runs or not {"N", "D"} <= set(fit.spec.columns):
-        return []
+        return None
     cmax = float(fit.runs["C"].max())
     budgets = np.array([k * cmax for k in EXTRAPOLATION_SCALES])
     fr = frontier(fit, budgets, ci_probs=[0.9])
     n_opt = fr["N_opt_median"].to_numpy(float)
-    bands = band_table(fit.predict({"N": n_opt, "D": budgets / (6.0 * n_opt)}), ci_probs=[0.9])
+    return fr, band_table(fit.predict({"N": n_opt, "D": budgets / (6.0 * n_opt)}), ci_probs=[0.9])
+
+
+def _extrapolation(fit: Fit, bands: tuple[Any, Any] | None) -> list[Any]:
+    """Loss along the compute-optimal frontier at multiples of the largest run's compute."""
+    if bands is None:
+        return []
     rows = []
-    for k, (_, f), (_, b) in zip(EXTRAPOLATION_SCALES, fr.iterrows(), bands.iterrows()):
+    for k, (_, f), (_, b) in zip(EXTRAPOLATION_SCALES, bands[0].iterrows(), bands[1].iterrows()):
         rows.append(
             (
                 f"{k:g}x",
@@ -142,7 +157,9 @@ def _extrapolation(fit: Fit) -> list[Any]:
             "Compute-optimal model size N and tokens D (posterior median and 90% interval) at multiples of the "
             "largest run's compute, and the law's loss at the median allocation (without run-to-run noise"
             + (", with the spec's extrapolation drift" if fit.spec.extrapolation is not None else "")
-            + ")."
+            + "). These points follow the fitted law's own optimal split of each budget; `bayescale demo` and "
+            "Chinchilla's rule of thumb use D = 20 N instead, which for small pilots can be far from it, so "
+            "their losses at the same compute differ from these."
         ),
         _Table(
             ("compute", "C (FLOPs)", "N_opt (90%)", "D_opt (90%)", "tokens/param", "loss median", "loss 90%"),
@@ -399,10 +416,12 @@ def _blocks(
         pit = loo_pit(fit)
     except BayescaleError:
         psis = pit = None
-    blocks: list[Any] = []
-    progress.step("provenance and summary")
+    progress.step("the answer, provenance and summary")
+    bands = _frontier_bands(fit)
+    far = None if bands is None else (EXTRAPOLATION_SCALES[-1], bands[0].iloc[-1], bands[1].iloc[-1])
+    blocks: list[Any] = [answer_block(fit, psis=psis, decision=decision, validation=validation, extrapolation=far)]
     blocks += _provenance(fit, now)
-    blocks += _summary(fit)
+    blocks += _summary(fit, bands)
     blocks += _diagnostics(fit, pit, psis)
     blocks.append(_Heading("Plots", "plots"))
     blocks += _figures(fit, pit, progress)

@@ -58,6 +58,15 @@ class _Pre:
 
 
 @dataclass(frozen=True)
+class _Answer:
+    """The summary box at the top: the answer, what it was fitted from, and the reasons to doubt it."""
+
+    headline: str
+    fitted: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class _Figure:
     key: str
     title: str

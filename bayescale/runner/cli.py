@@ -12,10 +12,12 @@ import json
 import sys
 from typing import Any
 
+from .._stages import Stages
 from ..errors import BayescaleError
 from .models import PilotError
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, available_memory, plan_pilot
+from .shapes import check_size
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -77,7 +79,7 @@ def _pilot_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--keep-checkpoints", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the shape, hyperparameters and run id; train nothing")
-    p.add_argument("--quiet", action="store_true", help="do not print the eval points")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the stages and eval points")
     p.add_argument("--format", choices=("table", "json"), default="table")
     return p
 
@@ -196,6 +198,11 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
+    check_size(a.n_params, a.arch)  # a refused size answers at once, with its error line only
+    stage = Stages(quiet=a.quiet)
+    stage(
+        f"planning the pilot; the tokenizer and token arrays of corpus {a.corpus!r} are built on first use, then cached"
+    )
     from .train import save_pilot, train_pilot  # after parsing: --help and usage errors load neither
     from .wsd import plan_wsd, train_wsd
 
@@ -217,9 +224,11 @@ def cmd_pilot(args: argparse.Namespace) -> int:
 
     opts.update(device=a.device, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
     opts.update(keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else progress)
+    stage(f"training {'a WSD trunk and its branches' if wsd else 'the pilot'} on device {a.device}")
     results = train_wsd(a.n_params, a.tokens, **opts) if wsd else [train_pilot(a.n_params, a.tokens, **opts)]
     for result in results:
         if a.append:
+            stage(f"appending {result.row['run_id']} to {a.append}")
             save_pilot(result, a.append)
     rows = [r.row for r in results]
     if a.format == "json":

@@ -1,0 +1,77 @@
+"""Names in prose: ``7B and 13B``, not ``['7B', '13B']``.
+
+Messages, verdicts and report text name the user's things (run ids, option names, columns). A
+Python repr of a list reads as code, and a repr of a string with an invisible character shows an
+escape (``'\\u202e'``) that means nothing to most readers. Here are the two ways bayescale writes
+names into sentences: :func:`join_names` for a list, :func:`quote` for one name that must stand
+out from the words around it (an error naming the user's item).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+
+#: At most this many names are written out; the rest are counted ("and 7 more").
+MAX_NAMED = 8
+
+
+def _visible(text: str) -> str:
+    """``text`` with control, format and other invisible characters written as ``<U+202E>``: a
+    right-to-left override or a NUL in a run id must not rearrange or hide the message around it."""
+    out = []
+    for ch in text:
+        if unicodedata.category(ch)[0] in "CZ" and ch != " ":
+            out.append(f"<U+{ord(ch):04X}>")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def quote(name: object) -> str:
+    """One name in single quotes, invisible characters made visible.
+
+    Examples
+    --------
+    >>> quote("p03")
+    "'p03'"
+    >>> quote("p\\u202e03")
+    "'p<U+202E>03'"
+    """
+    return f"'{_visible(str(name))}'"
+
+
+def join_names(names: Iterable[object], conj: str = "and", *, quoted: bool = False, limit: int = MAX_NAMED) -> str:
+    """Names as words: ``a``, ``a and b``, ``a, b and c``; past ``limit`` names, ``and N more``.
+
+    Parameters
+    ----------
+    names : iterable
+        Anything with a ``str``; invisible characters are made visible as in :func:`quote`.
+    conj : str
+        The word before the last name (``"and"``, ``"or"``).
+    quoted : bool
+        Quote each name (for names that could be mistaken for words, such as column names).
+    limit : int
+        Write at most this many names.
+
+    Examples
+    --------
+    >>> join_names(["7B", "13B"])
+    '7B and 13B'
+    >>> join_names(["N", "D", "C"], "or", quoted=True)
+    "'N', 'D' or 'C'"
+    >>> join_names([f"r{i}" for i in range(10)], limit=3)
+    'r0, r1, r2 and 7 more'
+    """
+    items = [quote(n) if quoted else _visible(str(n)) for n in names]
+    if not items:
+        return "none"
+    if len(items) > limit:
+        return f"{', '.join(items[:limit])} and {len(items) - limit} more"
+    if len(items) == 1:
+        return items[0]
+    return f"{', '.join(items[:-1])} {conj} {items[-1]}"
+
+
+__all__ = ["MAX_NAMED", "join_names", "quote"]
