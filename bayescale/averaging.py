@@ -163,8 +163,9 @@ class AveragedFit:
         per = {name: m.diagnostics() for name, m in self.members.items()}
         out = dict(per[self.leading.spec.name])
         out["members"] = per
-        rhats = [d.get("max_r_hat", float("nan")) for d in per.values()]
-        out["max_r_hat"] = float(np.nanmax(rhats)) if np.isfinite(rhats).any() else float("nan")
+        rhats = [d["max_r_hat"] for d in per.values() if "max_r_hat" in d]
+        if rhats:  # MCMC members: the worst of them (Laplace fits have none)
+            out["max_r_hat"] = float(np.max(rhats))
         out["problems"] = [f"{name}: {p}" for name, d in per.items() for p in d.get("problems", [])]
         out["weights"] = dict(self.weights)
         out["notes"] = list(self.notes)

@@ -19,6 +19,7 @@ from .._words import join_names
 from ..checks import PARETO_K_BAD, design_warnings
 from ..errors import BayescaleError
 from ._elements import _Answer, _num
+from ._honesty import average_sentence, is_average, prior_warnings
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from ..inference import Fit
@@ -37,6 +38,8 @@ def _fitted(fit: Fit) -> str:
     if "N" in runs and len(runs):
         span = f" (N {_num(runs['N'].min(), 2)} to {_num(runs['N'].max(), 2)} parameters)"
     how = _METHODS.get(fit.method, fit.method)
+    if is_average(fit):
+        return f"{average_sentence(fit)} Fitted to {len(runs)} runs{span} by {how}, {d['chains']} chains x {d['draws']} draws."
     return (
         f"Law {fit.spec.law.name} ({fit.spec.law.formula}) fitted to {len(runs)} runs{span} by {how}, "
         f"{d['chains']} chains x {d['draws']} draws; spec {fit.spec.name}."
@@ -71,7 +74,8 @@ def _misfit_warnings(fit: Fit) -> list[str]:
 def answer_warnings(fit: Fit, *, psis: Any = None, decision: Any = None, validation: Any = None) -> list[str]:
     """Every reason, in words, to distrust the answer at the top of the report.
 
-    Sampling problems (convergence), residual patterns the law cannot follow (misfit), what the runs
+    Sampling problems (convergence, several modes), residual patterns the law cannot follow (misfit),
+    a prior that decides a parameter (power-scaling), what the runs
     cannot separate (design), influential runs (LOO), held-out runs outside their bands, and the quick
     method's overconfidence. Add new sources here: the summary box shows whatever this returns.
 
@@ -85,6 +89,7 @@ def answer_warnings(fit: Fit, *, psis: Any = None, decision: Any = None, validat
     """
     out = [f"Sampling: {p}" for p in fit.diagnostics().get("problems", [])]
     out += _misfit_warnings(fit)
+    out += prior_warnings(fit)
     out += [f"Design: {w}" for w in design_warnings(fit)]
     if psis is not None and psis.flagged and fit.method in ("laplace", "psis"):
         out.append(

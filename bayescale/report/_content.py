@@ -30,6 +30,7 @@ from ._elements import (
     _Table,
     figure_png,
 )
+from ._honesty import average_blocks, sensitivity_blocks
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from ..inference import Fit
@@ -109,15 +110,16 @@ def _summary(fit: Fit, bands: Any) -> list[Any]:
         _Para(
             f"Law {fit.spec.law.name}: {fit.spec.law.formula}. Mean, sd, median and 90% equal-tailed interval of each parameter."
             + (
-                " The drift row is the signed extrapolation drift in log loss per decade of compute beyond the "
-                "largest run (tau times a standard normal, tau from the spec's per_decade prior): centred on 0, "
-                "from the prior alone, since no run can inform it."
+                " The drift row is the signed extrapolation drift in log loss per decade of distance from the "
+                "runs in (log N, log D) (tau times a standard normal; tau from the spec's per_decade prior, or "
+                "learned from leave-future-out splits of the runs when the spec says learned): centred on 0."
                 if "drift" in s.index
                 else ""
             )
         ),
         _Table(header, tuple(rows), numeric=(False,) + (True,) * len(cols)),
     ]
+    out += average_blocks(fit)
     out += _extrapolation(fit, bands)
     return out
 
@@ -215,6 +217,7 @@ def _diagnostics(fit: Fit, pit: Any, psis: Any) -> list[Any]:
     else:
         out.append(_Para("No MCMC statistics to check for this method."))
     out += _misfit_blocks(fit)
+    out += sensitivity_blocks(fit)
     out.append(_Heading("Design warnings", "design", level=3))
     warnings_ = design_warnings(fit)
     if warnings_:
