@@ -157,9 +157,12 @@ def add_drift(
 # ------------------------------------------------------------ the potential
 
 
-def centre_of(logx: Mapping[str, Any]) -> dict[str, Any]:
-    """The runs' mean log input, the reference scale of :meth:`Posterior.to_reference`."""
-    return {k: jnp.mean(v) for k, v in logx.items()}
+def centre_of(logx: Mapping[str, Any], mask: Any = None) -> dict[str, Any]:
+    """The runs' mean log input, the reference scale of :meth:`Posterior.to_reference`; with a
+    ``mask``, the mean over the real runs only (padding rows, mask 0, do not move it)."""
+    if mask is None:
+        return {k: jnp.mean(v) for k, v in logx.items()}
+    return {k: jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask > 0) for k, v in logx.items()}
 
 
 class Posterior:
@@ -289,11 +292,12 @@ class Posterior:
         return out
 
     def whitened_potential(self, mode: Any, chol: Any, logx: Mapping[str, Any], y: Any, mask: Any = None) -> Any:
-        """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back."""
+        """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back.
+        Points where ``mask`` is 0 (padding to a table-size bucket, or of curves) do not count."""
         if self.K is not None:
             return lambda u: self.potential(mode + chol @ u, logx, y, mask)
-        centre = centre_of(logx)
-        return lambda u: self.potential(self.to_reference(mode + chol @ u, centre, inverse=True), logx, y)
+        centre = centre_of(logx, mask)
+        return lambda u: self.potential(self.to_reference(mode + chol @ u, centre, inverse=True), logx, y, mask)
 
     # -------------------------------------------------------------- starts
     def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
