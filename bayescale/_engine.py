@@ -16,6 +16,7 @@ import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from . import _importance
 from .errors import BayescaleError
-from .model import Posterior, centre_of
+from .model import Posterior, centre_of, pointwise_log_likelihood
 from .spec import SamplerSettings
 
 #: Below this many runs the CPU samples faster than a GPU: each leapfrog step is a few
@@ -125,6 +126,15 @@ def padded(logx: Mapping[str, Any], y: Any, dtype: Any) -> tuple[dict[str, Any],
 
     mask = np.concatenate([np.ones(n), np.zeros(fill.size)])
     return {k: pad(v) for k, v in logx.items()}, pad(y), jnp.asarray(mask, dtype=dtype), n
+
+
+def log_likelihood(post: Posterior, samples: Mapping[str, Any], logx: Mapping[str, Any], y: Any) -> np.ndarray:
+    """:func:`bayescale.model.log_likelihood` of the runs (float64), compiled once per table-size
+    bucket: computed on the :func:`padded` runs, the padding's columns dropped."""
+    logx, y, _, n = padded(logx, y, np.float64)
+    if "log_likelihood" not in post.batched:
+        post.batched["log_likelihood"] = jax.jit(partial(pointwise_log_likelihood, post.spec))
+    return np.asarray(post.batched["log_likelihood"](samples, logx, y), dtype=np.float64)[..., :n]
 
 
 # ------------------------------------------------------------------ MAP
@@ -511,6 +521,7 @@ __all__ = [
     "guarded",
     "inverse_hessian",
     "laplace",
+    "log_likelihood",
     "map_units",
     "minimise",
     "nuts",

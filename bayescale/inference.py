@@ -35,6 +35,7 @@ import xarray as xr
 from . import __version__, _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
 from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, psis
+from ._engine import log_likelihood as padded_log_likelihood
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from .data import law_inputs, load_runs, points_frame, runs_hash
 from .discrepancy import Learned, conformal_scaled, learn
@@ -52,7 +53,6 @@ from .model import (
     Posterior,
     add_drift,
     distance_from_runs,
-    log_likelihood,
     log_prior,
     make_model,
     noise_names,
@@ -517,7 +517,7 @@ def _constrained(post64: Posterior, flat: np.ndarray, logx: Mapping[str, np.ndar
     with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
         values = post64.constrain_many(jnp.asarray(flat, dtype=np.float64))
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-        return samples, log_likelihood(post64.spec, samples, logx, y)
+        return samples, padded_log_likelihood(post64, samples, logx, y)  # compiled once per table-size bucket
 
 
 def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stacklevel: int = 2) -> None:

@@ -81,10 +81,15 @@ def log_likelihood(
     spec: ModelSpec, samples: Mapping[str, np.ndarray], logx: Mapping[str, np.ndarray], y: np.ndarray
 ) -> np.ndarray:
     """Pointwise log likelihood of ``y`` per draw: shape ``samples' shape + (point,)``."""
+    return np.asarray(pointwise_log_likelihood(spec, samples, logx, y), dtype=np.float64)
+
+
+def pointwise_log_likelihood(spec: ModelSpec, samples: Mapping[str, Any], logx: Mapping[str, Any], y: Any) -> Any:
+    """:func:`log_likelihood` as a JAX array, traceable (the engine jits it once per table-size bucket)."""
     theta = {p: jnp.asarray(samples[p])[..., None] for p in spec.law.params}
     mu = spec.law.log_loss(theta, {k: jnp.asarray(v) for k, v in logx.items()}, jnp)
     noise = {k: jnp.asarray(samples[k])[..., None] for k in noise_names(spec)}
-    return np.asarray(observation_dist(spec, mu, noise).log_prob(jnp.asarray(y)), dtype=np.float64)
+    return observation_dist(spec, mu, noise).log_prob(jnp.asarray(y))
 
 
 def log_prior(spec: ModelSpec, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -372,6 +377,7 @@ __all__ = [
     "make_model",
     "noise_names",
     "observation_dist",
+    "pointwise_log_likelihood",
     "posterior",
     "sample_observations",
 ]
