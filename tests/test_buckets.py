@@ -107,8 +107,8 @@ def test_a_second_size_in_the_bucket_reuses_the_compiled_runner(fit29: bs.Fit, s
     f30 = bs.fit(spec, runs, seed=4, **SAMPLER)
     assert posterior(f30.spec, np.float64) is post
     assert post.runners == before  # no new runner, and the same compiled function objects
-    # Whatever compiled anew for 30 runs was small (the runner takes seconds to compile).
-    assert sum(compiled) < 0.5 * len(compiled) + 1.0
+    # Nothing big compiled anew for 30 runs (the runner takes seconds to compile, a stray small op a fraction of one).
+    assert max(compiled, default=0.0) < 1.0, sorted(compiled)[-3:]
 
 
 def test_padded_posterior_agrees_with_the_unpadded_one(fit29: bs.Fit, spec, runs, monkeypatch) -> None:
