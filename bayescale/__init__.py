@@ -41,6 +41,7 @@ _LAZY = {
     "load_runs": "data",
     "save_runs": "data",
     "Fit": "inference",
+    "enable_compilation_cache": "inference",
     "fit": "averaging",
     "load_fit": "averaging",
     "AveragedFit": "averaging",

@@ -34,7 +34,8 @@ import xarray as xr
 
 from . import __version__, _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
-from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, psis
+from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, padded, psis
+from ._engine import log_likelihood as padded_log_likelihood
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from ._words import join_names
 from .data import law_inputs, load_runs, points_frame, runs_hash
@@ -54,7 +55,6 @@ from .model import (
     Posterior,
     add_drift,
     distance_from_runs,
-    log_likelihood,
     log_prior,
     make_model,
     noise_names,
@@ -392,8 +392,9 @@ def _draw(
     if method == "psis":
         with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
             chol = np.linalg.cholesky(0.5 * (lap.cov + lap.cov.T) + 1e-12 * np.eye(lap.mode.size))
+            data = padded(logx, y, np.float64)[:3]  # (logx, y, mask): compiled once per table-size bucket
             xs, k = psis(
-                posterior(spec, np.float64), (logx, y), lap.mode[None], chol[None], rng, s.chains * s.draws, units=False
+                posterior(spec, np.float64), data, lap.mode[None], chol[None], rng, s.chains * s.draws, units=False
             )
         return xs[0].reshape(s.chains, s.draws, -1), {}, "", float(k[0])
     chain_method = _chain_method(s.chain_method, s.chains, device)
@@ -529,7 +530,7 @@ def _constrained(post64: Posterior, flat: np.ndarray, logx: Mapping[str, np.ndar
     with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
         values = post64.constrain_many(jnp.asarray(flat, dtype=np.float64))
         samples = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-        return samples, log_likelihood(post64.spec, samples, logx, y)
+        return samples, padded_log_likelihood(post64, samples, logx, y)  # compiled once per table-size bucket
 
 
 def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stacklevel: int = 2) -> None:

@@ -81,10 +81,15 @@ def log_likelihood(
     spec: ModelSpec, samples: Mapping[str, np.ndarray], logx: Mapping[str, np.ndarray], y: np.ndarray
 ) -> np.ndarray:
     """Pointwise log likelihood of ``y`` per draw: shape ``samples' shape + (point,)``."""
+    return np.asarray(pointwise_log_likelihood(spec, samples, logx, y), dtype=np.float64)
+
+
+def pointwise_log_likelihood(spec: ModelSpec, samples: Mapping[str, Any], logx: Mapping[str, Any], y: Any) -> Any:
+    """:func:`log_likelihood` as a JAX array, traceable (the engine jits it once per table-size bucket)."""
     theta = {p: jnp.asarray(samples[p])[..., None] for p in spec.law.params}
     mu = spec.law.log_loss(theta, {k: jnp.asarray(v) for k, v in logx.items()}, jnp)
     noise = {k: jnp.asarray(samples[k])[..., None] for k in noise_names(spec)}
-    return np.asarray(observation_dist(spec, mu, noise).log_prob(jnp.asarray(y)), dtype=np.float64)
+    return observation_dist(spec, mu, noise).log_prob(jnp.asarray(y))
 
 
 def log_prior(spec: ModelSpec, samples: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -157,9 +162,12 @@ def add_drift(
 # ------------------------------------------------------------ the potential
 
 
-def centre_of(logx: Mapping[str, Any]) -> dict[str, Any]:
-    """The runs' mean log input, the reference scale of :meth:`Posterior.to_reference`."""
-    return {k: jnp.mean(v) for k, v in logx.items()}
+def centre_of(logx: Mapping[str, Any], mask: Any = None) -> dict[str, Any]:
+    """The runs' mean log input, the reference scale of :meth:`Posterior.to_reference`; with a
+    ``mask``, the mean over the real runs only (padding rows, mask 0, do not move it)."""
+    if mask is None:
+        return {k: jnp.mean(v) for k, v in logx.items()}
+    return {k: jnp.sum(jnp.where(mask > 0, v, 0.0)) / jnp.sum(mask > 0) for k, v in logx.items()}
 
 
 class Posterior:
@@ -289,11 +297,12 @@ class Posterior:
         return out
 
     def whitened_potential(self, mode: Any, chol: Any, logx: Mapping[str, Any], y: Any, mask: Any = None) -> Any:
-        """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back."""
+        """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back.
+        Points where ``mask`` is 0 (padding to a table-size bucket, or of curves) do not count."""
         if self.K is not None:
             return lambda u: self.potential(mode + chol @ u, logx, y, mask)
-        centre = centre_of(logx)
-        return lambda u: self.potential(self.to_reference(mode + chol @ u, centre, inverse=True), logx, y)
+        centre = centre_of(logx, mask)
+        return lambda u: self.potential(self.to_reference(mode + chol @ u, centre, inverse=True), logx, y, mask)
 
     # -------------------------------------------------------------- starts
     def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -368,6 +377,7 @@ __all__ = [
     "make_model",
     "noise_names",
     "observation_dist",
+    "pointwise_log_likelihood",
     "posterior",
     "sample_observations",
 ]
