@@ -117,9 +117,13 @@ def test_the_warning_names_both_modes_and_never_says_run_longer(bimodal) -> None
             assert f"{k} {v:.3g}" in text
         assert f"predicts loss {m['prediction']['loss']:.4g}" in text
     assert "tighten the prior on c" in text
-    problems = " ".join(fit.diagnostics()["problems"]).lower()
+    assert "no length of run moves the chains between them" in text
+    # "Run longer" may only be said of chains that disagree inside one mode (short test chains can),
+    # never of the r-hat across modes.
+    within = re.compile(r" Within mode .*? there\.")
+    problems = within.sub("", " ".join(fit.diagnostics()["problems"])).lower()
     for phrase in LONGER:
-        assert phrase not in text.lower() and phrase not in problems
+        assert phrase not in within.sub("", text).lower() and phrase not in problems
 
 
 def test_the_mixed_draws_give_each_mode_its_mass(bimodal) -> None:
@@ -195,11 +199,13 @@ def test_a_unimodal_fit_reports_one_mode_no_warning_and_its_old_draws() -> None:
     modes = fit.diagnostics()["modes"]
     assert len(modes) == 1 and modes[0]["weight"] == 1.0 and modes[0]["chains"] == [0, 1, 2, 3]
     assert modes[0]["params"]["alpha"] == pytest.approx(fit.laplace.value["alpha"])
-    # The draws of this seeded fit before modes existed (recorded from the previous commit).
+    # The draws of this seeded fit: unchanged by the mode search (checked bit for bit when it was added),
+    # recorded again when the runs began to be padded to table-size buckets (issue 20), which moves
+    # sums in the last digits and so the draws within Monte Carlo error.
     post = fit.posterior
-    np.testing.assert_allclose(post["E"].values[[0, 3], [5, 299]], [1.82380943, 1.81877466], rtol=1e-8)
-    np.testing.assert_allclose(post["alpha"].values[2, 100], 0.34416453883900805, rtol=1e-9)
-    np.testing.assert_allclose(post["beta"].values.sum(), 450.09667866845496, rtol=1e-9)
+    np.testing.assert_allclose(post["E"].values[[0, 3], [5, 299]], [1.83691391524, 1.82437039019], rtol=1e-8)
+    np.testing.assert_allclose(post["alpha"].values[2, 100], 0.34613005411971687, rtol=1e-8)
+    np.testing.assert_allclose(post["beta"].values.sum(), 450.27995531294084, rtol=1e-8)
     assert describe({"modes": modes}) is None
 
 
