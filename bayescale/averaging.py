@@ -225,17 +225,43 @@ def _slots(posterior: xr.Dataset, weights: list[float], seed: int) -> np.ndarray
     return np.random.default_rng([seed, 7919]).permutation(slots).reshape(shape)
 
 
-def stacking_weights(lpd: np.ndarray) -> np.ndarray:
-    """Weights ``w`` (simplex) maximising ``sum_i log sum_k w_k exp(lpd[i, k])`` (Yao et al. 2018)."""
+def _stack(lpd: np.ndarray, point_weights: np.ndarray) -> np.ndarray:
+    """Weights ``w`` (simplex) maximising ``sum_i p_i log sum_k w_k exp(lpd[i, k])``."""
     K = lpd.shape[1]
 
     def loss(z: np.ndarray) -> float:
         logw = z - special.logsumexp(z)
-        return -float(np.sum(special.logsumexp(lpd + logw[None, :], axis=1)))
+        return -float(np.sum(point_weights * special.logsumexp(lpd + logw[None, :], axis=1)))
 
     res = optimize.minimize(loss, np.zeros(K), method="L-BFGS-B")
     w = np.exp(res.x - special.logsumexp(res.x))
     return w / w.sum()
+
+
+#: Bayesian-bootstrap draws over the splits behind the stacking weights.
+BOOTSTRAP_DRAWS = 64
+
+
+def stacking_weights(
+    lpd: np.ndarray, splits: np.ndarray | None = None, rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Stacking weights (Yao et al. 2018) of the columns of ``lpd`` (held-out run x law).
+
+    With ``splits`` (the split each held-out run came from), the weights are averaged over a
+    Bayesian bootstrap of the splits (Dirichlet weights per split, as in Yao et al.'s BB-stacking):
+    nested leave-future-out splits share their largest runs, so a handful of splits is all the
+    independent evidence there is, and a law that wins by a little on them should not take all
+    the weight.
+    """
+    if splits is None:
+        return _stack(lpd, np.ones(len(lpd)))
+    labels, index, counts = np.unique(splits, return_inverse=True, return_counts=True)
+    rng = rng if rng is not None else np.random.default_rng(0)
+    draws = []
+    for _ in range(BOOTSTRAP_DRAWS):
+        per_split = rng.dirichlet(np.ones(len(labels))) * len(labels)
+        draws.append(_stack(lpd, (per_split / counts)[index]))
+    return np.mean(draws, axis=0)
 
 
 def _uninformed(spec: ModelSpec, table: pd.DataFrame) -> str | None:
@@ -297,7 +323,8 @@ def _weigh(
     if spec.weights == "equal" or len(masks) < 2:
         w = np.full(len(members), 1.0 / len(members))
     else:
-        w = stacking_weights(lpd)
+        which = np.concatenate([np.full(len(h.index), j) for j, h in enumerate(splits[members[0].name])])
+        w = stacking_weights(lpd, which, rng)
     elpd = lpd.mean(axis=0) if len(lpd) else np.full(len(members), np.nan)
     scores = [
         LawScore(
