@@ -97,6 +97,17 @@ def test_stacking_weights_pick_the_better_predictor_and_mix_complementary_ones()
     assert abs(w[0] - 0.5) < 0.05
 
 
+def test_a_narrow_win_on_a_few_splits_does_not_take_all_the_weight() -> None:
+    # Law 0 predicts the held-out runs of splits 0 and 1 a little better, law 1 those of split 2.
+    rng = np.random.default_rng(1)
+    splits = np.repeat([0, 1, 2], 20)
+    lpd = np.column_stack([np.where(splits < 2, 0.1, -0.1), np.zeros(60)]) + rng.normal(0.0, 0.01, (60, 2))
+    plain = stacking_weights(lpd)
+    boot = stacking_weights(lpd, splits, np.random.default_rng(0))
+    assert plain[0] > 0.99  # pooled over points, law 0 wins outright
+    assert 0.1 < boot[1] < 0.5 and boot.sum() == pytest.approx(1.0)  # over three splits, law 1 keeps weight
+
+
 def test_conformal_factor_uses_the_finite_sample_rank() -> None:
     scores = np.arange(1.0, 20.0)  # n = 19: the 90% rank is ceil(20 * 0.9) = 18
     assert discrepancy.conformal_factor(scores, 0.9, reference=2.0) == pytest.approx(18.0 / 2.0)
