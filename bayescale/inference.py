@@ -439,13 +439,10 @@ def fit(
     progress : bool
         Show NumPyro's progress bar.
     calibrate : {None, "conformal"}
-        ``"conformal"``: scale the predictive bands about their median so that their 90% intervals
-        cover the runs held out by leave-future-out splits of these runs at the split-conformal rate
-        (:mod:`bayescale.discrepancy`; the guarantee assumes the normalised errors at your target are
-        exchangeable with those of the splits, which a new regime at scale breaks).
+        ``"conformal"``: bands scaled about their median to cover the runs held out by leave-future-out
+        splits at the split-conformal rate (:mod:`bayescale.discrepancy`, which states the assumption).
     learned : Learned, optional
-        The drift scale and conformal factor, when the caller has already run the splits (a law
-        average does, for its weights); by default they are learned here when the spec asks.
+        Drift scale and conformal factor from splits the caller already ran (a law average does).
 
     Returns
     -------
@@ -476,43 +473,43 @@ def fit(
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
     logx, y, post64, lap = _map_and_laplace(spec, table, rng)
-    device = _sampling_device(spec.sampler.device, len(table))
-    # float64 costs little on a CPU; GPUs are fast in float32, and the laws are written in log
-    # space so float32 is accurate there.
-    dtype = np.float32 if device.platform == "gpu" else np.float64
+    device, dtype = _device_and_dtype(spec, len(table))
     if method != "nuts":
         warn_if_degenerate_laplace(spec, lap, len(table), stacklevel=3)
     flat, stats, chain_method, pareto_k = _draw(spec, method, logx, y, lap, rng, device, dtype, progress)
     flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method)  # mixed by weight
     samples, ll = _constrained(post64, flat, logx, y)
     seconds = time.perf_counter() - t0
-
-    identified = add_identified(spec, samples, logx)
     learned = learned if learned is not None else learn(spec, table, rng, calibrate=calibrate)
-    shape = samples[spec.law.params[0]].shape
-    add_drift(spec, samples, rng, None if learned.drift is None else learned.drift.sample(rng, shape))
+    add_drift(spec, samples, rng, None if learned.drift is None else learned.drift.sample(rng, ll.shape[:2]))
     attrs = fit_attrs(
         spec,
         table,
         method=method,
         seed=seed,
         seconds=seconds,
-        identified=identified,
+        identified=add_identified(spec, samples, logx),
         chain_method=chain_method,
         device=f"{device.platform}:{device.device_kind}" if method == "nuts" else "cpu",
         dtype=np.dtype(dtype).name,
         laplace_mode=json.dumps(lap.value),
         **learned.attrs(),
         modes=modes,
+        **({"pareto_k": pareto_k} if pareto_k is not None else {}),
     )
-    if pareto_k is not None:
-        attrs["pareto_k"] = pareto_k
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
     warn_if_unconverged(result, stacklevel=3)  # Laplace too: it may leave modes out
     # A pattern in the residuals the law cannot follow, said in words (never a silent confident band).
     warn_if_misfit(result, stacklevel=2)
     return result
+
+
+def _device_and_dtype(spec: ModelSpec, n_runs: int) -> tuple[Any, Any]:
+    """Where NUTS runs, and in what precision: float64 costs little on a CPU; GPUs are fast in
+    float32, and the laws are written in log space so float32 is accurate there."""
+    device = _sampling_device(spec.sampler.device, n_runs)
+    return device, np.float32 if device.platform == "gpu" else np.float64
 
 
 def _map_and_laplace(spec: ModelSpec, table: pd.DataFrame, rng: np.random.Generator) -> tuple:
