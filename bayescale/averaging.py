@@ -136,15 +136,7 @@ class AveragedFit:
 
     def predict(self, points: Any, *, noise: bool = False, seed: int = 0) -> xr.DataArray:
         """Draws of the loss at ``points`` from the average (see :meth:`bayescale.Fit.predict`)."""
-        frame = points_frame(points)
-        log_mu = self.log_loss(frame)
-        if noise:
-            log_mu = _inference.sample_observations(self.spec, log_mu, self.noise_params(), seed)
-        coords: dict[str, Any] = {"point": np.arange(len(frame))}
-        for col in ("N", "D", "C", "U"):
-            if col in frame:
-                coords[col] = ("point", frame[col].to_numpy(dtype=float))
-        return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
+        return _inference.predictive_draws(self, points, noise=noise, seed=seed)
 
     def draws(self, var_names: Any = None) -> dict[str, np.ndarray]:
         return self.leading.draws(var_names)

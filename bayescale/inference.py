@@ -163,15 +163,7 @@ class Fit:
         >>> band = fit.predict({"N": 7e9, "D": 1.4e12})      # doctest: +SKIP
         >>> band.quantile([0.05, 0.5, 0.95], dim=("chain", "draw"))  # doctest: +SKIP
         """
-        frame = points_frame(points)
-        log_mu = self.log_loss(frame)
-        if noise:
-            log_mu = sample_observations(self.spec, log_mu, self.noise_params(), seed)
-        coords = {"point": np.arange(len(frame))}
-        for col in ("N", "D", "C", "U"):
-            if col in frame:
-                coords[col] = ("point", frame[col].to_numpy(dtype=float))
-        return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
+        return predictive_draws(self, points, noise=noise, seed=seed)
 
     # --------------------------------------------------------- summaries
     def summary(self, *, var_names: Sequence[str] | None = None, ci_prob: float = 0.9) -> pd.DataFrame:
@@ -311,6 +303,21 @@ class Fit:
                 )
         runs = _runs_from_idata(idata)
         return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
+
+
+def predictive_draws(fit: Any, points: Any, *, noise: bool, seed: int) -> xr.DataArray:
+    """Draws of the loss at ``points`` from anything with ``spec``, ``log_loss`` and ``noise_params``
+    (a :class:`Fit`, or a law average): dims (chain, draw, point), named ``"loss"``, with the inputs
+    as coordinates."""
+    frame = points_frame(points)
+    log_mu = fit.log_loss(frame)
+    if noise:
+        log_mu = sample_observations(fit.spec, log_mu, fit.noise_params(), seed)
+    coords: dict[str, Any] = {"point": np.arange(len(frame))}
+    for col in ("N", "D", "C", "U"):
+        if col in frame:
+            coords[col] = ("point", frame[col].to_numpy(dtype=float))
+    return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
 
 
 def _problems(

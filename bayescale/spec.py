@@ -54,6 +54,7 @@ from ._spec_tables import (  # noqa: F401  (re-exported: their home before _spec
     _noise_value,
     _validate_keys,
 )
+from ._words import join_names
 from .errors import LawError, SpecError
 from .laws import Law, get_law
 from .priors import Prior, as_prior
@@ -377,12 +378,14 @@ class AverageSpec:
             raise SpecError("average.laws: name at least two specs to average")
         names = [m.name for m in self.members]
         if len(set(names)) != len(names):
-            raise SpecError(f"average.laws: each spec once; {_join([n for n in names if names.count(n) > 1])} repeat")
+            raise SpecError(
+                f"average.laws: each spec once; {join_names([n for n in names if names.count(n) > 1])} repeat"
+            )
         families = sorted({m.likelihood.family for m in self.members})
         if len(families) > 1:
-            raise SpecError(f"average.laws: the members must share one likelihood family, got {_join(families)}")
+            raise SpecError(f"average.laws: the members must share one likelihood family, got {join_names(families)}")
         if self.weights not in AVERAGE_WEIGHTS:
-            raise SpecError(f"average.weights: one of {_join(AVERAGE_WEIGHTS)}, got {self.weights!r}")
+            raise SpecError(f"average.weights: one of {join_names(AVERAGE_WEIGHTS)}, got {self.weights!r}")
         if self.calibrate not in (None, "conformal"):
             raise SpecError(f"average.calibrate: 'none' or 'conformal', got {self.calibrate!r}")
 
@@ -426,11 +429,6 @@ class AverageSpec:
 
 #: How an :class:`AverageSpec` weighs its laws.
 AVERAGE_WEIGHTS = ("stacking", "equal")
-
-
-def _join(items: Any) -> str:
-    items = [str(i) for i in items]
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def _average_from_dict(d: Mapping[str, Any], path: str | None) -> AverageSpec:

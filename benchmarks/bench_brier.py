@@ -69,19 +69,8 @@ SWEEP = (0.01, 0.02, 0.03, 0.05)
 FINE_SCALES = (0.0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.15, 0.2, 0.3)
 TARGET = (0.80, 0.97)
 
-# GPT-3 model sizes, Brown et al. 2020, Table 2.1 (n_params); the curve names are those of the CSV.
-GPT3_N = {
-    "small": 125e6,
-    "medium": 350e6,
-    "large": 760e6,
-    "xl": 1.3e9,
-    "2.7b": 2.7e9,
-    "6.7b": 6.7e9,
-    "13b": 13.0e9,
-    "175b": 175.0e9,
-}
-GPT3_D_MIN, GPT3_D_MAX, GPT3_PER_SIZE = 20e9, 295e9, 20
-PORIAN_KEYS = ["source_file", "dataset", "hparams", "warmup", "decay", "param_count", "val"]
+from extrapolation_data import GPT3_D_MAX, GPT3_D_MIN, GPT3_N, GPT3_PER_SIZE, PORIAN_KEYS  # noqa: E402  (one home)
+
 # --quick: the first and the last step of Porian et al.'s path from Kaplan's to Chinchilla's
 # exponent, on both datasets.
 PORIAN_QUICK = [
