@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import optimize, special, stats
+from scipy import special, stats
 
 from . import _arviz
 from . import inference as _inference
+from ._engine import minimise
 from .data import load_runs, points_frame
 from .discrepancy import (
     Holdout,
@@ -221,11 +222,20 @@ def _stack(lpd: np.ndarray, point_weights: np.ndarray) -> np.ndarray:
     """Weights ``w`` (simplex) maximising ``sum_i p_i log sum_k w_k exp(lpd[i, k])``."""
     K = lpd.shape[1]
 
-    def loss(z: np.ndarray) -> float:
-        logw = z - special.logsumexp(z)
-        return -float(np.sum(point_weights * special.logsumexp(lpd + logw[None, :], axis=1)))
+    def loss(z: np.ndarray) -> tuple[float, np.ndarray]:
+        # Plain NumPy (not scipy.special.logsumexp, whose array-API dispatch dominates at this size).
+        w = np.exp(z - z.max())
+        w /= w.sum()
+        joint = lpd_shifted * w[None, :]
+        per_run = joint.sum(axis=1)
+        # d/dlogw_k = -sum_i p_i r_ik (r: each run's responsibilities); logw = z - logsumexp(z).
+        g = -(point_weights / per_run) @ joint
+        return -float(point_weights @ (np.log(per_run) + shift)), g - w * g.sum()
 
-    res = optimize.minimize(loss, np.zeros(K), method="L-BFGS-B")
+    shift = lpd.max(axis=1)
+    lpd_shifted = np.exp(lpd - shift[:, None])
+
+    res = minimise(loss, np.zeros(K))
     w = np.exp(res.x - special.logsumexp(res.x))
     return w / w.sum()
 

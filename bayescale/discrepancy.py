@@ -16,8 +16,9 @@ Three things are learned from the held-out residuals:
   :mod:`bayescale.averaging` weighs several laws (stacking);
 * an optional **split-conformal** width factor (:func:`conformal_factor`).
 
-Splits are masks over one table, fitted in one vectorised L-BFGS run
-(:func:`bayescale._engine.map_units`): one compilation per law, whatever the number of splits.
+Splits are masks over one table (padded to its table-size bucket), fitted in one compiled,
+vectorised Newton run over every split and start (:func:`bayescale._engine.map_units` with
+``solver="newton"``): one compilation per law and bucket, whatever the number of splits.
 """
 
 from __future__ import annotations
@@ -27,13 +28,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
 from . import likelihoods
-from ._engine import map_units
+from ._engine import map_units, padded
 from .data import law_inputs
 from .errors import BayescaleError
 from .model import distance_from_runs, posterior
@@ -147,11 +149,21 @@ def holdouts(
     post = posterior(spec, np.float64)
     logx = law_inputs(spec, table, np.float64)
     y = np.log(table["loss"].to_numpy(float))
-    masks = np.stack([m for _, m in splits]).astype(np.float64)
     U = len(splits)
-    data = ({k: np.broadcast_to(v, (U, v.size)) for k, v in logx.items()}, np.broadcast_to(y, (U, y.size)), masks)
-    # Predictions a few percent apart matter here, not the sixth digit of the mode: looser tolerances.
-    modes, covs = map_units(post, data, rng, n_starts=3, max_sd=5.0, gtol=1e-5, ftol=1e-10)
+    # Padded to the table-size bucket (the padding's mask is 0 in every split): one compilation
+    # per law and bucket, whatever the number of runs.
+    # In float64 on the CPU, as every MAP: the splits' modes decide the weights and the drift.
+    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+        plogx, py, pad_mask, n = padded(logx, y, np.float64)
+        masks = np.zeros((U, py.size))
+        masks[:, :n] = np.stack([m for _, m in splits])
+        masks *= np.asarray(pad_mask)[None, :]
+        data = (
+            {k: jnp.broadcast_to(v, (U, v.size)) for k, v in plogx.items()},
+            jnp.broadcast_to(py, (U, py.size)),
+            masks,
+        )
+        modes, covs = map_units(post, data, rng, n_starts=3, max_sd=5.0, gtol=1e-6, solver="newton")
     out = []
     for (cut, train), mode, cov in zip(splits, modes, covs):
         test = np.flatnonzero(~train)
