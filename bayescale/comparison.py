@@ -1,0 +1,552 @@
+"""Which recipe should we scale? Compare training recipes by their scaling laws.
+
+:func:`compare` fits one law per recipe (a grouping column of the runs table) jointly, through
+the project's one model and engine: the grouped spec of :mod:`bayescale._compare_model` is an
+ordinary spec, fitted by :func:`bayescale.inference.fit`. From that one posterior it derives,
+draw by draw, at a target compute ``C*`` (or a target ``N, D``):
+
+* the **effective compute multiplier** ``k`` of each recipe over the baseline: the baseline's
+  compute-optimal loss at ``k C*`` equals the recipe's at ``C*`` (at an ``(N, D)`` target: the
+  baseline's loss at ``(sqrt(k) N, sqrt(k) D)``, the same tokens per parameter, equals the
+  recipe's at ``(N, D)``), and ``k`` at a few compute levels up to the target (does the gap
+  widen or narrow with scale?);
+* ``P(recipe better than baseline)``, the loss difference and its interval;
+* where the two compute-optimal curves cross between the smallest run and the target;
+* for all recipes: ``P(best)``, risk (the measures of :func:`bayescale.decide`) and the expected
+  selection regret ``E[L_pick - min L]``;
+* a verdict in words that carries the fit's warnings (convergence, modes, misfit) and says how
+  far the target lies beyond the runs.
+
+The extrapolation drift (the spec's ``[extrapolation]``) is drawn **independently per recipe**
+by default (``drift="independent"``): the law may fail beyond the runs differently for each
+recipe, so a shared drift that cancels in a difference would make a comparison look surer than
+the evidence allows. ``drift="shared"`` keeps one drift for all recipes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _arviz
+from . import _compare_quantities as cq
+from ._compare_model import GROUP_COLUMN, Pooling, base_spec, group_values, grouped_spec, safe_group_name
+from ._io import atomic_write_bytes
+from ._words import join_names, quote
+from .data import law_inputs, load_runs
+from .decisions import decide, parse_risk
+from .errors import BayescaleError
+from .frontier import check_prob
+from .inference import Fit, build_idata, fit_attrs
+from .inference import fit as fit_one
+from .model import DRIFT, log_likelihood, noise_names
+from .scaled_priors import place_priors
+from .spec import AverageSpec, ModelSpec, load_spec
+
+#: How the extrapolation drift enters each recipe.
+DRIFT_MODES = ("independent", "shared")
+#: Compute levels (besides the target) at which the multiplier's trend is reported.
+N_LEVELS = 4
+#: Points of the compute grid the curves and their crossing are drawn on.
+N_CURVE = 49
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the comparison is made: a compute budget ``C`` (compute-optimal allocation) or a
+    model size and token count ``N, D``."""
+
+    C: float
+    N: float | None = None
+    D: float | None = None
+
+    @property
+    def at_point(self) -> bool:
+        return self.N is not None
+
+    def describe(self) -> str:
+        if self.at_point:
+            return f"N={self.N:.3g}, D={self.D:.3g} (C={self.C:.3g})"
+        return f"C={self.C:.3g} FLOPs (compute-optimal)"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"N": self.N, "D": self.D} if self.at_point else {"C": self.C}
+
+
+def parse_target(at: Any) -> Target:
+    """A :class:`Target` from ``{"C": 1e23}``, ``{"N": 7e9, "D": 1.4e12}`` or a number (``C``)."""
+    if isinstance(at, Target):
+        return at
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        at = {"C": at}
+    if not isinstance(at, Mapping) or set(at) not in ({"C"}, {"N", "D"}):
+        raise BayescaleError(f"at must be {{'C': FLOPs}} or {{'N': params, 'D': tokens}}, got {at!r}")
+    try:
+        values = {k: float(v) for k, v in at.items()}
+    except (TypeError, ValueError):
+        raise BayescaleError(f"at: values must be numbers, got {at!r}") from None
+    bad = [k for k, v in values.items() if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise BayescaleError(f"at: {join_names(bad)} must be finite and > 0, got {at!r}")
+    if "C" in values:
+        return Target(C=values["C"])
+    return Target(C=6.0 * values["N"] * values["D"], N=values["N"], D=values["D"])
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def _groups(table: pd.DataFrame, by: str) -> list[str]:
+    if by not in table.columns:
+        raise BayescaleError(f"grouping column {by!r} is not in the runs table; its columns are {list(table.columns)}")
+    if table[by].isna().any():
+        rows = table.loc[table[by].isna(), "run_id"].tolist()
+        raise BayescaleError(f"grouping column {by!r} is blank in rows {rows[:10]}")
+    groups = [safe_group_name(g) for g in pd.unique(table[by].astype(str))]
+    if len(groups) < 2:
+        raise BayescaleError(
+            f"grouping column {by!r} has one group ({quote(groups[0])}); a comparison needs at least two"
+        )
+    return groups
+
+
+def _check_sizes(table: pd.DataFrame, by: str, groups: Sequence[str], spec: ModelSpec, pooling: Pooling) -> None:
+    free = pooling.free(spec.law)
+    counts = table[by].astype(str).value_counts()
+    small = [f"{quote(g)} has {int(counts[g])}" for g in groups if counts[g] < len(free)]
+    if small:
+        raise BayescaleError(
+            f"each recipe needs at least as many runs as its free parameters ({len(free)}: {join_names(free)}); "
+            f"{join_names(small)} runs. Add runs, or share or pool parameters (pooling=...)"
+        )
+
+
+def _baseline(groups: Sequence[str], baseline: str | None) -> str:
+    if baseline is None:
+        return groups[0]
+    if str(baseline) not in groups:
+        raise BayescaleError(f"baseline {quote(baseline)} is not a group; the groups are {join_names(groups, 'and')}")
+    return str(baseline)
+
+
+def _spec(spec: Any, table: pd.DataFrame) -> ModelSpec:
+    spec = load_spec(spec)
+    if isinstance(spec, AverageSpec):
+        raise BayescaleError(
+            f"compare: spec {spec.name!r} is a law average; averages are not supported for comparisons yet. "
+            "Give a single-law spec such as models/chinchilla.toml"
+        )
+    return base_spec(place_priors(spec, table))
+
+
+# ------------------------------------------------------------------ fitting
+
+
+def _recipe_fit(gfit: Fit, spec: ModelSpec, pooling: Pooling, groups: Sequence[str], k: int, drift: Any) -> Fit:
+    """Recipe ``k``'s law as a :class:`Fit` of the base spec: its draws of the base law's
+    parameters, the shared noise, the drift, and its own runs (for distances and plots)."""
+    draws = gfit.draws()
+    samples = group_values(spec.law, pooling, len(groups), draws, k)
+    samples.update({n: draws[n] for n in noise_names(spec)})
+    if drift is not None:
+        samples[DRIFT] = drift
+    runs = gfit.runs[gfit.runs[GROUP_COLUMN].round(6) == round(math.exp(k), 6)].reset_index(drop=True)
+    runs = runs.drop(columns=[GROUP_COLUMN])
+    y = np.log(runs["loss"].to_numpy(float))
+    ll = log_likelihood(spec, samples, law_inputs(spec, runs), y)
+    parent = _arviz.attrs(gfit.idata)
+    extra = {k_: parent[k_] for k_ in ("conformal_factor",) if k_ in parent}
+    attrs = fit_attrs(spec, runs, method=gfit.method, seed=gfit.seed, seconds=float("nan"), identified=[], **extra)
+    return Fit(spec=spec, idata=build_idata(spec, runs, samples, None, ll, y, attrs), runs=runs, method=gfit.method)
+
+
+def _drifts(gfit: Fit, n: int, mode: str, seed: int) -> list[Any]:
+    """Each recipe's drift draws: the fit's own for all (``shared``), or, for ``independent``,
+    the fit's for the first and an independent permutation of them (same distribution, since
+    the drift is not informed by the parameters' draws) for each other recipe."""
+    if DRIFT not in gfit.posterior:
+        return [None] * n
+    d = gfit.posterior[DRIFT].values
+    if mode == "shared":
+        return [d] * n
+    rng = np.random.default_rng([seed, 17])
+    return [d] + [rng.permutation(d.reshape(-1)).reshape(d.shape) for _ in range(n - 1)]
+
+
+def _fit_grouped(spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], pooling: Pooling, **kw: Any) -> tuple:
+    """The joint fit of every recipe, and the warnings it raised (re-raised to the caller too)."""
+    gspec = grouped_spec(spec, groups, pooling)
+    code = {g: math.exp(i) for i, g in enumerate(groups)}
+    table = table.assign(**{GROUP_COLUMN: table[kw.pop("by")].astype(str).map(code)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gfit = fit_one(gspec, table, **kw)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return gfit, tuple(dict.fromkeys(str(w.message) for w in caught))
+
+
+# ------------------------------------------------------------------ the result
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Recipes compared by their scaling laws at a target; :attr:`verdict` says it in words.
+
+    Attributes
+    ----------
+    fit : Fit
+        The joint fit of every recipe (the grouped spec; parameter ``A_g1`` is recipe 1's ``A``).
+    recipes : dict of str to Fit
+        Each recipe's law as a fit of the base spec, drawn from the joint posterior (aligned
+        draw by draw), with its own runs and drift.
+    baseline, by, target, pooling, ci_prob, risk
+        What was compared, and how.
+    losses : dict of str to ndarray
+        Draws of each recipe's loss at the target (compute-optimal at ``C*``, or at ``N, D``).
+    levels : ndarray
+        Compute levels of the multiplier trend (the last is the target's compute).
+    multipliers : dict of str to ndarray
+        Draws (draw, level) of each other recipe's compute multiplier over the baseline.
+    warnings : tuple of str
+        What the fit warned about, carried into the verdict.
+    """
+
+    fit: Fit
+    recipes: dict[str, Fit]
+    baseline: str
+    by: str
+    target: Target
+    pooling: Pooling
+    ci_prob: float
+    risk: Any
+    losses: dict[str, np.ndarray]
+    levels: np.ndarray
+    multipliers: dict[str, np.ndarray]
+    clipped: dict[str, np.ndarray]
+    curve_C: np.ndarray
+    curves: dict[str, np.ndarray]
+    warnings: tuple[str, ...] = ()
+    drift: str = "independent"
+    _table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The spec every recipe's law follows."""
+        return self.recipes[self.baseline].spec
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.recipes)
+
+    @property
+    def others(self) -> list[str]:
+        return [g for g in self.recipes if g != self.baseline]
+
+    def multiplier(self, recipe: str | None = None, *, C: Any = None) -> pd.DataFrame:
+        """The compute multiplier of ``recipe`` (default: every other recipe) over the baseline at
+        compute levels ``C`` (default: :attr:`levels`): median, interval, and the share of draws
+        outside the searched range (:data:`bayescale._compare_quantities.K_RANGE`), one row per level."""
+        names = self.others if recipe is None else [self._known(recipe)]
+        rows = []
+        for name in names:
+            if C is None:
+                k, clipped, levels = self.multipliers[name], self.clipped[name], self.levels
+            else:
+                levels = cq.check_levels(C)
+                k, clipped = cq.multiplier_at_compute(self.recipes[self.baseline], self.recipes[name], levels)
+            for i, c in enumerate(levels):
+                med, lo, hi = cq.interval(k[:, i], self.ci_prob)
+                rows.append(
+                    {"recipe": name, "C": float(c), "median": med, "lo": lo, "hi": hi,
+                     "p_gt_1": float(np.mean(k[:, i] > 1)), "clipped": float(np.mean(clipped[:, i]))}
+                )  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def _known(self, recipe: str) -> str:
+        if str(recipe) not in self.recipes:
+            raise BayescaleError(f"recipe {quote(recipe)} is not a group; the groups are {join_names(self.groups)}")
+        return str(recipe)
+
+    def table(self) -> pd.DataFrame:
+        """One row per recipe: loss at the target (median, interval), risk, ``p_best``, expected
+        regret; for the others also the multiplier over the baseline at the target, ``p_better``,
+        the loss difference (mean, interval), ``p_cross`` and the median crossing compute."""
+        return self._table if self._table is not None else _table(self)
+
+    @property
+    def best(self) -> str:
+        return str(self.table()["risk"].idxmin())
+
+    @property
+    def verdict(self) -> str:
+        """The comparison in words, with the reasons to doubt it."""
+        return _verdict(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        t = self.table()
+        return {
+            "by": self.by,
+            "groups": self.groups,
+            "baseline": self.baseline,
+            "target": self.target.to_dict(),
+            "pooling": self.pooling.to_dict(self.spec.law),
+            "method": self.fit.method,
+            "drift": self.drift,
+            "ci_prob": self.ci_prob,
+            "risk": getattr(self.risk, "label", str(self.risk)),
+            "best": self.best,
+            "recipes": {g: {c: _jsonable(v) for c, v in row.items()} for g, row in t.iterrows()},
+            "multiplier": [{k: _jsonable(v) for k, v in r.items()} for r in self.multiplier().to_dict("records")],
+            "warnings": list(self.warnings),
+            "verdict": self.verdict,
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            atomic_write_bytes(Path(path), (text + "\n").encode())
+        return text
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (np.floating, float)):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def _table(c: Comparison) -> pd.DataFrame:
+    names = c.groups
+    X = np.stack([c.losses[g] for g in names])
+    dec = decide({g: X[i] for i, g in enumerate(names)}, risk=c.risk, ci_prob=c.ci_prob)
+    t = dec.table[["median", "lo", "hi", "risk", "p_best"]].copy()
+    t["regret"] = cq.regret(X)
+    base = c.losses[c.baseline]
+    for col in ("multiplier", "mult_lo", "mult_hi", "p_better", "diff", "diff_lo", "diff_hi", "p_cross", "cross_C"):
+        t[col] = np.nan
+    crosses = _crossing_draws(c)
+    for g in c.others:
+        k = c.multipliers[g][:, -1]
+        t.loc[g, ["multiplier", "mult_lo", "mult_hi"]] = cq.interval(k, c.ci_prob)
+        diff = c.losses[g] - base
+        t.loc[g, "p_better"] = float(np.mean(diff < 0))
+        med, lo, hi = cq.interval(diff, c.ci_prob)
+        t.loc[g, ["diff", "diff_lo", "diff_hi"]] = (float(np.mean(diff)), lo, hi)
+        t.loc[g, "p_cross"] = float(np.mean(crosses[g][0]))
+        t.loc[g, "cross_C"] = cq.interval(crosses[g][1], c.ci_prob)[0]
+    t.index.name = c.by
+    return t
+
+
+def _crossing_draws(c: Comparison) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per other recipe: whether its compute-optimal curve crosses the baseline's between the
+    smallest run and the target, and the last crossing's compute (NaN where none)."""
+    keep = c.curve_C <= c.target.C * (1 + 1e-9)
+    return {
+        g: cq.crossings(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], c.curve_C[keep]) for g in c.others
+    }
+
+
+def _verdict(c: Comparison) -> str:
+    t = c.table()
+    pct = f"{100 * c.ci_prob:g}%"
+    parts = [f"At {c.target.describe()}:"]
+    for g in c.others:
+        r = t.loc[g]
+        parts.append(
+            f"{g} beats {c.baseline} with probability {r['p_better']:.2f} (loss difference {r['diff']:+.4f}, "
+            f"{pct} interval {r['diff_lo']:+.4f} to {r['diff_hi']:+.4f}); {g} is worth {r['multiplier']:.3g}x "
+            f"{c.baseline}'s compute ({pct} interval {r['mult_lo']:.3g}x-{r['mult_hi']:.3g}x)"
+            + _trend_clause(c, g)
+            + f"; the curves cross below the target with probability {r['p_cross']:.2f}"
+            + (f" (median at C={r['cross_C']:.3g})." if r["p_cross"] >= 0.05 else ".")
+        )
+    best = c.best
+    b = t.loc[best]
+    label = getattr(c.risk, "label", str(c.risk))
+    parts.append(
+        f"Pick {best}: best by {label} of loss, P(best) = {b['p_best']:.2f}, expected regret {b['regret']:.4f}."
+    )
+    if b["p_best"] < 0.8:
+        parts.append(
+            f"The evidence is weak (P(best) {b['p_best']:.2f} < 0.8): the choice may not matter at this scale, or "
+            "more runs near the largest compute of each recipe would settle it."
+        )
+    return " ".join(parts + _doubts(c))
+
+
+def _trend_clause(c: Comparison, g: str) -> str:
+    if len(c.levels) < 2:
+        return ""
+    m = c.multiplier(g)
+    words = cq.trend_words(c.levels, m["median"].to_numpy())
+    shown = ", ".join(f"{r['median']:.3g}x at C={r['C']:.2g}" for _, r in m.iterrows())
+    return f"; {words} ({shown})" if words else ""
+
+
+def _doubts(c: Comparison) -> list[str]:
+    out = [f"Doubt: {w}" for w in c.warnings]
+    if c.pooling.pool and c.fit.method != "nuts":
+        out.append(
+            f"Doubt: {join_names(c.pooling.pool)} pooled hierarchically with method {c.fit.method!r}: the Gaussian "
+            "approximation is poor in the hierarchy's funnel (heavy, too wide tails); decide with method='nuts'."
+        )
+    for g in c.others:
+        share = float(np.mean(c.clipped[g][:, -1]))
+        if share > 0.05:
+            out.append(
+                f"Doubt: for {100 * share:.0f}% of draws {g}'s multiplier lies beyond "
+                f"{cq.K_RANGE[0]:g}-{cq.K_RANGE[1]:g}x (e.g. one recipe's loss floor is below what the other can "
+                "reach): the interval's edge is that bound."
+            )
+    far = {g: c.target.C / float(f.runs["C"].max()) for g, f in c.recipes.items()}
+    worst = max(far, key=far.get)
+    if far[worst] > 100:
+        out.append(
+            f"Caution: the target is {far[worst]:.3g}x the compute of {worst}'s largest run; the bands include the "
+            "spec's extrapolation drift (independent per recipe)"
+            if c.drift == "independent"
+            else "Caution: the target is far beyond the runs; the drift is shared, so it cancels in differences"
+        )
+    return out
+
+
+# ------------------------------------------------------------------ compare
+
+
+def compare(
+    runs: Any,
+    by: str = "recipe",
+    *,
+    spec: Any = "chinchilla",
+    at: Any,
+    baseline: str | None = None,
+    pooling: Any = None,
+    method: str = "nuts",
+    seed: int = 0,
+    risk: Any = "cvar:0.9",
+    ci_prob: float = 0.9,
+    levels: Sequence[float] | None = None,
+    drift: str = "independent",
+    chains: int | None = None,
+    warmup: int | None = None,
+    draws: int | None = None,
+) -> Comparison:
+    """Compare training recipes by their scaling laws at a target compute or size.
+
+    Parameters
+    ----------
+    runs : DataFrame or path
+        One runs table with a grouping column ``by`` naming each run's recipe.
+    by : str
+        The grouping column (default ``"recipe"``).
+    spec : ModelSpec, path or bundled name
+        The law and priors every recipe follows (default the bundled Chinchilla spec). Law
+        averages are not supported yet (a clear error says so).
+    at : mapping or float
+        ``{"C": FLOPs}`` (compute-optimal loss at that budget) or ``{"N": params, "D": tokens}``.
+    baseline : str, optional
+        The recipe the others are measured against (default: the first group in the table).
+    pooling : mapping or Pooling, optional
+        ``{"share": [...], "pool": [...], "free": [...]}``: parameters with one value for all
+        recipes, pooled hierarchically (non-centred, LogNormal priors only), or free per recipe
+        (the rest). Default (:meth:`Pooling.default`): share the irreducible loss ``E``; coefficients
+        and exponents free per recipe.
+    method : {"nuts", "laplace", "psis"}
+        As :func:`bayescale.fit`. ``"laplace"`` takes seconds (for loops over many datasets);
+        its Gaussian is rough in the funnel of pooled exponents, so decide with NUTS.
+    seed, risk, ci_prob
+        One seed; the risk measure ranking recipes (as :func:`bayescale.decide`); interval probability.
+    levels : sequence of float, optional
+        Compute levels of the multiplier trend (default: the largest run's compute up to the target).
+    drift : {"independent", "shared"}
+        The extrapolation drift per recipe (see the module notes).
+    chains, warmup, draws : int, optional
+        Sampler overrides.
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    >>> cmp = compare(runs, by="recipe", at={"C": 1e23}, method="laplace")   # doctest: +SKIP
+    >>> print(cmp.verdict)                                                  # doctest: +SKIP
+    """
+    target = parse_target(at)
+    check_prob(ci_prob, "ci_prob")
+    risk = parse_risk(risk)
+    if drift not in DRIFT_MODES:
+        raise BayescaleError(f"drift must be one of {list(DRIFT_MODES)}, got {drift!r}")
+    table = load_runs(runs)
+    groups = _groups(table, by)
+    baseline = _baseline(groups, baseline)
+    spec = _spec(spec, table)
+    pool = Pooling.parse(pooling, spec.law)
+    _check_sizes(table, by, groups, spec, pool)
+    kw = dict(by=by, seed=seed, method=method, chains=chains, warmup=warmup, draws=draws)
+    gfit, caught = _fit_grouped(spec, table, groups, pool, **kw)
+    drifts = _drifts(gfit, len(groups), drift, seed)
+    recipes = {g: _recipe_fit(gfit, spec, pool, groups, i, drifts[i]) for i, g in enumerate(groups)}
+    return _assemble(gfit, recipes, baseline, by, target, pool, ci_prob, risk, levels, caught, drift)
+
+
+def _default_levels(recipes: Mapping[str, Fit], target: Target) -> np.ndarray:
+    c_max = max(float(f.runs["C"].max()) for f in recipes.values())
+    if target.C <= c_max:
+        return np.asarray([target.C])
+    return np.geomspace(c_max, target.C, N_LEVELS + 1)
+
+
+def _assemble(
+    gfit: Fit,
+    recipes: dict[str, Fit],
+    baseline: str,
+    by: str,
+    target: Target,
+    pool: Pooling,
+    ci_prob: float,
+    risk: Any,
+    levels: Sequence[float] | None,
+    caught: tuple[str, ...],
+    drift: str,
+) -> Comparison:
+    """The comparison's draws: losses at the target, multipliers, compute-optimal curves."""
+    cq.align(recipes)
+    levels = _default_levels(recipes, target) if levels is None else cq.check_levels(levels)
+    if not np.isclose(levels[-1], target.C):  # the trend ends at the target
+        levels = np.append(levels[levels < target.C], target.C)
+    c_min = min(float(f.runs["C"].min()) for f in recipes.values())
+    curve_C = np.geomspace(c_min, max(target.C, c_min * 10) * 10, N_CURVE)
+    curves = {g: cq.frontier_log_loss(f, curve_C) for g, f in recipes.items()}
+    if target.at_point:
+        point = pd.DataFrame({"N": [target.N], "D": [target.D]})
+        losses = {g: np.exp(cq.point_log_loss(f, point)[:, 0]) for g, f in recipes.items()}
+    else:
+        losses = {g: np.exp(cq.frontier_log_loss(f, [target.C])[:, 0]) for g, f in recipes.items()}
+    mult, clipped = {}, {}
+    for g in recipes:
+        if g == baseline:
+            continue
+        k, e = cq.multiplier_at_compute(recipes[baseline], recipes[g], levels)
+        if target.at_point:  # the last level is the target: its multiplier at the point's allocation
+            k[:, -1:], e[:, -1:] = cq.multiplier_at_point(recipes[baseline], recipes[g], target.N, target.D)
+        mult[g], clipped[g] = k, e
+    return Comparison(
+        fit=gfit, recipes=recipes, baseline=baseline, by=by, target=target, pooling=pool, ci_prob=ci_prob,
+        risk=risk, losses=losses, levels=np.asarray(levels, dtype=float), multipliers=mult, clipped=clipped,
+        curve_C=curve_C, curves=curves, warnings=caught, drift=drift,
+    )  # fmt: skip
+
+
+__all__ = ["Comparison", "DRIFT_MODES", "Pooling", "Target", "compare", "parse_target"]
