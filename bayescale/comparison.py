@@ -17,10 +17,17 @@ draw by draw, at a target compute ``C*`` (or a target ``N, D``):
 * a verdict in words that carries the fit's warnings (convergence, modes, misfit) and says how
   far the target lies beyond the runs.
 
-The extrapolation drift (the spec's ``[extrapolation]``) is drawn **independently per recipe**
-by default (``drift="independent"``): the law may fail beyond the runs differently for each
-recipe, so a shared drift that cancels in a difference would make a comparison look surer than
-the evidence allows. ``drift="shared"`` keeps one drift for all recipes.
+The extrapolation drift (the spec's ``[extrapolation]``: how far the true curve may bend away
+from the fitted law beyond the runs) applies to every recipe, at its distance from its own runs.
+Recipes fitted with one law form share part of its error, which cancels in a difference; part
+is their own. ``drift_correlation`` (default :data:`DRIFT_CORRELATION` = 0.5) is the correlation
+of two recipes' drifts: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d``
+the fit's drift draws and ``d_g`` an independent permutation of them (the drift is not informed by
+the data, so a permutation is an independent draw of the same distribution); each recipe keeps
+the drift's variance. At 0.5 the *gap* between two recipes may drift as much as one recipe's
+curve may: a difference is surer than a level, but not immune to the law's bending. 1 shares one
+drift (it cancels in differences, the usual practice of reading a multiplier off two fitted
+curves); 0 draws them independently (the most cautious).
 """
 
 from __future__ import annotations
@@ -51,8 +58,8 @@ from .model import DRIFT, log_likelihood, noise_names
 from .scaled_priors import place_priors
 from .spec import AverageSpec, ModelSpec, load_spec
 
-#: How the extrapolation drift enters each recipe.
-DRIFT_MODES = ("independent", "shared")
+#: Default correlation of two recipes' extrapolation drifts (see the module notes).
+DRIFT_CORRELATION = 0.5
 #: Compute levels (besides the target) at which the multiplier's trend is reported.
 N_LEVELS = 4
 #: Points of the compute grid the curves and their crossing are drawn on.
@@ -168,17 +175,14 @@ def _recipe_fit(gfit: Fit, spec: ModelSpec, pooling: Pooling, groups: Sequence[s
     return Fit(spec=spec, idata=build_idata(spec, runs, samples, None, ll, y, attrs), runs=runs, method=gfit.method)
 
 
-def _drifts(gfit: Fit, n: int, mode: str, seed: int) -> list[Any]:
-    """Each recipe's drift draws: the fit's own for all (``shared``), or, for ``independent``,
-    the fit's for the first and an independent permutation of them (same distribution, since
-    the drift is not informed by the parameters' draws) for each other recipe."""
+def _drifts(gfit: Fit, n: int, rho: float, seed: int) -> list[Any]:
+    """Each recipe's drift draws, correlated ``rho`` between recipes (see the module notes)."""
     if DRIFT not in gfit.posterior:
         return [None] * n
     d = gfit.posterior[DRIFT].values
-    if mode == "shared":
-        return [d] * n
     rng = np.random.default_rng([seed, 17])
-    return [d] + [rng.permutation(d.reshape(-1)).reshape(d.shape) for _ in range(n - 1)]
+    own = [rng.permutation(d.reshape(-1)).reshape(d.shape) for _ in range(n)]
+    return [math.sqrt(rho) * d + math.sqrt(1 - rho) * o for o in own]
 
 
 def _fit_grouped(spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], pooling: Pooling, **kw: Any) -> tuple:
@@ -235,7 +239,7 @@ class Comparison:
     curve_C: np.ndarray
     curves: dict[str, np.ndarray]
     warnings: tuple[str, ...] = ()
-    drift: str = "independent"
+    drift_correlation: float = DRIFT_CORRELATION
     _table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -300,7 +304,7 @@ class Comparison:
             "target": self.target.to_dict(),
             "pooling": self.pooling.to_dict(self.spec.law),
             "method": self.fit.method,
-            "drift": self.drift,
+            "drift_correlation": self.drift_correlation,
             "ci_prob": self.ci_prob,
             "risk": getattr(self.risk, "label", str(self.risk)),
             "best": self.best,
@@ -414,9 +418,8 @@ def _doubts(c: Comparison) -> list[str]:
     if far[worst] > 100:
         out.append(
             f"Caution: the target is {far[worst]:.3g}x the compute of {worst}'s largest run; the bands include the "
-            "spec's extrapolation drift (independent per recipe)"
-            if c.drift == "independent"
-            else "Caution: the target is far beyond the runs; the drift is shared, so it cancels in differences"
+            f"spec's extrapolation drift (correlation {c.drift_correlation:g} between recipes; "
+            "a multiplier this far out is only as good as the law's form there)"
         )
     return out
 
@@ -437,7 +440,7 @@ def compare(
     risk: Any = "cvar:0.9",
     ci_prob: float = 0.9,
     levels: Sequence[float] | None = None,
-    drift: str = "independent",
+    drift_correlation: float = DRIFT_CORRELATION,
     chains: int | None = None,
     warmup: int | None = None,
     draws: int | None = None,
@@ -469,8 +472,8 @@ def compare(
         One seed; the risk measure ranking recipes (as :func:`bayescale.decide`); interval probability.
     levels : sequence of float, optional
         Compute levels of the multiplier trend (default: the largest run's compute up to the target).
-    drift : {"independent", "shared"}
-        The extrapolation drift per recipe (see the module notes).
+    drift_correlation : float
+        Correlation in [0, 1] of the recipes' extrapolation drifts (see the module notes).
     chains, warmup, draws : int, optional
         Sampler overrides.
 
@@ -486,8 +489,10 @@ def compare(
     target = parse_target(at)
     check_prob(ci_prob, "ci_prob")
     risk = parse_risk(risk)
-    if drift not in DRIFT_MODES:
-        raise BayescaleError(f"drift must be one of {list(DRIFT_MODES)}, got {drift!r}")
+    if isinstance(drift_correlation, bool) or not isinstance(drift_correlation, (int, float)) or not (
+        0 <= drift_correlation <= 1
+    ):
+        raise BayescaleError(f"drift_correlation must be a number in [0, 1], got {drift_correlation!r}")
     table = load_runs(runs)
     groups = _groups(table, by)
     baseline = _baseline(groups, baseline)
@@ -496,9 +501,9 @@ def compare(
     _check_sizes(table, by, groups, spec, pool)
     kw = dict(by=by, seed=seed, method=method, chains=chains, warmup=warmup, draws=draws)
     gfit, caught = _fit_grouped(spec, table, groups, pool, **kw)
-    drifts = _drifts(gfit, len(groups), drift, seed)
+    drifts = _drifts(gfit, len(groups), float(drift_correlation), seed)
     recipes = {g: _recipe_fit(gfit, spec, pool, groups, i, drifts[i]) for i, g in enumerate(groups)}
-    return _assemble(gfit, recipes, baseline, by, target, pool, ci_prob, risk, levels, caught, drift)
+    return _assemble(gfit, recipes, baseline, by, target, pool, ci_prob, risk, levels, caught, float(drift_correlation))
 
 
 def _default_levels(recipes: Mapping[str, Fit], target: Target) -> np.ndarray:
@@ -519,7 +524,7 @@ def _assemble(
     risk: Any,
     levels: Sequence[float] | None,
     caught: tuple[str, ...],
-    drift: str,
+    drift_correlation: float,
 ) -> Comparison:
     """The comparison's draws: losses at the target, multipliers, compute-optimal curves."""
     cq.align(recipes)
@@ -545,8 +550,8 @@ def _assemble(
     return Comparison(
         fit=gfit, recipes=recipes, baseline=baseline, by=by, target=target, pooling=pool, ci_prob=ci_prob,
         risk=risk, losses=losses, levels=np.asarray(levels, dtype=float), multipliers=mult, clipped=clipped,
-        curve_C=curve_C, curves=curves, warnings=caught, drift=drift,
+        curve_C=curve_C, curves=curves, warnings=caught, drift_correlation=drift_correlation,
     )  # fmt: skip
 
 
-__all__ = ["Comparison", "DRIFT_MODES", "Pooling", "Target", "compare", "parse_target"]
+__all__ = ["Comparison", "DRIFT_CORRELATION", "Pooling", "Target", "compare", "parse_target"]

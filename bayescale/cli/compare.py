@@ -73,7 +73,7 @@ def _compare_cmd(args: argparse.Namespace) -> int:
     cmp = _with_readable_warnings(
         lambda: compare(
             args.runs, args.by, spec=spec, at=target, baseline=args.baseline, pooling=pooling, method=args.method,
-            seed=args.seed, risk=args.risk, ci_prob=args.ci_prob, drift=args.drift, chains=args.chains,
+            seed=args.seed, risk=args.risk, ci_prob=args.ci_prob, drift_correlation=args.drift_correlation, chains=args.chains,
             warmup=args.warmup, draws=args.draws,
         )  # fmt: skip
     )
@@ -108,8 +108,9 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--share", help="parameters one value for all recipes, comma-separated (default: E)")
     p.add_argument("--pool", help="parameters pooled hierarchically across recipes, comma-separated (LogNormal priors)")
     p.add_argument("--free", help="parameters free per recipe (the default for all not shared or pooled)")
-    p.add_argument("--drift", choices=("independent", "shared"), default="independent",
-                   help="extrapolation drift per recipe: independent (default) or one shared (cancels in differences)")  # fmt: skip
+    p.add_argument("--drift-correlation", type=float, default=0.5,
+                   help="correlation of the recipes' extrapolation drifts, 0 (independent) to 1 (shared, cancels "
+                   "in differences); default 0.5")  # fmt: skip
     p.add_argument("--risk", default="cvar:0.9", help="risk measure ranking recipes: mean, q:0.9 or cvar:0.9 (default)")
     p.add_argument("--ci-prob", type=float, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--seed", type=int, default=0, help="the one seed (default 0)")
