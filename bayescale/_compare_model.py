@@ -174,9 +174,7 @@ def _power_terms(law: Law, pooling: Pooling, n_groups: int) -> dict[str, tuple]:
 
 
 def _law_name(law: Law, groups: Sequence[str], pooling: Pooling) -> str:
-    return (
-        f"{law.name}|groups={','.join(groups)}|share={','.join(pooling.share)}|pool={','.join(pooling.pool)}"
-    )
+    return f"{law.name}|groups={','.join(groups)}|share={','.join(pooling.share)}|pool={','.join(pooling.pool)}"
 
 
 _LAWS: dict[tuple, Law] = {}

@@ -270,9 +270,16 @@ class Comparison:
             for i, c in enumerate(levels):
                 med, lo, hi = cq.interval(k[:, i], self.ci_prob)
                 rows.append(
-                    {"recipe": name, "C": float(c), "median": med, "lo": lo, "hi": hi,
-                     "p_gt_1": float(np.mean(k[:, i] > 1)), "clipped": float(np.mean(clipped[:, i]))}
-                )  # fmt: skip
+                    {
+                        "recipe": name,
+                        "C": float(c),
+                        "median": med,
+                        "lo": lo,
+                        "hi": hi,
+                        "p_gt_1": float(np.mean(k[:, i] > 1)),
+                        "clipped": float(np.mean(clipped[:, i])),
+                    }
+                )
         return pd.DataFrame(rows)
 
     def _known(self, recipe: str) -> str:
@@ -356,9 +363,7 @@ def _crossing_draws(c: Comparison) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per other recipe: whether its compute-optimal curve crosses the baseline's between the
     smallest run and the target, and the last crossing's compute (NaN where none)."""
     keep = c.curve_C <= c.target.C * (1 + 1e-9)
-    return {
-        g: cq.crossings(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], c.curve_C[keep]) for g in c.others
-    }
+    return {g: cq.crossings(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], c.curve_C[keep]) for g in c.others}
 
 
 def _verdict(c: Comparison) -> str:
@@ -398,8 +403,15 @@ def _trend_clause(c: Comparison, g: str) -> str:
     return f"; {words} ({shown})" if words else ""
 
 
+def _first_finding(warning: str) -> str:
+    """A warning's first finding (misfit warnings list several, separated by ``|``), and how many more."""
+    findings = [f.strip() for f in warning.split(" | ")]
+    more = f" (and {len(findings) - 1} more findings: see comparison.fit.misfit())" if len(findings) > 1 else ""
+    return findings[0].rstrip(".") + more + "."
+
+
 def _doubts(c: Comparison) -> list[str]:
-    out = [f"Doubt: {w}" for w in c.warnings]
+    out = [f"Doubt: {_first_finding(w)}" for w in c.warnings]
     if c.pooling.pool and c.fit.method != "nuts":
         out.append(
             f"Doubt: {join_names(c.pooling.pool)} pooled hierarchically with method {c.fit.method!r}: the Gaussian "
@@ -419,7 +431,7 @@ def _doubts(c: Comparison) -> list[str]:
         out.append(
             f"Caution: the target is {far[worst]:.3g}x the compute of {worst}'s largest run; the bands include the "
             f"spec's extrapolation drift (correlation {c.drift_correlation:g} between recipes; "
-            "a multiplier this far out is only as good as the law's form there)"
+            "a multiplier this far out is only as good as the law's form there)."
         )
     return out
 
@@ -489,8 +501,10 @@ def compare(
     target = parse_target(at)
     check_prob(ci_prob, "ci_prob")
     risk = parse_risk(risk)
-    if isinstance(drift_correlation, bool) or not isinstance(drift_correlation, (int, float)) or not (
-        0 <= drift_correlation <= 1
+    if (
+        isinstance(drift_correlation, bool)
+        or not isinstance(drift_correlation, (int, float))
+        or not (0 <= drift_correlation <= 1)
     ):
         raise BayescaleError(f"drift_correlation must be a number in [0, 1], got {drift_correlation!r}")
     table = load_runs(runs)
@@ -548,10 +562,23 @@ def _assemble(
             k[:, -1:], e[:, -1:] = cq.multiplier_at_point(recipes[baseline], recipes[g], target.N, target.D)
         mult[g], clipped[g] = k, e
     return Comparison(
-        fit=gfit, recipes=recipes, baseline=baseline, by=by, target=target, pooling=pool, ci_prob=ci_prob,
-        risk=risk, losses=losses, levels=np.asarray(levels, dtype=float), multipliers=mult, clipped=clipped,
-        curve_C=curve_C, curves=curves, warnings=caught, drift_correlation=drift_correlation,
-    )  # fmt: skip
+        fit=gfit,
+        recipes=recipes,
+        baseline=baseline,
+        by=by,
+        target=target,
+        pooling=pool,
+        ci_prob=ci_prob,
+        risk=risk,
+        losses=losses,
+        levels=np.asarray(levels, dtype=float),
+        multipliers=mult,
+        clipped=clipped,
+        curve_C=curve_C,
+        curves=curves,
+        warnings=caught,
+        drift_correlation=drift_correlation,
+    )
 
 
 __all__ = ["Comparison", "DRIFT_CORRELATION", "Pooling", "Target", "compare", "parse_target"]

@@ -205,7 +205,10 @@ def test_cli_happy_path(runs_csv: str, capsys, tmp_path) -> None:
     assert (tmp_path / "r.html").is_file()
     assert main(args + ["--json", "--share", "E,alpha,beta"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["pooling"]["share"] == ["E", "alpha", "beta"] and d["recipes"]["B"]["mult_lo"] < 2 < d["recipes"]["B"]["mult_hi"]
+    assert (
+        d["pooling"]["share"] == ["E", "alpha", "beta"]
+        and d["recipes"]["B"]["mult_lo"] < 2 < d["recipes"]["B"]["mult_hi"]
+    )
 
 
 @pytest.mark.parametrize(

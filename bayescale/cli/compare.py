@@ -44,17 +44,33 @@ def parse_pooling(share: str | None, pool: str | None, free: str | None) -> dict
 def _comparison_text(cmp: Any) -> str:
     t = cmp.table()
     pct = _pct(cmp.ci_prob)
-    header = [cmp.by, "median loss", f"{pct} interval", "P(best)", "regret", f"x compute vs {cmp.baseline}",
-              f"{pct} interval", "P(better)", "P(cross)"]  # fmt: skip
+    header = [
+        cmp.by,
+        "median loss",
+        f"{pct} interval",
+        "P(best)",
+        "regret",
+        f"x compute vs {cmp.baseline}",
+        f"{pct} interval",
+        "P(better)",
+        "P(cross)",
+    ]
     rows = []
     for name, r in t.iterrows():
         base = name == cmp.baseline
         rows.append(
-            [str(name), f"{r['median']:.4f}", f"[{r['lo']:.4f}, {r['hi']:.4f}]", f"{r['p_best']:.2f}",
-             f"{r['regret']:.4f}", "baseline" if base else _fmt(r["multiplier"], 3),
-             "" if base else f"[{_fmt(r['mult_lo'], 3)}, {_fmt(r['mult_hi'], 3)}]",
-             "" if base else f"{r['p_better']:.2f}", "" if base else f"{r['p_cross']:.2f}"]
-        )  # fmt: skip
+            [
+                str(name),
+                f"{r['median']:.4f}",
+                f"[{r['lo']:.4f}, {r['hi']:.4f}]",
+                f"{r['p_best']:.2f}",
+                f"{r['regret']:.4f}",
+                "baseline" if base else _fmt(r["multiplier"], 3),
+                "" if base else f"[{_fmt(r['mult_lo'], 3)}, {_fmt(r['mult_hi'], 3)}]",
+                "" if base else f"{r['p_better']:.2f}",
+                "" if base else f"{r['p_cross']:.2f}",
+            ]
+        )
     return _table(rows, header)
 
 
@@ -72,10 +88,21 @@ def _compare_cmd(args: argparse.Namespace) -> int:
     stages(_fitting_words(spec, args) + f", one law per {args.by}")
     cmp = _with_readable_warnings(
         lambda: compare(
-            args.runs, args.by, spec=spec, at=target, baseline=args.baseline, pooling=pooling, method=args.method,
-            seed=args.seed, risk=args.risk, ci_prob=args.ci_prob, drift_correlation=args.drift_correlation, chains=args.chains,
-            warmup=args.warmup, draws=args.draws,
-        )  # fmt: skip
+            args.runs,
+            args.by,
+            spec=spec,
+            at=target,
+            baseline=args.baseline,
+            pooling=pooling,
+            method=args.method,
+            seed=args.seed,
+            risk=args.risk,
+            ci_prob=args.ci_prob,
+            drift_correlation=args.drift_correlation,
+            chains=args.chains,
+            warmup=args.warmup,
+            draws=args.draws,
+        )
     )
     if args.report is not None:
         from bayescale.report import write_comparison_html
@@ -85,7 +112,9 @@ def _compare_cmd(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(cmp.to_dict())
         return 0
-    print(f"{cmp.by}: {', '.join(cmp.groups)}; pooling: {cmp.pooling.describe(cmp.spec.law)}; at {cmp.target.describe()}")
+    print(
+        f"{cmp.by}: {', '.join(cmp.groups)}; pooling: {cmp.pooling.describe(cmp.spec.law)}; at {cmp.target.describe()}"
+    )
     print(_comparison_text(cmp))
     print()
     print(cmp.verdict)
@@ -108,14 +137,22 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--share", help="parameters one value for all recipes, comma-separated (default: E)")
     p.add_argument("--pool", help="parameters pooled hierarchically across recipes, comma-separated (LogNormal priors)")
     p.add_argument("--free", help="parameters free per recipe (the default for all not shared or pooled)")
-    p.add_argument("--drift-correlation", type=float, default=0.5,
-                   help="correlation of the recipes' extrapolation drifts, 0 (independent) to 1 (shared, cancels "
-                   "in differences); default 0.5")  # fmt: skip
+    p.add_argument(
+        "--drift-correlation",
+        type=float,
+        default=0.5,
+        help="correlation of the recipes' extrapolation drifts, 0 (independent) to 1 (shared, cancels "
+        "in differences); default 0.5",
+    )
     p.add_argument("--risk", default="cvar:0.9", help="risk measure ranking recipes: mean, q:0.9 or cvar:0.9 (default)")
     p.add_argument("--ci-prob", type=float, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--seed", type=int, default=0, help="the one seed (default 0)")
-    p.add_argument("--method", choices=("nuts", "laplace", "psis"), default="nuts",
-                   help="NUTS (default), or the quick Laplace approximation, or Laplace corrected by PSIS")  # fmt: skip
+    p.add_argument(
+        "--method",
+        choices=("nuts", "laplace", "psis"),
+        default="nuts",
+        help="NUTS (default), or the quick Laplace approximation, or Laplace corrected by PSIS",
+    )
     p.add_argument("--chains", type=int, help="number of chains (default: the spec's)")
     p.add_argument("--warmup", type=int, help="warmup iterations per chain (default: the spec's)")
     p.add_argument("--draws", type=int, help="draws per chain (default: the spec's)")

@@ -23,13 +23,30 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
     pct = f"{100 * cmp.ci_prob:g}%"
     title = f"Which {cmp.by} to scale? {', '.join(cmp.groups)} at {cmp.target.describe()}"
     rows = tuple(
-        (str(g), f"{r['median']:.4f}", f"{r['lo']:.4f}-{r['hi']:.4f}", f"{r['p_best']:.2f}", f"{r['regret']:.4f}",
-         "baseline" if g == cmp.baseline else f"{_g(r['multiplier'])}x ({_g(r['mult_lo'])}-{_g(r['mult_hi'])})",
-         _g(r["p_better"], 2), _g(r["p_cross"], 2), _g(r["cross_C"]))
+        (
+            str(g),
+            f"{r['median']:.4f}",
+            f"{r['lo']:.4f}-{r['hi']:.4f}",
+            f"{r['p_best']:.2f}",
+            f"{r['regret']:.4f}",
+            "baseline" if g == cmp.baseline else f"{_g(r['multiplier'])}x ({_g(r['mult_lo'])}-{_g(r['mult_hi'])})",
+            _g(r["p_better"], 2),
+            _g(r["p_cross"], 2),
+            _g(r["cross_C"]),
+        )
         for g, r in t.iterrows()
-    )  # fmt: skip
-    header = (cmp.by, "median loss", f"{pct} interval", "P(best)", "expected regret",
-              f"compute multiplier ({pct})", "P(better)", "P(cross below target)", "median crossing C")  # fmt: skip
+    )
+    header = (
+        cmp.by,
+        "median loss",
+        f"{pct} interval",
+        "P(best)",
+        "expected regret",
+        f"compute multiplier ({pct})",
+        "P(better)",
+        "P(cross below target)",
+        "median crossing C",
+    )
     doubts = tuple(s for s in cmp.verdict.split("Doubt: ")[1:])
     mult = cmp.multiplier()
     blocks: list[Any] = [
@@ -37,11 +54,22 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
         _Heading("The recipes at the target", "table"),
         _Table(header, rows, numeric=(False,) + (True,) * 8),
         _Heading("Curves, bands and the multiplier", "curves"),
-        _Figure("compare", "Compute-optimal loss and compute multiplier", _caption(cmp), figure_png(plot_comparison(cmp))),
+        _Figure(
+            "compare", "Compute-optimal loss and compute multiplier", _caption(cmp), figure_png(plot_comparison(cmp))
+        ),
         _Table(
             ("recipe", "C", "median multiplier", f"{pct} interval", "P(> 1)", "draws beyond the searched range"),
-            tuple((str(r["recipe"]), f"{r['C']:.3g}", _g(r["median"]), f"{_g(r['lo'])}-{_g(r['hi'])}",
-                   f"{r['p_gt_1']:.2f}", f"{r['clipped']:.2f}") for _, r in mult.iterrows()),  # fmt: skip
+            tuple(
+                (
+                    str(r["recipe"]),
+                    f"{r['C']:.3g}",
+                    _g(r["median"]),
+                    f"{_g(r['lo'])}-{_g(r['hi'])}",
+                    f"{r['p_gt_1']:.2f}",
+                    f"{r['clipped']:.2f}",
+                )
+                for _, r in mult.iterrows()
+            ),
             numeric=(False, True, True, True, True, True),
         ),
         _Heading("How the recipes were fitted", "model"),
