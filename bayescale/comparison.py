@@ -46,18 +46,21 @@ import pandas as pd
 from . import _arviz
 from . import _compare_quantities as cq
 from ._compare_model import GROUP_COLUMN, Pooling, base_spec, group_values, grouped_spec, safe_group_name
+from ._compare_verdict import jsonable, table_of, verdict_of
 from ._io import atomic_write_bytes
 from ._words import join_names, quote
 from .data import law_inputs, load_runs
-from .decisions import decide, parse_risk
+from .decisions import parse_risk
 from .errors import BayescaleError
 from .frontier import check_prob
-from .inference import Fit, build_idata, fit_attrs
+from .inference import Fit, build_idata, fit_attrs, runs_from_idata
 from .inference import fit as fit_one
 from .model import DRIFT, log_likelihood, noise_names
 from .scaled_priors import place_priors
-from .spec import AverageSpec, ModelSpec, load_spec
+from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
 
+#: The attribute of a saved comparison's file that holds what was compared.
+COMPARISON_ATTR = "bayescale_comparison"
 #: Default correlation of two recipes' extrapolation drifts (see the module notes).
 DRIFT_CORRELATION = 0.5
 #: Compute levels (besides the target) at which the multiplier's trend is reported.
@@ -86,6 +89,14 @@ class Target:
 
     def to_dict(self) -> dict[str, float]:
         return {"N": self.N, "D": self.D} if self.at_point else {"C": self.C}
+
+
+def _risk_text(risk: Any) -> str:
+    """A risk measure as the text :func:`bayescale.decisions.parse_risk` reads."""
+    kind = type(risk).__name__
+    if kind == "Expectation":
+        return "mean"
+    return f"{'cvar' if kind == 'CVaR' else 'quantile'}:{risk.q}"
 
 
 def parse_target(at: Any) -> Target:
@@ -291,7 +302,7 @@ class Comparison:
         """One row per recipe: loss at the target (median, interval), risk, ``p_best``, expected
         regret; for the others also the multiplier over the baseline at the target, ``p_better``,
         the loss difference (mean, interval), ``p_cross`` and the median crossing compute."""
-        return self._table if self._table is not None else _table(self)
+        return self._table if self._table is not None else table_of(self)
 
     @property
     def best(self) -> str:
@@ -300,7 +311,7 @@ class Comparison:
     @property
     def verdict(self) -> str:
         """The comparison in words, with the reasons to doubt it."""
-        return _verdict(self)
+        return verdict_of(self)
 
     def to_dict(self) -> dict[str, Any]:
         t = self.table()
@@ -315,125 +326,71 @@ class Comparison:
             "ci_prob": self.ci_prob,
             "risk": getattr(self.risk, "label", str(self.risk)),
             "best": self.best,
-            "recipes": {g: {c: _jsonable(v) for c, v in row.items()} for g, row in t.iterrows()},
-            "multiplier": [{k: _jsonable(v) for k, v in r.items()} for r in self.multiplier().to_dict("records")],
+            "recipes": {g: {c: jsonable(v) for c, v in row.items()} for g, row in t.iterrows()},
+            "multiplier": [{k: jsonable(v) for k, v in r.items()} for r in self.multiplier().to_dict("records")],
             "warnings": list(self.warnings),
             "verdict": self.verdict,
         }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the comparison to netCDF (atomically): the joint fit, and what was compared in
+        its attributes. :meth:`load` reads it back and recomputes the same numbers."""
+        setup = {
+            "by": self.by,
+            "groups": self.groups,
+            "baseline": self.baseline,
+            "target": self.target.to_dict(),
+            "pooling": {"share": list(self.pooling.share), "pool": list(self.pooling.pool)},
+            "ci_prob": self.ci_prob,
+            "risk": _risk_text(self.risk),
+            "levels": [float(c) for c in self.levels],
+            "drift_correlation": self.drift_correlation,
+            "spec": self.spec.to_dict(),
+            "warnings": list(self.warnings),
+        }
+        attrs = {**_arviz.attrs(self.fit.idata), COMPARISON_ATTR: json.dumps(setup)}
+        return _arviz.save(_arviz.with_groups(self.fit.idata, {}, attrs), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Comparison":
+        """Read a comparison written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise BayescaleError(f"comparison file {str(path)!r} not found")
+        try:
+            idata = _arviz.load(path)
+            a = _arviz.attrs(idata)
+            setup = json.loads(a[COMPARISON_ATTR])
+            base = spec_from_dict(setup["spec"])
+        except (KeyError, OSError, ValueError) as e:
+            raise BayescaleError(f"{path} is not a bayescale comparison file ({type(e).__name__}: {e})") from None
+        pool = Pooling(share=tuple(setup["pooling"]["share"]), pool=tuple(setup["pooling"]["pool"]))
+        gspec = grouped_spec(base, setup["groups"], pool)
+        gfit = Fit(spec=gspec, idata=idata, runs=runs_from_idata(idata), method=a["method"], seed=int(a["seed"]))
+        rho = float(setup["drift_correlation"])
+        drifts = _drifts(gfit, len(setup["groups"]), rho, gfit.seed)
+        recipes = {
+            g: _recipe_fit(gfit, base, pool, setup["groups"], i, drifts[i]) for i, g in enumerate(setup["groups"])
+        }
+        return _assemble(
+            gfit,
+            recipes,
+            setup["baseline"],
+            setup["by"],
+            parse_target(setup["target"]),
+            pool,
+            setup["ci_prob"],
+            parse_risk(setup["risk"]),
+            setup["levels"],
+            tuple(setup["warnings"]),
+            rho,
+        )
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
             atomic_write_bytes(Path(path), (text + "\n").encode())
         return text
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.floating, float)):
-        return None if not math.isfinite(float(v)) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
-
-
-def _table(c: Comparison) -> pd.DataFrame:
-    names = c.groups
-    X = np.stack([c.losses[g] for g in names])
-    dec = decide({g: X[i] for i, g in enumerate(names)}, risk=c.risk, ci_prob=c.ci_prob)
-    t = dec.table[["median", "lo", "hi", "risk", "p_best"]].copy()
-    t["regret"] = cq.regret(X)
-    base = c.losses[c.baseline]
-    for col in ("multiplier", "mult_lo", "mult_hi", "p_better", "diff", "diff_lo", "diff_hi", "p_cross", "cross_C"):
-        t[col] = np.nan
-    crosses = _crossing_draws(c)
-    for g in c.others:
-        k = c.multipliers[g][:, -1]
-        t.loc[g, ["multiplier", "mult_lo", "mult_hi"]] = cq.interval(k, c.ci_prob)
-        diff = c.losses[g] - base
-        t.loc[g, "p_better"] = float(np.mean(diff < 0))
-        med, lo, hi = cq.interval(diff, c.ci_prob)
-        t.loc[g, ["diff", "diff_lo", "diff_hi"]] = (float(np.mean(diff)), lo, hi)
-        t.loc[g, "p_cross"] = float(np.mean(crosses[g][0]))
-        t.loc[g, "cross_C"] = cq.interval(crosses[g][1], c.ci_prob)[0]
-    t.index.name = c.by
-    return t
-
-
-def _crossing_draws(c: Comparison) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per other recipe: whether its compute-optimal curve crosses the baseline's between the
-    smallest run and the target, and the last crossing's compute (NaN where none)."""
-    keep = c.curve_C <= c.target.C * (1 + 1e-9)
-    return {g: cq.crossings(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], c.curve_C[keep]) for g in c.others}
-
-
-def _verdict(c: Comparison) -> str:
-    t = c.table()
-    pct = f"{100 * c.ci_prob:g}%"
-    parts = [f"At {c.target.describe()}:"]
-    for g in c.others:
-        r = t.loc[g]
-        parts.append(
-            f"{g} beats {c.baseline} with probability {r['p_better']:.2f} (loss difference {r['diff']:+.4f}, "
-            f"{pct} interval {r['diff_lo']:+.4f} to {r['diff_hi']:+.4f}); {g} is worth {r['multiplier']:.3g}x "
-            f"{c.baseline}'s compute ({pct} interval {r['mult_lo']:.3g}x-{r['mult_hi']:.3g}x)"
-            + _trend_clause(c, g)
-            + f"; the curves cross below the target with probability {r['p_cross']:.2f}"
-            + (f" (median at C={r['cross_C']:.3g})." if r["p_cross"] >= 0.05 else ".")
-        )
-    best = c.best
-    b = t.loc[best]
-    label = getattr(c.risk, "label", str(c.risk))
-    parts.append(
-        f"Pick {best}: best by {label} of loss, P(best) = {b['p_best']:.2f}, expected regret {b['regret']:.4f}."
-    )
-    if b["p_best"] < 0.8:
-        parts.append(
-            f"The evidence is weak (P(best) {b['p_best']:.2f} < 0.8): the choice may not matter at this scale, or "
-            "more runs near the largest compute of each recipe would settle it."
-        )
-    return " ".join(parts + _doubts(c))
-
-
-def _trend_clause(c: Comparison, g: str) -> str:
-    if len(c.levels) < 2:
-        return ""
-    m = c.multiplier(g)
-    words = cq.trend_words(c.levels, m["median"].to_numpy())
-    shown = ", ".join(f"{r['median']:.3g}x at C={r['C']:.2g}" for _, r in m.iterrows())
-    return f"; {words} ({shown})" if words else ""
-
-
-def _first_finding(warning: str) -> str:
-    """A warning's first finding (misfit warnings list several, separated by ``|``), and how many more."""
-    findings = [f.strip() for f in warning.split(" | ")]
-    more = f" (and {len(findings) - 1} more findings: see comparison.fit.misfit())" if len(findings) > 1 else ""
-    return findings[0].rstrip(".") + more + "."
-
-
-def _doubts(c: Comparison) -> list[str]:
-    out = [f"Doubt: {_first_finding(w)}" for w in c.warnings]
-    if c.pooling.pool and c.fit.method != "nuts":
-        out.append(
-            f"Doubt: {join_names(c.pooling.pool)} pooled hierarchically with method {c.fit.method!r}: the Gaussian "
-            "approximation is poor in the hierarchy's funnel (heavy, too wide tails); decide with method='nuts'."
-        )
-    for g in c.others:
-        share = float(np.mean(c.clipped[g][:, -1]))
-        if share > 0.05:
-            out.append(
-                f"Doubt: for {100 * share:.0f}% of draws {g}'s multiplier lies beyond "
-                f"{cq.K_RANGE[0]:g}-{cq.K_RANGE[1]:g}x (e.g. one recipe's loss floor is below what the other can "
-                "reach): the interval's edge is that bound."
-            )
-    far = {g: c.target.C / float(f.runs["C"].max()) for g, f in c.recipes.items()}
-    worst = max(far, key=far.get)
-    if far[worst] > 100:
-        out.append(
-            f"Caution: the target is {far[worst]:.3g}x the compute of {worst}'s largest run; the bands include the "
-            f"spec's extrapolation drift (correlation {c.drift_correlation:g} between recipes; "
-            "a multiplier this far out is only as good as the law's form there)."
-        )
-    return out
 
 
 # ------------------------------------------------------------------ compare

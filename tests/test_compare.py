@@ -152,6 +152,22 @@ def test_point_target_and_json(doubled_cmp, doubled: pd.DataFrame) -> None:
     assert cmp.target.C == pytest.approx(6 * 3e10 * 6e11)
 
 
+def test_save_and_load_give_the_same_numbers(doubled_cmp, tmp_path) -> None:
+    path = doubled_cmp.save(tmp_path / "cmp.nc")
+    back = bs.Comparison.load(path)
+    pd.testing.assert_frame_equal(back.table(), doubled_cmp.table())
+    assert back.verdict == doubled_cmp.verdict and back.pooling == doubled_cmp.pooling
+    with pytest.raises(bs.BayescaleError, match="not found"):
+        bs.Comparison.load(tmp_path / "missing.nc")
+
+
+def test_multiplier_at_other_compute(doubled_cmp) -> None:
+    m = doubled_cmp.multiplier("B", C=[1e20, 1e22])
+    assert list(m["C"]) == [1e20, 1e22] and all(m["lo"] < 2.0) and all(m["hi"] > 2.0)
+    with pytest.raises(bs.BayescaleError, match="recipe 'Z' is not a group"):
+        doubled_cmp.multiplier("Z")
+
+
 def test_report_and_figure(doubled_cmp, tmp_path) -> None:
     fig = bs.plots.plot_comparison(doubled_cmp)
     assert len(fig.axes) == 2

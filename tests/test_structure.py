@@ -51,6 +51,7 @@ LAYERS: dict[str, int] = {
     "checks": 9,
     "_compare_model": 5,
     "_compare_quantities": 9,
+    "_compare_verdict": 9,
     "comparison": 9,
     "curves": 10,
     "_curve_fit": 10,
