@@ -135,12 +135,19 @@ def test_pooling_sets_the_parameters_as_documented() -> None:
     assert np.allclose(default.law.log_loss(p, x, np), base)
 
 
-def test_pooled_exponents_fit_and_warn_about_laplace(doubled: pd.DataFrame) -> None:
+def test_three_recipes_pooled_exponents(doubled: pd.DataFrame) -> None:
+    # C is 4x as compute-efficient as A, B 2x: C should be best, with the least regret.
+    extra = bs.testing.synthetic_runs("chinchilla", with_multiplier(TRUTH, 4.0), N=SIZES, sigma=0.005, seed=5)
+    runs = pd.concat([doubled, extra.assign(recipe="C", run_id=[f"C{i}" for i in range(len(extra))])])
     with warnings.catch_warnings():  # the Laplace fit of a hierarchy may find several modes: it says so
         warnings.simplefilter("ignore", bs.ConvergenceWarning)
-        cmp = bs.compare(doubled, at={"C": TARGET}, method="laplace", pooling={"share": "E", "pool": ["alpha", "beta"]})
-    assert {"alpha_mu", "beta_tau"} <= set(cmp.fit.var_names)
+        cmp = bs.compare(runs, at={"C": TARGET}, method="laplace", pooling={"share": "E", "pool": ["alpha", "beta"]})
+    assert {"alpha_mu", "beta_tau", "alpha_z2"} <= set(cmp.fit.var_names)
     assert "pooled hierarchically with method 'laplace'" in cmp.verdict
+    t = cmp.table()
+    assert list(t.index) == ["A", "B", "C"] and t["p_best"].sum() == pytest.approx(1.0)
+    assert t["p_best"].idxmax() == "C" and t["regret"].idxmin() == "C"
+    assert t.loc["C", "multiplier"] > t.loc["B", "multiplier"] > 1
 
 
 def test_point_target_and_json(doubled_cmp, doubled: pd.DataFrame) -> None:
