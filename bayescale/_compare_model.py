@@ -21,7 +21,6 @@ inputs are read as logs, so the law sees the index itself and selects each run's
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -173,19 +172,20 @@ def _power_terms(law: Law, pooling: Pooling, n_groups: int) -> dict[str, tuple]:
     return out
 
 
-def _law_name(law: Law, groups: Sequence[str], pooling: Pooling) -> str:
-    return f"{law.name}|groups={','.join(groups)}|share={','.join(pooling.share)}|pool={','.join(pooling.pool)}"
+def _law_name(law: Law, n_groups: int, pooling: Pooling) -> str:
+    return f"{law.name}|groups={n_groups}|share={','.join(pooling.share)}|pool={','.join(pooling.pool)}"
 
 
 _LAWS: dict[tuple, Law] = {}
 
 
 def grouped_law(spec: ModelSpec, groups: Sequence[str], pooling: Pooling) -> Law:
-    """The base law with a group dimension (cached: the same comparison setup reuses one law,
-    so its compiled MAP, Hessian and NUTS runner are reused across fits)."""
+    """The base law with a group dimension (cached by the number of groups, not their names: every
+    comparison of as many recipes with the same spec and pooling reuses one law, so its compiled
+    MAP, Hessian and NUTS runner are reused across fits, e.g. in a loop over datasets)."""
     base, K = spec.law, len(groups)
     priors = _grouped_priors(spec, pooling, K)
-    key = (base.name, id(base), tuple(groups), pooling, tuple(sorted((k, str(v)) for k, v in priors.items())))
+    key = (base.name, id(base), K, pooling, tuple(sorted((k, str(v)) for k, v in priors.items())))
     if key in _LAWS:
         return _LAWS[key]
     names = grouped_names(base, pooling, K)
@@ -206,7 +206,7 @@ def grouped_law(spec: ModelSpec, groups: Sequence[str], pooling: Pooling) -> Law
     positive = [n for q in base.positive if pooling.kind(q) != "pool" for n in names[q]]
     positive += [names[q][1] for q in pooling.pool]
     law = Law(
-        name=_law_name(base, groups, pooling),
+        name=_law_name(base, K, pooling),
         formula=f"{base.formula}, one law per group ({pooling.describe(base)})",
         inputs=(*base.inputs, GROUP_INPUT),
         params=tuple(n for q in base.params for n in names[q]),
@@ -214,7 +214,7 @@ def grouped_law(spec: ModelSpec, groups: Sequence[str], pooling: Pooling) -> Law
         priors=priors,
         positive=tuple(positive),
         columns={**dict(base.columns), GROUP_INPUT: GROUP_COLUMN},
-        description=f"{base.name} per group of runs: {', '.join(groups)}",
+        description=f"{base.name}, one law per group of runs ({K} groups)",
         power_terms=_power_terms(base, pooling, K),
         irreducible=base.irreducible if base.irreducible in pooling.share else None,
     )
@@ -263,10 +263,10 @@ def group_values(
 
 
 def safe_group_name(name: Any) -> str:
-    """A group's name as text; refuses names that cannot be told apart in a law name."""
-    text = str(name)
-    if not text or re.search(r"[,|\n]", text):
-        raise BayescaleError(f"group name {quote(text)} must be non-empty without ',' '|' or newlines")
+    """A group's name as text (non-empty)."""
+    text = str(name).strip()
+    if not text:
+        raise BayescaleError(f"group name {quote(name)} must not be empty")
     return text
 
 
