@@ -13,6 +13,7 @@ import pytest
 
 import bayescale as bs
 from bayescale._compare_model import Pooling, grouped_spec
+from bayescale._compare_quantities import regret
 from bayescale.cli import main
 from bayescale.comparison import parse_target
 
@@ -135,6 +136,15 @@ def test_pooling_sets_the_parameters_as_documented() -> None:
     assert np.allclose(default.law.log_loss(p, x, np), base)
 
 
+def test_regret_and_p_best_on_fixed_draws() -> None:
+    # three options, four draws: the regret of each is its mean excess over the draw's best
+    losses = np.array([[2.0, 2.0, 3.0, 2.0], [2.1, 1.9, 2.0, 2.2], [2.2, 2.2, 2.2, 1.0]])
+    np.testing.assert_allclose(
+        regret(losses), [(0.0 + 0.1 + 1.0 + 1.0) / 4, (0.1 + 0.0 + 0.0 + 1.2) / 4, 0.2 / 4 + 0.3 / 4 + 0.2 / 4]
+    )
+
+
+@pytest.mark.slow  # a new compilation (three recipes, a hierarchy): about 20 s
 def test_three_recipes_pooled_exponents(doubled: pd.DataFrame) -> None:
     # C is 4x as compute-efficient as A, B 2x: C should be best, with the least regret.
     extra = bs.testing.synthetic_runs("chinchilla", with_multiplier(TRUTH, 4.0), N=SIZES, sigma=0.005, seed=5)
