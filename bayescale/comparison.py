@@ -51,7 +51,7 @@ from ._io import atomic_write_bytes
 from ._words import join_names, quote
 from .data import law_inputs, load_runs
 from .decisions import parse_risk
-from .errors import BayescaleError
+from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
 from .frontier import check_prob
 from .inference import Fit, build_idata, fit_attrs, runs_from_idata
 from .inference import fit as fit_one
@@ -59,6 +59,8 @@ from .model import DRIFT, log_likelihood, noise_names
 from .scaled_priors import place_priors
 from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
 
+#: The fit's warnings that become the verdict's doubts (others, e.g. a library's RuntimeWarning, are only re-raised).
+DOUBTS = (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning)
 #: The attribute of a saved comparison's file that holds what was compared.
 COMPARISON_ATTR = "bayescale_comparison"
 #: Default correlation of two recipes' extrapolation drifts (see the module notes).
@@ -206,7 +208,8 @@ def _fit_grouped(spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], po
         gfit = fit_one(gspec, table, **kw)
     for w in caught:
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return gfit, tuple(dict.fromkeys(str(w.message) for w in caught))
+    doubts = [str(w.message) for w in caught if issubclass(w.category, DOUBTS)]
+    return gfit, tuple(dict.fromkeys(doubts))
 
 
 # ------------------------------------------------------------------ the result
@@ -302,7 +305,9 @@ class Comparison:
         """One row per recipe: loss at the target (median, interval), risk, ``p_best``, expected
         regret; for the others also the multiplier over the baseline at the target, ``p_better``,
         the loss difference (mean, interval), ``p_cross`` and the median crossing compute."""
-        return self._table if self._table is not None else table_of(self)
+        if self._table is None:  # computed once (the verdict and the JSON read it several times)
+            object.__setattr__(self, "_table", table_of(self))
+        return self._table.copy()
 
     @property
     def best(self) -> str:
