@@ -264,8 +264,8 @@ def group_values(
 
 def safe_group_name(name: Any) -> str:
     """A group's name as text (non-empty)."""
-    text = str(name).strip()
-    if not text:
+    text = str(name)
+    if not text.strip():
         raise BayescaleError(f"group name {quote(name)} must not be empty")
     return text
 
