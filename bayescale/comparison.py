@@ -296,6 +296,13 @@ class Comparison:
                 )
         return pd.DataFrame(rows)
 
+    def summary(self, *, ci_prob: float | None = None) -> pd.DataFrame:
+        """Each recipe's law parameters (shared ones repeat), rows ``(recipe, parameter)``: as
+        :meth:`bayescale.Fit.summary`, with the recipes' names instead of the joint fit's ``A_g1``."""
+        prob = self.ci_prob if ci_prob is None else ci_prob
+        parts = {g: f.summary(var_names=list(self.spec.law.params), ci_prob=prob) for g, f in self.recipes.items()}
+        return pd.concat(parts, names=[self.by, "variable"])
+
     def _known(self, recipe: str) -> str:
         if str(recipe) not in self.recipes:
             raise BayescaleError(f"recipe {quote(recipe)} is not a group; the groups are {join_names(self.groups)}")

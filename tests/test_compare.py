@@ -178,6 +178,13 @@ def test_save_and_load_give_the_same_numbers(doubled_cmp, tmp_path) -> None:
         bs.Comparison.load(tmp_path / "missing.nc")
 
 
+def test_summary_names_the_recipes(doubled_cmp) -> None:
+    s = doubled_cmp.summary()
+    assert list(s.index.get_level_values(0).unique()) == ["A", "B"]
+    assert s.loc[("A", "E"), "mean"] == s.loc[("B", "E"), "mean"]  # E is shared by default
+    assert s.loc[("A", "A"), "mean"] != s.loc[("B", "A"), "mean"]
+
+
 def test_multiplier_at_other_compute(doubled_cmp) -> None:
     m = doubled_cmp.multiplier("B", C=[1e20, 1e22])
     assert list(m["C"]) == [1e20, 1e22] and all(m["lo"] < 2.0) and all(m["hi"] > 2.0)
