@@ -367,12 +367,5 @@ def write_comparison_html(cmp: Any, path: str | os.PathLike, *, title: str | Non
     return path
 
 
-__all__ = [
-    "figure_png",
-    "png_size",
-    "render_html",
-    "render_markdown",
-    "write_comparison_html",
-    "write_html",
-    "write_markdown",
-]
+__all__ = ["figure_png", "png_size", "render_html", "render_markdown", "write_html", "write_markdown"]
+__all__ += ["write_comparison_html"]
