@@ -267,3 +267,11 @@ def test_cli_bad_input_exits_2(runs_csv: str, capsys, extra, match) -> None:
     assert main(args + extra) == 2
     err = capsys.readouterr().err
     assert err.startswith("bayescale: error:") and match in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # NUTS on the grouped spec: a compilation of the sampler, about a minute on 2 cores
+def test_nuts_recovers_the_multiplier(doubled: pd.DataFrame) -> None:
+    cmp = bs.compare(doubled, at={"C": TARGET}, method="nuts", chains=2, warmup=300, draws=300, seed=1)
+    row = cmp.table().loc["B"]
+    assert row["mult_lo"] < 2.0 < row["mult_hi"] and row["p_better"] > 0.5
+    assert cmp.fit.diagnostics()["max_r_hat"] < 1.05
