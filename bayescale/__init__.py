@@ -69,11 +69,15 @@ _LAZY = {
     "Curve": "curves",
     "fit_curves": "curves",
     "fit_ensemble": "curves",
+    "compare": "comparison",
+    "Comparison": "comparison",
+    "Pooling": "comparison",
 }
 _SUBMODULES = {
     "active",
     "averaging",
     "checks",
+    "comparison",
     "curves",
     "data",
     "datasets",

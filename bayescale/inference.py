@@ -362,6 +362,12 @@ def _runs_from_idata(idata: Any) -> pd.DataFrame:
     return frame
 
 
+def runs_from_idata(idata: Any) -> pd.DataFrame:
+    """The runs table a saved fit was fitted to, from its ``constant_data`` and ``observed_data``
+    (a recipe comparison rebuilds its joint fit with it)."""
+    return _runs_from_idata(idata)
+
+
 # ----------------------------------------------------------------- fitting
 
 

@@ -113,6 +113,7 @@ COMMANDS: dict[str, Command] = {
     "fit": Command(_FITTING, "fit a spec to a runs table and save the fit"),
     "summary": Command(_FITTING, "posterior summary and diagnostics of a saved fit"),
     "predict": Command(_FITTING, "loss band at new (N, D) points"),
+    "compare": Command("bayescale.cli.compare", "which recipe to scale: recipes compared by their scaling laws"),
     "decide": Command(_DECISIONS, "compare scale-up options by risk: P(loss <= threshold), VaR, CVaR, P(best)"),
     "optimal": Command(_DECISIONS, "compute-optimal N and D at FLOP budgets, with intervals"),
     "check": Command(_DECISIONS, "was each new run a surprise? optionally refit with them"),

@@ -20,12 +20,14 @@ from ._style import BAND_PROBS, EXTEND
 from ._style import LOG_AXIS_SPAN as LOG_AXIS_SPAN
 from ._style import MAX_RATIOS as MAX_RATIOS
 from .checks import plot_holdout, plot_loo_pit, plot_ppc
+from .compare import plot_comparison
 from .law import plot_decision, plot_frontier, plot_law, representative_ratios
 from .posterior import plot_pair, plot_posteriors, plot_rank, plot_trace
 
 __all__ = [
     "BAND_PROBS",
     "EXTEND",
+    "plot_comparison",
     "plot_decision",
     "plot_frontier",
     "plot_holdout",

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from .._io import atomic_write_bytes
 from ..errors import BayescaleError
+from ._compare import comparison_blocks
 from ._content import EXTRAPOLATION_SCALES as EXTRAPOLATION_SCALES
 from ._content import _blocks, _n_steps
 from ._elements import PNG_SIGNATURE as PNG_SIGNATURE
@@ -355,4 +356,16 @@ def write_markdown(
     return path
 
 
+def write_comparison_html(cmp: Any, path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """Write the report of a recipe comparison (:func:`bayescale.compare`) as one self-contained
+    HTML file, atomically: the verdict and its doubts, the recipes' table, both compute-optimal
+    curves with their bands and the crossing, the multiplier against compute, and how the recipes
+    were fitted."""
+    default, blocks = comparison_blocks(cmp)
+    path = Path(path)
+    _atomic_write(path, render_html(title or default, blocks).encode("utf-8"))
+    return path
+
+
 __all__ = ["figure_png", "png_size", "render_html", "render_markdown", "write_html", "write_markdown"]
+__all__ += ["write_comparison_html"]

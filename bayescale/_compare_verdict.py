@@ -1,0 +1,127 @@
+"""The table and the verdict of a recipe comparison (:mod:`bayescale.comparison`): numbers per
+recipe from its draws, and the comparison in words with the reasons to doubt it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _compare_quantities as cq
+from ._words import join_names
+from .decisions import decide
+
+#: (Functions here take a :class:`bayescale.comparison.Comparison`, which imports this module.)
+Comparison = Any
+
+def jsonable(v: Any) -> Any:
+    if isinstance(v, (np.floating, float)):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
+
+
+def table_of(c: Comparison) -> pd.DataFrame:
+    names = c.groups
+    X = np.stack([c.losses[g] for g in names])
+    dec = decide({g: X[i] for i, g in enumerate(names)}, risk=c.risk, ci_prob=c.ci_prob)
+    t = dec.table[["median", "lo", "hi", "risk", "p_best"]].copy()
+    t["regret"] = cq.regret(X)
+    base = c.losses[c.baseline]
+    for col in ("multiplier", "mult_lo", "mult_hi", "p_better", "diff", "diff_lo", "diff_hi", "p_cross", "cross_C"):
+        t[col] = np.nan
+    crosses = _crossing_draws(c)
+    for g in c.others:
+        k = c.multipliers[g][:, -1]
+        t.loc[g, ["multiplier", "mult_lo", "mult_hi"]] = cq.interval(k, c.ci_prob)
+        diff = c.losses[g] - base
+        t.loc[g, "p_better"] = float(np.mean(diff < 0))
+        med, lo, hi = cq.interval(diff, c.ci_prob)
+        t.loc[g, ["diff", "diff_lo", "diff_hi"]] = (float(np.mean(diff)), lo, hi)
+        t.loc[g, "p_cross"] = float(np.mean(crosses[g][0]))
+        t.loc[g, "cross_C"] = cq.interval(crosses[g][1], c.ci_prob)[0]
+    t.index.name = c.by
+    return t
+
+
+def _crossing_draws(c: Comparison) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per other recipe: whether its compute-optimal curve crosses the baseline's between the
+    smallest run and the target, and the last crossing's compute (NaN where none)."""
+    keep = c.curve_C <= c.target.C * (1 + 1e-9)
+    return {g: cq.crossings(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], c.curve_C[keep]) for g in c.others}
+
+
+def verdict_of(c: Comparison) -> str:
+    t = c.table()
+    pct = f"{100 * c.ci_prob:g}%"
+    parts = [f"At {c.target.describe()}:"]
+    for g in c.others:
+        r = t.loc[g]
+        parts.append(
+            f"{g} beats {c.baseline} with probability {r['p_better']:.2f} (loss difference {r['diff']:+.4f}, "
+            f"{pct} interval {r['diff_lo']:+.4f} to {r['diff_hi']:+.4f}); {g} is worth {r['multiplier']:.3g}x "
+            f"{c.baseline}'s compute ({pct} interval {r['mult_lo']:.3g}x-{r['mult_hi']:.3g}x)"
+            + _trend_clause(c, g)
+            + f"; the curves cross below the target with probability {r['p_cross']:.2f}"
+            + (f" (median at C={r['cross_C']:.3g})." if r["p_cross"] >= 0.05 else ".")
+        )
+    best = c.best
+    b = t.loc[best]
+    label = getattr(c.risk, "label", str(c.risk))
+    parts.append(
+        f"Pick {best}: best by {label} of loss, P(best) = {b['p_best']:.2f}, expected regret {b['regret']:.4f}."
+    )
+    if b["p_best"] < 0.8:
+        parts.append(
+            f"The evidence is weak (P(best) {b['p_best']:.2f} < 0.8): the choice may not matter at this scale, or "
+            "more runs near the largest compute of each recipe would settle it."
+        )
+    return " ".join(parts + _doubts(c))
+
+
+def _trend_clause(c: Comparison, g: str) -> str:
+    if len(c.levels) < 2:
+        return ""
+    m = c.multiplier(g)
+    words = cq.trend_words(c.levels, m["median"].to_numpy())
+    shown = ", ".join(f"{r['median']:.3g}x at C={r['C']:.2g}" for _, r in m.iterrows())
+    return f"; {words} ({shown})" if words else ""
+
+
+def _first_finding(warning: str) -> str:
+    """A warning's first finding (misfit warnings list several, separated by ``|``), and how many more."""
+    findings = [f.strip() for f in warning.split(" | ")]
+    more = f" (and {len(findings) - 1} more findings: see comparison.fit.misfit())" if len(findings) > 1 else ""
+    return findings[0].rstrip(".") + more + "."
+
+
+def _doubts(c: Comparison) -> list[str]:
+    out = [f"Doubt: {_first_finding(w)}" for w in c.warnings]
+    if c.pooling.pool and c.fit.method != "nuts":
+        out.append(
+            f"Doubt: {join_names(c.pooling.pool)} pooled hierarchically with method {c.fit.method!r}: the Gaussian "
+            "approximation is poor in the hierarchy's funnel (heavy, too wide tails); decide with method='nuts'."
+        )
+    for g in c.others:
+        share = float(np.mean(c.clipped[g][:, -1]))
+        if share > 0.05:
+            out.append(
+                f"Doubt: for {100 * share:.0f}% of draws {g}'s multiplier lies beyond "
+                f"{cq.K_RANGE[0]:g}-{cq.K_RANGE[1]:g}x (e.g. one recipe's loss floor is below what the other can "
+                "reach): the interval's edge is that bound."
+            )
+    far = {g: c.target.C / float(f.runs["C"].max()) for g, f in c.recipes.items()}
+    worst = max(far, key=far.get)
+    if far[worst] > 100:
+        out.append(
+            f"Caution: the target is {far[worst]:.3g}x the compute of {worst}'s largest run; the bands include the "
+            f"spec's extrapolation drift (correlation {c.drift_correlation:g} between recipes; "
+            "a multiplier this far out is only as good as the law's form there)."
+        )
+    return out
+
+
+__all__ = ["jsonable", "table_of", "verdict_of"]

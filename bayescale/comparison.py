@@ -1,0 +1,553 @@
+"""Which recipe should we scale? Compare training recipes by their scaling laws.
+
+:func:`compare` fits one law per recipe (a grouping column of the runs table) jointly, through
+the project's one model and engine: the grouped spec of :mod:`bayescale._compare_model` is an
+ordinary spec, fitted by :func:`bayescale.inference.fit`. From that one posterior it derives,
+draw by draw, at a target compute ``C*`` (or a target ``N, D``):
+
+* the **effective compute multiplier** ``k`` of each recipe over the baseline: the baseline's
+  compute-optimal loss at ``k C*`` equals the recipe's at ``C*`` (at an ``(N, D)`` target: the
+  baseline's loss at ``(sqrt(k) N, sqrt(k) D)``, the same tokens per parameter, equals the
+  recipe's at ``(N, D)``), and ``k`` at a few compute levels up to the target (does the gap
+  widen or narrow with scale?);
+* ``P(recipe better than baseline)``, the loss difference and its interval;
+* where the two compute-optimal curves cross between the smallest run and the target;
+* for all recipes: ``P(best)``, risk (the measures of :func:`bayescale.decide`) and the expected
+  selection regret ``E[L_pick - min L]``;
+* a verdict in words that carries the fit's warnings (convergence, modes, misfit) and says how
+  far the target lies beyond the runs.
+
+The extrapolation drift (the spec's ``[extrapolation]``: how far the true curve may bend away
+from the fitted law beyond the runs) applies to every recipe, at its distance from its own runs.
+Recipes fitted with one law form share part of its error, which cancels in a difference; part
+is their own. ``drift_correlation`` (default :data:`DRIFT_CORRELATION` = 0.5) is the correlation
+of two recipes' drifts: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d``
+the fit's drift draws and ``d_g`` an independent permutation of them (the drift is not informed by
+the data, so a permutation is an independent draw of the same distribution); each recipe keeps
+the drift's variance. At 0.5 the *gap* between two recipes may drift as much as one recipe's
+curve may: a difference is surer than a level, but not immune to the law's bending. 1 shares one
+drift (it cancels in differences, the usual practice of reading a multiplier off two fitted
+curves); 0 draws them independently (the most cautious).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _arviz
+from . import _compare_quantities as cq
+from ._compare_model import GROUP_COLUMN, Pooling, base_spec, group_values, grouped_spec, safe_group_name
+from ._compare_verdict import jsonable, table_of, verdict_of
+from ._io import atomic_write_bytes
+from ._words import join_names, quote
+from .data import law_inputs, load_runs
+from .decisions import parse_risk
+from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
+from .frontier import check_prob
+from .inference import Fit, build_idata, fit_attrs, runs_from_idata
+from .inference import fit as fit_one
+from .model import DRIFT, log_likelihood, noise_names
+from .scaled_priors import place_priors
+from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
+
+#: The fit's warnings that become the verdict's doubts (others, e.g. a library's RuntimeWarning, are only re-raised).
+DOUBTS = (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning)
+#: The attribute of a saved comparison's file that holds what was compared.
+COMPARISON_ATTR = "bayescale_comparison"
+#: Default correlation of two recipes' extrapolation drifts (see the module notes).
+DRIFT_CORRELATION = 0.5
+#: Compute levels (besides the target) at which the multiplier's trend is reported.
+N_LEVELS = 4
+#: Points of the compute grid the curves and their crossing are drawn on.
+N_CURVE = 49
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the comparison is made: a compute budget ``C`` (compute-optimal allocation) or a
+    model size and token count ``N, D``."""
+
+    C: float
+    N: float | None = None
+    D: float | None = None
+
+    @property
+    def at_point(self) -> bool:
+        return self.N is not None
+
+    def describe(self) -> str:
+        if self.at_point:
+            return f"N={self.N:.3g}, D={self.D:.3g} (C={self.C:.3g})"
+        return f"C={self.C:.3g} FLOPs (compute-optimal)"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"N": self.N, "D": self.D} if self.at_point else {"C": self.C}
+
+
+def _risk_text(risk: Any) -> str:
+    """A risk measure as the text :func:`bayescale.decisions.parse_risk` reads."""
+    kind = type(risk).__name__
+    if kind == "Expectation":
+        return "mean"
+    return f"{'cvar' if kind == 'CVaR' else 'quantile'}:{risk.q}"
+
+
+def parse_target(at: Any) -> Target:
+    """A :class:`Target` from ``{"C": 1e23}``, ``{"N": 7e9, "D": 1.4e12}`` or a number (``C``)."""
+    if isinstance(at, Target):
+        return at
+    if isinstance(at, (int, float)) and not isinstance(at, bool):
+        at = {"C": at}
+    if not isinstance(at, Mapping) or set(at) not in ({"C"}, {"N", "D"}):
+        raise BayescaleError(f"at must be {{'C': FLOPs}} or {{'N': params, 'D': tokens}}, got {at!r}")
+    try:
+        values = {k: float(v) for k, v in at.items()}
+    except (TypeError, ValueError):
+        raise BayescaleError(f"at: values must be numbers, got {at!r}") from None
+    bad = [k for k, v in values.items() if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise BayescaleError(f"at: {join_names(bad)} must be finite and > 0, got {at!r}")
+    if "C" in values:
+        return Target(C=values["C"])
+    return Target(C=6.0 * values["N"] * values["D"], N=values["N"], D=values["D"])
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def _groups(table: pd.DataFrame, by: str) -> list[str]:
+    if by not in table.columns:
+        raise BayescaleError(f"grouping column {by!r} is not in the runs table; its columns are {list(table.columns)}")
+    if table[by].isna().any():
+        rows = table.loc[table[by].isna(), "run_id"].tolist()
+        raise BayescaleError(f"grouping column {by!r} is blank in rows {rows[:10]}")
+    groups = [safe_group_name(g) for g in pd.unique(table[by].astype(str))]
+    if len(groups) < 2:
+        raise BayescaleError(
+            f"grouping column {by!r} has one group ({quote(groups[0])}); a comparison needs at least two"
+        )
+    return groups
+
+
+def _check_sizes(table: pd.DataFrame, by: str, groups: Sequence[str], spec: ModelSpec, pooling: Pooling) -> None:
+    free = pooling.free(spec.law)
+    counts = table[by].astype(str).value_counts()
+    small = [f"{quote(g)} has {int(counts[g])}" for g in groups if counts[g] < len(free)]
+    if small:
+        raise BayescaleError(
+            f"each recipe needs at least as many runs as its free parameters ({len(free)}: {join_names(free)}); "
+            f"{join_names(small)} runs. Add runs, or share or pool parameters (pooling=...)"
+        )
+
+
+def _baseline(groups: Sequence[str], baseline: str | None) -> str:
+    if baseline is None:
+        return groups[0]
+    if str(baseline) not in groups:
+        raise BayescaleError(f"baseline {quote(baseline)} is not a group; the groups are {join_names(groups, 'and')}")
+    return str(baseline)
+
+
+def _spec(spec: Any, table: pd.DataFrame) -> ModelSpec:
+    spec = load_spec(spec)
+    if isinstance(spec, AverageSpec):
+        raise BayescaleError(
+            f"compare: spec {spec.name!r} is a law average; averages are not supported for comparisons yet. "
+            "Give a single-law spec such as models/chinchilla.toml"
+        )
+    return base_spec(place_priors(spec, table))
+
+
+# ------------------------------------------------------------------ fitting
+
+
+def _recipe_fit(gfit: Fit, spec: ModelSpec, pooling: Pooling, groups: Sequence[str], k: int, drift: Any) -> Fit:
+    """Recipe ``k``'s law as a :class:`Fit` of the base spec: its draws of the base law's
+    parameters, the shared noise, the drift, and its own runs (for distances and plots)."""
+    draws = gfit.draws()
+    samples = group_values(spec.law, pooling, len(groups), draws, k)
+    samples.update({n: draws[n] for n in noise_names(spec)})
+    if drift is not None:
+        samples[DRIFT] = drift
+    runs = gfit.runs[gfit.runs[GROUP_COLUMN].round(6) == round(math.exp(k), 6)].reset_index(drop=True)
+    runs = runs.drop(columns=[GROUP_COLUMN])
+    y = np.log(runs["loss"].to_numpy(float))
+    ll = log_likelihood(spec, samples, law_inputs(spec, runs), y)
+    parent = _arviz.attrs(gfit.idata)
+    extra = {k_: parent[k_] for k_ in ("conformal_factor",) if k_ in parent}
+    attrs = fit_attrs(spec, runs, method=gfit.method, seed=gfit.seed, seconds=float("nan"), identified=[], **extra)
+    return Fit(spec=spec, idata=build_idata(spec, runs, samples, None, ll, y, attrs), runs=runs, method=gfit.method)
+
+
+def _drifts(gfit: Fit, n: int, rho: float, seed: int) -> list[Any]:
+    """Each recipe's drift draws, correlated ``rho`` between recipes (see the module notes)."""
+    if DRIFT not in gfit.posterior:
+        return [None] * n
+    d = gfit.posterior[DRIFT].values
+    rng = np.random.default_rng([seed, 17])
+    own = [rng.permutation(d.reshape(-1)).reshape(d.shape) for _ in range(n)]
+    return [math.sqrt(rho) * d + math.sqrt(1 - rho) * o for o in own]
+
+
+def _fit_grouped(spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], pooling: Pooling, **kw: Any) -> tuple:
+    """The joint fit of every recipe, and the warnings it raised (re-raised to the caller too)."""
+    gspec = grouped_spec(spec, groups, pooling)
+    code = {g: math.exp(i) for i, g in enumerate(groups)}
+    table = table.assign(**{GROUP_COLUMN: table[kw.pop("by")].astype(str).map(code)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gfit = fit_one(gspec, table, **kw)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    doubts = [str(w.message) for w in caught if issubclass(w.category, DOUBTS)]
+    return gfit, tuple(dict.fromkeys(doubts))
+
+
+# ------------------------------------------------------------------ the result
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Recipes compared by their scaling laws at a target; :attr:`verdict` says it in words.
+
+    Attributes
+    ----------
+    fit : Fit
+        The joint fit of every recipe (the grouped spec; parameter ``A_g1`` is recipe 1's ``A``).
+    recipes : dict of str to Fit
+        Each recipe's law as a fit of the base spec, drawn from the joint posterior (aligned
+        draw by draw), with its own runs and drift.
+    baseline, by, target, pooling, ci_prob, risk
+        What was compared, and how.
+    losses : dict of str to ndarray
+        Draws of each recipe's loss at the target (compute-optimal at ``C*``, or at ``N, D``).
+    levels : ndarray
+        Compute levels of the multiplier trend (the last is the target's compute).
+    multipliers : dict of str to ndarray
+        Draws (draw, level) of each other recipe's compute multiplier over the baseline.
+    warnings : tuple of str
+        What the fit warned about, carried into the verdict.
+    """
+
+    fit: Fit
+    recipes: dict[str, Fit]
+    baseline: str
+    by: str
+    target: Target
+    pooling: Pooling
+    ci_prob: float
+    risk: Any
+    losses: dict[str, np.ndarray]
+    levels: np.ndarray
+    multipliers: dict[str, np.ndarray]
+    clipped: dict[str, np.ndarray]
+    curve_C: np.ndarray
+    curves: dict[str, np.ndarray]
+    warnings: tuple[str, ...] = ()
+    drift_correlation: float = DRIFT_CORRELATION
+    _table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def spec(self) -> ModelSpec:
+        """The spec every recipe's law follows."""
+        return self.recipes[self.baseline].spec
+
+    @property
+    def groups(self) -> list[str]:
+        return list(self.recipes)
+
+    @property
+    def others(self) -> list[str]:
+        return [g for g in self.recipes if g != self.baseline]
+
+    def multiplier(self, recipe: str | None = None, *, C: Any = None) -> pd.DataFrame:
+        """The compute multiplier of ``recipe`` (default: every other recipe) over the baseline at
+        compute levels ``C`` (default: :attr:`levels`): median, interval, and the share of draws
+        outside the searched range (:data:`bayescale._compare_quantities.K_RANGE`), one row per level."""
+        names = self.others if recipe is None else [self._known(recipe)]
+        rows = []
+        for name in names:
+            if C is None:
+                k, clipped, levels = self.multipliers[name], self.clipped[name], self.levels
+            else:
+                levels = cq.check_levels(C)
+                k, clipped = cq.multiplier_at_compute(self.recipes[self.baseline], self.recipes[name], levels)
+            for i, c in enumerate(levels):
+                med, lo, hi = cq.interval(k[:, i], self.ci_prob)
+                rows.append(
+                    {
+                        "recipe": name,
+                        "C": float(c),
+                        "median": med,
+                        "lo": lo,
+                        "hi": hi,
+                        "p_gt_1": float(np.mean(k[:, i] > 1)),
+                        "clipped": float(np.mean(clipped[:, i])),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def summary(self, *, ci_prob: float | None = None) -> pd.DataFrame:
+        """Each recipe's law parameters (shared ones repeat), rows ``(recipe, parameter)``: as
+        :meth:`bayescale.Fit.summary`, with the recipes' names instead of the joint fit's ``A_g1``."""
+        prob = self.ci_prob if ci_prob is None else ci_prob
+        parts = {g: f.summary(var_names=list(self.spec.law.params), ci_prob=prob) for g, f in self.recipes.items()}
+        return pd.concat(parts, names=[self.by, "variable"])
+
+    def _known(self, recipe: str) -> str:
+        if str(recipe) not in self.recipes:
+            raise BayescaleError(f"recipe {quote(recipe)} is not a group; the groups are {join_names(self.groups)}")
+        return str(recipe)
+
+    def table(self) -> pd.DataFrame:
+        """One row per recipe: loss at the target (median, interval), risk, ``p_best``, expected
+        regret; for the others also the multiplier over the baseline at the target, ``p_better``,
+        the loss difference (mean, interval), ``p_cross`` and the median crossing compute."""
+        if self._table is None:  # computed once (the verdict and the JSON read it several times)
+            object.__setattr__(self, "_table", table_of(self))
+        return self._table.copy()
+
+    @property
+    def best(self) -> str:
+        return str(self.table()["risk"].idxmin())
+
+    @property
+    def verdict(self) -> str:
+        """The comparison in words, with the reasons to doubt it."""
+        return verdict_of(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        t = self.table()
+        return {
+            "by": self.by,
+            "groups": self.groups,
+            "baseline": self.baseline,
+            "target": self.target.to_dict(),
+            "pooling": self.pooling.to_dict(self.spec.law),
+            "method": self.fit.method,
+            "drift_correlation": self.drift_correlation,
+            "ci_prob": self.ci_prob,
+            "risk": getattr(self.risk, "label", str(self.risk)),
+            "best": self.best,
+            "recipes": {g: {c: jsonable(v) for c, v in row.items()} for g, row in t.iterrows()},
+            "multiplier": [{k: jsonable(v) for k, v in r.items()} for r in self.multiplier().to_dict("records")],
+            "warnings": list(self.warnings),
+            "verdict": self.verdict,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the comparison to netCDF (atomically): the joint fit, and what was compared in
+        its attributes. :meth:`load` reads it back and recomputes the same numbers."""
+        setup = {
+            "by": self.by,
+            "groups": self.groups,
+            "baseline": self.baseline,
+            "target": self.target.to_dict(),
+            "pooling": {"share": list(self.pooling.share), "pool": list(self.pooling.pool)},
+            "ci_prob": self.ci_prob,
+            "risk": _risk_text(self.risk),
+            "levels": [float(c) for c in self.levels],
+            "drift_correlation": self.drift_correlation,
+            "spec": self.spec.to_dict(),
+            "warnings": list(self.warnings),
+        }
+        attrs = {**_arviz.attrs(self.fit.idata), COMPARISON_ATTR: json.dumps(setup)}
+        return _arviz.save(_arviz.with_groups(self.fit.idata, {}, attrs), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Comparison":
+        """Read a comparison written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise BayescaleError(f"comparison file {str(path)!r} not found")
+        try:
+            idata = _arviz.load(path)
+            a = _arviz.attrs(idata)
+            setup = json.loads(a[COMPARISON_ATTR])
+            base = spec_from_dict(setup["spec"])
+        except (KeyError, OSError, ValueError) as e:
+            raise BayescaleError(f"{path} is not a bayescale comparison file ({type(e).__name__}: {e})") from None
+        pool = Pooling(share=tuple(setup["pooling"]["share"]), pool=tuple(setup["pooling"]["pool"]))
+        gspec = grouped_spec(base, setup["groups"], pool)
+        gfit = Fit(spec=gspec, idata=idata, runs=runs_from_idata(idata), method=a["method"], seed=int(a["seed"]))
+        rho = float(setup["drift_correlation"])
+        drifts = _drifts(gfit, len(setup["groups"]), rho, gfit.seed)
+        recipes = {
+            g: _recipe_fit(gfit, base, pool, setup["groups"], i, drifts[i]) for i, g in enumerate(setup["groups"])
+        }
+        return _assemble(
+            gfit,
+            recipes,
+            setup["baseline"],
+            setup["by"],
+            parse_target(setup["target"]),
+            pool,
+            setup["ci_prob"],
+            parse_risk(setup["risk"]),
+            setup["levels"],
+            tuple(setup["warnings"]),
+            rho,
+        )
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            atomic_write_bytes(Path(path), (text + "\n").encode())
+        return text
+
+
+# ------------------------------------------------------------------ compare
+
+
+def compare(
+    runs: Any,
+    by: str = "recipe",
+    *,
+    spec: Any = "chinchilla",
+    at: Any,
+    baseline: str | None = None,
+    pooling: Any = None,
+    method: str = "nuts",
+    seed: int = 0,
+    risk: Any = "cvar:0.9",
+    ci_prob: float = 0.9,
+    levels: Sequence[float] | None = None,
+    drift_correlation: float = DRIFT_CORRELATION,
+    chains: int | None = None,
+    warmup: int | None = None,
+    draws: int | None = None,
+) -> Comparison:
+    """Compare training recipes by their scaling laws at a target compute or size.
+
+    Parameters
+    ----------
+    runs : DataFrame or path
+        One runs table with a grouping column ``by`` naming each run's recipe.
+    by : str
+        The grouping column (default ``"recipe"``).
+    spec : ModelSpec, path or bundled name
+        The law and priors every recipe follows (default the bundled Chinchilla spec). Law
+        averages are not supported yet (a clear error says so).
+    at : mapping or float
+        ``{"C": FLOPs}`` (compute-optimal loss at that budget) or ``{"N": params, "D": tokens}``.
+    baseline : str, optional
+        The recipe the others are measured against (default: the first group in the table).
+    pooling : mapping or Pooling, optional
+        ``{"share": [...], "pool": [...], "free": [...]}``: parameters with one value for all
+        recipes, pooled hierarchically (non-centred, LogNormal priors only), or free per recipe
+        (the rest). Default (:meth:`Pooling.default`): share the irreducible loss ``E``; coefficients
+        and exponents free per recipe.
+    method : {"nuts", "laplace", "psis"}
+        As :func:`bayescale.fit`. ``"laplace"`` takes seconds (for loops over many datasets);
+        its Gaussian is rough in the funnel of pooled exponents, so decide with NUTS.
+    seed, risk, ci_prob
+        One seed; the risk measure ranking recipes (as :func:`bayescale.decide`); interval probability.
+    levels : sequence of float, optional
+        Compute levels of the multiplier trend (default: the largest run's compute up to the target).
+    drift_correlation : float
+        Correlation in [0, 1] of the recipes' extrapolation drifts (see the module notes).
+    chains, warmup, draws : int, optional
+        Sampler overrides.
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    >>> cmp = compare(runs, by="recipe", at={"C": 1e23}, method="laplace")   # doctest: +SKIP
+    >>> print(cmp.verdict)                                                  # doctest: +SKIP
+    """
+    target = parse_target(at)
+    check_prob(ci_prob, "ci_prob")
+    risk = parse_risk(risk)
+    if (
+        isinstance(drift_correlation, bool)
+        or not isinstance(drift_correlation, (int, float))
+        or not (0 <= drift_correlation <= 1)
+    ):
+        raise BayescaleError(f"drift_correlation must be a number in [0, 1], got {drift_correlation!r}")
+    table = load_runs(runs)
+    groups = _groups(table, by)
+    baseline = _baseline(groups, baseline)
+    spec = _spec(spec, table)
+    pool = Pooling.parse(pooling, spec.law)
+    _check_sizes(table, by, groups, spec, pool)
+    kw = dict(by=by, seed=seed, method=method, chains=chains, warmup=warmup, draws=draws)
+    gfit, caught = _fit_grouped(spec, table, groups, pool, **kw)
+    drifts = _drifts(gfit, len(groups), float(drift_correlation), seed)
+    recipes = {g: _recipe_fit(gfit, spec, pool, groups, i, drifts[i]) for i, g in enumerate(groups)}
+    return _assemble(gfit, recipes, baseline, by, target, pool, ci_prob, risk, levels, caught, float(drift_correlation))
+
+
+def _default_levels(recipes: Mapping[str, Fit], target: Target) -> np.ndarray:
+    c_max = max(float(f.runs["C"].max()) for f in recipes.values())
+    if target.C <= c_max:
+        return np.asarray([target.C])
+    return np.geomspace(c_max, target.C, N_LEVELS + 1)
+
+
+def _assemble(
+    gfit: Fit,
+    recipes: dict[str, Fit],
+    baseline: str,
+    by: str,
+    target: Target,
+    pool: Pooling,
+    ci_prob: float,
+    risk: Any,
+    levels: Sequence[float] | None,
+    caught: tuple[str, ...],
+    drift_correlation: float,
+) -> Comparison:
+    """The comparison's draws: losses at the target, multipliers, compute-optimal curves."""
+    cq.align(recipes)
+    levels = _default_levels(recipes, target) if levels is None else cq.check_levels(levels)
+    if not np.isclose(levels[-1], target.C):  # the trend ends at the target
+        levels = np.append(levels[levels < target.C], target.C)
+    c_min = min(float(f.runs["C"].min()) for f in recipes.values())
+    curve_C = np.geomspace(c_min, max(target.C, c_min * 10) * 10, N_CURVE)
+    curves = {g: cq.frontier_log_loss(f, curve_C) for g, f in recipes.items()}
+    if target.at_point:
+        point = pd.DataFrame({"N": [target.N], "D": [target.D]})
+        losses = {g: np.exp(cq.point_log_loss(f, point)[:, 0]) for g, f in recipes.items()}
+    else:
+        losses = {g: np.exp(cq.frontier_log_loss(f, [target.C])[:, 0]) for g, f in recipes.items()}
+    mult, clipped = {}, {}
+    for g in recipes:
+        if g == baseline:
+            continue
+        k, e = cq.multiplier_at_compute(recipes[baseline], recipes[g], levels)
+        if target.at_point:  # the last level is the target: its multiplier at the point's allocation
+            k[:, -1:], e[:, -1:] = cq.multiplier_at_point(recipes[baseline], recipes[g], target.N, target.D)
+        mult[g], clipped[g] = k, e
+    return Comparison(
+        fit=gfit,
+        recipes=recipes,
+        baseline=baseline,
+        by=by,
+        target=target,
+        pooling=pool,
+        ci_prob=ci_prob,
+        risk=risk,
+        losses=losses,
+        levels=np.asarray(levels, dtype=float),
+        multipliers=mult,
+        clipped=clipped,
+        curve_C=curve_C,
+        curves=curves,
+        warnings=caught,
+        drift_correlation=drift_correlation,
+    )
+
+
+__all__ = ["Comparison", "DRIFT_CORRELATION", "Pooling", "Target", "compare", "parse_target"]

@@ -1,0 +1,277 @@
+"""Recipe comparisons (bayescale.comparison): known multipliers recovered, identical recipes
+indistinguishable, a crossover found, pooling as documented, and bad input refused by name."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayescale as bs
+from bayescale._compare_model import Pooling, grouped_spec
+from bayescale._compare_quantities import regret
+from bayescale.cli import main
+from bayescale.comparison import parse_target
+
+TRUTH = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.30}
+SIZES = (1e7, 3e7, 1e8, 3e8, 1e9, 3e9)
+TARGET = 1e24
+
+
+def optimal_loss(p: dict, C: float) -> float:
+    """Chinchilla's compute-optimal loss in closed form (the truth of the synthetic worlds)."""
+    a, b = p["alpha"], p["beta"]
+    G = (a * p["A"] / (b * p["B"])) ** (1 / (a + b))
+    N = G * (C / 6) ** (b / (a + b))
+    return p["E"] + p["A"] / N**a + p["B"] / (C / (6 * N)) ** b
+
+
+def with_multiplier(p: dict, k: float) -> dict:
+    """``p`` made ``k`` times as compute-efficient: L_new(N, D) = L(sqrt(k) N, sqrt(k) D), so
+    L*_new(C) = L*(k C) at every C (a constant compute multiplier)."""
+    s = math.sqrt(k)
+    return dict(p, A=p["A"] * s ** -p["alpha"], B=p["B"] * s ** -p["beta"])
+
+
+def two_recipes(a: dict, b: dict, *, sigma: float = 0.005, seeds: tuple[int, int] = (1, 2)) -> pd.DataFrame:
+    tables = []
+    for name, p, seed in (("A", a, seeds[0]), ("B", b, seeds[1])):
+        t = bs.testing.synthetic_runs("chinchilla", p, N=SIZES, sigma=sigma, seed=seed)
+        tables.append(t.assign(recipe=name, run_id=[f"{name}{i}" for i in range(len(t))]))
+    return pd.concat(tables, ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def doubled() -> pd.DataFrame:
+    return two_recipes(TRUTH, with_multiplier(TRUTH, 2.0))
+
+
+@pytest.fixture(scope="module")
+def doubled_cmp(doubled: pd.DataFrame):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bs.compare(doubled, at={"C": TARGET}, method="laplace", seed=0)
+
+
+def test_truth_has_the_multiplier_it_claims() -> None:
+    b = with_multiplier(TRUTH, 2.0)
+    for C in (1e20, 1e23):
+        assert optimal_loss(b, C) == pytest.approx(optimal_loss(TRUTH, 2 * C), rel=1e-12)
+
+
+def test_known_multiplier_is_recovered(doubled_cmp) -> None:
+    row = doubled_cmp.table().loc["B"]
+    assert row["mult_lo"] < 2.0 < row["mult_hi"]
+    assert 1.3 < row["multiplier"] < 3.0
+    assert row["p_better"] > 0.5
+    m = doubled_cmp.multiplier("B")
+    assert len(m) == len(doubled_cmp.levels) and m["C"].iloc[-1] == pytest.approx(TARGET)
+    assert all(m["lo"] < 2.0) and all(m["hi"] > 2.0)
+
+
+def test_known_multiplier_with_shared_exponents_is_tight(doubled: pd.DataFrame) -> None:
+    share = {"share": ["E", "alpha", "beta"]}
+    cmp = bs.compare(doubled, at={"C": TARGET}, method="laplace", pooling=share, drift_correlation=1.0)
+    row = cmp.table().loc["B"]
+    assert row["mult_lo"] < 2.0 < row["mult_hi"]
+    assert row["mult_hi"] / row["mult_lo"] < 4  # only the coefficients differ and the drift cancels: k is pinned down
+    apart = bs.compare(doubled, at={"C": TARGET}, method="laplace", pooling=share, drift_correlation=0.0)
+    wide = apart.table().loc["B"]
+    assert wide["mult_hi"] / wide["mult_lo"] > 2 * row["mult_hi"] / row["mult_lo"]  # independent drifts widen it
+    assert row["p_better"] > 0.9
+    assert "roughly constant with scale" in cmp.verdict  # a constant multiplier, said so
+
+
+def test_identical_recipes_are_indistinguishable() -> None:
+    runs = two_recipes(TRUTH, TRUTH, seeds=(3, 4))
+    cmp = bs.compare(runs, at={"C": TARGET}, method="laplace", pooling={"share": ["E", "alpha", "beta"]})
+    row = cmp.table().loc["B"]
+    assert 0.1 < row["p_better"] < 0.9
+    assert row["mult_lo"] < 1.0 < row["mult_hi"]
+    assert row["diff_lo"] < 0 < row["diff_hi"]
+    assert "The evidence is weak" in cmp.verdict
+
+
+def test_crossover_between_runs_and_target_is_found() -> None:
+    # B: better coefficients, smaller exponents, tuned so its compute-optimal curve crosses A's at 1e22.
+    def recipe_b(f: float) -> dict:
+        return dict(TRUTH, A=400 * f, B=1500 * f, alpha=0.26, beta=0.23)
+
+    lo, hi = 0.01, 1.0
+    for _ in range(60):  # bisection on the coefficient scale: the truth's crossing at 1e22
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if optimal_loss(recipe_b(mid), 1e22) < optimal_loss(TRUTH, 1e22) else (lo, mid)
+    b = recipe_b(lo)
+    runs = two_recipes(TRUTH, b)
+    assert runs["C"].max() < 1e22 < TARGET
+    cmp = bs.compare(runs, at={"C": TARGET}, method="laplace")
+    row = cmp.table().loc["B"]
+    assert row["p_cross"] > 0.6
+    assert 1e21 < row["cross_C"] < 1e23
+    assert row["p_better"] < 0.5  # past the crossing, A is ahead
+    assert "cross below the target with probability" in cmp.verdict
+
+
+def test_pooling_sets_the_parameters_as_documented() -> None:
+    spec = bs.load_spec("chinchilla")
+    groups = ["A", "B", "C"]
+    default = grouped_spec(spec, groups, Pooling.default(spec.law))
+    assert Pooling.default(spec.law) == Pooling(share=("E",))
+    assert len(default.law.params) == 1 + 3 * 4  # E shared; A, B, alpha, beta per recipe
+    shared = grouped_spec(spec, groups, Pooling.parse({"share": ["E", "alpha", "beta"]}, spec.law))
+    assert len(shared.law.params) == 3 + 3 * 2
+    pooled = grouped_spec(spec, groups, Pooling.parse({"share": "E", "pool": ["alpha", "beta"]}, spec.law))
+    assert len(pooled.law.params) == 1 + 3 * 2 + 2 * (2 + 3)  # mu, tau and one z per recipe each
+    assert {"alpha_mu", "alpha_tau", "alpha_z2"} <= set(pooled.law.params)
+    # the grouped law at equal parameters is the base law
+    x = {"N": np.log([1e8, 1e9]), "D": np.log([2e9, 2e10]), "group": np.array([0.0, 2.0])}
+    p = {n: 1.0 for n in default.law.params} | {"E": 1.7}
+    p.update({f"A_g{k}": 400.0 for k in range(3)} | {f"B_g{k}": 1500.0 for k in range(3)})
+    p.update({f"alpha_g{k}": 0.33 for k in range(3)} | {f"beta_g{k}": 0.3 for k in range(3)})
+    base = spec.law.log_loss(TRUTH, {"N": x["N"], "D": x["D"]}, np)
+    assert np.allclose(default.law.log_loss(p, x, np), base)
+
+
+def test_regret_and_p_best_on_fixed_draws() -> None:
+    # three options, four draws: the regret of each is its mean excess over the draw's best
+    losses = np.array([[2.0, 2.0, 3.0, 2.0], [2.1, 1.9, 2.0, 2.2], [2.2, 2.2, 2.2, 1.0]])
+    np.testing.assert_allclose(
+        regret(losses), [(0.0 + 0.1 + 1.0 + 1.0) / 4, (0.1 + 0.0 + 0.0 + 1.2) / 4, 0.2 / 4 + 0.3 / 4 + 0.2 / 4]
+    )
+
+
+@pytest.mark.slow  # a new compilation (three recipes, a hierarchy): about 20 s
+def test_three_recipes_pooled_exponents(doubled: pd.DataFrame) -> None:
+    # C is 4x as compute-efficient as A, B 2x: C should be best, with the least regret.
+    extra = bs.testing.synthetic_runs("chinchilla", with_multiplier(TRUTH, 4.0), N=SIZES, sigma=0.005, seed=5)
+    runs = pd.concat([doubled, extra.assign(recipe="C", run_id=[f"C{i}" for i in range(len(extra))])])
+    with warnings.catch_warnings():  # the Laplace fit of a hierarchy may find several modes: it says so
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        cmp = bs.compare(runs, at={"C": TARGET}, method="laplace", pooling={"share": "E", "pool": ["alpha", "beta"]})
+    assert {"alpha_mu", "beta_tau", "alpha_z2"} <= set(cmp.fit.var_names)
+    assert "pooled hierarchically with method 'laplace'" in cmp.verdict
+    t = cmp.table()
+    assert list(t.index) == ["A", "B", "C"] and t["p_best"].sum() == pytest.approx(1.0)
+    assert t["p_best"].idxmax() == "C" and t["regret"].idxmin() == "C"
+    assert t.loc["C", "multiplier"] > t.loc["B", "multiplier"] > 1
+
+
+def test_point_target_and_json(doubled_cmp, doubled: pd.DataFrame) -> None:
+    d = json.loads(doubled_cmp.to_json())
+    assert d["baseline"] == "A" and d["recipes"]["B"]["p_best"] > 0.5 and d["verdict"] == doubled_cmp.verdict
+    cmp = bs.compare(doubled, at={"N": 3e10, "D": 6e11}, method="laplace")
+    row = cmp.table().loc["B"]
+    assert row["mult_lo"] < 2.0 < row["mult_hi"]  # a constant multiplier holds at any allocation too
+    assert cmp.target.C == pytest.approx(6 * 3e10 * 6e11)
+
+
+def test_save_and_load_give_the_same_numbers(doubled_cmp, tmp_path) -> None:
+    path = doubled_cmp.save(tmp_path / "cmp.nc")
+    back = bs.Comparison.load(path)
+    pd.testing.assert_frame_equal(back.table(), doubled_cmp.table())
+    assert back.verdict == doubled_cmp.verdict and back.pooling == doubled_cmp.pooling
+    with pytest.raises(bs.BayescaleError, match="not found"):
+        bs.Comparison.load(tmp_path / "missing.nc")
+
+
+def test_summary_names_the_recipes(doubled_cmp) -> None:
+    s = doubled_cmp.summary()
+    assert list(s.index.get_level_values(0).unique()) == ["A", "B"]
+    assert s.loc[("A", "E"), "mean"] == s.loc[("B", "E"), "mean"]  # E is shared by default
+    assert s.loc[("A", "A"), "mean"] != s.loc[("B", "A"), "mean"]
+
+
+def test_multiplier_at_other_compute(doubled_cmp) -> None:
+    m = doubled_cmp.multiplier("B", C=[1e20, 1e22])
+    assert list(m["C"]) == [1e20, 1e22] and all(m["lo"] < 2.0) and all(m["hi"] > 2.0)
+    with pytest.raises(bs.BayescaleError, match="recipe 'Z' is not a group"):
+        doubled_cmp.multiplier("Z")
+
+
+def test_report_and_figure(doubled_cmp, tmp_path) -> None:
+    fig = bs.plots.plot_comparison(doubled_cmp)
+    assert len(fig.axes) == 2
+    out = bs.report.write_comparison_html(doubled_cmp, tmp_path / "cmp.html")
+    text = out.read_text()
+    assert "data:image/png;base64," in text and "compute multiplier" in text and "<script" not in text
+
+
+@pytest.mark.parametrize(
+    "change, kwargs, match",
+    [
+        (lambda r: r.drop(columns="recipe"), {}, "grouping column 'recipe' is not in the runs table"),
+        (lambda r: r.assign(recipe="A"), {}, "has one group"),
+        (lambda r: r[(r.recipe == "A") | (r.index % 6 == 0)], {}, "at least as many runs as its free parameters"),
+        (lambda r: r, {"baseline": "Z"}, "baseline 'Z' is not a group"),
+        (lambda r: r, {"at": {"N": 1e9}}, "at must be"),
+        (lambda r: r, {"pooling": {"share": ["gamma"]}}, "'gamma'|gamma"),
+        (lambda r: r, {"pooling": {"shared": ["E"]}}, "unknown key"),
+        (lambda r: r, {"spec": "recommended"}, "law average"),
+        (lambda r: r, {"drift_correlation": 2}, "drift_correlation must be a number in"),
+    ],
+)
+def test_bad_input_is_refused_by_name(doubled: pd.DataFrame, change, kwargs, match) -> None:
+    kwargs = {"at": {"C": TARGET}, "method": "laplace"} | kwargs
+    with pytest.raises(bs.BayescaleError, match=match):
+        bs.compare(change(doubled), **kwargs)
+
+
+def test_parse_target() -> None:
+    assert parse_target(1e23).C == 1e23 and not parse_target(1e23).at_point
+    assert parse_target({"N": 1e9, "D": 2e10}).C == pytest.approx(1.2e20)
+    with pytest.raises(bs.BayescaleError, match="finite and > 0"):
+        parse_target({"C": -1})
+
+
+# ------------------------------------------------------------------ command line
+
+
+@pytest.fixture(scope="module")
+def runs_csv(doubled: pd.DataFrame, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("cmp") / "runs.csv"
+    doubled.to_csv(path, index=False)
+    return str(path)
+
+
+def test_cli_happy_path(runs_csv: str, capsys, tmp_path) -> None:
+    args = ["compare", runs_csv, "--by", "recipe", "--at", "C=1e24", "--method", "laplace", "-q"]
+    assert main(args + ["--baseline", "A", "--report", str(tmp_path / "r.html")]) == 0
+    out = capsys.readouterr().out
+    assert "x compute vs A" in out and "Pick " in out and "P(best)" in out
+    assert (tmp_path / "r.html").is_file()
+    assert main(args + ["--json", "--share", "E,alpha,beta"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (
+        d["pooling"]["share"] == ["E", "alpha", "beta"]
+        and d["recipes"]["B"]["mult_lo"] < 2 < d["recipes"]["B"]["mult_hi"]
+    )
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--by", "arch"], "grouping column 'arch'"),
+        (["--baseline", "Z"], "baseline 'Z'"),
+        (["--at", "N=1e9"], "--at 'N=1e9'"),
+        (["--at", "C=abc"], "--at 'C=abc'"),
+        (["--share", "gamma"], "gamma"),
+        (["--report", "out.pdf"], "--report"),
+    ],
+)
+def test_cli_bad_input_exits_2(runs_csv: str, capsys, extra, match) -> None:
+    args = ["compare", runs_csv, "--at", "C=1e24", "--method", "laplace", "-q"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bayescale: error:") and match in err and "Traceback" not in err
+
+
+@pytest.mark.slow  # NUTS on the grouped spec: a compilation of the sampler, about a minute on 2 cores
+def test_nuts_recovers_the_multiplier(doubled: pd.DataFrame) -> None:
+    cmp = bs.compare(doubled, at={"C": TARGET}, method="nuts", chains=2, warmup=300, draws=300, seed=1)
+    row = cmp.table().loc["B"]
+    assert row["mult_lo"] < 2.0 < row["mult_hi"] and row["p_better"] > 0.5
+    assert cmp.fit.diagnostics()["max_r_hat"] < 1.05
