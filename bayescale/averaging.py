@@ -118,10 +118,18 @@ class AveragedFit:
         return self.leading.identified_names
 
     def _mix(self, per_member: list[np.ndarray]) -> np.ndarray:
-        """One array (chain, draw, ...) taking each slot from the member the slot belongs to."""
-        out = np.array(per_member[0], dtype=float, copy=True)
-        for k, values in enumerate(per_member[1:], start=1):
-            out[self.slots == k] = np.asarray(values)[self.slots == k]
+        """One array shaped like the leading member's draws (chain, draw, ...), each slot taken from
+        the member it belongs to. A member whose draws are shaped otherwise (NUTS chains that sat in
+        different modes come back mixed by weight, fewer per chain) gives its draws evenly spread."""
+        arrays = [np.asarray(v, dtype=float) for v in per_member]
+        out = np.empty(self.slots.shape + arrays[0].shape[2:])
+        for k, values in enumerate(arrays):
+            where = self.slots == k
+            if values.shape[:2] == self.slots.shape:
+                out[where] = values[where]
+            elif where.any():
+                flat = values.reshape((-1,) + values.shape[2:])
+                out[where] = flat[np.arange(where.sum()) * len(flat) // where.sum()]
         return out
 
     def log_loss(self, points: Any) -> np.ndarray:

@@ -198,6 +198,22 @@ def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> Non
     np.testing.assert_allclose(again.predict(point).values, average.predict(point).values)
 
 
+def test_mixing_takes_a_member_with_fewer_draws() -> None:
+    """NUTS chains that sat in different modes come back mixed by weight, with fewer draws per
+    chain: the average still fills every slot, from that member's draws spread evenly."""
+    slots = np.array([[0, 1, 1, 0], [1, 0, 1, 1]])
+    avg = AveragedFit(None, {"a": None, "b": None}, {"a": 0.4, "b": 0.6}, [], pd.DataFrame(), slots=slots)
+    a = np.zeros((2, 4, 3))
+    b = np.arange(2 * 2 * 3, dtype=float).reshape(2, 2, 3) + 1  # 2 chains x 2 draws
+    mixed = avg._mix([a, b])
+    assert mixed.shape == (2, 4, 3)
+    np.testing.assert_array_equal(mixed[slots == 0], 0.0)
+    taken = mixed[slots == 1]
+    assert len(taken) == 5 and np.all(taken > 0)
+    np.testing.assert_array_equal(taken[0], b.reshape(4, 3)[0])  # spread from the first draw on
+    assert len({tuple(t) for t in taken}) == 4  # every one of b's 4 draws is used
+
+
 def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
     runs = _runs()
     spec = _spec("chinchilla")
