@@ -65,6 +65,7 @@ DEFAULT_SPEC = "models/chinchilla.toml"
 REPEATS_SPEC = "models/data_constrained.toml"
 BUDGETS = (0.01, 0.05, 0.10)
 TARGET_FRAC = 0.10
+LEVEL_GAP = 0.05  # decades of compute: closer runs are one compute level, never split between pool and targets
 FIXED = ("cheapest", "ladder20", "ladder_target", "isoflop")
 ADAPTIVE = ("vopt", "mspe")
 PLANNER_K, PLANNER_ROUNDS = 8, 4
@@ -128,11 +129,24 @@ def n_law_params(spec: str) -> int:
     return max((len(m.params) for m in members if m is not None), default=5)
 
 
+def compute_levels(C: Any, gap: float = LEVEL_GAP) -> np.ndarray:
+    """Each run's compute level: runs chained by gaps of at most ``gap`` decades of compute are one
+    level (an isoFLOP sweep's points at one budget differ by rounding), valued at its largest C."""
+    c = np.asarray(C, dtype=float)
+    order = np.argsort(c, kind="stable")
+    group = np.concatenate([[0], np.cumsum(np.diff(np.log10(c[order])) > gap)])
+    level = np.empty_like(c)
+    for g in np.unique(group):
+        level[order[group == g]] = c[order[group == g]].max()
+    return level
+
+
 def make_pool(name: str, runs: pd.DataFrame, spec: str, target_ids: list[str] | None = None, note: str = "") -> Pool:
-    """Targets: the given ids, else the top 10% by compute; initial design: the cheapest p + 2 others."""
+    """Targets: the given ids, else the top 10% by compute, whole compute levels (:func:`compute_levels`:
+    no pool run shares the targets' isoFLOP budget); initial design: the cheapest p + 2 others."""
     runs = runs.reset_index(drop=True).assign(run_id=runs["run_id"].astype(str).to_numpy())
     if target_ids is None:
-        _, test = split_by_compute(runs["C"].to_numpy(float), 1.0 - TARGET_FRAC, TARGET_FRAC)
+        _, test = split_by_compute(compute_levels(runs["C"]), 1.0 - TARGET_FRAC, TARGET_FRAC)
         target_ids = runs["run_id"].iloc[test].tolist()
     rest = runs[~runs["run_id"].isin(target_ids)].sort_values(["C", "run_id"], kind="stable")
     k = n_law_params(spec) + 2
@@ -357,6 +371,24 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def default_planner() -> str:
+    """The planner ``bayescale.suggest`` uses when none is named."""
+    import inspect
+
+    import bayescale as bs
+
+    return str(inspect.signature(bs.suggest).parameters["planner"].default)
+
+
+def add_default_alias(recs: list[dict[str, Any]], methods: list[str]) -> list[dict[str, Any]]:
+    """``bayescale:<default>`` is the same call as ``bayescale``: run once, recorded under both names."""
+    alias = f"bayescale:{default_planner()}"
+    if alias not in methods or "bayescale" not in methods:
+        return recs
+    copies = [{**r, "method": alias, "alias_of": "bayescale"} for r in recs if r["method"] == "bayescale"]
+    return [r for r in recs if r["method"] != alias] + copies
+
+
 def method_names(methods: str | None, seeds: int) -> list[str]:
     from bayescale.design import PLANNERS
 
@@ -403,7 +435,7 @@ def read_results(path: Path) -> dict[str, Any]:
     if path.suffix != ".jsonl":
         return json.loads(path.read_text())
     lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-    recs = [r for x in lines[1:] for r in x["records"]]
+    recs = add_default_alias([r for x in lines[1:] for r in x["records"]], lines[0]["meta"]["methods"])
     done = sorted({(r["pool"], r["method"]) for r in recs})
     foot = (
         f"Partial run (stopped early; {len(done)} pool x method tasks finished) of "
@@ -447,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
             {"pool": p, "method": m, "budgets": budgets, "fit_method": args.fit_method, "seed": args.seed}
             for p in pools
             for m in methods
+            if not (m == f"bayescale:{default_planner()}" and "bayescale" in methods)
         ]
         log(f"{len(pools)} pools x {len(methods)} methods x {len(budgets)} budgets; {args.jobs} job(s)")
         meta = {
@@ -461,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             partial = args.json.with_suffix(".partial.jsonl")
             partial.write_text(json.dumps({"meta": meta, "argv": argv}, default=float) + "\n")
-        recs = run_all(tasks, args.jobs, partial)
+        recs = add_default_alias(run_all(tasks, args.jobs, partial), methods)
         loads.append(os.getloadavg()[0])
         res = {
             "meta": meta,

@@ -40,15 +40,24 @@ def pool() -> br.Pool:
 
 def test_pool_split_targets_and_initial(pool: br.Pool) -> None:
     runs = pool.runs
-    top = runs.sort_values("C")["run_id"].tolist()[-4:]  # round(0.1 * 36) = 4 runs, no ties in C here
-    assert sorted(pool.target_ids) == sorted(top)
-    rest = runs[~runs["run_id"].isin(top)].sort_values("C")
+    top = runs.sort_values("C")["run_id"].tolist()[-4:]  # round(0.1 * 36) = 4 runs, grown to whole levels
+    assert set(top) <= set(pool.target_ids) and len(pool.target_ids) <= 6
+    rest = runs[~runs["run_id"].isin(pool.target_ids)].sort_values("C")
+    assert np.log10(pool.targets["C"].min() / rest["C"].max()) > br.LEVEL_GAP  # no pool run on a target's level
     assert pool.initial_ids == rest["run_id"].iloc[:7].tolist()  # 5 law parameters + 2, the cheapest
     assert pool.flops == pytest.approx(rest["C"].sum())
     cand = pool.candidates()
     assert "loss" not in cand
     assert not set(cand["run_id"]) & (set(pool.target_ids) | set(pool.initial_ids))
-    assert len(cand) == 36 - 4 - 7
+    assert len(cand) == 36 - len(pool.target_ids) - 7
+
+
+def test_compute_levels_chain_close_runs() -> None:
+    c = np.array([1.0e20, 1.05e20, 1.1e20, 2.0e20, 4.0e20, 4.2e20])
+    assert list(br.compute_levels(c)) == [1.1e20, 1.1e20, 1.1e20, 2.0e20, 4.2e20, 4.2e20]
+    runs = pd.DataFrame({"run_id": list("abcdef"), "N": 1e8, "D": c / 6e8, "C": c, "loss": 3.0})
+    p = br.make_pool("levels", pd.concat([synthetic_runs().iloc[:10], runs]), SPEC)
+    assert sorted(p.target_ids) == ["e", "f"]  # round(0.1 * 16) = 2: the top level, both of its runs
 
 
 @pytest.mark.parametrize("method", ["cheapest", "random:0", "random:1", "ladder20", "ladder_target", "isoflop"])
