@@ -56,6 +56,13 @@ def footer(argv: list[str], t_total: float, loads: list[float], jobs: int) -> st
     )
 
 
+def _nanmean(values: list[float]) -> float:
+    """Mean over the finite values; nan when there are none (no warning)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def _f(x: Any, fmt: str) -> str:
     return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, fmt)
 
@@ -68,7 +75,7 @@ def cells(recs: list[dict[str, Any]]) -> dict[tuple[str, str, float], dict[str, 
             groups[(r["pool"], family(r["method"]), r["budget_frac"])].append(r)
     out = {}
     for key, rs in groups.items():
-        m = {k: float(np.nanmean([r[k] for r in rs])) for k in ("r2", "mare", "cov90", "spent_of_pool", "n_runs")}
+        m = {k: _nanmean([r[k] for r in rs]) for k in ("r2", "mare", "cov90", "spent_of_pool", "n_runs")}
         for k in ("share_lt5", "share_gt100"):
             v = [r[k] for r in rs if r[k] is not None and math.isfinite(r[k])]
             m[k] = float(np.mean(v)) if v else float("nan")
@@ -89,14 +96,15 @@ def pooled_table(c: dict[tuple[str, str, float], dict[str, float]], fams: list[s
         if not rows:
             continue
         r2 = np.array([v["r2"] for v in rows])
+        r2 = r2[np.isfinite(r2)]
         w = np.array([v["n_targets"] for v in rows], float)
         cov = float(np.sum(w * [v["cov90"] for v in rows]) / w.sum())
         L.append(
-            f"| {fam} | {_f(float(np.nanmedian(r2)), '.2f')} | {_f(float(np.nanmean(r2)), '.2f')} | "
+            f"| {fam} | {_f(float(np.median(r2)) if r2.size else float('nan'), '.2f')} | {_f(_nanmean(list(r2)), '.2f')} | "
             f"{100 * np.mean([v['mare'] for v in rows]):.2f}% | {cov:.2f} | "
             f"{100 * np.mean([v['spent_of_pool'] for v in rows]):.2f}% | {np.mean([v['n_runs'] for v in rows]):.1f} | "
-            f"{_f(float(np.nanmean([v['share_lt5'] for v in rows])), '.2f')} | "
-            f"{_f(float(np.nanmean([v['share_gt100'] for v in rows])), '.2f')} |"
+            f"{_f(_nanmean([v['share_lt5'] for v in rows]), '.2f')} | "
+            f"{_f(_nanmean([v['share_gt100'] for v in rows]), '.2f')} |"
         )
     return L + [""]
 
@@ -164,7 +172,27 @@ def render(res: dict[str, Any]) -> str:
             f"{100 * m['initial_flops'] / m['flops']:.3f}% | {m['target_C'][0] / m['max_pool_C']:.3g}-"
             f"{m['target_C'][1] / m['max_pool_C']:.3g}x | {Path(m['spec']).stem} |"
         )
-    L += ["", f"bayescale's planners were asked about the target region as: **{meta.get('target_as')}**.", ""]
+    L.append("")
+    for b in budgets:
+        over = [p for p, m in meta["pools"].items() if m["initial_flops"] > b * m["flops"]]
+        if over:
+            L.append(
+                f"At {100 * b:g}% the initial design alone is over budget in {', '.join(over)}: every method there is "
+                "the initial design (the rows are identical by construction, not a tie)."
+            )
+    how = meta.get("target_as")
+    said = (
+        "the target region itself (a DataFrame of N, D, weight accepted by `parse_target`)"
+        if how == "region"
+        else "one point, the compute-weighted geometric centre of the target region (`parse_target` does not take a DataFrame yet)"
+    )
+    L += ["", f"bayescale's planners were asked about {said}.", ""]
+    n_porian = sum(p.startswith("porian:") for p in pools)
+    if n_porian > 1:
+        L += [
+            f"Pooled tables weigh every pool alike, so Porian et al.'s {n_porian} configurations make up {n_porian} of the {len(pools)} pools.",
+            "",
+        ]
     L += ["**Headline: R^2 / mean |rel err| / 90% coverage per pool and budget**", ""]
     L += headline(c, pools, budgets)
     for b in budgets:
