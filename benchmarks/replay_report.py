@@ -44,9 +44,7 @@ def footer(argv: list[str], t_total: float, loads: list[float], jobs: int) -> st
 
     import bayescale
 
-    cmd = " ".join(
-        shlex.quote(a) for a in ["PYTHONPATH=. nice -n 5 .venv/bin/python", "benchmarks/bench_replay.py", *argv]
-    )
+    cmd = "PYTHONPATH=. nice -n 5 .venv/bin/python benchmarks/bench_replay.py " + " ".join(shlex.quote(a) for a in argv)
     return (
         f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {git_commit()}; {platform.platform()}, "
         f"{os.cpu_count()} CPUs, {jobs} worker process(es), no GPU; Python {platform.python_version()}, bayescale "
@@ -203,6 +201,16 @@ def render(res: dict[str, Any]) -> str:
     ]
     for p in pools:
         L += [f"*{p}*", ""] + pool_table(c, p, fams, budgets)
+    for fam in [f for f in fams if f.startswith("bayescale")]:
+        rs = [r for r in recs if r["method"] == fam and "rounds" in r]
+        if rs:
+            rounds = sum(r["rounds"] for r in rs)
+            stops = sum(r["stop_advised"] for r in rs)
+            L.append(
+                f"`{fam}`: {rounds / len(rs):.1f} suggest rounds per design ({len(rs)} designs); its stopping rule "
+                f"advised stopping in {stops} of {rounds} rounds (not followed); {sum(bool(r['errors']) for r in rs)} designs ended by an error."
+            )
+    L.append("")
     errors = [r for r in recs if "error" in r]
     notes = [r for r in recs if r.get("errors")]
     if errors or notes:
