@@ -97,7 +97,7 @@ def test_ladder_takes_the_run_nearest_the_ratio(pool: br.Pool) -> None:
 
 @pytest.mark.parametrize("kind", ["vopt", "mspe"])
 def test_adaptive_designs_never_see_targets(pool: br.Pool, kind: str) -> None:
-    budget = 0.10 * pool.flops
+    budget = 0.05 * pool.flops
     cand = pool.candidates()
     oracle = rm.Oracle(cand, pool.runs.loc[cand["run_id"], "loss"])
     picks = rm.adaptive_design(kind, cand, pool.targets.drop(columns=["loss"]), pool.initial, oracle, budget)
@@ -154,3 +154,14 @@ def test_a_ladder_and_random_are_scored_with_a_real_fit(pool: br.Pool) -> None:
         assert rec["mare"] < 0.05
         assert 0.0 <= rec["cov90"] <= 1.0 and np.isfinite(rec["r2"])
         assert len(rec["median"]) == len(pool.target_ids)
+
+
+def test_the_default_planner_keeps_the_protocol(pool: br.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(br, "PLANNER_ROUNDS", 1)  # one suggest round keeps the test fast
+    budget = 0.10 * pool.flops
+    ev = br.Evaluator(pool, "laplace")
+    chosen, info = br.run_design(pool, "bayescale", budget, ev)
+    assert not info["errors"] and info["rounds"] == 1
+    assert chosen[: len(pool.initial_ids)] == pool.initial_ids and len(chosen) > len(pool.initial_ids)
+    assert not set(chosen) & set(pool.target_ids)
+    assert len(set(chosen)) == len(chosen) and pool.cost(chosen) <= budget * (1 + 1e-9)
