@@ -152,10 +152,10 @@ class Linearised:
     def per_draw(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per draw: the target's (weighted) variance after ``w`` runs per candidate, (S,), and its gradient in w, (S, M)."""
         h = self.h if self.h.ndim == 3 else self.h[:, None, :]  # (S, T, P)
-        info = self.I0 + np.einsum("smi,m,smj->sij", self.G, w, self.G)
+        info = self.I0 + np.swapaxes(self.G * w[None, :, None], 1, 2) @ self.G  # matmul: einsum is 10x slower
         x = np.linalg.solve(info, np.swapaxes(h, 1, 2))  # (S, P, T)
-        v = np.einsum("sti,sit->st", h, x) @ self.wt
-        grad = -(np.einsum("smi,sit->smt", self.G, x) ** 2) @ self.wt
+        v = np.sum(h * np.swapaxes(x, 1, 2), axis=2) @ self.wt
+        grad = -((self.G @ x) ** 2) @ self.wt
         return v, grad
 
     def value(self, w: np.ndarray) -> tuple[float, np.ndarray]:

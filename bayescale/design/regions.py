@@ -137,6 +137,8 @@ def _point(item: Any, i: int) -> tuple[float, float, Any]:
         target = parse_one(item.pop("text")) if "text" in item else parse_one(item)
     except BayescaleError as e:
         raise BayescaleError(f"{what}: {e}") from None
+    except (TypeError, ValueError):
+        raise BayescaleError(f"{what}: N, D and C must be numbers, got {item!r}") from None
     if not isinstance(target, Target) or target.kind != "loss" or target.is_decision:
         raise BayescaleError(f"{what}: a region point is a loss at (N, D), without a threshold")
     return float(target.N), float(target.D), weight

@@ -92,7 +92,7 @@ def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
     for m, _ in laws:
         theta = {p: np.asarray(m.posterior[p].values, dtype=float).reshape(-1) for p in m.spec.law.params}
         lo, med, hi = np.quantile(law_matrix(m, theta, frame), [0.05, 0.5, 0.95], axis=0)
-        bands[m.spec.law.name] = (med, 0.5 * (hi - lo))
+        bands[m.spec.name] = (med, 0.5 * (hi - lo))
     for (a, (ma, ha)), (b, (mb, hb)) in itertools.combinations(bands.items(), 2):
         gap = np.abs(ma - mb) - 0.5 * (ha + hb)
         if np.any(gap > 0):

@@ -199,7 +199,7 @@ def mixed(fit: Fit | AveragedFit, per_law: Callable[[Fit], np.ndarray]) -> np.nd
 
 def law_weights(fit: Fit | AveragedFit) -> dict[str, float]:
     """Each law's weight: one law with weight 1, or an average's stacking weights."""
-    return dict(fit.weights) if isinstance(fit, AveragedFit) else {fit.spec.law.name: 1.0}
+    return dict(fit.weights) if isinstance(fit, AveragedFit) else {fit.spec.name: 1.0}
 
 
 def law_fits(fit: Fit | AveragedFit) -> list[tuple[Fit, float]]:
