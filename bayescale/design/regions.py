@@ -159,7 +159,9 @@ def _frame_region(frame: pd.DataFrame) -> Region:
     unknown = sorted(set(frame.columns) - {"N", "D", "C", "weight"})
     if unknown:
         raise BayescaleError(f"target table: unknown columns {unknown}; allowed N, D, C and weight")
-    records = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in frame.to_dict("records")]
+    records = [
+        {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in frame.to_dict("records")
+    ]
     return _points_region(records)
 
 
@@ -210,7 +212,9 @@ def _frontier_region(spec: Mapping[str, Any]) -> Region:
     budgets = np.geomspace(c_lo, c_hi, n) if c_hi > c_lo else np.array([c_lo])
     weights = spec.get("weights", np.ones(budgets.size))
     if len(weights) != budgets.size:
-        raise BayescaleError(f"target frontier segment: weights has {len(weights)} entries; it has {budgets.size} budgets")
+        raise BayescaleError(
+            f"target frontier segment: weights has {len(weights)} entries; it has {budgets.size} budgets"
+        )
     w = _weights(weights, "target frontier budget")
     return Region("frontier", pd.DataFrame(), tuple(float(c) for c in budgets), tuple(float(x) for x in w))
 
@@ -220,8 +224,10 @@ def is_region(target: Any) -> bool:
     if isinstance(target, (Region, pd.DataFrame)):
         return True
     if isinstance(target, Mapping):
-        return "frontier" in target and not isinstance(target["frontier"], (int, float, str)) or any(
-            isinstance(target.get(k), (list, tuple, np.ndarray)) for k in ("N", "D", "tokens_per_param")
+        return (
+            "frontier" in target
+            and not isinstance(target["frontier"], (int, float, str))
+            or any(isinstance(target.get(k), (list, tuple, np.ndarray)) for k in ("N", "D", "tokens_per_param"))
         )
     return isinstance(target, (list, tuple))
 

@@ -305,7 +305,9 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
         )
     drift2 = 0.0
     if target.kind != "nopt" and all("drift" in m.posterior for m, _ in law_fits(fit)):
-        drift2 = float(np.mean(mixed(fit, lambda m: np.asarray(m.posterior["drift"].values, dtype=float).reshape(-1)) ** 2))
+        drift2 = float(
+            np.mean(mixed(fit, lambda m: np.asarray(m.posterior["drift"].values, dtype=float).reshape(-1)) ** 2)
+        )
     if not np.all(np.isfinite(law)):
         raise BayescaleError(f"target {target.label}: the law gives non-finite values for some draws")
     return TargetDraws(
