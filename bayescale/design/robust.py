@@ -52,6 +52,7 @@ SPREAD_WEIGHT = 0.8
 RATIO_FACTOR = 2.0
 #: A robust plan multiplies the model-discrepancy scale by this.
 DISCREPANCY_FACTOR = 2.0
+FORCED = ("asked for (robust='on')",)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,8 @@ class Robust:
     @property
     def why(self) -> str:
         """The words the plan's rows carry."""
-        return f"kept to the target's tokens/param ({self.low:.3g}-{self.high:.3g}) because the law is in doubt"
+        why = "as asked (robust='on')" if self.reasons == FORCED else "because the law is in doubt"
+        return f"kept to the target's tokens/param ({self.low:.3g}-{self.high:.3g}) {why}"
 
     @property
     def text(self) -> str:
@@ -130,7 +132,7 @@ def decide(fit: Fit | AveragedFit, points: pd.DataFrame, mode: str) -> Robust:
     low, high = float(ratio.min()) / RATIO_FACTOR, float(ratio.max()) * RATIO_FACTOR
     if mode == "off":
         return Robust(False, (), low, high)
-    reasons = ["asked for (robust='on')"] if mode == "on" else _reasons(fit, points)
+    reasons = list(FORCED) if mode == "on" else _reasons(fit, points)
     return Robust(bool(reasons), tuple(reasons), low, high)
 
 
