@@ -46,10 +46,12 @@ class PlanOptions:
         At most this many runs at one (N, D) point, counting runs done, pending and planned.
     discrepancy : float, optional
         Model-discrepancy sd of log loss per decade of (N, D) between a candidate and the nearest
-        target point (Euclidean in (log10 N, log10 D)). Default, for both planners
-        (:func:`~bayescale.design.scoring.default_discrepancy`): the fit's learned drift scale when
-        it has one, else the spec's extrapolation-drift scale (root mean square of its
-        ``per_decade`` draws), else 0.01; doubled in a robust plan.
+        target point (Euclidean in (log10 N, log10 D)). Default: for the greedy planner,
+        :func:`~bayescale.design.scoring.default_discrepancy` (the fit's learned drift scale when it
+        has one, else the spec's extrapolation-drift scale, the root mean square of its
+        ``per_decade`` draws, else 0.01); for the allocation planner 0 while the law is trusted
+        (the target's own drift term charges for distance); in a robust plan (the law in doubt,
+        :mod:`bayescale.design.robust`) twice ``default_discrepancy`` for both.
     diversity : float
         Bonus (fraction of gain) for a run at a tokens-per-parameter ratio at least 0.3
         decades from every ratio already run or planned.
@@ -379,14 +381,19 @@ def plan_allocation(p: Problem) -> Plan:
 
 # ------------------------------------------------------------------ the registry
 
-#: Planners by name. Both charge a candidate the model discrepancy at the fit's drift scale per
-#: decade of (N, D) from the target (issue 16: with none, the allocation planned as if the law
-#: held everywhere and spent its runs at the extreme ratios where a wrong law is most wrong).
+#: Planners by name, with the discrepancy each charges while the law is trusted. The allocation
+#: counts every run's information, so a discrepancy at the drift scale (0.02 per decade of (N, D),
+#: 0.06-0.09 sd for a pilot 3-4.5 decades from the target, against 0.01 of run noise) steers it to
+#: the extreme ratios and stops the loop early: in the simulation study it raised the error in
+#: well-specified worlds and doubled it where the data exponent drifts (BENCHMARKS.md, "Next-pilot
+#: plans that survive a wrong law"); its default is 0 and the target's drift still charges for
+#: distance. When the law is in doubt both planners charge twice the drift scale
+#: (:mod:`bayescale.design.robust`).
 REGISTRY: dict[str, Planner] = {
     "allocation": Planner(
         "allocation",
         plan_allocation,
-        discrepancy=default_discrepancy,
+        discrepancy=lambda fit: 0.0,
         supports=lambda target: target.kind != "nopt",  # nopt has no law gradient
         requires="a loss or frontier target",
     ),

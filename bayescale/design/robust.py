@@ -21,8 +21,11 @@ doubt when any of these holds:
 
 Then the pool keeps only candidates whose tokens per parameter lie within a factor
 :data:`RATIO_FACTOR` (2) of the target's range (the ratios of its points; the nearest ratio
-in the pool when none does), and the model-discrepancy scale is multiplied by
-:data:`DISCREPANCY_FACTOR` (2), so that runs of sizes far below the target are worth less.
+in the pool when none does), and both planners charge each candidate a model discrepancy of
+:data:`DISCREPANCY_FACTOR` (2) times :func:`~bayescale.design.scoring.default_discrepancy` (the
+learned drift scale, else the spec's, else 0.01) per decade of (N, D) from the target, so that
+runs of sizes far below the target are worth less. (While the law is trusted the allocation
+planner charges none: measured, a charge there steered it to the extreme ratios; BENCHMARKS.md.)
 ``robust="on"`` always plans this way, ``"off"`` never.
 """
 

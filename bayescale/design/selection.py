@@ -24,7 +24,7 @@ from ..errors import BayescaleError
 from . import robust as _robust
 from .planners import PLANNERS, ROW_COLUMNS, Plan, Planner, PlanOptions, Problem, get_planner
 from .regions import Region, parse_target, region_band, region_draws, target_points
-from .scoring import Scorer
+from .scoring import Scorer, default_discrepancy
 from .stopping import Stopping, StopRule, stopping_rule
 from .targets import Target, as_points, band_from, costs_of, default_candidates, same_point
 
@@ -340,8 +340,10 @@ def _problem(
     counts = same_point(frame, pd.concat([runs, pend], ignore_index=True)).sum(axis=1).astype(int)
     td = region_draws(fit, target)
     discrepancy = opts.discrepancy
-    if discrepancy is None:
-        discrepancy = planner.discrepancy(fit) * (_robust.DISCREPANCY_FACTOR if robust.active else 1.0)
+    if discrepancy is None:  # in doubt of the law, both planners charge distance from the target
+        discrepancy = (
+            _robust.DISCREPANCY_FACTOR * default_discrepancy(fit) if robust.active else planner.discrepancy(fit)
+        )
     cmax = float(fit.runs["C"].max())
     band = region_band(td, cmax) if isinstance(target, Region) else band_from(td.parts[0], cmax)
     sc = Scorer(
