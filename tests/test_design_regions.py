@@ -269,7 +269,9 @@ def test_cli_suggest_region(tmp_path, fit1):
         base + ["--target", "N=1e9,D=2e10", "--target", "N=4e9,D=2e11,weight=3", "--planner", "greedy"]
     )
     assert code == 0, err
-    assert "points region of 2 points" in out and "weighted 90% width" in out
+    assert "points region of 2 points" in out and "weighted 90% width" in out and "Robust plan" not in out
+    code, out, err = _run(base + ["--target", "N=1e9,D=2e10", "--planner", "greedy", "--robust", "on"])
+    assert code == 0 and "Robust plan: asked for" in out and "as asked (robust='on')" in out, err
     pd.DataFrame({"N": [1e9, 4e9], "D": [2e10, 2e11], "weight": [1, 3]}).to_csv(tmp_path / "pts.csv", index=False)
     code, out2, err = _run(base + ["--target-file", tmp_path / "pts.csv", "--format", "json", "--planner", "greedy"])
     assert code == 0, err
