@@ -125,8 +125,10 @@ def test_gain_matches_the_gaussian_formula(fit2):
 def test_discrepancy_makes_far_runs_worth_less(fit2):
     target = Target("loss", N=1e10, D=1e16)
     cands = pd.DataFrame({"N": [1e6], "D": [1e13]})
-    g = [score(fit2, cands, target, discrepancy=d, refine=False)["gain"].iloc[0] for d in (0.0, 0.02, 0.1)]
+    # 5 decades of (N, D) from the target (4 in N, 3 in D): discrepancy sd 0.15 and 0.7 of log loss
+    g = [score(fit2, cands, target, discrepancy=d, refine=False)["gain"].iloc[0] for d in (0.0, 0.03, 0.14)]
     assert g[1] < 0.6 * g[0] and g[2] < 0.2 * g[0]
+    assert score(fit2, cands, target, discrepancy=0.03, refine=False)["decades"].iloc[0] == pytest.approx(5.0)
 
 
 def test_replicate_cap_counts_done_and_planned_runs(fit2):

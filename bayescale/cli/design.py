@@ -3,6 +3,8 @@
 ::
 
     bayescale suggest FIT.nc --target N=7e9,D=1.4e12 --budget-flops 1e19 -k 4
+    bayescale suggest FIT.nc --target N=7e9,D=1.4e12 --target N=1.4e10,D=2.8e12,weight=2 --budget-flops 1e19
+    bayescale suggest FIT.nc --target-file points.csv --budget-flops 1e19      # columns N, D[, weight]
     bayescale suggest FIT.nc --target nopt:C=1e21 --budget-flops 1e19
     bayescale suggest FIT.nc --target C=1e21 --threshold 2.1 --budget-flops 1e19
     bayescale loop CONFIG.toml [--max-rounds N]
@@ -23,12 +25,32 @@ from ._common import _flops, _print_json, _stages, _with_readable_warnings, load
 
 
 def _target(args: argparse.Namespace) -> Any:
+    """One target (``--target`` once), a region of points (``--target`` repeated), or the points of
+    ``--target-file``; an error names the item."""
     from bayescale.active import parse_target
 
+    given = list(args.target or [])
+    if bool(given) == bool(args.target_file):
+        raise BayescaleError("give --target (once, or repeated for a region of points) or --target-file, not both")
+    if args.target_file:
+        frame = _frame(args.target_file, "--target-file")
+        if args.threshold is not None:
+            raise BayescaleError("--threshold applies to one --target point, not to --target-file")
+        try:
+            return parse_target(frame)
+        except BayescaleError as e:
+            raise BayescaleError(f"--target-file {args.target_file!r}: {e}") from None
+    if len(given) == 1:
+        try:
+            return parse_target(given[0], args.threshold)
+        except BayescaleError as e:
+            raise BayescaleError(f"--target {given[0]!r}: {e}") from None
+    if args.threshold is not None:
+        raise BayescaleError("--threshold applies to one --target point, not to a region of several")
     try:
-        return parse_target(args.target, args.threshold)
+        return parse_target(given)
     except BayescaleError as e:
-        raise BayescaleError(f"--target {args.target!r}: {e}") from None
+        raise BayescaleError(f"--target (repeated): {e}") from None
 
 
 def _frame(path: str | None, flag: str) -> Any:
@@ -68,6 +90,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         seed=args.seed,
         planner=args.planner,
+        robust=args.robust,
     )
     if args.format == "json":
         _print_json(sug.to_dict())
@@ -113,10 +136,16 @@ def _suggest_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("fit", metavar="FIT.nc")
     p.add_argument(
         "--target",
-        required=True,
+        action="append",
         metavar="TARGET",
         help="N=7e9,D=1.4e12 (loss of a planned run), C=1e21 (loss on the compute-optimal frontier), "
-        "nopt:C=1e21 (log N_opt); add ,threshold=2.1 or --threshold for P(loss <= threshold)",
+        "nopt:C=1e21 (log N_opt); add ,threshold=2.1 or --threshold for P(loss <= threshold). "
+        "Repeat N=..,D=..[,weight=..] for a region of points: the plan minimises their weighted error",
+    )
+    p.add_argument(
+        "--target-file",
+        metavar="CSV",
+        help="a target region: one point per row, columns N and D (or N and C) and an optional weight",
     )
     p.add_argument("--threshold", type=float, metavar="LOSS", help="make the target the decision P(loss <= LOSS)")
     p.add_argument("--budget-flops", type=float, required=True, metavar="FLOPS", help="FLOPs left for pilots")
@@ -140,8 +169,15 @@ def _suggest_parser(p: argparse.ArgumentParser) -> None:
         "--discrepancy",
         type=float,
         default=None,
-        help="model-discrepancy sd of log loss per decade of compute from the target "
-        "(default: 0 for the allocation; the spec's drift scale, else 0.01, for greedy)",
+        help="model-discrepancy sd of log loss per decade of (N, D) from the target "
+        "(default: the fit's learned drift scale, else the spec's drift scale, else 0.01; doubled in a robust plan)",
+    )
+    p.add_argument(
+        "--robust",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="keep the plan to the target's tokens-per-parameter range: when the law is in doubt (auto: spread "
+        "law weights, laws that disagree at the target, or a misfit), always (on) or never (off)",
     )
     p.add_argument(
         "--tolerance", type=float, default=None, help="stop once the 90%% interval of log(target) is narrower than this"

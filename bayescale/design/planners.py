@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ..averaging import AveragedFit
 from ..errors import BayescaleError
-from .allocation import Linearised, allocate, round_runs
+from .allocation import Linearised, MixedLinearised, allocate, round_runs
+from .regions import Region
+from .robust import Robust
 from .scoring import Scorer, default_discrepancy
 from .targets import Target
 
@@ -42,10 +45,13 @@ class PlanOptions:
     max_replicates : int
         At most this many runs at one (N, D) point, counting runs done, pending and planned.
     discrepancy : float, optional
-        Model-discrepancy sd per decade of compute between a candidate and the target (log
-        loss). Default for the greedy planner: the spec's extrapolation-drift scale (root mean
-        square of its ``per_decade`` prior draws) when it has one, else 0.01; for the
-        allocation planner 0 (the target's own drift term charges for distance).
+        Model-discrepancy sd of log loss per decade of (N, D) between a candidate and the nearest
+        target point (Euclidean in (log10 N, log10 D)). Default: for the greedy planner,
+        :func:`~bayescale.design.scoring.default_discrepancy` (the fit's learned drift scale when it
+        has one, else the spec's extrapolation-drift scale, the root mean square of its
+        ``per_decade`` draws, else 0.01); for the allocation planner 0 while the law is trusted
+        (the target's own drift term charges for distance); in a robust plan (the law in doubt,
+        :mod:`bayescale.design.robust`) twice ``default_discrepancy`` for both.
     diversity : float
         Bonus (fraction of gain) for a run at a tokens-per-parameter ratio at least 0.3
         decades from every ratio already run or planned.
@@ -64,6 +70,10 @@ class PlanOptions:
         so the loop learns from it before committing the rest (1 lets one run take it all).
     design_draws : int
         Posterior draws the allocation averages over.
+    robust : {"auto", "on", "off"}
+        Keep the plan to the target's tokens-per-parameter range when the law is in doubt
+        (``"auto"``: spread law weights, laws that disagree at the target, or a misfit), always
+        (``"on"``) or never (``"off"``); the rule and its thresholds: :mod:`bayescale.design.robust`.
     """
 
     max_replicates: int = 2
@@ -76,6 +86,7 @@ class PlanOptions:
     max_steps: int = 256
     batch_fraction: float = 0.5
     design_draws: int = 64
+    robust: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -83,8 +94,8 @@ class Problem:
     """What a planner plans: columns of ``frame`` are the pool then the pending runs
     (``pre``: already in the plan, not selectable, infinite cost)."""
 
-    fit: Fit
-    target: Target
+    fit: Fit | AveragedFit
+    target: Target | Region
     scorer: Scorer
     frame: pd.DataFrame
     costs: np.ndarray
@@ -97,6 +108,7 @@ class Problem:
     cmax: float
     seed: int
     options: PlanOptions = field(default_factory=PlanOptions)
+    robust: Robust = field(default_factory=lambda: Robust(False, (), 0.0, 0.0))
 
 
 @dataclass(frozen=True)
@@ -138,7 +150,7 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
     lr = np.log10(sc.frame["ratio"].to_numpy(float))
     seen = list(p.ratios_seen)
     half = 1.0 if sc.decision else 0.5
-    use_is = bool(o.refine)
+    use_is = bool(o.refine) and sc.T == 1  # a region: Gaussian gains only
     crit_now_is = sc.crit_is_set(chosen) if (use_is and chosen) else None
     for step in range(int(o.max_steps)):
         if step >= refine_steps:
@@ -205,18 +217,25 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
     return {"picks": picks, "crit": final, "spent": spent, "crit_is": crit_now_is}
 
 
-def _why(p: Mapping[str, Any], row: pd.Series, first_ratio: bool, dist: float, cmax: float) -> str:
+def _where(dist: float, robust: Robust) -> list[str]:
+    """The words every row ends with: how far from the target, and why a robust plan kept to its ratios."""
+    parts = [f"{dist:.2g} decades of (N, D) from the target"]
+    if robust.active:
+        parts.append(robust.why)
+    return parts
+
+
+def _why(p: Mapping[str, Any], row: pd.Series, first_ratio: bool, dist: float, cmax: float, robust: Robust) -> str:
     parts = [f"outcome correlates {math.sqrt(max(p['rho2'], 0)):.2f} with the target"]
     if first_ratio:
         parts.append(f"new tokens/param ratio ({row['ratio']:.3g}) separates alpha and beta")
     if row["C"] > cmax:
         parts.append(f"{math.log10(row['C'] / cmax):.2g} decades beyond the largest run: less extrapolation")
-    parts.append(f"{dist:.2g} decades of compute below the target")
     if p["replicate"] > 1:
         parts.append(f"replicate {p['replicate']} (seed noise)")
     if p["gain_kind"] == "reweighted":
         parts.append("ranked by importance reweighting")
-    return "; ".join(parts)
+    return "; ".join(parts + _where(dist, robust))
 
 
 def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -251,7 +270,7 @@ def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "cost": float(costs[j]),
                 "expected_gain": gain,
                 "sd_after": math.sqrt(after_var + dv),
-                "why": _why(q, r, first, float(sc.dist[j]), p.cmax),
+                "why": _why(q, r, first, float(sc.dist[j]), p.cmax, p.robust),
             }
         )
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
@@ -271,7 +290,7 @@ def plan_greedy(p: Problem) -> Plan:
 class _Lin:
     """The linearised design criterion on the scorer's scale: variances of log target."""
 
-    def __init__(self, lin: Linearised, sc: Scorer, base: float) -> None:
+    def __init__(self, lin: Linearised | MixedLinearised, sc: Scorer, base: float) -> None:
         self.lin, self.sc = lin, sc
         self.scale = sc.var_t / base if base > 0 else 1.0
 
@@ -283,13 +302,12 @@ class _Lin:
 def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any]]:
     """The whole-budget plan from the linearised allocation (see :mod:`bayescale.design.allocation`)."""
     sc, costs, budget, pre, o = p.scorer, p.costs, p.budget, p.pre, p.options
-    lin = Linearised(
-        p.fit, p.frame, p.target, noise_var=sc.nv, extra_var=sc.dvar, n_draws=int(o.design_draws), seed=p.seed
-    )
+    kind = MixedLinearised if isinstance(p.fit, AveragedFit) else Linearised
+    lin = kind(p.fit, p.frame, p.target, noise_var=sc.nv, extra_var=sc.dvar, n_draws=int(o.design_draws), seed=p.seed)
     base, _ = lin.value(np.zeros(lin.M))
     wrap = _Lin(lin, sc, base)
     if pre:  # pending runs will report: fold them into what is known
-        lin.I0 = lin.I0 + np.einsum("smi,smj->sij", lin.G[:, pre, :], lin.G[:, pre, :])
+        lin.fold(pre)
     caps = np.where(selectable & np.isfinite(costs), np.maximum(int(o.max_replicates) - p.counts, 0), 0).astype(float)
     safe = np.where(np.isfinite(costs), costs, 1.0)
     w, _, _ = allocate(lin, safe, caps, budget)
@@ -327,12 +345,13 @@ def _lin_rows(p: Problem, wrap: _Lin, picks: Sequence[Mapping[str, Any]]) -> pd.
         b = float(np.atleast_1d(sc.crit_gauss(before_var, before_dv))[0])
         a = float(np.atleast_1d(sc.crit_gauss(after_var, dv))[0])
         r = frame.iloc[j]
-        parts = [f"{float(sc.dist[j]):.2g} decades of compute below the target"]
+        parts = []
         if r["C"] > cmax:
-            parts.insert(0, f"{math.log10(r['C'] / cmax):.2g} decades beyond the largest run: less extrapolation")
+            parts.append(f"{math.log10(r['C'] / cmax):.2g} decades beyond the largest run: less extrapolation")
         if pick["replicate"] > 1:
             parts.append(f"replicate {pick['replicate']} (seed noise)")
         parts.append("planned jointly with the rest of the budget (linearised design)")
+        parts += _where(float(sc.dist[j]), p.robust)
         rows.append(
             {
                 "rank": i + 1,
@@ -362,10 +381,14 @@ def plan_allocation(p: Problem) -> Plan:
 
 # ------------------------------------------------------------------ the registry
 
-#: Planners by name. The allocation counts every run's information, so a discrepancy at the
-#: drift scale (0.08-0.1 sd for a pilot 4-5 decades below the target, against 0.01 of run
-#: noise) would leave only the largest run worth buying; its default is 0 and the target's
-#: drift still charges for distance (BENCHMARKS.md, "Active selection: ablations").
+#: Planners by name, with the discrepancy each charges while the law is trusted. The allocation
+#: counts every run's information, so a discrepancy at the drift scale (0.02 per decade of (N, D),
+#: 0.06-0.09 sd for a pilot 3-4.5 decades from the target, against 0.01 of run noise) steers it to
+#: the extreme ratios and stops the loop early: in the simulation study it raised the error in
+#: well-specified worlds and doubled it where the data exponent drifts (BENCHMARKS.md, "Next-pilot
+#: plans that survive a wrong law"); its default is 0 and the target's drift still charges for
+#: distance. When the law is in doubt both planners charge twice the drift scale
+#: (:mod:`bayescale.design.robust`).
 REGISTRY: dict[str, Planner] = {
     "allocation": Planner(
         "allocation",

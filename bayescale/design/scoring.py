@@ -9,12 +9,20 @@ a new run observes ``y = f(x) + noise + delta(x)``.
 * **Importance reweighting.** Outcomes simulated from the draws reweight the draws; the
   expected log posterior variance (or, for a decision, the expected entropy of
   ``[loss <= threshold]``) under those weights replaces the Gaussian value.
-* **Model discrepancy.** ``delta(x)`` has sd ``discrepancy * |log10(C(x) / C_target)|``,
-  correlated between candidates of similar compute (length scale one decade).
+* **Model discrepancy.** ``delta(x)`` has sd ``discrepancy * distance(x)``, the distance in
+  decades of (N, D) (Euclidean in (log10 N, log10 D)) from ``x`` to the nearest target point,
+  correlated between candidates close in (log N, log D) (length scale one decade): a run far
+  from the target, at another size or another tokens-per-parameter ratio, says less about it.
+* **Target regions.** The target may be a weighted set of points
+  (:class:`~bayescale.design.regions.Region`); the criterion is the weighted mean over its points
+  of the law variance plus drift (the weighted target-region error).
+* **Law averages.** For an :class:`~bayescale.averaging.AveragedFit` the draws are the
+  mixture's: each draw comes from one law, in proportion to its weight.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,29 +34,46 @@ import pandas as pd
 from jax.scipy.special import ndtr as jndtr
 from scipy.special import ndtr
 
+from .. import _arviz
 from ..errors import BayescaleError
-from ..frontier import law_draws
-from .targets import Target, TargetDraws, as_points, costs_of, law_matrix, noise_var, target_draws
+from .regions import Region, RegionDraws, decades_from, parse_target, region_draws, target_points
+from .targets import Target, as_points, costs_of, law_fits, mixed_law_matrix, noise_var
 
 if TYPE_CHECKING:
     from ..inference import Fit
 
 
-def default_discrepancy(fit: Fit) -> float:
-    """Model-discrepancy sd per decade of compute: the spec's extrapolation-drift scale (the
-    root mean square of the fit's ``drift`` draws per decade) when it has one, else 0.01."""
+#: Model-discrepancy sd per decade when the fit has neither a learned drift scale nor an
+#: ``[extrapolation]`` prior: a tenth of the 0.1 sd per decade that the Chinchilla form shows
+#: against real grids at the far ratios, comparable to one run's noise (0.01) at a decade away.
+DEFAULT_DISCREPANCY = 0.01
+
+
+def _discrepancy_one(fit: Fit) -> float:
+    learned = _arviz.attrs(fit.idata).get("drift_scale") if fit.idata is not None else None
+    if learned:
+        return float(json.loads(learned)["median"])
     if "drift" in fit.posterior:
         return float(np.sqrt(np.mean(np.asarray(fit.posterior["drift"].values, dtype=float) ** 2)))
-    return 0.01
+    return DEFAULT_DISCREPANCY
+
+
+def default_discrepancy(fit: Fit) -> float:
+    """Model-discrepancy sd of log loss per decade of (N, D) from the target: the fit's learned
+    drift scale (its median, when the spec says ``learned = true``), else the spec's extrapolation
+    drift scale (root mean square of the fit's ``drift`` draws), else :data:`DEFAULT_DISCREPANCY`;
+    for a law average, the laws' values weighted by their weights."""
+    return float(sum(w * _discrepancy_one(m) for m, w in law_fits(fit)))
 
 
 def _discrepancy_cov(
-    logc_a: np.ndarray, logc_b: np.ndarray, dist_a: np.ndarray, dist_b: np.ndarray, scale: float, length: float = 1.0
+    xy_a: np.ndarray, xy_b: np.ndarray, dist_a: np.ndarray, dist_b: np.ndarray, scale: float, length: float = 1.0
 ) -> np.ndarray:
-    """Covariance of the model-discrepancy term between candidates a and b (log10 compute)."""
+    """Covariance of the model-discrepancy term between candidates a and b ((log10 N, log10 D) rows)."""
     if scale <= 0:
-        return np.zeros((logc_a.size, logc_b.size))
-    k = np.exp(-0.5 * ((logc_a[:, None] - logc_b[None, :]) / length) ** 2)
+        return np.zeros((xy_a.shape[0], xy_b.shape[0]))
+    gap2 = np.sum((xy_a[:, None, :] - xy_b[None, :, :]) ** 2, axis=-1)
+    k = np.exp(-0.5 * gap2 / length**2)
     return (scale * dist_a)[:, None] * (scale * dist_b)[None, :] * k
 
 
@@ -90,40 +115,46 @@ class Scorer:
     def __init__(
         self,
         fit: Fit,
-        td: TargetDraws,
+        td: RegionDraws,
         frame: pd.DataFrame,
         *,
         discrepancy: float,
         n_outcomes: int,
         seed: int,
         max_draws: int | None = None,
+        points: pd.DataFrame | None = None,
     ) -> None:
         rng = np.random.default_rng(seed)
-        theta = law_draws(fit)
-        S = next(iter(theta.values())).size
+        S = td.law.shape[0]
         idx = np.arange(S)
         if max_draws is not None and S > max_draws:
             idx = np.sort(rng.choice(S, max_draws, replace=False))
-        theta = {k: v[idx] for k, v in theta.items()}
-        self.t = td.law[idx]
+        self.tt = td.law[idx]  # (S, T): every target point
+        self.wt = np.asarray(td.weights, dtype=float)
+        self.T = self.tt.shape[1]
+        # One point: its draws (the importance reweighting and decisions need them); a region is
+        # scored by its weighted error only, with the Gaussian gains.
+        self.t = self.tt[:, 0] if self.T == 1 else self.tt @ self.wt
         self.td = td
         self.S = idx.size
-        self.F = law_matrix(fit, theta, frame) if len(frame) else np.zeros((self.S, 0))  # (S, M)
-        self.nv = noise_var(fit)[idx] if noise_var(fit).size == S else np.full(self.S, float(np.mean(noise_var(fit))))
+        self.F = mixed_law_matrix(fit, frame, idx) if len(frame) else np.zeros((self.S, 0))  # (S, M)
+        nv_all = noise_var(fit)
+        self.nv = nv_all[idx] if nv_all.size == S else np.full(self.S, float(np.mean(nv_all)))
         self.frame = frame
         self.c_max0 = float(fit.runs["C"].max())
         self.C = frame["C"].to_numpy(float) if len(frame) else np.zeros(0)
-        self.logc = np.log10(self.C) if len(frame) else np.zeros(0)
-        self.dist = np.abs(self.logc - math.log10(td.compute))
+        self.xy = np.log10(frame[["N", "D"]].to_numpy(float)) if len(frame) else np.zeros((0, 2))
+        pts = points if points is not None else target_points(fit, td.target)
+        self.dist = decades_from(pts, frame)
         self.disc = float(discrepancy)
         self.dvar = (self.disc * self.dist) ** 2
         Fm = self.F.mean(axis=0)
         self.Fc = self.F - Fm
-        tc = self.t - self.t.mean()
-        self.tc = tc
+        tc = self.tt - self.tt.mean(axis=0)
         self.var_f = np.mean(self.Fc**2, axis=0)
-        self.cov_ft = self.Fc.T @ tc / self.S
-        self.var_t = float(np.mean(tc**2))
+        self.cov_ft = self.Fc.T @ tc / self.S  # (M, T)
+        self.var_t_each = np.mean(tc**2, axis=0)  # (T,)
+        self.var_t = float(self.var_t_each @ self.wt)
         self.rn = float(np.mean(self.nv))
         self.decision = td.target.is_decision
         self.lthr = math.log(td.target.threshold) if self.decision else 0.0
@@ -155,32 +186,33 @@ class Scorer:
     def drift_var_each(self, chosen: Sequence[int], idx: np.ndarray) -> np.ndarray:
         """drift_var(chosen + [j]) for every j in idx, vectorised."""
         cmax = max(self.c_max0, float(self.C[list(chosen)].max())) if len(chosen) else self.c_max0
-        d = np.maximum(0.0, np.log10(self.td.compute / np.maximum(cmax, self.C[idx])))
-        return self.td.drift2 * d * d
+        return self.td.drift_each(np.maximum(cmax, self.C[np.asarray(idx, dtype=int)]))
 
     def gaussian(self, chosen: Sequence[int]) -> dict[str, np.ndarray | float]:
-        """For every candidate j: the target's law variance given chosen and given chosen + j."""
+        """For every candidate j: the target's law variance given chosen and given chosen + j
+        (weighted over a region's points), and the squared correlation of j's outcome with it."""
         A = list(chosen)
         var_y = self.var_f + self.rn + self.dvar
-        cov_yt = self.cov_ft.copy()
-        var_tA = self.var_t
+        cov_yt = self.cov_ft.copy()  # (M, T)
+        var_tA = self.var_t_each.copy()
         if A:
             SA = np.stack([self.col(a) for a in A], axis=1)  # (M, k)
-            KA = _discrepancy_cov(self.logc, self.logc[A], self.dist, self.dist[A], self.disc)
+            KA = _discrepancy_cov(self.xy, self.xy[A], self.dist, self.dist[A], self.disc)
             Q = SA + KA
             MA = SA[A, :] + KA[A, :] + self.rn * np.eye(len(A))
             MA = 0.5 * (MA + MA.T)
             G = np.linalg.solve(MA, Q.T)  # (k, M)
             var_y = var_y - np.sum(Q.T * G, axis=0)
-            s_At = self.cov_ft[A]
-            cov_yt = cov_yt - s_At @ G
-            var_tA = float(self.var_t - s_At @ np.linalg.solve(MA, s_At))
+            s_At = self.cov_ft[A]  # (k, T)
+            cov_yt = cov_yt - G.T @ s_At
+            var_tA = self.var_t_each - np.sum(s_At * np.linalg.solve(MA, s_At), axis=0)
         var_y = np.maximum(var_y, 1e-300)
-        var_tAj = np.maximum(var_tA - cov_yt**2 / var_y, 1e-300)
+        var_tAj = np.maximum(var_tA[None, :] - cov_yt**2 / var_y[:, None], 1e-300)
+        var_tA = np.maximum(var_tA, 1e-300)
         return {
-            "var_tA": max(var_tA, 1e-300),
-            "var_tAj": var_tAj,
-            "rho2": np.clip(cov_yt**2 / (var_y * max(var_tA, 1e-300)), 0, 1),
+            "var_tA": float(var_tA @ self.wt),
+            "var_tAj": var_tAj @ self.wt,
+            "rho2": np.clip(cov_yt**2 / (var_y[:, None] * var_tA[None, :]), 0, 1) @ self.wt,
         }
 
     def _entropy_after(self, var_law_after: np.ndarray | float, dvar: np.ndarray | float) -> np.ndarray:
@@ -271,7 +303,7 @@ class Scorer:
 def score(
     fit: Fit,
     candidates: Any,
-    target: Target | str | Mapping[str, Any],
+    target: Target | Region | str | Mapping[str, Any] | Sequence[Any] | pd.DataFrame,
     *,
     cost: Callable[[pd.DataFrame], np.ndarray] | None = None,
     discrepancy: float | None = None,
@@ -285,22 +317,23 @@ def score(
     ----------
     fit : Fit
     candidates : DataFrame, mapping or list of mappings with N and D
-    target : Target or its text (see :func:`parse_target`)
+    target : Target, its text, or a target region (see :func:`~bayescale.design.parse_target`)
     cost : callable, optional
         ``cost(frame) -> array`` in any unit (e.g. GPU-hours); default ``6 N D`` FLOPs.
     discrepancy : float, optional
-        Sd of the model-discrepancy term per decade of compute between a candidate and the
-        target, on log loss (default :func:`default_discrepancy`).
+        Sd of the model-discrepancy term per decade of (N, D) between a candidate and the
+        nearest target point, on log loss (default :func:`default_discrepancy`).
     refine : bool
         Also compute the importance-reweighting gain (``gain_is``) for every candidate.
     n_outcomes : int
-        Simulated outcomes per candidate for the refinement.
+        Simulated outcomes per candidate for the refinement (one target point only).
 
     Returns
     -------
     pandas.DataFrame
         Per candidate: ``N, D, C, ratio, cost``, ``rho`` (correlation of its outcome with the
-        target), ``decades`` (log10 compute distance to the target), ``discrepancy_sd``,
+        target; for a region, weighted over its points), ``decades`` (distance in decades of (N, D)
+        to the nearest target point), ``discrepancy_sd``,
         ``gain`` (Gaussian EPIG, nats), ``gain_is`` (importance-reweighted, nats; NaN when
         ``refine`` is False), ``ess`` (mean effective sample size of the weights) and
         ``gain_per_cost``.
@@ -310,7 +343,8 @@ def score(
     >>> s = score(fit, candidate_grid(), "N=7e9,D=1.4e12")   # doctest: +SKIP
     >>> s.sort_values("gain_per_cost").tail(3)               # doctest: +SKIP
     """
-    td = target_draws(fit, target)
+    target = parse_target(target)
+    td = region_draws(fit, target)
     frame = as_points(candidates, "candidates")
     if len(frame) == 0:
         raise BayescaleError("score: no candidates")
@@ -326,11 +360,11 @@ def score(
     gain = (before - after) * (1.0 if sc.decision else 0.5)
     out = frame[["N", "D", "C", "ratio"]].copy()
     out["cost"] = costs
-    out["rho"] = np.sign(sc.cov_ft) * np.sqrt(g["rho2"])
+    out["rho"] = np.sign(sc.cov_ft @ sc.wt) * np.sqrt(g["rho2"])
     out["decades"] = sc.dist
     out["discrepancy_sd"] = np.sqrt(sc.dvar)
     out["gain"] = gain
-    if refine:
+    if refine and sc.T == 1:  # a region is scored by the Gaussian gain alone
         crit, ess = sc.crit_is([], range(len(frame)))
         b = sc.crit_is_set([])
         out["gain_is"] = (b - crit) * (1.0 if sc.decision else 0.5)

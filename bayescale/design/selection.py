@@ -1,89 +1,36 @@
-"""Which pilots to train next: :func:`suggest`, its :class:`Suggestion`, and the stopping rule.
+"""Which pilots to train next: :func:`suggest` and its :class:`Suggestion`.
 
 :func:`suggest` builds one planning :class:`~bayescale.design.planners.Problem` (the pool with
 the pending runs, costs, caps, the scorer), asks the chosen planner of
 :data:`~bayescale.design.planners.REGISTRY` for a whole-budget plan, takes the plan's most
 expensive runs within a share of the budget as the batch, and says in words whether the next
-pilot is worth its cost: its cost against how much it is expected to shrink the target's 90%
-interval (or, with a :class:`~bayescale.decisions.Utility`, its expected value of sample
-information against its price).
+pilot is worth its cost (:mod:`bayescale.design.stopping`). The target may be one point, the
+frontier or N_opt at a budget, or a region (:mod:`bayescale.design.regions`); when the law is in
+doubt the plan keeps to the target's ratios (:mod:`bayescale.design.robust`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
 
 from ..errors import BayescaleError
+from . import robust as _robust
 from .planners import PLANNERS, ROW_COLUMNS, Plan, Planner, PlanOptions, Problem, get_planner
-from .scoring import Scorer
-from .targets import Target, as_points, band_from, costs_of, default_candidates, parse_target, same_point, target_draws
+from .regions import Region, parse_target, region_band, region_draws, target_points
+from .scoring import Scorer, default_discrepancy
+from .stopping import Stopping, StopRule, stopping_rule
+from .targets import Target, as_points, band_from, costs_of, default_candidates, same_point
 
 if TYPE_CHECKING:
-    from ..decisions import Utility
+    from ..averaging import AveragedFit
     from ..inference import Fit
-
-Z90 = 1.6448536269514722
-
-
-@dataclass(frozen=True)
-class StopRule:
-    """When the stopping rule advises stopping: :func:`suggest`'s keyword arguments of the same names.
-
-    Attributes
-    ----------
-    min_improvement : float
-        The stopping rule advises stopping when the next pilot is expected to shrink the
-        target's 90% interval by less than this fraction.
-    tolerance : float, optional
-        Stop when the 90% interval of log(target) is narrower than this (for a decision
-        target: when P(loss <= threshold) is below it or above 1 - it).
-    utility : Utility, optional
-        With a decision target: value of reaching the threshold and price per FLOP; the
-        stopping rule then compares the next pilot's expected value of sample information
-        with its price.
-    """
-
-    tolerance: float | None = None
-    min_improvement: float = 0.01
-    utility: Utility | None = None
-
-
-@dataclass(frozen=True)
-class Stopping:
-    """Is the next pilot worth its cost? Read :attr:`text`.
-
-    Attributes
-    ----------
-    stop : bool
-    reason : str
-        Why it advises stopping: ``"tolerance"``, ``"budget"`` (spent), ``"budget_too_small"`` (no
-        candidate fits it), ``"value"``, ``"below_runs"`` (the target is below every run), or ``""``.
-    next_cost : float
-        Cost of the next pilot (the plan's first run).
-    width_now, width_after_next, width_after_plan : float
-        Width of the target's 90% interval of log(target) now, expected after the next
-        pilot, and after the whole plan (for a decision target: P(loss <= threshold) now).
-    evsi : float or None
-        Expected value of sample information of the next pilot, with a utility.
-    text : str
-    """
-
-    stop: bool
-    reason: str
-    next_cost: float
-    width_now: float
-    width_after_next: float
-    width_after_plan: float
-    evsi: float | None
-    text: str
 
 
 @dataclass(frozen=True)
@@ -101,29 +48,38 @@ class Suggestion:
     plan_kind : str
         ``"allocation"`` (the linearised whole-budget allocation), or ``"cost-weighted"`` /
         ``"unweighted"``: which greedy plan left the target less uncertain.
-    target : Target
+    target : Target or Region
     band : dict
-        The target now: median, 90% interval, log-width, sd of log (and p_below).
+        The target now: median, 90% interval, log-width, sd of log (and p_below); for a region,
+        ``log_width90`` and ``sd_log`` of its weighted mean squared error and the widest point's width.
     stopping : Stopping
     budget : float
     notes : tuple of str
+    robust : tuple of str
+        Why the plan kept to the target's ratios (empty when it did not:
+        :mod:`bayescale.design.robust`).
     """
 
     table: pd.DataFrame
     plan: pd.DataFrame
     plan_kind: str
-    target: Target
+    target: Target | Region
     band: Mapping[str, float]
     stopping: Stopping
     budget: float
     alternatives: Mapping[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    robust: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """The batch as text: the target now, the table, and the stopping rule."""
         b = self.band
         lines = [f"target: {self.target.label}"]
-        if self.target.is_decision:
+        if isinstance(self.target, Region):
+            lines.append(
+                f"  now: weighted 90% width of log loss {b['log_width90']:.4f} (widest point {b['widest_log_width90']:.4f})"
+            )
+        elif self.target.is_decision:
             lines.append(
                 f"  now: P = {b['p_below']:.3f}; median {b['median']:.4g}, 90% interval {b['lo90']:.4g}-{b['hi90']:.4g}"
             )
@@ -177,6 +133,7 @@ class Suggestion:
                 )
             },
             "notes": list(self.notes),
+            "robust": list(self.robust),
         }
 
 
@@ -189,8 +146,8 @@ _STOP_FIELDS = frozenset(f.name for f in dataclasses.fields(StopRule))
 
 
 def suggest(
-    fit: Fit,
-    target: Target | str | Mapping[str, Any],
+    fit: Fit | AveragedFit,
+    target: Target | Region | str | Mapping[str, Any] | Sequence[Any] | pd.DataFrame,
     *,
     budget_flops: float,
     k: int = 4,
@@ -208,11 +165,17 @@ def suggest(
 
     Parameters
     ----------
-    fit : Fit
-        The current posterior.
-    target : Target, text or mapping
+    fit : Fit or AveragedFit
+        The current posterior; a law average (``bs.fit`` of an average spec) is planned under
+        every law in proportion to its weight.
+    target : Target, text, mapping, or a target region
         ``"N=7e9,D=1.4e12"``, ``"C=1e21"`` (frontier), ``"nopt:C=1e21"``, ``..., threshold=2.1``;
-        see :func:`parse_target`.
+        or a region: a list of points (``[{"N": 1e9, "D": 2e10, "weight": 2}, "N=2e9,D=4e10"]``),
+        a DataFrame with columns ``N, D[, weight]``, a box (``{"N": (1e9, 1e10), "D": (2e10, 2e11)}``
+        or ``{"N": (...), "tokens_per_param": (20, 80)}``, ``n`` points per axis) or a
+        compute-optimal frontier segment (``{"frontier": (1e21, 1e22), "n": 5}``); the plan then
+        minimises the weighted target-region error. A region of one point is that point. See
+        :func:`~bayescale.design.regions.parse_target`.
     budget_flops : float
         The budget left for pilots, in the units of ``cost`` (FLOPs by default).
     k : int
@@ -236,7 +199,9 @@ def suggest(
         Seed for the draws subsample, the simulated outcomes and the allocation's draws.
     options : PlanOptions, optional
         How to plan (``max_replicates``, ``discrepancy``, ``diversity``, ``refine``, ``n_refine``,
-        ``n_outcomes``, ``max_draws``, ``max_steps``, ``batch_fraction``, ``design_draws``).
+        ``n_outcomes``, ``max_draws``, ``max_steps``, ``batch_fraction``, ``design_draws``,
+        ``robust``: ``"auto"`` keeps the plan to the target's tokens-per-parameter range when the
+        law is in doubt, ``"on"`` always, ``"off"`` never; :mod:`bayescale.design.robust`).
     stop : StopRule, optional
         When to advise stopping (``tolerance``, ``min_improvement``, ``utility``).
     **keywords
@@ -260,9 +225,12 @@ def suggest(
     chosen, notes = get_planner(planner, target)
     problem, band = _problem(fit, target, budget, int(k), candidates, pending, cost, chosen, opts, seed)
     below = _below_every_run(fit, target, band)
+    if problem.robust.active:
+        notes.append(problem.robust.text)
+    robust = problem.robust.reasons if problem.robust.active else ()
     if below is not None:  # nothing to plan: the target is cheaper than the runs already trained
         empty = pd.DataFrame(columns=ROW_COLUMNS)
-        return Suggestion(empty, empty, "none", target, band, below, budget, notes=tuple(notes))
+        return Suggestion(empty, empty, "none", target, band, below, budget, notes=tuple(notes), robust=robust)
     plan = chosen.plan(problem)
     whole = plan.rows(plan.best["picks"])
     table = _batch(problem, plan)
@@ -282,6 +250,7 @@ def suggest(
         budget=budget,
         alternatives=alts,
         notes=tuple(notes),
+        robust=robust,
     )
 
 
@@ -337,7 +306,7 @@ def _validate_args(budget_flops: Any, k: Any, opts: PlanOptions, planner: str) -
 
 def _problem(
     fit: Fit,
-    target: Target,
+    target: Target | Region,
     budget: float,
     k: int,
     candidates: Any,
@@ -353,6 +322,9 @@ def _problem(
         if candidates is not None
         else default_candidates(fit, budget if cost is None else None)
     )
+    points = target_points(fit, target)
+    robust = _robust.decide(fit, points, opts.robust)
+    pool = pool[_robust.keep(robust, pool)].reset_index(drop=True)
     pend = as_points(pending, "pending")
     runs = as_points(fit.runs[["N", "D"]], "runs")
     # Exclude pending runs from the pool; add them as pre-chosen columns.
@@ -366,12 +338,23 @@ def _problem(
     if n_pool:
         costs[:n_pool] = costs_of(pool, cost)
     counts = same_point(frame, pd.concat([runs, pend], ignore_index=True)).sum(axis=1).astype(int)
-    td = target_draws(fit, target)
-    discrepancy = opts.discrepancy if opts.discrepancy is not None else planner.discrepancy(fit)
+    td = region_draws(fit, target)
+    discrepancy = opts.discrepancy
+    if discrepancy is None:  # in doubt of the law, both planners charge distance from the target
+        discrepancy = (
+            _robust.DISCREPANCY_FACTOR * default_discrepancy(fit) if robust.active else planner.discrepancy(fit)
+        )
     cmax = float(fit.runs["C"].max())
-    band = band_from(td, cmax)
+    band = region_band(td, cmax) if isinstance(target, Region) else band_from(td.parts[0], cmax)
     sc = Scorer(
-        fit, td, frame, discrepancy=discrepancy, n_outcomes=opts.n_outcomes, seed=seed, max_draws=opts.max_draws
+        fit,
+        td,
+        frame,
+        discrepancy=discrepancy,
+        n_outcomes=opts.n_outcomes,
+        seed=seed,
+        max_draws=opts.max_draws,
+        points=points,
     )
     ratios_seen = np.log10(pd.concat([runs, pend])["ratio"].to_numpy(float)) if len(runs) + len(pend) else np.zeros(0)
     problem = Problem(
@@ -389,6 +372,7 @@ def _problem(
         cmax=cmax,
         seed=seed,
         options=opts,
+        robust=robust,
     )
     return problem, band
 
@@ -410,172 +394,6 @@ def _batch(p: Problem, plan: Plan) -> pd.DataFrame:
             used += c
     batch_picks = [picks[i] for i in sorted(batch, key=lambda i: (-costs[picks[i]["index"]], i))]
     return plan.rows(batch_picks) if batch_picks else pd.DataFrame(columns=ROW_COLUMNS)
-
-
-# ------------------------------------------------------------------ the stopping rule
-
-
-def stopping_rule(
-    sc: Scorer,
-    best: Mapping[str, Any],
-    band: Mapping[str, float],
-    table: pd.DataFrame,
-    target: Target,
-    rule: StopRule,
-    budget: float,
-    *,
-    cheapest: float | None = None,
-) -> Stopping:
-    """Is the next pilot worth its cost? For a decision target: P(loss <= threshold) against the
-    tolerance, or the next pilot's EVSI against its price; else the expected shrinking of the
-    target's 90% interval against ``min_improvement``. ``cheapest`` (the cheapest candidate's cost)
-    tells a budget too small for any candidate from one spent on the plan."""
-    width_now = float(band["log_width90"])
-    picks = best["picks"]
-    if picks and len(table):
-        w_next = 2 * Z90 * float(table["sd_after"].iloc[0])  # after the batch's first run
-        last = picks[-1]
-        w_plan = 2 * Z90 * math.sqrt(last["var_law_after"] + last["drift_var_after"])
-        # scale the Gaussian widths to the band's measured width (non-Gaussian draws)
-        w0 = 2 * Z90 * math.sqrt(sc.var_t + sc.drift_var([]))
-        f = width_now / w0 if w0 > 0 else 1.0
-        w_next, w_plan = w_next * f, w_plan * f
-    else:
-        w_next = w_plan = width_now
-        picks = []
-    next_cost = float(table["cost"].iloc[0]) if len(table) else float("nan")
-    if target.is_decision:
-        out = _decision_stopping(sc, best, band, table, target, rule, budget, next_cost, bool(picks))
-    else:
-        out = _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan)
-    if out.reason == "budget" and cheapest is not None and cheapest > budget:
-        text = (
-            f"Stop: the budget ({budget:.3g}) is too small for any candidate pilot; the cheapest costs {cheapest:.3g}. "
-            "Raise the budget or give smaller candidates."
-        )
-        out = dataclasses.replace(out, reason="budget_too_small", text=text)
-    return out
-
-
-def _decision_stopping(
-    sc: Scorer,
-    best: Mapping[str, Any],
-    band: Mapping[str, float],
-    table: pd.DataFrame,
-    target: Target,
-    rule: StopRule,
-    budget: float,
-    next_cost: float,
-    any_picks: bool,
-) -> Stopping:
-    p, tolerance, utility = band["p_below"], rule.tolerance, rule.utility
-    done = tolerance is not None and (p <= tolerance or p >= 1 - tolerance)
-    evsi = None
-    if utility is not None and any_picks:
-        evsi = _evsi(sc, int(best["picks"][0]["index"]) if not len(table) else _index_of(sc, table), utility, target)
-        price = float(getattr(utility, "price_per_flop", 0.0)) * next_cost
-        stop = done or evsi < price
-        reason = "tolerance" if done else ("value" if evsi < price else "")
-        text = (
-            f"Stopping rule: the next pilot costs {next_cost:.3g} FLOPs (price {price:.4g}); its expected value of "
-            f"sample information for the decision is {evsi:.4g}. "
-            + ("Stop: it is not worth its price." if stop else "Worth training.")
-        )
-    else:
-        stop = done or not any_picks
-        reason = "tolerance" if done else ("budget" if not any_picks else "")
-        text = (
-            f"Stopping rule: P({target.label.split('P(', 1)[-1]} is {p:.3f} now"
-            + (f"; tolerance {tolerance:g}" if tolerance is not None else "")
-            + ". "
-            + (
-                "Stop."
-                if stop
-                else f"The next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left)."
-            )
-        )
-    return Stopping(
-        stop=bool(stop),
-        reason=reason,
-        next_cost=next_cost,
-        width_now=float(p),
-        width_after_next=float("nan"),
-        width_after_plan=float("nan"),
-        evsi=evsi,
-        text=text,
-    )
-
-
-def _width_stopping(
-    target: Target,
-    rule: StopRule,
-    budget: float,
-    next_cost: float,
-    any_picks: bool,
-    width_now: float,
-    w_next: float,
-    w_plan: float,
-) -> Stopping:
-    tolerance, min_improvement = rule.tolerance, rule.min_improvement
-    shrink = 1.0 - w_next / width_now if width_now > 0 else 0.0
-    if tolerance is not None and width_now <= tolerance:
-        stop, reason = True, "tolerance"
-    elif not any_picks:
-        stop, reason = True, "budget"
-    elif 1.0 - w_plan / width_now < min_improvement:
-        stop, reason = True, "value"
-    else:
-        stop, reason = False, ""
-    what = "log N_opt" if target.kind == "nopt" else "the target's log loss"
-    if any_picks:
-        text = (
-            f"Stopping rule: the next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left, "
-            f"{100 * next_cost / target.C:.2g}% of the target's compute) and is expected to shrink the 90% interval of "
-            f"{what} from {width_now:.4f} to {w_next:.4f} ({100 * shrink:.1f}%); the whole plan to {w_plan:.4f}. "
-        )
-    else:
-        text = "Stopping rule: no affordable pilot adds information. "
-    if stop and reason == "tolerance":
-        text += f"Stop: the interval is already narrower than the tolerance {tolerance:g}."
-    elif stop and reason == "budget":
-        text += "Stop: the budget is spent."
-    elif stop:
-        text += f"Stop: the whole remaining budget would shrink the interval by less than {100 * min_improvement:g}%, not worth its cost."
-    else:
-        text += "Worth training."
-    return Stopping(
-        stop=stop,
-        reason=reason,
-        next_cost=next_cost,
-        width_now=width_now,
-        width_after_next=w_next,
-        width_after_plan=w_plan,
-        evsi=None,
-        text=text,
-    )
-
-
-def _index_of(sc: Scorer, table: pd.DataFrame) -> int:
-    """Column of the scorer's frame holding the batch's first run."""
-    r = table.iloc[0]
-    d = np.abs(np.log(sc.frame["N"].to_numpy(float) / r["N"])) + np.abs(np.log(sc.frame["D"].to_numpy(float) / r["D"]))
-    return int(np.argmin(d))
-
-
-def _evsi(sc: Scorer, j: int, utility: Utility, target: Target) -> float:
-    """Expected value of sample information of one run at candidate j for the decision
-    "train the target run (value if loss <= threshold, minus its price) or not"."""
-    base = sc.base_logw([j])
-    lw = base - base.max(axis=1, keepdims=True)
-    w = np.exp(lw)
-    w /= w.sum(axis=1, keepdims=True)
-    smooth = math.sqrt(sc.td.noise_var + sc.drift_var([j]))
-    q = ndtr((sc.lthr - sc.t) / smooth)
-    p_m = w @ q
-    p0 = float(np.mean(ndtr((sc.lthr - sc.t) / math.sqrt(sc.td.noise_var + sc.drift_var([])))))
-    value = float(utility.value)
-    price = float(getattr(utility, "price_per_flop", 0.0)) * float(target.C)
-    return float(np.mean(np.maximum(0.0, value * p_m - price)) - max(0.0, value * p0 - price))
 
 
 __all__ = ["StopRule", "Stopping", "Suggestion", "stopping_rule", "suggest"]

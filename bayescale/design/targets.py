@@ -21,6 +21,7 @@ from scipy.stats import norm
 
 from .. import likelihoods
 from .._words import join_names
+from ..averaging import AveragedFit
 from ..data import law_inputs, points_frame
 from ..errors import BayescaleError
 from ..frontier import compute_optimal, law_draws
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 #: Kinds of target: loss at a point, loss on the compute-optimal frontier, log N_opt.
 TARGET_KINDS = ("loss", "frontier", "nopt")
 SAME = 0.01  # two runs are the same point when log N and log D agree within this
+Z90 = 1.6448536269514722  # a 90% central interval of a normal is +- Z90 sd
 
 
 # ------------------------------------------------------------------ targets
@@ -118,7 +120,8 @@ class Target:
 
 
 def parse_target(target: Any, threshold: float | None = None) -> Target:
-    """A :class:`Target` from text, a mapping or a Target.
+    """One :class:`Target` from text, a mapping or a Target (``bayescale.design.parse_target``,
+    :func:`bayescale.design.regions.parse_target`, also reads target regions).
 
     Text forms: ``"N=7e9,D=1.4e12"`` (loss at a point), ``"C=1e21"`` or
     ``"frontier:C=1e21"`` (loss on the compute-optimal frontier), ``"nopt:C=1e21"``
@@ -179,8 +182,40 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
 # ------------------------------------------------------------------ draws
 
 
-def noise_var(fit: Fit) -> np.ndarray:
-    """Per-draw variance of one run's log loss around the law (flattened draws)."""
+def mixed(fit: Fit | AveragedFit, per_law: Callable[[Fit], np.ndarray]) -> np.ndarray:
+    """Per-draw values (flattened draws first) of ``per_law(fit)``; for an
+    :class:`~bayescale.averaging.AveragedFit`, of the mixture: each draw slot takes the value of
+    the law that slot belongs to (the slots the average's own predictions use), so a design
+    weighs what a run tells about the target under every law in proportion to its weight."""
+    if not isinstance(fit, AveragedFit):
+        return np.asarray(per_law(fit))
+    slots = np.asarray(fit.slots).reshape(-1)
+    per = [np.asarray(per_law(m)) for m in fit.members.values()]
+    out = np.array(per[0], dtype=float, copy=True)
+    for k, values in enumerate(per[1:], start=1):
+        out[slots == k] = values[slots == k]
+    return out
+
+
+def law_weights(fit: Fit | AveragedFit) -> dict[str, float]:
+    """Each law's weight: one law with weight 1, or an average's stacking weights."""
+    return dict(fit.weights) if isinstance(fit, AveragedFit) else {fit.spec.name: 1.0}
+
+
+def law_fits(fit: Fit | AveragedFit) -> list[tuple[Fit, float]]:
+    """The fitted laws and their weights (one law: itself, weight 1)."""
+    if isinstance(fit, AveragedFit):
+        return [(m, float(fit.weights[name])) for name, m in fit.members.items()]
+    return [(fit, 1.0)]
+
+
+def noise_var(fit: Fit | AveragedFit) -> np.ndarray:
+    """Per-draw variance of one run's log loss around the law (flattened draws; mixed for an average)."""
+    size = int(np.asarray(fit.posterior[fit.spec.law.params[0]].values).size)
+    return mixed(fit, lambda m: np.broadcast_to(_noise_var_one(m), (size,)))
+
+
+def _noise_var_one(fit: Fit) -> np.ndarray:
     post = fit.posterior
     if "sigma" not in post:
         return np.full(1, 0.01**2)
@@ -193,6 +228,24 @@ def noise_var(fit: Fit) -> np.ndarray:
 
 
 _LAW_FNS: dict[str, Any] = {}
+
+
+def mixed_law_matrix(fit: Fit | AveragedFit, frame: pd.DataFrame, idx: np.ndarray | None = None) -> np.ndarray:
+    """Log loss of the law (of each draw's law, for an average) per draw and point, (S, M);
+    ``idx`` keeps those flattened draws only."""
+
+    def one(m: Fit) -> np.ndarray:
+        theta = law_draws(m)
+        return law_matrix(m, theta if idx is None else {k: v[idx] for k, v in theta.items()}, frame)
+
+    if idx is None or not isinstance(fit, AveragedFit):
+        return mixed(fit, one)
+    slots = np.asarray(fit.slots).reshape(-1)[idx]
+    per = [one(m) for m in fit.members.values()]
+    out = np.array(per[0], dtype=float, copy=True)
+    for k, values in enumerate(per[1:], start=1):
+        out[slots == k] = values[slots == k]
+    return out
 
 
 def law_matrix(fit: Fit, theta: Mapping[str, np.ndarray], frame: pd.DataFrame) -> np.ndarray:
@@ -242,17 +295,19 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
     >>> float(np.exp(np.median(td.law)))            # doctest: +SKIP
     """
     target = parse_target(target)
-    theta = law_draws(fit)
     if target.kind == "loss":
         frame = pd.DataFrame({"N": [target.N], "D": [target.D], "C": [target.C]})
-        law = law_matrix(fit, theta, frame)[:, 0]
+        law = mixed_law_matrix(fit, frame)[:, 0]
     else:
-        opt = compute_optimal(fit, [target.C])
         var = "N_opt" if target.kind == "nopt" else "loss_opt"
-        law = np.log(np.asarray(opt[var].values, dtype=float).reshape(-1))
+        law = mixed(
+            fit, lambda m: np.log(np.asarray(compute_optimal(m, [target.C])[var].values, dtype=float).reshape(-1))
+        )
     drift2 = 0.0
-    if "drift" in fit.posterior and target.kind != "nopt":
-        drift2 = float(np.mean(np.asarray(fit.posterior["drift"].values, dtype=float) ** 2))
+    if target.kind != "nopt" and all("drift" in m.posterior for m, _ in law_fits(fit)):
+        drift2 = float(
+            np.mean(mixed(fit, lambda m: np.asarray(m.posterior["drift"].values, dtype=float).reshape(-1)) ** 2)
+        )
     if not np.all(np.isfinite(law)):
         raise BayescaleError(f"target {target.label}: the law gives non-finite values for some draws")
     return TargetDraws(

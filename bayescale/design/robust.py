@@ -1,0 +1,156 @@
+"""The robust plan: when the law is in doubt, plan pilots the way a ladder would.
+
+A design that is optimal for a law that holds puts runs where the law's terms separate best
+(very few and very many tokens per parameter), which is where a wrong law is most wrong: on a
+replay of a real (N, D) grid the allocation planner, fed a Chinchilla fit, spent a third of its
+runs below 5 tokens per parameter and a quarter above 100 and missed the largest runs far
+worse than a plain D = 20 N ladder; limiting the pool to the target's ratios cut its error
+four-fold. So when the evidence says the law may be wrong, the plan keeps to the target's
+own ratios and charges distance from the target more.
+
+**The rule** (``robust="auto"``, the default of :func:`~bayescale.design.suggest`). The law is in
+doubt when any of these holds:
+
+1. the fit is a law average whose leading law has weight below :data:`SPREAD_WEIGHT` (0.8):
+   the runs' own future did not single out one law;
+2. two laws of the average (weight >= :data:`~bayescale.averaging.MIN_WEIGHT` each) predict
+   some target point with medians further apart than the mean half-width of their own 90%
+   intervals (law draws): they disagree beyond their own uncertainty;
+3. the misfit check (:func:`bayescale.misfit.misfit`, run on every fit) fires: a residual
+   pattern the law cannot follow.
+
+Then the pool keeps only candidates whose tokens per parameter lie within a factor
+:data:`RATIO_FACTOR` (2) of the target's range (the ratios of its points; the nearest ratio
+in the pool when none does), and both planners charge each candidate a model discrepancy of
+:data:`DISCREPANCY_FACTOR` (2) times :func:`~bayescale.design.scoring.default_discrepancy` (the
+learned drift scale, else the spec's, else 0.01) per decade of (N, D) from the target, so that
+runs of sizes far below the target are worth less. (While the law is trusted the allocation
+planner charges none: measured, a charge there steered it to the extreme ratios; BENCHMARKS.md.)
+``robust="on"`` always plans this way, ``"off"`` never.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._words import join_names
+from ..averaging import MIN_WEIGHT
+from ..errors import BayescaleError
+from .targets import law_fits, law_matrix, law_weights
+
+if TYPE_CHECKING:
+    from ..averaging import AveragedFit
+    from ..inference import Fit
+
+#: How :func:`~bayescale.design.suggest` may plan when the law is in doubt.
+ROBUST_MODES = ("auto", "on", "off")
+#: A law average whose leading law weighs less than this does not single out one law.
+SPREAD_WEIGHT = 0.8
+#: A robust plan keeps candidates within this factor of the target's tokens-per-parameter range.
+RATIO_FACTOR = 2.0
+#: A robust plan multiplies the model-discrepancy scale by this.
+DISCREPANCY_FACTOR = 2.0
+FORCED = ("asked for (robust='on')",)
+
+
+@dataclass(frozen=True)
+class Robust:
+    """Whether the plan is robust, why (``reasons``, in words) and the tokens-per-parameter
+    range it keeps to (``low``, ``high``)."""
+
+    active: bool
+    reasons: tuple[str, ...]
+    low: float
+    high: float
+
+    @property
+    def why(self) -> str:
+        """The words the plan's rows carry."""
+        why = "as asked (robust='on')" if self.reasons == FORCED else "because the law is in doubt"
+        return f"kept to the target's tokens/param ({self.low:.3g}-{self.high:.3g}) {why}"
+
+    @property
+    def text(self) -> str:
+        """The suggestion's note."""
+        if not self.active:
+            return ""
+        return (
+            f"Robust plan: {'; '.join(self.reasons)}. Candidates are kept to {self.low:.3g}-{self.high:.3g} tokens per "
+            f"parameter (within {RATIO_FACTOR:g}x of the target's) and runs far from the target are charged "
+            f"{DISCREPANCY_FACTOR:g}x the model discrepancy, as a ladder at the target's ratio would spend the budget. "
+            "Pass robust='off' (--robust off) to plan for the fitted law alone."
+        )
+
+
+def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
+    """Words naming two laws whose predictions at a target point differ by more than their own bands."""
+    laws = [(m, w) for m, w in law_fits(fit) if w >= MIN_WEIGHT]
+    if len(laws) < 2:
+        return None
+    frame = points[["N", "D", "C"]]
+    bands = {}
+    for m, _ in laws:
+        theta = {p: np.asarray(m.posterior[p].values, dtype=float).reshape(-1) for p in m.spec.law.params}
+        lo, med, hi = np.quantile(law_matrix(m, theta, frame), [0.05, 0.5, 0.95], axis=0)
+        bands[m.spec.name] = (med, 0.5 * (hi - lo))
+    for (a, (ma, ha)), (b, (mb, hb)) in itertools.combinations(bands.items(), 2):
+        gap = np.abs(ma - mb) - 0.5 * (ha + hb)
+        if np.any(gap > 0):
+            i = int(np.argmax(gap))
+            return (
+                f"laws {a} and {b} predict the target point N={points['N'].iloc[i]:.3g}, D={points['D'].iloc[i]:.3g} "
+                f"{100 * abs(ma[i] - mb[i]):.2g}% apart, more than their own 90% intervals allow"
+            )
+    return None
+
+
+def _reasons(fit: Fit | AveragedFit, points: pd.DataFrame) -> list[str]:
+    reasons = []
+    weights = law_weights(fit)
+    if len(weights) > 1 and max(weights.values()) < SPREAD_WEIGHT:
+        spread = join_names(f"{name} {w:.2f}" for name, w in sorted(weights.items(), key=lambda kv: -kv[1]))
+        reasons.append(f"no law carries {SPREAD_WEIGHT:g} of the weight ({spread})")
+    disagree = _disagreement(fit, points)
+    if disagree:
+        reasons.append(disagree)
+    try:
+        found = fit.misfit()
+    except BayescaleError:  # too few runs to test: that is not a misfit
+        found = None
+    if found is not None and found.misfits:
+        reasons.append("the misfit check fires: " + found.messages[0])
+    return reasons
+
+
+def decide(fit: Fit | AveragedFit, points: pd.DataFrame, mode: str) -> Robust:
+    """Whether to plan robustly for the target at ``points`` (``N, D, ratio``), by ``mode``."""
+    if mode not in ROBUST_MODES:
+        raise BayescaleError(f"robust must be one of {list(ROBUST_MODES)}, got {mode!r}")
+    ratio = points["D"].to_numpy(float) / points["N"].to_numpy(float)
+    low, high = float(ratio.min()) / RATIO_FACTOR, float(ratio.max()) * RATIO_FACTOR
+    if mode == "off":
+        return Robust(False, (), low, high)
+    reasons = list(FORCED) if mode == "on" else _reasons(fit, points)
+    return Robust(bool(reasons), tuple(reasons), low, high)
+
+
+def keep(robust: Robust, pool: pd.DataFrame) -> np.ndarray:
+    """Which candidates of ``pool`` a robust plan keeps: those in its ratio range, else those at
+    the pool's ratio nearest to it (all of them when the plan is not robust)."""
+    if not robust.active or not len(pool):
+        return np.ones(len(pool), dtype=bool)
+    lr = np.log10(pool["D"].to_numpy(float) / pool["N"].to_numpy(float))
+    lo, hi = np.log10(robust.low), np.log10(robust.high)
+    inside = (lr >= lo - 1e-9) & (lr <= hi + 1e-9)
+    if inside.any():
+        return inside
+    gap = np.maximum(lo - lr, lr - hi)
+    return gap <= gap.min() + 0.05
+
+
+__all__ = ["DISCREPANCY_FACTOR", "RATIO_FACTOR", "ROBUST_MODES", "SPREAD_WEIGHT", "Robust", "decide", "keep"]

@@ -1,0 +1,247 @@
+"""The stopping rule of :func:`~bayescale.design.suggest`: is the next pilot worth its cost?
+
+For a loss, frontier or N_opt target (or a target region): its cost against how much it is
+expected to shrink the target's 90% interval; for a decision target: P(loss <= threshold)
+against a tolerance, or, with a :class:`~bayescale.decisions.Utility`, the next pilot's expected
+value of sample information against its price.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from .scoring import Scorer
+from .targets import Z90, Target
+
+if TYPE_CHECKING:
+    from ..decisions import Utility
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """When the stopping rule advises stopping: :func:`suggest`'s keyword arguments of the same names.
+
+    Attributes
+    ----------
+    min_improvement : float
+        The stopping rule advises stopping when the next pilot is expected to shrink the
+        target's 90% interval by less than this fraction.
+    tolerance : float, optional
+        Stop when the 90% interval of log(target) is narrower than this (for a decision
+        target: when P(loss <= threshold) is below it or above 1 - it).
+    utility : Utility, optional
+        With a decision target: value of reaching the threshold and price per FLOP; the
+        stopping rule then compares the next pilot's expected value of sample information
+        with its price.
+    """
+
+    tolerance: float | None = None
+    min_improvement: float = 0.01
+    utility: Utility | None = None
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """Is the next pilot worth its cost? Read :attr:`text`.
+
+    Attributes
+    ----------
+    stop : bool
+    reason : str
+        Why it advises stopping: ``"tolerance"``, ``"budget"`` (spent), ``"budget_too_small"`` (no
+        candidate fits it), ``"value"``, ``"below_runs"`` (the target is below every run), or ``""``.
+    next_cost : float
+        Cost of the next pilot (the plan's first run).
+    width_now, width_after_next, width_after_plan : float
+        Width of the target's 90% interval of log(target) now, expected after the next
+        pilot, and after the whole plan (for a decision target: P(loss <= threshold) now).
+    evsi : float or None
+        Expected value of sample information of the next pilot, with a utility.
+    text : str
+    """
+
+    stop: bool
+    reason: str
+    next_cost: float
+    width_now: float
+    width_after_next: float
+    width_after_plan: float
+    evsi: float | None
+    text: str
+
+
+# ------------------------------------------------------------------ the stopping rule
+
+
+def stopping_rule(
+    sc: Scorer,
+    best: Mapping[str, Any],
+    band: Mapping[str, float],
+    table: pd.DataFrame,
+    target: Target,
+    rule: StopRule,
+    budget: float,
+    *,
+    cheapest: float | None = None,
+) -> Stopping:
+    """Is the next pilot worth its cost? For a decision target: P(loss <= threshold) against the
+    tolerance, or the next pilot's EVSI against its price; else the expected shrinking of the
+    target's 90% interval against ``min_improvement``. ``cheapest`` (the cheapest candidate's cost)
+    tells a budget too small for any candidate from one spent on the plan."""
+    width_now = float(band["log_width90"])
+    picks = best["picks"]
+    if picks and len(table):
+        w_next = 2 * Z90 * float(table["sd_after"].iloc[0])  # after the batch's first run
+        last = picks[-1]
+        w_plan = 2 * Z90 * math.sqrt(last["var_law_after"] + last["drift_var_after"])
+        # scale the Gaussian widths to the band's measured width (non-Gaussian draws)
+        w0 = 2 * Z90 * math.sqrt(sc.var_t + sc.drift_var([]))
+        f = width_now / w0 if w0 > 0 else 1.0
+        w_next, w_plan = w_next * f, w_plan * f
+    else:
+        w_next = w_plan = width_now
+        picks = []
+    next_cost = float(table["cost"].iloc[0]) if len(table) else float("nan")
+    if target.is_decision:
+        out = _decision_stopping(sc, best, band, table, target, rule, budget, next_cost, bool(picks))
+    else:
+        out = _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan)
+    if out.reason == "budget" and cheapest is not None and cheapest > budget:
+        text = (
+            f"Stop: the budget ({budget:.3g}) is too small for any candidate pilot; the cheapest costs {cheapest:.3g}. "
+            "Raise the budget or give smaller candidates."
+        )
+        out = dataclasses.replace(out, reason="budget_too_small", text=text)
+    return out
+
+
+def _decision_stopping(
+    sc: Scorer,
+    best: Mapping[str, Any],
+    band: Mapping[str, float],
+    table: pd.DataFrame,
+    target: Target,
+    rule: StopRule,
+    budget: float,
+    next_cost: float,
+    any_picks: bool,
+) -> Stopping:
+    p, tolerance, utility = band["p_below"], rule.tolerance, rule.utility
+    done = tolerance is not None and (p <= tolerance or p >= 1 - tolerance)
+    evsi = None
+    if utility is not None and any_picks:
+        evsi = _evsi(sc, int(best["picks"][0]["index"]) if not len(table) else _index_of(sc, table), utility, target)
+        price = float(getattr(utility, "price_per_flop", 0.0)) * next_cost
+        stop = done or evsi < price
+        reason = "tolerance" if done else ("value" if evsi < price else "")
+        text = (
+            f"Stopping rule: the next pilot costs {next_cost:.3g} FLOPs (price {price:.4g}); its expected value of "
+            f"sample information for the decision is {evsi:.4g}. "
+            + ("Stop: it is not worth its price." if stop else "Worth training.")
+        )
+    else:
+        stop = done or not any_picks
+        reason = "tolerance" if done else ("budget" if not any_picks else "")
+        text = (
+            f"Stopping rule: P({target.label.split('P(', 1)[-1]} is {p:.3f} now"
+            + (f"; tolerance {tolerance:g}" if tolerance is not None else "")
+            + ". "
+            + (
+                "Stop."
+                if stop
+                else f"The next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left)."
+            )
+        )
+    return Stopping(
+        stop=bool(stop),
+        reason=reason,
+        next_cost=next_cost,
+        width_now=float(p),
+        width_after_next=float("nan"),
+        width_after_plan=float("nan"),
+        evsi=evsi,
+        text=text,
+    )
+
+
+def _width_stopping(
+    target: Target,
+    rule: StopRule,
+    budget: float,
+    next_cost: float,
+    any_picks: bool,
+    width_now: float,
+    w_next: float,
+    w_plan: float,
+) -> Stopping:
+    tolerance, min_improvement = rule.tolerance, rule.min_improvement
+    shrink = 1.0 - w_next / width_now if width_now > 0 else 0.0
+    if tolerance is not None and width_now <= tolerance:
+        stop, reason = True, "tolerance"
+    elif not any_picks:
+        stop, reason = True, "budget"
+    elif 1.0 - w_plan / width_now < min_improvement:
+        stop, reason = True, "value"
+    else:
+        stop, reason = False, ""
+    what = "log N_opt" if target.kind == "nopt" else "the target's log loss"
+    if any_picks:
+        text = (
+            f"Stopping rule: the next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left, "
+            f"{100 * next_cost / target.C:.2g}% of the target's compute) and is expected to shrink the 90% interval of "
+            f"{what} from {width_now:.4f} to {w_next:.4f} ({100 * shrink:.1f}%); the whole plan to {w_plan:.4f}. "
+        )
+    else:
+        text = "Stopping rule: no affordable pilot adds information. "
+    if stop and reason == "tolerance":
+        text += f"Stop: the interval is already narrower than the tolerance {tolerance:g}."
+    elif stop and reason == "budget":
+        text += "Stop: the budget is spent."
+    elif stop:
+        text += f"Stop: the whole remaining budget would shrink the interval by less than {100 * min_improvement:g}%, not worth its cost."
+    else:
+        text += "Worth training."
+    return Stopping(
+        stop=stop,
+        reason=reason,
+        next_cost=next_cost,
+        width_now=width_now,
+        width_after_next=w_next,
+        width_after_plan=w_plan,
+        evsi=None,
+        text=text,
+    )
+
+
+def _index_of(sc: Scorer, table: pd.DataFrame) -> int:
+    """Column of the scorer's frame holding the batch's first run."""
+    r = table.iloc[0]
+    d = np.abs(np.log(sc.frame["N"].to_numpy(float) / r["N"])) + np.abs(np.log(sc.frame["D"].to_numpy(float) / r["D"]))
+    return int(np.argmin(d))
+
+
+def _evsi(sc: Scorer, j: int, utility: Utility, target: Target) -> float:
+    """Expected value of sample information of one run at candidate j for the decision
+    "train the target run (value if loss <= threshold, minus its price) or not"."""
+    base = sc.base_logw([j])
+    lw = base - base.max(axis=1, keepdims=True)
+    w = np.exp(lw)
+    w /= w.sum(axis=1, keepdims=True)
+    smooth = math.sqrt(sc.td.noise_var + sc.drift_var([j]))
+    q = ndtr((sc.lthr - sc.t) / smooth)
+    p_m = w @ q
+    p0 = float(np.mean(ndtr((sc.lthr - sc.t) / math.sqrt(sc.td.noise_var + sc.drift_var([])))))
+    value = float(utility.value)
+    price = float(getattr(utility, "price_per_flop", 0.0)) * float(target.C)
+    return float(np.mean(np.maximum(0.0, value * p_m - price)) - max(0.0, value * p0 - price))
+
+
+__all__ = ["StopRule", "Stopping", "stopping_rule"]
