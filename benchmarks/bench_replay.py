@@ -207,8 +207,9 @@ def design_mix(pool: Pool, chosen: list[str]) -> dict[str, float]:
 class Evaluator:
     """The one bayescale fit every design is scored with, cached by the set of runs."""
 
-    def __init__(self, pool: Pool, fit_method: str, seed: int = 0) -> None:
+    def __init__(self, pool: Pool, fit_method: str, seed: int = 0, spec: str | None = None) -> None:
         self.pool, self.fit_method, self.seed = pool, fit_method, seed
+        self.spec = spec or pool.spec  # --plan-spec: what the planner fits before it plans
         self._fits: dict[tuple[str, ...], Any] = {}
         self.fit_seconds = 0.0
 
@@ -222,7 +223,7 @@ class Evaluator:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._fits[key] = bs.fit(
-                    bs.load_spec(self.pool.spec),
+                    bs.load_spec(self.spec),
                     self.pool.runs.loc[list(key), cols].reset_index(drop=True),
                     seed=self.seed,
                     method=self.fit_method,
@@ -296,7 +297,8 @@ def nearest_ids(batch: pd.DataFrame, left: pd.DataFrame) -> list[str]:
 
 
 def planner_design(pool: Pool, planner: str | None, budget: float, ev: Evaluator) -> tuple[list[str], dict[str, Any]]:
-    """bayescale's loop: fit, suggest over the pool left with the budget left, reveal, refit."""
+    """bayescale's loop: fit (``ev``'s spec: ``--plan-spec``), suggest over the pool left with the
+    budget left, reveal, refit."""
     import bayescale as bs
 
     target, how = planner_target(pool.targets)
@@ -329,7 +331,9 @@ def planner_design(pool: Pool, planner: str | None, budget: float, ev: Evaluator
     return chosen, info
 
 
-def run_design(pool: Pool, method: str, budget: float, ev: Evaluator) -> tuple[list[str], dict[str, Any]]:
+def run_design(
+    pool: Pool, method: str, budget: float, ev: Evaluator, plan_ev: Evaluator | None = None
+) -> tuple[list[str], dict[str, Any]]:
     """The runs ``method`` chooses at ``budget`` (initial design first) and notes on how."""
     init_cost = pool.cost(pool.initial_ids)
     if init_cost > budget:
@@ -340,7 +344,7 @@ def run_design(pool: Pool, method: str, budget: float, ev: Evaluator) -> tuple[l
         picks = rm.adaptive_design(method, cand, pool.targets.drop(columns=["loss"]), pool.initial, oracle, budget)
         return list(pool.initial_ids) + picks, {}
     if method == "bayescale" or method.startswith("bayescale:"):
-        return planner_design(pool, method.partition(":")[2] or None, budget, ev)
+        return planner_design(pool, method.partition(":")[2] or None, budget, plan_ev or ev)
     order = fixed_order(method, cand, pool.targets)
     return list(pool.initial_ids) + rm.take(order, dict(zip(cand["run_id"], cand["C"])), budget, init_cost), {}
 
@@ -349,13 +353,16 @@ def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     """One pool x one method at every budget; errors are recorded, not raised."""
     pool, method = task["pool"], task["method"]
     ev = Evaluator(pool, task["fit_method"], task["seed"])
+    plan_ev = (
+        Evaluator(pool, task["fit_method"], task["seed"], spec=task.get("plan_spec")) if task.get("plan_spec") else None
+    )
     out = []
     for frac in task["budgets"]:
         rec: dict[str, Any] = {"pool": pool.name, "method": method, "budget_frac": frac}
         t0 = time.perf_counter()
         try:
             budget = frac * pool.flops
-            chosen, info = run_design(pool, method, budget, ev)
+            chosen, info = run_design(pool, method, budget, ev, plan_ev)
             assert not set(chosen) & set(pool.target_ids), "a design chose a target run"
             spent = pool.cost(chosen)
             rec.update(ev.score(chosen), **design_mix(pool, chosen), **info)
@@ -456,6 +463,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--methods", default=None, help="comma-separated method names (default: all)")
     ap.add_argument("--seeds", type=int, default=3, help="random designs (seeds 0..S-1)")
     ap.add_argument("--spec", default=DEFAULT_SPEC, help="the spec every design is fitted with")
+    ap.add_argument(
+        "--plan-spec",
+        default=None,
+        help="the spec bayescale's planners fit before they plan (default: --spec), e.g. models/recommended.toml",
+    )
     ap.add_argument("--fit-method", default="laplace", choices=["laplace", "psis", "nuts"])
     ap.add_argument("--jobs", type=int, default=1, help="worker processes, one pool x method each")
     ap.add_argument("--seed", type=int, default=0)
@@ -476,7 +488,14 @@ def main(argv: list[str] | None = None) -> int:
         methods = method_names(args.methods, args.seeds)
         budgets = [float(b) for b in args.budgets.split(",")]
         tasks = [
-            {"pool": p, "method": m, "budgets": budgets, "fit_method": args.fit_method, "seed": args.seed}
+            {
+                "pool": p,
+                "method": m,
+                "budgets": budgets,
+                "fit_method": args.fit_method,
+                "seed": args.seed,
+                "plan_spec": str(REPO / args.plan_spec) if args.plan_spec else None,
+            }  # fmt: skip
             for p in pools
             for m in methods
             if not (m == f"bayescale:{default_planner()}" and "bayescale" in methods)
@@ -487,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             "methods": methods,
             "budgets": budgets,
             "spec": args.spec,
+            "plan_spec": args.plan_spec or args.spec,
             "fit_method": args.fit_method,
             "target_as": planner_target(pools[0].targets)[1] if pools else None,
         }

@@ -204,6 +204,7 @@ def test_cheapest_run_trap(fit2):
         max_replicates=2,
         batch_fraction=1.0,
         planner="greedy",
+        robust="off",  # the law's own plan (two runs cannot test the law: the default plans robustly)
     )
     assert sug.plan_kind == "unweighted"
     assert sug.table["N"].iloc[0] == 1e7
@@ -371,7 +372,9 @@ def test_allocation_plan_beats_fixed_designs_of_equal_cost():
         warnings.simplefilter("ignore")
         fit = bs.fit("chinchilla", seed, method="laplace", chains=2, draws=1000, seed=0)
     budget, target = 1e19, (4e9, 2e11)
-    alloc = suggest(fit, "N=4e9,D=2e11", budget_flops=budget, k=4)
+    # The law holds here; 6 pilots cannot test it out of sample, so the default would plan robustly
+    # (tests/test_design_regions.py): this is the law's own plan.
+    alloc = suggest(fit, "N=4e9,D=2e11", budget_flops=budget, k=4, robust="off")
     assert alloc.plan_kind == "allocation" and 0.8 * budget <= alloc.plan["cost"].sum() <= budget * (1 + 1e-9)
     assert len(alloc.table) == 4 and alloc.table["cost"].sum() <= 0.5 * budget * (1 + 1e-9)
     # the batch starts with the plan's most expensive runs

@@ -17,7 +17,15 @@ doubt when any of these holds:
    some target point with medians further apart than the mean half-width of their own 90%
    intervals (law draws): they disagree beyond their own uncertainty;
 3. the misfit check (:func:`bayescale.misfit.misfit`, run on every fit) fires: a residual
-   pattern the law cannot follow.
+   pattern the law cannot follow;
+4. the law has not earned trust for extrapolation: leave-future-out splits of the runs
+   (:mod:`bayescale.discrepancy`: fit on the runs below a compute cut, score the runs above)
+   are too few to test it (fewer than two), or the drift scale they give, under a wide
+   :data:`TRUST_HYPERPRIOR`, has a median above :data:`TRUSTED_DRIFT` (log loss per decade of
+   (N, D)). A design that is optimal for the law is a bet on the law far from the target; the
+   bet is taken only once the runs' own future has backed the law. (The threshold lies between
+   what such splits give on runs drawn from the law, about 0.01, and the hyperprior's own median,
+   0.034: ``tests/test_averaging.py``.)
 
 Then the pool keeps only candidates whose tokens per parameter lie within a factor
 :data:`RATIO_FACTOR` (2) of the target's range (the ratios of its points; the nearest ratio
@@ -39,12 +47,13 @@ import numpy as np
 import pandas as pd
 
 from .._words import join_names
-from ..averaging import MIN_WEIGHT
+from ..averaging import MIN_WEIGHT, AveragedFit
+from ..discrepancy import holdouts, learn_drift, split_masks
 from ..errors import BayescaleError
+from ..priors import Prior
 from .targets import law_fits, law_matrix, law_weights
 
 if TYPE_CHECKING:
-    from ..averaging import AveragedFit
     from ..inference import Fit
 
 #: How :func:`~bayescale.design.suggest` may plan when the law is in doubt.
@@ -53,6 +62,11 @@ ROBUST_MODES = ("auto", "on", "off")
 SPREAD_WEIGHT = 0.8
 #: A robust plan keeps candidates within this factor of the target's tokens-per-parameter range.
 RATIO_FACTOR = 2.0
+#: The leading law's leave-future-out drift scale (median, log loss per decade of (N, D)) below
+#: which the law is trusted to extrapolate (rule 4).
+TRUSTED_DRIFT = 0.02
+#: The drift scale's hyperprior for rule 4 (wide, whatever the spec's own drift prior says).
+TRUST_HYPERPRIOR = Prior("HalfNormal", {"scale": 0.05})
 #: A robust plan multiplies the model-discrepancy scale by this.
 DISCREPANCY_FACTOR = 2.0
 FORCED = ("asked for (robust='on')",)
@@ -109,6 +123,28 @@ def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
     return None
 
 
+def _untrusted(fit: Fit | AveragedFit) -> str | None:
+    """Words saying why the leading law has not earned trust to extrapolate (rule 4), or None."""
+    law = fit.leading if isinstance(fit, AveragedFit) else fit
+    table = law.runs
+    try:
+        splits = holdouts(law.spec, table, split_masks([law.spec], table), np.random.default_rng(0))
+    except BayescaleError:  # a split's density is not finite anywhere: the law is not tested either
+        splits = []
+    if len(splits) < 2:
+        return (
+            f"the {len(table)} runs are too few to test how the {law.spec.name} law extrapolates "
+            f"({len(splits)} leave-future-out split(s), at least 2 needed)"
+        )
+    drift = float(learn_drift(splits, TRUST_HYPERPRIOR).quantile(0.5))
+    if drift > TRUSTED_DRIFT:
+        return (
+            f"fitted to its smaller runs, the {law.spec.name} law drifted from the larger ones by {drift:.3f} log loss "
+            f"per decade of (N, D) (leave-future-out median; trusted below {TRUSTED_DRIFT:g})"
+        )
+    return None
+
+
 def _reasons(fit: Fit | AveragedFit, points: pd.DataFrame) -> list[str]:
     reasons = []
     weights = law_weights(fit)
@@ -124,6 +160,9 @@ def _reasons(fit: Fit | AveragedFit, points: pd.DataFrame) -> list[str]:
         found = None
     if found is not None and found.misfits:
         reasons.append("the misfit check fires: " + found.messages[0])
+    untrusted = _untrusted(fit)
+    if untrusted:
+        reasons.append(untrusted)
     return reasons
 
 
