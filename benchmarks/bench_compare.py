@@ -56,6 +56,8 @@ FAMILIES = ("constant", "growing", "shrinking", "crossover")
 TARGETS = (10.0, 100.0)
 #: The default drift correlation, and 1 (one shared drift: it cancels in differences), from one fit.
 RHOS = (0.5, 1.0)
+#: ``--pooling``: the default (E shared, the rest free per recipe), or exponents shared too.
+POOLINGS = {"default": None, "share-exponents": {"share": ["E", "alpha", "beta"]}}
 N_BOOT = 200
 #: A crossing is "found" when P(cross) > 0.5 and its median lies within this factor of the truth.
 CROSS_FACTOR = 3.0
@@ -260,7 +262,7 @@ def score_row(cmp: Any, truth: dict, plug: dict) -> dict:
     }
 
 
-def run_world(family: str, index: int, seed: int, method: str) -> list[dict]:
+def run_world(family: str, index: int, seed: int, method: str, rhos: tuple = RHOS, pooling: Any = None) -> list[dict]:
     import bayescale as bs
 
     rng = np.random.default_rng([seed, FAMILIES.index(family), index])
@@ -271,13 +273,15 @@ def run_world(family: str, index: int, seed: int, method: str) -> list[dict]:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        first = bs.compare(runs, at={"C": targets[-1]}, method=method, seed=index, drift_correlation=RHOS[0])
+        first = bs.compare(
+            runs, at={"C": targets[-1]}, method=method, seed=index, drift_correlation=rhos[0], pooling=pooling
+        )
     fit_s = time.perf_counter() - t0
     plug = plugin(runs, first.curve_C, targets, index)
     rows = []
-    for rho in RHOS:
+    for rho in rhos:
         for f, C in zip(TARGETS, targets):
-            cmp = first if (rho == RHOS[0] and C == targets[-1]) else retarget(first, C, rho)
+            cmp = first if (rho == rhos[0] and C == targets[-1]) else retarget(first, C, rho)
             row = score_row(cmp, truth_at(pa, pb, first.curve_C, C), plug["targets"][C])
             rows.append(
                 {"family": family, "world": index, "target_x": f, "rho": rho, **row, "fit_s": fit_s}
@@ -291,9 +295,9 @@ def run_synthetic(args: argparse.Namespace) -> list[dict]:
     for family in args.families:
         for i in range(args.worlds):
             t0 = time.perf_counter()
-            new = run_world(family, i, args.seed, args.method)
+            new = run_world(family, i, args.seed, args.method, args.rhos, POOLINGS[args.pooling])
             rows += new
-            r = next(x for x in new if x["rho"] == RHOS[0] and x["target_x"] == max(TARGETS))
+            r = next(x for x in new if x["rho"] == args.rhos[0] and x["target_x"] == max(TARGETS))
             log(
                 f"{family} {i}: k true {r['k_true']:.3g}, {r['k']:.3g} [{r['k_lo']:.3g}, {r['k_hi']:.3g}] "
                 f"P(B better) {r['p_better']:.2f} (true {r['better_true']}), P(cross) {r['p_cross']:.2f}; "
@@ -423,8 +427,8 @@ def _groups(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return out + [(f"**all**, {fx:g}x", g) for fx, g in df.groupby("target_x")]
 
 
-def synthetic_tables(df: pd.DataFrame) -> list[str]:
-    d = df[df.rho == RHOS[0]]
+def synthetic_tables(df: pd.DataFrame, rhos: list[float]) -> list[str]:
+    d = df[df.rho == rhos[0]]
     rows = [
         [
             name,
@@ -457,7 +461,12 @@ def synthetic_tables(df: pd.DataFrame) -> list[str]:
             "median s per world: joint fit / plug-in fits + bootstrap",
         ],
     )
-    d1 = df[df.rho == RHOS[1]]
+    for rho in rhos[1:]:
+        L += rho_table(df[df.rho == rho], rho)
+    return L + crossing_table(d)
+
+
+def rho_table(d1: pd.DataFrame, rho: float) -> list[str]:
     rows = [
         [
             name,
@@ -469,12 +478,13 @@ def synthetic_tables(df: pd.DataFrame) -> list[str]:
         ]
         for name, g in _groups(d1)
     ]
-    L += [
+    L = [
         "",
-        f"The same fits with `drift_correlation={RHOS[1]:g}` (one shared drift, which cancels in a difference):",
+        f"The same fits read with `drift_correlation={rho:g}`"
+        + (" (one shared drift, which cancels in a difference):" if rho == 1 else ":"),
         "",
     ]
-    L += markdown(
+    return L + markdown(
         rows,
         [
             "family, target",
@@ -485,6 +495,9 @@ def synthetic_tables(df: pd.DataFrame) -> list[str]:
             "Brier P(B better)",
         ],
     )
+
+
+def crossing_table(d: pd.DataFrame) -> list[str]:
     rows = []
     for name, g in _groups(d):
         has = g[g.cross_true.notna()]
@@ -493,15 +506,17 @@ def synthetic_tables(df: pd.DataFrame) -> list[str]:
             [
                 name,
                 f"{len(has)} / {len(none)}",
+                f"{int(has.claimed.sum())}/{len(has)}" if len(has) else "-",
                 f"{int(has.found.sum())}/{len(has)}" if len(has) else "-",
                 f"{int(has.plug_found.sum())}/{len(has)}" if len(has) else "-",
                 f"{int(none.claimed.sum())}/{len(none)}" if len(none) else "-",
                 f"{int(none.plug_claimed.sum())}/{len(none)}" if len(none) else "-",
             ]
         )
-    L += [
+    L = [
         "",
-        f"Crossings (true crossing between the smallest run and the target; found = P(cross) > 0.5 and median within {CROSS_FACTOR:g}x of the truth):",
+        "Crossings (a true crossing between the smallest run and the target; detected = P(cross) > 0.5; "
+        f"found = detected and the median crossing within {CROSS_FACTOR:g}x of the truth):",
         "",
     ]
     L += markdown(
@@ -509,6 +524,7 @@ def synthetic_tables(df: pd.DataFrame) -> list[str]:
         [
             "family, target",
             "worlds with / without a true crossing",
+            "detected: bayescale",
             "found: bayescale",
             "found: plug-in bootstrap",
             "claimed without one: bayescale",
@@ -553,21 +569,28 @@ def real_table(rows: list[dict], paper: bool) -> list[str]:
     return markdown(out, head + ["doubts"])
 
 
-def render(res: dict) -> str:
+def synthetic_block(res: dict) -> list[str]:
     m = res["meta"]
+    rhos = m.get("rhos", list(RHOS))
+    return [
+        f"Synthetic worlds: {m['worlds']} per family, families {', '.join(m['families'])}, method {m['method']}, "
+        f"pooling {m.get('pooling', 'default')}, seed {m['seed']}; ladder N {LADDER['N'][0]:.0e}-{LADDER['N'][-1]:.0e} x "
+        f"{len(LADDER['tokens_per_param'])} tokens-per-parameter ratios ({len(LADDER['N']) * len(LADDER['tokens_per_param'])} "
+        f"runs per recipe), noise {100 * SIGMA:g}%; targets {', '.join(f'{t:g}x' for t in TARGETS)} the largest run. "
+        f"Plug-in: separate Huber fits per recipe, residual bootstrap ({N_BOOT} refits per recipe, paired). "
+        f"`drift_correlation={rhos[0]:g}`:",
+        "",
+        *synthetic_tables(pd.DataFrame(res["synthetic"]), rhos),
+        "",
+    ]
+
+
+def render(res: dict, extra: list[dict] = ()) -> str:
+    """The section: the main run's synthetic study, Porian and pilots; then further synthetic studies
+    (investigations: other pooling, drift correlations, methods), each with its own command line."""
     L = [SECTION, ""]
     if res.get("synthetic"):
-        df = pd.DataFrame(res["synthetic"])
-        L += [
-            f"Synthetic worlds: {m['worlds']} per family, families {', '.join(m['families'])}, method {m['method']}, seed {m['seed']}; "
-            f"ladder N {LADDER['N'][0]:.0e}-{LADDER['N'][-1]:.0e} x {len(LADDER['tokens_per_param'])} tokens-per-parameter ratios "
-            f"({len(LADDER['N']) * len(LADDER['tokens_per_param'])} runs per recipe), noise {100 * SIGMA:g}%; targets {', '.join(f'{t:g}x' for t in TARGETS)} "
-            f"the largest run. Plug-in: separate Huber fits per recipe, residual bootstrap ({N_BOOT} refits per recipe, paired). "
-            f"Default `drift_correlation={RHOS[0]:g}`:",
-            "",
-            *synthetic_tables(df),
-            "",
-        ]
+        L += synthetic_block(res)
     if res.get("porian"):
         L += [
             "Porian et al. (the tuned setting against earlier settings of the paper's sequence):",
@@ -581,12 +604,18 @@ def render(res: dict) -> str:
             seen.setdefault(r["comparison"], r["warnings"])
         L += [f"- {k}: " + ("; ".join(w.split(" | ")[0][:220] for w in v) or "none") for k, v in seen.items()]
         L.append("")
-    if res.get("pilots"):
-        L += ["Pilots: LSTM against the committed Llama pilots:", "", *real_table(res["pilots"], False), ""]
-        L += ["- " + ("; ".join(w.split(" | ")[0][:220] for w in res["pilots"][0]["warnings"]) or "no doubts"), ""]
-    elif m.get("pilots_note"):
-        L += [f"Pilots: {m['pilots_note']}", ""]
+    runs_with_pilots = [r for r in (res, *extra) if r.get("pilots")]
+    if runs_with_pilots:
+        pilots = runs_with_pilots[0]
+        L += ["Pilots: LSTM against the committed Llama pilots:", "", *real_table(pilots["pilots"], False), ""]
+        L += ["- " + ("; ".join(w.split(" | ")[0][:220] for w in pilots["pilots"][0]["warnings"]) or "no doubts"), ""]
+        L += [] if pilots is res else [pilots["footer"], ""]
+    elif res["meta"].get("pilots_note"):
+        L += [f"Pilots: {res['meta']['pilots_note']}", ""]
     L += [res["footer"], ""]
+    for other in extra:
+        if other.get("synthetic"):
+            L += ["### Investigation", "", *synthetic_block(other), other["footer"], ""]
     return "\n".join(L)
 
 
@@ -598,9 +627,9 @@ def footer(argv: list[str], seconds: float, loads: list[float]) -> str:
 
     import bayescale
 
-    cmd = " ".join(shlex.quote(a) for a in ["PYTHONPATH=. nice .venv/bin/python", "benchmarks/bench_compare.py", *argv])
+    cmd = " ".join(shlex.quote(a) for a in ["benchmarks/bench_compare.py", *argv])
     return (
-        f"Run: `{cmd}` on {_dt.date.today().isoformat()}, commit {git_commit()}; {platform.platform()}, {os.cpu_count()} CPUs, "
+        f"Run: `PYTHONPATH=. nice .venv/bin/python {cmd}` on {_dt.date.today().isoformat()}, commit {git_commit()}; {platform.platform()}, {os.cpu_count()} CPUs, "
         f"no GPU; Python {platform.python_version()}, bayescale {bayescale.__version__}, numpyro {numpyro.__version__}, "
         f"jax {jax.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. Total {seconds / 60:.1f} min; 1-minute load "
         f"average {min(loads):.1f}-{max(loads):.1f} (shared machine: wall times are inflated)."
@@ -612,6 +641,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--worlds", type=int, default=25, help="synthetic worlds per family (0: none)")
     ap.add_argument("--families", default=",".join(FAMILIES), help=f"comma-separated, of {','.join(FAMILIES)}")
     ap.add_argument("--method", choices=["laplace", "nuts", "psis"], default="laplace")
+    ap.add_argument("--pooling", choices=list(POOLINGS), default="default", help="synthetic worlds' pooling")
+    ap.add_argument(
+        "--rhos",
+        default=",".join(f"{r:g}" for r in RHOS),
+        help="drift correlations read off each synthetic fit; the first is the headline table's",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--data", type=Path, default=Path(os.environ.get("BAYESCALE_DATA", REPO.parent / "shared" / "data"))
@@ -630,10 +665,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument(
         "--render-json", type=Path, default=None, help="re-render the section from a --json file; fits nothing"
     )
+    ap.add_argument(
+        "--extra-json", type=Path, nargs="*", default=[], help="--json files of further synthetic studies to show"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
     ap.add_argument("--no-write", action="store_true", help="print the section, leave --out alone")
     args = ap.parse_args(argv)
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
+    args.rhos = tuple(float(r) for r in args.rhos.split(","))
     bad = [f for f in args.families if f not in FAMILIES]
     if bad:
         ap.error(f"unknown families {bad}; allowed: {', '.join(FAMILIES)}")
@@ -643,11 +682,21 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(argv)
+    extra = [json.loads(p.read_text()) for p in args.extra_json]
     if args.render_json:
         res = json.loads(args.render_json.read_text())
     else:
         t0, loads = time.perf_counter(), [os.getloadavg()[0]]
-        res = {"meta": {"worlds": args.worlds, "families": args.families, "method": args.method, "seed": args.seed}}
+        res = {
+            "meta": {
+                "worlds": args.worlds,
+                "families": args.families,
+                "method": args.method,
+                "seed": args.seed,
+                "pooling": args.pooling,
+                "rhos": list(args.rhos),
+            }
+        }
         res["synthetic"] = run_synthetic(args) if args.worlds else []
         res["porian"] = [] if args.no_porian else run_porian(args.data, args.method)
         if args.pilots is not None and args.pilots.is_file():
@@ -658,7 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         res["footer"] = footer(argv, time.perf_counter() - t0, loads)
         if args.json:
             args.json.write_text(json.dumps(res, indent=1, default=float))
-    body = render(res)
+    body = render(res, extra)
     print(body)
     if not args.no_write:
         from bench_brier import write_sections
