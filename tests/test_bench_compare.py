@@ -4,6 +4,7 @@ of worlds has the multiplier trend and crossing it claims."""
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -57,3 +58,25 @@ def test_with_multiplier_is_exact() -> None:
     for C in (1e18, 1e22):
         assert bc.optimal_loss(pb, C) == pytest.approx(bc.optimal_loss(bc.EPOCH, 2.5 * C), rel=1e-12)
         assert bc.multiplier(bc.EPOCH, pb, np.array([C]))[0] == pytest.approx(2.5, rel=1e-9)
+
+
+def test_mode_of_a_grouped_fit_predicts_a_finite_loss() -> None:
+    """A multimodality message on a comparison's joint fit printed "predicts loss nan": the
+    prediction point lacked the group column. It now takes the largest run's recipe."""
+    import pandas as pd
+
+    from bayescale import load_spec, modes
+    from bayescale._compare_model import GROUP_COLUMN, Pooling, grouped_spec
+
+    spec = load_spec("chinchilla")
+    gspec = grouped_spec(spec, ["A", "B"], Pooling.default(spec.law))
+    pa, pb = bc.EPOCH, bc.with_multiplier(bc.EPOCH, 2.0)
+    runs = bc.world_runs(pa, pb, 0)
+    runs[GROUP_COLUMN] = np.where(runs.recipe == "A", 1.0, math.e)
+    value = {"E": pa["E"], **{f"{p}_g{i}": q[p] for p in ("A", "B", "alpha", "beta") for i, q in enumerate((pa, pb))}}
+    prediction = modes._entry(gspec, runs, value, 1.0, [0])["prediction"]
+    top = runs.iloc[int(np.argmax(runs.N * runs.D))]
+    truth = pa if top.recipe == "A" else pb
+    point = pd.DataFrame({"N": [prediction["N"]], "D": [prediction["D"]]})
+    expected = truth["E"] + truth["A"] / point.N[0] ** truth["alpha"] + truth["B"] / point.D[0] ** truth["beta"]
+    assert prediction["loss"] == pytest.approx(expected, rel=1e-9)
