@@ -61,6 +61,8 @@ POOLINGS = {"default": None, "share-exponents": {"share": ["E", "alpha", "beta"]
 N_BOOT = 200
 #: A crossing is "found" when P(cross) > 0.5 and its median lies within this factor of the truth.
 CROSS_FACTOR = 3.0
+#: The second architecture's sweep is compared once it has this many pilots.
+MIN_PILOTS = 10
 PORIAN_SETTINGS = {
     "kaplan-like": ("base", "long", "kaplan", "kaplan", "train"),
     "head counted": ("base", "long", "kaplan", "standard", "val"),
@@ -652,6 +654,21 @@ def footer(argv: list[str], seconds: float, loads: list[float]) -> str:
     )
 
 
+def pilots_or_note(args: argparse.Namespace) -> tuple[list[dict], str]:
+    """The pilot comparison, or why it was not run (the second sweep may still be training)."""
+    from bayescale.errors import BayescaleError
+
+    if not args.pilots.is_file():
+        return [], f"{args.pilots} not found; not run"
+    rows = len(pd.read_csv(args.pilots))
+    if rows < MIN_PILOTS:
+        return [], f"{args.pilots} has {rows} runs (< {MIN_PILOTS}, the sweep is still training); not run"
+    try:
+        return run_pilots(args.pilots, args.llama, args.method), ""
+    except BayescaleError as e:
+        return [], f"not run: {e}"
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worlds", type=int, default=25, help="synthetic worlds per family (0: none)")
@@ -715,10 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         res["synthetic"] = run_synthetic(args) if args.worlds else []
         res["porian"] = [] if args.no_porian else run_porian(args.data, args.method)
-        if args.pilots is not None and args.pilots.is_file():
-            res["pilots"] = run_pilots(args.pilots, args.llama, args.method)
-        elif args.pilots is not None:
-            res["meta"]["pilots_note"] = f"{args.pilots} not found; not run"
+        if args.pilots is not None:
+            res["pilots"], res["meta"]["pilots_note"] = pilots_or_note(args)
         loads.append(os.getloadavg()[0])
         res["footer"] = footer(argv, time.perf_counter() - t0, loads)
         if args.json:
