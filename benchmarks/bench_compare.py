@@ -1,8 +1,19 @@
 """Recipe comparison (issue 17): does ``bayescale.compare`` find a known compute multiplier?
 
-    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_compare.py --worlds 25          # all parts
-    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_compare.py --worlds 2 --no-write # smoke run
-    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_compare.py --render-json /tmp/c17.json
+    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_compare.py --worlds 25 --json /tmp/c17.json  # all parts
+    PYTHONPATH=. nice .venv/bin/python benchmarks/bench_compare.py --worlds 2 --no-write            # smoke run
+    # investigations (no Porian), shown under the main run's tables:
+    ... bench_compare.py --worlds 25 --no-porian --rhos 0.75,0.9,0 --no-write --json /tmp/rhos.json
+    ... bench_compare.py --worlds 15 --families constant,growing --pooling share-exponents --no-porian ...
+    ... bench_compare.py --worlds 10 --method nuts --no-porian --no-write --json /tmp/nuts.json
+    ... bench_compare.py --worlds 0 --pilots /path/to/pilot_runs_lstm.csv --no-write --json /tmp/real.json
+    ... bench_compare.py --render-json /tmp/c17.json --extra-json /tmp/rhos.json ... /tmp/real.json
+
+(Porian and pilot rows are taken from the latest file that has them.) A "Reading" subsection with the
+conclusions is written by hand after a run; a re-render replaces the whole section, so keep it.
+
+Cost on the shared 2-core machine: about 5 s per synthetic world with Laplace (1.2 s joint fit, 2.4 s
+for the two Huber fits and their bootstraps), 7 s with NUTS; 25 worlds per family and Porian, 10 min.
 
 Three parts, one section ``## Recipe comparison (issue 17)`` of BENCHMARKS.md:
 
@@ -605,11 +616,11 @@ def render(res: dict, extra: list[dict] = ()) -> str:
     """The section: the main run's synthetic study, Porian and pilots; then further synthetic studies
     (investigations: other pooling, drift correlations, methods), each with its own command line."""
     L = [SECTION, ""]
-    if res.get("synthetic"):
-        L += synthetic_block(res)
     runs_with_porian = [r for r in (res, *extra) if r.get("porian")]
+    porian = runs_with_porian[-1] if runs_with_porian else res  # the latest run that has them
+    if res.get("synthetic"):
+        L += synthetic_block(res) + ([] if porian is res else [res["footer"], ""])
     if runs_with_porian:
-        porian = runs_with_porian[-1]  # the latest run that has them
         L += [
             "Porian et al. (the tuned setting against earlier settings of the paper's sequence):",
             "",
@@ -628,9 +639,10 @@ def render(res: dict, extra: list[dict] = ()) -> str:
         L += ["Pilots: LSTM against the committed Llama pilots:", "", *real_table(pilots["pilots"], False), ""]
         L += ["- " + ("; ".join(w.split(" | ")[0][:220] for w in pilots["pilots"][0]["warnings"]) or "no doubts"), ""]
         L += [] if pilots is res else [pilots["footer"], ""]
-    elif res["meta"].get("pilots_note"):
-        L += [f"Pilots: {res['meta']['pilots_note']}", ""]
-    L += [res["footer"], ""]
+    else:
+        notes = [r["meta"]["pilots_note"] for r in (res, *extra) if r["meta"].get("pilots_note")]
+        L += [f"Pilots: {notes[-1]}", ""] if notes else []
+    L += [res["footer"], ""] if porian is res else []
     for other in extra:
         if other.get("synthetic"):
             L += ["### Investigation", "", *synthetic_block(other), other["footer"], ""]
