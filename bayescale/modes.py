@@ -375,6 +375,17 @@ def prediction_point(runs: pd.DataFrame) -> dict[str, float]:
     return {"N": n, "D": r * n, "C": c, "U": r * n}
 
 
+def _point_frame(spec: Any, runs: pd.DataFrame, point: Mapping[str, float]) -> pd.DataFrame:
+    """The prediction point as a one-row table; a law input the point does not set (a recipe
+    comparison's group column) takes the largest-compute run's value, so the law can evaluate it."""
+    frame = pd.DataFrame({k: [v] for k, v in point.items()})
+    top = int(np.argmax(runs["N"].to_numpy(float) * runs["D"].to_numpy(float)))
+    for column in dict(spec.inputs).values():
+        if column not in frame and column in runs:
+            frame[column] = [runs[column].iloc[top]]
+    return frame
+
+
 def _entry(
     spec: Any,
     runs: pd.DataFrame,
@@ -386,7 +397,7 @@ def _entry(
     point = prediction_point(runs)
     params = {p: float(value[p]) for p in spec.law.params}
     try:
-        logx = law_inputs(spec, pd.DataFrame({k: [v] for k, v in point.items()}), np.float64)
+        logx = law_inputs(spec, _point_frame(spec, runs, point), np.float64)
         loss = float(np.exp(np.asarray(spec.law.log_loss(params, logx, np), dtype=float).reshape(-1)[0]))
     except BayescaleError:
         loss = float("nan")
