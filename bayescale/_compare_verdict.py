@@ -16,6 +16,7 @@ from .decisions import decide
 #: (Functions here take a :class:`bayescale.comparison.Comparison`, which imports this module.)
 Comparison = Any
 
+
 def jsonable(v: Any) -> Any:
     if isinstance(v, (np.floating, float)):
         return None if not math.isfinite(float(v)) else float(v)

@@ -278,12 +278,9 @@ def map_units(
     best end point over several starts (the prior median, then prior draws). A direction the
     data do not curve gets a standard deviation of at most ``max_sd``.
 
-    ``solver="lbfgs"``: the units are independent, so one L-BFGS run minimises the sum of their
-    potentials (one vectorised evaluation per step), once per start; ``gtol`` and ``ftol`` are
-    L-BFGS-B's stopping tolerances (looser for quick looks). ``solver="newton"``: every start of
-    unit its own damped Newton iteration (:func:`_newton_units`), stopped when the largest gradient
-    component is below ``gtol`` (units of a few parameters: the leave-future-out splits).
-    """
+    ``solver="lbfgs"``: one L-BFGS run on the sum of the units' potentials per start (``gtol``,
+    ``ftol``: L-BFGS-B's tolerances). ``solver="newton"``: each unit its own damped Newton run
+    (:func:`_newton_units`) until its largest gradient component is below ``gtol``."""
     U = np.shape(jax.tree_util.tree_leaves(data)[0])[0]
     args = jax.tree_util.tree_map(jnp.asarray, tuple(data))
     starts = np.stack([post.starts(rng, n_starts) for _ in range(U)], axis=1)  # (start, U, dim)
@@ -302,19 +299,10 @@ def map_units(
 def _newton_units(
     post: Posterior, args: tuple, starts: np.ndarray, gtol: float, max_iter: int = 300
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Best end point per unit, (U, dim) and (U,), of a damped saddle-free Newton run from each start,
-    then from every other unit's best point.
-
-    Every unit runs its own Newton iteration on the exact Hessian: the step is
-    ``-V diag(1 / (|w| + lam)) V' g`` from ``H = V diag(w) V'`` (a saddle or a concave region still
-    gives a descent step), and ``lam`` shrinks after a step that lowers the unit's potential and
-    grows tenfold after one that does not; a unit stops when its largest gradient component is
-    below ``gtol``. On a few parameters this converges in tens of steps where L-BFGS on the sum of
-    all units needed hundreds and could stop short of a unit's mode (BENCHMARKS.md, "Fit speed").
-    Newton stays in the basin it starts in, so each unit is restarted from the others' modes too
-    (nested leave-future-out splits have nearby modes; a multimodal law such as Farseer's needs it).
-    It reuses the compiled vectorised gradient and Hessian of :func:`_batched`: nothing new to compile.
-    """
+    """Best end point per unit, (U, dim) and (U,), of :func:`_newton_run` from each start, then from
+    every other unit's best point (Newton stays in its start's basin; nested leave-future-out
+    splits have nearby modes). On a few parameters Newton converges in tens of steps where L-BFGS
+    on the sum of all units needed hundreds and stopped short of some units' modes."""
     U = starts.shape[1]
     best_x, best_v = np.array(starts[0]), np.full(U, np.inf)
 
@@ -332,8 +320,11 @@ def _newton_units(
 def _newton_run(
     post: Posterior, args: tuple, x: np.ndarray, fallback: np.ndarray, gtol: float, max_iter: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One damped Newton run of every unit from ``x`` (U, dim); a unit whose start has no finite
-    density starts from ``fallback`` instead. The end points and their potentials (inf if none)."""
+    """One damped saddle-free Newton run of every unit from ``x`` (U, dim): step
+    ``-V diag(1 / (|w| + lam)) V' g`` from ``H = V diag(w) V'`` (descent even at a saddle), ``lam``
+    shrinking after a step that lowers the potential and growing tenfold after one that does not,
+    until the largest gradient component is below ``gtol``. A unit whose start has no finite
+    density starts from ``fallback``. Reuses :func:`_batched`'s compiled gradient and Hessian."""
     vg, hess_fn = _batched(post)
     (_, v), g = vg(jnp.asarray(x), *args)
     bad = ~np.isfinite(np.asarray(v))
