@@ -29,6 +29,7 @@ from scipy import special, stats
 from . import _arviz
 from . import inference as _inference
 from ._engine import minimise
+from ._words import join_names
 from .data import load_runs, points_frame
 from .discrepancy import (
     Holdout,
@@ -49,6 +50,11 @@ from .spec import AverageSpec, ModelSpec, load_spec
 
 #: Laws whose stacking weight falls below this are left out of the final fits (and said so).
 MIN_WEIGHT = 0.01
+#: With ``method="nuts"``, a law carrying less than this weight is drawn by PSIS (Laplace and
+#: Pareto-smoothed importance sampling) instead: it supplies a few percent of the draws, and a
+#: minor law is often the badly identified one whose NUTS fit costs most (Farseer's on Chinchilla's
+#: runs: about 55 of the average's 64 s; BENCHMARKS.md, "The recommended law average").
+MINOR_WEIGHT = 0.1
 #: Attribute of a saved average: its spec, weights and the evidence behind them.
 ATTR = "bayescale_average"
 
@@ -391,10 +397,20 @@ def fit_average(
     weights, scores, learned, splits, more = _weigh(spec, members, table, rng)
     first = members[0].sampler
     sampler = {"chains": chains or first.chains, "draws": draws or first.draws, "warmup": warmup}
+    minor = [m.name for m in members if method == "nuts" and weights.get(m.name, 1.0) < MINOR_WEIGHT]
+    if minor:
+        notes.append(f"{join_names(minor)} (weight below {MINOR_WEIGHT:g}) drawn by PSIS, not NUTS")
     fits = {
         m.name: _fit_member(
-            m, table, weights[m.name], learned[m.name], seed=seed, method=method, progress=progress, **sampler
-        )
+            m,
+            table,
+            weights[m.name],
+            learned[m.name],
+            seed=seed,
+            method="psis" if m.name in minor else method,
+            progress=progress,
+            **sampler,
+        )  # fmt: skip
         for m in members
         if m.name in weights
     }
