@@ -40,12 +40,14 @@ planner charges none: measured, a charge there steered it to the extreme ratios;
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from .. import _arviz
 from .._words import join_names
 from ..averaging import MIN_WEIGHT, AveragedFit
 from ..discrepancy import holdouts, learn_drift, split_masks
@@ -123,20 +125,33 @@ def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
     return None
 
 
-def _untrusted(fit: Fit | AveragedFit) -> str | None:
-    """Words saying why the leading law has not earned trust to extrapolate (rule 4), or None."""
-    law = fit.leading if isinstance(fit, AveragedFit) else fit
+def _leave_future_out_drift(law: Fit) -> tuple[int, float]:
+    """How many leave-future-out splits test ``law`` and the median drift scale they give under
+    :data:`TRUST_HYPERPRIOR`: the fit's own, when it learned its drift under that hyperprior (the
+    recommended average's laws do), else from the splits run here."""
+    recorded = _arviz.attrs(law.idata).get("drift_scale") if law.idata is not None else None
+    if recorded and law.spec.learn_drift and law.spec.extrapolation == TRUST_HYPERPRIOR:
+        drift = json.loads(recorded)
+        return int(drift["splits"]), float(drift["median"])
     table = law.runs
     try:
         splits = holdouts(law.spec, table, split_masks([law.spec], table), np.random.default_rng(0))
     except BayescaleError:  # a split's density is not finite anywhere: the law is not tested either
         splits = []
     if len(splits) < 2:
+        return len(splits), float("nan")
+    return len(splits), float(learn_drift(splits, TRUST_HYPERPRIOR).quantile(0.5))
+
+
+def _untrusted(fit: Fit | AveragedFit) -> str | None:
+    """Words saying why the leading law has not earned trust to extrapolate (rule 4), or None."""
+    law = fit.leading if isinstance(fit, AveragedFit) else fit
+    n_splits, drift = _leave_future_out_drift(law)
+    if n_splits < 2:
         return (
-            f"the {len(table)} runs are too few to test how the {law.spec.name} law extrapolates "
-            f"({len(splits)} leave-future-out split(s), at least 2 needed)"
+            f"the {len(law.runs)} runs are too few to test how the {law.spec.name} law extrapolates "
+            f"({n_splits} leave-future-out split(s), at least 2 needed)"
         )
-    drift = float(learn_drift(splits, TRUST_HYPERPRIOR).quantile(0.5))
     if drift > TRUSTED_DRIFT:
         return (
             f"fitted to its smaller runs, the {law.spec.name} law drifted from the larger ones by {drift:.3f} log loss "

@@ -231,24 +231,30 @@ def suggest(
     if below is not None:  # nothing to plan: the target is cheaper than the runs already trained
         empty = pd.DataFrame(columns=ROW_COLUMNS)
         return Suggestion(empty, empty, "none", target, band, below, budget, notes=tuple(notes), robust=robust)
-    plan = chosen.plan(problem)
-    whole = plan.rows(plan.best["picks"])
+    return _suggestion(problem, chosen.plan(problem), band, rule, int(k), notes, robust)
+
+
+def _suggestion(
+    problem: Problem, plan: Plan, band: Mapping[str, float], rule: StopRule, k: int, notes: list[str], robust: tuple
+) -> Suggestion:
+    """The suggestion from a planner's plan: the batch, the whole plan, the stopping advice."""
     table = _batch(problem, plan)
     if len(table) < k:
         notes.append(f"Only {len(table)} runs fit the budget or add information (asked for {k}).")
     affordable = problem.costs[problem.selectable]
     cheapest = float(affordable.min()) if affordable.size else float("nan")
-    stopping = stopping_rule(problem.scorer, plan.best, band, table, target, rule, budget, cheapest=cheapest)
-    alts = _alternatives(plan, problem.scorer.decision)
+    stopping = stopping_rule(
+        problem.scorer, plan.best, band, table, problem.target, rule, problem.budget, cheapest=cheapest
+    )
     return Suggestion(
         table=table,
-        plan=whole,
+        plan=plan.rows(plan.best["picks"]),
         plan_kind=plan.kind,
-        target=target,
+        target=problem.target,
         band=band,
         stopping=stopping,
-        budget=budget,
-        alternatives=alts,
+        budget=problem.budget,
+        alternatives=_alternatives(plan, problem.scorer.decision),
         notes=tuple(notes),
         robust=robust,
     )
