@@ -30,7 +30,7 @@ from threadpoolctl import threadpool_limits
 
 from . import _importance
 from .errors import BayescaleError
-from .model import Posterior, centre_of, pointwise_log_likelihood
+from .model import Posterior, pointwise_log_likelihood
 from .modes import Mode, allocate, cluster
 from .spec import SamplerSettings
 
@@ -222,7 +222,7 @@ def laplace(
         )
     mode = jnp.asarray(best.x, dtype=dtype)
     cov, converged = inverse_hessian(np.asarray(post.hessian(mode, logx, y, mask), dtype=np.float64))
-    value = {k: float(val) for k, val in post.constrain(mode).items()}
+    value = {k: float(val) for k, val in post.constrain_one(mode).items()}
     with threadpool_limits(1):
         modes = _local_modes(post, fun, [best] + [r for r in ends if r is not best], cov, (logx, y, mask), dtype)
     return Laplace(
@@ -243,7 +243,7 @@ def _local_modes(post: Posterior, fun: Callable, ends: list, best_cov: np.ndarra
         return inverse_hessian(np.asarray(post.hessian(jnp.asarray(x, dtype=dtype), *data), dtype=np.float64))
 
     def constrain(x: np.ndarray) -> dict[str, float]:
-        return {k: float(v) for k, v in post.constrain(jnp.asarray(x, dtype=dtype)).items()}
+        return {k: float(v) for k, v in post.constrain_one(jnp.asarray(x, dtype=dtype)).items()}
 
     return cluster([(r.x, float(r.fun)) for r in [ends[0], *others]], local, lambda x: fun(x)[0], constrain, best_cov)
 
@@ -498,8 +498,8 @@ def _whitening(
     # The Laplace fit moved to the sampler's reference-scale coordinates: its mode mapped,
     # its covariance carried by the map's Jacobian (J cov J^T).
     mode0 = jnp.asarray(lap.mode, dtype=dtype)
-    jac = np.asarray(jax.jacobian(lambda f: post.to_reference(f, centre))(mode0), dtype=np.float64)
-    mode = post.to_reference(mode0, centre)
+    mode, jac = post.reference(mode0, centre)
+    jac = np.asarray(jac, dtype=np.float64)
     cov = jac @ lap.cov @ jac.T
     chol = jnp.asarray(np.linalg.cholesky(0.5 * (cov + cov.T)), dtype=dtype)
     # Dispersed starts (1.5x the Laplace scale) so r-hat can see chains that disagree.
@@ -519,10 +519,10 @@ def _mode_starts(
     for c, k in enumerate(allocate([m.weight for m in lap.modes], eps.shape[0])):
         m = lap.modes[k]
         x = jnp.asarray(m.x, dtype=dtype)
-        jac = np.asarray(jax.jacobian(lambda f: post.to_reference(f, centre))(x), dtype=np.float64)
+        at, jac = (np.asarray(v, dtype=np.float64) for v in post.reference(x, centre))
         cov = jac @ m.cov @ jac.T
         own = np.linalg.cholesky(0.5 * (cov + cov.T))
-        out[c] = np.linalg.solve(chol, np.asarray(post.to_reference(x, centre), dtype=np.float64) - ref + own @ eps[c])
+        out[c] = np.linalg.solve(chol, at - ref + own @ eps[c])
     return out
 
 
@@ -573,7 +573,7 @@ def nuts(
     s = post.spec.sampler
     d = lap.mode.size
     logx, y, mask, _ = padded(logx, y, dtype)  # one compiled runner per table-size bucket
-    centre = centre_of(logx, mask)
+    centre = post.centre(logx, mask)
     mode, chol, init = _whitening(post, lap, centre, s, rng, dtype)
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
     data = (logx, y, mode, chol, mask)
@@ -585,7 +585,7 @@ def nuts(
     ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in ex.items()}
     step = np.asarray(step, dtype=np.float64).reshape(-1, 1)
     w = jnp.asarray(np.asarray(mode) + u @ np.asarray(chol).T, dtype=dtype)  # reference-scale draws
-    z = np.asarray(post.to_reference(w, centre, inverse=True), dtype=np.float64)
+    z = np.asarray(post.from_reference(w, centre), dtype=np.float64)
     stats = {
         "diverging": ex["diverging"].astype(bool),
         "n_steps": ex["num_steps"].astype(np.int64),

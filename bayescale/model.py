@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import lru_cache, partial
 from typing import Any
 
 import jax
@@ -27,6 +28,7 @@ from numpyro.distributions.transforms import ExpTransform, biject_to
 
 from . import likelihoods
 from .errors import BayescaleError
+from .priors import Prior
 from .spec import ModelSpec
 
 #: The observed site: log loss per run.
@@ -112,9 +114,18 @@ def log_prior(spec: ModelSpec, samples: Mapping[str, np.ndarray]) -> dict[str, n
             x = jnp.asarray(samples[k], dtype=jnp.float64)
             with warnings.catch_warnings():  # a draw outside the support (fixed test draws) has log prior -inf
                 warnings.simplefilter("ignore", UserWarning)
-                lp = pr.to_numpyro(validate_args=False).log_prob(x)
-            out[k] = np.asarray(lp + jnp.log(x) if pr.dist == "LogNormal" else lp, dtype=np.float64)
+                out[k] = np.asarray(_prior_log_density(pr)(x), dtype=np.float64)
     return out
+
+
+@lru_cache(maxsize=256)
+def _prior_log_density(pr: Prior) -> Any:
+    """``pr``'s log density as one compiled function (per prior, reused across fits), in log
+    space for a LogNormal (:func:`log_prior`)."""
+    d = pr.to_numpyro(validate_args=False)
+    if pr.dist == "LogNormal":
+        return jax.jit(lambda x: d.log_prob(x) + jnp.log(x))
+    return jax.jit(d.log_prob)
 
 
 def _log_coordinates(spec: ModelSpec, frame: pd.DataFrame) -> np.ndarray:
@@ -210,6 +221,16 @@ class Posterior:
         self.dim = self.d if units is None else units * self.d + 2 * len(self.shared)
         self.value_and_grad = jax.jit(jax.value_and_grad(self.potential))
         self.hessian = jax.jit(jax.hessian(self.potential))
+        # Each helper below runs once or twice per fit on concrete values. Jitted whole, a fresh
+        # process traces and loads one compiled function for each, where op-by-op it compiled
+        # (or loaded from the persistent cache) about a hundred small ones: most of a cold
+        # fit's fixed cost on small tables (issue 20).
+        self.constrain_one = jax.jit(self.constrain)
+        self.centre = jax.jit(centre_of)
+        self.reference = jax.jit(self._reference_and_jacobian)
+        self.from_reference = jax.jit(partial(self.to_reference, inverse=True))
+        self._draw_prior = jax.jit(self._prior_sample, static_argnums=1)
+        self._median = jax.jit(self._prior_median)
         # Draws shaped (chain, draw, dim) for a single fit, (draws, dim) for curves.
         self.constrain_many = jax.jit(jax.vmap(jax.vmap(self.constrain)) if units is None else jax.vmap(self.constrain))
         self.runners: dict[tuple, Any] = {}
@@ -299,6 +320,10 @@ class Posterior:
             out = out.at[..., i].add(-shift if inverse else shift)
         return out
 
+    def _reference_and_jacobian(self, flat: Any, centre: Mapping[str, Any]) -> tuple[Any, Any]:
+        """:meth:`to_reference` at ``flat`` and its Jacobian there."""
+        return self.to_reference(flat, centre), jax.jacobian(self.to_reference)(flat, centre)
+
     def whitened_potential(self, mode: Any, chol: Any, logx: Mapping[str, Any], y: Any, mask: Any = None) -> Any:
         """The potential as a function of NUTS's coordinates ``u``: reference-scale ``mode + chol @ u``, mapped back.
         Points where ``mask`` is 0 (padding to a table-size bucket, or of curves) do not count."""
@@ -310,15 +335,20 @@ class Posterior:
     # -------------------------------------------------------------- starts
     def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` draws from the prior in the unconstrained space of a single fit, shape (n, d)."""
-        key = jax.random.PRNGKey(int(rng.integers(2**31)))
+        return np.asarray(self._draw_prior(jax.random.PRNGKey(int(rng.integers(2**31))), n))
+
+    def _prior_sample(self, key: Any, n: int) -> Any:
         cols = []
         for d, t in zip(self.dists, self.transforms):
             key, sub = jax.random.split(key)
-            cols.append(np.asarray(t.inv(d.sample(sub, (n,)))))
-        return np.stack(cols, axis=-1)
+            cols.append(t.inv(d.sample(sub, (n,))))
+        return jnp.stack(cols, axis=-1)
 
     def prior_median(self) -> np.ndarray:
         """The prior median of each site, in the unconstrained space."""
+        return np.asarray(self._median(), dtype=np.float64)
+
+    def _prior_median(self) -> Any:
         out = []
         for d, t in zip(self.dists, self.transforms):
             try:
@@ -326,8 +356,8 @@ class Posterior:
             except (NotImplementedError, AttributeError, ImportError):
                 # e.g. Gamma.icdf needs tensorflow_probability: use a sample median instead.
                 m = jnp.median(d.sample(jax.random.PRNGKey(0), (1001,)))
-            out.append(float(t.inv(m)))
-        return np.asarray(out)
+            out.append(t.inv(m))
+        return jnp.stack(out)
 
     def starts(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` starting points of the MAP search: the prior median, then prior draws; (n, dim).
