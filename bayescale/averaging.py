@@ -41,7 +41,7 @@ from .discrepancy import (
     log_density,
     split_masks,
 )
-from .errors import BayescaleError, MisfitWarning, StaleFitError
+from .errors import BayescaleError, StaleFitError
 from .inference import Fit
 from .laws import FALLBACK_COLUMNS
 from .misfit import Misfit, misfit, warn_if_misfit
@@ -50,11 +50,16 @@ from .spec import AverageSpec, ModelSpec, load_spec
 
 #: Laws whose stacking weight falls below this are left out of the final fits (and said so).
 MIN_WEIGHT = 0.01
-#: With ``method="nuts"``, a law carrying less than this weight is drawn by PSIS (Laplace and
+#: Unless ``method="laplace"``, a law carrying less than this weight is drawn by PSIS (Laplace and
 #: Pareto-smoothed importance sampling) instead: it supplies a few percent of the draws, and a
 #: minor law is often the badly identified one whose NUTS fit costs most (Farseer's on Chinchilla's
 #: runs: about 55 of the average's 64 s; BENCHMARKS.md, "The recommended law average").
 MINOR_WEIGHT = 0.1
+#: ... with this fraction of the draws (at least ``MINOR_MIN_DRAWS`` per chain): its weight gives it
+#: under a tenth of the average's draws, so a quarter of the draws still gives each of its slots a
+#: distinct draw, at a quarter of the importance sampling's cost.
+MINOR_DRAWS = 0.25
+MINOR_MIN_DRAWS = 100
 #: Attribute of a saved average: its spec, weights and the evidence behind them.
 ATTR = "bayescale_average"
 
@@ -360,14 +365,12 @@ def _weigh(
 
 
 def _fit_member(spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Learned, **kwargs: Any) -> Fit:
-    """One member's fit on all runs; its warnings are re-raised naming the law and its weight (but
-    not its misfit: the average's own misfit check, on the predictions it makes, speaks for it)."""
+    """One member's fit on all runs; its warnings are re-raised naming the law and its weight (its
+    misfit is not checked: the average's own misfit check, on the predictions it makes, speaks for it)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = _inference.fit(spec, table, learned=learned, **kwargs)
+        result = _inference.fit_quietly(spec, table, learned=learned, **kwargs)
     for w in caught:
-        if issubclass(w.category, MisfitWarning):
-            continue
         warnings.warn(f"law {spec.name} (weight {weight:.2f}): {w.message}", w.category, stacklevel=4)
     return result
 
@@ -397,9 +400,12 @@ def fit_average(
     weights, scores, learned, splits, more = _weigh(spec, members, table, rng)
     first = members[0].sampler
     sampler = {"chains": chains or first.chains, "draws": draws or first.draws, "warmup": warmup}
-    minor = [m.name for m in members if method == "nuts" and weights.get(m.name, 1.0) < MINOR_WEIGHT]
+    minor = [m.name for m in members if method != "laplace" and weights.get(m.name, 1.0) < MINOR_WEIGHT]
     if minor:
-        notes.append(f"{join_names(minor)} (weight below {MINOR_WEIGHT:g}) drawn by PSIS, not NUTS")
+        notes.append(
+            f"{join_names(minor)} (weight below {MINOR_WEIGHT:g}) drawn by PSIS, with {MINOR_DRAWS:.0%} of the draws"
+        )
+    minor_sampler = {**sampler, "draws": max(MINOR_MIN_DRAWS, round(MINOR_DRAWS * sampler["draws"]))}
     fits = {
         m.name: _fit_member(
             m,
@@ -409,7 +415,7 @@ def fit_average(
             seed=seed,
             method="psis" if m.name in minor else method,
             progress=progress,
-            **sampler,
+            **(minor_sampler if m.name in minor else sampler),
         )  # fmt: skip
         for m in members
         if m.name in weights

@@ -231,3 +231,24 @@ def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
     with pytest.raises(bs.BayescaleError, match="calibrate must be one of"):
         bs.fit(spec, runs, method="laplace", calibrate="isotonic")
     assert math.isfinite(factor)
+
+
+def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:
+    """A law under MINOR_WEIGHT supplies under a tenth of the average's draws: it is drawn by PSIS
+    with a quarter of the draws (at least MINOR_MIN_DRAWS per chain), each of its slots still a
+    distinct draw; the leading law keeps all of them. (Runs that bend a little: the bending law
+    leads and Chinchilla's keeps about 2% of the weight.)"""
+    from bayescale.averaging import MINOR_DRAWS, MINOR_MIN_DRAWS, MINOR_WEIGHT
+
+    spec = load_spec({"name": "pair", "average": {"laws": ["chinchilla", "chinchilla_bending"]}, **_learned()})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        avg = bs.fit(spec, _runs(bend=0.01), seed=0, method="psis", chains=2, draws=600)
+    assert avg.weights["chinchilla"] < MINOR_WEIGHT, avg.weights
+    minor, lead = avg.members["chinchilla"], avg.members["chinchilla_bending"]
+    assert lead.posterior.sizes["draw"] == 600
+    assert minor.posterior.sizes["draw"] == max(MINOR_MIN_DRAWS, round(MINOR_DRAWS * 600)) == 150
+    assert any("chinchilla (weight below" in n and "drawn by PSIS" in n for n in avg.notes)
+    band = avg.log_loss({"N": 3e10, "D": 6e11})[..., 0]
+    from_minor = band[avg.slots == list(avg.weights).index("chinchilla")]
+    assert len(from_minor) > 0 and len(np.unique(from_minor)) == len(from_minor)
