@@ -283,6 +283,8 @@ def map_units(
     (:func:`_newton_units`) until its largest gradient component is below ``gtol``."""
     U = np.shape(jax.tree_util.tree_leaves(data)[0])[0]
     args = jax.tree_util.tree_map(jnp.asarray, tuple(data))
+    if solver == "newton":  # as many starts as restarts: both Newton phases share one compiled shape
+        n_starts = max(n_starts, U - 1)
     starts = np.stack([post.starts(rng, n_starts) for _ in range(U)], axis=1)  # (start, U, dim)
     with threadpool_limits(1):
         if solver == "newton":
@@ -302,19 +304,34 @@ def _newton_units(
     """Best end point per unit, (U, dim) and (U,), of :func:`_newton_run` from each start, then from
     every other unit's best point (Newton stays in its start's basin; nested leave-future-out
     splits have nearby modes). On a few parameters Newton converges in tens of steps where L-BFGS
-    on the sum of all units needed hundreds and stopped short of some units' modes."""
-    U = starts.shape[1]
-    best_x, best_v = np.array(starts[0]), np.full(U, np.inf)
+    on the sum of all units needed hundreds and stopped short of some units' modes. Each phase is
+    one run over the units' copies (start-major), not a Python loop of runs: the units are
+    independent, so a copy's path is its own run's."""
+    S, U = starts.shape[:2]
 
-    def keep(x: np.ndarray, v: np.ndarray) -> None:
+    def run(x: np.ndarray, copies: int) -> tuple[np.ndarray, np.ndarray]:
+        fallback = np.tile(starts[0], (copies, 1))
+        return _best_of(*_newton_run(post, _tiled(args, copies), x, fallback, gtol, max_iter), copies)
+
+    best_x, best_v = run(starts.reshape(S * U, -1), S)
+    if U > 1:
+        x, v = run(np.concatenate([np.roll(best_x, k, axis=0) for k in range(1, U)]), U - 1)
         better = v < best_v
         best_x[better], best_v[better] = x[better], v[better]
-
-    for j in range(len(starts)):
-        keep(*_newton_run(post, args, np.array(starts[j]), starts[0], gtol, max_iter))
-    for shift in range(1, U):
-        keep(*_newton_run(post, args, np.roll(best_x, shift, axis=0), starts[0], gtol, max_iter))
     return best_x, best_v
+
+
+def _tiled(args: tuple, copies: int) -> tuple:
+    """The units' data repeated ``copies`` times along the unit axis (copy-major)."""
+    return jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * copies), args)
+
+
+def _best_of(x: np.ndarray, v: np.ndarray, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, the copy with the lowest potential: (U, dim) and (U,) from (copies * U, ...)."""
+    v = v.reshape(copies, -1)
+    pick = np.argmin(v, axis=0)
+    units = np.arange(v.shape[1])
+    return np.array(x.reshape(copies, v.shape[1], -1)[pick, units]), v[pick, units]
 
 
 def _newton_run(

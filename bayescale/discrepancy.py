@@ -16,9 +16,10 @@ Three things are learned from the held-out residuals:
   :mod:`bayescale.averaging` weighs several laws (stacking);
 * an optional **split-conformal** width factor (:func:`conformal_factor`).
 
-Splits are masks over one table (padded to its table-size bucket), fitted in one compiled,
-vectorised Newton run over every split and start (:func:`bayescale._engine.map_units` with
-``solver="newton"``): one compilation per law and bucket, whatever the number of splits.
+Splits are masks over one table (padded to its table-size bucket), fitted by two vectorised
+Newton runs, one over every split and start and one restarting each split from the others' modes
+(:func:`bayescale._engine.map_units` with ``solver="newton"``): compiled once per law, bucket
+and number of splits, whatever the number of runs.
 """
 
 from __future__ import annotations
