@@ -348,7 +348,7 @@ def score(
     frame = as_points(candidates, "candidates")
     if len(frame) == 0:
         raise BayescaleError("score: no candidates")
-    costs = costs_of(frame, cost)
+    costs = costs_of(frame, cost, fit.runs)
     if discrepancy is None:
         discrepancy = default_discrepancy(fit)
     sc = Scorer(fit, td, frame, discrepancy=discrepancy, n_outcomes=n_outcomes, seed=seed)

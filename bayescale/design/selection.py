@@ -342,7 +342,7 @@ def _problem(
     selectable[:n_pool] = True
     costs = np.full(len(frame), np.inf)
     if n_pool:
-        costs[:n_pool] = costs_of(pool, cost)
+        costs[:n_pool] = costs_of(pool, cost, fit.runs)  # a branch off a trunk: its cooldown
     counts = same_point(frame, pd.concat([runs, pend], ignore_index=True)).sum(axis=1).astype(int)
     td = region_draws(fit, target)
     discrepancy = opts.discrepancy
