@@ -187,7 +187,8 @@ def suggest(
         Runs launched but not finished: excluded from the pool and treated as already in the
         plan (their outcomes will come), so the batch does not repeat them.
     cost : callable, optional
-        ``cost(frame) -> array``; default ``6 N D``.
+        ``cost(frame) -> array``; default ``6 N D`` FLOPs, or only its cooldown for a
+        branch off a WSD trunk in ``fit.runs`` (:func:`~bayescale.design.targets.branch_flops`).
     threshold : float, optional
         Make the target the decision P(loss <= threshold).
     planner : {"allocation", "greedy"}
