@@ -5,7 +5,9 @@ branch ending at each fraction in ``--cooldowns`` (:func:`bayescale.runner.train
 cosine pilot at the same N for each branch's D, as the runner trains it by default
 (:func:`bayescale.runner.train_pilot`: its batch rule, so a shorter pilot takes smaller batches).
 With ``--matched-batch`` it also trains cosine pilots at the WSD trunk's batch size (the same steps
-as the branch), which separates the schedule from the batch rule.
+as the branch), which separates the schedule from the batch rule; with ``--cosine-to-zero``, cosine
+pilots at that batch size whose rate decays to 0 (the runner's rule stops at 10% of the peak; the WSD
+cooldown goes to 0), which separates the final rate from the shape of the schedule.
 
 Per (N, D) it reports the mean loss of each kind over seeds, WSD minus cosine (mean and its standard
 error over the paired seeds), and the seed-to-seed standard deviation of the cosine losses: the
@@ -54,17 +56,38 @@ def train_all(args) -> list[dict]:
                 records.append(_record("wsd", n, r, seed, wall / len(rows), trunk_flops))
             for r in rows:
                 kinds = [("cosine", None)] + ([("cosine-matched", r["batch_size"])] if args.matched_batch else [])
-                for kind, batch in kinds:
+                for kind, batch in kinds + ([("cosine-to-0", r["batch_size"])] if args.cosine_to_zero else []):
                     if kind == "cosine-matched" and r is rows[-1]:
                         continue  # the full-length cosine pilot already has the trunk's batch size
                     with tempfile.TemporaryDirectory() as work:
                         t0 = time.perf_counter()
-                        row = train_pilot(
-                            n, r["tokens_requested"], seed=seed, batch_size=batch, work_dir=work, **common
-                        ).row
+                        if kind == "cosine-to-0":
+                            row = _cosine_to_zero(n, r["tokens_requested"], seed, batch, Path(work), common)
+                        else:
+                            row = train_pilot(
+                                n, r["tokens_requested"], seed=seed, batch_size=batch, work_dir=work, **common
+                            ).row
                         records.append(_record(kind, n, row, seed, time.perf_counter() - t0, row["C"]))
                 print(f"N={n:.3g} D={r['D']:.3g} seed {seed}: wsd {r['loss']:.4f}", file=sys.stderr, flush=True)
     return records
+
+
+def _cosine_to_zero(n: float, tokens: float, seed: int, batch: int, work: Path, common: dict) -> dict:
+    """A cosine pilot at ``batch`` whose rate decays to 0 instead of the rule's 10% (the runner has no
+    option for it: its plan is changed here, and trained as train_pilot would)."""
+    from dataclasses import replace
+
+    from bayescale.runner.models import count_params
+    from bayescale.runner.plan import plan_pilot
+    from bayescale.runner.train import build_pilot, record_pilot, train_model
+
+    plan = plan_pilot(
+        n, tokens, seed=seed, batch_size=batch, eval_tokens=common["eval_tokens"], curve_points=common["curve_points"]
+    )
+    plan = replace(plan, hyper=replace(plan.hyper, min_lr_ratio=0.0))
+    model, data = build_pilot(plan)
+    trained = train_model(model, data, plan, work, device="cpu", save_every_s=common["save_every_s"])
+    return record_pilot(plan, count_params(model, plan.arch), trained, work).row
 
 
 def _record(kind: str, n: float, row: dict, seed: int, wall: float, flops: float) -> dict:
@@ -122,7 +145,7 @@ def summarise(records: list[dict]) -> tuple[list[dict], list[dict]]:
 
 
 def _kinds(records: list[dict]) -> list[str]:
-    return [k for k in ("wsd", "cosine", "cosine-matched") if any(r["kind"] == k for r in records)]
+    return [k for k in ("wsd", "cosine", "cosine-matched", "cosine-to-0") if any(r["kind"] == k for r in records)]
 
 
 def _table(rows: list[dict]) -> list[str]:
@@ -151,6 +174,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--eval-tokens", type=int, default=32768)
     ap.add_argument("--matched-batch", action="store_true", help="also cosine pilots at the trunk's batch size")
+    ap.add_argument("--cosine-to-zero", action="store_true", help="also cosine pilots at that batch, decaying to 0")
     ap.add_argument("--records", default=None, help="read the pilots from this JSON instead of training them")
     ap.add_argument("--out", default=None, help="write the pilots' records to this JSON")
     args = ap.parse_args()
