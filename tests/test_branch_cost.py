@@ -88,3 +88,13 @@ def test_score_and_suggest_price_branches_off_the_trunk():
     pool_t, pool = default_candidates(fit_t), default_candidates(fit_plain)
     assert (pool_t["N"] == 1e7).sum() == 6 and not (pool["N"] == 1e7).any()
     assert len(pool_t) == len(pool) + 6
+
+
+def test_default_pool_adds_each_trunk_size():
+    two = _with_trunk(RUNS)
+    other = two["N"] == 3e7  # a second trunk: candidate_grid would read two sizes as a range
+    two.loc[other, "trunk_id"] = "t2"
+    two.loc[other, "C_branch"] = 0.2 * 6.0 * two.loc[other, "N"] * two.loc[other, "D"]
+    pool_2, pool = default_candidates(_fit(two)), default_candidates(_fit(RUNS))
+    assert len(pool_2) == len(pool) + 12
+    assert (pool_2["N"] == 1e7).sum() == 6 and (pool_2["N"] == 3e7).sum() == 6

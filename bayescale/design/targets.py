@@ -525,8 +525,10 @@ def default_candidates(
     trunk_n = trunks_of(fit.runs)["N"].to_numpy(float)
     if trunk_n.size == 0:
         return grid
-    # The trunks' own sizes, where a branch costs only its cooldown (branch_flops).
-    return pd.concat([grid, candidate_grid(np.unique(trunk_n), tokens_per_param)], ignore_index=True)
+    # The trunks' own sizes, where a branch costs only its cooldown (branch_flops). One grid per size:
+    # candidate_grid reads exactly two sizes as a range.
+    at_trunks = [candidate_grid([n], tokens_per_param) for n in np.unique(trunk_n)]
+    return pd.concat([grid, *at_trunks], ignore_index=True)
 
 
 def runs_cost(new: pd.DataFrame, before: pd.DataFrame, cost: Callable[[pd.DataFrame], np.ndarray] | None) -> float:
