@@ -48,7 +48,7 @@ import time
 import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,9 +254,12 @@ def load_sweep(source: str | os.PathLike | Mapping[str, Any]) -> Sweep:
     jobs += _run_jobs(raw.get("run", []), common, seeds)
     if not jobs:
         raise SweepError("sweep has no runs: add a [grid] or [[run]] entries (or raise max_flops)")
-    for job in jobs:
-        if not job.wsd and ("cooldowns" in job.options or "cooldown" in job.options):
-            raise SweepError(f'{job.label()}: cooldowns and cooldown need schedule = "wsd"')
+    if not any(j.wsd for j in jobs) and any(k in j.options for j in jobs for k in WSD_OPTIONS[1:]):
+        raise SweepError('sweep: cooldowns and cooldown need schedule = "wsd" (in [settings] or a [[run]])')
+    # A cosine job (a [[run]] with schedule = "cosine") leaves the WSD options of [settings] aside.
+    jobs = [
+        j if j.wsd else replace(j, options={k: v for k, v in j.options.items() if k not in WSD_OPTIONS}) for j in jobs
+    ]
     return Sweep(table, tuple(jobs), path)
 
 
