@@ -82,8 +82,9 @@ def test_score_and_suggest_price_branches_off_the_trunk():
     one = CANDS.iloc[[0]]
     sug = suggest(fit_t, TARGET, budget_flops=6e15, k=1, candidates=one, batch_fraction=1.0, max_replicates=1)
     assert len(sug.plan) == 1 and sug.plan["cost"].iloc[0] == pytest.approx(PRICES[0])
+    assert any("priced at its cooldown" in n and "N = 1e+07" in n for n in sug.notes)
     sug = suggest(fit_plain, TARGET, budget_flops=6e15, k=1, candidates=one, batch_fraction=1.0, max_replicates=1)
-    assert len(sug.plan) == 0
+    assert len(sug.plan) == 0 and not any("cooldown" in n for n in sug.notes)
     # the default pool adds the trunk's N (only when the table has a trunk)
     pool_t, pool = default_candidates(fit_t), default_candidates(fit_plain)
     assert (pool_t["N"] == 1e7).sum() == 6 and not (pool["N"] == 1e7).any()
