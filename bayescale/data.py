@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - not POSIX
 
 REQUIRED_COLUMNS = ("N", "loss")
 """Columns every runs table needs; it also needs ``D`` or ``C`` (the other is derived)."""
-OPTIONAL_COLUMNS = ("run_id", "seed", "source", "arch", "notes", "U")
+OPTIONAL_COLUMNS = ("run_id", "seed", "source", "arch", "notes", "U", "trunk_id", "C_branch")
 """Optional columns with a meaning in bayescale; other extra columns are kept as they are."""
 FLOPS_CONVENTIONS = ("6ND",)
 """Supported FLOP conventions: ``"6ND"`` means ``C = 6*N*D``."""

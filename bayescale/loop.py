@@ -29,7 +29,7 @@ from .checks import check
 from .data import append_run, load_runs
 from .design.planners import PlanOptions
 from .design.selection import StopRule, suggest
-from .design.targets import Target, costs_of, parse_target, target_band
+from .design.targets import Target, parse_target, runs_cost, target_band
 from .errors import BayescaleError
 from .inference import Fit
 from .laws import get_law
@@ -589,7 +589,7 @@ def _absorb_pending(
         if sur:
             say(f"round {state['round']}: surprising runs (outside the 90% predictive band): {join_names(sur)}")
         state["surprises"] = list(dict.fromkeys(state["surprises"] + sur))
-        state["spent"] = float(state["spent"]) + float(np.sum(costs_of(new, cost_fn)))
+        state["spent"] = float(state["spent"]) + runs_cost(new, runs[runs["run_id"].astype(str).isin(known)], cost_fn)
     state["pending"] = []
     state["known_ids"] = None
     return runs

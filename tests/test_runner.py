@@ -39,6 +39,7 @@ from bayescale.runner.shapes import (
     training_flops,
 )
 from bayescale.runner.sweep import SweepError, load_sweep
+from bayescale.runner.wsd import plan_wsd
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"eval_tokens": 4096, "curve_points": 3}
@@ -469,6 +470,45 @@ def test_wsd_pilot_trains_one_trunk_and_a_row_per_branch(cache, streams, tmp_pat
         assert record["training_arguments"]["lr_scheduler_kwargs"]["min_lr_ratio"] == 0.0
     capsys.readouterr()
     assert main(cmd) == 0 and len(load_runs(table)) == 2  # a rerun trains nothing and adds no row
+
+
+def test_wsd_in_sweep_plans(streams):
+    sweep = load_sweep(
+        {
+            "table": "r.csv",
+            "settings": {"schedule": "wsd", "cooldowns": [0.5, 1.0], **TINY},
+            "grid": {"n_params": [2e4], "tokens": [1e5]},
+            "run": [{"n_params": 2e4, "tokens": 1e5, "schedule": "cosine"}],
+        }
+    )
+    wsd, cosine = sweep.jobs
+    assert wsd.wsd and not cosine.wsd and len(cosine.plans()) == 1
+    assert [p.run_id for p in wsd.plans()] == [p.run_id for p in plan_wsd(2e4, 1e5, cooldowns=(0.5, 1.0), **TINY)[1]]
+    # the cost estimate: the trunk to its last branch's start and each cooldown, once each
+    assert wsd.flops == pytest.approx(cosine.flops * (0.8 * 1.0 + 0.2 * (0.5 + 1.0)))
+    for bad, msg in [
+        ({"schedule": "linear"}, "schedule='linear' is not allowed"),
+        ({"cooldowns": [0.5]}, "need schedule"),
+    ]:
+        with pytest.raises(SweepError, match=msg):
+            load_sweep({"table": "r.csv", "settings": bad, "grid": {"n_params": [2e4], "tokens": [1e5]}})
+
+
+@pytest.mark.slow
+def test_wsd_sweep_appends_a_row_per_branch_and_resumes(cache, streams, tmp_path, capsys):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(
+        'table = "runs.csv"\n[settings]\neval_tokens = 4096\ncurve_points = 2\nschedule = "wsd"\n'
+        "cooldowns = [0.5, 1.0]\n[grid]\nn_params = [2e4]\ntokens = [1e5]\n"
+    )
+    assert main(["pilot", "sweep", str(sweep), "--executor", "serial", "--quiet"]) == 0
+    runs = load_runs(tmp_path / "runs.csv")
+    assert len(runs) == 2 and runs["trunk_id"].nunique() == 1 and list(runs["D"]) == [98 * 512, 196 * 512]
+    assert "2 finished" in capsys.readouterr().err
+    assert main(["pilot", "sweep", str(sweep), "--executor", "serial", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "0 pilot(s) to run" in err and "2 already in" in err and "2 skipped" in err
+    assert len(load_runs(tmp_path / "runs.csv")) == 2
 
 
 def test_slurm_options_from_the_command_line():

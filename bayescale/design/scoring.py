@@ -319,7 +319,8 @@ def score(
     candidates : DataFrame, mapping or list of mappings with N and D
     target : Target, its text, or a target region (see :func:`~bayescale.design.parse_target`)
     cost : callable, optional
-        ``cost(frame) -> array`` in any unit (e.g. GPU-hours); default ``6 N D`` FLOPs.
+        ``cost(frame) -> array`` in any unit (e.g. GPU-hours); default ``6 N D`` FLOPs, or only its
+        cooldown for a branch off a WSD trunk in ``fit.runs`` (:func:`~bayescale.design.targets.branch_flops`).
     discrepancy : float, optional
         Sd of the model-discrepancy term per decade of (N, D) between a candidate and the
         nearest target point, on log loss (default :func:`default_discrepancy`).
@@ -348,7 +349,7 @@ def score(
     frame = as_points(candidates, "candidates")
     if len(frame) == 0:
         raise BayescaleError("score: no candidates")
-    costs = costs_of(frame, cost)
+    costs = costs_of(frame, cost, fit.runs)
     if discrepancy is None:
         discrepancy = default_discrepancy(fit)
     sc = Scorer(fit, td, frame, discrepancy=discrepancy, n_outcomes=n_outcomes, seed=seed)

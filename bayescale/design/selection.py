@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._words import join_names
 from ..errors import BayescaleError
 from . import robust as _robust
 from .planners import PLANNERS, ROW_COLUMNS, Plan, Planner, PlanOptions, Problem, get_planner
 from .regions import Region, parse_target, region_band, region_draws, target_points
 from .scoring import Scorer, default_discrepancy
 from .stopping import Stopping, StopRule, stopping_rule
-from .targets import Target, as_points, band_from, costs_of, default_candidates, same_point
+from .targets import Target, as_points, band_from, costs_of, default_candidates, same_point, trunks_of
 
 if TYPE_CHECKING:
     from ..averaging import AveragedFit
@@ -187,7 +188,8 @@ def suggest(
         Runs launched but not finished: excluded from the pool and treated as already in the
         plan (their outcomes will come), so the batch does not repeat them.
     cost : callable, optional
-        ``cost(frame) -> array``; default ``6 N D``.
+        ``cost(frame) -> array``; default ``6 N D`` FLOPs, or only its cooldown for a
+        branch off a WSD trunk in ``fit.runs`` (:func:`~bayescale.design.targets.branch_flops`).
     threshold : float, optional
         Make the target the decision P(loss <= threshold).
     planner : {"allocation", "greedy"}
@@ -224,6 +226,10 @@ def suggest(
     budget = float(budget_flops)
     chosen, notes = get_planner(planner, target)
     problem, band = _problem(fit, target, budget, int(k), candidates, pending, cost, chosen, opts, seed)
+    trunks = trunks_of(fit.runs) if cost is None else ()
+    if len(trunks):
+        sizes = join_names(f"{n:.3g}" for n in trunks["N"])
+        notes.append(f"A branch off a WSD trunk in the runs (N = {sizes}) is priced at its cooldown, not 6ND.")
     below = _below_every_run(fit, target, band)
     if problem.robust.active:
         notes.append(problem.robust.text)
@@ -342,7 +348,7 @@ def _problem(
     selectable[:n_pool] = True
     costs = np.full(len(frame), np.inf)
     if n_pool:
-        costs[:n_pool] = costs_of(pool, cost)
+        costs[:n_pool] = costs_of(pool, cost, fit.runs)  # a branch off a trunk: its cooldown
     counts = same_point(frame, pd.concat([runs, pend], ignore_index=True)).sum(axis=1).astype(int)
     td = region_draws(fit, target)
     discrepancy = opts.discrepancy

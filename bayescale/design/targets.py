@@ -360,6 +360,70 @@ def flops_cost(frame: pd.DataFrame) -> np.ndarray:
     return 6.0 * frame["N"].to_numpy(float) * frame["D"].to_numpy(float)
 
 
+def trunks_of(runs: pd.DataFrame) -> pd.DataFrame:
+    """The WSD trunks of a runs table (rows with ``trunk_id`` and ``C_branch``, as
+    :func:`bayescale.runner.train_wsd` writes them): one row per trunk with its ``N``, ``trained``
+    (the tokens it was trained at constant rate: its furthest branch's start,
+    ``D - C_branch / (6 N)``) and ``cooldown`` (the share of a branch's tokens spent cooling down).
+    Empty when the table has no trunk columns."""
+    empty = pd.DataFrame({"trunk_id": [], "N": [], "trained": [], "cooldown": []})
+    if "trunk_id" not in runs or "C_branch" not in runs:
+        return empty
+    ids = _trunk_ids(runs)
+    c_branch = pd.to_numeric(runs["C_branch"], errors="coerce")
+    rows = runs[(ids != "").to_numpy() & (c_branch > 0).to_numpy()]
+    if len(rows) == 0:
+        return empty
+    n, d = rows["N"].astype(float), rows["D"].astype(float)
+    cool = c_branch[rows.index] / (6.0 * n)  # a branch's own (cooldown) tokens
+    parts = pd.DataFrame({"trunk_id": ids[rows.index], "N": n, "trained": d - cool, "cooldown": cool / d})
+    out = parts.groupby("trunk_id", sort=True).agg(
+        N=("N", "median"), trained=("trained", "max"), cooldown=("cooldown", "median")
+    )
+    return out.reset_index()
+
+
+def _trunk_ids(runs: pd.DataFrame) -> pd.Series:
+    """Each row's trunk id, "" where it has none."""
+    return runs["trunk_id"].astype("string").str.strip().fillna("").astype(str)
+
+
+def branch_flops(frame: pd.DataFrame, runs: pd.DataFrame) -> np.ndarray:
+    """Training FLOPs of each candidate given the WSD trunks already in ``runs`` (:func:`trunks_of`).
+
+    A candidate at a trunk's N (within 1%) whose branch would leave the trunk where it has already
+    been trained (``(1 - c) D <= trained``, ``c`` the trunk's cooldown share) costs only its cooldown,
+    ``6 N c D``; any other candidate costs ``6 N D`` (:func:`flops_cost`), as it does when the table
+    has no trunks. Branching later needs the trunk's checkpoint at the branch point (Hägele et al.
+    2024 keep them all); the trunk is not extended past its length."""
+    costs = flops_cost(frame)
+    n, d = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
+    for t in trunks_of(runs).itertuples():
+        off_trunk = (np.abs(np.log(n) - math.log(t.N)) < SAME) & ((1.0 - t.cooldown) * d <= t.trained * (1 + 1e-9))
+        costs = np.where(off_trunk, np.minimum(costs, t.cooldown * 6.0 * n * d), costs)
+    return costs
+
+
+def runs_flops(new: pd.DataFrame, before: pd.DataFrame) -> np.ndarray:
+    """FLOPs each new run cost, given the runs ``before`` it: ``6 N D``, except a WSD branch (a row
+    with ``trunk_id`` and ``C_branch``), which costs its cooldown ``C_branch`` plus its share of any
+    trunk training beyond what the table's earlier branches of that trunk paid for (so a new trunk
+    with its branches costs the trunk once and each cooldown once)."""
+    costs = flops_cost(new)
+    trunks = trunks_of(new)
+    if len(trunks) == 0:
+        return costs
+    ids = _trunk_ids(new).to_numpy()
+    c_branch = pd.to_numeric(new["C_branch"], errors="coerce").to_numpy(float)
+    old = trunks_of(before).set_index("trunk_id")["trained"]
+    for t in trunks.itertuples():
+        rows = np.flatnonzero((ids == t.trunk_id) & (c_branch > 0))
+        extra = 6.0 * t.N * max(0.0, t.trained - float(old.get(t.trunk_id, 0.0)))
+        costs[rows] = c_branch[rows]
+        costs[rows[0]] += extra
+    return costs
+
+
 def candidate_grid(
     N: Sequence[float] | tuple[float, float] = (1e7, 1e9),
     tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
@@ -448,20 +512,37 @@ def default_candidates(
 
     Small runs at extreme ratios pin the exponents down for their cost, so the pool reaches a
     little below the runs done (in the simulation study, half a decade below the seed pilots
-    cut the target's error by a fifth: BENCHMARKS.md, "Active selection")."""
+    cut the target's error by a fifth: BENCHMARKS.md, "Active selection"). When the runs hold
+    WSD trunks (:func:`trunks_of`), the pool adds each trunk's N over the same ratios: branches off
+    it cost only their cooldown (:func:`branch_flops`)."""
     n_lo = float(fit.runs["N"].min()) / float(below)
     n_hi = 30.0 * float(fit.runs["N"].max())
     if budget is not None and math.isfinite(budget):
         n_hi = min(n_hi, math.sqrt(budget / (6.0 * min(tokens_per_param))))
     n_hi = max(n_hi, n_lo * 1.5)
     n_sizes = max(10, math.ceil(per_decade * math.log10(n_hi / n_lo)) + 1)
-    return candidate_grid((n_lo, n_hi), tokens_per_param, n_sizes=n_sizes)
+    grid = candidate_grid((n_lo, n_hi), tokens_per_param, n_sizes=n_sizes)
+    trunk_n = trunks_of(fit.runs)["N"].to_numpy(float)
+    if trunk_n.size == 0:
+        return grid
+    # The trunks' own sizes, where a branch costs only its cooldown (branch_flops). One grid per size:
+    # candidate_grid reads exactly two sizes as a range.
+    at_trunks = [candidate_grid([n], tokens_per_param) for n in np.unique(trunk_n)]
+    return pd.concat([grid, *at_trunks], ignore_index=True)
 
 
-def costs_of(frame: pd.DataFrame, cost: Callable[[pd.DataFrame], np.ndarray] | None) -> np.ndarray:
-    """Each candidate's cost: ``cost(frame)`` checked, or FLOPs when ``cost`` is None."""
+def runs_cost(new: pd.DataFrame, before: pd.DataFrame, cost: Callable[[pd.DataFrame], np.ndarray] | None) -> float:
+    """What the new runs cost in all: ``cost(new)`` summed, or their FLOPs (:func:`runs_flops`)."""
+    return float(np.sum(runs_flops(new, before) if cost is None else costs_of(new, cost)))
+
+
+def costs_of(
+    frame: pd.DataFrame, cost: Callable[[pd.DataFrame], np.ndarray] | None, runs: pd.DataFrame | None = None
+) -> np.ndarray:
+    """Each candidate's cost: ``cost(frame)`` checked, or FLOPs when ``cost`` is None (a branch off a
+    WSD trunk in ``runs`` priced at its cooldown, :func:`branch_flops`)."""
     if cost is None:
-        return flops_cost(frame)
+        return flops_cost(frame) if runs is None else branch_flops(frame, runs)
     c = np.asarray(cost(frame.copy()), dtype=float).reshape(-1)
     if c.size != len(frame) or not np.all(np.isfinite(c) & (c > 0)):
         raise BayescaleError("cost(candidates) must return one finite cost > 0 per candidate")
@@ -472,10 +553,14 @@ __all__ = [
     "TARGET_KINDS",
     "Target",
     "TargetDraws",
+    "branch_flops",
     "candidate_grid",
     "default_candidates",
     "flops_cost",
     "parse_target",
+    "runs_cost",
+    "runs_flops",
     "target_band",
     "target_draws",
+    "trunks_of",
 ]

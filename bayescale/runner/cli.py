@@ -204,14 +204,14 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         f"planning the pilot; the tokenizer and token arrays of corpus {a.corpus!r} are built on first use, then cached"
     )
     from .train import save_pilot, train_pilot  # after parsing: --help and usage errors load neither
-    from .wsd import plan_wsd, train_wsd
+    from .wsd import DEFAULT_COOLDOWNS, plan_wsd, train_wsd
 
     opts = _plan_options(a)
     wsd = a.schedule == "wsd"
     if a.cooldowns is not None and not wsd:
         raise PilotError("--cooldowns needs --schedule wsd")
     if wsd:
-        opts.update(cooldowns=a.cooldowns or (0.25, 0.5, 1.0), cooldown=a.cooldown)
+        opts.update(cooldowns=a.cooldowns or DEFAULT_COOLDOWNS, cooldown=a.cooldown)
     if a.dry_run:
         if wsd:
             _print_wsd(*plan_wsd(a.n_params, a.tokens, **opts))

@@ -19,6 +19,8 @@ A sweep is a TOML file::
 
     [settings]                        # optional run_pilot options for every run
     eval_tokens = 65536
+    schedule = "wsd"                  # optional: each job one WSD trunk with a branch per cooldowns
+    cooldowns = [0.25, 0.5, 1.0]      #   point (one row each, bayescale.runner.train_wsd)
 
 Runs already in the table (same run id: same arch, size, tokens, seed, data and settings) are
 skipped, so a killed sweep resumes where it stopped; a killed pilot resumes from its checkpoint.
@@ -46,17 +48,18 @@ import time
 import tomllib
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..errors import BayescaleError
-from .options import EXECUTORS
+from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, shape_for, training_flops
-from .train import save_pilot, train_pilot
+from .train import PilotResult, save_pilot, train_pilot
+from .wsd import DEFAULT_COOLDOWNS, plan_wsd, train_wsd
 
 #: Options of :func:`bayescale.runner.train_pilot` a sweep may set.
 RUN_OPTIONS = (
@@ -72,10 +75,16 @@ RUN_OPTIONS = (
     "unique_tokens",
     "save_every_s",
     "keep_checkpoints",
+    "schedule",
+    "cooldowns",
+    "cooldown",
 )
 SWEEP_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
 #: Options that change how a pilot is trained but not what it is (not in its run id).
 TRAIN_ONLY = ("save_every_s", "keep_checkpoints")
+#: Options of a WSD job (schedule = "wsd"): train_wsd's, not plan_pilot's.
+WSD_OPTIONS = ("schedule", "cooldowns", "cooldown")
+SCHEDULES = ("cosine", "wsd")
 GRID_KEYS = ("n_params", "tokens_per_param", "tokens", "max_flops", "arch")
 
 
@@ -92,21 +101,42 @@ class Job:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def wsd(self) -> bool:
+        """A WSD job: one trunk and a cooldown branch per ``cooldowns`` point (one row each)."""
+        return self.options.get("schedule", "cosine") == "wsd"
+
+    @property
     def flops(self) -> float:
-        """Analytic training FLOPs (the sweep's cost estimate and scheduling order)."""
+        """Analytic training FLOPs (the sweep's cost estimate and scheduling order); a WSD job's trunk
+        (to its last branch's start) and every cooldown, once each."""
         o = self.options
         shape = shape_for(
             self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128)
         )
-        return training_flops(shape, self.tokens)
+        if not self.wsd:
+            return training_flops(shape, self.tokens)
+        fractions, c = o.get("cooldowns", DEFAULT_COOLDOWNS), o.get("cooldown", COOLDOWN)
+        return training_flops(shape, self.tokens * ((1 - c) * max(fractions) + c * sum(fractions)))
+
+    def _plan_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in TRAIN_ONLY + WSD_OPTIONS}
 
     def plan(self) -> PilotPlan:
-        """The pilot plan of this job (its run id, shape and hyperparameters)."""
-        return plan_pilot(self.n_params, self.tokens, **{k: v for k, v in self.options.items() if k not in TRAIN_ONLY})
+        """The pilot plan of this job (its run id, shape and hyperparameters; a WSD job's longest branch)."""
+        return self.plans()[-1]
+
+    def plans(self) -> list[PilotPlan]:
+        """The plan of each row this job makes: one, or a WSD job's branches (shortest first)."""
+        if not self.wsd:
+            return [plan_pilot(self.n_params, self.tokens, **self._plan_options())]
+        o = self.options
+        wsd = {"cooldowns": o.get("cooldowns", DEFAULT_COOLDOWNS), "cooldown": o.get("cooldown", COOLDOWN)}
+        return plan_wsd(self.n_params, self.tokens, **wsd, **self._plan_options())[1]
 
     def label(self) -> str:
         o = self.options
-        return f"{o.get('arch', 'llama')} N={self.n_params:.3g} D={self.tokens:.3g} seed={o.get('seed', 0)}"
+        extra = (f" U={o['unique_tokens']:.3g}" if o.get("unique_tokens") else "") + (" wsd" if self.wsd else "")
+        return f"{o.get('arch', 'llama')} N={self.n_params:.3g} D={self.tokens:.3g}{extra} seed={o.get('seed', 0)}"
 
 
 @dataclass(frozen=True)
@@ -136,6 +166,10 @@ def _options(d: Mapping[str, Any], where: str) -> dict[str, Any]:
         raise SweepError(f"{where}: unknown option(s) {bad}; allowed: {list(RUN_OPTIONS)}")
     if "arch" in d and d["arch"] not in ARCHES:
         raise SweepError(f"{where}: arch={d['arch']!r} is not supported; allowed: {list(ARCHES)}")
+    if "schedule" in d and d["schedule"] not in SCHEDULES:
+        raise SweepError(f"{where}: schedule={d['schedule']!r} is not allowed; allowed: {list(SCHEDULES)}")
+    if "cooldowns" in d:
+        d = {**d, "cooldowns": _num_list(d["cooldowns"], f"{where} cooldowns")}
     return dict(d)
 
 
@@ -220,6 +254,12 @@ def load_sweep(source: str | os.PathLike | Mapping[str, Any]) -> Sweep:
     jobs += _run_jobs(raw.get("run", []), common, seeds)
     if not jobs:
         raise SweepError("sweep has no runs: add a [grid] or [[run]] entries (or raise max_flops)")
+    if not any(j.wsd for j in jobs) and any(k in j.options for j in jobs for k in WSD_OPTIONS[1:]):
+        raise SweepError('sweep: cooldowns and cooldown need schedule = "wsd" (in [settings] or a [[run]])')
+    # A cosine job (a [[run]] with schedule = "cosine") leaves the WSD options of [settings] aside.
+    jobs = [
+        j if j.wsd else replace(j, options={k: v for k, v in j.options.items() if k not in WSD_OPTIONS}) for j in jobs
+    ]
     return Sweep(table, tuple(jobs), path)
 
 
@@ -243,9 +283,9 @@ def _pending(sweep: Sweep) -> tuple[list[Job], list[str]]:
             done = set()
     todo, skipped = [], []
     for job in sweep.jobs:
-        rid = job.plan().run_id
-        if rid in done:
-            skipped.append(rid)
+        ids = [p.run_id for p in job.plans()]
+        if all(rid in done for rid in ids):  # a WSD job is done once every branch has its row
+            skipped.extend(ids)
         else:
             todo.append(job)
     return todo, skipped
@@ -262,15 +302,13 @@ def _progress_printer(msg: dict) -> None:
     )
 
 
-def _train_job(job: Job, threads: int | None, device: str, quiet: bool):
-    return train_pilot(
-        job.n_params,
-        job.tokens,
-        threads=threads,
-        device=device,
-        on_progress=None if quiet else _progress_printer,
-        **job.options,
-    )
+def _train_job(job: Job, threads: int | None, device: str, quiet: bool) -> list[PilotResult]:
+    """Train a job's pilot, or its WSD trunk and branches: one result per row."""
+    train = {"threads": threads, "device": device, "on_progress": None if quiet else _progress_printer}
+    if job.wsd:
+        opts = {k: v for k, v in job.options.items() if k != "schedule"}
+        return train_wsd(job.n_params, job.tokens, **train, **opts)
+    return [train_pilot(job.n_params, job.tokens, **train, **job.options)]
 
 
 _GPU_QUEUE = None
@@ -322,14 +360,15 @@ class _Progress:
             self.report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
             self.say(f"[{k}/{self.n}] FAILED {job.label()}: {type(error).__name__}: {error}")
             return
-        if not saved:
-            save_pilot(result, self.table)
-        row = result.row
-        self.report.finished.append(row["run_id"])
-        self.say(
-            f"[{k}/{self.n}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
-            f"({100 * self.done_flops / self.total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
-        )
+        for r in result:  # one row, or one per WSD branch
+            if not saved:
+                save_pilot(r, self.table)
+            row = r.row
+            self.report.finished.append(row["run_id"])
+            self.say(
+                f"[{k}/{self.n}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
+                f"({100 * self.done_flops / self.total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
+            )
 
 
 def run_sweep(
@@ -456,9 +495,10 @@ def _run_ray(todo, address, device, threads, quiet, finished) -> None:
 def _train_and_save(job: Job, table: str, threads: int | None, device: str, quiet: bool):
     """One task of a Slurm job array: train the pilot (resuming from its checkpoint) and append its row
     to ``table`` itself, under the table's lock, so a sweep whose driver is gone loses no row."""
-    result = _train_job(job, threads, device, quiet)
-    save_pilot(result, table)
-    return result
+    results = _train_job(job, threads, device, quiet)
+    for r in results:
+        save_pilot(r, table)
+    return results
 
 
 def run_slurm(

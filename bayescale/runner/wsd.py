@@ -43,6 +43,8 @@ from .train import (
 #: Shape of the cooldown (``transformers``' WSD ``decay_type``; Hägele et al. find 1-sqrt best).
 DECAY = "1-sqrt"
 SCHEDULE = "warmup_stable_decay"
+#: Where the branches end by default, as fractions of the requested tokens.
+DEFAULT_COOLDOWNS = (0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ def plan_wsd(
     n_params: float,
     tokens: float,
     *,
-    cooldowns: Sequence[float] = (0.25, 0.5, 1.0),
+    cooldowns: Sequence[float] = DEFAULT_COOLDOWNS,
     cooldown: float = COOLDOWN,
     **options: Any,
 ) -> tuple[PilotPlan, list[PilotPlan]]:
@@ -118,7 +120,7 @@ def train_wsd(
     n_params: float,
     tokens: float,
     *,
-    cooldowns: Sequence[float] = (0.25, 0.5, 1.0),
+    cooldowns: Sequence[float] = DEFAULT_COOLDOWNS,
     cooldown: float = COOLDOWN,
     device: str = "auto",
     threads: int | None = None,
@@ -183,4 +185,4 @@ def trunk_record(work_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(work_dir) / "trunk" / "done.json").read_text())
 
 
-__all__ = ["COOLDOWN", "Branch", "branches", "plan_wsd", "train_wsd", "trunk_record"]
+__all__ = ["COOLDOWN", "DEFAULT_COOLDOWNS", "Branch", "branches", "plan_wsd", "train_wsd", "trunk_record"]
