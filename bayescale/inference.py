@@ -28,17 +28,17 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro
 import pandas as pd
 import xarray as xr
 
-from . import __version__, _arviz, _importance
+from . import _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
 from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, padded, psis
 from ._engine import log_likelihood as padded_log_likelihood
+from ._idata import build_idata, fit_attrs
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from ._words import join_names
-from .data import law_inputs, load_runs, points_frame, runs_hash
+from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
 from .errors import (
     BayescaleError,
@@ -55,7 +55,6 @@ from .model import (
     Posterior,
     add_drift,
     distance_from_runs,
-    log_prior,
     make_model,
     noise_names,
     posterior,
@@ -70,10 +69,6 @@ from .spec import ModelSpec, load_spec, spec_from_dict
 METHODS = ("nuts", "laplace", "psis")
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
-
-
-def _stringify(x: Any) -> str:
-    return json.dumps(x, sort_keys=True, default=str)
 
 
 @dataclass(frozen=True)
@@ -598,63 +593,6 @@ def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
     if d["problems"]:
         category = MultimodalWarning if len(d["modes"]) > 1 else ConvergenceWarning
         warnings.warn("sampling may not be trustworthy: " + " ".join(d["problems"]), category, stacklevel=stacklevel)
-
-
-def fit_attrs(
-    spec: ModelSpec,
-    table: pd.DataFrame,
-    *,
-    method: str,
-    seed: int,
-    seconds: float,
-    identified: Sequence[str],
-    extra_versions: Mapping[str, str] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """Provenance stored with every fit: spec, its ids, data hash, method, seed, timings, versions."""
-    return {
-        "bayescale_spec": spec.to_json(),
-        "spec_id": spec.id,
-        "model_id": spec.model_id,
-        "spec_path": spec.path or "",
-        "method": method,
-        "seed": int(seed),
-        "runs_hash": runs_hash(table),
-        "flops_convention": table.attrs.get("flops_convention", ""),
-        "sampling_seconds": float(seconds),
-        "identified": json.dumps(list(identified)),
-        "versions": _stringify({**_versions(), **(extra_versions or {})}),
-        **extra,
-    }
-
-
-def build_idata(
-    spec: ModelSpec,
-    table: pd.DataFrame,
-    samples: Mapping[str, np.ndarray],
-    stats: Mapping[str, np.ndarray] | None,
-    ll: np.ndarray,
-    y: np.ndarray,
-    attrs: Mapping[str, Any],
-) -> Any:
-    """The result in ArviZ layout: posterior, sample_stats, log_likelihood, log_prior (the spec's
-    priors at each draw, for power-scaling sensitivity), observed and constant data."""
-    const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
-    return _arviz.from_draws(
-        samples,
-        log_prior=log_prior(spec, samples),
-        sample_stats=stats or None,
-        log_likelihood={OBS: np.asarray(ll, dtype=np.float64)},
-        observed_data={OBS: np.asarray(y, dtype=np.float64)},
-        constant_data={c: table[c].to_numpy(dtype=np.float64) for c in const_cols},
-        coords={"run": table["run_id"].astype(str).tolist()},
-        dims={OBS: ["run"], **{c: ["run"] for c in const_cols}},
-        attrs=attrs,
-    )
-
-
-def _versions() -> dict[str, str]:
-    return {"bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__, "arviz": _arviz.version()}
 
 
 __all__ = ["Fit", "Laplace", "enable_compilation_cache", "fit", "make_model", "points_frame"]

@@ -30,18 +30,13 @@ import numpy as np
 import numpyro.distributions as ndist
 
 from . import likelihoods
+from ._idata import build_idata, fit_attrs
 from .data import law_inputs, load_runs
 from .errors import (
     BayescaleError,
     SpecError,
 )
-from .inference import (
-    Fit,
-    add_identified,
-    build_idata,
-    fit_attrs,
-    warn_if_unconverged,
-)
+from .inference import Fit, add_identified, warn_if_unconverged
 from .misfit import warn_if_misfit
 from .model import OBS, add_drift, noise_names
 from .priors import Prior

@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from ._idata import build_idata, fit_attrs
 from .data import law_inputs, load_runs
 from .errors import BayescaleError, LawError, SpecError
-from .inference import Fit, build_idata, fit_attrs
+from .inference import Fit
 from .laws import INPUT_COLUMNS, Law, get_law
 from .model import log_likelihood as _log_likelihood
 from .model import noise_names

@@ -39,6 +39,8 @@ LAYERS: dict[str, int] = {
     "misfit": 6,
     "discrepancy": 6,
     "_identified": 6,
+    "_idata": 6,
+    "_newton": 6,
     "averaging": 8,
     "sensitivity": 6,
     "scaled_priors": 4,

@@ -1,0 +1,81 @@
+"""A fit's result in ArviZ layout and its provenance: the draws, sampler statistics, pointwise
+log likelihood and log prior, the runs, and what made them (spec, data hash, method, seed, versions).
+Shared by the NumPyro fit (:mod:`bayescale.inference`), the PyMC backend and fits from fixed draws
+(:mod:`bayescale.testing`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+import numpyro
+import pandas as pd
+
+from . import __version__, _arviz
+from .data import runs_hash
+from .model import OBS, log_prior
+from .spec import ModelSpec
+
+
+def _stringify(x: Any) -> str:
+    return json.dumps(x, sort_keys=True, default=str)
+
+
+def fit_attrs(
+    spec: ModelSpec,
+    table: pd.DataFrame,
+    *,
+    method: str,
+    seed: int,
+    seconds: float,
+    identified: Sequence[str],
+    extra_versions: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Provenance stored with every fit: spec, its ids, data hash, method, seed, timings, versions."""
+    return {
+        "bayescale_spec": spec.to_json(),
+        "spec_id": spec.id,
+        "model_id": spec.model_id,
+        "spec_path": spec.path or "",
+        "method": method,
+        "seed": int(seed),
+        "runs_hash": runs_hash(table),
+        "flops_convention": table.attrs.get("flops_convention", ""),
+        "sampling_seconds": float(seconds),
+        "identified": json.dumps(list(identified)),
+        "versions": _stringify({**_versions(), **(extra_versions or {})}),
+        **extra,
+    }
+
+
+def build_idata(
+    spec: ModelSpec,
+    table: pd.DataFrame,
+    samples: Mapping[str, np.ndarray],
+    stats: Mapping[str, np.ndarray] | None,
+    ll: np.ndarray,
+    y: np.ndarray,
+    attrs: Mapping[str, Any],
+) -> Any:
+    """The result in ArviZ layout: posterior, sample_stats, log_likelihood, log_prior (the spec's
+    priors at each draw, for power-scaling sensitivity), observed and constant data."""
+    const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
+    return _arviz.from_draws(
+        samples,
+        log_prior=log_prior(spec, samples),
+        sample_stats=stats or None,
+        log_likelihood={OBS: np.asarray(ll, dtype=np.float64)},
+        observed_data={OBS: np.asarray(y, dtype=np.float64)},
+        constant_data={c: table[c].to_numpy(dtype=np.float64) for c in const_cols},
+        coords={"run": table["run_id"].astype(str).tolist()},
+        dims={OBS: ["run"], **{c: ["run"] for c in const_cols}},
+        attrs=attrs,
+    )
+
+
+def _versions() -> dict[str, str]:
+    return {"bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__, "arviz": _arviz.version()}

@@ -1,0 +1,93 @@
+"""Damped saddle-free Newton for many independent MAP problems at once (the leave-future-out
+splits of :mod:`bayescale.discrepancy`, through :func:`bayescale._engine.map_units`): every unit's
+gradient and Hessian from one compiled, vectorised function, the step per unit in NumPy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .model import Posterior
+
+
+def batched(post: Posterior) -> tuple[Any, Any]:
+    """Jitted per-unit potentials (and the gradient of their sum), and per-unit Hessians."""
+    if "map" not in post.batched:
+        per_unit = jax.vmap(post.potential)
+
+        def total(F: Any, *args: Any) -> Any:
+            v = per_unit(F, *args)
+            return jnp.sum(v), v
+
+        post.batched["map"] = (jax.jit(jax.value_and_grad(total, has_aux=True)), jax.jit(jax.vmap(post.hessian)))
+    return post.batched["map"]
+
+
+def newton_units(
+    post: Posterior, args: tuple, starts: np.ndarray, gtol: float, max_iter: int = 300
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best end point per unit, (U, dim) and (U,), of :func:`_newton_run` from each start, then from
+    every other unit's best point (Newton stays in its start's basin; nested leave-future-out
+    splits have nearby modes). On a few parameters Newton converges in tens of steps where L-BFGS
+    on the sum of all units needed hundreds and stopped short of some units' modes. Each phase is
+    one run over the units' copies (start-major), not a Python loop of runs: the units are
+    independent, so a copy's path is its own run's."""
+    S, U = starts.shape[:2]
+
+    def run(x: np.ndarray, copies: int) -> tuple[np.ndarray, np.ndarray]:
+        fallback = np.tile(starts[0], (copies, 1))
+        return _best_of(*_newton_run(post, _tiled(args, copies), x, fallback, gtol, max_iter), copies)
+
+    best_x, best_v = run(starts.reshape(S * U, -1), S)
+    if U > 1:
+        x, v = run(np.concatenate([np.roll(best_x, k, axis=0) for k in range(1, U)]), U - 1)
+        better = v < best_v
+        best_x[better], best_v[better] = x[better], v[better]
+    return best_x, best_v
+
+
+def _tiled(args: tuple, copies: int) -> tuple:
+    """The units' data repeated ``copies`` times along the unit axis (copy-major)."""
+    return jax.tree_util.tree_map(lambda a: jnp.concatenate([a] * copies), args)
+
+
+def _best_of(x: np.ndarray, v: np.ndarray, copies: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per unit, the copy with the lowest potential: (U, dim) and (U,) from (copies * U, ...)."""
+    v = v.reshape(copies, -1)
+    pick = np.argmin(v, axis=0)
+    units = np.arange(v.shape[1])
+    return np.array(x.reshape(copies, v.shape[1], -1)[pick, units]), v[pick, units]
+
+
+def _newton_run(
+    post: Posterior, args: tuple, x: np.ndarray, fallback: np.ndarray, gtol: float, max_iter: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One damped saddle-free Newton run of every unit from ``x`` (U, dim): step
+    ``-V diag(1 / (|w| + lam)) V' g`` from ``H = V diag(w) V'`` (descent even at a saddle), ``lam``
+    shrinking after a step that lowers the potential and growing tenfold after one that does not,
+    until the largest gradient component is below ``gtol``. A unit whose start has no finite
+    density starts from ``fallback``. Reuses :func:`batched`'s compiled gradient and Hessian."""
+    vg, hess_fn = batched(post)
+    (_, v), g = vg(jnp.asarray(x), *args)
+    bad = ~np.isfinite(np.asarray(v))
+    x[bad] = fallback[bad]
+    (_, v), g = vg(jnp.asarray(x), *args)
+    v, g = np.array(v, dtype=np.float64), np.array(g, dtype=np.float64)  # writable copies
+    lam = np.ones(len(x))
+    for _ in range(max_iter):
+        going = np.isfinite(v) & (np.abs(g).max(axis=1) > gtol) & (lam < 1e12)
+        if not going.any():
+            break
+        h = np.asarray(hess_fn(jnp.asarray(x), *args), dtype=np.float64)
+        w, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))
+        along = np.einsum("uij,ui->uj", vec, g) / (np.abs(w) + lam[:, None])
+        xn = np.where(going[:, None], x - np.einsum("uij,uj->ui", vec, along), x)
+        (_, vn), gn = vg(jnp.asarray(xn), *args)
+        vn, gn = np.asarray(vn, dtype=np.float64), np.asarray(gn, dtype=np.float64)
+        ok = going & np.isfinite(vn) & np.all(np.isfinite(gn), axis=1) & (vn <= v)
+        x[ok], v[ok], g[ok] = xn[ok], vn[ok], gn[ok]
+        lam = np.where(ok, np.maximum(lam * 0.3, 1e-12), np.where(going, lam * 10.0, lam))
+    return x, np.where(np.isfinite(v), v, np.inf)
