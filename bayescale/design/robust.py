@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .. import _arviz
 from .._words import join_names
@@ -64,11 +65,12 @@ ROBUST_MODES = ("auto", "on", "off")
 SPREAD_WEIGHT = 0.8
 #: A robust plan keeps candidates within this factor of the target's tokens-per-parameter range.
 RATIO_FACTOR = 2.0
-#: The leading law's leave-future-out drift scale (median, log loss per decade of (N, D)) below
-#: which the law is trusted to extrapolate (rule 4).
-TRUSTED_DRIFT = 0.02
 #: The drift scale's hyperprior for rule 4 (wide, whatever the spec's own drift prior says).
 TRUST_HYPERPRIOR = Prior("HalfNormal", {"scale": 0.05})
+#: The leading law's leave-future-out drift scale (median, log loss per decade of (N, D)) up to
+#: which the law is trusted to extrapolate (rule 4): the hyperprior's own median (0.034), so a law
+#: is trusted unless its splits moved the drift above what was expected before any split.
+TRUSTED_DRIFT = float(stats.halfnorm.ppf(0.5, scale=TRUST_HYPERPRIOR.params["scale"]))
 #: A robust plan multiplies the model-discrepancy scale by this.
 DISCREPANCY_FACTOR = 2.0
 FORCED = ("asked for (robust='on')",)
@@ -155,7 +157,7 @@ def _untrusted(fit: Fit | AveragedFit) -> str | None:
     if drift > TRUSTED_DRIFT:
         return (
             f"fitted to its smaller runs, the {law.spec.name} law drifted from the larger ones by {drift:.3f} log loss "
-            f"per decade of (N, D) (leave-future-out median; trusted below {TRUSTED_DRIFT:g})"
+            f"per decade of (N, D) (leave-future-out median; trusted up to {TRUSTED_DRIFT:.3f}, the median before any split)"
         )
     return None
 
