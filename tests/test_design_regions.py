@@ -260,6 +260,8 @@ def test_a_robust_plan_does_not_stop_for_want_of_value():
     assert _robust_stopping(trusted, value) is value  # a trusted law's plan stops on value as before
     spent = dataclasses.replace(value, reason="budget")
     assert _robust_stopping(doubt, spent) is spent  # a spent budget or a met tolerance still stops
+    priced = dataclasses.replace(value, evsi=0.01)
+    assert _robust_stopping(doubt, priced) is priced  # so does a decision priced by the user's utility
 
 
 # ------------------------------------------------------------------ a wrong law

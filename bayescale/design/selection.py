@@ -262,11 +262,12 @@ def _suggestion(
 
 
 def _robust_stopping(robust: _robust.Robust, stopping: Stopping) -> Stopping:
-    """A robust plan does not stop for want of value: its value estimate charges every run a doubled
-    model discrepancy per decade from the target, which is meant to steer runs towards the target,
-    not to price them. Measured: that estimate stopped the simulation study's loops with 53-70% of
-    the budget unspent whenever the plan went robust (BENCHMARKS.md)."""
-    if not (robust.active and stopping.stop and stopping.reason == "value"):
+    """A robust plan does not stop because its plan would shrink the target's interval too little:
+    that estimate charges every run a doubled model discrepancy per decade from the target, which
+    is meant to steer runs towards the target, not to price them. Measured: it stopped the
+    simulation study's loops with 53-70% of the budget unspent whenever the plan went robust
+    (BENCHMARKS.md). A decision priced by the user's utility (EVSI against the price) still stops."""
+    if not (robust.active and stopping.stop and stopping.reason == "value" and stopping.evsi is None):
         return stopping
     text = stopping.text.rsplit("Stop:", 1)[0] + (
         "Keep going: the plan is robust (the law is in doubt), so its value estimate, which charges runs far from "
