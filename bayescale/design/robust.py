@@ -25,9 +25,9 @@ doubt when any of these holds:
    of (N, D)). A design that is optimal for the law is a bet on the law far from the target; the
    bet is taken only once the runs' own future has backed the law. The threshold is strict on
    purpose. On the simulation study's well-specified worlds (14-38 runs) the splits give medians
-   of 0.010-0.044, since a law fitted to its smaller runs extrapolates with a small bias that the
+   of 0.007-0.044, since a law fitted to its smaller runs extrapolates with a small bias that the
    splits read as drift, so a correct law is often not trusted; worlds whose data exponent drifts
-   with N give 0.048-0.097 (``benchmarks/trust_drift.py``). The hyperprior's own median (0.034)
+   with N give 0.027-0.097 (``benchmarks/trust_drift.py``). The hyperprior's own median (0.034)
    as threshold trusted more correct laws but also more wrong ones on real sweeps: the replay lost
    cells (Chinchilla at 1%, the OLMo ladder at 5% and 10%) and the simulation study gained nothing
    it could measure, so 0.02 stays (BENCHMARKS.md, "The trust threshold and the robust plan's
