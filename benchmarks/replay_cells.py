@@ -27,7 +27,7 @@ FIXED = ("cheapest", "ladder20", "ladder_target", "isoflop", "random")
 
 def merged(path: str, competitors: str) -> dict:
     """``path``'s run with the records of every non-bayescale method taken from ``competitors``."""
-    new, old = json.load(open(path)), json.load(open(competitors))
+    new, old = json.loads(Path(path).read_text()), json.loads(Path(competitors).read_text())
     mine = [r for r in new["records"] if r["method"].startswith("bayescale")]
     theirs = [r for r in old["records"] if not r["method"].startswith("bayescale")]
     meta = dict(new["meta"], methods=old["meta"]["methods"])
@@ -35,7 +35,7 @@ def merged(path: str, competitors: str) -> dict:
 
 
 def cells(path: str | dict) -> dict[str, int]:
-    recs = json.load(open(path)) if isinstance(path, str) else path
+    recs = json.loads(Path(path).read_text()) if isinstance(path, str) else path
     recs = recs["records"] if isinstance(recs, dict) else recs
     rows: dict = collections.defaultdict(dict)
     for r in recs:
