@@ -84,8 +84,6 @@ TRUSTED_DRIFT = 0.02
 #: A robust plan multiplies the model-discrepancy scale by this.
 DISCREPANCY_FACTOR = 2.0
 FORCED = ("asked for (robust='on')",)
-PROBE_FRACTION = 0.1
-PROBE_WORDS = f"; this batch is a probe of at most {PROBE_FRACTION:g} of the budget"
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,6 @@ class Robust:
     reasons: tuple[str, ...]
     low: float
     high: float
-    probe: bool = False
 
     @property
     def why(self) -> str:
@@ -165,7 +162,7 @@ def _untrusted(fit: Fit | AveragedFit) -> str | None:
     if n_splits < 2:
         return (
             f"the {len(law.runs)} runs are too few to test how the {law.spec.name} law extrapolates "
-            f"({n_splits} leave-future-out split(s), at least 2 needed{PROBE_WORDS})"
+            f"({n_splits} leave-future-out split(s), at least 2 needed)"
         )
     if drift > TRUSTED_DRIFT:
         return (
@@ -205,8 +202,7 @@ def decide(fit: Fit | AveragedFit, points: pd.DataFrame, mode: str) -> Robust:
     if mode == "off":
         return Robust(False, (), low, high)
     reasons = list(FORCED) if mode == "on" else _reasons(fit, points)
-    probe = mode == "auto" and len(reasons) == 1 and reasons[0].endswith(PROBE_WORDS + ")")
-    return Robust(bool(reasons), tuple(reasons), low, high, probe)
+    return Robust(bool(reasons), tuple(reasons), low, high)
 
 
 def keep(robust: Robust, pool: pd.DataFrame) -> np.ndarray:

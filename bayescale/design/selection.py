@@ -409,8 +409,6 @@ def _batch(p: Problem, plan: Plan) -> pd.DataFrame:
     order = sorted(range(len(picks)), key=lambda i: (-costs[picks[i]["index"]], i))
     batch, used = [], 0.0
     cap = float(p.options.batch_fraction) * p.budget
-    if p.robust.probe:
-        cap = min(cap, _robust.PROBE_FRACTION * p.budget)
     for i in order:
         c = float(costs[picks[i]["index"]])
         if len(batch) < p.k and used + c <= cap * (1 + 1e-9):
