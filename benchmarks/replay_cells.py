@@ -7,21 +7,35 @@ R^2 is at least the best fixed design's minus 0.02, at least the MSPE-style meth
 Usage::
 
     python benchmarks/replay_cells.py /tmp/replay_after.json
+    # a run of bayescale's planners alone (``--methods bayescale``) against an earlier run's
+    # competitors, which do not use the planner; --merged writes the union for --render-json
+    python benchmarks/replay_cells.py /tmp/new.json --competitors /tmp/replay_after.json --merged /tmp/m.json
 """
 
 from __future__ import annotations
 
+import argparse
 import collections
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
 FIXED = ("cheapest", "ladder20", "ladder_target", "isoflop", "random")
 
 
-def cells(path: str) -> dict[str, int]:
-    recs = json.load(open(path))
+def merged(path: str, competitors: str) -> dict:
+    """``path``'s run with the records of every non-bayescale method taken from ``competitors``."""
+    new, old = json.loads(Path(path).read_text()), json.loads(Path(competitors).read_text())
+    mine = [r for r in new["records"] if r["method"].startswith("bayescale")]
+    theirs = [r for r in old["records"] if not r["method"].startswith("bayescale")]
+    meta = dict(new["meta"], methods=old["meta"]["methods"])
+    return {"meta": meta, "records": theirs + mine, "footer": new.get("footer", "")}
+
+
+def cells(path: str | dict) -> dict[str, int]:
+    recs = json.loads(Path(path).read_text()) if isinstance(path, str) else path
     recs = recs["records"] if isinstance(recs, dict) else recs
     rows: dict = collections.defaultdict(dict)
     for r in recs:
@@ -50,6 +64,19 @@ def cells(path: str) -> dict[str, int]:
     return dict(out)
 
 
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("json", nargs="+", help="bench_replay.py --json files")
+    ap.add_argument("--competitors", default=None, help="take the non-bayescale methods from this run")
+    ap.add_argument("--merged", type=Path, default=None, help="write the merged run here (with --competitors)")
+    args = ap.parse_args(argv)
+    for p in args.json:
+        res = merged(p, args.competitors) if args.competitors else p
+        if args.merged and args.competitors:
+            args.merged.write_text(json.dumps(res, indent=1, default=float))
+        print(p, cells(res))
+    return 0
+
+
 if __name__ == "__main__":
-    for p in sys.argv[1:]:
-        print(p, cells(p))
+    raise SystemExit(main(sys.argv[1:]))

@@ -8,6 +8,7 @@ by hand (``benchmarks/bench_replay.py``, BENCHMARKS.md).
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_replay as br  # noqa: E402
+import replay_cells  # noqa: E402
 import replay_methods as rm  # noqa: E402
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
@@ -165,3 +167,36 @@ def test_the_default_planner_keeps_the_protocol(pool: br.Pool, monkeypatch: pyte
     assert chosen[: len(pool.initial_ids)] == pool.initial_ids and len(chosen) > len(pool.initial_ids)
     assert not set(chosen) & set(pool.target_ids)
     assert len(set(chosen)) == len(chosen) and pool.cost(chosen) <= budget * (1 + 1e-9)
+
+
+def test_replay_cells_merge_a_planner_only_run_with_earlier_competitors(tmp_path: Path) -> None:
+    """``replay_cells.py --competitors``: bayescale's records from the new run, every other method's
+    from the earlier one, and the issue's per-cell counts on the union."""
+
+    def rec(method: str, r2: float, mare: float, pool: str = "p", budget: float = 0.01) -> dict:
+        return {"pool": pool, "budget_frac": budget, "method": method, "r2": r2, "mare": mare}
+
+    old = {
+        "meta": {"methods": ["cheapest", "random", "mspe", "bayescale"]},
+        "records": [
+            rec("cheapest", 0.5, 0.02),
+            rec("random:0", 0.1, 0.04),
+            rec("random:1", 0.3, 0.02),
+            rec("mspe", 0.6, 0.018),
+            rec("bayescale", -1.0, 0.09),
+        ],
+    }
+    new = {"meta": {"methods": ["bayescale"]}, "records": [rec("bayescale", 0.49, 0.0195), rec("cheapest", 9.0, 0.0)]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    merged = replay_cells.merged(str(tmp_path / "new.json"), str(tmp_path / "old.json"))
+    assert merged["meta"]["methods"] == old["meta"]["methods"]
+    by_method = {r["method"]: r for r in merged["records"]}
+    assert by_method["bayescale"]["r2"] == 0.49 and by_method["cheapest"]["r2"] == 0.5  # nothing else from new
+    # best fixed R^2 0.5 (random's mean is 0.2): 0.49 >= 0.48; below MSPE's 0.6; error 1.95% <= 1.1 x 1.8%
+    assert replay_cells.cells(merged) == {
+        "cells": 1,
+        "r2 >= best fixed - 0.02": 1,
+        "r2 >= mspe": 0,
+        "error within 10% of best": 1,
+    }

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import bayescale as bs
 from bayescale import cli
@@ -25,7 +26,10 @@ from bayescale.design import Region, Target, parse_target, robust, score, sugges
 from bayescale.design.allocation import Linearised, MixedLinearised
 from bayescale.design.regions import region_draws, region_points
 from bayescale.design.scoring import Scorer
+from bayescale.design.selection import _robust_stopping
+from bayescale.design.stopping import Stopping
 from bayescale.design.targets import as_points, target_draws
+from bayescale.discrepancy import learn_drift
 from bayescale.errors import BayescaleError
 from bayescale.spec import AverageSpec, load_spec
 from bayescale.testing import fit_from_draws, synthetic_runs
@@ -236,6 +240,28 @@ def test_a_law_is_trusted_once_its_runs_own_future_backs_it():
         }
     assert robust._untrusted(fits["clean"]) is None
     assert "drifted from the larger ones" in robust._untrusted(fits["bent"])
+
+
+def test_splits_that_say_nothing_do_not_earn_trust():
+    """Rule 4's threshold lies below the drift hyperprior's own median: splits that do not inform
+    the drift scale (the posterior is the prior) leave the law untrusted."""
+    prior_only = float(learn_drift([], robust.TRUST_HYPERPRIOR).quantile(0.5))
+    assert prior_only == pytest.approx(0.05 * stats.halfnorm.ppf(0.5), abs=5e-4)
+    assert robust.TRUSTED_DRIFT < prior_only
+
+
+def test_a_robust_plan_does_not_stop_for_want_of_value():
+    value = Stopping(True, "value", 1e18, 0.36, 0.36, 0.357, None, "Stopping rule: ... Stop: not worth its cost.")
+    doubt = robust.Robust(True, ("the law is in doubt",), 10.0, 40.0)
+    kept = _robust_stopping(doubt, value)
+    assert not kept.stop and kept.reason == "" and "Keep going: the plan is robust" in kept.text
+    assert kept.width_after_plan == value.width_after_plan
+    trusted = robust.Robust(False, (), 10.0, 40.0)
+    assert _robust_stopping(trusted, value) is value  # a trusted law's plan stops on value as before
+    spent = dataclasses.replace(value, reason="budget")
+    assert _robust_stopping(doubt, spent) is spent  # a spent budget or a met tolerance still stops
+    priced = dataclasses.replace(value, evsi=0.01)
+    assert _robust_stopping(doubt, priced) is priced  # so does a decision priced by the user's utility
 
 
 # ------------------------------------------------------------------ a wrong law

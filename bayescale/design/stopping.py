@@ -4,6 +4,11 @@ For a loss, frontier or N_opt target (or a target region): its cost against how 
 expected to shrink the target's 90% interval; for a decision target: P(loss <= threshold)
 against a tolerance, or, with a :class:`~bayescale.decisions.Utility`, the next pilot's expected
 value of sample information against its price.
+
+While the plan is robust (the law is in doubt, :mod:`bayescale.design.robust`), :func:`suggest`
+drops this rule's "not worth its cost" advice for a loss, frontier or region target: the robust
+plan's doubled discrepancy charge makes every run look nearly worthless, and the advice stopped
+loops with most of their budget unspent (``selection._robust_stopping``).
 """
 
 from __future__ import annotations
