@@ -202,6 +202,20 @@ def test_data_constrained_recovers_R_D() -> None:
     assert lo <= DC["E"] <= hi, (lo, med, hi)
 
 
+def test_data_constrained_full_recovers_R_N() -> None:
+    """The full law also discounts parameters beyond the compute-optimal size for U unique tokens:
+    at 15 and 40 epochs the grid's larger models are past it, which pins R_N."""
+    train = synthetic_runs("data_constrained_full", DCF, N=(1e7, 3e7, 1e8, 3e8), epochs=(1, 4, 15, 40), seed=7)
+    test = synthetic_runs(
+        "data_constrained_full", DCF, N=(1e9, 3e9), tokens_per_param=(20,), epochs=(1, 10, 40), seed=8
+    )
+    fit, inside = _recover("data_constrained_full", train, test)
+    assert inside.mean() >= 5 / 6, inside
+    for name in ("R_D", "R_N", "E"):
+        lo, _, hi = _ci(fit, name)
+        assert lo <= DCF[name] <= hi, (name, lo, hi)
+
+
 def test_farseer_recovers_held_out_losses() -> None:
     grid = dict(tokens_per_param=(5, 10, 20, 40, 80))
     train = synthetic_runs("farseer", FARSEER, N=(1e7, 2e7, 5e7, 1e8, 2e8, 5e8), seed=3, **grid)

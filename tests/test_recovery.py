@@ -103,9 +103,23 @@ def _typical_runs(case: dict, law: Law, start: int):
     raise AssertionError("no typical noise draw in 10 seeds: check synthetic_runs")
 
 
+#: The N-D laws of issue 15 are recovered in the fast tier, on designs their extra terms need
+#: (repeated data for the data-constrained laws; held-out larger models for Farseer and the bending law).
+RECOVERED_IN_TEST_LAWS_ND = {
+    "data_constrained": "test_data_constrained_recovers_R_D",
+    "data_constrained_full": "test_data_constrained_full_recovers_R_N",
+    "farseer": "test_farseer_recovers_held_out_losses",
+    "chinchilla_bending": "test_bending_recovers_exponent_slopes",
+}
+
+
 def test_every_builtin_law_has_a_recovery_case() -> None:
+    import test_laws_nd
+
     builtins = {v.name for v in vars(bs.laws).values() if isinstance(v, Law)}
-    assert builtins == set(CASES), f"add a recovery case for {sorted(builtins - set(CASES))}"
+    covered = set(CASES) | set(RECOVERED_IN_TEST_LAWS_ND)
+    assert builtins == covered, f"add a recovery case for {sorted(builtins - covered)}"
+    assert all(callable(getattr(test_laws_nd, t, None)) for t in RECOVERED_IN_TEST_LAWS_ND.values())
 
 
 def _fit(spec: bs.ModelSpec, runs, **kw) -> bs.Fit:
@@ -123,13 +137,17 @@ def test_recovery_nuts(law: str) -> None:
     fit = _fit(spec, runs, seed=0, **NUTS)  # a ConvergenceWarning here is an error
     truth = _truth(case)
     checked = case.get("checked", list(truth))
-    table = fit.summary(var_names=checked, ci_prob=0.95)
+    # Every checked parameter at once: 95% family-wise (Bonferroni), not 95% each, which some
+    # parameter of six misses for about one data set in four.
+    prob = 1 - 0.05 / len(checked)
+    table = fit.summary(var_names=checked, ci_prob=prob)
+    lo_col, hi_col = table.columns[table.columns.str.endswith("%")][:2]
     outside = {
-        k: (truth[k], table.loc[k, "2.5%"], table.loc[k, "97.5%"])
+        k: (truth[k], table.loc[k, lo_col], table.loc[k, hi_col])
         for k in checked
-        if not table.loc[k, "2.5%"] < truth[k] < table.loc[k, "97.5%"]
+        if not table.loc[k, lo_col] < truth[k] < table.loc[k, hi_col]
     }
-    assert not outside, f"{law}: truth outside the 95% interval: {outside}"
+    assert not outside, f"{law}: truth outside the {prob:.1%} interval: {outside}"
     d = fit.diagnostics()
     assert d["divergences"] == 0 and d["max_r_hat"] <= 1.01
     # The fitted law reproduces the noise-free losses of the runs: better than one run
