@@ -28,11 +28,13 @@ from .targets import (
     Z90,
     Target,
     TargetDraws,
+    branch_flops,
     candidate_grid,
     default_candidates,
     flops_cost,
     target_band,
     target_draws,
+    trunks_of,
 )
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "Suggestion",
     "Target",
     "TargetDraws",
+    "branch_flops",
     "candidate_grid",
     "default_candidates",
     "default_discrepancy",
@@ -61,4 +64,5 @@ __all__ = [
     "suggest",
     "target_band",
     "target_draws",
+    "trunks_of",
 ]
