@@ -25,10 +25,10 @@ TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
 RUNS = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7), tokens_per_param=(10, 40), sigma=0.01, seed=0)
 
 
-def two_factor_fit(S: int = 2000, seed: int = 0):
+def two_factor_draws(S: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
     """Draws where only A (size term) and B (data term) are uncertain, independently."""
     rng = np.random.default_rng(seed)
-    draws = {
+    return {
         "E": np.full(S, 1.8),
         "A": 480.0 * np.exp(0.5 * rng.standard_normal(S)),
         "B": 2000.0 * np.exp(0.5 * rng.standard_normal(S)),
@@ -36,7 +36,10 @@ def two_factor_fit(S: int = 2000, seed: int = 0):
         "beta": np.full(S, 0.36),
         "sigma": np.full(S, 0.005),
     }
-    return fit_from_draws("chinchilla_normal", RUNS, draws)
+
+
+def two_factor_fit(S: int = 2000, seed: int = 0):
+    return fit_from_draws("chinchilla_normal", RUNS, two_factor_draws(S, seed))
 
 
 @pytest.fixture(scope="module")

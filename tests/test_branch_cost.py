@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from test_active import RUNS, two_factor_draws  # the active-selection tests' table and draws
 
 from bayescale.active import Target, score, suggest
 from bayescale.design.targets import branch_flops, default_candidates, flops_cost, runs_cost, runs_flops, trunks_of
-from bayescale.testing import fit_from_draws, synthetic_runs
+from bayescale.testing import fit_from_draws
 
-TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
-RUNS = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7), tokens_per_param=(10, 40), sigma=0.01, seed=0)
 TARGET = Target("loss", N=1e10, D=1e16)
 
 
@@ -26,17 +25,7 @@ def _with_trunk(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fit(runs: pd.DataFrame):
-    rng = np.random.default_rng(0)
-    S = 1000
-    draws = {
-        "E": np.full(S, 1.8),
-        "A": 480.0 * np.exp(0.5 * rng.standard_normal(S)),
-        "B": 2000.0 * np.exp(0.5 * rng.standard_normal(S)),
-        "alpha": np.full(S, 0.35),
-        "beta": np.full(S, 0.36),
-        "sigma": np.full(S, 0.005),
-    }
-    return fit_from_draws("chinchilla_normal", runs, draws)
+    return fit_from_draws("chinchilla_normal", runs, two_factor_draws(S=1000, seed=0))
 
 
 #: Candidates: two branches leaving the trunk where it was trained (up to 0.8 * 4e8 = 3.2e8 tokens),
