@@ -115,8 +115,15 @@ class Job:
         )
         if not self.wsd:
             return training_flops(shape, self.tokens)
-        fractions, c = o.get("cooldowns", DEFAULT_COOLDOWNS), o.get("cooldown", COOLDOWN)
+        fractions, c = self._wsd_settings().values()
         return training_flops(shape, self.tokens * ((1 - c) * max(fractions) + c * sum(fractions)))
+
+    def _wsd_settings(self) -> dict[str, Any]:
+        """A WSD job's ``cooldowns`` and ``cooldown`` (train_wsd's defaults where the sweep sets none)."""
+        return {
+            "cooldowns": self.options.get("cooldowns", DEFAULT_COOLDOWNS),
+            "cooldown": self.options.get("cooldown", COOLDOWN),
+        }
 
     def _plan_options(self) -> dict[str, Any]:
         return {k: v for k, v in self.options.items() if k not in TRAIN_ONLY + WSD_OPTIONS}
@@ -129,9 +136,7 @@ class Job:
         """The plan of each row this job makes: one, or a WSD job's branches (shortest first)."""
         if not self.wsd:
             return [plan_pilot(self.n_params, self.tokens, **self._plan_options())]
-        o = self.options
-        wsd = {"cooldowns": o.get("cooldowns", DEFAULT_COOLDOWNS), "cooldown": o.get("cooldown", COOLDOWN)}
-        return plan_wsd(self.n_params, self.tokens, **wsd, **self._plan_options())[1]
+        return plan_wsd(self.n_params, self.tokens, **self._wsd_settings(), **self._plan_options())[1]
 
     def label(self) -> str:
         o = self.options
