@@ -173,7 +173,7 @@ def holdouts(
         theta = {p: np.asarray(values[p])[0][:, None] for p in spec.law.params}
         log_mu = np.asarray(spec.law.log_loss(theta, {k: v[test][None, :] for k, v in logx.items()}, np))
         lo, med, hi = np.quantile(log_mu, [0.16, 0.5, 0.84], axis=0)
-        at_mode = {k: float(v) for k, v in post.constrain(jnp.asarray(mode)).items()}
+        at_mode = {k: float(v) for k, v in post.constrain_one(jnp.asarray(mode)).items()}
         noise = {k: at_mode[k] for k in at_mode if k not in spec.law.params}
         var = float(np.asarray(likelihoods.predictive_variance(spec.likelihood, noise)))
         df = _degrees_of_freedom(spec, noise)

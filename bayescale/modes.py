@@ -287,7 +287,7 @@ def _chain_modes(post: Posterior, flat: np.ndarray, groups: np.ndarray, data: tu
         mu, cov = x.mean(axis=0), np.atleast_2d(np.cov(x.T))
         f = -float(_log_density(post, mu[None], *data)[0])
         with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
-            value = {n: float(v) for n, v in post.constrain(jnp.asarray(mu, dtype=np.float64)).items()}
+            value = {n: float(v) for n, v in post.constrain_one(jnp.asarray(mu, dtype=np.float64)).items()}
         out.append(Mode(x=mu, cov=cov, value=value, log_density=-f, log_mass=_log_mass(f, cov), weight=0.0))
     return out
 
