@@ -119,7 +119,7 @@ def _doubts(c: Comparison) -> list[str]:
     if far[worst] > 100:
         out.append(
             f"Caution: the target is {far[worst]:.3g}x the compute of {worst}'s largest run; the bands include the "
-            f"spec's extrapolation drift (correlation {c.drift_correlation:g} between recipes; "
+            f"spec's extrapolation drift ({c.drift_words()}; "
             "a multiplier this far out is only as good as the law's form there)."
         )
     return out

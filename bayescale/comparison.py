@@ -20,14 +20,19 @@ draw by draw, at a target compute ``C*`` (or a target ``N, D``):
 The extrapolation drift (the spec's ``[extrapolation]``: how far the true curve may bend away
 from the fitted law beyond the runs) applies to every recipe, at its distance from its own runs.
 Recipes fitted with one law form share part of its error, which cancels in a difference; part
-is their own. ``drift_correlation`` (default :data:`DRIFT_CORRELATION` = 0.5) is the correlation
-of two recipes' drifts: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d``
-the fit's drift draws and ``d_g`` an independent permutation of them (the drift is not informed by
-the data, so a permutation is an independent draw of the same distribution); each recipe keeps
-the drift's variance. At 0.5 the *gap* between two recipes may drift as much as one recipe's
-curve may: a difference is surer than a level, but not immune to the law's bending. 1 shares one
-drift (it cancels in differences, the usual practice of reading a multiplier off two fitted
-curves); 0 draws them independently (the most cautious).
+is their own. By default (``drift_correlation="learned"``) the part that is their own is learned
+from the runs: the leave-future-out splits of :mod:`bayescale.discrepancy` fit every recipe below
+a compute cut, and how much the recipes' held-out residual slopes on distance *differ* gives the
+scale of a recipe's own drift (:func:`bayescale.discrepancy.learn_gap`, the spec's ``per_decade``
+as its hyperprior). Recipe ``g``'s drift is then ``d + u_g``: ``d`` the fit's drift draws (shared,
+it cancels in a difference) and ``u_g = tau_gap z_g`` its own. Recipes whose curves bend alike
+beyond their cuts learn a small gap, and their multiplier is as sure as the runs make it; recipes
+that bend differently learn a large one. A number ``rho`` in [0, 1] instead states the
+correlation: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d_g`` an
+independent permutation of the fit's drift draws (the spec's drift is not informed by the data, so
+a permutation is an independent draw of the same distribution); 1 shares one drift (the usual
+practice of reading a multiplier off two fitted curves), 0 draws them independently (the most
+cautious), 0.5 lets the gap drift as much as one curve.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _arviz
+from . import _arviz, discrepancy
 from . import _compare_quantities as cq
 from ._compare_model import GROUP_COLUMN, Pooling, base_spec, group_values, grouped_spec, safe_group_name
 from ._compare_verdict import jsonable, table_of, verdict_of
@@ -63,8 +68,10 @@ from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
 DOUBTS = (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning)
 #: The attribute of a saved comparison's file that holds what was compared.
 COMPARISON_ATTR = "bayescale_comparison"
-#: Default correlation of two recipes' extrapolation drifts (see the module notes).
-DRIFT_CORRELATION = 0.5
+#: ``drift_correlation`` that learns how much each recipe's drift is its own.
+LEARNED = "learned"
+#: Default correlation of two recipes' extrapolation drifts: learned from the runs (see the module notes).
+DRIFT_CORRELATION = "learned"
 #: Compute levels (besides the target) at which the multiplier's trend is reported.
 N_LEVELS = 4
 #: Points of the compute grid the curves and their crossing are drawn on.
@@ -188,21 +195,45 @@ def _recipe_fit(gfit: Fit, spec: ModelSpec, pooling: Pooling, groups: Sequence[s
     return Fit(spec=spec, idata=build_idata(spec, runs, samples, None, ll, y, attrs), runs=runs, method=gfit.method)
 
 
-def _drifts(gfit: Fit, n: int, rho: float, seed: int) -> list[Any]:
-    """Each recipe's drift draws, correlated ``rho`` between recipes (see the module notes)."""
+def _drifts(gfit: Fit, n: int, rho: float | str, seed: int, gap: discrepancy.DriftScale | None) -> list[Any]:
+    """Each recipe's drift draws: the shared drift plus a learned gap (``rho="learned"``), or
+    correlated ``rho`` between recipes (see the module notes)."""
     if DRIFT not in gfit.posterior:
         return [None] * n
     d = gfit.posterior[DRIFT].values
     rng = np.random.default_rng([seed, 17])
+    if rho == LEARNED:
+        return [d + gap.sample(rng, d.shape) * rng.standard_normal(d.shape) for _ in range(n)]
     own = [rng.permutation(d.reshape(-1)).reshape(d.shape) for _ in range(n)]
     return [math.sqrt(rho) * d + math.sqrt(1 - rho) * o for o in own]
+
+
+def _gap_slopes(spec: ModelSpec, table: pd.DataFrame, by: str, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per leave-future-out split of the grouped table, each recipe's held-out residual slope
+    (:func:`bayescale.discrepancy.group_slopes`): the evidence for the learned gap."""
+    splits = discrepancy.split_masks([spec], table)
+    held = discrepancy.holdouts(spec, table, splits, np.random.default_rng([seed, 23]))
+    return discrepancy.group_slopes(held, table[by].astype(str).to_numpy())
+
+
+def _gap(spec: ModelSpec, slopes: Sequence[tuple[Any, Any]]) -> discrepancy.DriftScale | None:
+    """The learned scale of a recipe's own drift (None without an extrapolation drift)."""
+    if spec.extrapolation is None:
+        return None
+    pairs = [(np.asarray(b, dtype=float), np.asarray(s, dtype=float)) for b, s in slopes]
+    return discrepancy.learn_gap(pairs, spec.extrapolation)
+
+
+def _grouped_table(table: pd.DataFrame, by: str, groups: Sequence[str]) -> pd.DataFrame:
+    """``table`` with each run's group as the grouped law's input (``exp(index)``, read as a log)."""
+    code = {g: math.exp(i) for i, g in enumerate(groups)}
+    return table.assign(**{GROUP_COLUMN: table[by].astype(str).map(code)})
 
 
 def _fit_grouped(spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], pooling: Pooling, **kw: Any) -> tuple:
     """The joint fit of every recipe, and the warnings it raised (re-raised to the caller too)."""
     gspec = grouped_spec(spec, groups, pooling)
-    code = {g: math.exp(i) for i, g in enumerate(groups)}
-    table = table.assign(**{GROUP_COLUMN: table[kw.pop("by")].astype(str).map(code)})
+    table = _grouped_table(table, kw.pop("by"), groups)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gfit = fit_one(gspec, table, **kw)
@@ -253,7 +284,8 @@ class Comparison:
     curve_C: np.ndarray
     curves: dict[str, np.ndarray]
     warnings: tuple[str, ...] = ()
-    drift_correlation: float = DRIFT_CORRELATION
+    drift_correlation: float | str = DRIFT_CORRELATION
+    gap_slopes: tuple = ()
     _table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -268,6 +300,31 @@ class Comparison:
     @property
     def others(self) -> list[str]:
         return [g for g in self.recipes if g != self.baseline]
+
+    def gap_drift(self) -> dict[str, float] | None:
+        """The learned scale of each recipe's own drift (log loss per decade; median, 5% and 95%
+        quantiles, splits), or None where the drift correlation was stated or there is no drift."""
+        if self.drift_correlation != LEARNED:
+            return None
+        gap = _gap(self.spec, self.gap_slopes)
+        return None if gap is None else gap.to_dict()
+
+    def drift_words(self) -> str:
+        """How the recipes' drifts relate, in words (the verdict and the report say it)."""
+        gap = self.gap_drift()
+        if self.drift_correlation != LEARNED:
+            return f"the recipes' extrapolation drifts have a stated correlation of {self.drift_correlation:g}"
+        if gap is None:
+            return "the spec has no extrapolation drift"
+        source = (
+            f"learned from {gap['splits']} leave-future-out splits"
+            if gap["splits"]
+            else "from its prior alone (too few runs above a cut for leave-future-out splits)"
+        )
+        return (
+            f"on top of a drift all recipes share, each recipe's own drift has scale {gap['median']:.3f} log loss per "
+            f"decade (90% {gap['q05']:.3f}-{gap['q95']:.3f}), {source}"
+        )
 
     def multiplier(self, recipe: str | None = None, *, C: Any = None) -> pd.DataFrame:
         """The compute multiplier of ``recipe`` (default: every other recipe) over the baseline at
@@ -335,6 +392,7 @@ class Comparison:
             "pooling": self.pooling.to_dict(self.spec.law),
             "method": self.fit.method,
             "drift_correlation": self.drift_correlation,
+            "gap_drift": self.gap_drift(),
             "ci_prob": self.ci_prob,
             "risk": getattr(self.risk, "label", str(self.risk)),
             "best": self.best,
@@ -357,6 +415,7 @@ class Comparison:
             "risk": _risk_text(self.risk),
             "levels": [float(c) for c in self.levels],
             "drift_correlation": self.drift_correlation,
+            "gap_slopes": [[list(map(float, b)), list(map(float, s))] for b, s in self.gap_slopes],
             "spec": self.spec.to_dict(),
             "warnings": list(self.warnings),
         }
@@ -379,8 +438,9 @@ class Comparison:
         pool = Pooling(share=tuple(setup["pooling"]["share"]), pool=tuple(setup["pooling"]["pool"]))
         gspec = grouped_spec(base, setup["groups"], pool)
         gfit = Fit(spec=gspec, idata=idata, runs=runs_from_idata(idata), method=a["method"], seed=int(a["seed"]))
-        rho = float(setup["drift_correlation"])
-        drifts = _drifts(gfit, len(setup["groups"]), rho, gfit.seed)
+        rho = setup["drift_correlation"]
+        slopes = tuple(tuple(np.asarray(v, dtype=float) for v in pair) for pair in setup.get("gap_slopes", []))
+        drifts = _drifts(gfit, len(setup["groups"]), rho, gfit.seed, _gap(base, slopes))
         recipes = {
             g: _recipe_fit(gfit, base, pool, setup["groups"], i, drifts[i]) for i, g in enumerate(setup["groups"])
         }
@@ -396,6 +456,7 @@ class Comparison:
             setup["levels"],
             tuple(setup["warnings"]),
             rho,
+            slopes,
         )
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -421,7 +482,7 @@ def compare(
     risk: Any = "cvar:0.9",
     ci_prob: float = 0.9,
     levels: Sequence[float] | None = None,
-    drift_correlation: float = DRIFT_CORRELATION,
+    drift_correlation: float | str = DRIFT_CORRELATION,
     chains: int | None = None,
     warmup: int | None = None,
     draws: int | None = None,
@@ -453,8 +514,10 @@ def compare(
         One seed; the risk measure ranking recipes (as :func:`bayescale.decide`); interval probability.
     levels : sequence of float, optional
         Compute levels of the multiplier trend (default: the largest run's compute up to the target).
-    drift_correlation : float
-        Correlation in [0, 1] of the recipes' extrapolation drifts (see the module notes).
+    drift_correlation : "learned" or float
+        How much of each recipe's extrapolation drift is its own: ``"learned"`` (the default)
+        from the recipes' leave-future-out splits, or a stated correlation in [0, 1] of the
+        recipes' drifts (see the module notes).
     chains, warmup, draws : int, optional
         Sampler overrides.
 
@@ -470,12 +533,7 @@ def compare(
     target = parse_target(at)
     check_prob(ci_prob, "ci_prob")
     risk = parse_risk(risk)
-    if (
-        isinstance(drift_correlation, bool)
-        or not isinstance(drift_correlation, (int, float))
-        or not (0 <= drift_correlation <= 1)
-    ):
-        raise BayescaleError(f"drift_correlation must be a number in [0, 1], got {drift_correlation!r}")
+    drift_correlation = _check_drift_correlation(drift_correlation)
     table = load_runs(runs)
     groups = _groups(table, by)
     baseline = _baseline(groups, baseline)
@@ -484,9 +542,22 @@ def compare(
     _check_sizes(table, by, groups, spec, pool)
     kw = dict(by=by, seed=seed, method=method, chains=chains, warmup=warmup, draws=draws)
     gfit, caught = _fit_grouped(spec, table, groups, pool, **kw)
-    drifts = _drifts(gfit, len(groups), float(drift_correlation), seed)
+    slopes = ()
+    if drift_correlation == LEARNED and spec.extrapolation is not None:
+        slopes = tuple(_gap_slopes(grouped_spec(spec, groups, pool), _grouped_table(table, by, groups), by, seed))
+    drifts = _drifts(gfit, len(groups), drift_correlation, seed, _gap(spec, slopes))
     recipes = {g: _recipe_fit(gfit, spec, pool, groups, i, drifts[i]) for i, g in enumerate(groups)}
-    return _assemble(gfit, recipes, baseline, by, target, pool, ci_prob, risk, levels, caught, float(drift_correlation))
+    return _assemble(
+        gfit, recipes, baseline, by, target, pool, ci_prob, risk, levels, caught, drift_correlation, slopes
+    )
+
+
+def _check_drift_correlation(value: Any) -> float | str:
+    if value == LEARNED:
+        return LEARNED
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1):
+        raise BayescaleError(f"drift_correlation must be {LEARNED!r} or a number in [0, 1], got {value!r}")
+    return float(value)
 
 
 def _default_levels(recipes: Mapping[str, Fit], target: Target) -> np.ndarray:
@@ -507,7 +578,8 @@ def _assemble(
     risk: Any,
     levels: Sequence[float] | None,
     caught: tuple[str, ...],
-    drift_correlation: float,
+    drift_correlation: float | str,
+    gap_slopes: tuple = (),
 ) -> Comparison:
     """The comparison's draws: losses at the target, multipliers, compute-optimal curves."""
     cq.align(recipes)
@@ -547,7 +619,8 @@ def _assemble(
         curves=curves,
         warnings=caught,
         drift_correlation=drift_correlation,
+        gap_slopes=tuple(gap_slopes),
     )
 
 
-__all__ = ["Comparison", "DRIFT_CORRELATION", "Pooling", "Target", "compare", "parse_target"]
+__all__ = ["Comparison", "DRIFT_CORRELATION", "LEARNED", "Pooling", "Target", "compare", "parse_target"]

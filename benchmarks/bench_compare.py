@@ -66,7 +66,7 @@ SIGMA = 0.01
 FAMILIES = ("constant", "growing", "shrinking", "crossover")
 TARGETS = (10.0, 100.0)
 #: The default drift correlation, and 1 (one shared drift: it cancels in differences), from one fit.
-RHOS = (0.5, 1.0)
+RHOS = ("learned", 0.5, 1.0)
 #: ``--pooling``: the default (E shared, the rest free per recipe), or exponents shared too.
 POOLINGS = {"default": None, "share-exponents": {"share": ["E", "alpha", "beta"]}}
 N_BOOT = 200
@@ -180,17 +180,28 @@ def world_runs(pa: dict, pb: dict, seed: int) -> pd.DataFrame:
 # ------------------------------------------------------------------ bayescale and the plug-in
 
 
-def retarget(cmp: Any, C: float, rho: float) -> Any:
+def retarget(cmp: Any, C: float, rho: float | str) -> Any:
     """The comparison ``cmp`` at another target compute and drift correlation, from the same joint
     fit (what :func:`bayescale.compare` would give with these arguments and the same seed, without refitting)."""
-    from bayescale.comparison import _assemble, _drifts, _recipe_fit, parse_target
+    from bayescale.comparison import _assemble, _drifts, _gap, _recipe_fit, parse_target
 
     groups = cmp.groups
-    drifts = _drifts(cmp.fit, len(groups), rho, cmp.fit.seed)
+    drifts = _drifts(cmp.fit, len(groups), rho, cmp.fit.seed, _gap(cmp.spec, cmp.gap_slopes))
     recipes = {g: _recipe_fit(cmp.fit, cmp.spec, cmp.pooling, groups, i, drifts[i]) for i, g in enumerate(groups)}
     target = parse_target({"C": C})
     return _assemble(
-        cmp.fit, recipes, cmp.baseline, cmp.by, target, cmp.pooling, cmp.ci_prob, cmp.risk, None, cmp.warnings, rho
+        cmp.fit,
+        recipes,
+        cmp.baseline,
+        cmp.by,
+        target,
+        cmp.pooling,
+        cmp.ci_prob,
+        cmp.risk,
+        None,
+        cmp.warnings,
+        rho,
+        cmp.gap_slopes,
     )
 
 
@@ -493,6 +504,10 @@ def synthetic_tables(df: pd.DataFrame, rhos: list[float]) -> list[str]:
     return L + crossing_table(d)
 
 
+def _rho(rho: float | str) -> str:
+    return rho if isinstance(rho, str) else f"{rho:g}"
+
+
 def rho_table(d1: pd.DataFrame, rho: float) -> list[str]:
     rows = [
         [
@@ -507,7 +522,7 @@ def rho_table(d1: pd.DataFrame, rho: float) -> list[str]:
     ]
     L = [
         "",
-        f"The same fits read with `drift_correlation={rho:g}`"
+        f"The same fits read with `drift_correlation={_rho(rho)}`"
         + (" (one shared drift, which cancels in a difference):" if rho == 1 else ":"),
         "",
     ]
@@ -605,7 +620,7 @@ def synthetic_block(res: dict) -> list[str]:
         f"{len(LADDER['tokens_per_param'])} tokens-per-parameter ratios ({len(LADDER['N']) * len(LADDER['tokens_per_param'])} "
         f"runs per recipe), noise {100 * SIGMA:g}%; targets {', '.join(f'{t:g}x' for t in TARGETS)} the largest run. "
         f"Plug-in: separate Huber fits per recipe, residual bootstrap ({N_BOOT} refits per recipe, paired). "
-        f"`drift_correlation={rhos[0]:g}`:",
+        f"`drift_correlation={_rho(rhos[0])}`:",
         "",
         *synthetic_tables(pd.DataFrame(res["synthetic"]), rhos),
         "",
@@ -689,7 +704,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--pooling", choices=list(POOLINGS), default="default", help="synthetic worlds' pooling")
     ap.add_argument(
         "--rhos",
-        default=",".join(f"{r:g}" for r in RHOS),
+        default=",".join(_rho(r) for r in RHOS),
         help="drift correlations read off each synthetic fit; the first is the headline table's",
     )
     ap.add_argument("--seed", type=int, default=0)
@@ -717,7 +732,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--no-write", action="store_true", help="print the section, leave --out alone")
     args = ap.parse_args(argv)
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
-    args.rhos = tuple(float(r) for r in args.rhos.split(","))
+    args.rhos = tuple(r if r == "learned" else float(r) for r in args.rhos.split(","))
+    if "learned" in args.rhos[1:]:  # the gap is learned by the first fit; later readings reuse it
+        raise SystemExit("--rhos: 'learned' must come first")
     bad = [f for f in args.families if f not in FAMILIES]
     if bad:
         ap.error(f"unknown families {bad}; allowed: {', '.join(FAMILIES)}")

@@ -252,3 +252,17 @@ def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:
     band = avg.log_loss({"N": 3e10, "D": 6e11})[..., 0]
     from_minor = band[avg.slots == list(avg.weights).index("chinchilla")]
     assert len(from_minor) > 0 and len(np.unique(from_minor)) == len(from_minor)
+
+
+def test_learned_gap_reads_only_how_groups_differ() -> None:
+    hyper = _spec("chinchilla").extrapolation
+    # Five splits, three groups: every group drifts by the same 0.08 per decade (a shared drift) ...
+    alike = [(np.full(3, 0.08) + np.array([0.002, -0.001, -0.001]), np.full(3, 0.01)) for _ in range(5)]
+    # ... or each by its own amount.
+    apart = [(np.array([0.08, -0.04, 0.01]) * (1 if k % 2 else -1), np.full(3, 0.01)) for k in range(5)]
+    shared = discrepancy.learn_gap(alike, hyper)
+    own = discrepancy.learn_gap(apart, hyper)
+    prior = discrepancy.learn_gap([], hyper)
+    assert shared.splits == 5 and prior.splits == 0
+    assert float(shared.quantile(0.5)) < 0.5 * float(prior.quantile(0.5))  # a shared drift is no gap
+    assert float(own.quantile(0.05)) > 0.03  # slopes 0.05-0.12 apart: a gap of about that size

@@ -86,6 +86,28 @@ def test_known_multiplier_with_shared_exponents_is_tight(doubled: pd.DataFrame) 
     assert "roughly constant with scale" in cmp.verdict  # a constant multiplier, said so
 
 
+def bent(runs: pd.DataFrame, recipe: str, per_decade: float) -> pd.DataFrame:
+    """``runs`` with ``recipe``'s losses bending up beyond its median compute, ``per_decade`` in log
+    loss per decade of compute: a law that holds for one recipe and not the other at scale."""
+    C = 6 * runs["N"] * runs["D"]
+    decades = np.log10(C / C[runs.recipe == recipe].median()).clip(lower=0)
+    return runs.assign(loss=runs["loss"] * np.exp(np.where(runs.recipe == recipe, per_decade * decades, 0.0)))
+
+
+def test_learned_gap_is_small_for_recipes_that_follow_the_law_and_grows_when_one_bends(doubled, doubled_cmp) -> None:
+    clean = doubled_cmp.gap_drift()
+    assert doubled_cmp.drift_correlation == "learned" and clean["splits"] >= 3
+    assert clean["median"] < 0.012, clean  # the hyperprior's median alone is 0.013
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the bent recipe's misfit warning
+        apart = bs.compare(bent(doubled, "B", 0.04), at={"C": TARGET}, method="laplace", seed=0)
+    gap = apart.gap_drift()
+    assert gap["median"] > 3 * clean["median"] and gap["q05"] > clean["median"], (clean, gap)
+    wide, narrow = apart.table().loc["B"], doubled_cmp.table().loc["B"]
+    assert wide["mult_hi"] / wide["mult_lo"] > 2 * narrow["mult_hi"] / narrow["mult_lo"]
+    assert "learned from" in apart.drift_words() and "learned" in json.loads(apart.to_json())["drift_correlation"]
+
+
 def test_identical_recipes_are_indistinguishable() -> None:
     runs = two_recipes(TRUTH, TRUTH, seeds=(3, 4))
     cmp = bs.compare(runs, at={"C": TARGET}, method="laplace", pooling={"share": ["E", "alpha", "beta"]})
@@ -211,7 +233,8 @@ def test_report_and_figure(doubled_cmp, tmp_path) -> None:
         (lambda r: r, {"pooling": {"share": ["gamma"]}}, "'gamma'|gamma"),
         (lambda r: r, {"pooling": {"shared": ["E"]}}, "unknown key"),
         (lambda r: r, {"spec": "recommended"}, "law average"),
-        (lambda r: r, {"drift_correlation": 2}, "drift_correlation must be a number in"),
+        (lambda r: r, {"drift_correlation": 2}, "drift_correlation must be 'learned' or a number in"),
+        (lambda r: r, {"drift_correlation": "shared"}, "drift_correlation must be 'learned' or a number in"),
     ],
 )
 def test_bad_input_is_refused_by_name(doubled: pd.DataFrame, change, kwargs, match) -> None:
@@ -260,6 +283,8 @@ def test_cli_happy_path(runs_csv: str, capsys, tmp_path) -> None:
         (["--at", "C=abc"], "--at 'C=abc'"),
         (["--share", "gamma"], "gamma"),
         (["--report", "out.pdf"], "--report"),
+        (["--drift-correlation", "1.5"], "drift_correlation must be 'learned' or a number in [0, 1], got 1.5"),
+        (["--drift-correlation", "shared"], "drift_correlation must be 'learned' or a number in [0, 1], got 'shared'"),
     ],
 )
 def test_cli_bad_input_exits_2(runs_csv: str, capsys, extra, match) -> None:

@@ -33,6 +33,14 @@ def parse_target(text: str) -> dict[str, float]:
     return point
 
 
+def _drift_correlation(text: str) -> float | str:
+    """``--drift-correlation``: a number, or the text as given ('learned'; :func:`bayescale.compare` refuses others by name)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text.strip()
+
+
 def parse_pooling(share: str | None, pool: str | None, free: str | None) -> dict[str, list[str]] | None:
     """``--share E --pool alpha,beta`` as a pooling mapping; None (the default pooling) when none is given."""
     if share is None and pool is None and free is None:
@@ -139,10 +147,11 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--free", help="parameters free per recipe (the default for all not shared or pooled)")
     p.add_argument(
         "--drift-correlation",
-        type=float,
-        default=0.5,
-        help="correlation of the recipes' extrapolation drifts, 0 (independent) to 1 (shared, cancels "
-        "in differences); default 0.5",
+        type=_drift_correlation,
+        default="learned",
+        help="how much of each recipe's extrapolation drift is its own: 'learned' from the runs' leave-future-out "
+        "splits (default), or a correlation of the recipes' drifts, 0 (independent) to 1 (shared, cancels in "
+        "differences)",
     )
     p.add_argument("--risk", default="cvar:0.9", help="risk measure ranking recipes: mean, q:0.9 or cvar:0.9 (default)")
     p.add_argument("--ci-prob", type=float, default=0.9, help="interval probability (default 0.9)")

@@ -75,7 +75,7 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
         _Heading("How the recipes were fitted", "model"),
         _Para(
             f"One joint fit ({cmp.fit.method}) of {cmp.spec.law.name} per {cmp.by}: {cmp.pooling.describe(cmp.spec.law)}. "
-            f"The extrapolation drift has correlation {cmp.drift_correlation:g} between recipes."
+            f"Extrapolation drift: {cmp.drift_words()}."
         ),
     ]
     problems = cmp.fit.diagnostics()["problems"]
