@@ -69,6 +69,8 @@ def verdict_of(c: Comparison) -> str:
             + f"; the curves cross below the target with probability {r['p_cross']:.2f}"
             + (f" (median at C={r['cross_C']:.3g})." if r["p_cross"] >= 0.05 else ".")
         )
+    if c.laws:
+        parts.append(f"Under law uncertainty: {c.describe_laws()}.")
     best = c.best
     b = t.loc[best]
     label = getattr(c.risk, "label", str(c.risk))

@@ -285,7 +285,7 @@ def stacking_weights(
     return np.mean(draws, axis=0)
 
 
-def _uninformed(spec: ModelSpec, table: pd.DataFrame) -> str | None:
+def uninformed(spec: ModelSpec, table: pd.DataFrame) -> str | None:
     """Why ``spec``'s law says nothing new on these runs (an optional input it reads is absent or
     equals its stand-in everywhere: no repeated data for the data-constrained law), or None."""
     for col in spec.columns:
@@ -315,7 +315,7 @@ def _mixture_scores(splits: dict[str, list[Holdout]], w: dict[str, float]) -> tu
     return (np.concatenate(scores) if scores else np.zeros(0)), float(stats.norm.ppf(0.95))
 
 
-def _weigh(
+def weigh_members(
     spec: AverageSpec, members: list[ModelSpec], table: pd.DataFrame, rng: np.random.Generator
 ) -> tuple[dict[str, float], list[LawScore], dict[str, Learned], dict[str, list[Holdout]], list[str]]:
     """Leave-future-out splits for every member: weights, scores, learned drift scales.
@@ -392,12 +392,12 @@ def fit_average(
     rng = np.random.default_rng(seed)
     notes, members = [], []
     for m in spec.members:
-        reason = _uninformed(m, table)
+        reason = uninformed(m, table)
         notes += [reason] if reason else []
         members += [] if reason else [m]
     if not members:
         raise BayescaleError(f"average {spec.name!r}: no law applies to these runs ({' '.join(notes)})")
-    weights, scores, learned, splits, more = _weigh(spec, members, table, rng)
+    weights, scores, learned, splits, more = weigh_members(spec, members, table, rng)
     first = members[0].sampler
     sampler = {"chains": chains or first.chains, "draws": draws or first.draws, "warmup": warmup}
     minor = [m.name for m in members if method != "laplace" and weights.get(m.name, 1.0) < MINOR_WEIGHT]

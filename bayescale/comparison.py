@@ -17,59 +17,42 @@ draw by draw, at a target compute ``C*`` (or a target ``N, D``):
 * a verdict in words that carries the fit's warnings (convergence, modes, misfit) and says how
   far the target lies beyond the runs.
 
-The extrapolation drift (the spec's ``[extrapolation]``: how far the true curve may bend away
-from the fitted law beyond the runs) applies to every recipe, at its distance from its own runs.
-Recipes fitted with one law form share part of its error, which cancels in a difference; part
-is their own. By default (``drift_correlation="learned"``) the part that is their own is learned
-from the runs: the leave-future-out splits of :mod:`bayescale.discrepancy` fit every recipe below
-a compute cut, and how much the recipes' held-out residual slopes on distance *differ* gives the
-scale of a recipe's own drift (:func:`bayescale.discrepancy.learn_gap`, the spec's ``per_decade``
-as its hyperprior). Recipe ``g``'s drift is then ``d + u_g``: ``d`` the fit's drift draws (shared,
-it cancels in a difference) and ``u_g = tau_gap z_g`` its own. Recipes whose curves bend alike
-beyond their cuts learn a small gap, and their multiplier is as sure as the runs make it; recipes
-that bend differently learn a large one. A number ``rho`` in [0, 1] instead states the
-correlation: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d_g`` an
-independent permutation of the fit's drift draws (the spec's drift is not informed by the data, so
-a permutation is an independent draw of the same distribution); 1 shares one drift (the usual
-practice of reading a multiplier off two fitted curves), 0 draws them independently (the most
-cautious), 0.5 lets the gap drift as much as one curve.
+The extrapolation drift applies to every recipe at its distance from its own runs; how much of
+it is each recipe's own is learned from the runs by default (:mod:`bayescale._compare_fit`).
+A law average (``spec="recommended"``) compares the recipes under every law it holds, weighted by
+leave-future-out stacking on the grouped runs (:mod:`bayescale._compare_average`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import _arviz, discrepancy
+from . import _arviz
+from . import _compare_average as ca
+from . import _compare_fit as cf
 from . import _compare_quantities as cq
-from ._compare_model import GROUP_COLUMN, Pooling, base_spec, group_values, grouped_spec, safe_group_name
+from ._compare_model import Pooling, base_spec, grouped_spec, safe_group_name
 from ._compare_verdict import jsonable, table_of, verdict_of
 from ._io import atomic_write_bytes
 from ._words import join_names, quote
-from .data import law_inputs, load_runs
+from .data import load_runs
 from .decisions import parse_risk
-from .errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
+from .errors import BayescaleError
 from .frontier import check_prob
-from .inference import Fit, build_idata, fit_attrs, runs_from_idata
-from .inference import fit as fit_one
-from .model import DRIFT, log_likelihood, noise_names
+from .inference import Fit, runs_from_idata
 from .scaled_priors import place_priors
 from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
 
-#: The fit's warnings that become the verdict's doubts (others, e.g. a library's RuntimeWarning, are only re-raised).
-DOUBTS = (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning)
 #: The attribute of a saved comparison's file that holds what was compared.
 COMPARISON_ATTR = "bayescale_comparison"
-#: ``drift_correlation`` that learns how much each recipe's drift is its own.
-LEARNED = "learned"
 #: Default correlation of two recipes' extrapolation drifts: learned from the runs (see the module notes).
 DRIFT_CORRELATION = "learned"
 #: Compute levels (besides the target) at which the multiplier's trend is reported.
@@ -164,83 +147,11 @@ def _baseline(groups: Sequence[str], baseline: str | None) -> str:
     return str(baseline)
 
 
-def _spec(spec: Any, table: pd.DataFrame) -> ModelSpec:
+def _spec(spec: Any, table: pd.DataFrame) -> ModelSpec | AverageSpec:
+    """The spec with its priors placed on the runs; a law average as it is (each law is placed
+    by :func:`bayescale._compare_average.members_for`)."""
     spec = load_spec(spec)
-    if isinstance(spec, AverageSpec):
-        raise BayescaleError(
-            f"compare: spec {spec.name!r} is a law average; averages are not supported for comparisons yet. "
-            "Give a single-law spec such as models/chinchilla.toml"
-        )
-    return base_spec(place_priors(spec, table))
-
-
-# ------------------------------------------------------------------ fitting
-
-
-def _recipe_fit(gfit: Fit, spec: ModelSpec, pooling: Pooling, groups: Sequence[str], k: int, drift: Any) -> Fit:
-    """Recipe ``k``'s law as a :class:`Fit` of the base spec: its draws of the base law's
-    parameters, the shared noise, the drift, and its own runs (for distances and plots)."""
-    draws = gfit.draws()
-    samples = group_values(spec.law, pooling, len(groups), draws, k)
-    samples.update({n: draws[n] for n in noise_names(spec)})
-    if drift is not None:
-        samples[DRIFT] = drift
-    runs = gfit.runs[gfit.runs[GROUP_COLUMN].round(6) == round(math.exp(k), 6)].reset_index(drop=True)
-    runs = runs.drop(columns=[GROUP_COLUMN])
-    y = np.log(runs["loss"].to_numpy(float))
-    ll = log_likelihood(spec, samples, law_inputs(spec, runs), y)
-    parent = _arviz.attrs(gfit.idata)
-    extra = {k_: parent[k_] for k_ in ("conformal_factor",) if k_ in parent}
-    attrs = fit_attrs(spec, runs, method=gfit.method, seed=gfit.seed, seconds=float("nan"), identified=[], **extra)
-    return Fit(spec=spec, idata=build_idata(spec, runs, samples, None, ll, y, attrs), runs=runs, method=gfit.method)
-
-
-def _drifts(gfit: Fit, n: int, rho: float | str, seed: int, gap: discrepancy.DriftScale | None) -> list[Any]:
-    """Each recipe's drift draws: the shared drift plus a learned gap (``rho="learned"``), or
-    correlated ``rho`` between recipes (see the module notes)."""
-    if DRIFT not in gfit.posterior:
-        return [None] * n
-    d = gfit.posterior[DRIFT].values
-    rng = np.random.default_rng([seed, 17])
-    if rho == LEARNED:
-        return [d + gap.sample(rng, d.shape) * rng.standard_normal(d.shape) for _ in range(n)]
-    own = [rng.permutation(d.reshape(-1)).reshape(d.shape) for _ in range(n)]
-    return [math.sqrt(rho) * d + math.sqrt(1 - rho) * o for o in own]
-
-
-def _gap_slopes(spec: ModelSpec, table: pd.DataFrame, by: str, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per leave-future-out split of the grouped table, each recipe's held-out residual slope
-    (:func:`bayescale.discrepancy.group_slopes`): the evidence for the learned gap."""
-    splits = discrepancy.split_masks([spec], table)
-    held = discrepancy.holdouts(spec, table, splits, np.random.default_rng([seed, 23]))
-    return discrepancy.group_slopes(held, table[by].astype(str).to_numpy())
-
-
-def _gap(spec: ModelSpec, slopes: Sequence[tuple[Any, Any]]) -> discrepancy.DriftScale | None:
-    """The learned scale of a recipe's own drift (None without an extrapolation drift)."""
-    if spec.extrapolation is None:
-        return None
-    pairs = [(np.asarray(b, dtype=float), np.asarray(s, dtype=float)) for b, s in slopes]
-    return discrepancy.learn_gap(pairs, spec.extrapolation)
-
-
-def _grouped_table(table: pd.DataFrame, by: str, groups: Sequence[str]) -> pd.DataFrame:
-    """``table`` with each run's group as the grouped law's input (``exp(index)``, read as a log)."""
-    code = {g: math.exp(i) for i, g in enumerate(groups)}
-    return table.assign(**{GROUP_COLUMN: table[by].astype(str).map(code)})
-
-
-def _fit_grouped(spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], pooling: Pooling, **kw: Any) -> tuple:
-    """The joint fit of every recipe, and the warnings it raised (re-raised to the caller too)."""
-    gspec = grouped_spec(spec, groups, pooling)
-    table = _grouped_table(table, kw.pop("by"), groups)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        gfit = fit_one(gspec, table, **kw)
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    doubts = [str(w.message) for w in caught if issubclass(w.category, DOUBTS)]
-    return gfit, tuple(dict.fromkeys(doubts))
+    return spec if isinstance(spec, AverageSpec) else base_spec(place_priors(spec, table))
 
 
 # ------------------------------------------------------------------ the result
@@ -267,6 +178,10 @@ class Comparison:
         Draws (draw, level) of each other recipe's compute multiplier over the baseline.
     warnings : tuple of str
         What the fit warned about, carried into the verdict.
+    laws, law_weights
+        With a law average: each law's own comparison and its weight. The draws above are then
+        their mixture (each slot one law's draw, by weight); ``fit``, ``recipes`` and
+        ``pooling`` are those of the law with the most weight.
     """
 
     fit: Fit
@@ -286,6 +201,10 @@ class Comparison:
     warnings: tuple[str, ...] = ()
     drift_correlation: float | str = DRIFT_CORRELATION
     gap_slopes: tuple = ()
+    laws: dict[str, "Comparison"] = field(default_factory=dict)
+    law_weights: dict[str, float] = field(default_factory=dict)
+    law_notes: tuple[str, ...] = ()
+    slots: np.ndarray | None = field(default=None, repr=False, compare=False)
     _table: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -304,15 +223,15 @@ class Comparison:
     def gap_drift(self) -> dict[str, float] | None:
         """The learned scale of each recipe's own drift (log loss per decade; median, 5% and 95%
         quantiles, splits), or None where the drift correlation was stated or there is no drift."""
-        if self.drift_correlation != LEARNED:
+        if self.drift_correlation != cf.LEARNED:
             return None
-        gap = _gap(self.spec, self.gap_slopes)
+        gap = cf.gap_scale(self.spec, self.gap_slopes)
         return None if gap is None else gap.to_dict()
 
     def drift_words(self) -> str:
         """How the recipes' drifts relate, in words (the verdict and the report say it)."""
         gap = self.gap_drift()
-        if self.drift_correlation != LEARNED:
+        if self.drift_correlation != cf.LEARNED:
             return f"the recipes' extrapolation drifts have a stated correlation of {self.drift_correlation:g}"
         if gap is None:
             return "the spec has no extrapolation drift"
@@ -337,7 +256,7 @@ class Comparison:
                 k, clipped, levels = self.multipliers[name], self.clipped[name], self.levels
             else:
                 levels = cq.check_levels(C)
-                k, clipped = cq.multiplier_at_compute(self.recipes[self.baseline], self.recipes[name], levels)
+                k, clipped = self._multiplier_at(name, levels)
             for i, c in enumerate(levels):
                 med, lo, hi = cq.interval(k[:, i], self.ci_prob)
                 rows.append(
@@ -353,9 +272,29 @@ class Comparison:
                 )
         return pd.DataFrame(rows)
 
+    def _multiplier_at(self, name: str, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.laws:
+            return cq.multiplier_at_compute(self.recipes[self.baseline], self.recipes[name], levels)
+        per = [law._multiplier_at(name, levels) for law in self.laws.values()]
+        return ca.mix([k for k, _ in per], self.slots), ca.mix([c for _, c in per], self.slots) > 0.5
+
+    def describe_laws(self) -> str:
+        """Which laws carry the weight, in words ("" for one law)."""
+        if not self.laws:
+            return ""
+        parts = [f"{name} {w:.2f}" for name, w in sorted(self.law_weights.items(), key=lambda kv: -kv[1])]
+        notes = "" if not self.law_notes else " (" + "; ".join(self.law_notes) + ")"
+        if len(self.laws) == 1:
+            return f"{next(iter(self.laws))} carries all the weight of the leave-future-out stacking{notes}"
+        return f"{len(self.laws)} laws weighted by leave-future-out stacking on every recipe's runs: {', '.join(parts)}{notes}"
+
     def summary(self, *, ci_prob: float | None = None) -> pd.DataFrame:
         """Each recipe's law parameters (shared ones repeat), rows ``(recipe, parameter)``: as
-        :meth:`bayescale.Fit.summary`, with the recipes' names instead of the joint fit's ``A_g1``."""
+        :meth:`bayescale.Fit.summary`, with the recipes' names instead of the joint fit's ``A_g1``.
+        With a law average, rows ``(law, recipe, parameter)``."""
+        if self.laws:
+            parts = {name: law.summary(ci_prob=ci_prob) for name, law in self.laws.items()}
+            return pd.concat(parts, names=["law"])
         prob = self.ci_prob if ci_prob is None else ci_prob
         parts = {g: f.summary(var_names=list(self.spec.law.params), ci_prob=prob) for g, f in self.recipes.items()}
         return pd.concat(parts, names=[self.by, "variable"])
@@ -393,6 +332,7 @@ class Comparison:
             "method": self.fit.method,
             "drift_correlation": self.drift_correlation,
             "gap_drift": self.gap_drift(),
+            "laws": dict(self.law_weights),
             "ci_prob": self.ci_prob,
             "risk": getattr(self.risk, "label", str(self.risk)),
             "best": self.best,
@@ -403,24 +343,31 @@ class Comparison:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the comparison to netCDF (atomically): the joint fit, and what was compared in
-        its attributes. :meth:`load` reads it back and recomputes the same numbers."""
+        """Write the comparison to netCDF (atomically): the joint fit (every law's, with a law
+        average), and what was compared in its attributes. :meth:`load` reads it back and
+        recomputes the same numbers."""
         setup = {
             "by": self.by,
             "groups": self.groups,
             "baseline": self.baseline,
             "target": self.target.to_dict(),
-            "pooling": {"share": list(self.pooling.share), "pool": list(self.pooling.pool)},
             "ci_prob": self.ci_prob,
             "risk": _risk_text(self.risk),
             "levels": [float(c) for c in self.levels],
-            "drift_correlation": self.drift_correlation,
-            "gap_slopes": [[list(map(float, b)), list(map(float, s))] for b, s in self.gap_slopes],
-            "spec": self.spec.to_dict(),
-            "warnings": list(self.warnings),
+            **_law_setup(self),
         }
+        groups = {}
+        if self.laws:
+            lead = next(name for name, law in self.laws.items() if law.fit is self.fit)
+            others = {name: law for name, law in self.laws.items() if name != lead}
+            groups = {f"{g}__{name}": law.fit.idata[g] for name, law in others.items() for g in law.fit.idata.groups()}
+            setup["laws"] = {
+                name: {**_law_setup(law), "weight": self.law_weights[name]} for name, law in self.laws.items()
+            }
+            setup |= {"lead": lead, "law_notes": list(self.law_notes)}
+            setup["law_attrs"] = {name: _arviz.attrs(law.fit.idata) for name, law in others.items()}
         attrs = {**_arviz.attrs(self.fit.idata), COMPARISON_ATTR: json.dumps(setup)}
-        return _arviz.save(_arviz.with_groups(self.fit.idata, {}, attrs), path)
+        return _arviz.save(_arviz.with_groups(self.fit.idata, groups, attrs), path)
 
     @classmethod
     def load(cls, path: str | Path) -> "Comparison":
@@ -430,40 +377,75 @@ class Comparison:
             raise BayescaleError(f"comparison file {str(path)!r} not found")
         try:
             idata = _arviz.load(path)
-            a = _arviz.attrs(idata)
-            setup = json.loads(a[COMPARISON_ATTR])
-            base = spec_from_dict(setup["spec"])
+            setup = json.loads(_arviz.attrs(idata)[COMPARISON_ATTR])
+            if "laws" not in setup:
+                return _rebuild(idata, setup, setup)
+            per = {}
+            for name, law in setup["laws"].items():
+                data = idata
+                if name != setup["lead"]:
+                    own = {g.split("__")[0]: idata[g] for g in idata.groups() if g.endswith(f"__{name}")}
+                    data = _arviz.from_groups(own, setup["law_attrs"][name])
+                per[name] = _rebuild(data, setup, law)
         except (KeyError, OSError, ValueError) as e:
             raise BayescaleError(f"{path} is not a bayescale comparison file ({type(e).__name__}: {e})") from None
-        pool = Pooling(share=tuple(setup["pooling"]["share"]), pool=tuple(setup["pooling"]["pool"]))
-        gspec = grouped_spec(base, setup["groups"], pool)
-        gfit = Fit(spec=gspec, idata=idata, runs=runs_from_idata(idata), method=a["method"], seed=int(a["seed"]))
-        rho = setup["drift_correlation"]
-        slopes = tuple(tuple(np.asarray(v, dtype=float) for v in pair) for pair in setup.get("gap_slopes", []))
-        drifts = _drifts(gfit, len(setup["groups"]), rho, gfit.seed, _gap(base, slopes))
-        recipes = {
-            g: _recipe_fit(gfit, base, pool, setup["groups"], i, drifts[i]) for i, g in enumerate(setup["groups"])
-        }
-        return _assemble(
-            gfit,
-            recipes,
-            setup["baseline"],
-            setup["by"],
-            parse_target(setup["target"]),
-            pool,
-            setup["ci_prob"],
-            parse_risk(setup["risk"]),
-            setup["levels"],
-            tuple(setup["warnings"]),
-            rho,
-            slopes,
-        )
+        weights = {name: law["weight"] for name, law in setup["laws"].items()}
+        return _average(per, weights, setup["law_notes"], per[setup["lead"]].fit.seed)
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
             atomic_write_bytes(Path(path), (text + "\n").encode())
         return text
+
+
+def _law_setup(c: Comparison) -> dict[str, Any]:
+    """What one law's comparison needs besides its fit to be rebuilt (:func:`_rebuild`)."""
+    return {
+        "pooling": {"share": list(c.pooling.share), "pool": list(c.pooling.pool)},
+        "drift_correlation": c.drift_correlation,
+        "gap_slopes": [[list(map(float, b)), list(map(float, s))] for b, s in c.gap_slopes],
+        "spec": c.spec.to_dict(),
+        "warnings": list(c.warnings),
+    }
+
+
+def _rebuild(idata: Any, setup: Mapping[str, Any], law: Mapping[str, Any]) -> Comparison:
+    """One law's comparison from its saved joint fit: what :func:`compare` assembled."""
+    a = _arviz.attrs(idata)
+    base = spec_from_dict(law["spec"])
+    pool = Pooling(share=tuple(law["pooling"]["share"]), pool=tuple(law["pooling"]["pool"]))
+    gspec = grouped_spec(base, setup["groups"], pool)
+    gfit = Fit(spec=gspec, idata=idata, runs=runs_from_idata(idata), method=a["method"], seed=int(a["seed"]))
+    rho = law["drift_correlation"]
+    slopes = tuple(tuple(np.asarray(v, dtype=float) for v in pair) for pair in law.get("gap_slopes", []))
+    recipes = cf.recipe_fits(gfit, base, pool, setup["groups"], rho, gfit.seed, slopes)
+    target = parse_target(setup["target"])
+    risk = parse_risk(setup["risk"])
+    args = (setup["baseline"], setup["by"], target, pool, setup["ci_prob"], risk, setup["levels"])
+    return _assemble(gfit, recipes, *args, tuple(law["warnings"]), rho, slopes)
+
+
+def _average(
+    per: Mapping[str, Comparison], weights: Mapping[str, float], notes: Sequence[str], seed: int
+) -> Comparison:
+    """Several laws' comparisons as one: their draws mixed by weight (:mod:`bayescale._compare_average`)."""
+    order = list(per)
+    lead = per[max(weights, key=weights.get)]
+    where = ca.slots([weights[k] for k in order], len(lead.losses[lead.baseline]), seed)
+    draws = ca.mixed({k: {name: getattr(per[k], name) for name in ca.MIXED} for k in order}, where)
+    draws["clipped"] = {g: v > 0.5 for g, v in draws["clipped"].items()}
+    doubts = tuple(dict.fromkeys(w for k in order for w in per[k].warnings))
+    return replace(
+        lead,
+        **draws,
+        warnings=doubts,
+        laws=dict(per),
+        law_weights=dict(weights),
+        law_notes=tuple(notes),
+        slots=where,
+        _table=None,
+    )
 
 
 # ------------------------------------------------------------------ compare
@@ -538,25 +520,40 @@ def compare(
     groups = _groups(table, by)
     baseline = _baseline(groups, baseline)
     spec = _spec(spec, table)
+    kw = dict(method=method, chains=chains, warmup=warmup, draws=draws)
+    shape = (baseline, by, target)
+    rest = (ci_prob, risk, levels)
+    if isinstance(spec, AverageSpec):
+        if pooling is not None:
+            raise BayescaleError(
+                f"pooling: with a law average ({spec.name!r}) each law shares its irreducible loss and keeps the rest "
+                "free per recipe; to choose the pooling, compare with a single-law spec"
+            )
+        members, notes = ca.members_for(spec, table, by, groups)
+        laws, weights, more = ca.fit_laws(spec, members, table, by, groups, drift_correlation, seed, **kw)
+        per = {
+            name: _assemble(
+                p["gfit"], p["recipes"], *shape, p["pooling"], *rest, p["warnings"], drift_correlation, p["slopes"]
+            )
+            for name, p in laws.items()
+        }
+        return _average(per, weights, notes + more, seed)
     pool = Pooling.parse(pooling, spec.law)
     _check_sizes(table, by, groups, spec, pool)
-    kw = dict(by=by, seed=seed, method=method, chains=chains, warmup=warmup, draws=draws)
-    gfit, caught = _fit_grouped(spec, table, groups, pool, **kw)
+    gfit, caught = cf.fit_grouped(spec, table, groups, pool, by=by, seed=seed, **kw)
     slopes = ()
-    if drift_correlation == LEARNED and spec.extrapolation is not None:
-        slopes = tuple(_gap_slopes(grouped_spec(spec, groups, pool), _grouped_table(table, by, groups), by, seed))
-    drifts = _drifts(gfit, len(groups), drift_correlation, seed, _gap(spec, slopes))
-    recipes = {g: _recipe_fit(gfit, spec, pool, groups, i, drifts[i]) for i, g in enumerate(groups)}
-    return _assemble(
-        gfit, recipes, baseline, by, target, pool, ci_prob, risk, levels, caught, drift_correlation, slopes
-    )
+    if drift_correlation == cf.LEARNED and spec.extrapolation is not None:
+        gtable = cf.grouped_table(table, by, groups)
+        slopes = tuple(cf.gap_slopes(grouped_spec(spec, groups, pool), gtable, by, seed))
+    recipes = cf.recipe_fits(gfit, spec, pool, groups, drift_correlation, seed, slopes)
+    return _assemble(gfit, recipes, *shape, pool, *rest, caught, drift_correlation, slopes)
 
 
 def _check_drift_correlation(value: Any) -> float | str:
-    if value == LEARNED:
-        return LEARNED
+    if value == cf.LEARNED:
+        return cf.LEARNED
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= 1):
-        raise BayescaleError(f"drift_correlation must be {LEARNED!r} or a number in [0, 1], got {value!r}")
+        raise BayescaleError(f"drift_correlation must be {cf.LEARNED!r} or a number in [0, 1], got {value!r}")
     return float(value)
 
 
@@ -623,4 +620,4 @@ def _assemble(
     )
 
 
-__all__ = ["Comparison", "DRIFT_CORRELATION", "LEARNED", "Pooling", "Target", "compare", "parse_target"]
+__all__ = ["Comparison", "DRIFT_CORRELATION", "Pooling", "Target", "compare", "parse_target"]

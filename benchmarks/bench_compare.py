@@ -183,26 +183,16 @@ def world_runs(pa: dict, pb: dict, seed: int) -> pd.DataFrame:
 def retarget(cmp: Any, C: float, rho: float | str) -> Any:
     """The comparison ``cmp`` at another target compute and drift correlation, from the same joint
     fit (what :func:`bayescale.compare` would give with these arguments and the same seed, without refitting)."""
-    from bayescale.comparison import _assemble, _drifts, _gap, _recipe_fit, parse_target
+    from bayescale._compare_fit import recipe_fits
+    from bayescale.comparison import _assemble, _average, parse_target
 
-    groups = cmp.groups
-    drifts = _drifts(cmp.fit, len(groups), rho, cmp.fit.seed, _gap(cmp.spec, cmp.gap_slopes))
-    recipes = {g: _recipe_fit(cmp.fit, cmp.spec, cmp.pooling, groups, i, drifts[i]) for i, g in enumerate(groups)}
     target = parse_target({"C": C})
-    return _assemble(
-        cmp.fit,
-        recipes,
-        cmp.baseline,
-        cmp.by,
-        target,
-        cmp.pooling,
-        cmp.ci_prob,
-        cmp.risk,
-        None,
-        cmp.warnings,
-        rho,
-        cmp.gap_slopes,
-    )
+    if cmp.laws:  # a law average: every law's comparison retargeted, then mixed again
+        per = {name: retarget(law, C, rho) for name, law in cmp.laws.items()}
+        return _average(per, cmp.law_weights, cmp.law_notes, cmp.fit.seed)
+    recipes = recipe_fits(cmp.fit, cmp.spec, cmp.pooling, cmp.groups, rho, cmp.fit.seed, cmp.gap_slopes)
+    args = (cmp.baseline, cmp.by, target, cmp.pooling, cmp.ci_prob, cmp.risk, None, cmp.warnings)
+    return _assemble(cmp.fit, recipes, *args, rho, cmp.gap_slopes)
 
 
 def crossing(diff: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

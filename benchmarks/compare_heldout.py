@@ -16,6 +16,7 @@ not independent): 50% and 90% coverage of the observed difference, the median 90
 same coverage for each setting's own loss (is the level calibrated, apart from the gap?).
 
     PYTHONPATH=. nice .venv/bin/python benchmarks/compare_heldout.py --json /tmp/heldout.json
+    PYTHONPATH=. nice .venv/bin/python benchmarks/compare_heldout.py --spec recommended --json /tmp/heldout_avg.json
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def interval_hits(draws: np.ndarray, value: float) -> dict[str, Any]:
     }
 
 
-def run_pair(label: str, table: pd.DataFrame, train_max: float, method: str, rhos: tuple) -> list[dict]:
+def run_pair(label: str, table: pd.DataFrame, train_max: float, method: str, rhos: tuple, spec: str) -> list[dict]:
     import bayescale as bs
 
     train = table[table.flops <= train_max].drop(columns="flops")
@@ -92,7 +93,14 @@ def run_pair(label: str, table: pd.DataFrame, train_max: float, method: str, rho
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first = bs.compare(
-            train, by="setting", baseline=base, at={"C": budgets[-1]}, method=method, seed=0, drift_correlation=rhos[0]
+            train,
+            by="setting",
+            baseline=base,
+            at={"C": budgets[-1]},
+            method=method,
+            seed=0,
+            drift_correlation=rhos[0],
+            spec=spec,
         )
     seconds = time.perf_counter() - t0
     rows = []
@@ -106,20 +114,21 @@ def run_pair(label: str, table: pd.DataFrame, train_max: float, method: str, rho
             row["levels"] = [interval_hits(cmp.losses[g], float(obs[g])) for g in (base, other)]
             row["gap"] = first.gap_drift()
             row["warnings"] = len(first.warnings)
+            row["laws"] = dict(first.law_weights)
             rows.append(row)
     d = rows[0]["diff"]
     log(f"{label}: diff at {budgets[0]:.2g} obs {d['observed']:+.4f} med {d['median']:+.4f} ({seconds:.1f} s)")
     return rows
 
 
-def run(data: Path, train_max: float, method: str, rhos: tuple) -> list[dict]:
+def run(data: Path, train_max: float, method: str, rhos: tuple, spec: str) -> list[dict]:
     points = pd.read_csv(data / "porian" / "isoflop_points.csv")
     rows = []
     for key, sub in settings(points):
         names = list(dict.fromkeys(map(tuple, sub[SETTING].to_numpy())))
         for a, b in itertools.combinations(names, 2):
             label = f"{key[1]} {key[2]} ({key[0]}): {'/'.join(b)} vs {'/'.join(a)}"
-            rows += run_pair(label, pair_table(sub, a, b), train_max, method, rhos)
+            rows += run_pair(label, pair_table(sub, a, b), train_max, method, rhos, spec)
     return rows
 
 
@@ -161,13 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--train-max", type=float, default=TRAIN_MAX, help="largest training budget (FLOPs)")
     ap.add_argument("--method", choices=["laplace", "nuts"], default="laplace")
+    ap.add_argument("--spec", default="chinchilla", help="the spec compared with (e.g. recommended: the law average)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if not (args.data / "porian" / "isoflop_points.csv").is_file():
         print(f"no Porian data under {args.data}: set BAYESCALE_DATA or --data", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    rows = run(args.data, args.train_max, args.method, RHOS)
+    rows = run(args.data, args.train_max, args.method, RHOS, args.spec)
     print("\n".join(summary(rows, RHOS)))
     print(f"{len({r['pair'] for r in rows})} pairs, {(time.perf_counter() - t0) / 60:.1f} min")
     if args.json:

@@ -108,6 +108,26 @@ def test_learned_gap_is_small_for_recipes_that_follow_the_law_and_grows_when_one
     assert "learned from" in apart.drift_words() and "learned" in json.loads(apart.to_json())["drift_correlation"]
 
 
+def test_a_law_average_compares_under_every_law_it_weighs(doubled, doubled_cmp, tmp_path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        avg = bs.compare(doubled, at={"C": TARGET}, method="laplace", spec="recommended", seed=0)
+    # The runs follow the Chinchilla law: it carries the weight, and the known multiplier is inside.
+    assert avg.law_weights["chinchilla"] > 0.5 and "chinchilla" in avg.describe_laws()
+    assert "data_constrained left out" in avg.describe_laws()  # no repeated data: nothing it could add
+    row = avg.table().loc["B"]
+    assert row["mult_lo"] < 2.0 < row["mult_hi"] and row["p_better"] > 0.5
+    assert "Under law uncertainty" in avg.verdict and json.loads(avg.to_json())["laws"] == avg.law_weights
+    # The draws are the laws' draws, mixed by weight: each slot is one law's draw of that slot.
+    for k, (name, law) in enumerate(avg.laws.items()):
+        np.testing.assert_array_equal(avg.losses["B"][avg.slots == k], law.losses["B"][avg.slots == k])
+    assert set(avg.summary().index.get_level_values("law")) == set(avg.laws)
+    back = bs.Comparison.load(avg.save(tmp_path / "avg.nc"))
+    pd.testing.assert_frame_equal(back.table(), avg.table())
+    assert back.law_weights == avg.law_weights and back.verdict == avg.verdict
+    assert back.multiplier(C=[1e22])["median"].iloc[0] == pytest.approx(avg.multiplier(C=[1e22])["median"].iloc[0])
+
+
 def test_identical_recipes_are_indistinguishable() -> None:
     runs = two_recipes(TRUTH, TRUTH, seeds=(3, 4))
     cmp = bs.compare(runs, at={"C": TARGET}, method="laplace", pooling={"share": ["E", "alpha", "beta"]})
@@ -232,7 +252,7 @@ def test_report_and_figure(doubled_cmp, tmp_path) -> None:
         (lambda r: r, {"at": {"N": 1e9}}, "at must be"),
         (lambda r: r, {"pooling": {"share": ["gamma"]}}, "'gamma'|gamma"),
         (lambda r: r, {"pooling": {"shared": ["E"]}}, "unknown key"),
-        (lambda r: r, {"spec": "recommended"}, "law average"),
+        (lambda r: r, {"spec": "recommended", "pooling": {"share": ["E"]}}, "with a law average"),
         (lambda r: r, {"drift_correlation": 2}, "drift_correlation must be 'learned' or a number in"),
         (lambda r: r, {"drift_correlation": "shared"}, "drift_correlation must be 'learned' or a number in"),
     ],

@@ -76,6 +76,7 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
         _Para(
             f"One joint fit ({cmp.fit.method}) of {cmp.spec.law.name} per {cmp.by}: {cmp.pooling.describe(cmp.spec.law)}. "
             f"Extrapolation drift: {cmp.drift_words()}."
+            + (f" Law uncertainty: {cmp.describe_laws()}; the figures show the mixture." if cmp.laws else "")
         ),
     ]
     problems = cmp.fit.diagnostics()["problems"]

@@ -1,0 +1,128 @@
+"""Recipe comparisons under law uncertainty (:func:`bayescale.compare` with a law average).
+
+Each law of the average is fitted per recipe exactly as a single-law comparison is (its grouped
+spec, default pooling: its irreducible loss shared), and the laws are weighted as
+:mod:`bayescale.averaging` weighs them, by stacking of leave-future-out predictive densities,
+here on the grouped runs (every recipe's runs above each compute cut, predicted by the law
+fitted to every recipe's runs below it). The same splits give each law's learned drift and
+its recipes' gap slopes, so nothing is fitted twice. The comparison's draws (losses,
+multipliers, curves) are then mixed: each draw slot holds one law's draw, chosen with
+probability equal to its weight, so a multiplier that depends on which law holds gets an
+interval that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import _compare_fit as cf
+from . import averaging, discrepancy
+from ._compare_model import Pooling, base_spec, grouped_spec
+from .errors import BayescaleError
+from .scaled_priors import place_priors
+from .spec import AverageSpec, ModelSpec
+
+#: The parts of a comparison that are draws, mixed across laws: name -> dict of recipe -> (draw, ...).
+MIXED = ("losses", "multipliers", "clipped", "curves")
+
+
+def members_for(
+    avg: AverageSpec, table: pd.DataFrame, by: str, groups: Sequence[str]
+) -> tuple[list[ModelSpec], list[str]]:
+    """The laws of ``avg`` that can be compared on these runs (priors placed, as single-law
+    comparisons place them), and why any were left out."""
+    counts = table[by].astype(str).value_counts()
+    fewest = int(min(counts[g] for g in groups))
+    members, notes = [], []
+    for m in avg.members:
+        reason = averaging.uninformed(m, table)
+        free = Pooling.default(m.law).free(m.law)
+        if reason is None and fewest < len(free):
+            reason = f"{m.name} left out: a recipe has {fewest} runs, fewer than its {len(free)} free parameters"
+        if reason:
+            notes.append(reason)
+            continue
+        members.append(base_spec(place_priors(m, table)))
+    if not members:
+        raise BayescaleError(f"average {avg.name!r}: no law can compare these recipes ({' '.join(notes)})")
+    return members, notes
+
+
+def fit_laws(
+    avg: AverageSpec,
+    members: Sequence[ModelSpec],
+    table: pd.DataFrame,
+    by: str,
+    groups: Sequence[str],
+    rho: float | str,
+    seed: int,
+    **kw: Any,
+) -> tuple[dict[str, dict[str, Any]], dict[str, float], list[str]]:
+    """Weigh the laws on the grouped runs' leave-future-out splits and fit those with weight.
+
+    Returns, per law, what a single-law comparison is assembled from (``gfit``, ``recipes``,
+    ``pooling``, ``slopes``, ``warnings``), the weights, and notes on laws left out."""
+    pools = {m.name: Pooling.default(m.law) for m in members}
+    gspecs = {m.name: grouped_spec(m, groups, pools[m.name]) for m in members}
+    gtable = cf.grouped_table(table, by, groups)
+    weights, _, learned, splits, notes = averaging.weigh_members(
+        avg, list(gspecs.values()), gtable, np.random.default_rng(seed)
+    )
+    name_of = {g.name: name for name, g in gspecs.items()}
+    labels = gtable[by].astype(str).to_numpy()
+    laws = {}
+    for gname, w in weights.items():
+        m = next(s for s in members if s.name == name_of[gname])
+        gfit, caught = cf.fit_grouped(m, table, groups, pools[m.name], by=by, seed=seed, learned=learned[gname], **kw)
+        slopes = ()
+        if rho == cf.LEARNED and m.extrapolation is not None:
+            slopes = tuple(discrepancy.group_slopes(splits[gname], labels))
+        laws[m.name] = {
+            "gfit": gfit,
+            "spec": m,
+            "pooling": pools[m.name],
+            "slopes": slopes,
+            "recipes": cf.recipe_fits(gfit, m, pools[m.name], groups, rho, seed, slopes),
+            "warnings": tuple(f"law {m.name} (weight {w:.2f}): {d}" for d in caught if w >= averaging.MINOR_WEIGHT),
+        }
+    for gname, name in name_of.items():  # notes name the laws, not their grouped specs
+        notes = [n.replace(gname, name) for n in notes]
+    return laws, {name_of[k]: v for k, v in weights.items()}, notes
+
+
+def slots(weights: Sequence[float], n: int, seed: int) -> np.ndarray:
+    """Law index per draw: counts proportional to the weights (largest remainders), shuffled by seed."""
+    w = np.asarray(weights, dtype=float) / np.sum(weights)
+    counts = np.floor(w * n).astype(int)
+    counts[np.argsort(-(w * n - counts))[: n - counts.sum()]] += 1
+    return np.random.default_rng([seed, 7919]).permutation(np.repeat(np.arange(len(w)), counts))
+
+
+def mix(per_law: Sequence[np.ndarray], where: np.ndarray) -> np.ndarray:
+    """One array of draws (draw, ...), slot ``i`` from law ``where[i]``; a law with another number
+    of draws (chains that sat in different modes come back mixed) gives its draws evenly spread."""
+    out = np.empty((where.size,) + np.shape(per_law[0])[1:])
+    for k, values in enumerate(per_law):
+        at = where == k
+        if len(values) == where.size:
+            out[at] = values[at]
+        elif at.any():
+            out[at] = values[np.arange(at.sum()) * len(values) // at.sum()]
+    return out
+
+
+def mixed(parts: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], where: np.ndarray) -> dict[str, dict]:
+    """The draws of :data:`MIXED` of every law's comparison (``parts[law][name][recipe]``), mixed."""
+    laws = list(parts)
+    out = {}
+    for name in MIXED:
+        recipes = parts[laws[0]][name]
+        out[name] = {g: mix([np.asarray(parts[law][name][g]) for law in laws], where) for g in recipes}
+    return out
+
+
+__all__ = ["MIXED", "fit_laws", "members_for", "mix", "mixed", "slots"]
