@@ -11,7 +11,9 @@ draw by draw, at a target compute ``C*`` (or a target ``N, D``):
   recipe's at ``(N, D)``), and ``k`` at a few compute levels up to the target (does the gap
   widen or narrow with scale?);
 * ``P(recipe better than baseline)``, the loss difference and its interval;
-* where the two compute-optimal curves cross between the smallest run and the target;
+* whether the two compute-optimal curves cross between the smallest run and the target, and
+  where (median and interval over all draws; where the interval runs past the target, the verdict
+  says the runs cannot place the crossing);
 * for all recipes: ``P(best)``, risk (the measures of :func:`bayescale.decide`) and the expected
   selection regret ``E[L_pick - min L]``;
 * a verdict in words that carries the fit's warnings (convergence, modes, misfit) and says how
