@@ -119,17 +119,20 @@ def crossings(diff: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 def crossing_location(diff: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Per draw, where the loss difference ``diff`` (draw, grid) changes sign for the last time on
-    ``grid``; a draw that keeps one sign throughout crosses outside the grid: beyond its end
-    (``inf``) if it keeps the sign most draws start with (the crossing is still ahead), before its
-    start (``0``) if it keeps the other one (it has crossed already).
+    ``grid``. A draw that keeps one sign throughout crosses outside the grid: beyond its end
+    (``inf``) if it keeps the sign the crossing draws (most of them) start from, so its crossing
+    is still ahead; before its start (``0``) if it keeps the sign they end in, so it has crossed
+    already. All NaN where no draw crosses (no direction to place a crossing in).
 
     Every draw has a place, so quantiles over all draws are the crossing's posterior. A median of
     the crossing draws alone is the median *given* a crossing on the grid: pulled towards the
     grid's start whenever many draws cross only beyond its end (issue 17's crossover worlds)."""
     crosses, where = crossings(diff, grid)
-    start = np.sign(np.median(diff[:, 0]))
-    outside = np.where(np.sign(diff[:, 0]) == start, np.inf, 0.0)
-    return np.where(crosses, where, outside)
+    if not crosses.any():
+        return np.full(diff.shape[0], np.nan)
+    start = np.sign(diff[:, 0])
+    before = np.sign(np.sum(start[crosses])) or np.sign(np.median(diff[:, 0]))
+    return np.where(crosses, where, np.where(start == before, np.inf, 0.0))
 
 
 def location_interval(where: np.ndarray, ci_prob: float) -> tuple[float, float, float]:

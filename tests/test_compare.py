@@ -192,6 +192,22 @@ def test_crossing_that_is_placed_and_one_that_has_happened_before_the_runs() -> 
     assert "somewhere between below C=1e+18 (the smallest run) and C=" in _crossing_clause(c, row)
 
 
+def test_draws_that_crossed_before_the_runs_are_placed_there() -> None:
+    # 40% of draws cross from B better to B worse just above the smallest run; the rest have B
+    # worse throughout (the majority's sign at the start): they crossed before it, not beyond the target
+    grid = np.geomspace(1e18, 1e23, 61)
+    cross_at = np.concatenate([np.logspace(18.11, 18.9, 400), np.full(600, 1e17)])
+    c = _crossing_draws_comparison(cross_at, grid, 1e22)
+    c.curves["B"] = -c.curves["B"]
+    row = table_of(c).loc["B"]
+    assert row["p_cross"] == pytest.approx(0.4, abs=0.01)
+    assert row["cross_lo"] == 0 and row["cross_C"] == 0 and row["cross_hi"] < 1e19
+    assert "median below the runs" in _crossing_clause(c, row)
+    # no draw crosses: nothing to place
+    row = table_of(_crossing_draws_comparison(np.full(50, 1e25), grid, 1e22)).loc["B"]
+    assert row["p_cross"] == 0 and np.isnan(row["cross_C"])
+
+
 def test_regret_and_p_best_on_fixed_draws() -> None:
     # three options, four draws: the regret of each is its mean excess over the draw's best
     losses = np.array([[2.0, 2.0, 3.0, 2.0], [2.1, 1.9, 2.0, 2.2], [2.2, 2.2, 2.2, 1.0]])
