@@ -117,6 +117,33 @@ def crossings(diff: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return crosses, np.where(crosses, where, np.nan)
 
 
+def crossing_location(diff: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Per draw, where the loss difference ``diff`` (draw, grid) changes sign for the last time on
+    ``grid``. A draw that keeps one sign throughout crosses outside the grid: beyond its end
+    (``inf``) if it keeps the sign the crossing draws (most of them) start from, so its crossing
+    is still ahead; before its start (``0``) if it keeps the sign they end in, so it has crossed
+    already. All NaN where no draw crosses (no direction to place a crossing in).
+
+    Every draw has a place, so quantiles over all draws are the crossing's posterior. A median of
+    the crossing draws alone is the median *given* a crossing on the grid: pulled towards the
+    grid's start whenever many draws cross only beyond its end (issue 17's crossover worlds)."""
+    crosses, where = crossings(diff, grid)
+    if not crosses.any():
+        return np.full(diff.shape[0], np.nan)
+    start = np.sign(diff[:, 0])
+    before = np.sign(np.sum(start[crosses])) or np.sign(np.median(diff[:, 0]))
+    return np.where(crosses, where, np.where(start == before, np.inf, 0.0))
+
+
+def location_interval(where: np.ndarray, ci_prob: float) -> tuple[float, float, float]:
+    """Median and equal-tailed ``ci_prob`` interval of crossing locations that may be ``0`` (before
+    the grid) or ``inf`` (beyond it): order statistics, so an open end stays open."""
+    lo, med, hi = np.quantile(
+        np.asarray(where, float), [(1 - ci_prob) / 2, 0.5, (1 + ci_prob) / 2], method="inverted_cdf"
+    )
+    return float(med), float(lo), float(hi)
+
+
 def regret(losses: np.ndarray) -> np.ndarray:
     """Expected selection regret of picking each option: ``E[L_i - min_j L_j]`` over draws;
     ``losses`` (option, draw)."""
@@ -164,10 +191,12 @@ __all__ = [
     "K_RANGE",
     "align",
     "check_levels",
+    "crossing_location",
     "crossings",
     "frontier_log_loss",
     "interval",
     "invert",
+    "location_interval",
     "multiplier_at_compute",
     "multiplier_at_point",
     "point_log_loss",

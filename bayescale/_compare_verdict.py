@@ -15,6 +15,9 @@ from .decisions import decide
 
 #: (Functions here take a :class:`bayescale.comparison.Comparison`, which imports this module.)
 Comparison = Any
+#: A crossing whose interval spans more than this factor in compute (or runs off either end) is
+#: "not placed by the runs" in the verdict.
+PLACED_FACTOR = 10.0
 
 
 def jsonable(v: Any) -> Any:
@@ -32,7 +35,8 @@ def table_of(c: Comparison) -> pd.DataFrame:
     t = dec.table[["median", "lo", "hi", "risk", "p_best"]].copy()
     t["regret"] = cq.regret(X)
     base = c.losses[c.baseline]
-    for col in ("multiplier", "mult_lo", "mult_hi", "p_better", "diff", "diff_lo", "diff_hi", "p_cross", "cross_C"):
+    cols = ("multiplier", "mult_lo", "mult_hi", "p_better", "diff", "diff_lo", "diff_hi", "p_cross")
+    for col in cols + ("cross_C", "cross_lo", "cross_hi"):
         t[col] = np.nan
     crosses = _crossing_draws(c)
     for g in c.others:
@@ -42,17 +46,40 @@ def table_of(c: Comparison) -> pd.DataFrame:
         t.loc[g, "p_better"] = float(np.mean(diff < 0))
         med, lo, hi = cq.interval(diff, c.ci_prob)
         t.loc[g, ["diff", "diff_lo", "diff_hi"]] = (float(np.mean(diff)), lo, hi)
-        t.loc[g, "p_cross"] = float(np.mean(crosses[g][0]))
-        t.loc[g, "cross_C"] = cq.interval(crosses[g][1], c.ci_prob)[0]
+        where = crosses[g]
+        t.loc[g, "p_cross"] = float(np.mean((where > 0) & np.isfinite(where)))
+        t.loc[g, ["cross_C", "cross_lo", "cross_hi"]] = cq.location_interval(where, c.ci_prob)
     t.index.name = c.by
     return t
 
 
-def _crossing_draws(c: Comparison) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per other recipe: whether its compute-optimal curve crosses the baseline's between the
-    smallest run and the target, and the last crossing's compute (NaN where none)."""
+def _crossing_draws(c: Comparison) -> dict[str, np.ndarray]:
+    """Per other recipe and draw, where its compute-optimal curve last crosses the baseline's
+    between the smallest run and the target; ``inf`` where the crossing is still ahead (beyond
+    the target), ``0`` where it lies before the smallest run (:func:`cq.crossing_location`)."""
     keep = c.curve_C <= c.target.C * (1 + 1e-9)
-    return {g: cq.crossings(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], c.curve_C[keep]) for g in c.others}
+    grid = c.curve_C[keep]
+    return {g: cq.crossing_location(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], grid) for g in c.others}
+
+
+def _crossing_clause(c: Comparison, r: pd.Series) -> str:
+    """Where the curves cross, in words: a located crossing, or the range the runs leave open."""
+    said = f"; the curves cross below the target with probability {r['p_cross']:.2f}"
+    if r["p_cross"] < 0.05:
+        return said + "."
+    lo, med, hi = r["cross_lo"], r["cross_C"], r["cross_hi"]
+    pct = f"{100 * c.ci_prob:g}%"
+    if lo > 0 and math.isfinite(hi) and hi / lo <= PLACED_FACTOR:
+        return said + f" (at C={med:.3g}, {pct} interval {lo:.3g}-{hi:.3g})."
+    c_min = float(c.curve_C[0])
+    start = f"C={lo:.3g}" if lo > 0 else f"below C={c_min:.3g} (the smallest run)"
+    end = f"C={hi:.3g}" if math.isfinite(hi) else "beyond the target"
+    middle = (
+        f"median C={med:.3g}"
+        if 0 < med < math.inf
+        else f"median {'beyond the target' if med > 0 else 'below the runs'}"
+    )
+    return said + f": somewhere between {start} and {end} ({pct}; {middle}); the runs cannot place the crossing."
 
 
 def verdict_of(c: Comparison) -> str:
@@ -66,8 +93,7 @@ def verdict_of(c: Comparison) -> str:
             f"{pct} interval {r['diff_lo']:+.4f} to {r['diff_hi']:+.4f}); {g} is worth {r['multiplier']:.3g}x "
             f"{c.baseline}'s compute ({pct} interval {r['mult_lo']:.3g}x-{r['mult_hi']:.3g}x)"
             + _trend_clause(c, g)
-            + f"; the curves cross below the target with probability {r['p_cross']:.2f}"
-            + (f" (median at C={r['cross_C']:.3g})." if r["p_cross"] >= 0.05 else ".")
+            + _crossing_clause(c, r)
         )
     if c.laws:
         parts.append(f"Under law uncertainty: {c.describe_laws()}.")

@@ -11,7 +11,9 @@ draw by draw, at a target compute ``C*`` (or a target ``N, D``):
   recipe's at ``(N, D)``), and ``k`` at a few compute levels up to the target (does the gap
   widen or narrow with scale?);
 * ``P(recipe better than baseline)``, the loss difference and its interval;
-* where the two compute-optimal curves cross between the smallest run and the target;
+* whether the two compute-optimal curves cross between the smallest run and the target, and
+  where (median and interval over all draws; where the interval runs past the target, the verdict
+  says the runs cannot place the crossing);
 * for all recipes: ``P(best)``, risk (the measures of :func:`bayescale.decide`) and the expected
   selection regret ``E[L_pick - min L]``;
 * a verdict in words that carries the fit's warnings (convergence, modes, misfit) and says how
@@ -307,7 +309,11 @@ class Comparison:
     def table(self) -> pd.DataFrame:
         """One row per recipe: loss at the target (median, interval), risk, ``p_best``, expected
         regret; for the others also the multiplier over the baseline at the target, ``p_better``,
-        the loss difference (mean, interval), ``p_cross`` and the median crossing compute."""
+        the loss difference (mean, interval), ``p_cross`` (the curves cross between the smallest
+        run and the target) and the crossing's compute over all draws, median ``cross_C`` and
+        interval ``cross_lo``-``cross_hi``: ``inf`` where it lies beyond the target, ``0`` before
+        the smallest run (a median of the crossing draws alone would sit early, see
+        :func:`bayescale._compare_quantities.crossing_location`)."""
         if self._table is None:  # computed once (the verdict and the JSON read it several times)
             object.__setattr__(self, "_table", table_of(self))
         return self._table.copy()

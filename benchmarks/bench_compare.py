@@ -268,7 +268,11 @@ def score_row(cmp: Any, truth: dict, plug: dict) -> dict:
         "p_better": float(row["p_better"]),
         "p_cross": float(row["p_cross"]),
         "cross_C": float(row["cross_C"]),
+        "cross_lo": float(row["cross_lo"]),
+        "cross_hi": float(row["cross_hi"]),
         "found": _found(row["p_cross"], row["cross_C"], cross_true) if has_cross else None,
+        "cross_in": bool(row["cross_lo"] <= cross_true <= row["cross_hi"]) if has_cross else None,
+        "cross_open": bool(row["cross_lo"] == 0 or row["cross_hi"] == math.inf),
         "claimed": bool(row["p_cross"] > 0.5),
         "plug_k": plug["k"],
         "plug_covered": bool(plug["k_lo"] <= k_true <= plug["k_hi"]),
@@ -300,7 +304,7 @@ def run_world(family: str, index: int, seed: int, method: str, rhos: tuple = RHO
     for rho in rhos:
         for f, C in zip(TARGETS, targets):
             cmp = first if (rho == rhos[0] and C == targets[-1]) else retarget(first, C, rho)
-            row = score_row(cmp, truth_at(pa, pb, first.curve_C, C), plug["targets"][C])
+            row = score_row(cmp, truth_at(pa, pb, cmp.curve_C, C), plug["targets"][C])
             rows.append(
                 {"family": family, "world": index, "target_x": f, "rho": rho, **row, "fit_s": fit_s}
                 | {"plug_s": plug["seconds"], "doubts": len(first.warnings)}
@@ -541,6 +545,8 @@ def crossing_table(d: pd.DataFrame) -> list[str]:
                 f"{int(has.claimed.sum())}/{len(has)}" if len(has) else "-",
                 f"{int(has.found.sum())}/{len(has)}" if len(has) else "-",
                 f"{int(has.plug_found.sum())}/{len(has)}" if len(has) else "-",
+                _count(has, "cross_in"),
+                _count(has, "cross_open"),
                 f"{int(none.claimed.sum())}/{len(none)}" if len(none) else "-",
                 f"{int(none.plug_claimed.sum())}/{len(none)}" if len(none) else "-",
             ]
@@ -548,7 +554,9 @@ def crossing_table(d: pd.DataFrame) -> list[str]:
     L = [
         "",
         "Crossings (a true crossing between the smallest run and the target; detected = P(cross) > 0.5; "
-        f"found = detected and the median crossing within {CROSS_FACTOR:g}x of the truth):",
+        f"found = detected and the median crossing within {CROSS_FACTOR:g}x of the truth; the crossing's median "
+        "and 90% interval are over all draws, those that cross beyond the target counted there; open = the "
+        "interval runs beyond the target or below the smallest run):",
         "",
     ]
     L += markdown(
@@ -559,11 +567,25 @@ def crossing_table(d: pd.DataFrame) -> list[str]:
             "detected: bayescale",
             "found: bayescale",
             "found: plug-in bootstrap",
+            "truth inside the 90% crossing interval: bayescale",
+            "that interval open",
             "claimed without one: bayescale",
             "plug-in bootstrap",
         ],
     )
     return L
+
+
+def _count(rows: pd.DataFrame, column: str) -> str:
+    """``n/N`` of a yes/no column (``-`` where the rows, or an older run's file, lack it)."""
+    if not len(rows) or column not in rows or rows[column].isna().all():
+        return "-"
+    return f"{int(rows[column].astype(bool).sum())}/{len(rows)}"
+
+
+def _place(C: float) -> str:
+    """A crossing's compute: 0 is before the smallest run, inf beyond the target."""
+    return "below the runs" if C == 0 else "beyond the target" if C == math.inf else f"{C:.2g}"
 
 
 def _fmt_k(r: dict) -> str:
@@ -581,7 +603,7 @@ def real_table(rows: list[dict], paper: bool) -> list[str]:
             _fmt_k(r),
             f"{r['p_better']:.2f}",
             f"{r['diff']:+.3f}",
-            f"{r['p_cross']:.2f}" + (f" (median {r['cross_C']:.2g})" if r["p_cross"] >= 0.05 else ""),
+            f"{r['p_cross']:.2f}" + (f" (median {_place(r['cross_C'])})" if r["p_cross"] >= 0.05 else ""),
             f"{r['a_base']:.2f} / {r['a_other']:.2f}",
         ]
         if paper:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,10 @@ import pytest
 import bayescale as bs
 from bayescale._compare_model import Pooling, grouped_spec
 from bayescale._compare_quantities import regret
+from bayescale._compare_verdict import _crossing_clause, table_of
 from bayescale.cli import main
 from bayescale.comparison import parse_target
+from bayescale.decisions import parse_risk
 
 TRUTH = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.33, "beta": 0.30}
 SIZES = (1e7, 3e7, 1e8, 3e8, 1e9, 3e9)
@@ -154,6 +157,7 @@ def test_crossover_between_runs_and_target_is_found() -> None:
     row = cmp.table().loc["B"]
     assert row["p_cross"] > 0.6
     assert 1e21 < row["cross_C"] < 1e23
+    assert row["cross_lo"] < 1e22 < row["cross_hi"]  # the truth inside the crossing's interval
     assert row["p_better"] < 0.5  # past the crossing, A is ahead
     assert "cross below the target with probability" in cmp.verdict
 
@@ -176,6 +180,74 @@ def test_pooling_sets_the_parameters_as_documented() -> None:
     p.update({f"alpha_g{k}": 0.33 for k in range(3)} | {f"beta_g{k}": 0.3 for k in range(3)})
     base = spec.law.log_loss(TRUTH, {"N": x["N"], "D": x["D"]}, np)
     assert np.allclose(default.law.log_loss(p, x, np), base)
+
+
+def _crossing_draws_comparison(cross_at: np.ndarray, grid: np.ndarray, target: float) -> SimpleNamespace:
+    """A comparison's draws where B's curve crosses A's (in log loss) at ``cross_at`` per draw:
+    worse before, better after. Only what the table reads."""
+    diff = 0.01 * np.log(cross_at[:, None] / grid[None, :])
+    n = cross_at.size
+    losses = {"A": np.full(n, 2.0), "B": 2.0 + 0.01 * np.log(cross_at / target)}
+    return SimpleNamespace(
+        groups=["A", "B"],
+        others=["B"],
+        baseline="A",
+        by="recipe",
+        ci_prob=0.9,
+        risk=parse_risk("cvar:0.9"),
+        losses=losses,
+        multipliers={"B": np.ones((n, 1))},
+        curve_C=grid,
+        curves={"A": np.zeros((n, grid.size)), "B": diff},
+        target=SimpleNamespace(C=target),
+    )
+
+
+def test_crossing_median_counts_the_draws_that_cross_beyond_the_target() -> None:
+    # the crossing's posterior: uniform in log C from 1e19 to 1e24; the target 1e22 leaves 40% beyond it
+    grid = np.geomspace(1e18, 1e23, 61)
+    c = _crossing_draws_comparison(np.logspace(19, 24, 1000), grid, 1e22)
+    row = table_of(c).loc["B"]
+    assert row["p_cross"] == pytest.approx(0.6, abs=0.02)
+    # the median over all draws (10^21.5), not of the 60% that cross below the target (10^20.5)
+    assert row["cross_C"] == pytest.approx(10**21.5, rel=0.05)
+    assert row["cross_lo"] == pytest.approx(10**19.25, rel=0.05)
+    assert row["cross_hi"] == np.inf  # the interval is open: the runs leave the crossing's end beyond the target
+    clause = _crossing_clause(c, row)
+    assert "somewhere between C=1.78e+19 and beyond the target (90%; median C=3.22e+21)" in clause
+    assert "the runs cannot place the crossing" in clause
+    # fewer than half cross below the target: the median lies beyond it
+    row = table_of(_crossing_draws_comparison(np.logspace(21, 24, 1000), grid, 1e22)).loc["B"]
+    assert row["p_cross"] == pytest.approx(1 / 3, abs=0.02) and row["cross_C"] == np.inf
+
+
+def test_crossing_that_is_placed_and_one_that_has_happened_before_the_runs() -> None:
+    grid = np.geomspace(1e18, 1e23, 61)
+    c = _crossing_draws_comparison(np.logspace(20.01, 20.6, 1000), grid, 1e22)
+    row = table_of(c).loc["B"]
+    assert row["p_cross"] == 1.0 and 1e20 < row["cross_lo"] < row["cross_C"] < row["cross_hi"] < 10**20.6
+    assert "probability 1.00 (at C=2.02e+20, 90% interval 1.09e+20-3.72e+20)." in _crossing_clause(c, row)
+    # draws whose curves crossed before the smallest run (B better throughout) sit at 0, not beyond the target
+    c = _crossing_draws_comparison(np.concatenate([np.logspace(20.01, 21, 700), np.full(300, 1e17)]), grid, 1e22)
+    row = table_of(c).loc["B"]
+    assert row["p_cross"] == pytest.approx(0.7, abs=0.01) and row["cross_lo"] == 0 and np.isfinite(row["cross_hi"])
+    assert "somewhere between below C=1e+18 (the smallest run) and C=" in _crossing_clause(c, row)
+
+
+def test_draws_that_crossed_before_the_runs_are_placed_there() -> None:
+    # 40% of draws cross from B better to B worse just above the smallest run; the rest have B
+    # worse throughout (the majority's sign at the start): they crossed before it, not beyond the target
+    grid = np.geomspace(1e18, 1e23, 61)
+    cross_at = np.concatenate([np.logspace(18.11, 18.9, 400), np.full(600, 1e17)])
+    c = _crossing_draws_comparison(cross_at, grid, 1e22)
+    c.curves["B"] = -c.curves["B"]
+    row = table_of(c).loc["B"]
+    assert row["p_cross"] == pytest.approx(0.4, abs=0.01)
+    assert row["cross_lo"] == 0 and row["cross_C"] == 0 and row["cross_hi"] < 1e19
+    assert "median below the runs" in _crossing_clause(c, row)
+    # no draw crosses: nothing to place
+    row = table_of(_crossing_draws_comparison(np.full(50, 1e25), grid, 1e22)).loc["B"]
+    assert row["p_cross"] == 0 and np.isnan(row["cross_C"])
 
 
 def test_regret_and_p_best_on_fixed_draws() -> None:

@@ -39,7 +39,7 @@ def plot_comparison(cmp: Comparison, *, ci_probs: Any = BAND_PROBS) -> Any:
     ax.axvline(cmp.target.C, color="0.3", ls="--", lw=1, label="target")
     table = cmp.table()
     for g in cmp.others:
-        if table.loc[g, "p_cross"] >= 0.05 and np.isfinite(table.loc[g, "cross_C"]):
+        if table.loc[g, "p_cross"] >= 0.05 and 0 < table.loc[g, "cross_C"] < np.inf:
             ax.axvline(table.loc[g, "cross_C"], color="0.5", ls=":", lw=1, label=f"median crossing ({_plain(g)})")
     _x_log(ax, _X_LABELS["C"])
     _loss_axis(ax)

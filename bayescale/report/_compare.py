@@ -17,6 +17,11 @@ def _g(x: Any, digits: int = 3) -> str:
     return "-" if x != x else f"{x:.{digits}g}"  # NaN: not applicable (the baseline)
 
 
+def _place(x: Any) -> str:
+    """A crossing's compute: 0 is before the smallest run, inf beyond the target."""
+    return "below the runs" if x == 0 else "beyond the target" if x == float("inf") else _g(x)
+
+
 def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
     """The title and blocks of a comparison's report."""
     t = cmp.table()
@@ -32,7 +37,9 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
             "baseline" if g == cmp.baseline else f"{_g(r['multiplier'])}x ({_g(r['mult_lo'])}-{_g(r['mult_hi'])})",
             _g(r["p_better"], 2),
             _g(r["p_cross"], 2),
-            _g(r["cross_C"]),
+            "-"
+            if r["cross_C"] != r["cross_C"]
+            else f"{_place(r['cross_C'])} ({_place(r['cross_lo'])} to {_place(r['cross_hi'])})",
         )
         for g, r in t.iterrows()
     )
@@ -45,7 +52,7 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
         f"compute multiplier ({pct})",
         "P(better)",
         "P(cross below target)",
-        "median crossing C",
+        f"crossing C: median ({pct})",
     )
     doubts = tuple(s for s in cmp.verdict.split("Doubt: ")[1:])
     mult = cmp.multiplier()
