@@ -14,6 +14,7 @@ interval that says so.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -125,4 +126,36 @@ def mixed(parts: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], where: np
     return out
 
 
-__all__ = ["MIXED", "fit_laws", "members_for", "mix", "mixed", "slots"]
+def law_setup(c: Any) -> dict[str, Any]:
+    """What one law's comparison needs besides its fit to be rebuilt (``comparison._rebuild``)."""
+    return {
+        "pooling": {"share": list(c.pooling.share), "pool": list(c.pooling.pool)},
+        "drift_correlation": c.drift_correlation,
+        "gap_slopes": [[list(map(float, b)), list(map(float, s))] for b, s in c.gap_slopes],
+        "spec": c.spec.to_dict(),
+        "warnings": list(c.warnings),
+    }
+
+
+def average(per: Mapping[str, Any], weights: Mapping[str, float], notes: Sequence[str], seed: int) -> Any:
+    """Several laws' comparisons (:class:`~bayescale.comparison.Comparison`, one per law) as one:
+    the leading law's, with the draws of :data:`MIXED` mixed by weight and every law's doubts."""
+    order = list(per)
+    lead = per[max(weights, key=weights.get)]
+    where = slots([weights[k] for k in order], len(lead.losses[lead.baseline]), seed)
+    draws = mixed({k: {name: getattr(per[k], name) for name in MIXED} for k in order}, where)
+    draws["clipped"] = {g: v > 0.5 for g, v in draws["clipped"].items()}
+    doubts = tuple(dict.fromkeys(w for k in order for w in per[k].warnings))
+    return replace(
+        lead,
+        **draws,
+        warnings=doubts,
+        laws=dict(per),
+        law_weights=dict(weights),
+        law_notes=tuple(notes),
+        slots=where,
+        _table=None,
+    )
+
+
+__all__ = ["MIXED", "average", "fit_laws", "law_setup", "members_for", "mix", "mixed", "slots"]

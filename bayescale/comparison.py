@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -360,7 +360,7 @@ class Comparison:
             "ci_prob": self.ci_prob,
             "risk": _risk_text(self.risk),
             "levels": [float(c) for c in self.levels],
-            **_law_setup(self),
+            **ca.law_setup(self),
         }
         groups = {}
         if self.laws:
@@ -368,7 +368,7 @@ class Comparison:
             others = {name: law for name, law in self.laws.items() if name != lead}
             groups = {f"{g}__{name}": law.fit.idata[g] for name, law in others.items() for g in law.fit.idata.groups()}
             setup["laws"] = {
-                name: {**_law_setup(law), "weight": self.law_weights[name]} for name, law in self.laws.items()
+                name: {**ca.law_setup(law), "weight": self.law_weights[name]} for name, law in self.laws.items()
             }
             setup |= {"lead": lead, "law_notes": list(self.law_notes)}
             setup["law_attrs"] = {name: _arviz.attrs(law.fit.idata) for name, law in others.items()}
@@ -396,24 +396,13 @@ class Comparison:
         except (KeyError, OSError, ValueError) as e:
             raise BayescaleError(f"{path} is not a bayescale comparison file ({type(e).__name__}: {e})") from None
         weights = {name: law["weight"] for name, law in setup["laws"].items()}
-        return _average(per, weights, setup["law_notes"], per[setup["lead"]].fit.seed)
+        return ca.average(per, weights, setup["law_notes"], per[setup["lead"]].fit.seed)
 
     def to_json(self, path: str | Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
             atomic_write_bytes(Path(path), (text + "\n").encode())
         return text
-
-
-def _law_setup(c: Comparison) -> dict[str, Any]:
-    """What one law's comparison needs besides its fit to be rebuilt (:func:`_rebuild`)."""
-    return {
-        "pooling": {"share": list(c.pooling.share), "pool": list(c.pooling.pool)},
-        "drift_correlation": c.drift_correlation,
-        "gap_slopes": [[list(map(float, b)), list(map(float, s))] for b, s in c.gap_slopes],
-        "spec": c.spec.to_dict(),
-        "warnings": list(c.warnings),
-    }
 
 
 def _rebuild(idata: Any, setup: Mapping[str, Any], law: Mapping[str, Any]) -> Comparison:
@@ -430,28 +419,6 @@ def _rebuild(idata: Any, setup: Mapping[str, Any], law: Mapping[str, Any]) -> Co
     risk = parse_risk(setup["risk"])
     args = (setup["baseline"], setup["by"], target, pool, setup["ci_prob"], risk, setup["levels"])
     return _assemble(gfit, recipes, *args, tuple(law["warnings"]), rho, slopes)
-
-
-def _average(
-    per: Mapping[str, Comparison], weights: Mapping[str, float], notes: Sequence[str], seed: int
-) -> Comparison:
-    """Several laws' comparisons as one: their draws mixed by weight (:mod:`bayescale._compare_average`)."""
-    order = list(per)
-    lead = per[max(weights, key=weights.get)]
-    where = ca.slots([weights[k] for k in order], len(lead.losses[lead.baseline]), seed)
-    draws = ca.mixed({k: {name: getattr(per[k], name) for name in ca.MIXED} for k in order}, where)
-    draws["clipped"] = {g: v > 0.5 for g, v in draws["clipped"].items()}
-    doubts = tuple(dict.fromkeys(w for k in order for w in per[k].warnings))
-    return replace(
-        lead,
-        **draws,
-        warnings=doubts,
-        laws=dict(per),
-        law_weights=dict(weights),
-        law_notes=tuple(notes),
-        slots=where,
-        _table=None,
-    )
 
 
 # ------------------------------------------------------------------ compare
@@ -543,7 +510,7 @@ def compare(
             )
             for name, p in laws.items()
         }
-        return _average(per, weights, notes + more, seed)
+        return ca.average(per, weights, notes + more, seed)
     pool = Pooling.parse(pooling, spec.law)
     _check_sizes(table, by, groups, spec, pool)
     gfit, caught = cf.fit_grouped(spec, table, groups, pool, by=by, seed=seed, **kw)

@@ -183,13 +183,14 @@ def world_runs(pa: dict, pb: dict, seed: int) -> pd.DataFrame:
 def retarget(cmp: Any, C: float, rho: float | str) -> Any:
     """The comparison ``cmp`` at another target compute and drift correlation, from the same joint
     fit (what :func:`bayescale.compare` would give with these arguments and the same seed, without refitting)."""
+    from bayescale._compare_average import average
     from bayescale._compare_fit import recipe_fits
-    from bayescale.comparison import _assemble, _average, parse_target
+    from bayescale.comparison import _assemble, parse_target
 
     target = parse_target({"C": C})
     if cmp.laws:  # a law average: every law's comparison retargeted, then mixed again
         per = {name: retarget(law, C, rho) for name, law in cmp.laws.items()}
-        return _average(per, cmp.law_weights, cmp.law_notes, cmp.fit.seed)
+        return average(per, cmp.law_weights, cmp.law_notes, cmp.fit.seed)
     recipes = recipe_fits(cmp.fit, cmp.spec, cmp.pooling, cmp.groups, rho, cmp.fit.seed, cmp.gap_slopes)
     args = (cmp.baseline, cmp.by, target, cmp.pooling, cmp.ci_prob, cmp.risk, None, cmp.warnings)
     return _assemble(cmp.fit, recipes, *args, rho, cmp.gap_slopes)

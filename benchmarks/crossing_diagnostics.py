@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import bench_compare as bc  # noqa: E402
 
 from bayescale import _compare_quantities as cq  # noqa: E402
-from bayescale.comparison import _recipe_fit, compare  # noqa: E402
+from bayescale._compare_fit import recipe_fit  # noqa: E402
+from bayescale.comparison import compare  # noqa: E402
 
 POOLINGS = {"default": None, "all-free": {"free": ["E", "A", "B", "alpha", "beta"]}}
 
@@ -58,7 +59,7 @@ def world_rows(index: int, pooling: dict | None) -> list[dict]:
         warnings.simplefilter("ignore")
         first = compare(runs, at={"C": c_max * max(bc.TARGETS)}, method="laplace", seed=index, pooling=pooling)
     no_drift = {
-        g: _recipe_fit(first.fit, first.spec, first.pooling, first.groups, k, None) for k, g in enumerate(first.groups)
+        g: recipe_fit(first.fit, first.spec, first.pooling, first.groups, k, None) for k, g in enumerate(first.groups)
     }
     rows = []
     for fx in bc.TARGETS:

@@ -52,6 +52,8 @@ LAYERS: dict[str, int] = {
     "decisions": 8,
     "checks": 9,
     "_compare_model": 5,
+    "_compare_fit": 9,
+    "_compare_average": 9,
     "_compare_quantities": 9,
     "_compare_verdict": 9,
     "comparison": 9,
