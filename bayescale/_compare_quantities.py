@@ -9,6 +9,7 @@ from the recipe's own runs (at the posterior-median compute-optimal allocation).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BayescaleError
-from .frontier import compute_optimal
+from .frontier import closed_form, compute_optimal
 from .inference import Fit
 from .model import DRIFT, distance_from_runs
 
@@ -75,6 +76,25 @@ def _ratio_grid() -> np.ndarray:
     return np.logspace(lo, hi, int(round((hi - lo) * PER_DECADE)) + 1)
 
 
+def _base_curves(base: Fit, budgets: np.ndarray) -> np.ndarray:
+    """The baseline's log compute-optimal loss at ``budgets`` (level, ratio), shape (draw, level, ratio).
+
+    Where the law has no closed-form optimum each budget is a numerical search, so the curve is
+    searched once on a lattice of :data:`PER_DECADE` budgets per decade spanning every level's
+    range and read off it linearly in log compute (the grid's own resolution); with a closed form
+    every budget is exact."""
+    if closed_form(base):
+        return np.stack([frontier_log_loss(base, row) for row in budgets], axis=1)
+    step = math.log(10.0) / PER_DECADE
+    lo = math.log(budgets.min())
+    n = int(math.ceil((math.log(budgets.max()) - lo) / step)) + 1
+    curve = frontier_log_loss(base, np.exp(lo + step * np.arange(n)))
+    x = (np.log(budgets) - lo) / step
+    j = np.clip(np.floor(x).astype(int), 0, n - 2)
+    w = x - j
+    return curve[:, j] * (1.0 - w) + curve[:, j + 1] * w
+
+
 def multiplier_at_compute(base: Fit, other: Fit, levels: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Draws of the effective compute multiplier of ``other`` over ``base`` at each compute level
     ``C``: ``k`` with ``L*_base(k C) = L*_other(C)``, ``L*`` the compute-optimal loss. Returns
@@ -82,9 +102,9 @@ def multiplier_at_compute(base: Fit, other: Fit, levels: Sequence[float]) -> tup
     ratios = _ratio_grid()
     out, clipped = [], []
     target = frontier_log_loss(other, levels)
-    for i, C in enumerate(np.asarray(levels, dtype=float)):
-        curve = frontier_log_loss(base, C * ratios)
-        k, edge = invert(curve, ratios, target[:, i])
+    curves = _base_curves(base, np.outer(np.asarray(levels, dtype=float), ratios))
+    for i in range(len(levels)):
+        k, edge = invert(curves[:, i, :], ratios, target[:, i])
         out.append(k)
         clipped.append(edge)
     return np.stack(out, axis=1), np.stack(clipped, axis=1)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
+from bayescale import _compare_quantities as cq
 from bayescale._compare_model import Pooling, grouped_spec
 from bayescale._compare_quantities import regret
 from bayescale._compare_verdict import _crossing_clause, table_of
@@ -248,6 +249,19 @@ def test_draws_that_crossed_before_the_runs_are_placed_there() -> None:
     # no draw crosses: nothing to place
     row = table_of(_crossing_draws_comparison(np.full(50, 1e25), grid, 1e22)).loc["B"]
     assert row["p_cross"] == 0 and np.isnan(row["cross_C"])
+
+
+def test_multiplier_read_off_a_lattice_matches_the_exact_curves(doubled_cmp, monkeypatch) -> None:
+    """A law without a closed-form optimum searches its baseline curve once on a lattice of
+    budgets and reads each level's curve off it; on Chinchilla's law (closed form, forced to the
+    numerical path here) that gives the exact multipliers to the searches' resolution."""
+    base, other = doubled_cmp.recipes["A"], doubled_cmp.recipes["B"]
+    exact, exact_edge = cq.multiplier_at_compute(base, other, doubled_cmp.levels)
+    monkeypatch.setattr(cq, "closed_form", lambda fit: False)
+    lattice, lattice_edge = cq.multiplier_at_compute(base, other, doubled_cmp.levels)
+    inside = ~(exact_edge | lattice_edge)
+    assert inside.mean() > 0.95
+    np.testing.assert_allclose(lattice[inside], exact[inside], rtol=0.01)
 
 
 def test_regret_and_p_best_on_fixed_draws() -> None:

@@ -5,6 +5,7 @@ import pytest
 
 import bayescale as bs
 from bayescale import decisions as dc
+from bayescale import frontier
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
@@ -200,7 +201,7 @@ def test_numerical_optimum_agrees_with_closed_form(point_fit):
     fit, _ = point_fit
     theta = dc._theta(fit)
     closed = dc.compute_optimal(fit, [1e22])["N_opt"].values.reshape(-1)
-    numeric, at_bound = dc._numerical_optimum(fit, theta, 1e22, (0.01, 1e5), 512)
+    numeric, at_bound = dc._numerical_optimum(fit, theta, 1e22, (0.01, 1e5), frontier.COARSE)
     assert not at_bound.any()
     np.testing.assert_allclose(numeric, closed, rtol=1e-3)
 
