@@ -451,8 +451,9 @@ def compare(
     by : str
         The grouping column (default ``"recipe"``).
     spec : ModelSpec, path or bundled name
-        The law and priors every recipe follows (default the bundled Chinchilla spec). Law
-        averages are not supported yet (a clear error says so).
+        The law and priors every recipe follows (default the bundled Chinchilla spec), or a law
+        average (e.g. ``"recommended"``): every law of it compared, weighted by leave-future-out
+        stacking on all recipes' runs, and the draws mixed by weight (default pooling only).
     at : mapping or float
         ``{"C": FLOPs}`` (compute-optimal loss at that budget) or ``{"N": params, "D": tokens}``.
     baseline : str, optional

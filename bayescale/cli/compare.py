@@ -141,7 +141,11 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--by", default="recipe", help="the grouping column (default: recipe)")
     p.add_argument("--at", required=True, help="target: C=FLOPS (compute-optimal) or N=PARAMS,D=TOKENS")
     p.add_argument("--baseline", help="the recipe the others are measured against (default: the first in the table)")
-    p.add_argument("--spec", default="chinchilla", help="model spec (default: the bundled chinchilla)")
+    p.add_argument(
+        "--spec",
+        default="chinchilla",
+        help="model spec (default: the bundled chinchilla), or a law average such as recommended",
+    )
     p.add_argument("--share", help="parameters one value for all recipes, comma-separated (default: E)")
     p.add_argument("--pool", help="parameters pooled hierarchically across recipes, comma-separated (LogNormal priors)")
     p.add_argument("--free", help="parameters free per recipe (the default for all not shared or pooled)")
