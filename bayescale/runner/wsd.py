@@ -11,6 +11,12 @@ it. A branch at fraction f of the requested D trains ``f * S`` steps in all (S: 
 from its checkpoints, each branch from its own or else from the trunk's (so a branch's row says
 ``resumed``, and like any resumed pilot has no ``train_tokens_per_s``).
 
+A trunk trained with ``keep_checkpoints`` keeps its checkpoints at its branch points and records its
+request, so one more branch can be trained off it later (:func:`train_branch`, ``bayescale pilot
+--branch-of TRUNK_ID --tokens D``): from the latest kept checkpoint at or before the branch's start,
+the trunk continues at its constant rate on the data it would have seen, then cools down; the row is
+the one a branch at that D trained with the trunk would have.
+
 torch and transformers are imported by :mod:`bayescale.runner.train`, only to train.
 """
 
@@ -393,15 +399,14 @@ def train_branch(
 
 def _check_checkpoint_model(checkpoint: Path, model: Any, trunk_id: str) -> None:
     """Refuse a trunk checkpoint whose weights do not fit the model the branch's plan builds."""
-    from safetensors import safe_open
-
     files = sorted(checkpoint.glob("*.safetensors"))
     if not files:
         raise PilotError(f"trunk {trunk_id!r}'s checkpoint {checkpoint} holds no model weights (*.safetensors)")
     saved = {}
-    for f in files:
-        with safe_open(str(f), framework="pt") as fh:
-            saved.update({k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()})  # noqa: SIM118
+    for f in files:  # a safetensors file opens with its header's length and the header, JSON of the shapes
+        with open(f, "rb") as fh:
+            header = json.loads(fh.read(int.from_bytes(fh.read(8), "little")))
+        saved.update({k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"})
     built = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     for name, shape in built.items():
         if name in saved and saved[name] != shape:
