@@ -233,9 +233,8 @@ class LaterBranch:
         """The branch's work folder: the one a branch at that fraction trained with the trunk has, unless
         it holds another run (a fraction equal to 6 digits), then one named by the full fraction."""
         out = self.root / f"cooldown-{self.branch.fraction:g}"
-        if (out / "result.json").exists() and json.loads((out / "result.json").read_text()).get(
-            "run_id"
-        ) != self.plan.run_id:
+        done = out / "result.json"
+        if done.exists() and json.loads(done.read_text()).get("run_id") != self.plan.run_id:
             return self.root / f"cooldown-{self.branch.fraction!r}"
         return out
 
@@ -258,7 +257,9 @@ def trunk_folder(trunk_id: str, work_dir: str | os.PathLike | None = None) -> tu
         )
     record = json.loads(done.read_text())
     if record.get("trunk_id") != trunk_id:
-        raise PilotError(f"{root} holds trunk {record.get('trunk_id')!r}, not {trunk_id!r}")
+        raise PilotError(
+            f"{root} holds trunk {record.get('trunk_id')!r}, not {trunk_id!r}; pass that trunk's --work-dir"
+        )
     if "request" not in record:
         raise PilotError(
             f"trunk {trunk_id!r} was trained before bayescale recorded a trunk's request, so a branch cannot be "
