@@ -394,8 +394,9 @@ def branch_flops(frame: pd.DataFrame, runs: pd.DataFrame) -> np.ndarray:
     A candidate at a trunk's N (within 1%) whose branch would leave the trunk where it has already
     been trained (``(1 - c) D <= trained``, ``c`` the trunk's cooldown share) costs only its cooldown,
     ``6 N c D``; any other candidate costs ``6 N D`` (:func:`flops_cost`), as it does when the table
-    has no trunks. Branching later needs the trunk's checkpoint at the branch point (Hägele et al.
-    2024 keep them all); the trunk is not extended past its length."""
+    has no trunks. Such a branch is trained off the trunk's kept checkpoint by ``bayescale pilot
+    --branch-of TRUNK_ID --tokens D`` (:func:`bayescale.runner.train_branch`; its row's ``C_branch`` is
+    this price); a candidate past the trunk's end is priced ``6 N D``, not counting on extending it."""
     costs = flops_cost(frame)
     n, d = frame["N"].to_numpy(float), frame["D"].to_numpy(float)
     for t in trunks_of(runs).itertuples():

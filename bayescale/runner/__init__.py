@@ -5,7 +5,8 @@ imports none of them until a pilot is trained, and ``import bayescale`` never do
 
 - :func:`run_pilot` trains one pilot (Llama-style or GPT-2 decoder from a ``transformers`` config, or a
   torch LSTM) with the ``transformers`` Trainer on a locally tokenized corpus and appends its row.
-- :func:`train_wsd` trains a warmup-stable-decay trunk and a cooldown branch per point (one row each).
+- :func:`train_wsd` trains a warmup-stable-decay trunk and a cooldown branch per point (one row each);
+  :func:`train_branch` trains one more branch later, off a trunk that kept its checkpoints.
 - :func:`run_sweep` runs a sweep of pilots (a TOML file, :func:`load_sweep`) on a local process pool,
   a Ray cluster or Slurm (see :mod:`bayescale.runner.sweep` for which to use when).
 - :func:`shape_for`, :func:`hyper_for` and :func:`training_flops` are the documented rules for shape,
@@ -40,6 +41,8 @@ _LAZY = {
     "run_slurm": "sweep",
     "train_wsd": "wsd",
     "plan_wsd": "wsd",
+    "train_branch": "wsd",
+    "plan_branch": "wsd",
     "load_sweep": "sweep",
     "Sweep": "sweep",
     "SweepError": "sweep",

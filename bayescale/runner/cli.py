@@ -34,8 +34,14 @@ def _pilot_parser() -> argparse.ArgumentParser:
         "held-out loss (nats per token) and append one row to a runs table. Run the same command again to resume "
         "a killed pilot. `bayescale pilot sweep SWEEP.toml` runs many.",
     )
-    p.add_argument("--n-params", type=float, required=True, metavar="N", help="non-embedding parameters, e.g. 2e6")
+    p.add_argument("--n-params", type=float, metavar="N", help="non-embedding parameters, e.g. 2e6 (required)")
     p.add_argument("--tokens", type=float, required=True, metavar="D", help="training tokens, e.g. 2e7")
+    p.add_argument(
+        "--branch-of",
+        metavar="TRUNK_ID",
+        help="train one more cooldown branch of D tokens off this WSD trunk, trained earlier with --keep-checkpoints "
+        "(its settings, --work-dir the trunk's); one row like its other branches",
+    )
     p.add_argument("--arch", default="llama", choices=("llama", "gpt2", "lstm"), help="architecture (default llama)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--append", metavar="RUNS.csv", help="runs table to append the row to (curves go beside it)")
@@ -198,6 +204,10 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
+    if a.branch_of is not None:
+        return _cmd_branch(a, _given_plan_options(rest))
+    if a.n_params is None:
+        raise PilotError("--n-params is required (or --branch-of TRUNK_ID, to branch off a trunk trained earlier)")
     check_size(a.n_params, a.arch)  # a refused size answers at once, with its error line only
     stage = Stages(quiet=a.quiet)
     stage(
@@ -219,11 +229,8 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             _print_plan(plan_pilot(a.n_params, a.tokens, **opts))
         return 0
 
-    def progress(msg: dict) -> None:
-        print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
-
     opts.update(device=a.device, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
-    opts.update(keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else progress)
+    opts.update(keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else _progress)
     stage(f"training {'a WSD trunk and its branches' if wsd else 'the pilot'} on device {a.device}")
     results = train_wsd(a.n_params, a.tokens, **opts) if wsd else [train_pilot(a.n_params, a.tokens, **opts)]
     for result in results:
@@ -239,6 +246,81 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         if a.append:
             print(f"appended to {a.append}")
     return 0
+
+
+#: The flags that plan a pilot (their ``_pilot_parser`` dests); a branch trained later takes its trunk's.
+PLAN_FLAGS = (
+    "n_params",
+    "arch",
+    "seed",
+    "corpus",
+    "vocab_size",
+    "seq_len",
+    "batch_size",
+    "lr_scale",
+    "eval_tokens",
+    "curve_points",
+    "unique_tokens",
+    "schedule",
+    "cooldowns",
+    "cooldown",
+)
+
+
+def _given_plan_options(rest: list[str]) -> dict[str, Any]:
+    """The plan flags written on the command line ``rest`` (parsed again with no defaults)."""
+    p = _pilot_parser()
+    p.set_defaults(**dict.fromkeys(PLAN_FLAGS))
+    a = p.parse_args(rest)
+    return {k: getattr(a, k) for k in PLAN_FLAGS if getattr(a, k) is not None}
+
+
+def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
+    """``bayescale pilot --branch-of TRUNK_ID --tokens D``: one more branch off a trunk trained earlier."""
+    from .train import save_pilot
+    from .wsd import check_branch_options, plan_branch, train_branch
+
+    stage = Stages(quiet=a.quiet)
+    stage(f"planning a branch of {a.tokens:.4g} tokens off trunk {a.branch_of}")
+    later = plan_branch(a.branch_of, a.tokens, a.work_dir)
+    check_branch_options(later, given)
+    if a.dry_run:
+        _print_branch(later)
+        return 0
+    stage(f"training the branch on device {a.device}, from the trunk's checkpoint at step {later.from_step}")
+    result = train_branch(
+        a.branch_of,
+        a.tokens,
+        device=a.device,
+        threads=a.threads,
+        work_dir=a.work_dir,
+        save_every_s=a.save_every,
+        keep_checkpoints=a.keep_checkpoints,
+        on_progress=None if a.quiet else _progress,
+    )
+    if a.append:
+        stage(f"appending {result.row['run_id']} to {a.append}")
+        save_pilot(result, a.append)
+    if a.format == "json":
+        print(json.dumps(result.row, default=str, indent=1))
+    else:
+        _print_row(result.row)
+        if a.append:
+            print(f"appended to {a.append}")
+    return 0
+
+
+def _print_branch(later) -> None:
+    plan, b = later.plan, later.branch
+    _print_plan(plan)
+    print(
+        f"branch      of {plan.branch['trunk_id']}: from its checkpoint at step {later.from_step}, constant learning "
+        f"rate to step {b.start}, then {b.cooldown_steps} cooldown steps ({plan.branch['decay']}), D = {plan.tokens_trained:,}"
+    )
+
+
+def _progress(msg: dict) -> None:
+    print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:

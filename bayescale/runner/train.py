@@ -113,6 +113,12 @@ def _callbacks(
         def __init__(self):
             self.last_save = self.t0 = time.monotonic()
 
+        def on_train_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kw):
+            # A resumed run's next rate is its own schedule's, not the checkpoint's (a WSD trunk's last holds 0).
+            sched = getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate may wrap it
+            for i, f in enumerate(getattr(sched, "lr_lambdas", []) if optimizer is not None else []):
+                optimizer.param_groups[i]["lr"] = sched.base_lrs[i] * f(sched.last_epoch)
+
         def on_save(self, args, state, control, **kw):
             _write_json(wall_file, {"wall_s": wall_before + time.monotonic() - self.t0, "step": state.global_step})
 
