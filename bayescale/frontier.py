@@ -44,7 +44,10 @@ def _log_inputs_for(fit: Fit, N: np.ndarray, D: np.ndarray) -> dict[str, np.ndar
 def _loss_at(fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.ndarray) -> np.ndarray:
     """Law loss for per-draw parameters ``theta[p]`` shaped (S,) at N, D shaped (S, ...)."""
     th = {k: v.reshape((-1,) + (1,) * (N.ndim - 1)) for k, v in theta.items()}
-    return np.exp(np.asarray(fit.spec.law.log_loss(th, _log_inputs_for(fit, N, D), np), dtype=float))
+    # The search visits sizes far outside the runs, where a law's inner exponentials may overflow to
+    # an infinite loss: never the optimum, and no reason to warn the user.
+    with np.errstate(over="ignore"):
+        return np.exp(np.asarray(fit.spec.law.log_loss(th, _log_inputs_for(fit, N, D), np), dtype=float))
 
 
 #: The numerical optimum's search: a coarse grid over log N, then a fine one over the best coarse
