@@ -16,7 +16,9 @@ of terms tested (Bonferroni) and its effect is at least ``min_effect`` (0.25% in
 drawn from the law itself fire less than ``alpha`` of the time (default 0.1; measured 5 false alarms
 in 160 well-specified synthetic fits, see ``benchmarks/bench_misfit.py``). Where runs share a model size,
 an F test of their common offsets against the scatter within groups (lack of fit against pure
-error) catches misfits that are not smooth in the inputs.
+error) catches misfits that are not smooth in the inputs, and a test of whether runs close in
+(log N, log D) share their offsets (:mod:`bayescale._neighbours`) catches a shape the law misses
+that no named pattern describes.
 
 Example
 -------
@@ -36,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._neighbours import K_NEIGHBOURS, MIN_RUNS, neighbour_graph, neighbour_test
 from .data import law_inputs
 from .errors import BayescaleError, MisfitWarning
 from .likelihoods import predictive_variance
@@ -77,7 +80,7 @@ class Finding:
     ``effect_low`` is the same for the other end of the range (trends and curvature).
     """
 
-    kind: str  # "largest", "trend" or "curvature"
+    kind: str  # "largest", "trend", "curvature", "groups" or "neighbours"
     input: str  # "C", "N", "D" or "D/N"
     where: str  # the runs the effect is about, in words
     effect: float
@@ -304,7 +307,9 @@ def misfit(
     the residuals in log N, log D and log D/N; curvature (a quadratic term) in log N and log D/N;
     and, where several runs share a model size (or a tokens-per-parameter ratio), whether they
     share an offset from the law (an F test of lack of fit against the scatter within groups,
-    which does not rely on the fitted noise scale). Each single-term test is the posterior of one
+    which does not rely on the fitted noise scale); and whether runs close in (log N, log D) share
+    their offsets (Moran's I over nearest neighbours, :mod:`bayescale._neighbours`: a shape the law
+    misses that no single trend describes, e.g. isoFLOP curves of another shape). Each single-term test is the posterior of one
     added term's effect on the runs it concerns, after projecting out what the law itself can
     express, so a trend the law absorbs by moving its parameters is not reported as a misfit. A
     term that could not be tested (too few runs or distinct values, or the same test as another)
@@ -315,14 +320,19 @@ def misfit(
     n = len(runs)
     y, mu, sd = _flat_draws(fit)
     resid = y[None, :] - mu  # (S, n)
-    tested, untested = _testable(runs, np.column_stack([np.ones(n), _jacobian(fit)]))
+    nuisance = np.column_stack([np.ones(n), _jacobian(fit)])
+    tested, untested = _testable(runs, nuisance)
+    q0 = _basis(nuisance)
+    neighbours = n >= MIN_RUNS and n - q0.shape[1] >= MIN_DOF
+    if not neighbours:
+        untested.append(f"neighbouring runs off the law together: {n} runs (need {MIN_RUNS})")
     if not tested:
         raise BayescaleError(
             f"misfit: too few runs to test the law's fit: {n} runs for a law with {len(fit.spec.law.params)} "
             f"parameters; no residual pattern can be told from noise ({'; '.join(untested)}). Add runs."
         )
     rng = np.random.default_rng(seed)
-    thr = alpha / len(tested)
+    thr = alpha / (len(tested) + neighbours)
     logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
     logs["D/N"] = logs["D"] - logs["N"]
     findings = [
@@ -331,6 +341,8 @@ def misfit(
         else _finding(kind, name, b, resid, sd, rng, logs, level, thr, min_effect)
         for kind, name, b, q, dof in tested
     ]
+    if neighbours:
+        findings.append(_neighbour_finding(runs, resid, q0, rng, level, thr, min_effect))
     fired = [f for f in findings if f.fires]
     # Offsets shared by one model size (groups) may be that size's own tuning; alone they only warn.
     severe = any(f.kind == "largest" or (f.kind != "groups" and abs(f.effect) >= SEVERE_EFFECT) for f in fired)
@@ -471,6 +483,32 @@ def _group_finding(
     low = float(other[np.argmax(np.abs(other))]) if other.size else 0.0
     return Finding(
         "groups", name, where, float(med[j]), lo, hi, low, zstat, p, float(thr), bool(p < thr), bool(fires), msg
+    )
+
+
+def _neighbour_finding(
+    runs: pd.DataFrame, resid: np.ndarray, q0: np.ndarray, rng: Any, level: float, thr: float, floor: float
+) -> Finding:
+    """Do runs close in (N, D) share their offsets from the law (:mod:`bayescale._neighbours`)?"""
+    n_, d_ = (runs[c].to_numpy(dtype=float) for c in ("N", "D"))
+    adj = neighbour_graph(np.log(n_), np.log(d_))
+    t = neighbour_test(np.median(resid, axis=0), resid, q0, adj, rng)
+    q = (1 - level) / 2
+    eff = np.expm1(t.shared)
+    med, lo, hi = (float(v) for v in np.quantile(eff, [0.5, q, 1 - q]))
+    worst = float(np.expm1(t.local[t.worst]))
+    where = f"the runs near N = {n_[t.worst]:.3g}, D = {d_[t.worst]:.3g}"
+    fires = t.p_value < thr and med >= floor
+    msg = (
+        f"neighbouring runs sit off the law together (Moran's I over each run's {K_NEIGHBOURS} nearest in N and "
+        f"D, p = {t.p_value:.2g}): the law misses the shape of the runs by about {_pct(med)}, most at {where}, "
+        f"which sit {_pct(worst)} {_side(worst)} it"
+    )
+    if fires:
+        msg += "; extrapolation is unreliable"
+    zstat = float(stats.norm.isf(t.p_value))
+    return Finding(
+        "neighbours", "N, D", where, med, lo, hi, worst, zstat, t.p_value, float(thr), t.p_value < thr, fires, msg
     )
 
 

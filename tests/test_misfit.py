@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
+from bayescale._neighbours import neighbour_graph, neighbour_test
 from bayescale.misfit import Misfit, misfit, warn_if_misfit
 from bayescale.testing import fit_from_draws, synthetic_runs
 
@@ -54,7 +55,7 @@ def test_detects_a_bend_at_high_tokens_per_parameter():
     for m in results:
         for f in m.findings:
             if f.fires:
-                assert f.input in ("D/N", "D", "N"), f.message  # D and N groups see the same grid pattern
+                assert f.input in ("D/N", "D", "N", "N, D"), f.message  # D and N groups see the same grid pattern
 
 
 def test_words_name_the_largest_runs_and_the_direction():
@@ -171,3 +172,62 @@ def test_cli_summary_and_report_say_the_law_misfits(tmp_path, capsys):
     assert out["misfit"]["misfits"] is True and out["misfit"]["severity"] == "severe"
     md = bs.report.write_markdown(fit, tmp_path / "report.md").read_text()
     assert "Does the law fit the runs?" in md and "over-predicts the loss of your" in md
+
+
+# ------------------------------------------------- neighbouring runs off the law together
+
+
+def _bump(r, b):
+    """Loss ``b`` (relative) higher around the middle of the (log N, log D) grid: a local shape no law follows."""
+    ln, ld = np.log(r.N.to_numpy()), np.log(r.D.to_numpy())
+    z = ((ln - ln.mean()) / ln.std()) ** 2 + ((ld - ld.mean()) / ld.std()) ** 2
+    return r.assign(loss=r.loss * np.exp(b * np.exp(-z / 0.5)))
+
+
+def test_neighbour_test_is_calibrated_on_independent_noise():
+    # Projected independent Gaussian noise on a 40-run grid: p-values uniform, so p < 0.05 in about 5%.
+    rng = np.random.default_rng(0)
+    g = runs(0, grid=GRID40)
+    ln, ld = np.log(g.N.to_numpy()), np.log(g.D.to_numpy())
+    basis = np.linalg.qr(np.column_stack([np.ones(ln.size), ln, ld, np.exp(-0.3 * ln)]))[0]
+    adj = neighbour_graph(ln, ld)
+    ps = []
+    for _ in range(300):
+        e = rng.standard_normal(ln.size)
+        ps.append(neighbour_test(e, e[None, :], basis, adj, rng).p_value)
+    assert 0.02 <= np.mean(np.array(ps) < 0.05) <= 0.09
+    assert 0.4 <= np.mean(ps) <= 0.6
+
+
+def test_neighbour_test_finds_a_local_shape_and_sizes_it():
+    g = runs(0, grid=GRID40)
+    ln, ld = np.log(g.N.to_numpy()), np.log(g.D.to_numpy())
+    basis = np.linalg.qr(np.column_stack([np.ones(ln.size), ln, ld]))[0]
+    z = ((ln - ln.mean()) / ln.std()) ** 2 + ((ld - ld.mean()) / ld.std()) ** 2
+    bump = 0.02 * np.exp(-z / 0.5)  # shared by neighbours in the grid's middle, not a trend
+    e = bump + 0.002 * np.random.default_rng(1).standard_normal(ln.size)
+    t = neighbour_test(e, e[None, :], basis, neighbour_graph(ln, ld), np.random.default_rng(0))
+    assert t.p_value < 0.005 and t.moran > 0
+    assert 0.003 < float(t.shared[0]) < 0.02  # about the bump's size, not the noise's
+
+
+def test_replicates_do_not_count_as_a_shape():
+    # Two seeds at every point: replicates are each other's neighbours, and share no noise.
+    one = runs(0, grid=GRID15)
+    ln = np.log(np.concatenate([one.N, one.N]))
+    ld = np.log(np.concatenate([one.D, one.D]))
+    basis = np.linalg.qr(np.column_stack([np.ones(ln.size), ln, ld]))[0]
+    rng = np.random.default_rng(2)
+    adj = neighbour_graph(ln, ld)
+    ps = [neighbour_test(e, e[None, :], basis, adj, rng).p_value for e in rng.standard_normal((200, ln.size))]
+    assert np.mean(np.array(ps) < 0.05) <= 0.1
+
+
+def test_misfit_names_runs_that_sit_off_the_law_together():
+    m = misfit(laplace(_bump(runs(5, grid=GRID40, sigma=0.003), 0.03)))
+    nb = next(f for f in m.findings if f.kind == "neighbours")
+    assert nb.fires and m.misfits, m.summary()
+    assert "neighbouring runs sit off the law together" in nb.message and "above" in nb.message
+    assert nb.effect_low > 0.005  # the bump's runs sit above the law (the fit absorbs part of it)
+    clean = misfit(laplace(runs(5, grid=GRID40, sigma=0.003)))
+    assert not next(f for f in clean.findings if f.kind == "neighbours").fires

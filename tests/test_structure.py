@@ -37,6 +37,7 @@ LAYERS: dict[str, int] = {
     "_importance": 6,
     "_engine": 6,
     "misfit": 6,
+    "_neighbours": 2,
     "discrepancy": 6,
     "_identified": 6,
     "_idata": 6,
