@@ -462,7 +462,7 @@ def render(results: Mapping[str, Any]) -> str:
 def _row(name: str, s: Mapping[str, Any], agree: Mapping[str, Any] | None, base: float | None) -> str:
     mcmc = "min_ess_bulk" in s
     rel = s["ess_per_s"] / base if mcmc and base else float("nan")
-    shift = f"{agree['max_shift']:.3f} ({agree['max_shift_param']})" if agree else "(reference)"
+    shift = f"{agree['max_shift']:.3f} ({agree['max_shift_param']})" if agree else "n/a (no reference run)"
     ratio = f"{agree['worst_sd_ratio']:.3f} ({agree['worst_sd_ratio_param']})" if agree else ""
     agrees = ("yes" if agree["agrees"] else "**no**") if agree else ""
     cells = [
