@@ -17,7 +17,8 @@ warm fits on new seeds:
   a start drawn from each chain's Pathfinder fit, its L-BFGS inverse Hessian as the inverse mass
   matrix, then step-size adaptation only);
 - ``nutpie`` / ``nutpie_lowrank``: nutpie on bayescale's PyMC model (``pymc_backend.to_pymc``), diagonal
-  and low-rank-modified mass matrix adaptation;
+  and low-rank-modified mass matrix adaptation (nutpie 0.16.8's default is diagonal), and
+  ``nutpie_lowrank_09`` with the spec's ``target_accept = 0.9`` (nutpie's default is 0.8);
 - ``psis`` / ``laplace``: ``bs.fit(..., method="psis")`` (PSIS-corrected Laplace) and ``"laplace"``.
 
 Per method: cold and warm wall seconds, min bulk / tail ESS, min bulk ESS per warm second, max r-hat,
@@ -74,6 +75,7 @@ METHODS: dict[str, str] = {
     "blackjax_pathfinder": "BlackJAX NUTS, Pathfinder init + inverse mass matrix",
     "nutpie": "nutpie on bayescale's PyMC model (diagonal)",
     "nutpie_lowrank": "nutpie on bayescale's PyMC model, `low_rank_modified_mass_matrix=True`",
+    "nutpie_lowrank_09": "nutpie, low-rank, `target_accept=0.9` (the spec's, as bayescale uses)",
     "psis": 'bayescale `fit(method="psis")` (PSIS-corrected Laplace)',
     "laplace": 'bayescale `fit(method="laplace")`',
 }
@@ -84,6 +86,7 @@ NEEDS = {
     "blackjax_pathfinder": ("blackjax",),
     "nutpie": ("nutpie", "pymc"),
     "nutpie_lowrank": ("nutpie", "pymc"),
+    "nutpie_lowrank_09": ("nutpie", "pymc"),
 }
 NOT_MCMC = ("psis", "laplace")
 
@@ -151,7 +154,7 @@ def time_fits(
             with Timer() as tm:
                 rec = fit_once(seed)
         rec.update(seed=seed, cold=i == 0, wall=tm.wall, cpu=tm.cpu, load=tm.load, compile=tm.compile)
-        rec["warnings"] = sorted({f"{w.category.__name__}: {str(w.message)[:160]}" for w in caught})
+        rec["warnings"] = sorted({f"{w.category.__name__}: {str(w.message)[:300]}" for w in caught})
         if name not in NOT_MCMC:
             rec.update(posterior_metrics(rec["draws"]))
         fits.append(rec)
@@ -296,9 +299,12 @@ def blackjax_fitter(kind: str, data: tuple, warmup: int, draws: int) -> Callable
 # ----------------------------------------------------------------- nutpie
 
 
-def nutpie_fitter(runs: Any, low_rank: bool, warmup: int, draws: int) -> Callable[[int], dict[str, Any]]:
+def nutpie_fitter(
+    runs: Any, low_rank: bool, warmup: int, draws: int, target_accept: float | None = None
+) -> Callable[[int], dict[str, Any]]:
     """nutpie on bayescale's PyMC model; the first fit compiles it (numba), so the cold fit's time
-    includes the compilation and warm fits reuse it."""
+    includes the compilation and warm fits reuse it. ``target_accept`` None: nutpie's default (0.8)."""
+    options = {} if target_accept is None else {"target_accept": target_accept}
     import numpy as np
     import nutpie
 
@@ -320,6 +326,7 @@ def nutpie_fitter(runs: Any, low_rank: bool, warmup: int, draws: int) -> Callabl
             save_warmup=False,
             progress_bar=False,
             low_rank_modified_mass_matrix=low_rank,
+            **options,
         )
         stats = idata.sample_stats
         return {
@@ -381,7 +388,9 @@ def summarise(fits: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             min_ess_bulk=med([f["min_ess_bulk"] for f in fits]),
             min_ess_tail=med([f["min_ess_tail"] for f in fits]),
             ess_per_s=med([f["min_ess_bulk"] / f["wall"] for f in warm]),
+            ess_per_cpu=med([f["min_ess_bulk"] / f["cpu"] for f in warm]),
             max_r_hat=max(f["max_r_hat"] for f in fits),
+            clean=sum(f["max_r_hat"] <= 1.01 and f.get("divergences", 0) == 0 for f in fits),
         )
     return out
 
@@ -441,17 +450,18 @@ def render(results: Mapping[str, Any]) -> str:
         "*Cold*: the first fit in the process (compilation included; for nutpie the numba compilation of the model). "
         "*Warm*: median over the later fits (new seeds). ESS and r-hat by ArviZ over (E, A, B, alpha, beta, sigma), "
         "the median over fits; ESS/s = min bulk ESS / wall seconds of each warm fit, median. *Grad/draw*: leapfrog "
-        "steps per draw after warmup (one gradient each). *Agreement*: the method's draws pooled over its fits against "
+        "steps per draw after warmup (one gradient each). *Clean fits*: fits with max r-hat <= 1.01 and no divergence. "
+        "*Agreement*: the method's draws pooled over its fits against "
         "bayescale's default fits pooled, per parameter |mean difference| / reference sd (the largest shown, with its "
         f"parameter) and sd / reference sd (the one furthest from 1); *agrees* when every shift < {MAX_SHIFT} and every "
         f"sd ratio within {SD_RATIO[0]}-{SD_RATIO[1]}. bayescale's own row compares its first fit with its other fits.",
         "",
-        "| method | fits | dtype | wall cold (s) | wall warm (s) | CPU s warm | min bulk ESS | min tail ESS | min ESS / warm s | vs plain NumPyro | max r-hat | divergences per fit | grad/draw | max shift / sd | sd ratio | agrees? | Pareto k |",
-        "|" + " --- |" * 17,
+        "| method | fits | dtype | wall cold (s) | wall warm (s) | CPU s warm | min bulk ESS | min tail ESS | min ESS / warm s | vs plain NumPyro | min ESS / CPU s | max r-hat | divergences per fit | clean fits | grad/draw | max shift / sd | sd ratio | agrees? | Pareto k |",
+        "|" + " --- |" * 19,
     ]
     for name, v in m.items():
         if v.get("skipped"):
-            L.append(f"| {METHODS[name]} | skipped: {v['skipped']} |" + " |" * 15)
+            L.append(f"| {METHODS[name]} | skipped: {v['skipped']} |" + " |" * 17)
             continue
         L.append(_row(name, S[name], v.get("agreement"), base))
     L.append("")
@@ -476,8 +486,10 @@ def _row(name: str, s: Mapping[str, Any], agree: Mapping[str, Any] | None, base:
         _f(s["min_ess_tail"], ".0f") if mcmc else "",
         _f(s["ess_per_s"], ".0f") if mcmc else "",
         f"{rel:.1f}x" if rel == rel else "",
+        _f(s["ess_per_cpu"], ".0f") if mcmc else "",
         _f(s["max_r_hat"], ".4f") if mcmc else "",
         ", ".join(map(str, s["divergences"])) if mcmc else "",
+        f"{s['clean']}/{s['n']}" if mcmc else "",
         _f(s["grad_per_draw"], ".1f") if mcmc else "",
         shift,
         ratio,
@@ -490,7 +502,14 @@ def _row(name: str, s: Mapping[str, Any], agree: Mapping[str, Any] | None, base:
 def _warnings(m: Mapping[str, Any]) -> list[str]:
     out = []
     for name, v in m.items():
-        seen = sorted({w for f in v.get("fits", []) for w in f.get("warnings", []) if "FutureWarning" not in w})
+        seen = sorted(
+            {
+                bench_fit._first_sentence(w)
+                for f in v.get("fits", [])
+                for w in f.get("warnings", [])
+                if "FutureWarning" not in w
+            }
+        )
         if seen:
             out.append(f"- {name}: " + "; ".join(seen))
     return ["Warnings raised during the fits:", "", *out, ""] if out else []
@@ -560,7 +579,7 @@ def _fitter(name: str, runs: Any, data: tuple, warmup: int, draws: int) -> Calla
         return numpyro_fitter(data, name == "numpyro_dense", warmup, draws)
     if name.startswith("blackjax"):
         return blackjax_fitter(name, data, warmup, draws)
-    return nutpie_fitter(runs, name == "nutpie_lowrank", warmup, draws)
+    return nutpie_fitter(runs, name != "nutpie", warmup, draws, 0.9 if name == "nutpie_lowrank_09" else None)
 
 
 def run_all(args: argparse.Namespace, command: str, log: Callable[[str], None]) -> dict[str, Any]:
