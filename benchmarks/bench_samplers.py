@@ -28,6 +28,7 @@ A missing optional package (blackjax, nutpie, pymc) skips its rows with the reas
 
 The results go into the subsection ``### Sampler alternatives side by side (issue 20)`` at the end of
 ``## Fit speed: Chinchilla (Epoch) data`` in ``--out`` (default BENCHMARKS.md); the rest is left as it is.
+A re-run replaces the whole marked subsection, including the reading written by hand below its table.
 
 Usage::
 
@@ -43,6 +44,7 @@ import datetime as _dt
 import importlib.util
 import json
 import os
+import re
 import shlex
 import statistics
 import subprocess
@@ -502,13 +504,9 @@ def _row(name: str, s: Mapping[str, Any], agree: Mapping[str, Any] | None, base:
 def _warnings(m: Mapping[str, Any]) -> list[str]:
     out = []
     for name, v in m.items():
+        # One line per kind of warning: the message up to its numbers (" (F = 3.6, ...") or first full stop.
         seen = sorted(
-            {
-                bench_fit._first_sentence(w)
-                for f in v.get("fits", [])
-                for w in f.get("warnings", [])
-                if "FutureWarning" not in w
-            }
+            {re.split(r" \(|\. ", w, maxsplit=1)[0] for f in v.get("fits", []) for w in f.get("warnings", [])}
         )
         if seen:
             out.append(f"- {name}: " + "; ".join(seen))
