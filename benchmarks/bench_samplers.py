@@ -32,8 +32,9 @@ A re-run replaces the whole marked subsection, including the reading written by 
 
 Usage::
 
-    PYTHONPATH=$PWD:/path/to/bench_deps python benchmarks/bench_samplers.py --quick --out /tmp/q.md
-    PYTHONPATH=$PWD:/path/to/bench_deps python benchmarks/bench_samplers.py --json /tmp/samplers.json
+    pip install -e ".[bench]"      # or: pip install --no-deps --target DIR blackjax optax absl-py nutpie ... (PYTHONPATH)
+    python benchmarks/bench_samplers.py --quick --out /tmp/q.md                     # debugging: about 3 min
+    python benchmarks/bench_samplers.py --method-budget 200 --json /tmp/samplers.json   # about 10 min on 2 cores
     python benchmarks/bench_samplers.py --render-json /tmp/samplers.json    # re-render an earlier run
 """
 
