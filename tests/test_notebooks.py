@@ -25,6 +25,7 @@ EXPECTED = {
         "warned: ['MisfitWarning']",
         "over-predicts the loss of your",
         "severity: severe",
+        "neighbouring runs sit off the law together",
     ],
     "06_pilot_runner.ipynb": ["layers x width", "held-out loss", "max r-hat", "largest pilot's compute", "held out"],
     "01_fit_and_extrapolate.ipynb": ["max r-hat", "P(loss <= 2.2)"],
