@@ -341,6 +341,7 @@ def weigh_members(
         m.name: Learned(drift=learn_drift(splits[m.name], m.extrapolation) if m.learn_drift else None) for m in members
     }
     lpd = np.column_stack([log_density(splits[m.name], learned[m.name].drift) for m in members])
+    notes += _tested_reach(splits[members[0].name], len(members))
     if spec.weights == "equal" or len(masks) < 2:
         w = np.full(len(members), 1.0 / len(members))
     else:
@@ -362,6 +363,19 @@ def weigh_members(
         notes.append(f"{', '.join(dropped)} carried under {MIN_WEIGHT:g} of the weight and were not refitted")
     total = sum(weights.values())
     return {k: v / total for k, v in weights.items()}, scores, learned, splits, notes
+
+
+def _tested_reach(held: list[Holdout], n_laws: int) -> list[str]:
+    """How far beyond their training runs the weights were scored, in words: stacking only tells
+    which law predicts best that far out, and a law can win there and fail farther (one without a
+    floor, say); a target well beyond this reach rests on the laws' agreement, not on a test."""
+    reach = max((float(h.distance.max()) for h in held if h.distance.size), default=0.0)
+    if n_laws < 2 or reach <= 0:
+        return []
+    return [
+        f"the weights were scored on runs up to {reach:.2g} decades (in N and D) beyond the runs each "
+        "leave-future-out split was fitted to; which law holds farther out is untested"
+    ]
 
 
 def _fit_member(spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Learned, **kwargs: Any) -> Fit:

@@ -4,6 +4,7 @@ split-conformal calibration, and the spec that names the laws."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import jax
@@ -177,6 +178,12 @@ def _learned() -> dict:
 def test_the_average_puts_its_weight_on_the_law_that_made_the_runs(average: AveragedFit) -> None:
     assert average.weights.get("chinchilla", 0.0) > 0.9, average.weights
     assert "chinchilla" in average.describe()
+    # The weights say how far out they were tested: the splits' farthest held-out run, in decades.
+    found = re.search(r"scored on runs up to ([0-9.e+-]+) decades \(in N and D\)", average.describe())
+    assert found, average.describe()
+    runs = average.runs
+    span = np.hypot(*(np.log10(runs[c].max() / runs[c].min()) for c in ("N", "D")))
+    assert 0 < float(found.group(1)) < span
     table = average.weights_table()
     assert table.loc["chinchilla", "elpd_lfo"] > table.loc["kaplan", "elpd_lfo"]
 
