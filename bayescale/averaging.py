@@ -97,6 +97,8 @@ class AveragedFit:
     notes: list[str] = field(default_factory=list)
     conformal: float | None = None
     slots: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    #: Farthest held-out run the weights were scored on, in decades of (N, D) beyond its split's runs.
+    weights_reach: float | None = None
 
     def __post_init__(self) -> None:
         if self.slots is None:
@@ -211,6 +213,7 @@ class AveragedFit:
             "scores": [s.__dict__ for s in self.scores],
             "notes": self.notes,
             "conformal": self.conformal,
+            "weights_reach": self.weights_reach,
             "order": list(self.members),
             "lead": lead,
             "seed": self.seed,
@@ -341,7 +344,6 @@ def weigh_members(
         m.name: Learned(drift=learn_drift(splits[m.name], m.extrapolation) if m.learn_drift else None) for m in members
     }
     lpd = np.column_stack([log_density(splits[m.name], learned[m.name].drift) for m in members])
-    notes += _tested_reach(splits[members[0].name], len(members))
     if spec.weights == "equal" or len(masks) < 2:
         w = np.full(len(members), 1.0 / len(members))
     else:
@@ -365,12 +367,19 @@ def weigh_members(
     return {k: v / total for k, v in weights.items()}, scores, learned, splits, notes
 
 
-def _tested_reach(held: list[Holdout], n_laws: int) -> list[str]:
-    """How far beyond their training runs the weights were scored, in words: stacking only tells
-    which law predicts best that far out, and a law can win there and fail farther (one without a
-    floor, say); a target well beyond this reach rests on the laws' agreement, not on a test."""
+def weights_reach(splits: dict[str, list[Holdout]]) -> float | None:
+    """How far beyond their training runs the weights were scored (decades of (N, D)): stacking only
+    tells which law predicts best that far out, and a law can win there and fail farther (one
+    without a floor, say); a target well beyond it rests on the laws' agreement, not on a test."""
+    if len(splits) < 2:
+        return None
+    held = next(iter(splits.values()))
     reach = max((float(h.distance.max()) for h in held if h.distance.size), default=0.0)
-    if n_laws < 2 or reach <= 0:
+    return reach if reach > 0 else None
+
+
+def _reach_words(reach: float | None) -> list[str]:
+    if reach is None:
         return []
     return [
         f"the weights were scored on runs up to {reach:.2g} decades (in N and D) beyond the runs each "
@@ -412,6 +421,8 @@ def fit_average(
     if not members:
         raise BayescaleError(f"average {spec.name!r}: no law applies to these runs ({' '.join(notes)})")
     weights, scores, learned, splits, more = weigh_members(spec, members, table, rng)
+    reach = weights_reach(splits)
+    more += _reach_words(reach)
     first = members[0].sampler
     sampler = {"chains": chains or first.chains, "draws": draws or first.draws, "warmup": warmup}
     minor = [m.name for m in members if method != "laplace" and weights.get(m.name, 1.0) < MINOR_WEIGHT]
@@ -454,6 +465,7 @@ def fit_average(
         seed=int(seed),
         notes=notes + more,
         conformal=factor,
+        weights_reach=reach,
     )
     warn_if_misfit(result, stacklevel=3)
     return result
@@ -496,6 +508,7 @@ def load_fit(path: str | Path, *, spec: Any = None, check_spec: bool = True) -> 
         seed=int(meta["seed"]),
         notes=meta["notes"],
         conformal=meta["conformal"],
+        weights_reach=meta.get("weights_reach"),
     )
 
 

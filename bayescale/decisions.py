@@ -24,6 +24,7 @@ from .data import points_frame
 from .errors import BayescaleError
 from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
 from .frontier import check_prob as _validate_prob
+from .model import distance_from_runs
 
 # Compute-optimal allocation lives in bayescale.frontier; the names above (in __all__) and the
 # old private helpers below stay importable from here for existing callers.
@@ -375,6 +376,32 @@ EXTRAPOLATION_LIMIT = 1000.0
 
 
 def _extrapolation_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
+    return _compute_notes(fit, table) + _reach_notes(fit, table)
+
+
+#: A law average's weights are read as untested for options farther from the runs than this many
+#: times the reach they were scored at: past it, more than half the way is beyond any held-out run.
+REACH_FACTOR = 2.0
+
+
+def _reach_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
+    reach = getattr(fit, "weights_reach", None)
+    if reach is None or not {"N", "D"} <= set(table.columns) or not {"N", "D"} <= set(fit.runs.columns):
+        return []
+    known = table[np.isfinite(table["N"]) & np.isfinite(table["D"])]
+    if not len(known):
+        return []
+    far = float(distance_from_runs(fit.spec, fit.runs, known[["N", "D"]]).max())
+    if far <= REACH_FACTOR * reach:
+        return []
+    return [
+        f"Law weights: scored on held-out runs up to {reach:.2g} decades (in N and D) beyond their splits' runs; "
+        f"the options lie up to {far:.2g} decades beyond yours, so which law holds there is untested: compare "
+        "the laws' own predictions (fit.members) before trusting the average's median."
+    ]
+
+
+def _compute_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     if "C" not in fit.runs:
         return []
     cmax = float(fit.runs["C"].max())

@@ -188,6 +188,18 @@ def test_the_average_puts_its_weight_on_the_law_that_made_the_runs(average: Aver
     assert table.loc["chinchilla", "elpd_lfo"] > table.loc["kaplan", "elpd_lfo"]
 
 
+def test_a_decision_far_beyond_the_weights_reach_says_the_law_choice_is_untested(average: AveragedFit) -> None:
+    reach = average.weights_reach
+    assert reach is not None and reach > 0
+    runs = average.runs
+    near = {"N": float(runs["N"].iloc[0]), "D": float(runs["D"].iloc[0])}  # on a run: distance 0
+    step = 10 ** (1.6 * reach)  # in both N and D: sqrt(2) * 1.6 = 2.3 reaches from the nearest run
+    far = {"N": float(runs["N"].max()) * step, "D": float(runs["D"].max()) * step}
+    assert "Law weights" not in bs.decide({"a": near, "b": {**near, "N": near["N"] * 1.01}}, fit=average).verdict()
+    verdict = bs.decide({"near": near, "far": far}, fit=average).verdict()
+    assert "Law weights: scored on held-out runs up to" in verdict and "is untested" in verdict
+
+
 def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> None:
     point = {"N": 3e10, "D": 6e11}
     band = average.predict(point, noise=True)
@@ -202,6 +214,7 @@ def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> Non
     path = average.save(tmp_path / "avg.nc")
     again = load_fit(path)
     assert isinstance(again, AveragedFit) and again.weights == pytest.approx(average.weights)
+    assert again.weights_reach == pytest.approx(average.weights_reach)
     np.testing.assert_allclose(again.predict(point).values, average.predict(point).values)
 
 
