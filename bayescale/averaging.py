@@ -182,7 +182,7 @@ class AveragedFit:
             out["max_r_hat"] = float(np.max(rhats))
         out["problems"] = [f"{name}: {p}" for name, d in per.items() for p in d.get("problems", [])]
         out["weights"] = dict(self.weights)
-        out["notes"] = list(self.notes)
+        out["notes"] = self.all_notes()
         return out
 
     def sensitivity(self, points: Any = None, **kwargs: Any) -> Any:
@@ -199,7 +199,12 @@ class AveragedFit:
         text = f"average of {len(self.weights)} laws weighted by leave-future-out stacking: " + ", ".join(parts)
         if self.spec_average.weights == "equal":
             text = f"average of {len(self.weights)} laws, equal weights: " + ", ".join(parts)
-        return text + ("" if not self.notes else ". " + "; ".join(self.notes)) + "."
+        notes = self.all_notes()
+        return text + ("" if not notes else ". " + "; ".join(notes)) + "."
+
+    def all_notes(self) -> list[str]:
+        """The fit's notes, and how far out its weights were tested (said from ``weights_reach``)."""
+        return [*self.notes, *_reach_words(self.weights_reach)]
 
     # ----------------------------------------------------------- save / load
     def save(self, path: str | Path) -> Path:
@@ -422,7 +427,6 @@ def fit_average(
         raise BayescaleError(f"average {spec.name!r}: no law applies to these runs ({' '.join(notes)})")
     weights, scores, learned, splits, more = weigh_members(spec, members, table, rng)
     reach = weights_reach(splits)
-    more += _reach_words(reach)
     first = members[0].sampler
     sampler = {"chains": chains or first.chains, "draws": draws or first.draws, "warmup": warmup}
     minor = [m.name for m in members if method != "laplace" and weights.get(m.name, 1.0) < MINOR_WEIGHT]

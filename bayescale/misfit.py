@@ -320,9 +320,8 @@ def misfit(
     n = len(runs)
     y, mu, sd = _flat_draws(fit)
     resid = y[None, :] - mu  # (S, n)
-    nuisance = np.column_stack([np.ones(n), _jacobian(fit)])
-    tested, untested = _testable(runs, nuisance)
-    q0 = _basis(nuisance)
+    q0 = _basis(np.column_stack([np.ones(n), _jacobian(fit)]))  # what the law (and a constant) can express
+    tested, untested = _testable(runs, q0)
     neighbours = n >= MIN_RUNS and n - q0.shape[1] >= MIN_DOF
     if not neighbours:
         untested.append(f"neighbouring runs off the law together: {n} runs (need {MIN_RUNS})")
@@ -369,11 +368,10 @@ def _validate_arguments(fit: Any, level: Any, alpha: Any, min_effect: Any) -> No
         raise BayescaleError(f"misfit: min_effect must be in [0, 1), got {min_effect!r}")
 
 
-def _testable(runs: pd.DataFrame, nuisance: np.ndarray) -> tuple[list[tuple], list[str]]:
-    """The candidate patterns with what the law can express (``nuisance``) projected out: those
-    that can be tested, and in words why the others cannot."""
+def _testable(runs: pd.DataFrame, q0: np.ndarray) -> tuple[list[tuple], list[str]]:
+    """The candidate patterns with what the law can express (orthonormal columns ``q0``) projected
+    out: those that can be tested, and in words why the others cannot."""
     n = len(runs)
-    q0 = _basis(nuisance)
     candidates, untested = _candidates(runs)
     tested: list[tuple] = []
     for kind, name, z, extra, _ in candidates:
