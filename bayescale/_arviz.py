@@ -16,6 +16,7 @@ with warnings.catch_warnings():
     # ArviZ 0.23 announces its 1.x refactor on import; this module is where that move will happen.
     warnings.simplefilter("ignore", FutureWarning)
     import arviz as az
+    from arviz.utils import Numba
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -25,6 +26,22 @@ from ._io import atomic_write
 InferenceData = az.InferenceData
 
 SAMPLE_DIMS = ("chain", "draw")
+
+
+@contextlib.contextmanager
+def _numpy_kernels() -> Any:
+    """ArviZ's statistics in numpy, not numba, within bayescale's calls.
+
+    ArviZ switches to numba kernels whenever numba is installed (PyMC's pytensor pulls it in),
+    and a fresh process then compiles them on first use: 0.2-0.8 s of a cold fit, for arrays of
+    chains x draws that numpy handles as fast (issue 20). The user's own setting is restored.
+    """
+    before = Numba.numba_flag
+    Numba.numba_flag = False
+    try:
+        yield
+    finally:
+        Numba.numba_flag = before
 
 
 def version() -> str:
@@ -70,6 +87,7 @@ def attrs(idata: InferenceData) -> dict[str, Any]:
     return dict(idata.attrs)
 
 
+@_numpy_kernels()
 def diagnostics_table(idata: InferenceData, var_names: Sequence[str]) -> pd.DataFrame:
     """r-hat, bulk and tail ESS and MCSE of the mean per variable."""
     post = idata.posterior[list(var_names)]
@@ -91,6 +109,7 @@ def diagnostics_table(idata: InferenceData, var_names: Sequence[str]) -> pd.Data
     return pd.DataFrame(rows).set_index("variable")
 
 
+@_numpy_kernels()
 def rhat(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Rank-normalised split R-hat (Vehtari et al. 2021) of draws shaped ``(unit, chain, draw)``:
     one value per unit and variable (the units are independent fits, e.g. learning curves)."""
@@ -102,6 +121,7 @@ def rhat(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.asarray(out[k].values, dtype=np.float64).reshape(-1) for k in draws}
 
 
+@_numpy_kernels()
 def summary_table(idata: InferenceData, var_names: Sequence[str], ci_prob: float) -> pd.DataFrame:
     """Mean, sd, median and equal-tailed credible interval per variable, with diagnostics."""
     post = idata.posterior[list(var_names)]
@@ -160,6 +180,7 @@ def load(path: str | os.PathLike) -> InferenceData:
     return idata
 
 
+@_numpy_kernels()
 def loo(idata: InferenceData) -> dict[str, Any]:
     """PSIS-LOO: elpd, its SE, p_loo and pointwise Pareto k."""
     with warnings.catch_warnings():
@@ -174,6 +195,7 @@ def loo(idata: InferenceData) -> dict[str, Any]:
     }
 
 
+@_numpy_kernels()
 def psis_log_weights(idata: InferenceData) -> np.ndarray:
     """Normalised PSIS log weights, shape (chain*draw, run)."""
     ll = idata.log_likelihood["log_loss"]
@@ -184,6 +206,7 @@ def psis_log_weights(idata: InferenceData) -> np.ndarray:
     return np.asarray(lw.transpose("__sample__", ...).values)
 
 
+@_numpy_kernels()
 def power_scaling(
     draws: Mapping[str, np.ndarray], log_prior: np.ndarray, log_likelihood: np.ndarray
 ) -> dict[str, tuple[float, float]]:
@@ -207,6 +230,7 @@ def power_scaling(
     return {k: (float(prior[k]), float(lik[k])) for k in draws}
 
 
+@_numpy_kernels()
 def psis_smooth(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pareto-smoothed, normalised importance log weights of each row of ``log_weights``
     (rows: independent targets; columns: proposal draws) and each row's Pareto k."""
@@ -216,6 +240,7 @@ def psis_smooth(log_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(lw), np.atleast_1d(np.asarray(k, dtype=np.float64))
 
 
+@_numpy_kernels()
 def compare(idatas: Mapping[str, InferenceData]) -> pd.DataFrame:
     """ArviZ's LOO comparison table (rank, elpd_loo, p_loo, elpd_diff, weight, se, dse, warning)."""
     with warnings.catch_warnings():

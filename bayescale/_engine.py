@@ -28,7 +28,7 @@ from numpyro.infer import MCMC, NUTS
 from numpyro.infer.hmc import hmc
 from threadpoolctl import threadpool_limits
 
-from . import _importance
+from . import _exported, _importance
 from ._newton import batched, newton_units
 from .errors import BayescaleError
 from .model import Posterior, pointwise_log_likelihood
@@ -88,6 +88,8 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path:
     jax.config.update("jax_compilation_cache_dir", str(base))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    # The traced samplers beside it (the cache skips XLA's compilation, not JAX's tracing).
+    _exported.enable(base / "bayescale-exported")
     return base
 
 
@@ -410,14 +412,18 @@ def runner(
 
     axes = (0, 0) + (0 if per_chain_data else None,) * n_data
     if chain_method == "parallel":
-        run = jax.pmap(one_chain, in_axes=axes)
+        run = post._stored(one_chain, "nuts", in_axes=axes, extra=cache_key)
     elif chain_method == "sequential":
         if per_chain_data:
-            run = jax.jit(lambda k, u, *a: jax.lax.map(lambda xs: one_chain(*xs), (k, u, *a)))
+            run = post._stored(
+                lambda k, u, *a: jax.lax.map(lambda xs: one_chain(*xs), (k, u, *a)), "nuts", extra=cache_key
+            )
         else:
-            run = jax.jit(lambda k, u, *a: jax.lax.map(lambda ku: one_chain(ku[0], ku[1], *a), (k, u)))
+            run = post._stored(
+                lambda k, u, *a: jax.lax.map(lambda ku: one_chain(ku[0], ku[1], *a), (k, u)), "nuts", extra=cache_key
+            )
     else:
-        run = jax.jit(jax.vmap(one_chain, in_axes=axes))
+        run = post._stored(jax.vmap(one_chain, in_axes=axes), "nuts", extra=cache_key)
     post.runners[cache_key] = run
     return run
 

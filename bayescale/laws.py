@@ -238,6 +238,16 @@ def register_law(law: Law, *, overwrite: bool = False) -> Law:
     return law
 
 
+#: The modules whose laws bayescale ships (see :func:`is_bundled`).
+_BUNDLED_MODULES = ("bayescale.laws", "bayescale._laws_nd")
+
+
+def is_bundled(law: Law) -> bool:
+    """Whether ``law`` is one bayescale ships: registered under its name, its function from
+    bayescale's own modules (a user's law may change between processes under the same name)."""
+    return _REGISTRY.get(law.name) is law and getattr(law.log_loss, "__module__", "") in _BUNDLED_MODULES
+
+
 def get_law(name: str | Law) -> Law:
     """The registered law called ``name``.
 

@@ -190,6 +190,11 @@ def register_family(family: Family, *, overwrite: bool = False) -> Family:
     return family
 
 
+def is_bundled(family: Family) -> bool:
+    """Whether ``family`` is one bayescale ships (registered under its name, defined here)."""
+    return _FAMILIES.get(family.name) is family and getattr(family.numpyro_dist, "__module__", "") == __name__
+
+
 def get_family(name: str) -> Family:
     """The registered family called ``name``.
 

@@ -26,7 +26,8 @@ import pandas as pd
 from numpyro.distributions import HalfNormal, Normal
 from numpyro.distributions.transforms import ExpTransform, biject_to
 
-from . import likelihoods
+from . import laws, likelihoods
+from ._exported import Stored
 from .errors import BayescaleError
 from .priors import Prior
 from .spec import ModelSpec
@@ -219,22 +220,30 @@ class Posterior:
         self.transforms = [biject_to(d.support) for d in self.dists]
         self.d = len(self.names)
         self.dim = self.d if units is None else units * self.d + 2 * len(self.shared)
-        self.value_and_grad = jax.jit(jax.value_and_grad(self.potential))
-        self.hessian = jax.jit(jax.hessian(self.potential))
+        self.stored_key = _stored_key(spec, units, self.shared)
+        self.value_and_grad = self._stored(jax.value_and_grad(self.potential), "value_and_grad")
+        self.hessian = self._stored(jax.hessian(self.potential), "hessian")
         # Each helper below runs once or twice per fit on concrete values. Jitted whole, a fresh
         # process traces and loads one compiled function for each, where op-by-op it compiled
         # (or loaded from the persistent cache) about a hundred small ones: most of a cold
         # fit's fixed cost on small tables (issue 20).
-        self.constrain_one = jax.jit(self.constrain)
-        self.centre = jax.jit(centre_of)
-        self.reference = jax.jit(self._reference_and_jacobian)
-        self.from_reference = jax.jit(partial(self.to_reference, inverse=True))
-        self._draw_prior = jax.jit(self._prior_sample, static_argnums=1)
-        self._median = jax.jit(self._prior_median)
+        self.constrain_one = self._stored(self.constrain, "constrain")
+        self.centre = self._stored(centre_of, "centre")
+        self.reference = self._stored(self._reference_and_jacobian, "reference")
+        self.from_reference = self._stored(partial(self.to_reference, inverse=True), "from_reference")
+        self._draw_prior: dict[int, Stored] = {}
+        self._median = self._stored(self._prior_median, "prior_median")
         # Draws shaped (chain, draw, dim) for a single fit, (draws, dim) for curves.
-        self.constrain_many = jax.jit(jax.vmap(jax.vmap(self.constrain)) if units is None else jax.vmap(self.constrain))
+        self.constrain_many = self._stored(
+            jax.vmap(jax.vmap(self.constrain)) if units is None else jax.vmap(self.constrain), "constrain_many"
+        )
         self.runners: dict[tuple, Any] = {}
         self.batched: dict[str, Any] = {}
+
+    def _stored(self, fun: Any, name: str, in_axes: Sequence[Any] | None = None, extra: tuple = ()) -> Stored:
+        """``jax.jit(fun)`` (or ``pmap``), its traced form kept on disk while the compilation cache is on."""
+        key = None if self.stored_key is None else (*self.stored_key, *extra)
+        return Stored(fun, name, key, in_axes)
 
     # ------------------------------------------------------------ density
     def _hyper(self, flat: Any, j: int) -> tuple[Any, Any]:
@@ -335,7 +344,9 @@ class Posterior:
     # -------------------------------------------------------------- starts
     def prior_draws(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` draws from the prior in the unconstrained space of a single fit, shape (n, d)."""
-        return np.asarray(self._draw_prior(jax.random.PRNGKey(int(rng.integers(2**31))), n))
+        if n not in self._draw_prior:
+            self._draw_prior[n] = self._stored(partial(self._prior_sample, n=n), "prior_draws", extra=(n,))
+        return np.asarray(self._draw_prior[n](jax.random.PRNGKey(int(rng.integers(2**31)))))
 
     def _prior_sample(self, key: Any, n: int) -> Any:
         cols = []
@@ -383,6 +394,15 @@ class Posterior:
             out[1:, base] += scale * rng.standard_normal(n - 1)
             out[:, base + 1] = math.log(0.5 * TAU_SCALE)
         return out
+
+
+def _stored_key(spec: ModelSpec, units: int | None, shared: Sequence[str]) -> tuple | None:
+    """What the compiled functions of a posterior depend on besides their arguments, or ``None``
+    (never stored) when its law or likelihood is not one bayescale ships."""
+    family = likelihoods.get_family(spec.likelihood.family)
+    if not (laws.is_bundled(spec.law) and likelihoods.is_bundled(family)):
+        return None
+    return (spec.model_id, units, tuple(shared))
 
 
 _POSTERIORS: dict[tuple, Posterior] = {}

@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "_engine": 6,
     "misfit": 6,
     "_neighbours": 2,
+    "_exported": 2,
     "discrepancy": 6,
     "_identified": 6,
     "_idata": 6,

@@ -1,0 +1,113 @@
+"""Traced functions kept on disk between processes (issue 20): same draws, never a stale function.
+
+Each check runs fits in fresh Python processes, since what is tested is what a second process
+reads from the folder the first one wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bayescale import _exported
+from bayescale.laws import is_bundled, register_law
+from bayescale.model import Posterior
+from bayescale.spec import ModelSpec
+
+FIT = textwrap.dedent(
+    """
+    import json, sys, warnings
+    import numpy as np
+    import bayescale as bs
+    from bayescale.spec import spec_from_dict
+    bs.set_host_device_count(2)
+    cache, out, loc = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    if cache != "none":
+        bs.enable_compilation_cache(cache)
+    spec = bs.load_spec("chinchilla").with_sampler(chains=2, warmup=150, draws=150)
+    d = spec.to_dict()
+    spec = spec_from_dict({**d, "priors": {**d["priors"], "alpha": {"dist": "LogNormal", "loc": loc, "scale": 0.5}}})
+    runs = bs.testing.synthetic_runs("chinchilla", {"E": 1.8, "A": 400.0, "B": 410.0, "alpha": 0.34,
+        "beta": 0.28}, sigma=0.01, seed=0, N=np.geomspace(1e7, 1e9, 4), tokens_per_param=(5, 20, 80))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bs.fit(spec, runs, seed=3)
+    json.dump(np.asarray(fit.idata.posterior["alpha"].values).tolist(), open(out, "w"))
+    """
+)
+
+
+def _alpha_draws(tmp_path: Path, cache: Path | str, name: str, loc: float = -1.2) -> np.ndarray:
+    out = tmp_path / f"{name}.json"
+    subprocess.run([sys.executable, "-c", FIT, str(cache), str(out), str(loc)], check=True, timeout=600)
+    return np.asarray(json.loads(out.read_text()))
+
+
+def _stored_files(cache: Path) -> list[Path]:
+    return sorted((cache / "bayescale-exported").rglob("*.jaxexport"))
+
+
+@pytest.fixture(scope="module")
+def plain_draws(tmp_path_factory) -> np.ndarray:
+    return _alpha_draws(tmp_path_factory.mktemp("plain"), "none", "plain")
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> tuple[Path, np.ndarray]:
+    """A cache folder one process has fitted with (storing its traced functions), and its draws."""
+    tmp = tmp_path_factory.mktemp("written")
+    return tmp / "jax", _alpha_draws(tmp, tmp / "jax", "writing")
+
+
+def test_stored_functions_give_the_same_draws(tmp_path, plain_draws, written) -> None:
+    cache, writing = written
+    assert _stored_files(cache), "the first process stored no traced function"
+    np.testing.assert_array_equal(writing, plain_draws)
+    np.testing.assert_array_equal(_alpha_draws(tmp_path, cache, "reading"), plain_draws)
+
+
+def test_another_prior_is_traced_anew_not_read(tmp_path, plain_draws, written) -> None:
+    cache, _ = written
+    before = set(_stored_files(cache))
+    other = _alpha_draws(tmp_path, cache, "other", loc=-0.5)
+    assert set(_stored_files(cache)) > before, "a spec with another prior must store its own functions"
+    assert not np.array_equal(other, plain_draws)
+
+
+def test_an_unreadable_stored_function_is_traced_again(tmp_path, plain_draws, written) -> None:
+    cache, _ = written
+    torn = tmp_path / "torn"
+    shutil.copytree(cache, torn)
+    for path in _stored_files(torn):
+        path.write_bytes(b"torn")
+    np.testing.assert_array_equal(_alpha_draws(tmp_path, torn, "again"), plain_draws)
+
+
+def test_a_users_law_is_never_stored() -> None:
+    """A law defined outside bayescale may change between processes under one name."""
+    from bayescale.laws import _REGISTRY, chinchilla
+
+    law = register_law(
+        replace(chinchilla, name="test_exported_users_law", log_loss=lambda p, x, xp: chinchilla.log_loss(p, x, xp))
+    )
+    try:
+        assert not is_bundled(law)
+        assert Posterior(ModelSpec.from_law(law.name)).stored_key is None
+        assert Posterior(ModelSpec.from_law("chinchilla")).stored_key is not None
+    finally:
+        _REGISTRY.pop(law.name, None)
+
+
+def test_nothing_is_stored_without_the_cache(monkeypatch) -> None:
+    monkeypatch.setattr(_exported, "_FOLDER", [None])
+    stored = _exported.Stored(lambda x: x + 1, "plus_one", ("key",))
+    assert float(stored(np.float64(1.0))) == 2.0
+    assert not stored.calls
