@@ -12,8 +12,10 @@ mass-matrix adaptation start near their answer.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -137,7 +139,7 @@ def log_likelihood(post: Posterior, samples: Mapping[str, Any], logx: Mapping[st
     bucket: computed on the :func:`padded` runs, the padding's columns dropped."""
     logx, y, _, n = padded(logx, y, np.float64)
     if "log_likelihood" not in post.batched:
-        post.batched["log_likelihood"] = jax.jit(partial(pointwise_log_likelihood, post.spec))
+        post.batched["log_likelihood"] = post._stored(partial(pointwise_log_likelihood, post.spec), "log_likelihood")
     return np.asarray(post.batched["log_likelihood"](samples, logx, y), dtype=np.float64)[..., :n]
 
 
@@ -336,7 +338,7 @@ def psis(
     key = "psis_units" if units else "psis"
     if key not in post.batched:
         many = jax.vmap(post.potential, in_axes=(0,) + (None,) * len(data))
-        post.batched[key] = jax.jit(jax.vmap(many) if units else many)
+        post.batched[key] = post._stored(jax.vmap(many) if units else many, key)
     many = post.batched[key]
     args = jax.tree_util.tree_map(jnp.asarray, tuple(data))
     if units:
@@ -470,6 +472,26 @@ def _mode_starts(
     return out
 
 
+@contextlib.contextmanager
+def _x64_everywhere() -> Any:
+    """64-bit on for every thread while inside ``jax.enable_x64(True)``: the progress bar's callback
+    runs on another thread, which does not see the context, and returned a 32-bit counter where the
+    traced run expected 64 bits (every fit with ``progress=True`` failed)."""
+    wide = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+    seen: list[bool] = []  # the process-wide setting is what a thread outside the context reads
+    reader = threading.Thread(target=lambda: seen.append(bool(jax.config.values["jax_enable_x64"])))
+    reader.start()
+    reader.join()
+    before = seen[0]
+    if wide and not before:
+        jax.config.update("jax_enable_x64", True)
+    try:
+        yield
+    finally:
+        if wide and not before:
+            jax.config.update("jax_enable_x64", before)
+
+
 def _progress_run(
     post: Posterior, s: SamplerSettings, chain_method: str, key: Any, init: Any, data: tuple
 ) -> tuple[Any, dict, Any]:
@@ -489,7 +511,9 @@ def _progress_run(
         chain_method=chain_method,
         progress_bar=True,
     )
-    mcmc.run(key, init_params=init if s.chains > 1 else init[0], extra_fields=EXTRA_FIELDS)
+    with _x64_everywhere():
+        mcmc.run(key, init_params=init if s.chains > 1 else init[0], extra_fields=EXTRA_FIELDS)
+        jax.block_until_ready(mcmc.last_state)  # the callbacks run while the results are computed
     return (
         mcmc.get_samples(group_by_chain=True),
         mcmc.get_extra_fields(group_by_chain=True),

@@ -73,6 +73,14 @@ def _current(base: Path) -> Path:
     return here
 
 
+def _platform() -> str:
+    """Where a call runs: the default device's platform (``jax.default_device`` context), else the backend's."""
+    device = jax.config.jax_default_device
+    if device is None:
+        return jax.default_backend()
+    return device if isinstance(device, str) else device.platform
+
+
 def _signature(args: Sequence[Any], mapped: Sequence[bool] | None) -> tuple[str, list[Any]]:
     """The arguments' tree, shapes and dtypes (one chain's, for mapped ones) as text, and their avals."""
     specs = []
@@ -112,20 +120,30 @@ class Stored:
         if base is None or self.key is None:
             return self.plain(*args)
         leaves, tree = jax.tree_util.tree_flatten(args)
+        if any(isinstance(x, jax.core.Tracer) for x in leaves):
+            return self.plain(*args)  # called inside another traced function: part of its trace
         wide = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+        platform = _platform()
         # The MAP search calls these hundreds of times: a cheap key first, the full one once.
-        quick = (tree, wide, base, *((np.shape(x), np.result_type(x), type(x)) for x in leaves))
+        quick = (tree, wide, platform, base, *((np.shape(x), np.result_type(x), type(x)) for x in leaves))
         call = self.calls.get(quick)
-        if call is None:
-            mapped = None if self.in_axes is None else [axis == 0 for axis in self.in_axes]
-            text, specs = _signature(args, mapped)
-            ident = repr((self.name, self.key, text, wide, jax.default_backend(), jax.device_count(), _environment()))
-            name = f"{hashlib.sha256(ident.encode()).hexdigest()}.jaxexport"
-            call = self._load_or_export(_current(base) / name, specs)
-            self.calls[quick] = call
-        return call(*args)
+        if call is not None:
+            return call(*args)
+        try:
+            call = self._load_or_export(base, args, wide, platform)
+            out = call(*args)
+        except Exception as exc:  # noqa: BLE001 - storing is an optimisation: anything wrong, trace as before
+            log.debug("stored function %s not used (%s): traced in this process", self.name, exc)
+            call = self.plain
+            out = call(*args)
+        self.calls[quick] = call
+        return out
 
-    def _load_or_export(self, path: Path, specs: list[Any]) -> Callable[..., Any]:
+    def _load_or_export(self, base: Path, args: tuple, wide: bool, platform: str) -> Callable[..., Any]:
+        mapped = None if self.in_axes is None else [axis == 0 for axis in self.in_axes]
+        text, specs = _signature(args, mapped)
+        ident = repr((self.name, self.key, text, wide, platform, jax.device_count(), _environment()))
+        path = _current(base) / f"{hashlib.sha256(ident.encode()).hexdigest()}.jaxexport"
         exported = None
         if path.is_file():
             try:
@@ -133,12 +151,8 @@ class Stored:
             except Exception as exc:  # noqa: BLE001 - a stale or torn file is traced anew
                 log.debug("stored function %s unreadable (%s): tracing it again", path, exc)
         if exported is None:
-            try:
-                exported = jax.export.export(jax.jit(self.fun))(*specs)
-                atomic_write_bytes(path, bytes(exported.serialize()))
-            except Exception as exc:  # noqa: BLE001 - storing is an optimisation, never a failure
-                log.debug("function %s not stored (%s)", self.name, exc)
-                return self.plain
+            exported = jax.export.export(jax.jit(self.fun), platforms=[platform])(*specs)
+            atomic_write_bytes(path, bytes(exported.serialize()))
         if self.in_axes is None:
             return jax.jit(exported.call)
         return jax.pmap(exported.call, in_axes=tuple(self.in_axes))

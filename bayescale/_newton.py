@@ -22,7 +22,10 @@ def batched(post: Posterior) -> tuple[Any, Any]:
             v = per_unit(F, *args)
             return jnp.sum(v), v
 
-        post.batched["map"] = (jax.jit(jax.value_and_grad(total, has_aux=True)), jax.jit(jax.vmap(post.hessian)))
+        post.batched["map"] = (
+            post._stored(jax.value_and_grad(total, has_aux=True), "newton_value_and_grad"),
+            post._stored(jax.vmap(jax.hessian(post.potential)), "newton_hessian"),
+        )
     return post.batched["map"]
 
 

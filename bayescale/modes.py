@@ -228,7 +228,9 @@ def _thin_and_mix(flat: np.ndarray, stats: Mapping[str, np.ndarray], pools: list
 
 def _log_density(post: Posterior, flat: np.ndarray, logx: Mapping[str, Any], y: Any) -> np.ndarray:
     if "modes_potential" not in post.batched:
-        post.batched["modes_potential"] = jax.jit(jax.vmap(post.potential, in_axes=(0, None, None)))
+        post.batched["modes_potential"] = post._stored(
+            jax.vmap(post.potential, in_axes=(0, None, None)), "modes_potential"
+        )
     with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
         v = post.batched["modes_potential"](
             jnp.asarray(flat, dtype=np.float64),

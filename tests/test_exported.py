@@ -29,7 +29,7 @@ FIT = textwrap.dedent(
     import bayescale as bs
     from bayescale.spec import spec_from_dict
     bs.set_host_device_count(2)
-    cache, out, loc = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    cache, out, loc, which = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
     if cache != "none":
         bs.enable_compilation_cache(cache)
     spec = bs.load_spec("chinchilla").with_sampler(chains=2, warmup=150, draws=150)
@@ -39,15 +39,24 @@ FIT = textwrap.dedent(
         "beta": 0.28}, sigma=0.01, seed=0, N=np.geomspace(1e7, 1e9, 4), tokens_per_param=(5, 20, 80))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bs.fit(spec, runs, seed=3)
-    json.dump(np.asarray(fit.idata.posterior["alpha"].values).tolist(), open(out, "w"))
+        if which == "recommended":  # a law average: vectorised splits, PSIS; 16 runs
+            runs = bs.testing.synthetic_runs("chinchilla", {"E": 1.8, "A": 400.0, "B": 410.0, "alpha": 0.34,
+                "beta": 0.28}, sigma=0.01, seed=0, N=np.geomspace(1e7, 1e9, 4), tokens_per_param=(5, 10, 20, 80))
+            fit = bs.fit("recommended", runs, seed=3, method="psis", draws=100)
+            draws = fit.predict(runs.head(3)[["N", "D"]] * 10, seed=0).values
+        else:
+            fit = bs.fit(spec, runs, seed=3)
+            draws = fit.idata.posterior["alpha"].values
+    json.dump(np.asarray(draws).tolist(), open(out, "w"))
     """
 )
 
 
-def _alpha_draws(tmp_path: Path, cache: Path | str, name: str, loc: float = -1.2) -> np.ndarray:
+def _alpha_draws(
+    tmp_path: Path, cache: Path | str, name: str, loc: float = -1.2, which: str = "chinchilla"
+) -> np.ndarray:
     out = tmp_path / f"{name}.json"
-    subprocess.run([sys.executable, "-c", FIT, str(cache), str(out), str(loc)], check=True, timeout=600)
+    subprocess.run([sys.executable, "-c", FIT, str(cache), str(out), str(loc), which], check=True, timeout=600)
     return np.asarray(json.loads(out.read_text()))
 
 
@@ -111,3 +120,15 @@ def test_nothing_is_stored_without_the_cache(monkeypatch) -> None:
     stored = _exported.Stored(lambda x: x + 1, "plus_one", ("key",))
     assert float(stored(np.float64(1.0))) == 2.0
     assert not stored.calls
+
+
+def test_a_law_average_gives_the_same_draws_from_stored_functions(tmp_path) -> None:
+    """The splits' vectorised Newton (a Hessian mapped over units) and PSIS, stored and read back
+    (that stored functions equal traced ones is the single-law test's; this one is about the average's
+    own compiled functions, one of which runs inside another's trace)."""
+    cache = tmp_path / "jax"
+    writing = _alpha_draws(tmp_path, cache, "writing", which="recommended")
+    names = len(_stored_files(cache))
+    reading = _alpha_draws(tmp_path, cache, "reading", which="recommended")
+    assert names and len(_stored_files(cache)) == names, "the second process stored nothing new"
+    np.testing.assert_array_equal(reading, writing)

@@ -777,3 +777,18 @@ def test_multiplicative_predictions_are_sharp(mult_fit) -> None:
     lo, med, hi = band.quantile([0.005, 0.5, 0.995], dim=("chain", "draw")).values
     assert np.all(lo < true) and np.all(true < hi)
     assert np.all((hi - lo) / med < 0.05)  # the ridge does not blur predictions
+
+
+def test_a_fit_with_the_progress_bar_samples_what_one_without_it_does(spec, runs, capsys) -> None:
+    """NumPyro's progress bar runs a callback on another thread; under bayescale's 64-bit context it
+    once returned a 32-bit counter and every ``progress=True`` fit failed."""
+    settings = dict(chains=2, warmup=200, draws=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shown = bs.fit(spec, runs, seed=0, progress=True, **settings)
+        plain = bs.fit(spec, runs, seed=0, **settings)
+    assert not jax.config.values["jax_enable_x64"], "the process-wide 64-bit setting must be restored"
+    for p in PARAMS:
+        a, b = shown.idata.posterior[p].values, plain.idata.posterior[p].values
+        assert a.shape == b.shape == (2, 200)
+        assert abs(a.mean() - b.mean()) < 4 * math.hypot(a.std(), b.std()) / math.sqrt(100)
