@@ -78,8 +78,10 @@ def enable_compilation_cache(path: str | Path | None = None) -> Path:
 
     JIT compilation is most of a fit's time on a small table. This turns on JAX's
     persistent compilation cache (a process-wide JAX setting, so bayescale leaves it to
-    you; the ``bayescale`` command line turns it on). ``path`` defaults to
-    ``$BAYESCALE_CACHE/jax`` or ``~/.cache/bayescale/jax``.
+    you; the ``bayescale`` command line turns it on), and stores beside it, in
+    ``path/bayescale-exported``, the traced form of the sampler and MAP functions of the bundled
+    laws (:mod:`bayescale._exported`), so a fresh process skips their tracing too. ``path``
+    defaults to ``$BAYESCALE_CACHE/jax`` or ``~/.cache/bayescale/jax``.
     """
     base = (
         Path(path)

@@ -90,7 +90,7 @@ def _signature(args: Sequence[Any], mapped: Sequence[bool] | None) -> tuple[str,
             jax.tree_util.tree_map(
                 lambda x, drop=drop: jax.ShapeDtypeStruct(
                     np.shape(x)[1:] if drop else np.shape(x),
-                    jax.dtypes.canonicalize_dtype(np.result_type(x)),
+                    jax.dtypes.canonicalize_dtype(x.dtype if hasattr(x, "dtype") else np.result_type(x)),
                     weak_type=bool(getattr(x, "weak_type", isinstance(x, (int, float, complex)))),
                 ),
                 arg,
@@ -125,7 +125,7 @@ class Stored:
         wide = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
         platform = _platform()
         # The MAP search calls these hundreds of times: a cheap key first, the full one once.
-        quick = (tree, wide, platform, base, *((np.shape(x), np.result_type(x), type(x)) for x in leaves))
+        quick = (tree, wide, platform, base, *((np.shape(x), getattr(x, "dtype", None), type(x)) for x in leaves))
         call = self.calls.get(quick)
         if call is not None:
             return call(*args)

@@ -13,6 +13,9 @@ with ``pytest.MonkeyPatch.context()`` instead.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -26,6 +29,20 @@ import bayescale
 # Four host devices for parallel chains, as the command line has, set before any test module
 # starts JAX (whichever test file is collected first).
 bayescale.set_host_device_count(4)
+
+# One compilation cache for the whole run, shared by the pytest-xdist workers (they see the same
+# run id): what one worker compiled, or traced for a bundled law, the other loads. It lives in the
+# temporary folder, never in the user's cache, and the run removes it at the end.
+# The controller passes its process id to the workers through the environment.
+os.environ.setdefault("BAYESCALE_TEST_RUN", str(os.getpid()))
+TEST_CACHE = Path(tempfile.gettempdir()) / f"bayescale-tests-{os.environ['BAYESCALE_TEST_RUN']}"
+bayescale.enable_compilation_cache(TEST_CACHE)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, after every worker finished
+        shutil.rmtree(TEST_CACHE, ignore_errors=True)
+
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA_ENV = "BAYESCALE_DATA"

@@ -14,6 +14,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -122,6 +123,7 @@ def test_nothing_is_stored_without_the_cache(monkeypatch) -> None:
     assert not stored.calls
 
 
+@pytest.mark.slow
 def test_a_law_average_gives_the_same_draws_from_stored_functions(tmp_path) -> None:
     """The splits' vectorised Newton (a Hessian mapped over units) and PSIS, stored and read back
     (that stored functions equal traced ones is the single-law test's; this one is about the average's
@@ -132,3 +134,14 @@ def test_a_law_average_gives_the_same_draws_from_stored_functions(tmp_path) -> N
     reading = _alpha_draws(tmp_path, cache, "reading", which="recommended")
     assert names and len(_stored_files(cache)) == names, "the second process stored nothing new"
     np.testing.assert_array_equal(reading, writing)
+
+
+def test_a_stored_function_inside_another_trace_is_part_of_that_trace(tmp_path, monkeypatch) -> None:
+    """The splits' Newton maps a stored Hessian over units: under ``vmap`` (or ``jit``) it must be traced
+    with the caller, not called as an exported function of one unit's shapes."""
+    monkeypatch.setattr(_exported, "_FOLDER", [tmp_path])
+    square = _exported.Stored(lambda x: x**2, "square", ("test",))
+    xs = np.arange(4.0)
+    np.testing.assert_array_equal(jax.vmap(square)(xs), xs**2)
+    np.testing.assert_array_equal(jax.jit(lambda v: square(v) + 1)(xs), xs**2 + 1)
+    assert float(square(np.float64(3.0))) == 9.0 and list(tmp_path.rglob("*.jaxexport")), "a direct call is stored"

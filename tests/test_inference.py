@@ -782,7 +782,7 @@ def test_multiplicative_predictions_are_sharp(mult_fit) -> None:
 def test_a_fit_with_the_progress_bar_samples_what_one_without_it_does(spec, runs, capsys) -> None:
     """NumPyro's progress bar runs a callback on another thread; under bayescale's 64-bit context it
     once returned a 32-bit counter and every ``progress=True`` fit failed."""
-    settings = dict(chains=2, warmup=200, draws=200)
+    settings = dict(chains=2, warmup=150, draws=200)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         shown = bs.fit(spec, runs, seed=0, progress=True, **settings)
