@@ -570,6 +570,23 @@ def test_local_text_corpus(cache, tmp_path):
         token_streams(str(tmp_path / "missing"), 300)
 
 
+def test_a_folder_corpus_splits_the_same_wherever_it_lies(tmp_path):
+    """Documents are named relative to the folder: a copy elsewhere has the same split and hash."""
+    import shutil
+
+    from bayescale.runner.corpus import load_corpus
+
+    here = tmp_path / "a" / "texts"
+    here.mkdir(parents=True)
+    for i in range(40):
+        (here / f"doc{i}.txt").write_text(f"document {i}: " + "a few words of text. " * 20)
+    there = tmp_path / "b" / "elsewhere" / "texts"
+    shutil.copytree(here, there)
+    one, two = load_corpus(str(here)), load_corpus(str(there))
+    assert one.sha256 == two.sha256 and one.heldout == two.heldout and one.train == two.train
+    assert load_corpus(str(here / "*.txt")).sha256 == one.sha256
+
+
 def test_cli_errors_are_one_line(cache, capsys):
     assert main(["pilot", "--n-params", "1e5", "--tokens", "-3", "--dry-run"]) == 2
     assert "tokens=-3.0 must be a positive number" in capsys.readouterr().err

@@ -79,10 +79,13 @@ def _file_docs(source: str) -> list[tuple[str, str]]:
             f"corpus {source!r} is not 'stdlib', an 'hf:NAME' dataset, a text file, a folder of "
             f"{'/'.join(TEXT_SUFFIXES)} files or a glob matching files"
         )
+    # Documents are named relative to the corpus (not by absolute path), so the held-out split and
+    # the corpus hash are the same wherever the folder is copied to.
+    root = p if p.is_dir() else Path(os.path.commonpath([q.parent for q in paths]))
     docs = []
     for q in paths:
         try:
-            docs.append((q.as_posix(), q.read_text(encoding="utf-8")))
+            docs.append((q.relative_to(root).as_posix(), q.read_text(encoding="utf-8")))
         except UnicodeDecodeError as exc:
             raise CorpusError(f"corpus file {str(q)!r} is not UTF-8 text: {exc}") from exc
     return docs
