@@ -417,17 +417,14 @@ def runner(
     axes = (0, 0) + (0 if per_chain_data else None,) * n_data
     if chain_method == "parallel":
         run = post._stored(one_chain, "nuts", in_axes=axes, extra=cache_key)
-    elif chain_method == "sequential":
-        if per_chain_data:
-            run = post._stored(
-                lambda k, u, *a: jax.lax.map(lambda xs: one_chain(*xs), (k, u, *a)), "nuts", extra=cache_key
-            )
-        else:
-            run = post._stored(
-                lambda k, u, *a: jax.lax.map(lambda ku: one_chain(ku[0], ku[1], *a), (k, u)), "nuts", extra=cache_key
-            )
     else:
-        run = post._stored(jax.vmap(one_chain, in_axes=axes), "nuts", extra=cache_key)
+        if chain_method != "sequential":
+            chains = jax.vmap(one_chain, in_axes=axes)
+        elif per_chain_data:
+            chains = lambda k, u, *a: jax.lax.map(lambda xs: one_chain(*xs), (k, u, *a))  # noqa: E731
+        else:
+            chains = lambda k, u, *a: jax.lax.map(lambda ku: one_chain(ku[0], ku[1], *a), (k, u))  # noqa: E731
+        run = post._stored(chains, "nuts", extra=cache_key)
     post.runners[cache_key] = run
     return run
 
