@@ -3,10 +3,18 @@
 Same model, data, optimizer (AdamW), schedule, clipping, batch and number of steps; the Trainer's
 rate counts training only (evaluation time is excluded, as the runner records it). Runs alternate
 (runner, plain, runner, plain, ...) so machine load hits both alike; the table reports the median
-over repeats. On a GPU it also reports model FLOPs utilisation (analytic training FLOPs per second
-over the GPU's peak bf16 rate, given with --peak-tflops).
+over repeats.
+
+On a GPU (``--device cuda``) it times the steady state instead: the steps after ``--warmup-steps``
+(which take cuBLAS's and torch.compile's first-call costs), for each of ``--paths``: ``runner`` (the
+Trainer path, bf16 autocast and fused AdamW), ``runner-compiled`` (the same with ``torch.compile``),
+``plain`` and ``plain-compiled`` (a plain torch loop doing the same), and reports model FLOPs
+utilisation: analytic training FLOPs per second over the GPU's datasheet peak (dense bf16,
+``bayescale.runner.hardware``). ``--batch-sizes`` adds batches beside the batch rule's.
 
     python benchmarks/bench_runner.py --sizes 1e5,1e6 --steps 150 --repeats 3
+    python benchmarks/bench_runner.py --device cuda --sizes 1e7,1e8,3e8 --steps 60 --warmup-steps 20 \
+        --paths runner,plain,runner-compiled --batch-sizes rule,512 --json gpu.jsonl
 """
 
 from __future__ import annotations
@@ -33,9 +41,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
-    ap.add_argument(
-        "--peak-tflops", type=float, default=None, help="GPU peak (dense bf16) for MFU, e.g. 989 for an H100 SXM"
-    )
+    ap.add_argument("--paths", default="runner,plain", help="GPU: runner, runner-compiled, plain, plain-compiled")
+    ap.add_argument("--batch-sizes", default="rule", help="GPU: 'rule' (the batch rule's) and/or sequences per step")
+    ap.add_argument("--warmup-steps", type=int, default=20, help="GPU: steps before the clock starts")
+    ap.add_argument("--json", default=None, help="GPU: append one JSON line per measurement to this file")
     ap.add_argument("--out", default=None, help="append the Markdown table to this file")
     args = ap.parse_args()
 
@@ -46,6 +55,8 @@ def main() -> None:
     from bayescale.runner.shapes import training_flops
 
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if cuda:
+        return gpu_main(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []
@@ -67,13 +78,11 @@ def main() -> None:
                     curve_points=1,
                     work_dir=work,
                     save_every_s=1e9,
-                    device="cuda" if cuda else "cpu",
+                    device="cpu",
                     threads=args.threads,
                 )
             runner.append(res.row["train_tokens_per_s"])
-            plain.append(
-                plain_torch_loop(plan, threads=args.threads)["tokens_per_s"] if not cuda else _plain_cuda(plan)
-            )
+            plain.append(plain_torch_loop(plan, threads=args.threads)["tokens_per_s"])
             if r < 0:
                 runner.pop(), plain.pop()
                 continue
@@ -92,10 +101,8 @@ def main() -> None:
         }
         row["runner / plain"] = row["runner tok/s"] / row["plain torch tok/s"]
         row["runner GFLOP/s"] = row["runner tok/s"] * flops_tok / 1e9
-        if cuda and args.peak_tflops:
-            row["MFU"] = row["runner GFLOP/s"] / (args.peak_tflops * 1e3)
         rows.append(row)
-    device = torch.cuda.get_device_name(0) if cuda else f"CPU, {torch.get_num_threads()} torch threads"
+    device = f"CPU, {torch.get_num_threads()} torch threads"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     header = list(rows[0])
     lines = [
@@ -117,35 +124,91 @@ def main() -> None:
             fh.write(text + "\n")
 
 
-def _plain_cuda(plan) -> float:  # pragma: no cover - GPU only
+def gpu_main(args) -> None:  # pragma: no cover - GPU only
+    """Steady-state tokens/s and MFU of each path, size and batch on the GPU (see the module docstring)."""
+    import json
+
     import torch
+    import transformers
 
-    from bayescale.runner.train import build_model
+    from bayescale.runner import plan_pilot
+    from bayescale.runner.hardware import peak_bf16_flops
+    from bayescale.runner.shapes import hyper_for, training_flops
 
-    model = build_model(plan.shape, seed=plan.seed).cuda()
-    opt = torch.optim.AdamW(
-        model.parameters(),
-        lr=plan.hyper.lr,
-        betas=(plan.hyper.adam_beta1, plan.hyper.adam_beta2),
-        weight_decay=plan.hyper.weight_decay,
-        fused=True,
-    )
-    import numpy as np
+    name = torch.cuda.get_device_name(0)
+    peak = peak_bf16_flops(name)
+    rows = []
+    for n in [float(x) for x in args.sizes.split(",")]:
+        for batch in args.batch_sizes.split(","):
+            seq = 128  # the runner's default context
+            # "rule": the batch rule's at 20 tokens per parameter (the steps here are far fewer)
+            b = hyper_for(n, 20 * n, seq, arch=args.arch).batch_size if batch == "rule" else int(batch)
+            plan = plan_pilot(
+                n, args.steps * b * seq, arch=args.arch, batch_size=b, eval_tokens=seq * 16, curve_points=1
+            )
+            for path in args.paths.split(","):
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+                t = time.perf_counter()
+                tok_s = _gpu_path(plan, path, args.warmup_steps)
+                row = {
+                    "N": n,
+                    "shape": f"{plan.shape.n_layer}x{plan.shape.d_model}",
+                    "batch": f"{b}x{seq}" + (" (rule)" if batch == "rule" else ""),
+                    "path": path,
+                    "tokens/s": tok_s,
+                    "TFLOP/s": tok_s * training_flops(plan.shape, 1.0) / 1e12,
+                    "MFU": tok_s * training_flops(plan.shape, 1.0) / peak,
+                    "peak GiB": torch.cuda.max_memory_allocated() / 2**30,
+                    "wall s": time.perf_counter() - t,
+                }
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.json:
+                    with open(args.json, "a") as fh:
+                        fh.write(json.dumps({**row, "device": name, "peak_tflops": peak / 1e12}) + "\n")
+    header = list(rows[0])
+    lines = [
+        f"Machine: {name} (peak dense bf16 {peak / 1e12:.0f} TFLOP/s, datasheet); torch {torch.__version__}; "
+        f"transformers {transformers.__version__}; Python {platform.python_version()}; steady state: the steps after "
+        f"the first {args.warmup_steps} of {args.steps}, one run each.",
+        f"Command: `python benchmarks/bench_runner.py {' '.join(sys.argv[1:])}` ({time.strftime('%Y-%m-%d')})",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join("---" for _ in header) + " |",
+    ]
+    lines += ["| " + " | ".join(_fmt(r[h]) for h in header) + " |" for r in rows]
+    print("\n".join(lines))
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write("\n".join(lines) + "\n")
 
-    tokens = np.asarray(plan.streams.train[: plan.hyper.batch_size * plan.shape.seq_len * 64], dtype=np.int64)
-    data = torch.from_numpy(tokens).view(-1, plan.shape.seq_len).cuda()
-    torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for i in range(plan.hyper.steps):
-        batch = data[(i * plan.hyper.batch_size) % (len(data) - plan.hyper.batch_size) :][: plan.hyper.batch_size]
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=batch, labels=batch)["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), plan.hyper.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    torch.cuda.synchronize()
-    return plan.hyper.steps * plan.hyper.batch_size * plan.shape.seq_len / (time.perf_counter() - t0)
+
+def _gpu_path(plan, path: str, warmup: int) -> float:  # pragma: no cover - GPU only
+    """Steady-state training tokens/s of ``plan`` on the GPU along ``path``."""
+    import torch
+    from transformers import TrainerCallback
+
+    from bayescale.runner import build_pilot, plain_torch_loop, train_model
+
+    compiled = path.endswith("-compiled")
+    if path.startswith("plain"):
+        return plain_torch_loop(plan, device="cuda", compile=compiled, warmup_steps=warmup)["tokens_per_s"]
+
+    class StepClock(TrainerCallback):
+        """Wall time between the end of step ``warmup`` and the end of the last step (before its eval)."""
+
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step in (warmup, plan.hyper.steps):
+                torch.cuda.synchronize()
+                setattr(self, "t0" if state.global_step == warmup else "t1", time.perf_counter())
+
+    clock = StepClock()
+    model, data = build_pilot(plan, "cuda")
+    with tempfile.TemporaryDirectory() as work:
+        train_model(model, data, plan, Path(work), device="cuda", compile=compiled, save_every_s=1e9, callbacks=[clock])
+    del model
+    return (plan.hyper.steps - warmup) * plan.hyper.batch_size * plan.shape.seq_len / (clock.t1 - clock.t0)
 
 
 def _fmt(v) -> str:

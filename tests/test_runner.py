@@ -253,8 +253,12 @@ def test_tiny_pilot_appends_a_valid_row_below_the_unigram_entropy(cache, streams
         "version_torch",
         "lr",
         "warmup_steps",
+        "mfu",
+        "compiled",
     ):
         assert key in runs.columns
+    # MFU needs a GPU's peak: a CPU row has none rather than a made-up one.
+    assert math.isnan(row["mfu"]) and math.isnan(row["peak_tflops"]) and row["compiled"] is False
     curve = pd.read_csv(curves_dir(table) / f"{row['run_id']}.csv")
     assert curve["step"].is_monotonic_increasing and curve["eval_loss"].iloc[-1] == pytest.approx(row["loss"])
     assert curve["eval_loss"].iloc[-1] < curve["eval_loss"].iloc[0]
@@ -615,11 +619,83 @@ def test_pilot_needing_more_memory_than_free_is_refused_before_building(cache, s
         build_pilot(plan)
 
 
+def test_pilot_on_a_gpu_is_refused_when_the_gpu_lacks_the_memory(cache, streams, monkeypatch):
+    import bayescale.runner.plan as plan_module
+    from bayescale.runner.models import PilotError
+    from bayescale.runner.plan import check_memory, plan_pilot
+
+    plan = plan_pilot(2e4, 1e5, **TINY)
+    need = plan.memory
+    monkeypatch.setattr(plan_module, "available_memory", lambda: need["state"] * 1.01)  # the weights fit here
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need["total"] * 2)
+    check_memory(plan, "cuda")  # the activations live on the GPU, which has room
+    with pytest.raises(PilotError, match="this machine has"):
+        check_memory(plan, "cpu")
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need["total"] * 0.5)
+    with pytest.raises(PilotError, match=r"and activations at batch \d+\); the GPU has .* GiB free"):
+        check_memory(plan, "cuda")
+
+
+def test_peak_rates_are_looked_up_by_gpu_model_and_never_guessed(monkeypatch):
+    from bayescale.runner.hardware import PEAK_ENV, mfu, peak_bf16_flops
+
+    monkeypatch.delenv(PEAK_ENV, raising=False)
+    assert peak_bf16_flops("cuda:NVIDIA H100 80GB HBM3") == 989e12
+    assert peak_bf16_flops("NVIDIA H100 PCIe") == 756e12  # the specific name before the family's
+    assert peak_bf16_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert peak_bf16_flops("NVIDIA L4") == 121e12 and peak_bf16_flops("NVIDIA L40S") == 362e12
+    assert peak_bf16_flops("NVIDIA GH200 480GB") == 989e12
+    for unknown in ("NVIDIA A10G", "Tesla T4", "cpu:x86_64"):  # A10G is not the A10; no bf16 units on a T4
+        assert math.isnan(peak_bf16_flops(unknown)) and math.isnan(mfu(1e15, 1.0, unknown))
+    assert mfu(989e12 * 2, 4.0, "NVIDIA H200") == pytest.approx(0.5)
+    monkeypatch.setenv(PEAK_ENV, "100")
+    assert peak_bf16_flops("Tesla T4") == 100e12
+    monkeypatch.setenv(PEAK_ENV, "fast")
+    with pytest.raises(ValueError, match="BAYESCALE_PEAK_TFLOPS='fast' must be a positive number"):
+        peak_bf16_flops("Tesla T4")
+
+
+def test_compiled_pilot_trains_the_same_model_and_records_it(cache, streams, tmp_path):
+    from bayescale.runner import train_pilot
+
+    kw = {"seed": 0, "threads": 2, **TINY}
+    eager = train_pilot(2e4, 4e4, work_dir=tmp_path / "eager", **kw)
+    compiled = train_pilot(2e4, 4e4, compile=True, work_dir=tmp_path / "compiled", **kw)
+    assert compiled.row["compiled"] is True and eager.row["compiled"] is False
+    assert compiled.row["run_id"] == eager.row["run_id"]  # the same pilot: compiling changes no result's meaning
+    assert compiled.record["training_arguments"]["torch_compile"] is True
+    first = [[e["loss"] for e in r.record["log_history"] if "loss" in e][0] for r in (eager, compiled)]
+    assert first[0] == pytest.approx(first[1], rel=1e-3)  # same weights, same first batch
+    assert abs(compiled.row["loss"] - eager.row["loss"]) < 0.25 * eager.row["loss"]
+
+
+@pytest.mark.slow
+def test_compiled_pilots_match_eager_pilots_in_distribution(cache, streams, tmp_path):
+    """Over seeds, compiled pilots' final losses match eager ones' within their seed-to-seed noise."""
+    from bayescale.runner import train_pilot
+
+    seeds = range(4)
+    losses = {
+        c: np.array(
+            [
+                train_pilot(2e4, 1e5, seed=s, compile=c, work_dir=tmp_path / f"{c}-{s}", **TINY).row["loss"]
+                for s in seeds
+            ]
+        )
+        for c in (False, True)
+    }
+    spread = np.sqrt((losses[False].var(ddof=1) + losses[True].var(ddof=1)) / len(seeds))
+    assert abs(losses[True].mean() - losses[False].mean()) < 3 * spread + 1e-3
+
+
 @pytest.mark.gpu
 def test_pilot_on_gpu(cache, streams, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch")
     from bayescale.runner import run_pilot
+    from bayescale.runner.hardware import peak_bf16_flops
 
     row = run_pilot(1e6, 2e6, device="cuda", append=tmp_path / "runs.csv", **TINY)
     assert row["device"].startswith("cuda:") and row["loss"] < row["unigram_entropy"]
+    if math.isfinite(peak_bf16_flops(row["device"])):
+        assert 0 < row["mfu"] < 1 and row["peak_tflops"] * 1e12 == peak_bf16_flops(row["device"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -78,6 +79,11 @@ def _pilot_parser() -> argparse.ArgumentParser:
         "--cooldown", type=float, default=COOLDOWN, help=f"wsd: share of each branch spent cooling down ({COOLDOWN})"
     )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="compile the model with torch.compile (faster on a GPU once compiled; the compilation takes a minute or more)",
+    )
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--work-dir", help="checkpoint folder (default: the bayescale cache)")
     p.add_argument(
@@ -193,9 +199,13 @@ def _plan_options(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_row(row: dict[str, Any]) -> None:
+    mfu = row.get("mfu", float("nan"))
+    speed = (
+        f", MFU {mfu:.0%} of {row['peak_tflops']:.0f} TFLOP/s" if isinstance(mfu, float) and math.isfinite(mfu) else ""
+    )
     print(
         f"{row['run_id']}: N={row['N']:,} (total {row['N_total']:,}), D={row['D']:,}, loss {row['loss']:.4f} nats/token "
-        f"(perplexity {row['perplexity']:.2f}; unigram entropy {row['unigram_entropy']:.3f}), {row['wall_s']:.0f} s on {row['device']}"
+        f"(perplexity {row['perplexity']:.2f}; unigram entropy {row['unigram_entropy']:.3f}), {row['wall_s']:.0f} s on {row['device']}{speed}"
     )
 
 
@@ -229,7 +239,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             _print_plan(plan_pilot(a.n_params, a.tokens, **opts))
         return 0
 
-    opts.update(device=a.device, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
+    opts.update(device=a.device, compile=a.compile, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
     opts.update(keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else _progress)
     stage(f"training {'a WSD trunk and its branches' if wsd else 'the pilot'} on device {a.device}")
     results = train_wsd(a.n_params, a.tokens, **opts) if wsd else [train_pilot(a.n_params, a.tokens, **opts)]
@@ -292,6 +302,7 @@ def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
         a.branch_of,
         a.tokens,
         device=a.device,
+        compile=a.compile,
         threads=a.threads,
         work_dir=a.work_dir,
         save_every_s=a.save_every,

@@ -183,16 +183,29 @@ def available_memory() -> float | None:
         return None
 
 
-def check_memory(plan: PilotPlan) -> None:
+def check_memory(plan: PilotPlan, device: str = "cpu") -> None:
     """Refuse, before allocating, a pilot whose estimated training memory (:attr:`PilotPlan.memory`)
-    exceeds the memory this machine has free (the model is built in host memory first)."""
-    need, free = plan.memory["total"], available_memory()
-    if free is not None and need > free:
-        raise PilotError(
-            f"pilot {plan.run_id} needs about {need / 2**30:.3g} GiB to train (weights, gradients, AdamW state and "
-            f"activations at batch {plan.hyper.batch_size}); this machine has {free / 2**30:.3g} GiB free. "
-            "Ask for a smaller --n-params or --batch-size"
-        )
+    exceeds the memory free where it trains: on the CPU all of it in this machine's memory; on a GPU
+    (``device="cuda"``) all of it in the GPU's, and the weights and optimizer state in this machine's
+    (the model is built there first)."""
+    need = plan.memory
+    where = [(need["state"] if device == "cuda" else need["total"], available_memory(), "this machine has")]
+    if device == "cuda":
+        where.append((need["total"], available_gpu_memory(), "the GPU has"))
+    for bytes_needed, free, place in where:
+        if free is not None and bytes_needed > free:
+            raise PilotError(
+                f"pilot {plan.run_id} needs about {bytes_needed / 2**30:.3g} GiB to train (weights, gradients, AdamW state"
+                f"{' and activations' if bytes_needed == need['total'] else ''} at batch {plan.hyper.batch_size}); "
+                f"{place} {free / 2**30:.3g} GiB free. Ask for a smaller --n-params or --batch-size"
+            )
+
+
+def available_gpu_memory() -> float | None:
+    """Bytes free on the current CUDA GPU (``torch.cuda.mem_get_info``), or None without one."""
+    import torch
+
+    return float(torch.cuda.mem_get_info()[0]) if torch.cuda.is_available() else None
 
 
 __all__ = [
@@ -200,6 +213,7 @@ __all__ = [
     "EVAL_TOKENS",
     "POOL_SEED",
     "PilotPlan",
+    "available_gpu_memory",
     "available_memory",
     "check_memory",
     "plan_pilot",

@@ -23,7 +23,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ import pandas as pd
 from .. import __version__
 from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
+from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
 from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, check_memory, plan_pilot, unique_windows
 from .shapes import forward_flops_per_token, training_flops
@@ -223,6 +224,7 @@ def train_pilot(
     curve_points: int = CURVE_POINTS,
     unique_tokens: float | None = None,
     device: str = "auto",
+    compile: bool = False,
     threads: int | None = None,
     work_dir: str | os.PathLike | None = None,
     save_every_s: float = 60.0,
@@ -244,7 +246,11 @@ def train_pilot(
     unique_tokens : float, optional
         Repeated data: train on a fixed pool of this many tokens (the row records ``U``, epochs = D/U).
     device : {"auto", "cpu", "cuda"}
-        ``auto`` trains on a GPU when torch sees one (bf16 where supported), else on the CPU.
+        ``auto`` trains on a GPU when torch sees one (bf16 where supported, fused AdamW), else on the CPU.
+    compile : bool
+        Compile the model with ``torch.compile`` (the Trainer's ``torch_compile``): the same training,
+        faster on a GPU once compiled (BENCHMARKS.md, "Pilot runner on a GPU"); the compilation takes
+        a minute or more per model, so it pays on long pilots only. The row records ``compiled``.
     threads : int, optional
         torch CPU threads (the sweep gives one per pilot).
     work_dir : path, optional
@@ -282,12 +288,19 @@ def train_pilot(
         return load_result(out)
     if threads is not None:
         torch.set_num_threads(int(threads))
-    model, data = build_pilot(plan)
-    trained = train_model(model, data, plan, out, device=device, save_every_s=save_every_s, on_progress=on_progress)
+    model, data = build_pilot(plan, trains_on(torch, device))
+    trained = train_model(
+        model, data, plan, out, device=device, compile=compile, save_every_s=save_every_s, on_progress=on_progress
+    )
     result = record_pilot(plan, count_params(model, plan.arch), trained, out)
     for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
         shutil.rmtree(d, ignore_errors=True)
     return result
+
+
+def trains_on(torch, device: str) -> str:
+    """ "cuda" or "cpu": where a pilot asked to train on ``device`` ("auto", "cpu" or "cuda") trains."""
+    return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
 
 
 def checked_device(device: str):
@@ -313,10 +326,11 @@ class PilotData:
         return len(self.train) * self.train.seq_len
 
 
-def build_pilot(plan: PilotPlan) -> tuple[Any, PilotData]:
+def build_pilot(plan: PilotPlan, device: str = "cpu") -> tuple[Any, PilotData]:
     """The model of ``plan`` (initialised with its seed) and its training and held-out windows (the
-    training windows of a repeated-data pilot are its pool, :func:`unique_windows`)."""
-    check_memory(plan)
+    training windows of a repeated-data pilot are its pool, :func:`unique_windows`), once the memory
+    free where it will train (``device``: "cpu" or "cuda") is known to be enough."""
+    check_memory(plan, device)
     seq = plan.shape.seq_len
     model = build_model(plan.shape, seed=plan.seed)
     pool = plan.streams.train
@@ -341,6 +355,7 @@ class Trained:
     precision: str
     device: str
     epoch_tokens: int  # tokens in one pass over the training windows
+    compiled: bool = False
 
 
 @dataclass(frozen=True)
@@ -363,7 +378,7 @@ def whole_run(plan: PilotPlan) -> Segment:
     return Segment(h.steps, h.schedule, {"min_lr_rate": h.min_lr_ratio}, _eval_steps(h.steps, plan.curve_points))
 
 
-def _training_arguments(plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool):
+def _training_arguments(plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool, compile: bool = False):
     from transformers import TrainingArguments
 
     h = plan.hyper
@@ -380,7 +395,9 @@ def _training_arguments(plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool
         adam_beta1=h.adam_beta1,
         adam_beta2=h.adam_beta2,
         max_grad_norm=h.grad_clip,
-        optim="adamw_torch",
+        # One fused kernel for the whole AdamW step on a GPU (the same update, fewer launches).
+        optim="adamw_torch_fused" if use_cuda else "adamw_torch",
+        torch_compile=bool(compile),
         eval_strategy="no",
         save_strategy="no",
         save_total_limit=None if seg.keep_at else 1,
@@ -405,14 +422,18 @@ def train_model(
     out: Path,
     *,
     device: str = "auto",
+    compile: bool = False,
     save_every_s: float = 60.0,
     on_progress: Callable[[dict], None] | None = None,
     segment: Segment | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> Trained:
     """Train ``model`` on ``data`` with the Hugging Face Trainer as ``plan`` says, checkpointing to ``out``
     (and resuming from the newest complete checkpoint there), evaluating at the curve points.
 
     ``segment`` (default :func:`whole_run`) trains a part of a run instead (see :mod:`bayescale.runner.wsd`).
+    ``compile`` compiles the model with ``torch.compile`` (see :func:`train_pilot`). ``callbacks`` are
+    more ``transformers.TrainerCallback`` objects (``benchmarks/bench_runner.py`` times steps with one).
     """
     from transformers import Trainer
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -420,12 +441,12 @@ def train_model(
 
     torch = require_torch()
     hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = trains_on(torch, device) == "cuda"
     bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
     h, seq = plan.hyper, plan.shape.seq_len
     seg = segment or whole_run(plan)
     eval_at = seg.eval_at
-    args = _training_arguments(plan, seg, out, use_cuda, bf16)
+    args = _training_arguments(plan, seg, out, use_cuda, bf16, compile)
     resume = _last_checkpoint(out)
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
@@ -434,7 +455,7 @@ def train_model(
     wall_file = out / "wall.json"
     callbacks = _callbacks(
         plan.run_id, eval_at, save_every_s, on_progress, seg.steps, wall_file, wall_before, seg.keep_at
-    )
+    ) + list(callbacks)
     trainer = Trainer(model=model, args=args, train_dataset=data.train, eval_dataset=data.heldout, callbacks=callbacks)
     for cb in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(cb)
@@ -464,6 +485,7 @@ def train_model(
         precision="bf16" if bf16 else "fp32",
         device=_device_name(torch) if use_cuda else f"cpu:{torch.get_num_threads()} threads",
         epoch_tokens=data.train_tokens,
+        compiled=bool(compile),
     )
 
 
@@ -516,6 +538,15 @@ def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict
         "device": trained.device,
         "wall_s": trained.wall_s,
         "train_tokens_per_s": D / max(trained.train_s, 1e-9) if not trained.resumed else float("nan"),
+        # Model FLOPs utilisation against the GPU's datasheet peak (hardware.py); NaN on a CPU, a GPU not
+        # in the table, or a resumed run (whose training time is split over processes).
+        "peak_tflops": peak_bf16_flops(trained.device) / 1e12 if trained.device.startswith("cuda") else float("nan"),
+        "mfu": (
+            mfu(training_flops(s, D), trained.train_s, trained.device)
+            if trained.device.startswith("cuda") and not trained.resumed
+            else float("nan")
+        ),
+        "compiled": trained.compiled,
         "resumed": trained.resumed,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"version_{k}": v for k, v in _versions().items()},
@@ -555,66 +586,6 @@ def load_result(out: Path) -> PilotResult:
     )
 
 
-# --------------------------------------------------------------------------- a plain torch loop
-
-
-def plain_torch_loop(plan: PilotPlan, steps: int | None = None, threads: int | None = None) -> dict[str, float]:
-    """Train ``plan``'s model with a plain torch loop (same model, data, AdamW, schedule and clipping,
-    no Trainer) for ``steps`` steps; returns ``{"tokens_per_s", "seconds", "final_loss"}``.
-
-    The yardstick for the runner's overhead in ``benchmarks/bench_runner.py``.
-    """
-    torch = require_torch()
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    from transformers import get_scheduler
-
-    h = plan.hyper
-    steps = h.steps if steps is None else int(steps)
-    model, data = build_pilot(plan)
-    model.train()
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": h.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=h.lr,
-        betas=(h.adam_beta1, h.adam_beta2),
-    )
-    sched = get_scheduler(
-        h.schedule,
-        opt,
-        num_warmup_steps=h.warmup_steps,
-        num_training_steps=h.steps,
-        scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio},
-    )
-    gen = torch.Generator().manual_seed(plan.seed)
-    loader = torch.utils.data.DataLoader(
-        data.train, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True
-    )
-    it = iter(loader)
-    t0 = time.perf_counter()
-    loss = None
-    for _ in range(steps):
-        try:
-            batch = next(it)
-        except StopIteration:
-            it = iter(loader)
-            batch = next(it)
-        out = model(input_ids=batch["input_ids"], labels=batch["labels"])
-        loss = out["loss"]
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), h.grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-    seconds = time.perf_counter() - t0
-    return {
-        "tokens_per_s": steps * h.batch_size * plan.shape.seq_len / seconds,
-        "seconds": seconds,
-        "final_loss": float(loss.detach()),
-    }
-
-
 __all__ = [
     "PilotData",
     "PilotError",
@@ -629,13 +600,13 @@ __all__ = [
     "curves_dir",
     "load_result",
     "pilot_row",
-    "plain_torch_loop",
     "plan_pilot",
     "record_pilot",
     "run_pilot",
     "save_pilot",
     "train_model",
     "train_pilot",
+    "trains_on",
     "unique_windows",
     "whole_run",
 ]

@@ -46,6 +46,7 @@ from .train import (
     load_result,
     record_pilot,
     train_model,
+    trains_on,
 )
 
 #: Shape of the cooldown (``transformers``' WSD ``decay_type``; Hägele et al. find 1-sqrt best).
@@ -161,6 +162,7 @@ def train_wsd(
     cooldowns: Sequence[float] = DEFAULT_COOLDOWNS,
     cooldown: float = COOLDOWN,
     device: str = "auto",
+    compile: bool = False,
     threads: int | None = None,
     work_dir: str | os.PathLike | None = None,
     save_every_s: float = 60.0,
@@ -181,10 +183,10 @@ def train_wsd(
     outs = [root / f"cooldown-{p.branch['fraction']:g}" for p in plans]
     if threads is not None:
         torch.set_num_threads(int(threads))
-    train = {"device": device, "save_every_s": save_every_s, "on_progress": on_progress}
+    train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
     starts = tuple(p.branch["branch_step"] for p in plans)
     if not (trunk_out / "done.json").exists() and not all((o / "result.json").exists() for o in outs):
-        model, data = build_pilot(trunk)
+        model, data = build_pilot(trunk, trains_on(torch, device))
         seg = Segment(trunk.hyper.steps, SCHEDULE, _wsd(0), list(starts), keep_at=starts)
         train_model(model, data, trunk, trunk_out, segment=seg, **train)
         _drop_checkpoints(trunk_out, keep=starts)
@@ -198,7 +200,7 @@ def train_wsd(
         if (out / "result.json").exists():
             results.append(load_result(out))
             continue
-        model, data = build_pilot(plan)
+        model, data = build_pilot(plan, trains_on(torch, device))
         start = str(trunk_out / f"checkpoint-{plan.branch['branch_step']}")
         seg = Segment(plan.hyper.steps, SCHEDULE, _wsd(plan.branch["cooldown_steps"]), [plan.hyper.steps], start=start)
         trained = train_model(model, data, plan, out, segment=seg, **train)
@@ -358,6 +360,7 @@ def train_branch(
     tokens: float,
     *,
     device: str = "auto",
+    compile: bool = False,
     threads: int | None = None,
     work_dir: str | os.PathLike | None = None,
     save_every_s: float = 60.0,
@@ -381,12 +384,12 @@ def train_branch(
         return load_result(out)
     if threads is not None:
         torch.set_num_threads(int(threads))
-    model, data = build_pilot(plan)
+    model, data = build_pilot(plan, trains_on(torch, device))
     _check_checkpoint_model(later.checkpoint, model, trunk_id)
     # The extended trunk's checkpoint at the branch's start, kept when asked and not kept already.
     keep = (b.start,) if keep_checkpoints and later.from_step < b.start else ()
     seg = Segment(b.steps, SCHEDULE, _wsd(b.cooldown_steps), [b.steps], keep_at=keep, start=str(later.checkpoint))
-    train = {"device": device, "save_every_s": save_every_s, "on_progress": on_progress}
+    train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
     trained = train_model(model, data, plan, out, segment=seg, **train)
     for step in keep:  # a complete checkpoint moves whole (one rename) into the trunk's folder
         kept = out / f"checkpoint-{step}"
