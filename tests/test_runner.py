@@ -146,6 +146,12 @@ def test_sweep_parsing_and_errors(tmp_path):
     f.write_text('table = "out/runs.csv"\n[[run]]\nn_params = 3e4\ntokens = 1e5\narch = "gpt2"\nseed = 3\n')
     p = load_sweep(f)
     assert p.table == tmp_path / "out" / "runs.csv" and p.jobs[0].options == {"arch": "gpt2", "seed": 3}
+    # Compiling changes how a pilot trains, not what it is: the same run id with or without it.
+    plain, compiled = (
+        load_sweep({"table": "r.csv", "run": [{"n_params": 3e4, "tokens": 1e5, **o}]}) for o in ({}, {"compile": True})
+    )
+    assert compiled.jobs[0].options["compile"] is True
+    assert compiled.jobs[0]._plan_options() == plain.jobs[0]._plan_options()
     for bad, msg in [
         ({"grid": {"n_params": [1e5], "tokens": [1e6]}}, "'table'"),
         ({"table": "r.csv", "grid": {"n_params": [1e5]}}, "exactly one of tokens_per_param or tokens"),

@@ -19,6 +19,7 @@ A sweep is a TOML file::
 
     [settings]                        # optional run_pilot options for every run
     eval_tokens = 65536
+    compile = true                    # optional: torch.compile each pilot (pays on GPUs, long pilots)
     schedule = "wsd"                  # optional: each job one WSD trunk with a branch per cooldowns
     cooldowns = [0.25, 0.5, 1.0]      #   point (one row each, bayescale.runner.train_wsd)
 
@@ -75,13 +76,14 @@ RUN_OPTIONS = (
     "unique_tokens",
     "save_every_s",
     "keep_checkpoints",
+    "compile",
     "schedule",
     "cooldowns",
     "cooldown",
 )
 SWEEP_KEYS = ("table", "arch", "corpus", "seeds", "grid", "run", "settings")
 #: Options that change how a pilot is trained but not what it is (not in its run id).
-TRAIN_ONLY = ("save_every_s", "keep_checkpoints")
+TRAIN_ONLY = ("save_every_s", "keep_checkpoints", "compile")
 #: Options of a WSD job (schedule = "wsd"): train_wsd's, not plan_pilot's.
 WSD_OPTIONS = ("schedule", "cooldowns", "cooldown")
 SCHEDULES = ("cosine", "wsd")
