@@ -625,21 +625,48 @@ def test_pilot_needing_more_memory_than_free_is_refused_before_building(cache, s
         build_pilot(plan)
 
 
-def test_pilot_on_a_gpu_is_refused_when_the_gpu_lacks_the_memory(cache, streams, monkeypatch):
+def test_a_batch_too_large_for_the_device_is_split_into_passes_and_one_that_never_fits_is_refused(
+    cache, streams, monkeypatch
+):
     import bayescale.runner.plan as plan_module
     from bayescale.runner.models import PilotError
-    from bayescale.runner.plan import check_memory, plan_pilot
+    from bayescale.runner.plan import check_memory, micro_batch, plan_pilot
+    from bayescale.runner.shapes import memory_bytes
 
-    plan = plan_pilot(2e4, 1e5, **TINY)
-    need = plan.memory
-    monkeypatch.setattr(plan_module, "available_memory", lambda: need["state"] * 1.01)  # the weights fit here
-    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need["total"] * 2)
-    check_memory(plan, "cuda")  # the activations live on the GPU, which has room
-    with pytest.raises(PilotError, match="this machine has"):
-        check_memory(plan, "cpu")
-    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need["total"] * 0.5)
-    with pytest.raises(PilotError, match=r"and activations at batch \d+\); the GPU has .* GiB free"):
+    plan = plan_pilot(2e4, 1e5, batch_size=16, **TINY)
+    need = {b: memory_bytes(plan.shape, b)["total"] for b in (1, 4, 8, 16)}
+    state = memory_bytes(plan.shape, 1)["state"]
+    monkeypatch.setattr(plan_module, "available_memory", lambda: need[16] * 2)
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need[16] * 2)
+    assert micro_batch(plan, "cpu") == micro_batch(plan, "cuda") == 16  # the whole batch at once
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: (need[4] + need[8]) / 2)
+    assert micro_batch(plan, "cuda") == 4 and micro_batch(plan, "cpu") == 16  # the GPU's memory, not the host's
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need[1] / 2)
+    with pytest.raises(PilotError, match=r"activations at one sequence per pass\); the GPU has .* GiB free"):
         check_memory(plan, "cuda")
+    monkeypatch.setattr(plan_module, "available_memory", lambda: state / 2)  # the model is built on the host
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need[16] * 2)
+    with pytest.raises(PilotError, match=r"AdamW state\); this machine has"):
+        check_memory(plan, "cuda")
+
+
+def test_a_pilot_in_several_passes_trains_as_one_in_a_single_pass(cache, streams, monkeypatch, tmp_path):
+    """Gradient accumulation over passes that fit: the same batches, the same first loss, the same row."""
+    import bayescale.runner.plan as plan_module
+    from bayescale.runner import plan_pilot, train_pilot
+    from bayescale.runner.shapes import memory_bytes
+
+    kw = {"batch_size": 8, "seed": 0, "threads": 2, **TINY}
+    whole = train_pilot(2e4, 4e4, work_dir=tmp_path / "whole", **kw)
+    plan = plan_pilot(2e4, 4e4, **{k: v for k, v in kw.items() if k != "threads"})
+    monkeypatch.setattr(plan_module, "available_memory", lambda: memory_bytes(plan.shape, 2)["total"] * 1.01)
+    passes = train_pilot(2e4, 4e4, work_dir=tmp_path / "passes", **kw)
+    assert whole.row["micro_batch_size"] == 8 and passes.row["micro_batch_size"] == 2
+    assert passes.record["training_arguments"]["gradient_accumulation_steps"] == 4
+    assert passes.row["run_id"] == whole.row["run_id"] and passes.row["steps"] == whole.row["steps"]
+    first = [[e["loss"] for e in r.record["log_history"] if "loss" in e][0] for r in (whole, passes)]
+    assert first[0] == pytest.approx(first[1], rel=1e-4)
+    assert passes.row["loss"] == pytest.approx(whole.row["loss"], rel=0.02)
 
 
 def test_peak_rates_are_looked_up_by_gpu_model_and_never_guessed(monkeypatch):

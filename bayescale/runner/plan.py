@@ -183,22 +183,39 @@ def available_memory() -> float | None:
         return None
 
 
+def micro_batch(plan: PilotPlan, device: str = "cpu") -> int:
+    """Sequences per forward pass: the plan's batch, or where its training memory
+    (:func:`bayescale.runner.shapes.memory_bytes`) exceeds what is free where it trains, the largest
+    divisor of it that fits; the Trainer accumulates gradients over the rest, so the optimizer sees
+    the same batch (the batch rule is the same on every device, and so are the results). Raises
+    :class:`PilotError` when even one sequence does not fit.
+
+    On the CPU all the memory is this machine's; on a GPU (``device="cuda"``) the weights and optimizer
+    state must also fit in this machine's (the model is built there first) and everything in the GPU's.
+    """
+    batch, host = plan.hyper.batch_size, available_memory()
+    state = memory_bytes(plan.shape, 1)["state"]
+    if device == "cuda" and host is not None and state > host:
+        raise PilotError(_too_big(plan, state, host, "this machine has", per_pass=0))
+    free, place = (available_gpu_memory(), "the GPU has") if device == "cuda" else (host, "this machine has")
+    for micro in (d for d in range(batch, 0, -1) if batch % d == 0):
+        if free is None or memory_bytes(plan.shape, micro)["total"] <= free:
+            return micro
+    raise PilotError(_too_big(plan, memory_bytes(plan.shape, 1)["total"], free, place, per_pass=1))
+
+
+def _too_big(plan: PilotPlan, need: float, free: float, place: str, per_pass: int) -> str:
+    what = " and activations at one sequence per pass" if per_pass else ""
+    return (
+        f"pilot {plan.run_id} needs about {need / 2**30:.3g} GiB to train (weights, gradients, AdamW state{what}); "
+        f"{place} {free / 2**30:.3g} GiB free. Ask for a smaller --n-params or --seq-len"
+    )
+
+
 def check_memory(plan: PilotPlan, device: str = "cpu") -> None:
-    """Refuse, before allocating, a pilot whose estimated training memory (:attr:`PilotPlan.memory`)
-    exceeds the memory free where it trains: on the CPU all of it in this machine's memory; on a GPU
-    (``device="cuda"``) all of it in the GPU's, and the weights and optimizer state in this machine's
-    (the model is built there first)."""
-    need = plan.memory
-    where = [(need["state"] if device == "cuda" else need["total"], available_memory(), "this machine has")]
-    if device == "cuda":
-        where.append((need["total"], available_gpu_memory(), "the GPU has"))
-    for bytes_needed, free, place in where:
-        if free is not None and bytes_needed > free:
-            raise PilotError(
-                f"pilot {plan.run_id} needs about {bytes_needed / 2**30:.3g} GiB to train (weights, gradients, AdamW state"
-                f"{' and activations' if bytes_needed == need['total'] else ''} at batch {plan.hyper.batch_size}); "
-                f"{place} {free / 2**30:.3g} GiB free. Ask for a smaller --n-params or --batch-size"
-            )
+    """Refuse, before allocating, a pilot that does not fit where it trains even one sequence per pass
+    (:func:`micro_batch`)."""
+    micro_batch(plan, device)
 
 
 def available_gpu_memory() -> float | None:
@@ -216,6 +233,7 @@ __all__ = [
     "available_gpu_memory",
     "available_memory",
     "check_memory",
+    "micro_batch",
     "plan_pilot",
     "unique_windows",
 ]

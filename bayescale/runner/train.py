@@ -37,7 +37,7 @@ from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
 from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
-from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, check_memory, plan_pilot, unique_windows
+from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, check_memory, micro_batch, plan_pilot, unique_windows
 from .shapes import forward_flops_per_token, training_flops
 
 # --------------------------------------------------------------------------- training
@@ -356,6 +356,7 @@ class Trained:
     device: str
     epoch_tokens: int  # tokens in one pass over the training windows
     compiled: bool = False
+    micro_batch: int = 0  # sequences per forward pass (0: the whole batch)
 
 
 @dataclass(frozen=True)
@@ -378,15 +379,19 @@ def whole_run(plan: PilotPlan) -> Segment:
     return Segment(h.steps, h.schedule, {"min_lr_rate": h.min_lr_ratio}, _eval_steps(h.steps, plan.curve_points))
 
 
-def _training_arguments(plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool, compile: bool = False):
+def _training_arguments(
+    plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool, compile: bool = False, micro: int = 0
+):
     from transformers import TrainingArguments
 
     h = plan.hyper
     return TrainingArguments(
         output_dir=str(out),
         max_steps=seg.steps,
-        per_device_train_batch_size=h.batch_size,
-        per_device_eval_batch_size=max(h.batch_size, 16),
+        # The batch in passes of `micro` sequences where it does not fit at once (plan.micro_batch).
+        per_device_train_batch_size=micro or h.batch_size,
+        gradient_accumulation_steps=h.batch_size // (micro or h.batch_size),
+        per_device_eval_batch_size=micro if 0 < micro < h.batch_size else max(h.batch_size, 16),
         learning_rate=h.lr,
         lr_scheduler_type=seg.schedule,
         lr_scheduler_kwargs=seg.schedule_kwargs,
@@ -446,7 +451,8 @@ def train_model(
     h, seq = plan.hyper, plan.shape.seq_len
     seg = segment or whole_run(plan)
     eval_at = seg.eval_at
-    args = _training_arguments(plan, seg, out, use_cuda, bf16, compile)
+    micro = micro_batch(plan, "cuda" if use_cuda else "cpu")
+    args = _training_arguments(plan, seg, out, use_cuda, bf16, compile, micro)
     resume = _last_checkpoint(out)
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
@@ -486,6 +492,7 @@ def train_model(
         device=_device_name(torch) if use_cuda else f"cpu:{torch.get_num_threads()} threads",
         epoch_tokens=data.train_tokens,
         compiled=bool(compile),
+        micro_batch=micro,
     )
 
 
@@ -547,6 +554,7 @@ def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict
             else float("nan")
         ),
         "compiled": trained.compiled,
+        "micro_batch_size": trained.micro_batch or h.batch_size,
         "resumed": trained.resumed,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"version_{k}": v for k, v in _versions().items()},
