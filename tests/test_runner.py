@@ -688,35 +688,25 @@ def test_peak_rates_are_looked_up_by_gpu_model_and_never_guessed(monkeypatch):
         peak_bf16_flops("Tesla T4")
 
 
-def test_compiled_pilot_trains_the_same_model_and_records_it(cache, streams, tmp_path):
-    from bayescale.runner import train_pilot
-
-    kw = {"seed": 0, "threads": 2, **TINY}
-    eager = train_pilot(2e4, 4e4, work_dir=tmp_path / "eager", **kw)
-    compiled = train_pilot(2e4, 4e4, compile=True, work_dir=tmp_path / "compiled", **kw)
-    assert compiled.row["compiled"] is True and eager.row["compiled"] is False
-    assert compiled.row["run_id"] == eager.row["run_id"]  # the same pilot: compiling changes no result's meaning
-    assert compiled.record["training_arguments"]["torch_compile"] is True
-    first = [[e["loss"] for e in r.record["log_history"] if "loss" in e][0] for r in (eager, compiled)]
-    assert first[0] == pytest.approx(first[1], rel=1e-3)  # same weights, same first batch
-    assert abs(compiled.row["loss"] - eager.row["loss"]) < 0.25 * eager.row["loss"]
-
-
 @pytest.mark.slow
 def test_compiled_pilots_match_eager_pilots_in_distribution(cache, streams, tmp_path):
-    """Over seeds, compiled pilots' final losses match eager ones' within their seed-to-seed noise."""
+    """``compile=True`` trains the same pilot (same run id, same first loss), recorded as compiled, and over
+    seeds its final losses match eager pilots' within their seed-to-seed noise. Slow: torch.compile takes
+    about a minute on a fresh 2-core machine."""
     from bayescale.runner import train_pilot
 
     seeds = range(4)
-    losses = {
-        c: np.array(
-            [
-                train_pilot(2e4, 1e5, seed=s, compile=c, work_dir=tmp_path / f"{c}-{s}", **TINY).row["loss"]
-                for s in seeds
-            ]
-        )
+    pilots = {
+        c: [train_pilot(2e4, 1e5, seed=s, compile=c, work_dir=tmp_path / f"{c}-{s}", **TINY) for s in seeds]
         for c in (False, True)
     }
+    eager, compiled = pilots[False][0], pilots[True][0]
+    assert compiled.row["compiled"] is True and eager.row["compiled"] is False
+    assert compiled.row["run_id"] == eager.row["run_id"]  # compiling changes how, not what, it trains
+    assert compiled.record["training_arguments"]["torch_compile"] is True
+    first = [[e["loss"] for e in r.record["log_history"] if "loss" in e][0] for r in (eager, compiled)]
+    assert first[0] == pytest.approx(first[1], rel=1e-3)  # same weights, same first batch
+    losses = {c: np.array([r.row["loss"] for r in pilots[c]]) for c in pilots}
     spread = np.sqrt((losses[False].var(ddof=1) + losses[True].var(ddof=1)) / len(seeds))
     assert abs(losses[True].mean() - losses[False].mean()) < 3 * spread + 1e-3
 
