@@ -4,7 +4,8 @@ For each model size and seed it trains one warmup-stable-decay trunk of D tokens
 branch ending at each fraction in ``--cooldowns`` (:func:`bayescale.runner.train_wsd`), and a separate
 cosine pilot at the same N for each branch's D, as the runner trains it by default
 (:func:`bayescale.runner.train_pilot`: its batch rule, so a shorter pilot takes smaller batches).
-With ``--matched-batch`` it also trains cosine pilots at the WSD trunk's batch size (the same steps
+With ``--batch-size`` every pilot, trunk and cosine alike, takes that batch (the same steps for the
+same D: the schedules alone differ); with ``--matched-batch`` it also trains cosine pilots at the WSD trunk's batch size (the same steps
 as the branch), which separates the schedule from the batch rule; with ``--cosine-to-zero``, cosine
 pilots at that batch size whose rate decays to 0 (the runner's rule stops at 10% of the peak; the WSD
 cooldown goes to 0), which separates the final rate from the shape of the schedule.
@@ -44,12 +45,14 @@ def train_all(args) -> list[dict]:
     from bayescale.runner.wsd import train_wsd
 
     common = {"eval_tokens": args.eval_tokens, "curve_points": 1, "threads": 1, "device": "cpu", "save_every_s": 1e9}
+    fixed = {} if args.batch_size is None else {"batch_size": args.batch_size}  # else: the batch rule
     records = []
     for n, d in zip(_floats(args.sizes), _floats(args.tokens), strict=True):
         for seed in [int(s) for s in args.seeds.split(",")]:
             with tempfile.TemporaryDirectory() as work:
                 t0 = time.perf_counter()
-                rows = [r.row for r in train_wsd(n, d, cooldowns=args.cooldowns, seed=seed, work_dir=work, **common)]
+                wsd = train_wsd(n, d, cooldowns=args.cooldowns, seed=seed, work_dir=work, **fixed, **common)
+                rows = [r.row for r in wsd]
                 wall = time.perf_counter() - t0
             trunk_flops = max(r["C"] for r in rows) + sum(r["C_branch"] for r in rows) - rows[-1]["C_branch"]
             for r in rows:
@@ -64,9 +67,8 @@ def train_all(args) -> list[dict]:
                         if kind == "cosine-to-0":
                             row = _cosine_to_zero(n, r["tokens_requested"], seed, batch, Path(work), common)
                         else:
-                            row = train_pilot(
-                                n, r["tokens_requested"], seed=seed, batch_size=batch, work_dir=work, **common
-                            ).row
+                            size = {"batch_size": batch} if batch else fixed
+                            row = train_pilot(n, r["tokens_requested"], seed=seed, work_dir=work, **size, **common).row
                         records.append(_record(kind, n, row, seed, time.perf_counter() - t0, row["C"]))
                 print(f"N={n:.3g} D={r['D']:.3g} seed {seed}: wsd {r['loss']:.4f}", file=sys.stderr, flush=True)
     return records
@@ -175,14 +177,18 @@ def main() -> None:
     ap.add_argument("--eval-tokens", type=int, default=32768)
     ap.add_argument("--matched-batch", action="store_true", help="also cosine pilots at the trunk's batch size")
     ap.add_argument("--cosine-to-zero", action="store_true", help="also cosine pilots at that batch, decaying to 0")
-    ap.add_argument("--records", default=None, help="read the pilots from this JSON instead of training them")
+    ap.add_argument("--batch-size", type=int, default=None, help="one batch for every pilot (default: the batch rule)")
+    ap.add_argument("--records", default=None, help="read the pilots from these JSONs (comma-separated), not train")
     ap.add_argument("--out", default=None, help="write the pilots' records to this JSON")
     args = ap.parse_args()
 
     import torch
 
     t0 = time.perf_counter()
-    records = json.loads(Path(args.records).read_text()) if args.records else train_all(args)
+    if args.records:
+        records = [r for f in args.records.split(",") for r in json.loads(Path(f).read_text())]
+    else:
+        records = train_all(args)
     if args.out:
         Path(args.out).write_text(json.dumps(records, indent=1))
     points, costs = summarise(records)
