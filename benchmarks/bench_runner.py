@@ -126,6 +126,7 @@ def main() -> None:
 
 def gpu_main(args) -> None:  # pragma: no cover - GPU only
     """Steady-state tokens/s and MFU of each path, size and batch on the GPU (see the module docstring)."""
+    import gc
     import json
 
     import torch
@@ -135,6 +136,8 @@ def gpu_main(args) -> None:  # pragma: no cover - GPU only
     from bayescale.runner.hardware import peak_bf16_flops
     from bayescale.runner.shapes import hyper_for, training_flops
 
+    if not 0 < args.warmup_steps < args.steps:
+        raise SystemExit(f"--warmup-steps {args.warmup_steps} must be in 1..{args.steps - 1} (--steps {args.steps})")
     name = torch.cuda.get_device_name(0)
     peak = peak_bf16_flops(name)
     rows = []
@@ -147,6 +150,7 @@ def gpu_main(args) -> None:  # pragma: no cover - GPU only
                 n, args.steps * b * seq, arch=args.arch, batch_size=b, eval_tokens=seq * 16, curve_points=1
             )
             for path in args.paths.split(","):
+                gc.collect()  # the previous path's model and Trainer, before this path's memory is measured
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
                 t = time.perf_counter()

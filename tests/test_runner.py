@@ -669,6 +669,25 @@ def test_a_pilot_in_several_passes_trains_as_one_in_a_single_pass(cache, streams
     assert passes.row["loss"] == pytest.approx(whole.row["loss"], rel=0.02)
 
 
+def test_a_resumed_pilot_keeps_its_checkpoints_passes(tmp_path):
+    from bayescale.runner.train import _checkpoint_micro_batch
+
+    ckpt = tmp_path / "checkpoint-10"
+    ckpt.mkdir()
+    assert _checkpoint_micro_batch(None, 8) == 0 and _checkpoint_micro_batch(str(ckpt), 8) == 0  # nothing to read
+    for stored, expected in ((2, 2), (8, 0), (3, 0)):  # a split of the batch; the whole batch; no split of it
+        (ckpt / "trainer_state.json").write_text(json.dumps({"train_batch_size": stored}))
+        assert _checkpoint_micro_batch(str(ckpt), 8) == expected
+
+
+def test_the_plain_loop_trains_every_architecture(cache, streams):
+    from bayescale.runner import plain_torch_loop, plan_pilot
+
+    for arch in ("llama", "lstm"):
+        out = plain_torch_loop(plan_pilot(2e4, 2e4, arch=arch, batch_size=4, **TINY), steps=3, warmup_steps=1)
+        assert out["tokens_per_s"] > 0 and math.isfinite(out["final_loss"]), arch
+
+
 def test_peak_rates_are_looked_up_by_gpu_model_and_never_guessed(monkeypatch):
     from bayescale.runner.hardware import PEAK_ENV, mfu, peak_bf16_flops
 
@@ -678,6 +697,7 @@ def test_peak_rates_are_looked_up_by_gpu_model_and_never_guessed(monkeypatch):
     assert peak_bf16_flops("NVIDIA A100-SXM4-80GB") == 312e12
     assert peak_bf16_flops("NVIDIA L4") == 121e12 and peak_bf16_flops("NVIDIA L40S") == 362e12
     assert peak_bf16_flops("NVIDIA GH200 480GB") == 989e12
+    assert peak_bf16_flops("NVIDIA H800 PCIe") == 756e12
     for unknown in ("NVIDIA A10G", "Tesla T4", "cpu:x86_64"):  # A10G is not the A10; no bf16 units on a T4
         assert math.isnan(peak_bf16_flops(unknown)) and math.isnan(mfu(1e15, 1.0, unknown))
     assert mfu(989e12 * 2, 4.0, "NVIDIA H200") == pytest.approx(0.5)

@@ -75,7 +75,7 @@ def plain_torch_loop(
         except StopIteration:
             it = iter(loader)
             batch = next(it)
-        ids, labels = (batch[k].to(model.device, non_blocking=True) for k in ("input_ids", "labels"))
+        ids, labels = (batch[k].to(device, non_blocking=True) for k in ("input_ids", "labels"))
         with autocast:
             loss = forward(input_ids=ids, labels=labels)["loss"]
         loss.backward()

@@ -219,10 +219,17 @@ def check_memory(plan: PilotPlan, device: str = "cpu") -> None:
 
 
 def available_gpu_memory() -> float | None:
-    """Bytes free on the current CUDA GPU (``torch.cuda.mem_get_info``), or None without one."""
+    """Bytes free on the current CUDA GPU (``torch.cuda.mem_get_info``), or None without one; memory
+    torch holds for models no longer referenced (an earlier pilot of this process) is released first."""
+    import gc
+
     import torch
 
-    return float(torch.cuda.mem_get_info()[0]) if torch.cuda.is_available() else None
+    if not torch.cuda.is_available():
+        return None
+    gc.collect()
+    torch.cuda.empty_cache()
+    return float(torch.cuda.mem_get_info()[0])
 
 
 __all__ = [

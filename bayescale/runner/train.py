@@ -37,7 +37,7 @@ from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
 from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
-from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, check_memory, micro_batch, plan_pilot, unique_windows
+from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, micro_batch, plan_pilot, unique_windows
 from .shapes import forward_flops_per_token, training_flops
 
 # --------------------------------------------------------------------------- training
@@ -82,6 +82,18 @@ def _last_checkpoint(out: Path) -> str | None:
         if best is None or step > best[0]:
             best = (step, d)
     return None if best is None else str(best[1])
+
+
+def _checkpoint_micro_batch(checkpoint: str | None, batch: int) -> int:
+    """The sequences per pass a checkpoint was trained with (its ``train_batch_size``), when they
+    split ``batch``; 0 when there is no checkpoint or it does not say."""
+    if checkpoint is None:
+        return 0
+    try:
+        micro = int(json.loads((Path(checkpoint) / "trainer_state.json").read_text()).get("train_batch_size") or 0)
+    except (OSError, ValueError, json.JSONDecodeError):
+        return 0
+    return micro if 0 < micro < batch and batch % micro == 0 else 0
 
 
 def curves_dir(table: str | os.PathLike) -> Path:
@@ -319,6 +331,7 @@ class PilotData:
 
     train: Any
     heldout: Any
+    micro_batch: int = 0  # sequences per forward pass where the batch does not fit at once (0: the whole batch)
 
     @property
     def train_tokens(self) -> int:
@@ -329,8 +342,9 @@ class PilotData:
 def build_pilot(plan: PilotPlan, device: str = "cpu") -> tuple[Any, PilotData]:
     """The model of ``plan`` (initialised with its seed) and its training and held-out windows (the
     training windows of a repeated-data pilot are its pool, :func:`unique_windows`), once the memory
-    free where it will train (``device``: "cpu" or "cuda") is known to be enough."""
-    check_memory(plan, device)
+    free where it will train (``device``: "cpu" or "cuda") is known to be enough for one sequence per
+    pass. The passes per batch are chosen here, before the model is allocated (:func:`micro_batch`)."""
+    micro = micro_batch(plan, device)
     seq = plan.shape.seq_len
     model = build_model(plan.shape, seed=plan.seed)
     pool = plan.streams.train
@@ -338,7 +352,7 @@ def build_pilot(plan: PilotPlan, device: str = "cpu") -> tuple[Any, PilotData]:
         pool = unique_windows(pool, seq, plan.unique_tokens)
     train = token_windows(pool, seq)
     heldout = token_windows(plan.streams.heldout, seq, limit=plan.eval_tokens // seq)
-    return model, PilotData(train, heldout)
+    return model, PilotData(train, heldout, micro if micro < plan.hyper.batch_size else 0)
 
 
 @dataclass(frozen=True)
@@ -451,9 +465,10 @@ def train_model(
     h, seq = plan.hyper, plan.shape.seq_len
     seg = segment or whole_run(plan)
     eval_at = seg.eval_at
-    micro = micro_batch(plan, "cuda" if use_cuda else "cpu")
-    args = _training_arguments(plan, seg, out, use_cuda, bf16, compile, micro)
     resume = _last_checkpoint(out)
+    # A resumed run keeps its checkpoint's passes (older transformers restore them whatever is asked).
+    micro = _checkpoint_micro_batch(resume or seg.start, h.batch_size) or data.micro_batch
+    args = _training_arguments(plan, seg, out, use_cuda, bf16, compile, micro)
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
         wall_before = float(json.loads((out / "wall.json").read_text()).get("wall_s", 0.0))

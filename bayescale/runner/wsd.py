@@ -189,6 +189,7 @@ def train_wsd(
         model, data = build_pilot(trunk, trains_on(torch, device))
         seg = Segment(trunk.hyper.steps, SCHEDULE, _wsd(0), list(starts), keep_at=starts)
         train_model(model, data, trunk, trunk_out, segment=seg, **train)
+        del model, data  # the branches load the trunk's checkpoints: free its memory before they plan theirs
         _drop_checkpoints(trunk_out, keep=starts)
         # The request, so that a branch can be planned off this trunk later (train_branch).
         request = {"n_params": n_params, "tokens": tokens, "cooldowns": list(cooldowns), "cooldown": cooldown}
@@ -200,6 +201,7 @@ def train_wsd(
         if (out / "result.json").exists():
             results.append(load_result(out))
             continue
+        model = data = None  # the previous branch's, released before this one's memory is planned
         model, data = build_pilot(plan, trains_on(torch, device))
         start = str(trunk_out / f"checkpoint-{plan.branch['branch_step']}")
         seg = Segment(plan.hyper.steps, SCHEDULE, _wsd(plan.branch["cooldown_steps"]), [plan.hyper.steps], start=start)
