@@ -5,6 +5,7 @@ prints one). Needs neither torch nor transformers.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from dataclasses import dataclass, replace
@@ -221,8 +222,6 @@ def check_memory(plan: PilotPlan, device: str = "cpu") -> None:
 def available_gpu_memory() -> float | None:
     """Bytes free on the current CUDA GPU (``torch.cuda.mem_get_info``), or None without one; memory
     torch holds for models no longer referenced (an earlier pilot of this process) is released first."""
-    import gc
-
     import torch
 
     if not torch.cuda.is_available():
