@@ -181,22 +181,20 @@ def _print_plan(plan: PilotPlan) -> None:
         u = plan.unique_tokens
         print(f"data        {u:,} unique tokens repeated for {plan.tokens_trained / u:.3g} epochs")
     m, free = plan.memory, available_memory()
-    room = "" if free is None else f"; {free / 2**30:.3g} GiB free here" + _fits_here(plan, m["total"] > free)
+    room = "" if free is None else f"; {free / 2**30:.3g} GiB free here" + _fits_here(plan)
     print(
         f"memory      about {m['total'] / 2**30:.3g} GiB (weights, gradients and AdamW state {m['state'] / 2**30:.3g} GiB, "
         f"activations at batch {h.batch_size} {m['activations'] / 2**30:.3g} GiB){room}"
     )
 
 
-def _fits_here(plan: PilotPlan, too_big_at_once: bool) -> str:
+def _fits_here(plan: PilotPlan) -> str:
     """How the pilot fits in this machine's memory, when its whole batch does not (CPU training)."""
-    if not too_big_at_once:
-        return ""
     try:
         micro = micro_batch(plan, "cpu")
     except PilotError:
         return " (TOO LARGE to train here)"
-    return f" (here in passes of {micro} sequences, gradients accumulated over the batch)"
+    return "" if micro == plan.hyper.batch_size else f" (here in passes of {micro} sequences, gradients accumulated)"
 
 
 def _plan_options(a: argparse.Namespace) -> dict[str, Any]:

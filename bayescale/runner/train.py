@@ -331,7 +331,7 @@ class PilotData:
 
     train: Any
     heldout: Any
-    micro_batch: int = 0  # sequences per forward pass where the batch does not fit at once (0: the whole batch)
+    micro_batch: int | None = None  # sequences per forward pass (None: the plan's whole batch)
 
     @property
     def train_tokens(self) -> int:
@@ -352,7 +352,7 @@ def build_pilot(plan: PilotPlan, device: str = "cpu") -> tuple[Any, PilotData]:
         pool = unique_windows(pool, seq, plan.unique_tokens)
     train = token_windows(pool, seq)
     heldout = token_windows(plan.streams.heldout, seq, limit=plan.eval_tokens // seq)
-    return model, PilotData(train, heldout, micro if micro < plan.hyper.batch_size else 0)
+    return model, PilotData(train, heldout, micro)
 
 
 @dataclass(frozen=True)
@@ -370,7 +370,7 @@ class Trained:
     device: str
     epoch_tokens: int  # tokens in one pass over the training windows
     compiled: bool = False
-    micro_batch: int = 0  # sequences per forward pass (0: the whole batch)
+    micro_batch: int = 0  # sequences per forward pass
 
 
 @dataclass(frozen=True)
@@ -394,7 +394,7 @@ def whole_run(plan: PilotPlan) -> Segment:
 
 
 def _training_arguments(
-    plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool, compile: bool = False, micro: int = 0
+    plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool, compile: bool, micro: int
 ):
     from transformers import TrainingArguments
 
@@ -403,9 +403,9 @@ def _training_arguments(
         output_dir=str(out),
         max_steps=seg.steps,
         # The batch in passes of `micro` sequences where it does not fit at once (plan.micro_batch).
-        per_device_train_batch_size=micro or h.batch_size,
-        gradient_accumulation_steps=h.batch_size // (micro or h.batch_size),
-        per_device_eval_batch_size=micro if 0 < micro < h.batch_size else max(h.batch_size, 16),
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=h.batch_size // micro,
+        per_device_eval_batch_size=micro if micro < h.batch_size else max(h.batch_size, 16),
         learning_rate=h.lr,
         lr_scheduler_type=seg.schedule,
         lr_scheduler_kwargs=seg.schedule_kwargs,
@@ -467,7 +467,7 @@ def train_model(
     eval_at = seg.eval_at
     resume = _last_checkpoint(out)
     # A resumed run keeps its checkpoint's passes (older transformers restore them whatever is asked).
-    micro = _checkpoint_micro_batch(resume or seg.start, h.batch_size) or data.micro_batch
+    micro = _checkpoint_micro_batch(resume or seg.start, h.batch_size) or data.micro_batch or h.batch_size
     args = _training_arguments(plan, seg, out, use_cuda, bf16, compile, micro)
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
@@ -569,7 +569,7 @@ def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict
             else float("nan")
         ),
         "compiled": trained.compiled,
-        "micro_batch_size": trained.micro_batch or h.batch_size,
+        "micro_batch_size": trained.micro_batch,
         "resumed": trained.resumed,
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"version_{k}": v for k, v in _versions().items()},
