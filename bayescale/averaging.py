@@ -196,7 +196,10 @@ class AveragedFit:
     def describe(self) -> str:
         """Which laws carry the weight, in words."""
         parts = [f"{name} {w:.2f}" for name, w in sorted(self.weights.items(), key=lambda kv: -kv[1])]
-        text = f"average of {len(self.weights)} laws weighted by leave-future-out stacking: " + ", ".join(parts)
+        how = "leave-future-out stacking"
+        if self.spec_average.concentration != 1:
+            how += f" with a Dirichlet({self.spec_average.concentration:g}) prior on the weights"
+        text = f"average of {len(self.weights)} laws weighted by {how}: " + ", ".join(parts)
         if self.spec_average.weights == "equal":
             text = f"average of {len(self.weights)} laws, equal weights: " + ", ".join(parts)
         notes = self.all_notes()
@@ -245,9 +248,11 @@ def _slots(posterior: xr.Dataset, weights: list[float], seed: int) -> np.ndarray
     return np.random.default_rng([seed, 7919]).permutation(slots).reshape(shape)
 
 
-def _stack(lpd: np.ndarray, point_weights: np.ndarray) -> np.ndarray:
-    """Weights ``w`` (simplex) maximising ``sum_i p_i log sum_k w_k exp(lpd[i, k])``."""
+def _stack(lpd: np.ndarray, point_weights: np.ndarray, concentration: float = 1.0) -> np.ndarray:
+    """Weights ``w`` (simplex) maximising ``sum_i p_i log sum_k w_k exp(lpd[i, k])`` plus the log
+    density of a symmetric Dirichlet(``concentration``) prior, ``(concentration - 1) sum_k log w_k``."""
     K = lpd.shape[1]
+    prior = float(concentration) - 1.0
 
     def loss(z: np.ndarray) -> tuple[float, np.ndarray]:
         # Plain NumPy (not scipy.special.logsumexp, whose array-API dispatch dominates at this size).
@@ -257,7 +262,9 @@ def _stack(lpd: np.ndarray, point_weights: np.ndarray) -> np.ndarray:
         per_run = joint.sum(axis=1)
         # d/dlogw_k = -sum_i p_i r_ik (r: each run's responsibilities); logw = z - logsumexp(z).
         g = -(point_weights / per_run) @ joint
-        return -float(point_weights @ (np.log(per_run) + shift)), g - w * g.sum()
+        value = -float(point_weights @ (np.log(per_run) + shift)) - prior * float(np.sum(np.log(w)))
+        # d/dz_k of sum_j log w_j is 1 - K w_k
+        return value, g - w * g.sum() - prior * (1.0 - K * w)
 
     shift = lpd.max(axis=1)
     lpd_shifted = np.exp(lpd - shift[:, None])
@@ -272,7 +279,10 @@ BOOTSTRAP_DRAWS = 64
 
 
 def stacking_weights(
-    lpd: np.ndarray, splits: np.ndarray | None = None, rng: np.random.Generator | None = None
+    lpd: np.ndarray,
+    splits: np.ndarray | None = None,
+    rng: np.random.Generator | None = None,
+    concentration: float = 1.0,
 ) -> np.ndarray:
     """Stacking weights (Yao et al. 2018) of the columns of ``lpd`` (held-out run x law).
 
@@ -281,15 +291,19 @@ def stacking_weights(
     nested leave-future-out splits share their largest runs, so a handful of splits is all the
     independent evidence there is, and a law that wins by a little on them should not take all
     the weight.
+
+    ``concentration`` > 1 adds a symmetric Dirichlet prior on the weights (a penalised, MAP form of
+    stacking): with the splits' evidence counted as one unit per split, it keeps every law in the
+    mixture and pulls the weights towards equal where the splits cannot tell the laws apart.
     """
     if splits is None:
-        return _stack(lpd, np.ones(len(lpd)))
+        return _stack(lpd, np.ones(len(lpd)), concentration)
     labels, index, counts = np.unique(splits, return_inverse=True, return_counts=True)
     rng = rng if rng is not None else np.random.default_rng(0)
     draws = []
     for _ in range(BOOTSTRAP_DRAWS):
         per_split = rng.dirichlet(np.ones(len(labels))) * len(labels)
-        draws.append(_stack(lpd, (per_split / counts)[index]))
+        draws.append(_stack(lpd, (per_split / counts)[index], concentration))
     return np.mean(draws, axis=0)
 
 
@@ -353,7 +367,7 @@ def weigh_members(
         w = np.full(len(members), 1.0 / len(members))
     else:
         which = np.concatenate([np.full(len(h.index), j) for j, h in enumerate(splits[members[0].name])])
-        w = stacking_weights(lpd, which, rng)
+        w = stacking_weights(lpd, which, rng, spec.concentration)
     elpd = lpd.mean(axis=0) if len(lpd) else np.full(len(members), np.nan)
     scores = [
         LawScore(

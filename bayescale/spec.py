@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -357,6 +358,7 @@ class AverageSpec:
         [average]
         laws = ["chinchilla", "kaplan", "farseer"]   # bundled spec names, or spec files beside this one
         weights = "stacking"                         # or "equal"
+        concentration = 1.0                          # Dirichlet prior on the stacking weights (>= 1)
         calibrate = "none"                           # or "conformal" (split-conformal bands)
 
         [extrapolation]                              # optional: replaces every member's drift
@@ -371,6 +373,9 @@ class AverageSpec:
     weights: str = "stacking"
     calibrate: str | None = None
     description: str = ""
+    #: Concentration of a symmetric Dirichlet prior on the stacking weights: 1 is plain stacking,
+    #: larger values pull the weights towards equal when the splits' evidence is weak.
+    concentration: float = 1.0
     path: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -388,6 +393,15 @@ class AverageSpec:
             raise SpecError(f"average.weights: one of {join_names(AVERAGE_WEIGHTS)}, got {self.weights!r}")
         if self.calibrate not in (None, "conformal"):
             raise SpecError(f"average.calibrate: 'none' or 'conformal', got {self.calibrate!r}")
+        if (
+            isinstance(self.concentration, bool)
+            or not isinstance(self.concentration, (int, float))
+            or not math.isfinite(self.concentration)
+            or self.concentration < 1
+        ):
+            raise SpecError(
+                f"average.concentration: a number of at least 1 (1 = plain stacking), got {self.concentration!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Canonical plain-data form (what :func:`load_spec` reads back); members are written whole."""
@@ -398,6 +412,7 @@ class AverageSpec:
                 "laws": [m.to_dict() for m in self.members],
                 "weights": self.weights,
                 "calibrate": self.calibrate or "none",
+                **({"concentration": self.concentration} if self.concentration != 1 else {}),
             },
         }
 
@@ -409,6 +424,8 @@ class AverageSpec:
         lines = [f"name = {json.dumps(self.name)}", f"description = {json.dumps(self.description)}", "", "[average]"]
         lines += ["laws = ["] + [f"    {_toml_inline(m.to_dict())}," for m in self.members] + ["]"]
         lines += [f"weights = {json.dumps(self.weights)}", f"calibrate = {json.dumps(self.calibrate or 'none')}"]
+        if self.concentration != 1:
+            lines += [f"concentration = {float(self.concentration)!r}"]
         return "\n".join(lines) + "\n"
 
     @property
@@ -424,6 +441,8 @@ class AverageSpec:
     def model_id(self) -> str:
         """Hash of what the average believes: its members' model ids, the weighting and the calibration."""
         core = [[m.model_id for m in self.members], self.weights, self.calibrate]
+        if self.concentration != 1:  # so that the ids of averages written before the option stay the same
+            core.append(float(self.concentration))
         return hashlib.sha256(json.dumps(core).encode()).hexdigest()[:16]
 
 
@@ -436,7 +455,7 @@ def _average_from_dict(d: Mapping[str, Any], path: str | None) -> AverageSpec:
     av = d["average"]
     if not isinstance(av, Mapping):
         raise SpecError("average: must be a table with laws = [...]")
-    _validate_keys(av, ("laws", "weights", "calibrate"), "average")
+    _validate_keys(av, ("laws", "weights", "calibrate", "concentration"), "average")
     laws = av.get("laws")
     if not isinstance(laws, list) or not laws:
         raise SpecError('average.laws: a list of spec names or files, e.g. ["chinchilla", "kaplan"]')
@@ -467,6 +486,7 @@ def _average_from_dict(d: Mapping[str, Any], path: str | None) -> AverageSpec:
         weights=av.get("weights", "stacking"),
         calibrate=None if calibrate == "none" else calibrate,
         description=str(d.get("description", "")),
+        concentration=av.get("concentration", 1.0),
         path=path,
     )
 

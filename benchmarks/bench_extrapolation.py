@@ -73,6 +73,8 @@ SECTION = "## Honest extrapolation: the issue-15 table"
 SPLITS = {"llo": (0.8, 0.2), "hard": (0.5, 0.1)}
 SINGLE_LAWS = ("chinchilla", "kaplan", "data_constrained", "farseer", "chinchilla_bending")
 RECOMMENDED = "recommended"
+#: The recommended setting with its optional calibration layer (split-conformal 90% bands).
+CONFORMAL = "recommended_conformal"
 HUBER = "huber"
 TARGETS = {"cov90": (0.85, 0.95), "cov50": (0.40, 0.60), "min_row_cov90": 0.60, "mare_median": 1.2, "mare_max": 2.0}
 QUICK_SETS = ("chinchilla", "gpt3", "porian", "datablations", "olmo-ladder", "steplaw", "pilot")
@@ -207,7 +209,9 @@ def recommended_available() -> str | None:
     return None
 
 
-def run_bayes(spec_name: str, train: Any, test: Any, method: str, seed: int) -> dict[str, Any]:
+def run_bayes(
+    spec_name: str, train: Any, test: Any, method: str, seed: int, calibrate: str | None = None
+) -> dict[str, Any]:
     import bayescale as bs
     from bayescale.errors import ConvergenceWarning, MisfitWarning
 
@@ -215,7 +219,9 @@ def run_bayes(spec_name: str, train: Any, test: Any, method: str, seed: int) -> 
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit = bs.fit(bs.load_spec(spec_name), train[cols].reset_index(drop=True), seed=seed, method=method)
+        fit = bs.fit(
+            bs.load_spec(spec_name), train[cols].reset_index(drop=True), seed=seed, method=method, calibrate=calibrate
+        )
     seconds = time.perf_counter() - t0
     pts = test[[c for c in cols if c not in ("run_id", "loss")]].reset_index(drop=True)
     pred = fit.predict(pts, noise=True, seed=seed)
@@ -283,6 +289,8 @@ def run_row(task: dict[str, Any]) -> dict[str, Any]:
         try:
             if name == HUBER:
                 rec = run_huber(train, test, task["n_boot"], task["seed"])
+            elif name == CONFORMAL:
+                rec = run_bayes(RECOMMENDED, train, test, task["method"], task["seed"], calibrate="conformal")
             else:
                 method = task["method"] if name == RECOMMENDED else task["single_method"]
                 rec = run_bayes(name, train, test, method, task["seed"])
@@ -307,7 +315,7 @@ def make_tasks(data: dict[str, Any], predictors: list[str], args: argparse.Names
             idx = ds.runs.set_index("run_id")
             pairs.append((split, idx.loc[tr_ids].reset_index(), idx.loc[te_ids].reset_index()))
         for split, train, test in pairs:
-            preds = [p for p in predictors if p in (RECOMMENDED, HUBER) or applicable(p, train)]
+            preds = [p for p in predictors if p in (RECOMMENDED, CONFORMAL, HUBER) or applicable(p, train)]
             tasks.append(
                 {
                     "dataset": ds.name,
@@ -482,7 +490,7 @@ def render(res: dict[str, Any]) -> str:
     )
     L.append(
         f'- Predictors: `recommended` (the law average, `bs.load_spec("recommended")`, method `{meta["method"]}`); the single '
-        f"laws ({', '.join(f'`{p}`' for p in preds if p not in (RECOMMENDED, HUBER))}; method `{meta['single_method']}`; "
+        f"laws ({', '.join(f'`{p}`' for p in preds if p not in (RECOMMENDED, CONFORMAL, HUBER))}; method `{meta['single_method']}`; "
         "`data_constrained` only where U < D somewhere); `huber` = Epoch-style Huber point fit (delta 1e-3 on log loss, "
         f"L-BFGS-B from the 8 best of Hoffmann's grid) with {meta['n_boot']} residual-bootstrap refits (`benchmarks/baselines.py`), "
         "on (N, D) only."
@@ -647,7 +655,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--splits", default=None, help="comma-separated splits (llo,hard,targets)")
     ap.add_argument(
-        "--predictors", default=None, help=f"comma-separated, of {RECOMMENDED},{','.join(SINGLE_LAWS)},{HUBER}"
+        "--predictors",
+        default=None,
+        help=f"comma-separated, of {RECOMMENDED},{CONFORMAL},{','.join(SINGLE_LAWS)},{HUBER}",
     )
     ap.add_argument("--n-boot", type=int, default=None, help="bootstrap refits of the Huber fit (400; --quick 200)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes, one row each at a time")

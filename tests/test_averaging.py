@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import tomllib
 import warnings
 
 import jax
@@ -63,11 +64,23 @@ def test_recommended_spec_names_the_laws_and_learns_their_drift() -> None:
         ({"laws": ["chinchilla", "kaplan"], "extra": 1}, r"unknown key\(s\) \['extra'\]"),
         ({"laws": ["chinchilla", "no_such_spec"]}, "no_such_spec"),
         ({"laws": "chinchilla"}, "a list of spec names"),
+        ({"laws": ["chinchilla", "kaplan"], "concentration": 0.5}, "average.concentration: a number of at least 1"),
+        ({"laws": ["chinchilla", "kaplan"], "concentration": "high"}, "average.concentration"),
     ],
 )
 def test_bad_average_spec(average: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         load_spec({"name": "avg", "average": average})
+
+
+def test_concentration_round_trips_and_keeps_old_ids() -> None:
+    plain = load_spec({"name": "avg", "average": {"laws": ["chinchilla", "kaplan"]}})
+    one = load_spec({"name": "avg", "average": {"laws": ["chinchilla", "kaplan"], "concentration": 1}})
+    two = load_spec({"name": "avg", "average": {"laws": ["chinchilla", "kaplan"], "concentration": 2}})
+    assert one.model_id == plain.model_id  # the default changes no saved fit's id
+    assert two.model_id != plain.model_id
+    assert load_spec(two.to_dict()).concentration == 2
+    assert load_spec(tomllib.loads(two.to_toml())).model_id == two.model_id
 
 
 def test_learned_must_be_a_boolean() -> None:
@@ -110,6 +123,21 @@ def test_a_narrow_win_on_a_few_splits_does_not_take_all_the_weight() -> None:
     boot = stacking_weights(lpd, splits, np.random.default_rng(0))
     assert plain[0] > 0.99  # pooled over points, law 0 wins outright
     assert 0.1 < boot[1] < 0.5 and boot.sum() == pytest.approx(1.0)  # over three splits, law 1 keeps weight
+
+
+def test_a_dirichlet_prior_keeps_every_law_and_yields_to_strong_evidence() -> None:
+    rng = np.random.default_rng(2)
+    splits = np.repeat(np.arange(5), 10)
+    # law 0 a little better on every split: plain stacking gives it everything
+    lpd = np.column_stack([np.full(50, 0.05), np.zeros(50), np.full(50, -0.02)]) + rng.normal(0, 0.01, (50, 3))
+    plain = stacking_weights(lpd, splits, np.random.default_rng(0))
+    prior = stacking_weights(lpd, splits, np.random.default_rng(0), concentration=1.25)
+    assert plain[0] > 0.95
+    assert prior.min() > 0.15 and prior[0] == prior.max()  # every law kept, the best still leads
+    assert np.abs(prior - 1 / 3).max() < np.abs(plain - 1 / 3).max()
+    # a law that predicts far worse on every split loses its weight despite the prior
+    strong = np.column_stack([np.zeros(50), np.full(50, -10.0)])
+    assert stacking_weights(strong, splits, np.random.default_rng(0), concentration=1.25)[1] < 0.1
 
 
 def test_conformal_factor_uses_the_finite_sample_rank() -> None:
