@@ -494,6 +494,12 @@ def render(res: dict[str, Any]) -> str:
         "`data_constrained` only where U < D somewhere); `huber` = Epoch-style Huber point fit (delta 1e-3 on log loss, "
         f"L-BFGS-B from the 8 best of Hoffmann's grid) with {meta['n_boot']} residual-bootstrap refits (`benchmarks/baselines.py`), "
         "on (N, D) only."
+        + (
+            f' `{CONFORMAL}` = the recommended setting with `calibrate="conformal"` (split-conformal 90% bands from '
+            "the leave-future-out residuals; refused, an error in the table, where the splits hold fewer than 9 runs)."
+            if CONFORMAL in preds
+            else ""
+        )
     )
     L.append(
         "- Metrics, from predictive draws of a new run's loss (`noise=True`): `cov50`/`cov90` = fraction of held-out losses "
