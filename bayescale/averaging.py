@@ -51,12 +51,14 @@ from .spec import AverageSpec, ModelSpec, load_spec
 #: Laws whose stacking weight falls below this are left out of the final fits (and said so).
 MIN_WEIGHT = 0.01
 #: Unless ``method="laplace"``, a law carrying less than this weight is drawn by PSIS (Laplace and
-#: Pareto-smoothed importance sampling) instead: it supplies a few percent of the draws, and a
+#: Pareto-smoothed importance sampling) instead: it supplies under a quarter of the draws, and a
 #: minor law is often the badly identified one whose NUTS fit costs most (Farseer's on Chinchilla's
-#: runs: about 55 of the average's 64 s; BENCHMARKS.md, "The recommended law average").
-MINOR_WEIGHT = 0.1
+#: runs: about 55 of the average's 64 s; with the recommended prior on the weights it carries 0.10
+#: there, and NUTS for it made the average 23x one law's time: BENCHMARKS.md, "The recommended law
+#: average"). PSIS checks itself (Pareto k) and says when its draws are unreliable.
+MINOR_WEIGHT = 0.25
 #: ... with this fraction of the draws (at least ``MINOR_MIN_DRAWS`` per chain): its weight gives it
-#: under a tenth of the average's draws, so a quarter of the draws still gives each of its slots a
+#: under a quarter of the average's draws, so a quarter of the draws still gives each of its slots a
 #: distinct draw, at a quarter of the importance sampling's cost.
 MINOR_DRAWS = 0.25
 MINOR_MIN_DRAWS = 100

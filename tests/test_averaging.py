@@ -282,7 +282,7 @@ def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
 
 
 def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:
-    """A law under MINOR_WEIGHT supplies under a tenth of the average's draws: it is drawn by PSIS
+    """A law under MINOR_WEIGHT supplies under a quarter of the average's draws: it is drawn by PSIS
     with a quarter of the draws (at least MINOR_MIN_DRAWS per chain), each of its slots still a
     distinct draw; the leading law keeps all of them. (Runs that bend a little: the bending law
     leads and Chinchilla's keeps about 2% of the weight.)"""
