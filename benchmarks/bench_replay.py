@@ -23,7 +23,8 @@ pool as candidates and the budget left, k = 8 runs per round, at most 4 rounds, 
 
 Every design is evaluated the same way: ``bayescale.fit(spec, chosen runs, method="laplace")``
 (default spec ``models/chinchilla.toml``; ``models/data_constrained.toml`` for a pool with repeated
-data) and the target runs are predicted with noise. Metrics per pool x budget x method: R^2 of the
+data; ``--eval-spec`` scores every design with another spec, e.g. the recommended law average,
+while the initial design keeps ``--spec``'s size) and the target runs are predicted with noise. Metrics per pool x budget x method: R^2 of the
 predictive median on loss over the target runs, mean |relative error|, 90% interval coverage, FLOPs
 spent, runs chosen, and the share of the chosen runs (beyond the initial design) below 5 and above
 100 tokens per parameter.
@@ -352,7 +353,7 @@ def run_design(
 def run_task(task: dict[str, Any]) -> list[dict[str, Any]]:
     """One pool x one method at every budget; errors are recorded, not raised."""
     pool, method = task["pool"], task["method"]
-    ev = Evaluator(pool, task["fit_method"], task["seed"])
+    ev = Evaluator(pool, task["fit_method"], task["seed"], spec=task.get("eval_spec"))
     plan_ev = (
         Evaluator(pool, task["fit_method"], task["seed"], spec=task.get("plan_spec")) if task.get("plan_spec") else None
     )
@@ -468,6 +469,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="the spec bayescale's planners fit before they plan (default: --spec), e.g. models/recommended.toml",
     )
+    ap.add_argument(
+        "--eval-spec",
+        default=None,
+        help="the spec every design is scored with (default: --spec; the initial design keeps --spec's size)",
+    )
     ap.add_argument("--fit-method", default="laplace", choices=["laplace", "psis", "nuts"])
     ap.add_argument("--jobs", type=int, default=1, help="worker processes, one pool x method each")
     ap.add_argument("--seed", type=int, default=0)
@@ -495,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
                 "fit_method": args.fit_method,
                 "seed": args.seed,
                 "plan_spec": str(REPO / args.plan_spec) if args.plan_spec else None,
+                "eval_spec": str(REPO / args.eval_spec) if args.eval_spec else None,
             }  # fmt: skip
             for p in pools
             for m in methods
@@ -507,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
             "budgets": budgets,
             "spec": args.spec,
             "plan_spec": args.plan_spec or args.spec,
+            "eval_spec": args.eval_spec or args.spec,
             "fit_method": args.fit_method,
             "target_as": planner_target(pools[0].targets)[1] if pools else None,
         }

@@ -171,6 +171,12 @@ def render(res: dict[str, Any]) -> str:
             f"{m['target_C'][1] / m['max_pool_C']:.3g}x | {Path(m['spec']).stem} |"
         )
     L.append("")
+    if meta.get("eval_spec") and meta["eval_spec"] != meta.get("spec"):
+        L.append(
+            f"Every design here is scored with `{Path(meta['eval_spec']).stem}` (Laplace), not with the spec in the "
+            "table, which sets only the initial design's size."
+        )
+        L.append("")
     for b in budgets:
         over = [p for p, m in meta["pools"].items() if m["initial_flops"] > b * m["flops"]]
         if over:
