@@ -158,6 +158,19 @@ def test_a_ladder_and_random_are_scored_with_a_real_fit(pool: br.Pool) -> None:
         assert len(rec["median"]) == len(pool.target_ids)
 
 
+def test_eval_spec_scores_every_design_with_it_and_keeps_the_initial_design(pool: br.Pool) -> None:
+    other = str(Path(SPEC).with_name("kaplan.toml"))
+    task = {"pool": pool, "budgets": [0.10], "fit_method": "laplace", "seed": 0, "method": "ladder20"}
+    (default,) = br.run_task(task)
+    (scored,) = br.run_task({**task, "eval_spec": other})
+    assert scored["chosen"] == default["chosen"]  # the design, its initial runs included, does not depend on it
+    assert scored["chosen"][: len(pool.initial_ids)] == pool.initial_ids
+    ev = br.Evaluator(pool, "laplace", spec=other)
+    assert ev.fit(scored["chosen"]).spec.name == "kaplan"
+    assert scored["median"] == pytest.approx(ev.score(scored["chosen"])["median"])
+    assert scored["median"] != pytest.approx(default["median"], rel=1e-4)
+
+
 def test_the_default_planner_keeps_the_protocol(pool: br.Pool, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(br, "PLANNER_ROUNDS", 1)  # one suggest round keeps the test fast
     budget = 0.10 * pool.flops
