@@ -15,6 +15,7 @@ the band is theirs and where they disagree beyond the runs it widens.
 
 from __future__ import annotations
 
+import itertools
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from . import _arviz
 from . import inference as _inference
 from ._engine import minimise
 from ._words import join_names
-from .data import load_runs, points_frame
+from .data import law_inputs, load_runs, points_frame
 from .discrepancy import (
     Holdout,
     Learned,
@@ -419,6 +420,35 @@ def _fit_member(spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Le
     return result
 
 
+def _law_band(member: Fit, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Median log loss of a law at each point and the half-width of its 90% interval (its parameter
+    draws alone: no drift, no noise)."""
+    logx = law_inputs(member.spec, frame, np.float64)
+    theta = {p: np.asarray(member.posterior[p].values, dtype=float).reshape(-1, 1) for p in member.spec.law.params}
+    log_mu = np.asarray(member.spec.law.log_loss(theta, {k: v[None, :] for k, v in logx.items()}, np), dtype=float)
+    lo, med, hi = np.quantile(log_mu, [0.05, 0.5, 0.95], axis=0)
+    return med, 0.5 * (hi - lo)
+
+
+def law_disagreement(fit: Fit | AveragedFit, points: Any) -> tuple[str, str, int, float, float] | None:
+    """The two laws of an average (weight >= :data:`MIN_WEIGHT` each) whose medians at one of
+    ``points`` lie furthest apart beyond the mean half-width of their own 90% intervals:
+    ``(law a, law b, point index, median a, median b)``, medians in log loss; None for one law or
+    when every pair agrees within its own bands. Where laws disagree like this, the average's median
+    is set by the weights, not by the runs."""
+    if not isinstance(fit, AveragedFit):
+        return None
+    frame = points_frame(points)
+    bands = {name: _law_band(m, frame) for name, m in fit.members.items() if fit.weights.get(name, 0.0) >= MIN_WEIGHT}
+    worst: tuple[float, str, str, int, float, float] | None = None
+    for (a, (ma, ha)), (b, (mb, hb)) in itertools.combinations(bands.items(), 2):
+        gap = np.abs(ma - mb) - 0.5 * (ha + hb)
+        i = int(np.argmax(gap))
+        if gap[i] > 0 and (worst is None or gap[i] > worst[0]):
+            worst = (float(gap[i]), a, b, i, float(ma[i]), float(mb[i]))
+    return None if worst is None else worst[1:]
+
+
 def fit_average(
     spec: AverageSpec,
     runs: Any,
@@ -558,4 +588,4 @@ def _members(lead: Fit, spec: AverageSpec, meta: dict[str, Any]) -> dict[str, Fi
     return members
 
 
-__all__ = ["AveragedFit", "LawScore", "fit", "fit_average", "load_fit", "stacking_weights"]
+__all__ = ["AveragedFit", "LawScore", "fit", "fit_average", "law_disagreement", "load_fit", "stacking_weights"]

@@ -20,6 +20,7 @@ import xarray as xr
 
 from . import frontier as _frontier
 from ._words import join_names
+from .averaging import law_disagreement
 from .data import points_frame
 from .errors import BayescaleError
 from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
@@ -286,7 +287,9 @@ def decide(
     if utility is not None:
         eu, evpi = _expected_utility(names, X, table, threshold, utility)
     as_points = isinstance(next(iter(options.values())), Mapping)
-    notes = _extrapolation_notes(fit, table) if fit is not None and as_points else []
+    notes = (
+        _extrapolation_notes(fit, table) + _disagreement_notes(fit, options) if fit is not None and as_points else []
+    )
     return Decision(
         table=table,
         best=best,
@@ -398,6 +401,21 @@ def _reach_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
         f"Law weights: scored on held-out runs up to {reach:.2g} decades (in N and D) beyond their splits' runs; "
         f"the options lie up to {far:.2g} decades beyond yours, so which law holds there is untested: compare "
         "the laws' own predictions (fit.members) before trusting the average's median."
+    ]
+
+
+def _disagreement_notes(fit: Fit, options: Mapping[str, Any]) -> list[str]:
+    """Words for the option where two laws of an average disagree beyond their own bands, if any."""
+    found = law_disagreement(fit, list(options.values()))
+    if found is None:
+        return []
+    a, b, i, med_a, med_b = found
+    w = fit.weights  # an average: law_disagreement answers None for one law
+    return [
+        f"Laws disagree at {list(options)[i]}: {a} predicts a loss of {math.exp(med_a):.4g} and {b} "
+        f"{math.exp(med_b):.4g} ({100 * abs(med_a - med_b):.3g}% apart in log loss), further apart than either "
+        f"law's own 90% interval; the average's median there is set by the law weights ({a} {w[a]:.2f}, {b} "
+        f"{w[b]:.2f}), not by the runs: compare the laws' own predictions (fit.members) before deciding."
     ]
 
 

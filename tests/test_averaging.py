@@ -16,12 +16,12 @@ import pytest
 import bayescale as bs
 from bayescale import discrepancy
 from bayescale._engine import laplace, map_units
-from bayescale.averaging import AveragedFit, load_fit, stacking_weights
+from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
 from bayescale.data import law_inputs
 from bayescale.errors import SpecError
 from bayescale.model import distance_from_runs, posterior
 from bayescale.spec import AverageSpec, load_spec
-from bayescale.testing import synthetic_runs
+from bayescale.testing import fit_from_draws, synthetic_runs
 
 CHINCHILLA = {"E": 1.7, "A": 400.0, "B": 1500.0, "alpha": 0.34, "beta": 0.28}
 GRID = {"N": (1e7, 2e7, 5e7, 1e8, 2e8, 5e8, 1e9, 2e9), "tokens_per_param": (5.0, 10.0, 20.0, 40.0, 80.0)}
@@ -314,3 +314,42 @@ def test_learned_gap_reads_only_how_groups_differ() -> None:
     assert shared.splits == 5 and prior.splits == 0
     assert float(shared.quantile(0.5)) < 0.5 * float(prior.quantile(0.5))  # a shared drift is no gap
     assert float(own.quantile(0.05)) > 0.03  # slopes 0.05-0.12 apart: a gap of about that size
+
+
+def _pair_with_bending(beta1: float) -> AveragedFit:
+    """Chinchilla's law and the bending law, fitted to nothing: fixed draws around CHINCHILLA; the
+    bending law equals Chinchilla's when beta1 = 0 and bends its data term away otherwise."""
+    runs = _runs()
+    rng = np.random.default_rng(0)
+    jitter = 1.0 + 0.002 * rng.standard_normal((1, 200))
+    chin = {**{k: v * jitter for k, v in CHINCHILLA.items()}, "sigma": np.full((1, 200), 0.005)}
+    n0, d0 = 1e9, 2e10  # the bending law's reference scales
+    bend = {
+        "E": chin["E"],
+        "A": chin["A"] / n0 ** chin["alpha"],
+        "B": chin["B"] / d0 ** chin["beta"],
+        "alpha0": chin["alpha"],
+        "alpha1": np.zeros((1, 200)),
+        "beta0": chin["beta"],
+        "beta1": np.full((1, 200), beta1),
+        "sigma": chin["sigma"],
+    }
+    members = {
+        "chinchilla": fit_from_draws("chinchilla", runs, chin),
+        "chinchilla_bending": fit_from_draws("chinchilla_bending", runs, bend),
+    }
+    spec = load_spec({"name": "pair", "average": {"laws": ["chinchilla", "chinchilla_bending"]}})
+    return AveragedFit(spec, members, {"chinchilla": 0.4, "chinchilla_bending": 0.6}, [], runs, method="fixed")
+
+
+def test_decide_says_where_the_laws_of_an_average_disagree_beyond_their_bands() -> None:
+    options = {"near": {"N": 1e9, "D": 2e10}, "far": {"N": 1e11, "D": 1e13}}
+    same = _pair_with_bending(beta1=0.0)
+    assert law_disagreement(same, list(options.values())) is None
+    assert not any("Laws disagree" in n for n in bs.decide(options, fit=same).notes)
+    bent = _pair_with_bending(beta1=-0.03)  # the data exponent falls with D: the loss levels off far out
+    a, b, i, med_a, med_b = law_disagreement(bent, list(options.values()))
+    assert {a, b} == {"chinchilla", "chinchilla_bending"} and i == 1 and abs(med_a - med_b) > 0.01
+    (note,) = [n for n in bs.decide(options, fit=bent).notes if "Laws disagree" in n]
+    assert note.startswith("Laws disagree at far:") and "chinchilla_bending 0.60" in note
+    assert law_disagreement(same.members["chinchilla"], list(options.values())) is None  # one law: nothing to say

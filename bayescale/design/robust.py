@@ -50,7 +50,6 @@ planner charges none: measured, a charge there steered it to the extreme ratios;
 
 from __future__ import annotations
 
-import itertools
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,11 +59,11 @@ import pandas as pd
 
 from .. import _arviz
 from .._words import join_names
-from ..averaging import MIN_WEIGHT, AveragedFit
+from ..averaging import AveragedFit, law_disagreement
 from ..discrepancy import holdouts, learn_drift, split_masks
 from ..errors import BayescaleError
 from ..priors import Prior
-from .targets import law_fits, law_matrix, law_weights
+from .targets import law_weights
 
 if TYPE_CHECKING:
     from ..inference import Fit
@@ -117,24 +116,14 @@ class Robust:
 
 def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
     """Words naming two laws whose predictions at a target point differ by more than their own bands."""
-    laws = [(m, w) for m, w in law_fits(fit) if w >= MIN_WEIGHT]
-    if len(laws) < 2:
+    found = law_disagreement(fit, points[["N", "D", "C"]])
+    if found is None:
         return None
-    frame = points[["N", "D", "C"]]
-    bands = {}
-    for m, _ in laws:
-        theta = {p: np.asarray(m.posterior[p].values, dtype=float).reshape(-1) for p in m.spec.law.params}
-        lo, med, hi = np.quantile(law_matrix(m, theta, frame), [0.05, 0.5, 0.95], axis=0)
-        bands[m.spec.name] = (med, 0.5 * (hi - lo))
-    for (a, (ma, ha)), (b, (mb, hb)) in itertools.combinations(bands.items(), 2):
-        gap = np.abs(ma - mb) - 0.5 * (ha + hb)
-        if np.any(gap > 0):
-            i = int(np.argmax(gap))
-            return (
-                f"laws {a} and {b} predict the target point N={points['N'].iloc[i]:.3g}, D={points['D'].iloc[i]:.3g} "
-                f"{100 * abs(ma[i] - mb[i]):.2g}% apart, more than their own 90% intervals allow"
-            )
-    return None
+    a, b, i, ma, mb = found
+    return (
+        f"laws {a} and {b} predict the target point N={points['N'].iloc[i]:.3g}, D={points['D'].iloc[i]:.3g} "
+        f"{100 * abs(ma - mb):.2g}% apart, more than their own 90% intervals allow"
+    )
 
 
 def _leave_future_out_drift(law: Fit) -> tuple[int, float]:
