@@ -213,6 +213,7 @@ def run_bayes(
     spec_name: str, train: Any, test: Any, method: str, seed: int, calibrate: str | None = None
 ) -> dict[str, Any]:
     import bayescale as bs
+    from bayescale.averaging import law_disagreement
     from bayescale.errors import ConvergenceWarning, MisfitWarning
 
     cols = [c for c in ("run_id", "N", "D", "C", "loss", "U") if c in train]
@@ -231,6 +232,7 @@ def run_bayes(
     conv = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     weights = getattr(fit, "weights", None)
     modes = modes_reported(diag)
+    apart = law_disagreement(fit, pts)  # what decide's "Laws disagree" note would name at the test runs
     return {
         **summarize(s),
         "runs": {"run_id": test["run_id"].astype(str).tolist(), **{k: v.tolist() for k, v in s.items()}},
@@ -243,6 +245,7 @@ def run_bayes(
         "misfit_messages": [m[:300] for m in misfit],
         "convergence_warned": bool(conv),
         "weights": {str(k): float(v) for k, v in dict(weights).items()} if weights is not None else None,
+        "laws_disagree": None if apart is None else {"laws": list(apart[:2]), "gap": abs(apart[3] - apart[4])},
     }
 
 
