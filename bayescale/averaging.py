@@ -430,8 +430,15 @@ def _law_band(member: Fit, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
     return med, 0.5 * (hi - lo)
 
 
-def law_disagreement(fit: Fit | AveragedFit, points: Any) -> tuple[str, str, int, float, float] | None:
-    """The two laws of an average (weight >= :data:`MIN_WEIGHT` each) whose medians at one of
+#: Laws that disagree are named only when each carries at least this share of the weight: the
+#: Dirichlet prior keeps every law above 1%, and a law at a few percent barely moves the median.
+DISAGREE_WEIGHT = 0.1
+
+
+def law_disagreement(
+    fit: Fit | AveragedFit, points: Any, min_weight: float = DISAGREE_WEIGHT
+) -> tuple[str, str, int, float, float] | None:
+    """The two laws of an average (weight >= ``min_weight`` each) whose medians at one of
     ``points`` lie furthest apart beyond the mean half-width of their own 90% intervals:
     ``(law a, law b, point index, median a, median b)``, medians in log loss; None for one law or
     when every pair agrees within its own bands. Where laws disagree like this, the average's median
@@ -439,7 +446,7 @@ def law_disagreement(fit: Fit | AveragedFit, points: Any) -> tuple[str, str, int
     if not isinstance(fit, AveragedFit):
         return None
     frame = points_frame(points)
-    bands = {name: _law_band(m, frame) for name, m in fit.members.items() if fit.weights.get(name, 0.0) >= MIN_WEIGHT}
+    bands = {name: _law_band(m, frame) for name, m in fit.members.items() if fit.weights.get(name, 0.0) >= min_weight}
     worst: tuple[float, str, str, int, float, float] | None = None
     for (a, (ma, ha)), (b, (mb, hb)) in itertools.combinations(bands.items(), 2):
         gap = np.abs(ma - mb) - 0.5 * (ha + hb)

@@ -59,7 +59,7 @@ import pandas as pd
 
 from .. import _arviz
 from .._words import join_names
-from ..averaging import AveragedFit, law_disagreement
+from ..averaging import MIN_WEIGHT, AveragedFit, law_disagreement
 from ..discrepancy import holdouts, learn_drift, split_masks
 from ..errors import BayescaleError
 from ..priors import Prior
@@ -116,7 +116,7 @@ class Robust:
 
 def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
     """Words naming two laws whose predictions at a target point differ by more than their own bands."""
-    found = law_disagreement(fit, points[["N", "D", "C"]])
+    found = law_disagreement(fit, points[["N", "D", "C"]], min_weight=MIN_WEIGHT)
     if found is None:
         return None
     a, b, i, ma, mb = found
