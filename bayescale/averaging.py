@@ -31,7 +31,7 @@ from . import _arviz
 from . import inference as _inference
 from ._engine import minimise
 from ._words import join_names
-from .data import law_inputs, load_runs, points_frame
+from .data import load_runs, points_frame
 from .discrepancy import (
     Holdout,
     Learned,
@@ -423,9 +423,7 @@ def _fit_member(spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Le
 def _law_band(member: Fit, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Median log loss of a law at each point and the half-width of its 90% interval (its parameter
     draws alone: no drift, no noise)."""
-    logx = law_inputs(member.spec, frame, np.float64)
-    theta = {p: np.asarray(member.posterior[p].values, dtype=float).reshape(-1, 1) for p in member.spec.law.params}
-    log_mu = np.asarray(member.spec.law.log_loss(theta, {k: v[None, :] for k, v in logx.items()}, np), dtype=float)
+    log_mu = member.law_log_loss(frame).reshape(-1, len(frame))
     lo, med, hi = np.quantile(log_mu, [0.05, 0.5, 0.95], axis=0)
     return med, 0.5 * (hi - lo)
 

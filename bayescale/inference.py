@@ -112,17 +112,22 @@ class Fit:
         """Draws of the likelihood's noise parameters, shaped ``(chain, draw, 1)`` to broadcast over points."""
         return {k: self.posterior[k].values[..., None] for k in noise_names(self.spec)}
 
+    def law_log_loss(self, points: Any) -> np.ndarray:
+        """Log of the law's loss at ``points`` per draw, shape ``(chain, draw, point)``: the law's
+        parameter draws alone, without the extrapolation drift or a conformal factor."""
+        logx = law_inputs(self.spec, points_frame(points), np.float64)
+        theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
+        return np.asarray(
+            self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float
+        )
+
     def log_loss(self, points: Any) -> np.ndarray:
         """Log of the law's loss at ``points`` per draw, shape ``(chain, draw, point)``, including the
         extrapolation drift (``drift * distance from the runs``, :func:`~bayescale.model.distance_from_runs`)
         when the spec has one, and widened (or narrowed) about the median by the conformal factor of a fit
         made with ``calibrate="conformal"``."""
         frame = points_frame(points)
-        logx = law_inputs(self.spec, frame, np.float64)
-        theta = {p: self.posterior[p].values[..., None] for p in self.spec.law.params}
-        log_mu = np.asarray(
-            self.spec.law.log_loss(theta, {k: v[None, None, :] for k, v in logx.items()}, np), dtype=float
-        )
+        log_mu = self.law_log_loss(frame)
         if DRIFT in self.posterior:
             distance = distance_from_runs(self.spec, self.runs, frame)
             log_mu = log_mu + self.posterior[DRIFT].values[..., None] * distance[None, None, :]
