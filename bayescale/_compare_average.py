@@ -71,7 +71,7 @@ def fit_laws(
     gspecs = {m.name: grouped_spec(m, groups, pools[m.name]) for m in members}
     gtable = cf.grouped_table(table, by, groups)
     weights, _, learned, splits, notes = averaging.weigh_members(
-        avg, list(gspecs.values()), gtable, np.random.default_rng(seed)
+        avg, list(gspecs.values()), gtable, np.random.default_rng(seed), kw.get("method", "laplace")
     )
     name_of = {g.name: name for name, g in gspecs.items()}
     labels = gtable[by].astype(str).to_numpy()

@@ -75,11 +75,13 @@ def drifts(gfit: Fit, n: int, rho: float | str, seed: int, gap: discrepancy.Drif
     return [math.sqrt(rho) * d + math.sqrt(1 - rho) * o for o in own]
 
 
-def gap_slopes(spec: ModelSpec, table: pd.DataFrame, by: str, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def gap_slopes(
+    spec: ModelSpec, table: pd.DataFrame, by: str, seed: int, method: str = "laplace"
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per leave-future-out split of the grouped table, each recipe's held-out residual slope
     (:func:`bayescale.discrepancy.group_slopes`): the evidence for the learned gap."""
     splits = discrepancy.split_masks([spec], table)
-    held = discrepancy.holdouts(spec, table, splits, np.random.default_rng([seed, 23]))
+    held = discrepancy.holdouts(spec, table, splits, np.random.default_rng([seed, 23]), method)
     return discrepancy.group_slopes(held, table[by].astype(str).to_numpy())
 
 

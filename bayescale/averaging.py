@@ -341,7 +341,7 @@ def _mixture_scores(splits: dict[str, list[Holdout]], w: dict[str, float]) -> tu
 
 
 def weigh_members(
-    spec: AverageSpec, members: list[ModelSpec], table: pd.DataFrame, rng: np.random.Generator
+    spec: AverageSpec, members: list[ModelSpec], table: pd.DataFrame, rng: np.random.Generator, method: str = "laplace"
 ) -> tuple[dict[str, float], list[LawScore], dict[str, Learned], dict[str, list[Holdout]], list[str]]:
     """Leave-future-out splits for every member: weights, scores, learned drift scales.
 
@@ -361,7 +361,7 @@ def weigh_members(
         testable = members[:1]
     members = testable
     masks = split_masks(members, table)
-    splits = {m.name: holdouts(m, table, masks, rng) for m in members}
+    splits = {m.name: holdouts(m, table, masks, rng, method) for m in members}
     learned = {
         m.name: Learned(drift=learn_drift(splits[m.name], m.extrapolation) if m.learn_drift else None) for m in members
     }
@@ -476,7 +476,7 @@ def fit_average(
         members += [] if reason else [m]
     if not members:
         raise BayescaleError(f"average {spec.name!r}: no law applies to these runs ({' '.join(notes)})")
-    weights, scores, learned, splits, more = weigh_members(spec, members, table, rng)
+    weights, scores, learned, splits, more = weigh_members(spec, members, table, rng, method)
     reach = weights_reach(splits)
     first = members[0].sampler
     sampler = {"chains": chains or first.chains, "draws": draws or first.draws, "warmup": warmup}

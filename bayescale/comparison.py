@@ -518,7 +518,7 @@ def compare(
     slopes = ()
     if drift_correlation == cf.LEARNED and spec.extrapolation is not None:
         gtable = cf.grouped_table(table, by, groups)
-        slopes = tuple(cf.gap_slopes(grouped_spec(spec, groups, pool), gtable, by, seed))
+        slopes = tuple(cf.gap_slopes(grouped_spec(spec, groups, pool), gtable, by, seed, method))
     recipes = cf.recipe_fits(gfit, spec, pool, groups, drift_correlation, seed, slopes)
     return _assemble(gfit, recipes, *shape, pool, *rest, caught, drift_correlation, slopes)
 

@@ -517,7 +517,7 @@ def fit_quietly(
     flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method)  # mixed by weight
     samples, ll = _constrained(post64, flat, logx, y)
     seconds = time.perf_counter() - t0
-    learned = learned if learned is not None else learn(spec, table, rng, calibrate=calibrate)
+    learned = learned if learned is not None else learn(spec, table, rng, calibrate=calibrate, method=method)
     add_drift(spec, samples, rng, None if learned.drift is None else learned.drift.sample(rng, ll.shape[:2]))
     attrs = fit_attrs(
         spec,
