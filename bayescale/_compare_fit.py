@@ -75,14 +75,12 @@ def drifts(gfit: Fit, n: int, rho: float | str, seed: int, gap: discrepancy.Drif
     return [math.sqrt(rho) * d + math.sqrt(1 - rho) * o for o in own]
 
 
-def gap_slopes(
-    spec: ModelSpec, table: pd.DataFrame, by: str, seed: int, method: str = "laplace"
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per leave-future-out split of the grouped table, each recipe's held-out residual slope
-    (:func:`bayescale.discrepancy.group_slopes`): the evidence for the learned gap."""
-    splits = discrepancy.split_masks([spec], table)
-    held = discrepancy.holdouts(spec, table, splits, np.random.default_rng([seed, 23]), method)
-    return discrepancy.group_slopes(held, table[by].astype(str).to_numpy())
+def held_out(spec: ModelSpec, table: pd.DataFrame, seed: int, method: str) -> list[discrepancy.Holdout]:
+    """The grouped table's leave-future-out splits, scored once: they give both the law's learned
+    drift and each recipe's residual slopes, the evidence for the learned gap
+    (:func:`bayescale.discrepancy.group_slopes`)."""
+    masks = discrepancy.split_masks([spec], table)
+    return discrepancy.holdouts(spec, table, masks, np.random.default_rng([seed, 23]), method)
 
 
 def gap_scale(spec: ModelSpec, slopes: Sequence[tuple[Any, Any]]) -> discrepancy.DriftScale | None:
@@ -126,7 +124,7 @@ __all__ = [
     "drifts",
     "fit_grouped",
     "gap_scale",
-    "gap_slopes",
+    "held_out",
     "grouped_table",
     "recipe_fit",
     "recipe_fits",

@@ -47,6 +47,7 @@ from ._io import atomic_write_bytes
 from ._words import join_names, quote
 from .data import load_runs
 from .decisions import parse_risk
+from .discrepancy import Learned, group_slopes, learn_drift
 from .errors import BayescaleError
 from .frontier import check_prob
 from .inference import Fit, runs_from_idata
@@ -514,11 +515,12 @@ def compare(
         return ca.average(per, weights, notes + more, seed)
     pool = Pooling.parse(pooling, spec.law)
     _check_sizes(table, by, groups, spec, pool)
-    gfit, caught = cf.fit_grouped(spec, table, groups, pool, by=by, seed=seed, **kw)
-    slopes = ()
-    if drift_correlation == cf.LEARNED and spec.extrapolation is not None:
-        gtable = cf.grouped_table(table, by, groups)
-        slopes = tuple(cf.gap_slopes(grouped_spec(spec, groups, pool), gtable, by, seed, method))
+    gspec, gtable = grouped_spec(spec, groups, pool), cf.grouped_table(table, by, groups)
+    learn_gap = drift_correlation == cf.LEARNED and spec.extrapolation is not None
+    held = cf.held_out(gspec, gtable, seed, method) if learn_gap or gspec.learn_drift else []
+    learned = Learned(drift=learn_drift(held, gspec.extrapolation)) if gspec.learn_drift else None
+    gfit, caught = cf.fit_grouped(spec, table, groups, pool, by=by, seed=seed, learned=learned, **kw)
+    slopes = tuple(group_slopes(held, gtable[by].astype(str).to_numpy())) if learn_gap else ()
     recipes = cf.recipe_fits(gfit, spec, pool, groups, drift_correlation, seed, slopes)
     return _assemble(gfit, recipes, *shape, pool, *rest, caught, drift_correlation, slopes)
 
