@@ -144,19 +144,40 @@ DATA_CONSTRAINED_FULL = dict(
 # ------------------------------------------------------------------- Farseer
 
 
+def _grown(xp: Any, k: Any, u: Any) -> Any:
+    """``(exp(k u) - 1) / k``: equal to ``u`` at ``k = 0`` and smooth through it (a series there, so
+    the value and its gradients stay finite), the growth of ``a n^k`` per unit of its slope at ``n = 1``."""
+    x = k * u
+    small = xp.abs(x) < 1e-4
+    safe = xp.where(small, 1.0, x)
+    return u * xp.where(small, 1.0 + x / 2.0 + x * x / 6.0, xp.expm1(safe) / safe)
+
+
 def _farseer_log_loss(p: Mapping[str, Any], x: Mapping[str, Any], xp: Any) -> Any:
     u = x["N"] - _LOG_N_REF  # log(N / 1e9)
     size = p["a3"] * xp.exp(p["gamma"] * u) + p["b3"]
-    log_coef = p["a2"] * xp.exp(p["beta"] * u) + p["b2"]
-    exponent = xp.exp(p["a1"] * xp.exp(p["alpha"] * u) + p["b1"])
+    # The paper's a n^k + b as its value c and slope s at n = 1: c + s (n^k - 1) / k.
+    log_coef = p["c2"] + p["s2"] * _grown(xp, p["beta"], u)
+    exponent = xp.exp(p["c1"] + p["s1"] * _grown(xp, p["alpha"], u))
     return xp.logaddexp(size + 0.0 * x["D"], log_coef - exponent * x["D"])
+
+
+def farseer_paper_params(p: Mapping[str, Any]) -> dict[str, Any]:
+    """The paper's ``a1, b1, a2, b2`` from ``c1, s1, alpha, c2, s2, beta`` (``a = s / k``, ``b = c - a``):
+    infinite where the curvature ``k`` is 0, which is why the law is not sampled in them."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a1 = np.asarray(p["s1"]) / np.asarray(p["alpha"])
+        a2 = np.asarray(p["s2"]) / np.asarray(p["beta"])
+    return {"a1": a1, "b1": np.asarray(p["c1"]) - a1, "a2": a2, "b2": np.asarray(p["c2"]) - a2}
 
 
 FARSEER = dict(
     name="farseer",
-    formula="L = exp(a3 n^gamma + b3) + exp(a2 n^beta + b2) * D^-exp(a1 n^alpha + b1), n = N/1e9",
+    formula=(
+        "L = exp(a3 n^gamma + b3) + exp(c2 + s2 (n^beta - 1)/beta) * D^-exp(c1 + s1 (n^alpha - 1)/alpha), n = N/1e9"
+    ),
     inputs=("N", "D"),
-    params=("a1", "b1", "alpha", "a2", "b2", "beta", "a3", "b3", "gamma"),
+    params=("c1", "s1", "alpha", "c2", "s2", "beta", "a3", "b3", "gamma"),
     log_loss=_farseer_log_loss,
     priors={
         # Size term exp(a3 n^gamma + b3): with gamma < 0 it falls to exp(b3), the irreducible loss
@@ -164,21 +185,26 @@ FARSEER = dict(
         "b3": _p("Normal", loc=0.5, scale=0.5),
         "a3": _p("LogNormal", loc=-2.0, scale=1.0),  # median 0.14: 14% above exp(b3) at 1e9
         "gamma": _p("Normal", loc=-0.3, scale=0.15),
-        # Data term: log coefficient a2 n^beta + b2 (D in tokens, so b2 ~ log B of Chinchilla) ...
-        "b2": _p("Normal", loc=7.0, scale=3.0),
-        "a2": _p("Normal", loc=0.0, scale=1.0),
+        # Data term: log coefficient c2 + s2 (n^beta - 1)/beta (D in tokens, so c2 ~ log B of Chinchilla) ...
+        "c2": _p("Normal", loc=7.0, scale=3.0),
+        # Slopes per e-fold of N at 1e9, s2 = a2 beta and s1 = a1 alpha: the medians of |s| (0.10, 0.034) are
+        # those of the products under the earlier priors on the paper's terms (a2 ~ N(0, 1); a1, alpha,
+        # beta ~ N(0, 0.3): 0.11, 0.033), without the funnel those products made at a -> 0.
+        "s2": _p("Normal", loc=0.0, scale=0.15),
         "beta": _p("Normal", loc=0.0, scale=0.3),
-        # ... and data exponent exp(a1 n^alpha + b1): median 0.30 at a1 = 0, as Chinchilla's beta.
-        "b1": _p("Normal", loc=-1.2, scale=0.5),
-        "a1": _p("Normal", loc=0.0, scale=0.3),
+        # ... and data exponent exp(c1 + s1 (n^alpha - 1)/alpha): median 0.30 at 1e9, as Chinchilla's beta.
+        "c1": _p("Normal", loc=-1.2, scale=0.5),
+        "s1": _p("Normal", loc=0.0, scale=0.05),
         "alpha": _p("Normal", loc=0.0, scale=0.3),
     },
     positive=("a3",),
     description=(
         "Farseer (Li et al. 2025, arXiv 2506.10972): the data term's coefficient and exponent vary with model "
-        "size, so the law follows (N, D) grids where Chinchilla's bends. Implemented as written in the paper, "
-        "with N measured in units of 1e9 parameters (a pure rescaling of a1, a2, a3) and D in raw tokens; "
-        "parameter names follow the paper. The paper's fitted values were not checked here."
+        "size, so the law follows (N, D) grids where Chinchilla's bends. The paper's family with N in units of "
+        "1e9 parameters and D in raw tokens; each of its terms a n^k + b is written as its value c = a + b and "
+        "slope s = a k at 1e9 parameters, c + s (n^k - 1)/k, because a and k trade off along a hyperbola "
+        "(a -> 0 frees k) that NUTS could not cross (r-hat up to 1.5, BENCHMARKS.md). "
+        "`bayescale.laws.farseer_paper_params` gives the paper's a1, b1, a2, b2. The paper's fitted values were not checked here."
     ),
 )
 
@@ -236,9 +262,9 @@ def bending_monotone_when(p: Mapping[str, np.ndarray], N: Any = (1e7, 1e11), D: 
 
 def farseer_monotone_when(p: Mapping[str, np.ndarray]) -> np.ndarray:
     """Draws whose loss falls with N and D everywhere: the size term falls (gamma < 0 with a3 > 0), the
-    data term's log coefficient does not rise with N (a2 beta <= 0) and its exponent does not fall (a1 alpha >= 0).
+    data term's log coefficient does not rise with N (s2 <= 0) and its exponent does not fall (s1 >= 0).
     """
-    return (p["gamma"] < 0) & (p["a2"] * p["beta"] <= 0) & (p["a1"] * p["alpha"] >= 0)
+    return (p["gamma"] < 0) & (p["s2"] <= 0) & (p["s1"] >= 0)
 
 
 DECLARATIONS = (DATA_CONSTRAINED, DATA_CONSTRAINED_FULL, FARSEER, BENDING)

@@ -393,6 +393,7 @@ ND_LAWS: dict[str, Law] = {kw["name"]: register_law(Law(**kw)) for kw in _laws_n
 data_constrained = ND_LAWS["data_constrained"]
 data_constrained_full = ND_LAWS["data_constrained_full"]
 farseer = ND_LAWS["farseer"]
+farseer_paper_params = _laws_nd.farseer_paper_params  # the paper's a1, b1, a2, b2 from the sampled c, s, k
 chinchilla_bending = ND_LAWS["chinchilla_bending"]
 
 
@@ -582,5 +583,6 @@ __all__ = [
     "get_law",
     "list_laws",
     "logsumexp",
+    "farseer_paper_params",
     "register_law",
 ]
