@@ -47,6 +47,8 @@ EXTRA_FIELDS = ("diverging", "num_steps", "accept_prob", "energy", "potential_en
 INFINITE = 1e30
 #: The smallest table-size bucket (:func:`bucket`).
 MIN_BUCKET = 16
+#: At most this many batches of ``draws`` per chain while the chains mix slowly (:func:`nuts`).
+MAX_BATCHES = 3
 
 
 # ------------------------------------------------------------- device setup
@@ -360,6 +362,7 @@ def runner(
     n_data: int,
     per_chain_data: bool = False,
     rows: int | None = None,
+    resume: bool = False,
 ) -> Any:
     """A compiled multi-chain NUTS run on ``post``, reused across fits of the same shapes.
 
@@ -369,7 +372,9 @@ def runner(
     same spec and table-size bucket (``rows``, :func:`padded`) skips compilation entirely, one
     compiled runner per key of ``post.runners``. With ``per_chain_data`` every chain
     has its own data (the (unit, chain) pairs of curve fits, vectorised). Returns the draws
-    of ``u`` (chain, draw, dim), the :data:`EXTRA_FIELDS` (chain, draw) and each chain's step size.
+    of ``u`` (chain, draw, dim), the :data:`EXTRA_FIELDS` (chain, draw), each chain's step size, last
+    position and inverse mass matrix. ``resume``: ``run(keys, u_last, step, inverse_mass, *data)`` draws
+    on from there without warmup (the adapted step size and mass matrix kept), for :func:`nuts`'s extra draws.
     """
     cache_key = (
         s.chains,
@@ -383,6 +388,7 @@ def runner(
         n_data,
         per_chain_data,
         rows,
+        resume,
     )
     if cache_key in post.runners:
         return post.runners[cache_key]
@@ -393,14 +399,18 @@ def runner(
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
     def one_chain(key: Any, u0: Any, *args: Any) -> Any:
+        # Resumed: no warmup, so the step size and mass matrix passed in are used as they are.
+        adapted = dict(step_size=args[0], inverse_mass_matrix=args[1]) if resume else {}
+        args = args[2:] if resume else args
         state = init_kernel(
             u0,
-            num_warmup=s.warmup,
+            num_warmup=0 if resume else s.warmup,
             dense_mass=s.dense_mass,
             target_accept_prob=s.target_accept,
             max_tree_depth=s.max_tree_depth,
             model_args=args,
             rng_key=key,
+            **adapted,
         )
 
         def warm(state: Any, _: Any) -> Any:
@@ -410,11 +420,12 @@ def runner(
             state = sample_kernel(state, model_args=args)
             return state, (state.z, {k: getattr(state, k) for k in EXTRA_FIELDS})
 
-        state, _ = jax.lax.scan(warm, state, None, length=s.warmup)
+        if not resume:
+            state, _ = jax.lax.scan(warm, state, None, length=s.warmup)
         state, (z, extra) = jax.lax.scan(draw, state, None, length=s.draws)
-        return z, extra, state.adapt_state.step_size
+        return z, extra, state.adapt_state.step_size, state.z, state.adapt_state.inverse_mass_matrix
 
-    axes = (0, 0) + (0 if per_chain_data else None,) * n_data
+    axes = (0, 0) + (0,) * (2 * resume) + (0 if per_chain_data else None,) * n_data
     if chain_method == "parallel":
         run = post._stored(one_chain, "nuts", in_axes=axes, extra=cache_key)
     else:
@@ -491,9 +502,7 @@ def _x64_everywhere() -> Any:
             jax.config.update("jax_enable_x64", before)
 
 
-def _progress_run(
-    post: Posterior, s: SamplerSettings, chain_method: str, key: Any, init: Any, data: tuple
-) -> tuple[Any, dict, Any]:
+def _progress_run(post: Posterior, s: SamplerSettings, chain_method: str, key: Any, init: Any, data: tuple) -> tuple:
     """The same run through NumPyro's driver, which shows a progress bar (and compiles anew for every fit)."""
     logx, y, mode, chol, mask = data
     kernel = NUTS(
@@ -513,10 +522,13 @@ def _progress_run(
     with _x64_everywhere():
         mcmc.run(key, init_params=init if s.chains > 1 else init[0], extra_fields=EXTRA_FIELDS)
         jax.block_until_ready(mcmc.last_state)  # the callbacks run while the results are computed
+    last = mcmc.last_state
     return (
         mcmc.get_samples(group_by_chain=True),
         mcmc.get_extra_fields(group_by_chain=True),
-        mcmc.last_state.adapt_state.step_size,
+        last.adapt_state.step_size,
+        last.z,
+        last.adapt_state.inverse_mass_matrix,
     )
 
 
@@ -529,13 +541,16 @@ def nuts(
     dtype: Any,
     chain_method: str,
     progress: bool,
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    mixing_slowly: Callable[[np.ndarray], bool] | None = None,
+) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """NUTS for one fit in whitened coordinates ``z = mode + L u`` (L the Laplace Cholesky factor).
 
     In ``u`` the posterior is close to a standard normal, so step size and mass-matrix
     adaptation start near their answer and NumPyro's shrinkage of the mass matrix
-    towards the identity is harmless. Returns unconstrained draws (chain, draw, d) and
-    the sampler statistics.
+    towards the identity is harmless. While ``mixing_slowly(draws so far)`` says so, the chains
+    draw on from where they stopped, up to :data:`MAX_BATCHES` batches of ``draws``, and every
+    batch-th draw is kept (a curved ridge needs longer chains, not a new warmup). Returns
+    unconstrained draws (chain, draw, d), the sampler statistics and the number of batches.
     """
     s = post.spec.sampler
     d = lap.mode.size
@@ -545,14 +560,28 @@ def nuts(
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
     data = (logx, y, mode, chol, mask)
     if progress:
-        u, ex, step = _progress_run(post, s, chain_method, key, init, data)
+        out = _progress_run(post, s, chain_method, key, init, data)
     else:
-        u, ex, step = runner(post, s, chain_method, 5, rows=y.shape[-1])(jax.random.split(key, s.chains), init, *data)
-    u = np.asarray(u).reshape(s.chains, s.draws, d)
-    ex = {k: np.asarray(v).reshape(s.chains, s.draws) for k, v in ex.items()}
-    step = np.asarray(step, dtype=np.float64).reshape(-1, 1)
-    w = jnp.asarray(np.asarray(mode) + u @ np.asarray(chol).T, dtype=dtype)  # reference-scale draws
-    z = np.asarray(post.from_reference(w, centre), dtype=np.float64)
+        out = runner(post, s, chain_method, 5, rows=y.shape[-1])(jax.random.split(key, s.chains), init, *data)
+    batches = [out[:2]]
+
+    def unconstrained(u: np.ndarray) -> np.ndarray:
+        w = jnp.asarray(np.asarray(mode) + u @ np.asarray(chol).T, dtype=dtype)  # reference-scale draws
+        return np.asarray(post.from_reference(w, centre), dtype=np.float64)
+
+    def drawn(key: str) -> np.ndarray:
+        if key == "z":
+            return np.concatenate([np.asarray(u).reshape(s.chains, s.draws, d) for u, _ in batches], axis=1)
+        return np.concatenate([np.asarray(e[key]).reshape(s.chains, s.draws) for _, e in batches], axis=1)
+
+    while mixing_slowly is not None and len(batches) < MAX_BATCHES and mixing_slowly(unconstrained(drawn("z"))):
+        keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), s.chains)
+        out = runner(post, s, chain_method, 5, rows=y.shape[-1], resume=True)(keys, out[3], out[2], out[4], *data)
+        batches.append(out[:2])
+    keep = slice(len(batches) - 1, None, len(batches))  # every batch-th draw: (chain, draws) as the spec says
+    z = unconstrained(drawn("z")[:, keep])
+    ex = {k: drawn(k)[:, keep] for k in EXTRA_FIELDS}
+    step = np.asarray(out[2], dtype=np.float64).reshape(-1, 1)
     stats = {
         "diverging": ex["diverging"].astype(bool),
         "n_steps": ex["num_steps"].astype(np.int64),
@@ -562,7 +591,7 @@ def nuts(
         "lp": -ex["potential_energy"].astype(np.float64),
         "step_size": np.broadcast_to(step, (s.chains, s.draws)).copy(),
     }
-    return z, stats
+    return z, stats, len(batches)
 
 
 def nuts_units(
@@ -586,7 +615,7 @@ def nuts_units(
         key = jax.random.PRNGKey(int(rng.integers(2**31)))
         keys = jax.random.split(key, len(chunk) * s.chains)
         u0 = 1.5 * rng.standard_normal((len(chunk) * s.chains, post.dim))
-        u, ex, _ = run(keys, jnp.asarray(u0), *args)
+        u, ex, *_ = run(keys, jnp.asarray(u0), *args)
         u = np.asarray(u).reshape(len(chunk), s.chains, s.draws, post.dim)
         chol = np.stack([c[4] for c in chunk])
         mode = np.stack([c[3] for c in chunk])

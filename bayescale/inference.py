@@ -22,6 +22,7 @@ import json
 import time
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -61,7 +62,7 @@ from .model import (
     sample_observations,
 )
 from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
-from .modes import describe, modes_of, settle
+from .modes import chains_agree, describe, modes_of, settle
 from .scaled_priors import place_priors
 from .sensitivity import Sensitivity, sensitivity
 from .spec import ModelSpec, load_spec, spec_from_dict
@@ -247,6 +248,7 @@ class Fit:
             max_r_hat=float(table["r_hat"].max()),
             min_ess_bulk=float(table["ess_bulk"].min()),
             min_ess_tail=float(table["ess_tail"].min()),
+            nuts_batches=int(a.get("nuts_batches", 1)),  # > 1: the chains drew on while r-hat was high
         )
         out["problems"] = _problems(out, table, chains, said, modes_of(a)["state"] == "split")
         return out
@@ -328,10 +330,12 @@ def _problems(
     problems = [modes] if modes else []
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
     if bad_rhat and not split:
+        batches = d.get("nuts_batches", 1)
+        longer = f", even after {batches} batches of draws per chain" if batches > 1 else ""
         problems.append(
-            f"r-hat above {RHAT_MAX} for {join_names(bad_rhat)} (max {d['max_r_hat']:.3f}): the chains disagree. "
-            "Run more warmup and draws (sampler.warmup / sampler.draws), or tighten the priors if the data "
-            "cannot pin these parameters down."
+            f"r-hat above {RHAT_MAX} for {join_names(bad_rhat)} (max {d['max_r_hat']:.3f}): the chains disagree"
+            f"{longer}. Run more warmup and draws (sampler.warmup / sampler.draws), or tighten the priors if "
+            "the data cannot pin these parameters down."
         )
     ess_min = ESS_PER_CHAIN_MIN * chains
     low = table.index[(table["ess_bulk"] < ess_min) | (table["ess_tail"] < ess_min)].tolist()
@@ -396,12 +400,13 @@ def _draw(
     device: Any,
     dtype: Any,
     progress: bool,
-) -> tuple[np.ndarray, dict[str, np.ndarray], str, float | None]:
-    """Unconstrained draws (chain, draw, d) by ``method``, with the sampler statistics, the chain
-    method (NUTS) and the Pareto k (PSIS)."""
+    post64: Posterior,
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    """Unconstrained draws (chain, draw, d) by ``method``, with the sampler statistics and what goes
+    into the fit's attributes: the chain method and batches of draws (NUTS), the Pareto k (PSIS)."""
     s = spec.sampler
     if method == "laplace":
-        return rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws)), {}, "", None
+        return rng.multivariate_normal(lap.mode, lap.cov, size=(s.chains, s.draws)), {}, {"chain_method": ""}
     if method == "psis":
         with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
             chol = np.linalg.cholesky(0.5 * (lap.cov + lap.cov.T) + 1e-12 * np.eye(lap.mode.size))
@@ -409,11 +414,23 @@ def _draw(
             xs, k = psis(
                 posterior(spec, np.float64), data, lap.mode[None], chol[None], rng, s.chains * s.draws, units=False
             )
-        return xs[0].reshape(s.chains, s.draws, -1), {}, "", float(k[0])
+        return xs[0].reshape(s.chains, s.draws, -1), {}, {"chain_method": "", "pareto_k": float(k[0])}
     chain_method = _chain_method(s.chain_method, s.chains, device)
+    slow = None if len(lap.modes) > 1 else partial(_mixing_slowly, post64)  # modes: longer chains do not help
     with jax.enable_x64(dtype == np.float64), jax.default_device(device):
-        flat, stats = nuts(posterior(spec, dtype), logx, y, lap, rng, dtype, chain_method, progress)
-    return flat, stats, chain_method, None
+        flat, stats, batches = nuts(posterior(spec, dtype), logx, y, lap, rng, dtype, chain_method, progress, slow)
+    return flat, stats, {"chain_method": chain_method, "nuts_batches": batches}
+
+
+def _mixing_slowly(post64: Posterior, flat: np.ndarray) -> bool:
+    """r-hat above :data:`RHAT_MAX` while the chains sit in one mode: a ridge they cross slowly, which
+    longer chains fix (chains in different modes are left to :func:`bayescale.modes.settle`)."""
+    if not chains_agree(flat):
+        return False
+    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+        values = post64.constrain_many(jnp.asarray(flat, dtype=np.float64))
+        r_hat = _arviz.rhat({k: np.asarray(v, dtype=np.float64)[None] for k, v in values.items()})
+    return max(float(np.max(v)) for v in r_hat.values()) > RHAT_MAX
 
 
 def fit(
@@ -513,7 +530,7 @@ def fit_quietly(
     device, dtype = _device_and_dtype(spec, len(table))
     if method != "nuts":
         warn_if_degenerate_laplace(spec, lap, len(table), stacklevel=4)
-    flat, stats, chain_method, pareto_k = _draw(spec, method, logx, y, lap, rng, device, dtype, progress)
+    flat, stats, drawn = _draw(spec, method, logx, y, lap, rng, device, dtype, progress, post64)
     flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method)  # mixed by weight
     samples, ll = _constrained(post64, flat, logx, y)
     seconds = time.perf_counter() - t0
@@ -526,13 +543,12 @@ def fit_quietly(
         seed=seed,
         seconds=seconds,
         identified=add_identified(spec, samples, logx),
-        chain_method=chain_method,
         device=f"{device.platform}:{device.device_kind}" if method == "nuts" else "cpu",
         dtype=np.dtype(dtype).name,
         laplace_mode=json.dumps(lap.value),
         **learned.attrs(),
         modes=modes,
-        **({"pareto_k": pareto_k} if pareto_k is not None else {}),
+        **drawn,
     )
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)

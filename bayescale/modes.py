@@ -281,6 +281,11 @@ def _chain_groups(flat: np.ndarray) -> np.ndarray:
     return np.unique(groups, return_inverse=True)[1].reshape(-1)
 
 
+def chains_agree(flat: np.ndarray) -> bool:
+    """Whether the chains of draws (chain, draw, d) sit in one mode (:func:`_chain_groups`)."""
+    return bool(_chain_groups(flat).max() == 0)
+
+
 def _chain_modes(post: Posterior, flat: np.ndarray, groups: np.ndarray, data: tuple) -> list[Mode]:
     """A :class:`Mode` per group of chains: the draws' mean, covariance and Gaussian mass."""
     out = []

@@ -566,12 +566,44 @@ def test_convergence_warning_in_words(spec, runs) -> None:
         f = bs.fit(spec, runs, seed=2, chains=2, warmup=5, draws=20)
     msg = str(rec[0].message)
     assert msg.startswith("sampling may not be trustworthy: ")
-    assert "the chains disagree. Run more warmup and draws (sampler.warmup / sampler.draws)" in msg
+    # The chains drew on from where they stopped (3 batches of 20) and still disagree, or sat apart (no batches).
+    batches = f.diagnostics()["nuts_batches"]
+    said = "the chains disagree" + (f", even after {batches} batches of draws per chain" if batches > 1 else "")
+    assert said + ". Run more warmup and draws (sampler.warmup / sampler.draws)" in msg
     assert "effective sample size below 200" in msg and "Increase sampler.draws" in msg
     # The fit is still returned, and its diagnostics say the same.
     problems = f.diagnostics()["problems"]
     assert any(p.startswith("r-hat above 1.01") for p in problems)
     assert f.diagnostics()["max_r_hat"] > 1.01
+
+
+def test_slowly_mixing_chains_draw_on_from_where_they_stopped(spec, runs, monkeypatch, nuts_fit) -> None:
+    """While r-hat is high in one mode the chains continue (no new warmup) for up to 3 batches of
+    draws, and every 3rd draw is kept: the spec's shape, the same posterior."""
+    seen = []
+
+    def always(post, flat):  # as if r-hat stayed above 1.01
+        seen.append(flat.shape)
+        return True
+
+    monkeypatch.setattr(bs.inference, "_mixing_slowly", always)
+    longer = bs.fit(spec, runs, seed=0, **SAMPLER)
+    c, d = SAMPLER["chains"], SAMPLER["draws"]
+    assert [s[:2] for s in seen] == [(c, d), (c, 2 * d)]
+    assert longer.diagnostics()["nuts_batches"] == 3 and longer.posterior.sizes["draw"] == d
+    assert longer.idata.sample_stats["diverging"].shape == (c, d)
+    for p in PARAMS:
+        a, b = longer.posterior[p].values, nuts_fit.posterior[p].values
+        assert abs(a.mean() - b.mean()) < 5 * math.hypot(a.std(), b.std()) / math.sqrt(c * d / 10), p
+    assert nuts_fit.diagnostics()["nuts_batches"] == 1  # a fit that mixes well draws once
+
+
+def test_drawing_on_with_the_progress_bar(spec, runs, monkeypatch) -> None:
+    monkeypatch.setattr(bs.inference, "_mixing_slowly", lambda post, flat: flat.shape[1] < 200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = bs.fit(spec, runs, seed=0, progress=True, chains=2, warmup=100, draws=100)
+    assert f.diagnostics()["nuts_batches"] == 2 and f.posterior.sizes["draw"] == 100
 
 
 # ---- Laplace, seeds, errors
