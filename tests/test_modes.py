@@ -173,7 +173,7 @@ def test_the_chains_find_a_mode_the_map_search_missed(bimodal) -> None:
     logx = law_inputs(fit.spec, fit.runs, np.float64)
     y = np.log(fit.runs["loss"].to_numpy(dtype=float))
     with jax.enable_x64(True):
-        flat, stats = nuts(post, logx, y, fit.laplace, np.random.default_rng(1), np.float64, "parallel", False)
+        flat, stats, _ = nuts(post, logx, y, fit.laplace, np.random.default_rng(1), np.float64, "parallel", False)
     _, _, raw = settle(post, fit.laplace.modes[:1], flat, stats, (logx, y), fit.runs, "nuts")
     info = json.loads(raw)
     assert info["state"] == "split" and info["found_by"] == "the chains"
