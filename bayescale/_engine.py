@@ -563,24 +563,23 @@ def nuts(
         out = _progress_run(post, s, chain_method, key, init, data)
     else:
         out = runner(post, s, chain_method, 5, rows=y.shape[-1])(jax.random.split(key, s.chains), init, *data)
-    batches = [out[:2]]
+    zs: list[np.ndarray] = []  # each batch's draws, unconstrained (chain, draws, d)
+    extras: list[dict[str, np.ndarray]] = []
 
-    def unconstrained(u: np.ndarray) -> np.ndarray:
+    def keep_batch(out: tuple) -> None:
+        u = np.asarray(out[0]).reshape(s.chains, s.draws, d)
         w = jnp.asarray(np.asarray(mode) + u @ np.asarray(chol).T, dtype=dtype)  # reference-scale draws
-        return np.asarray(post.from_reference(w, centre), dtype=np.float64)
+        zs.append(np.asarray(post.from_reference(w, centre), dtype=np.float64))
+        extras.append({k: np.asarray(out[1][k]).reshape(s.chains, s.draws) for k in EXTRA_FIELDS})
 
-    def drawn(key: str) -> np.ndarray:
-        if key == "z":
-            return np.concatenate([np.asarray(u).reshape(s.chains, s.draws, d) for u, _ in batches], axis=1)
-        return np.concatenate([np.asarray(e[key]).reshape(s.chains, s.draws) for _, e in batches], axis=1)
-
-    while mixing_slowly is not None and len(batches) < MAX_BATCHES and mixing_slowly(unconstrained(drawn("z"))):
+    keep_batch(out)
+    while mixing_slowly is not None and len(zs) < MAX_BATCHES and mixing_slowly(np.concatenate(zs, axis=1)):
         keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), s.chains)
         out = runner(post, s, chain_method, 5, rows=y.shape[-1], resume=True)(keys, out[3], out[2], out[4], *data)
-        batches.append(out[:2])
-    keep = slice(len(batches) - 1, None, len(batches))  # every batch-th draw: (chain, draws) as the spec says
-    z = unconstrained(drawn("z")[:, keep])
-    ex = {k: drawn(k)[:, keep] for k in EXTRA_FIELDS}
+        keep_batch(out)
+    keep = slice(len(zs) - 1, None, len(zs))  # every batch-th draw: (chain, draws) as the spec says
+    z = np.concatenate(zs, axis=1)[:, keep]
+    ex = {k: np.concatenate([e[k] for e in extras], axis=1)[:, keep] for k in EXTRA_FIELDS}
     step = np.asarray(out[2], dtype=np.float64).reshape(-1, 1)
     stats = {
         "diverging": ex["diverging"].astype(bool),
@@ -591,7 +590,7 @@ def nuts(
         "lp": -ex["potential_energy"].astype(np.float64),
         "step_size": np.broadcast_to(step, (s.chains, s.draws)).copy(),
     }
-    return z, stats, len(batches)
+    return z, stats, len(zs)
 
 
 def nuts_units(

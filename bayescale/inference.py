@@ -427,9 +427,7 @@ def _mixing_slowly(post64: Posterior, flat: np.ndarray) -> bool:
     longer chains fix (chains in different modes are left to :func:`bayescale.modes.settle`)."""
     if not chains_agree(flat):
         return False
-    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
-        values = post64.constrain_many(jnp.asarray(flat, dtype=np.float64))
-        r_hat = _arviz.rhat({k: np.asarray(v, dtype=np.float64)[None] for k, v in values.items()})
+    r_hat = _arviz.rhat({k: v[None] for k, v in _natural(post64, flat).items()})
     return max(float(np.max(v)) for v in r_hat.values()) > RHAT_MAX
 
 
@@ -575,10 +573,16 @@ def _map_and_laplace(spec: ModelSpec, table: pd.DataFrame, rng: np.random.Genera
 
 def _constrained(post64: Posterior, flat: np.ndarray, logx: Mapping[str, np.ndarray], y: np.ndarray) -> tuple:
     """The draws on their natural scale (float64) and their pointwise log likelihood."""
+    samples = _natural(post64, flat)
+    with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
+        return samples, padded_log_likelihood(post64, samples, logx, y)  # compiled once per table-size bucket
+
+
+def _natural(post64: Posterior, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """Unconstrained draws mapped to each site's natural scale, in float64 on the CPU."""
     with jax.enable_x64(True), jax.default_device(jax.devices("cpu")[0]):
         values = post64.constrain_many(jnp.asarray(flat, dtype=np.float64))
-        samples = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-        return samples, padded_log_likelihood(post64, samples, logx, y)  # compiled once per table-size bucket
+        return {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
 
 
 def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stacklevel: int = 2) -> None:
