@@ -28,6 +28,7 @@ import xarray as xr
 from numpyro.infer.util import log_density, potential_energy
 
 import bayescale as bs
+from bayescale._engine import MAX_BATCHES
 from bayescale.data import law_inputs, points_frame
 from bayescale.errors import (
     BayescaleError,
@@ -566,7 +567,7 @@ def test_convergence_warning_in_words(spec, runs) -> None:
         f = bs.fit(spec, runs, seed=2, chains=2, warmup=5, draws=20)
     msg = str(rec[0].message)
     assert msg.startswith("sampling may not be trustworthy: ")
-    # The chains drew on from where they stopped (3 batches of 20) and still disagree, or sat apart (no batches).
+    # The chains drew on from where they stopped (batches of 20) and still disagree, or sat apart (no batches).
     batches = f.diagnostics()["nuts_batches"]
     said = "the chains disagree" + (f", even after {batches} batches of draws per chain" if batches > 1 else "")
     assert said + ". Run more warmup and draws (sampler.warmup / sampler.draws)" in msg
@@ -578,8 +579,8 @@ def test_convergence_warning_in_words(spec, runs) -> None:
 
 
 def test_slowly_mixing_chains_draw_on_from_where_they_stopped(spec, runs, monkeypatch, nuts_fit) -> None:
-    """While r-hat is high in one mode the chains continue (no new warmup) for up to 3 batches of
-    draws, and every 3rd draw is kept: the spec's shape, the same posterior."""
+    """While r-hat is high in one mode the chains continue (no new warmup) for up to MAX_BATCHES
+    batches of draws, and every batch-th draw is kept: the spec's shape, the same posterior."""
     seen = []
 
     def always(post, flat):  # as if r-hat stayed above 1.01
@@ -589,8 +590,8 @@ def test_slowly_mixing_chains_draw_on_from_where_they_stopped(spec, runs, monkey
     monkeypatch.setattr(bs.inference, "_mixing_slowly", always)
     longer = bs.fit(spec, runs, seed=0, **SAMPLER)
     c, d = SAMPLER["chains"], SAMPLER["draws"]
-    assert [s[:2] for s in seen] == [(c, d), (c, 2 * d)]
-    assert longer.diagnostics()["nuts_batches"] == 3 and longer.posterior.sizes["draw"] == d
+    assert [s[:2] for s in seen] == [(c, k * d) for k in range(1, MAX_BATCHES)]
+    assert longer.diagnostics()["nuts_batches"] == MAX_BATCHES and longer.posterior.sizes["draw"] == d
     assert longer.idata.sample_stats["diverging"].shape == (c, d)
     for p in PARAMS:
         a, b = longer.posterior[p].values, nuts_fit.posterior[p].values
