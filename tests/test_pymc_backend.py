@@ -398,9 +398,11 @@ def test_pymc_fit_has_numpyro_layout(fits):
     np.testing.assert_array_equal(idata.observed_data[OBS].values, ref.observed_data[OBS].values)
     for c in ("N", "D", "C"):
         np.testing.assert_array_equal(idata.constant_data[c].values, ref.constant_data[c].values)
-    # "modes": the NumPyro fit's multi-start mode search (bayescale.modes), which the PyMC backend does
-    # not run; a fit without it reads as having no recorded modes (modes.modes_of).
-    assert set(ref.attrs) - {"created_at", "arviz_version", "modes"} <= set(idata.attrs)
+    # "modes": the NumPyro fit's multi-start mode search (bayescale.modes), and "nuts_batches": its chains
+    # drawing on while r-hat is high; the PyMC backend runs neither, and a fit without them reads as having
+    # no recorded modes (modes.modes_of) and one batch of draws (Fit.diagnostics).
+    assert set(ref.attrs) - {"created_at", "arviz_version", "modes", "nuts_batches"} <= set(idata.attrs)
+    assert fit.diagnostics()["nuts_batches"] == 1
     assert idata.attrs["method"] == "pymc" and idata.attrs["sampler"] == "pymc"
     # Same model and runs; the spec itself differs only in its sampler settings (2 x 500 draws here).
     for key in ("model_id", "spec_path", "runs_hash", "seed", "identified", "flops_convention"):
