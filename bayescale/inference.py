@@ -416,15 +416,16 @@ def _draw(
             )
         return xs[0].reshape(s.chains, s.draws, -1), {}, {"chain_method": "", "pareto_k": float(k[0])}
     chain_method = _chain_method(s.chain_method, s.chains, device)
-    slow = None if len(lap.modes) > 1 else partial(_mixing_slowly, post64)  # modes: longer chains do not help
+    slow = partial(_mixing_slowly, post64)
     with jax.enable_x64(dtype == np.float64), jax.default_device(device):
         flat, stats, batches = nuts(posterior(spec, dtype), logx, y, lap, rng, dtype, chain_method, progress, slow)
     return flat, stats, {"chain_method": chain_method, "nuts_batches": batches}
 
 
 def _mixing_slowly(post64: Posterior, flat: np.ndarray) -> bool:
-    """r-hat above :data:`RHAT_MAX` while the chains sit in one mode: a ridge they cross slowly, which
-    longer chains fix (chains in different modes are left to :func:`bayescale.modes.settle`)."""
+    """r-hat above :data:`RHAT_MAX` while the chains sit together: a ridge they cross slowly, or modes
+    of the MAP search that every chain moves between, which longer chains fix (chains that sit in
+    different modes are left to :func:`bayescale.modes.settle`: longer chains do not join them)."""
     if not chains_agree(flat):
         return False
     r_hat = _arviz.rhat({k: v[None] for k, v in _natural(post64, flat).items()})

@@ -187,6 +187,22 @@ def test_the_chains_find_a_mode_the_map_search_missed(bimodal) -> None:
     assert not any(phrase in across.lower() for phrase in LONGER)
 
 
+def test_chains_apart_never_draw_on_and_chains_together_do_whatever_the_modes(
+    bimodal, signed_spec, monkeypatch
+) -> None:
+    # The bimodal fit's chains each sat in one mirror mode: drawing on cannot join them, so they drew once.
+    fit, _ = bimodal
+    assert len(fit.laplace.modes) == 2 and fit.diagnostics()["nuts_batches"] == 1
+    # Chains that move between the MAP search's modes (as if they did, and r-hat stayed high) draw on:
+    # the decision is the chains', not the number of modes the search found.
+    monkeypatch.setattr(bs.inference, "_mixing_slowly", lambda post, flat: flat.shape[1] < 2 * SMALL["draws"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = bs.fit(signed_spec, fit.runs, seed=0, **SMALL)
+    assert len(again.laplace.modes) == 2
+    assert again.diagnostics()["nuts_batches"] == 2
+
+
 def test_a_unimodal_fit_reports_one_mode_no_warning_and_its_old_draws() -> None:
     truth = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
     runs = synthetic_runs(
