@@ -46,6 +46,8 @@ def train_all(args) -> list[dict]:
 
     common = {"eval_tokens": args.eval_tokens, "curve_points": 1, "threads": 1, "device": "cpu", "save_every_s": 1e9}
     fixed = {} if args.batch_size is None else {"batch_size": args.batch_size}  # else: the batch rule
+    if args.lr_scale is not None:  # both schedules at the same factor on the runner's learning-rate rule
+        common["lr_scale"] = args.lr_scale
     records = []
     for n, d in zip(_floats(args.sizes), _floats(args.tokens), strict=True):
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -84,7 +86,13 @@ def _cosine_to_zero(n: float, tokens: float, seed: int, batch: int, work: Path, 
     from bayescale.runner.train import build_pilot, record_pilot, train_model
 
     plan = plan_pilot(
-        n, tokens, seed=seed, batch_size=batch, eval_tokens=common["eval_tokens"], curve_points=common["curve_points"]
+        n,
+        tokens,
+        seed=seed,
+        batch_size=batch,
+        eval_tokens=common["eval_tokens"],
+        curve_points=common["curve_points"],
+        lr_scale=common.get("lr_scale"),
     )
     plan = replace(plan, hyper=replace(plan.hyper, min_lr_ratio=0.0))
     model, data = build_pilot(plan)
@@ -101,6 +109,7 @@ def _record(kind: str, n: float, row: dict, seed: int, wall: float, flops: float
         "D": row["D"],
         "seed": seed,
         "loss": row["loss"],
+        "lr": row["lr"],
         "batch_size": row["batch_size"],
         "steps": row["steps"],
         "C": row["C"],
@@ -178,6 +187,7 @@ def main() -> None:
     ap.add_argument("--matched-batch", action="store_true", help="also cosine pilots at the trunk's batch size")
     ap.add_argument("--cosine-to-zero", action="store_true", help="also cosine pilots at that batch, decaying to 0")
     ap.add_argument("--batch-size", type=int, default=None, help="one batch for every pilot (default: the batch rule)")
+    ap.add_argument("--lr-scale", type=float, default=None, help="factor on the learning-rate rule (default: the runner's)")
     ap.add_argument("--records", default=None, help="read the pilots from these JSONs (comma-separated), not train")
     ap.add_argument("--out", default=None, help="write the pilots' records to this JSON")
     args = ap.parse_args()
