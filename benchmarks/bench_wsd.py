@@ -187,7 +187,9 @@ def main() -> None:
     ap.add_argument("--matched-batch", action="store_true", help="also cosine pilots at the trunk's batch size")
     ap.add_argument("--cosine-to-zero", action="store_true", help="also cosine pilots at that batch, decaying to 0")
     ap.add_argument("--batch-size", type=int, default=None, help="one batch for every pilot (default: the batch rule)")
-    ap.add_argument("--lr-scale", type=float, default=None, help="factor on the learning-rate rule (default: the runner's)")
+    ap.add_argument(
+        "--lr-scale", type=float, default=None, help="factor on the learning-rate rule (default: the runner's)"
+    )
     ap.add_argument("--records", default=None, help="read the pilots from these JSONs (comma-separated), not train")
     ap.add_argument("--out", default=None, help="write the pilots' records to this JSON")
     args = ap.parse_args()
