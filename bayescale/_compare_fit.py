@@ -7,8 +7,8 @@ Recipes fitted with one law form share part of its error, which cancels in a dif
 is their own. By default (``drift_correlation="learned"``) the part that is their own is learned
 from the runs: the leave-future-out splits of :mod:`bayescale.discrepancy` fit every recipe below
 a compute cut, and how much the recipes' held-out residual slopes on distance *differ* gives the
-scale of a recipe's own drift (:func:`bayescale.discrepancy.learn_gap`, the spec's ``per_decade``
-as its hyperprior). Recipe ``g``'s drift is then ``d + u_g``: ``d`` the fit's drift draws (shared,
+scale of a recipe's own drift (:func:`bayescale.discrepancy.learn_gap`, with the spec's
+``gap_per_decade`` as its hyperprior, log-uniform on 1e-4-0.1 by default). Recipe ``g``'s drift is then ``d + u_g``: ``d`` the fit's drift draws (shared,
 it cancels in a difference) and ``u_g = tau_gap z_g`` its own. Recipes whose curves bend alike
 beyond their cuts learn a small gap, and their multiplier is as sure as the runs make it; recipes
 that bend differently learn a large one. A number ``rho`` in [0, 1] instead states the
@@ -88,7 +88,7 @@ def gap_scale(spec: ModelSpec, slopes: Sequence[tuple[Any, Any]]) -> discrepancy
     if spec.extrapolation is None:
         return None
     pairs = [(np.asarray(b, dtype=float), np.asarray(s, dtype=float)) for b, s in slopes]
-    return discrepancy.learn_gap(pairs, spec.extrapolation)
+    return discrepancy.learn_gap(pairs, spec.gap_per_decade or discrepancy.GAP_HYPERPRIOR)
 
 
 def recipe_fits(

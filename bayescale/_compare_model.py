@@ -238,6 +238,7 @@ def grouped_spec(spec: ModelSpec, groups: Sequence[str], pooling: Pooling) -> Mo
         description=f"{spec.name}, one law per group ({pooling.describe(spec.law)})",
         extrapolation=spec.extrapolation,
         learn_drift=spec.learn_drift,
+        gap_per_decade=spec.gap_per_decade,
     )
 
 

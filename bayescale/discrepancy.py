@@ -54,6 +54,12 @@ CUTS = (0.4, 0.5, 0.6, 0.7, 0.8)
 PREDICTIVE_DRAWS = 256
 #: Fit methods whose splits are scored with importance-corrected draws (:func:`holdouts`).
 EXACT_METHODS = ("nuts", "psis")
+#: The hyperprior of the gap's scale (:func:`learn_gap`) unless the spec states its own
+#: (``extrapolation.gap_per_decade``). Log-uniform: the order of magnitude is unknown, and most
+#: recipe pairs bend alike (runs a law generated show no gap) while some bend apart by 0.01-0.075
+#: per decade (Porian et al.'s settings): a scale-free prior lets the splits place it, where a
+#: half-normal pulled both towards its own scale (BENCHMARKS.md, "The gap's hyperprior").
+GAP_HYPERPRIOR = Prior("LogUniform", {"low": 1e-4, "high": 0.1})
 #: The drift-scale grid (log loss per decade): 0 to 0.5 is 0 to 65% in loss per decade.
 TAU_GRID = np.linspace(0.0, 0.5, 2001)
 
@@ -264,11 +270,14 @@ def _slope(h: Holdout) -> tuple[float, float]:
 
 def _hyperprior_log(hyperprior: Prior) -> np.ndarray:
     """The drift-scale hyperprior's log density on :data:`TAU_GRID`."""
+    dist = hyperprior.to_numpyro(validate_args=False)
+    grid = jnp.asarray(TAU_GRID)
+    inside = np.asarray(dist.support(grid), dtype=bool)  # e.g. a log-uniform's excludes 0
     with np.errstate(divide="ignore"):
-        log_p = np.asarray(hyperprior.to_numpyro(validate_args=False).log_prob(jnp.asarray(TAU_GRID)), dtype=float)
-    log_p = np.where(np.isfinite(log_p), log_p, -np.inf)
+        log_p = np.asarray(dist.log_prob(jnp.where(inside, grid, grid[np.argmax(inside)])), dtype=float)
+    log_p = np.where(inside & np.isfinite(log_p), log_p, -np.inf)
     if not np.isfinite(log_p).any():
-        raise BayescaleError(f"extrapolation.per_decade: {hyperprior} puts no mass on 0-{TAU_GRID[-1]}")
+        raise BayescaleError(f"extrapolation: {hyperprior} puts no mass on 0-{TAU_GRID[-1]} log loss per decade")
     return log_p
 
 
@@ -471,6 +480,7 @@ __all__ = [
     "holdouts",
     "group_slopes",
     "learn_drift",
+    "GAP_HYPERPRIOR",
     "learn_gap",
     "log_density",
     "split_masks",

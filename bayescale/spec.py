@@ -24,6 +24,7 @@ Spec file format::
     [extrapolation]                    # optional: how far the law may drift beyond the runs
     per_decade = {dist = "HalfNormal", scale = 0.05}
     learned = true                     # per_decade is a hyperprior the runs' own leave-future-out splits update
+    gap_per_decade = {dist = "LogUniform", low = 1e-4, high = 0.1}   # compare: a recipe's own drift (the default)
 
     [sampler]
     chains = 4
@@ -86,6 +87,9 @@ class ModelSpec:
     #: True: ``extrapolation`` is the hyperprior of a drift scale learned from leave-future-out splits
     #: of the runs (:mod:`bayescale.discrepancy`); False: it is the drift scale's prior, used as is.
     learn_drift: bool = False
+    #: The hyperprior of the scale of a recipe's own drift in a comparison (:func:`bayescale.compare`),
+    #: in log loss per decade; None: :data:`bayescale.discrepancy.GAP_HYPERPRIOR`.
+    gap_per_decade: Prior | None = None
     #: ``"runs"``: the priors of ``from_runs`` are placed on the runs' scale before fitting; until
     #: then (``placed`` False) they hold the law's defaults as placeholders.
     prior_scale: str = "fixed"
@@ -123,6 +127,10 @@ class ModelSpec:
             raise SpecError("extrapolation.learned: needs per_decade, the hyperprior of the learned drift scale")
         if self.extrapolation is not None and not self.extrapolation.is_positive():
             raise SpecError(f"extrapolation.per_decade: {self.extrapolation} allows values < 0; use e.g. HalfNormal")
+        if self.gap_per_decade is not None and not self.gap_per_decade.is_positive():
+            raise SpecError(
+                f"extrapolation.gap_per_decade: {self.gap_per_decade} allows values < 0; use e.g. LogUniform or HalfNormal"
+            )
         for p in law.positive:
             if not self.priors[p].is_positive():
                 raise SpecError(
@@ -161,6 +169,8 @@ class ModelSpec:
             out["extrapolation"] = {"per_decade": self.extrapolation.to_dict()}
             if self.learn_drift:
                 out["extrapolation"]["learned"] = True
+            if self.gap_per_decade is not None:
+                out["extrapolation"]["gap_per_decade"] = self.gap_per_decade.to_dict()
         return out
 
     def _priors_dict(self) -> dict[str, Any]:
@@ -311,12 +321,12 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
     if not placed:
         priors |= {p: law.priors[p] for p in from_runs}  # placeholders until the runs are seen
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
-    extrapolation, learn_drift = None, False
+    extrapolation, learn_drift, gap = None, False, None
     if "extrapolation" in d:
         ex = d["extrapolation"]
         if not isinstance(ex, Mapping):
             raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
-        _validate_keys(ex, ("per_decade", "learned"), "extrapolation")
+        _validate_keys(ex, ("per_decade", "learned", "gap_per_decade"), "extrapolation")
         if "per_decade" not in ex:
             raise SpecError(
                 "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of distance "
@@ -326,6 +336,8 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         learn_drift = ex.get("learned", False)
         if not isinstance(learn_drift, bool):
             raise SpecError(f"extrapolation.learned: must be true or false, got {learn_drift!r}")
+        if "gap_per_decade" in ex:
+            gap = as_prior(ex["gap_per_decade"], where="extrapolation.gap_per_decade")
     sampler = SamplerSettings.from_dict(d.get("sampler", {}))
     name = d.get("name", law.name)
     if not isinstance(name, str) or not name:
@@ -342,6 +354,7 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         path=path,
         extrapolation=extrapolation,
         learn_drift=learn_drift,
+        gap_per_decade=gap,
         prior_scale=prior_scale,
         from_runs=from_runs,
         placed=placed,
@@ -477,7 +490,14 @@ def _average_from_dict(d: Mapping[str, Any], path: str | None) -> AverageSpec:
         probe = spec_from_dict({**members[0].to_dict(), "extrapolation": d["extrapolation"]})
         # The members no longer say what their files say: they keep no path (no stale check against it).
         members = [
-            replace(m, extrapolation=probe.extrapolation, learn_drift=probe.learn_drift, path=None) for m in members
+            replace(
+                m,
+                extrapolation=probe.extrapolation,
+                learn_drift=probe.learn_drift,
+                gap_per_decade=probe.gap_per_decade,
+                path=None,
+            )
+            for m in members
         ]
     calibrate = av.get("calibrate", "none")
     return AverageSpec(

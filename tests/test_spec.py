@@ -252,13 +252,21 @@ BAD = [
     (
         "extrapolation unknown key",
         with_("extrapolation", {"per_decade": {"dist": "HalfNormal", "scale": 0.02}, "per_run": 1}),
-        r"extrapolation: unknown key\(s\) \['per_run'\]; allowed: \['per_decade', 'learned'\]",
+        r"extrapolation: unknown key\(s\) \['per_run'\]; allowed: \['per_decade', 'learned', 'gap_per_decade'\]",
     ),
     ("extrapolation without per_decade", with_("extrapolation", {}), r"extrapolation: missing per_decade"),
     (
         "extrapolation prior not positive",
         with_("extrapolation", {"per_decade": {"dist": "Normal", "loc": 0.0, "scale": 0.02}}),
         r"extrapolation.per_decade: Normal\(loc=0, scale=0.02\) allows values < 0; use e.g. HalfNormal",
+    ),
+    (
+        "gap prior not positive",
+        with_(
+            "extrapolation",
+            {"per_decade": {"dist": "HalfNormal", "scale": 0.02}, "gap_per_decade": {"dist": "Normal", "scale": 0.01}},
+        ),
+        r"extrapolation.gap_per_decade: Normal\(scale=0.01\) allows values < 0; use e.g. LogUniform",
     ),
     (
         "extrapolation bad prior",
@@ -412,6 +420,14 @@ def test_id_changes_when_the_belief_changes(path: str, value) -> None:
         ("likelihood.df", 5.0, False),
         ("law", {"name": "chinchilla"}, True),
         ("extrapolation", {"per_decade": {"dist": "HalfNormal", "scale": 0.05}}, False),
+        (
+            "extrapolation",
+            {
+                "per_decade": {"dist": "HalfNormal", "scale": 0.02},
+                "gap_per_decade": {"dist": "HalfNormal", "scale": 0.01},
+            },
+            False,
+        ),
         ("sampler.draws", 50, True),
         ("sampler.device", "cpu", True),
         ("name", "other", True),
@@ -446,6 +462,26 @@ def test_df_as_prior_round_trips(tmp_path: Path) -> None:
     path.write_text(spec.to_toml())
     assert load_spec(path).id == spec.id
     assert load_spec(path).likelihood.df == spec.likelihood.df
+
+
+def test_gap_prior_round_trips_and_reaches_an_average_s_members(tmp_path: Path) -> None:
+    gap = {"dist": "HalfNormal", "scale": 0.01}
+    spec = load_spec(
+        with_("extrapolation", {"per_decade": {"dist": "HalfNormal", "scale": 0.02}, "gap_per_decade": gap})
+    )
+    assert spec.gap_per_decade == Prior("HalfNormal", {"scale": 0.01})
+    path = tmp_path / "gap.toml"
+    path.write_text(spec.to_toml())
+    assert load_spec(path).id == spec.id and load_spec(path).gap_per_decade == spec.gap_per_decade
+    assert load_spec(base()).gap_per_decade is None  # the default: discrepancy.GAP_HYPERPRIOR
+    avg = load_spec(
+        {
+            "name": "avg",
+            "average": {"laws": ["chinchilla", "kaplan"]},
+            "extrapolation": {"per_decade": {"dist": "HalfNormal", "scale": 0.05}, "gap_per_decade": gap},
+        }
+    )
+    assert all(m.gap_per_decade == Prior("HalfNormal", {"scale": 0.01}) for m in avg.members)
 
 
 def test_power_in_N() -> None:
