@@ -8,8 +8,9 @@ is their own. By default (``drift_correlation="learned"``) the part that is thei
 from the runs: the leave-future-out splits of :mod:`bayescale.discrepancy` fit every recipe below
 a compute cut, and how much the recipes' held-out residual slopes on distance *differ* gives the
 scale of a recipe's own drift (:func:`bayescale.discrepancy.learn_gap`, with the spec's
-``gap_per_decade`` as its hyperprior, log-uniform on 1e-4-0.1 by default). Recipe ``g``'s drift is then ``d + u_g``: ``d`` the fit's drift draws (shared,
-it cancels in a difference) and ``u_g = tau_gap z_g`` its own. Recipes whose curves bend alike
+``gap_per_decade`` as its hyperprior, log-uniform on 1e-4-0.1 by default). Recipe ``g``'s drift
+is then ``d + u_g``: ``d`` the fit's drift draws (shared, it cancels in a difference) and
+``u_g = tau_gap z_g`` its own. Recipes whose curves bend alike
 beyond their cuts learn a small gap, and their multiplier is as sure as the runs make it; recipes
 that bend differently learn a large one. A number ``rho`` in [0, 1] instead states the
 correlation: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d_g`` an
