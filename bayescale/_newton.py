@@ -84,7 +84,12 @@ def _newton_run(
         going = np.isfinite(v) & (np.abs(g).max(axis=1) > gtol) & (lam < 1e12)
         if not going.any():
             break
-        h = np.asarray(hess_fn(jnp.asarray(x), *args), dtype=np.float64)
+        h = np.array(hess_fn(jnp.asarray(x), *args), dtype=np.float64)
+        # A unit whose curvature overflows stops where it is; one such unit must not fail the
+        # eigendecomposition of all the others (it did, inside `suggest`'s trust rule).
+        curved = np.all(np.isfinite(h), axis=(1, 2))
+        going &= curved
+        h[~curved] = np.eye(h.shape[1])
         w, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))
         along = np.einsum("uij,ui->uj", vec, g) / (np.abs(w) + lam[:, None])
         xn = np.where(going[:, None], x - np.einsum("uij,uj->ui", vec, along), x)

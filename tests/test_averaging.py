@@ -6,15 +6,17 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import types
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import discrepancy
+from bayescale import _newton, discrepancy
 from bayescale._engine import laplace, map_units
 from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
 from bayescale.data import law_inputs
@@ -188,6 +190,29 @@ def test_split_maps_are_the_training_runs_own_maps() -> None:
                 alone = laplace(post, sub, y[m], np.random.default_rng(2), np.float64)
                 newton = float(post.potential(mode, sub, y[m]))
                 assert newton <= -alone.log_density + 1e-6, (name, newton, -alone.log_density)
+
+
+def test_a_split_whose_curvature_overflows_does_not_stop_the_others() -> None:
+    """Newton over many splits at once: one unit's Hessian that is not finite (an overflow far out
+    on a law's ridge) stops that unit where it is, and the others still reach their modes (an
+    eigendecomposition of all the Hessians together used to fail for every unit)."""
+    centre = np.array([[1.0, -2.0, 0.0], [0.5, 0.5, 0.5], [-1.0, 3.0, 2.0]])
+
+    def value_and_grad(x, *args):
+        v = 0.5 * jnp.sum((x - centre) ** 2, axis=1)
+        return (jnp.sum(v), v), x - centre
+
+    def hessian(x, *args):
+        h = np.tile(np.eye(3), (3, 1, 1))
+        h[1] = np.nan
+        return jnp.asarray(h)
+
+    post = types.SimpleNamespace(batched={"map": (value_and_grad, hessian)})
+    x0 = np.zeros((3, 3))
+    x, v = _newton._newton_run(post, (), x0.copy(), x0.copy(), gtol=1e-8, max_iter=50)
+    np.testing.assert_allclose(x[[0, 2]], centre[[0, 2]], atol=1e-6)
+    np.testing.assert_allclose(x[1], x0[1])  # stopped at its start
+    assert np.isfinite(v).all()
 
 
 def test_splits_of_a_sampled_fit_have_the_posteriors_spread_not_the_laplace_one() -> None:
