@@ -85,9 +85,11 @@ def _newton_run(
         if not going.any():
             break
         h = np.array(hess_fn(jnp.asarray(x), *args), dtype=np.float64)
-        # A unit whose curvature overflows stops where it is; one such unit must not fail the
-        # eigendecomposition of all the others (it did, inside `suggest`'s trust rule).
+        # A unit whose curvature overflows stops where it is, for good (an infinite damping keeps it
+        # out of later iterations); one such unit must not fail the eigendecomposition of all the
+        # others (it did, inside `suggest`'s trust rule).
         curved = np.all(np.isfinite(h), axis=(1, 2))
+        lam[~curved] = np.inf
         going &= curved
         h[~curved] = np.eye(h.shape[1])
         w, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))
