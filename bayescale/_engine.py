@@ -3,8 +3,8 @@ the choice of device and chain method, and JAX's compilation cache.
 
 Everything here runs on a :class:`bayescale.model.Posterior`: one fit (:func:`laplace`,
 :func:`nuts`) or many independent units side by side (:func:`map_units`, :func:`nuts_units`,
-the learning curves of :mod:`bayescale.curves`). The MAP search is L-BFGS from several starts
-(:func:`minimise`), the Laplace covariance the inverse Hessian at the mode
+the learning curves of :mod:`bayescale.curves`). The MAP search is L-BFGS from several starts,
+finished by Newton (:func:`bayescale._optimise.search`), the Laplace covariance the inverse Hessian at the mode
 (:func:`inverse_hessian`). NUTS runs in coordinates whitened by the Laplace approximation,
 ``z = mode + L u``: there the posterior is close to a standard normal, so step size and
 mass-matrix adaptation start near their answer.
@@ -13,7 +13,6 @@ mass-matrix adaptation start near their answer.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -25,13 +24,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.hmc import hmc
 from threadpoolctl import threadpool_limits
 
 from . import _exported, _importance
-from ._newton import batched, newton_units
+from ._optimise import INFINITE, batched, guarded, minimise, newton_units, search
 from .errors import BayescaleError
 from .model import Posterior, pointwise_log_likelihood
 from .modes import Mode, allocate, cluster
@@ -43,8 +41,6 @@ from .spec import SamplerSettings
 GPU_MIN_RUNS = 1000
 #: NUTS statistics kept per draw.
 EXTRA_FIELDS = ("diverging", "num_steps", "accept_prob", "energy", "potential_energy")
-#: Value :func:`minimise` sees where the density is not finite.
-INFINITE = 1e30
 #: The smallest table-size bucket (:func:`bucket`).
 MIN_BUCKET = 16
 #: At most this many batches of ``draws`` per chain while the chains mix slowly (:func:`nuts`). On the
@@ -166,32 +162,6 @@ class Laplace:
     modes: tuple[Mode, ...] = ()
 
 
-def guarded(
-    value_and_grad: Callable[[np.ndarray], tuple[Any, Any]],
-) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
-    """SciPy's objective from a JAX value and gradient: floats, and :data:`INFINITE` (zero gradient)
-    where the density or its gradient is not finite."""
-
-    def fun(f: np.ndarray) -> tuple[float, np.ndarray]:
-        v, g = value_and_grad(f)
-        v, g = float(v), np.asarray(g, dtype=np.float64).reshape(-1)
-        if not math.isfinite(v) or not np.all(np.isfinite(g)):
-            return INFINITE, np.zeros_like(f)
-        return v, g
-
-    return fun
-
-
-def minimise(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, **options: Any) -> Any:
-    """L-BFGS-B (SciPy) from ``x0`` on an objective returning value and gradient (e.g. :func:`guarded`).
-
-    With one BLAS thread: L-BFGS on a few dozen parameters is latency-bound, and a BLAS thread
-    pool makes each step many times slower on a busy machine (measured: 64 stacking problems
-    3 s of CPU with the default pool, 0.07 s with one thread)."""
-    with threadpool_limits(1):
-        return scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", options=options)
-
-
 def inverse_hessian(hess: np.ndarray, floor: float | None = None) -> tuple[np.ndarray, bool]:
     """The covariance at a mode from the Hessian of the potential there, and whether the Hessian
     is finite and positive definite. Eigenvalues are floored at ``floor`` (default: 1e-8 of the
@@ -215,6 +185,10 @@ def laplace(
     logx, y, mask, _ = padded(logx, y, dtype)
 
     fun = guarded(lambda f: post.value_and_grad(jnp.asarray(f, dtype=dtype), logx, y, mask))
+
+    def hess(f: np.ndarray) -> np.ndarray:
+        return np.asarray(post.hessian(jnp.asarray(f, dtype=dtype), logx, y, mask), dtype=np.float64)
+
     best = None
     ends = []
     # One BLAS thread: L-BFGS on a handful of parameters is latency-bound, and BLAS thread
@@ -223,7 +197,7 @@ def laplace(
         for start in post.starts(rng, n_starts):
             if fun(start)[0] >= INFINITE:
                 continue
-            res = minimise(fun, start, maxiter=5000, gtol=1e-9)
+            res = search(fun, hess, start)
             ends.append(res)
             if best is None or res.fun < best.fun:
                 best = res
@@ -278,7 +252,7 @@ def map_units(
 
     ``solver="lbfgs"``: one L-BFGS run on the sum of the units' potentials per start (``gtol``,
     ``ftol``: L-BFGS-B's tolerances). ``solver="newton"``: each unit its own damped Newton run
-    (:func:`bayescale._newton.newton_units`) until its largest gradient component is below ``gtol``."""
+    (:func:`bayescale._optimise.newton_units`) until its largest gradient component is below ``gtol``."""
     U = np.shape(jax.tree_util.tree_leaves(data)[0])[0]
     args = jax.tree_util.tree_map(jnp.asarray, tuple(data))
     if solver == "newton":  # as many starts as restarts: both Newton phases share one compiled shape

@@ -29,7 +29,7 @@ from scipy import special, stats
 
 from . import _arviz
 from . import inference as _inference
-from ._engine import minimise
+from ._optimise import minimise
 from ._words import join_names
 from .data import load_runs, points_frame
 from .discrepancy import (

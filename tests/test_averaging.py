@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import _newton, discrepancy
+from bayescale import _optimise, discrepancy
 from bayescale._engine import laplace, map_units
+from bayescale._optimise import minimise, search
 from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
 from bayescale.data import law_inputs
 from bayescale.errors import SpecError
@@ -209,10 +210,37 @@ def test_a_split_whose_curvature_overflows_does_not_stop_the_others() -> None:
 
     post = types.SimpleNamespace(batched={"map": (value_and_grad, hessian)})
     x0 = np.zeros((3, 3))
-    x, v = _newton._newton_run(post, (), x0.copy(), x0.copy(), gtol=1e-8, max_iter=50)
+    x, v = _optimise._newton_run(post, (), x0.copy(), x0.copy(), gtol=1e-8, max_iter=50)
     np.testing.assert_allclose(x[[0, 2]], centre[[0, 2]], atol=1e-6)
     np.testing.assert_allclose(x[1], x0[1])  # stopped at its start
     assert np.isfinite(v).all()
+
+
+def test_the_map_search_ends_at_the_mode_where_lbfgs_stops_short() -> None:
+    """A curved, badly scaled valley whose potential sits far from zero (as a log posterior's does):
+    L-BFGS-B stops on the potential's small relative change with a gradient far from zero, and the
+    Laplace approximation would be centred off the mode. Each start's search ends with Newton there."""
+    turn = np.array([[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]])
+
+    def fun(x):
+        u = turn @ x
+        ridge = u[1] - u[0] ** 2
+        grad_u = np.array([(u[0] - 1) - 2e4 * u[0] * ridge, 1e4 * ridge])
+        return 900.0 + 0.5 * (u[0] - 1) ** 2 + 5e3 * ridge**2, turn.T @ grad_u
+
+    def hess(x):
+        u = turn @ x
+        h_u = np.array([[1 - 2e4 * (u[1] - u[0] ** 2) + 4e4 * u[0] ** 2, -2e4 * u[0]], [-2e4 * u[0], 1e4]])
+        return turn.T @ h_u @ turn
+
+    start = np.array([-3.0, 5.0])
+    mode = np.linalg.solve(turn, np.ones(2))
+    short = minimise(fun, start, maxiter=1000, gtol=1e-9)
+    assert np.abs(short.jac).max() > 1e-3 and np.abs(short.x - mode).max() > 1e-4  # the failure
+    found = search(fun, hess, start)
+    assert np.abs(found.jac).max() < 1e-8
+    np.testing.assert_allclose(found.x, mode, atol=1e-8)
+    assert found.fun <= short.fun
 
 
 def test_splits_of_a_sampled_fit_have_the_posteriors_spread_not_the_laplace_one() -> None:

@@ -42,7 +42,7 @@ LAYERS: dict[str, int] = {
     "discrepancy": 6,
     "_identified": 6,
     "_idata": 6,
-    "_newton": 6,
+    "_optimise": 6,
     "averaging": 8,
     "sensitivity": 6,
     "scaled_priors": 4,
