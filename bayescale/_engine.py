@@ -177,10 +177,11 @@ def inverse_hessian(hess: np.ndarray, floor: float | None = None) -> tuple[np.nd
 def laplace(
     post: Posterior, logx: Mapping[str, Any], y: Any, rng: np.random.Generator, dtype: Any, n_starts: int = 8
 ) -> Laplace:
-    """MAP of one fit by L-BFGS from the prior median and prior draws, then the Hessian at the best mode.
+    """MAP of one fit from the prior median and prior draws (:func:`bayescale._optimise.search`:
+    L-BFGS-B, then Newton to the mode), then the Hessian at the best mode.
 
-    Every end point is kept: :func:`bayescale.modes.cluster` groups them into distinct local
-    modes (``Laplace.modes``). The best mode, and everything drawn from ``rng``, are as before.
+    Every end point the search took to a mode is kept: :func:`bayescale.modes.cluster` groups them
+    into distinct local modes (``Laplace.modes``). Everything drawn from ``rng`` is as before.
     The runs are :func:`padded` to their table-size bucket (one compilation per bucket)."""
     logx, y, mask, _ = padded(logx, y, dtype)
 
@@ -205,11 +206,12 @@ def laplace(
         raise BayescaleError(
             f"spec {post.spec.name!r}: the log density is not finite at any starting point; check the priors and the runs"
         )
-    mode = jnp.asarray(best.x, dtype=dtype)
-    cov, converged = inverse_hessian(np.asarray(post.hessian(mode, logx, y, mask), dtype=np.float64))
-    value = {k: float(val) for k, val in post.constrain_one(mode).items()}
+    cov, converged = inverse_hessian(hess(best.x))
+    value = {k: float(val) for k, val in post.constrain_one(jnp.asarray(best.x, dtype=dtype)).items()}
+    # An end point Newton did not take to a mode is where the search stopped, not a mode.
+    others = [r for r in ends if r is not best and r.success]
     with threadpool_limits(1):
-        modes = _local_modes(post, fun, [best] + [r for r in ends if r is not best], cov, (logx, y, mask), dtype)
+        modes = _local_modes(post, fun, hess, [best, *others], cov, dtype)
     return Laplace(
         mode=np.asarray(best.x, dtype=np.float64),
         cov=cov,
@@ -220,12 +222,12 @@ def laplace(
     )
 
 
-def _local_modes(post: Posterior, fun: Callable, ends: list, best_cov: np.ndarray, data: tuple, dtype: Any) -> tuple:
-    """The distinct modes among the L-BFGS end points (best first; the others by density)."""
+def _local_modes(post: Posterior, fun: Callable, hess: Callable, ends: list, best_cov: np.ndarray, dtype: Any) -> tuple:
+    """The distinct modes among the search's end points (best first; the others by density)."""
     others = sorted((r for r in ends[1:] if r.fun < INFINITE), key=lambda r: r.fun)
 
     def local(x: np.ndarray) -> tuple[np.ndarray, bool]:
-        return inverse_hessian(np.asarray(post.hessian(jnp.asarray(x, dtype=dtype), *data), dtype=np.float64))
+        return inverse_hessian(hess(x))
 
     def constrain(x: np.ndarray) -> dict[str, float]:
         return {k: float(v) for k, v in post.constrain_one(jnp.asarray(x, dtype=dtype)).items()}
@@ -605,12 +607,10 @@ __all__ = [
     "MIN_BUCKET",
     "bucket",
     "enable_compilation_cache",
-    "guarded",
     "inverse_hessian",
     "laplace",
     "log_likelihood",
     "map_units",
-    "minimise",
     "nuts",
     "nuts_units",
     "padded",

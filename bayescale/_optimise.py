@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,9 @@ from .model import Posterior
 
 #: Value :func:`minimise` sees where the density is not finite.
 INFINITE = 1e30
+#: Damping of the saddle-free Newton step: its floor and cap, and its factors after a step that
+#: lowers the potential and after one that does not.
+LAM_FLOOR, LAM_CAP, LAM_DOWN, LAM_UP = 1e-12, 1e12, 0.3, 10.0
 
 
 def guarded(
@@ -48,15 +51,17 @@ def minimise(fun: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarr
         return scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", options=options)
 
 
-def search(fun: Callable, hess: Callable, start: np.ndarray) -> scipy.optimize.OptimizeResult:
+def search(
+    fun: Callable[[np.ndarray], tuple[float, np.ndarray]], hess: Callable[[np.ndarray], np.ndarray], start: np.ndarray
+) -> scipy.optimize.OptimizeResult:
     """One start's MAP search: L-BFGS-B (robust far from the mode), then :func:`polish` to the mode
-    itself. L-BFGS's iterations are capped at 1000: past that it crawls (Farseer's law on two recipes
-    took 4000-5800 evaluations per start and still ended with gradients of 6-500), where Newton
-    finishes in tens of steps."""
+    itself; ``success`` says whether it got there. L-BFGS's iterations are capped at 1000: past that
+    it crawls (Farseer's law on two recipes took 4000-5800 evaluations per start and still ended with
+    gradients of 6-500), where Newton finishes in at most a hundred Hessians."""
     res = minimise(fun, start, maxiter=1000, gtol=1e-9)
-    x, v, g = polish(fun, hess, np.asarray(res.x, dtype=np.float64))
-    if v <= res.fun:
-        res.x, res.fun, res.jac = x, v, g
+    end = polish(fun, hess, np.asarray(res.x, dtype=np.float64))
+    res.x, res.fun, res.jac, res.success = end.x, end.value, end.grad, end.converged
+    res.message = "Newton: at the mode" if end.converged else "Newton: not at a mode (iterations or damping ran out)"
     return res
 
 
@@ -128,7 +133,7 @@ def _newton_run(
     v, g = np.array(v, dtype=np.float64), np.array(g, dtype=np.float64)  # writable copies
     lam = np.ones(len(x))
     for _ in range(max_iter):
-        going = np.isfinite(v) & (np.abs(g).max(axis=1) > gtol) & (lam < 1e12)
+        going = np.isfinite(v) & (np.abs(g).max(axis=1) > gtol) & (lam < LAM_CAP)
         if not going.any():
             break
         h = np.array(hess_fn(jnp.asarray(x), *args), dtype=np.float64)
@@ -144,16 +149,32 @@ def _newton_run(
         vn, gn = np.asarray(vn, dtype=np.float64), np.asarray(gn, dtype=np.float64)
         ok = going & np.isfinite(vn) & np.all(np.isfinite(gn), axis=1) & (vn <= v)
         x[ok], v[ok], g[ok] = xn[ok], vn[ok], gn[ok]
-        lam = np.where(ok, np.maximum(lam * 0.3, 1e-12), np.where(going, lam * 10.0, lam))
+        lam = np.where(ok, np.maximum(lam * LAM_DOWN, LAM_FLOOR), np.where(going, lam * LAM_UP, lam))
     return x, np.where(np.isfinite(v), v, np.inf)
 
 
 def saddle_free_step(h: np.ndarray, g: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """The damped saddle-free Newton step ``V diag(1 / (|w| + lam)) V' g`` of each unit, from its
-    Hessian ``h = V diag(w) V'`` (U, dim, dim), gradient ``g`` (U, dim) and damping ``lam`` (U,)."""
+    """The damped saddle-free Newton step of each unit, from its Hessian (U, dim, dim), gradient
+    (U, dim) and damping (U,): :func:`damped_step` of the Hessians' eigendecompositions."""
     w, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))
-    along = np.einsum("uij,ui->uj", vec, g) / (np.abs(w) + lam[:, None])
-    return np.einsum("uij,uj->ui", vec, along)
+    return damped_step(w, vec, g, lam)
+
+
+def damped_step(w: np.ndarray, vec: np.ndarray, g: np.ndarray, lam: Any) -> np.ndarray:
+    """``V diag(1 / (|w| + lam)) V' g`` from a Hessian's eigenvalues ``w`` and eigenvectors ``V``
+    (batched over a leading unit axis, or one unit): a descent direction even at a saddle."""
+    along = np.einsum("...ij,...i->...j", vec, g) / (np.abs(w) + np.asarray(lam)[..., None])
+    return np.einsum("...ij,...j->...i", vec, along)
+
+
+class Polished(NamedTuple):
+    """Where :func:`polish` ended: the point, its potential and gradient, and whether it is a mode
+    (the Newton decrement under the tolerance at a small damping)."""
+
+    x: np.ndarray
+    value: float
+    grad: np.ndarray
+    converged: bool
 
 
 def polish(
@@ -161,33 +182,35 @@ def polish(
     hess: Callable[[np.ndarray], np.ndarray],
     x: np.ndarray,
     max_iter: int = 100,
-    decrement: float = 1e-12,
-) -> tuple[np.ndarray, float, np.ndarray]:
+    tol: float = 1e-12,
+) -> Polished:
     """Damped saddle-free Newton on one potential from ``x`` (an L-BFGS end point) until its Newton
-    decrement ``g' |H|^-1 g`` is under ``decrement`` (the point within about 1e-6 posterior sd of
-    the mode): ``(x, potential, gradient)``.
+    decrement ``g' (|H| + lam)^-1 g`` is under ``tol`` (within about 1e-6 posterior sd of the mode).
 
     L-BFGS-B stops on a small relative change of the potential, which on a curved ridge (Farseer's
     law, joint fits of several recipes) leaves it short of the mode: measured gradients of 1-500
-    and potentials up to 0.56 above the mode. The Laplace approximation needs the mode itself, and
-    Newton, at the Hessian's cost, reaches it in a few steps from there. ``fun`` returns value and
-    gradient (``INFINITE`` where not finite); a step that does not lower the potential is retried
-    with ten times the damping."""
+    and potentials up to 1.6 above the mode. The Laplace approximation needs the mode itself. From a
+    converged L-BFGS-B end point Newton takes 2-5 Hessians; from one that ran out of iterations, tens
+    (up to ``max_iter``: then, or when the damping reaches :data:`LAM_CAP`, the end is not
+    converged). ``fun`` returns value and gradient (:data:`INFINITE` where not finite); a step that
+    raises the potential is retried from the same eigendecomposition with ten times the damping."""
     v, g = fun(x)
-    lam = np.array([1e-3])
+    lam, eig = 1e-3, None
     for _ in range(max_iter):
-        if not math.isfinite(v) or lam[0] > 1e12:
+        if v >= INFINITE or lam > LAM_CAP:
             break
-        h = np.asarray(hess(x), dtype=np.float64)[None]
-        if not np.all(np.isfinite(h)):
-            break
-        step = saddle_free_step(h, g[None], lam)[0]
-        if float(step @ g) < decrement:  # the Newton decrement at the current damping
-            break
+        if eig is None:  # a new point: its Hessian (kept while only the damping changes)
+            h = np.asarray(hess(x), dtype=np.float64)
+            if not np.all(np.isfinite(h)):
+                break
+            eig = np.linalg.eigh(0.5 * (h + h.T))
+        step = damped_step(*eig, g, lam)
+        if float(step @ g) < tol:
+            return Polished(x, v, g, lam <= 1.0)  # under a large damping the decrement says nothing
         vn, gn = fun(x - step)
-        if math.isfinite(vn) and vn <= v:
-            x, v, g = x - step, vn, gn
-            lam = np.maximum(lam * 0.3, 1e-12)
+        if vn <= v:
+            x, v, g, eig = x - step, vn, gn, None
+            lam = max(lam * LAM_DOWN, LAM_FLOOR)
         else:
-            lam = lam * 10.0
-    return x, v, g
+            lam *= LAM_UP
+    return Polished(x, v, g, False)

@@ -46,8 +46,11 @@ NEWTON = _engine.search
 
 
 def lbfgs_only(fun, hess, start):
-    """The search as it was: L-BFGS-B to its own stopping rule, up to 5000 iterations."""
-    return _optimise.minimise(fun, start, maxiter=5000, gtol=1e-9)
+    """The search as it was: L-BFGS-B to its own stopping rule, up to 5000 iterations, every end
+    point kept for the mode clustering (``success``: the search now drops ends that reach no mode)."""
+    res = _optimise.minimise(fun, start, maxiter=5000, gtol=1e-9)
+    res.success = True
+    return res
 
 
 def recorder(records: list, way: str):
@@ -127,14 +130,18 @@ def main() -> None:
 
 def render(records: list) -> str:
     """One row per case and Laplace call: both ways side by side."""
-    by = {}
-    for r in records:
-        by.setdefault((r["case"], r["call"]), {})[r["way"]] = r
+    by, seen = {}, {}
+    for r in records:  # the n-th fit of a spec in a case, each way
+        n = seen.setdefault((r["case"], r["spec"], r["way"]), [0])
+        by.setdefault((r["case"], r["spec"], n[0]), {})[r["way"]] = r
+        n[0] += 1
     lines = [
         "| case | spec | potential: L-BFGS / + Newton | max gradient: L-BFGS / + Newton | modes | s: L-BFGS / + Newton |",
         "|---|---|---|---|---|---|",
     ]
-    for (case, _), w in by.items():
+    for (case, _, _), w in by.items():
+        if len(w) < 2:
+            continue
         a, b = w["lbfgs"], w["lbfgs+newton"]
         lines.append(
             f"| {case} | {a['spec']} | {a['potential']:.4f} / {b['potential']:.4f} | {a['max_grad']:.1e} / "

@@ -39,7 +39,9 @@ def main(paths: list[str]) -> None:
     tables = [json.load(open(p))["rows"] for p in paths]
     huber = {(r["dataset"], r["split"]): r["predictors"]["huber"] for r in tables[0] if "huber" in r["predictors"]}
     for path, rows in zip(paths, tables):
-        print(path, summary([r for r in rows if "recommended" in r["predictors"]], huber))
+        rec = [r for r in rows if "recommended" in r["predictors"]]
+        if rec:  # a file of Huber rows alone (``--predictors huber``) only lends its rows
+            print(path, summary(rec, huber))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 import bayescale as bs
 from bayescale import _optimise, discrepancy
 from bayescale._engine import laplace, map_units
-from bayescale._optimise import minimise, search
+from bayescale._optimise import INFINITE, minimise, polish, search
 from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
 from bayescale.data import law_inputs
 from bayescale.errors import SpecError
@@ -241,6 +241,31 @@ def test_the_map_search_ends_at_the_mode_where_lbfgs_stops_short() -> None:
     assert np.abs(found.jac).max() < 1e-8
     np.testing.assert_allclose(found.x, mode, atol=1e-8)
     assert found.fun <= short.fun
+
+
+def test_polish_says_when_it_did_not_reach_a_mode() -> None:
+    """Newton's finish never returns a worse point, steps back from a wall where the density is not
+    finite, and says ``converged=False`` when it stops short (iterations out, or a Hessian that is
+    not finite), so the MAP search does not report such an end point as a mode."""
+
+    def bowl(x):  # minimum at 2, a wall (no density) beyond 2.5
+        if x[0] > 2.5:
+            return INFINITE, np.zeros(1)
+        return float((x[0] - 2.0) ** 2 + 0.1 * x[0] ** 4), np.array([2 * (x[0] - 2.0) + 0.4 * x[0] ** 3])
+
+    def bowl_hess(x):
+        return np.array([[2.0 + 1.2 * x[0] ** 2]])
+
+    def steep(x):  # a step that is too long overshoots into the wall first
+        return bowl(x)
+
+    end = polish(steep, lambda x: np.array([[1e-3]]), np.array([0.0]))  # far too flat a curvature
+    assert end.value <= bowl(np.array([0.0]))[0] and end.x[0] <= 2.5
+    end = polish(bowl, bowl_hess, np.array([0.0]))
+    assert end.converged and abs(bowl(end.x)[1][0]) < 1e-6
+    assert not polish(bowl, bowl_hess, np.array([0.0]), max_iter=1).converged
+    stuck = polish(bowl, lambda x: np.array([[np.nan]]), np.array([0.0]))
+    assert not stuck.converged and stuck.x[0] == 0.0
 
 
 def test_splits_of_a_sampled_fit_have_the_posteriors_spread_not_the_laplace_one() -> None:
