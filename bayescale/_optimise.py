@@ -144,7 +144,7 @@ def _newton_run(
         lam[~curved] = np.inf
         going &= curved
         h[~curved] = np.eye(h.shape[1])
-        xn = np.where(going[:, None], x - saddle_free_step(h, g, lam), x)
+        xn = np.where(going[:, None], x - damped_step(*eigen(h), g, lam), x)
         (_, vn), gn = vg(jnp.asarray(xn), *args)
         vn, gn = np.asarray(vn, dtype=np.float64), np.asarray(gn, dtype=np.float64)
         ok = going & np.isfinite(vn) & np.all(np.isfinite(gn), axis=1) & (vn <= v)
@@ -153,11 +153,9 @@ def _newton_run(
     return x, np.where(np.isfinite(v), v, np.inf)
 
 
-def saddle_free_step(h: np.ndarray, g: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """The damped saddle-free Newton step of each unit, from its Hessian (U, dim, dim), gradient
-    (U, dim) and damping (U,): :func:`damped_step` of the Hessians' eigendecompositions."""
-    w, vec = np.linalg.eigh(0.5 * (h + np.swapaxes(h, 1, 2)))
-    return damped_step(w, vec, g, lam)
+def eigen(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of a Hessian, symmetrised (one, or batched over a leading axis)."""
+    return np.linalg.eigh(0.5 * (h + np.swapaxes(h, -1, -2)))
 
 
 def damped_step(w: np.ndarray, vec: np.ndarray, g: np.ndarray, lam: Any) -> np.ndarray:
@@ -203,7 +201,7 @@ def polish(
             h = np.asarray(hess(x), dtype=np.float64)
             if not np.all(np.isfinite(h)):
                 break
-            eig = np.linalg.eigh(0.5 * (h + h.T))
+            eig = eigen(h)
         step = damped_step(*eig, g, lam)
         if float(step @ g) < tol:
             return Polished(x, v, g, lam <= 1.0)  # under a large damping the decrement says nothing

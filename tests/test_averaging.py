@@ -256,10 +256,8 @@ def test_polish_says_when_it_did_not_reach_a_mode() -> None:
     def bowl_hess(x):
         return np.array([[2.0 + 1.2 * x[0] ** 2]])
 
-    def steep(x):  # a step that is too long overshoots into the wall first
-        return bowl(x)
-
-    end = polish(steep, lambda x: np.array([[1e-3]]), np.array([0.0]))  # far too flat a curvature
+    # Far too flat a curvature: the first steps overshoot into the wall.
+    end = polish(bowl, lambda x: np.array([[1e-3]]), np.array([0.0]))
     assert end.value <= bowl(np.array([0.0]))[0] and end.x[0] <= 2.5
     end = polish(bowl, bowl_hess, np.array([0.0]))
     assert end.converged and abs(bowl(end.x)[1][0]) < 1e-6
