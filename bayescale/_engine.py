@@ -47,6 +47,10 @@ MIN_BUCKET = 16
 #: issue-15 table's slowest ridges (Farseer's curvature ``beta``, Chinchilla's law on 14 runs) r-hat
 #: fell below 1.01 after 4-5 batches; 3 left them at 1.013-1.022.
 MAX_BATCHES = 6
+#: A chain with mean acceptance under this share of ``target_accept`` has a step size too large for where it
+#: sits and barely moves (issue-15 table: two at 0.09 and 0.22, target 0.9, gave r-hat 1.36 and 1.32).
+STUCK_ACCEPT = 0.6
+MAX_RESTEPS = 2  # rounds of giving stuck chains a healthy chain's step size (halved each further round)
 
 
 # ------------------------------------------------------------- device setup
@@ -510,6 +514,22 @@ def _progress_run(post: Posterior, s: SamplerSettings, chain_method: str, key: A
     )
 
 
+def _restepped(out: tuple, accept: np.ndarray, target: float, rounds: int) -> tuple[tuple, list[int]] | None:
+    """The runner's state ``out`` with every stuck chain (mean ``accept`` under :data:`STUCK_ACCEPT` x
+    ``target``) given the step size and mass matrix of the healthy chain with the median step size (halved
+    ``rounds`` times), at its own last position so that no draw is moved; ``None`` when no chain is stuck,
+    or none is healthy to learn from."""
+    stuck = accept.mean(axis=1) < STUCK_ACCEPT * target
+    if not stuck.any() or stuck.all():
+        return None
+    step, mass = np.array(out[2]), np.array(out[4])
+    healthy = np.flatnonzero(~stuck)
+    donor = healthy[np.argsort(step[healthy], kind="stable")[(len(healthy) - 1) // 2]]
+    step[stuck], mass[stuck] = step[donor] * 0.5**rounds, mass[donor]
+    state = (out[0], out[1], jnp.asarray(step, dtype=out[2].dtype), out[3], jnp.asarray(mass, dtype=out[4].dtype))
+    return state, np.flatnonzero(stuck).tolist()
+
+
 def nuts(
     post: Posterior,
     logx: Mapping[str, Any],
@@ -520,15 +540,17 @@ def nuts(
     chain_method: str,
     progress: bool,
     mixing_slowly: Callable[[np.ndarray], bool] | None = None,
-) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
     """NUTS for one fit in whitened coordinates ``z = mode + L u`` (L the Laplace Cholesky factor).
 
     In ``u`` the posterior is close to a standard normal, so step size and mass-matrix
     adaptation start near their answer and NumPyro's shrinkage of the mass matrix
     towards the identity is harmless. While ``mixing_slowly(draws so far)`` says so, the chains
     draw on from where they stopped, up to :data:`MAX_BATCHES` batches of ``draws``, and every
-    batch-th draw is kept (a curved ridge needs longer chains, not a new warmup). Returns
-    unconstrained draws (chain, draw, d), the sampler statistics and the number of batches.
+    batch-th draw is kept (a curved ridge needs longer chains, not a new warmup). A chain stuck after
+    warmup (:func:`_restepped`) first draws on with a healthy chain's step size, and the draws so far
+    are dropped. Returns unconstrained draws (chain, draw, d), the sampler statistics, and the number
+    of ``batches`` kept and the chains ``restepped`` in each round.
     """
     s = post.spec.sampler
     d = lap.mode.size
@@ -551,7 +573,16 @@ def nuts(
         extras.append({k: np.asarray(out[1][k]).reshape(s.chains, s.draws) for k in EXTRA_FIELDS})
 
     keep_batch(out)
-    while mixing_slowly is not None and len(zs) < MAX_BATCHES and mixing_slowly(np.concatenate(zs, axis=1)):
+    restepped: list[list[int]] = []  # the stuck chains of each round
+    while True:
+        fixed = _restepped(out, extras[-1]["accept_prob"], s.target_accept, len(restepped))
+        if fixed is not None and len(restepped) < MAX_RESTEPS:
+            out = fixed[0]
+            restepped.append(fixed[1])
+            zs.clear()  # the draws so far were warmup for the re-stepped chains: all chains start afresh
+            extras.clear()
+        elif mixing_slowly is None or len(zs) >= MAX_BATCHES or not mixing_slowly(np.concatenate(zs, axis=1)):
+            break
         keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), s.chains)
         out = runner(post, s, chain_method, 5, rows=y.shape[-1], resume=True)(keys, out[3], out[2], out[4], *data)
         keep_batch(out)
@@ -568,7 +599,7 @@ def nuts(
         "lp": -ex["potential_energy"].astype(np.float64),
         "step_size": np.broadcast_to(step, (s.chains, s.draws)).copy(),
     }
-    return z, stats, len(zs)
+    return z, stats, {"batches": len(zs), "restepped": restepped}
 
 
 def nuts_units(

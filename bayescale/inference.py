@@ -34,20 +34,24 @@ import xarray as xr
 
 from . import _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
-from ._engine import Laplace, _chain_method, _sampling_device, enable_compilation_cache, laplace, nuts, padded, psis
+from ._engine import (
+    STUCK_ACCEPT,
+    Laplace,
+    _chain_method,
+    _sampling_device,
+    enable_compilation_cache,
+    laplace,
+    nuts,
+    padded,
+    psis,
+)
 from ._engine import log_likelihood as padded_log_likelihood
 from ._idata import build_idata, fit_attrs
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from ._words import join_names
 from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
-from .errors import (
-    BayescaleError,
-    ConvergenceWarning,
-    MultimodalWarning,
-    SpecError,
-    StaleFitError,
-)
+from .errors import BayescaleError, ConvergenceWarning, MultimodalWarning, SpecError, StaleFitError
 from .misfit import Misfit, misfit, warn_if_misfit
 from .model import _POSTERIORS as _POSTERIORS  # re-exported: the benchmarks clear it
 from .model import (
@@ -249,8 +253,12 @@ class Fit:
             min_ess_bulk=float(table["ess_bulk"].min()),
             min_ess_tail=float(table["ess_tail"].min()),
             nuts_batches=int(a.get("nuts_batches", 1)),  # > 1: the chains drew on while r-hat was high
+            # Stuck chains given a healthy chain's step size, per round (their earlier draws dropped).
+            nuts_restepped=json.loads(a.get("nuts_restepped", "[]")),
+            acceptance=stats["acceptance_rate"].mean("draw").values.tolist() if "acceptance_rate" in stats else [],
         )
         out["problems"] = _problems(out, table, chains, said, modes_of(a)["state"] == "split")
+        out["problems"] += _stuck(out["acceptance"], self.spec.sampler.target_accept)
         return out
 
     # --------------------------------------------------------- save / load
@@ -357,6 +365,20 @@ def _problems(
     return problems
 
 
+def _stuck(acceptance: Sequence[float], target: float) -> list[str]:
+    """Chains that barely moved (:data:`bayescale._engine.STUCK_ACCEPT`), even after the sampler gave them
+    a healthy chain's step size, in words."""
+    stuck = [c for c, a in enumerate(acceptance) if a < STUCK_ACCEPT * target]
+    if not stuck:
+        return []
+    rates = ", ".join(f"{acceptance[c]:.2f}" for c in stuck)
+    return [
+        f"chain {join_names([str(c) for c in stuck])} barely moved (mean acceptance {rates} against the target "
+        f"{target}): its step size is too large for where it sits, so its draws are one spot. Raise "
+        "sampler.target_accept (e.g. 0.99), or tighten the priors."
+    ]
+
+
 def _runs_from_idata(idata: Any) -> pd.DataFrame:
     const = idata.constant_data
     frame = pd.DataFrame({"run_id": [str(r) for r in const["run"].values]})
@@ -418,8 +440,9 @@ def _draw(
     chain_method = _chain_method(s.chain_method, s.chains, device)
     slow = partial(_mixing_slowly, post64)
     with jax.enable_x64(dtype == np.float64), jax.default_device(device):
-        flat, stats, batches = nuts(posterior(spec, dtype), logx, y, lap, rng, dtype, chain_method, progress, slow)
-    return flat, stats, {"chain_method": chain_method, "nuts_batches": batches}
+        flat, stats, ran = nuts(posterior(spec, dtype), logx, y, lap, rng, dtype, chain_method, progress, slow)
+    info = {"chain_method": chain_method, "nuts_batches": ran["batches"]}
+    return flat, stats, {**info, "nuts_restepped": json.dumps(ran["restepped"])}
 
 
 def _mixing_slowly(post64: Posterior, flat: np.ndarray) -> bool:

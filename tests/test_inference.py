@@ -28,6 +28,7 @@ import xarray as xr
 from numpyro.infer.util import log_density, potential_energy
 
 import bayescale as bs
+from bayescale import _engine
 from bayescale._engine import MAX_BATCHES
 from bayescale.data import law_inputs, points_frame
 from bayescale.errors import (
@@ -597,6 +598,58 @@ def test_slowly_mixing_chains_draw_on_from_where_they_stopped(spec, runs, monkey
         a, b = longer.posterior[p].values, nuts_fit.posterior[p].values
         assert abs(a.mean() - b.mean()) < 5 * math.hypot(a.std(), b.std()) / math.sqrt(c * d / 10), p
     assert nuts_fit.diagnostics()["nuts_batches"] == 1  # a fit that mixes well draws once
+
+
+def test_a_stuck_chain_draws_on_with_a_healthy_chains_step_size(spec, runs, monkeypatch, nuts_fit) -> None:
+    """A chain whose step size is far too large for where it sits barely moves (its acceptance falls far
+    under the target) and alone gives r-hat well above 1.01. It draws on with a healthy chain's step size
+    and mass matrix from its own last position; the stuck draws are dropped."""
+    real = _engine.runner
+
+    def stuck_after_warmup(post, s, chain_method, n_data, per_chain_data=False, rows=None, resume=False):
+        run = real(post, s, chain_method, n_data, per_chain_data, rows, resume)
+        if resume:
+            return run
+
+        def first(keys, u0, *data):  # warmup as usual, then chain 0 draws with a step 30x too large
+            out = run(keys, u0, *data)
+            again = real(post, s, chain_method, n_data, per_chain_data, rows, True)
+            return again(keys, out[3], out[2].at[0].multiply(30.0), out[4], *data)
+
+        return first
+
+    monkeypatch.setattr(_engine, "runner", stuck_after_warmup)
+    fixed = bs.fit(spec, runs, seed=0, **SAMPLER)  # any ConvergenceWarning is an error here
+    d = fixed.diagnostics()
+    assert d["nuts_restepped"] == [[0]] and d["max_r_hat"] <= 1.01 and d["divergences"] == 0
+    accept = fixed.idata.sample_stats["acceptance_rate"].mean("draw").values
+    assert (accept > _engine.STUCK_ACCEPT * spec.sampler.target_accept).all(), accept
+    step = fixed.idata.sample_stats["step_size"].isel(draw=0).values
+    assert step[0] == step[1]  # the healthy chain's step size (of two chains, the one with the smaller)
+    c, n = SAMPLER["chains"], SAMPLER["draws"]
+    for p in PARAMS:
+        a, b = fixed.posterior[p].values, nuts_fit.posterior[p].values
+        assert abs(a.mean() - b.mean()) < 5 * math.hypot(a.std(), b.std()) / math.sqrt(c * n / 10), p
+    assert nuts_fit.diagnostics()["nuts_restepped"] == []  # healthy chains are left as they were
+    # Where the step size cannot be given (here: no rounds allowed), the stuck chain is named in words.
+    monkeypatch.setattr(_engine, "MAX_RESTEPS", 0)
+    with pytest.warns(ConvergenceWarning, match="chain 0 barely moved \\(mean acceptance 0\\.[0-4]"):
+        bs.fit(spec, runs, seed=0, **SAMPLER)
+
+
+def test_restepped_gives_stuck_chains_the_median_healthy_step() -> None:
+    accept = np.array([[0.9, 0.9], [0.1, 0.2], [0.85, 0.95], [0.92, 0.9], [0.3, 0.3]])  # chains 1 and 4 stuck
+    step = jnp.array([0.1, 0.9, 0.3, 0.2, 0.8])
+    mass = jnp.arange(5.0)[:, None] * jnp.ones((5, 3))
+    out = ("draws", "stats", step, "last", mass)
+    state, stuck = _engine._restepped(out, accept, 0.9, rounds=0)
+    assert stuck == [1, 4]
+    assert np.allclose(state[2], [0.1, 0.2, 0.3, 0.2, 0.2]) and np.allclose(state[4][:, 0], [0, 3, 2, 3, 3])
+    assert state[3] == "last"  # every chain stays where it was
+    again, _ = _engine._restepped(out, accept, 0.9, rounds=2)
+    assert np.allclose(np.asarray(again[2])[[1, 4]], 0.05)  # a further round halves the step
+    assert _engine._restepped(out, np.full((5, 2), 0.9), 0.9, 0) is None  # none stuck
+    assert _engine._restepped(out, np.full((5, 2), 0.1), 0.9, 0) is None  # none healthy to learn from
 
 
 def test_drawing_on_with_the_progress_bar(spec, runs, monkeypatch) -> None:
