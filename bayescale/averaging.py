@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,10 +184,18 @@ class AveragedFit:
         rhats = [d["max_r_hat"] for d in per.values() if "max_r_hat" in d]
         if rhats:  # MCMC members: the worst of them (Laplace fits have none)
             out["max_r_hat"] = float(np.max(rhats))
-        out["problems"] = [f"{name}: {p}" for name, d in per.items() for p in d.get("problems", [])]
+        out["problems"] = [f"{name}: {self._advice(name, p)}" for name, d in per.items() for p in d.get("problems", [])]
         out["weights"] = dict(self.weights)
         out["notes"] = self.all_notes()
         return out
+
+    def _advice(self, name: str, problem: str) -> str:
+        """A member's problem as the average's user should read it: a minor law that the average drew by PSIS
+        was not the user's choice of method, so "refit with NUTS" becomes why it was drawn that way."""
+        if self.members[name].method != "psis" or self.method == "psis":
+            return problem
+        why = f"(it carries under {MINOR_WEIGHT:g} of the weight, so the average drew it by PSIS to save time)"
+        return re.sub(r";? ?(re)?fit with method='nuts'[^.]*\.", f" {why}.", problem)
 
     def sensitivity(self, points: Any = None, **kwargs: Any) -> Any:
         """Prior sensitivity of the leading law (:meth:`bayescale.Fit.sensitivity`)."""

@@ -57,6 +57,18 @@ def test_recommended_spec_names_the_laws_and_learns_their_drift() -> None:
     assert load_spec(spec.to_dict()).model_id == spec.model_id
 
 
+def test_a_minor_law_drawn_by_psis_is_not_told_to_refit_with_nuts() -> None:
+    # The average chose PSIS for a law under MINOR_WEIGHT; the user asked for NUTS, so "refit with NUTS" misleads.
+    avg = types.SimpleNamespace(members={"farseer": types.SimpleNamespace(method="psis")}, method="nuts")
+    k = "Pareto k 0.71 > 0.7: the importance-sampling draws are unreliable; refit with method='nuts'."
+    one = "These draws come from mode 1 only, so its bands leave the others out; fit with method='nuts' to mix them."
+    for problem in (k, one):
+        said = AveragedFit._advice(avg, "farseer", problem)
+        assert "method='nuts'" not in said and said.endswith("drew it by PSIS to save time).")
+    avg.members["farseer"].method = "nuts"  # a member the user's method drew keeps its advice
+    assert AveragedFit._advice(avg, "farseer", k) == k
+
+
 @pytest.mark.parametrize(
     "average,message",
     [
