@@ -134,20 +134,29 @@ class AveragedFit:
     def identified_names(self) -> list[str]:
         return self.leading.identified_names
 
+    def slot_draws(self) -> tuple[np.ndarray, np.ndarray]:
+        """For each flattened draw slot, its member (position in ``members``) and the flattened draw of that
+        member that fills it: the draw in the same place where the member's draws are shaped like the leading
+        member's, else its draws spread evenly over its slots (a minor law drawn with fewer draws, or NUTS
+        chains that sat in different modes and came back mixed by weight, fewer per chain)."""
+        slots = self.slots.reshape(-1)
+        index = np.arange(slots.size)
+        for k, m in enumerate(self.members.values()):
+            where, shape = slots == k, (m.posterior.sizes["chain"], m.posterior.sizes["draw"])
+            if shape != self.slots.shape and where.any():
+                index[where] = np.arange(where.sum()) * (shape[0] * shape[1]) // where.sum()
+        return slots, index
+
     def _mix(self, per_member: list[np.ndarray]) -> np.ndarray:
-        """One array shaped like the leading member's draws (chain, draw, ...), each slot taken from
-        the member it belongs to. A member whose draws are shaped otherwise (NUTS chains that sat in
-        different modes come back mixed by weight, fewer per chain) gives its draws evenly spread."""
+        """One array shaped like the leading member's draws (chain, draw, ...), each slot taken from the
+        member it belongs to (:meth:`slot_draws`)."""
         arrays = [np.asarray(v, dtype=float) for v in per_member]
-        out = np.empty(self.slots.shape + arrays[0].shape[2:])
+        slots, index = self.slot_draws()
+        out = np.empty((slots.size,) + arrays[0].shape[2:])
         for k, values in enumerate(arrays):
-            where = self.slots == k
-            if values.shape[:2] == self.slots.shape:
-                out[where] = values[where]
-            elif where.any():
-                flat = values.reshape((-1,) + values.shape[2:])
-                out[where] = flat[np.arange(where.sum()) * len(flat) // where.sum()]
-        return out
+            where = slots == k
+            out[where] = values.reshape((-1,) + values.shape[2:])[index[where]]
+        return out.reshape(self.slots.shape + arrays[0].shape[2:])
 
     def log_loss(self, points: Any) -> np.ndarray:
         """Mixed draws of the log loss at ``points`` (chain, draw, point), each law with its own drift."""

@@ -359,7 +359,11 @@ def test_mixing_takes_a_member_with_fewer_draws() -> None:
     """NUTS chains that sat in different modes come back mixed by weight, with fewer draws per
     chain: the average still fills every slot, from that member's draws spread evenly."""
     slots = np.array([[0, 1, 1, 0], [1, 0, 1, 1]])
-    avg = AveragedFit(None, {"a": None, "b": None}, {"a": 0.4, "b": 0.6}, [], pd.DataFrame(), slots=slots)
+    sized = {
+        k: types.SimpleNamespace(posterior=types.SimpleNamespace(sizes={"chain": 2, "draw": n}))
+        for k, n in (("a", 4), ("b", 2))
+    }
+    avg = AveragedFit(None, sized, {"a": 0.4, "b": 0.6}, [], pd.DataFrame(), slots=slots)
     a = np.zeros((2, 4, 3))
     b = np.arange(2 * 2 * 3, dtype=float).reshape(2, 2, 3) + 1  # 2 chains x 2 draws
     mixed = avg._mix([a, b])

@@ -75,6 +75,24 @@ def _average(weights: tuple[float, float], E_shift: float = 0.0) -> AveragedFit:
     )
 
 
+def test_a_member_with_fewer_draws_fills_its_slots_with_its_own_draws():
+    """The average draws a minor law by PSIS with a quarter of the draws: planning mixes the laws as the
+    average's own predictions do (it once indexed that law's 100 draws with the leading law's 400 slots)."""
+    spec_a = load_spec("chinchilla_normal")
+    spec_b = dataclasses.replace(spec_a, name="chinchilla_shifted")
+    a = fit_from_draws(spec_a, RUNS, _draws(400, 1))
+    b = fit_from_draws(spec_b, RUNS, _draws(100, 2, E=0.3))
+    avg = AveragedFit(AverageSpec("pair", (spec_a, spec_b)), {"a": a, "b": b}, {"a": 0.7, "b": 0.3}, [], a.runs)
+    td = target_draws(avg, "N=7e9,D=1.4e11")
+    predicted = np.log(avg.predict({"N": 7e9, "D": 1.4e11}).values.reshape(-1))
+    np.testing.assert_allclose(td.law, predicted)  # the same draw in every slot
+    slots = avg.slots.reshape(-1)
+    loss = np.exp(td.law)
+    assert np.median(loss[slots == 1]) > np.median(loss[slots == 0]) + 0.15  # the shifted law's slots (E + 0.3)
+    assert len(np.unique(td.law[slots == 1])) == min(100, int((slots == 1).sum()))
+    assert len(suggest(avg, "N=7e9,D=1.4e11", budget_flops=1e17, k=2).table) == 2
+
+
 # ------------------------------------------------------------------ parsing
 
 

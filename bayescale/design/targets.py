@@ -189,11 +189,11 @@ def mixed(fit: Fit | AveragedFit, per_law: Callable[[Fit], np.ndarray]) -> np.nd
     weighs what a run tells about the target under every law in proportion to its weight."""
     if not isinstance(fit, AveragedFit):
         return np.asarray(per_law(fit))
-    slots = np.asarray(fit.slots).reshape(-1)
+    slots, index = fit.slot_draws()
     per = [np.asarray(per_law(m)) for m in fit.members.values()]
-    out = np.array(per[0], dtype=float, copy=True)
-    for k, values in enumerate(per[1:], start=1):
-        out[slots == k] = values[slots == k]
+    out = np.empty((slots.size,) + per[0].shape[1:])
+    for k, values in enumerate(per):
+        out[slots == k] = values[index[slots == k]]
     return out
 
 
@@ -211,8 +211,9 @@ def law_fits(fit: Fit | AveragedFit) -> list[tuple[Fit, float]]:
 
 def noise_var(fit: Fit | AveragedFit) -> np.ndarray:
     """Per-draw variance of one run's log loss around the law (flattened draws; mixed for an average)."""
-    size = int(np.asarray(fit.posterior[fit.spec.law.params[0]].values).size)
-    return mixed(fit, lambda m: np.broadcast_to(_noise_var_one(m), (size,)))
+    return mixed(
+        fit, lambda m: np.broadcast_to(_noise_var_one(m), (m.posterior.sizes["chain"] * m.posterior.sizes["draw"],))
+    )
 
 
 def _noise_var_one(fit: Fit) -> np.ndarray:
@@ -233,18 +234,16 @@ _LAW_FNS: dict[str, Any] = {}
 def mixed_law_matrix(fit: Fit | AveragedFit, frame: pd.DataFrame, idx: np.ndarray | None = None) -> np.ndarray:
     """Log loss of the law (of each draw's law, for an average) per draw and point, (S, M);
     ``idx`` keeps those flattened draws only."""
-
-    def one(m: Fit) -> np.ndarray:
-        theta = law_draws(m)
-        return law_matrix(m, theta if idx is None else {k: v[idx] for k, v in theta.items()}, frame)
-
-    if idx is None or not isinstance(fit, AveragedFit):
-        return mixed(fit, one)
-    slots = np.asarray(fit.slots).reshape(-1)[idx]
-    per = [one(m) for m in fit.members.values()]
-    out = np.array(per[0], dtype=float, copy=True)
-    for k, values in enumerate(per[1:], start=1):
-        out[slots == k] = values[slots == k]
+    if not isinstance(fit, AveragedFit):
+        theta = law_draws(fit)
+        return law_matrix(fit, theta if idx is None else {k: v[idx] for k, v in theta.items()}, frame)
+    slots, index = fit.slot_draws()
+    if idx is not None:
+        slots, index = slots[idx], index[idx]
+    out = np.empty((slots.size, len(frame)))
+    for k, m in enumerate(fit.members.values()):
+        if (where := slots == k).any():  # only the draws that fill a slot: a minor law's are fewer
+            out[where] = law_matrix(m, {p: v[index[where]] for p, v in law_draws(m).items()}, frame)
     return out
 
 
