@@ -305,6 +305,16 @@ def test_fit_output_is_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert_one_error_line(code, capsys.readouterr().err, "cannot write the fit", "folder")
 
 
+def test_an_output_that_would_replace_an_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    runs = write_runs(tmp_path / "runs.csv")
+    before = runs.read_bytes()
+    code = cli.main(["fit", "chinchilla", str(runs), "-o", str(runs), "--method", "laplace"])
+    assert_one_error_line(code, capsys.readouterr().err, "cannot write the fit", "it is the runs table", "fit.nc")
+    assert runs.read_bytes() == before  # nothing the user wrote is lost
+    code = cli.main(["compare", str(runs), "--at", "C=1e23", "--report", str(tmp_path / "runs.csv" / "c.html")])
+    assert_one_error_line(code, capsys.readouterr().err, "cannot write the report", "is a file, not a folder")
+
+
 def test_fit_bad_sampler_override(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     runs = write_runs(tmp_path / "runs.csv")
     code = cli.main(["fit", "chinchilla", str(runs), "-o", str(tmp_path / "f.nc"), "--chains", "0"])

@@ -129,12 +129,21 @@ def load_fit(path: str | Path) -> Any:
     return load_any(path)
 
 
-def _validate_output(out: Path, what: str = "the fit", example: str = "fit.nc") -> None:
+def _validate_output(
+    out: Path, what: str = "the fit", example: str = "fit.nc", inputs: Mapping[str, Any] | None = None
+) -> None:
     """Fail before the work, not after, when ``what`` cannot be written to ``out`` (a folder, or an
-    unwritable folder: the file is replaced atomically, so only its folder must be writable)."""
+    unwritable folder: the file is replaced atomically, so only its folder must be writable), or would
+    replace one of the command's ``inputs`` (``{"the runs table": path}``): nothing the user wrote is lost."""
     where = f"cannot write {what} to {str(out)!r}"
     if out.is_dir():
         raise BayescaleError(f"{where}: it is a folder; give a file name such as {example}")
+    for name, path in (inputs or {}).items():
+        if isinstance(path, (str, Path)) and out.exists() and Path(path).exists() and out.samefile(path):
+            raise BayescaleError(f"{where}: it is {name}, which would be lost; give another name such as {example}")
+    for folder in out.parents:
+        if folder.exists() and not folder.is_dir():
+            raise BayescaleError(f"{where}: {str(folder)!r} is a file, not a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:

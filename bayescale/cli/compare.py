@@ -20,6 +20,7 @@ from ._common import (
     _stages,
     _table,
     _validate_ci_prob,
+    _validate_output,
     _with_readable_warnings,
     parse_point,
 )
@@ -91,6 +92,8 @@ def _compare_cmd(args: argparse.Namespace) -> int:
     pooling = parse_pooling(args.share, args.pool, args.free)
     if args.report is not None and args.report.suffix.lower() not in (".html", ".htm"):
         raise BayescaleError(f"--report {str(args.report)!r}: give an .html path")
+    if args.report is not None:
+        _validate_output(args.report, "the report", "comparison.html")
     stages = _stages(args)
     spec = bs.load_spec(_spec_source(args.spec))
     stages(_fitting_words(spec, args) + f", one law per {args.by}")

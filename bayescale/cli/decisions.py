@@ -277,7 +277,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise BayescaleError("-o/--output writes the refitted fit; it needs --update")
     out = Path(args.output) if args.output is not None else None
     if out is not None:
-        _validate_output(out)
+        _validate_output(out, inputs={"the new runs table": args.new_runs})
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)

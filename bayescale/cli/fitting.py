@@ -136,6 +136,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from bayescale.data import load_runs
     from bayescale.spec import load_spec
 
+    _validate_output(Path(args.output), inputs={"the runs table": args.runs, "the spec": args.spec})
     spec = load_spec(_spec_source(args.spec))
     runs = load_runs(args.runs)
     _fit_and_report(spec, runs, args, Path(args.output), stage)
