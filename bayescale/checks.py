@@ -21,7 +21,7 @@ import xarray as xr
 from . import _arviz
 from ._words import join_names
 from .averaging import fit as _fit
-from .data import law_inputs, load_runs, points_frame
+from .data import fill_ids, law_inputs, load_runs, points_frame
 from .errors import BayescaleError
 from .frontier import compute_optimal
 from .inference import Fit
@@ -328,12 +328,7 @@ def check(
     fit_kwargs
         Passed to :func:`bayescale.fit` for the refit (``method``, ``chains``, ``draws``, ...).
     """
-    new = load_runs(new_runs)
-    dup = sorted(set(new["run_id"].astype(str)) & set(fit.runs["run_id"].astype(str)))
-    if dup:
-        raise BayescaleError(
-            f"new runs {join_names(dup, quoted=True)} are already in the fit; a check needs runs the fit has not seen"
-        )
+    new = _unseen(fit, load_runs(new_runs))
     table = predictive_table(fit, new, seed=seed)
     if not update:
         return NewRunCheck(table=table)
@@ -343,6 +338,35 @@ def check(
         getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs
     )  # a law average refits whole
     return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget))
+
+
+def _unseen(fit: Fit, new: pd.DataFrame) -> pd.DataFrame:
+    """``new`` if none of its runs is in the fit: none repeats a fitted run's inputs and loss, and none
+    has a fitted run's id. Ids made from row positions (neither table named its runs) name nothing
+    outside their table, so colliding ones are renumbered past the fit's instead."""
+    same = [c for c in ("N", "D", "C", "U", "loss") if c in new.columns and c in fit.runs.columns]
+
+    def key(table: pd.DataFrame) -> pd.DataFrame:  # equal to 1e-9 relative: a saved fit keeps log(loss)
+        return pd.DataFrame({c: np.round(np.log(table[c].to_numpy(float)), 9) for c in same}).assign(
+            run_id=table["run_id"].to_numpy()
+        )
+
+    seen = key(new).merge(key(fit.runs), on=same, suffixes=("", "_fit"))
+    if len(seen):
+        raise BayescaleError(
+            f"new runs {join_names(seen['run_id'].astype(str).tolist(), quoted=True)} repeat runs of the fit (the same "
+            f"{join_names(same)} as its {join_names(seen['run_id_fit'].astype(str).tolist(), quoted=True)}); a check "
+            "needs runs the fit has not seen"
+        )
+    dup = sorted(set(new["run_id"].astype(str)) & set(fit.runs["run_id"].astype(str)))
+    if dup and new.attrs.get("ids_generated"):
+        return fill_ids(fit.runs, new.drop(columns="run_id"))
+    if dup:
+        raise BayescaleError(
+            f"new runs {join_names(dup, quoted=True)} are already in the fit (by run_id); a check needs runs the fit "
+            "has not seen: give the new runs their own ids"
+        )
+    return new
 
 
 def _shifts(before: Fit, after: Fit, budget: float | None) -> pd.DataFrame:

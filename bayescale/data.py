@@ -172,7 +172,8 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     for message in _implausible(df, ids):
         raise _fail(message + " (derived by C = 6 N D)")
     _validate_unique_tokens(df, ids)
-    if ids is None:
+    generated = ids is None
+    if generated:
         width = max(3, len(str(len(df))))
         ids = pd.Series([f"run{i:0{width}d}" for i in range(len(df))], dtype=object)
     df["run_id"] = ids.to_numpy(dtype=object)
@@ -181,6 +182,7 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     others = [c for c in df.columns if c not in _LEAD and c != "derived"]
     df = df[[*_LEAD, *others, "derived"]]
     df.attrs["flops_convention"] = flops
+    df.attrs["ids_generated"] = generated  # from row positions: they name no run outside this table
     return df
 
 
@@ -389,7 +391,7 @@ def _as_rows(row: Mapping | pd.DataFrame | list) -> pd.DataFrame:
     return new.astype(object)
 
 
-def _fill_ids(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+def fill_ids(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """Give run ids to new rows lacking one, ``run<k>`` past every existing ``run<number>``."""
     if "run_id" not in new.columns:
         new = new.assign(run_id=np.nan)
@@ -475,7 +477,7 @@ def append_run(
             if len(old) and "run_id" not in old.columns:  # give old rows the ids load_runs gave them
                 width = max(3, len(str(len(old))))
                 old.insert(0, "run_id", [f"run{i:0{width}d}" for i in range(len(old))])
-            new = _fill_ids(old, new)
+            new = fill_ids(old, new)
         if len(old.columns):
             combined = pd.concat([old.astype(object), new], ignore_index=True)
         else:

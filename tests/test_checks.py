@@ -102,8 +102,26 @@ def test_surprise_flags_a_run_far_off(fixed):
     res = checks.check(fit, new)
     assert list(res.table["surprise"]) == [False, True]
     assert "SURPRISE" in res.summary().splitlines()[1] and "SURPRISE" not in res.summary().splitlines()[0]
-    with pytest.raises(bs.BayescaleError, match="already in the fit"):
+    with pytest.raises(bs.BayescaleError, match="repeat runs of the fit"):
         checks.check(fit, fit.runs.iloc[:2])
+
+
+def test_new_runs_are_told_from_the_fits_by_content_not_row_position(fixed, tmp_path):
+    """Neither table names its runs: ids made from row positions collide (run000 in both) but name no
+    run, so the new ones are renumbered; a run the fit has seen is refused whatever its id."""
+    fit = fit_from_draws(NORMAL, fixed[0].runs.drop(columns=["run_id", "derived"]), fixed[1])
+    assert "run000" in set(fit.runs["run_id"])
+    new = pd.DataFrame({"N": [1e9, 2e9], "D": [2e10, 4e10]})
+    new["loss"] = _law(TRUTH, new["N"], new["D"])
+    new.to_csv(tmp_path / "new.csv", index=False)
+    res = checks.check(fit, tmp_path / "new.csv")
+    assert len(res.table) == 2 and not set(res.table.index.astype(str)) & set(fit.runs["run_id"])
+    seen = fit.runs.iloc[[3]].drop(columns=["run_id"]).assign(run_id="renamed")
+    with pytest.raises(bs.BayescaleError, match=r"new runs 'renamed' repeat runs of the fit .* as its 'run003'"):
+        checks.check(fit, seen)
+    named = new.assign(run_id=list(fit.runs["run_id"][:2]))  # ids the user gave that name fitted runs
+    with pytest.raises(bs.BayescaleError, match="already in the fit \\(by run_id\\)"):
+        checks.check(fit, named)
 
 
 def test_loo_pit_matches_direct_formula_when_weights_are_flat(runs):
