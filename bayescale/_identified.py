@@ -58,3 +58,14 @@ def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mappin
 
 
 __all__ = ["add_identified"]
+
+
+def too_few_runs(spec: ModelSpec, n_runs: int) -> list[str]:
+    """The problem, in words, of a fit with no more runs than its law has parameters (none otherwise)."""
+    k = len(spec.law.params)
+    if n_runs > k:
+        return []
+    return [
+        f"{n_runs} run{'s' if n_runs != 1 else ''} for {k} law parameters ({', '.join(spec.law.params)}): the law "
+        "can pass through every run, so its bands rest on the priors, not on the runs. Add runs before deciding."
+    ]

@@ -290,6 +290,7 @@ def decide(
     notes = (
         _extrapolation_notes(fit, table) + _disagreement_notes(fit, options) if fit is not None and as_points else []
     )
+    notes += trust_notes(fit) if fit is not None else []
     return Decision(
         table=table,
         best=best,
@@ -402,6 +403,24 @@ def _reach_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
         f"the options lie up to {far:.2g} decades beyond yours, so which law holds there is untested: compare "
         "the laws' own predictions (fit.members) before trusting the average's median."
     ]
+
+
+def trust_notes(fit: Any) -> list[str]:
+    """Why the fit behind a decision may not deserve trust, in words (none when it does): its sampling
+    problems, a quick Laplace fit, a law that misfits its runs. A decision never leaves them behind."""
+    notes = [f"Caution, the fit has a problem: {p}" for p in fit.diagnostics()["problems"]]
+    if fit.method == "laplace":
+        notes.append(
+            "Caution: a Laplace fit is a quick look, overconfident on a few dozen runs; decide with NUTS (the default)."
+        )
+    try:
+        with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate fit's residuals say so in the test
+            found = fit.misfit()
+    except BayescaleError:  # too few runs to test: the problems above say so
+        return notes
+    if found.misfits:
+        notes.append(f"Caution, the law misfits its runs: {found.messages[0]}")
+    return notes
 
 
 def _disagreement_notes(fit: Fit, options: Mapping[str, Any]) -> list[str]:

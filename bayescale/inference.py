@@ -48,6 +48,7 @@ from ._engine import (
 from ._engine import log_likelihood as padded_log_likelihood
 from ._idata import build_idata, fit_attrs
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
+from ._identified import too_few_runs
 from ._words import join_names
 from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
@@ -220,8 +221,9 @@ class Fit:
             "modes": modes_of(a)["modes"],
         }
         said = describe(modes_of(a))  # several modes, in words: always a problem to read
+        few = too_few_runs(self.spec, len(self.runs))
         if self.method in ("laplace", "psis", "fixed") or "sample_stats" not in self.idata.groups():
-            out.update(problems=[said] if said else [], divergences=0, max_tree_depth_hits=0)
+            out.update(problems=[said] * bool(said) + few, divergences=0, max_tree_depth_hits=0)
             out["note"] = (
                 "Laplace approximation: a Gaussian at the mode in the unconstrained space, no MCMC diagnostics."
                 if self.method == "laplace"
@@ -258,7 +260,7 @@ class Fit:
             acceptance=stats["acceptance_rate"].mean("draw").values.tolist() if "acceptance_rate" in stats else [],
         )
         out["problems"] = _problems(out, table, chains, said, modes_of(a)["state"] == "split")
-        out["problems"] += _stuck(out["acceptance"], self.spec.sampler.target_accept)
+        out["problems"] += _stuck(out["acceptance"], self.spec.sampler.target_accept) + few
         return out
 
     # --------------------------------------------------------- save / load

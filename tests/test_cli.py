@@ -227,6 +227,25 @@ def test_predict_table_and_json(nuts_fit: dict, capsys: pytest.CaptureFixture) -
     assert f"{p0['median']:.4f}" in out and f"[{p0['lower']:.4f}, {p0['upper']:.4f}]" in out
 
 
+def test_a_fit_that_cannot_be_trusted_says_so_wherever_it_is_used(fixed_fit: dict, tmp_path: Path) -> None:
+    """Three runs for a five-parameter law: predict, optimal and suggest warn (and say so in JSON), decide's verdict says
+    it, and the runs table's own fit is quiet about it."""
+    runs = pd.read_csv(fixed_fit["runs"]).iloc[:3]
+    path = tmp_path / "few.nc"
+    fit_from_draws("chinchilla", runs, fixed_draws()).save(path)
+    said = "3 runs for 5 law parameters (E, A, B, alpha, beta)"
+    code, out, err = run(["predict", path, "--at", "N=7e9,D=1.4e12", "--format", "json"])
+    assert code == 0 and f"warning: the fit: {said}" in err and any(said in p for p in json.loads(out)["problems"])
+    code, out, err = run(["optimal", path, "--budget", "1e22"])
+    assert code == 0 and f"warning: the fit: {said}" in err
+    code, out, err = run(["decide", path, "--option", "a:N=1e9,D=2e10", "--option", "b:N=2e9,D=1e10"])
+    assert code == 0 and f"Caution, the fit has a problem: {said}" in out
+    code, out, err = run(["suggest", path, "--target", "C=1e23", "--budget-flops", "1e21", "--tolerance", "-1"])
+    assert_one_error_line(code, err, "--tolerance must be a finite number >= 0, got -1.0")
+    code, out, err = run(["predict", fixed_fit["path"], "--at", "N=7e9,D=1.4e12", "--format", "json"])
+    assert code == 0 and "warning: the fit" not in err and json.loads(out)["problems"] == []
+
+
 def test_predict_noise_widens_the_band(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
     path = str(nuts_fit["path"])
     widths = []
@@ -919,7 +938,7 @@ def test_check_without_surprises(fixed_fit: dict) -> None:
 def test_check_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
     path = str(fixed_fit["path"])
     cases = (
-        ([fixed_fit["runs"]], ["already in the fit", "syn000"]),
+        ([fixed_fit["runs"]], ["repeat runs of the fit", "syn000"]),
         ([fixed_fit["new"], "-o", tmp_path / "u.nc"], ["--output", "needs --update"]),
         ([fixed_fit["new"], "--budget", "0"], ["--budget", "> 0"]),
         ([tmp_path / "nope.csv"], ["nope.csv", "not found"]),

@@ -392,6 +392,23 @@ def _warn(message: str) -> None:
     print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
+def _say_fit_problems(fit: Any) -> list[str]:
+    """A loaded fit's problems (sampling, too few runs, a law that misfits its runs), warned again
+    wherever its bands are used, so that no band leaves them behind; returned for the JSON output."""
+    import numpy as np
+
+    problems = list(fit.diagnostics()["problems"])
+    try:
+        with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate fit's residuals say so in the test
+            found = fit.misfit()
+        problems += [f"the law misfits its runs: {found.messages[0]}"] if found.misfits else []
+    except BayescaleError:  # too few runs to test the law: the problems say so
+        pass
+    for problem in problems:
+        _warn(f"the fit: {problem}")
+    return problems
+
+
 def _with_readable_warnings(call: Callable[[], Any]) -> Any:
     """Run ``call``; print bayescale's warnings as ``warning: ...`` lines and re-issue others."""
     with warnings.catch_warnings(record=True) as caught:

@@ -26,6 +26,7 @@ from ._common import (
     _predictive_text,
     _print_json,
     _records,
+    _say_fit_problems,
     _stages,
     _table,
     _validate_ci_prob,
@@ -167,11 +168,13 @@ def cmd_optimal(args: argparse.Namespace) -> int:
         )
     stage(f"compute-optimal allocation at {len(args.budget)} budget{'s' if len(args.budget) != 1 else ''}")
     method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance)
+    problems = _say_fit_problems(fit)
     if args.format == "json":
         _print_json(
             {
                 "spec": fit.spec.name,
                 "spec_id": fit.spec.id,
+                "problems": problems,
                 "ci_prob": args.ci_prob,
                 "tolerance": args.tolerance,
                 "method": method,

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any
 
 from bayescale.errors import BayescaleError
 
-from ._common import _flops, _print_json, _stages, _with_readable_warnings, load_fit
+from ._common import _flops, _print_json, _say_fit_problems, _stages, _with_readable_warnings, load_fit
 
 
 def _target(args: argparse.Namespace) -> Any:
@@ -73,10 +74,16 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     _flops(args.budget_flops, "--budget-flops")
     if args.k < 1:
         raise BayescaleError(f"-k must be at least 1, got {args.k}")
+    for flag, value in (("--discrepancy", args.discrepancy), ("--tolerance", args.tolerance)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise BayescaleError(f"{flag} must be a finite number >= 0, got {value!r}")
+    if args.max_replicates < 1:
+        raise BayescaleError(f"--max-replicates must be at least 1, got {args.max_replicates}")
     target = _target(args)
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
+    _say_fit_problems(fit)
     stage(f"planning the next {args.k} runs for {args.budget_flops:g} FLOPs ({args.planner} planner)")
     sug = suggest(
         fit,

@@ -26,6 +26,7 @@ from ._common import (
     _predictive_text,
     _print_json,
     _records,
+    _say_fit_problems,
     _spec_source,
     _stages,
     _summary_text,
@@ -260,6 +261,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _validate_point(fit, text, point)
     stage(f"predicting the loss at {len(points)} point{'s' if len(points) != 1 else ''}")
     rows = _band(fit, points, args.ci_prob, args.noise, args.seed)
+    problems = _say_fit_problems(fit)
     if args.format == "json":
         _print_json(
             {
@@ -268,6 +270,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "ci_prob": args.ci_prob,
                 "noise": args.noise,
                 "points": rows,
+                "problems": problems,
             }
         )
         return 0
