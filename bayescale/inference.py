@@ -553,7 +553,7 @@ def fit_quietly(
     logx, y, post64, lap = _map_and_laplace(spec, table, rng)
     device, dtype = _device_and_dtype(spec, len(table))
     if method != "nuts":
-        warn_if_degenerate_laplace(spec, lap, len(table), stacklevel=4)
+        warn_if_degenerate_laplace(spec, lap, stacklevel=4)
     flat, stats, drawn = _draw(spec, method, logx, y, lap, rng, device, dtype, progress, post64)
     flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method)  # mixed by weight
     samples, ll = _constrained(post64, flat, logx, y)
@@ -611,7 +611,7 @@ def _natural(post64: Posterior, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
 
 
-def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stacklevel: int = 2) -> None:
+def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, stacklevel: int = 2) -> None:
     """Warn when a Laplace approximation sits at a degenerate mode.
 
     With no more runs than law parameters the law can pass through every run, the posterior
@@ -619,13 +619,10 @@ def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, n_runs: int, stack
     bands would look certain when they are not. NUTS explores the whole posterior, where the
     noise prior keeps the scale honest.
     """
-    k = len(spec.law.params)
     noise = {n: v for n, v in lap.value.items() if n not in spec.law.params}
     scale = noise.get("sigma")
     reasons = []
-    if n_runs <= k:
-        reasons.append(f"{n_runs} runs for {k} law parameters ({', '.join(spec.law.params)}) can be fitted exactly")
-    if not lap.converged:
+    if not lap.converged:  # (no more runs than parameters is a problem of every fit: Fit.diagnostics says it)
         reasons.append("the Hessian at the mode is not positive definite")
     if scale is not None and scale < 1e-4:
         reasons.append(f"the noise scale sigma collapsed to {scale:.2g}")
