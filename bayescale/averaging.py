@@ -224,7 +224,7 @@ class AveragedFit:
         if self.spec_average.weights == "equal":
             text = f"average of {len(self.weights)} laws, equal weights: " + ", ".join(parts)
         notes = self.all_notes()
-        return text + ("" if not notes else ". " + "; ".join(notes)) + "."
+        return text + ("" if not notes else ". " + "; ".join(n.rstrip(".") for n in notes)) + "."
 
     def all_notes(self) -> list[str]:
         """The fit's notes, and how far out its weights were tested (said from ``weights_reach``)."""

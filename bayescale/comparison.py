@@ -138,7 +138,7 @@ def _check_sizes(table: pd.DataFrame, by: str, groups: Sequence[str], spec: Mode
     if small:
         raise BayescaleError(
             f"each recipe needs at least as many runs as its free parameters ({len(free)}: {join_names(free)}); "
-            f"{join_names(small)} runs. Add runs, or share or pool parameters (pooling=...)"
+            f"{join_names(small)} runs. Add runs, or share or pool parameters (pooling=... in Python; --share or --pool in the CLI)"
         )
 
 

@@ -290,7 +290,9 @@ class Fit:
         """
         path = Path(path)
         if not path.is_file():
-            raise BayescaleError(f"fit file {str(path)!r} not found")
+            raise BayescaleError(
+                f"fit file {str(path)!r} {'is a folder, not a fit file' if path.is_dir() else 'not found'}"
+            )
         try:
             idata = _arviz.load(path)
             a = _arviz.attrs(idata)
@@ -311,7 +313,7 @@ class Fit:
                 raise StaleFitError(
                     f"{path} was fitted with spec {saved_spec.name!r} (model id {saved_spec.model_id}) but "
                     f"{current.path or 'the given spec'} now has model id {current.model_id} (changed: "
-                    f"{', '.join(changed)}): refit it, or load with check_spec=False"
+                    f"{', '.join(changed)}): refit it (`bayescale fit`), or in Python load with check_spec=False"
                 )
         runs = _runs_from_idata(idata)
         return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))

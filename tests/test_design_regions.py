@@ -337,6 +337,12 @@ def test_cli_suggest_region(tmp_path, fit1):
     code, out, err = _run(base + ["--target", "N=1e9,D=2e10", "--planner", "greedy", "--robust", "on"])
     assert code == 0 and "Robust plan: asked for" in out and "as asked (robust='on')" in out, err
     pd.DataFrame({"N": [1e9, 4e9], "D": [2e10, 2e11], "weight": [1, 3]}).to_csv(tmp_path / "pts.csv", index=False)
+    code, out, err = _run(base + ["--target", "N=1e9,D=2e10,weight=2", "--planner", "greedy", "--format", "json"])
+    assert code == 0, err  # one weighted point: a region of one point, which is that point
+    assert (
+        json.loads(out)["target"]
+        == json.loads(_run(base + ["--target", "N=1e9,D=2e10", "--planner", "greedy", "--format", "json"])[1])["target"]
+    )
     code, out2, err = _run(base + ["--target-file", tmp_path / "pts.csv", "--format", "json", "--planner", "greedy"])
     assert code == 0, err
     d = json.loads(out2)
@@ -347,6 +353,8 @@ def test_cli_suggest_region(tmp_path, fit1):
         (["--target", "N=1e9,D=2e10", "--target", "N=4e9"], "target point 2"),
         (["--target", "N=1e9,D=2e10", "--target-file", tmp_path / "pts.csv"], "not both"),
         (["--target-file", tmp_path / "missing.csv"], "not found"),
+        ([], "or --target-file (none was given)"),
+        (["--target", "N=1e9,D=2e10,weight=0"], "weight"),
     ]:
         code, _, err = _run(base + argv)
         assert code == 2 and needle in err and err.count("\n") == 1, (argv, err)

@@ -479,7 +479,7 @@ def test_load_with_changed_spec_is_stale(nuts_fit: bs.Fit, tmp_path: Path) -> No
     with pytest.raises(
         StaleFitError,
         match=rf"was fitted with spec 'chinchilla' \(model id {saved.model_id}\) but the given spec now has model id "
-        rf"{changed.model_id} \(changed: priors\): refit it, or load with check_spec=False",
+        rf"{changed.model_id} \(changed: priors\): refit it \(`bayescale fit`\), or in Python load with check_spec=False",
     ):
         bs.Fit.load(path, spec=changed)
     assert bs.Fit.load(path, spec=changed, check_spec=False).spec.id == saved.id
@@ -549,6 +549,8 @@ def test_save_is_atomic(nuts_fit: bs.Fit, tmp_path: Path, monkeypatch: pytest.Mo
 def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(BayescaleError, match=r"fit file '.*missing.nc' not found"):
         bs.Fit.load(tmp_path / "missing.nc")
+    with pytest.raises(BayescaleError, match=r"fit file '.*' is a folder, not a fit file"):
+        bs.Fit.load(tmp_path)
     junk = tmp_path / "junk.nc"
     junk.write_bytes(b"not a netcdf file")
     with pytest.raises(BayescaleError, match=r"junk.nc is not a bayescale fit file"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from typing import Any
 
 from bayescale.errors import BayescaleError
@@ -32,7 +33,8 @@ def _target(args: argparse.Namespace) -> Any:
 
     given = list(args.target or [])
     if bool(given) == bool(args.target_file):
-        raise BayescaleError("give --target (once, or repeated for a region of points) or --target-file, not both")
+        which = "not both" if given else "none was given"
+        raise BayescaleError(f"give --target (once, or repeated for a region of points) or --target-file ({which})")
     if args.target_file:
         frame = _frame(args.target_file, "--target-file")
         if args.threshold is not None:
@@ -41,7 +43,7 @@ def _target(args: argparse.Namespace) -> Any:
             return parse_target(frame)
         except BayescaleError as e:
             raise BayescaleError(f"--target-file {args.target_file!r}: {e}") from None
-    if len(given) == 1:
+    if len(given) == 1 and not re.search(r"(^|,)\s*weight\s*=", given[0]):  # with a weight: a region of one point
         try:
             return parse_target(given[0], args.threshold)
         except BayescaleError as e:
