@@ -20,6 +20,7 @@ from bayescale import _optimise, discrepancy
 from bayescale._engine import laplace, map_units
 from bayescale._optimise import INFINITE, minimise, polish, search
 from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
+from bayescale.cli._common import _header
 from bayescale.data import law_inputs
 from bayescale.errors import SpecError
 from bayescale.model import distance_from_runs, posterior
@@ -392,6 +393,9 @@ def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
     with pytest.raises(bs.BayescaleError, match="calibrate must be one of"):
         bs.fit(spec, runs, method="laplace", calibrate="isotonic")
     assert math.isfinite(factor)
+    # Every CLI output that shows the fit's header says its bands were scaled, and by how much.
+    assert f"bands calibrated (--calibrate conformal): scaled {factor:.2f}x" in _header(calibrated)
+    assert "calibrated" not in _header(plain)
 
 
 def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:

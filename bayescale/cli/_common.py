@@ -330,11 +330,24 @@ def _header(fit: Fit) -> str:
     spec = fit.spec
     if hasattr(fit, "weights"):  # a law average: say which laws carry the weight
         lead = f"law {spec.law.name}: {spec.law.formula}"
-        return (
+        head = (
             f"spec {fit.spec_average.name!r} (id {fit.spec_average.id}), {fit.describe()}; {len(fit.runs)} runs. "
             f"Parameters shown are those of the leading {lead}"
         )
-    return f"spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; {len(fit.runs)} runs"
+    else:
+        head = f"spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; {len(fit.runs)} runs"
+    return head + _calibrated(fit)
+
+
+def _calibrated(fit: Any) -> str:
+    """Words for a fit whose bands were scaled by split-conformal calibration (``--calibrate conformal``)."""
+    factor = getattr(fit, "conformal", None) if hasattr(fit, "weights") else fit.idata.attrs.get("conformal_factor")
+    if factor is None:
+        return ""
+    return (
+        f"\nbands calibrated (--calibrate conformal): scaled {float(factor):.2f}x about their median, so that 90% "
+        "intervals cover the runs held out by the leave-future-out splits"
+    )
 
 
 def _records(frame: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
