@@ -563,6 +563,10 @@ def points_frame(points: Any) -> pd.DataFrame:
         frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
     for message in _implausible(frame, None, what="points:"):  # the derived ones
         raise BayescaleError(_pointwise(message, len(frame)) + " (derived by C = 6 N D)")
+    try:  # unique tokens as in a runs table: blank (one epoch) or in (0, D]
+        _validate_unique_tokens(frame, None)
+    except RunsTableError as e:
+        raise BayescaleError(_pointwise(str(e).replace("runs table: ", "points: "), len(frame))) from None
     return frame.dropna(axis=1, how="all")
 
 

@@ -246,6 +246,21 @@ def test_a_fit_that_cannot_be_trusted_says_so_wherever_it_is_used(fixed_fit: dic
     assert code == 0 and "warning: the fit" not in err and json.loads(out)["problems"] == []
 
 
+def test_predict_without_unique_tokens_reads_one_epoch(tmp_path: Path) -> None:
+    """The data-constrained law reads U; a point without it is one epoch (U = D), as a runs table's blank U is."""
+    runs = synthetic_runs("chinchilla", TRUTH, seed=0).assign(U=lambda t: t["D"] / 4)
+    draws = {k: np.full((2, 50), v) for k, v in TRUTH.items()} | {"R_D": np.full((2, 50), 15.0)}
+    fit_from_draws("data_constrained", runs, draws | {"sigma": np.full((2, 50), 0.01)}).save(tmp_path / "dc.nc")
+    one_epoch = [
+        run(["predict", tmp_path / "dc.nc", "--at", at, "--format", "json"])
+        for at in ("N=1e9,D=2e10", "N=1e9,D=2e10,U=2e10")
+    ]
+    assert [code for code, _, _ in one_epoch] == [0, 0], one_epoch
+    assert json.loads(one_epoch[0][1])["points"][0]["median"] == json.loads(one_epoch[1][1])["points"][0]["median"]
+    code, _, err = run(["predict", tmp_path / "dc.nc", "--at", "N=1e9,D=2e10,U=4e10"])
+    assert_one_error_line(code, err, "'U' (unique tokens) must be > 0 and <= D")
+
+
 def test_predict_noise_widens_the_band(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
     path = str(nuts_fit["path"])
     widths = []

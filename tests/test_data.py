@@ -420,6 +420,14 @@ def test_points_c_far_from_6nd_is_refused():
     assert points_frame({"N": 5e6, "D": 1e8, "C": 3.5e15})["C"].iloc[0] == 3.5e15
 
 
+def test_points_unique_tokens_are_checked_as_in_a_runs_table():
+    with pytest.raises(BayescaleError, match=r"points: column 'U' \(unique tokens\) must be > 0 and <= D; the point"):
+        points_frame({"N": 1e10, "D": 2e11, "U": 4e11})
+    with pytest.raises(BayescaleError, match=r"<= D; points at 0-based positions 1 are not"):
+        points_frame({"N": [1e10, 2e10], "D": [2e11, 2e11], "U": [1e11, 0.0]})
+    assert points_frame({"N": 1e10, "D": 2e11, "U": 1e11})["U"].iloc[0] == 1e11
+
+
 def test_points_implausible_are_refused_without_numpy_warnings():
     with np.errstate(all="raise"):
         with pytest.raises(BayescaleError, match=r"points: 'N' must be in \[1, 1e\+15\]"):

@@ -172,7 +172,9 @@ def _validate_point(fit: Fit, text: str, point: Mapping[str, float], flag: str =
         frame = points_frame(point)
     except BayescaleError as e:
         raise BayescaleError(f"{flag} {text!r}: {str(e).removeprefix('points: ')}") from None
-    missing = [c for c in needed if c not in frame.columns]
+    from bayescale.laws import FALLBACK_COLUMNS
+
+    missing = [c for c in needed if c not in frame.columns and c not in FALLBACK_COLUMNS]  # U absent: U = D
     if missing:
         raise BayescaleError(
             f"{flag} {text!r}: law {fit.spec.law.name!r} needs {join_names(needed)}; {join_names(missing)} missing "
