@@ -91,7 +91,8 @@ def attrs(idata: InferenceData) -> dict[str, Any]:
 def diagnostics_table(idata: InferenceData, var_names: Sequence[str]) -> pd.DataFrame:
     """r-hat, bulk and tail ESS and MCSE of the mean per variable."""
     post = idata.posterior[list(var_names)]
-    rhat = az.rhat(post)
+    # r-hat compares chains: with one there is nothing to compare (ArviZ would log a shape warning).
+    rhat = az.rhat(post) if post.sizes.get("chain", 1) > 1 else {v: np.nan for v in var_names}
     ess_bulk = az.ess(post, method="bulk")
     ess_tail = az.ess(post, method="tail")
     mcse = az.mcse(post)

@@ -340,6 +340,8 @@ def _problems(
     """Sampling problems in words. ``modes`` (several modes, in words) comes first; when the chains
     sat in different modes (``split``), r-hat and ESS say nothing a longer run would fix."""
     problems = [modes] if modes else []
+    if chains < 2:  # nothing for r-hat to compare
+        problems.append("one chain: r-hat cannot see a stuck chain or a second mode; use sampler.chains >= 2")
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
     if bad_rhat and not split:
         batches = d.get("nuts_batches", 1)

@@ -640,6 +640,13 @@ def test_a_stuck_chain_draws_on_with_a_healthy_chains_step_size(spec, runs, monk
         bs.fit(spec, runs, seed=0, **SAMPLER)
 
 
+def test_one_chain_is_a_problem_said_in_words(spec, runs, caplog) -> None:
+    with pytest.warns(ConvergenceWarning, match="one chain: r-hat cannot see a stuck chain or a second mode"):
+        one = bs.fit(spec, runs, seed=0, chains=1, warmup=300, draws=300)
+    assert np.isnan(one.diagnostics()["max_r_hat"])
+    assert "Shape validation failed" not in caplog.text  # ArviZ is not asked for an r-hat of one chain
+
+
 def test_restepped_gives_stuck_chains_the_median_healthy_step() -> None:
     accept = np.array([[0.9, 0.9], [0.1, 0.2], [0.85, 0.95], [0.92, 0.9], [0.3, 0.3]])  # chains 1 and 4 stuck
     step = jnp.array([0.1, 0.9, 0.3, 0.2, 0.8])

@@ -323,7 +323,8 @@ def _diagnostics_line(d: Mapping[str, Any]) -> str:
             )
         return head + " (no MCMC diagnostics: " + str(d.get("note", "no sampler statistics")).rstrip(".") + ")"
     return (
-        f"{head}, max r-hat {d['max_r_hat']:.3f}, min ESS {d['min_ess_bulk']:.0f} (bulk) / "
+        f"{head}, max r-hat {d['max_r_hat']:.3f}".replace("r-hat nan", "r-hat n/a (one chain)")
+        + f", min ESS {d['min_ess_bulk']:.0f} (bulk) / "
         f"{d['min_ess_tail']:.0f} (tail), {d['divergences']} divergences"
     )
 

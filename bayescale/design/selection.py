@@ -93,7 +93,10 @@ class Suggestion:
         if self.plan_kind == "none":
             lines.append(f"budget {self.budget:.3g}; no plan")
         else:
-            lines.append(f"budget {self.budget:.3g}; plan ({kind}, {len(self.plan)} runs, cost {spent:.3g})")
+            lines.append(
+                f"budget {self.budget:.3g}; plan ({kind}) for the whole budget: {len(self.plan)} runs, cost {spent:.3g}; "
+                f"the next {len(self.table)} to train:"
+            )
         lines.append("")
         t = self.table
         if len(t):
