@@ -525,7 +525,8 @@ def _restepped(out: tuple, accept: np.ndarray, target: float, rounds: int) -> tu
     step, mass = np.array(out[2]), np.array(out[4])
     healthy = np.flatnonzero(~stuck)
     donor = healthy[np.argsort(step[healthy], kind="stable")[(len(healthy) - 1) // 2]]
-    step[stuck], mass[stuck] = step[donor] * 0.5**rounds, mass[donor]
+    # Never a larger step than the chain's own: its trouble may be its mass matrix, not its step.
+    step[stuck], mass[stuck] = np.minimum(step[stuck], step[donor]) * 0.5**rounds, mass[donor]
     state = (out[0], out[1], jnp.asarray(step, dtype=out[2].dtype), out[3], jnp.asarray(mass, dtype=out[4].dtype))
     return state, np.flatnonzero(stuck).tolist()
 
@@ -550,7 +551,7 @@ def nuts(
     batch-th draw is kept (a curved ridge needs longer chains, not a new warmup). A chain stuck after
     warmup (:func:`_restepped`) first draws on with a healthy chain's step size, and the draws so far
     are dropped. Returns unconstrained draws (chain, draw, d), the sampler statistics, and the number
-    of ``batches`` kept and the chains ``restepped`` in each round.
+    of ``batches`` kept, the chains ``restepped`` in each round and the ``dropped_divergences``.
     """
     s = post.spec.sampler
     d = lap.mode.size
@@ -572,19 +573,26 @@ def nuts(
         zs.append(np.asarray(post.from_reference(w, centre), dtype=np.float64))
         extras.append({k: np.asarray(out[1][k]).reshape(s.chains, s.draws) for k in EXTRA_FIELDS})
 
+    def draw_on(out: tuple) -> tuple:
+        keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), s.chains)
+        return runner(post, s, chain_method, 5, rows=y.shape[-1], resume=True)(keys, out[3], out[2], out[4], *data)
+
     keep_batch(out)
-    restepped: list[list[int]] = []  # the stuck chains of each round
+    restepped: list[list[int]] = []  # the stuck chains of each round (only ever after a first batch)
+    dropped = 0  # divergences among the dropped draws
     while True:
-        fixed = _restepped(out, extras[-1]["accept_prob"], s.target_accept, len(restepped))
-        if fixed is not None and len(restepped) < MAX_RESTEPS:
-            out = fixed[0]
+        fixed = None if len(zs) > 1 or len(restepped) >= MAX_RESTEPS else _restepped(
+            out, extras[-1]["accept_prob"], s.target_accept, len(restepped)
+        )  # fmt: skip
+        if fixed is not None:
             restepped.append(fixed[1])
-            zs.clear()  # the draws so far were warmup for the re-stepped chains: all chains start afresh
+            dropped += int(sum(e["diverging"].sum() for e in extras))
+            zs.clear()  # the draws so far were warmup for the re-stepped chains: all chains start afresh,
             extras.clear()
+            out = draw_on(fixed[0])  # after a batch of burn-in away from where the stuck chain sat
         elif mixing_slowly is None or len(zs) >= MAX_BATCHES or not mixing_slowly(np.concatenate(zs, axis=1)):
             break
-        keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), s.chains)
-        out = runner(post, s, chain_method, 5, rows=y.shape[-1], resume=True)(keys, out[3], out[2], out[4], *data)
+        out = draw_on(out)
         keep_batch(out)
     keep = slice(len(zs) - 1, None, len(zs))  # every batch-th draw: (chain, draws) as the spec says
     z = np.concatenate(zs, axis=1)[:, keep]
@@ -599,7 +607,7 @@ def nuts(
         "lp": -ex["potential_energy"].astype(np.float64),
         "step_size": np.broadcast_to(step, (s.chains, s.draws)).copy(),
     }
-    return z, stats, {"batches": len(zs), "restepped": restepped}
+    return z, stats, {"batches": len(zs), "restepped": restepped, "dropped_divergences": dropped}
 
 
 def nuts_units(
@@ -632,19 +640,7 @@ def nuts_units(
     return flats, div
 
 
-__all__ = [
-    "GPU_MIN_RUNS",
-    "Laplace",
-    "MIN_BUCKET",
-    "bucket",
-    "enable_compilation_cache",
-    "inverse_hessian",
-    "laplace",
-    "log_likelihood",
-    "map_units",
-    "nuts",
-    "nuts_units",
-    "padded",
-    "psis",
-    "runner",
-]
+__all__ = (  # one string: a name per line would take the module past its 650-line limit
+    "GPU_MIN_RUNS Laplace MIN_BUCKET bucket enable_compilation_cache inverse_hessian laplace log_likelihood "
+    "map_units nuts nuts_units padded psis runner"
+).split()

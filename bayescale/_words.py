@@ -75,3 +75,15 @@ def join_names(names: Iterable[object], conj: str = "and", *, quoted: bool = Fal
 
 
 __all__ = ["MAX_NAMED", "join_names", "quote"]
+
+
+def restepped_words(diagnostics: dict) -> str:
+    """The chains a NUTS fit re-stepped (stuck after warmup; :func:`bayescale._engine.nuts`), as a clause to
+    append to a line of diagnostics; ``""`` when none was."""
+    stuck = sorted({c for chains in diagnostics.get("nuts_restepped", []) for c in chains})
+    if not stuck:
+        return ""
+    return (
+        f"; chain {join_names([str(c) for c in stuck])} stuck after warmup and re-stepped, its earlier draws "
+        f"dropped ({diagnostics.get('nuts_dropped_divergences', 0)} divergences among them)"
+    )

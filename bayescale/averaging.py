@@ -105,6 +105,8 @@ class AveragedFit:
     weights_reach: float | None = None
 
     def __post_init__(self) -> None:
+        if self.members is not None and list(self.weights) != list(self.members):  # slots index members in order
+            self.weights = {k: self.weights[k] for k in self.members}
         if self.slots is None:
             self.slots = _slots(self.leading.posterior, list(self.weights.values()), self.seed)
 
@@ -246,6 +248,7 @@ class AveragedFit:
             "order": list(self.members),
             "lead": lead,
             "seed": self.seed,
+            "method": self.method,  # the user's: the leading law may be a minor one drawn by PSIS
             "spec_path": self.spec_average.path or "",
             "member_attrs": {name: _arviz.attrs(m.idata) for name, m in others.items()},
         }
@@ -577,7 +580,7 @@ def load_fit(path: str | Path, *, spec: Any = None, check_spec: bool = True) -> 
         weights=meta["weights"],
         scores=[LawScore(**s) for s in meta["scores"]],
         runs=lead.runs,
-        method=lead.method,
+        method=meta.get("method", lead.method),
         seed=int(meta["seed"]),
         notes=meta["notes"],
         conformal=meta["conformal"],
@@ -607,7 +610,8 @@ def _members(lead: Fit, spec: AverageSpec, meta: dict[str, Any]) -> dict[str, Fi
         groups = {g.split("__")[0]: lead.idata[g] for g in lead.idata.groups() if g.endswith(f"__{name}")}
         idata = _arviz.from_groups(groups, meta["member_attrs"][name])
         member_spec = next(m for m in spec.members if m.name == name)
-        members[name] = Fit(spec=member_spec, idata=idata, runs=lead.runs, method=lead.method, seed=lead.seed)
+        method = meta["member_attrs"][name].get("method", lead.method)  # a minor law may have been drawn by PSIS
+        members[name] = Fit(spec=member_spec, idata=idata, runs=lead.runs, method=method, seed=lead.seed)
     return members
 
 

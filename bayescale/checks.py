@@ -347,7 +347,10 @@ def _unseen(fit: Fit, new: pd.DataFrame) -> pd.DataFrame:
     same = [c for c in ("N", "D", "C", "U", "loss") if c in new.columns and c in fit.runs.columns]
 
     def key(table: pd.DataFrame) -> pd.DataFrame:  # equal to 1e-9 relative: a saved fit keeps log(loss)
-        return pd.DataFrame({c: np.round(np.log(table[c].to_numpy(float)), 9) for c in same}).assign(
+        values = {c: table[c].to_numpy(float) for c in same}
+        if "U" in values:  # a blank U is one epoch, U = D
+            values["U"] = np.where(np.isnan(values["U"]), table["D"].to_numpy(float), values["U"])
+        return pd.DataFrame({c: np.round(np.log(v), 9) for c, v in values.items()}).assign(
             run_id=table["run_id"].to_numpy()
         )
 

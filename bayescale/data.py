@@ -172,8 +172,9 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     for message in _implausible(df, ids):
         raise _fail(message + " (derived by C = 6 N D)")
     _validate_unique_tokens(df, ids)
-    generated = ids is None
-    if generated:
+    # Ids this module made from row positions stay "generated" through a reload of its own table.
+    generated = ids is None or (isinstance(source, pd.DataFrame) and source.attrs.get("ids_generated") is True)
+    if ids is None:
         width = max(3, len(str(len(df))))
         ids = pd.Series([f"run{i:0{width}d}" for i in range(len(df))], dtype=object)
     df["run_id"] = ids.to_numpy(dtype=object)

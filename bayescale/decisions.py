@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from . import frontier as _frontier
+from ._identified import too_few_runs
 from ._words import join_names
 from .averaging import law_disagreement
 from .data import points_frame
@@ -416,8 +417,11 @@ def trust_notes(fit: Any) -> list[str]:
     try:
         with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate fit's residuals say so in the test
             found = fit.misfit()
-    except BayescaleError:  # too few runs to test: the problems above say so
-        return notes
+    except BayescaleError as e:  # too few runs to test the law: said, unless the problems above say it
+        untested = (
+            [] if too_few_runs(fit.spec, len(fit.runs)) else [f"Caution: the law's fit could not be tested ({e})."]
+        )
+        return notes + untested
     if found.misfits:
         notes.append(f"Caution, the law misfits its runs: {found.messages[0]}")
     return notes

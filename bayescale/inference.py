@@ -255,8 +255,8 @@ class Fit:
             min_ess_bulk=float(table["ess_bulk"].min()),
             min_ess_tail=float(table["ess_tail"].min()),
             nuts_batches=int(a.get("nuts_batches", 1)),  # > 1: the chains drew on while r-hat was high
-            # Stuck chains given a healthy chain's step size, per round (their earlier draws dropped).
-            nuts_restepped=json.loads(a.get("nuts_restepped", "[]")),
+            # Stuck chains given a healthy chain's step size, per round, and divergences among the draws dropped.
+            **{f"nuts_{k}": v for k, v in json.loads(a.get("nuts_restepped", '{"restepped": []}')).items()},
             acceptance=stats["acceptance_rate"].mean("draw").values.tolist() if "acceptance_rate" in stats else [],
         )
         out["problems"] = _problems(out, table, chains, said, modes_of(a)["state"] == "split")
@@ -341,7 +341,7 @@ def _problems(
     sat in different modes (``split``), r-hat and ESS say nothing a longer run would fix."""
     problems = [modes] if modes else []
     if chains < 2:  # nothing for r-hat to compare
-        problems.append("one chain: r-hat cannot see a stuck chain or a second mode; use sampler.chains >= 2")
+        problems.append("one chain: r-hat cannot see a stuck chain or a second mode; use 2 or more chains (--chains)")
     bad_rhat = table.index[table["r_hat"] > RHAT_MAX].tolist()
     if bad_rhat and not split:
         batches = d.get("nuts_batches", 1)
@@ -375,14 +375,12 @@ def _stuck(acceptance: Sequence[float], target: float) -> list[str]:
     """Chains that barely moved (:data:`bayescale._engine.STUCK_ACCEPT`), even after the sampler gave them
     a healthy chain's step size, in words."""
     stuck = [c for c, a in enumerate(acceptance) if a < STUCK_ACCEPT * target]
-    if not stuck:
-        return []
     rates = ", ".join(f"{acceptance[c]:.2f}" for c in stuck)
     return [
-        f"chain {join_names([str(c) for c in stuck])} barely moved (mean acceptance {rates} against the target "
-        f"{target}): its step size is too large for where it sits, so its draws are one spot. Raise "
-        "sampler.target_accept (e.g. 0.99), or tighten the priors."
-    ]
+        f"chain{'s' * (len(stuck) > 1)} {join_names([str(c) for c in stuck])} barely moved (mean acceptance {rates} "
+        f"against the target {target}): a step size too large for where {'they sit keeps their' if len(stuck) > 1 else 'it sits keeps its'} "
+        "draws in one spot. Raise target_accept in the spec's [sampler] table (e.g. 0.99), or tighten the priors."
+    ] * bool(stuck)
 
 
 def _runs_from_idata(idata: Any) -> pd.DataFrame:
@@ -447,8 +445,8 @@ def _draw(
     slow = partial(_mixing_slowly, post64)
     with jax.enable_x64(dtype == np.float64), jax.default_device(device):
         flat, stats, ran = nuts(posterior(spec, dtype), logx, y, lap, rng, dtype, chain_method, progress, slow)
-    info = {"chain_method": chain_method, "nuts_batches": ran["batches"]}
-    return flat, stats, {**info, "nuts_restepped": json.dumps(ran["restepped"])}
+    info = {"chain_method": chain_method, "nuts_batches": ran.pop("batches")}
+    return flat, stats, {**info, "nuts_restepped": json.dumps(ran)}  # chains per round, divergences dropped
 
 
 def _mixing_slowly(post64: Posterior, flat: np.ndarray) -> bool:

@@ -3,6 +3,7 @@ split-conformal calibration, and the spec that names the laws."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import tomllib
@@ -457,6 +458,19 @@ def _pair_with_bending(beta1: float) -> AveragedFit:
     }
     spec = load_spec({"name": "pair", "average": {"laws": ["chinchilla", "chinchilla_bending"]}})
     return AveragedFit(spec, members, {"chinchilla": 0.4, "chinchilla_bending": 0.6}, [], runs, method="fixed")
+
+
+def test_a_member_keeps_its_own_method_through_save_and_load(tmp_path) -> None:
+    """The average draws a minor law by PSIS: loaded again, that member is still a PSIS fit, so its Pareto k
+    problem and the words about why it was drawn that way survive the file."""
+    pair = _pair_with_bending(beta1=0.0)
+    minor = pair.members["chinchilla_bending"]
+    minor.idata.attrs.update(method="psis", pareto_k=0.9)
+    pair.members["chinchilla_bending"] = dataclasses.replace(minor, method="psis")
+    again = load_fit(pair.save(tmp_path / "avg.nc"))
+    assert again.members["chinchilla_bending"].method == "psis" and again.members["chinchilla"].method == "fixed"
+    (said,) = [p for p in again.diagnostics()["problems"] if "Pareto k" in p]
+    assert said.startswith("chinchilla_bending: Pareto k 0.90 > 0.7") and "drew it by PSIS" in said
 
 
 def test_decide_says_where_the_laws_of_an_average_disagree_beyond_their_bands() -> None:

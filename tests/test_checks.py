@@ -11,6 +11,7 @@ import scipy.stats as st
 
 import bayescale as bs
 from bayescale import checks
+from bayescale.data import load_runs
 from bayescale.likelihoods import ExGaussian
 from bayescale.model import distance_from_runs
 from bayescale.testing import fit_from_draws, synthetic_runs
@@ -116,6 +117,7 @@ def test_new_runs_are_told_from_the_fits_by_content_not_row_position(fixed, tmp_
     new.to_csv(tmp_path / "new.csv", index=False)
     res = checks.check(fit, tmp_path / "new.csv")
     assert len(res.table) == 2 and not set(res.table.index.astype(str)) & set(fit.runs["run_id"])
+    assert len(checks.check(fit, load_runs(tmp_path / "new.csv")).table) == 2  # loaded first: the same
     seen = fit.runs.iloc[[3]].drop(columns=["run_id"]).assign(run_id="renamed")
     with pytest.raises(bs.BayescaleError, match=r"new runs 'renamed' repeat runs of the fit .* as its 'run003'"):
         checks.check(fit, seen)

@@ -31,6 +31,7 @@ from numpyro.infer.util import log_density, potential_energy
 import bayescale as bs
 from bayescale import _engine
 from bayescale._engine import MAX_BATCHES
+from bayescale._words import restepped_words
 from bayescale.data import law_inputs, points_frame
 from bayescale.errors import (
     BayescaleError,
@@ -625,6 +626,7 @@ def test_a_stuck_chain_draws_on_with_a_healthy_chains_step_size(spec, runs, monk
     fixed = bs.fit(spec, runs, seed=0, **SAMPLER)  # any ConvergenceWarning is an error here
     d = fixed.diagnostics()
     assert d["nuts_restepped"] == [[0]] and d["max_r_hat"] <= 1.01 and d["divergences"] == 0
+    assert d["nuts_dropped_divergences"] >= 0 and "chain 0 stuck after warmup and re-stepped" in restepped_words(d)
     accept = fixed.idata.sample_stats["acceptance_rate"].mean("draw").values
     assert (accept > _engine.STUCK_ACCEPT * spec.sampler.target_accept).all(), accept
     step = fixed.idata.sample_stats["step_size"].isel(draw=0).values
@@ -649,15 +651,16 @@ def test_one_chain_is_a_problem_said_in_words(spec, runs, caplog) -> None:
 
 def test_restepped_gives_stuck_chains_the_median_healthy_step() -> None:
     accept = np.array([[0.9, 0.9], [0.1, 0.2], [0.85, 0.95], [0.92, 0.9], [0.3, 0.3]])  # chains 1 and 4 stuck
-    step = jnp.array([0.1, 0.9, 0.3, 0.2, 0.8])
+    step = jnp.array([0.1, 0.9, 0.3, 0.2, 0.15])
     mass = jnp.arange(5.0)[:, None] * jnp.ones((5, 3))
     out = ("draws", "stats", step, "last", mass)
     state, stuck = _engine._restepped(out, accept, 0.9, rounds=0)
     assert stuck == [1, 4]
-    assert np.allclose(state[2], [0.1, 0.2, 0.3, 0.2, 0.2]) and np.allclose(state[4][:, 0], [0, 3, 2, 3, 3])
+    # The median healthy chain (3, step 0.2) gives its mass matrix, and its step unless the chain's own is smaller.
+    assert np.allclose(state[2], [0.1, 0.2, 0.3, 0.2, 0.15]) and np.allclose(state[4][:, 0], [0, 3, 2, 3, 3])
     assert state[3] == "last"  # every chain stays where it was
-    again, _ = _engine._restepped(out, accept, 0.9, rounds=2)
-    assert np.allclose(np.asarray(again[2])[[1, 4]], 0.05)  # a further round halves the step
+    again, _ = _engine._restepped(out, accept, 0.9, rounds=1)
+    assert np.allclose(np.asarray(again[2])[[1, 4]], [0.1, 0.075])  # a second round halves the step
     assert _engine._restepped(out, np.full((5, 2), 0.9), 0.9, 0) is None  # none stuck
     assert _engine._restepped(out, np.full((5, 2), 0.1), 0.9, 0) is None  # none healthy to learn from
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import bayescale
 from bayescale._stages import Stages
-from bayescale._words import join_names
+from bayescale._words import join_names, restepped_words
 from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
 
 if TYPE_CHECKING:  # annotations only: no import at run time
@@ -325,7 +325,7 @@ def _diagnostics_line(d: Mapping[str, Any]) -> str:
     return (
         f"{head}, max r-hat {d['max_r_hat']:.3f}".replace("r-hat nan", "r-hat n/a (one chain)")
         + f", min ESS {d['min_ess_bulk']:.0f} (bulk) / "
-        f"{d['min_ess_tail']:.0f} (tail), {d['divergences']} divergences"
+        f"{d['min_ess_tail']:.0f} (tail), {d['divergences']} divergences{restepped_words(d)}"
     )
 
 
@@ -413,13 +413,16 @@ def _say_fit_problems(fit: Any) -> list[str]:
     wherever its bands are used, so that no band leaves them behind; returned for the JSON output."""
     import numpy as np
 
+    from bayescale._identified import too_few_runs
+
     problems = list(fit.diagnostics()["problems"])
     try:
         with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate fit's residuals say so in the test
             found = fit.misfit()
         problems += [f"the law misfits its runs: {found.messages[0]}"] if found.misfits else []
-    except BayescaleError:  # too few runs to test the law: the problems say so
-        pass
+    except BayescaleError as e:  # too few runs to test the law: said, unless the problems say it
+        if not too_few_runs(fit.spec, len(fit.runs)):
+            problems.append(f"the law's fit could not be tested ({e})")
     for problem in problems:
         _warn(f"the fit: {problem}")
     return problems

@@ -41,6 +41,7 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 def _run_report(args: argparse.Namespace) -> int:
     from bayescale.data import points_frame
     from bayescale.decisions import decide, parse_risk
+    from bayescale.laws import FALLBACK_COLUMNS
     from bayescale.report import write_html, write_markdown
 
     out = Path(args.output)
@@ -72,7 +73,7 @@ def _run_report(args: argparse.Namespace) -> int:
                 frame = points_frame(point)
             except BayescaleError as e:
                 raise BayescaleError(f"--decision {name!r}: {str(e).removeprefix('points: ')}") from None
-            missing = [c for c in fit.spec.columns if c not in frame]
+            missing = [c for c in fit.spec.columns if c not in frame and c not in FALLBACK_COLUMNS]  # U absent: U = D
             if missing:
                 raise BayescaleError(
                     f"--decision {name!r}: the law needs {join_names(missing)}; give e.g. N=7e9,D=1.4e12"

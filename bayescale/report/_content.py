@@ -12,6 +12,7 @@ import matplotlib
 import numpy as np
 
 from .. import __version__, plots  # plots before checks: bayescale.plots picks the headless backend before pyplot loads
+from .._words import restepped_words
 from ..checks import coverage, design_warnings, loo, loo_pit
 from ..errors import BayescaleError
 from ..frontier import band_table, frontier
@@ -196,8 +197,10 @@ def _diagnostics(fit: Fit, pit: Any, psis: Any) -> list[Any]:
     facts = f"Method {d['method']}, {d['chains']} chains x {d['draws']} draws"
     if "max_r_hat" in d:
         facts += (
-            f"; max r-hat {d['max_r_hat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, "
-            f"{d['divergences']} divergent transitions, {d['max_tree_depth_hits']} draws at the maximum tree depth."
+            f"; max r-hat {d['max_r_hat']:.3f}".replace("r-hat nan", "r-hat n/a (one chain)")
+            + f", min bulk ESS {d['min_ess_bulk']:.0f}, min tail ESS {d['min_ess_tail']:.0f}, "
+            f"{d['divergences']} divergent transitions, {d['max_tree_depth_hits']} draws at the maximum tree depth"
+            f"{restepped_words(d)}."
         )
     else:
         facts += "."
