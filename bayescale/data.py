@@ -112,6 +112,13 @@ def _read_csv(path: str | os.PathLike) -> pd.DataFrame:
         with open(path, "rb") as fh:
             raw = fh.read()
         df = pd.read_csv(io.BytesIO(raw))
+        header = raw.decode("utf-8-sig", errors="replace").partition("\n")[0]
+        names = [n.strip() for n in next(csv.reader(io.StringIO(header)), [])]
+        twice = sorted({n for n in names if n and names.count(n) > 1})
+        if twice:  # pandas would keep the second as "loss.1": which one is the loss?
+            raise _fail(
+                f"{os.fspath(path)!r}: column {join_names(twice, quoted=True)} appears more than once in the header"
+            )
         if "run_id" in df.columns:
             ids = pd.read_csv(io.BytesIO(raw), usecols=["run_id"], dtype=str, keep_default_na=False)
             df["run_id"] = ids["run_id"].to_numpy(dtype=object)

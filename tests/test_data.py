@@ -414,6 +414,15 @@ def test_runs_derived_value_outside_range_is_refused():
         load_runs(df)
 
 
+def test_a_column_named_twice_is_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("N,D,loss,loss\n1e8,2e9,3.1,3.0\n2e8,4e9,2.9,2.8\n")
+    with pytest.raises(RunsTableError, match=r"column 'loss' appears more than once in the header"):
+        load_runs(path)  # pandas alone would read the second as 'loss.1' and fit the first
+    path.write_text("N,D,loss,loss.1\n1e8,2e9,3.1,3.0\n2e8,4e9,2.9,2.8\n")
+    assert list(load_runs(path)["loss"]) == [3.1, 2.9]  # distinct names are the user's own columns
+
+
 def test_points_c_far_from_6nd_is_refused():
     with pytest.raises(BayescaleError, match=r"points: 'C' is not consistent with C = 6 N D .*positions 1"):
         points_frame([{"N": 5e6, "D": 1e8}, {"N": 5e6, "D": 1e8, "C": 1.0}])
