@@ -406,25 +406,29 @@ def _reach_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     ]
 
 
+def doubts(fit: Any) -> tuple[list[str], str | None, str | None]:
+    """Why a fit may not deserve trust: its problems (sampling, too few runs), the first way its law misfits
+    its runs (or None), and why that could not be tested (or None; unsaid when too few runs says it)."""
+    problems = list(fit.diagnostics()["problems"])
+    try:
+        with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate fit's residuals say so in the test
+            found = fit.misfit()
+    except BayescaleError as e:
+        return problems, None, None if too_few_runs(fit.spec, len(fit.runs)) else str(e)
+    return problems, found.messages[0] if found.misfits else None, None
+
+
 def trust_notes(fit: Any) -> list[str]:
     """Why the fit behind a decision may not deserve trust, in words (none when it does): its sampling
     problems, a quick Laplace fit, a law that misfits its runs. A decision never leaves them behind."""
-    notes = [f"Caution, the fit has a problem: {p}" for p in fit.diagnostics()["problems"]]
+    problems, misfits, untested = doubts(fit)
+    notes = [f"Caution, the fit has a problem: {p}" for p in problems]
     if fit.method == "laplace":
         notes.append(
             "Caution: a Laplace fit is a quick look, overconfident on a few dozen runs; decide with NUTS (the default)."
         )
-    try:
-        with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate fit's residuals say so in the test
-            found = fit.misfit()
-    except BayescaleError as e:  # too few runs to test the law: said, unless the problems above say it
-        untested = (
-            [] if too_few_runs(fit.spec, len(fit.runs)) else [f"Caution: the law's fit could not be tested ({e})."]
-        )
-        return notes + untested
-    if found.misfits:
-        notes.append(f"Caution, the law misfits its runs: {found.messages[0]}")
-    return notes
+    notes += [f"Caution: the law's fit could not be tested ({untested})."] if untested else []
+    return notes + ([f"Caution, the law misfits its runs: {misfits}"] if misfits else [])
 
 
 def _disagreement_notes(fit: Fit, options: Mapping[str, Any]) -> list[str]:

@@ -706,6 +706,19 @@ def bench_epoch(logN: Any, logD: Any, y: Any, n_boot: int, seed: int, log: Calla
 # ------------------------------------------------------------- reporting
 
 
+def write_records(path: Any, t0: float, records: list) -> None:
+    """A benchmark's records with the command, machine, versions and wall time, as JSON at ``path`` (if given)."""
+    if path:
+        out = {
+            "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+            "machine": machine_info(),
+            "versions": versions(),
+            "wall_s": time.time() - t0,
+            "records": records,
+        }
+        Path(path).write_text(json.dumps(out, indent=1))
+
+
 def machine_info() -> dict[str, str]:
     cpu = "unknown"
     try:

@@ -19,8 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import time
 import warnings
@@ -34,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(REPO / "tests"))
 
-from bench_fit import machine_info, versions  # noqa: E402
+from bench_fit import write_records  # noqa: E402
 from test_compare import TARGET, TRUTH, two_recipes, with_multiplier  # noqa: E402
 
 import bayescale as bs  # noqa: E402
@@ -116,15 +114,7 @@ def main() -> None:
             lambda: bs.compare(recipes, at={"C": TARGET}, method="laplace", spec="recommended", seed=seed),
             records,
         )
-    out = {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "machine": machine_info(),
-        "versions": versions(),
-        "wall_s": time.time() - t0,
-        "records": records,
-    }
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+    write_records(args.json, t0, records)
     print(render(records))
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import time
 import warnings
@@ -33,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import extrapolation_data as ed  # noqa: E402
 from bench_extrapolation import SPLITS, split_by_compute  # noqa: E402
-from bench_fit import machine_info, versions  # noqa: E402
+from bench_fit import write_records  # noqa: E402
 
 import bayescale as bs  # noqa: E402
 from bayescale import _engine  # noqa: E402
@@ -102,15 +101,7 @@ def main() -> None:
                 record = dict(one_fit(spec, table, seed, way), case=f"{name} {split} / {law}", runs=len(table))
                 records.append(record)
                 print(json.dumps(record), flush=True)
-    out = {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "machine": machine_info(),
-        "versions": versions(),
-        "wall_s": time.time() - t0,
-        "records": records,
-    }
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=1))
+    write_records(args.json, t0, records)
     print(render(records, ways))
 
 

@@ -411,18 +411,11 @@ def _warn(message: str) -> None:
 def _say_fit_problems(fit: Any) -> list[str]:
     """A loaded fit's problems (sampling, too few runs, a law that misfits its runs), warned again
     wherever its bands are used, so that no band leaves them behind; returned for the JSON output."""
-    import numpy as np
+    from bayescale.decisions import doubts
 
-    from bayescale._identified import too_few_runs
-
-    problems = list(fit.diagnostics()["problems"])
-    try:
-        with np.errstate(invalid="ignore", divide="ignore"):  # a degenerate fit's residuals say so in the test
-            found = fit.misfit()
-        problems += [f"the law misfits its runs: {found.messages[0]}"] if found.misfits else []
-    except BayescaleError as e:  # too few runs to test the law: said, unless the problems say it
-        if not too_few_runs(fit.spec, len(fit.runs)):
-            problems.append(f"the law's fit could not be tested ({e})")
+    problems, misfits, untested = doubts(fit)
+    problems += [f"the law misfits its runs: {misfits}"] if misfits else []
+    problems += [f"the law's fit could not be tested ({untested})"] if untested else []
     for problem in problems:
         _warn(f"the fit: {problem}")
     return problems
