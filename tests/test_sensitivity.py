@@ -85,3 +85,29 @@ def test_summary_command_reports_it(fit, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     names = [q["name"] for q in doc["sensitivity"]["params"] if q["diagnosis"]]
     assert names == ["R_D"] and np.isfinite(doc["sensitivity"]["noise_floor"]["prior"])
+
+
+def _chinchilla_fit(name: str, prior: dict, runs) -> bs.Fit:
+    spec = bs.load_spec("chinchilla").to_dict()
+    spec["priors"][name] = prior
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bs.fit(bs.load_spec(spec), runs, method="psis", seed=0)
+
+
+def test_a_prior_on_another_scale_is_a_conflict_and_an_informative_one_is_not():
+    """Both sensitivities above the threshold: a conflict only where the posterior sits in the prior's tail."""
+    truth = {"E": 1.7, "A": 400.0, "B": 1800.0, "alpha": 0.34, "beta": 0.28}
+    runs = bs.testing.synthetic_runs("chinchilla", truth, sigma=0.003, seed=1)
+    # An exponent's prior a factor 4 below the truth: the runs drag alpha into its upper tail.
+    wrong = _chinchilla_fit("alpha", {"dist": "LogNormal", "loc": float(np.log(0.08)), "scale": 0.3}, runs)
+    a = {q.name: q for q in wrong.sensitivity().params}["alpha"]
+    assert a.diagnosis == "prior-data conflict" and a.flagged and a.prior_quantile > 0.975, a
+    assert "prior-data conflict" in a.message() and "quantile" in a.message()
+    # A prior centred on the truth, about as narrow as the runs' evidence: it informs alpha, nothing to report.
+    right = _chinchilla_fit("alpha", {"dist": "LogNormal", "loc": float(np.log(0.34)), "scale": 0.04}, runs)
+    s = right.sensitivity()
+    a = {q.name: q for q in s.params}["alpha"]
+    assert a.prior >= 0.05 and a.diagnosis == "prior informs", a
+    assert not a.flagged and a.message() == "" and 0.025 < a.prior_quantile < 0.975 and a.prior < a.likelihood
+    assert "alpha" in s.informed and "alpha" not in s.prior_decides and "also informs alpha" in s.summary()
