@@ -34,7 +34,8 @@ PARETO_K_BAD = 0.7
 
 
 class ComparisonWarning(UserWarning):
-    """Two models' predictive accuracy differs by less than its standard error."""
+    """Leave-one-out numbers that do not say what they seem to: two models' predictive accuracy
+    differs by less than its standard error, or the draws are an approximation's."""
 
 
 # ------------------------------------------------------------- predictive draws
@@ -82,27 +83,46 @@ def posterior_predictive(fit: Fit, *, seed: int = 0) -> xr.DataArray:
 
 @dataclass(frozen=True)
 class LooResult:
-    """PSIS-LOO estimate with per-run Pareto k; ``flagged`` lists influential runs by id."""
+    """PSIS-LOO estimate with per-run Pareto k; ``flagged`` lists influential runs by id; ``note``
+    says when the numbers reflect the fit's approximation rather than the runs (Laplace draws)."""
 
     elpd: float
     se: float
     p_loo: float
     pareto_k: pd.Series
     flagged: tuple[str, ...]
+    method: str = "nuts"
+    note: str | None = None
 
     def __str__(self) -> str:
         s = f"elpd_loo {self.elpd:.2f} (SE {self.se:.2f}), p_loo {self.p_loo:.2f}"
         if self.flagged:
             s += f"; Pareto k > {PARETO_K_BAD} (influential, LOO unreliable) for runs {join_names(self.flagged)}"
-        return s
+        return s + (f"\n{self.note}" if self.note else "")
+
+
+def approximation_note(method: str, n_flagged: int, refit: str = "method='nuts'") -> str | None:
+    """What high Pareto k mean for a fit whose draws are not MCMC draws (Laplace, psis); ``None`` otherwise."""
+    if method not in ("laplace", "psis") or not n_flagged:
+        return None
+    name = "a Laplace approximation" + (" reweighted by importance sampling (psis)" if method == "psis" else "")
+    return (
+        f"note: this fit's draws come from {name}, not from the posterior itself; Pareto k > {PARETO_K_BAD:g} "
+        "here mostly reflect the approximation (its Gaussian tails miss the posterior's), not runs that are "
+        f"truly influential, and p_loo is inflated with them. Refit with {refit} for a LOO you can trust."
+    )
 
 
 def loo(fit: Fit) -> LooResult:
-    """PSIS-LOO of the fit's pointwise log likelihood, with runs whose Pareto k > 0.7 named."""
+    """PSIS-LOO of the fit's pointwise log likelihood, with runs whose Pareto k > 0.7 named (and a
+    note, also warned, when the fit's draws are an approximation that the high k reflect)."""
     res = _arviz.loo(fit.idata)
     k = pd.Series(res["pareto_k"], index=fit.runs["run_id"].astype(str).to_numpy(), name="pareto_k")
     flagged = tuple(k.index[k > PARETO_K_BAD])
-    return LooResult(elpd=res["elpd"], se=res["se"], p_loo=res["p_loo"], pareto_k=k, flagged=flagged)
+    note = approximation_note(fit.method, len(flagged))
+    if note:
+        warnings.warn(note.removeprefix("note: "), ComparisonWarning, stacklevel=2)
+    return LooResult(res["elpd"], res["se"], res["p_loo"], k, flagged, method=fit.method, note=note)
 
 
 def loo_pit(fit: Fit) -> pd.Series:
@@ -110,8 +130,15 @@ def loo_pit(fit: Fit) -> pd.Series:
 
     ``PIT_i = sum_s w_is F(y_i | theta_s)`` with PSIS weights ``w`` and the likelihood's
     CDF ``F`` (exact, no replicate sampling). Calibrated models give PIT values that
-    look uniform on [0, 1].
+    look uniform on [0, 1]. On a Laplace fit's draws they reflect the approximation (warned).
     """
+    if fit.method == "laplace":
+        warnings.warn(
+            "LOO-PIT from a Laplace approximation's draws reflects the approximation's tails, not the runs; "
+            "refit with method='nuts' to check calibration.",
+            ComparisonWarning,
+            stacklevel=2,
+        )
     log_w = _arviz.psis_log_weights(fit.idata)  # (chain*draw, run), normalised per run
     log_mu = fit.log_loss(fit.runs).reshape(-1, len(fit.runs))
     noise = {k: v.reshape(-1, 1) for k, v in fit.noise_params().items()}
@@ -130,7 +157,8 @@ def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:
     """Rank models (laws, likelihoods, priors) fitted to the same runs by PSIS-LOO.
 
     Warns with :class:`ComparisonWarning` when the best model's lead over the next is
-    within two standard errors of the difference: the data do not separate them.
+    within two standard errors of the difference: the data do not separate them, and when a
+    fit's draws come from a Laplace approximation (its LOO is not the posterior's).
     """
     if len(fits) < 2:
         raise BayescaleError("compare needs at least two fits")
@@ -138,6 +166,15 @@ def compare(fits: Mapping[str, Fit]) -> pd.DataFrame:
     if len(set(hashes.values())) != 1:
         raise BayescaleError(f"compare needs fits of the same runs; runs hashes differ: {hashes}")
     table = _arviz.compare({n: f.idata for n, f in fits.items()})
+    approximate = [n for n, f in fits.items() if f.method in ("laplace", "psis")]
+    if approximate:
+        warnings.warn(
+            f"{join_names(approximate, quoted=True)} drew from a Laplace approximation, not the posterior: their "
+            "PSIS-LOO reflects the approximation's tails (p_loo inflated, often above the number of runs), so this "
+            "ranking cannot be trusted. Refit every model with method='nuts' to compare them.",
+            ComparisonWarning,
+            stacklevel=2,
+        )
     second = table.iloc[1]
     if second["elpd_diff"] < 2 * max(second["dse"], 1e-12):
         warnings.warn(

@@ -201,6 +201,24 @@ def test_loo_compare_and_validation_on_a_small_fit():
         checks.leave_largest_out("chinchilla", runs, holdout_top=1.5)
 
 
+def test_loo_on_laplace_draws_says_it_reflects_the_approximation():
+    """PSIS-LOO of a Laplace fit flags every run and inflates p_loo: the API says why, as the CLI does."""
+    runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8), tokens_per_param=(5, 20, 80), sigma=0.01, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        fits = {name: bs.fit(name, runs, seed=0, method="laplace") for name in ("chinchilla", "kaplan")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = checks.loo(fits["chinchilla"])
+    assert res.flagged and res.p_loo > len(runs)  # the Gaussian's tails
+    assert res.method == "laplace" and "reflect the approximation" in res.note and res.note in str(res)
+    assert any(issubclass(w.category, checks.ComparisonWarning) for w in caught)
+    with pytest.warns(checks.ComparisonWarning, match="LOO-PIT from a Laplace"):
+        checks.loo_pit(fits["chinchilla"])
+    with pytest.warns(checks.ComparisonWarning, match="'chinchilla' and 'kaplan' drew from a Laplace approximation"):
+        checks.compare(fits)
+
+
 @pytest.mark.slow
 def test_check_update_reports_shifts():
     runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8), tokens_per_param=(5, 20, 80), sigma=0.01, seed=4)

@@ -1222,11 +1222,11 @@ def test_loo_on_a_laplace_fit_blames_the_approximation(tmp_path: Path) -> None:
 
 
 def test_loo_method_note() -> None:
-    from bayescale.cli.fitting import _loo_method_note
+    from bayescale.checks import approximation_note
 
-    assert "Laplace approximation" in _loo_method_note("laplace", 3, 0.7) and "0.7" in _loo_method_note("psis", 1, 0.7)
-    assert "--method nuts" in _loo_method_note("psis", 1, 0.7)
-    assert _loo_method_note("nuts", 3, 0.7) is None and _loo_method_note("laplace", 0, 0.7) is None
+    assert "Laplace approximation" in approximation_note("laplace", 3) and "0.7" in approximation_note("psis", 1)
+    assert "--method nuts" in approximation_note("psis", 1, refit="--method nuts")
+    assert approximation_note("nuts", 3) is None and approximation_note("laplace", 0) is None
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,9 @@ def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:
 def test_a_law_average_compares_under_every_law_it_weighs(doubled, doubled_cmp, tmp_path) -> None:
     # Three of the recommended laws (the bending law and Farseer's cost 4x the time and test nothing more here).
     spec = tmp_path / "three.toml"
-    spec.write_text('name = "three"\n[average]\nlaws = ["chinchilla", "kaplan", "data_constrained"]\nconcentration = 1.1\n')
+    spec.write_text(
+        'name = "three"\n[average]\nlaws = ["chinchilla", "kaplan", "data_constrained"]\nconcentration = 1.1\n'
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         avg = bs.compare(doubled, at={"C": TARGET}, method="laplace", spec=str(spec), seed=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -342,14 +343,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_loo(args: argparse.Namespace) -> int:
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
-    from bayescale.checks import PARETO_K_BAD, coverage, loo, loo_pit
+    from bayescale.checks import PARETO_K_BAD, ComparisonWarning, approximation_note, coverage, loo, loo_pit
 
     fit = load_fit(args.fit)
     stage(f"PSIS-LOO and LOO-PIT over {len(fit.runs)} runs")
-    res = loo(fit)
-    pit = loo_pit(fit)
+    with warnings.catch_warnings():  # said below, in the command's own words
+        warnings.simplefilter("ignore", ComparisonWarning)
+        res = loo(fit)
+        pit = loo_pit(fit)
     cov = coverage(pit.to_numpy())
-    note = _loo_method_note(fit.method, len(res.flagged), PARETO_K_BAD)
+    note = approximation_note(fit.method, len(res.flagged), refit="--method nuts")
     if args.format == "json":
         _print_json(
             {
@@ -392,22 +395,6 @@ def cmd_loo(args: argparse.Namespace) -> int:
         ]
         print(_table(rows, ["run_id", "pareto k", "LOO-PIT", ""], right=[False, True, True, False]))
     return 0
-
-
-def _loo_method_note(method: str, n_flagged: int, k_bad: float) -> str | None:
-    """What high Pareto k mean for a fit whose draws are not MCMC draws (Laplace, psis)."""
-    if method not in ("laplace", "psis") or not n_flagged:
-        return None
-    name = (
-        "a Laplace approximation"
-        if method == "laplace"
-        else "a Laplace approximation reweighted by importance sampling (psis)"
-    )
-    return (
-        f"note: this fit's draws come from {name}, not from the posterior itself; Pareto k > {k_bad:g} here "
-        "mostly reflect the approximation (its Gaussian tails miss the posterior's), not runs that are truly "
-        "influential, and p_loo is inflated with them. Refit with --method nuts for a LOO you can trust."
-    )
 
 
 def _demo_csv() -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import math
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from .. import __version__, plots  # plots before checks: bayescale.plots picks the headless backend before pyplot loads
 from .._words import restepped_words
-from ..checks import coverage, design_warnings, loo, loo_pit
+from ..checks import ComparisonWarning, coverage, design_warnings, loo, loo_pit
 from ..errors import BayescaleError
 from ..frontier import band_table, frontier
 from ._answer import answer_block
@@ -418,8 +419,10 @@ def _blocks(
     title = title or f"bayescale report: {fit.spec.name} on {len(fit.runs)} runs"
     progress.step("leave-one-out checks")
     try:
-        psis = loo(fit)
-        pit = loo_pit(fit)
+        with warnings.catch_warnings():  # a Laplace fit's LOO is said in the answer block's words
+            warnings.simplefilter("ignore", ComparisonWarning)
+            psis = loo(fit)
+            pit = loo_pit(fit)
     except BayescaleError:
         psis = pit = None
     progress.step("the answer, provenance and summary")
