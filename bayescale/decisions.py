@@ -425,7 +425,8 @@ def trust_notes(fit: Any) -> list[str]:
     notes = [f"Caution, the fit has a problem: {p}" for p in problems]
     if fit.method == "laplace":
         notes.append(
-            "Caution: a Laplace fit is a quick look, overconfident on a few dozen runs; decide with NUTS (the default)."
+            "Caution: a Laplace fit is a quick look (a Gaussian at the mode, narrower or wider than the posterior "
+            "on a few dozen runs); decide with NUTS (the default)."
         )
     notes += [f"Caution: the law's fit could not be tested ({untested})."] if untested else []
     return notes + ([f"Caution, the law misfits its runs: {misfits}"] if misfits else [])

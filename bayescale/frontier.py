@@ -9,6 +9,7 @@ Everything here takes a fit (its posterior, spec and runs) and returns draws or 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import BayescaleError, LawError
+from .errors import BayescaleError, IdentifiabilityWarning, LawError
 
 if TYPE_CHECKING:
     from .inference import Fit
@@ -203,13 +204,25 @@ def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) 
 
 def near_optimal_range(fit: Fit, budget: float, *, tolerance: float = 0.005, n_grid: int = 400) -> tuple[float, float]:
     """The range of N whose expected relative regret at ``budget`` is at most ``tolerance``
-    ("any N in this range is within 0.5% of optimal")."""
+    ("any N in this range is within 0.5% of optimal"): ``(nan, nan)``, with an
+    :class:`~bayescale.errors.IdentifiabilityWarning` saying the least regret any N reaches, when no N
+    does (the runs leave the optimal N too uncertain)."""
     c = float(budget)
-    med = float(compute_optimal(fit, [c])["N_opt"].median())
-    grid = med * np.geomspace(1e-2, 1e2, n_grid)
-    reg = allocation_regret(fit, c, grid)
-    ok = reg["relative_regret"].to_numpy() <= tolerance
+    n_opt = compute_optimal(fit, [c])["N_opt"].values.reshape(-1)
+    grid = float(np.median(n_opt)) * np.geomspace(1e-2, 1e2, n_grid)
+    regret = allocation_regret(fit, c, grid)["relative_regret"].to_numpy()
+    ok = regret <= tolerance
     if not ok.any():
+        best = int(np.argmin(regret))
+        lo, hi = np.quantile(n_opt, [0.05, 0.95])
+        warnings.warn(
+            f"near_optimal_range: at C = {c:.3g} no N keeps the expected loss within {tolerance:.2%} of each draw's "
+            f"optimum; the least expected excess is {regret[best]:.2%}, at N = {grid[best]:.3g}. The runs leave the "
+            f"optimal N uncertain (90% interval {lo:.3g}-{hi:.3g}): add runs that pin the law's exponents, or give "
+            "a larger tolerance.",
+            IdentifiabilityWarning,
+            stacklevel=2,
+        )
         return (math.nan, math.nan)
     return float(grid[ok].min()), float(grid[ok].max())
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from bayescale._words import join_names
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, IdentifiabilityWarning
 
 from ._common import (
     PREDICTIVE_COLUMNS,
@@ -206,7 +207,9 @@ def _optimal_budgets(fit: Fit, budgets: list[float], ci_prob: float, tolerance: 
             }
         at_bound = float(opt["at_bound"].isel(budget=i).mean())
         entry["at_bound"] = at_bound
-        lo, hi = near_optimal_range(fit, c, tolerance=tolerance)
+        with warnings.catch_warnings():  # no N within the tolerance: said in the command's own line
+            warnings.simplefilter("ignore", IdentifiabilityWarning)
+            lo, hi = near_optimal_range(fit, c, tolerance=tolerance)
         entry["near_optimal_N"] = [lo, hi]
         rows.append(entry)
         if i == 0 or exps[0]["method"] != "closed form":

@@ -110,8 +110,8 @@ def answer_warnings(fit: Fit, *, psis: Any = None, decision: Any = None, validat
             )
     if fit.method == "laplace":
         out.append(
-            "Quick method: a Laplace approximation is overconfident on a few dozen pilots; refit with NUTS "
-            "(--method nuts) before deciding."
+            "Quick method: a Laplace approximation (a Gaussian at the mode) can be narrower or wider than the "
+            "posterior on a few dozen pilots; refit with NUTS (--method nuts) before deciding."
         )
     return out
 
