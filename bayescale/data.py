@@ -557,6 +557,7 @@ def points_frame(points: Any) -> pd.DataFrame:
     if len(frame) == 0:
         raise BayescaleError("points: no points given")
     # Fill each missing N, D or C (a whole column or single cells) from the other two by C = 6 N D.
+    given = [col for col in ("N", "D", "C") if col in frame]
     for col in ("N", "D", "C"):
         if col not in frame:
             frame[col] = np.nan
@@ -571,6 +572,18 @@ def points_frame(points: Any) -> pd.DataFrame:
         frame["N"] = n.fillna(frame["C"] / (6.0 * frame["D"]))
     for message in _implausible(frame, None, what="points:"):  # the derived ones
         raise BayescaleError(_pointwise(message, len(frame)) + " (derived by C = 6 N D)")
+    for col in given:  # a value given as NaN that the other two could not fill: never dropped silently
+        blank = frame[col].isna().to_numpy()
+        if blank.any():
+            where = (
+                "the point"
+                if len(frame) == 1
+                else f"points at 0-based positions {_shown(np.flatnonzero(blank).tolist())}"
+            )
+            raise BayescaleError(
+                f"points: {col!r} is NaN for {where}, and the other two of N, D and C do not give it by "
+                "C = 6 N D; give a number, or give two of N, D and C"
+            )
     try:  # unique tokens as in a runs table: blank (one epoch) or in (0, D]
         _validate_unique_tokens(frame, None)
     except RunsTableError as e:
@@ -600,8 +613,10 @@ def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) ->
         col = spec.inputs[name]
         standin = FALLBACK_COLUMNS.get(col)
         if col not in frame.columns and standin is None:
+            cased = [c for c in frame.columns if str(c).lower() == col.lower()]
+            hint = f" (column names are case-sensitive: {cased[0]!r} is not {col!r})" if cased else ""
             raise RunsTableError(
-                f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}"
+                f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}{hint}"
             )
         values = _column_or_standin(frame, col, standin)
         bad = ~(np.isfinite(values) & (values > 0))

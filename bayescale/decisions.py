@@ -317,13 +317,17 @@ def _option_draws(
             raise BayescaleError("options must be all points or all draws, not a mix")
         if predict is None:
             raise BayescaleError("options given as points need fit=... to predict them")
+        frames = []
         for name, point in points.items():  # name the option a bad point belongs to
             try:
-                points_frame(point)
+                frames.append(points_frame(point))
             except BayescaleError as e:
                 raise BayescaleError(f"option {name!r}: {str(e).removeprefix('points: ')}") from None
-        frame = points_frame(list(points.values()))
-        pred = predict(frame)
+        frame = pd.concat(frames, ignore_index=True)
+        try:
+            pred = predict(frame)
+        except BayescaleError as e:  # e.g. a law input an option lacks: name the first option it fails on
+            raise BayescaleError(_failing_option(points, predict) or str(e)) from None
         for i, name in enumerate(names):
             draws[name] = _flat(pred.isel(point=[i]), name)
             for col in ("N", "D", "C"):
@@ -336,6 +340,16 @@ def _option_draws(
     if len(sizes) != 1:
         raise BayescaleError(f"options have different numbers of draws {sorted(sizes)}; draw them from one posterior")
     return names, np.stack([draws[n] for n in names]), meta
+
+
+def _failing_option(points: Mapping[str, Any], predict: Callable[[pd.DataFrame], xr.DataArray]) -> str | None:
+    """Why the first option whose point alone cannot be predicted fails, named (None when each can)."""
+    for name, point in points.items():
+        try:
+            predict(points_frame(point))
+        except BayescaleError as e:
+            return f"option {name!r}: {e}"
+    return None
 
 
 def _decision_table(

@@ -16,12 +16,14 @@ from bayescale.data import (
     OPTIONAL_COLUMNS,
     REQUIRED_COLUMNS,
     append_run,
+    law_inputs,
     load_runs,
     points_frame,
     runs_hash,
     save_runs,
 )
 from bayescale.errors import BayescaleError, RunsTableError
+from bayescale.spec import load_spec
 
 
 def _table(**overrides) -> pd.DataFrame:
@@ -443,3 +445,17 @@ def test_points_implausible_are_refused_without_numpy_warnings():
             points_frame({"N": 1e300, "D": 1e300})
         with pytest.raises(BayescaleError, match=r"'D' must be in .*derived by C = 6 N D"):
             points_frame({"N": 1e3, "C": 1e32})
+
+
+def test_points_given_as_nan_are_named_not_dropped():
+    with pytest.raises(BayescaleError, match=r"points: 'N' is NaN for the point, .*give two of N, D and C"):
+        points_frame({"N": np.nan, "D": 1e8})
+    with pytest.raises(BayescaleError, match=r"'N' is NaN for points at 0-based positions 1,"):
+        points_frame({"N": [1e8, np.nan], "D": [1e9, 1e9]})
+    # A blank the other two fill is derived, as in a runs table.
+    assert points_frame({"N": [1e8, np.nan], "D": [1e9, 1e9], "C": [np.nan, 6e18]})["N"].iloc[1] == 1e9
+
+
+def test_a_column_named_in_another_case_is_pointed_out():
+    with pytest.raises(RunsTableError, match=r"case-sensitive: 'n' is not 'N'"):
+        law_inputs(load_spec("chinchilla"), pd.DataFrame({"n": [1e8], "D": [1e9]}))

@@ -283,3 +283,10 @@ def test_decide_refuses_an_option_with_c_far_from_6nd(point_fit):
     options = {"honest": {"N": 5e6, "D": 1e8}, "fakeC": {"N": 5e6, "D": 1e8, "C": 1.0}}
     with pytest.raises(bs.BayescaleError, match=r"option 'fakeC': 'C' is not consistent with C = 6 N D"):
         dc.decide(options, fit=fit)
+
+
+def test_decide_names_the_option_that_lacks_a_law_input(point_fit):
+    fit, _ = point_fit
+    for options in ({"5M": {"N": 5e6}}, {"ok": {"N": 5e6, "D": 1e8}, "5M": {"N": 5e6}}):
+        with pytest.raises(bs.BayescaleError, match=r"^option '5M': law 'chinchilla' needs column 'D'"):
+            dc.decide(options, fit=fit)
