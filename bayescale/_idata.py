@@ -79,3 +79,13 @@ def build_idata(
 
 def _versions() -> dict[str, str]:
     return {"bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__, "arviz": _arviz.version()}
+
+
+def runs_from_idata(idata: Any) -> pd.DataFrame:
+    """The runs table a saved fit was fitted to, from its ``constant_data`` and ``observed_data``."""
+    const = idata.constant_data
+    frame = pd.DataFrame({"run_id": [str(r) for r in const["run"].values]})
+    for v in const.data_vars:
+        frame[v] = const[v].values
+    frame["loss"] = np.exp(idata.observed_data[OBS].values)
+    return frame

@@ -44,7 +44,7 @@ from .discrepancy import (
     split_masks,
 )
 from .errors import BayescaleError, StaleFitError
-from .inference import Fit
+from .inference import AVERAGE_ATTR, Fit
 from .laws import FALLBACK_COLUMNS
 from .misfit import Misfit, misfit, warn_if_misfit
 from .model import noise_names
@@ -65,7 +65,7 @@ MINOR_WEIGHT = 0.25
 MINOR_DRAWS = 0.25
 MINOR_MIN_DRAWS = 100
 #: Attribute of a saved average: its spec, weights and the evidence behind them.
-ATTR = "bayescale_average"
+ATTR = AVERAGE_ATTR
 
 
 @dataclass(frozen=True)
@@ -566,7 +566,9 @@ def load_fit(path: str | Path, *, spec: Any = None, check_spec: bool = True) -> 
     Like :meth:`bayescale.Fit.load`, it refuses (``StaleFitError``) a fit whose spec file (or the
     given ``spec``) now defines a different model, unless ``check_spec=False``.
     """
-    lead = Fit.load(path, check_spec=False)
+    with warnings.catch_warnings():  # its leading law: the average is read below
+        warnings.simplefilter("ignore", UserWarning)
+        lead = Fit.load(path, check_spec=False)
     raw = _arviz.attrs(lead.idata).get(ATTR)
     if not raw:
         return Fit.load(path, spec=spec, check_spec=check_spec) if check_spec else lead

@@ -43,6 +43,7 @@ from . import _compare_fit as cf
 from . import _compare_quantities as cq
 from ._compare_model import Pooling, base_spec, grouped_spec, safe_group_name
 from ._compare_verdict import jsonable, table_of, verdict_of
+from ._idata import runs_from_idata
 from ._io import atomic_write_bytes
 from ._words import join_names, quote
 from .data import load_runs
@@ -50,7 +51,7 @@ from .decisions import parse_risk
 from .discrepancy import Learned, group_slopes, learn_drift
 from .errors import BayescaleError
 from .frontier import check_prob
-from .inference import Fit, runs_from_idata
+from .inference import Fit
 from .scaled_priors import place_priors
 from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
 

@@ -46,7 +46,7 @@ from ._engine import (
     psis,
 )
 from ._engine import log_likelihood as padded_log_likelihood
-from ._idata import build_idata, fit_attrs
+from ._idata import build_idata, fit_attrs, runs_from_idata
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from ._identified import too_few_runs
 from ._words import join_names
@@ -57,7 +57,6 @@ from .misfit import Misfit, misfit, warn_if_misfit
 from .model import _POSTERIORS as _POSTERIORS  # re-exported: the benchmarks clear it
 from .model import (
     DRIFT,
-    OBS,
     Posterior,
     add_drift,
     distance_from_runs,
@@ -73,6 +72,8 @@ from .sensitivity import Sensitivity, sensitivity
 from .spec import ModelSpec, load_spec, spec_from_dict
 
 METHODS = ("nuts", "laplace", "psis")
+#: Attribute of a saved law average (:mod:`bayescale.averaging`): its spec, weights and evidence.
+AVERAGE_ATTR = "bayescale_average"
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 
@@ -315,7 +316,14 @@ class Fit:
                     f"{current.path or 'the given spec'} now has model id {current.model_id} (changed: "
                     f"{', '.join(changed)}): refit it (`bayescale fit`), or in Python load with check_spec=False"
                 )
-        runs = _runs_from_idata(idata)
+        if AVERAGE_ATTR in a:
+            warnings.warn(
+                f"{path} holds a law average; Fit.load reads its leading law alone ({saved_spec.name!r}), without "
+                "the other laws or their weights: load it with bayescale.load_fit(path)",
+                UserWarning,
+                stacklevel=2,
+            )
+        runs = runs_from_idata(idata)
         return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
 
 
@@ -381,21 +389,6 @@ def _stuck(acceptance: Sequence[float], target: float) -> list[str]:
         f"against the target {target}): a step size too large for where {'they sit keeps their' if len(stuck) > 1 else 'it sits keeps its'} "
         "draws in one spot. Raise target_accept in the spec's [sampler] table (e.g. 0.99), or tighten the priors."
     ] * bool(stuck)
-
-
-def _runs_from_idata(idata: Any) -> pd.DataFrame:
-    const = idata.constant_data
-    frame = pd.DataFrame({"run_id": [str(r) for r in const["run"].values]})
-    for v in const.data_vars:
-        frame[v] = const[v].values
-    frame["loss"] = np.exp(idata.observed_data[OBS].values)
-    return frame
-
-
-def runs_from_idata(idata: Any) -> pd.DataFrame:
-    """The runs table a saved fit was fitted to, from its ``constant_data`` and ``observed_data``
-    (a recipe comparison rebuilds its joint fit with it)."""
-    return _runs_from_idata(idata)
 
 
 # ----------------------------------------------------------------- fitting

@@ -25,6 +25,7 @@ import pandas as pd
 from ._io import atomic_write_bytes
 from ._words import join_names
 from .averaging import fit as do_fit
+from .averaging import load_fit
 from .checks import check
 from .data import append_run, load_runs
 from .design.planners import PlanOptions
@@ -579,11 +580,8 @@ def _absorb_pending(
     new = runs[~runs["run_id"].astype(str).isin(known)].reset_index(drop=True)
     # Check the new runs against the fit they were planned with, then refit with them.
     if len(new):
-        before = (
-            Fit.load(cfg.fit_path, spec=spec, check_spec=False)
-            if cfg.fit_path.is_file()
-            else do_fit(spec, runs[runs["run_id"].astype(str).isin(known)], **fit_kw)
-        )
+        seen = runs[runs["run_id"].astype(str).isin(known)]
+        before = load_fit(cfg.fit_path, check_spec=False) if cfg.fit_path.is_file() else do_fit(spec, seen, **fit_kw)
         chk = check(before, new, seed=cfg.seed)
         sur = chk.table.loc[chk.table["surprise"], "run_id"].astype(str).tolist()
         if sur:

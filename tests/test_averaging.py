@@ -351,9 +351,13 @@ def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> Non
     decision = bs.decide({"here": point, "smaller": {"N": 3e9, "D": 6e10}}, fit=average)
     assert decision.best == "here"
     path = average.save(tmp_path / "avg.nc")
-    again = load_fit(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # load_fit reads the average without a word
+        again = load_fit(path)
     assert isinstance(again, AveragedFit) and again.weights == pytest.approx(average.weights)
     assert again.weights_reach == pytest.approx(average.weights_reach)
+    with pytest.warns(UserWarning, match=r"holds a law average; Fit.load reads its leading law alone .*load_fit"):
+        assert bs.Fit.load(path).spec.name == average.leading.spec.name
     np.testing.assert_allclose(again.predict(point).values, average.predict(point).values)
 
 
