@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from ._io import atomic_write
+from .errors import BayescaleError
 
 InferenceData = az.InferenceData
 
@@ -167,9 +168,17 @@ def with_groups(idata: InferenceData, groups: Mapping[str, xr.Dataset], attrs: M
     return out
 
 
+#: Suffixes of other formats a fit is never written under (``fit.save("runs.csv")`` would replace a runs table).
+OTHER_FORMATS = (".csv", ".json", ".toml", ".yaml", ".yml", ".txt", ".md", ".html", ".png", ".parquet", ".pkl")
+
+
 def save(idata: InferenceData, path: str | os.PathLike) -> Path:
     """Write to netCDF atomically: a temporary file in the same folder, then a rename."""
     path = Path(path)
+    if path.suffix.lower() in OTHER_FORMATS:
+        raise BayescaleError(
+            f"fits are written as netCDF: {str(path)!r} names a {path.suffix} file; give a path ending in .nc"
+        )
     atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), mode=None)
     return path
 

@@ -40,6 +40,7 @@ def synthetic_runs(
     seed: int = 0,
     source: str | None = None,
     epochs: Sequence[float] | None = None,
+    prefix: str = "syn",
 ) -> pd.DataFrame:
     """A runs table drawn from a law with known parameters.
 
@@ -67,6 +68,9 @@ def synthetic_runs(
     epochs : sequence of float, optional
         Passes over the unique data (>= 1), crossed with the grid; without it there is no
         ``U`` column, and laws that read ``U`` see ``U = D``.
+    prefix : str
+        Start of every run id (``syn000``, ...): give each table its own to concatenate them
+        (two recipes, say) into one runs table, whose ids must be unique.
 
     Returns
     -------
@@ -105,7 +109,7 @@ def synthetic_runs(
     width = max(3, len(str(n.size - 1)))
     out = pd.DataFrame(
         {
-            "run_id": [f"syn{i:0{width}d}" for i in range(n.size)],
+            "run_id": [f"{prefix}{i:0{width}d}" for i in range(n.size)],
             "N": n,
             "D": d,
             "C": c,

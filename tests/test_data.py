@@ -459,3 +459,13 @@ def test_points_given_as_nan_are_named_not_dropped():
 def test_a_column_named_in_another_case_is_pointed_out():
     with pytest.raises(RunsTableError, match=r"case-sensitive: 'n' is not 'N'"):
         law_inputs(load_spec("chinchilla"), pd.DataFrame({"n": [1e8], "D": [1e9]}))
+
+
+def test_synthetic_tables_with_their_own_prefixes_concatenate():
+    from bayescale.testing import synthetic_runs
+
+    truth = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
+    a = synthetic_runs("chinchilla", truth, seed=0, prefix="a")
+    b = synthetic_runs("chinchilla", truth, seed=1, prefix="b")
+    both = load_runs(pd.concat([a.assign(recipe="A"), b.assign(recipe="B")], ignore_index=True))
+    assert len(both) == len(a) + len(b) and both["run_id"].iloc[0] == "a000" and both["run_id"].iloc[-1] == "b014"

@@ -467,6 +467,12 @@ def test_save_load_round_trip(nuts_fit: bs.Fit, tmp_path: Path) -> None:
     assert loaded.diagnostics()["problems"] == []
     # The spec it was fitted with is accepted explicitly too.
     assert bs.Fit.load(path, spec="chinchilla").spec.id == nuts_fit.spec.id
+    # A path that names another format is refused before anything is written (runs.csv would be lost).
+    runs_csv = tmp_path / "runs.csv"
+    runs_csv.write_text("N,D,loss\n")
+    with pytest.raises(bs.BayescaleError, match=r"fits are written as netCDF: .*runs\.csv' names a \.csv file"):
+        nuts_fit.save(runs_csv)
+    assert runs_csv.read_text() == "N,D,loss\n"
 
 
 @slow

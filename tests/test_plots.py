@@ -265,6 +265,19 @@ def test_law_rejects_bad_x(fit):
         plots.plot_law(fit, "C", extend=0.5)
 
 
+@pytest.mark.parametrize(
+    ("plot", "what"),
+    [
+        (plots.plot_decision, "a Decision"),
+        (plots.plot_holdout, "a Validation"),
+        (plots.plot_comparison, "a Comparison"),
+    ],
+)
+def test_a_plot_given_a_fit_for_a_result_says_what_it_takes(fit, plot, what):
+    with pytest.raises(BayescaleError, match=rf"{plot.__name__} takes {what} \(from bayescale\.\w+\), got Fit"):
+        plot(fit)
+
+
 def test_representative_ratios_thin_to_the_extremes():
     # 5 and 5.1 are one ratio (within 0.05 decades), represented by their geometric middle.
     np.testing.assert_allclose(

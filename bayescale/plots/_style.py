@@ -53,6 +53,12 @@ _LOSS_LABEL = "loss (nats/token)"
 _CMAP = "viridis"
 
 
+def _expect(obj: Any, attrs: tuple[str, ...], what: str, fn: str) -> None:
+    """Refuse, in words, an argument that is not the result ``fn`` draws (not a raw AttributeError)."""
+    if not all(hasattr(obj, a) for a in attrs):
+        raise BayescaleError(f"{fn} takes {what}, got {type(obj).__name__}")
+
+
 def _plain(text: Any) -> str:
     """User text for a matplotlib label: ``$`` escaped so it is never read as mathtext."""
     return str(text).replace("$", r"\$")

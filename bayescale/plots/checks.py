@@ -11,7 +11,7 @@ from scipy import stats
 
 from ..checks import loo_pit, posterior_predictive
 from ..errors import BayescaleError
-from ._style import _X_LABELS, BAND_PROBS, _loss_axis, _runs_frame, _x_log, plt
+from ._style import _X_LABELS, BAND_PROBS, _expect, _loss_axis, _runs_frame, _x_log, plt
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from ..inference import Fit
@@ -176,6 +176,7 @@ def plot_holdout(validation: Any) -> Any:
     >>> val = bs.leave_largest_out("chinchilla", runs)             # doctest: +SKIP
     >>> fig = plot_holdout(val)                                    # doctest: +SKIP
     """
+    _expect(validation, ("table", "cut", "fit"), "a Validation (from bayescale.leave_largest_out)", "plot_holdout")
     t = validation.table
     if len(t) == 0:
         raise BayescaleError("the validation has no held-out runs")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._style import _X_LABELS, BAND_PROBS, _loss_axis, _plain, _x_log, plt
+from ._style import _X_LABELS, BAND_PROBS, _expect, _loss_axis, _plain, _x_log, plt
 
 if TYPE_CHECKING:  # annotations only
     from ..comparison import Comparison
@@ -26,6 +26,7 @@ def plot_comparison(cmp: Comparison, *, ci_probs: Any = BAND_PROBS) -> Any:
     -------
     matplotlib.figure.Figure
     """
+    _expect(cmp, ("recipes", "curves", "curve_C", "target"), "a Comparison (from bayescale.compare)", "plot_comparison")
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), layout="constrained")
     ax = axes[0]
     for i, (name, fit) in enumerate(cmp.recipes.items()):

@@ -19,6 +19,7 @@ from ._style import (
     BAND_PROBS,
     EXTEND,
     MAX_RATIOS,
+    _expect,
     _log_labels,
     _loss_axis,
     _plain,
@@ -302,6 +303,7 @@ def plot_decision(decision: Any, fit: Fit = None, *, noise: bool = True, seed: i
     >>> dec = bs.decide(options, fit=fit, threshold=2.2)           # doctest: +SKIP
     >>> fig = plot_decision(dec, fit)                              # doctest: +SKIP
     """
+    _expect(decision, ("table", "threshold", "best"), "a Decision (from bayescale.decide)", "plot_decision")
     t = decision.table
     names = [str(n) for n in t.index]
     draws = _decision_draws(decision, fit, noise, seed)
