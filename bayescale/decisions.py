@@ -10,7 +10,7 @@ allocation lives in :mod:`bayescale.frontier` (its names stay importable from he
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -225,9 +225,9 @@ def _human(x: float) -> str:
 
 
 def decide(
-    options: Mapping[str, Any],
-    *,
+    options: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     fit: Fit | None = None,
+    *,
     threshold: float | None = None,
     risk: Any = "cvar:0.9",
     ci_prob: float = 0.9,
@@ -240,10 +240,11 @@ def decide(
 
     Parameters
     ----------
-    options : mapping of str to draws or to a point
+    options : mapping of str to draws or to a point, or a list of points
         Either draws of loss per option (e.g. ``fit.predict(...)`` DataArrays with one
         point, or arrays; all from the same posterior so they align draw by draw), or
-        points ``{"N": 7e9, "D": 1.4e12}`` predicted with ``fit`` (or ``predict``).
+        points ``{"N": 7e9, "D": 1.4e12}`` predicted with ``fit`` (or ``predict``); a list of
+        points names each option by its inputs (``"N=7e+09, D=1.4e+12"``).
     fit : Fit, optional
         Needed when options are points (unless ``predict`` is given); its runs also tell how
         far the options extrapolate.
@@ -275,8 +276,7 @@ def decide(
     ...              fit=fit, threshold=2.1, risk="cvar:0.9")      # doctest: +SKIP
     >>> print(dec.verdict())                                        # doctest: +SKIP
     """
-    if not isinstance(options, Mapping) or not options:
-        raise BayescaleError("options must be a non-empty mapping of option name to draws or to a point {N, D}")
+    options = _named_options(options)
     _validate_prob(ci_prob, "ci_prob")
     risk = parse_risk(risk)
     if predict is None and fit is not None:
@@ -340,6 +340,26 @@ def _option_draws(
     if len(sizes) != 1:
         raise BayescaleError(f"options have different numbers of draws {sorted(sizes)}; draw them from one posterior")
     return names, np.stack([draws[n] for n in names]), meta
+
+
+def _named_options(options: Any) -> Mapping[str, Any]:
+    """The options as a non-empty mapping: a list of points named by their inputs."""
+    if isinstance(options, Sequence) and not isinstance(options, str) and all(isinstance(o, Mapping) for o in options):
+        options = {", ".join(f"{k}={_number(v)}" for k, v in o.items()): o for o in options}
+    if not isinstance(options, Mapping) or not options:
+        first = " (the options come first: decide(options, fit))" if hasattr(options, "posterior") else ""
+        raise BayescaleError(
+            "options must be a non-empty mapping of option name to draws or to a point {N, D}, or a list of "
+            f"points; got {type(options).__name__}{first}"
+        )
+    return options
+
+
+def _number(v: Any) -> str:
+    try:
+        return f"{float(v):.3g}"
+    except (TypeError, ValueError):
+        return str(v)
 
 
 def _failing_option(points: Mapping[str, Any], predict: Callable[[pd.DataFrame], xr.DataArray]) -> str | None:

@@ -1,6 +1,7 @@
 """Decision quantities against hand-computed answers from fixed posterior draws."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayescale as bs
@@ -290,3 +291,14 @@ def test_decide_names_the_option_that_lacks_a_law_input(point_fit):
     for options in ({"5M": {"N": 5e6}}, {"ok": {"N": 5e6, "D": 1e8}, "5M": {"N": 5e6}}):
         with pytest.raises(bs.BayescaleError, match=r"^option '5M': law 'chinchilla' needs column 'D'"):
             dc.decide(options, fit=fit)
+
+
+def test_decide_takes_the_fit_second_and_a_list_of_points(point_fit):
+    fit, _ = point_fit
+    points = [{"N": 5e6, "D": 1e8}, {"N": 1e7, "D": 5e7}]
+    dec = dc.decide(points, fit)
+    assert list(dec.table.index) == ["N=5e+06, D=1e+08", "N=1e+07, D=5e+07"]
+    named = dc.decide({"N=5e+06, D=1e+08": points[0], "N=1e+07, D=5e+07": points[1]}, fit=fit)
+    pd.testing.assert_frame_equal(dec.table, named.table)
+    with pytest.raises(bs.BayescaleError, match=r"got Fit \(the options come first: decide\(options, fit\)\)"):
+        dc.decide(fit, points)
