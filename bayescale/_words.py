@@ -4,13 +4,19 @@ Messages, verdicts and report text name the user's things (run ids, option names
 Python repr of a list reads as code, and a repr of a string with an invisible character shows an
 escape (``'\\u202e'``) that means nothing to most readers. Here are the two ways bayescale writes
 names into sentences: :func:`join_names` for a list, :func:`quote` for one name that must stand
-out from the words around it (an error naming the user's item).
+out from the words around it (an error naming the user's item). And one way bayescale reads
+values the user typed as text: :func:`parse_pairs` (``"N=7e9,D=1.4e12"``), for the CLI's ``--at``
+and the API's points alike.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import unicodedata
 from collections.abc import Iterable
+
+from .errors import BayescaleError
 
 #: At most this many names are written out; the rest are counted ("and 7 more").
 MAX_NAMED = 8
@@ -87,3 +93,30 @@ def restepped_words(diagnostics: dict) -> str:
         f"; chain {join_names([str(c) for c in stuck])} stuck after warmup and re-stepped, its earlier draws "
         f"dropped ({diagnostics.get('nuts_dropped_divergences', 0)} divergences among them)"
     )
+
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def parse_pairs(text: str, where: str) -> dict[str, float]:
+    """``"N=7e9,D=1.4e12"`` as ``{"N": 7e9, "D": 1.4e12}``; ``where`` (the flag or argument and the
+    text as the user gave them) heads the :class:`~bayescale.errors.BayescaleError` raised for text
+    that is not comma-separated ``NAME=NUMBER`` pairs, a name given twice, or a number not finite and > 0."""
+    point: dict[str, float] = {}
+    if not text.strip():
+        raise BayescaleError(f"{where}: empty; expected NAME=VALUE pairs separated by commas, e.g. N=7e9,D=1.4e12")
+    for item in text.split(","):
+        name, eq, value = item.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not _NAME.match(name) or not value:
+            raise BayescaleError(f"{where}: {item.strip()!r} is not NAME=VALUE; expected e.g. N=7e9,D=1.4e12")
+        if name in point:
+            raise BayescaleError(f"{where}: {name} is given twice")
+        try:
+            number = float(value)
+        except ValueError:
+            raise BayescaleError(f"{where}: {name}={value!r} is not a number") from None
+        if not (math.isfinite(number) and number > 0):
+            raise BayescaleError(f"{where}: {name} must be a finite number > 0, got {value}")
+        point[name] = number
+    return point

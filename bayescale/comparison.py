@@ -45,7 +45,7 @@ from ._compare_model import Pooling, base_spec, grouped_spec, safe_group_name
 from ._compare_verdict import jsonable, table_of, verdict_of
 from ._idata import runs_from_idata
 from ._io import atomic_write_bytes
-from ._words import join_names, quote
+from ._words import join_names, parse_pairs, quote
 from .data import load_runs
 from .decisions import parse_risk
 from .discrepancy import Learned, group_slopes, learn_drift
@@ -96,9 +96,12 @@ def _risk_text(risk: Any) -> str:
 
 
 def parse_target(at: Any) -> Target:
-    """A :class:`Target` from ``{"C": 1e23}``, ``{"N": 7e9, "D": 1.4e12}`` or a number (``C``)."""
+    """A :class:`Target` from ``{"C": 1e23}``, ``{"N": 7e9, "D": 1.4e12}``, a number (``C``) or text
+    (``"C=1e23"``, as the CLI's ``--at``)."""
     if isinstance(at, Target):
         return at
+    if isinstance(at, str):
+        at = parse_pairs(at, f"at {at!r}")
     if isinstance(at, (int, float)) and not isinstance(at, bool):
         at = {"C": at}
     if not isinstance(at, Mapping) or set(at) not in ({"C"}, {"N", "D"}):

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale._io import atomic_write
-from bayescale._words import join_names, quote
+from bayescale._words import join_names, parse_pairs, quote
 from bayescale.errors import BayescaleError, RunsTableError
 from bayescale.laws import FALLBACK_COLUMNS
 
@@ -539,6 +539,8 @@ def points_frame(points: Any) -> pd.DataFrame:
     Raises :class:`~bayescale.errors.BayescaleError` naming the points whose N, D or C (given or
     derived) lies outside :data:`PLAUSIBLE`, or whose given C is further than
     :data:`FLOPS_TOLERANCE` from ``6 N D`` (give two of the three and the third is derived)."""
+    if isinstance(points, str):  # "N=7e9,D=1.4e12", as the CLI's --at
+        points = parse_pairs(points, f"points {points!r}")
     if isinstance(points, pd.DataFrame):
         frame = points.copy()
     elif isinstance(points, Mapping):
@@ -552,7 +554,8 @@ def points_frame(points: Any) -> pd.DataFrame:
         frame = pd.DataFrame(list(points))
     else:
         raise BayescaleError(
-            f"points must be a mapping, a DataFrame or a list of mappings, got {type(points).__name__}"
+            f"points must be a mapping, a DataFrame, a list of mappings or text like 'N=7e9,D=1.4e12', "
+            f"got {type(points).__name__}"
         )
     if len(frame) == 0:
         raise BayescaleError("points: no points given")

@@ -373,6 +373,8 @@ def test_parse_target() -> None:
     assert parse_target({"N": 1e9, "D": 2e10}).C == pytest.approx(1.2e20)
     with pytest.raises(bs.BayescaleError, match="finite and > 0"):
         parse_target({"C": -1})
+    assert parse_target("C=1e23") == parse_target(1e23)  # text, as the CLI's --at
+    assert parse_target("N=1e9,D=2e10") == parse_target({"N": 1e9, "D": 2e10})
 
 
 # ------------------------------------------------------------------ command line

@@ -469,3 +469,9 @@ def test_synthetic_tables_with_their_own_prefixes_concatenate():
     b = synthetic_runs("chinchilla", truth, seed=1, prefix="b")
     both = load_runs(pd.concat([a.assign(recipe="A"), b.assign(recipe="B")], ignore_index=True))
     assert len(both) == len(a) + len(b) and both["run_id"].iloc[0] == "a000" and both["run_id"].iloc[-1] == "b014"
+
+
+def test_points_as_text_read_as_the_cli_reads_them():
+    assert points_frame("N=5e6,D=1e8").to_dict("list") == points_frame({"N": 5e6, "D": 1e8}).to_dict("list")
+    with pytest.raises(BayescaleError, match=r"points 'N=5e6,D=x': D='x' is not a number"):
+        points_frame("N=5e6,D=x")

@@ -358,6 +358,10 @@ def test_truncated_normal_factory_is_allowed() -> None:
 
 def test_bundled_specs_present() -> None:
     assert {"chinchilla", "chinchilla_normal", "power", "multiplicative", "kaplan"} <= set(bundled_specs())
+    # The README's list names every one.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    listed = readme[readme.index("Bundled (load by path or name") :].split("\n\n")[0]
+    assert all(f"`{name}`" in listed for name in bundled_specs()), listed
 
 
 LAW_SPECS = [name for name in bundled_specs() if "[average]" not in (REPO / "models" / f"{name}.toml").read_text()]

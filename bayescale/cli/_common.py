@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import os
-import re
 import sys
 import tempfile
 import warnings
@@ -21,13 +20,11 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import bayescale
 from bayescale._stages import Stages
-from bayescale._words import join_names, restepped_words
+from bayescale._words import join_names, parse_pairs, restepped_words
 from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from bayescale.inference import Fit
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 # ------------------------------------------------------------------ inputs
@@ -67,24 +64,7 @@ def parse_point(text: str) -> dict[str, float]:
 
 def _parse_point(text: str, where: str) -> dict[str, float]:
     """:func:`parse_point` with ``where`` (the flag and text as the user gave them) heading its errors."""
-    point: dict[str, float] = {}
-    if not text.strip():
-        raise BayescaleError(f"{where}: empty; expected NAME=VALUE pairs separated by commas, e.g. N=7e9,D=1.4e12")
-    for item in text.split(","):
-        name, eq, value = item.partition("=")
-        name, value = name.strip(), value.strip()
-        if not eq or not _NAME.match(name) or not value:
-            raise BayescaleError(f"{where}: {item.strip()!r} is not NAME=VALUE; expected e.g. N=7e9,D=1.4e12")
-        if name in point:
-            raise BayescaleError(f"{where}: {name} is given twice")
-        try:
-            number = float(value)
-        except ValueError:
-            raise BayescaleError(f"{where}: {name}={value!r} is not a number") from None
-        if not (math.isfinite(number) and number > 0):
-            raise BayescaleError(f"{where}: {name} must be a finite number > 0, got {value}")
-        point[name] = number
-    return point
+    return parse_pairs(text, where)
 
 
 def parse_option(text: str) -> tuple[str, dict[str, float]]:
