@@ -179,8 +179,12 @@ class AveragedFit:
         return self.leading.draws(var_names)
 
     def summary(self, **kwargs: Any) -> pd.DataFrame:
-        """The leading law's parameter summary (see :meth:`weights_table` for the laws)."""
-        return self.leading.summary(**kwargs)
+        """The leading law's parameter summary, its columns named after it and its weight (printed
+        above the table; see :meth:`weights_table` for the laws)."""
+        table = self.leading.summary(**kwargs)
+        name = self.leading.spec.name
+        table.columns.name = f"{name} (weight {self.weights.get(name, 1.0):.2f} of {len(self.weights)} laws)"
+        return table
 
     def weights_table(self) -> pd.DataFrame:
         """Each law's weight, leave-future-out log predictive density and learned drift scale."""

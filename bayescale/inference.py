@@ -174,7 +174,8 @@ class Fit:
 
     # --------------------------------------------------------- summaries
     def summary(self, *, var_names: Sequence[str] | None = None, ci_prob: float = 0.9) -> pd.DataFrame:
-        """Posterior mean, sd, median, equal-tailed ``ci_prob`` interval, ESS and r-hat."""
+        """Posterior mean, sd, median, equal-tailed ``ci_prob`` interval, and for MCMC draws ESS and
+        r-hat (independent or importance-resampled draws have no chains to diagnose)."""
         if not 0 < ci_prob < 1:
             raise BayescaleError(f"ci_prob must be in (0, 1), got {ci_prob!r}")
         names = list(var_names or self.var_names + self.identified_names)
@@ -183,7 +184,13 @@ class Fit:
             raise BayescaleError(
                 f"var_names {unknown} are not in the posterior; it has {list(self.posterior.data_vars)}"
             )
-        return _arviz.summary_table(self.idata, names, ci_prob)
+        table = _arviz.summary_table(self.idata, names, ci_prob)
+        exact = self.method not in ("laplace", "psis")
+        return table if exact else table.drop(columns=["ess_bulk", "ess_tail", "r_hat"], errors="ignore")
+
+    def describe(self) -> str:
+        """The law, in words (as :meth:`bayescale.AveragedFit.describe` names an average's laws)."""
+        return f"one law, {self.spec.name} ({self.spec.law.name}), fitted by {self.method} to {len(self.runs)} runs."
 
     def sensitivity(self, points: Any = None, **kwargs: Any) -> Sensitivity:
         """Does the prior decide a parameter, or the loss at ``points``? Power-scaling (:mod:`bayescale.sensitivity`)."""

@@ -685,11 +685,17 @@ def test_drawing_on_with_the_progress_bar(spec, runs, monkeypatch) -> None:
 @slow
 def test_laplace(laplace_fit: bs.Fit, nuts_fit: bs.Fit) -> None:
     assert laplace_fit.method == "laplace"
+    assert (
+        laplace_fit.describe()
+        == f"one law, chinchilla (chinchilla), fitted by laplace to {len(laplace_fit.runs)} runs."
+    )
     assert laplace_fit.posterior.sizes == {"chain": 2, "draw": 1000}
     assert "sample_stats" not in laplace_fit.idata.groups()
     d = laplace_fit.diagnostics()
     assert d["method"] == "laplace" and d["problems"] == [] and "Laplace approximation" in d["note"]
     lap, nuts = laplace_fit.summary(), nuts_fit.summary()
+    # Independent draws have no chains to diagnose: no ESS or r-hat columns that would read as MCMC's.
+    assert "r_hat" in nuts and not {"ess_bulk", "ess_tail", "r_hat"} & set(lap.columns)
     for k in PARAMS:
         # Medians agree to a fraction of the posterior sd, and so do the widths.
         assert abs(lap.loc[k, "median"] - nuts.loc[k, "median"]) < 0.3 * nuts.loc[k, "sd"], k
