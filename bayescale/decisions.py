@@ -126,6 +126,12 @@ class Utility:
     value: float
     price_per_flop: float = 0.0
 
+    def __post_init__(self) -> None:
+        for name in ("value", "price_per_flop"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v) or v < 0:
+                raise BayescaleError(f"Utility: {name} must be a finite number >= 0, got {v!r}")
+
 
 # ------------------------------------------------------------------ decisions
 

@@ -304,3 +304,9 @@ def test_decide_takes_the_fit_second_and_a_list_of_points(point_fit):
     pd.testing.assert_frame_equal(dec.table, named.table)
     with pytest.raises(bs.BayescaleError, match=r"got Fit \(the options come first: decide\(options, fit\)\)"):
         dc.decide(fit, points)
+
+
+def test_utility_refuses_what_is_not_a_number():
+    for bad in ({"value": lambda loss: loss}, {"value": 1.0, "price_per_flop": -1e-20}, {"value": float("nan")}):
+        with pytest.raises(bs.BayescaleError, match=r"Utility: \w+ must be a finite number >= 0"):
+            bs.Utility(**bad)
