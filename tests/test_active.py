@@ -72,11 +72,24 @@ def test_parse_target_forms():
         ("N=-1,D=1e9", "> 0"),
         ("nopt:C=1e21,threshold=2", "not to nopt"),
         ("N=1e9,D=1e10,X=3", "unknown fields"),
+        ("N=1e9,D=1e10,U=2e10", r"'U' \(unique tokens\) must be > 0 and <= D"),
+        ("C=1e21,U=1e9", "applies to a loss target at a point"),
     ],
 )
 def test_parse_target_errors(text, match):
     with pytest.raises(BayescaleError, match=match):
         parse_target(text)
+
+
+def test_a_target_with_unique_tokens_is_planned_on_repeated_data():
+    """A repeated-data target (U < D) reaches the law as the runs' U does: a data-constrained law
+    predicts a higher loss there than at one epoch, and the label and dict carry U."""
+    truth = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36, "R_D": 5.0}
+    runs = synthetic_runs("data_constrained", truth, N=(1e7, 3e7), tokens_per_param=(10, 40), epochs=(1, 4), seed=0)
+    fit = fit_from_draws("data_constrained", runs, {**{k: [v] for k, v in truth.items()}, "sigma": [0.01]})
+    once, repeated = parse_target("N=1e9,D=1e11"), parse_target("N=1e9,D=1e11,U=1e10")
+    assert repeated.label == "loss at N=1e+09, D=1e+11, U=1e+10" and repeated.to_dict()["U"] == 1e10
+    assert active.target_draws(fit, repeated).law[0] > active.target_draws(fit, once).law[0]
 
 
 # ------------------------------------------------------------------ choices known by hand

@@ -148,7 +148,8 @@ def _suggest_parser(p: argparse.ArgumentParser) -> None:
         action="append",
         metavar="TARGET",
         help="N=7e9,D=1.4e12 (loss of a planned run), C=1e21 (loss on the compute-optimal frontier), "
-        "nopt:C=1e21 (log N_opt); add ,threshold=2.1 or --threshold for P(loss <= threshold). "
+        "nopt:C=1e21 (log N_opt); add ,threshold=2.1 or --threshold for P(loss <= threshold), and ,U=.. "
+        "for a planned run on U unique tokens (repeated data). "
         "Repeat N=..,D=..[,weight=..] for a region of points: the plan minimises their weighted error",
     )
     p.add_argument(

@@ -132,7 +132,7 @@ class Linearised:
                 Jt = np.asarray(jac(U, _log_inputs(fit.spec, pts)), dtype=float)
                 h = Jt[np.arange(idx.size), np.arange(idx.size)]
             else:
-                pts = pd.DataFrame({"N": [target.N], "D": [target.D], "C": [target.C]})
+                pts = target.point()
                 h = np.asarray(jac(U, _log_inputs(fit.spec, pts)), dtype=float)[:, 0]
         # The prior's curvature can be negative away from its mode (e.g. heavy tails): clip it.
         ev, vec = np.linalg.eigh(0.5 * (H + np.swapaxes(H, 1, 2)))

@@ -139,8 +139,8 @@ def _point(item: Any, i: int) -> tuple[float, float, Any]:
         raise BayescaleError(f"{what}: {e}") from None
     except (TypeError, ValueError):
         raise BayescaleError(f"{what}: N, D and C must be numbers, got {item!r}") from None
-    if not isinstance(target, Target) or target.kind != "loss" or target.is_decision:
-        raise BayescaleError(f"{what}: a region point is a loss at (N, D), without a threshold")
+    if not isinstance(target, Target) or target.kind != "loss" or target.is_decision or target.U is not None:
+        raise BayescaleError(f"{what}: a region point is a loss at (N, D), without a threshold or U")
     return float(target.N), float(target.D), weight
 
 

@@ -52,6 +52,9 @@ class Target:
     threshold : float, optional
         For a loss target: the decision "will the loss be <= threshold?" becomes the
         target (its probability, including the target run's seed-to-seed noise).
+    U : float, optional
+        For a loss target: the planned run's unique tokens (``D / U`` epochs), read by laws of
+        repeated data; without it the run sees each token once.
 
     Examples
     --------
@@ -66,11 +69,12 @@ class Target:
     D: float | None = None
     C: float | None = None
     threshold: float | None = None
+    U: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
             raise BayescaleError(f"target kind {self.kind!r} is not one of {list(TARGET_KINDS)}")
-        for name in ("N", "D", "C", "threshold"):
+        for name in ("N", "D", "C", "threshold", "U"):
             v = getattr(self, name)
             if v is not None and not (
                 isinstance(v, (int, float, np.floating)) and math.isfinite(float(v)) and float(v) > 0
@@ -98,11 +102,18 @@ class Target:
                 raise BayescaleError(f"a {self.kind} target needs a compute budget C, e.g. {self.kind}:C=1e21")
             if self.threshold is not None and self.kind == "nopt":
                 raise BayescaleError("threshold applies to loss targets (a point or the frontier), not to nopt")
+            if self.U is not None:
+                raise BayescaleError(f"U (unique tokens) applies to a loss target at a point, not to {self.kind}")
+        if self.U is not None:  # U <= D, checked as in a runs table
+            try:
+                points_frame({"N": self.N, "D": self.D, "U": self.U})
+            except BayescaleError as e:
+                raise BayescaleError(f"target: {str(e).removeprefix('points: ')}") from None
 
     @property
     def label(self) -> str:
         if self.kind == "loss":
-            s = f"loss at N={self.N:.3g}, D={self.D:.3g}"
+            s = f"loss at N={self.N:.3g}, D={self.D:.3g}" + ("" if self.U is None else f", U={self.U:.3g}")
         elif self.kind == "frontier":
             s = f"compute-optimal loss at C={self.C:.3g}"
         else:
@@ -116,7 +127,11 @@ class Target:
         return self.threshold is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("kind", "N", "D", "C", "threshold") if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in ("kind", "N", "D", "C", "threshold", "U") if getattr(self, k) is not None}
+
+    def point(self) -> pd.DataFrame:
+        """A loss target's point as a one-row table (``N, D, C`` and ``U`` when given)."""
+        return pd.DataFrame({k: [getattr(self, k)] for k in ("N", "D", "C", "U") if getattr(self, k) is not None})
 
 
 def parse_target(target: Any, threshold: float | None = None) -> Target:
@@ -136,7 +151,7 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
     """
     if isinstance(target, Target):
         if threshold is not None:
-            return Target(target.kind, target.N, target.D, target.C, float(threshold))
+            return Target(target.kind, target.N, target.D, target.C, float(threshold), target.U)
         return target
     if isinstance(target, str):
         text = target.strip()
@@ -166,10 +181,10 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
     if not isinstance(target, Mapping):
         raise BayescaleError(f"target must be text, a mapping or a Target, got {type(target).__name__}")
     d = dict(target)
-    unknown = sorted(set(d) - {"kind", "N", "D", "C", "threshold"})
+    unknown = sorted(set(d) - {"kind", "N", "D", "C", "threshold", "U"})
     if unknown:
         raise BayescaleError(
-            f"target: unknown fields {join_names(unknown, quoted=True)}; allowed kind, N, D, C, threshold"
+            f"target: unknown fields {join_names(unknown, quoted=True)}; allowed kind, N, D, C, threshold, U"
         )
     kind = d.pop("kind", None)
     if kind is None:
@@ -295,7 +310,7 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
     """
     target = parse_target(target)
     if target.kind == "loss":
-        frame = pd.DataFrame({"N": [target.N], "D": [target.D], "C": [target.C]})
+        frame = target.point()
         law = mixed_law_matrix(fit, frame)[:, 0]
     else:
         var = "N_opt" if target.kind == "nopt" else "loss_opt"
