@@ -1203,8 +1203,11 @@ def test_report_decision_with_c_far_from_6nd_is_refused(fixed_fit: dict, tmp_pat
     code, out, err = run(
         ["report", fixed_fit["path"], "-o", tmp_path / "r.html", "--decision", "fakeC:N=5e6,D=1e8,C=1"]
     )
-    assert_one_error_line(code, err, "--decision 'fakeC'", "not consistent with C = 6 N D")
+    assert_one_error_line(code, err, "--decision 'fakeC:N=5e6,D=1e8,C=1'", "not consistent with C = 6 N D")
     assert not (tmp_path / "r.html").exists()
+    # The same check as decide's --option: a law input missing, named with the flag and the text given.
+    code, out, err = run(["report", fixed_fit["path"], "-o", tmp_path / "r.html", "--decision", "7B:N=7e9"])
+    assert_one_error_line(code, err, "--decision '7B:N=7e9'", "law 'chinchilla' needs N and D; D missing")
 
 
 def test_loo_on_a_laplace_fit_blames_the_approximation(tmp_path: Path) -> None:

@@ -14,10 +14,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from bayescale._words import join_names
 from bayescale.errors import BayescaleError
 
-from ._common import _stages, _validate_output, load_fit, parse_option
+from ._common import _stages, _validate_output, _validate_point, load_fit, parse_option
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:
@@ -39,9 +38,7 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    from bayescale.data import points_frame
     from bayescale.decisions import decide, parse_risk
-    from bayescale.laws import FALLBACK_COLUMNS
     from bayescale.report import write_html, write_markdown
 
     out = Path(args.output)
@@ -68,16 +65,8 @@ def _run_report(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     decision = None
     if options:
-        for name, point in options.items():
-            try:
-                frame = points_frame(point)
-            except BayescaleError as e:
-                raise BayescaleError(f"--decision {name!r}: {str(e).removeprefix('points: ')}") from None
-            missing = [c for c in fit.spec.columns if c not in frame and c not in FALLBACK_COLUMNS]  # U absent: U = D
-            if missing:
-                raise BayescaleError(
-                    f"--decision {name!r}: the law needs {join_names(missing)}; give e.g. N=7e9,D=1.4e12"
-                )
+        for text, point in zip(args.decision, options.values()):
+            _validate_point(fit, text, point, flag="--decision")
         stage(f"deciding between {len(options)} options")
         decision = decide(options, fit=fit, threshold=args.threshold, risk=risk, seed=args.seed)
     validation = None
