@@ -149,7 +149,7 @@ class AveragedFit:
                 index[where] = np.arange(where.sum()) * (shape[0] * shape[1]) // where.sum()
         return slots, index
 
-    def _mix(self, per_member: list[np.ndarray]) -> np.ndarray:
+    def mix(self, per_member: list[np.ndarray]) -> np.ndarray:
         """One array shaped like the leading member's draws (chain, draw, ...), each slot taken from the
         member it belongs to (:meth:`slot_draws`)."""
         arrays = [np.asarray(v, dtype=float) for v in per_member]
@@ -163,13 +163,13 @@ class AveragedFit:
     def log_loss(self, points: Any) -> np.ndarray:
         """Mixed draws of the log loss at ``points`` (chain, draw, point), each law with its own drift."""
         frame = points_frame(points)
-        mixed = self._mix([m.log_loss(frame) for m in self.members.values()])
+        mixed = self.mix([m.log_loss(frame) for m in self.members.values()])
         return conformal_scaled(mixed, self.conformal)
 
     def noise_params(self) -> dict[str, np.ndarray]:
         names = noise_names(self.spec)
         per = [m.noise_params() for m in self.members.values()]
-        return {k: self._mix([p[k] for p in per]) for k in names}
+        return {k: self.mix([p[k] for p in per]) for k in names}
 
     def predict(self, points: Any, *, noise: bool = False, seed: int = 0) -> xr.DataArray:
         """Draws of the loss at ``points`` from the average (see :meth:`bayescale.Fit.predict`)."""

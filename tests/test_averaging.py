@@ -372,7 +372,7 @@ def test_mixing_takes_a_member_with_fewer_draws() -> None:
     avg = AveragedFit(None, sized, {"a": 0.4, "b": 0.6}, [], pd.DataFrame(), slots=slots)
     a = np.zeros((2, 4, 3))
     b = np.arange(2 * 2 * 3, dtype=float).reshape(2, 2, 3) + 1  # 2 chains x 2 draws
-    mixed = avg._mix([a, b])
+    mixed = avg.mix([a, b])
     assert mixed.shape == (2, 4, 3)
     np.testing.assert_array_equal(mixed[slots == 0], 0.0)
     taken = mixed[slots == 1]

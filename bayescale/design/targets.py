@@ -204,12 +204,12 @@ def mixed(fit: Fit | AveragedFit, per_law: Callable[[Fit], np.ndarray]) -> np.nd
     weighs what a run tells about the target under every law in proportion to its weight."""
     if not isinstance(fit, AveragedFit):
         return np.asarray(per_law(fit))
-    slots, index = fit.slot_draws()
-    per = [np.asarray(per_law(m)) for m in fit.members.values()]
-    out = np.empty((slots.size,) + per[0].shape[1:])
-    for k, values in enumerate(per):
-        out[slots == k] = values[index[slots == k]]
-    return out
+    shaped = []
+    for m in fit.members.values():
+        values = np.asarray(per_law(m))
+        shaped.append(values.reshape((m.posterior.sizes["chain"], m.posterior.sizes["draw"]) + values.shape[1:]))
+    out = fit.mix(shaped)
+    return out.reshape((-1,) + out.shape[2:])
 
 
 def law_weights(fit: Fit | AveragedFit) -> dict[str, float]:
