@@ -107,8 +107,8 @@ class Sensitive:
         if self.diagnosis == "prior decides":
             return f"The prior decides {self.name} ({nums}): the runs do not pin it{moved}; {self.advice}."
         if self.diagnosis == "prior-data conflict" and self.shift is not None:
-            # A prediction the prior moves is decided by it, whether or not the runs pull elsewhere.
-            return f"The prior decides {self.name} ({nums}; prior and runs disagree about it){moved}; {self.advice}."
+            # A prediction has no prior of its own to tell a conflict from an informative prior: say what moves it.
+            return f"Both the prior and the runs move {self.name} ({nums}){moved}; {self.advice}."
         if self.diagnosis == "prior-data conflict":
             where = (
                 ""
