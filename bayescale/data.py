@@ -477,6 +477,7 @@ def append_run(
             old = pd.DataFrame()
         except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
+        _refuse_other_file(old, path)
         if if_exists == "skip" and "run_id" in old.columns and "run_id" in new.columns:
             new = new[~new["run_id"].astype(str).isin(set(old["run_id"]))]
             if new.empty:
@@ -491,6 +492,20 @@ def append_run(
         else:
             combined = new[[*(c for c in _LEAD if c in new.columns), *(c for c in new.columns if c not in _LEAD)]]
         return _write_atomic(combined, path, validate=flops)
+
+
+def _refuse_other_file(old: pd.DataFrame, path: str | os.PathLike) -> None:
+    """A non-empty file whose header is not a runs table's (a JSON file, another delimiter) is never
+    rewritten as one: its content would become column names."""
+    if len(old.columns) == 0:
+        return
+    missing = [c for c in REQUIRED_COLUMNS if c not in old.columns]
+    missing += [] if ("D" in old.columns or "C" in old.columns) else ["D or C"]
+    if missing:
+        raise _fail(
+            f"{os.fspath(path)!r} is not a runs table (a comma-separated file whose header names N, loss and D or "
+            f"C): its header lacks {join_names(missing, quoted=True)}; nothing was written. Give a runs CSV, or a new path"
+        )
 
 
 def runs_hash(df: pd.DataFrame) -> str:

@@ -318,6 +318,19 @@ def test_append_without_run_ids(tmp_path):
     assert list(out["run_id"]) == ["run000", "run001"]
 
 
+@pytest.mark.parametrize(
+    "content",
+    ['[{"run_id":"j1","N":1e6,"D":2e7,"loss":3.5}]\n', "N\tD\tloss\n1e8\t2e9\t3.1\n", "just some notes\n"],
+    ids=["json", "tsv", "text"],
+)
+def test_append_never_rewrites_a_file_that_is_not_a_runs_table(tmp_path, content):
+    path = tmp_path / "table.csv"
+    path.write_text(content)
+    with pytest.raises(RunsTableError, match=r"is not a runs table .*header lacks .*nothing was written"):
+        append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    assert path.read_text() == content
+
+
 def test_append_bad_row_type(tmp_path):
     with pytest.raises(RunsTableError, match="row must be"):
         append_run(tmp_path / "runs.csv", "N=1")
