@@ -1,12 +1,11 @@
 """The runs table: one row per training run, loaded, validated and appended safely.
 
-A runs table has the columns ``N`` (parameters), ``D`` (training tokens) and/or
-``C`` (training FLOPs) and ``loss`` (final loss, nats/token), plus the optional
-columns ``run_id``, ``seed``, ``source``, ``arch``, ``notes`` and ``U`` (unique training tokens of a
-repeated-data run, 0 < U <= D); any other column
-is kept as it is. :func:`load_runs` validates a table and derives the missing one
-of ``C`` and ``D`` from the FLOP convention (``C = 6*N*D``); :func:`append_run`
-adds rows to a CSV file so that many processes may append at once.
+A runs table has the columns ``N`` (parameters), ``D`` (training tokens) and/or ``C`` (training
+FLOPs) and ``loss`` (final loss, nats/token), plus the optional columns ``run_id``, ``seed``,
+``source``, ``arch``, ``notes`` and ``U`` (unique training tokens of a repeated-data run, 0 < U <= D);
+any other column is kept as it is. :func:`load_runs` validates a table and derives the missing one
+of ``C`` and ``D`` from the FLOP convention (``C = 6*N*D``); :func:`append_run` adds rows to a CSV
+file so that many processes may append at once.
 """
 
 from __future__ import annotations
@@ -477,7 +476,7 @@ def append_run(
             old = pd.DataFrame()
         except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
             raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
-        _refuse_other_file(old, path)
+        check_runs_header(old, path)
         if if_exists == "skip" and "run_id" in old.columns and "run_id" in new.columns:
             new = new[~new["run_id"].astype(str).isin(set(old["run_id"]))]
             if new.empty:
@@ -494,18 +493,16 @@ def append_run(
         return _write_atomic(combined, path, validate=flops)
 
 
-def _refuse_other_file(old: pd.DataFrame, path: str | os.PathLike) -> None:
+def check_runs_header(old: pd.DataFrame, path: str | os.PathLike) -> None:
     """A non-empty file whose header is not a runs table's (a JSON file, another delimiter) is never
     rewritten as one: its content would become column names."""
-    if len(old.columns) == 0:
-        return
-    missing = [c for c in REQUIRED_COLUMNS if c not in old.columns]
-    missing += [] if ("D" in old.columns or "C" in old.columns) else ["D or C"]
-    if missing:
+    try:
+        if len(old.columns):
+            _validate_columns(old)
+    except RunsTableError as e:
         raise _fail(
-            f"{os.fspath(path)!r} is not a runs table (a comma-separated file whose header names N, loss and D or "
-            f"C): its header lacks {join_names(missing, quoted=True)}; nothing was written. Give a runs CSV, or a new path"
-        )
+            f"{os.fspath(path)!r} is not a runs table; nothing was written: {str(e)[len('runs table: ') :]}"
+        ) from None
 
 
 def runs_hash(df: pd.DataFrame) -> str:
@@ -591,17 +588,10 @@ def points_frame(points: Any) -> pd.DataFrame:
     for message in _implausible(frame, None, what="points:"):  # the derived ones
         raise BayescaleError(_pointwise(message, len(frame)) + " (derived by C = 6 N D)")
     for col in given:  # a value given as NaN that the other two could not fill: never dropped silently
-        blank = frame[col].isna().to_numpy()
-        if blank.any():
-            where = (
-                "the point"
-                if len(frame) == 1
-                else f"points at 0-based positions {_shown(np.flatnonzero(blank).tolist())}"
-            )
-            raise BayescaleError(
-                f"points: {col!r} is NaN for {where}, and the other two of N, D and C do not give it by "
-                "C = 6 N D; give a number, or give two of N, D and C"
-            )
+        if (blank := frame[col].isna().to_numpy()).any():
+            rows = f"rows at 0-based positions {_shown(np.flatnonzero(blank).tolist())}"
+            message = f"points: {col!r} is NaN for {rows}; give a number, or two of N, D and C (C = 6 N D)"
+            raise BayescaleError(_pointwise(message, len(frame)))
     try:  # unique tokens as in a runs table: blank (one epoch) or in (0, D]
         _validate_unique_tokens(frame, None)
     except RunsTableError as e:

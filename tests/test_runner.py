@@ -410,8 +410,16 @@ def test_repeated_data_pilot_records_u_and_epochs(cache, streams, tmp_path, caps
     args = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--unique-tokens", "2.5e4", "--eval-tokens", "1024"]
     assert main([*args, "--curve-points", "2", "--dry-run"]) == 0
     assert "24,960 unique tokens repeated for 4.02 epochs" in capsys.readouterr().out
-    args += ["--curve-points", "2", "--threads", "1", "--quiet", "--append", str(table), "--format", "json"]
-    assert main(args) == 0
+    args += ["--curve-points", "2", "--threads", "1", "--quiet", "--append", str(table)]
+    assert main([*args, "--format", "json"]) == 0
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    assert json.loads(capsys.readouterr().out, parse_constant=strict)["U"] == 24960  # NaN (mfu on a CPU) is null
+    assert main(args) == 0  # the same pilot again: from the cache, and its row not doubled, said so
+    said = capsys.readouterr().out
+    assert "was already in" in said and "not appended again" in said
     runs = load_runs(table)
     row = runs.iloc[0]
     assert len(runs) == 1 and "-U2.5e04-" in row["run_id"]
@@ -595,6 +603,19 @@ def test_a_folder_corpus_splits_the_same_wherever_it_lies(tmp_path):
     one, two = load_corpus(str(here)), load_corpus(str(there))
     assert one.sha256 == two.sha256 and one.heldout == two.heldout and one.train == two.train
     assert load_corpus(str(here / "*.txt")).sha256 == one.sha256
+
+
+def test_a_table_the_row_cannot_go_to_is_refused_before_training(cache, tmp_path, capsys):
+    args = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--eval-tokens", "1024", "--append"]
+    assert main([*args, str(tmp_path / "typo" / "runs.csv")]) == 2
+    assert "its folder" in capsys.readouterr().err
+    notes = tmp_path / "runs.json"
+    notes.write_text('[{"N": 1e6, "D": 2e7, "loss": 3.5}]\n')
+    assert main([*args, str(notes)]) == 2
+    assert "is not a runs table; nothing was written" in capsys.readouterr().err
+    assert notes.read_text() == '[{"N": 1e6, "D": 2e7, "loss": 3.5}]\n'
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "100", "--eval-tokens", "1024", "--dry-run"]) == 0
+    assert "trains only 1 optimizer step" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(cache, capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from typing import Any
 
@@ -18,7 +19,7 @@ from ..errors import BayescaleError
 from .models import PilotError
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, available_memory, micro_batch, plan_pilot
-from .shapes import check_size
+from .shapes import check_size, non_embedding_params
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -170,8 +171,10 @@ def _print_wsd(trunk: PilotPlan, branches: list[PilotPlan]) -> None:
 def _print_plan(plan: PilotPlan) -> None:
     s, h = plan.shape, plan.hyper
     print(f"run id      {plan.run_id}")
+    built = non_embedding_params(s.arch, s.n_layer, s.d_model)
     print(
-        f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, vocab {s.vocab_size}"
+        f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, "
+        f"vocab {s.vocab_size}: N = {built:,} non-embedding parameters (requested {plan.n_params:.3g})"
     )
     print(
         f"training    {plan.tokens_trained:,} tokens = {h.steps} steps x {h.batch_size} sequences; "
@@ -228,7 +231,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     stage(
         f"planning the pilot; the tokenizer and token arrays of corpus {a.corpus!r} are built on first use, then cached"
     )
-    from .train import save_pilot, train_pilot  # after parsing: --help and usage errors load neither
+    from .train import train_pilot  # after parsing: --help and usage errors load neither
     from .wsd import DEFAULT_COOLDOWNS, plan_wsd, train_wsd
 
     opts = _plan_options(a)
@@ -241,26 +244,98 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         if wsd:
             _print_wsd(*plan_wsd(a.n_params, a.tokens, **opts))
         else:
-            _print_plan(plan_pilot(a.n_params, a.tokens, **opts))
+            _print_plan(plan := plan_pilot(a.n_params, a.tokens, **opts))
+            _warn_few_steps(plan)
         return 0
 
+    if a.append:  # a table that cannot take the row is said before the training, not after it
+        _check_table(a.append)
+    if not wsd:
+        _warn_few_steps(plan_pilot(a.n_params, a.tokens, **opts))
     opts.update(device=a.device, compile=a.compile, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
     opts.update(keep_checkpoints=a.keep_checkpoints, on_progress=None if a.quiet else _progress)
     stage(f"training {'a WSD trunk and its branches' if wsd else 'the pilot'} on device {a.device}")
     results = train_wsd(a.n_params, a.tokens, **opts) if wsd else [train_pilot(a.n_params, a.tokens, **opts)]
-    for result in results:
-        if a.append:
-            stage(f"appending {result.row['run_id']} to {a.append}")
-            save_pilot(result, a.append)
+    said = [_save(result, a.append, stage) for result in results] if a.append else []
     rows = [r.row for r in results]
     if a.format == "json":
-        print(json.dumps(rows if wsd else rows[0], default=str, indent=1))
+        print(json.dumps(_json_safe(rows if wsd else rows[0]), default=str, indent=1))
     else:
         for row in rows:
             _print_row(row)
-        if a.append:
-            print(f"appended to {a.append}")
+        print("\n".join(said) if said else "not written to a runs table (give --append RUNS.csv to record it)")
     return 0
+
+
+#: Fewer optimizer steps than this and a pilot's loss says little about the law (its D is mostly warmup).
+MIN_STEPS = 10
+
+
+def _warn_few_steps(plan: PilotPlan) -> None:
+    h = plan.hyper
+    if h.steps < MIN_STEPS:
+        batch = h.batch_size * plan.shape.seq_len
+        print(
+            f"warning: this pilot trains only {h.steps} optimizer step{'s' if h.steps != 1 else ''} ({plan.tokens_trained:,} "
+            f"tokens: D is rounded up to whole batches of {batch:,}); its loss says little about the law. Give --tokens "
+            f"of at least {MIN_STEPS * batch:,} ({MIN_STEPS} batches)",
+            file=sys.stderr,
+        )
+
+
+def _check_table(table: str) -> None:
+    """Refuse, before any training, a ``--append`` path no runs table can be written to: one under a
+    missing folder (a typo would start a new table there), a folder, or a file that is not a runs table."""
+    import pandas as pd  # when a pilot runs, not for --help
+
+    from ..data import check_runs_header
+
+    parent = os.path.dirname(os.path.abspath(table))
+    if not os.path.isdir(parent):
+        what = "is a file, not a folder" if os.path.exists(parent) else "does not exist (create it, or fix the path)"
+        raise PilotError(f"--append {table!r}: its folder {parent!r} {what}; nothing was trained")
+    if os.path.isdir(table):
+        raise PilotError(f"--append {table!r} is a folder; give a runs CSV file; nothing was trained")
+    try:
+        check_runs_header(pd.read_csv(table, dtype=str, keep_default_na=False, nrows=0), table)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return  # a new table, or an empty file: the pilot's row starts it
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise PilotError(f"--append {table!r}: could not read it as a CSV ({exc}); nothing was trained") from None
+
+
+def _recorded_ids(table: str) -> set[str]:
+    """The run ids a runs CSV holds (none when it is absent, empty or has no ``run_id`` column)."""
+    import pandas as pd
+
+    try:
+        return set(pd.read_csv(table, dtype=str, keep_default_na=False, usecols=lambda c: c == "run_id")["run_id"])
+    except (FileNotFoundError, pd.errors.EmptyDataError, KeyError, ValueError):
+        return set()
+
+
+def _save(result: Any, table: str, stage: Stages) -> str:
+    """Append the pilot's row to ``table`` and say what happened (a run id already there is kept, not doubled)."""
+    from .train import save_pilot
+
+    run_id = result.row["run_id"]
+    before = _recorded_ids(table)
+    stage(f"appending {run_id} to {table}")
+    save_pilot(result, table)
+    return (
+        f"{run_id} was already in {table}; not appended again" if run_id in before else f"appended {run_id} to {table}"
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities as JSON null (``json.dumps`` writes ``NaN``, which strict parsers refuse)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 #: The flags that plan a pilot (their ``_pilot_parser`` dests); a branch trained later takes its trunk's.
@@ -292,7 +367,6 @@ def _given_plan_options(rest: list[str]) -> dict[str, Any]:
 
 def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
     """``bayescale pilot --branch-of TRUNK_ID --tokens D``: one more branch off a trunk trained earlier."""
-    from .train import save_pilot
     from .wsd import check_branch_options, plan_branch, train_branch
 
     stage = Stages(quiet=a.quiet)
@@ -302,6 +376,8 @@ def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
     if a.dry_run:
         _print_branch(later)
         return 0
+    if a.append:
+        _check_table(a.append)
     stage(f"training the branch on device {a.device}, from the trunk's checkpoint at step {later.from_step}")
     result = train_branch(
         a.branch_of,
@@ -314,15 +390,16 @@ def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
         keep_checkpoints=a.keep_checkpoints,
         on_progress=None if a.quiet else _progress,
     )
-    if a.append:
-        stage(f"appending {result.row['run_id']} to {a.append}")
-        save_pilot(result, a.append)
+    said = (
+        _save(result, a.append, stage)
+        if a.append
+        else "not written to a runs table (give --append RUNS.csv to record it)"
+    )
     if a.format == "json":
-        print(json.dumps(result.row, default=str, indent=1))
+        print(json.dumps(_json_safe(result.row), default=str, indent=1))
     else:
         _print_row(result.row)
-        if a.append:
-            print(f"appended to {a.append}")
+        print(said)
     return 0
 
 
@@ -381,6 +458,13 @@ def _run(args: argparse.Namespace) -> int:
         return cmd_pilot(args)
     except SystemExit as e:  # --help and usage errors of the inner parsers
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback through torch
+        print(
+            "bayescale: interrupted; run the same command again to resume (finished pilots, their rows and the last "
+            "checkpoints are kept)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 #: Verb -> the function that fills in its parser (the ``bayescale.cli`` registry calls it).

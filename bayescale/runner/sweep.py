@@ -462,7 +462,8 @@ def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
     else:
         workers = workers or os.cpu_count() or 1
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+    try:
         futures = {pool.submit(_train_job, job, threads, device, quiet): job for job in todo}
         pending = set(futures)
         while pending:
@@ -470,6 +471,14 @@ def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
             for f in done:
                 exc = f.exception()
                 finished(futures[f], None if exc else f.result(), exc)
+    except BaseException:
+        # Ctrl-C (or an error recording a row): stop the workers now rather than wait for their pilots,
+        # which shutdown(wait=True) would do, unrecorded. Their checkpoints are kept; a rerun resumes them.
+        for proc in list(getattr(pool, "_processes", {}).values()):  # the executor has no public handle
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _run_ray(todo, address, device, threads, quiet, finished) -> None:
