@@ -618,6 +618,15 @@ def test_a_table_the_row_cannot_go_to_is_refused_before_training(cache, tmp_path
     assert "trains only 1 optimizer step" in capsys.readouterr().err
 
 
+def test_sizes_that_build_one_model_are_warned():
+    from bayescale.runner.sweep import Job, same_models
+
+    jobs = [Job(n, 3 * n) for n in (2e4, 2.5e4, 3e4, 4e4)]
+    (message,) = same_models(jobs)
+    assert "requested sizes 2e+04, 2.5e+04, 3e+04 build the same llama model" in message and "N = 27,792" in message
+    assert same_models([Job(2e4, 6e4), Job(2e4, 6e4, {"seed": 1}), Job(4e4, 1.2e5)]) == []  # seeds differ: replicates
+
+
 def test_cli_errors_are_one_line(cache, capsys):
     assert main(["pilot", "--n-params", "1e5", "--tokens", "-3", "--dry-run"]) == 2
     assert "tokens=-3.0 must be a positive number" in capsys.readouterr().err

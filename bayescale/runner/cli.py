@@ -417,15 +417,19 @@ def _progress(msg: dict) -> None:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweep import load_sweep, run_sweep
+    from .sweep import load_sweep, run_sweep, same_models
 
     sweep = load_sweep(a.sweep)
     if a.dry_run:
         total = 0.0
         for job in sorted(sweep.jobs, key=lambda j: j.flops):
             total += job.flops
-            print(f"{job.label():40s} {job.flops:.3g} FLOPs")
+            s = job.shape
+            built = non_embedding_params(s.arch, s.n_layer, s.d_model)
+            print(f"{job.label():40s} {job.flops:.3g} FLOPs (builds N = {built:,})")
         print(f"{len(sweep.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {sweep.table}")
+        for message in same_models(list(sweep.jobs)):
+            print(f"warning: {message}", file=sys.stderr)
         return 0
     report = run_sweep(
         sweep,

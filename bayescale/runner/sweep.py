@@ -58,7 +58,7 @@ import pandas as pd
 from ..errors import BayescaleError
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
-from .shapes import ARCHES, shape_for, training_flops
+from .shapes import ARCHES, non_embedding_params, shape_for, training_flops
 from .train import PilotResult, save_pilot, train_pilot
 from .wsd import DEFAULT_COOLDOWNS, plan_wsd, train_wsd
 
@@ -108,13 +108,18 @@ class Job:
         return self.options.get("schedule", "cosine") == "wsd"
 
     @property
+    def shape(self) -> Any:
+        """The model the shape rule builds for the requested size (several sizes may build one)."""
+        o = self.options
+        return shape_for(
+            self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128)
+        )
+
+    @property
     def flops(self) -> float:
         """Analytic training FLOPs (the sweep's cost estimate and scheduling order); a WSD job's trunk
         (to its last branch's start) and every cooldown, once each."""
-        o = self.options
-        shape = shape_for(
-            self.n_params, o.get("arch", "llama"), vocab_size=o.get("vocab_size", 2048), seq_len=o.get("seq_len", 128)
-        )
+        shape = self.shape
         if not self.wsd:
             return training_flops(shape, self.tokens)
         fractions, c = self._wsd_settings().values()
@@ -280,6 +285,24 @@ def _is_seed(s: Any) -> bool:
     return isinstance(s, int) and not isinstance(s, bool) and s >= 0
 
 
+def same_models(jobs: list[Job]) -> list[str]:
+    """Warnings, in words, for requested sizes that build the same model (with the same seed and data):
+    their rows would share N and differ only in the learning rate the requested size sets."""
+    groups: dict[tuple, list[float]] = {}
+    for job in jobs:
+        s, o = job.shape, job.options
+        groups.setdefault((s.arch, s.n_layer, s.d_model, o.get("seed", 0), o.get("unique_tokens"), job.wsd), []).append(
+            job.n_params
+        )
+    return [
+        f"requested sizes {', '.join(f'{n:.3g}' for n in sorted(set(sizes)))} build the same {arch} model ({layers} "
+        f"layers x width {width}, N = {non_embedding_params(arch, layers, width):,}): their rows share N and differ "
+        "only in learning rate; space the sizes wider"
+        for (arch, layers, width, *_), sizes in groups.items()
+        if len(set(sizes)) > 1
+    ]
+
+
 def _pending(sweep: Sweep) -> tuple[list[Job], list[str]]:
     """Jobs whose run id is not yet in the table, and the ids of those that are."""
     done = set()
@@ -430,6 +453,8 @@ def run_sweep(
     say(
         f"sweep: {len(todo)} pilot(s) to run ({progress.total:.3g} FLOPs, analytic), {len(skipped)} already in {sweep.table}"
     )
+    for message in same_models(list(sweep.jobs)):
+        say(f"warning: {message}")
     if executor == "serial" or not todo:
         for job in todo:
             try:
