@@ -642,6 +642,16 @@ def test_dry_run_prints_the_plan(cache, streams, capsys):
     assert re.search(r"memory      about [\d.]+ GiB \(weights, gradients and AdamW state", out)
 
 
+def test_sweep_dry_run_plans_every_pilot_as_the_run_would(cache, streams, tmp_path, capsys):
+    sweep = _tiny_sweep(tmp_path)
+    assert main(["pilot", "sweep", str(sweep), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 pilots to run" in out and out.count("(builds N = ") == 2
+    sweep.write_text(sweep.read_text().replace("[settings]\n", '[settings]\nschedule = "wsd"\ncooldowns = [0.5, 2]\n'))
+    assert main(["pilot", "sweep", str(sweep), "--dry-run"]) == 2
+    assert "cooldowns=[0.5, 2.0] must be fractions" in capsys.readouterr().err
+
+
 def test_pilot_needing_more_memory_than_free_is_refused_before_building(cache, streams, monkeypatch):
     import bayescale.runner.plan as plan_module
     from bayescale.runner.models import PilotError

@@ -97,11 +97,30 @@ def _pilot_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: The sweep file's format, for ``--help`` (the full description: :mod:`bayescale.runner.sweep`).
+_SWEEP_FORMAT = """SWEEP.toml, e.g.:
+  table = "runs.csv"              # the runs table, relative to the sweep file
+  seeds = [0]
+  [grid]                          # every n_params x tokens_per_param x seed
+  n_params = [3e4, 1e5, 3e5]
+  tokens_per_param = [5, 15, 45]
+  [[run]]                         # optional explicit runs (any pilot option)
+  n_params = 1e5
+  tokens = 2e6
+  [settings]                      # optional pilot options for every run
+  eval_tokens = 65536
+  schedule = "wsd"                # one trunk per job, a row per cooldowns point
+  cooldowns = [0.25, 0.5, 1.0]
+--dry-run lists each pilot with the N its shape builds and marks those already in the table."""
+
+
 def _sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="bayescale pilot sweep",
         description="Run every pilot of SWEEP.toml that is not yet in its table, in parallel; rows are appended as "
         "pilots finish, so a killed sweep resumes where it stopped.",
+        epilog=_SWEEP_FORMAT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("sweep", metavar="SWEEP.toml")
     p.add_argument(
@@ -417,17 +436,20 @@ def _progress(msg: dict) -> None:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweep import load_sweep, run_sweep, same_models
+    from .sweep import load_sweep, pending, run_sweep, same_models
 
     sweep = load_sweep(a.sweep)
     if a.dry_run:
+        todo, _ = pending(sweep)  # plans every pilot: a bad option is refused here, as the run would
         total = 0.0
         for job in sorted(sweep.jobs, key=lambda j: j.flops):
-            total += job.flops
-            s = job.shape
+            s, done = job.shape, job not in todo
+            total += 0.0 if done else job.flops
             built = non_embedding_params(s.arch, s.n_layer, s.d_model)
-            print(f"{job.label():40s} {job.flops:.3g} FLOPs (builds N = {built:,})")
-        print(f"{len(sweep.jobs)} pilots, {total:.3g} FLOPs (analytic) -> {sweep.table}")
+            print(
+                f"{job.label():40s} {job.flops:.3g} FLOPs (builds N = {built:,}){' already in the table' if done else ''}"
+            )
+        print(f"{len(todo)} of {len(sweep.jobs)} pilots to run, {total:.3g} FLOPs (analytic) -> {sweep.table}")
         for message in same_models(list(sweep.jobs)):
             print(f"warning: {message}", file=sys.stderr)
         return 0

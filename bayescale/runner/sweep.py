@@ -303,7 +303,7 @@ def same_models(jobs: list[Job]) -> list[str]:
     ]
 
 
-def _pending(sweep: Sweep) -> tuple[list[Job], list[str]]:
+def pending(sweep: Sweep) -> tuple[list[Job], list[str]]:
     """Jobs whose run id is not yet in the table, and the ids of those that are."""
     done = set()
     if sweep.table.exists():
@@ -447,7 +447,7 @@ def run_sweep(
         raise SweepError(f"executor={executor!r} is not allowed; allowed: {list(EXECUTORS)}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SweepError(f"workers={workers!r} must be a positive integer")
-    todo, skipped = _pending(sweep)
+    todo, skipped = pending(sweep)
     todo.sort(key=lambda j: -j.flops)  # largest first: better packing, and the stragglers are short
     progress = _Progress(todo, sweep.table, SweepReport(skipped=skipped), say)
     say(
