@@ -107,8 +107,9 @@ class Sensitive:
         if self.diagnosis == "prior decides":
             return f"The prior decides {self.name} ({nums}): the runs do not pin it{moved}; {self.advice}."
         if self.diagnosis == "prior-data conflict" and self.shift is not None:
-            # A prediction has no prior of its own to tell a conflict from an informative prior: say what moves it.
-            return f"Both the prior and the runs move {self.name} ({nums}){moved}; {self.advice}."
+            # A prediction has no prior of its own to tell a conflict from an informative prior: the prior moves
+            # the answer, with the runs.
+            return f"The prior decides {self.name} in part ({nums}: the runs inform it too){moved}; {self.advice}."
         if self.diagnosis == "prior-data conflict":
             where = (
                 ""

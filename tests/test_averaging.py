@@ -293,7 +293,7 @@ def test_splits_of_a_sampled_fit_have_the_posteriors_spread_not_the_laplace_one(
     plain = load_spec({k: v for k, v in load_spec("chinchilla_bending").to_dict().items() if k != "extrapolation"})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bs.fit(plain, table[train].reset_index(drop=True), method="nuts", seed=0)
+        fit = bs.fit(plain, table[train].reset_index(drop=True), method="nuts", seed=0, chains=2, warmup=500)
     held = table[~train].reset_index(drop=True)
     lo, hi = np.quantile(fit.law_log_loss(held).reshape(-1, len(held)), [0.16, 0.84], axis=0)
     nuts_sd = (hi - lo) / 2.0

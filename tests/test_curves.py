@@ -373,6 +373,7 @@ def test_public_api() -> None:
 # ---------------------------------------------------------- the benchmark, small
 
 
+@pytest.mark.slow  # a benchmark's smoke run (51 s on CI): `make test-all`
 @pytest.mark.skipif(not (DATA / "revisiting-benchmark").is_dir(), reason="public data not present ($BAYESCALE_DATA)")
 def test_benchmark_small(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("bench_curves", ROOT / "benchmarks" / "bench_curves.py")
