@@ -1,13 +1,15 @@
 """Atomic file writes shared by the package: write to a temporary file beside the target, fsync,
-then rename over it, so a reader never sees a half-written file and a killed writer leaves the old one."""
+then rename over it, so a reader never sees a half-written file and a killed writer leaves the old one.
+And :func:`jsonable`, what every JSON output writes: plain data, NaN and infinities as null."""
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -38,3 +40,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (creating its folder); returns the path."""
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return Path(path)
+
+
+def jsonable(x: Any) -> Any:
+    """Plain JSON data: NumPy scalars to Python numbers, NaN and infinities to null."""
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        return x
+    if hasattr(x, "item") and not isinstance(x, (int, float)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x

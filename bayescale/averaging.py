@@ -64,8 +64,6 @@ MINOR_WEIGHT = 0.25
 #: distinct draw, at a quarter of the importance sampling's cost.
 MINOR_DRAWS = 0.25
 MINOR_MIN_DRAWS = 100
-#: Attribute of a saved average: its spec, weights and the evidence behind them.
-ATTR = AVERAGE_ATTR
 
 
 @dataclass(frozen=True)
@@ -257,7 +255,7 @@ class AveragedFit:
             "member_attrs": {name: _arviz.attrs(m.idata) for name, m in others.items()},
         }
         combined = _arviz.with_groups(
-            self.leading.idata, groups, {**_arviz.attrs(self.leading.idata), ATTR: json.dumps(meta)}
+            self.leading.idata, groups, {**_arviz.attrs(self.leading.idata), AVERAGE_ATTR: json.dumps(meta)}
         )
         return _arviz.save(combined, path)
 
@@ -573,7 +571,7 @@ def load_fit(path: str | Path, *, spec: Any = None, check_spec: bool = True) -> 
     with warnings.catch_warnings():  # its leading law: the average is read below
         warnings.simplefilter("ignore", UserWarning)
         lead = Fit.load(path, check_spec=False)
-    raw = _arviz.attrs(lead.idata).get(ATTR)
+    raw = _arviz.attrs(lead.idata).get(AVERAGE_ATTR)
     if not raw:
         return Fit.load(path, spec=spec, check_spec=check_spec) if check_spec else lead
     meta = json.loads(raw)

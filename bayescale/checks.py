@@ -25,8 +25,7 @@ from .data import fill_ids, law_inputs, load_runs, points_frame
 from .errors import BayescaleError
 from .frontier import compute_optimal
 from .inference import Fit
-from .likelihoods import noise_priors
-from .model import noise_names, observation_dist, sample_observations
+from .model import noise_names, observation_dist, parameter_priors, sample_observations
 from .spec import ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)
@@ -54,9 +53,7 @@ def prior_predictive(
     key = jax.random.PRNGKey(int(rng.integers(2**31)))
     params = {}
     with jax.enable_x64(True):
-        priors = {p: spec.priors[p] for p in spec.law.params}
-        priors.update(noise_priors(spec.likelihood))
-        for name, prior in priors.items():
+        for name, prior in parameter_priors(spec).items():
             key, sub = jax.random.split(key)
             params[name] = np.asarray(prior.to_numpyro().sample(sub, (draws,)), dtype=float)[:, None]
         logx = law_inputs(spec, frame, np.float64)

@@ -20,6 +20,7 @@ import xarray as xr
 
 from . import frontier as _frontier
 from ._identified import too_few_runs
+from ._io import jsonable
 from ._words import join_names
 from .averaging import law_disagreement
 from .data import points_frame
@@ -204,17 +205,9 @@ class Decision:
             "threshold": self.threshold,
             "evpi": self.evpi,
             "expected_utility": dict(self.expected_utility) if self.expected_utility else None,
-            "options": {k: {c: _jsonable(v) for c, v in row.items()} for k, row in self.table.iterrows()},
+            "options": {k: jsonable(dict(row)) for k, row in self.table.iterrows()},
             "verdict": self.verdict(),
         }
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.floating, float)):
-        return None if not math.isfinite(float(v)) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
 
 
 def _describe(row: pd.Series) -> str:

@@ -61,6 +61,11 @@ def noise_names(spec: ModelSpec) -> list[str]:
     return list(likelihoods.noise_priors(spec.likelihood))
 
 
+def parameter_priors(spec: ModelSpec) -> dict[str, Prior]:
+    """The prior of each law and noise parameter, by name."""
+    return {p: spec.priors[p] for p in spec.law.params} | likelihoods.noise_priors(spec.likelihood)
+
+
 def make_model(spec: ModelSpec):
     """The NumPyro model of ``spec``: ``model(logx, y=None)``.
 
@@ -106,7 +111,7 @@ def log_prior(spec: ModelSpec, samples: Mapping[str, np.ndarray]) -> dict[str, n
     like an informative one. Other priors count on the natural scale, where power-scaling a
     Normal or HalfNormal scales its width. Parameters absent from ``samples`` are left out.
     """
-    priors = {p: spec.priors[p] for p in spec.law.params} | likelihoods.noise_priors(spec.likelihood)
+    priors = parameter_priors(spec)
     out = {}
     with jax.enable_x64(True):
         for k, pr in priors.items():
@@ -429,6 +434,7 @@ __all__ = [
     "log_prior",
     "make_model",
     "noise_names",
+    "parameter_priors",
     "observation_dist",
     "pointwise_log_likelihood",
     "posterior",

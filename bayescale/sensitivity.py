@@ -38,11 +38,11 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from . import _arviz, likelihoods
+from . import _arviz
 from ._words import join_names
 from .data import law_inputs, points_frame
 from .errors import BayescaleError
-from .model import log_prior, noise_names
+from .model import log_prior, noise_names, parameter_priors
 
 #: Kallioinen et al.'s threshold on the power-scaling sensitivity (a distance per unit of log power).
 THRESHOLD = 0.05
@@ -272,7 +272,7 @@ def _diagnosis(prior: float, likelihood: float, cut: tuple[float, float], quanti
 def _prior_quantiles(spec: Any, draws: dict[str, np.ndarray]) -> dict[str, float]:
     """The prior's CDF at each parameter's posterior median, for parameters with a prior whose
     distribution has a CDF (derived quantities and priors without one are left out)."""
-    priors = {p: spec.priors[p] for p in spec.law.params} | likelihoods.noise_priors(spec.likelihood)
+    priors = parameter_priors(spec)
     out = {}
     for name, pr in priors.items():
         if name not in draws:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import bayescale
+from bayescale._io import jsonable as _jsonable  # NaN and infinities as null
 from bayescale._stages import Stages
 from bayescale._words import join_names, parse_pairs, restepped_words
 from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
@@ -414,21 +415,6 @@ def _with_readable_warnings(call: Callable[[], Any]) -> Any:
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result
-
-
-def _jsonable(x: Any) -> Any:
-    """Plain JSON data: NumPy scalars to Python numbers, NaN and infinities to null."""
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return x
-    if hasattr(x, "item") and not isinstance(x, (int, float)):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def _print_json(obj: Any) -> None:

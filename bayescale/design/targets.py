@@ -20,7 +20,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .. import likelihoods
-from .._words import join_names
+from .._words import join_names, parse_pairs
 from ..averaging import AveragedFit
 from ..data import law_inputs, points_frame
 from ..errors import BayescaleError
@@ -163,19 +163,7 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
                 raise BayescaleError(
                     f"target {target!r}: unknown kind {kind!r}; use N=..,D=.., C=.., frontier:C=.., nopt:C=.."
                 )
-        values: dict[str, float] = {}
-        for item in text.split(","):
-            name, eq, value = item.partition("=")
-            name = name.strip()
-            if not eq or not name:
-                raise BayescaleError(
-                    f"target {target!r}: {item.strip()!r} is not NAME=VALUE; e.g. N=7e9,D=1.4e12 or nopt:C=1e21"
-                )
-            try:
-                values[name] = float(value)
-            except ValueError:
-                raise BayescaleError(f"target {target!r}: {name}={value.strip()!r} is not a number") from None
-        target = dict(values)
+        target = dict(parse_pairs(text, f"target {target!r}"))
         if kind is not None:
             target["kind"] = "loss" if kind == "point" else kind
     if not isinstance(target, Mapping):

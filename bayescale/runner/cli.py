@@ -14,6 +14,7 @@ import os
 import sys
 from typing import Any
 
+from .._io import jsonable  # NaN as null: json.dumps writes NaN, which strict parsers refuse
 from .._stages import Stages
 from ..errors import BayescaleError
 from .models import PilotError
@@ -278,7 +279,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     said = [_save(result, a.append, stage) for result in results] if a.append else []
     rows = [r.row for r in results]
     if a.format == "json":
-        print(json.dumps(_json_safe(rows if wsd else rows[0]), default=str, indent=1))
+        print(json.dumps(jsonable(rows if wsd else rows[0]), default=str, indent=1))
     else:
         for row in rows:
             _print_row(row)
@@ -323,38 +324,17 @@ def _check_table(table: str) -> None:
         raise PilotError(f"--append {table!r}: could not read it as a CSV ({exc}); nothing was trained") from None
 
 
-def _recorded_ids(table: str) -> set[str]:
-    """The run ids a runs CSV holds (none when it is absent, empty or has no ``run_id`` column)."""
-    import pandas as pd
-
-    try:
-        return set(pd.read_csv(table, dtype=str, keep_default_na=False, usecols=lambda c: c == "run_id")["run_id"])
-    except (FileNotFoundError, pd.errors.EmptyDataError, KeyError, ValueError):
-        return set()
-
-
 def _save(result: Any, table: str, stage: Stages) -> str:
     """Append the pilot's row to ``table`` and say what happened (a run id already there is kept, not doubled)."""
-    from .train import save_pilot
+    from .train import recorded_ids, save_pilot
 
     run_id = result.row["run_id"]
-    before = _recorded_ids(table)
+    before = recorded_ids(table)
     stage(f"appending {run_id} to {table}")
     save_pilot(result, table)
     return (
         f"{run_id} was already in {table}; not appended again" if run_id in before else f"appended {run_id} to {table}"
     )
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities as JSON null (``json.dumps`` writes ``NaN``, which strict parsers refuse)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 #: The flags that plan a pilot (their ``_pilot_parser`` dests); a branch trained later takes its trunk's.
@@ -415,7 +395,7 @@ def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
         else "not written to a runs table (give --append RUNS.csv to record it)"
     )
     if a.format == "json":
-        print(json.dumps(_json_safe(result.row), default=str, indent=1))
+        print(json.dumps(jsonable(result.row), default=str, indent=1))
     else:
         _print_row(result.row)
         print(said)

@@ -53,13 +53,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from ..errors import BayescaleError
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, non_embedding_params, shape_for, training_flops
-from .train import PilotResult, save_pilot, train_pilot
+from .train import PilotResult, recorded_ids, save_pilot, train_pilot
 from .wsd import DEFAULT_COOLDOWNS, plan_wsd, train_wsd
 
 #: Options of :func:`bayescale.runner.train_pilot` a sweep may set.
@@ -305,12 +303,7 @@ def same_models(jobs: list[Job]) -> list[str]:
 
 def pending(sweep: Sweep) -> tuple[list[Job], list[str]]:
     """Jobs whose run id is not yet in the table, and the ids of those that are."""
-    done = set()
-    if sweep.table.exists():
-        try:
-            done = set(pd.read_csv(sweep.table, usecols=["run_id"], dtype=str)["run_id"])
-        except ValueError:
-            done = set()
+    done = recorded_ids(sweep.table)
     todo, skipped = [], []
     for job in sweep.jobs:
         ids = [p.run_id for p in job.plans()]

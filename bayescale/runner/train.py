@@ -164,6 +164,14 @@ class PilotResult:
     record: dict[str, Any]
 
 
+def recorded_ids(table: str | os.PathLike) -> set[str]:
+    """The run ids a runs CSV holds (none when it is absent, empty or has no ``run_id`` column)."""
+    try:
+        return set(pd.read_csv(table, dtype=str, keep_default_na=False, usecols=lambda c: c == "run_id")["run_id"])
+    except (FileNotFoundError, KeyError, ValueError):  # pandas' EmptyDataError is a ValueError
+        return set()
+
+
 def save_pilot(result: PilotResult, table: str | os.PathLike) -> pd.DataFrame:
     """Append a pilot's row to ``table`` (a run id already there is left as it is) and write its curve
     and record to :func:`curves_dir` beside the table. Returns the whole table."""
