@@ -573,18 +573,16 @@ def nuts(
         zs.append(np.asarray(post.from_reference(w, centre), dtype=np.float64))
         extras.append({k: np.asarray(out[1][k]).reshape(s.chains, s.draws) for k in EXTRA_FIELDS})
 
-    ran = 1  # batches drawn, burn-in included: a chain may get stuck in any; re-stepping stops at MAX_BATCHES
-
     def draw_on(out: tuple) -> tuple:
-        nonlocal ran
-        ran += 1
         keys = jax.random.split(jax.random.PRNGKey(int(rng.integers(2**31))), s.chains)
         return runner(post, s, chain_method, 5, rows=y.shape[-1], resume=True)(keys, out[3], out[2], out[4], *data)
 
     keep_batch(out)
     restepped, dropped = [], 0  # the stuck chains of each round; the divergences among the draws dropped
     while True:
-        fixed = None if ran >= MAX_BATCHES or len(restepped) >= MAX_RESTEPS else _restepped(
+        # A chain may get stuck in any batch (Step Law's grid: the second after a first re-step), so re-stepping
+        # is bounded by its rounds alone: at most (MAX_RESTEPS + 1) x (MAX_BATCHES + 1) batches in all.
+        fixed = None if len(restepped) >= MAX_RESTEPS else _restepped(
             out, extras[-1]["accept_prob"], s.target_accept, len(restepped)
         )  # fmt: skip
         if fixed is not None:
