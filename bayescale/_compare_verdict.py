@@ -72,14 +72,18 @@ def _crossing_clause(c: Comparison, r: pd.Series) -> str:
     if lo > 0 and math.isfinite(hi) and hi / lo <= PLACED_FACTOR:
         return said + f" (at C={med:.3g}, {pct} interval {lo:.3g}-{hi:.3g})."
     c_min = float(c.curve_C[0])
-    start = f"C={lo:.3g}" if lo > 0 else f"below C={c_min:.3g} (the smallest run)"
-    end = f"C={hi:.3g}" if math.isfinite(hi) else "beyond the target"
+    start = f"from C={lo:.3g}" if lo > 0 else f"from below the smallest run (C={c_min:.3g})"
+    end = f"to C={hi:.3g}" if math.isfinite(hi) else "to beyond the target"
     middle = (
         f"median C={med:.3g}"
         if 0 < med < math.inf
         else f"median {'beyond the target' if med > 0 else 'below the runs'}"
     )
-    return said + f": somewhere between {start} and {end} ({pct}; {middle}); the runs cannot place the crossing."
+    # The curves are the recipes' fitted compute-optimal frontiers, not the runs themselves.
+    return (
+        said + f": its {pct} interval runs {start} {end} ({middle}); the runs cannot place where the fitted "
+        "compute-optimal curves cross."
+    )
 
 
 def verdict_of(c: Comparison) -> str:

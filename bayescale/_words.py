@@ -47,6 +47,11 @@ def quote(name: object) -> str:
     return f"'{_visible(str(name))}'"
 
 
+def count(n: int, noun: str) -> str:
+    """``"1 run"``, ``"29 runs"``: a number with its noun (an ``s`` added past one)."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def join_names(names: Iterable[object], conj: str = "and", *, quoted: bool = False, limit: int = MAX_NAMED) -> str:
     """Names as words: ``a``, ``a and b``, ``a, b and c``; past ``limit`` names, ``and N more``.
 

@@ -42,6 +42,7 @@ from .discrepancy import (
     learn_drift,
     log_density,
     split_masks,
+    splits_reach,
 )
 from .errors import BayescaleError, StaleFitError
 from .inference import AVERAGE_ATTR, Fit
@@ -416,11 +417,7 @@ def weights_reach(splits: dict[str, list[Holdout]]) -> float | None:
     """How far beyond their training runs the weights were scored (decades of (N, D)): stacking only
     tells which law predicts best that far out, and a law can win there and fail farther (one
     without a floor, say); a target well beyond it rests on the laws' agreement, not on a test."""
-    if len(splits) < 2:
-        return None
-    held = next(iter(splits.values()))
-    reach = max((float(h.distance.max()) for h in held if h.distance.size), default=0.0)
-    return reach if reach > 0 else None
+    return splits_reach(next(iter(splits.values()))) if len(splits) >= 2 else None
 
 
 def _reach_words(reach: float | None) -> list[str]:

@@ -24,7 +24,7 @@ from .averaging import fit as _fit
 from .data import fill_ids, law_inputs, load_runs, points_frame
 from .errors import BayescaleError
 from .frontier import compute_optimal
-from .inference import Fit
+from .inference import METHODS, Fit
 from .model import noise_names, observation_dist, parameter_priors, sample_observations
 from .spec import ModelSpec, load_spec
 
@@ -360,7 +360,9 @@ def check(
     budget : float, optional
         FLOPs for the decision quantities in ``shifts`` (default 1000x the largest run).
     fit_kwargs
-        Passed to :func:`bayescale.fit` for the refit (``method``, ``chains``, ``draws``, ...).
+        Passed to :func:`bayescale.fit` for the refit (``method``, ``chains``, ``draws``, ...). The refit
+        uses the fit's own method unless ``method`` is given: the shifts then show what the new runs
+        moved, not a change of method.
     """
     new = _unseen(fit, load_runs(new_runs))
     table = predictive_table(fit, new, seed=seed)
@@ -368,6 +370,8 @@ def check(
         return NewRunCheck(table=table)
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
     combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
+    if fit.method in METHODS:  # a fit from given draws ("fixed") is refitted with NUTS
+        fit_kwargs.setdefault("method", fit.method)
     refit = _fit(
         getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs
     )  # a law average refits whole

@@ -24,6 +24,7 @@ from ._io import jsonable
 from ._words import join_names
 from .averaging import law_disagreement
 from .data import points_frame
+from .discrepancy import calibration
 from .errors import BayescaleError
 from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
 from .frontier import check_prob as _validate_prob
@@ -287,9 +288,7 @@ def decide(
     if utility is not None:
         eu, evpi = _expected_utility(names, X, table, threshold, utility)
     as_points = isinstance(next(iter(options.values())), Mapping)
-    notes = (
-        _extrapolation_notes(fit, table) + _disagreement_notes(fit, options) if fit is not None and as_points else []
-    )
+    notes = point_notes(fit, table) + _disagreement_notes(fit, options) if fit is not None and as_points else []
     notes += trust_notes(fit) if fit is not None else []
     return Decision(
         table=table,
@@ -413,8 +412,35 @@ def _expected_utility(
 EXTRAPOLATION_LIMIT = 1000.0
 
 
-def _extrapolation_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
-    return _compute_notes(fit, table) + _reach_notes(fit, table)
+def point_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
+    """Cautions for the fit's bands at the points of ``table`` (named by its index; columns N, D, C where
+    known): far beyond or below the runs' compute, or beyond the distance at which the law weights or a
+    conformal calibration were tested. ``decide``, ``predict`` and ``optimal`` say them."""
+    return _compute_notes(fit, table) + _reach_notes(fit, table) + _calibration_notes(fit, table)
+
+
+def _farthest(fit: Fit, table: pd.DataFrame) -> float | None:
+    """Decades (in N and D) from the runs of the farthest point of ``table`` with both known."""
+    if not {"N", "D"} <= set(table.columns) or not {"N", "D"} <= set(fit.runs.columns):
+        return None
+    known = table[np.isfinite(table["N"]) & np.isfinite(table["D"])]
+    return float(distance_from_runs(fit.spec, fit.runs, known[["N", "D"]]).max()) if len(known) else None
+
+
+def _calibration_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
+    cal = calibration(fit)
+    far = _farthest(fit, table) if cal is not None else None
+    if far is None or (cal[1] is not None and far <= REACH_FACTOR * cal[1]):
+        return []
+    tested = (
+        f"up to {cal[1]:.2g} decades (in N and D)" if cal[1] is not None else "at a distance this file does not record"
+    )
+    return [
+        f"Caution: the bands were calibrated (--calibrate conformal, scaled {cal[0]:.2f}x about their median) on runs "
+        f"held out {tested} beyond the splits' runs, and the points lie up to {far:.2g} decades beyond yours: the "
+        "calibration's coverage is untested there (it assumes errors alike at every distance); compare with a fit "
+        "made without it."
+    ]
 
 
 #: A law average's weights are read as untested for options farther from the runs than this many
@@ -424,13 +450,8 @@ REACH_FACTOR = 2.0
 
 def _reach_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     reach = getattr(fit, "weights_reach", None)
-    if reach is None or not {"N", "D"} <= set(table.columns) or not {"N", "D"} <= set(fit.runs.columns):
-        return []
-    known = table[np.isfinite(table["N"]) & np.isfinite(table["D"])]
-    if not len(known):
-        return []
-    far = float(distance_from_runs(fit.spec, fit.runs, known[["N", "D"]]).max())
-    if far <= REACH_FACTOR * reach:
+    far = _farthest(fit, table) if reach is not None else None
+    if far is None or far <= REACH_FACTOR * reach:
         return []
     return [
         f"Law weights: scored on held-out runs up to {reach:.2g} decades (in N and D) beyond their splits' runs; "
@@ -451,16 +472,18 @@ def doubts(fit: Any) -> tuple[list[str], str | None, str | None]:
     return problems, found.messages[0] if found.misfits else None, None
 
 
+LAPLACE_CAUTION = (
+    "a Laplace fit is a quick look (a Gaussian at the mode, narrower or wider than the posterior on a few dozen "
+    "runs); decide with NUTS (the default, `--method nuts`)"
+)
+
+
 def trust_notes(fit: Any) -> list[str]:
     """Why the fit behind a decision may not deserve trust, in words (none when it does): its sampling
     problems, a quick Laplace fit, a law that misfits its runs. A decision never leaves them behind."""
     problems, misfits, untested = doubts(fit)
     notes = [f"Caution, the fit has a problem: {p}" for p in problems]
-    if fit.method == "laplace":
-        notes.append(
-            "Caution: a Laplace fit is a quick look (a Gaussian at the mode, narrower or wider than the posterior "
-            "on a few dozen runs); decide with NUTS (the default)."
-        )
+    notes += [f"Caution: {LAPLACE_CAUTION}."] if fit.method == "laplace" else []
     notes += [f"Caution: the law's fit could not be tested ({untested})."] if untested else []
     return notes + ([f"Caution, the law misfits its runs: {misfits}"] if misfits else [])
 
@@ -483,15 +506,22 @@ def _disagreement_notes(fit: Fit, options: Mapping[str, Any]) -> list[str]:
 def _compute_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     if "C" not in fit.runs:
         return []
-    cmax = float(fit.runs["C"].max())
-    far = [n for n in table.index if np.isfinite(table.loc[n, "C"]) and table.loc[n, "C"] > EXTRAPOLATION_LIMIT * cmax]
-    if not far:
-        return []
-    worst = float(table.loc[far, "C"].max()) / cmax
-    return [
-        f"Caution: {join_names(far)} extrapolate{'s' if len(far) == 1 else ''} up to {worst:.3g}x the compute of the largest run; the bands assume the "
-        "law holds that far, which no pilot can confirm."
-    ]
+    cmin, cmax = float(fit.runs["C"].min()), float(fit.runs["C"].max())
+    c = table["C"].to_numpy(float) if "C" in table else np.full(len(table), np.nan)
+    notes = []
+    with np.errstate(invalid="ignore"):
+        beyond, below = c > EXTRAPOLATION_LIMIT * cmax, c < cmin / EXTRAPOLATION_LIMIT
+    for far, words in (
+        (beyond, f"up to {np.nanmax(c, initial=0.0) / cmax:.3g}x the compute of the largest run"),
+        (below, f"down to 1/{cmin / np.nanmin(c, initial=np.inf):.3g} of the compute of the smallest run"),
+    ):
+        if far.any():
+            names = list(table.index[far])
+            notes.append(
+                f"Caution: {join_names(names)} extrapolate{'s' if len(names) == 1 else ''} {words}; the bands "
+                "assume the law holds that far, which no pilot can confirm."
+            )
+    return notes
 
 
 __all__ = [
@@ -509,4 +539,5 @@ __all__ = [
     "frontier",
     "near_optimal_range",
     "parse_risk",
+    "point_notes",
 ]

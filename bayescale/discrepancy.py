@@ -407,6 +407,7 @@ class Learned:
     conformal: float | None = None
     level: float = 0.9
     scores: int = 0
+    reach: float | None = None  # decades (in N, D) from their training runs of the farthest run scored
 
     def attrs(self) -> dict[str, str | float]:
         out: dict[str, str | float] = {}
@@ -414,8 +415,28 @@ class Learned:
             out["drift_scale"] = json.dumps(self.drift.to_dict())
         if self.conformal is not None:
             out["conformal_factor"] = float(self.conformal)
-            out["conformal"] = json.dumps({"level": self.level, "scores": self.scores, "factor": self.conformal})
+            out["conformal"] = json.dumps(
+                {"level": self.level, "scores": self.scores, "factor": self.conformal, "reach": self.reach}
+            )
         return out
+
+
+def splits_reach(splits: Sequence[Holdout]) -> float | None:
+    """How far beyond its training runs the farthest held-out run of ``splits`` lies (decades of (N, D)):
+    what the splits learned (law weights, a conformal factor) was tested that far out, and no farther."""
+    reach = max((float(h.distance.max()) for h in splits if h.distance.size), default=0.0)
+    return reach if reach > 0 else None
+
+
+def calibration(fit: Any) -> tuple[float, float | None] | None:
+    """A fit's conformal factor and the reach it was scored at (``None`` for fits saved before the reach
+    was recorded), or ``None`` when the fit was not calibrated. Reads one law's fit and a law average."""
+    if hasattr(fit, "weights"):  # a law average: its splits are the weights' splits
+        return None if fit.conformal is None else (float(fit.conformal), fit.weights_reach)
+    attrs = fit.idata.attrs
+    if attrs.get("conformal_factor") is None:
+        return None
+    return float(attrs["conformal_factor"]), json.loads(attrs.get("conformal", "{}")).get("reach")
 
 
 CALIBRATIONS = (None, "conformal")
@@ -462,7 +483,9 @@ def calibrated(learned: Learned, splits: Sequence[Holdout], calibrate: str | Non
             f"calibrate='conformal' at level {learned.level:g} needs at least {need} held-out runs in the "
             f"leave-future-out splits; these runs give {len(scores)}. Add runs, lower the level, or fit without it"
         )
-    return Learned(drift=learned.drift, conformal=factor, level=learned.level, scores=len(scores))
+    return Learned(
+        drift=learned.drift, conformal=factor, level=learned.level, scores=len(scores), reach=splits_reach(splits)
+    )
 
 
 __all__ = [
@@ -472,6 +495,8 @@ __all__ = [
     "Holdout",
     "Learned",
     "calibrated",
+    "calibration",
+    "splits_reach",
     "conformal_scaled",
     "learn",
     "reference_quantile",

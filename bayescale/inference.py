@@ -49,7 +49,7 @@ from ._engine import log_likelihood as padded_log_likelihood
 from ._idata import build_idata, fit_attrs, runs_from_idata
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from ._identified import too_few_runs
-from ._words import join_names
+from ._words import count, join_names
 from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
 from .errors import BayescaleError, ConvergenceWarning, MultimodalWarning, SpecError, StaleFitError
@@ -190,7 +190,7 @@ class Fit:
 
     def describe(self) -> str:
         """The law, in words (as :meth:`bayescale.AveragedFit.describe` names an average's laws)."""
-        return f"one law, {self.spec.name} ({self.spec.law.name}), fitted by {self.method} to {len(self.runs)} runs."
+        return f"one law, {self.spec.name} ({self.spec.law.name}), fitted by {self.method} to {count(len(self.runs), 'run')}."
 
     def sensitivity(self, points: Any = None, **kwargs: Any) -> Sensitivity:
         """Does the prior decide a parameter, or the loss at ``points``? Power-scaling (:mod:`bayescale.sensitivity`)."""

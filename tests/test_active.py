@@ -541,7 +541,7 @@ def test_cli_suggest(tmp_path, fit2):
     path = fit2.save(tmp_path / "fit.nc")
     code, out, err = run(["suggest", path, "--target", "N=7e9,D=1.4e11", "--budget-flops", "1e19", "-k", "2"])
     assert code == 0, err
-    assert "rank" in out and "why" in out and "Stopping rule" in out and "plan (allocation) for the whole budget" in out
+    assert "rank" in out and "why" in out and "Stopping rule" in out and "plan (allocation) within the budget" in out
     code, out, err = run(
         ["suggest", path, "--target", "N=7e9,D=1.4e11", "--budget-flops", "1e19", "-k", "2", "--planner", "greedy"]
     )

@@ -23,6 +23,7 @@ from bayescale._optimise import INFINITE, minimise, polish, search
 from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
 from bayescale.cli._common import _header
 from bayescale.data import law_inputs
+from bayescale.decisions import point_notes
 from bayescale.errors import SpecError
 from bayescale.model import distance_from_runs, posterior
 from bayescale.spec import AverageSpec, load_spec
@@ -401,6 +402,19 @@ def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
     # Every CLI output that shows the fit's header says its bands were scaled, and by how much.
     assert f"bands calibrated (--calibrate conformal): scaled {factor:.2f}x" in _header(calibrated)
     assert "calibrated" not in _header(plain)
+    # The factor was scored on held-out runs up to the splits' reach; a point far beyond it is said to be untested.
+    factor_again, reach = discrepancy.calibration(calibrated)
+    assert factor_again == factor and 0 < reach < 3 and discrepancy.calibration(plain) is None
+    near, far = (
+        pd.DataFrame([p], index=[n]) for n, p in (("near", {"N": 3e10, "D": 6e11}), ("far", {"N": 1e15, "D": 1e17}))
+    )
+    for table in (near, far):
+        table["C"] = 6 * table["N"] * table["D"]
+    assert distance_from_runs(spec, runs, near)[0] <= 2 * reach < distance_from_runs(spec, runs, far)[0]
+    assert not [n for n in point_notes(calibrated, near) if "calibrated" in n]
+    (said,) = [n for n in point_notes(calibrated, far) if "calibrated" in n]
+    assert f"scaled {factor:.2f}x" in said and f"up to {reach:.2g} decades" in said and "untested" in said
+    assert not [n for n in point_notes(plain, far) if "calibrated" in n]
 
 
 def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:

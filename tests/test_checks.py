@@ -1,5 +1,6 @@
 """Checks and likelihoods: hand-computed cases from fixed draws, plus small real fits."""
 
+import dataclasses
 import warnings
 
 import jax
@@ -217,6 +218,20 @@ def test_loo_on_laplace_draws_says_it_reflects_the_approximation():
         checks.loo_pit(fits["chinchilla"])
     with pytest.warns(checks.ComparisonWarning, match="'chinchilla' and 'kaplan' drew from a Laplace approximation"):
         checks.compare(fits)
+
+
+def test_check_update_refits_with_the_fits_own_method(fixed, monkeypatch):
+    """The shifts must show what the new runs moved, not a change of method: the refit repeats the fit's
+    method unless one is given; a fit from given draws ("fixed") is refitted with the default (NUTS)."""
+    seen = []
+    monkeypatch.setattr(checks, "_fit", lambda spec, table, **kw: seen.append(kw.get("method")) or fixed[0])
+    monkeypatch.setattr(checks, "_shifts", lambda *a: None)
+    new = synthetic_runs("chinchilla", TRUTH, N=(1e9,), seed=5, prefix="new")
+    laplace_fit = dataclasses.replace(fixed[0], method="laplace")
+    checks.check(laplace_fit, new, update=True)
+    checks.check(laplace_fit, new, update=True, method="psis")
+    checks.check(fixed[0], new, update=True)
+    assert seen == ["laplace", "psis", None]
 
 
 @pytest.mark.slow

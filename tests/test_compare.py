@@ -231,8 +231,8 @@ def test_crossing_median_counts_the_draws_that_cross_beyond_the_target() -> None
     assert row["cross_lo"] == pytest.approx(10**19.25, rel=0.05)
     assert row["cross_hi"] == np.inf  # the interval is open: the runs leave the crossing's end beyond the target
     clause = _crossing_clause(c, row)
-    assert "somewhere between C=1.78e+19 and beyond the target (90%; median C=3.22e+21)" in clause
-    assert "the runs cannot place the crossing" in clause
+    assert "its 90% interval runs from C=1.78e+19 to beyond the target (median C=3.22e+21)" in clause
+    assert "the runs cannot place where the fitted compute-optimal curves cross" in clause
     # fewer than half cross below the target: the median lies beyond it
     row = table_of(_crossing_draws_comparison(np.logspace(21, 24, 1000), grid, 1e22)).loc["B"]
     assert row["p_cross"] == pytest.approx(1 / 3, abs=0.02) and row["cross_C"] == np.inf
@@ -248,7 +248,7 @@ def test_crossing_that_is_placed_and_one_that_has_happened_before_the_runs() -> 
     c = _crossing_draws_comparison(np.concatenate([np.logspace(20.01, 21, 700), np.full(300, 1e17)]), grid, 1e22)
     row = table_of(c).loc["B"]
     assert row["p_cross"] == pytest.approx(0.7, abs=0.01) and row["cross_lo"] == 0 and np.isfinite(row["cross_hi"])
-    assert "somewhere between below C=1e+18 (the smallest run) and C=" in _crossing_clause(c, row)
+    assert "runs from below the smallest run (C=1e+18) to C=" in _crossing_clause(c, row)
 
 
 def test_draws_that_crossed_before_the_runs_are_placed_there() -> None:

@@ -282,6 +282,19 @@ def test_a_robust_plan_does_not_stop_for_want_of_value():
     assert _robust_stopping(doubt, priced) is priced  # so does a decision priced by the user's utility
 
 
+def test_a_robust_row_outside_the_ratio_range_says_why():
+    """keep() falls back to the candidates' nearest ratio when none lies in the range: the row says so."""
+    doubt = robust.Robust(True, ("the law is in doubt",), 10.0, 40.0)
+    assert doubt.why_at(20.0) == "kept to the target's tokens/param (10-40) because the law is in doubt"
+    assert doubt.why_at(40.0).startswith("kept to")
+    assert doubt.why_at(5.0) == (
+        "no candidate lies in the target's tokens/param (10-40): kept to the nearest ratio among them (5) "
+        "because the law is in doubt"
+    )
+    pool = pd.DataFrame({"N": [1e6, 1e6, 1e6], "D": [5e6, 4.9e6, 1e8]})
+    assert robust.keep(doubt, pool).tolist() == [True, True, False]  # the nearest ratio (5, and 4.9 within 0.05 dex)
+
+
 # ------------------------------------------------------------------ a wrong law
 
 

@@ -614,6 +614,8 @@ def test_a_table_the_row_cannot_go_to_is_refused_before_training(cache, tmp_path
     assert main([*args, str(notes)]) == 2
     assert "is not a runs table; nothing was written" in capsys.readouterr().err
     assert notes.read_text() == '[{"N": 1e6, "D": 2e7, "loss": 3.5}]\n'
+    assert main([*args, str(notes), "--dry-run"]) == 2  # the dry run previews the refusal too
+    assert "is not a runs table" in capsys.readouterr().err
     assert main(["pilot", "--n-params", "2e4", "--tokens", "100", "--eval-tokens", "1024", "--dry-run"]) == 0
     assert "trains only 1 optimizer step" in capsys.readouterr().err
 

@@ -142,8 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"bayescale {bayescale.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.commands = {}  # each command's parser, which reports its own usage errors (_parse)
     for name, command in COMMANDS.items():
-        p = sub.add_parser(name, help=command.help, add_help=not command.own_args)
+        p = parser.commands[name] = sub.add_parser(name, help=command.help, add_help=not command.own_args)
         importlib.import_module(command.module).PARSERS[name](p)
         if not command.own_args:  # one convention for all: progress lines on stderr unless -q
             _quiet_option(p)
@@ -157,7 +158,14 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         args = parser.parse_args(argv[:1])
         args.rest = argv[1:]
         return args
-    return parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and argv.index(unknown[0]) < argv.index(args.command):
+        parser.error(
+            f"unrecognized arguments: {' '.join(unknown)} (a command's options go after it: bayescale COMMAND ...)"
+        )
+    if unknown:  # said with the command's usage, not the top-level one
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _error(message: str) -> int:

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import bayescale
 from bayescale._io import jsonable as _jsonable  # NaN and infinities as null
 from bayescale._stages import Stages
-from bayescale._words import join_names, parse_pairs, restepped_words
+from bayescale._words import count, join_names, parse_pairs, restepped_words
 from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
 
 if TYPE_CHECKING:  # annotations only: no import at run time
@@ -29,6 +30,10 @@ if TYPE_CHECKING:  # annotations only: no import at run time
 
 
 # ------------------------------------------------------------------ inputs
+
+
+#: The fit methods the CLI offers (``bayescale.inference.METHODS``, named here so that --help imports no JAX).
+METHODS = ("nuts", "laplace", "psis")
 
 
 def _data_dir() -> Path:
@@ -195,7 +200,7 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="the one seed for everything random in the fit (default 0)")
     p.add_argument(
         "--method",
-        choices=("nuts", "laplace", "psis"),
+        choices=METHODS,
         default="nuts",
         help="NUTS sampling (default), the quick Laplace approximation, or Laplace corrected by importance sampling (psis)",
     )
@@ -230,7 +235,7 @@ def _fitting_words(spec: Any, args: argparse.Namespace, n_runs: int | None = Non
     members = getattr(spec, "members", None)  # a law average: leave-future-out splits, then each law
     s = members[0].sampler if members else spec.sampler
     chains, draws = args.chains or s.chains, args.draws or s.draws
-    runs = f" on {n_runs} runs" if n_runs is not None else ""
+    runs = f" on {count(n_runs, 'run')}" if n_runs is not None else ""
     if members:
         runs += f", {len(members)} laws weighed on leave-future-out splits first"
     if args.method == "nuts":
@@ -315,22 +320,28 @@ def _header(fit: Fit) -> str:
     if hasattr(fit, "weights"):  # a law average: say which laws carry the weight
         lead = f"law {spec.law.name}: {spec.law.formula}"
         head = (
-            f"spec {fit.spec_average.name!r} (id {fit.spec_average.id}), {fit.describe()}; {len(fit.runs)} runs. "
+            f"spec {fit.spec_average.name!r} (id {fit.spec_average.id}), {fit.describe().rstrip('.')}; "
+            f"{count(len(fit.runs), 'run')}. "
             f"Parameters shown are those of the leading {lead}"
         )
     else:
-        head = f"spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; {len(fit.runs)} runs"
+        head = (
+            f"spec {spec.name!r} (id {spec.id}), law {spec.law.name}: {spec.law.formula}; {count(len(fit.runs), 'run')}"
+        )
     return head + _calibrated(fit)
 
 
 def _calibrated(fit: Any) -> str:
     """Words for a fit whose bands were scaled by split-conformal calibration (``--calibrate conformal``)."""
-    factor = getattr(fit, "conformal", None) if hasattr(fit, "weights") else fit.idata.attrs.get("conformal_factor")
-    if factor is None:
+    from bayescale.discrepancy import calibration
+
+    cal = calibration(fit)
+    if cal is None:
         return ""
+    tested = f" (held out up to {cal[1]:.2g} decades in N and D beyond their splits' runs)" if cal[1] else ""
     return (
-        f"\nbands calibrated (--calibrate conformal): scaled {float(factor):.2f}x about their median, so that 90% "
-        "intervals cover the runs held out by the leave-future-out splits"
+        f"\nbands calibrated (--calibrate conformal): scaled {cal[0]:.2f}x about their median, so that 90% "
+        f"intervals cover the runs held out by the leave-future-out splits{tested}"
     )
 
 
@@ -382,24 +393,31 @@ def _predictive_text(table: Any) -> str:
 
 
 def _one_line(message: Any) -> str:
-    return " ".join(str(message).split())
+    """A message on one line, in the CLI's words: the library's ``method='nuts'`` is ``--method nuts`` here."""
+    return re.sub(r"\bmethod='(\w+)'", r"--method \1", " ".join(str(message).split()))
 
 
 def _warn(message: str) -> None:
     print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
-def _say_fit_problems(fit: Any) -> list[str]:
-    """A loaded fit's problems (sampling, too few runs, a law that misfits its runs), warned again
-    wherever its bands are used, so that no band leaves them behind; returned for the JSON output."""
-    from bayescale.decisions import doubts
+def _say_fit_problems(fit: Any, points: Any = None) -> list[str]:
+    """A loaded fit's problems (sampling, too few runs, a quick Laplace fit, a law that misfits its runs),
+    warned again wherever its bands are used, so that no band leaves them behind, and the cautions for
+    its bands at ``points`` (a frame named by its index: far beyond the runs, beyond what the splits
+    tested); returned for the JSON output."""
+    from bayescale.decisions import LAPLACE_CAUTION, doubts, point_notes
 
     problems, misfits, untested = doubts(fit)
+    problems += [LAPLACE_CAUTION] if fit.method == "laplace" else []
     problems += [f"the law misfits its runs: {misfits}"] if misfits else []
     problems += [f"the law's fit could not be tested ({untested})"] if untested else []
     for problem in problems:
         _warn(f"the fit: {problem}")
-    return problems
+    notes = point_notes(fit, points) if points is not None else []
+    for note in notes:
+        _warn(note.removeprefix("Caution: "))
+    return problems + notes
 
 
 def _with_readable_warnings(call: Callable[[], Any]) -> Any:

@@ -120,7 +120,7 @@ def _compare_cmd(args: argparse.Namespace) -> int:
 
         stages("report")
         write_comparison_html(cmp, args.report)
-    if args.json:
+    if args.json or args.format == "json":
         _print_json(cmp.to_dict())
         return 0
     print(
@@ -160,7 +160,11 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
         "splits (default), or a correlation of the recipes' drifts, 0 (independent) to 1 (shared, cancels in "
         "differences)",
     )
-    p.add_argument("--risk", default="cvar:0.9", help="risk measure ranking recipes: mean, q:0.9 or cvar:0.9 (default)")
+    p.add_argument(
+        "--risk",
+        default="cvar:0.9",
+        help="risk measure ranking recipes: mean, quantile:0.9, var:0.9 or cvar:0.9 (default)",
+    )
     p.add_argument("--ci-prob", type=float, default=0.9, help="interval probability (default 0.9)")
     p.add_argument("--seed", type=int, default=0, help="the one seed (default 0)")
     p.add_argument(
@@ -172,7 +176,8 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chains", type=int, help="number of chains (default: the spec's)")
     p.add_argument("--warmup", type=int, help="warmup iterations per chain (default: the spec's)")
     p.add_argument("--draws", type=int, help="draws per chain (default: the spec's)")
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="json: the comparison as JSON")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument("--report", type=Path, help="also write an HTML report of the comparison here")
     p.set_defaults(func=_compare_cmd)
 

@@ -16,6 +16,7 @@ from bayescale._words import join_names
 from bayescale.errors import BayescaleError, IdentifiabilityWarning
 
 from ._common import (
+    METHODS,
     PREDICTIVE_COLUMNS,
     _diagnostics_line,
     _flops,
@@ -153,6 +154,8 @@ def _band_cell(q: Mapping[str, float], digits: int = 3, fixed: bool = False) -> 
 
 
 def cmd_optimal(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     _validate_ci_prob(args.ci_prob)
     for b in args.budget:
         _flops(b, "--budget")
@@ -169,7 +172,10 @@ def cmd_optimal(args: argparse.Namespace) -> int:
         )
     stage(f"compute-optimal allocation at {len(args.budget)} budget{'s' if len(args.budget) != 1 else ''}")
     method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance)
-    problems = _say_fit_problems(fit)
+    optima = {"N": [e["N_opt"]["median"] for e in rows], "D": [e["D_opt"]["median"] for e in rows]}
+    problems = _say_fit_problems(
+        fit, pd.DataFrame({**optima, "C": args.budget}, index=[f"C={c:.3g}" for c in args.budget])
+    )
     if args.format == "json":
         _print_json(
             {
@@ -207,10 +213,13 @@ def _optimal_budgets(fit: Fit, budgets: list[float], ci_prob: float, tolerance: 
             }
         at_bound = float(opt["at_bound"].isel(budget=i).mean())
         entry["at_bound"] = at_bound
-        with warnings.catch_warnings():  # no N within the tolerance: said in the command's own line
-            warnings.simplefilter("ignore", IdentifiabilityWarning)
+        with warnings.catch_warnings(record=True) as caught:  # no N within the tolerance: said in the output
+            warnings.simplefilter("always", IdentifiabilityWarning)
             lo, hi = near_optimal_range(fit, c, tolerance=tolerance)
         entry["near_optimal_N"] = [lo, hi]
+        said = [str(w.message) for w in caught if issubclass(w.category, IdentifiabilityWarning)]
+        if said:  # the least excess any N reaches, and what to do
+            entry["near_optimal_note"] = said[0].removeprefix("near_optimal_range: ")
         rows.append(entry)
         if i == 0 or exps[0]["method"] != "closed form":
             ex = allocation_exponents(fit, budget=c)
@@ -250,7 +259,8 @@ def _print_optimal(fit: Fit, method: str, rows: list, exps: list, ci_prob: float
         lo, hi = e["near_optimal_N"]
         if math.isnan(lo):
             print(
-                f"at C = {_fmt(e['C'], 3)}: no N keeps the expected loss within {_pct(tolerance)} of each draw's optimum"
+                e.get("near_optimal_note")
+                or f"at C = {_fmt(e['C'], 3)}: no N keeps the expected loss within {_pct(tolerance)} of each draw's optimum"
             )
         else:
             print(
@@ -287,9 +297,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
-    stage(f"checking the new runs of {args.new_runs}" + (" and refitting with them (NUTS)" if args.update else ""))
+    method = args.method or (fit.method if fit.method in METHODS else "nuts")
+    stage(f"checking the new runs of {args.new_runs}" + (f" and refitting with them ({method})" if args.update else ""))
     result = _with_readable_warnings(
-        lambda: check(fit, args.new_runs, update=args.update, seed=args.seed, budget=args.budget)
+        lambda: check(fit, args.new_runs, update=args.update, seed=args.seed, budget=args.budget, method=method)
     )
     table = result.table
     n_surprise = int(table["surprise"].sum())
@@ -405,7 +416,13 @@ def _validate_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--update",
         action="store_true",
-        help="refit with the new runs added (NUTS, the spec's sampler settings) and show how the posterior moved",
+        help="refit with the new runs added (the fit's own method unless --method is given; the spec's sampler "
+        "settings) and show how the posterior moved",
+    )
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        help="with --update: the refit's method (default: the fit's own, so that the shifts are the new runs')",
     )
     p.add_argument(
         "--budget",

@@ -179,13 +179,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(_diagnostics_line(diag))
     for line in _modes_lines(diag):
         print(line)
+    # Every finding is part of the summary (stdout, so that `summary > file` keeps it) and is warned too.
     if misfit is not None and not misfit.misfits:
         print(f"law fit: {misfit}")
-    for problem in diag.get("problems", []):
-        _warn(problem)
     for message in misfit.messages if misfit is not None else []:
+        print(f"law fit: the law misfits its runs: {message}")
         _warn(f"the law misfits its runs: {message}")
-    _print_sensitivity(sensitivity)
+    for problem in diag.get("problems", []):
+        print(f"problem: {problem}")
+        _warn(problem)
+    _print_sensitivity(sensitivity, trusted=not diag.get("problems"))
     return 0
 
 
@@ -197,15 +200,17 @@ def _sensitivity(fit: Fit, at: Sequence[str] | None) -> Any:
     return fit.sensitivity(points or None)
 
 
-def _print_sensitivity(s: Any) -> None:
-    """The sensitivity line, and each finding as a warning (as the misfit findings are)."""
+def _print_sensitivity(s: Any, trusted: bool = True) -> None:
+    """The sensitivity line and each finding, also as a warning (as the misfit findings are)."""
+    caveat = "" if trusted else " (read from a fit with the problems above: do not rely on it)"
     if not s.messages:
-        print(s.summary())
+        print(s.summary() + caveat)
         return
     for message in s.messages:
+        print(f"prior sensitivity: {message}")
         _warn(message)
     if s.method in ("laplace", "fixed"):
-        print(s.summary().splitlines()[-1])
+        print(s.summary().splitlines()[-1] + caveat)
 
 
 def _print_average(fit: Fit) -> None:
@@ -254,6 +259,8 @@ def _misfit_or_none(fit: Fit) -> Any:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     points = [parse_point(text) for text in args.at]
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
@@ -262,7 +269,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _validate_point(fit, text, point)
     stage(f"predicting the loss at {len(points)} point{'s' if len(points) != 1 else ''}")
     rows = _band(fit, points, args.ci_prob, args.noise, args.seed)
-    problems = _say_fit_problems(fit)
+    problems = _say_fit_problems(fit, pd.DataFrame(rows, index=args.at))
     if args.format == "json":
         _print_json(
             {

@@ -217,11 +217,11 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
     return {"picks": picks, "crit": final, "spent": spent, "crit_is": crit_now_is}
 
 
-def _where(dist: float, robust: Robust) -> list[str]:
+def _where(dist: float, robust: Robust, ratio: float) -> list[str]:
     """The words every row ends with: how far from the target, and why a robust plan kept to its ratios."""
     parts = [f"{dist:.2g} decades of (N, D) from the target"]
     if robust.active:
-        parts.append(robust.why)
+        parts.append(robust.why_at(ratio))
     return parts
 
 
@@ -235,7 +235,7 @@ def _why(p: Mapping[str, Any], row: pd.Series, first_ratio: bool, dist: float, c
         parts.append(f"replicate {p['replicate']} (seed noise)")
     if p["gain_kind"] == "reweighted":
         parts.append("ranked by importance reweighting")
-    return "; ".join(parts + _where(dist, robust))
+    return "; ".join(parts + _where(dist, robust, float(row["ratio"])))
 
 
 def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -351,7 +351,7 @@ def _lin_rows(p: Problem, wrap: _Lin, picks: Sequence[Mapping[str, Any]]) -> pd.
         if pick["replicate"] > 1:
             parts.append(f"replicate {pick['replicate']} (seed noise)")
         parts.append("planned jointly with the rest of the budget (linearised design)")
-        parts += _where(float(sc.dist[j]), p.robust)
+        parts += _where(float(sc.dist[j]), p.robust, float(r["ratio"]))
         rows.append(
             {
                 "rank": i + 1,

@@ -95,11 +95,14 @@ class Robust:
     low: float
     high: float
 
-    @property
-    def why(self) -> str:
-        """The words the plan's rows carry."""
+    def why_at(self, ratio: float) -> str:
+        """The words a planned row at tokens per parameter ``ratio`` carries: kept to the range, or (when
+        no candidate lies in it, :func:`keep`) at the candidates' ratio nearest to it."""
         why = "as asked (robust='on')" if self.reasons == FORCED else "because the law is in doubt"
-        return f"kept to the target's tokens/param ({self.low:.3g}-{self.high:.3g}) {why}"
+        span = f"the target's tokens/param ({self.low:.3g}-{self.high:.3g})"
+        if self.low * (1 - 1e-6) <= ratio <= self.high * (1 + 1e-6):
+            return f"kept to {span} {why}"
+        return f"no candidate lies in {span}: kept to the nearest ratio among them ({ratio:.3g}) {why}"
 
     @property
     def text(self) -> str:
@@ -110,7 +113,7 @@ class Robust:
             f"Robust plan: {'; '.join(self.reasons)}. Candidates are kept to {self.low:.3g}-{self.high:.3g} tokens per "
             f"parameter (within {RATIO_FACTOR:g}x of the target's) and runs far from the target are charged "
             f"{DISCREPANCY_FACTOR:g}x the model discrepancy, as a ladder at the target's ratio would spend the budget. "
-            "Pass robust='off' (--robust off) to plan for the fitted law alone."
+            "Plan for the fitted law alone with robust='off' (CLI: --robust off)."
         )
 
 

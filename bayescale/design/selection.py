@@ -94,8 +94,8 @@ class Suggestion:
             lines.append(f"budget {self.budget:.3g}; no plan")
         else:
             lines.append(
-                f"budget {self.budget:.3g}; plan ({kind}) for the whole budget: {len(self.plan)} runs, cost {spent:.3g}; "
-                f"the next {len(self.table)} to train:"
+                f"budget {self.budget:.3g}; plan ({kind}) within the budget: {len(self.plan)} runs costing {spent:.3g} "
+                f"({spent / self.budget:.0%} of it); the next {len(self.table)} to train:"
             )
         lines.append("")
         t = self.table

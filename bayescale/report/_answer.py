@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._words import join_names
+from .._words import count, join_names
 from ..checks import PARETO_K_BAD, design_warnings
 from ..errors import BayescaleError
 from ._elements import _Answer, _num
@@ -39,9 +39,9 @@ def _fitted(fit: Fit) -> str:
         span = f" (N {_num(runs['N'].min(), 2)} to {_num(runs['N'].max(), 2)} parameters)"
     how = _METHODS.get(fit.method, fit.method)
     if is_average(fit):
-        return f"{average_sentence(fit)} Fitted to {len(runs)} runs{span} by {how}, {d['chains']} chains x {d['draws']} draws."
+        return f"{average_sentence(fit)} Fitted to {count(len(runs), 'run')}{span} by {how}, {d['chains']} chains x {d['draws']} draws."
     return (
-        f"Law {fit.spec.law.name} ({fit.spec.law.formula}) fitted to {len(runs)} runs{span} by {how}, "
+        f"Law {fit.spec.law.name} ({fit.spec.law.formula}) fitted to {count(len(runs), 'run')}{span} by {how}, "
         f"{d['chains']} chains x {d['draws']} draws; spec {fit.spec.name}."
     )
 

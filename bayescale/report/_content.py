@@ -13,7 +13,7 @@ import matplotlib
 import numpy as np
 
 from .. import __version__, plots  # plots before checks: bayescale.plots picks the headless backend before pyplot loads
-from .._words import restepped_words
+from .._words import count, restepped_words
 from ..checks import ComparisonWarning, coverage, design_warnings, loo, loo_pit
 from ..errors import BayescaleError
 from ..frontier import band_table, frontier
@@ -74,7 +74,7 @@ def _provenance(fit: Fit, now: datetime.datetime) -> list[Any]:
         ("law", f"{spec.law.name}: {spec.law.formula}"),
         ("likelihood", spec.likelihood.family),
         ("spec file", a.get("spec_path") or "-"),
-        ("runs", f"{len(fit.runs)} runs, hash {a.get('runs_hash', '-')}"),
+        ("runs", f"{count(len(fit.runs), 'run')}, hash {a.get('runs_hash', '-')}"),
         ("method", str(a.get("method", fit.method))),
         ("seed", str(a.get("seed", fit.seed))),
         ("sampling", sampling + (f" ({device})" if device else "")),
@@ -416,7 +416,7 @@ def _blocks(
     fit: Fit, *, decision: Any, validation: Any, title: str | None, progress: _Progress, decision_seed: int = 0
 ) -> tuple[str, list[Any]]:
     now = datetime.datetime.now(datetime.UTC)
-    title = title or f"bayescale report: {fit.spec.name} on {len(fit.runs)} runs"
+    title = title or f"bayescale report: {fit.spec.name} on {count(len(fit.runs), 'run')}"
     progress.step("leave-one-out checks")
     try:
         with warnings.catch_warnings():  # a Laplace fit's LOO is said in the answer block's words

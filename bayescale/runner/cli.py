@@ -94,7 +94,12 @@ def _pilot_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", action="store_true")
     p.add_argument("--dry-run", action="store_true", help="print the shape, hyperparameters and run id; train nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the stages and eval points")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="json: the trained rows as JSON (a dry run prints text)",
+    )
     return p
 
 
@@ -260,6 +265,8 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         raise PilotError("--cooldowns needs --schedule wsd")
     if wsd:
         opts.update(cooldowns=a.cooldowns or DEFAULT_COOLDOWNS, cooldown=a.cooldown)
+    if a.append:  # a table that cannot take the row is said before the training (or in the dry run), not after it
+        _check_table(a.append)
     if a.dry_run:
         if wsd:
             _print_wsd(*plan_wsd(a.n_params, a.tokens, **opts))
@@ -267,9 +274,6 @@ def cmd_pilot(args: argparse.Namespace) -> int:
             _print_plan(plan := plan_pilot(a.n_params, a.tokens, **opts))
             _warn_few_steps(plan)
         return 0
-
-    if a.append:  # a table that cannot take the row is said before the training, not after it
-        _check_table(a.append)
     if not wsd:
         _warn_few_steps(plan_pilot(a.n_params, a.tokens, **opts))
     opts.update(device=a.device, compile=a.compile, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
@@ -372,11 +376,11 @@ def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
     stage(f"planning a branch of {a.tokens:.4g} tokens off trunk {a.branch_of}")
     later = plan_branch(a.branch_of, a.tokens, a.work_dir)
     check_branch_options(later, given)
+    if a.append:
+        _check_table(a.append)
     if a.dry_run:
         _print_branch(later)
         return 0
-    if a.append:
-        _check_table(a.append)
     stage(f"training the branch on device {a.device}, from the trunk's checkpoint at step {later.from_step}")
     result = train_branch(
         a.branch_of,
