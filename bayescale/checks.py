@@ -246,6 +246,11 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
     return out
 
 
+#: Fewer held-out runs than this and :class:`Validation`'s coverages are said to say little: each run moves
+#: them by more than 0.2, so a 90% band can read 1.00 or 0.75 by chance.
+FEW_HELD_OUT = 5
+
+
 @dataclass(frozen=True)
 class Validation:
     """Leave-largest-out validation: fit below a compute cut, predict above it."""
@@ -264,6 +269,11 @@ class Validation:
             f"fit on {self.n_train} runs with C <= {self.cut:.3g}, held out {len(self.table)}: coverage {cov}; "
             f"mean log predictive density {self.mean_log_pred_density:.3f}; median |relative error| of the "
             f"median {100 * self.median_abs_rel_error:.2f}%; surprises {int(self.table['surprise'].sum())}"
+            + (  # a coverage of 0 or 1 from a handful of runs is mostly chance
+                f" (only {len(self.table)} held-out runs: the coverages say little; hold out more, or add runs)"
+                if len(self.table) < FEW_HELD_OUT
+                else ""
+            )
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -319,9 +319,10 @@ class Fit:
                     k for k in ("law", "priors", "likelihood") if current.to_dict()[k] != saved_spec.to_dict()[k]
                 ]
                 raise StaleFitError(
-                    f"{path} was fitted with spec {saved_spec.name!r} (model id {saved_spec.model_id}) but "
-                    f"{current.path or 'the given spec'} now has model id {current.model_id} (changed: "
-                    f"{', '.join(changed)}): refit it (`bayescale fit`), or in Python load with check_spec=False"
+                    f"{path} was fitted with spec {saved_spec.name!r} but {current.path or 'the given spec'} now defines "
+                    f"another model (changed: {', '.join(changed)}; model id {saved_spec.model_id} -> "
+                    f"{current.model_id}): refit it (`bayescale fit`), put the spec file back as it was, or in "
+                    "Python load with check_spec=False (the fit keeps its own copy of the spec)"
                 )
         if AVERAGE_ATTR in a:
             warnings.warn(

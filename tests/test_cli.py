@@ -1065,7 +1065,9 @@ def test_validate_laplace(tmp_path: Path) -> None:
     cov = ", ".join(f"{100 * float(k):g}%: {v:.2f}" for k, v in doc["coverage"].items())
     summary = next(line for line in lines if line.startswith("fit on "))
     assert summary.startswith(f"fit on 9 runs with C <= {doc['cut']:.3g}, held out 3: coverage {cov}; ")
-    assert summary.endswith(f"surprises {doc['surprises']}")
+    assert summary.endswith(
+        f"surprises {doc['surprises']} (only 3 held-out runs: the coverages say little; hold out more, or add runs)"
+    )
     assert re.search(r"^90%\s+\d\.\d\d$", out, re.M)
     for run_id in held:
         assert any(line.startswith(run_id + " ") for line in lines), run_id

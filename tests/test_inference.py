@@ -485,8 +485,9 @@ def test_load_with_changed_spec_is_stale(nuts_fit: bs.Fit, tmp_path: Path) -> No
     assert changed.model_id != saved.model_id
     with pytest.raises(
         StaleFitError,
-        match=rf"was fitted with spec 'chinchilla' \(model id {saved.model_id}\) but the given spec now has model id "
-        rf"{changed.model_id} \(changed: priors\): refit it \(`bayescale fit`\), or in Python load with check_spec=False",
+        match=rf"was fitted with spec 'chinchilla' but the given spec now defines another model \(changed: priors; model "
+        rf"id {saved.model_id} -> {changed.model_id}\): refit it \(`bayescale fit`\), put the spec file back as it was, "
+        r"or in Python load with check_spec=False",
     ):
         bs.Fit.load(path, spec=changed)
     assert bs.Fit.load(path, spec=changed, check_spec=False).spec.id == saved.id
@@ -523,7 +524,8 @@ def test_load_notices_an_edited_spec_file(runs: pd.DataFrame, tmp_path: Path) ->
     )
     edited = bs.load_spec(spec_path)
     with pytest.raises(
-        StaleFitError, match=rf"{spec_path} now has model id {edited.model_id} \(changed: likelihood\): refit it"
+        StaleFitError,
+        match=rf"{spec_path} now defines another model \(changed: likelihood; model id \w+ -> {edited.model_id}\): refit it",
     ):
         bs.Fit.load(fit_path)
     old = bs.Fit.load(fit_path, check_spec=False)
