@@ -31,7 +31,7 @@ from scipy import special, stats
 from . import _arviz
 from . import inference as _inference
 from ._optimise import minimise
-from ._words import join_names
+from ._words import count, join_names
 from .data import load_runs, points_frame
 from .discrepancy import (
     Holdout,
@@ -102,6 +102,8 @@ class AveragedFit:
     slots: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     #: Farthest held-out run the weights were scored on, in decades of (N, D) beyond its split's runs.
     weights_reach: float | None = None
+    #: The same for the conformal factor (scored on the splits even when a single law leaves no weights to score).
+    conformal_reach: float | None = None
 
     def __post_init__(self) -> None:
         if self.members is not None and list(self.weights) != list(self.members):  # slots index members in order
@@ -225,7 +227,7 @@ class AveragedFit:
         how = "leave-future-out stacking"
         if self.spec_average.concentration != 1:
             how += f" with a Dirichlet({self.spec_average.concentration:g}) prior on the weights"
-        text = f"average of {len(self.weights)} laws weighted by {how}: " + ", ".join(parts)
+        text = f"average of {count(len(self.weights), 'law')} weighted by {how}: " + ", ".join(parts)
         if self.spec_average.weights == "equal":
             text = f"average of {len(self.weights)} laws, equal weights: " + ", ".join(parts)
         notes = self.all_notes()
@@ -248,6 +250,7 @@ class AveragedFit:
             "notes": self.notes,
             "conformal": self.conformal,
             "weights_reach": self.weights_reach,
+            "conformal_reach": self.conformal_reach,
             "order": list(self.members),
             "lead": lead,
             "seed": self.seed,
@@ -541,6 +544,7 @@ def fit_average(
         notes=notes + more,
         conformal=factor,
         weights_reach=reach,
+        conformal_reach=splits_reach(next(iter(splits.values()))) if factor is not None else None,
     )
     warn_if_misfit(result, stacklevel=3)
     return result
@@ -586,6 +590,7 @@ def load_fit(path: str | Path, *, spec: Any = None, check_spec: bool = True) -> 
         notes=meta["notes"],
         conformal=meta["conformal"],
         weights_reach=meta.get("weights_reach"),
+        conformal_reach=meta.get("conformal_reach"),
     )
 
 

@@ -19,9 +19,10 @@ import pandas as pd
 import xarray as xr
 
 from . import _arviz
-from ._words import join_names
+from ._words import count, join_names
 from .averaging import fit as _fit
 from .data import fill_ids, law_inputs, load_runs, points_frame
+from .discrepancy import calibration
 from .errors import BayescaleError
 from .frontier import compute_optimal
 from .inference import METHODS, Fit
@@ -270,7 +271,7 @@ class Validation:
             f"mean log predictive density {self.mean_log_pred_density:.3f}; median |relative error| of the "
             f"median {100 * self.median_abs_rel_error:.2f}%; surprises {int(self.table['surprise'].sum())}"
             + (  # a coverage of 0 or 1 from a handful of runs is mostly chance
-                f" (only {len(self.table)} held-out runs: the coverages say little; hold out more, or add runs)"
+                f" (only {count(len(self.table), 'held-out run')}: the coverages say little; hold out more, or add runs)"
                 if len(self.table) < FEW_HELD_OUT
                 else ""
             )
@@ -354,6 +355,12 @@ class NewRunCheck:
         return "\n".join(lines)
 
 
+def refit_method(fit: Fit) -> str:
+    """The method a refit with new runs uses: the fit's own, so that what moved is the runs' doing, not a
+    change of method (a fit from given draws, ``"fixed"``, is refitted with NUTS, the default)."""
+    return fit.method if fit.method in METHODS else "nuts"
+
+
 def check(
     fit: Fit, new_runs: Any, *, update: bool = False, seed: int = 0, budget: float | None = None, **fit_kwargs: Any
 ) -> NewRunCheck:
@@ -380,8 +387,9 @@ def check(
         return NewRunCheck(table=table)
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
     combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
-    if fit.method in METHODS:  # a fit from given draws ("fixed") is refitted with NUTS
-        fit_kwargs.setdefault("method", fit.method)
+    fit_kwargs.setdefault("method", refit_method(fit))
+    if calibration(fit) is not None and not hasattr(fit, "weights"):  # an average's spec carries its own
+        fit_kwargs.setdefault("calibrate", "conformal")
     refit = _fit(
         getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs
     )  # a law average refits whole

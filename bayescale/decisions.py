@@ -427,19 +427,25 @@ def _farthest(fit: Fit, table: pd.DataFrame) -> float | None:
     return float(distance_from_runs(fit.spec, fit.runs, known[["N", "D"]]).max()) if len(known) else None
 
 
+#: Where a calibrated fit does not record how far out its factor was scored (one saved before it did), points
+#: farther than this many decades from the runs are cautioned: leave-future-out splits rarely reach beyond it.
+UNRECORDED_REACH = 0.5
+
+
 def _calibration_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     cal = calibration(fit)
     far = _farthest(fit, table) if cal is not None else None
-    if far is None or (cal[1] is not None and far <= REACH_FACTOR * cal[1]):
+    if far is None or far <= REACH_FACTOR * (cal[1] if cal[1] is not None else UNRECORDED_REACH):
         return []
     tested = (
-        f"up to {cal[1]:.2g} decades (in N and D)" if cal[1] is not None else "at a distance this file does not record"
+        f"up to {cal[1]:.2g} decades (in N and D) beyond the splits' runs"
+        if cal[1] is not None
+        else "at distances this fit file does not record (refit it to record them)"
     )
     return [
-        f"Caution: the bands were calibrated (--calibrate conformal, scaled {cal[0]:.2f}x about their median) on runs "
-        f"held out {tested} beyond the splits' runs, and the points lie up to {far:.2g} decades beyond yours: the "
-        "calibration's coverage is untested there (it assumes errors alike at every distance); compare with a fit "
-        "made without it."
+        f"Caution: the bands were calibrated (split-conformal, scaled {cal[0]:.2f}x about their median) on runs held "
+        f"out {tested}, and the points lie up to {far:.2g} decades beyond yours: the calibration's coverage is "
+        "untested there (it assumes errors alike at every distance); compare with a fit made without it."
     ]
 
 
@@ -474,7 +480,7 @@ def doubts(fit: Any) -> tuple[list[str], str | None, str | None]:
 
 LAPLACE_CAUTION = (
     "a Laplace fit is a quick look (a Gaussian at the mode, narrower or wider than the posterior on a few dozen "
-    "runs); decide with NUTS (the default, `--method nuts`)"
+    "runs); decide with NUTS (the default method)"
 )
 
 
@@ -517,9 +523,10 @@ def _compute_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     ):
         if far.any():
             names = list(table.index[far])
+            check = "no pilot can confirm" if far is beyond else "only a run there can confirm"
             notes.append(
                 f"Caution: {join_names(names)} extrapolate{'s' if len(names) == 1 else ''} {words}; the bands "
-                "assume the law holds that far, which no pilot can confirm."
+                f"assume the law holds that far, which {check}."
             )
     return notes
 

@@ -431,8 +431,8 @@ def splits_reach(splits: Sequence[Holdout]) -> float | None:
 def calibration(fit: Any) -> tuple[float, float | None] | None:
     """A fit's conformal factor and the reach it was scored at (``None`` for fits saved before the reach
     was recorded), or ``None`` when the fit was not calibrated. Reads one law's fit and a law average."""
-    if hasattr(fit, "weights"):  # a law average: its splits are the weights' splits
-        return None if fit.conformal is None else (float(fit.conformal), fit.weights_reach)
+    if hasattr(fit, "weights"):  # a law average (saved before its conformal reach was: the weights' reach)
+        return None if fit.conformal is None else (float(fit.conformal), fit.conformal_reach or fit.weights_reach)
     attrs = fit.idata.attrs
     if attrs.get("conformal_factor") is None:
         return None

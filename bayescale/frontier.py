@@ -216,8 +216,8 @@ def near_optimal_range(fit: Fit, budget: float, *, tolerance: float = 0.005, n_g
         best = int(np.argmin(regret))
         lo, hi = np.quantile(n_opt, [0.05, 0.95])
         warnings.warn(
-            f"near_optimal_range: at C = {c:.3g} no N keeps the expected loss within {tolerance:.2%} of each draw's "
-            f"optimum; the least expected excess is {regret[best]:.2%}, at N = {grid[best]:.3g}. The runs leave the "
+            f"near_optimal_range: at C = {c:.3g} no N keeps the expected loss within {100 * tolerance:.3g}% of each "
+            f"draw's optimum; the least expected excess is {100 * regret[best]:.3g}%, at N = {grid[best]:.3g}. The runs leave the "
             f"optimal N uncertain (90% interval {lo:.3g}-{hi:.3g}): add runs that pin the law's exponents, or give "
             "a larger tolerance.",
             IdentifiabilityWarning,

@@ -321,8 +321,9 @@ class Fit:
                 raise StaleFitError(
                     f"{path} was fitted with spec {saved_spec.name!r} but {current.path or 'the given spec'} now defines "
                     f"another model (changed: {', '.join(changed)}; model id {saved_spec.model_id} -> "
-                    f"{current.model_id}): refit it (`bayescale fit`), put the spec file back as it was, or in "
-                    "Python load with check_spec=False (the fit keeps its own copy of the spec)"
+                    f"{current.model_id}): refit it (`bayescale fit`), "
+                    f"{'put the spec file back as it was, ' if current.path else ''}or in Python load with "
+                    "check_spec=False (the fit keeps its own copy of the spec)"
                 )
         if AVERAGE_ATTR in a:
             warnings.warn(

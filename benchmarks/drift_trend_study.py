@@ -97,13 +97,16 @@ def tau_final(rec: dict, sg: float | None) -> np.ndarray:
 def score(records: list[dict], sg: float | None) -> dict[str, float]:
     """Mean log predictive density of the realised slopes, and how often their central 90% interval holds them."""
     lpd, inside = [], []
-    grid = np.linspace(-1.0, 1.0, 4001)
+    grid = np.linspace(-2.0, 2.0, 8001)
     for rec in records:
         p, f = tau_final(rec, sg), rec["final"]
+        if not np.isfinite(f["s"]):  # no held-out distance to read a slope from
+            continue
         sd = np.sqrt(TAU**2 + f["s"] ** 2)
         lpd.append(np.log(np.sum(p * stats.norm.pdf(f["b"], scale=sd))))
         cdf = (p[None, :] * stats.norm.cdf(grid[:, None] / sd[None, :])).sum(axis=1)
-        inside.append(grid[np.searchsorted(cdf, 0.05)] <= f["b"] <= grid[np.searchsorted(cdf, 0.95)])
+        lo, hi = (grid[min(np.searchsorted(cdf, q), len(grid) - 1)] for q in (0.05, 0.95))
+        inside.append(lo <= f["b"] <= hi)
     return {"n": len(records), "mean_lpd": float(np.mean(lpd)), "cov90": float(np.mean(inside))}
 
 

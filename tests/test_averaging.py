@@ -4,6 +4,7 @@ split-conformal calibration, and the spec that names the laws."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 import tomllib
@@ -415,6 +416,15 @@ def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
     (said,) = [n for n in point_notes(calibrated, far) if "calibrated" in n]
     assert f"scaled {factor:.2f}x" in said and f"up to {reach:.2g} decades" in said and "untested" in said
     assert not [n for n in point_notes(plain, far) if "calibrated" in n]
+    # A fit saved before the reach was recorded: cautioned beyond a default reach only, never on its runs.
+    old_idata = calibrated.idata.copy()
+    old_idata.attrs["conformal"] = json.dumps({"level": 0.9, "scores": 20, "factor": factor})
+    old = dataclasses.replace(calibrated, idata=old_idata)
+    assert discrepancy.calibration(old) == (factor, None)
+    on_run = pd.DataFrame(runs[["N", "D", "C"]].iloc[:1].to_numpy(), columns=["N", "D", "C"], index=["run"])
+    assert not [n for n in point_notes(old, on_run) if "calibrated" in n]
+    (said,) = [n for n in point_notes(old, far) if "calibrated" in n]
+    assert "does not record (refit it to record them)" in said
 
 
 def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:

@@ -231,7 +231,7 @@ def test_check_update_refits_with_the_fits_own_method(fixed, monkeypatch):
     checks.check(laplace_fit, new, update=True)
     checks.check(laplace_fit, new, update=True, method="psis")
     checks.check(fixed[0], new, update=True)
-    assert seen == ["laplace", "psis", None]
+    assert seen == ["laplace", "psis", "nuts"]
 
 
 @pytest.mark.slow

@@ -401,23 +401,30 @@ def _warn(message: str) -> None:
     print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
-def _say_fit_problems(fit: Any, points: Any = None) -> list[str]:
-    """A loaded fit's problems (sampling, too few runs, a quick Laplace fit, a law that misfits its runs),
-    warned again wherever its bands are used, so that no band leaves them behind, and the cautions for
-    its bands at ``points`` (a frame named by its index: far beyond the runs, beyond what the splits
-    tested); returned for the JSON output."""
-    from bayescale.decisions import LAPLACE_CAUTION, doubts, point_notes
+def _say_fit_problems(fit: Any) -> list[str]:
+    """A loaded fit's problems (sampling, too few runs, a law that misfits its runs), warned again
+    wherever its bands are used, so that no band leaves them behind; returned for the JSON output."""
+    from bayescale.decisions import doubts
 
     problems, misfits, untested = doubts(fit)
-    problems += [LAPLACE_CAUTION] if fit.method == "laplace" else []
     problems += [f"the law misfits its runs: {misfits}"] if misfits else []
     problems += [f"the law's fit could not be tested ({untested})"] if untested else []
     for problem in problems:
         _warn(f"the fit: {problem}")
-    notes = point_notes(fit, points) if points is not None else []
-    for note in notes:
-        _warn(note.removeprefix("Caution: "))
-    return problems + notes
+    return problems
+
+
+def _say_cautions(fit: Any, points: Any = None) -> list[str]:
+    """What to keep in mind about the fit's bands (as ``decide``'s verdict says it): a quick Laplace fit, and at
+    ``points`` (a frame named by its index) far beyond the runs or beyond what the splits tested; warned, and
+    returned for the JSON output's ``cautions``."""
+    from bayescale.decisions import LAPLACE_CAUTION, point_notes
+
+    cautions = [LAPLACE_CAUTION] if fit.method == "laplace" else []
+    cautions += [n.removeprefix("Caution: ") for n in point_notes(fit, points)] if points is not None else []
+    for caution in cautions:
+        _warn(caution)
+    return cautions
 
 
 def _with_readable_warnings(call: Callable[[], Any]) -> Any:

@@ -28,6 +28,7 @@ from ._common import (
     _predictive_text,
     _print_json,
     _records,
+    _say_cautions,
     _say_fit_problems,
     _stages,
     _table,
@@ -173,15 +174,15 @@ def cmd_optimal(args: argparse.Namespace) -> int:
     stage(f"compute-optimal allocation at {len(args.budget)} budget{'s' if len(args.budget) != 1 else ''}")
     method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance)
     optima = {"N": [e["N_opt"]["median"] for e in rows], "D": [e["D_opt"]["median"] for e in rows]}
-    problems = _say_fit_problems(
-        fit, pd.DataFrame({**optima, "C": args.budget}, index=[f"C={c:.3g}" for c in args.budget])
-    )
+    problems = _say_fit_problems(fit)
+    cautions = _say_cautions(fit, pd.DataFrame({**optima, "C": args.budget}, index=[f"C={c:.3g}" for c in args.budget]))
     if args.format == "json":
         _print_json(
             {
                 "spec": fit.spec.name,
                 "spec_id": fit.spec.id,
                 "problems": problems,
+                "cautions": cautions,
                 "ci_prob": args.ci_prob,
                 "tolerance": args.tolerance,
                 "method": method,
@@ -220,6 +221,9 @@ def _optimal_budgets(fit: Fit, budgets: list[float], ci_prob: float, tolerance: 
         said = [str(w.message) for w in caught if issubclass(w.category, IdentifiabilityWarning)]
         if said:  # the least excess any N reaches, and what to do
             entry["near_optimal_note"] = said[0].removeprefix("near_optimal_range: ")
+        for w in caught:  # any other warning is not this command's to keep
+            if not issubclass(w.category, IdentifiabilityWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         rows.append(entry)
         if i == 0 or exps[0]["method"] != "closed form":
             ex = allocation_exponents(fit, budget=c)
@@ -286,18 +290,19 @@ def _surprise_line(n_surprise: int, n: int, what: str) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from bayescale.checks import check
+    from bayescale.checks import check, refit_method
 
     _flops(args.budget, "--budget")
-    if args.output is not None and not args.update:
-        raise BayescaleError("-o/--output writes the refitted fit; it needs --update")
+    for flag, given in (("-o/--output writes the refitted fit", args.output), ("--method is the refit's", args.method)):
+        if given is not None and not args.update:
+            raise BayescaleError(f"{flag}; it needs --update")
     out = Path(args.output) if args.output is not None else None
     if out is not None:
         _validate_output(out, inputs={"the new runs table": args.new_runs})
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
-    method = args.method or (fit.method if fit.method in METHODS else "nuts")
+    method = args.method or refit_method(fit)
     stage(f"checking the new runs of {args.new_runs}" + (f" and refitting with them ({method})" if args.update else ""))
     result = _with_readable_warnings(
         lambda: check(fit, args.new_runs, update=args.update, seed=args.seed, budget=args.budget, method=method)

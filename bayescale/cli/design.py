@@ -23,7 +23,7 @@ from typing import Any
 
 from bayescale.errors import BayescaleError
 
-from ._common import _flops, _print_json, _say_fit_problems, _stages, _with_readable_warnings, load_fit
+from ._common import _flops, _print_json, _say_cautions, _say_fit_problems, _stages, _with_readable_warnings, load_fit
 
 
 def _target(args: argparse.Namespace) -> Any:
@@ -86,6 +86,7 @@ def cmd_suggest(args: argparse.Namespace) -> int:
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
     _say_fit_problems(fit)
+    _say_cautions(fit)
     stage(f"planning the next {args.k} runs for {args.budget_flops:g} FLOPs ({args.planner} planner)")
     sug = suggest(
         fit,

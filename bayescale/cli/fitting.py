@@ -23,10 +23,12 @@ from ._common import (
     _fitting_words,
     _fmt,
     _header,
+    _one_line,
     _pct,
     _predictive_text,
     _print_json,
     _records,
+    _say_cautions,
     _say_fit_problems,
     _spec_source,
     _stages,
@@ -183,10 +185,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if misfit is not None and not misfit.misfits:
         print(f"law fit: {misfit}")
     for message in misfit.messages if misfit is not None else []:
-        print(f"law fit: the law misfits its runs: {message}")
+        print(f"law fit: the law misfits its runs: {_one_line(message)}")
         _warn(f"the law misfits its runs: {message}")
     for problem in diag.get("problems", []):
-        print(f"problem: {problem}")
+        print(f"problem: {_one_line(problem)}")
         _warn(problem)
     _print_sensitivity(sensitivity, trusted=not diag.get("problems"))
     return 0
@@ -207,10 +209,12 @@ def _print_sensitivity(s: Any, trusted: bool = True) -> None:
         print(s.summary() + caveat)
         return
     for message in s.messages:
-        print(f"prior sensitivity: {message}")
+        print(f"prior sensitivity: {_one_line(message)}")
         _warn(message)
     if s.method in ("laplace", "fixed"):
         print(s.summary().splitlines()[-1] + caveat)
+    elif caveat:
+        print(f"prior sensitivity{caveat}")
 
 
 def _print_average(fit: Fit) -> None:
@@ -269,7 +273,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         _validate_point(fit, text, point)
     stage(f"predicting the loss at {len(points)} point{'s' if len(points) != 1 else ''}")
     rows = _band(fit, points, args.ci_prob, args.noise, args.seed)
-    problems = _say_fit_problems(fit, pd.DataFrame(rows, index=args.at))
+    problems = _say_fit_problems(fit)
+    cautions = _say_cautions(fit, pd.DataFrame(rows, index=args.at))
     if args.format == "json":
         _print_json(
             {
@@ -279,6 +284,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 "noise": args.noise,
                 "points": rows,
                 "problems": problems,
+                "cautions": cautions,
             }
         )
         return 0

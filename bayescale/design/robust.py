@@ -51,6 +51,7 @@ planner charges none: measured, a charge there steered it to the extreme ratios;
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,11 @@ class Robust:
     reasons: tuple[str, ...]
     low: float
     high: float
+
+    @property
+    def why(self) -> str:
+        """The words a planned row inside the ratio range carries (:meth:`why_at` says it for any row)."""
+        return self.why_at(math.sqrt(self.low * self.high))
 
     def why_at(self, ratio: float) -> str:
         """The words a planned row at tokens per parameter ``ratio`` carries: kept to the range, or (when

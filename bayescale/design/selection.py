@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .._words import join_names
+from .._words import count, join_names
 from ..errors import BayescaleError
 from . import robust as _robust
 from .planners import PLANNERS, ROW_COLUMNS, Plan, Planner, PlanOptions, Problem, get_planner
@@ -94,7 +94,7 @@ class Suggestion:
             lines.append(f"budget {self.budget:.3g}; no plan")
         else:
             lines.append(
-                f"budget {self.budget:.3g}; plan ({kind}) within the budget: {len(self.plan)} runs costing {spent:.3g} "
+                f"budget {self.budget:.3g}; plan ({kind}) within the budget: {count(len(self.plan), 'run')} costing {spent:.3g} "
                 f"({spent / self.budget:.0%} of it); the next {len(self.table)} to train:"
             )
         lines.append("")
