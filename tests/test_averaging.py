@@ -182,6 +182,7 @@ def test_learned_drift_is_near_zero_on_the_law_and_grows_when_the_runs_bend() ->
     assert bent > 4 * clean and bent > 0.05, (clean, bent)
 
 
+@pytest.mark.slow  # 28 s on 2 cores: a Laplace fit per split, to check the vectorised Newton against
 def test_split_maps_are_the_training_runs_own_maps() -> None:
     """The vectorised Newton MAPs of leave-future-out splits (masks over one table) reach the
     modes that separate L-BFGS fits of each split's training runs reach. (Not Farseer's law: its
