@@ -255,7 +255,8 @@ def test_near_optimal_range_brackets_the_optimum(point_fit):
 def test_near_optimal_range_says_when_no_n_is_near_enough(point_fit):
     fit, _ = point_fit
     with pytest.warns(
-        bs.IdentifiabilityWarning, match=r"no N keeps the expected loss within 1e-05% of each.*least expected excess is 0\.00"
+        bs.IdentifiabilityWarning,
+        match=r"no N keeps the expected loss within 1e-05% of each.*least expected excess is 0\.00",
     ):
         lo, hi = dc.near_optimal_range(fit, 1e21, tolerance=1e-7)
     assert np.isnan(lo) and np.isnan(hi)
@@ -310,3 +311,34 @@ def test_utility_refuses_what_is_not_a_number():
     for bad in ({"value": lambda loss: loss}, {"value": 1.0, "price_per_flop": -1e-20}, {"value": float("nan")}):
         with pytest.raises(bs.BayescaleError, match=r"Utility: \w+ must be a finite number >= 0"):
             bs.Utility(**bad)
+
+
+def test_point_notes_say_each_reach_once_for_a_calibrated_average():
+    """A law average's weights and its conformal factor are scored on the same splits: beyond their reach the
+    weights' note says how far, and the calibration's says only that it was scored there too; a point on the
+    runs gets neither, and one far beyond the runs' compute gets the compute caution."""
+    from types import SimpleNamespace
+
+    runs = pd.DataFrame({"N": [1e7, 1e8], "D": [2e8, 2e9]}).assign(C=lambda t: 6 * t.N * t.D)
+    spec = bs.load_spec("chinchilla")
+    average = SimpleNamespace(
+        weights={"chinchilla": 1.0}, conformal=0.5, conformal_reach=0.3, weights_reach=0.3, spec=spec, runs=runs
+    )
+    near = runs.iloc[:1].set_axis(["on a run"])
+    far = pd.DataFrame({"N": [1e11], "D": [2e12]}, index=["7B-ish"]).assign(C=lambda t: 6 * t.N * t.D)
+    assert dc.point_notes(average, near) == []
+    notes = dc.point_notes(average, far)
+    assert (
+        len(notes) == 3
+        and "extrapolates up to" in notes[0]
+        and "Law weights: scored on held-out runs up to 0.3" in notes[1]
+    )
+    assert notes[2] == (
+        "Caution: the bands' split-conformal scaling (0.50x) was scored on those same held-out runs, so its coverage "
+        "is untested there too; compare with a fit made without it."
+    )
+    # a single law's calibration, its own reach: the full note
+    one = SimpleNamespace(idata=SimpleNamespace(attrs={"conformal_factor": 0.5, "conformal": '{"reach": 0.3}'}))
+    one.spec, one.runs = spec, runs
+    (said,) = [n for n in dc.point_notes(one, far) if "calibrated" in n]
+    assert "up to 0.3 decades (in N and D) beyond the splits' runs" in said
