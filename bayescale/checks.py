@@ -388,7 +388,7 @@ def check(
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
     combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
     fit_kwargs.setdefault("method", refit_method(fit))
-    if calibration(fit) is not None and not hasattr(fit, "weights"):  # an average's spec carries its own
+    if calibration(fit) is not None:  # calibrated as the fit was, whether by its spec or by the caller
         fit_kwargs.setdefault("calibrate", "conformal")
     refit = _fit(
         getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs
