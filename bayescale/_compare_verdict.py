@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import _compare_quantities as cq
 from ._words import join_names
-from .decisions import decide
+from .decisions import LAPLACE_CAUTION, decide
 
 #: (Functions here take a :class:`bayescale.comparison.Comparison`, which imports this module.)
 Comparison = Any
@@ -58,6 +58,8 @@ def _crossing_draws(c: Comparison) -> dict[str, np.ndarray]:
     between the smallest run and the target; ``inf`` where the crossing is still ahead (beyond
     the target), ``0`` where it lies before the smallest run (:func:`cq.crossing_location`)."""
     keep = c.curve_C <= c.target.C * (1 + 1e-9)
+    if keep.sum() < 2:  # a target at or below the smallest run: no stretch of compute to cross in before it
+        return {g: np.full(c.curves[g].shape[0], np.inf) for g in c.others}
     grid = c.curve_C[keep]
     return {g: cq.crossing_location(c.curves[g][:, keep] - c.curves[c.baseline][:, keep], grid) for g in c.others}
 
@@ -138,6 +140,8 @@ def _doubts(c: Comparison) -> list[str]:
             f"Doubt: {join_names(c.pooling.pool)} pooled hierarchically with method {c.fit.method!r}: the Gaussian "
             "approximation is poor in the hierarchy's funnel (heavy, too wide tails); decide with method='nuts'."
         )
+    if c.fit.method == "laplace" and not c.pooling.pool:  # (a pooled Laplace fit has its own doubt, above)
+        out.append(f"Caution: {LAPLACE_CAUTION}.")
     for g in c.others:
         share = float(np.mean(c.clipped[g][:, -1]))
         if share > 0.05:

@@ -46,7 +46,7 @@ from ._compare_verdict import jsonable, table_of, verdict_of
 from ._idata import runs_from_idata
 from ._io import atomic_write_bytes
 from ._words import join_names, parse_pairs, quote
-from .data import load_runs
+from .data import PLAUSIBLE, load_runs
 from .decisions import parse_risk
 from .discrepancy import Learned, group_slopes, learn_drift
 from .errors import BayescaleError
@@ -113,9 +113,15 @@ def parse_target(at: Any) -> Target:
     bad = [k for k, v in values.items() if not (math.isfinite(v) and v > 0)]
     if bad:
         raise BayescaleError(f"at: {join_names(bad)} must be finite and > 0, got {at!r}")
-    if "C" in values:
+    if "N" in values:
+        values["C"] = 6.0 * values["N"] * values["D"]
+    for k, v in values.items():  # as every point bayescale predicts at
+        lo, hi = PLAUSIBLE[k]
+        if not lo <= v <= hi:
+            raise BayescaleError(f"at: {k}={v:g} is outside {lo:g}-{hi:g}, the range of a plausible language model")
+    if "N" not in values:
         return Target(C=values["C"])
-    return Target(C=6.0 * values["N"] * values["D"], N=values["N"], D=values["D"])
+    return Target(C=values["C"], N=values["N"], D=values["D"])
 
 
 # ------------------------------------------------------------------ inputs

@@ -27,6 +27,7 @@ from bayescale.data import law_inputs
 from bayescale.decisions import point_notes
 from bayescale.errors import SpecError
 from bayescale.model import distance_from_runs, posterior
+from bayescale.report._answer import _calibrated as answer_calibrated
 from bayescale.spec import AverageSpec, load_spec
 from bayescale.testing import fit_from_draws, synthetic_runs
 
@@ -426,6 +427,9 @@ def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
     assert not [n for n in point_notes(old, on_run) if "calibrated" in n]
     (said,) = [n for n in point_notes(old, far) if "calibrated" in n]
     assert "does not record (refit it to record them)" in said
+    # The report's answer box says it too, as every CLI header does.
+    assert f"Bands calibrated (split-conformal): scaled {factor:.2f}x" in answer_calibrated(calibrated)
+    assert answer_calibrated(plain) == ""
 
 
 def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:

@@ -310,6 +310,7 @@ def test_three_recipes_pooled_exponents(doubled: pd.DataFrame) -> None:
 def test_point_target_and_json(doubled_cmp, doubled: pd.DataFrame) -> None:
     d = json.loads(doubled_cmp.to_json())
     assert d["baseline"] == "A" and d["recipes"]["B"]["p_best"] > 0.5 and d["verdict"] == doubled_cmp.verdict
+    assert "Caution: a Laplace fit is a quick look" in doubled_cmp.verdict  # as decide's verdict says it
     cmp = bs.compare(doubled, at={"N": 3e10, "D": 6e11}, method="laplace")
     row = cmp.table().loc["B"]
     assert row["mult_lo"] < 2.0 < row["mult_hi"]  # a constant multiplier holds at any allocation too
@@ -345,6 +346,8 @@ def test_report_and_figure(doubled_cmp, tmp_path) -> None:
     out = bs.report.write_comparison_html(doubled_cmp, tmp_path / "cmp.html")
     text = out.read_text()
     assert "data:image/png;base64," in text and "compute multiplier" in text and "<script" not in text
+    # the answer box lists the verdict's cautions whole, with their label (a Laplace comparison has one)
+    assert "<li>Caution: a Laplace fit is a quick look" in text and "No warnings" not in text
 
 
 @pytest.mark.parametrize(
@@ -375,6 +378,20 @@ def test_parse_target() -> None:
         parse_target({"C": -1})
     assert parse_target("C=1e23") == parse_target(1e23)  # text, as the CLI's --at
     assert parse_target("N=1e9,D=2e10") == parse_target({"N": 1e9, "D": 2e10})
+    # as every point bayescale predicts at: a plausible language model (here C beyond 6e32 FLOPs)
+    with pytest.raises(bs.BayescaleError, match=r"at: C=1e\+40 is outside 6-6e\+32"):
+        parse_target("C=1e40")
+    with pytest.raises(bs.BayescaleError, match=r"at: N=1e\+16 is outside 1-1e\+15"):
+        parse_target({"N": 1e16, "D": 1e10})
+
+
+def test_a_target_at_or_below_the_smallest_run_has_no_crossing_before_it() -> None:
+    """No stretch of compute lies between the smallest run and such a target: nothing crosses there (it
+    raised an empty-argmax error before)."""
+    grid = np.geomspace(1e18, 1e23, 61)
+    for target in (1e17, 1.1e18):
+        row = table_of(_crossing_draws_comparison(np.logspace(19, 24, 1000), grid, target)).loc["B"]
+        assert row["p_cross"] == 0.0
 
 
 # ------------------------------------------------------------------ command line

@@ -14,9 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from .._words import count, join_names
 from ..checks import PARETO_K_BAD, design_warnings
+from ..decisions import point_notes
+from ..discrepancy import calibration
 from ..errors import BayescaleError
 from ._elements import _Answer, _num
 from ._honesty import average_sentence, is_average, prior_warnings
@@ -116,12 +119,32 @@ def answer_warnings(fit: Fit, *, psis: Any = None, decision: Any = None, validat
     return out
 
 
+def _calibrated(fit: Fit) -> str:
+    cal = calibration(fit)
+    if cal is None:
+        return ""
+    reach = f", scored up to {cal[1]:.2g} decades (in N and D) beyond the splits' runs" if cal[1] else ""
+    return f" Bands calibrated (split-conformal): scaled {cal[0]:.2f}x about their median{reach}."
+
+
+def _extrapolation_cautions(fit: Fit, extrapolation: Any) -> list[str]:
+    """``decide``'s and ``predict``'s cautions for the headline's extrapolation point (a decision says its own)."""
+    if extrapolation is None:
+        return []
+    _, f, _ = extrapolation
+    point = pd.DataFrame(
+        {"N": [f["N_opt_median"]], "D": [f["D_opt_median"]], "C": [f["C"]]}, index=["the answer's point"]
+    )
+    return [f"Extrapolation: {n.removeprefix('Caution: ')}" for n in point_notes(fit, point)]
+
+
 def answer_block(fit: Fit, *, psis: Any, decision: Any, validation: Any, extrapolation: Any) -> _Answer:
     """The summary box: headline, what was fitted, and :func:`answer_warnings`."""
+    cautions = _extrapolation_cautions(fit, extrapolation) if decision is None else []
     return _Answer(
         headline=_headline(fit, decision, extrapolation),
-        fitted=_fitted(fit),
-        warnings=tuple(answer_warnings(fit, psis=psis, decision=decision, validation=validation)),
+        fitted=_fitted(fit) + _calibrated(fit),
+        warnings=tuple(answer_warnings(fit, psis=psis, decision=decision, validation=validation) + cautions),
     )
 
 

@@ -4,6 +4,7 @@ diagnostics. Rendering only: the numbers come from :class:`bayescale.comparison.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..plots import plot_comparison
@@ -54,10 +55,11 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
         "P(cross below target)",
         f"crossing C: median ({pct})",
     )
-    doubts = tuple(s for s in cmp.verdict.split("Doubt: ")[1:])
+    # The verdict's answer, then each of its doubts and cautions whole, with its label.
+    headline, *doubts = re.split(r" (?=(?:Doubt|Caution)(?:, [^:.]*)?: )", cmp.verdict)
     mult = cmp.multiplier()
     blocks: list[Any] = [
-        _Answer(headline=cmp.verdict.split(" Doubt: ")[0], fitted=_fitted(cmp), warnings=doubts),
+        _Answer(headline=headline, fitted=_fitted(cmp), warnings=tuple(doubts)),
         _Heading("The recipes at the target", "table"),
         _Table(header, rows, numeric=(False,) + (True,) * 8),
         _Heading("Curves, bands and the multiplier", "curves"),
