@@ -118,12 +118,16 @@ def verdict_of(c: Comparison) -> str:
 
 
 def _trend_clause(c: Comparison, g: str) -> str:
-    if len(c.levels) < 2:
+    m, levels = c.multiplier(g), np.asarray(c.levels)
+    at_point = getattr(c.target, "at_point", False)
+    if at_point:  # the last level is the multiplier at the point's own allocation, not on the frontier: not a trend
+        m, levels = m.iloc[:-1], levels[:-1]
+    if len(levels) < 2:
         return ""
-    m = c.multiplier(g)
-    words = cq.trend_words(c.levels, m["median"].to_numpy())
+    words = cq.trend_words(levels, m["median"].to_numpy())
     shown = ", ".join(f"{r['median']:.3g}x at C={r['C']:.2g}" for _, r in m.iterrows())
-    return f"; {words} ({shown})" if words else ""
+    where = "along the compute-optimal frontier, " if at_point else ""
+    return f"; {where}{words} ({shown})" if words else ""
 
 
 def _first_finding(warning: str) -> str:
