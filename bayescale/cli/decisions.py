@@ -238,6 +238,8 @@ def _optimal_budgets(fit: Fit, budgets: list[float], ci_prob: float, tolerance: 
 
 
 def _print_optimal(fit: Fit, method: str, rows: list, exps: list, ci_prob: float, tolerance: float) -> None:
+    from bayescale.discrepancy import calibration
+
     print(
         f"{_header(fit)}\ncompute-optimal allocation ({method}); median [{_pct(ci_prob)} interval] over the posterior\n"
     )
@@ -251,7 +253,12 @@ def _print_optimal(fit: Fit, method: str, rows: list, exps: list, ci_prob: float
         ]
         for e in rows
     ]
-    print(_table(body, ["budget C", "N_opt (params)", "D_opt (tokens)", "tokens per param", "loss at optimum"]))
+    print(_table(body, ["budget C", "N_opt (params)", "D_opt (tokens)", "tokens per param", "law's loss at optimum"]))
+    print(
+        "(the law's loss at each draw's own optimum: parameter uncertainty only, without the extrapolation drift"
+        f"{' or the calibration' if calibration(fit) is not None else ''}; `bayescale predict` at N_opt, D_opt gives "
+        "the full band)"
+    )
     print()
     for ex in exps:
         a, b = ex["a"], ex["b"]
