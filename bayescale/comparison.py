@@ -263,6 +263,11 @@ class Comparison:
         compute levels ``C`` (default: :attr:`levels`): median, interval, and the share of draws
         outside the searched range (:data:`bayescale._compare_quantities.K_RANGE`), one row per level."""
         names = self.others if recipe is None else [self._known(recipe)]
+        if recipe is not None and names[0] == self.baseline:
+            raise BayescaleError(
+                f"{quote(recipe)} is the baseline: a multiplier is another recipe's over it; the others are "
+                f"{join_names(self.others)} (choose the baseline with baseline=...)"
+            )
         rows = []
         for name in names:
             if C is None:

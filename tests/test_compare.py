@@ -348,6 +348,10 @@ def test_report_and_figure(doubled_cmp, tmp_path) -> None:
     assert "data:image/png;base64," in text and "compute multiplier" in text and "<script" not in text
     # the answer box lists the verdict's cautions whole, with their label (a Laplace comparison has one)
     assert "<li>Caution: a Laplace fit is a quick look" in text and "No warnings" not in text
+    with pytest.raises(bs.BayescaleError, match="takes what bayescale.compare returns, got Fit"):
+        bs.report.write_comparison_html(doubled_cmp.fit, tmp_path / "fit.html")
+    with pytest.raises(bs.BayescaleError, match="'A' is the baseline: a multiplier is another recipe's over it"):
+        doubled_cmp.multiplier("A")
 
 
 @pytest.mark.parametrize(

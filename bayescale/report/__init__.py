@@ -361,6 +361,11 @@ def write_comparison_html(cmp: Any, path: str | os.PathLike, *, title: str | Non
     HTML file, atomically: the verdict and its doubts, the recipes' table, both compute-optimal
     curves with their bands and the crossing, the multiplier against compute, and how the recipes
     were fitted."""
+    if not hasattr(cmp, "verdict") or not hasattr(cmp, "recipes"):
+        raise BayescaleError(
+            f"write_comparison_html takes what bayescale.compare returns, got {type(cmp).__name__}; a fit's report is "
+            "write_html"
+        )
     default, blocks = comparison_blocks(cmp)
     path = Path(path)
     _atomic_write(path, render_html(title or default, blocks).encode("utf-8"))
