@@ -416,12 +416,12 @@ def point_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     """Cautions for the fit's bands at the points of ``table`` (named by its index; columns N, D, C where
     known): far beyond or below the runs' compute, or beyond the distance at which the law weights or a
     conformal calibration were tested. ``decide``, ``predict`` and ``optimal`` say them."""
-    reach = _reach_notes(fit, table)
-    calibrated = _calibration_notes(fit, table)
-    if reach and calibrated and calibration(fit)[1] == getattr(fit, "weights_reach", None):
+    reach, calibrated = _reach_notes(fit, table), _calibration_notes(fit, table)
+    factor, scored_at = calibration(fit) if calibrated else (None, None)
+    if reach and calibrated and scored_at == getattr(fit, "weights_reach", None):
         # one set of splits scored both: one note says how far, the other need not repeat it
         calibrated = [
-            f"Caution: the bands' split-conformal scaling ({calibration(fit)[0]:.2f}x) was scored on those same "
+            f"Caution: the bands' split-conformal scaling ({factor:.2f}x) was scored on those same "
             "held-out runs, so its coverage is untested there too; compare with a fit made without it."
         ]
     return _compute_notes(fit, table) + reach + calibrated
