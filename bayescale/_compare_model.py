@@ -70,7 +70,9 @@ class Pooling:
     @classmethod
     def parse(cls, value: Any, law: Law) -> "Pooling":
         """A :class:`Pooling` from ``None`` (the default), a Pooling, or a mapping
-        ``{"share": [...], "pool": [...], "free": [...]}`` (names not listed are free)."""
+        ``{"share": [...], "pool": [...], "free": [...]}``. Names not listed are free; a mapping
+        without a ``share`` key shares the irreducible loss as the default does, unless it pools or
+        frees it (``{"pool": ["alpha"]}`` must not silently give each recipe its own floor)."""
         if value is None:
             return cls.default(law)
         if isinstance(value, Pooling):
@@ -81,6 +83,9 @@ class Pooling:
         if unknown:
             raise BayescaleError(f"pooling: unknown key(s) {join_names(unknown)}; allowed: {join_names(POOLING_KINDS)}")
         names = {k: [value[k]] if isinstance(value.get(k), str) else list(value.get(k) or ()) for k in POOLING_KINDS}
+        if "share" not in value:
+            named = {*names["pool"], *names["free"]}
+            names["share"] = [p for p in cls.default(law).share if p not in named]
         return cls(share=tuple(names["share"]), pool=tuple(names["pool"])).checked(law, free=names["free"])
 
     def checked(self, law: Law, free: Sequence[str] = ()) -> "Pooling":

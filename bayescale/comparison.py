@@ -478,7 +478,8 @@ def compare(
         ``{"share": [...], "pool": [...], "free": [...]}``: parameters with one value for all
         recipes, pooled hierarchically (non-centred, LogNormal priors only), or free per recipe
         (the rest). Default (:meth:`Pooling.default`): share the irreducible loss ``E``; coefficients
-        and exponents free per recipe.
+        and exponents free per recipe. A mapping without ``share`` keeps ``E`` shared unless it
+        pools or frees it.
     method : {"nuts", "laplace", "psis"}
         As :func:`bayescale.fit`. ``"laplace"`` takes seconds (for loops over many datasets);
         its Gaussian is rough in the funnel of pooled exponents, so decide with NUTS.

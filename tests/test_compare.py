@@ -18,6 +18,7 @@ from bayescale._compare_model import Pooling, grouped_spec
 from bayescale._compare_quantities import regret
 from bayescale._compare_verdict import _crossing_clause, table_of
 from bayescale.cli import main
+from bayescale.cli.compare import parse_pooling
 from bayescale.comparison import parse_target
 from bayescale.decisions import parse_risk
 
@@ -190,6 +191,11 @@ def test_pooling_sets_the_parameters_as_documented() -> None:
     pooled = grouped_spec(spec, groups, Pooling.parse({"share": "E", "pool": ["alpha", "beta"]}, spec.law))
     assert len(pooled.law.params) == 1 + 3 * 2 + 2 * (2 + 3)  # mu, tau and one z per recipe each
     assert {"alpha_mu", "alpha_tau", "alpha_z2"} <= set(pooled.law.params)
+    # a mapping without "share" keeps the default's shared floor unless it pools or frees it
+    assert Pooling.parse({"pool": ["alpha"]}, spec.law) == Pooling(share=("E",), pool=("alpha",))
+    assert Pooling.parse({"free": ["E"]}, spec.law) == Pooling()
+    assert Pooling.parse({"pool": ["E"]}, spec.law) == Pooling(pool=("E",))
+    assert Pooling.parse({"share": []}, spec.law) == Pooling()
     # the grouped law at equal parameters is the base law
     x = {"N": np.log([1e8, 1e9]), "D": np.log([2e9, 2e10]), "group": np.array([0.0, 2.0])}
     p = {n: 1.0 for n in default.law.params} | {"E": 1.7}
@@ -420,6 +426,14 @@ def test_cli_happy_path(runs_csv: str, capsys, tmp_path) -> None:
         d["pooling"]["share"] == ["E", "alpha", "beta"]
         and d["recipes"]["B"]["mult_lo"] < 2 < d["recipes"]["B"]["mult_hi"]
     )
+
+
+def test_cli_pooling_options_left_out_keep_their_default() -> None:
+    law = bs.load_spec("chinchilla").law
+    assert parse_pooling(None, None, None) is None
+    # --pool alone: E stays shared, as --share's help says
+    assert Pooling.parse(parse_pooling(None, "alpha,beta", None), law) == Pooling(share=("E",), pool=("alpha", "beta"))
+    assert Pooling.parse(parse_pooling(None, None, "E"), law) == Pooling()
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,9 @@ def parse_pooling(share: str | None, pool: str | None, free: str | None) -> dict
     if share is None and pool is None and free is None:
         return None
     names = lambda text: [n.strip() for n in (text or "").split(",") if n.strip()]  # noqa: E731
-    return {"share": names(share), "pool": names(pool), "free": names(free)}
+    given = {"share": share, "pool": pool, "free": free}
+    # an option left out keeps its default (--share: the irreducible loss), so it is not sent
+    return {kind: names(text) for kind, text in given.items() if text is not None}
 
 
 def _comparison_text(cmp: Any) -> str:
@@ -149,7 +151,7 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
         default="chinchilla",
         help="model spec (default: the bundled chinchilla), or a law average such as recommended",
     )
-    p.add_argument("--share", help="parameters one value for all recipes, comma-separated (default: E)")
+    p.add_argument("--share", help="parameters one value for all recipes, comma-separated (default: E, unless --pool or --free names it)")
     p.add_argument("--pool", help="parameters pooled hierarchically across recipes, comma-separated (LogNormal priors)")
     p.add_argument("--free", help="parameters free per recipe (the default for all not shared or pooled)")
     p.add_argument(
