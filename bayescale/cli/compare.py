@@ -151,7 +151,10 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
         default="chinchilla",
         help="model spec (default: the bundled chinchilla), or a law average such as recommended",
     )
-    p.add_argument("--share", help="parameters one value for all recipes, comma-separated (default: E, unless --pool or --free names it)")
+    p.add_argument(
+        "--share",
+        help="parameters one value for all recipes, comma-separated (default: E, unless --pool or --free names it)",
+    )
     p.add_argument("--pool", help="parameters pooled hierarchically across recipes, comma-separated (LogNormal priors)")
     p.add_argument("--free", help="parameters free per recipe (the default for all not shared or pooled)")
     p.add_argument(
