@@ -35,13 +35,14 @@ def table_of(c: Comparison) -> pd.DataFrame:
     t = dec.table[["median", "lo", "hi", "risk", "p_best"]].copy()
     t["regret"] = cq.regret(X)
     base = c.losses[c.baseline]
-    cols = ("multiplier", "mult_lo", "mult_hi", "p_better", "diff", "diff_lo", "diff_hi", "p_cross")
+    cols = ("multiplier", "mult_lo", "mult_hi", "mult_clipped", "p_better", "diff", "diff_lo", "diff_hi", "p_cross")
     for col in cols + ("cross_C", "cross_lo", "cross_hi"):
         t[col] = np.nan
     crosses = _crossing_draws(c)
     for g in c.others:
         k = c.multipliers[g][:, -1]
         t.loc[g, ["multiplier", "mult_lo", "mult_hi"]] = cq.interval(k, c.ci_prob)
+        t.loc[g, "mult_clipped"] = float(np.mean(c.clipped[g][:, -1]))  # draws held at K_RANGE's edge
         diff = c.losses[g] - base
         t.loc[g, "p_better"] = float(np.mean(diff < 0))
         med, lo, hi = cq.interval(diff, c.ci_prob)

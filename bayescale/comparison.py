@@ -324,7 +324,9 @@ class Comparison:
 
     def table(self) -> pd.DataFrame:
         """One row per recipe: loss at the target (median, interval), risk, ``p_best``, expected
-        regret; for the others also the multiplier over the baseline at the target, ``p_better``,
+        regret; for the others also the multiplier over the baseline at the target (with
+        ``mult_clipped``, the share of draws beyond the searched range, whose interval edge is then
+        that range's bound), ``p_better``,
         the loss difference (mean, interval), ``p_cross`` (the curves cross between the smallest
         run and the target) and the crossing's compute over all draws, median ``cross_C`` and
         interval ``cross_lo``-``cross_hi``: ``inf`` where it lies beyond the target, ``0`` before

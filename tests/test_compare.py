@@ -425,7 +425,16 @@ def test_cli_happy_path(runs_csv: str, capsys, tmp_path) -> None:
     assert (
         d["pooling"]["share"] == ["E", "alpha", "beta"]
         and d["recipes"]["B"]["mult_lo"] < 2 < d["recipes"]["B"]["mult_hi"]
+        and 0 <= d["recipes"]["B"]["mult_clipped"] < 0.05
     )
+
+
+def test_cli_marks_a_multiplier_edge_held_at_the_search_bound() -> None:
+    from bayescale._compare_quantities import K_RANGE
+    from bayescale.cli.compare import _multiplier_interval
+
+    assert _multiplier_interval({"mult_lo": 0.5, "mult_hi": 3.0}) == "[0.5, 3]"
+    assert _multiplier_interval({"mult_lo": K_RANGE[0], "mult_hi": K_RANGE[1]}) == "[<=0.0001, >=1e+04]"
 
 
 def test_cli_pooling_options_left_out_keep_their_default() -> None:

@@ -77,12 +77,22 @@ def _comparison_text(cmp: Any) -> str:
                 f"{r['p_best']:.2f}",
                 f"{r['regret']:.4f}",
                 "baseline" if base else _fmt(r["multiplier"], 3),
-                "" if base else f"[{_fmt(r['mult_lo'], 3)}, {_fmt(r['mult_hi'], 3)}]",
+                "" if base else _multiplier_interval(r),
                 "" if base else f"{r['p_better']:.2f}",
                 "" if base else f"{r['p_cross']:.2f}",
             ]
         )
     return _table(rows, header)
+
+
+def _multiplier_interval(row: Any) -> str:
+    """``[lo, hi]``; an edge held at the searched range's bound reads ``<=lo`` or ``>=hi``."""
+    from bayescale._compare_quantities import K_RANGE
+
+    edge = 1 + 1e-6
+    lo = ("<=" if row["mult_lo"] <= K_RANGE[0] * edge else "") + _fmt(row["mult_lo"], 3)
+    hi = (">=" if row["mult_hi"] >= K_RANGE[1] / edge else "") + _fmt(row["mult_hi"], 3)
+    return f"[{lo}, {hi}]"
 
 
 def _compare_cmd(args: argparse.Namespace) -> int:
