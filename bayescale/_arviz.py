@@ -88,6 +88,21 @@ def attrs(idata: InferenceData) -> dict[str, Any]:
     return dict(idata.attrs)
 
 
+COMPARISON_ATTR = "bayescale_comparison"  # marks a saved recipe comparison (bayescale.Comparison.save)
+
+
+def fit_attrs(idata: InferenceData, path: str | os.PathLike) -> dict[str, Any]:
+    """The attributes of a saved fit. A saved recipe comparison is refused by name: it holds a
+    joint fit whose grouped law no registry knows, which would otherwise read as an unknown law."""
+    found = attrs(idata)
+    if COMPARISON_ATTR in found:
+        raise BayescaleError(
+            f"{path} is a recipe comparison (saved by Comparison.save), not a fit: read it with "
+            f"bayescale.Comparison.load, or write its report with `bayescale report {path} -o report.html`"
+        )
+    return found
+
+
 @_numpy_kernels()
 def diagnostics_table(idata: InferenceData, var_names: Sequence[str]) -> pd.DataFrame:
     """r-hat, bulk and tail ESS and MCSE of the mean per variable."""

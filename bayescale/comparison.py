@@ -56,7 +56,7 @@ from .scaled_priors import place_priors
 from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
 
 #: The attribute of a saved comparison's file that holds what was compared.
-COMPARISON_ATTR = "bayescale_comparison"
+COMPARISON_ATTR = _arviz.COMPARISON_ATTR
 #: Default correlation of two recipes' extrapolation drifts: learned from the runs (see the module notes).
 DRIFT_CORRELATION = "learned"
 #: Compute levels (besides the target) at which the multiplier's trend is reported.
@@ -421,6 +421,15 @@ class Comparison:
         if path is not None:
             atomic_write_bytes(Path(path), (text + "\n").encode())
         return text
+
+
+def is_saved_comparison(path: str | Path) -> bool:
+    """Whether ``path`` holds a comparison written by :meth:`Comparison.save` (False for a fit,
+    a missing file or anything else)."""
+    try:
+        return COMPARISON_ATTR in _arviz.attrs(_arviz.load(path))
+    except (OSError, ValueError):
+        return False
 
 
 def _rebuild(idata: Any, setup: Mapping[str, Any], law: Mapping[str, Any]) -> Comparison:

@@ -303,10 +303,10 @@ class Fit:
             )
         try:
             idata = _arviz.load(path)
-            a = _arviz.attrs(idata)
-            stored = json.loads(a["bayescale_spec"])
+            stored = json.loads(_arviz.attrs(idata)["bayescale_spec"])
         except (KeyError, OSError, ValueError) as e:
             raise BayescaleError(f"{path} is not a bayescale fit file ({type(e).__name__}: {e})") from None
+        a = _arviz.fit_attrs(idata, path)
         saved_spec = spec_from_dict(stored, path=a.get("spec_path") or None)
         if check_spec:
             current = None

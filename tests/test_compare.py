@@ -332,6 +332,18 @@ def test_save_and_load_give_the_same_numbers(doubled_cmp, tmp_path) -> None:
         bs.Comparison.load(tmp_path / "missing.nc")
 
 
+def test_a_saved_comparison_is_named_as_one(doubled_cmp, tmp_path, capsys) -> None:
+    path = doubled_cmp.save(tmp_path / "cmp.nc")
+    with pytest.raises(bs.BayescaleError, match="is a recipe comparison .* not a fit"):
+        bs.load_fit(path)  # it used to read as an unknown law 'chinchilla|groups=2|...'
+    assert main(["summary", str(path)]) == 2
+    assert "Comparison.load" in capsys.readouterr().err
+    assert main(["report", str(path), "-o", str(tmp_path / "r.html"), "-q"]) == 0  # the comparison's report
+    assert "multiplier" in (tmp_path / "r.html").read_text()
+    assert main(["report", str(path), "-o", str(tmp_path / "r.md"), "-q"]) == 2
+    assert "HTML only" in capsys.readouterr().err
+
+
 def test_summary_names_the_recipes(doubled_cmp) -> None:
     s = doubled_cmp.summary()
     assert list(s.index.get_level_values(0).unique()) == ["A", "B"]

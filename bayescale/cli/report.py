@@ -12,7 +12,7 @@ import argparse
 import math
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from bayescale.errors import BayescaleError
 
@@ -38,6 +38,7 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_report(args: argparse.Namespace) -> int:
+    from bayescale.comparison import is_saved_comparison
     from bayescale.decisions import decide, parse_risk
     from bayescale.report import write_html, write_markdown
 
@@ -61,6 +62,8 @@ def _run_report(args: argparse.Namespace) -> int:
         options[name] = point
     _validate_output(out, "the report", f"report.{fmt}")
     stage = _stages(args)
+    if is_saved_comparison(args.fit):
+        return _comparison_report(args, out, fmt, stage)
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
     decision = None
@@ -81,6 +84,30 @@ def _run_report(args: argparse.Namespace) -> int:
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
     return 0
 
+
+def _comparison_report(args: argparse.Namespace, out: Path, fmt: str, stage: Any) -> int:
+    """The report of a comparison saved by ``Comparison.save``: its verdict, curves and multiplier."""
+    from bayescale.comparison import Comparison
+    from bayescale.report import write_comparison_html
+
+    given = [flag for flag, value in _FIT_ONLY.items() if getattr(args, value)]
+    if given:
+        raise BayescaleError(
+            f"{args.fit} is a recipe comparison: {', '.join(given)} belong to a fit's report (the comparison "
+            "already ranks its recipes at its target; compare again with `bayescale compare --at ...` for another)"
+        )
+    if fmt != "html":
+        raise BayescaleError(f"{args.fit} is a recipe comparison, whose report is HTML only: give -o report.html")
+    stage(f"loading the comparison {args.fit}")
+    cmp = Comparison.load(args.fit)
+    stage(f"writing {out}: verdict, curves and the multiplier")
+    path = write_comparison_html(cmp, out, title=args.title)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB)")
+    return 0
+
+
+#: A fit report's options that a comparison's report has no use for: flag -> its attribute.
+_FIT_ONLY = {"--decision": "decision", "--threshold": "threshold", "--holdout-top": "holdout_top"}
 
 _SUFFIXES = {"html": (".html", ".htm"), "md": (".md", ".markdown")}
 
@@ -108,7 +135,9 @@ def _report_parser(p: argparse.ArgumentParser) -> None:
         "Write a self-contained HTML report (or Markdown with PNG files) of a saved fit: provenance, "
         "summary, diagnostics in plain words, plots, and optionally a decision and a leave-largest-out validation."
     )
-    p.add_argument("fit", metavar="FIT.nc", help="a fit saved by `bayescale fit`")
+    p.add_argument(
+        "fit", metavar="FIT.nc", help="a fit saved by `bayescale fit` (or a comparison saved by Comparison.save)"
+    )
     p.add_argument(
         "-o",
         "--output",
