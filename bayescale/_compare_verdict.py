@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 
 from . import _compare_quantities as cq
-from ._words import join_names
+from ._words import count, join_names
 from .decisions import LAPLACE_CAUTION, decide
+from .errors import BayescaleError
+from .misfit import WARNING_HEAD
 
 #: (Functions here take a :class:`bayescale.comparison.Comparison`, which imports this module.)
 Comparison = Any
@@ -131,15 +133,48 @@ def _trend_clause(c: Comparison, g: str) -> str:
     return f"; {where}{words} ({shown})" if words else ""
 
 
-def _first_finding(warning: str) -> str:
-    """A warning's first finding (misfit warnings list several, separated by ``|``), and how many more."""
+def _first_finding(warning: str, where: str = "comparison.fit.misfit()") -> str:
+    """A warning's first finding (misfit warnings list several, separated by ``|``), and how many
+    more, with ``where`` to read them."""
     findings = [f.strip() for f in warning.split(" | ")]
-    more = f" (and {len(findings) - 1} more findings: see comparison.fit.misfit())" if len(findings) > 1 else ""
+    more = f" (and {count(len(findings) - 1, 'more finding')}: see {where})" if len(findings) > 1 else ""
     return findings[0].rstrip(".") + more + "."
 
 
+def _own_misfits(c: Comparison) -> list[str]:
+    """A doubt per recipe whose own runs misfit its law: the joint fit's check pools every recipe's
+    runs, so it can neither say whose runs bend nor see one recipe's bend among the others' runs."""
+    out = []
+    for g, recipe in c.recipes.items():
+        try:
+            found = recipe.misfit()
+        except BayescaleError:  # too few runs of this recipe to test
+            continue
+        if found.misfits:
+            first = _first_finding(" | ".join(found.messages), f"comparison.recipes[{g!r}].misfit()")
+            out.append(f"Doubt: {g}'s own runs misfit its law: {first}")
+    return out
+
+
+def _misfit_owner(c: Comparison) -> str:
+    """Whose runs carry the joint fit's misfit, when one recipe's do: its runs' mean squared
+    standardised residual is over twice every other recipe's (and over 1, the noise's own)."""
+    z = c.fit.misfit().residuals.set_index("run_id")["z"]
+    mean_sq = {g: float(np.mean(z.reindex(f.runs["run_id"]).to_numpy() ** 2)) for g, f in c.recipes.items()}
+    top = max(mean_sq, key=mean_sq.get)
+    rest = [v for g, v in mean_sq.items() if g != top]
+    if mean_sq[top] <= 1 or any(mean_sq[top] <= 2 * v for v in rest):
+        return ""
+    others = ", ".join(f"{g}'s {v:.2g}" for g, v in mean_sq.items() if g != top)
+    return f" ({top}'s runs carry most of it: mean squared standardised residual {mean_sq[top]:.2g} against {others})"
+
+
 def _doubts(c: Comparison) -> list[str]:
-    out = [f"Doubt: {_first_finding(w)}" for w in c.warnings]
+    out = []
+    for w in c.warnings:
+        owner = _misfit_owner(c) if w.startswith(WARNING_HEAD) else ""
+        out.append(f"Doubt: {_first_finding(w).rstrip('.')}{owner}.")
+    out += _own_misfits(c)
     if c.pooling.pool and c.fit.method != "nuts":
         out.append(
             f"Doubt: {join_names(c.pooling.pool)} pooled hierarchically with method {c.fit.method!r}: the Gaussian "

@@ -71,6 +71,10 @@ MIN_DOF = 3
 _LABEL = {"N": "model size N", "D": "data size D", "D/N": "tokens per parameter D/N", "C": "compute C"}
 
 
+#: How a misfit warning begins (a comparison's verdict recognises it by this).
+WARNING_HEAD = "the law misfits the runs it was fitted to"
+
+
 @dataclass(frozen=True)
 class Finding:
     """One tested pattern in the residuals.
@@ -141,7 +145,7 @@ class Misfit:
             tested = ", ".join(f"{f.kind} in {f.input}" for f in self.findings)
             head = f"no misfit found in {self.n_runs} runs (tested: {tested}; family-wise level {self.alpha:g})"
         else:
-            head = f"{self.severity}: the law misfits the runs it was fitted to.\n- " + "\n- ".join(self.messages)
+            head = f"{self.severity}: {WARNING_HEAD}.\n- " + "\n- ".join(self.messages)
         small = [
             f"{f.kind} in {f.input} ({100 * f.effect:+.2f}%)" for f in self.findings if f.significant and not f.fires
         ]
@@ -567,7 +571,7 @@ def warn_if_misfit(
         return None
     if result.misfits:
         warnings.warn(
-            "the law misfits the runs it was fitted to; its bands may miss on one side: " + " | ".join(result.messages),
+            f"{WARNING_HEAD}; its bands may miss on one side: " + " | ".join(result.messages),
             category,
             stacklevel=stacklevel + 1,
         )

@@ -112,6 +112,29 @@ def test_learned_gap_is_small_for_recipes_that_follow_the_law_and_grows_when_one
     wide, narrow = apart.table().loc["B"], doubled_cmp.table().loc["B"]
     assert wide["mult_hi"] / wide["mult_lo"] > 2 * narrow["mult_hi"] / narrow["mult_lo"]
     assert "learned from" in apart.drift_words() and "learned" in json.loads(apart.to_json())["drift_correlation"]
+    # the verdict says whose runs bend (the joint fit's misfit check pools both recipes' runs)
+    assert "B's runs carry most of it" in apart.verdict and "A's runs carry" not in apart.verdict
+    assert "own runs misfit" not in doubled_cmp.verdict
+
+
+def test_a_recipe_whose_own_runs_misfit_is_named(doubled_cmp) -> None:
+    from bayescale._compare_verdict import _own_misfits
+
+    bent_b = SimpleNamespace(misfits=True, messages=["runs at N = 3e9 sit 2% above it", "a trend in D"])
+
+    def too_few():
+        raise bs.BayescaleError("too few runs to test")
+
+    recipes = {
+        "A": doubled_cmp.recipes["A"],  # a real recipe fit that follows its law
+        "B": SimpleNamespace(misfit=lambda: bent_b),
+        "C": SimpleNamespace(misfit=too_few),
+    }
+    said = _own_misfits(SimpleNamespace(recipes=recipes))
+    assert said == [
+        "Doubt: B's own runs misfit its law: runs at N = 3e9 sit 2% above it (and 1 more finding: see "
+        "comparison.recipes['B'].misfit())."
+    ]
 
 
 def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:
@@ -220,6 +243,7 @@ def _crossing_draws_comparison(cross_at: np.ndarray, grid: np.ndarray, target: f
         risk=parse_risk("cvar:0.9"),
         losses=losses,
         multipliers={"B": np.ones((n, 1))},
+        clipped={"B": np.zeros((n, 1), bool)},
         curve_C=grid,
         curves={"A": np.zeros((n, grid.size)), "B": diff},
         target=SimpleNamespace(C=target),
