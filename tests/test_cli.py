@@ -1241,6 +1241,10 @@ def test_report_decision_with_c_far_from_6nd_is_refused(fixed_fit: dict, tmp_pat
     # The same check as decide's --option: a law input missing, named with the flag and the text given.
     code, out, err = run(["report", fixed_fit["path"], "-o", tmp_path / "r.html", "--decision", "7B:N=7e9"])
     assert_one_error_line(code, err, "--decision '7B:N=7e9'", "law 'chinchilla' needs N and D; D missing")
+    assert "optimal" not in err  # the hint below is for a budget alone
+    # A budget alone: how to split it is what `optimal` answers, so the error points there.
+    code, out, err = run(["predict", fixed_fit["path"], "--at", "C=1e20"])
+    assert_one_error_line(code, err, "N and D missing", "bayescale optimal FIT --budget 1e+20")
 
 
 def test_loo_on_a_laplace_fit_blames_the_approximation(tmp_path: Path) -> None:

@@ -162,9 +162,13 @@ def _validate_point(fit: Fit, text: str, point: Mapping[str, float], flag: str =
 
     missing = [c for c in needed if c not in frame.columns and c not in FALLBACK_COLUMNS]  # U absent: U = D
     if missing:
+        # a budget alone does not say how it is split; `optimal` finds the split that fits it best
+        hint = ""
+        if set(point) == {"C"} and {"N", "D"} <= set(needed):
+            hint = f"; for the compute-optimal N and D at that budget: bayescale optimal FIT --budget {point['C']:g}"
         raise BayescaleError(
             f"{flag} {text!r}: law {fit.spec.law.name!r} needs {join_names(needed)}; {join_names(missing)} missing "
-            "(give it, or two of N, D, C: C = 6ND gives the third)"
+            f"(give it, or two of N, D, C: C = 6ND gives the third){hint}"
         )
 
 
