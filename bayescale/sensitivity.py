@@ -144,6 +144,9 @@ class Sensitivity:
     method: str
     threshold: float = THRESHOLD
     noise_floor: tuple[float, float] = (0.0, 0.0)  # (prior, likelihood) sensitivity of pure noise
+    #: The irreducible loss's prior, stated in a unit (not placed from the runs), informs the answer:
+    #: losses in another unit than the prior's (bits against the bundled specs' nats) shift it unseen.
+    unit_hint: str = ""
 
     @property
     def messages(self) -> list[str]:
@@ -175,6 +178,11 @@ class Sensitivity:
             head += (
                 f"\n(the prior also informs {join_names(self.informed)}: each inside the prior's central "
                 f"{1 - 2 * CONFLICT_TAIL:.0%}, not in conflict with it; fit with wider priors to see how much)"
+            )
+        if self.unit_hint in (*self.informed, *self.prior_decides):
+            head += (
+                f"\n(the prior of {self.unit_hint} is stated in a unit of loss, nats per token in the bundled specs: "
+                'losses in bits or bits per byte need their own priors, or [priors] scale = "runs")'
             )
         if self.method in ("laplace", "fixed"):
             head += f"\n(from {self.method} draws: a rough check; refit with method='nuts' to rely on it)"
@@ -237,7 +245,9 @@ def sensitivity(fit: FittedPosterior, points: Any = None, *, threshold: float = 
         for n, (pr, li) in sens.items()
     )
     predictions = () if points is None else _predictions(fit, points, lp, ll, cut)
-    return Sensitivity(params, predictions, method=fit.method, threshold=threshold, noise_floor=floor)
+    stated = fit.spec.prior_scale != "runs" or fit.spec.law.irreducible not in fit.spec.from_runs
+    unit = (fit.spec.law.irreducible or "") if stated else ""
+    return Sensitivity(params, predictions, fit.method, threshold, floor, unit)
 
 
 def _power_scaling(

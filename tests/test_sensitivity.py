@@ -111,3 +111,13 @@ def test_a_prior_on_another_scale_is_a_conflict_and_an_informative_one_is_not():
     assert a.prior >= 0.05 and a.diagnosis == "prior informs", a
     assert not a.flagged and a.message() == "" and 0.025 < a.prior_quantile < 0.975 and a.prior < a.likelihood
     assert "alpha" in s.informed and "alpha" not in s.prior_decides and "also informs alpha" in s.summary()
+    assert "stated in a unit of loss" not in s.summary()  # said only where E's prior informs the answer
+
+
+def test_an_informative_prior_on_the_floor_names_its_unit():
+    """An E prior that informs the fit is in nats: losses in bits would shift it unseen (issue: bits vs nats)."""
+    truth = {"E": 1.7, "A": 400.0, "B": 1800.0, "alpha": 0.34, "beta": 0.28}
+    runs = bs.testing.synthetic_runs("chinchilla", truth, sigma=0.003, seed=1)
+    s = _chinchilla_fit("E", {"dist": "LogNormal", "loc": float(np.log(1.7)), "scale": 0.01}, runs).sensitivity()
+    assert "E" in s.informed + s.prior_decides
+    assert "the prior of E is stated in a unit of loss" in s.summary() and 'scale = "runs"' in s.summary()
