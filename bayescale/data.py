@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale._io import atomic_write
+from bayescale._runs_csv import column_hints, read_runs_csv
 from bayescale._words import join_names, parse_pairs, quote
 from bayescale.errors import BayescaleError, RunsTableError
 from bayescale.laws import FALLBACK_COLUMNS
@@ -102,34 +103,6 @@ def _blank(values: pd.Series) -> np.ndarray:
     return missing | values.map(lambda v: isinstance(v, str) and not v.strip()).to_numpy(dtype=bool)
 
 
-def _read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a runs CSV; run ids are read verbatim (``"NA"`` stays a string).
-
-    The file is read once and parsed twice, so a concurrent replace cannot mix versions.
-    """
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-        df = pd.read_csv(io.BytesIO(raw))
-        header = raw.decode("utf-8-sig", errors="replace").partition("\n")[0]
-        names = [n.strip() for n in next(csv.reader(io.StringIO(header)), [])]
-        twice = sorted({n for n in names if n and names.count(n) > 1})
-        if twice:  # pandas would keep the second as "loss.1": which one is the loss?
-            raise _fail(
-                f"{os.fspath(path)!r}: column {join_names(twice, quoted=True)} appears more than once in the header"
-            )
-        if "run_id" in df.columns:
-            ids = pd.read_csv(io.BytesIO(raw), usecols=["run_id"], dtype=str, keep_default_na=False)
-            df["run_id"] = ids["run_id"].to_numpy(dtype=object)
-    except FileNotFoundError:
-        raise _fail(f"file not found: {os.fspath(path)!r}") from None
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
-    return df
-
-
 def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -> pd.DataFrame:
     """Load and validate a runs table, deriving ``C`` or ``D`` where missing.
 
@@ -198,7 +171,7 @@ def _read_source(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         df = source.copy()
     elif isinstance(source, (str, os.PathLike)):
-        df = _read_csv(source)
+        df = read_runs_csv(source)
     else:
         raise _fail(f"source must be a CSV path or a pandas DataFrame, not {type(source).__name__}")
     df = df.reset_index(drop=True).drop(columns="derived", errors="ignore")
@@ -218,6 +191,7 @@ def _validate_columns(df: pd.DataFrame) -> None:
             f"missing required column(s) {join_names(missing, quoted=True)}; columns present: "
             f"{join_names(df.columns, quoted=True, limit=20)}; "
             "required: 'N', 'loss' and at least one of 'D' or 'C' (the other is derived)"
+            + column_hints(list(df.columns), missing)
         )
 
 

@@ -488,3 +488,35 @@ def test_points_as_text_read_as_the_cli_reads_them():
     assert points_frame("N=5e6,D=1e8").to_dict("list") == points_frame({"N": 5e6, "D": 1e8}).to_dict("list")
     with pytest.raises(BayescaleError, match=r"points 'N=5e6,D=x': D='x' is not a number"):
         points_frame("N=5e6,D=x")
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    # pandas alone takes the first column as the index: N would be the tokens and loss the extra value
+    path.write_text("N,D,loss\n1e8,2e9,3.1,2\n2e8,4e9,2.9,3\n4e8,8e9,2.7\n")
+    with pytest.raises(RunsTableError, match=r"lines 2 and 3 have more fields than the header's 3"):
+        load_runs(path)
+    path.write_text("run_id,N,D,loss\na,1e8,2e9,3.1,\nb,2e8,4e9,2.9,\n")  # a trailing comma: nothing is lost
+    runs = load_runs(path)
+    assert list(runs["run_id"]) == ["a", "b"] and list(runs["loss"]) == [3.1, 2.9]
+
+
+@pytest.mark.parametrize(
+    "header, hint",
+    [
+        ("run_id;N;D;loss", "separated by semicolons, not commas"),
+        ("run_id\tN\tD\tloss", "separated by tabs, not commas"),
+        (
+            "run_id,params,tokens,eval_loss",
+            "did you mean 'params' for 'N', 'eval_loss' for 'loss' and 'tokens' for 'D'?",
+        ),
+        ("run_id,n,D,Loss", "did you mean 'n' for 'N' and 'Loss' for 'loss'?"),
+    ],
+)
+def test_a_header_that_misses_the_columns_gets_a_hint(tmp_path, header, hint):
+    path = tmp_path / "runs.csv"
+    sep = ";" if ";" in header else "\t" if "\t" in header else ","
+    path.write_text(header + "\n" + sep.join(["a", "1e8", "2e9", "3.1"]) + "\n")
+    with pytest.raises(RunsTableError, match="missing required column") as info:
+        load_runs(path)
+    assert hint in str(info.value)
