@@ -4,6 +4,7 @@ And :func:`jsonable`, what every JSON output writes: plain data, NaN and infinit
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -17,8 +18,13 @@ T = TypeVar("T")
 def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = 0o644) -> T:
     """Call ``write(tmp)`` on a temporary path beside ``path`` (creating the folder), fsync it, give it
     ``mode`` (``mkstemp`` makes files private) and rename it onto ``path``; returns what ``write`` returned.
-    If ``write`` raises, the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
+    If ``write`` raises, the temporary file is removed and ``path`` is untouched. A symlink is written
+    through to the file it names (as ``open`` would; renaming onto the link would replace the link and
+    leave the user's file behind), and a read-only file is refused, not replaced."""
+    path = Path(os.path.realpath(path))
+    # (the mode bits too: root may write any file, but a file nobody may write was meant to stay)
+    if path.exists() and (not os.stat(path).st_mode & 0o222 or not os.access(path, os.W_OK)):
+        raise PermissionError(errno.EACCES, "read-only file, not replaced (make it writable first)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
     os.close(fd)

@@ -299,7 +299,8 @@ def _locked(path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive ``flock`` on the sidecar file ``path + ".lock"``."""
     if fcntl is None:  # pragma: no cover - not POSIX
         raise OSError("bayescale.data needs fcntl.flock (a POSIX system) to lock runs files")
-    fd = os.open(os.fspath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    # the file a symlink names is the one written, so writers through a link and by name share one lock
+    fd = os.open(os.path.realpath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -1232,6 +1232,17 @@ def test_unwritable_output_is_refused_before_the_work(fixed_fit: dict, tmp_path:
     assert out == "" and ".tmp" not in err
 
 
+def test_a_fit_to_a_csv_or_over_a_read_only_file_is_refused_before_the_work(fixed_fit: dict, tmp_path: Path) -> None:
+    code, out, err = run(["fit", "chinchilla", fixed_fit["runs"], "-o", tmp_path / "x.csv", "--method", "laplace"])
+    assert_one_error_line(code, err, "fits are written as netCDF, not .csv")
+    locked = tmp_path / "locked.nc"
+    locked.write_bytes(b"the user's")
+    locked.chmod(0o444)
+    code, out, err = run(["fit", "chinchilla", fixed_fit["runs"], "-o", locked, "--method", "laplace"])
+    assert_one_error_line(code, err, "the file is read-only")
+    assert out == "" and locked.read_bytes() == b"the user's"
+
+
 def test_report_decision_with_c_far_from_6nd_is_refused(fixed_fit: dict, tmp_path: Path) -> None:
     code, out, err = run(
         ["report", fixed_fit["path"], "-o", tmp_path / "r.html", "--decision", "fakeC:N=5e6,D=1e8,C=1"]

@@ -520,3 +520,23 @@ def test_a_header_that_misses_the_columns_gets_a_hint(tmp_path, header, hint):
     with pytest.raises(RunsTableError, match="missing required column") as info:
         load_runs(path)
     assert hint in str(info.value)
+
+
+def test_append_through_a_symlink_reaches_the_file_it_names(tmp_path):
+    real = tmp_path / "real_runs.csv"
+    append_run(real, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    link = tmp_path / "my_runs.csv"
+    link.symlink_to(real)
+    append_run(link, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0})
+    assert link.is_symlink()  # the link is kept, not replaced by a copy that leaves the real table behind
+    assert list(load_runs(real)["run_id"]) == ["a", "b"]
+
+
+def test_a_read_only_table_is_refused_not_replaced(tmp_path):
+    path = tmp_path / "runs.csv"
+    append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    before = path.read_bytes()
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only file, not replaced"):
+        append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0})
+    assert path.read_bytes() == before

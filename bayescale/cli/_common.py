@@ -124,6 +124,15 @@ def _validate_output(
     where = f"cannot write {what} to {str(out)!r}"
     if out.is_dir():
         raise BayescaleError(f"{where}: it is a folder; give a file name such as {example}")
+    if example.endswith(".nc"):  # a fit: the format rule Fit.save applies, said before the fit, not after
+        from bayescale._arviz import OTHER_FORMATS
+
+        if out.suffix.lower() in OTHER_FORMATS:
+            raise BayescaleError(
+                f"{where}: fits are written as netCDF, not {out.suffix}; give a path such as {example}"
+            )
+    if out.exists() and (not out.stat().st_mode & 0o222 or not os.access(out, os.W_OK)):
+        raise BayescaleError(f"{where}: the file is read-only; make it writable or give another name such as {example}")
     for name, path in (inputs or {}).items():
         if isinstance(path, (str, Path)) and out.exists() and Path(path).exists() and out.samefile(path):
             raise BayescaleError(f"{where}: it is {name}, which would be lost; give another name such as {example}")
