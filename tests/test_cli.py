@@ -1296,6 +1296,26 @@ def test_implausible_flop_budgets_are_refused(fixed_fit: dict, argv: list[str], 
     assert out == ""
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("N,D\n1e6,abc\n2e6,4e7\n", "D must be a finite number > 0; rows 0 (0-based) are not"),
+        ("N,D\n1e20,1e21\n", "'N' must be in [1, 1e+15]"),
+        ("N,D,C\n1e6,2e7,1\n", "not consistent with C = 6 N D"),
+        ("N,D\n", "has no rows"),
+    ],
+)
+@pytest.mark.parametrize("flag", ["--candidates", "--pending"])
+def test_suggest_checks_candidate_and_pending_files(fixed_fit: dict, tmp_path: Path, content, said, flag) -> None:
+    path = tmp_path / "points.csv"
+    path.write_text(content)
+    code, out, err = run(
+        ["suggest", fixed_fit["path"], "--target", "N=5e6,D=1e8", "--budget-flops", "1e15", flag, path, "-q"]
+    )
+    assert_one_error_line(code, err, said)
+    assert "Traceback" not in err and out == ""
+
+
 def test_predict_where_the_law_overflows_says_so_without_numpy_warnings(fixed_fit: dict, tmp_path: Path) -> None:
     draws = fixed_draws(shape=(1, 50))
     draws["alpha"][0, :10] = -25.0  # draws whose size term explodes at large N

@@ -59,14 +59,14 @@ def _target(args: argparse.Namespace) -> Any:
 def _frame(path: str | None, flag: str) -> Any:
     if path is None:
         return None
-    import pandas as pd
+    from bayescale._runs_csv import read_runs_csv
 
     try:
-        frame = pd.read_csv(path)
-    except FileNotFoundError:
-        raise BayescaleError(f"{flag}: file {path!r} not found") from None
-    except (OSError, ValueError) as e:
-        raise BayescaleError(f"{flag}: cannot read {path!r} as CSV ({e})") from None
+        frame = read_runs_csv(path)
+    except BayescaleError as e:
+        raise BayescaleError(f"{flag}: {str(e).removeprefix('runs table: ')}") from None
+    if frame.empty:  # planning over nothing would end in "the budget is spent", which is not why
+        raise BayescaleError(f"{flag}: {path!r} has no rows; give one point per line with columns N and D (or N and C)")
     return frame
 
 

@@ -478,15 +478,21 @@ def as_points(x: Any, what: str) -> pd.DataFrame:
         frame = pd.DataFrame([dict(r) for r in x])
     if len(frame) == 0:
         return pd.DataFrame({"N": [], "D": []}, dtype=float)
+    for col in [c for c in ("N", "D", "C") if c in frame]:
+        values = pd.to_numeric(frame[col], errors="coerce").astype(float)
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            rows = join_names([int(i) for i in np.flatnonzero(bad)[:10]])
+            raise BayescaleError(f"{what}: {col} must be a finite number > 0; rows {rows} (0-based) are not")
+        frame[col] = values
     if "D" not in frame and "C" in frame and "N" in frame:
-        frame["D"] = frame["C"].astype(float) / (6.0 * frame["N"].astype(float))
+        frame["D"] = frame["C"] / (6.0 * frame["N"])
     if "N" not in frame or "D" not in frame:
         raise BayescaleError(f"{what}: each entry needs N and D (or N and C)")
-    frame["N"] = frame["N"].astype(float)
-    frame["D"] = frame["D"].astype(float)
-    bad = ~(np.isfinite(frame["N"]) & np.isfinite(frame["D"]) & (frame["N"] > 0) & (frame["D"] > 0))
-    if bad.any():
-        raise BayescaleError(f"{what}: N and D must be finite and > 0; rows {list(np.flatnonzero(bad))[:10]} are not")
+    try:  # the same plausible range and C = 6 N D check as every other point
+        points_frame(frame[[c for c in ("N", "D", "C") if c in frame]])
+    except BayescaleError as e:
+        raise BayescaleError(f"{what}: {str(e).removeprefix('points: ')}") from None
     frame["C"] = 6.0 * frame["N"] * frame["D"]
     frame["ratio"] = frame["D"] / frame["N"]
     return frame.reset_index(drop=True)
