@@ -84,7 +84,7 @@ class Finding:
     ``effect_low`` is the same for the other end of the range (trends and curvature).
     """
 
-    kind: str  # "largest", "trend", "curvature", "groups" or "neighbours"
+    kind: str  # "largest", "trend", "curvature", "groups", "neighbours" or "direction"
     input: str  # "C", "N", "D" or "D/N"
     where: str  # the runs the effect is about, in words
     effect: float
@@ -313,7 +313,10 @@ def misfit(
     share an offset from the law (an F test of lack of fit against the scatter within groups,
     which does not rely on the fitted noise scale); and whether runs close in (log N, log D) share
     their offsets (Moran's I over nearest neighbours, :mod:`bayescale._neighbours`: a shape the law
-    misses that no single trend describes, e.g. isoFLOP curves of another shape). Each single-term test is the posterior of one
+    misses that no single trend describes, e.g. isoFLOP curves of another shape); and whether the
+    residuals rise or fall with N, D or C at all (a rank correlation, unprojected: a fit held at the
+    edge of its parameters, such as losses that rise with N under a law whose loss can only fall,
+    leaves a trend no projected test sees). Each single-term test is the posterior of one
     added term's effect on the runs it concerns, after projecting out what the law itself can
     express, so a trend the law absorbs by moving its parameters is not reported as a misfit. A
     term that could not be tested (too few runs or distinct values, or the same test as another)
@@ -335,9 +338,12 @@ def misfit(
             f"parameters; no residual pattern can be told from noise ({'; '.join(untested)}). Add runs."
         )
     rng = np.random.default_rng(seed)
-    thr = alpha / (len(tested) + neighbours)
     logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
     logs["D/N"] = logs["D"] - logs["N"]
+    thr = alpha / (len(tested) + neighbours + 1)  # + the direction test, when it can run
+    direction = _direction_finding(resid, logs, level, thr, min_effect)
+    if direction is None:
+        untested.append("a direction the law cannot follow: too few runs or distinct values")
     findings = [
         _group_finding(name, b, q, dof, resid, sd, rng, logs[name], level, thr, min_effect)
         if kind == "groups"
@@ -346,6 +352,7 @@ def misfit(
     ]
     if neighbours:
         findings.append(_neighbour_finding(runs, resid, q0, rng, level, thr, min_effect))
+    findings += [direction] if direction is not None else []
     fired = [f for f in findings if f.fires]
     # Offsets shared by one model size (groups) may be that size's own tuning; alone they only warn.
     severe = any(f.kind == "largest" or (f.kind != "groups" and abs(f.effect) >= SEVERE_EFFECT) for f in fired)
@@ -514,6 +521,45 @@ def _neighbour_finding(
     )
 
 
+def _direction_finding(resid: np.ndarray, logs: dict, level: float, thr: float, floor: float) -> Finding | None:
+    """Do the residuals rise or fall with N, D or C, unprojected? The single-term tests project out
+    what the law could follow by moving its parameters; where the fit holds a parameter at the edge
+    of what its form and priors allow (a loss that rises with N, for a law whose loss can only fall),
+    that projection hides the very trend the law cannot follow. At an interior fit the residuals are
+    nearly orthogonal to such trends, so this rank test stays quiet there. None: no input has 3 values."""
+    r = np.median(resid, axis=0)
+    rhos = {
+        name: float(stats.spearmanr(logs[name], r).statistic)
+        for name in ("N", "D", "C")
+        if np.unique(np.round(logs[name], 6)).size >= 3
+    }
+    rhos = {k: v for k, v in rhos.items() if math.isfinite(v)}
+    if not rhos or r.size < 5:
+        return None
+    name = max(rhos, key=lambda k: abs(rhos[k]))
+    rho, n = rhos[name], r.size
+    t = rho * math.sqrt((n - 2) / max(1 - rho**2, 1e-12))
+    p = min(1.0, len(rhos) * 2 * float(stats.t.sf(abs(t), n - 2)))  # the strongest of the inputs: Bonferroni
+    x = logs[name]
+    xc = x - x.mean()
+    slope = resid @ xc / float(xc @ xc)  # per draw
+    hi, lo = _ends(x)
+    eff = np.expm1(slope * xc[hi].mean())
+    low = float(np.median(np.expm1(slope * xc[lo].mean())))
+    q = (1 - level) / 2
+    med, a, b = (float(v) for v in np.quantile(eff, [0.5, q, 1 - q]))
+    fires = p < thr and abs(med) >= floor
+    where = _where("trend", name, hi, x)
+    msg = (
+        f"the runs' losses move with {_LABEL[name]} in a direction the law cannot follow (rank correlation of "
+        f"the residuals with {name} {rho:+.2f}, p = {p:.2g}): {where} sit {_pct(med)} {_side(med)} it "
+        f"({_interval(a, b, level)}), the lowest {_pct(low)} {_side(low)}; the fit holds the law at the edge of "
+        "what its form and priors allow: check that the losses are final losses in nats per token of one recipe, "
+        "or fit a law that can follow them"
+    )
+    return Finding("direction", name, where, med, a, b, low, float(t), p, float(thr), p < thr, bool(fires), msg)
+
+
 def _where(kind: str, name: str, hi: np.ndarray, x: np.ndarray) -> str:
     edge = float(np.exp(x[hi].min()))
     if kind == "largest":
@@ -570,8 +616,17 @@ def warn_if_misfit(
     except BayescaleError:
         return None
     if result.misfits:
+        averaged = getattr(fit, "weights", None) is not None  # a law average already weighs other laws
+        advice = (
+            "add runs where the pattern is, or read each run's residual in `bayescale summary`"
+            if averaged
+            else "fit the law average (spec 'recommended'), whose bands widen where its laws disagree, or add runs "
+            "where the pattern is"
+        )
         warnings.warn(
-            f"{WARNING_HEAD}; its bands may miss on one side: " + " | ".join(result.messages),
+            f"{WARNING_HEAD}; its bands may miss on one side: "
+            + " | ".join(result.messages)
+            + f". What to do: {advice}",
             category,
             stacklevel=stacklevel + 1,
         )

@@ -233,3 +233,19 @@ def test_misfit_names_runs_that_sit_off_the_law_together():
     assert nb.effect_low > 0.005  # the bump's runs sit above the law (the fit absorbs part of it)
     clean = misfit(laplace(runs(5, grid=GRID40, sigma=0.003)))
     assert not next(f for f in clean.findings if f.kind == "neighbours").fires
+
+
+def test_losses_that_rise_with_size_are_a_misfit_the_law_cannot_follow():
+    """A law whose loss can only fall with N, fitted to runs whose loss rises with N, sits at the edge of
+    its parameters: the projected trend test cannot see that; the direction test must, in words."""
+    r = runs(7, grid=GRID40, sigma=0.005)
+    r["loss"] = np.sort(r["loss"].to_numpy())[np.argsort(np.argsort(r["N"].to_numpy(), kind="stable"))]
+    with pytest.warns(bs.MisfitWarning, match=r"direction the law cannot follow.*What to do: fit the law average"):
+        fit = bs.fit("chinchilla", r, seed=0, method="laplace")
+    m = fit.misfit()
+    fired = [f for f in m.findings if f.kind == "direction" and f.fires]
+    assert m.severity == "severe" and fired and fired[0].effect > 0.01, m.summary()
+    # on runs from the law the direction test is quiet (the false-alarm test above counts every test)
+    assert not any(
+        f.fires for f in misfit(laplace(runs(5, grid=GRID40, sigma=0.003))).findings if f.kind == "direction"
+    )
