@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mappin
     return identified
 
 
-__all__ = ["add_identified"]
+__all__ = ["COLLAPSED_NOISE", "add_identified", "collapsed_noise", "too_few_runs"]
 
 
 def too_few_runs(spec: ModelSpec, n_runs: int) -> list[str]:
@@ -68,4 +69,23 @@ def too_few_runs(spec: ModelSpec, n_runs: int) -> list[str]:
     return [
         f"{n_runs} run{'s' if n_runs != 1 else ''} for {k} law parameters ({', '.join(spec.law.params)}): the law "
         "can pass through every run, so its bands rest on the priors, not on the runs. Add runs before deciding."
+    ]
+
+
+#: A noise scale below this at a Laplace fit's mode: the law passes through the runs, the Gaussian has no width.
+COLLAPSED_NOISE = 1e-4
+
+
+def collapsed_noise(method: str, posterior: Any) -> list[str]:
+    """The problem, in words, of a Laplace fit whose noise scale collapsed at the mode (none otherwise).
+    Read from the draws, so it stays with a saved fit: ``summary``, ``decide`` and ``predict`` say it,
+    not only the fit's own warning."""
+    if method != "laplace" or "sigma" not in posterior:
+        return []
+    scale = float(np.median(posterior["sigma"].values))
+    if scale >= COLLAPSED_NOISE:
+        return []
+    return [
+        f"the Laplace approximation is degenerate (the noise scale sigma collapsed to {scale:.2g}), so its bands are "
+        "far too narrow; fit with method='nuts' or add runs."
     ]

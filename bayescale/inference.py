@@ -48,7 +48,7 @@ from ._engine import (
 from ._engine import log_likelihood as padded_log_likelihood
 from ._idata import build_idata, fit_attrs, runs_from_idata
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
-from ._identified import too_few_runs
+from ._identified import collapsed_noise, too_few_runs
 from ._words import count, join_names
 from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
@@ -229,7 +229,7 @@ class Fit:
             "modes": modes_of(a)["modes"],
         }
         said = describe(modes_of(a))  # several modes, in words: always a problem to read
-        few = too_few_runs(self.spec, len(self.runs))
+        few = too_few_runs(self.spec, len(self.runs)) + collapsed_noise(self.method, self.posterior)
         if self.method in ("laplace", "psis", "fixed") or "sample_stats" not in self.idata.groups():
             out.update(problems=[said] * bool(said) + few, divergences=0, max_tree_depth_hits=0)
             out["note"] = (
@@ -623,17 +623,12 @@ def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, stacklevel: int = 
     bands would look certain when they are not. NUTS explores the whole posterior, where the
     noise prior keeps the scale honest.
     """
-    noise = {n: v for n, v in lap.value.items() if n not in spec.law.params}
-    scale = noise.get("sigma")
-    reasons = []
-    if not lap.converged:  # (no more runs than parameters is a problem of every fit: Fit.diagnostics says it)
-        reasons.append("the Hessian at the mode is not positive definite")
-    if scale is not None and scale < 1e-4:
-        reasons.append(f"the noise scale sigma collapsed to {scale:.2g}")
-    if reasons:
+    # (a collapsed noise scale, and no more runs than parameters, are problems Fit.diagnostics says,
+    # from the draws, so a saved fit says them too; the Hessian is not kept, so it is said here)
+    if not lap.converged:
         warnings.warn(
-            f"spec {spec.name!r}: the Laplace approximation is degenerate ({'; '.join(reasons)}), so its bands are "
-            "far too narrow; fit with method='nuts' or add runs",
+            f"spec {spec.name!r}: the Laplace approximation is degenerate (the Hessian at the mode is not positive "
+            "definite), so its bands are far too narrow; fit with method='nuts' or add runs",
             ConvergenceWarning,
             stacklevel=stacklevel + 1,
         )
