@@ -31,6 +31,7 @@ from .errors import (
     MisfitWarning,
     MultimodalWarning,
     RunsTableError,
+    RunsTableWarning,
     SpecError,
     StaleFitError,
 )
@@ -140,6 +141,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "LawError",
     "MisfitWarning",
+    "RunsTableWarning",
     "MultimodalWarning",
     "RunsTableError",
     "SpecError",

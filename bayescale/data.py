@@ -15,6 +15,7 @@ import hashlib
 import io
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ import pandas as pd
 from bayescale._io import atomic_write
 from bayescale._runs_csv import column_hints, read_runs_csv
 from bayescale._words import join_names, parse_pairs, quote
-from bayescale.errors import BayescaleError, RunsTableError
+from bayescale.errors import BayescaleError, RunsTableError, RunsTableWarning
 from bayescale.laws import FALLBACK_COLUMNS
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ __all__ = [
     "append_run",
     "law_inputs",
     "load_runs",
+    "warn_if_copied_rows",
     "points_frame",
     "runs_hash",
     "save_runs",
@@ -164,6 +166,23 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     df.attrs["flops_convention"] = flops
     df.attrs["ids_generated"] = generated  # from row positions: they name no run outside this table
     return df
+
+
+def warn_if_copied_rows(runs: pd.DataFrame, stacklevel: int = 2) -> None:
+    """Warn when a row repeats another run's inputs and loss exactly (``runs`` as :func:`load_runs`
+    returns it): a copied row counts twice in a fit and narrows its bands. Two training runs, even
+    of one configuration, do not end at the same loss to every digit; a copy does."""
+    cols = [c for c in ("N", "D", "U", "loss") if c in runs.columns]
+    copied = runs.duplicated(subset=cols, keep="first").to_numpy()
+    if copied.any():
+        first = runs.duplicated(subset=cols, keep=False).to_numpy() & ~copied
+        warnings.warn(
+            f"runs table: {_rows(copied, runs['run_id'])} repeat the N, D and loss of "
+            f"{_rows(first, runs['run_id']).removeprefix('rows with ')} exactly; a copied row counts twice in the fit "
+            "and narrows its bands: remove it, or give a replicate its own measured loss",
+            RunsTableWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def _read_source(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:

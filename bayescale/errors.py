@@ -51,6 +51,10 @@ class MisfitWarning(UserWarning):
     so its bands beyond them may miss on one side (:mod:`bayescale.misfit`)."""
 
 
+class RunsTableWarning(UserWarning):
+    """The runs table loads, but something in it would mislead a fit (e.g. a copied row)."""
+
+
 __all__ = [
     "BayescaleError",
     "ConvergenceWarning",
@@ -58,6 +62,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "LawError",
     "MisfitWarning",
+    "RunsTableWarning",
     "MultimodalWarning",
     "RunsTableError",
     "SpecError",

@@ -6,11 +6,13 @@ import multiprocessing
 import os
 import re
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import bayescale as bs
 from bayescale.data import (
     FLOPS_CONVENTIONS,
     OPTIONAL_COLUMNS,
@@ -540,3 +542,17 @@ def test_a_read_only_table_is_refused_not_replaced(tmp_path):
     with pytest.raises(PermissionError, match="read-only file, not replaced"):
         append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0})
     assert path.read_bytes() == before
+
+
+def test_a_copied_row_is_said_when_fitting(tmp_path):
+    from bayescale.data import warn_if_copied_rows
+
+    runs = load_runs(_table(D=[2e9, 4e9, 8e9, 1.6e10]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_copied_rows(runs)  # distinct runs: nothing to say
+    copied = load_runs(pd.concat([runs.drop(columns=["run_id", "C", "derived"]), runs.iloc[[1]][["N", "D", "loss"]]]))
+    with pytest.warns(
+        bs.RunsTableWarning, match=r"rows with run_id 'run004' repeat the N, D and loss of run_id 'run001'"
+    ):
+        warn_if_copied_rows(copied)

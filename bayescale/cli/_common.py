@@ -23,7 +23,13 @@ import bayescale
 from bayescale._io import jsonable as _jsonable  # NaN and infinities as null
 from bayescale._stages import Stages
 from bayescale._words import count, join_names, parse_pairs, restepped_words
-from bayescale.errors import BayescaleError, ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
+from bayescale.errors import (
+    BayescaleError,
+    ConvergenceWarning,
+    IdentifiabilityWarning,
+    MisfitWarning,
+    RunsTableWarning,
+)
 
 if TYPE_CHECKING:  # annotations only: no import at run time
     from bayescale.inference import Fit
@@ -446,9 +452,10 @@ def _with_readable_warnings(call: Callable[[], Any]) -> Any:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("always", IdentifiabilityWarning)
         warnings.simplefilter("always", MisfitWarning)
+        warnings.simplefilter("always", RunsTableWarning)
         result = call()
     for w in caught:
-        if issubclass(w.category, (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning)):
+        if issubclass(w.category, (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning, RunsTableWarning)):
             _warn(w.message)
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
