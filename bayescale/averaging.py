@@ -32,7 +32,7 @@ from . import _arviz
 from . import inference as _inference
 from ._optimise import minimise
 from ._words import count, join_names
-from .data import load_runs, points_frame, warn_if_copied_rows
+from .data import load_runs, points_frame, warn_about_table
 from .discrepancy import (
     Holdout,
     Learned,
@@ -555,7 +555,7 @@ def fit(spec: Any, runs: Any, **kwargs: Any) -> Fit | AveragedFit:
     :class:`~bayescale.spec.AverageSpec`, e.g. the bundled ``"recommended"``): this is
     ``bayescale.fit``. Keyword arguments are those of :func:`bayescale.inference.fit`."""
     spec = load_spec(spec)
-    warn_if_copied_rows(load_runs(runs), stacklevel=2)
+    warn_about_table(load_runs(runs), stacklevel=2)
     if isinstance(spec, AverageSpec):
         return fit_average(spec, runs, **kwargs)
     return _inference.fit(spec, runs, **kwargs)

@@ -67,7 +67,7 @@ __all__ = [
     "append_run",
     "law_inputs",
     "load_runs",
-    "warn_if_copied_rows",
+    "warn_about_table",
     "points_frame",
     "runs_hash",
     "save_runs",
@@ -168,21 +168,30 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     return df
 
 
-def warn_if_copied_rows(runs: pd.DataFrame, stacklevel: int = 2) -> None:
-    """Warn when a row repeats another run's inputs and loss exactly (``runs`` as :func:`load_runs`
-    returns it): a copied row counts twice in a fit and narrows its bands. Two training runs, even
-    of one configuration, do not end at the same loss to every digit; a copy does."""
+def warn_about_table(runs: pd.DataFrame, stacklevel: int = 2) -> None:
+    """Warn (:class:`RunsTableWarning`) about what in a loaded table would mislead a fit of it: a row
+    that repeats another run's inputs and loss exactly (a copy counts twice and narrows the bands; two
+    training runs do not end at the same loss to every digit), and rows of several learning-rate
+    schedules (a WSD cooldown's loss is not a cosine run's, so one law through both is biased)."""
     cols = [c for c in ("N", "D", "U", "loss") if c in runs.columns]
     copied = runs.duplicated(subset=cols, keep="first").to_numpy()
+    said = []
     if copied.any():
         first = runs.duplicated(subset=cols, keep=False).to_numpy() & ~copied
-        warnings.warn(
-            f"runs table: {_rows(copied, runs['run_id'])} repeat the N, D and loss of "
+        said.append(
+            f"{_rows(copied, runs['run_id'])} repeat the N, D and loss of "
             f"{_rows(first, runs['run_id']).removeprefix('rows with ')} exactly; a copied row counts twice in the fit "
-            "and narrows its bands: remove it, or give a replicate its own measured loss",
-            RunsTableWarning,
-            stacklevel=stacklevel + 1,
+            "and narrows its bands: remove it, or give a replicate its own measured loss"
         )
+    schedules = runs["schedule"].dropna().astype(str).unique() if "schedule" in runs.columns else []
+    if len(schedules) > 1:
+        said.append(
+            f"the 'schedule' column holds {join_names(sorted(schedules), quoted=True)}: one law through runs of "
+            "several learning-rate schedules is biased (their losses differ by more than the noise); fit each "
+            "schedule's rows alone"
+        )
+    for message in said:
+        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
 
 
 def _read_source(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:

@@ -544,15 +544,18 @@ def test_a_read_only_table_is_refused_not_replaced(tmp_path):
     assert path.read_bytes() == before
 
 
-def test_a_copied_row_is_said_when_fitting(tmp_path):
-    from bayescale.data import warn_if_copied_rows
+def test_a_copied_row_and_mixed_schedules_are_said_when_fitting(tmp_path):
+    from bayescale.data import warn_about_table
 
     runs = load_runs(_table(D=[2e9, 4e9, 8e9, 1.6e10]))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_if_copied_rows(runs)  # distinct runs: nothing to say
+        warn_about_table(runs)  # distinct runs: nothing to say
+        warn_about_table(runs.assign(schedule="wsd"))  # one schedule: nothing to say
     copied = load_runs(pd.concat([runs.drop(columns=["run_id", "C", "derived"]), runs.iloc[[1]][["N", "D", "loss"]]]))
     with pytest.warns(
         bs.RunsTableWarning, match=r"rows with run_id 'run004' repeat the N, D and loss of run_id 'run001'"
     ):
-        warn_if_copied_rows(copied)
+        warn_about_table(copied)
+    with pytest.warns(bs.RunsTableWarning, match=r"'schedule' column holds 'cosine' and 'wsd'"):
+        warn_about_table(runs.assign(schedule=["wsd", "cosine", "wsd", "wsd"]))
