@@ -996,6 +996,12 @@ def test_check_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
     assert not (tmp_path / "u.nc").exists()
 
 
+def test_check_update_without_output_says_the_refit_is_not_kept(fixed_fit: dict) -> None:
+    code, out, err = run(["check", fixed_fit["path"], fixed_fit["new_ok"], "--update", "--method", "laplace", "-q"])
+    assert code == 0, err
+    assert "the refit is not saved: give -o FIT.nc with --update to keep it" in out
+
+
 @pytest.mark.slow
 def test_check_update_refits_and_shows_shifts(fixed_fit: dict, tmp_path: Path) -> None:
     out_path = tmp_path / "updated.nc"

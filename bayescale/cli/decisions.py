@@ -346,6 +346,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(_diagnostics_line(up.diagnostics()))  # its problems were warned about while fitting
         if written:
             print(f"wrote {written}")
+        else:  # a refit can take minutes: say it was not kept, and how to keep it
+            print("the refit is not saved: give -o FIT.nc with --update to keep it")
     print()
     print(_surprise_line(n_surprise, len(table), "new runs" if len(table) != 1 else "new run"))
     return 0
