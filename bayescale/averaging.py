@@ -31,8 +31,9 @@ from scipy import special, stats
 from . import _arviz
 from . import inference as _inference
 from ._optimise import minimise
+from ._runs_input import warn_about_table
 from ._words import count, join_names
-from .data import load_runs, points_frame, warn_about_table
+from .data import load_runs, points_frame
 from .discrepancy import (
     Holdout,
     Learned,

@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import re
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -24,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from bayescale._io import atomic_write
-from bayescale._runs_csv import column_hints, read_runs_csv
+from bayescale._runs_input import column_hints, read_runs_csv
 from bayescale._words import join_names, parse_pairs, quote
-from bayescale.errors import BayescaleError, RunsTableError, RunsTableWarning
+from bayescale.errors import BayescaleError, RunsTableError
 from bayescale.laws import FALLBACK_COLUMNS
 
 if TYPE_CHECKING:
@@ -67,7 +66,6 @@ __all__ = [
     "append_run",
     "law_inputs",
     "load_runs",
-    "warn_about_table",
     "points_frame",
     "runs_hash",
     "save_runs",
@@ -166,32 +164,6 @@ def load_runs(source: str | os.PathLike | pd.DataFrame, *, flops: str = "6ND") -
     df.attrs["flops_convention"] = flops
     df.attrs["ids_generated"] = generated  # from row positions: they name no run outside this table
     return df
-
-
-def warn_about_table(runs: pd.DataFrame, stacklevel: int = 2) -> None:
-    """Warn (:class:`RunsTableWarning`) about what in a loaded table would mislead a fit of it: a row
-    that repeats another run's inputs and loss exactly (a copy counts twice and narrows the bands; two
-    training runs do not end at the same loss to every digit), and rows of several learning-rate
-    schedules (a WSD cooldown's loss is not a cosine run's, so one law through both is biased)."""
-    cols = [c for c in ("N", "D", "U", "loss") if c in runs.columns]
-    copied = runs.duplicated(subset=cols, keep="first").to_numpy()
-    said = []
-    if copied.any():
-        first = runs.duplicated(subset=cols, keep=False).to_numpy() & ~copied
-        said.append(
-            f"{_rows(copied, runs['run_id'])} repeat the N, D and loss of "
-            f"{_rows(first, runs['run_id']).removeprefix('rows with ')} exactly; a copied row counts twice in the fit "
-            "and narrows its bands: remove it, or give a replicate its own measured loss"
-        )
-    schedules = runs["schedule"].dropna().astype(str).unique() if "schedule" in runs.columns else []
-    if len(schedules) > 1:
-        said.append(
-            f"the 'schedule' column holds {join_names(sorted(schedules), quoted=True)}: one law through runs of "
-            "several learning-rate schedules is biased (their losses differ by more than the noise); fit each "
-            "schedule's rows alone"
-        )
-    for message in said:
-        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
 
 
 def _read_source(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:

@@ -904,9 +904,10 @@ def test_optimal_warns_when_the_optimum_is_on_the_search_edge(tmp_path: Path) ->
     assert code == 0, err
     assert "compute-optimal allocation (numerical)" in out
     lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        "warning: at C = 1e+22 the optimum of 100% of posterior draws lies on the edge"
-    ), err
+    # (draws fixed by hand, not fitted: the misfit check rightly says they do not follow the runs)
+    edge = [line for line in lines if "the optimum of 100% of posterior draws lies on the edge" in line]
+    assert len(edge) == 1 and edge[0].startswith("warning: at C = 1e+22"), err
+    assert all(line.startswith("warning: ") for line in lines), err
 
 
 def test_optimal_bad_input(fixed_fit: dict, tmp_path: Path) -> None:

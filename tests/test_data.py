@@ -506,8 +506,6 @@ def test_a_row_with_more_fields_than_the_header_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "header, hint",
     [
-        ("run_id;N;D;loss", "separated by semicolons, not commas"),
-        ("run_id\tN\tD\tloss", "separated by tabs, not commas"),
         (
             "run_id,params,tokens,eval_loss",
             "did you mean 'params' for 'N', 'eval_loss' for 'loss' and 'tokens' for 'D'?",
@@ -545,7 +543,7 @@ def test_a_read_only_table_is_refused_not_replaced(tmp_path):
 
 
 def test_a_copied_row_and_mixed_schedules_are_said_when_fitting(tmp_path):
-    from bayescale.data import warn_about_table
+    from bayescale._runs_input import warn_about_table
 
     runs = load_runs(_table(D=[2e9, 4e9, 8e9, 1.6e10]))
     with warnings.catch_warnings():
@@ -553,9 +551,32 @@ def test_a_copied_row_and_mixed_schedules_are_said_when_fitting(tmp_path):
         warn_about_table(runs)  # distinct runs: nothing to say
         warn_about_table(runs.assign(schedule="wsd"))  # one schedule: nothing to say
     copied = load_runs(pd.concat([runs.drop(columns=["run_id", "C", "derived"]), runs.iloc[[1]][["N", "D", "loss"]]]))
-    with pytest.warns(
-        bs.RunsTableWarning, match=r"rows with run_id 'run004' repeat the N, D and loss of run_id 'run001'"
-    ):
+    with pytest.warns(bs.RunsTableWarning, match=r"run_id 'run004' repeats 'run001' in 'N', 'D' and 'loss'"):
         warn_about_table(copied)
     with pytest.warns(bs.RunsTableWarning, match=r"'schedule' column holds 'cosine' and 'wsd'"):
         warn_about_table(runs.assign(schedule=["wsd", "cosine", "wsd", "wsd"]))
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        ("run_id;N;D;loss\na;1e8;2e9;3.1\n", "looks separated by semicolons, not commas"),
+        ("N;D;loss\n1e8;2e9;3,1\n", "looks separated by semicolons"),  # a decimal comma: not "more fields"
+        ("run_id\tN\tD\tloss\na\t1e8\t2e9\t3.1\n", "looks separated by tabs, not commas"),
+    ],
+)
+def test_a_file_with_another_separator_is_named_as_one(tmp_path, content, said):
+    path = tmp_path / "runs.csv"
+    path.write_text(content)
+    with pytest.raises(RunsTableError, match="is one column") as info:
+        load_runs(path)
+    assert said in str(info.value) and "decimal=','" in str(info.value)
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("\n\nN,D,loss\n1e8,2e9,3.1\n\n2e8,4e9,2.9\n")
+    assert list(load_runs(path)["loss"]) == [3.1, 2.9]
+    path.write_text("\nN,D,loss\n1e8,2e9,3.1,7\n")
+    with pytest.raises(RunsTableError, match="line 3 has more fields than the header's 3"):
+        load_runs(path)

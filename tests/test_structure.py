@@ -31,7 +31,7 @@ LAYERS: dict[str, int] = {
     "spec": 3,
     "_spec_tables": 3,
     "data": 4,
-    "_runs_csv": 1,
+    "_runs_input": 1,
     "datasets": 4,
     "_arviz": 5,
     "model": 5,

@@ -130,6 +130,9 @@ def _validate_output(
     where = f"cannot write {what} to {str(out)!r}"
     if out.is_dir():
         raise BayescaleError(f"{where}: it is a folder; give a file name such as {example}")
+    for name, path in (inputs or {}).items():
+        if isinstance(path, (str, Path)) and out.exists() and Path(path).exists() and out.samefile(path):
+            raise BayescaleError(f"{where}: it is {name}, which would be lost; give another name such as {example}")
     if example.endswith(".nc"):  # a fit: the format rule Fit.save applies, said before the fit, not after
         from bayescale._arviz import OTHER_FORMATS
 
@@ -139,9 +142,6 @@ def _validate_output(
             )
     if out.exists() and (not out.stat().st_mode & 0o222 or not os.access(out, os.W_OK)):
         raise BayescaleError(f"{where}: the file is read-only; make it writable or give another name such as {example}")
-    for name, path in (inputs or {}).items():
-        if isinstance(path, (str, Path)) and out.exists() and Path(path).exists() and out.samefile(path):
-            raise BayescaleError(f"{where}: it is {name}, which would be lost; give another name such as {example}")
     for folder in out.parents:
         if folder.exists() and not folder.is_dir():
             raise BayescaleError(f"{where}: {str(folder)!r} is a file, not a folder")

@@ -59,7 +59,7 @@ def _target(args: argparse.Namespace) -> Any:
 def _frame(path: str | None, flag: str) -> Any:
     if path is None:
         return None
-    from bayescale._runs_csv import read_runs_csv
+    from bayescale._runs_input import read_runs_csv
 
     try:
         frame = read_runs_csv(path)

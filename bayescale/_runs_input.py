@@ -1,7 +1,9 @@
-"""Reading a runs table's CSV file, and hints for a header that does not name the columns.
+"""What a user's runs table goes through besides validation: its CSV file read, hints for a header
+that does not name the columns, and warnings about a valid table that would mislead a fit.
 
-:mod:`bayescale.data` validates what is read here; this module knows only the file: how it is split
-into fields, and why a header a user wrote may not match (another separator, another name).
+:mod:`bayescale.data` validates what is read here. This module knows the file (how it is split into
+fields, why a header a user wrote may not match: another separator, another name) and the rows (a
+copied row, several learning-rate schedules), not the law.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ import csv
 import difflib
 import io
 import os
+import warnings
 from collections.abc import Sequence
 
 import pandas as pd
 
-from bayescale._words import join_names
-from bayescale.errors import RunsTableError
+from bayescale._words import join_names, quote
+from bayescale.errors import RunsTableError, RunsTableWarning
 
 #: Column names users write for the runs table's columns (compared in lower case, stripped).
 SYNONYMS = {
@@ -56,15 +59,17 @@ def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _header_and_check(text: str, where: str) -> list[str]:
-    """The header's names, after refusing a repeated name and rows with extra non-empty fields."""
-    rows = csv.reader(io.StringIO(text))
-    names = [n.strip() for n in next(rows, [])]
+    """The header's names, after refusing a repeated name, a file separated by another character and
+    rows with extra non-empty fields. Blank lines are skipped, as pandas skips them."""
+    rows = ((i, row) for i, row in enumerate(csv.reader(io.StringIO(text)), start=1) if any(f.strip() for f in row))
+    names = [n.strip() for n in next(rows, (0, []))[1]]
     twice = sorted({n for n in names if n and names.count(n) > 1})
     if twice:  # pandas would keep the second as "loss.1": which one is the loss?
         raise _fail(f"{where!r}: column {join_names(twice, quoted=True)} appears more than once in the header")
-    longer = [
-        i for i, row in enumerate(rows, start=2) if len(row) > len(names) and any(f.strip() for f in row[len(names) :])
-    ]
+    other = _separator_hint(names)
+    if other:  # before the field count: a decimal comma would read as an extra field
+        raise _fail(f"{where!r}: the header {quote(names[0])} is one column{other}")
+    longer = [i for i, row in rows if len(row) > len(names) and any(f.strip() for f in row[len(names) :])]
     if longer:
         lines = join_names(longer[:5]) + (f" (and {len(longer) - 5} more)" if len(longer) > 5 else "")
         raise _fail(
@@ -79,19 +84,29 @@ def column_hints(present: Sequence[object], missing: Sequence[str]) -> str:
     """Why the header may not name ``missing`` columns, in words ("" when nothing looks close):
     one column holding several names (another separator), or a name close to a required one."""
     names = [str(c) for c in present]
-    if len(names) == 1:
-        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
-            if sep in names[0]:
-                return (
-                    f"; the header looks separated by {label}, not commas: save the table as comma-separated CSV "
-                    f"(in pandas: pd.read_csv(path, sep={sep!r}) and pass the DataFrame)"
-                )
+    other = _separator_hint(names)
+    if other:
+        return other
     hints = []
     for want in (m for c in missing for m in c.split(" or ")):
         close = _close_names(want, names)
         if close:
             hints.append(f"{join_names(close, 'or', quoted=True)} for {want!r}")
     return f"; did you mean {join_names(hints)}? (rename the column)" if hints else ""
+
+
+def _separator_hint(names: Sequence[str]) -> str:
+    """For a header read as one column that holds another separator: what to do ("" otherwise)."""
+    if len(names) != 1:
+        return ""
+    for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+        if sep in names[0]:
+            return (
+                f"; the file looks separated by {label}, not commas: save it as comma-separated CSV (in pandas: "
+                f"pd.read_csv(path, sep={sep!r}), with decimal=',' if its numbers have decimal commas, and pass the "
+                "DataFrame)"
+            )
+    return ""
 
 
 def _close_names(want: str, names: Sequence[str]) -> list[str]:
@@ -102,3 +117,34 @@ def _close_names(want: str, names: Sequence[str]) -> list[str]:
         lowered = {n.strip().lower(): n for n in names}
         out = [lowered[m] for m in difflib.get_close_matches(key, list(lowered), n=2, cutoff=0.75)]
     return out
+
+
+#: Columns that tell two runs with equal N, D and loss apart (replicates, not copies), when present.
+DISTINGUISHING = ("N", "D", "U", "loss", "seed", "arch", "source", "trunk_id", "schedule")
+
+
+def warn_about_table(runs: pd.DataFrame, stacklevel: int = 2) -> None:
+    """Warn (:class:`RunsTableWarning`) about what in a loaded table (as :func:`bayescale.data.load_runs`
+    returns it) would mislead a fit of it: rows identical in every column that tells runs apart (a copy
+    counts twice and narrows the bands; two training runs rarely end at the same loss to every digit),
+    and rows of several learning-rate schedules (a WSD cooldown's loss is not a cosine run's)."""
+    cols = [c for c in DISTINGUISHING if c in runs.columns]
+    copied = runs.duplicated(subset=cols, keep="first").to_numpy()
+    said = []
+    if copied.any():
+        first = runs.duplicated(subset=cols, keep=False).to_numpy() & ~copied
+        ids = runs["run_id"].astype(str)
+        said.append(
+            f"run_id {join_names(ids[copied], quoted=True)} repeat{'s' * (int(copied.sum()) == 1)} "
+            f"{join_names(ids[first], quoted=True)} in {join_names(cols, quoted=True)}; a copied row counts twice "
+            "in the fit and narrows its bands: remove a copy, or give replicates their own seeds"
+        )
+    schedules = runs["schedule"].dropna().astype(str).unique() if "schedule" in runs.columns else []
+    if len(schedules) > 1:
+        said.append(
+            f"the 'schedule' column holds {join_names(sorted(schedules), quoted=True)}: one law through runs of "
+            "several learning-rate schedules is biased (their losses differ by more than the noise); fit each "
+            "schedule's rows alone"
+        )
+    for message in said:
+        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
