@@ -340,10 +340,10 @@ def misfit(
     rng = np.random.default_rng(seed)
     logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
     logs["D/N"] = logs["D"] - logs["N"]
-    thr = alpha / (len(tested) + neighbours + 1)  # + the direction test, when it can run
-    direction = _direction_finding(resid, logs, level, thr, min_effect)
-    if direction is None:
+    direction = bool(_direction_inputs(logs, n))
+    if not direction:
         untested.append("a direction the law cannot follow: too few runs or distinct values")
+    thr = alpha / (len(tested) + neighbours + direction)
     findings = [
         _group_finding(name, b, q, dof, resid, sd, rng, logs[name], level, thr, min_effect)
         if kind == "groups"
@@ -352,7 +352,8 @@ def misfit(
     ]
     if neighbours:
         findings.append(_neighbour_finding(runs, resid, q0, rng, level, thr, min_effect))
-    findings += [direction] if direction is not None else []
+    if direction:
+        findings.append(_direction_finding(resid, sd, rng, logs, level, thr, min_effect))
     fired = [f for f in findings if f.fires]
     # Offsets shared by one model size (groups) may be that size's own tuning; alone they only warn.
     severe = any(f.kind == "largest" or (f.kind != "groups" and abs(f.effect) >= SEVERE_EFFECT) for f in fired)
@@ -521,28 +522,30 @@ def _neighbour_finding(
     )
 
 
-def _direction_finding(resid: np.ndarray, logs: dict, level: float, thr: float, floor: float) -> Finding | None:
+def _direction_inputs(logs: dict, n: int) -> list[str]:
+    """The inputs the direction test can rank the residuals against (3 distinct values, 5 runs)."""
+    return [k for k in ("N", "D", "C") if n >= 5 and np.unique(np.round(logs[k], 6)).size >= 3]
+
+
+def _direction_finding(
+    resid: np.ndarray, sd: np.ndarray, rng: Any, logs: dict, level: float, thr: float, floor: float
+) -> Finding:
     """Do the residuals rise or fall with N, D or C, unprojected? The single-term tests project out
-    what the law could follow by moving its parameters; where the fit holds a parameter at the edge
-    of what its form and priors allow (a loss that rises with N, for a law whose loss can only fall),
-    that projection hides the very trend the law cannot follow. At an interior fit the residuals are
-    nearly orthogonal to such trends, so this rank test stays quiet there. None: no input has 3 values."""
+    what the law could follow by moving its parameters, as if it could move them either way; where the
+    fit holds one at the edge of what its form and priors allow (a loss that rises with N, for a law
+    whose loss can only fall), that projection hides the very trend the law cannot follow. At an
+    interior fit the residuals are nearly orthogonal to such trends, so this rank test stays quiet."""
     r = np.median(resid, axis=0)
-    rhos = {
-        name: float(stats.spearmanr(logs[name], r).statistic)
-        for name in ("N", "D", "C")
-        if np.unique(np.round(logs[name], 6)).size >= 3
-    }
-    rhos = {k: v for k, v in rhos.items() if math.isfinite(v)}
-    if not rhos or r.size < 5:
-        return None
+    names = _direction_inputs(logs, r.size)
+    rhos = {k: float(np.nan_to_num(stats.spearmanr(logs[k], r).statistic)) for k in names}
     name = max(rhos, key=lambda k: abs(rhos[k]))
     rho, n = rhos[name], r.size
     t = rho * math.sqrt((n - 2) / max(1 - rho**2, 1e-12))
     p = min(1.0, len(rhos) * 2 * float(stats.t.sf(abs(t), n - 2)))  # the strongest of the inputs: Bonferroni
     x = logs[name]
     xc = x - x.mean()
-    slope = resid @ xc / float(xc @ xc)  # per draw
+    # the slope per draw, plus the noise's sampling error of a slope (as the other tests add theirs)
+    slope = resid @ xc / float(xc @ xc) + sd * rng.standard_normal(sd.size) / math.sqrt(float(xc @ xc))
     hi, lo = _ends(x)
     eff = np.expm1(slope * xc[hi].mean())
     low = float(np.median(np.expm1(slope * xc[lo].mean())))
@@ -551,12 +554,15 @@ def _direction_finding(resid: np.ndarray, logs: dict, level: float, thr: float, 
     fires = p < thr and abs(med) >= floor
     where = _where("trend", name, hi, x)
     msg = (
-        f"the runs' losses move with {_LABEL[name]} in a direction the law cannot follow (rank correlation of "
-        f"the residuals with {name} {rho:+.2f}, p = {p:.2g}): {where} sit {_pct(med)} {_side(med)} it "
-        f"({_interval(a, b, level)}), the lowest {_pct(low)} {_side(low)}; the fit holds the law at the edge of "
-        "what its form and priors allow: check that the losses are final losses in nats per token of one recipe, "
-        "or fit a law that can follow them"
+        f"the residuals {'rise' if rho > 0 else 'fall'} with {_LABEL[name]} (rank correlation {rho:+.2f}, "
+        f"p = {p:.2g}): {where} sit {_pct(med)} {_side(med)} the law ({_interval(a, b, level)}), the lowest "
+        f"{_pct(low)} {_side(low)}"
     )
+    if fires:  # a well-fitted law leaves no such trend: its form (or its priors) cannot follow the runs
+        msg += (
+            "; the law cannot follow the runs in this direction: check that the losses are final losses in nats "
+            "per token of one recipe, or fit a law that can follow them"
+        )
     return Finding("direction", name, where, med, a, b, low, float(t), p, float(thr), p < thr, bool(fires), msg)
 
 
@@ -603,6 +609,26 @@ def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level
     return out
 
 
+#: How a misfit warning's advice begins (a comparison's verdict cuts it: its own doubts say what to do).
+ADVICE_HEAD = ". What to do: "
+
+
+def _advice(fit: FittedLaw, result: Misfit) -> str:
+    """What to do about the fired findings: a direction no law of this form follows asks to check the
+    runs first (every bundled law's loss falls with N and D); a shape asks for the law average."""
+    if any(f.fires and f.kind == "direction" for f in result.findings):
+        return (
+            "check the runs before any law (final losses, in nats per token, of one recipe, each on its own row); "
+            "if they are right, the law's form cannot follow them: do not extrapolate it"
+        )
+    if getattr(fit, "weights", None) is not None:  # a law average already weighs other laws
+        return "add runs where the pattern is, or read each run's residual in `bayescale summary`"
+    return (
+        "fit the law average (spec 'recommended'), whose bands widen where its laws disagree, or add runs where "
+        "the pattern is"
+    )
+
+
 def warn_if_misfit(
     fit: FittedLaw, *, category: type[Warning] = MisfitWarning, stacklevel: int = 2, **kwargs: Any
 ) -> Misfit | None:
@@ -616,21 +642,15 @@ def warn_if_misfit(
     except BayescaleError:
         return None
     if result.misfits:
-        averaged = getattr(fit, "weights", None) is not None  # a law average already weighs other laws
-        advice = (
-            "add runs where the pattern is, or read each run's residual in `bayescale summary`"
-            if averaged
-            else "fit the law average (spec 'recommended'), whose bands widen where its laws disagree, or add runs "
-            "where the pattern is"
-        )
+        advice = _advice(fit, result)
         warnings.warn(
             f"{WARNING_HEAD}; its bands may miss on one side: "
             + " | ".join(result.messages)
-            + f". What to do: {advice}",
+            + f"{ADVICE_HEAD}{advice}",
             category,
             stacklevel=stacklevel + 1,
         )
     return result
 
 
-__all__ = ["Finding", "Misfit", "misfit", "warn_if_misfit"]
+__all__ = ["ADVICE_HEAD", "WARNING_HEAD", "Finding", "Misfit", "misfit", "warn_if_misfit"]

@@ -240,12 +240,13 @@ def test_losses_that_rise_with_size_are_a_misfit_the_law_cannot_follow():
     its parameters: the projected trend test cannot see that; the direction test must, in words."""
     r = runs(7, grid=GRID40, sigma=0.005)
     r["loss"] = np.sort(r["loss"].to_numpy())[np.argsort(np.argsort(r["N"].to_numpy(), kind="stable"))]
-    with pytest.warns(bs.MisfitWarning, match=r"direction the law cannot follow.*What to do: fit the law average"):
+    with pytest.warns(bs.MisfitWarning, match=r"cannot follow the runs in this direction.*What to do: check the runs"):
         fit = bs.fit("chinchilla", r, seed=0, method="laplace")
     m = fit.misfit()
     fired = [f for f in m.findings if f.kind == "direction" and f.fires]
     assert m.severity == "severe" and fired and fired[0].effect > 0.01, m.summary()
-    # on runs from the law the direction test is quiet (the false-alarm test above counts every test)
-    assert not any(
-        f.fires for f in misfit(laplace(runs(5, grid=GRID40, sigma=0.003))).findings if f.kind == "direction"
-    )
+    assert fired[0].lower < fired[0].effect < fired[0].upper  # an interval with the noise in it
+    # on runs from the law the direction test is quiet (the false-alarm test above counts every test),
+    # and a finding that does not fire claims nothing about the law
+    quiet = [f for f in misfit(laplace(runs(5, grid=GRID40, sigma=0.003))).findings if f.kind == "direction"]
+    assert len(quiet) == 1 and not quiet[0].fires and "cannot follow" not in quiet[0].message
