@@ -77,10 +77,10 @@ COLLAPSED_NOISE = 1e-4
 
 
 def collapsed_noise(method: str, posterior: Any) -> list[str]:
-    """The problem, in words, of a Laplace fit whose noise scale collapsed at the mode (none otherwise).
+    """The problem, in words, of a Laplace (or PSIS) fit whose noise scale collapsed at the mode (none otherwise).
     Read from the draws, so it stays with a saved fit: ``summary``, ``decide`` and ``predict`` say it,
     not only the fit's own warning."""
-    if method != "laplace" or "sigma" not in posterior:
+    if method not in ("laplace", "psis") or "sigma" not in posterior:
         return []
     scale = float(np.median(posterior["sigma"].values))
     if scale >= COLLAPSED_NOISE:

@@ -15,13 +15,23 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+def real_target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` reaches: a symlink resolved to the file it names. A link whose
+    target's folder is missing is refused (writing would create folders, e.g. on the local disk under
+    an unmounted share's mount point); a plain path's missing folders are the writer's to create."""
+    real = Path(os.path.realpath(path))
+    if Path(path).is_symlink() and not real.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"symlink to {str(real)!r}, whose folder does not exist", str(path))
+    return real
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = 0o644) -> T:
     """Call ``write(tmp)`` on a temporary path beside ``path`` (creating the folder), fsync it, give it
     ``mode`` (``mkstemp`` makes files private) and rename it onto ``path``; returns what ``write`` returned.
     If ``write`` raises, the temporary file is removed and ``path`` is untouched. A symlink is written
     through to the file it names (as ``open`` would; renaming onto the link would replace the link and
     leave the user's file behind), and a read-only file is refused, not replaced."""
-    path = Path(os.path.realpath(path))
+    path = real_target(path)
     # (the mode bits too: root may write any file, but a file nobody may write was meant to stay)
     if path.exists() and (not os.stat(path).st_mode & 0o222 or not os.access(path, os.W_OK)):
         raise PermissionError(errno.EACCES, "read-only file, not replaced (make it writable first)", str(path))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayescale._io import atomic_write
+from bayescale._io import atomic_write, real_target
 from bayescale._runs_input import column_hints, read_runs_csv
 from bayescale._words import join_names, parse_pairs, quote
 from bayescale.errors import BayescaleError, RunsTableError
@@ -300,7 +300,9 @@ def _locked(path: str | os.PathLike) -> Iterator[None]:
     if fcntl is None:  # pragma: no cover - not POSIX
         raise OSError("bayescale.data needs fcntl.flock (a POSIX system) to lock runs files")
     # the file a symlink names is the one written, so writers through a link and by name share one lock
-    fd = os.open(os.path.realpath(path) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    real = real_target(path)
+    real.parent.mkdir(parents=True, exist_ok=True)  # a table in a new folder: the lock goes beside it
+    fd = os.open(str(real) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield

@@ -1309,7 +1309,6 @@ def test_implausible_flop_budgets_are_refused(fixed_fit: dict, argv: list[str], 
         ("N,D\n1e6,abc\n2e6,4e7\n", "D must be a finite number > 0; rows 0 (0-based) are not"),
         ("N,D\n1e20,1e21\n", "'N' must be in [1, 1e+15]"),
         ("N,D,C\n1e6,2e7,1\n", "not consistent with C = 6 N D"),
-        ("N,D\n", "has no rows"),
     ],
 )
 @pytest.mark.parametrize("flag", ["--candidates", "--pending"])
@@ -1321,6 +1320,17 @@ def test_suggest_checks_candidate_and_pending_files(fixed_fit: dict, tmp_path: P
     )
     assert_one_error_line(code, err, said)
     assert "Traceback" not in err and out == ""
+
+
+def test_suggest_empty_files_and_blank_flops(fixed_fit: dict, tmp_path: Path) -> None:
+    empty, blank = tmp_path / "empty.csv", tmp_path / "blank.csv"
+    empty.write_text("N,D\n")
+    blank.write_text("N,D,C\n1e6,2e7,\n2e6,4e7,4.8e14\n")  # a blank C is derived, as in a runs table
+    argv = ["suggest", fixed_fit["path"], "--target", "N=5e6,D=1e8", "--budget-flops", "1e15", "-q"]
+    code, out, err = run(argv + ["--candidates", empty])
+    assert_one_error_line(code, err, "--candidates", "has no rows")  # planning over nothing is not planning
+    code, out, err = run(argv + ["--candidates", blank, "--pending", empty])  # no runs pending: fine
+    assert code == 0, err
 
 
 def test_predict_where_the_law_overflows_says_so_without_numpy_warnings(fixed_fit: dict, tmp_path: Path) -> None:

@@ -580,3 +580,13 @@ def test_blank_lines_before_the_header_are_skipped(tmp_path):
     path.write_text("\nN,D,loss\n1e8,2e9,3.1,7\n")
     with pytest.raises(RunsTableError, match="line 3 has more fields than the header's 3"):
         load_runs(path)
+
+
+def test_append_to_a_new_folder_and_through_a_dangling_link(tmp_path):
+    append_run(tmp_path / "new" / "runs.csv", {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    assert list(load_runs(tmp_path / "new" / "runs.csv")["run_id"]) == ["a"]
+    link = tmp_path / "link.csv"
+    link.symlink_to(tmp_path / "unmounted" / "runs.csv")
+    with pytest.raises(FileNotFoundError, match="whose folder does not exist"):
+        append_run(link, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    assert not (tmp_path / "unmounted").exists()  # no folder made where the link's target should be

@@ -777,6 +777,11 @@ def test_laplace_warns_when_runs_can_be_interpolated(spec, runs) -> None:
     problems = " ".join(f.diagnostics()["problems"])  # said again where used, and by a saved fit
     assert "4 runs for 5 law parameters" in problems and "sigma collapsed" in problems
     assert float(np.median(f.posterior["sigma"])) < 1e-4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        psis = bs.fit(spec, few, seed=0, method="psis", chains=1, draws=200)
+    assert float(np.median(psis.posterior["sigma"])) < 1e-4  # importance sampling keeps the collapse
+    assert "sigma collapsed" in " ".join(psis.diagnostics()["problems"])  # and says it as Laplace does
     # Enough runs: no warning (filterwarnings=error would raise).
     bs.fit(spec, runs, seed=0, method="laplace", chains=1, draws=200)
 

@@ -65,7 +65,7 @@ def _frame(path: str | None, flag: str) -> Any:
         frame = read_runs_csv(path)
     except BayescaleError as e:
         raise BayescaleError(f"{flag}: {str(e).removeprefix('runs table: ')}") from None
-    if frame.empty:  # planning over nothing would end in "the budget is spent", which is not why
+    if frame.empty and flag == "--candidates":  # over nothing the plan would end "the budget is spent"
         raise BayescaleError(f"{flag}: {path!r} has no rows; give one point per line with columns N and D (or N and C)")
     return frame
 

@@ -249,7 +249,8 @@ def _suggestion(
     """The suggestion from a planner's plan: the batch, the whole plan, the stopping advice."""
     table = _batch(problem, plan)
     if len(table) < k:
-        notes.append(f"Only {len(table)} runs fit the budget or add information (asked for {k}).")
+        verbs = ("run fits", "adds") if len(table) == 1 else ("runs fit", "add")
+        notes.append(f"Only {len(table)} {verbs[0]} the budget or {verbs[1]} information (asked for {k}).")
     affordable = problem.costs[problem.selectable]
     cheapest = float(affordable.min()) if affordable.size else float("nan")
     stopping = _robust_stopping(

@@ -478,6 +478,13 @@ def as_points(x: Any, what: str) -> pd.DataFrame:
         frame = pd.DataFrame([dict(r) for r in x])
     if len(frame) == 0:
         return pd.DataFrame({"N": [], "D": []}, dtype=float)
+    if {"N", "D", "C"} <= set(frame.columns):  # a blank C where N and D are given is derived, as in a runs table
+        blank = frame["C"].map(lambda v: pd.isna(v) or (isinstance(v, str) and not v.strip())).astype(bool)
+        frame.loc[blank, "C"] = (
+            6.0
+            * pd.to_numeric(frame.loc[blank, "N"], errors="coerce")
+            * pd.to_numeric(frame.loc[blank, "D"], errors="coerce")
+        )
     for col in [c for c in ("N", "D", "C") if c in frame]:
         values = pd.to_numeric(frame[col], errors="coerce").astype(float)
         bad = ~(np.isfinite(values) & (values > 0))
