@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._direction import direction_test, testable_inputs
 from ._neighbours import K_NEIGHBOURS, MIN_RUNS, neighbour_graph, neighbour_test
 from .data import law_inputs
 from .errors import BayescaleError, MisfitWarning
@@ -340,7 +341,7 @@ def misfit(
     rng = np.random.default_rng(seed)
     logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
     logs["D/N"] = logs["D"] - logs["N"]
-    direction = bool(_direction_inputs(logs, n))
+    direction = bool(testable_inputs(logs, n))
     if not direction:
         untested.append("a direction the law cannot follow: too few runs or distinct values")
     thr = alpha / (len(tested) + neighbours + direction)
@@ -522,48 +523,32 @@ def _neighbour_finding(
     )
 
 
-def _direction_inputs(logs: dict, n: int) -> list[str]:
-    """The inputs the direction test can rank the residuals against (3 distinct values, 5 runs)."""
-    return [k for k in ("N", "D", "C") if n >= 5 and np.unique(np.round(logs[k], 6)).size >= 3]
-
-
 def _direction_finding(
     resid: np.ndarray, sd: np.ndarray, rng: Any, logs: dict, level: float, thr: float, floor: float
 ) -> Finding:
-    """Do the residuals rise or fall with N, D or C, unprojected? The single-term tests project out
-    what the law could follow by moving its parameters, as if it could move them either way; where the
-    fit holds one at the edge of what its form and priors allow (a loss that rises with N, for a law
-    whose loss can only fall), that projection hides the very trend the law cannot follow. At an
-    interior fit the residuals are nearly orthogonal to such trends, so this rank test stays quiet."""
-    r = np.median(resid, axis=0)
-    names = _direction_inputs(logs, r.size)
-    rhos = {k: float(np.nan_to_num(stats.spearmanr(logs[k], r).statistic)) for k in names}
-    name = max(rhos, key=lambda k: abs(rhos[k]))
-    rho, n = rhos[name], r.size
-    t = rho * math.sqrt((n - 2) / max(1 - rho**2, 1e-12))
-    p = min(1.0, len(rhos) * 2 * float(stats.t.sf(abs(t), n - 2)))  # the strongest of the inputs: Bonferroni
-    x = logs[name]
-    xc = x - x.mean()
-    # the slope per draw, plus the noise's sampling error of a slope (as the other tests add theirs)
-    slope = resid @ xc / float(xc @ xc) + sd * rng.standard_normal(sd.size) / math.sqrt(float(xc @ xc))
+    """The residuals' rise or fall with N, D or C, unprojected (:mod:`bayescale._direction`), in words."""
+    d = direction_test(resid, sd, rng, logs)
+    x = logs[d.name]
     hi, lo = _ends(x)
-    eff = np.expm1(slope * xc[hi].mean())
-    low = float(np.median(np.expm1(slope * xc[lo].mean())))
+    xc = x - x.mean()
+    eff = np.expm1(d.slope * xc[hi].mean())
+    low = float(np.median(np.expm1(d.slope * xc[lo].mean())))
     q = (1 - level) / 2
     med, a, b = (float(v) for v in np.quantile(eff, [0.5, q, 1 - q]))
-    fires = p < thr and abs(med) >= floor
-    where = _where("trend", name, hi, x)
+    fires = d.p_value < thr and abs(med) >= floor
+    where = _where("trend", d.name, hi, x)
     msg = (
-        f"the residuals {'rise' if rho > 0 else 'fall'} with {_LABEL[name]} (rank correlation {rho:+.2f}, "
-        f"p = {p:.2g}): {where} sit {_pct(med)} {_side(med)} the law ({_interval(a, b, level)}), the lowest "
-        f"{_pct(low)} {_side(low)}"
+        f"the residuals {'rise' if d.rho > 0 else 'fall'} with {_LABEL[d.name]} (rank correlation {d.rho:+.2f}, "
+        f"p = {d.p_value:.2g}): {where} sit {_pct(med)} {_side(med)} the law ({_interval(a, b, level)}), the "
+        f"lowest {_pct(low)} {_side(low)}"
     )
     if fires:  # a well-fitted law leaves no such trend: its form (or its priors) cannot follow the runs
         msg += (
             "; the law cannot follow the runs in this direction: check that the losses are final losses in nats "
             "per token of one recipe, or fit a law that can follow them"
         )
-    return Finding("direction", name, where, med, a, b, low, float(t), p, float(thr), p < thr, bool(fires), msg)
+    p, t = d.p_value, float(d.t)
+    return Finding("direction", d.name, where, med, a, b, low, t, p, float(thr), p < thr, bool(fires), msg)
 
 
 def _where(kind: str, name: str, hi: np.ndarray, x: np.ndarray) -> str:

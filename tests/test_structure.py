@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "_engine": 6,
     "misfit": 6,
     "_neighbours": 2,
+    "_direction": 2,
     "_exported": 2,
     "discrepancy": 6,
     "_identified": 6,
