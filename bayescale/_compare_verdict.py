@@ -14,7 +14,7 @@ from . import _compare_quantities as cq
 from ._words import count, join_names
 from .decisions import LAPLACE_CAUTION, decide
 from .errors import BayescaleError
-from .misfit import ADVICE_HEAD, WARNING_HEAD
+from .misfit import ADVICE_HEAD, WARNING_HEAD, leverage
 
 #: (Functions here take a :class:`bayescale.comparison.Comparison`, which imports this module.)
 Comparison = Any
@@ -161,23 +161,37 @@ def _own_misfits(c: Comparison) -> list[str]:
 OWNER_ALPHA = 0.1
 
 
-def _misfit_owner(c: Comparison) -> str:
-    """Whose runs sit further off the joint fit than the others', when a test says so: per recipe, an
-    F test of its runs' mean squared standardised residual against the other recipes' (equal under a
-    shared noise), Bonferroni over the recipes. "" when no recipe stands out."""
-    z = c.fit.misfit().residuals.set_index("run_id")["z"]
-    sq = {g: z.reindex(f.runs["run_id"]).to_numpy() ** 2 for g, f in c.recipes.items()}
+def owners(z: np.ndarray, groups: np.ndarray, lev: np.ndarray, alpha: float = OWNER_ALPHA) -> list[tuple]:
+    """The groups whose runs sit further off a joint fit than the others': per group, an F test of
+    its residuals' mean square against the other groups', each on its degrees of freedom (runs minus
+    the fit's leverage on them: a group with its own parameters absorbs part of its own noise),
+    Bonferroni over the groups. Returns ``(group, own mean square, others', p)`` for each named."""
     named = []
-    for g, own in sq.items():
-        rest = np.concatenate([v for k, v in sq.items() if k != g])
-        ratio = float(np.mean(own) / max(np.mean(rest), 1e-300))
-        p = float(stats.f.sf(ratio, own.size, rest.size))
-        if ratio > 1 and p < OWNER_ALPHA / len(sq):
-            named.append(
-                f"{g}'s runs sit further off it than the others' (mean squared standardised residual "
-                f"{np.mean(own):.2g} against {np.mean(rest):.2g}, F test p = {p:.2g})"
-            )
-    return f" ({'; '.join(named)})" if named else ""
+    labels = list(dict.fromkeys(groups))
+    for g in labels:
+        own = groups == g
+        dof_own, dof_rest = float(own.sum() - lev[own].sum()), float((~own).sum() - lev[~own].sum())
+        if dof_own < 1 or dof_rest < 1:
+            continue
+        ms_own, ms_rest = float(np.sum(z[own] ** 2)) / dof_own, float(np.sum(z[~own] ** 2)) / dof_rest
+        p = float(stats.f.sf(ms_own / max(ms_rest, 1e-300), dof_own, dof_rest))
+        if ms_own > ms_rest and p < alpha / len(labels):
+            named.append((g, ms_own, ms_rest, p))
+    return named
+
+
+def _misfit_owner(c: Comparison) -> str:
+    """Whose runs sit further off the joint fit than the others', when the F test of :func:`owners` says so."""
+    z = c.fit.misfit().residuals.set_index("run_id")["z"]
+    where = {rid: g for g, f in c.recipes.items() for rid in f.runs["run_id"]}
+    groups = np.array([where.get(rid, "") for rid in z.index], dtype=object)
+    said = [
+        f"{g}'s runs sit further off it than the others' (mean squared standardised residual {own:.2g} against "
+        f"{rest:.2g} per degree of freedom, F test p = {p:.2g})"
+        for g, own, rest, p in owners(z.to_numpy(), groups, leverage(c.fit))
+        if g
+    ]
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def _doubts(c: Comparison) -> list[str]:

@@ -35,10 +35,21 @@ def testable_inputs(logs: dict, n: int) -> list[str]:
     return [k for k in INPUTS if n >= 5 and np.unique(np.round(logs[k], 6)).size >= 3]
 
 
+def distinct_inputs(logs: dict, n: int) -> list[str]:
+    """The testable inputs, without one that orders the runs as an earlier one does (all runs at one N:
+    log D and log C rank alike, and one trend must not count twice in the Bonferroni correction)."""
+    out: list[str] = []
+    for k in testable_inputs(logs, n):
+        ranks = stats.rankdata(logs[k])
+        if not any(np.array_equal(ranks, stats.rankdata(logs[o])) for o in out):
+            out.append(k)
+    return out
+
+
 def direction_test(resid: np.ndarray, sd: np.ndarray, rng: Any, logs: dict) -> DirectionTest:
     """``resid`` (draws, runs) of log loss, ``sd`` the noise sd per draw, ``logs`` log N, D, C per run."""
     r = np.median(resid, axis=0)
-    rhos = {k: float(np.nan_to_num(stats.spearmanr(logs[k], r).statistic)) for k in testable_inputs(logs, r.size)}
+    rhos = {k: float(np.nan_to_num(stats.spearmanr(logs[k], r).statistic)) for k in distinct_inputs(logs, r.size)}
     name = max(rhos, key=lambda k: abs(rhos[k]))
     rho, n = rhos[name], r.size
     t = rho * math.sqrt((n - 2) / max(1 - rho**2, 1e-12))
@@ -49,4 +60,4 @@ def direction_test(resid: np.ndarray, sd: np.ndarray, rng: Any, logs: dict) -> D
     return DirectionTest(name, rho, t, p, slope)
 
 
-__all__ = ["DirectionTest", "direction_test", "testable_inputs"]
+__all__ = ["DirectionTest", "direction_test", "distinct_inputs", "testable_inputs"]

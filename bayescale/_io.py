@@ -20,7 +20,8 @@ def real_target(path: str | os.PathLike) -> Path:
     target's folder is missing is refused (writing would create folders, e.g. on the local disk under
     an unmounted share's mount point); a plain path's missing folders are the writer's to create."""
     real = Path(os.path.realpath(path))
-    if Path(path).is_symlink() and not real.parent.is_dir():
+    linked = os.path.realpath(path) != os.path.abspath(path)  # the file, or a folder on the way, is a link
+    if linked and not real.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, f"symlink to {str(real)!r}, whose folder does not exist", str(path))
     return real
 

@@ -15,6 +15,7 @@ import os
 import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from bayescale._words import join_names, quote
@@ -44,25 +45,30 @@ def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
         with open(path, "rb") as fh:
             raw = fh.read()
         text = raw.decode("utf-8-sig")
-        names = _header_and_check(text, os.fspath(path))
-        df = pd.read_csv(io.BytesIO(raw), index_col=False)
+        names, skip = _header_and_check(text, os.fspath(path))
+        df = pd.read_csv(io.BytesIO(raw), index_col=False, skiprows=skip)
         if "run_id" in df.columns:
-            ids = pd.read_csv(io.BytesIO(raw), index_col=False, usecols=["run_id"], dtype=str, keep_default_na=False)
+            ids = pd.read_csv(
+                io.BytesIO(raw), index_col=False, skiprows=skip, usecols=["run_id"], dtype=str, keep_default_na=False
+            )
             df["run_id"] = ids["run_id"].to_numpy(dtype=object)
     except FileNotFoundError:
         raise _fail(f"file not found: {os.fspath(path)!r}") from None
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
         raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
     return df if names else pd.DataFrame()
 
 
-def _header_and_check(text: str, where: str) -> list[str]:
-    """The header's names, after refusing a repeated name, a file separated by another character and
-    rows with extra non-empty fields. Blank lines are skipped, as pandas skips them."""
-    rows = ((i, row) for i, row in enumerate(csv.reader(io.StringIO(text)), start=1) if any(f.strip() for f in row))
-    names = [n.strip() for n in next(rows, (0, []))[1]]
+def _header_and_check(text: str, where: str) -> tuple[list[str], int]:
+    """The header's names and how many lines before it to skip (blank, or separators only, as a
+    spreadsheet writes them), after refusing a repeated name, a file separated by another character
+    and rows with extra non-empty fields."""
+    records = enumerate(csv.reader(io.StringIO(text, newline="")), start=1)  # newline="": old Mac files too
+    rows = ((i, row) for i, row in records if any(f.strip() for f in row))
+    first, header = next(rows, (1, []))
+    names = [n.strip() for n in header]
     twice = sorted({n for n in names if n and names.count(n) > 1})
     if twice:  # pandas would keep the second as "loss.1": which one is the loss?
         raise _fail(f"{where!r}: column {join_names(twice, quoted=True)} appears more than once in the header")
@@ -77,7 +83,7 @@ def _header_and_check(text: str, where: str) -> list[str]:
             f"{len(names)} ({join_names(names, quoted=True)}); a value without a column would shift the others: "
             "name the extra column in the header, or remove the extra values"
         )
-    return names
+    return names, first - 1
 
 
 def column_hints(present: Sequence[object], missing: Sequence[str]) -> str:
@@ -119,27 +125,29 @@ def _close_names(want: str, names: Sequence[str]) -> list[str]:
     return out
 
 
-#: Columns that tell two runs with equal N, D and loss apart (replicates, not copies), when present.
-DISTINGUISHING = ("N", "D", "U", "loss", "seed", "arch", "source", "trunk_id", "schedule")
+#: Columns a copied row may differ in: the ids (a copy may get its own) and what load_runs derives.
+NOT_DISTINGUISHING = ("run_id", "derived", "C")
 
 
 def warn_about_table(runs: pd.DataFrame, stacklevel: int = 2) -> None:
     """Warn (:class:`RunsTableWarning`) about what in a loaded table (as :func:`bayescale.data.load_runs`
-    returns it) would mislead a fit of it: rows identical in every column that tells runs apart (a copy
-    counts twice and narrows the bands; two training runs rarely end at the same loss to every digit),
-    and rows of several learning-rate schedules (a WSD cooldown's loss is not a cosine run's)."""
-    cols = [c for c in DISTINGUISHING if c in runs.columns]
+    returns it) would mislead a fit of it: rows equal in every column but their ids (a copy counts twice
+    and narrows the bands; two training runs rarely end at the same loss to every digit, and replicates
+    differ in their seed), and rows of several learning-rate schedules (a WSD cooldown's loss is not a
+    cosine run's)."""
+    cols = [c for c in runs.columns if c not in NOT_DISTINGUISHING]
     copied = runs.duplicated(subset=cols, keep="first").to_numpy()
     said = []
     if copied.any():
         first = runs.duplicated(subset=cols, keep=False).to_numpy() & ~copied
-        ids = runs["run_id"].astype(str)
         said.append(
-            f"run_id {join_names(ids[copied], quoted=True)} repeat{'s' * (int(copied.sum()) == 1)} "
-            f"{join_names(ids[first], quoted=True)} in {join_names(cols, quoted=True)}; a copied row counts twice "
-            "in the fit and narrows its bands: remove a copy, or give replicates their own seeds"
+            f"{_named(runs, copied)} repeat {_named(runs, first)} in every column but their "
+            "ids; a copied row counts twice in the fit and narrows its bands: remove the copy (replicates differ "
+            "in their seed)"
         )
-    schedules = runs["schedule"].dropna().astype(str).unique() if "schedule" in runs.columns else []
+    schedules = set()
+    if "schedule" in runs.columns:
+        schedules = {str(v).strip().lower() for v in runs["schedule"].dropna()} - {""}
     if len(schedules) > 1:
         said.append(
             f"the 'schedule' column holds {join_names(sorted(schedules), quoted=True)}: one law through runs of "
@@ -148,3 +156,10 @@ def warn_about_table(runs: pd.DataFrame, stacklevel: int = 2) -> None:
         )
     for message in said:
         warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
+
+
+def _named(runs: pd.DataFrame, mask: np.ndarray) -> str:
+    """The rows of ``mask`` by run id, or by their position when load_runs made the ids up."""
+    if runs.attrs.get("ids_generated"):
+        return f"rows at 0-based positions {join_names([int(i) for i in np.flatnonzero(mask)])}"
+    return f"rows with run_id {join_names(runs['run_id'].astype(str)[mask], quoted=True)}"

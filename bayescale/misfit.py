@@ -219,6 +219,13 @@ def _jacobian(fit: FittedLaw) -> np.ndarray:
     return np.column_stack(cols) if cols else np.zeros((len(fit.runs), 0))
 
 
+def leverage(fit: FittedLaw) -> np.ndarray:
+    """Each run's leverage: the diagonal of the hat matrix of a constant and the law's Jacobian at
+    the posterior median. A group of runs keeps ``n - leverage.sum()`` degrees of freedom of residual."""
+    q0 = _basis(np.column_stack([np.ones(len(fit.runs)), _jacobian(fit)]))
+    return (q0**2).sum(axis=1)
+
+
 def _basis(x: np.ndarray) -> np.ndarray:
     """Orthonormal basis of the column span of ``x`` (columns scaled first; near-null directions dropped)."""
     x = x[:, np.isfinite(x).all(axis=0)]
@@ -535,20 +542,20 @@ def _direction_finding(
     low = float(np.median(np.expm1(d.slope * xc[lo].mean())))
     q = (1 - level) / 2
     med, a, b = (float(v) for v in np.quantile(eff, [0.5, q, 1 - q]))
-    fires = d.p_value < thr and abs(med) >= floor
     where = _where("trend", d.name, hi, x)
-    msg = (
-        f"the residuals {'rise' if d.rho > 0 else 'fall'} with {_LABEL[d.name]} (rank correlation {d.rho:+.2f}, "
-        f"p = {d.p_value:.2g}): {where} sit {_pct(med)} {_side(med)} the law ({_interval(a, b, level)}), the "
-        f"lowest {_pct(low)} {_side(low)}"
-    )
+    # fires only where the rank test, the size and the sign of the runs' offset agree
+    fires = bool(d.p_value < thr and abs(med) >= floor and med * d.rho > 0)
+    words = f"rank correlation {d.rho:+.2f}, p = {d.p_value:.2g}"
+    msg = f"no clear rise or fall of the residuals with {_LABEL[d.name]} ({words})"
     if fires:  # a well-fitted law leaves no such trend: its form (or its priors) cannot follow the runs
-        msg += (
-            "; the law cannot follow the runs in this direction: check that the losses are final losses in nats "
-            "per token of one recipe, or fit a law that can follow them"
+        msg = (
+            f"the residuals {'rise' if d.rho > 0 else 'fall'} with {_LABEL[d.name]} ({words}): {where} sit "
+            f"{_pct(med)} {_side(med)} the law ({_interval(a, b, level)}), the lowest {_pct(low)} {_side(low)}; "
+            "the law cannot follow the runs in this direction: check that the losses are final losses in nats per "
+            "token of one recipe, or fit a law that can follow them"
         )
     p, t = d.p_value, float(d.t)
-    return Finding("direction", d.name, where, med, a, b, low, t, p, float(thr), p < thr, bool(fires), msg)
+    return Finding("direction", d.name, where, med, a, b, low, t, p, float(thr), p < thr, fires, msg)
 
 
 def _where(kind: str, name: str, hi: np.ndarray, x: np.ndarray) -> str:
@@ -638,4 +645,4 @@ def warn_if_misfit(
     return result
 
 
-__all__ = ["ADVICE_HEAD", "WARNING_HEAD", "Finding", "Misfit", "misfit", "warn_if_misfit"]
+__all__ = ["ADVICE_HEAD", "WARNING_HEAD", "Finding", "Misfit", "leverage", "misfit", "warn_if_misfit"]

@@ -123,12 +123,18 @@ def test_a_recipe_whose_own_runs_misfit_is_named(doubled_cmp) -> None:
 
     bent_b = SimpleNamespace(misfits=True, messages=["runs at N = 3e9 sit 2% above it", "a trend in D"])
 
+    asked = []
+
     def too_few(**kwargs):
         raise bs.BayescaleError("too few runs to test")
 
+    def bent_misfit(**kwargs):
+        asked.append(kwargs.get("alpha"))
+        return bent_b
+
     recipes = {
         "A": doubled_cmp.recipes["A"],  # a real recipe fit that follows its law
-        "B": SimpleNamespace(misfit=lambda **kwargs: bent_b),
+        "B": SimpleNamespace(misfit=bent_misfit),
         "C": SimpleNamespace(misfit=too_few),
     }
     said = _own_misfits(SimpleNamespace(recipes=recipes))
@@ -136,27 +142,44 @@ def test_a_recipe_whose_own_runs_misfit_is_named(doubled_cmp) -> None:
         "Doubt: B's own runs misfit its law: runs at N = 3e9 sit 2% above it (and 1 more finding: see "
         "comparison.recipes['B'].misfit())."
     ]
+    assert asked == [pytest.approx(0.1 / 3)]  # each recipe's check at the family's level over 3 recipes
 
 
-def test_a_recipe_is_named_for_a_joint_misfit_only_when_a_test_says_so() -> None:
-    from bayescale._compare_verdict import _misfit_owner
+def _joint_linear_fit(sizes: dict, scales: dict, rng) -> tuple:
+    """Residuals of a least-squares fit with a shared constant and 4 free columns per group (as a
+    comparison's default pooling: E shared, A, B, alpha, beta per recipe), standardised by the
+    pooled noise estimate, with each run's leverage."""
+    groups = np.concatenate([[g] * n for g, n in sizes.items()]).astype(object)
+    cols = [np.ones(groups.size)]
+    for g in sizes:
+        x = rng.standard_normal((groups.size, 4)) * (groups == g)[:, None]
+        cols += list(x.T)
+    X = np.column_stack(cols)
+    y = np.concatenate([scales[g] * rng.standard_normal(n) for g, n in sizes.items()])
+    hat = X @ np.linalg.pinv(X)
+    resid = y - hat @ y
+    sigma = np.sqrt(np.sum(resid**2) / (groups.size - np.trace(hat)))
+    return resid / sigma, groups, np.diag(hat)
+
+
+@pytest.mark.parametrize("sizes", [{"A": 6, "B": 24}, {"A": 10, "B": 10}, {"A": 5, "B": 8, "C": 20}])
+def test_a_recipe_is_named_for_a_joint_misfit_only_when_a_test_says_so(sizes) -> None:
+    from bayescale._compare_verdict import owners
 
     rng = np.random.default_rng(0)
+    same = {g: 1.0 for g in sizes}
+    # equal noise everywhere, recipes with their own parameters: named at about the family-wise level 0.1
+    named = sum(bool(owners(*_joint_linear_fit(sizes, same, rng))) for _ in range(300))
+    assert named <= 0.15 * 300, named  # the naive F(n_g, n_rest), without the leverage, named B in ~48% (6 vs 24)
 
-    def comparison(scales: dict) -> SimpleNamespace:
-        ids = {g: [f"{g}{i}" for i in range(n)] for g, (n, _) in scales.items()}
-        z = np.concatenate([scale * rng.standard_normal(n) for n, scale in scales.values()])
-        residuals = pd.DataFrame({"run_id": sum(ids.values(), []), "z": z})
-        recipes = {g: SimpleNamespace(runs=pd.DataFrame({"run_id": i})) for g, i in ids.items()}
-        return SimpleNamespace(
-            fit=SimpleNamespace(misfit=lambda: SimpleNamespace(residuals=residuals)), recipes=recipes
-        )
 
-    # the same residual scale in every recipe: named in at most a few of 40 (the level is 0.1 over the family)
-    named = sum(bool(_misfit_owner(comparison({"A": (8, 1.0), "B": (8, 1.0), "C": (12, 1.0)}))) for _ in range(40))
-    assert named <= 4, named
-    said = _misfit_owner(comparison({"A": (15, 1.0), "B": (15, 3.0)}))
-    assert said.startswith(" (B's runs sit further off it than the others'") and "A's" not in said
+def test_a_recipe_whose_runs_sit_further_off_is_named() -> None:
+    from bayescale._compare_verdict import owners
+
+    rng = np.random.default_rng(1)
+    found = [owners(*_joint_linear_fit({"A": 15, "B": 15}, {"A": 1.0, "B": 3.0}, rng)) for _ in range(20)]
+    assert sum(any(g == "B" for g, *_ in f) for f in found) >= 15
+    assert not any(g == "A" for f in found for g, *_ in f)
 
 
 def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:

@@ -478,13 +478,14 @@ def as_points(x: Any, what: str) -> pd.DataFrame:
         frame = pd.DataFrame([dict(r) for r in x])
     if len(frame) == 0:
         return pd.DataFrame({"N": [], "D": []}, dtype=float)
-    if {"N", "D", "C"} <= set(frame.columns):  # a blank C where N and D are given is derived, as in a runs table
-        blank = frame["C"].map(lambda v: pd.isna(v) or (isinstance(v, str) and not v.strip())).astype(bool)
-        frame.loc[blank, "C"] = (
-            6.0
-            * pd.to_numeric(frame.loc[blank, "N"], errors="coerce")
-            * pd.to_numeric(frame.loc[blank, "D"], errors="coerce")
-        )
+    if {"N", "D", "C"} <= set(frame.columns):  # a blank C or D, the other two given, is derived (as in a table)
+        blank = {
+            c: frame[c].map(lambda v: pd.isna(v) or (isinstance(v, str) and not v.strip())).astype(bool) for c in "CD"
+        }
+        num = {c: pd.to_numeric(frame[c].mask(blank[c]) if c in blank else frame[c], errors="coerce") for c in "NDC"}
+        num = {c: v.astype(float) for c, v in num.items()}
+        frame["C"] = num["C"].where(~blank["C"], 6.0 * num["N"] * num["D"])
+        frame["D"] = num["D"].where(~blank["D"], num["C"] / (6.0 * num["N"]))
     for col in [c for c in ("N", "D", "C") if c in frame]:
         values = pd.to_numeric(frame[col], errors="coerce").astype(float)
         bad = ~(np.isfinite(values) & (values > 0))
