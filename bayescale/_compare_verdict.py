@@ -14,7 +14,7 @@ from . import _compare_quantities as cq
 from ._words import count, join_names
 from .decisions import LAPLACE_CAUTION, decide
 from .errors import BayescaleError
-from .misfit import ADVICE_HEAD, WARNING_HEAD, leverage
+from .misfit import ADVICE_HEAD, MIN_DOF, WARNING_HEAD, leverage
 
 #: (Functions here take a :class:`bayescale.comparison.Comparison`, which imports this module.)
 Comparison = Any
@@ -171,7 +171,7 @@ def owners(z: np.ndarray, groups: np.ndarray, lev: np.ndarray, alpha: float = OW
     for g in labels:
         own = groups == g
         dof_own, dof_rest = float(own.sum() - lev[own].sum()), float((~own).sum() - lev[~own].sum())
-        if dof_own < 1 or dof_rest < 1:
+        if min(dof_own, dof_rest) < MIN_DOF:  # a mean square on fewer is too unsteady to name anyone by
             continue
         ms_own, ms_rest = float(np.sum(z[own] ** 2)) / dof_own, float(np.sum(z[~own] ** 2)) / dof_rest
         p = float(stats.f.sf(ms_own / max(ms_rest, 1e-300), dof_own, dof_rest))
