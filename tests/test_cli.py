@@ -997,6 +997,7 @@ def test_check_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
     assert not (tmp_path / "u.nc").exists()
 
 
+@pytest.mark.slow  # a refit (12 s on 2 cores) for one sentence: the CI budget is tight
 def test_check_update_without_output_says_the_refit_is_not_kept(fixed_fit: dict) -> None:
     code, out, err = run(["check", fixed_fit["path"], fixed_fit["new_ok"], "--update", "--method", "laplace", "-q"])
     assert code == 0, err
