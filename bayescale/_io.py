@@ -26,6 +26,12 @@ def real_target(path: str | os.PathLike) -> Path:
     return real
 
 
+def read_only(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that must not be replaced: not writable, by its mode bits too (root
+    may write any file, but a file nobody may write was meant to stay)."""
+    return os.path.exists(path) and (not os.stat(path).st_mode & 0o222 or not os.access(path, os.W_OK))
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = 0o644) -> T:
     """Call ``write(tmp)`` on a temporary path beside ``path`` (creating the folder), fsync it, give it
     ``mode`` (``mkstemp`` makes files private) and rename it onto ``path``; returns what ``write`` returned.
@@ -33,8 +39,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: in
     through to the file it names (as ``open`` would; renaming onto the link would replace the link and
     leave the user's file behind), and a read-only file is refused, not replaced."""
     path = real_target(path)
-    # (the mode bits too: root may write any file, but a file nobody may write was meant to stay)
-    if path.exists() and (not os.stat(path).st_mode & 0o222 or not os.access(path, os.W_OK)):
+    if read_only(path):
         raise PermissionError(errno.EACCES, "read-only file, not replaced (make it writable first)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))

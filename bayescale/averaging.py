@@ -556,10 +556,11 @@ def fit(spec: Any, runs: Any, **kwargs: Any) -> Fit | AveragedFit:
     :class:`~bayescale.spec.AverageSpec`, e.g. the bundled ``"recommended"``): this is
     ``bayescale.fit``. Keyword arguments are those of :func:`bayescale.inference.fit`."""
     spec = load_spec(spec)
-    warn_about_table(load_runs(runs), stacklevel=2)
+    table = load_runs(runs)  # read once: the fits below take the loaded table
+    warn_about_table(table, stacklevel=2)
     if isinstance(spec, AverageSpec):
-        return fit_average(spec, runs, **kwargs)
-    return _inference.fit(spec, runs, **kwargs)
+        return fit_average(spec, table, **kwargs)
+    return _inference.fit(spec, table, **kwargs)
 
 
 # ---------------------------------------------------------------------- load

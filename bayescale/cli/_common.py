@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import bayescale
 from bayescale._io import jsonable as _jsonable  # NaN and infinities as null
+from bayescale._io import read_only
 from bayescale._stages import Stages
 from bayescale._words import count, join_names, parse_pairs, restepped_words
 from bayescale.errors import (
@@ -140,7 +141,7 @@ def _validate_output(
             raise BayescaleError(
                 f"{where}: fits are written as netCDF, not {out.suffix}; give a path such as {example}"
             )
-    if out.exists() and (not out.stat().st_mode & 0o222 or not os.access(out, os.W_OK)):
+    if read_only(out):
         raise BayescaleError(f"{where}: the file is read-only; make it writable or give another name such as {example}")
     for folder in out.parents:
         if folder.exists() and not folder.is_dir():

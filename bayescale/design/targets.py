@@ -478,29 +478,22 @@ def as_points(x: Any, what: str) -> pd.DataFrame:
         frame = pd.DataFrame([dict(r) for r in x])
     if len(frame) == 0:
         return pd.DataFrame({"N": [], "D": []}, dtype=float)
-    if {"N", "D", "C"} <= set(frame.columns):  # a blank C or D, the other two given, is derived (as in a table)
-        blank = {
-            c: frame[c].map(lambda v: pd.isna(v) or (isinstance(v, str) and not v.strip())).astype(bool) for c in "CD"
-        }
-        num = {c: pd.to_numeric(frame[c].mask(blank[c]) if c in blank else frame[c], errors="coerce") for c in "NDC"}
-        num = {c: v.astype(float) for c, v in num.items()}
-        frame["C"] = num["C"].where(~blank["C"], 6.0 * num["N"] * num["D"])
-        frame["D"] = num["D"].where(~blank["D"], num["C"] / (6.0 * num["N"]))
-    for col in [c for c in ("N", "D", "C") if c in frame]:
-        values = pd.to_numeric(frame[col], errors="coerce").astype(float)
-        bad = ~(np.isfinite(values) & (values > 0))
+    cols = [c for c in ("N", "D", "C") if c in frame]
+    if "N" not in cols or len(cols) < 2:
+        raise BayescaleError(f"{what}: each entry needs N and D (or N and C)")
+    for col in cols:  # blank cells stay NaN: points_frame derives them from the other two, as in a runs table
+        blank = frame[col].map(lambda v: pd.isna(v) or (isinstance(v, str) and not v.strip())).astype(bool)
+        values = pd.to_numeric(frame[col].mask(blank), errors="coerce").astype(float)
+        bad = ~blank & ~(np.isfinite(values) & (values > 0))
         if bad.any():
             rows = join_names([int(i) for i in np.flatnonzero(bad)[:10]])
             raise BayescaleError(f"{what}: {col} must be a finite number > 0; rows {rows} (0-based) are not")
         frame[col] = values
-    if "D" not in frame and "C" in frame and "N" in frame:
-        frame["D"] = frame["C"] / (6.0 * frame["N"])
-    if "N" not in frame or "D" not in frame:
-        raise BayescaleError(f"{what}: each entry needs N and D (or N and C)")
-    try:  # the same plausible range and C = 6 N D check as every other point
-        points_frame(frame[[c for c in ("N", "D", "C") if c in frame]])
+    try:  # the gaps filled by C = 6 N D, and the same plausible range and consistency check as every point
+        filled = points_frame(frame[cols])
     except BayescaleError as e:
         raise BayescaleError(f"{what}: {str(e).removeprefix('points: ')}") from None
+    frame[["N", "D"]] = filled[["N", "D"]].to_numpy()
     frame["C"] = 6.0 * frame["N"] * frame["D"]
     frame["ratio"] = frame["D"] / frame["N"]
     return frame.reset_index(drop=True)
