@@ -388,6 +388,14 @@ def _problems(
     return problems
 
 
+def stuck_chains(stats: Mapping[str, np.ndarray], target: float) -> list[int]:
+    """The NUTS chains whose mean acceptance is under :data:`bayescale._engine.STUCK_ACCEPT` x the
+    target (none for Laplace and PSIS draws, which have no acceptance)."""
+    if "acceptance_rate" not in stats:
+        return []
+    return np.flatnonzero(np.asarray(stats["acceptance_rate"]).mean(axis=1) < STUCK_ACCEPT * target).tolist()
+
+
 def _stuck(acceptance: Sequence[float], target: float) -> list[str]:
     """Chains that barely moved (:data:`bayescale._engine.STUCK_ACCEPT`), even after the sampler gave them
     a healthy chain's step size, in words."""
@@ -559,7 +567,8 @@ def fit_quietly(
     if method != "nuts":
         warn_if_degenerate_laplace(spec, lap, stacklevel=4)
     flat, stats, drawn = _draw(spec, method, logx, y, lap, rng, device, dtype, progress, post64)
-    flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method)  # mixed by weight
+    stuck = stuck_chains(stats, spec.sampler.target_accept)
+    flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method, stuck)  # mixed by weight
     samples, ll = _constrained(post64, flat, logx, y)
     seconds = time.perf_counter() - t0
     learned = learned if learned is not None else learn(spec, table, rng, calibrate=calibrate, method=method)

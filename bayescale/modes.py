@@ -258,11 +258,29 @@ def _weights(post: Posterior, flat: np.ndarray, home: np.ndarray, modes: Sequenc
     return visited, np.exp(log_z - logsumexp(log_z)), how
 
 
-def _chain_groups(flat: np.ndarray) -> np.ndarray:
+def _chain_groups(flat: np.ndarray, stuck: Sequence[int] = ()) -> np.ndarray:
     """Chains grouped by the mode they sit in, from the draws alone (for modes the MAP search
     missed): two chains share a group unless their means are :data:`MERGE_SD` standard deviations
     of their pooled within-chain spread apart and their central 95% do not overlap in some
-    coordinate. Only where r-hat is above :data:`RHAT_MAX` (chains that agree are one group)."""
+    coordinate. Only where r-hat is above :data:`RHAT_MAX` (chains that agree are one group).
+
+    ``stuck`` chains (barely moving: their tiny spread would set them apart from any other chain)
+    are not modes: they are grouped among the moving chains only, each joining its nearest one's
+    group, and are named as stuck elsewhere."""
+    moving = np.setdiff1d(np.arange(flat.shape[0]), np.asarray(stuck, dtype=int))
+    if len(stuck) == 0 or len(moving) == 0:
+        return _groups_of(flat)
+    groups = np.zeros(flat.shape[0], dtype=int)
+    groups[moving] = _groups_of(flat[moving])
+    mean, scale = flat.mean(axis=1), flat[moving].reshape(-1, flat.shape[-1]).std(axis=0) + 1e-12
+    for c in stuck:
+        nearest = moving[np.argmin((((mean[moving] - mean[c]) / scale) ** 2).sum(axis=1))]
+        groups[c] = groups[nearest]
+    return groups
+
+
+def _groups_of(flat: np.ndarray) -> np.ndarray:
+    """:func:`_chain_groups` of chains that all move."""
     C = flat.shape[0]
     groups = np.arange(C)
     if C < 2 or not _split_rhat(flat) > RHAT_MAX:
@@ -325,6 +343,7 @@ def settle(
     data: tuple,
     runs: pd.DataFrame,
     method: str,
+    stuck: Sequence[int] = (),
 ) -> tuple[np.ndarray, Mapping[str, np.ndarray], str]:
     """Which mode each chain sat in, the draws mixed by weight when chains sat in different modes,
     and the modes as JSON for the fit's attributes. One mode: the draws come back untouched.
@@ -332,11 +351,12 @@ def settle(
     ``modes`` are the MAP search's (``Laplace.modes``). With one, NUTS chains that still sit far
     apart (:func:`_chain_groups`) are modes the search missed, found by the chains.
     ``flat`` are unconstrained draws (chain, draw, d), ``stats`` the sampler's statistics (same
-    leading shape; resampled with the draws), ``data`` the potential's ``(logx, y)``."""
+    leading shape; resampled with the draws), ``data`` the potential's ``(logx, y)``, ``stuck`` the
+    chains that barely moved (never a mode of their own: see :func:`_chain_groups`)."""
     spec = post.spec
     chains = flat.shape[0]
     if len(modes) < 2:
-        groups = _chain_groups(flat) if method == "nuts" else np.zeros(chains, dtype=int)
+        groups = _chain_groups(flat, stuck) if method == "nuts" else np.zeros(chains, dtype=int)
         if groups.max() > 0:
             mixed, mixed_stats, info = _split(
                 post, _chain_modes(post, flat, groups, data), groups, flat, stats, data, runs

@@ -256,7 +256,9 @@ def test_the_map_search_ends_at_the_mode_where_lbfgs_stops_short() -> None:
     short = minimise(fun, start, maxiter=1000, gtol=1e-9)
     assert np.abs(short.jac).max() > 1e-3 and np.abs(short.x - mode).max() > 1e-4  # the failure
     found = search(fun, hess, start)
-    assert np.abs(found.jac).max() < 1e-8
+    # Newton stops on its decrement: the gradient left in the stiff direction (curvature ~4e4) is
+    # platform-dependent (3.9e-7 on a machine without AVX-512, under 1e-8 on one with it), its distance not.
+    assert found.success and np.abs(found.jac).max() < 1e-5
     np.testing.assert_allclose(found.x, mode, atol=1e-8)
     assert found.fun <= short.fun
 

@@ -644,10 +644,12 @@ def test_a_stuck_chain_draws_on_with_a_healthy_chains_step_size(spec, runs, monk
         a, b = fixed.posterior[p].values, nuts_fit.posterior[p].values
         assert abs(a.mean() - b.mean()) < 5 * math.hypot(a.std(), b.std()) / math.sqrt(c * n / 10), p
     assert nuts_fit.diagnostics()["nuts_restepped"] == []  # healthy chains are left as they were
-    # Where the step size cannot be given (here: no rounds allowed), the stuck chain is named in words.
+    # Where the step size cannot be given (here: no rounds allowed), the stuck chain is named in words,
+    # and never as a mode of its own (its tiny spread sets it apart from every moving chain).
     monkeypatch.setattr(_engine, "MAX_RESTEPS", 0)
     with pytest.warns(ConvergenceWarning, match="chain 0 barely moved \\(mean acceptance 0\\.[0-4]"):
-        bs.fit(spec, runs, seed=0, **SAMPLER)
+        stuck = bs.fit(spec, runs, seed=0, **SAMPLER)
+    assert len(stuck.diagnostics()["modes"]) == 1
 
 
 def test_one_chain_is_a_problem_said_in_words(spec, runs, caplog) -> None:
