@@ -64,17 +64,33 @@ def build_idata(
     """The result in ArviZ layout: posterior, sample_stats, log_likelihood, log_prior (the spec's
     priors at each draw, for power-scaling sensitivity), observed and constant data."""
     const_cols = [c for c in dict.fromkeys(["N", "D", "C", *spec.columns]) if c in table.columns]
+    kept = {c: table[c].to_numpy(dtype=np.float64) for c in const_cols} | _other_columns(table, const_cols)
     return _arviz.from_draws(
         samples,
         log_prior=log_prior(spec, samples),
         sample_stats=stats or None,
         log_likelihood={OBS: np.asarray(ll, dtype=np.float64)},
         observed_data={OBS: np.asarray(y, dtype=np.float64)},
-        constant_data={c: table[c].to_numpy(dtype=np.float64) for c in const_cols},
+        constant_data=kept,
         coords={"run": table["run_id"].astype(str).tolist()},
-        dims={OBS: ["run"], **{c: ["run"] for c in const_cols}},
+        dims={OBS: ["run"], **{c: ["run"] for c in kept}},
         attrs=attrs,
     )
+
+
+def _other_columns(table: pd.DataFrame, law_columns: list[str]) -> dict[str, np.ndarray]:
+    """The runs table's other columns (``seed``, ``trunk_id``, ``C_branch``, a recipe, notes...), so that
+    a saved fit keeps the whole table it was fitted to: ``suggest`` prices a WSD branch from its trunk's
+    rows. Numbers as floats, anything else as text (blank cells as ""). A name HDF5 cannot hold (with
+    "/") is left out."""
+    out = {}
+    for c in table.columns:
+        if not isinstance(c, str) or c in law_columns or c in ("run_id", "loss") or "/" in c:
+            continue
+        col = table[c]
+        numeric = pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+        out[c] = col.to_numpy(dtype=np.float64) if numeric else col.astype("string").fillna("").to_numpy(dtype=str)
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -86,6 +102,8 @@ def runs_from_idata(idata: Any) -> pd.DataFrame:
     const = idata.constant_data
     frame = pd.DataFrame({"run_id": [str(r) for r in const["run"].values]})
     for v in const.data_vars:
-        frame[v] = const[v].values
+        values = const[v].values
+        # Text columns come back as text, blank cells as missing (as a CSV's are read).
+        frame[v] = values if values.dtype.kind == "f" else pd.Series(values.astype(str)).replace("", np.nan).to_numpy()
     frame["loss"] = np.exp(idata.observed_data[OBS].values)
     return frame

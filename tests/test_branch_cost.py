@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from test_active import RUNS, two_factor_draws  # the active-selection tests' table and draws
 
+import bayescale as bs
 from bayescale.active import Target, score, suggest
 from bayescale.design.targets import branch_flops, default_candidates, flops_cost, runs_cost, runs_flops, trunks_of
 from bayescale.testing import fit_from_draws
@@ -88,3 +89,15 @@ def test_default_pool_adds_each_trunk_size():
     pool_2, pool = default_candidates(_fit(two)), default_candidates(_fit(RUNS))
     assert len(pool_2) == len(pool) + 12
     assert (pool_2["N"] == 1e7).sum() == 6 and (pool_2["N"] == 3e7).sum() == 6
+
+
+def test_a_saved_fit_keeps_the_trunk_columns_and_their_prices(tmp_path):
+    """`bayescale suggest fit.nc` reads the runs from the saved fit: its trunk columns (and every other
+    column of the table, text or numbers) must come back, or branches are priced at 6 N D."""
+    runs = _with_trunk(RUNS).assign(notes="pilot", seed=np.arange(len(RUNS)))
+    path = _fit(runs).save(tmp_path / "fit.nc")
+    back = bs.load_fit(path).runs
+    assert list(back["trunk_id"].fillna("")) == list(runs["trunk_id"])  # blank cells come back missing
+    np.testing.assert_array_equal(back["C_branch"], runs["C_branch"])
+    assert (back["notes"] == "pilot").all() and list(back["seed"]) == list(range(len(RUNS)))
+    assert branch_flops(CANDS, back) == pytest.approx(PRICES)
