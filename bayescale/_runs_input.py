@@ -129,12 +129,62 @@ def _close_names(want: str, names: Sequence[str]) -> list[str]:
 NOT_DISTINGUISHING = ("run_id", "derived", "C")
 
 
-def warn_about_table(runs: pd.DataFrame, stacklevel: int = 2) -> None:
+def warn_about_table(
+    runs: pd.DataFrame, stacklevel: int = 2, law_columns: Sequence[str] | None = None, law: str = ""
+) -> None:
     """Warn (:class:`RunsTableWarning`) about what in a loaded table (as :func:`bayescale.data.load_runs`
     returns it) would mislead a fit of it: rows equal in every column but their ids (a copy counts twice
     and narrows the bands; two training runs rarely end at the same loss to every digit, and replicates
-    differ in their seed), and rows of several learning-rate schedules (a WSD cooldown's loss is not a
-    cosine run's)."""
+    differ in their seed), rows of several learning-rate schedules (a WSD cooldown's loss is not a
+    cosine run's), tokens per parameter no training run has (N or D in other units), and repeated data
+    (``U``) that the fitted law (``law``, reading ``law_columns``) does not read."""
+    said = _copies_and_schedules(runs) + _units(runs)
+    if law_columns is not None:
+        said += _repeats_unread(runs, law_columns, law)
+    for message in said:
+        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
+
+
+#: Tokens per parameter outside which a row is more likely N or D in other units (millions,
+#: billions) than a training run: the published sweeps span about 0.2-10,000 (data-constrained
+#: and over-trained small models included).
+RATIO_PLAUSIBLE = (1e-2, 1e5)
+#: Epochs (D / U) above which repeated data changes the loss beyond fresh data's (Muennighoff et
+#: al. 2023: up to about 4 epochs are nearly as good as new tokens; the warning counts any repetition).
+EPOCHS_SAID = 1.05
+
+
+def _units(runs: pd.DataFrame) -> list[str]:
+    """Rows whose tokens per parameter no training run has."""
+    ratio = (runs["D"] / runs["N"]).to_numpy(dtype=float)
+    lo, hi = RATIO_PLAUSIBLE
+    odd = (ratio < lo) | (ratio > hi)
+    if not odd.any():
+        return []
+    return [
+        f"{_named(runs, odd)} train {ratio[odd].min():.3g}-{ratio[odd].max():.3g} tokens per parameter (D / N), "
+        f"outside the {lo:g}-{hi:g} that training runs have: is N or D in other units (millions, "
+        "billions)? Both are counts (parameters, tokens)"
+    ]
+
+
+def _repeats_unread(runs: pd.DataFrame, law_columns: Sequence[str], law: str) -> list[str]:
+    """Repeated data (``U`` below D) fitted by a law that does not read ``U``."""
+    if "U" not in runs.columns or "U" in law_columns:
+        return []
+    epochs = (runs["D"] / runs["U"]).to_numpy(dtype=float)
+    repeated = np.isfinite(epochs) & (epochs > EPOCHS_SAID)
+    if not repeated.any():
+        return []
+    return [
+        f"{int(repeated.sum())} rows repeat their data (column 'U': up to {np.nanmax(epochs):.3g} epochs), but "
+        f"{law or 'the law'} does not read U and fits them as if every token were new; fit the data-constrained "
+        "law (spec 'data_constrained') or the law average (spec 'recommended'), which read it"
+    ]
+
+
+def _copies_and_schedules(runs: pd.DataFrame) -> list[str]:
+    """Copied rows, and rows of several schedules."""
     cols = [c for c in runs.columns if c not in NOT_DISTINGUISHING]
     copied = runs.duplicated(subset=cols, keep="first").to_numpy()
     said = []
@@ -154,8 +204,7 @@ def warn_about_table(runs: pd.DataFrame, stacklevel: int = 2) -> None:
             "several learning-rate schedules is biased (their losses differ by more than the noise); fit each "
             "schedule's rows alone"
         )
-    for message in said:
-        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
+    return said
 
 
 def _named(runs: pd.DataFrame, mask: np.ndarray) -> str:

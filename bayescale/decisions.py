@@ -424,7 +424,37 @@ def point_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
             f"Caution: the bands' split-conformal scaling ({factor:.2f}x) was scored on those same "
             "held-out runs, so its coverage is untested there too; compare with a fit made without it."
         ]
-    return _compute_notes(fit, table) + reach + calibrated
+    return _compute_notes(fit, table) + _ratio_notes(fit, table) + reach + calibrated
+
+
+#: A point whose tokens per parameter lie further than this factor outside the runs' own range is an
+#: extrapolation in the law's shape (how it splits N against D), not only in scale.
+RATIO_MARGIN = 2.0
+
+
+def _ratio_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
+    """Points whose tokens per parameter (D / N) the runs never trained, by more than :data:`RATIO_MARGIN`."""
+    if not {"N", "D"} <= set(table.columns) or not {"N", "D"} <= set(fit.runs.columns):
+        return []
+    ran = (fit.runs["D"] / fit.runs["N"]).to_numpy(float)
+    lo, hi = float(np.nanmin(ran)), float(np.nanmax(ran))
+    ratio = (table["D"] / table["N"]).to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        off = (ratio < lo / RATIO_MARGIN) | (ratio > hi * RATIO_MARGIN)
+    if not off.any():
+        return []
+    names = list(table.index[off])
+    return [
+        f"Caution: {join_names(names)} train{'s' if len(names) == 1 else ''} {_ratios(ratio[off])} tokens per "
+        f"parameter, outside the {lo:.3g}-{hi:.3g} of your runs: how the law splits loss between N and D there "
+        "is untested (a law that bends inside your runs moves it most); add runs near that ratio before relying "
+        "on it."
+    ]
+
+
+def _ratios(ratio: np.ndarray) -> str:
+    lo, hi = float(np.min(ratio)), float(np.max(ratio))
+    return f"{lo:.3g}" if np.isclose(lo, hi, rtol=0.005) else f"{lo:.3g}-{hi:.3g}"
 
 
 def _farthest(fit: Fit, table: pd.DataFrame) -> float | None:

@@ -562,6 +562,34 @@ def test_a_copied_row_and_mixed_schedules_are_said_when_fitting(tmp_path):
         warn_about_table(runs.assign(schedule=["wsd", "cosine", "wsd", "wsd"]))
 
 
+def test_sizes_in_other_units_and_repeats_a_law_cannot_read_are_said():
+    from bayescale._runs_input import warn_about_table
+
+    runs = load_runs(_table())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_about_table(runs, law_columns=["N", "D"])  # 20 tokens per parameter: nothing to say
+        warn_about_table(runs.assign(U=runs["D"]), law_columns=["N", "D"])  # one epoch: no repetition
+        warn_about_table(runs.assign(U=runs["D"] / 8), law_columns=["N", "D", "U"])  # the law reads U
+    with pytest.warns(
+        bs.RunsTableWarning, match=r"rows with run_id 'p01', 'p02', 'p03' and 'p04' train 2e\+07-2e\+07 "
+    ):
+        warn_about_table(load_runs(_table(N=[10.0, 30.0, 100.0, 300.0])))  # N in millions
+    with pytest.warns(
+        bs.RunsTableWarning, match=r"4 rows repeat their data \(column 'U': up to 8 epochs\), but spec 'x'"
+    ):
+        warn_about_table(runs.assign(U=runs["D"] / 8), law_columns=["N", "D"], law="spec 'x'")
+    n = np.geomspace(1e7, 2e9, 8)
+    d = n * np.array([5, 40, 10, 80, 20, 5, 40, 10])  # N and D apart: each law identified
+    spread = pd.DataFrame({"N": n, "D": d, "loss": 1.8 + 400 / n**0.34 + 2000 / d**0.37})
+    spread["loss"] *= np.exp(np.random.default_rng(0).normal(0, 0.01, len(n)))
+    with pytest.warns(bs.RunsTableWarning, match="does not read U"):
+        bs.fit("chinchilla", spread.assign(U=spread["D"] / np.tile([1, 2, 4, 8], 2)), method="laplace")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.RunsTableWarning)
+        bs.fit("data_constrained", spread.assign(U=spread["D"] / np.tile([1, 2, 4, 8], 2)), method="laplace")
+
+
 def test_blank_lines_before_the_header_are_skipped(tmp_path):
     path = tmp_path / "runs.csv"
     path.write_text("\n\nN,D,loss\n1e8,2e9,3.1\n\n2e8,4e9,2.9\n")

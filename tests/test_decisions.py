@@ -313,6 +313,23 @@ def test_utility_refuses_what_is_not_a_number():
             bs.Utility(**bad)
 
 
+def test_point_notes_say_when_a_point_trains_a_ratio_the_runs_never_did():
+    """An optimum at 0.6 tokens per parameter from runs at 5-80 is an extrapolation in the law's shape: said,
+    with what to do; a point within twice the runs' range is not."""
+    from types import SimpleNamespace
+
+    runs = pd.DataFrame({"N": [1e7, 1e8, 1e8], "D": [5e7, 5e8, 8e9]}).assign(C=lambda t: 6 * t.N * t.D)
+    fit = SimpleNamespace(spec=bs.load_spec("chinchilla"), runs=runs, method="nuts", idata=SimpleNamespace(attrs={}))
+    inside = pd.DataFrame({"N": [1e8, 1e8], "D": [2.6e8, 1.5e10]}, index=["2.6", "150"]).assign(
+        C=lambda t: 6 * t.N * t.D
+    )
+    assert not [n for n in dc.point_notes(fit, inside) if "tokens per parameter" in n]
+    off = pd.DataFrame({"N": [1e8, 1e8], "D": [6e7, 2e10]}, index=["C=a", "C=b"]).assign(C=lambda t: 6 * t.N * t.D)
+    (said,) = [n for n in dc.point_notes(fit, off) if "tokens per parameter" in n]
+    assert said.startswith("Caution: C=a and C=b train 0.6-200 tokens per parameter, outside the 5-80 of your runs")
+    assert said.endswith("add runs near that ratio before relying on it.")
+
+
 def test_point_notes_say_each_reach_once_for_a_calibrated_average():
     """A law average's weights and its conformal factor are scored on the same splits: beyond their reach the
     weights' note says how far, and the calibration's says only that it was scored there too; a point on the
