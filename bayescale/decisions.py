@@ -28,6 +28,7 @@ from .discrepancy import calibration
 from .errors import BayescaleError
 from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
 from .frontier import check_prob as _validate_prob
+from .misfit import ADVICE_HEAD
 from .model import distance_from_runs
 
 # Compute-optimal allocation lives in bayescale.frontier; the names above (in __all__) and the
@@ -513,7 +514,7 @@ def doubts(fit: Any) -> tuple[list[str], str | None, str | None]:
             found = fit.misfit()
     except BayescaleError as e:
         return problems, None, None if too_few_runs(fit.spec, len(fit.runs)) else str(e)
-    return problems, found.messages[0] if found.misfits else None, None
+    return problems, f"{found.messages[0]}{ADVICE_HEAD}{found.advice}" if found.misfits else None, None
 
 
 LAPLACE_CAUTION = (

@@ -23,8 +23,7 @@ that no named pattern describes.
 Example
 -------
 >>> m = bs.misfit.misfit(fit)            # doctest: +SKIP
->>> print(m)                             # doctest: +SKIP
->>> m.misfits, m.severity, m.messages    # doctest: +SKIP
+>>> m.misfits, m.severity, m.messages, m.advice    # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -133,6 +132,8 @@ class Misfit:
     min_effect: float
     n_runs: int
     residuals: pd.DataFrame = field(repr=False, compare=False)
+    #: What to do about the fired findings ("" when none fired): said wherever the findings are.
+    advice: str = ""
 
     @property
     def messages(self) -> list[str]:
@@ -146,7 +147,7 @@ class Misfit:
             tested = ", ".join(f"{f.kind} in {f.input}" for f in self.findings)
             head = f"no misfit found in {self.n_runs} runs (tested: {tested}; family-wise level {self.alpha:g})"
         else:
-            head = f"{self.severity}: {WARNING_HEAD}.\n- " + "\n- ".join(self.messages)
+            head = f"{self.severity}: {WARNING_HEAD}.\n- " + "\n- ".join(self.messages) + f"\nWhat to do: {self.advice}"
         small = [
             f"{f.kind} in {f.input} ({100 * f.effect:+.2f}%)" for f in self.findings if f.significant and not f.fires
         ]
@@ -165,6 +166,7 @@ class Misfit:
             "misfits": bool(self.misfits),
             "severity": self.severity,
             "messages": self.messages,
+            "advice": self.advice,
             "level": float(self.level),
             "alpha": float(self.alpha),
             "min_effect": float(self.min_effect),
@@ -375,6 +377,7 @@ def misfit(
         min_effect=float(min_effect),
         n_runs=n,
         residuals=_residual_table(runs, resid, sd, level),
+        advice=_advice(fit, fired) if fired else "",
     )
 
 
@@ -601,14 +604,12 @@ def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level
     return out
 
 
-#: How a misfit warning's advice begins (a comparison's verdict cuts it: its own doubts say what to do).
-ADVICE_HEAD = ". What to do: "
+ADVICE_HEAD = ". What to do: "  # how a warning's advice begins (a comparison's verdict cuts it: it says its own)
 
 
-def _advice(fit: FittedLaw, result: Misfit) -> str:
-    """What to do about the fired findings: a direction no law of this form follows asks to check the
-    runs first (every bundled law's loss falls with N and D); a shape asks for the law average."""
-    if any(f.fires and f.kind == "direction" for f in result.findings):
+def _advice(fit: FittedLaw, fired: list[Finding]) -> str:
+    """What to do: check the runs where they go a way no bundled law goes (losses fall with N and D), else average laws."""
+    if any(f.kind == "direction" for f in fired):
         return (
             "check the runs before any law (final losses, in nats per token, of one recipe, each on its own row); "
             "if they are right, the law's form cannot follow them: do not extrapolate it"
@@ -634,11 +635,11 @@ def warn_if_misfit(
     except BayescaleError:
         return None
     if result.misfits:
-        advice = _advice(fit, result)
         warnings.warn(
             f"{WARNING_HEAD}; its bands may miss on one side: "
             + " | ".join(result.messages)
-            + f"{ADVICE_HEAD}{advice}",
+            + ADVICE_HEAD
+            + result.advice,
             category,
             stacklevel=stacklevel + 1,
         )

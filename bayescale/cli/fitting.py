@@ -187,6 +187,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     for message in misfit.messages if misfit is not None else []:
         print(f"law fit: the law misfits its runs: {_one_line(message)}")
         _warn(f"the law misfits its runs: {message}")
+    if misfit is not None and misfit.misfits:
+        print(f"law fit: what to do: {misfit.advice}")
+        _warn(f"what to do about the law's misfit: {misfit.advice}")
     for problem in diag.get("problems", []):
         print(f"problem: {_one_line(problem)}")
         _warn(problem)

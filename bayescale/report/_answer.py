@@ -71,7 +71,9 @@ def _misfit_warnings(fit: Fit) -> list[str]:
         m = fit.misfit()
     except BayescaleError:  # too few runs to test: the diagnostics say so
         return []
-    return [f"The law misfits its runs ({m.severity}): {msg}" for msg in m.messages] if m.misfits else []
+    if not m.misfits:
+        return []
+    return [f"The law misfits its runs ({m.severity}): {msg}" for msg in m.messages] + [f"What to do: {m.advice}."]
 
 
 def answer_warnings(fit: Fit, *, psis: Any = None, decision: Any = None, validation: Any = None) -> list[str]:

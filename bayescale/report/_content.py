@@ -187,6 +187,7 @@ def _misfit_blocks(fit: Fit) -> list[Any]:
             )
         )
         out.append(_List(tuple(m.messages), cls="problem"))
+        out.append(_Para(f"What to do: {m.advice}.", cls="problem"))
     else:
         out.append(_Para(str(m)[:1].upper() + str(m)[1:] + ".", cls="ok"))
     return out
