@@ -32,7 +32,7 @@ from . import _exported, _importance
 from ._optimise import INFINITE, batched, guarded, minimise, newton_units, search
 from .errors import BayescaleError
 from .model import Posterior, pointwise_log_likelihood
-from .modes import Mode, allocate, cluster
+from .modes import STUCK_ACCEPT, Mode, allocate, cluster
 from .spec import SamplerSettings
 
 #: Below this many runs the CPU samples faster than a GPU: each leapfrog step is a few
@@ -47,9 +47,6 @@ MIN_BUCKET = 16
 #: issue-15 table's slowest ridges (Farseer's curvature ``beta``, Chinchilla's law on 14 runs) r-hat
 #: fell below 1.01 after 4-5 batches; 3 left them at 1.013-1.022.
 MAX_BATCHES = 6
-#: A chain with mean acceptance under this share of ``target_accept`` has a step size too large for where it
-#: sits and barely moves (issue-15 table: two at 0.09 and 0.22, target 0.9, gave r-hat 1.36 and 1.32).
-STUCK_ACCEPT = 0.6
 MAX_RESTEPS = 2  # rounds of giving stuck chains a healthy chain's step size (halved each further round)
 
 

@@ -35,7 +35,6 @@ import xarray as xr
 from . import _arviz, _importance
 from ._engine import GPU_MIN_RUNS as GPU_MIN_RUNS  # re-exported: bs.inference.GPU_MIN_RUNS
 from ._engine import (
-    STUCK_ACCEPT,
     Laplace,
     _chain_method,
     _sampling_device,
@@ -66,7 +65,7 @@ from .model import (
     sample_observations,
 )
 from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
-from .modes import chains_agree, describe, modes_of, settle
+from .modes import chains_agree, describe, modes_of, settle, stuck_chains, stuck_words
 from .scaled_priors import place_priors
 from .sensitivity import Sensitivity, sensitivity
 from .spec import ModelSpec, load_spec, spec_from_dict
@@ -231,7 +230,7 @@ class Fit:
         said = describe(modes_of(a))  # several modes, in words: always a problem to read
         few = too_few_runs(self.spec, len(self.runs)) + collapsed_noise(self.method, self.posterior)
         if self.method in ("laplace", "psis", "fixed") or "sample_stats" not in self.idata.groups():
-            out.update(problems=[said] * bool(said) + few, divergences=0, max_tree_depth_hits=0)
+            out.update(problems=few + [said] * bool(said), divergences=0, max_tree_depth_hits=0)
             out["note"] = (
                 "Laplace approximation: a Gaussian at the mode in the unconstrained space, no MCMC diagnostics."
                 if self.method == "laplace"
@@ -267,8 +266,9 @@ class Fit:
             **{f"nuts_{k}": v for k, v in json.loads(a.get("nuts_restepped", '{"restepped": []}')).items()},
             acceptance=stats["acceptance_rate"].mean("draw").values.tolist() if "acceptance_rate" in stats else [],
         )
-        out["problems"] = _problems(out, table, chains, said, modes_of(a)["state"] == "split")
-        out["problems"] += _stuck(out["acceptance"], self.spec.sampler.target_accept) + few
+        # Too few runs first: where it holds, it is why the sampler struggles, and what to fix.
+        out["problems"] = few + _problems(out, table, chains, said, modes_of(a)["state"] == "split")
+        out["problems"] += stuck_words(out["acceptance"], self.spec.sampler.target_accept)
         return out
 
     # --------------------------------------------------------- save / load
@@ -386,26 +386,6 @@ def _problems(
             "sampler.max_tree_depth or use more informative priors."
         )
     return problems
-
-
-def stuck_chains(stats: Mapping[str, np.ndarray], target: float) -> list[int]:
-    """The NUTS chains whose mean acceptance is under :data:`bayescale._engine.STUCK_ACCEPT` x the
-    target (none for Laplace and PSIS draws, which have no acceptance)."""
-    if "acceptance_rate" not in stats:
-        return []
-    return np.flatnonzero(np.asarray(stats["acceptance_rate"]).mean(axis=1) < STUCK_ACCEPT * target).tolist()
-
-
-def _stuck(acceptance: Sequence[float], target: float) -> list[str]:
-    """Chains that barely moved (:data:`bayescale._engine.STUCK_ACCEPT`), even after the sampler gave them
-    a healthy chain's step size, in words."""
-    stuck = [c for c, a in enumerate(acceptance) if a < STUCK_ACCEPT * target]
-    rates = ", ".join(f"{acceptance[c]:.2f}" for c in stuck)
-    return [
-        f"chain{'s' * (len(stuck) > 1)} {join_names([str(c) for c in stuck])} barely moved (mean acceptance {rates} "
-        f"against the target {target}): a step size too large for where {'they sit keeps their' if len(stuck) > 1 else 'it sits keeps its'} "
-        "draws in one spot. Raise target_accept in the spec's [sampler] table (e.g. 0.99), or tighten the priors."
-    ] * bool(stuck)
 
 
 # ----------------------------------------------------------------- fitting

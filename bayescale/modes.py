@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from ._words import join_names
 from .data import law_inputs
 from .errors import BayescaleError
 from .model import Posterior
@@ -256,6 +257,32 @@ def _weights(post: Posterior, flat: np.ndarray, home: np.ndarray, modes: Sequenc
         log_z, how = [modes[k].log_mass for k in visited], "the Laplace mass of each mode"
     log_z = np.asarray(log_z)
     return visited, np.exp(log_z - logsumexp(log_z)), how
+
+
+#: A chain with mean acceptance under this share of ``target_accept`` has a step size too large for where it
+#: sits and barely moves (issue-15 table: two at 0.09 and 0.22, target 0.9, gave r-hat 1.36 and 1.32); the
+#: engine re-steps such chains (:func:`bayescale._engine.nuts`), and one still stuck is never a mode.
+STUCK_ACCEPT = 0.6
+
+
+def stuck_chains(stats: Mapping[str, np.ndarray], target: float) -> list[int]:
+    """The NUTS chains whose mean acceptance is under :data:`STUCK_ACCEPT` x the
+    target (none for Laplace and PSIS draws, which have no acceptance)."""
+    if "acceptance_rate" not in stats:
+        return []
+    return np.flatnonzero(np.asarray(stats["acceptance_rate"]).mean(axis=1) < STUCK_ACCEPT * target).tolist()
+
+
+def stuck_words(acceptance: Sequence[float], target: float) -> list[str]:
+    """Chains that barely moved (:data:`STUCK_ACCEPT`), even after the sampler gave them
+    a healthy chain's step size, in words."""
+    stuck = [c for c, a in enumerate(acceptance) if a < STUCK_ACCEPT * target]
+    rates = ", ".join(f"{acceptance[c]:.2f}" for c in stuck)
+    return [
+        f"chain{'s' * (len(stuck) > 1)} {join_names([str(c) for c in stuck])} barely moved (mean acceptance {rates} "
+        f"against the target {target}): a step size too large for where {'they sit keeps their' if len(stuck) > 1 else 'it sits keeps its'} "
+        "draws in one spot. Raise target_accept in the spec's [sampler] table (e.g. 0.99), or tighten the priors."
+    ] * bool(stuck)
 
 
 def _chain_groups(flat: np.ndarray, stuck: Sequence[int] = ()) -> np.ndarray:
