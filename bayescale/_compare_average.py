@@ -78,7 +78,10 @@ def fit_laws(
     laws = {}
     for gname, w in weights.items():
         m = next(s for s in members if s.name == name_of[gname])
-        gfit, caught = cf.fit_grouped(m, table, groups, pools[m.name], by=by, seed=seed, learned=learned[gname], **kw)
+        label = f"law {m.name} (weight {w:.2f})"
+        gfit, caught = cf.fit_grouped(
+            m, table, groups, pools[m.name], label, by=by, seed=seed, learned=learned[gname], **kw
+        )
         slopes = ()
         if rho == cf.LEARNED and m.extrapolation is not None:
             slopes = tuple(discrepancy.group_slopes(splits[gname], labels))
@@ -88,7 +91,7 @@ def fit_laws(
             "pooling": pools[m.name],
             "slopes": slopes,
             "recipes": cf.recipe_fits(gfit, m, pools[m.name], groups, rho, seed, slopes),
-            "warnings": tuple(f"law {m.name} (weight {w:.2f}): {d}" for d in caught if w >= averaging.MINOR_WEIGHT),
+            "warnings": tuple(f"{label}: {d}" for d in caught if w >= averaging.MINOR_WEIGHT),
         }
     for gname, name in name_of.items():  # notes name the laws, not their grouped specs
         notes = [n.replace(gname, name) for n in notes]

@@ -106,15 +106,18 @@ def grouped_table(table: pd.DataFrame, by: str, groups: Sequence[str]) -> pd.Dat
     return table.assign(**{GROUP_COLUMN: table[by].astype(str).map(code)})
 
 
-def fit_grouped(spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], pooling: Pooling, **kw: Any) -> tuple:
-    """The joint fit of every recipe, and the warnings it raised (re-raised to the caller too)."""
+def fit_grouped(
+    spec: ModelSpec, table: pd.DataFrame, groups: Sequence[str], pooling: Pooling, label: str = "", **kw: Any
+) -> tuple:
+    """The joint fit of every recipe, and the warnings it raised (re-raised to the caller too, each
+    after ``label``: in a law average, the law and its weight, so that no warning speaks for the average)."""
     gspec = grouped_spec(spec, groups, pooling)
     table = grouped_table(table, kw.pop("by"), groups)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         gfit = fit_one(gspec, table, **kw)
     for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        warnings.warn_explicit(f"{label}: {w.message}" if label else w.message, w.category, w.filename, w.lineno)
     doubts = [str(w.message) for w in caught if issubclass(w.category, DOUBTS)]
     return gfit, tuple(dict.fromkeys(doubts))
 

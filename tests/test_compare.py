@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from types import SimpleNamespace
 
@@ -198,9 +199,12 @@ def test_a_law_average_compares_under_every_law_it_weighs(doubled, doubled_cmp, 
     spec.write_text(
         'name = "three"\n[average]\nlaws = ["chinchilla", "kaplan", "data_constrained"]\nconcentration = 1.1\n'
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         avg = bs.compare(doubled, at={"C": TARGET}, method="laplace", spec=str(spec), seed=0)
+    # A law's own warnings name it and its weight: none speaks for the average.
+    fits = [str(w.message) for w in caught if issubclass(w.category, (bs.ConvergenceWarning, bs.MisfitWarning))]
+    assert fits and all(re.match(r"law \w+ \(weight [01]\.\d\d\): ", m) for m in fits), fits
     # The runs follow the Chinchilla law: it carries the weight, and the known multiplier is inside.
     assert avg.law_weights["chinchilla"] > 0.5 and "chinchilla" in avg.describe_laws()
     assert "data_constrained left out" in avg.describe_laws()  # no repeated data: nothing it could add
