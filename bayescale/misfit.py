@@ -38,10 +38,18 @@ import pandas as pd
 from scipy import stats
 
 from ._direction import direction_test, testable_inputs
+from ._misfit_words import LABEL as _LABEL
+from ._misfit_words import interval as _interval
+from ._misfit_words import message as _message
+from ._misfit_words import pct as _pct
+from ._misfit_words import side as _side
+from ._misfit_words import where as _where
 from ._neighbours import K_NEIGHBOURS, MIN_RUNS, neighbour_graph, neighbour_test
+from ._outlier import MIN_OFFSET, outlier_test
+from ._outlier import MIN_RUNS as OUTLIER_MIN_RUNS
 from .data import law_inputs
 from .errors import BayescaleError, MisfitWarning
-from .likelihoods import predictive_variance
+from .likelihoods import get_family, noise_value, predictive_variance
 
 
 @runtime_checkable
@@ -68,8 +76,6 @@ MIN_EFFECT = 0.0025
 #: Residual degrees of freedom a term needs (runs minus the law's parameters, the constant and the term).
 MIN_DOF = 3
 
-_LABEL = {"N": "model size N", "D": "data size D", "D/N": "tokens per parameter D/N", "C": "compute C"}
-
 
 #: How a misfit warning begins (a comparison's verdict recognises it by this).
 WARNING_HEAD = "the law misfits the runs it was fitted to"
@@ -84,8 +90,8 @@ class Finding:
     ``effect_low`` is the same for the other end of the range (trends and curvature).
     """
 
-    kind: str  # "largest", "trend", "curvature", "groups", "neighbours" or "direction"
-    input: str  # "C", "N", "D" or "D/N"
+    kind: str  # "largest", "trend", "curvature", "groups", "neighbours", "direction" or "outlier"
+    input: str  # "C", "N", "D" or "D/N" ("run" for an outlier)
     where: str  # the runs the effect is about, in words
     effect: float
     lower: float
@@ -139,7 +145,7 @@ class Misfit:
     def messages(self) -> list[str]:
         """The fired findings in words, most important first; empty when the law fits."""
         fired = [f for f in self.findings if f.fires]
-        fired.sort(key=lambda f: (f.kind != "largest", -abs(f.effect)))
+        fired.sort(key=lambda f: (f.kind != "outlier", f.kind != "largest", -abs(f.effect)))
         return [f.message for f in fired]
 
     def summary(self) -> str:
@@ -177,21 +183,6 @@ class Misfit:
 
 
 # ----------------------------------------------------------------- helpers
-
-
-def _pct(x: float) -> str:
-    return f"{100 * abs(x):.2g}%" if abs(x) < 0.1 else f"{100 * abs(x):.0f}%"
-
-
-def _interval(lo: float, hi: float, level: float) -> str:
-    if lo * hi > 0:
-        a, b = sorted((abs(lo), abs(hi)))
-        return f"{100 * level:g}% interval {100 * a:.2g}-{100 * b:.2g}%"
-    return f"{100 * level:g}% interval {100 * lo:+.2g}% to {100 * hi:+.2g}%"
-
-
-def _side(e: float) -> str:
-    return "below" if e < 0 else "above"
 
 
 def _flat_draws(fit: FittedLaw) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -353,7 +344,10 @@ def misfit(
     direction = bool(testable_inputs(logs, n))
     if not direction:
         untested.append("a direction the law cannot follow: too few runs or distinct values")
-    thr = alpha / (len(tested) + neighbours + direction)
+    single = n >= OUTLIER_MIN_RUNS
+    if not single:
+        untested.append(f"one run far off the law: {n} runs (need {OUTLIER_MIN_RUNS})")
+    thr = alpha / (len(tested) + neighbours + direction + single)
     findings = [
         _group_finding(name, b, q, dof, resid, sd, rng, logs[name], level, thr, min_effect)
         if kind == "groups"
@@ -364,6 +358,8 @@ def misfit(
         findings.append(_neighbour_finding(runs, resid, q0, rng, level, thr, min_effect))
     if direction:
         findings.append(_direction_finding(resid, sd, rng, logs, level, thr, min_effect))
+    if single:
+        findings.append(_outlier_finding(runs, resid, sd, _student_df(fit), level, thr))
     fired = [f for f in findings if f.fires]
     # Offsets shared by one model size (groups) may be that size's own tuning; alone they only warn.
     severe = any(f.kind == "largest" or (f.kind != "groups" and abs(f.effect) >= SEVERE_EFFECT) for f in fired)
@@ -561,37 +557,6 @@ def _direction_finding(
     return Finding("direction", d.name, where, med, a, b, low, t, p, float(thr), p < thr, fires, msg)
 
 
-def _where(kind: str, name: str, hi: np.ndarray, x: np.ndarray) -> str:
-    edge = float(np.exp(x[hi].min()))
-    if kind == "largest":
-        return f"your {int(hi.sum())} largest runs (C >= {edge:.3g} FLOPs)"
-    return f"the {int(hi.sum())} runs at the highest {name} ({name} >= {edge:.3g})"
-
-
-def _message(
-    kind: str, name: str, where: str, med: float, a: float, b: float, low: float, level: float, fires: bool
-) -> str:
-    iv = _interval(a, b, level)
-    if kind == "largest":
-        verb = "over-predicts" if med < 0 else "under-predicts"
-        text = f"the law {verb} the loss of {where}: they sit {_pct(med)} {_side(med)} it ({iv})" + (
-            "; extrapolation beyond them is unreliable" if fires else ""
-        )
-    elif kind == "trend":
-        text = f"residuals trend with {_LABEL[name]}: {where} sit {_pct(med)} {_side(med)} the law ({iv})" + (
-            f", the lowest {_pct(low)} {_side(low)}" if low * med < 0 else ""
-        )
-    else:
-        text = (
-            f"the loss bends in {_LABEL[name]} differently from the law: {where} sit {_pct(med)} {_side(med)} "
-            f"it ({iv}), the lowest {_pct(low)} {_side(low)}"
-            + (", the middle ones on the other side" if low * med > 0 else "")
-        )
-    if fires and kind != "largest":
-        text += "; extrapolation in this direction is unreliable"
-    return text
-
-
 def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level: float) -> pd.DataFrame:
     q = (1 - level) / 2
     lo, med, hi = np.quantile(resid, [q, 0.5, 1 - q], axis=0)
@@ -607,8 +572,36 @@ def _residual_table(runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, level
 ADVICE_HEAD = ". What to do: "  # how a warning's advice begins (a comparison's verdict cuts it: it says its own)
 
 
+def _student_df(fit: FittedLaw) -> float | None:
+    """A Student-t noise's degrees of freedom (the median draw, or the spec's fixed value); None for others."""
+    if "df" not in {p.name for p in get_family(fit.spec.likelihood.family).noise}:
+        return None
+    return float(np.median(fit.noise_params().get("df", noise_value(fit.spec.likelihood, "df"))))
+
+
+def _outlier_finding(
+    runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, df: float | None, level: float, thr: float
+) -> Finding:
+    """The run furthest off the law, alone (:mod:`bayescale._outlier`), named by its id."""
+    o = outlier_test(resid, sd, df)
+    q = (1 - level) / 2
+    med, a, b = (float(v) for v in np.quantile(o.offset, [0.5, q, 1 - q]))
+    where = f"run {str(runs['run_id'].iloc[o.index])!r}"
+    fires = bool(o.p_value < thr and abs(med) >= MIN_OFFSET)
+    msg = f"no run far off the law alone (largest |z| {abs(o.z):.2g}, p = {o.p_value:.2g})"
+    if fires:  # one run this far off is more often a broken run than the law's shape
+        msg = (
+            f"{where} sits {_pct(med)} {_side(med)} the law ({_interval(a, b, level)}; {abs(o.z):.2g} noise sd, the "
+            f"next run {o.next_z:.2g}, p = {o.p_value:.2g}): a run this far off alone is more often failed, unfinished "
+            "or mislabelled than the law's shape, and it pulls the fit (the other findings may be its pull)"
+        )
+    return Finding("outlier", "run", where, med, a, b, 0.0, o.z, o.p_value, float(thr), o.p_value < thr, fires, msg)
+
+
 def _advice(fit: FittedLaw, fired: list[Finding]) -> str:
     """What to do: check the runs where they go a way no bundled law goes (losses fall with N and D), else average laws."""
+    if odd := [f.where for f in fired if f.kind == "outlier"]:
+        return f"check {odd[0]} (its log, its final loss, its units and recipe), and refit without it if it is wrong"
     if any(f.kind == "direction" for f in fired):
         return (
             "check the runs before any law (final losses, in nats per token, of one recipe, each on its own row); "

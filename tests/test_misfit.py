@@ -265,3 +265,19 @@ def test_the_direction_slope_carries_the_noise_and_counts_one_trend_once():
     assert np.std(d.slope) == pytest.approx(0.02 / np.linalg.norm(xc), rel=0.05)
     # N, D and C order these runs alike: one trend, tested (and corrected for) once
     assert distinct_inputs(logs, 20) == ["N"]
+
+
+def test_one_run_far_off_is_named_and_its_check_comes_first():
+    """One run 30% high among 40 (a failed or mislabelled run): the check names that run first and asks to
+    check it, instead of reading it only as a trend of the runs around it; on the same runs without it,
+    nothing is said of any run."""
+    r = runs(3, grid=GRID40, sigma=0.005)
+    clean = misfit(laplace(r))
+    (single,) = [f for f in clean.findings if f.kind == "outlier"]
+    assert not single.fires and "no run far off the law alone" in single.message
+    odd = r["C"].idxmax()
+    r.loc[odd, "loss"] *= 1.3
+    m = misfit(laplace(r))
+    first = [f for f in m.findings if f.fires][0] if m.misfits else None
+    assert m.messages[0].startswith(f"run {r.loc[odd, 'run_id']!r} sits 2") and first is not None, m.summary()
+    assert m.advice.startswith(f"check run {r.loc[odd, 'run_id']!r}") and m.severity == "severe"

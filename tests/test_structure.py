@@ -40,6 +40,8 @@ LAYERS: dict[str, int] = {
     "misfit": 6,
     "_neighbours": 2,
     "_direction": 2,
+    "_outlier": 2,
+    "_misfit_words": 2,
     "_exported": 2,
     "discrepancy": 6,
     "_identified": 6,
