@@ -12,6 +12,7 @@ import csv
 import difflib
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 
@@ -116,10 +117,13 @@ def _separator_hint(names: Sequence[str]) -> str:
 
 
 def _close_names(want: str, names: Sequence[str]) -> list[str]:
-    """Present names that may mean ``want``: equal but for case or spaces, a known synonym, or close in spelling."""
+    """Present names that may mean ``want``: equal but for case or spaces, a known synonym, holding it as
+    a word (``loss_c4_en``, ``val loss``), or close in spelling."""
     key = want.lower()
     out = [n for n in names if n.strip().lower() == key or n.strip().lower() in SYNONYMS.get(want, ())]
     if not out and len(key) > 2:  # a one-letter name is close to every other one-letter name
+        out = [n for n in names if key in re.split(r"[^a-z0-9]+", n.lower())][:3]
+    if not out and len(key) > 2:
         lowered = {n.strip().lower(): n for n in names}
         out = [lowered[m] for m in difflib.get_close_matches(key, list(lowered), n=2, cutoff=0.75)]
     return out

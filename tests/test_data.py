@@ -511,6 +511,7 @@ def test_a_row_with_more_fields_than_the_header_is_refused(tmp_path):
             "did you mean 'params' for 'N', 'eval_loss' for 'loss' and 'tokens' for 'D'?",
         ),
         ("run_id,n,D,Loss", "did you mean 'n' for 'N' and 'Loss' for 'loss'?"),
+        ("run_id,N,D,loss_c4_en", "did you mean 'loss_c4_en' for 'loss'?"),  # the OLMo ladder's table
     ],
 )
 def test_a_header_that_misses_the_columns_gets_a_hint(tmp_path, header, hint):
