@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BayescaleError
+from .guards import die_with_parent
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, non_embedding_params, shape_for, training_flops
@@ -337,9 +338,12 @@ def _train_job(job: Job, threads: int | None, device: str, quiet: bool) -> list[
 _GPU_QUEUE = None
 
 
-def _init_worker(queue) -> None:
-    """Give each worker process its own GPU (CUDA_VISIBLE_DEVICES), before torch starts."""
+def _init_worker(queue, driver: int) -> None:
+    """Tie each worker process to the sweep's ``driver`` (it exits when the driver is gone: a killed
+    sweep leaves no worker training on unseen) and give it its own GPU (CUDA_VISIBLE_DEVICES), before
+    torch starts."""
     global _GPU_QUEUE
+    die_with_parent(driver)
     _GPU_QUEUE = queue
     if queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
@@ -480,7 +484,9 @@ def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
     else:
         workers = workers or os.cpu_count() or 1
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue, os.getpid())
+    )
     try:
         futures = {pool.submit(_train_job, job, threads, device, quiet): job for job in todo}
         pending = set(futures)

@@ -35,6 +35,7 @@ import pandas as pd
 from .. import __version__
 from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
+from .guards import training_lock
 from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
 from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, micro_batch, plan_pilot, unique_windows
@@ -304,17 +305,18 @@ def train_pilot(
     )
     out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plan.run_id
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "result.json").exists():  # trained before (the save may have been interrupted)
-        return load_result(out)
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    model, data = build_pilot(plan, trains_on(torch, device))
-    trained = train_model(
-        model, data, plan, out, device=device, compile=compile, save_every_s=save_every_s, on_progress=on_progress
-    )
-    result = record_pilot(plan, count_params(model, plan.arch), trained, out)
-    for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
-        shutil.rmtree(d, ignore_errors=True)
+    with training_lock(out, plan.run_id):
+        if (out / "result.json").exists():  # trained before (the save may have been interrupted)
+            return load_result(out)
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        model, data = build_pilot(plan, trains_on(torch, device))
+        trained = train_model(
+            model, data, plan, out, device=device, compile=compile, save_every_s=save_every_s, on_progress=on_progress
+        )
+        result = record_pilot(plan, count_params(model, plan.arch), trained, out)
+        for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
+            shutil.rmtree(d, ignore_errors=True)
     return result
 
 

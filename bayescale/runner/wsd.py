@@ -34,6 +34,7 @@ from typing import Any
 
 from .._io import atomic_write_bytes
 from .corpus import cache_dir, config_hash
+from .guards import training_lock
 from .models import PilotError, count_params
 from .options import COOLDOWN
 from .plan import PilotPlan, plan_pilot
@@ -177,7 +178,8 @@ def train_wsd(
     """
     torch = checked_device(device)
     trunk, plans = plan_wsd(n_params, tokens, cooldowns=cooldowns, cooldown=cooldown, **options)
-    root = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plans[0].branch["trunk_id"]
+    trunk_id = plans[0].branch["trunk_id"]
+    root = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / trunk_id
     trunk_out = root / "trunk"
     trunk_out.mkdir(parents=True, exist_ok=True)
     outs = [root / f"cooldown-{p.branch['fraction']:g}" for p in plans]
@@ -185,33 +187,44 @@ def train_wsd(
         torch.set_num_threads(int(threads))
     train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
     starts = tuple(p.branch["branch_step"] for p in plans)
-    if not (trunk_out / "done.json").exists() and not all((o / "result.json").exists() for o in outs):
-        model, data = build_pilot(trunk, trains_on(torch, device))
-        seg = Segment(trunk.hyper.steps, SCHEDULE, _wsd(0), list(starts), keep_at=starts)
-        train_model(model, data, trunk, trunk_out, segment=seg, **train)
-        del model, data  # the branches load the trunk's checkpoints: free its memory before they plan theirs
-        _drop_checkpoints(trunk_out, keep=starts)
-        # The request, so that a branch can be planned off this trunk later (train_branch).
-        request = {"n_params": n_params, "tokens": tokens, "cooldowns": list(cooldowns), "cooldown": cooldown}
-        done = {"trunk_id": plans[0].branch["trunk_id"], "branch_steps": starts, "request": {**request, **options}}
-        atomic_write_bytes(trunk_out / "done.json", json.dumps(done).encode())
+    with training_lock(trunk_out, trunk_id):
+        if not (trunk_out / "done.json").exists() and not all((o / "result.json").exists() for o in outs):
+            # The request, so that a branch can be planned off this trunk later (train_branch).
+            request = {"n_params": n_params, "tokens": tokens, "cooldowns": list(cooldowns), "cooldown": cooldown}
+            done = {"trunk_id": trunk_id, "branch_steps": starts, "request": {**request, **options}}
+            _train_trunk(trunk, trunk_out, done, trains_on(torch, device), train)
     results = []
     for plan, out in zip(plans, outs, strict=True):
         out.mkdir(parents=True, exist_ok=True)
-        if (out / "result.json").exists():
-            results.append(load_result(out))
-            continue
-        model = data = None  # the previous branch's, released before this one's memory is planned
-        model, data = build_pilot(plan, trains_on(torch, device))
-        start = str(trunk_out / f"checkpoint-{plan.branch['branch_step']}")
-        seg = Segment(plan.hyper.steps, SCHEDULE, _wsd(plan.branch["cooldown_steps"]), [plan.hyper.steps], start=start)
-        trained = train_model(model, data, plan, out, segment=seg, **train)
-        results.append(record_pilot(plan, count_params(model, plan.arch), trained, out))
-        if not keep_checkpoints:
-            _drop_checkpoints(out)
+        with training_lock(out, plan.run_id):
+            if (out / "result.json").exists():
+                results.append(load_result(out))
+                continue
+            model = data = None  # the previous branch's, released before this one's memory is planned
+            model, data = build_pilot(plan, trains_on(torch, device))
+            start = str(trunk_out / f"checkpoint-{plan.branch['branch_step']}")
+            cool = _wsd(plan.branch["cooldown_steps"])
+            seg = Segment(plan.hyper.steps, SCHEDULE, cool, [plan.hyper.steps], start=start)
+            trained = train_model(model, data, plan, out, segment=seg, **train)
+            results.append(record_pilot(plan, count_params(model, plan.arch), trained, out))
+            if not keep_checkpoints:
+                _drop_checkpoints(out)
     if not keep_checkpoints:
-        _drop_checkpoints(trunk_out)
+        with training_lock(trunk_out, trunk_id):
+            _drop_checkpoints(trunk_out)
     return results
+
+
+def _train_trunk(trunk: PilotPlan, out: Path, done: dict[str, Any], device: str, train: dict[str, Any]) -> None:
+    """Train a WSD trunk to its last branch's start in ``out``, keeping the checkpoints at the branch
+    starts, and write ``done`` (its id, branch steps and request) to ``out/done.json``."""
+    starts = done["branch_steps"]
+    model, data = build_pilot(trunk, device)
+    seg = Segment(trunk.hyper.steps, SCHEDULE, _wsd(0), list(starts), keep_at=starts)
+    train_model(model, data, trunk, out, segment=seg, **train)
+    del model, data  # the branches load the trunk's checkpoints: free its memory before they plan theirs
+    _drop_checkpoints(out, keep=starts)
+    atomic_write_bytes(out / "done.json", json.dumps(done).encode())
 
 
 # --------------------------------------------------------------------------- a branch trained later
@@ -382,24 +395,25 @@ def train_branch(
     later = plan_branch(trunk_id, tokens, work_dir)
     plan, b, out = later.plan, later.branch, later.out
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "result.json").exists():  # trained before (the save may have been interrupted)
-        return load_result(out)
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    model, data = build_pilot(plan, trains_on(torch, device))
-    _check_checkpoint_model(later.checkpoint, model, trunk_id)
-    # The extended trunk's checkpoint at the branch's start, kept when asked and not kept already.
-    keep = (b.start,) if keep_checkpoints and later.from_step < b.start else ()
-    seg = Segment(b.steps, SCHEDULE, _wsd(b.cooldown_steps), [b.steps], keep_at=keep, start=str(later.checkpoint))
-    train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
-    trained = train_model(model, data, plan, out, segment=seg, **train)
-    for step in keep:  # a complete checkpoint moves whole (one rename) into the trunk's folder
-        kept = out / f"checkpoint-{step}"
-        if kept.is_dir() and not (later.root / "trunk" / kept.name).exists():
-            os.replace(kept, later.root / "trunk" / kept.name)
-    result = record_pilot(plan, count_params(model, plan.arch), trained, out)
-    if not keep_checkpoints:
-        _drop_checkpoints(out)
+    with training_lock(out, plan.run_id):
+        if (out / "result.json").exists():  # trained before (the save may have been interrupted)
+            return load_result(out)
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        model, data = build_pilot(plan, trains_on(torch, device))
+        _check_checkpoint_model(later.checkpoint, model, trunk_id)
+        # The extended trunk's checkpoint at the branch's start, kept when asked and not kept already.
+        keep = (b.start,) if keep_checkpoints and later.from_step < b.start else ()
+        seg = Segment(b.steps, SCHEDULE, _wsd(b.cooldown_steps), [b.steps], keep_at=keep, start=str(later.checkpoint))
+        train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
+        trained = train_model(model, data, plan, out, segment=seg, **train)
+        for step in keep:  # a complete checkpoint moves whole (one rename) into the trunk's folder
+            kept = out / f"checkpoint-{step}"
+            if kept.is_dir() and not (later.root / "trunk" / kept.name).exists():
+                os.replace(kept, later.root / "trunk" / kept.name)
+        result = record_pilot(plan, count_params(model, plan.arch), trained, out)
+        if not keep_checkpoints:
+            _drop_checkpoints(out)
     return result
 
 

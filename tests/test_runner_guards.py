@@ -1,0 +1,107 @@
+"""What keeps a pilot from being trained twice (``bayescale.runner.guards``), checked without
+training: one trainer per work folder, and sweep workers that die with their driver."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bayescale.runner.guards import training_lock
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- one trainer per run
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from bayescale.runner.guards import training_lock
+out = Path(sys.argv[1])
+with training_lock(out, "run-a"):
+    (out / "holding").write_text("")
+    time.sleep(1.5)
+    (out / "result.json").write_text("{}")
+"""
+
+
+def test_a_second_trainer_of_a_run_waits_for_the_first(tmp_path, capsys):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "holding").exists():
+            assert holder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        with training_lock(tmp_path, "run-a"):
+            # the first trainer finished before this one got the lock: its result is there to use
+            assert (tmp_path / "result.json").exists()
+    finally:
+        holder.wait(30)
+    assert "run-a: another process is training it" in capsys.readouterr().err
+    with training_lock(tmp_path, "run-a"):  # a lock nobody holds is taken at once, silently
+        pass
+    assert capsys.readouterr().err == ""
+
+
+DRIVER = """
+import multiprocessing as mp, os, sys, threading, time
+from bayescale.runner.guards import die_with_parent, watch_parent
+
+def worker(driver, how, out):
+    if how == "watchdog":  # the portable fallback alone (no prctl)
+        threading.Thread(target=watch_parent, args=(driver, 0.2), daemon=True).start()
+    else:
+        die_with_parent(driver)
+    with open(out, "w") as fh:
+        fh.write(str(os.getpid()))
+    while True:  # a pilot that would train for ever
+        time.sleep(0.1)
+
+if __name__ == "__main__":
+    ctx = mp.get_context("spawn")
+    for how in ("die_with_parent", "watchdog"):
+        ctx.Process(target=worker, args=(os.getpid(), how, os.path.join(sys.argv[1], how))).start()
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie no init reaps yet counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_workers_die_with_their_driver(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    script = tmp_path / "driver.py"  # a file: spawned workers import their function from it
+    script.write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env)
+    files = [tmp_path / "die_with_parent", tmp_path / "watchdog"]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(f.exists() and f.read_text() for f in files):
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        workers = [int(f.read_text()) for f in files]
+        assert all(_alive(pid) for pid in workers)
+    finally:
+        driver.send_signal(signal.SIGKILL)  # kill -9: the driver has no chance to stop its workers
+        driver.wait(30)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [pid for pid in workers if _alive(pid)]
+    for pid in left:  # do not leave them behind when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their driver"
