@@ -598,7 +598,7 @@ def test_slurm_options_from_the_command_line():
 
     a = _sweep_parser().parse_args(
         ["s.toml", "--executor", "slurm", "--partition", "gpu", "--max-parallel", "8", "--time-min", "90"]
-        + ["--slurm-option", "mem_gb=16", "--slurm-option", "slurm_account=lab", "--slurm-option", "x=0.5"]
+        + ["--slurm-option", "mem_gb=7.5", "--slurm-option", "slurm_account=lab", "--slurm-option", "nodes=1"]
     )
     assert _slurm_options(a) == {
         "cluster": "slurm",
@@ -606,9 +606,9 @@ def test_slurm_options_from_the_command_line():
         "timeout_min": 90,
         "slurm_partition": "gpu",
         "slurm_array_parallelism": 8,
-        "mem_gb": 16,
+        "mem_gb": 7.5,
         "slurm_account": "lab",
-        "x": 0.5,
+        "nodes": 1,
     }
     with pytest.raises(SweepError, match="KEY=VALUE"):
         _slurm_options(_sweep_parser().parse_args(["s.toml", "--slurm-option", "mem_gb"]))

@@ -1,9 +1,11 @@
-"""What keeps a pilot from being trained twice (``bayescale.runner.guards``), checked without
-training: one trainer per work folder, and sweep workers that die with their driver."""
+"""What keeps a pilot from being trained for nothing, or twice (``bayescale.runner.guards``), checked
+without training: bad counts and Slurm options refused before anything is planned (one line, exit 2),
+one trainer per work folder, and sweep workers that die with their driver."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,9 +14,64 @@ from pathlib import Path
 
 import pytest
 
-from bayescale.runner.guards import training_lock
+from bayescale.cli import main
+from bayescale.runner.guards import checked_device, training_lock
+from bayescale.runner.models import PilotError
+from bayescale.runner.sweep import SweepError, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
+PILOT = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--eval-tokens", "1024"]
+
+
+def _sweep(tmp_path: Path, table: str) -> Path:
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text(f'table = "{table}"\n[[run]]\nn_params = 2e4\ntokens = 6000\n')
+    return sweep
+
+
+# ----------------------------------------------------------------------------- counts and options
+
+
+def test_bad_counts_exit_2_with_one_line(tmp_path, capsys):
+    sweep = _sweep(tmp_path, "runs.csv")
+    cases = [
+        ([*PILOT, "--threads", "0"], "--threads 0 is not allowed; allowed: a positive integer"),
+        ([*PILOT, "--threads", "-1", "--dry-run"], "--threads -1 is not allowed"),
+        ([*PILOT, "--save-every", "-1"], "--save-every -1 is not allowed; allowed: seconds >= 0"),
+        (["pilot", "sweep", str(sweep), "--workers", "0"], "--workers 0 is not allowed"),
+        (["pilot", "sweep", str(sweep), "--threads-per-pilot", "0"], "--threads-per-pilot 0 is not allowed"),
+        (["pilot", "sweep", str(sweep), "--max-parallel", "0", "--executor", "slurm"], "--max-parallel 0"),
+    ]
+    for args, msg in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert msg in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, (args, err)
+    with pytest.raises(PilotError, match="threads=0 is not allowed"):
+        checked_device("cpu", 0)
+    with pytest.raises(SweepError, match="threads_per_pilot=0 is not allowed"):
+        run_sweep(sweep, threads_per_pilot=0)
+    assert not (tmp_path / "runs.csv").exists()
+
+
+def test_slurm_options_submitit_would_refuse_are_refused_before_planning(tmp_path, capsys):
+    pytest.importorskip("submitit", reason="the slurm executor is optional (pip install 'bayescale[slurm]')")
+    sweep = _sweep(tmp_path, "runs.csv")
+    slurm = ["pilot", "sweep", str(sweep), "--executor", "slurm", "--cluster", "local", "--slurm-option"]
+    for option, msg in [
+        ("nonsense_key=1", "submitit has no parameter 'nonsense_key'; allowed: cpus_per_task"),
+        ("slurm_acount=lab", "or one of Slurm's: slurm_account"),
+        ("mem_gb=lots", "mem_gb takes a number, not 'lots'"),
+        ("timeout_min=1.5", "timeout_min takes an integer, not 1.5"),
+    ]:
+        assert main([*slurm, option]) == 2, option
+        err = capsys.readouterr().err
+        assert msg in err and "nothing was trained" in err and "Traceback" not in err, (option, err)
+    assert not (tmp_path / "runs_slurm").exists()
+    with pytest.raises(SweepError, match="slurm option mem_gb='lots': mem_gb takes a number"):
+        run_sweep(sweep, executor="slurm", slurm={"cluster": "local", "mem_gb": "lots"})
+    if shutil.which("srun") is None:  # submitit's own answer here is a RuntimeError's traceback
+        assert main(["pilot", "sweep", str(sweep), "--executor", "slurm"]) == 2
+        assert "this machine has no Slurm (no srun on the PATH)" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- one trainer per run

@@ -161,12 +161,13 @@ def _sweep_parser() -> argparse.ArgumentParser:
 
 def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
     """The ``slurm`` options of :func:`bayescale.runner.run_sweep` from the sweep command's flags."""
+    from .guards import slurm_problem
     from .sweep import SweepError
 
     options: dict[str, Any] = {"cluster": a.cluster, "folder": a.slurm_folder, "timeout_min": a.time_min}
     if a.partition:
         options["slurm_partition"] = a.partition
-    if a.max_parallel:
+    if a.max_parallel is not None:
         options["slurm_array_parallelism"] = a.max_parallel
     for item in a.slurm_option:
         key, sep, value = item.partition("=")
@@ -178,6 +179,9 @@ def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
                 break
             except ValueError:
                 continue
+        problem = slurm_problem(key, value)
+        if problem:
+            raise SweepError(f"--slurm-option {item!r}: {problem}; nothing was trained")
         options[key] = value
     return options
 
@@ -247,6 +251,9 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
+    _check_flags(a, ("threads", "batch_size", "vocab_size", "eval_tokens", "curve_points"))
+    if not (math.isfinite(a.save_every) and a.save_every >= 0):
+        raise PilotError(f"--save-every {a.save_every:g} is not allowed; allowed: seconds >= 0 (0: every step)")
     if a.branch_of is not None:
         return _cmd_branch(a, _given_plan_options(rest))
     if a.n_params is None:
@@ -419,9 +426,18 @@ def _progress(msg: dict) -> None:
     print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
 
 
+def _check_flags(a: argparse.Namespace, counts: tuple[str, ...]) -> None:
+    """Refuse, before anything is planned, a count flag (its ``argparse`` dest) that is not a positive integer."""
+    from .guards import check_counts
+
+    flags = {"--" + name.replace("_", "-"): getattr(a, name) for name in counts}
+    check_counts(flags, PilotError)
+
+
 def _cmd_sweep(a: argparse.Namespace) -> int:
     from .sweep import load_sweep, pending, run_sweep, same_models
 
+    _check_flags(a, ("workers", "threads_per_pilot", "max_parallel", "time_min"))
     sweep = load_sweep(a.sweep)
     if a.dry_run:
         todo, _ = pending(sweep)  # plans every pilot: a bad option is refused here, as the run would

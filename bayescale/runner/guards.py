@@ -1,31 +1,127 @@
-"""What keeps a pilot from being trained twice.
+"""What keeps a pilot from being trained for nothing, or twice.
 
+- :func:`checked_device`: torch, once the device and the thread count asked for are known to be ones
+  it can train with (torch itself answers a bad thread count with a traceback).
+- :func:`slurm_problem`: why submitit would refuse a Slurm option, said before anything is planned.
 - :func:`training_lock`: one process at a time trains in a run's work folder; another asked to train
   the same run (a sweep started twice, a pilot run again while it still trains) waits for the first,
   then finds its result instead of training beside it in the same checkpoints.
 - :func:`die_with_parent`: a sweep's pool workers exit when the driver that started them is gone
   (``kill -9``, a closed terminal), instead of training the rest of the sweep unseen and idling after.
+
+torch and submitit are imported inside the functions that need them.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .._io import real_target
+from .._words import join_names
 from ..data import _locked
+from .models import PilotError, require_torch
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX (data's lock refuses to run there anyway)
     fcntl = None
+
+# --------------------------------------------------------------------------- device and counts
+
+
+def check_counts(counts: Mapping[str, Any], error: type[Exception] = PilotError) -> None:
+    """Refuse a count that must be a positive integer, with one line naming it: ``counts`` maps a
+    command-line flag (``"--threads"``) or an option's name (``"threads"``) to its value (None: not given)."""
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            given = f"{name} {value}" if name.startswith("--") else f"{name}={value!r}"
+            raise error(f"{given} is not allowed; allowed: a positive integer")
+
+
+def checked_device(device: str, threads: int | None = None):
+    """torch, once ``device`` is one it can train on and ``threads`` (torch CPU threads, None: torch's
+    choice) a positive integer; the threads are set."""
+    check_counts({"threads": threads})
+    torch = require_torch()
+    if device not in ("auto", "cpu", "cuda"):
+        raise PilotError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda'")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PilotError("device='cuda' but torch sees no CUDA GPU")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch
+
+
+def trains_on(torch, device: str) -> str:
+    """ "cuda" or "cpu": where a pilot asked to train on ``device`` ("auto", "cpu" or "cuda") trains."""
+    return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
+
+
+# --------------------------------------------------------------------------- Slurm options
+
+_KINDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+
+
+def slurm_missing(cluster: str) -> str | None:
+    """Why a Slurm sweep on ``cluster`` cannot be submitted from this machine (no ``srun`` for
+    ``"slurm"``; submitit would answer with a traceback), or None."""
+    if cluster == "slurm" and shutil.which("srun") is None:
+        return "this machine has no Slurm (no srun on the PATH): run the sweep on a Slurm node, or give --cluster local"
+    return None
+
+
+def slurm_problem(key: str, value: Any) -> str | None:
+    """Why submitit would refuse the Slurm option ``key=value`` (a parameter it does not know, or a value
+    of the wrong type), in words naming what it allows; None when it takes it, and without submitit
+    (the sweep then says how to install it). submitit itself is asked, on a throwaway executor in a
+    temporary folder: what it accepts changes between its versions."""
+    try:
+        import submitit  # optional (the slurm extra)
+    except ImportError:
+        return None
+    typed = submitit.AutoExecutor._typed_parameters()  # the shared names and their types
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            submitit.AutoExecutor(folder=tmp, cluster="debug").update_parameters(**{key: value})
+        except NameError:  # submitit's message lists every executor's parameters, over several lines
+            slurm = sorted(f"slurm_{k}" for k in submitit.SlurmExecutor._valid_parameters())
+            return (
+                f"submitit has no parameter {key!r}; allowed: {join_names(sorted(typed), limit=len(typed))}, "
+                f"or one of Slurm's: {join_names(slurm, 'or', limit=len(slurm))}"
+            )
+        except (AssertionError, TypeError, ValueError):
+            want = typed.get(key)
+            return f"{key} takes {_KINDS.get(want, want.__name__ if want else 'another value')}, not {value!r}"
+    return None
+
+
+#: Options of :func:`bayescale.runner.sweep.run_slurm` that are its own, not submitit's parameters.
+SLURM_OWN = ("cluster", "folder", "poll_s")
+
+
+def slurm_options_problem(options: Mapping[str, Any]) -> str | None:
+    """Why a Slurm sweep with ``options`` (:func:`bayescale.runner.sweep.run_slurm`'s keywords) cannot be
+    submitted (:func:`slurm_missing`, :func:`slurm_problem`), naming the option; None when it can."""
+    problem = slurm_missing(options.get("cluster", "slurm"))
+    if problem:
+        return f"executor='slurm': {problem}"
+    for key, value in options.items():
+        problem = None if key in SLURM_OWN else slurm_problem(key, value)
+        if problem:
+            return f"slurm option {key}={value!r}: {problem}"
+    return None
+
 
 # --------------------------------------------------------------------------- one trainer per run
 
@@ -113,8 +209,15 @@ def _exit_orphaned(parent: int) -> None:
 
 __all__ = [
     "PR_SET_PDEATHSIG",
+    "SLURM_OWN",
     "WATCH_S",
+    "check_counts",
+    "checked_device",
     "die_with_parent",
+    "slurm_missing",
+    "slurm_options_problem",
+    "slurm_problem",
+    "trains_on",
     "training_lock",
     "watch_parent",
 ]

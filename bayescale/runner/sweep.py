@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BayescaleError
-from .guards import die_with_parent
+from .guards import check_counts, die_with_parent, slurm_options_problem
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, non_embedding_params, shape_for, training_flops
@@ -442,8 +442,9 @@ def run_sweep(
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if executor not in EXECUTORS:
         raise SweepError(f"executor={executor!r} is not allowed; allowed: {list(EXECUTORS)}")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise SweepError(f"workers={workers!r} must be a positive integer")
+    check_counts({"workers": workers, "threads_per_pilot": threads_per_pilot}, SweepError)
+    if executor == "slurm":
+        check_slurm(slurm or {})
     todo, skipped = pending(sweep)
     todo.sort(key=lambda j: -j.flops)  # largest first: better packing, and the stragglers are short
     progress = _Progress(todo, sweep.table, SweepReport(skipped=skipped), say)
@@ -470,6 +471,14 @@ def run_sweep(
         f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s"
     )
     return report
+
+
+def check_slurm(options: Mapping[str, Any]) -> None:
+    """Refuse, before anything is planned, a Slurm sweep that submitit would refuse: no Slurm here, or
+    a parameter it does not know or a value of the wrong type (:func:`bayescale.runner.guards.slurm_options_problem`)."""
+    problem = slurm_options_problem(options)
+    if problem:
+        raise SweepError(f"{problem}; nothing was trained")
 
 
 def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
@@ -580,6 +589,7 @@ def run_slurm(
         raise SweepError("executor='slurm' needs submitit: pip install 'bayescale[slurm]'") from exc
     threads = threads or 1
     folder = Path(folder) if folder is not None else table.with_name(table.stem + "_slurm")
+    check_slurm({"cluster": cluster, **parameters})  # one line, not submitit's traceback
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
     defaults = {"name": "bayescale-sweep", "timeout_min": 24 * 60, "nodes": 1, "tasks_per_node": 1}
     defaults.update(cpus_per_task=threads, gpus_per_node=1 if device == "cuda" else 0)

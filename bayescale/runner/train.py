@@ -35,7 +35,7 @@ import pandas as pd
 from .. import __version__
 from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
-from .guards import training_lock
+from .guards import checked_device, training_lock, trains_on
 from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
 from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, micro_batch, plan_pilot, unique_windows
@@ -288,7 +288,7 @@ def train_pilot(
     -------
     PilotResult
     """
-    torch = checked_device(device)
+    torch = checked_device(device, threads)
     plan = plan_pilot(
         n_params,
         tokens,
@@ -308,8 +308,6 @@ def train_pilot(
     with training_lock(out, plan.run_id):
         if (out / "result.json").exists():  # trained before (the save may have been interrupted)
             return load_result(out)
-        if threads is not None:
-            torch.set_num_threads(int(threads))
         model, data = build_pilot(plan, trains_on(torch, device))
         trained = train_model(
             model, data, plan, out, device=device, compile=compile, save_every_s=save_every_s, on_progress=on_progress
@@ -318,21 +316,6 @@ def train_pilot(
         for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
             shutil.rmtree(d, ignore_errors=True)
     return result
-
-
-def trains_on(torch, device: str) -> str:
-    """ "cuda" or "cpu": where a pilot asked to train on ``device`` ("auto", "cpu" or "cuda") trains."""
-    return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
-
-
-def checked_device(device: str):
-    """torch, once ``device`` is known to be one it can train on."""
-    torch = require_torch()
-    if device not in ("auto", "cpu", "cuda"):
-        raise PilotError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda'")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PilotError("device='cuda' but torch sees no CUDA GPU")
-    return torch
 
 
 @dataclass(frozen=True)

@@ -34,21 +34,12 @@ from typing import Any
 
 from .._io import atomic_write_bytes
 from .corpus import cache_dir, config_hash
-from .guards import training_lock
+from .guards import checked_device, training_lock, trains_on
 from .models import PilotError, count_params
 from .options import COOLDOWN
 from .plan import PilotPlan, plan_pilot
 from .shapes import Hyper
-from .train import (
-    PilotResult,
-    Segment,
-    build_pilot,
-    checked_device,
-    load_result,
-    record_pilot,
-    train_model,
-    trains_on,
-)
+from .train import PilotResult, Segment, build_pilot, load_result, record_pilot, train_model
 
 #: Shape of the cooldown (``transformers``' WSD ``decay_type``; Hägele et al. find 1-sqrt best).
 DECAY = "1-sqrt"
@@ -176,15 +167,13 @@ def train_wsd(
     ``options`` are those of :func:`bayescale.runner.plan_pilot`; the others as for
     :func:`bayescale.runner.train_pilot` (``work_dir`` holds ``trunk/`` and ``cooldown-F/`` folders).
     """
-    torch = checked_device(device)
+    torch = checked_device(device, threads)
     trunk, plans = plan_wsd(n_params, tokens, cooldowns=cooldowns, cooldown=cooldown, **options)
     trunk_id = plans[0].branch["trunk_id"]
     root = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / trunk_id
     trunk_out = root / "trunk"
     trunk_out.mkdir(parents=True, exist_ok=True)
     outs = [root / f"cooldown-{p.branch['fraction']:g}" for p in plans]
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
     starts = tuple(p.branch["branch_step"] for p in plans)
     with training_lock(trunk_out, trunk_id):
@@ -391,15 +380,13 @@ def train_branch(
     and cools down. With ``keep_checkpoints`` the trunk's checkpoint at the branch's start joins the
     trunk's kept ones. The other arguments as for :func:`train_wsd` (``work_dir``: the trunk's).
     """
-    torch = checked_device(device)
+    torch = checked_device(device, threads)
     later = plan_branch(trunk_id, tokens, work_dir)
     plan, b, out = later.plan, later.branch, later.out
     out.mkdir(parents=True, exist_ok=True)
     with training_lock(out, plan.run_id):
         if (out / "result.json").exists():  # trained before (the save may have been interrupted)
             return load_result(out)
-        if threads is not None:
-            torch.set_num_threads(int(threads))
         model, data = build_pilot(plan, trains_on(torch, device))
         _check_checkpoint_model(later.checkpoint, model, trunk_id)
         # The extended trunk's checkpoint at the branch's start, kept when asked and not kept already.
