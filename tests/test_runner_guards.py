@@ -1,6 +1,6 @@
 """What keeps a pilot from being trained for nothing, or twice (``bayescale.runner.guards``), checked
-without training: bad counts and Slurm options refused before anything is planned (one line, exit 2),
-one trainer per work folder, and sweep workers that die with their driver."""
+without training: a table the row cannot go to, bad counts and Slurm options refused before anything
+is planned (one line, exit 2), one trainer per work folder, and sweep workers that die with their driver."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from bayescale.cli import main
-from bayescale.runner.guards import checked_device, training_lock
+from bayescale.runner.guards import checked_device, table_problem, training_lock
 from bayescale.runner.models import PilotError
 from bayescale.runner.sweep import SweepError, run_sweep
+from bayescale.runner.train import run_pilot
 
 ROOT = Path(__file__).resolve().parents[1]
 PILOT = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--eval-tokens", "1024"]
@@ -27,6 +28,60 @@ def _sweep(tmp_path: Path, table: str) -> Path:
     sweep = tmp_path / "sweep.toml"
     sweep.write_text(f'table = "{table}"\n[[run]]\nn_params = 2e4\ntokens = 6000\n')
     return sweep
+
+
+# ----------------------------------------------------------------------------- the runs table
+
+
+def test_a_table_the_rows_cannot_go_to_is_named_before_training(tmp_path):
+    assert table_problem(tmp_path / "new.csv") is None  # a new table: the first row starts it
+    (tmp_path / "empty.csv").write_text("")
+    assert table_problem(tmp_path / "empty.csv") is None
+    good = tmp_path / "good.csv"
+    good.write_text("run_id,N,D,loss\na,1e6,2e7,3.0\n")
+    assert table_problem(good) is None
+    assert "does not exist" in table_problem(tmp_path / "nodir" / "runs.csv")
+    assert "is a folder" in table_problem(tmp_path)
+    read_only = tmp_path / "ro.csv"
+    shutil.copy(good, read_only)
+    read_only.chmod(0o444)
+    assert "read-only" in table_problem(read_only)
+    extra = tmp_path / "extra.csv"
+    extra.write_text("run_id,N,D,loss\nx,1e6,2e7,3.0,extra\n")
+    # read as load_runs reads it: the extra field is named, not shifted into another column
+    assert "line 2 has more fields than the header's 4" in table_problem(extra)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("run_id,N,D,loss\nx,1e6,2e7,abc\n")
+    assert "column 'loss' must be numeric" in table_problem(bad)
+    notes = tmp_path / "notes.json"
+    notes.write_text('[{"N": 1e6}]\n')
+    assert "is not a runs table" in table_problem(notes)
+
+
+def test_pilot_and_sweep_refuse_such_a_table_before_training(tmp_path, capsys):
+    read_only = tmp_path / "ro.csv"
+    read_only.write_text("run_id,N,D,loss\na,1e6,2e7,3.0\n")
+    read_only.chmod(0o444)
+    assert main([*PILOT, "--append", str(read_only)]) == 2
+    err = capsys.readouterr().err
+    assert "it is read-only" in err and "nothing was trained" in err and "step" not in err
+    extra = tmp_path / "extra.csv"
+    extra.write_text("run_id,N,D,loss\nx,1e6,2e7,3.0,extra\n")
+    assert main([*PILOT, "--append", str(extra), "--dry-run"]) == 2
+    assert "line 2 has more fields than the header's 4" in capsys.readouterr().err
+    # a sweep's table under a missing folder: refused as `pilot --append` refuses it, the folder not created
+    sweep = _sweep(tmp_path, "nodir/r.csv")
+    for dry in ([], ["--dry-run"]):
+        assert main(["pilot", "sweep", str(sweep), *dry]) == 2
+        err = capsys.readouterr().err
+        assert "sweep table 'nodir/r.csv'" in err or "nodir" in err
+        assert "does not exist" in err and "nothing was trained" in err and "Traceback" not in err
+    assert not (tmp_path / "nodir").exists()
+    assert main(["pilot", "sweep", str(_sweep(tmp_path, "ro.csv"))]) == 2
+    assert "it is read-only" in capsys.readouterr().err
+    with pytest.raises(PilotError, match="it is read-only"):  # the API too
+        run_pilot(2e4, 1e5, append=read_only)
+    assert read_only.read_text() == "run_id,N,D,loss\na,1e6,2e7,3.0\n"
 
 
 # ----------------------------------------------------------------------------- counts and options

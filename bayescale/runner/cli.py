@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from typing import Any
 
@@ -315,24 +314,13 @@ def _warn_few_steps(plan: PilotPlan) -> None:
 
 
 def _check_table(table: str) -> None:
-    """Refuse, before any training, a ``--append`` path no runs table can be written to: one under a
-    missing folder (a typo would start a new table there), a folder, or a file that is not a runs table."""
-    import pandas as pd  # when a pilot runs, not for --help
+    """Refuse, before any training, a ``--append`` table the row cannot go to (its folder missing, a
+    folder, a read-only file, a file that is not a valid runs table: :func:`bayescale.runner.guards.table_problem`)."""
+    from .guards import table_problem  # loads pandas: when a pilot runs, not for --help
 
-    from ..data import check_runs_header
-
-    parent = os.path.dirname(os.path.abspath(table))
-    if not os.path.isdir(parent):
-        what = "is a file, not a folder" if os.path.exists(parent) else "does not exist (create it, or fix the path)"
-        raise PilotError(f"--append {table!r}: its folder {parent!r} {what}; nothing was trained")
-    if os.path.isdir(table):
-        raise PilotError(f"--append {table!r} is a folder; give a runs CSV file; nothing was trained")
-    try:
-        check_runs_header(pd.read_csv(table, dtype=str, keep_default_na=False, nrows=0), table)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return  # a new table, or an empty file: the pilot's row starts it
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise PilotError(f"--append {table!r}: could not read it as a CSV ({exc}); nothing was trained") from None
+    problem = table_problem(table)
+    if problem:
+        raise PilotError(f"--append {table!r}: {problem}; nothing was trained")
 
 
 def _save(result: Any, table: str, stage: Stages) -> str:
@@ -435,11 +423,12 @@ def _check_flags(a: argparse.Namespace, counts: tuple[str, ...]) -> None:
 
 
 def _cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweep import load_sweep, pending, run_sweep, same_models
+    from .sweep import check_sweep_table, load_sweep, pending, run_sweep, same_models
 
     _check_flags(a, ("workers", "threads_per_pilot", "max_parallel", "time_min"))
     sweep = load_sweep(a.sweep)
     if a.dry_run:
+        check_sweep_table(sweep.table)  # the run would refuse it before training: so does its preview
         todo, _ = pending(sweep)  # plans every pilot: a bad option is refused here, as the run would
         total = 0.0
         for job in sorted(sweep.jobs, key=lambda j: j.flops):

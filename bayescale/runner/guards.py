@@ -1,5 +1,8 @@
 """What keeps a pilot from being trained for nothing, or twice.
 
+- :func:`table_problem`: why a runs table cannot take a pilot's row (its folder missing, a folder, a
+  read-only file, a file that is not a valid runs table), said before any training: found after it,
+  the user learns hours late that the row has nowhere to go.
 - :func:`checked_device`: torch, once the device and the thread count asked for are known to be ones
   it can train with (torch itself answers a bad thread count with a traceback).
 - :func:`slurm_problem`: why submitit would refuse a Slurm option, said before anything is planned.
@@ -27,15 +30,55 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .._io import real_target
+from .._io import read_only, real_target
+from .._runs_input import read_runs_csv
 from .._words import join_names
-from ..data import _locked
+from ..data import _locked, check_runs_header, load_runs
+from ..errors import RunsTableError
 from .models import PilotError, require_torch
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not POSIX (data's lock refuses to run there anyway)
     fcntl = None
+
+# --------------------------------------------------------------------------- the runs table
+
+
+def table_problem(table: str | os.PathLike) -> str | None:
+    """Why the runs table ``table`` cannot take a pilot's row, in words; None when it can.
+
+    The row is appended as :func:`bayescale.append_run` does it: a new file written beside the table
+    (and a lock file) and renamed onto it, after the old rows and the new one are validated together.
+    So the folder must exist and be writable, the table must not be a folder or read-only, and its
+    rows must load as a runs table, read as :func:`bayescale.load_runs` reads them (a row with more
+    fields than the header is refused, not shifted). A missing or empty file is a new table."""
+    path = os.fspath(table)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        what = "is a file, not a folder" if os.path.exists(parent) else "does not exist (create it, or fix the path)"
+        return f"its folder {parent!r} {what}"
+    if os.path.isdir(path):
+        return "it is a folder; give a runs CSV file"
+    try:
+        real = real_target(path)
+    except FileNotFoundError as exc:
+        return f"it is a {exc.strerror}"
+    if read_only(real):
+        return "it is read-only (make it writable, or give another table)"
+    if not os.access(real.parent, os.W_OK):
+        return f"its folder {str(real.parent)!r} is not writable (the new table is written there, then renamed)"
+    if not real.exists():
+        return None
+    try:
+        rows = read_runs_csv(path)
+        check_runs_header(rows, path)
+        if len(rows):
+            load_runs(rows)
+    except RunsTableError as exc:
+        return str(exc)
+    return None
+
 
 # --------------------------------------------------------------------------- device and counts
 
@@ -217,6 +260,7 @@ __all__ = [
     "slurm_missing",
     "slurm_options_problem",
     "slurm_problem",
+    "table_problem",
     "trains_on",
     "training_lock",
     "watch_parent",

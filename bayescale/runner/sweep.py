@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BayescaleError
-from .guards import check_counts, die_with_parent, slurm_options_problem
+from .guards import check_counts, die_with_parent, slurm_options_problem, table_problem
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, non_embedding_params, shape_for, training_flops
@@ -443,6 +443,7 @@ def run_sweep(
     if executor not in EXECUTORS:
         raise SweepError(f"executor={executor!r} is not allowed; allowed: {list(EXECUTORS)}")
     check_counts({"workers": workers, "threads_per_pilot": threads_per_pilot}, SweepError)
+    check_sweep_table(sweep.table)
     if executor == "slurm":
         check_slurm(slurm or {})
     todo, skipped = pending(sweep)
@@ -471,6 +472,14 @@ def run_sweep(
         f"sweep: {len(report.finished)} finished, {len(report.failed)} failed, {len(report.skipped)} skipped in {report.seconds:.0f} s"
     )
     return report
+
+
+def check_sweep_table(table: Path) -> None:
+    """Refuse, before any pilot trains, a sweep whose table cannot take the rows (its folder missing,
+    read-only, not a runs table: :func:`bayescale.runner.guards.table_problem`)."""
+    problem = table_problem(table)
+    if problem:
+        raise SweepError(f"sweep table {str(table)!r}: {problem}; nothing was trained")
 
 
 def check_slurm(options: Mapping[str, Any]) -> None:

@@ -35,7 +35,7 @@ import pandas as pd
 from .. import __version__
 from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
-from .guards import checked_device, training_lock, trains_on
+from .guards import checked_device, table_problem, training_lock, trains_on
 from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
 from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, micro_batch, plan_pilot, unique_windows
@@ -224,6 +224,8 @@ def run_pilot(
     >>> row["loss"] < row["unigram_entropy"]  # doctest: +SKIP
     True
     """
+    if append is not None and (problem := table_problem(append)):  # said before the training, not after
+        raise PilotError(f"append={os.fspath(append)!r}: {problem}; nothing was trained")
     result = train_pilot(n_params, tokens, arch=arch, seed=seed, **kwargs)
     if append is not None:
         save_pilot(result, append)
