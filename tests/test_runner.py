@@ -514,9 +514,10 @@ def test_wsd_branches_and_plans(cache, streams, capsys):
     assert [p.tokens_trained for p in plans] == [98 * 512, 196 * 512]
     assert len({p.branch["trunk_id"] for p in plans}) == 1 and all("-wsd-" in p.run_id for p in plans)
     assert all(p.hyper.lr == cosine.hyper.lr and p.hyper.warmup_steps == cosine.hyper.warmup_steps for p in plans)
-    assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--schedule", "wsd", "--dry-run"]) == 0
+    # the default branches: at 0.25 of 1.5e5 tokens (293 steps) the first leaves the trunk after its 54 warmup steps
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "1.5e5", "--schedule", "wsd", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("branch      llama-") == 3 and "constant learning rate to step 157" in out
+    assert out.count("branch      llama-") == 3 and "constant learning rate to step 234" in out
     assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--cooldowns", "0.5", "--dry-run"]) == 2
     assert "--cooldowns needs --schedule wsd" in capsys.readouterr().err
 

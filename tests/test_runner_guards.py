@@ -1,6 +1,7 @@
 """What keeps a pilot from being trained for nothing, or twice (``bayescale.runner.guards``), checked
 without training: a table the row cannot go to, bad counts and Slurm options refused before anything
-is planned (one line, exit 2), one trainer per work folder, and sweep workers that die with their driver."""
+is planned (one line, exit 2), one trainer per work folder, sweep workers that die with their driver,
+and the hyperparameter rules' N."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from bayescale.cli import main
@@ -217,3 +220,19 @@ def test_workers_die_with_their_driver(tmp_path):
     for pid in left:  # do not leave them behind when the test fails
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers {left} outlived their driver"
+
+
+# ----------------------------------------------------------------------------- what a pilot is
+
+
+def test_hyperparameter_rules_take_the_built_models_n(monkeypatch):
+    import bayescale.runner.plan as plan_module
+
+    streams = SimpleNamespace(
+        vocab_size=2048, heldout=np.zeros(100_000, np.uint16), corpus_hash="c" * 64, tokenizer_hash="t" * 12
+    )
+    monkeypatch.setattr(plan_module, "token_streams", lambda corpus, vocab_size: streams)
+    small, large = (plan_module.plan_pilot(n, 3e5) for n in (2e4, 3e4))
+    # both requests build the same model (N = 27,792): the same learning rate and warmup, from that N
+    assert small.shape == large.shape and small.hyper == large.hyper
+    assert small.hyper.warmup_steps == round(27792 / (8 * 128)) and small.run_id != large.run_id

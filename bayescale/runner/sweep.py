@@ -286,7 +286,8 @@ def _is_seed(s: Any) -> bool:
 
 def same_models(jobs: list[Job]) -> list[str]:
     """Warnings, in words, for requested sizes that build the same model (with the same seed and data):
-    their rows would share N and differ only in the learning rate the requested size sets."""
+    their rows share N (the hyperparameter rules take the built model's N, so they train alike), and
+    the sweep has fewer sizes than it lists."""
     groups: dict[tuple, list[float]] = {}
     for job in jobs:
         s, o = job.shape, job.options
@@ -295,8 +296,8 @@ def same_models(jobs: list[Job]) -> list[str]:
         )
     return [
         f"requested sizes {', '.join(f'{n:.3g}' for n in sorted(set(sizes)))} build the same {arch} model ({layers} "
-        f"layers x width {width}, N = {non_embedding_params(arch, layers, width):,}): their rows share N and differ "
-        "only in learning rate; space the sizes wider"
+        f"layers x width {width}, N = {non_embedding_params(arch, layers, width):,}): their rows share N, so the "
+        "sweep has fewer sizes than it lists (and a pilot at one D is trained once per size); space the sizes wider"
         for (arch, layers, width, *_), sizes in groups.items()
         if len(set(sizes)) > 1
     ]
