@@ -1,7 +1,7 @@
 """What keeps a pilot from being trained for nothing, or twice (``bayescale.runner.guards``), checked
 without training: a table the row cannot go to, bad counts and Slurm options refused before anything
 is planned (one line, exit 2), one trainer per work folder, sweep workers that die with their driver,
-and the hyperparameter rules' N."""
+the hyperparameter rules' N, and what a branch trained later records as ``C_branch``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayescale.cli import main
+from bayescale.design.targets import runs_flops, trunks_of
 from bayescale.runner.guards import checked_device, table_problem, training_lock
 from bayescale.runner.models import PilotError
 from bayescale.runner.sweep import SweepError, run_sweep
 from bayescale.runner.train import run_pilot
+from bayescale.runner.wsd import Branch, LaterBranch, replayed_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 PILOT = ["pilot", "--n-params", "2e4", "--tokens", "1e5", "--eval-tokens", "1024"]
@@ -236,3 +239,36 @@ def test_hyperparameter_rules_take_the_built_models_n(monkeypatch):
     # both requests build the same model (N = 27,792): the same learning rate and warmup, from that N
     assert small.shape == large.shape and small.hyper == large.hyper
     assert small.hyper.warmup_steps == round(27792 / (8 * 128)) and small.run_id != large.run_id
+
+
+def test_a_later_branch_counts_the_trunk_steps_it_trained_again():
+    trunk = Path("pilots/trunk-x")
+
+    def later(steps: int, cooldown: int, checkpoint: int) -> LaterBranch:
+        return LaterBranch(None, Branch(steps / 200, steps, cooldown), trunk, trunk / f"checkpoint-{checkpoint}")
+
+    # from the checkpoint at step 80 to the branch's start at 120: 40 steps trained again
+    assert replayed_steps(later(150, 30, 80), extended=False) == 40
+    assert replayed_steps(later(100, 20, 80), extended=False) == 0  # off a kept checkpoint
+    # past the trunk's end (160): replayed unless kept as the trunk's new checkpoint (then the trunk's)
+    assert replayed_steps(later(250, 50, 160), extended=False) == 40
+    assert replayed_steps(later(250, 50, 160), extended=True) == 0
+    # rows as the runner writes them (512 tokens a step): trunk branches at 100 and 200 steps, then later
+    # branches at 150 steps (off step 80) and at 250 (past the end, its checkpoint not kept)
+    n, tok = 27792.0, 512
+    steps, cool, replay = [100, 200, 150, 250], [20, 40, 30, 50], [0, 0, 40, 40]
+    rows = pd.DataFrame(
+        {
+            "run_id": list("abcd"),
+            "N": n,
+            "D": [s * tok for s in steps],
+            "loss": 5.0,
+            "trunk_id": "t",
+            "C_branch": [6 * n * (c + r) * tok for c, r in zip(cool, replay, strict=True)],
+        }
+    )
+    # what each later branch cost the loop: its cooldown and the 40 trunk steps it trained again
+    assert runs_flops(rows.iloc[[2]], rows.iloc[:2])[0] == pytest.approx(6 * n * 70 * tok)
+    assert runs_flops(rows.iloc[[3]], rows.iloc[:3])[0] == pytest.approx(6 * n * 90 * tok)
+    # the trunk a future branch can start from is still the kept one, to step 160, not the extended 200
+    assert trunks_of(rows)["trained"].iloc[0] == 160 * tok

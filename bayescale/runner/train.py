@@ -506,9 +506,11 @@ def train_model(
     )
 
 
-def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict[str, Any]:
+def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained, replayed_steps: int = 0) -> dict[str, Any]:
     """The runs-table row of a trained pilot (``counts`` from :func:`count_params`): ``run_id, N, D, C,
-    loss`` and its provenance; a repeated-data pilot's row adds ``U``, its unique tokens."""
+    loss`` and its provenance; a repeated-data pilot's row adds ``U``, its unique tokens, and a WSD
+    branch's its trunk and ``C_branch``: what it cost beyond the trunk that existed, its cooldown and
+    the ``replayed_steps`` of trunk it had to train again (a branch trained later, :func:`bayescale.runner.train_branch`)."""
     h, s = plan.hyper, plan.shape
     train_losses = [e for e in trained.log_history if "loss" in e and "eval_loss" not in e]
     loss = float(trained.curve["eval_loss"].iloc[-1])
@@ -574,14 +576,16 @@ def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict
     if plan.branch is not None:  # a WSD branch: C counts its share of the trunk and its cooldown once
         b = plan.branch
         row.update(trunk_id=b["trunk_id"], cooldown_steps=b["cooldown_steps"], branch_step=b["branch_step"])
-        row["C_branch"] = 6.0 * counts["N"] * b["cooldown_steps"] * h.batch_size * s.seq_len
+        row["C_branch"] = 6.0 * counts["N"] * (b["cooldown_steps"] + replayed_steps) * h.batch_size * s.seq_len
     return row
 
 
-def record_pilot(plan: PilotPlan, counts: dict[str, int], trained: Trained, out: Path) -> PilotResult:
-    """Make a trained pilot's row and record and write them to its work folder ``out``; the result file,
-    written last, marks the pilot as trained (calling :func:`train_pilot` again only loads it)."""
-    row = pilot_row(plan, counts, trained)
+def record_pilot(
+    plan: PilotPlan, counts: dict[str, int], trained: Trained, out: Path, replayed_steps: int = 0
+) -> PilotResult:
+    """Make a trained pilot's row (:func:`pilot_row`) and record and write them to its work folder ``out``;
+    the result file, written last, marks the pilot as trained (calling :func:`train_pilot` again only loads it)."""
+    row = pilot_row(plan, counts, trained, replayed_steps)
     record = {
         "row": row,
         "config": plan.config,

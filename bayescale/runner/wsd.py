@@ -391,6 +391,7 @@ def train_branch(
         _check_checkpoint_model(later.checkpoint, model, trunk_id)
         # The extended trunk's checkpoint at the branch's start, kept when asked and not kept already.
         keep = (b.start,) if keep_checkpoints and later.from_step < b.start else ()
+        past_end = later.from_step == max(kept_checkpoints(later.root / "trunk"))
         seg = Segment(b.steps, SCHEDULE, _wsd(b.cooldown_steps), [b.steps], keep_at=keep, start=str(later.checkpoint))
         train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
         trained = train_model(model, data, plan, out, segment=seg, **train)
@@ -398,10 +399,23 @@ def train_branch(
             kept = out / f"checkpoint-{step}"
             if kept.is_dir() and not (later.root / "trunk" / kept.name).exists():
                 os.replace(kept, later.root / "trunk" / kept.name)
-        result = record_pilot(plan, count_params(model, plan.arch), trained, out)
+        replayed = replayed_steps(
+            later, extended=past_end and (later.root / "trunk" / f"checkpoint-{b.start}").is_dir()
+        )
+        result = record_pilot(plan, count_params(model, plan.arch), trained, out, replayed_steps=replayed)
         if not keep_checkpoints:
             _drop_checkpoints(out)
     return result
+
+
+def replayed_steps(later: LaterBranch, extended: bool) -> int:
+    """The trunk steps a branch trained later had to train again, which its ``C_branch`` counts beside
+    its cooldown: from its checkpoint to its start (``C_branch`` is what the row cost beyond what
+    existed, and those steps were trained before but not kept). Zero when they ``extended`` the trunk
+    past its last kept checkpoint and are now kept as its new one: they are then the trunk's, counted
+    as the trunk's growth like the trunk's own steps (``D - C_branch / (6 N)``, the trunk point a
+    future branch can start from, is the new checkpoint)."""
+    return 0 if extended else later.branch.start - later.from_step
 
 
 def _check_checkpoint_model(checkpoint: Path, model: Any, trunk_id: str) -> None:
