@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -27,6 +28,19 @@ def _fractions(text: str) -> tuple[float, ...]:
         return tuple(float(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+#: A negative number, as an option's value (argparse takes any other word starting with "-" for an
+#: option). Python 3.11 and 3.12's own pattern misses exponents, so ``--tokens -3e5`` was "expected
+#: one argument" instead of the value's own error; 3.13's already takes them.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _negative_values(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``p``, reading negative numbers in exponent notation as values (argparse's matcher: none of
+    ``p``'s options looks like a number, so none is shadowed)."""
+    p._negative_number_matcher = NEGATIVE_NUMBER
+    return p
 
 
 def _pilot_parser() -> argparse.ArgumentParser:
@@ -99,7 +113,7 @@ def _pilot_parser() -> argparse.ArgumentParser:
         default="table",
         help="json: the trained rows as JSON (a dry run prints text)",
     )
-    return p
+    return _negative_values(p)
 
 
 #: The sweep file's format, for ``--help`` (the full description: :mod:`bayescale.runner.sweep`).
@@ -155,7 +169,7 @@ def _sweep_parser() -> argparse.ArgumentParser:
         help="any other submitit parameter, e.g. mem_gb=16 or slurm_account=lab (repeatable)",
     )
     s.add_argument("--cluster", default="slurm", choices=("slurm", "local"), help="'local' runs the array here")
-    return p
+    return _negative_values(p)
 
 
 def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
