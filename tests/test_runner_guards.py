@@ -1,10 +1,12 @@
 """What keeps a pilot from being trained for nothing, or twice (``bayescale.runner.guards``), checked
 without training: a table the row cannot go to, bad counts and Slurm options refused before anything
 is planned (one line, exit 2), one trainer per work folder, sweep workers that die with their driver,
-the hyperparameter rules' N, and what a branch trained later records as ``C_branch``."""
+the hyperparameter rules' N, what a branch trained later records as ``C_branch``, and the sweep's
+progress lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -22,7 +24,7 @@ from bayescale.cli import main
 from bayescale.design.targets import runs_flops, trunks_of
 from bayescale.runner.guards import checked_device, table_problem, training_lock
 from bayescale.runner.models import PilotError
-from bayescale.runner.sweep import SweepError, run_sweep
+from bayescale.runner.sweep import Job, SweepError, SweepReport, _Progress, run_sweep
 from bayescale.runner.train import run_pilot
 from bayescale.runner.wsd import Branch, LaterBranch, replayed_steps
 
@@ -280,3 +282,23 @@ def test_a_later_branch_counts_the_trunk_steps_it_trained_again():
     assert runs_flops(rows.iloc[[3]], rows.iloc[:3])[0] == pytest.approx(6 * n * 90 * tok)
     # the trunk a future branch can start from is still the kept one, to step 160, not the extended 200
     assert trunks_of(rows)["trained"].iloc[0] == 160 * tok
+
+
+# ----------------------------------------------------------------------------- the sweep's progress
+
+
+def test_a_wsd_jobs_rows_are_counted_as_one_job(tmp_path):
+    lines = []
+    jobs = [Job(2e4, 1e5, {"schedule": "wsd"}), Job(3e4, 1e5)]
+    progress = _Progress(jobs, tmp_path / "runs.csv", SweepReport(), lines.append)
+    row = {"loss": 5.0, "wall_s": 1.0}
+    branches = [SimpleNamespace(row={**row, "run_id": f"b{i}"}) for i in range(3)]
+    progress.finished(jobs[0], branches, saved=True)
+    progress.finished(jobs[1], [SimpleNamespace(row={**row, "run_id": "p"})], saved=True)
+    assert [line.split("]")[0] for line in lines] == [
+        "[1/2, branch 1 of 3",
+        "[1/2, branch 2 of 3",
+        "[1/2, branch 3 of 3",
+        "[2/2",
+    ]
+    assert json.dumps(progress.report.finished) == '["b0", "b1", "b2", "p"]'

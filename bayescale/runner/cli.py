@@ -200,7 +200,7 @@ def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
 
 
 def _print_wsd(trunk: PilotPlan, branches: list[PilotPlan]) -> None:
-    _print_plan(trunk)
+    _print_plan(trunk, "one per branch, below")
     print(f"trunk       {branches[0].branch['trunk_id']}: constant learning rate to step {trunk.hyper.steps}")
     for p in branches:
         b = p.branch
@@ -210,9 +210,9 @@ def _print_wsd(trunk: PilotPlan, branches: list[PilotPlan]) -> None:
         )
 
 
-def _print_plan(plan: PilotPlan) -> None:
+def _print_plan(plan: PilotPlan, run_id: str | None = None) -> None:
     s, h = plan.shape, plan.hyper
-    print(f"run id      {plan.run_id}")
+    print(f"run id      {run_id or plan.run_id}")
     built = non_embedding_params(s.arch, s.n_layer, s.d_model)
     print(
         f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, "

@@ -376,25 +376,26 @@ class _Progress:
     def __init__(self, todo: list[Job], table: Path, report: SweepReport, say: Callable[[str], None]):
         self.n, self.table, self.report, self.say = len(todo), table, report, say
         self.total = sum(j.flops for j in todo)
-        self.done_flops = 0.0
+        self.done_flops, self.done = 0.0, 0
         self.t0 = time.perf_counter()
 
     def finished(self, job: Job, result=None, error: BaseException | None = None, saved: bool = False) -> None:
         self.done_flops += job.flops
+        self.done += 1  # jobs, not rows: a WSD job makes a row per branch
         elapsed = time.perf_counter() - self.t0
         eta = elapsed * (self.total - self.done_flops) / self.done_flops if self.done_flops else float("nan")
-        k = len(self.report.finished) + len(self.report.failed) + 1
         if error is not None:
             self.report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
-            self.say(f"[{k}/{self.n}] FAILED {job.label()}: {type(error).__name__}: {error}")
+            self.say(f"[{self.done}/{self.n}] FAILED {job.label()}: {type(error).__name__}: {error}")
             return
-        for r in result:  # one row, or one per WSD branch
+        for i, r in enumerate(result, 1):  # one row, or one per WSD branch
             if not saved:
                 save_pilot(r, self.table)
             row = r.row
             self.report.finished.append(row["run_id"])
+            which = f"{self.done}/{self.n}" + (f", branch {i} of {len(result)}" if len(result) > 1 else "")
             self.say(
-                f"[{k}/{self.n}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
+                f"[{which}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
                 f"({100 * self.done_flops / self.total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
             )
 

@@ -206,11 +206,14 @@ def train_wsd(
 
 def _train_trunk(trunk: PilotPlan, out: Path, done: dict[str, Any], device: str, train: dict[str, Any]) -> None:
     """Train a WSD trunk to its last branch's start in ``out``, keeping the checkpoints at the branch
-    starts, and write ``done`` (its id, branch steps and request) to ``out/done.json``."""
+    starts, and write ``done`` (its id, branch steps and request) to ``out/done.json``. Its eval points
+    are said under its trunk id, the id its branches' rows carry."""
     starts = done["branch_steps"]
     model, data = build_pilot(trunk, device)
     seg = Segment(trunk.hyper.steps, SCHEDULE, _wsd(0), list(starts), keep_at=starts)
-    train_model(model, data, trunk, out, segment=seg, **train)
+    said = train["on_progress"]
+    on_progress = None if said is None else (lambda msg: said({**msg, "run_id": done["trunk_id"]}))
+    train_model(model, data, trunk, out, segment=seg, **{**train, "on_progress": on_progress})
     del model, data  # the branches load the trunk's checkpoints: free its memory before they plan theirs
     _drop_checkpoints(out, keep=starts)
     atomic_write_bytes(out / "done.json", json.dumps(done).encode())
