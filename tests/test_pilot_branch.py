@@ -1,6 +1,7 @@
 """A cooldown branch trained later off a WSD trunk (`bayescale pilot --branch-of TRUNK_ID --tokens D`):
 it equals the branch trained together with the trunk at the same D, its row is recorded like the
-trunk's other branches and priced by the planner at what it records, and bad requests exit 2."""
+trunk's other branches (its ``C_branch`` also counts the trunk steps it trained again from a kept
+checkpoint), and bad requests exit 2."""
 
 from __future__ import annotations
 
@@ -67,15 +68,18 @@ def test_a_later_branch_equals_the_branch_trained_with_the_trunk(trunks, cache, 
     row, ref = runs.iloc[-1], load_runs(trunks["b"]).iloc[0]
     assert len(runs) == 3 and row["trunk_id"] == trunk_id and row["run_id"] != ref["run_id"]
     # the same training as the branch at 0.75 trained with the trunk: same tokens, same loss
-    for col in ("D", "C", "C_branch", "steps", "branch_step", "cooldown_steps", "lr", "warmup_steps", "schedule"):
+    for col in ("D", "C", "steps", "branch_step", "cooldown_steps", "lr", "warmup_steps", "schedule"):
         assert row[col] == ref[col], col
     assert row["D"] == 150 * 512 and row["branch_step"] == 120 and row["cooldown_steps"] == 30
     assert abs(row["loss"] - ref["loss"]) <= 1e-6, (row["loss"], ref["loss"])
     assert list(runs.columns) == list(before.columns)  # recorded with the columns of the trunk's branches
-    # the planner's price of that branch, off the trunk as the table held it before, is what the row records
-    cand = pd.DataFrame({"N": [row["N"]], "D": [row["D"]]})
-    assert branch_flops(cand, before)[0] == pytest.approx(row["C_branch"], rel=1e-12)
+    # what it cost beyond the trunk that existed: its cooldown (the C_branch of the branch trained with the
+    # trunk) and the 40 trunk steps from the kept checkpoint at 80 to its start at 120, trained again
+    assert row["C_branch"] == pytest.approx(ref["C_branch"] + 6 * row["N"] * 40 * 512, rel=1e-12)
     assert runs_flops(runs.iloc[[-1]], before)[0] == pytest.approx(row["C_branch"], rel=1e-12)
+    # the planner priced it at its cooldown alone (it counts on a checkpoint at every trunk step)
+    cand = pd.DataFrame({"N": [row["N"]], "D": [row["D"]]})
+    assert branch_flops(cand, before)[0] == pytest.approx(ref["C_branch"], rel=1e-12)
     assert trunks_of(runs)["trained"].iloc[0] == 160 * 512  # the trunk was not extended
     assert not list((cache / "pilots" / trunk_id / "cooldown-0.75").glob("checkpoint-*"))
     # a rerun trains nothing and adds no row
@@ -91,7 +95,16 @@ def test_a_later_branch_equals_the_branch_trained_with_the_trunk(trunks, cache, 
 def test_a_later_branch_past_the_trunk_extends_it_and_keeps_its_checkpoint(trunks, cache):
     a = trunks["a"]
     trunk_id = _trunk_id(a)
-    before = load_runs(a)
+    # past the trunk's end, its checkpoint not kept: the trunk from 160 to 180 is trained and dropped
+    # again, so the row counts it, and the trunk a later branch can start from still ends at 160
+    past = ["pilot", "--branch-of", trunk_id, "--tokens", str(1.125 * TOKENS), *QUIET, "--append", str(a)]
+    assert main(past) == 0
+    runs = load_runs(a)
+    row = runs.iloc[-1]
+    assert row["branch_step"] == 180 and row["cooldown_steps"] == 45
+    assert row["C_branch"] == 6 * row["N"] * (45 + 20) * 512 and trunks_of(runs)["trained"].iloc[0] == 160 * 512
+    assert not (cache / "pilots" / trunk_id / "trunk" / "checkpoint-180").exists()
+    before = runs
     later = ["pilot", "--branch-of", trunk_id, "--tokens", str(1.25 * TOKENS), *QUIET, "--keep-checkpoints"]
     assert main([*later, "--append", str(a)]) == 0
     runs = load_runs(a)
@@ -100,7 +113,8 @@ def test_a_later_branch_past_the_trunk_extends_it_and_keeps_its_checkpoint(trunk
     assert row["D"] == 250 * 512 and row["branch_step"] == 200 and row["cooldown_steps"] == 50
     assert row["C"] == pytest.approx(6 * row["N"] * row["D"]) and row["C_branch"] == 6 * row["N"] * 50 * 512
     assert np.isfinite(row["loss"]) and row["loss"] < before["loss"].max()
-    # what it cost the loop: its cooldown and the 40 steps of trunk it added
+    # what it cost the loop: its cooldown and the 40 steps of trunk it added, kept now as the trunk's: they
+    # are the trunk's growth, not the row's C_branch, and a later branch can start from its end
     assert runs_flops(runs.iloc[[-1]], before)[0] == pytest.approx(6 * row["N"] * (50 + 40) * 512)
     assert trunks_of(runs)["trained"].iloc[0] == 200 * 512
     folder = cache / "pilots" / trunk_id / "trunk"
@@ -116,8 +130,9 @@ def test_bad_branch_requests_exit_2(trunks, cache, capsys):
         (["--branch-of", "llama-nope", "--tokens", "5e4"], "unknown trunk id 'llama-nope'"),
         (["--branch-of", ref_id, "--tokens", "5e4"], "pass the --work-dir it was trained with"),
         (["--branch-of", ref_id, "--tokens", "5e4", "--work-dir", str(trunks["b_dir"])], "--keep-checkpoints"),
-        (["--branch-of", trunk_id, "--tokens", str(0.25 * TOKENS)], "before its first kept checkpoint (step 80)"),
-        (["--branch-of", trunk_id, "--tokens", str(0.25 * TOKENS)], "allowed: tokens >= 51200"),
+        (["--branch-of", trunk_id, "--tokens", str(0.35 * TOKENS)], "before its first kept checkpoint (step 80)"),
+        (["--branch-of", trunk_id, "--tokens", str(0.35 * TOKENS)], "allowed: tokens >= 51200"),
+        (["--branch-of", trunk_id, "--tokens", str(0.25 * TOKENS)], "before the 50 warmup steps end"),
         (["--branch-of", trunk_id, "--tokens", "6e4", "--arch", "gpt2"], "model config mismatch: --arch 'gpt2'"),
         (["--branch-of", trunk_id, "--tokens", "6e4", "--n-params", "3e4"], "trained with n_params=20000.0"),
         (["--branch-of", trunk_id, "--tokens", "6e4", "--cooldowns", "0.5"], "--cooldowns lists a new trunk's"),

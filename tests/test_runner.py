@@ -353,6 +353,70 @@ def test_process_pool_sweep_and_resume(cache, streams, tmp_path, capsys):
     assert "0 pilot(s) to run" in capsys.readouterr().err and len(load_runs(tmp_path / "runs.csv")) == 2
 
 
+def _state(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and parent (from /proc), None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def _children(pid: int) -> list[int]:
+    """The running processes whose parent is ``pid``."""
+    states = {int(d.name): _state(int(d.name)) for d in Path("/proc").glob("[0-9]*")}
+    return [c for c, st in states.items() if st is not None and st[1] == pid and st[0] != "Z"]
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie that no one has reaped yet does not)."""
+    st = _state(pid)
+    return st is not None and st[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_killed_sweeps_workers_stop_with_it(cache, streams, tmp_path):
+    sweep = tmp_path / "sweep.toml"  # two pilots of about a thousand steps: still training when killed
+    sweep.write_text(
+        'table = "runs.csv"\n[settings]\neval_tokens = 4096\n[grid]\nn_params = [2e4, 3e4]\ntokens = [2e6]\n'
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "bayescale",
+        "pilot",
+        "sweep",
+        str(sweep),
+        "--workers",
+        "1",
+        "--threads-per-pilot",
+        "1",
+    ]
+    log = tmp_path / "sweep.log"
+    with (
+        open(log, "wb") as fh,
+        subprocess.Popen(
+            cmd, env={**os.environ, "BAYESCALE_CACHE": str(cache)}, stdout=fh, stderr=subprocess.STDOUT
+        ) as driver,
+    ):
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and "eval loss" not in log.read_text():
+            assert driver.poll() is None, log.read_text()
+            time.sleep(0.2)
+        workers = _children(driver.pid)
+        driver.send_signal(signal.SIGKILL)  # kill -9: the driver cannot stop its pool
+        driver.wait()
+    assert workers and not (tmp_path / "runs.csv").exists(), "the sweep finished before it was killed"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.2)
+    left = [w for w in workers if _running(w)]  # orphans (adopted by init) that would train on
+    for w in left:
+        os.kill(w, signal.SIGKILL)
+    assert not left, f"workers {left} outlived the sweep's driver"
+
+
 @pytest.mark.slow
 # Ray starts its local cluster's processes by forking; JAX (already running in this pytest process when
 # other tests come first) warns at every fork. The pilots run in Ray's workers, which never touch JAX.
@@ -450,9 +514,10 @@ def test_wsd_branches_and_plans(cache, streams, capsys):
     assert [p.tokens_trained for p in plans] == [98 * 512, 196 * 512]
     assert len({p.branch["trunk_id"] for p in plans}) == 1 and all("-wsd-" in p.run_id for p in plans)
     assert all(p.hyper.lr == cosine.hyper.lr and p.hyper.warmup_steps == cosine.hyper.warmup_steps for p in plans)
-    assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--schedule", "wsd", "--dry-run"]) == 0
+    # the default branches: at 0.25 of 1.5e5 tokens (293 steps) the first leaves the trunk after its 54 warmup steps
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "1.5e5", "--schedule", "wsd", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("branch      llama-") == 3 and "constant learning rate to step 157" in out
+    assert out.count("branch      llama-") == 3 and "constant learning rate to step 234" in out
     assert main(["pilot", "--n-params", "2e4", "--tokens", "1e5", "--cooldowns", "0.5", "--dry-run"]) == 2
     assert "--cooldowns needs --schedule wsd" in capsys.readouterr().err
 
@@ -534,7 +599,7 @@ def test_slurm_options_from_the_command_line():
 
     a = _sweep_parser().parse_args(
         ["s.toml", "--executor", "slurm", "--partition", "gpu", "--max-parallel", "8", "--time-min", "90"]
-        + ["--slurm-option", "mem_gb=16", "--slurm-option", "slurm_account=lab", "--slurm-option", "x=0.5"]
+        + ["--slurm-option", "mem_gb=7.5", "--slurm-option", "slurm_account=lab", "--slurm-option", "nodes=1"]
     )
     assert _slurm_options(a) == {
         "cluster": "slurm",
@@ -542,9 +607,9 @@ def test_slurm_options_from_the_command_line():
         "timeout_min": 90,
         "slurm_partition": "gpu",
         "slurm_array_parallelism": 8,
-        "mem_gb": 16,
+        "mem_gb": 7.5,
         "slurm_account": "lab",
-        "x": 0.5,
+        "nodes": 1,
     }
     with pytest.raises(SweepError, match="KEY=VALUE"):
         _slurm_options(_sweep_parser().parse_args(["s.toml", "--slurm-option", "mem_gb"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
+import re
 import sys
 from typing import Any
 
@@ -28,6 +28,19 @@ def _fractions(text: str) -> tuple[float, ...]:
         return tuple(float(x) for x in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+#: A negative number, as an option's value (argparse takes any other word starting with "-" for an
+#: option). Python 3.11 and 3.12's own pattern misses exponents, so ``--tokens -3e5`` was "expected
+#: one argument" instead of the value's own error; 3.13's already takes them.
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _negative_values(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``p``, reading negative numbers in exponent notation as values (argparse's matcher: none of
+    ``p``'s options looks like a number, so none is shadowed)."""
+    p._negative_number_matcher = NEGATIVE_NUMBER
+    return p
 
 
 def _pilot_parser() -> argparse.ArgumentParser:
@@ -100,7 +113,7 @@ def _pilot_parser() -> argparse.ArgumentParser:
         default="table",
         help="json: the trained rows as JSON (a dry run prints text)",
     )
-    return p
+    return _negative_values(p)
 
 
 #: The sweep file's format, for ``--help`` (the full description: :mod:`bayescale.runner.sweep`).
@@ -156,17 +169,18 @@ def _sweep_parser() -> argparse.ArgumentParser:
         help="any other submitit parameter, e.g. mem_gb=16 or slurm_account=lab (repeatable)",
     )
     s.add_argument("--cluster", default="slurm", choices=("slurm", "local"), help="'local' runs the array here")
-    return p
+    return _negative_values(p)
 
 
 def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
     """The ``slurm`` options of :func:`bayescale.runner.run_sweep` from the sweep command's flags."""
+    from .guards import slurm_problem
     from .sweep import SweepError
 
     options: dict[str, Any] = {"cluster": a.cluster, "folder": a.slurm_folder, "timeout_min": a.time_min}
     if a.partition:
         options["slurm_partition"] = a.partition
-    if a.max_parallel:
+    if a.max_parallel is not None:
         options["slurm_array_parallelism"] = a.max_parallel
     for item in a.slurm_option:
         key, sep, value = item.partition("=")
@@ -178,12 +192,15 @@ def _slurm_options(a: argparse.Namespace) -> dict[str, Any]:
                 break
             except ValueError:
                 continue
+        problem = slurm_problem(key, value)
+        if problem:
+            raise SweepError(f"--slurm-option {item!r}: {problem}; nothing was trained")
         options[key] = value
     return options
 
 
 def _print_wsd(trunk: PilotPlan, branches: list[PilotPlan]) -> None:
-    _print_plan(trunk)
+    _print_plan(trunk, "one per branch, below")
     print(f"trunk       {branches[0].branch['trunk_id']}: constant learning rate to step {trunk.hyper.steps}")
     for p in branches:
         b = p.branch
@@ -193,9 +210,9 @@ def _print_wsd(trunk: PilotPlan, branches: list[PilotPlan]) -> None:
         )
 
 
-def _print_plan(plan: PilotPlan) -> None:
+def _print_plan(plan: PilotPlan, run_id: str | None = None) -> None:
     s, h = plan.shape, plan.hyper
-    print(f"run id      {plan.run_id}")
+    print(f"run id      {run_id or plan.run_id}")
     built = non_embedding_params(s.arch, s.n_layer, s.d_model)
     print(
         f"shape       {s.arch}: {s.n_layer} layers, width {s.d_model}, {s.n_head} heads, ffn {s.d_ff}, context {s.seq_len}, "
@@ -247,6 +264,9 @@ def cmd_pilot(args: argparse.Namespace) -> int:
     if rest and rest[0] == "sweep":
         return _cmd_sweep(_sweep_parser().parse_args(rest[1:]))
     a = _pilot_parser().parse_args(rest)
+    _check_flags(a, ("threads", "batch_size", "vocab_size", "eval_tokens", "curve_points"))
+    if not (math.isfinite(a.save_every) and a.save_every >= 0):
+        raise PilotError(f"--save-every {a.save_every:g} is not allowed; allowed: seconds >= 0 (0: every step)")
     if a.branch_of is not None:
         return _cmd_branch(a, _given_plan_options(rest))
     if a.n_params is None:
@@ -308,24 +328,13 @@ def _warn_few_steps(plan: PilotPlan) -> None:
 
 
 def _check_table(table: str) -> None:
-    """Refuse, before any training, a ``--append`` path no runs table can be written to: one under a
-    missing folder (a typo would start a new table there), a folder, or a file that is not a runs table."""
-    import pandas as pd  # when a pilot runs, not for --help
+    """Refuse, before any training, a ``--append`` table the row cannot go to (its folder missing, a
+    folder, a read-only file, a file that is not a valid runs table: :func:`bayescale.runner.guards.table_problem`)."""
+    from .guards import table_problem  # loads pandas: when a pilot runs, not for --help
 
-    from ..data import check_runs_header
-
-    parent = os.path.dirname(os.path.abspath(table))
-    if not os.path.isdir(parent):
-        what = "is a file, not a folder" if os.path.exists(parent) else "does not exist (create it, or fix the path)"
-        raise PilotError(f"--append {table!r}: its folder {parent!r} {what}; nothing was trained")
-    if os.path.isdir(table):
-        raise PilotError(f"--append {table!r} is a folder; give a runs CSV file; nothing was trained")
-    try:
-        check_runs_header(pd.read_csv(table, dtype=str, keep_default_na=False, nrows=0), table)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return  # a new table, or an empty file: the pilot's row starts it
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-        raise PilotError(f"--append {table!r}: could not read it as a CSV ({exc}); nothing was trained") from None
+    problem = table_problem(table)
+    if problem:
+        raise PilotError(f"--append {table!r}: {problem}; nothing was trained")
 
 
 def _save(result: Any, table: str, stage: Stages) -> str:
@@ -419,11 +428,21 @@ def _progress(msg: dict) -> None:
     print(f"  step {msg['step']}/{msg['steps']}: eval loss {msg['eval_loss']:.4f}", file=sys.stderr, flush=True)
 
 
-def _cmd_sweep(a: argparse.Namespace) -> int:
-    from .sweep import load_sweep, pending, run_sweep, same_models
+def _check_flags(a: argparse.Namespace, counts: tuple[str, ...]) -> None:
+    """Refuse, before anything is planned, a count flag (its ``argparse`` dest) that is not a positive integer."""
+    from .guards import check_counts
 
+    flags = {"--" + name.replace("_", "-"): getattr(a, name) for name in counts}
+    check_counts(flags, PilotError)
+
+
+def _cmd_sweep(a: argparse.Namespace) -> int:
+    from .sweep import check_sweep_table, load_sweep, pending, run_sweep, same_models
+
+    _check_flags(a, ("workers", "threads_per_pilot", "max_parallel", "time_min"))
     sweep = load_sweep(a.sweep)
     if a.dry_run:
+        check_sweep_table(sweep.table)  # the run would refuse it before training: so does its preview
         todo, _ = pending(sweep)  # plans every pilot: a bad option is refused here, as the run would
         total = 0.0
         for job in sorted(sweep.jobs, key=lambda j: j.flops):

@@ -15,7 +15,7 @@ import numpy as np
 
 from .corpus import TokenStreams, config_hash, token_streams
 from .models import PilotError
-from .shapes import ARCHES, Hyper, Shape, check_size, hyper_for, memory_bytes, shape_for
+from .shapes import ARCHES, Hyper, Shape, check_size, hyper_for, memory_bytes, non_embedding_params, shape_for
 
 #: Held-out tokens evaluated at each point of the loss curve (a fixed prefix of the held-out split).
 EVAL_TOKENS = 65536
@@ -98,6 +98,9 @@ def plan_pilot(
 ) -> PilotPlan:
     """Resolve a pilot request into its shape, hyperparameters, data and run id (no training).
 
+    The shape rule builds a model near ``n_params``; the hyperparameter rules (learning rate, warmup)
+    then take that model's non-embedding count, the ``N`` its row records.
+
     With ``unique_tokens`` U, the pilot trains on a fixed pool of about U tokens (whole windows of
     ``seq_len``, see :func:`unique_windows`) repeated for D/U epochs: a repeated-data pilot.
 
@@ -123,7 +126,9 @@ def plan_pilot(
     check_size(float(n_params), arch)  # before the tokenizer is built: a refused size answers at once
     streams = token_streams(corpus, vocab_size)
     shape = shape_for(float(n_params), arch, vocab_size=streams.vocab_size, seq_len=seq_len)
-    hyper = hyper_for(float(n_params), float(tokens), seq_len, lr_scale=lr_scale, batch_size=batch_size, arch=arch)
+    # The rules' N is the built model's (the row's N), not the request: sizes that build one model train alike.
+    built = non_embedding_params(arch, shape.n_layer, shape.d_model)
+    hyper = hyper_for(float(built), float(tokens), seq_len, lr_scale=lr_scale, batch_size=batch_size, arch=arch)
     if not (isinstance(eval_tokens, int) and seq_len <= eval_tokens):
         raise PilotError(f"eval_tokens={eval_tokens!r} must be an integer >= seq_len ({seq_len})")
     eval_tokens = min(eval_tokens, (len(streams.heldout) // seq_len) * seq_len)

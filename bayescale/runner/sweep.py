@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BayescaleError
+from .guards import check_counts, die_with_parent, slurm_options_problem, table_problem
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, plan_pilot
 from .shapes import ARCHES, non_embedding_params, shape_for, training_flops
@@ -285,7 +286,8 @@ def _is_seed(s: Any) -> bool:
 
 def same_models(jobs: list[Job]) -> list[str]:
     """Warnings, in words, for requested sizes that build the same model (with the same seed and data):
-    their rows would share N and differ only in the learning rate the requested size sets."""
+    their rows share N (the hyperparameter rules take the built model's N, so they train alike), and
+    the sweep has fewer sizes than it lists."""
     groups: dict[tuple, list[float]] = {}
     for job in jobs:
         s, o = job.shape, job.options
@@ -294,8 +296,8 @@ def same_models(jobs: list[Job]) -> list[str]:
         )
     return [
         f"requested sizes {', '.join(f'{n:.3g}' for n in sorted(set(sizes)))} build the same {arch} model ({layers} "
-        f"layers x width {width}, N = {non_embedding_params(arch, layers, width):,}): their rows share N and differ "
-        "only in learning rate; space the sizes wider"
+        f"layers x width {width}, N = {non_embedding_params(arch, layers, width):,}): their rows share N, so the "
+        "sweep has fewer sizes than it lists (and a pilot at one D is trained once per size); space the sizes wider"
         for (arch, layers, width, *_), sizes in groups.items()
         if len(set(sizes)) > 1
     ]
@@ -337,9 +339,12 @@ def _train_job(job: Job, threads: int | None, device: str, quiet: bool) -> list[
 _GPU_QUEUE = None
 
 
-def _init_worker(queue) -> None:
-    """Give each worker process its own GPU (CUDA_VISIBLE_DEVICES), before torch starts."""
+def _init_worker(queue, driver: int) -> None:
+    """Tie each worker process to the sweep's ``driver`` (it exits when the driver is gone: a killed
+    sweep leaves no worker training on unseen) and give it its own GPU (CUDA_VISIBLE_DEVICES), before
+    torch starts."""
     global _GPU_QUEUE
+    die_with_parent(driver)
     _GPU_QUEUE = queue
     if queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(queue.get())
@@ -371,25 +376,26 @@ class _Progress:
     def __init__(self, todo: list[Job], table: Path, report: SweepReport, say: Callable[[str], None]):
         self.n, self.table, self.report, self.say = len(todo), table, report, say
         self.total = sum(j.flops for j in todo)
-        self.done_flops = 0.0
+        self.done_flops, self.done = 0.0, 0
         self.t0 = time.perf_counter()
 
     def finished(self, job: Job, result=None, error: BaseException | None = None, saved: bool = False) -> None:
         self.done_flops += job.flops
+        self.done += 1  # jobs, not rows: a WSD job makes a row per branch
         elapsed = time.perf_counter() - self.t0
         eta = elapsed * (self.total - self.done_flops) / self.done_flops if self.done_flops else float("nan")
-        k = len(self.report.finished) + len(self.report.failed) + 1
         if error is not None:
             self.report.failed.append((job.label(), f"{type(error).__name__}: {error}"))
-            self.say(f"[{k}/{self.n}] FAILED {job.label()}: {type(error).__name__}: {error}")
+            self.say(f"[{self.done}/{self.n}] FAILED {job.label()}: {type(error).__name__}: {error}")
             return
-        for r in result:  # one row, or one per WSD branch
+        for i, r in enumerate(result, 1):  # one row, or one per WSD branch
             if not saved:
                 save_pilot(r, self.table)
             row = r.row
             self.report.finished.append(row["run_id"])
+            which = f"{self.done}/{self.n}" + (f", branch {i} of {len(result)}" if len(result) > 1 else "")
             self.say(
-                f"[{k}/{self.n}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
+                f"[{which}] {row['run_id']}: loss {row['loss']:.4f} in {row['wall_s']:.0f} s "
                 f"({100 * self.done_flops / self.total:.0f}% of FLOPs, {elapsed:.0f} s elapsed, about {eta:.0f} s left)"
             )
 
@@ -438,8 +444,10 @@ def run_sweep(
     say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if executor not in EXECUTORS:
         raise SweepError(f"executor={executor!r} is not allowed; allowed: {list(EXECUTORS)}")
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise SweepError(f"workers={workers!r} must be a positive integer")
+    check_counts({"workers": workers, "threads_per_pilot": threads_per_pilot}, SweepError)
+    check_sweep_table(sweep.table)
+    if executor == "slurm":
+        check_slurm(slurm or {})
     todo, skipped = pending(sweep)
     todo.sort(key=lambda j: -j.flops)  # largest first: better packing, and the stragglers are short
     progress = _Progress(todo, sweep.table, SweepReport(skipped=skipped), say)
@@ -468,6 +476,22 @@ def run_sweep(
     return report
 
 
+def check_sweep_table(table: Path) -> None:
+    """Refuse, before any pilot trains, a sweep whose table cannot take the rows (its folder missing,
+    read-only, not a runs table: :func:`bayescale.runner.guards.table_problem`)."""
+    problem = table_problem(table)
+    if problem:
+        raise SweepError(f"sweep table {str(table)!r}: {problem}; nothing was trained")
+
+
+def check_slurm(options: Mapping[str, Any]) -> None:
+    """Refuse, before anything is planned, a Slurm sweep that submitit would refuse: no Slurm here, or
+    a parameter it does not know or a value of the wrong type (:func:`bayescale.runner.guards.slurm_options_problem`)."""
+    problem = slurm_options_problem(options)
+    if problem:
+        raise SweepError(f"{problem}; nothing was trained")
+
+
 def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
     ctx = mp.get_context("spawn")
     gpus = _gpu_count() if device != "cpu" else 0
@@ -480,7 +504,9 @@ def _run_pool(todo, workers, device, threads, quiet, finished) -> None:
     else:
         workers = workers or os.cpu_count() or 1
         threads = threads or max(1, (os.cpu_count() or 1) // workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,))
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(queue, os.getpid())
+    )
     try:
         futures = {pool.submit(_train_job, job, threads, device, quiet): job for job in todo}
         pending = set(futures)
@@ -574,6 +600,7 @@ def run_slurm(
         raise SweepError("executor='slurm' needs submitit: pip install 'bayescale[slurm]'") from exc
     threads = threads or 1
     folder = Path(folder) if folder is not None else table.with_name(table.stem + "_slurm")
+    check_slurm({"cluster": cluster, **parameters})  # one line, not submitit's traceback
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
     defaults = {"name": "bayescale-sweep", "timeout_min": 24 * 60, "nodes": 1, "tasks_per_node": 1}
     defaults.update(cpus_per_task=threads, gpus_per_node=1 if device == "cuda" else 0)

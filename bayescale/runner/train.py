@@ -35,6 +35,7 @@ import pandas as pd
 from .. import __version__
 from ..data import append_run
 from .corpus import _atomic_bytes, cache_dir
+from .guards import checked_device, table_problem, training_lock, trains_on
 from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
 from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, micro_batch, plan_pilot, unique_windows
@@ -223,6 +224,8 @@ def run_pilot(
     >>> row["loss"] < row["unigram_entropy"]  # doctest: +SKIP
     True
     """
+    if append is not None and (problem := table_problem(append)):  # said before the training, not after
+        raise PilotError(f"append={os.fspath(append)!r}: {problem}; nothing was trained")
     result = train_pilot(n_params, tokens, arch=arch, seed=seed, **kwargs)
     if append is not None:
         save_pilot(result, append)
@@ -287,7 +290,7 @@ def train_pilot(
     -------
     PilotResult
     """
-    torch = checked_device(device)
+    torch = checked_device(device, threads)
     plan = plan_pilot(
         n_params,
         tokens,
@@ -304,33 +307,17 @@ def train_pilot(
     )
     out = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plan.run_id
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "result.json").exists():  # trained before (the save may have been interrupted)
-        return load_result(out)
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    model, data = build_pilot(plan, trains_on(torch, device))
-    trained = train_model(
-        model, data, plan, out, device=device, compile=compile, save_every_s=save_every_s, on_progress=on_progress
-    )
-    result = record_pilot(plan, count_params(model, plan.arch), trained, out)
-    for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
-        shutil.rmtree(d, ignore_errors=True)
+    with training_lock(out, plan.run_id):
+        if (out / "result.json").exists():  # trained before (the save may have been interrupted)
+            return load_result(out)
+        model, data = build_pilot(plan, trains_on(torch, device))
+        trained = train_model(
+            model, data, plan, out, device=device, compile=compile, save_every_s=save_every_s, on_progress=on_progress
+        )
+        result = record_pilot(plan, count_params(model, plan.arch), trained, out)
+        for d in [] if keep_checkpoints else out.glob("checkpoint-*"):
+            shutil.rmtree(d, ignore_errors=True)
     return result
-
-
-def trains_on(torch, device: str) -> str:
-    """ "cuda" or "cpu": where a pilot asked to train on ``device`` ("auto", "cpu" or "cuda") trains."""
-    return "cuda" if device == "cuda" or (device == "auto" and torch.cuda.is_available()) else "cpu"
-
-
-def checked_device(device: str):
-    """torch, once ``device`` is known to be one it can train on."""
-    torch = require_torch()
-    if device not in ("auto", "cpu", "cuda"):
-        raise PilotError(f"device={device!r} is not allowed; allowed: 'auto', 'cpu', 'cuda'")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PilotError("device='cuda' but torch sees no CUDA GPU")
-    return torch
 
 
 @dataclass(frozen=True)
@@ -519,9 +506,11 @@ def train_model(
     )
 
 
-def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict[str, Any]:
+def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained, replayed_steps: int = 0) -> dict[str, Any]:
     """The runs-table row of a trained pilot (``counts`` from :func:`count_params`): ``run_id, N, D, C,
-    loss`` and its provenance; a repeated-data pilot's row adds ``U``, its unique tokens."""
+    loss`` and its provenance; a repeated-data pilot's row adds ``U``, its unique tokens, and a WSD
+    branch's its trunk and ``C_branch``: what it cost beyond the trunk that existed, its cooldown and
+    the ``replayed_steps`` of trunk it had to train again (a branch trained later, :func:`bayescale.runner.train_branch`)."""
     h, s = plan.hyper, plan.shape
     train_losses = [e for e in trained.log_history if "loss" in e and "eval_loss" not in e]
     loss = float(trained.curve["eval_loss"].iloc[-1])
@@ -587,14 +576,16 @@ def pilot_row(plan: PilotPlan, counts: dict[str, int], trained: Trained) -> dict
     if plan.branch is not None:  # a WSD branch: C counts its share of the trunk and its cooldown once
         b = plan.branch
         row.update(trunk_id=b["trunk_id"], cooldown_steps=b["cooldown_steps"], branch_step=b["branch_step"])
-        row["C_branch"] = 6.0 * counts["N"] * b["cooldown_steps"] * h.batch_size * s.seq_len
+        row["C_branch"] = 6.0 * counts["N"] * (b["cooldown_steps"] + replayed_steps) * h.batch_size * s.seq_len
     return row
 
 
-def record_pilot(plan: PilotPlan, counts: dict[str, int], trained: Trained, out: Path) -> PilotResult:
-    """Make a trained pilot's row and record and write them to its work folder ``out``; the result file,
-    written last, marks the pilot as trained (calling :func:`train_pilot` again only loads it)."""
-    row = pilot_row(plan, counts, trained)
+def record_pilot(
+    plan: PilotPlan, counts: dict[str, int], trained: Trained, out: Path, replayed_steps: int = 0
+) -> PilotResult:
+    """Make a trained pilot's row (:func:`pilot_row`) and record and write them to its work folder ``out``;
+    the result file, written last, marks the pilot as trained (calling :func:`train_pilot` again only loads it)."""
+    row = pilot_row(plan, counts, trained, replayed_steps)
     record = {
         "row": row,
         "config": plan.config,

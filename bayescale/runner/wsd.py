@@ -34,20 +34,12 @@ from typing import Any
 
 from .._io import atomic_write_bytes
 from .corpus import cache_dir, config_hash
+from .guards import checked_device, training_lock, trains_on
 from .models import PilotError, count_params
 from .options import COOLDOWN
 from .plan import PilotPlan, plan_pilot
 from .shapes import Hyper
-from .train import (
-    PilotResult,
-    Segment,
-    build_pilot,
-    checked_device,
-    load_result,
-    record_pilot,
-    train_model,
-    trains_on,
-)
+from .train import PilotResult, Segment, build_pilot, load_result, record_pilot, train_model
 
 #: Shape of the cooldown (``transformers``' WSD ``decay_type``; Hägele et al. find 1-sqrt best).
 DECAY = "1-sqrt"
@@ -175,43 +167,56 @@ def train_wsd(
     ``options`` are those of :func:`bayescale.runner.plan_pilot`; the others as for
     :func:`bayescale.runner.train_pilot` (``work_dir`` holds ``trunk/`` and ``cooldown-F/`` folders).
     """
-    torch = checked_device(device)
+    torch = checked_device(device, threads)
     trunk, plans = plan_wsd(n_params, tokens, cooldowns=cooldowns, cooldown=cooldown, **options)
-    root = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / plans[0].branch["trunk_id"]
+    trunk_id = plans[0].branch["trunk_id"]
+    root = Path(work_dir) if work_dir is not None else cache_dir() / "pilots" / trunk_id
     trunk_out = root / "trunk"
     trunk_out.mkdir(parents=True, exist_ok=True)
     outs = [root / f"cooldown-{p.branch['fraction']:g}" for p in plans]
-    if threads is not None:
-        torch.set_num_threads(int(threads))
     train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
     starts = tuple(p.branch["branch_step"] for p in plans)
-    if not (trunk_out / "done.json").exists() and not all((o / "result.json").exists() for o in outs):
-        model, data = build_pilot(trunk, trains_on(torch, device))
-        seg = Segment(trunk.hyper.steps, SCHEDULE, _wsd(0), list(starts), keep_at=starts)
-        train_model(model, data, trunk, trunk_out, segment=seg, **train)
-        del model, data  # the branches load the trunk's checkpoints: free its memory before they plan theirs
-        _drop_checkpoints(trunk_out, keep=starts)
-        # The request, so that a branch can be planned off this trunk later (train_branch).
-        request = {"n_params": n_params, "tokens": tokens, "cooldowns": list(cooldowns), "cooldown": cooldown}
-        done = {"trunk_id": plans[0].branch["trunk_id"], "branch_steps": starts, "request": {**request, **options}}
-        atomic_write_bytes(trunk_out / "done.json", json.dumps(done).encode())
+    with training_lock(trunk_out, trunk_id):
+        if not (trunk_out / "done.json").exists() and not all((o / "result.json").exists() for o in outs):
+            # The request, so that a branch can be planned off this trunk later (train_branch).
+            request = {"n_params": n_params, "tokens": tokens, "cooldowns": list(cooldowns), "cooldown": cooldown}
+            done = {"trunk_id": trunk_id, "branch_steps": starts, "request": {**request, **options}}
+            _train_trunk(trunk, trunk_out, done, trains_on(torch, device), train)
     results = []
     for plan, out in zip(plans, outs, strict=True):
         out.mkdir(parents=True, exist_ok=True)
-        if (out / "result.json").exists():
-            results.append(load_result(out))
-            continue
-        model = data = None  # the previous branch's, released before this one's memory is planned
-        model, data = build_pilot(plan, trains_on(torch, device))
-        start = str(trunk_out / f"checkpoint-{plan.branch['branch_step']}")
-        seg = Segment(plan.hyper.steps, SCHEDULE, _wsd(plan.branch["cooldown_steps"]), [plan.hyper.steps], start=start)
-        trained = train_model(model, data, plan, out, segment=seg, **train)
-        results.append(record_pilot(plan, count_params(model, plan.arch), trained, out))
-        if not keep_checkpoints:
-            _drop_checkpoints(out)
+        with training_lock(out, plan.run_id):
+            if (out / "result.json").exists():
+                results.append(load_result(out))
+                continue
+            model = data = None  # the previous branch's, released before this one's memory is planned
+            model, data = build_pilot(plan, trains_on(torch, device))
+            start = str(trunk_out / f"checkpoint-{plan.branch['branch_step']}")
+            cool = _wsd(plan.branch["cooldown_steps"])
+            seg = Segment(plan.hyper.steps, SCHEDULE, cool, [plan.hyper.steps], start=start)
+            trained = train_model(model, data, plan, out, segment=seg, **train)
+            results.append(record_pilot(plan, count_params(model, plan.arch), trained, out))
+            if not keep_checkpoints:
+                _drop_checkpoints(out)
     if not keep_checkpoints:
-        _drop_checkpoints(trunk_out)
+        with training_lock(trunk_out, trunk_id):
+            _drop_checkpoints(trunk_out)
     return results
+
+
+def _train_trunk(trunk: PilotPlan, out: Path, done: dict[str, Any], device: str, train: dict[str, Any]) -> None:
+    """Train a WSD trunk to its last branch's start in ``out``, keeping the checkpoints at the branch
+    starts, and write ``done`` (its id, branch steps and request) to ``out/done.json``. Its eval points
+    are said under its trunk id, the id its branches' rows carry."""
+    starts = done["branch_steps"]
+    model, data = build_pilot(trunk, device)
+    seg = Segment(trunk.hyper.steps, SCHEDULE, _wsd(0), list(starts), keep_at=starts)
+    said = train["on_progress"]
+    on_progress = None if said is None else (lambda msg: said({**msg, "run_id": done["trunk_id"]}))
+    train_model(model, data, trunk, out, segment=seg, **{**train, "on_progress": on_progress})
+    del model, data  # the branches load the trunk's checkpoints: free its memory before they plan theirs
+    _drop_checkpoints(out, keep=starts)
+    atomic_write_bytes(out / "done.json", json.dumps(done).encode())
 
 
 # --------------------------------------------------------------------------- a branch trained later
@@ -378,29 +383,42 @@ def train_branch(
     and cools down. With ``keep_checkpoints`` the trunk's checkpoint at the branch's start joins the
     trunk's kept ones. The other arguments as for :func:`train_wsd` (``work_dir``: the trunk's).
     """
-    torch = checked_device(device)
+    torch = checked_device(device, threads)
     later = plan_branch(trunk_id, tokens, work_dir)
     plan, b, out = later.plan, later.branch, later.out
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "result.json").exists():  # trained before (the save may have been interrupted)
-        return load_result(out)
-    if threads is not None:
-        torch.set_num_threads(int(threads))
-    model, data = build_pilot(plan, trains_on(torch, device))
-    _check_checkpoint_model(later.checkpoint, model, trunk_id)
-    # The extended trunk's checkpoint at the branch's start, kept when asked and not kept already.
-    keep = (b.start,) if keep_checkpoints and later.from_step < b.start else ()
-    seg = Segment(b.steps, SCHEDULE, _wsd(b.cooldown_steps), [b.steps], keep_at=keep, start=str(later.checkpoint))
-    train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
-    trained = train_model(model, data, plan, out, segment=seg, **train)
-    for step in keep:  # a complete checkpoint moves whole (one rename) into the trunk's folder
-        kept = out / f"checkpoint-{step}"
-        if kept.is_dir() and not (later.root / "trunk" / kept.name).exists():
-            os.replace(kept, later.root / "trunk" / kept.name)
-    result = record_pilot(plan, count_params(model, plan.arch), trained, out)
-    if not keep_checkpoints:
-        _drop_checkpoints(out)
+    with training_lock(out, plan.run_id):
+        if (out / "result.json").exists():  # trained before (the save may have been interrupted)
+            return load_result(out)
+        model, data = build_pilot(plan, trains_on(torch, device))
+        _check_checkpoint_model(later.checkpoint, model, trunk_id)
+        # The extended trunk's checkpoint at the branch's start, kept when asked and not kept already.
+        keep = (b.start,) if keep_checkpoints and later.from_step < b.start else ()
+        past_end = later.from_step == max(kept_checkpoints(later.root / "trunk"))
+        seg = Segment(b.steps, SCHEDULE, _wsd(b.cooldown_steps), [b.steps], keep_at=keep, start=str(later.checkpoint))
+        train = {"device": device, "compile": compile, "save_every_s": save_every_s, "on_progress": on_progress}
+        trained = train_model(model, data, plan, out, segment=seg, **train)
+        for step in keep:  # a complete checkpoint moves whole (one rename) into the trunk's folder
+            kept = out / f"checkpoint-{step}"
+            if kept.is_dir() and not (later.root / "trunk" / kept.name).exists():
+                os.replace(kept, later.root / "trunk" / kept.name)
+        replayed = replayed_steps(
+            later, extended=past_end and (later.root / "trunk" / f"checkpoint-{b.start}").is_dir()
+        )
+        result = record_pilot(plan, count_params(model, plan.arch), trained, out, replayed_steps=replayed)
+        if not keep_checkpoints:
+            _drop_checkpoints(out)
     return result
+
+
+def replayed_steps(later: LaterBranch, extended: bool) -> int:
+    """The trunk steps a branch trained later had to train again, which its ``C_branch`` counts beside
+    its cooldown: from its checkpoint to its start (``C_branch`` is what the row cost beyond what
+    existed, and those steps were trained before but not kept). Zero when they ``extended`` the trunk
+    past its last kept checkpoint and are now kept as its new one: they are then the trunk's, counted
+    as the trunk's growth like the trunk's own steps (``D - C_branch / (6 N)``, the trunk point a
+    future branch can start from, is the new checkpoint)."""
+    return 0 if extended else later.branch.start - later.from_step
 
 
 def _check_checkpoint_model(checkpoint: Path, model: Any, trunk_id: str) -> None:
