@@ -35,8 +35,9 @@ def _fail(message: str) -> RunsTableError:
     return RunsTableError(f"runs table: {message}")
 
 
-def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a runs CSV; run ids are read verbatim (``"NA"`` stays a string).
+def read_runs_csv(path: str | os.PathLike, as_text: bool = False) -> pd.DataFrame:
+    """Read a runs CSV; run ids are read verbatim (``"NA"`` stays a string), and with ``as_text`` every
+    cell (blank as ""), as :func:`bayescale.append_run` rewrites the rows it keeps.
 
     The file is read once and parsed twice, so a concurrent replace cannot mix versions. A row with
     more fields than the header is refused (pandas would take the first column as an index and shift
@@ -47,8 +48,9 @@ def read_runs_csv(path: str | os.PathLike) -> pd.DataFrame:
             raw = fh.read()
         text = raw.decode("utf-8-sig")
         names, skip = _header_and_check(text, os.fspath(path))
-        df = pd.read_csv(io.BytesIO(raw), index_col=False, skiprows=skip)
-        if "run_id" in df.columns:
+        text_cells = {"dtype": str, "keep_default_na": False} if as_text else {}
+        df = pd.read_csv(io.BytesIO(raw), index_col=False, skiprows=skip, **text_cells)
+        if "run_id" in df.columns and not as_text:
             ids = pd.read_csv(
                 io.BytesIO(raw), index_col=False, skiprows=skip, usecols=["run_id"], dtype=str, keep_default_na=False
             )

@@ -447,12 +447,11 @@ def append_run(
         raise _fail(f"if_exists={if_exists!r} is not allowed; allowed: 'error', 'skip'")
     new = _as_rows(row)
     with _locked(path):
+        # read as load_runs reads it (a row with extra fields refused, not shifted), every cell kept as text
         try:
-            old = pd.read_csv(path, dtype=str, keep_default_na=False)
-        except (FileNotFoundError, pd.errors.EmptyDataError):
-            old = pd.DataFrame()
-        except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise _fail(f"could not read CSV {os.fspath(path)!r}: {exc}") from exc
+            old = read_runs_csv(path, as_text=True) if os.path.exists(path) else pd.DataFrame()
+        except RunsTableError as e:
+            raise RunsTableError(f"{e}; nothing was written") from None
         check_runs_header(old, path)
         if if_exists == "skip" and "run_id" in old.columns and "run_id" in new.columns:
             new = new[~new["run_id"].astype(str).isin(set(old["run_id"]))]

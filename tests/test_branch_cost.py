@@ -101,3 +101,13 @@ def test_a_saved_fit_keeps_the_trunk_columns_and_their_prices(tmp_path):
     np.testing.assert_array_equal(back["C_branch"], runs["C_branch"])
     assert (back["notes"] == "pilot").all() and list(back["seed"]) == list(range(len(RUNS)))
     assert branch_flops(CANDS, back) == pytest.approx(PRICES)
+
+
+def test_a_branch_that_trained_trunk_steps_again_does_not_raise_the_cooldown_share():
+    """A branch trained later counts the trunk steps it replayed in C_branch; the trunk's cooldown share is
+    its own branches' (the least share), not a median the later branches move."""
+    runs = _with_trunk(RUNS)
+    later = runs[runs["N"] == 1e7].assign(run_id=["late1", "late2"], D=[1.5e8, 3e8])
+    later["C_branch"] = 0.5 * 6.0 * later["N"] * later["D"]  # cooldown 0.2 + replayed trunk steps 0.3
+    both = pd.concat([runs, later], ignore_index=True)
+    assert trunks_of(both)["cooldown"].iloc[0] == pytest.approx(0.2)

@@ -328,7 +328,8 @@ def test_append_without_run_ids(tmp_path):
 def test_append_never_rewrites_a_file_that_is_not_a_runs_table(tmp_path, content):
     path = tmp_path / "table.csv"
     path.write_text(content)
-    with pytest.raises(RunsTableError, match=r"is not a runs table; nothing was written: missing required column"):
+    said = r"is not a runs table; nothing was written: missing required column|separated by tabs.*nothing was written"
+    with pytest.raises(RunsTableError, match=said):
         append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
     assert path.read_text() == content
 
@@ -623,3 +624,16 @@ def test_append_to_a_new_folder_and_through_a_dangling_link(tmp_path):
     with pytest.raises(FileNotFoundError, match="whose folder does not exist"):
         append_run(link, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
     assert not (tmp_path / "unmounted").exists()  # no folder made where the link's target should be
+
+
+def test_append_reads_the_table_as_load_runs_does(tmp_path):
+    """A row with more fields than the header is refused by name, not read shifted (a run id read as N)."""
+    path = tmp_path / "runs.csv"
+    path.write_text("run_id,N,D,loss\nx,1e6,2e7,3.0,extra\n")
+    before = path.read_bytes()
+    with pytest.raises(RunsTableError, match="line 2 has more fields than the header's 4"):
+        append_run(path, {"run_id": "y", "N": 2e6, "D": 4e7, "loss": 2.9})
+    assert path.read_bytes() == before
+    path.write_text("\nrun_id,N,D,loss,notes\nNA,1e6,2e7,3.0,\n")  # a blank line before the header, an id "NA"
+    runs = append_run(path, {"run_id": "y", "N": 2e6, "D": 4e7, "loss": 2.9})
+    assert list(runs["run_id"]) == ["NA", "y"] and list(runs["loss"]) == [3.0, 2.9]

@@ -379,8 +379,10 @@ def trunks_of(runs: pd.DataFrame) -> pd.DataFrame:
     n, d = rows["N"].astype(float), rows["D"].astype(float)
     cool = c_branch[rows.index] / (6.0 * n)  # a branch's own (cooldown) tokens
     parts = pd.DataFrame({"trunk_id": ids[rows.index], "N": n, "trained": d - cool, "cooldown": cool / d})
+    # the least share: a branch trained later off a kept checkpoint counts the trunk steps it trained again
+    # in its C_branch (`pilot --branch-of`), so its share is its cooldown's and more
     out = parts.groupby("trunk_id", sort=True).agg(
-        N=("N", "median"), trained=("trained", "max"), cooldown=("cooldown", "median")
+        N=("N", "median"), trained=("trained", "max"), cooldown=("cooldown", "min")
     )
     return out.reset_index()
 
