@@ -91,6 +91,7 @@ def test_another_prior_is_traced_anew_not_read(tmp_path, plain_draws, written) -
     assert not np.array_equal(other, plain_draws)
 
 
+@pytest.mark.slow  # a 21 s subprocess fit; the default tier keeps the store and the stale-prior tests
 def test_an_unreadable_stored_function_is_traced_again(tmp_path, plain_draws, written) -> None:
     cache, _ = written
     torn = tmp_path / "torn"
