@@ -286,6 +286,7 @@ def test_polish_says_when_it_did_not_reach_a_mode() -> None:
     assert not stuck.converged and stuck.x[0] == 0.0
 
 
+@pytest.mark.slow  # 31 s of sampling: the slow tier (`make test-all`) keeps it
 def test_splits_of_a_sampled_fit_have_the_posteriors_spread_not_the_laplace_one() -> None:
     """The drift is learned against the splits' parameter spread, so that spread must be the one the
     final fit has. On 16 bending runs the Laplace Gaussian doubles the spread of the bending law's
