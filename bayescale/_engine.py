@@ -32,7 +32,9 @@ from . import _exported, _importance
 from ._optimise import INFINITE, batched, guarded, minimise, newton_units, search
 from .errors import BayescaleError
 from .model import Posterior, pointwise_log_likelihood
-from .modes import STUCK_ACCEPT, Mode, allocate, cluster
+from .modes import STUCK_ACCEPT as STUCK_ACCEPT  # re-exported: the re-stepping rule reads it
+from .modes import Mode, allocate, cluster
+from .modes import stuck as is_stuck
 from .spec import SamplerSettings
 
 #: Below this many runs the CPU samples faster than a GPU: each leapfrog step is a few
@@ -516,7 +518,7 @@ def _restepped(out: tuple, accept: np.ndarray, target: float, rounds: int) -> tu
     ``target``) given the step size and mass matrix of the healthy chain with the median step size (halved
     ``rounds`` times), at its own last position so that no draw is moved; ``None`` when no chain is stuck,
     or none is healthy to learn from."""
-    stuck = accept.mean(axis=1) < STUCK_ACCEPT * target
+    stuck = is_stuck(accept.mean(axis=1), target)
     if not stuck.any() or stuck.all():
         return None
     step, mass = np.array(out[2]), np.array(out[4])

@@ -265,24 +265,30 @@ def _weights(post: Posterior, flat: np.ndarray, home: np.ndarray, modes: Sequenc
 STUCK_ACCEPT = 0.6
 
 
+def stuck(mean_acceptance: Any, target: float) -> np.ndarray:
+    """Which chains barely move: mean acceptance under :data:`STUCK_ACCEPT` x the target (the one rule)."""
+    return np.asarray(mean_acceptance, dtype=float) < STUCK_ACCEPT * target
+
+
 def stuck_chains(stats: Mapping[str, np.ndarray], target: float) -> list[int]:
     """The NUTS chains whose mean acceptance is under :data:`STUCK_ACCEPT` x the
     target (none for Laplace and PSIS draws, which have no acceptance)."""
     if "acceptance_rate" not in stats:
         return []
-    return np.flatnonzero(np.asarray(stats["acceptance_rate"]).mean(axis=1) < STUCK_ACCEPT * target).tolist()
+    return np.flatnonzero(stuck(np.asarray(stats["acceptance_rate"]).mean(axis=1), target)).tolist()
 
 
 def stuck_words(acceptance: Sequence[float], target: float) -> list[str]:
     """Chains that barely moved (:data:`STUCK_ACCEPT`), even after the sampler gave them
     a healthy chain's step size, in words."""
-    stuck = [c for c, a in enumerate(acceptance) if a < STUCK_ACCEPT * target]
-    rates = ", ".join(f"{acceptance[c]:.2f}" for c in stuck)
+    chains = np.flatnonzero(stuck(acceptance, target)).tolist() if len(acceptance) else []
+    rates = ", ".join(f"{acceptance[c]:.2f}" for c in chains)
+    many = len(chains) > 1
     return [
-        f"chain{'s' * (len(stuck) > 1)} {join_names([str(c) for c in stuck])} barely moved (mean acceptance {rates} "
-        f"against the target {target}): a step size too large for where {'they sit keeps their' if len(stuck) > 1 else 'it sits keeps its'} "
+        f"chain{'s' * many} {join_names([str(c) for c in chains])} barely moved (mean acceptance {rates} "
+        f"against the target {target}): a step size too large for where {'they sit keeps their' if many else 'it sits keeps its'} "
         "draws in one spot. Raise target_accept in the spec's [sampler] table (e.g. 0.99), or tighten the priors."
-    ] * bool(stuck)
+    ] * bool(chains)
 
 
 def _chain_groups(flat: np.ndarray, stuck: Sequence[int] = ()) -> np.ndarray:
