@@ -8,7 +8,8 @@ over repeats.
 On a GPU (``--device cuda``) it times the steady state instead: the steps after ``--warmup-steps``
 (which take cuBLAS's and torch.compile's first-call costs), for each of ``--paths``: ``runner`` (the
 Trainer path, bf16 autocast and fused AdamW), ``runner-compiled`` (the same with ``torch.compile``),
-``plain`` and ``plain-compiled`` (a plain torch loop doing the same), and reports model FLOPs
+``runner-autotuned`` (``torch.compile`` in mode "max-autotune-no-cudagraphs"), ``plain``,
+``plain-compiled`` and ``plain-autotuned`` (a plain torch loop doing the same), and reports model FLOPs
 utilisation: analytic training FLOPs per second over the GPU's datasheet peak (dense bf16,
 ``bayescale.runner.hardware``). ``--batch-sizes`` adds batches beside the batch rule's.
 
@@ -41,7 +42,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--paths", default="runner,plain", help="GPU: runner, runner-compiled, plain, plain-compiled")
+    ap.add_argument(
+        "--paths", default="runner,plain", help="GPU: runner or plain, each optionally -compiled or -autotuned"
+    )
     ap.add_argument("--batch-sizes", default="rule", help="GPU: 'rule' (the batch rule's) and/or sequences per step")
     ap.add_argument("--warmup-steps", type=int, default=20, help="GPU: steps before the clock starts")
     ap.add_argument("--json", default=None, help="GPU: append one JSON line per measurement to this file")
@@ -154,12 +157,13 @@ def gpu_main(args) -> None:  # pragma: no cover - GPU only
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
                 t = time.perf_counter()
-                tok_s = _gpu_path(plan, path, args.warmup_steps)
+                tok_s, passes = _gpu_path(plan, path, args.warmup_steps)
                 row = {
                     "N": n,
                     "shape": f"{plan.shape.n_layer}x{plan.shape.d_model}",
                     "batch": f"{b}x{seq}" + (" (rule)" if batch == "rule" else ""),
                     "path": path,
+                    "passes": passes,
                     "tokens/s": tok_s,
                     "TFLOP/s": tok_s * training_flops(plan.shape, 1.0) / 1e12,
                     "MFU": tok_s * training_flops(plan.shape, 1.0) / peak,
@@ -188,16 +192,23 @@ def gpu_main(args) -> None:  # pragma: no cover - GPU only
             fh.write("\n".join(lines) + "\n")
 
 
-def _gpu_path(plan, path: str, warmup: int) -> float:  # pragma: no cover - GPU only
-    """Steady-state training tokens/s of ``plan`` on the GPU along ``path``."""
+#: What each path's suffix asks of torch.compile.
+COMPILE = {"": False, "compiled": True, "autotuned": "max-autotune-no-cudagraphs"}
+
+
+def _gpu_path(plan, path: str, warmup: int) -> tuple[float, int]:  # pragma: no cover - GPU only
+    """Steady-state training tokens/s of ``plan`` on the GPU along ``path``, and the forward passes per
+    optimizer step (the runner splits a batch that its memory estimate says does not fit)."""
     import torch
     from transformers import TrainerCallback
 
     from bayescale.runner import build_pilot, plain_torch_loop, train_model
 
-    compiled = path.endswith("-compiled")
-    if path.startswith("plain"):
-        return plain_torch_loop(plan, device="cuda", compile=compiled, warmup_steps=warmup)["tokens_per_s"]
+    loop, _, how = path.partition("-")
+    if loop not in ("runner", "plain") or how not in COMPILE:
+        raise SystemExit(f"--paths: {path!r} is not one of runner, plain, each optionally -compiled or -autotuned")
+    if loop == "plain":
+        return plain_torch_loop(plan, device="cuda", compile=COMPILE[how], warmup_steps=warmup)["tokens_per_s"], 1
 
     class StepClock(TrainerCallback):
         """Wall time between the end of step ``warmup`` and the end of the last step (before its eval)."""
@@ -210,9 +221,12 @@ def _gpu_path(plan, path: str, warmup: int) -> float:  # pragma: no cover - GPU 
     clock = StepClock()
     model, data = build_pilot(plan, "cuda")
     with tempfile.TemporaryDirectory() as work:
-        train_model(model, data, plan, Path(work), device="cuda", compile=compiled, save_every_s=1e9, callbacks=[clock])
+        trained = train_model(
+            model, data, plan, Path(work), device="cuda", compile=COMPILE[how], save_every_s=1e9, callbacks=[clock]
+        )
     del model
-    return (plan.hyper.steps - warmup) * plan.hyper.batch_size * plan.shape.seq_len / (clock.t1 - clock.t0)
+    tok_s = (plan.hyper.steps - warmup) * plan.hyper.batch_size * plan.shape.seq_len / (clock.t1 - clock.t0)
+    return tok_s, plan.hyper.batch_size // trained.micro_batch
 
 
 def _fmt(v) -> str:

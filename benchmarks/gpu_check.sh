@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU checks in one call, for a lent GPU machine whose python3 has torch, transformers, JAX and
 # numpyro (bayescale's other pure-Python needs may come as wheels in .whl/): the runner's steady-state
-# throughput and MFU at 1e7, 1e8 and 3e8 parameters (eager at the batch rule's batch, then a larger
-# batch with and without torch.compile), and the tests marked gpu. Logs and tables go to $OUT.
+# throughput and MFU at 1e7, 1e8 and 3e8 parameters (eager at the batch rule's batch; compiled, and at
+# 3e8 compiled with autotuned kernels, at 256 sequences), and the tests marked gpu. Logs and tables go
+# to $OUT. Each stage has its own time limit (the *_S variables), so one slow stage costs only itself.
 #
 #     OUT=/tmp/gpu bash benchmarks/gpu_check.sh
 set -u
@@ -28,8 +29,11 @@ bench() {  # one bench_runner call, bounded, its table appended to runner_gpu.md
         --json "$OUT/runner_gpu.jsonl" --out "$OUT/runner_gpu.md" "$@" 2>&1 | tee -a "$OUT/bench.log" | grep -v "^{" | tail -n 15
 }
 
-bench "${EAGER_S:-200}" --sizes 1e7,1e8,3e8 --paths runner,plain --batch-sizes rule
-timeout "${TESTS_S:-180}" python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu.py tests/test_runner.py \
+# The target first (MFU at 3e8 compiled, and compiled with autotuned kernels), then the GPU tests, the
+# default path's MFU at the batch rule's batch, and the compiled path at the smaller sizes.
+bench "${TARGET_S:-240}" --sizes 3e8 --paths runner-compiled,runner-autotuned --batch-sizes 256
+timeout "${TESTS_S:-110}" python3 -m pytest -p no:cacheprovider -q -m gpu tests/test_gpu.py tests/test_runner.py \
     -W ignore::DeprecationWarning -W ignore::FutureWarning 2>&1 | tee "$OUT/gpu_tests.log" | tail -n 15
-bench "${COMPILED_S:-240}" --sizes 3e8 --paths runner,runner-compiled,plain-compiled --batch-sizes 256
+bench "${EAGER_S:-100}" --sizes 1e7,1e8,3e8 --paths runner --batch-sizes rule
+bench "${COMPILED_S:-120}" --sizes 1e7,1e8 --paths runner-compiled --batch-sizes 256
 echo "gpu_check done"

@@ -123,6 +123,29 @@ def test_memory_estimate():
     assert m["state"] == 16 * total_params(small) and m["total"] == m["state"] + m["activations"]
     assert memory_bytes(small, 64)["activations"] == pytest.approx(2 * m["activations"])
     assert memory_bytes(big, 32)["state"] > 500 * m["state"]
+    with pytest.raises(ShapeError, match="precision='fp16' must be one of"):
+        memory_bytes(small, 32, "fp16")
+
+
+#: Peak GPU memory (GiB) of the runner's eager bf16 training, measured on an H200 (BENCHMARKS.md, "On
+#: the H200"): (requested N, sequences of 128 per pass) -> torch.cuda.max_memory_allocated.
+MEASURED_BF16_PEAK_GIB = {
+    (1e7, 128): 3.1,
+    (1e8, 128): 13,
+    (3e8, 128): 28,
+    (1e7, 256): 5.9,
+    (1e8, 256): 24,
+    (3e8, 256): 52,
+}
+
+
+def test_bf16_memory_estimate_bounds_the_measured_peaks_with_a_margin_and_is_below_the_fp32_one():
+    for (n, batch), measured in MEASURED_BF16_PEAK_GIB.items():
+        shape = shape_for(n)
+        bf16, fp32 = (memory_bytes(shape, batch, p)["total"] / 2**30 for p in ("bf16", "fp32"))
+        assert 1.1 * measured < bf16 < fp32, (n, batch, measured, bf16, fp32)
+    # the 3e8 pilot at 256 sequences fits an 80 GB H100 at once (the fp32 bound said it needed 80 GiB)
+    assert memory_bytes(shape_for(3e8), 256, "bf16")["total"] / 2**30 < 70
 
 
 def test_pilot_above_the_maximum_is_refused_at_once(capsys):
@@ -737,14 +760,16 @@ def test_a_batch_too_large_for_the_device_is_split_into_passes_and_one_that_neve
 ):
     import bayescale.runner.plan as plan_module
     from bayescale.runner.models import PilotError
-    from bayescale.runner.plan import check_memory, micro_batch, plan_pilot
+    from bayescale.runner.plan import check_memory, micro_batch, plan_pilot, training_precision
     from bayescale.runner.shapes import memory_bytes
 
     plan = plan_pilot(2e4, 1e5, batch_size=16, **TINY)
-    need = {b: memory_bytes(plan.shape, b)["total"] for b in (1, 4, 8, 16)}
+    # the GPU's need in the precision the runner trains in there (bf16 on a GPU that has one)
+    need = {b: memory_bytes(plan.shape, b, training_precision("cuda"))["total"] for b in (1, 4, 8, 16)}
     state = memory_bytes(plan.shape, 1)["state"]
     monkeypatch.setattr(plan_module, "available_memory", lambda: need[16] * 2)
     monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need[16] * 2)
+    assert training_precision("cpu") == "fp32"
     assert micro_batch(plan, "cpu") == micro_batch(plan, "cuda") == 16  # the whole batch at once
     monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: (need[4] + need[8]) / 2)
     assert micro_batch(plan, "cuda") == 4 and micro_batch(plan, "cpu") == 16  # the GPU's memory, not the host's
@@ -842,10 +867,17 @@ def test_compiled_pilots_match_eager_pilots_in_distribution(cache, streams, tmp_
 def test_pilot_on_gpu(cache, streams, tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU visible to torch")
-    from bayescale.runner import run_pilot
+    from bayescale.runner import plan_pilot, run_pilot
     from bayescale.runner.hardware import peak_bf16_flops
+    from bayescale.runner.plan import training_precision
+    from bayescale.runner.shapes import memory_bytes
 
+    torch.cuda.reset_peak_memory_stats()
     row = run_pilot(1e6, 2e6, device="cuda", append=tmp_path / "runs.csv", **TINY)
     assert row["device"].startswith("cuda:") and row["loss"] < row["unigram_entropy"]
+    # the memory estimate the runner plans passes by bounds what training took on this GPU
+    plan = plan_pilot(1e6, 2e6, **TINY)
+    estimate = memory_bytes(plan.shape, int(row["micro_batch_size"]), training_precision("cuda"))["total"]
+    assert torch.cuda.max_memory_allocated() < estimate
     if math.isfinite(peak_bf16_flops(row["device"])):
         assert 0 < row["mfu"] < 1 and row["peak_tflops"] * 1e12 == peak_bf16_flops(row["device"])

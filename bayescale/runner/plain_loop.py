@@ -19,7 +19,7 @@ def plain_torch_loop(
     threads: int | None = None,
     *,
     device: str = "cpu",
-    compile: bool = False,
+    compile: bool | str = False,
     warmup_steps: int = 0,
 ) -> dict[str, float]:
     """Train ``plan``'s model with a plain torch loop (same model, data, AdamW, schedule and clipping,
@@ -27,7 +27,7 @@ def plain_torch_loop(
     steps after the first ``warmup_steps``.
 
     On ``device="cuda"`` it trains as the runner does there: bf16 autocast and fused AdamW, and with
-    ``compile`` a ``torch.compile``-d model. The yardstick for the runner's overhead in
+    ``compile`` a ``torch.compile``-d model (a string: its mode). The yardstick for the runner's overhead in
     ``benchmarks/bench_runner.py``.
     """
     torch = require_torch()
@@ -56,7 +56,7 @@ def plain_torch_loop(
         num_training_steps=h.steps,
         scheduler_specific_kwargs={"min_lr_rate": h.min_lr_ratio},
     )
-    forward = torch.compile(model) if compile else model
+    forward = torch.compile(model, mode=compile if isinstance(compile, str) else None) if compile else model
     gen = torch.Generator().manual_seed(plan.seed)
     loader = torch.utils.data.DataLoader(
         data.train, batch_size=h.batch_size, shuffle=True, generator=gen, drop_last=True, pin_memory=cuda

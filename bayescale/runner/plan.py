@@ -200,14 +200,25 @@ def micro_batch(plan: PilotPlan, device: str = "cpu") -> int:
     state must also fit in this machine's (the model is built there first) and everything in the GPU's.
     """
     batch, host = plan.hyper.batch_size, available_memory()
+    precision = training_precision(device)
     state = memory_bytes(plan.shape, 1)["state"]
     if device == "cuda" and host is not None and state > host:
         raise PilotError(_too_big(plan, state, host, "this machine has", per_pass=0))
     free, place = (available_gpu_memory(), "the GPU has") if device == "cuda" else (host, "this machine has")
     for micro in (d for d in range(batch, 0, -1) if batch % d == 0):
-        if free is None or memory_bytes(plan.shape, micro)["total"] <= free:
+        if free is None or memory_bytes(plan.shape, micro, precision)["total"] <= free:
             return micro
-    raise PilotError(_too_big(plan, memory_bytes(plan.shape, 1)["total"], free, place, per_pass=1))
+    raise PilotError(_too_big(plan, memory_bytes(plan.shape, 1, precision)["total"], free, place, per_pass=1))
+
+
+def training_precision(device: str) -> str:
+    """The precision the runner trains in on ``device`` ("cpu" or "cuda"): "bf16" (autocast, fp32
+    weights) on a CUDA GPU that supports it, else "fp32"."""
+    if device != "cuda":
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
 
 
 def _too_big(plan: PilotPlan, need: float, free: float, place: str, per_pass: int) -> str:
@@ -246,5 +257,6 @@ __all__ = [
     "check_memory",
     "micro_batch",
     "plan_pilot",
+    "training_precision",
     "unique_windows",
 ]

@@ -38,7 +38,7 @@ from .corpus import _atomic_bytes, cache_dir
 from .guards import checked_device, table_problem, training_lock, trains_on
 from .hardware import mfu, peak_bf16_flops
 from .models import PilotError, build_model, count_params, require_torch, token_windows
-from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, micro_batch, plan_pilot, unique_windows
+from .plan import CURVE_POINTS, EVAL_TOKENS, PilotPlan, micro_batch, plan_pilot, training_precision, unique_windows
 from .shapes import forward_flops_per_token, training_flops
 
 # --------------------------------------------------------------------------- training
@@ -389,7 +389,7 @@ def whole_run(plan: PilotPlan) -> Segment:
 
 
 def _training_arguments(
-    plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool, compile: bool, micro: int
+    plan: PilotPlan, seg: Segment, out: Path, use_cuda: bool, bf16: bool, compile: bool | str, micro: int
 ):
     from transformers import TrainingArguments
 
@@ -412,6 +412,7 @@ def _training_arguments(
         # One fused kernel for the whole AdamW step on a GPU (the same update, fewer launches).
         optim="adamw_torch_fused" if use_cuda else "adamw_torch",
         torch_compile=bool(compile),
+        torch_compile_mode=compile if isinstance(compile, str) else None,
         eval_strategy="no",
         save_strategy="no",
         save_total_limit=None if seg.keep_at else 1,
@@ -436,7 +437,7 @@ def train_model(
     out: Path,
     *,
     device: str = "auto",
-    compile: bool = False,
+    compile: bool | str = False,
     save_every_s: float = 60.0,
     on_progress: Callable[[dict], None] | None = None,
     segment: Segment | None = None,
@@ -446,7 +447,8 @@ def train_model(
     (and resuming from the newest complete checkpoint there), evaluating at the curve points.
 
     ``segment`` (default :func:`whole_run`) trains a part of a run instead (see :mod:`bayescale.runner.wsd`).
-    ``compile`` compiles the model with ``torch.compile`` (see :func:`train_pilot`). ``callbacks`` are
+    ``compile`` compiles the model with ``torch.compile`` (see :func:`train_pilot`; a string is a
+    ``torch.compile`` mode, e.g. "max-autotune-no-cudagraphs", as the benchmarks try). ``callbacks`` are
     more ``transformers.TrainerCallback`` objects (``benchmarks/bench_runner.py`` times steps with one).
     """
     from transformers import Trainer
@@ -456,7 +458,7 @@ def train_model(
     torch = require_torch()
     hf_logging.disable_progress_bar()  # "Writing model shards" at every checkpoint
     use_cuda = trains_on(torch, device) == "cuda"
-    bf16 = bool(use_cuda and torch.cuda.is_bf16_supported())
+    bf16 = training_precision("cuda" if use_cuda else "cpu") == "bf16"
     h, seq = plan.hyper, plan.shape.seq_len
     seg = segment or whole_run(plan)
     eval_at = seg.eval_at
