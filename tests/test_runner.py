@@ -768,16 +768,17 @@ def test_a_batch_too_large_for_the_device_is_split_into_passes_and_one_that_neve
     need = {b: memory_bytes(plan.shape, b, training_precision("cuda"))["total"] for b in (1, 4, 8, 16)}
     state = memory_bytes(plan.shape, 1)["state"]
     monkeypatch.setattr(plan_module, "available_memory", lambda: need[16] * 2)
-    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need[16] * 2)
+    gpu = {b: need[b] + plan_module.GPU_WORKSPACE_BYTES for b in need}  # what a GPU must have free
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: gpu[16] * 2)
     assert training_precision("cpu") == "fp32"
     assert micro_batch(plan, "cpu") == micro_batch(plan, "cuda") == 16  # the whole batch at once
-    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: (need[4] + need[8]) / 2)
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: (gpu[4] + gpu[8]) / 2)
     assert micro_batch(plan, "cuda") == 4 and micro_batch(plan, "cpu") == 16  # the GPU's memory, not the host's
-    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need[1] / 2)
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: gpu[1] - 1)
     with pytest.raises(PilotError, match=r"activations at one sequence per pass\); the GPU has .* GiB free"):
         check_memory(plan, "cuda")
     monkeypatch.setattr(plan_module, "available_memory", lambda: state / 2)  # the model is built on the host
-    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: need[16] * 2)
+    monkeypatch.setattr(plan_module, "available_gpu_memory", lambda: gpu[16] * 2)
     with pytest.raises(PilotError, match=r"AdamW state\); this machine has"):
         check_memory(plan, "cuda")
 
@@ -869,7 +870,7 @@ def test_pilot_on_gpu(cache, streams, tmp_path):
         pytest.skip("no CUDA GPU visible to torch")
     from bayescale.runner import plan_pilot, run_pilot
     from bayescale.runner.hardware import peak_bf16_flops
-    from bayescale.runner.plan import training_precision
+    from bayescale.runner.plan import GPU_WORKSPACE_BYTES, training_precision
     from bayescale.runner.shapes import memory_bytes
 
     torch.cuda.reset_peak_memory_stats()
@@ -878,6 +879,6 @@ def test_pilot_on_gpu(cache, streams, tmp_path):
     # the memory estimate the runner plans passes by bounds what training took on this GPU
     plan = plan_pilot(1e6, 2e6, **TINY)
     estimate = memory_bytes(plan.shape, int(row["micro_batch_size"]), training_precision("cuda"))["total"]
-    assert torch.cuda.max_memory_allocated() < estimate
+    assert torch.cuda.max_memory_allocated() < estimate + GPU_WORKSPACE_BYTES
     if math.isfinite(peak_bf16_flops(row["device"])):
         assert 0 < row["mfu"] < 1 and row["peak_tflops"] * 1e12 == peak_bf16_flops(row["device"])

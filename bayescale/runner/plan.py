@@ -189,6 +189,12 @@ def available_memory() -> float | None:
         return None
 
 
+#: GPU memory the estimate leaves out, kept free: cuBLAS's workspaces, the fused optimizer's and the
+#: clipping's temporaries, the evaluation pass (a 1e6-parameter pilot on an H100 peaked 10 MiB above
+#: :func:`~bayescale.runner.shapes.memory_bytes`).
+GPU_WORKSPACE_BYTES = 256 * 2**20
+
+
 def micro_batch(plan: PilotPlan, device: str = "cpu") -> int:
     """Sequences per forward pass: the plan's batch, or where its training memory
     (:func:`bayescale.runner.shapes.memory_bytes`) exceeds what is free where it trains, the largest
@@ -205,6 +211,8 @@ def micro_batch(plan: PilotPlan, device: str = "cpu") -> int:
     if device == "cuda" and host is not None and state > host:
         raise PilotError(_too_big(plan, state, host, "this machine has", per_pass=0))
     free, place = (available_gpu_memory(), "the GPU has") if device == "cuda" else (host, "this machine has")
+    if free is not None and device == "cuda":
+        free -= GPU_WORKSPACE_BYTES
     for micro in (d for d in range(batch, 0, -1) if batch % d == 0):
         if free is None or memory_bytes(plan.shape, micro, precision)["total"] <= free:
             return micro
@@ -250,6 +258,7 @@ def available_gpu_memory() -> float | None:
 __all__ = [
     "CURVE_POINTS",
     "EVAL_TOKENS",
+    "GPU_WORKSPACE_BYTES",
     "POOL_SEED",
     "PilotPlan",
     "available_gpu_memory",

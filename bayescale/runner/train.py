@@ -466,6 +466,11 @@ def train_model(
     # A resumed run keeps its checkpoint's passes (older transformers restore them whatever is asked).
     micro = _checkpoint_micro_batch(resume or seg.start, h.batch_size) or data.micro_batch or h.batch_size
     args = _training_arguments(plan, seg, out, use_cuda, bf16, compile, micro)
+    if use_cuda and compile:
+        # Compiling on a GPU, the Trainer turns TF32 on through torch's new per-backend API, which leaves
+        # the legacy reading that inductor's autotuning does raising (pytorch#196728); the legacy setter
+        # states the same choice in both.
+        torch.set_float32_matmul_precision("high")
     wall_before = 0.0
     if resume is not None and (out / "wall.json").exists():
         wall_before = float(json.loads((out / "wall.json").read_text()).get("wall_s", 0.0))
