@@ -144,11 +144,16 @@ def warn_about_table(
     differ in their seed), rows of several learning-rate schedules (a WSD cooldown's loss is not a
     cosine run's), tokens per parameter no training run has (N or D in other units), and repeated data
     (``U``) that the fitted law (``law``, reading ``law_columns``) does not read."""
+    for message in table_notes(runs, law_columns, law):
+        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
+
+
+def table_notes(runs: pd.DataFrame, law_columns: Sequence[str] | None = None, law: str = "") -> list[str]:
+    """What :func:`warn_about_table` warns about, as sentences (``check`` says them of new runs)."""
     said = _copies_and_schedules(runs) + _units(runs)
     if law_columns is not None:
         said += _repeats_unread(runs, law_columns, law)
-    for message in said:
-        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
+    return said
 
 
 #: Tokens per parameter outside which a row is more likely N or D in other units (millions,

@@ -17,8 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 
 from . import _arviz
+from ._runs_input import table_notes
 from ._words import count, join_names
 from .averaging import fit as _fit
 from .data import fill_ids, law_inputs, load_runs, points_frame
@@ -27,7 +29,7 @@ from .errors import BayescaleError
 from .frontier import compute_optimal
 from .inference import METHODS, Fit
 from .model import noise_names, observation_dist, parameter_priors, sample_observations
-from .spec import ModelSpec, load_spec
+from .spec import AverageSpec, ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)
 PARETO_K_BAD = 0.7
@@ -205,9 +207,10 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
     """How each run's observed loss sits in the fit's predictive distribution for it.
 
     Columns: ``observed``, ``median``, ``lo90``/``hi90``, ``p_value`` (two-sided,
-    ``2 min(P(y_rep <= y), P(y_rep >= y))``), ``pit`` (``P(y_rep <= y)``), ``z`` (on log
-    loss), ``band`` (narrowest central interval containing it), ``surprise`` (outside
-    the 90% band), ``log_pred_density`` and ``rel_error`` of the median.
+    ``2 min(P(y_rep <= y), P(y_rep >= y))``), ``pit`` (``P(y_rep <= y)``), ``z`` (the normal
+    score of ``pit``: standard deviations of a normal with the same tail probability, so that it reads
+    as the flag does however skewed the predictive), ``band`` (narrowest central interval containing
+    it), ``surprise`` (outside the 90% band), ``log_pred_density`` and ``rel_error`` of the median.
     """
     table = runs if isinstance(runs, pd.DataFrame) and "derived" in runs else load_runs(runs)
     y = np.log(table["loss"].to_numpy(float))
@@ -224,7 +227,6 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
         pit = np.asarray(d.cdf(jnp.asarray(y)[None, :])).mean(axis=0)
     lpd = np.log(np.mean(np.exp(lp - lp.max(axis=0)), axis=0)) + lp.max(axis=0)
     med = np.median(rep, axis=0)
-    sd = rep.std(axis=0)
     out = pd.DataFrame(
         {
             "run_id": table["run_id"].astype(str).to_numpy(),
@@ -237,7 +239,8 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
             "hi90": np.exp(np.quantile(rep, 0.95, axis=0)),
             "pit": pit,
             "p_value": np.minimum(1.0, 2 * np.minimum(pit, 1 - pit)),
-            "z": (y - rep.mean(axis=0)) / np.where(sd > 0, sd, np.nan),
+            # the normal score of the PIT: the same reading as the flag, however skewed the predictive
+            "z": stats.norm.ppf(np.clip(pit, 1e-15, 1 - 1e-15)),
             "band": _band(pit),
             "log_pred_density": lpd,
             "rel_error": np.exp(med) / np.exp(y) - 1.0,
@@ -342,6 +345,8 @@ class NewRunCheck:
     table: pd.DataFrame
     updated: Fit | None = field(default=None, repr=False)
     shifts: pd.DataFrame | None = None
+    #: What to keep in mind, in words with what to do (:func:`check_notes`).
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> str:
         t = self.table
@@ -352,7 +357,7 @@ class NewRunCheck:
                 f"{r['run_id']}: observed {r['observed']:.4f}, predicted {r['median']:.4f} "
                 f"(90% {r['lo90']:.4f}-{r['hi90']:.4f}), z {r['z']:+.2f}, p {r['p_value']:.3f}, {r['band']}{flag}"
             )
-        return "\n".join(lines)
+        return "\n".join(lines + [f"note: {n}" for n in self.notes])
 
 
 def refit_method(fit: Fit) -> str:
@@ -383,8 +388,9 @@ def check(
     """
     new = _unseen(fit, load_runs(new_runs))
     table = predictive_table(fit, new, seed=seed)
+    notes = check_notes(fit, new, table, updated=update)
     if not update:
-        return NewRunCheck(table=table)
+        return NewRunCheck(table=table, notes=notes)
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
     combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
     fit_kwargs.setdefault("method", refit_method(fit))
@@ -393,7 +399,60 @@ def check(
     refit = _fit(
         getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs
     )  # a law average refits whole
-    return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget))
+    return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget), notes=notes)
+
+
+#: Surprises (outside the 90% band) among new runs are more than chance gives when so many would come
+#: by chance with this probability or less; and runs on one side of the median likewise (a sign test).
+PATTERN_P = 0.01
+
+
+def check_notes(fit: Fit, new: pd.DataFrame, table: pd.DataFrame, *, updated: bool = False) -> tuple[str, ...]:
+    """What a reader of :func:`check`'s table should know, each with what to do: the new runs' table as a
+    fit would warn of it (units, repeated data the law does not read, copies), new runs far beyond the
+    fit's runs or at tokens per parameter they never trained (:func:`bayescale.decisions.point_notes`),
+    more surprises than chance, the runs on one side of the prediction, and a refit that takes the
+    surprising runs in."""
+    from .decisions import point_notes  # decisions reads this module's neighbours; imported when used
+
+    spec = getattr(fit, "spec_average", fit.spec)
+    members = spec.members if isinstance(spec, AverageSpec) else (spec,)
+    reads = sorted({c for m in members for c in m.columns})
+    notes = [f"the new runs' table: {n}" for n in table_notes(new, reads, f"spec {spec.name!r}")]
+    notes += [n.removeprefix("Caution: ") for n in point_notes(fit, new.set_index(new["run_id"].astype(str)))]
+    notes += _surprise_pattern(table)
+    flagged = table.loc[table["surprise"], "run_id"].astype(str).tolist()
+    if updated and flagged:
+        notes.append(
+            f"the refit takes in the runs flagged as surprises ({join_names(flagged, quoted=True)}): an error, or a "
+            "run of another regime (other data, a changed recipe), moves the refit's law and bands; refit without "
+            "them to see how much"
+        )
+    return tuple(notes)
+
+
+def _surprise_pattern(table: pd.DataFrame) -> list[str]:
+    """More surprises than chance, or the new runs on one side of the prediction, in words."""
+    n, k = len(table), int(table["surprise"].sum())
+    out = []
+    if k and stats.binom.sf(k - 1, n, 0.1) < PATTERN_P:
+        out.append(
+            f"{k} of {n} new runs are surprises where about {0.1 * n:.2g} would be by chance (p = "
+            f"{stats.binom.sf(k - 1, n, 0.1):.2g}): the law's predictions do not hold for runs like these (another "
+            "regime, other data or recipe, or a law that bends beyond the fit's runs); refit with them (check --update) "
+            "and look at the law's misfit, or fit a more flexible spec (recommended)"
+        )
+    above = int((table["pit"] > 0.5).sum())
+    side = max(above, n - above)
+    p_side = min(1.0, 2 * stats.binom.sf(side - 1, n, 0.5))
+    if n >= 5 and p_side < PATTERN_P:
+        where, which = ("above", "too low") if above > n - above else ("below", "too high")
+        out.append(
+            f"{side} of {n} new runs came out {where} the median prediction (p = {p_side:.2g} by chance): the fit "
+            f"predicts runs like these {which}, a bias the bands do not cover; refit with them (check --update), or fit "
+            "a spec with more laws (recommended)"
+        )
+    return out
 
 
 def _unseen(fit: Fit, new: pd.DataFrame) -> pd.DataFrame:

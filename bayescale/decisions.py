@@ -21,6 +21,7 @@ import xarray as xr
 from . import frontier as _frontier
 from ._identified import too_few_runs
 from ._io import jsonable
+from ._runs_input import RATIO_PLAUSIBLE
 from ._words import join_names
 from .averaging import law_disagreement
 from .data import points_frame
@@ -445,11 +446,17 @@ def _ratio_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     if not off.any():
         return []
     names = list(table.index[off])
+    implausible = (ratio[off] < RATIO_PLAUSIBLE[0]) | (ratio[off] > RATIO_PLAUSIBLE[1])
+    units = (
+        " No training run has that many tokens per parameter: is N or D in other units (millions, billions)?"
+        if implausible.any()
+        else ""
+    )
     return [
         f"Caution: {join_names(names)} train{'s' if len(names) == 1 else ''} {_ratios(ratio[off])} tokens per "
         f"parameter, outside the {lo:.3g}-{hi:.3g} of your runs: how the law splits loss between N and D there "
         "is untested (a law that bends inside your runs moves it most); add runs near that ratio before relying "
-        "on it."
+        "on it." + units
     ]
 
 

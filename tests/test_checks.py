@@ -108,6 +108,31 @@ def test_surprise_flags_a_run_far_off(fixed):
         checks.check(fit, fit.runs.iloc[:2])
 
 
+def test_check_says_what_the_table_cannot_show_and_stays_quiet_on_honest_runs(fixed):
+    """Honest runs inside the fit's range: no notes. Runs all above the law, N in millions, repeated data
+    the law does not read, far beyond the runs: each said, with what to do."""
+    fit, _ = fixed
+    n = np.geomspace(2e8, 2e9, 8)
+    honest = pd.DataFrame({"run_id": [f"h{i}" for i in range(8)], "N": n, "D": 20 * n})
+    honest["loss"] = _law(TRUTH, honest["N"], honest["D"]) * np.exp(np.resize([0.005, -0.005], 8))
+    quiet = checks.check(fit, honest)
+    assert quiet.notes == () and not quiet.table["surprise"].any()
+    shifted = honest.assign(loss=honest["loss"] * 1.05)  # a law 5% too low for every new run
+    notes = checks.check(fit, shifted).notes
+    assert any("8 of 8 new runs are surprises" in x for x in notes)
+    assert any("8 of 8 new runs came out above the median prediction" in x and "too low" in x for x in notes)
+    millions = honest.assign(N=honest["N"] / 1e6)
+    assert any("tokens per parameter" in x and "other units" in x for x in checks.check(fit, millions).notes)
+    repeated = honest.assign(U=honest["D"] / 20)
+    assert any("U" in x and "does not read" in x for x in checks.check(fit, repeated).notes)
+    far = pd.DataFrame({"run_id": ["far"], "N": [1e12], "D": [2e13]})
+    far["loss"] = _law(TRUTH, far["N"], far["D"])
+    assert any(x.startswith("far extrapolates up to") for x in checks.check(fit, far).notes)
+    # the z column reads as the flag does: the normal score of the PIT
+    table = checks.check(fit, shifted).table
+    assert np.allclose(table["z"], st.norm.ppf(table["pit"]))
+
+
 def test_new_runs_are_told_from_the_fits_by_content_not_row_position(fixed, tmp_path):
     """Neither table names its runs: ids made from row positions collide (run000 in both) but name no
     run, so the new ones are renumbered; a run the fit has seen is refused whatever its id."""

@@ -941,6 +941,7 @@ def test_check_flags_the_planted_surprise(fixed_fit: dict) -> None:
     assert code == 0, err
     doc = json.loads(out)
     assert doc["n_new"] == 3 and doc["surprises"] == 1 and doc["shifts"] is None and doc["updated_fit"] is None
+    assert isinstance(doc["problems"], list) and isinstance(doc["cautions"], list)
     assert [r["run_id"] for r in doc["runs"]] == ["new0", "new1", "new2"]
     assert [r["surprise"] for r in doc["runs"]] == [False, False, True]
     d = fixed_fit["draws"]
@@ -1030,7 +1031,8 @@ def test_check_update_refits_and_shows_shifts(fixed_fit: dict, tmp_path: Path) -
         assert re.search(rf"^{re.escape(q)}\s+\S+", out, re.M), q
     assert re.search(r"^nuts: 4 chains x 1000 draws, ", out, re.M), out
     assert f"wrote {out_path}" in out
-    assert out.splitlines()[-1] == "1 surprise among 3 new runs (outside the 90% predictive band)"
+    assert out.splitlines()[-2] == "1 surprise among 3 new runs (outside the 90% predictive band)"
+    assert out.splitlines()[-1].startswith("- the refit takes in the runs flagged as surprises ('new2')")
     updated = Fit.load(out_path)
     assert len(updated.runs) == 15 and {"new0", "new1", "new2"} <= set(updated.runs["run_id"])
 
@@ -1068,6 +1070,10 @@ def test_validate_laplace(tmp_path: Path) -> None:
         assert v == pytest.approx(np.mean(np.abs(2 * pit - 1) <= float(p)))
     assert doc["surprises"] == sum(r["surprise"] for r in doc["runs"])
     assert doc["diagnostics"]["method"] == "laplace"
+    # what the fit warned on stderr is in the JSON too
+    assert doc["warnings"] == [
+        line.removeprefix("warning: ") for line in err.splitlines() if line.startswith("warning: ")
+    ]
     assert doc["mean_log_pred_density"] == pytest.approx(np.mean([r["log_pred_density"] for r in doc["runs"]]))
     assert doc["median_abs_rel_error"] == pytest.approx(np.median([abs(r["rel_error"]) for r in doc["runs"]]))
 

@@ -328,6 +328,11 @@ def test_point_notes_say_when_a_point_trains_a_ratio_the_runs_never_did():
     (said,) = [n for n in dc.point_notes(fit, off) if "tokens per parameter" in n]
     assert said.startswith("Caution: C=a and C=b train 0.6-200 tokens per parameter, outside the 5-80 of your runs")
     assert said.endswith("add runs near that ratio before relying on it.")
+    billions = pd.DataFrame({"N": [7.0], "D": [1.4e12]}, index=["7B written in billions"]).assign(
+        C=lambda t: 6 * t.N * t.D
+    )
+    (said,) = [n for n in dc.point_notes(fit, billions) if "tokens per parameter" in n]
+    assert said.endswith("is N or D in other units (millions, billions)?")
 
 
 def test_point_notes_say_each_reach_once_for_a_calibrated_average():

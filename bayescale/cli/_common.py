@@ -447,8 +447,9 @@ def _say_cautions(fit: Any, points: Any = None) -> list[str]:
     return cautions
 
 
-def _with_readable_warnings(call: Callable[[], Any]) -> Any:
-    """Run ``call``; print bayescale's warnings as ``warning: ...`` lines and re-issue others."""
+def _with_readable_warnings(call: Callable[[], Any], said: list[str] | None = None) -> Any:
+    """Run ``call``; print bayescale's warnings as ``warning: ...`` lines (and append them, in those words,
+    to ``said`` for a JSON output) and re-issue others."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         warnings.simplefilter("always", IdentifiabilityWarning)
@@ -458,6 +459,8 @@ def _with_readable_warnings(call: Callable[[], Any]) -> Any:
     for w in caught:
         if issubclass(w.category, (ConvergenceWarning, IdentifiabilityWarning, MisfitWarning, RunsTableWarning)):
             _warn(w.message)
+            if said is not None:
+                said.append(_one_line(w.message))
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return result

@@ -23,6 +23,7 @@ from ._common import (
     _fmt,
     _header,
     _interval,
+    _one_line,
     _pct,
     _positive,
     _predictive_text,
@@ -316,6 +317,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     table = result.table
     n_surprise = int(table["surprise"].sum())
+    problems = _say_fit_problems(fit)  # the bands the runs were checked against carry the fit's doubts
+    cautions = _say_cautions(fit) + list(result.notes)
+    if args.format == "json":  # the text below says them beside the table instead
+        for note in result.notes:
+            _warn(note)
     written = str(result.updated.save(out)) if (out is not None and result.updated is not None) else None
     if args.format == "json":
         shifts = None
@@ -329,6 +335,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 "runs": _records(table, PREDICTIVE_COLUMNS),
                 "n_new": len(table),
                 "surprises": n_surprise,
+                "problems": problems,
+                "cautions": cautions,
                 "shifts": shifts,
                 "updated_fit": written,
             }
@@ -350,6 +358,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print("the refit is not saved: give -o FIT.nc with --update to keep it")
     print()
     print(_surprise_line(n_surprise, len(table), "new runs" if len(table) != 1 else "new run"))
+    for note in result.notes:
+        print(f"- {_one_line(note)}")
     return 0
 
 

@@ -310,6 +310,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"leave-largest-out: holding out the top {_pct(args.holdout_top)} of {args.runs} by compute; "
         + _fitting_words(spec, args)
     )
+    said: list[str] = []  # the fit's warnings, for the JSON output too
     val = _with_readable_warnings(
         lambda: leave_largest_out(
             spec,
@@ -321,7 +322,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             warmup=args.warmup,
             draws=args.draws,
             progress=args.progress,
-        )
+        ),
+        said,
     )
     diag = val.fit.diagnostics() if val.fit is not None else None
     if args.format == "json":
@@ -337,6 +339,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         doc["runs"] = _records(val.table, PREDICTIVE_COLUMNS)
         if diag is not None:
             doc["diagnostics"] = {k: v for k, v in diag.items() if k != "table"}
+        doc["warnings"] = said  # the law's misfit and the table's oddities are not sampling problems
         _print_json(doc)
         return 0
     n = val.n_train + len(val.table)
