@@ -24,6 +24,7 @@ from ._runs_input import table_notes
 from ._words import count, join_names
 from .averaging import fit as _fit
 from .data import fill_ids, law_inputs, load_runs, points_frame
+from .decisions import point_notes
 from .discrepancy import calibration
 from .errors import BayescaleError
 from .frontier import compute_optimal
@@ -413,8 +414,6 @@ def check_notes(fit: Fit, new: pd.DataFrame, table: pd.DataFrame, *, updated: bo
     fit's runs or at tokens per parameter they never trained (:func:`bayescale.decisions.point_notes`),
     more surprises than chance, the runs on one side of the prediction, and a refit that takes the
     surprising runs in."""
-    from .decisions import point_notes  # decisions reads this module's neighbours; imported when used
-
     spec = getattr(fit, "spec_average", fit.spec)
     members = spec.members if isinstance(spec, AverageSpec) else (spec,)
     reads = sorted({c for m in members for c in m.columns})

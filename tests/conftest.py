@@ -47,6 +47,31 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         shutil.rmtree(TEST_ROOT, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def stdlib_tokens() -> Path:
+    """The shared cache, holding the stdlib corpus's tokenizer and token arrays: built once per run (a
+    20-30 s job) and read there by notebook kernels and command-line pilots."""
+    pytest.importorskip("tokenizers", reason="the pilot runner needs the runner extra")
+    from bayescale.runner.corpus import token_streams
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BAYESCALE_CACHE", str(TEST_ROOT))
+        token_streams("stdlib")
+    return TEST_ROOT
+
+
+@pytest.fixture(scope="module")
+def private_cache(stdlib_tokens: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A bayescale cache of the module's own (its pilots' checkpoints touch no other module's), set as
+    ``BAYESCALE_CACHE`` for the module, holding a copy of the shared tokenizer and token arrays."""
+    path = tmp_path_factory.mktemp("bscache")
+    for folder in ("tokenizers", "tokens"):
+        shutil.copytree(stdlib_tokens / folder, path / folder)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BAYESCALE_CACHE", str(path))
+        yield path
+
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DATA_ENV = "BAYESCALE_DATA"
 

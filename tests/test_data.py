@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import spawned
 
 import bayescale as bs
 from bayescale.data import (
@@ -37,15 +38,6 @@ def _table(**overrides) -> pd.DataFrame:
     }
     base.update(overrides)
     return pd.DataFrame(base)
-
-
-def _append_worker(path: str, worker: int, n_rows: int, start) -> None:
-    """Append ``n_rows`` runs with ids ``w<worker>-<i>``, one call each (runs in a spawned process)."""
-    from bayescale.data import append_run
-
-    start.wait(300)  # a barrier: every worker starts appending at the same moment
-    for i in range(n_rows):
-        append_run(path, {"run_id": f"w{worker}-{i:02d}", "N": 1e7 * (worker + 1), "D": 1e9 + i, "loss": 3.0})
 
 
 # --- loading and derivation ----------------------------------------------------------
@@ -368,7 +360,7 @@ def test_concurrent_appends(tmp_path):
     n_workers, n_rows = 8, 25
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(n_workers)
-    procs = [ctx.Process(target=_append_worker, args=(path, w, n_rows, start)) for w in range(n_workers)]
+    procs = [ctx.Process(target=spawned.append_after_barrier, args=(path, w, n_rows, start)) for w in range(n_workers)]
     try:
         for p in procs:
             p.start()

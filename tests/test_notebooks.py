@@ -35,7 +35,7 @@ EXPECTED = {
         "leave-future-out weights",
         "bayescale ensemble",
         "bayescale LOO stack",
-        "least squares m4",
+        "least squares m2",
         "90% interval",
     ],
     "02_decide_and_check.ipynb": [

@@ -27,12 +27,9 @@ QUIET = ["--threads", "1", "--quiet"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A private bayescale cache (tokenizer, token arrays) shared by this module's tests."""
-    path = tmp_path_factory.mktemp("bscache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BAYESCALE_CACHE", str(path))
-        yield path
+def cache(private_cache):
+    """This module's own bayescale cache (tokenizer and token arrays copied from the run's)."""
+    return private_cache
 
 
 def _trunk_id(table) -> str:

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import spawned
 
 from bayescale import load_runs
 from bayescale.cli import main
-from bayescale.data import append_run
 from bayescale.errors import RunsTableError
 from bayescale.runner.shapes import (
     ARCHES,
@@ -191,18 +191,12 @@ def test_sweep_parsing_and_errors(tmp_path):
         load_sweep(f)
 
 
-def _append_many(path: str, worker: int, n: int) -> None:
-    for i in range(n):
-        append_run(path, {"run_id": f"w{worker}-{i}", "N": 1e6 * (worker + 1), "D": 2e7 + i, "loss": 3.0})
-        append_run(path, {"run_id": "shared", "N": 1e6, "D": 2e7, "loss": 3.0}, if_exists="skip")
-
-
 def test_concurrent_appends_keep_every_row_and_one_row_per_run_id(tmp_path):
     import multiprocessing as mp
 
     path = str(tmp_path / "runs.csv")
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_append_many, args=(path, w, 6)) for w in range(6)]
+    procs = [ctx.Process(target=spawned.append_many, args=(path, w, 6)) for w in range(6)]
     for p in procs:
         p.start()
     for p in procs:
@@ -220,12 +214,9 @@ pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """A private bayescale cache (tokenizer, token arrays, checkpoints) shared by this module's tests."""
-    path = tmp_path_factory.mktemp("bscache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("BAYESCALE_CACHE", str(path))
-        yield path
+def cache(private_cache):
+    """This module's own bayescale cache (tokenizer and token arrays copied from the run's)."""
+    return private_cache
 
 
 @pytest.fixture(scope="module")
