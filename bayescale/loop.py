@@ -586,6 +586,8 @@ def _absorb_pending(
         sur = chk.table.loc[chk.table["surprise"], "run_id"].astype(str).tolist()
         if sur:
             say(f"round {state['round']}: surprising runs (outside the 90% predictive band): {join_names(sur)}")
+        for note in chk.notes:  # what the per-run flags miss: the runs all above the law, other units, ...
+            say(f"round {state['round']}: {note}")
         state["surprises"] = list(dict.fromkeys(state["surprises"] + sur))
         state["spent"] = float(state["spent"]) + runs_cost(new, runs[runs["run_id"].astype(str).isin(known)], cost_fn)
     state["pending"] = []

@@ -357,7 +357,7 @@ def test_append_failing_write_leaves_file_unchanged(tmp_path, monkeypatch, faili
 
 def test_concurrent_appends(tmp_path):
     path = str(tmp_path / "runs.csv")
-    n_workers, n_rows = 8, 25
+    n_workers, n_rows = 4, 50  # each spawned worker pays a Python start and bayescale's imports (2 s)
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Barrier(n_workers)
     procs = [ctx.Process(target=spawned.append_after_barrier, args=(path, w, n_rows, start)) for w in range(n_workers)]
