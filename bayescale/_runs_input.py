@@ -148,9 +148,12 @@ def warn_about_table(
         warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
 
 
-def table_notes(runs: pd.DataFrame, law_columns: Sequence[str] | None = None, law: str = "") -> list[str]:
-    """What :func:`warn_about_table` warns about, as sentences (``check`` says them of new runs)."""
-    said = _copies_and_schedules(runs) + _units(runs)
+def table_notes(
+    runs: pd.DataFrame, law_columns: Sequence[str] | None = None, law: str = "", *, fitted: bool = True
+) -> list[str]:
+    """What :func:`warn_about_table` warns about, as sentences (``check`` says them of new runs; copies and
+    mixed schedules only where the rows will be ``fitted``), the units first."""
+    said = unit_notes(runs) + (_copies_and_schedules(runs) if fitted else [])
     if law_columns is not None:
         said += _repeats_unread(runs, law_columns, law)
     return said
@@ -165,7 +168,7 @@ RATIO_PLAUSIBLE = (1e-2, 1e5)
 EPOCHS_SAID = 1.05
 
 
-def _units(runs: pd.DataFrame) -> list[str]:
+def unit_notes(runs: pd.DataFrame) -> list[str]:
     """Rows whose tokens per parameter no training run has."""
     ratio = (runs["D"] / runs["N"]).to_numpy(dtype=float)
     lo, hi = RATIO_PLAUSIBLE

@@ -557,9 +557,7 @@ def fit(spec: Any, runs: Any, **kwargs: Any) -> Fit | AveragedFit:
     ``bayescale.fit``. Keyword arguments are those of :func:`bayescale.inference.fit`."""
     spec = load_spec(spec)
     table = load_runs(runs)  # read once: the fits below take the loaded table
-    members = spec.members if isinstance(spec, AverageSpec) else (spec,)
-    reads = {c for m in members for c in m.columns}
-    warn_about_table(table, stacklevel=2, law_columns=sorted(reads), law=f"spec {spec.name!r}")
+    warn_about_table(table, stacklevel=2, law_columns=sorted(spec.columns), law=f"spec {spec.name!r}")
     if isinstance(spec, AverageSpec):
         return fit_average(spec, table, **kwargs)
     return _inference.fit(spec, table, **kwargs)

@@ -17,10 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from . import _arviz
-from ._runs_input import table_notes
+from ._runs_input import table_notes, unit_notes
 from ._words import count, join_names
 from .averaging import fit as _fit
 from .data import fill_ids, law_inputs, load_runs, points_frame
@@ -30,7 +29,7 @@ from .errors import BayescaleError
 from .frontier import compute_optimal
 from .inference import METHODS, Fit
 from .model import noise_names, observation_dist, parameter_priors, sample_observations
-from .spec import AverageSpec, ModelSpec, load_spec
+from .spec import ModelSpec, load_spec
 
 CI_PROBS = (0.5, 0.8, 0.9, 0.95)
 PARETO_K_BAD = 0.7
@@ -208,11 +207,17 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
     """How each run's observed loss sits in the fit's predictive distribution for it.
 
     Columns: ``observed``, ``median``, ``lo90``/``hi90``, ``p_value`` (two-sided,
-    ``2 min(P(y_rep <= y), P(y_rep >= y))``), ``pit`` (``P(y_rep <= y)``), ``z`` (the normal
-    score of ``pit``: standard deviations of a normal with the same tail probability, so that it reads
-    as the flag does however skewed the predictive), ``band`` (narrowest central interval containing
-    it), ``surprise`` (outside the 90% band), ``log_pred_density`` and ``rel_error`` of the median.
+    ``2 min(P(y_rep <= y), P(y_rep >= y))``), ``pit`` (``P(y_rep <= y)``), ``z`` (on log loss, the
+    distance from the predictive median in the predictive's own spread on the run's side, the gap
+    from the median to its 16% or 84% quantile: a normal predictive's z, and read as the flag reads
+    it however skewed the predictive), ``band`` (narrowest central interval containing it),
+    ``surprise`` (outside the 90% band), ``log_pred_density`` and ``rel_error`` of the median.
     """
+    return _predictive(fit, runs, seed)[0]
+
+
+def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """:func:`predictive_table` and its replicated log losses (draws x runs, jointly drawn)."""
     table = runs if isinstance(runs, pd.DataFrame) and "derived" in runs else load_runs(runs)
     y = np.log(table["loss"].to_numpy(float))
     log_mu = fit.log_loss(table)
@@ -227,7 +232,8 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
         lp = np.asarray(d.log_prob(jnp.asarray(y)[None, :]))
         pit = np.asarray(d.cdf(jnp.asarray(y)[None, :])).mean(axis=0)
     lpd = np.log(np.mean(np.exp(lp - lp.max(axis=0)), axis=0)) + lp.max(axis=0)
-    med = np.median(rep, axis=0)
+    q16, med, q84 = np.quantile(rep, [0.1587, 0.5, 0.8413], axis=0)
+    spread = np.where(y >= med, q84 - med, med - q16)
     out = pd.DataFrame(
         {
             "run_id": table["run_id"].astype(str).to_numpy(),
@@ -240,15 +246,14 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
             "hi90": np.exp(np.quantile(rep, 0.95, axis=0)),
             "pit": pit,
             "p_value": np.minimum(1.0, 2 * np.minimum(pit, 1 - pit)),
-            # the normal score of the PIT: the same reading as the flag, however skewed the predictive
-            "z": stats.norm.ppf(np.clip(pit, 1e-15, 1 - 1e-15)),
+            "z": (y - med) / np.where(spread > 0, spread, np.nan),
             "band": _band(pit),
             "log_pred_density": lpd,
             "rel_error": np.exp(med) / np.exp(y) - 1.0,
         }
     )
     out["surprise"] = (out["pit"] < 0.05) | (out["pit"] > 0.95)
-    return out
+    return out, rep
 
 
 #: Fewer held-out runs than this and :class:`Validation`'s coverages are said to say little: each run moves
@@ -388,8 +393,8 @@ def check(
         moved, not a change of method.
     """
     new = _unseen(fit, load_runs(new_runs))
-    table = predictive_table(fit, new, seed=seed)
-    notes = check_notes(fit, new, table, updated=update)
+    table, rep = _predictive(fit, new, seed)
+    notes = check_notes(fit, new, table, rep, updated=update)
     if not update:
         return NewRunCheck(table=table, notes=notes)
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
@@ -403,23 +408,22 @@ def check(
     return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget), notes=notes)
 
 
-#: Surprises (outside the 90% band) among new runs are more than chance gives when so many would come
-#: by chance with this probability or less; and runs on one side of the median likewise (a sign test).
-PATTERN_P = 0.01
-
-
-def check_notes(fit: Fit, new: pd.DataFrame, table: pd.DataFrame, *, updated: bool = False) -> tuple[str, ...]:
+def check_notes(
+    fit: Fit, new: pd.DataFrame, table: pd.DataFrame, rep: np.ndarray, *, updated: bool = False
+) -> tuple[str, ...]:
     """What a reader of :func:`check`'s table should know, each with what to do: the new runs' table as a
-    fit would warn of it (units, repeated data the law does not read, copies), new runs far beyond the
-    fit's runs or at tokens per parameter they never trained (:func:`bayescale.decisions.point_notes`),
-    more surprises than chance, the runs on one side of the prediction, and a refit that takes the
-    surprising runs in."""
+    fit would warn of it (units first: then nothing else is said, as nothing else means anything; repeated
+    data the law does not read; copies where they will be fitted), new runs far beyond the fit's runs or
+    at tokens per parameter they never trained (:func:`bayescale.decisions.point_notes`), more surprises
+    than chance, the runs on one side of the prediction (both against the joint predictive draws
+    ``rep``), and a refit that takes the surprising runs in."""
     spec = getattr(fit, "spec_average", fit.spec)
-    members = spec.members if isinstance(spec, AverageSpec) else (spec,)
-    reads = sorted({c for m in members for c in m.columns})
-    notes = [f"the new runs' table: {n}" for n in table_notes(new, reads, f"spec {spec.name!r}")]
+    said = table_notes(new, spec.columns, f"spec {spec.name!r}", fitted=updated)
+    notes = [f"the new runs' table: {n}" for n in said]
+    if unit_notes(new):
+        return tuple(notes)
     notes += [n.removeprefix("Caution: ") for n in point_notes(fit, new.set_index(new["run_id"].astype(str)))]
-    notes += _surprise_pattern(table)
+    notes += _surprise_pattern(table, rep)
     flagged = table.loc[table["surprise"], "run_id"].astype(str).tolist()
     if updated and flagged:
         notes.append(
@@ -430,28 +434,43 @@ def check_notes(fit: Fit, new: pd.DataFrame, table: pd.DataFrame, *, updated: bo
     return tuple(notes)
 
 
-def _surprise_pattern(table: pd.DataFrame) -> list[str]:
-    """More surprises than chance, or the new runs on one side of the prediction, in words."""
+#: Surprises among new runs, or new runs on one side of their medians, are said when as many would come by
+#: chance with this probability or less.
+PATTERN_P = 0.01
+_REFIT = "refit with them (update=True; `bayescale check --update`)"
+
+
+def _surprise_pattern(table: pd.DataFrame, rep: np.ndarray) -> list[str]:
+    """More surprises than chance, or the new runs off the prediction together (their mean log offset), in
+    words. Chance is the fit's own: the same statistics over its joint predictive draws ``rep`` (draws x
+    runs), in which the runs share each draw's parameters, so that a posterior unsure of the law's level
+    moves all runs together by itself."""
     n, k = len(table), int(table["surprise"].sum())
+    lo, med, hi = np.quantile(rep, [0.05, 0.5, 0.95], axis=0)
     out = []
-    if k and stats.binom.sf(k - 1, n, 0.1) < PATTERN_P:
+    p_many = float(np.mean(((rep < lo) | (rep > hi)).sum(axis=1) >= k))
+    if k and p_many <= PATTERN_P:
         out.append(
-            f"{k} of {n} new runs are surprises where about {0.1 * n:.2g} would be by chance (p = "
-            f"{stats.binom.sf(k - 1, n, 0.1):.2g}): the law's predictions do not hold for runs like these (another "
-            "regime, other data or recipe, or a law that bends beyond the fit's runs); refit with them (check --update) "
-            "and look at the law's misfit, or fit a more flexible spec (recommended)"
+            f"{k} of {n} new runs are surprises where about {0.1 * n:.2g} would be by chance ({_p(p_many, rep)}): "
+            "the law's predictions do not hold for runs like these (another regime, other data or recipe, or a "
+            f"law that bends beyond the fit's runs); {_REFIT} and look at the law's misfit, or fit a more "
+            "flexible spec (recommended)"
         )
-    above = int((table["pit"] > 0.5).sum())
-    side = max(above, n - above)
-    p_side = min(1.0, 2 * stats.binom.sf(side - 1, n, 0.5))
-    if n >= 5 and p_side < PATTERN_P:
-        where, which = ("above", "too low") if above > n - above else ("below", "too high")
+    offset = np.log(table["observed"].to_numpy(float)) - med  # log loss over the median prediction, per run
+    p_level = float(np.mean(np.abs((rep - med).mean(axis=1)) >= abs(offset.mean())))
+    if n >= 3 and p_level <= PATTERN_P:
+        where, which = ("above", "too low") if offset.mean() > 0 else ("below", "too high")
         out.append(
-            f"{side} of {n} new runs came out {where} the median prediction (p = {p_side:.2g} by chance): the fit "
-            f"predicts runs like these {which}, a bias the bands do not cover; refit with them (check --update), or fit "
-            "a spec with more laws (recommended)"
+            f"the {n} new runs sit {100 * abs(np.expm1(offset.mean())):.2g}% {where} the median prediction on average, "
+            f"more than the fit's own uncertainty gives ({_p(p_level, rep)}): the fit predicts runs like these "
+            f"{which}, a bias the bands do not cover; {_REFIT}, or fit a spec with more laws (recommended)"
         )
     return out
+
+
+def _p(p: float, rep: np.ndarray) -> str:
+    """A p-value counted over ``rep``'s draws, in words: none of them as extreme is p below one in their number."""
+    return f"p = {p:.2g}" if p > 0 else f"p < {1 / len(rep):.2g}"
 
 
 def _unseen(fit: Fit, new: pd.DataFrame) -> pd.DataFrame:

@@ -446,10 +446,11 @@ def _ratio_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     if not off.any():
         return []
     names = list(table.index[off])
-    implausible = (ratio[off] < RATIO_PLAUSIBLE[0]) | (ratio[off] > RATIO_PLAUSIBLE[1])
+    few, many = (ratio[off] < RATIO_PLAUSIBLE[0]).any(), (ratio[off] > RATIO_PLAUSIBLE[1]).any()
     units = (
-        " No training run has that many tokens per parameter: is N or D in other units (millions, billions)?"
-        if implausible.any()
+        f" No training run has {'so few' if few and not many else 'so many'} tokens per parameter: is N or D in "
+        "other units (millions, billions)?"
+        if few or many
         else ""
     )
     return [

@@ -442,6 +442,11 @@ class AverageSpec:
         return "\n".join(lines) + "\n"
 
     @property
+    def columns(self) -> tuple[str, ...]:
+        """Runs-table columns any of the laws reads, sorted."""
+        return tuple(sorted({c for m in self.members for c in m.columns}))
+
+    @property
     def family(self) -> str:
         """The likelihood family every member shares."""
         return self.members[0].likelihood.family

@@ -332,7 +332,10 @@ def test_point_notes_say_when_a_point_trains_a_ratio_the_runs_never_did():
         C=lambda t: 6 * t.N * t.D
     )
     (said,) = [n for n in dc.point_notes(fit, billions) if "tokens per parameter" in n]
-    assert said.endswith("is N or D in other units (millions, billions)?")
+    assert said.endswith("is N or D in other units (millions, billions)?") and "has so many tokens" in said
+    in_billions = pd.DataFrame({"N": [7e9], "D": [140.0]}, index=["D in billions"]).assign(C=lambda t: 6 * t.N * t.D)
+    (said,) = [n for n in dc.point_notes(fit, in_billions) if "tokens per parameter" in n]
+    assert "No training run has so few tokens per parameter" in said
 
 
 def test_point_notes_say_each_reach_once_for_a_calibrated_average():

@@ -211,12 +211,11 @@ def micro_batch(plan: PilotPlan, device: str = "cpu") -> int:
     if device == "cuda" and host is not None and state > host:
         raise PilotError(_too_big(plan, state, host, "this machine has", per_pass=0))
     free, place = (available_gpu_memory(), "the GPU has") if device == "cuda" else (host, "this machine has")
-    if free is not None and device == "cuda":
-        free -= GPU_WORKSPACE_BYTES
+    reserve = GPU_WORKSPACE_BYTES if device == "cuda" else 0.0
     for micro in (d for d in range(batch, 0, -1) if batch % d == 0):
-        if free is None or memory_bytes(plan.shape, micro, precision)["total"] <= free:
+        if free is None or memory_bytes(plan.shape, micro, precision)["total"] + reserve <= free:
             return micro
-    raise PilotError(_too_big(plan, memory_bytes(plan.shape, 1, precision)["total"], free, place, per_pass=1))
+    raise PilotError(_too_big(plan, memory_bytes(plan.shape, 1, precision)["total"] + reserve, free, place, per_pass=1))
 
 
 def training_precision(device: str) -> str:
