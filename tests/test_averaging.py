@@ -435,6 +435,8 @@ def test_conformal_calibration_scales_the_bands_about_their_median() -> None:
     assert answer_calibrated(plain) == ""
 
 
+# 20 s in CI: in the slow tier (`make test-all`) to keep CI under its budget
+@pytest.mark.slow
 def test_a_minor_law_is_drawn_by_psis_with_a_quarter_of_the_draws() -> None:
     """A law under MINOR_WEIGHT supplies under a quarter of the average's draws: it is drawn by PSIS
     with a quarter of the draws (at least MINOR_MIN_DRAWS per chain), each of its slots still a

@@ -234,6 +234,8 @@ def test_lfo_weights_pool_by_group() -> None:
     assert np.allclose(wg.sum(axis=1), 1.0) and np.all(wg[:, 1] > 0.8), wg  # m2 predicts its own later points best
 
 
+# 21 s in CI: in the slow tier (`make test-all`) to keep CI under its budget; notebook 05 runs fit_ensemble
+@pytest.mark.slow
 def test_fit_ensemble_prefers_the_law_that_extrapolates() -> None:
     truth = {"E": 0.4, "b": 1.5, "c": 0.5}
     curves = [_synthetic("m2", truth, seed=s, sigma=0.003, n=24) for s in range(3)]
