@@ -415,7 +415,7 @@ def check_notes(
     fit would warn of it (units first: then nothing else is said, as nothing else means anything; repeated
     data the law does not read; copies where they will be fitted), new runs far beyond the fit's runs or
     at tokens per parameter they never trained (:func:`bayescale.decisions.point_notes`), more surprises
-    than chance, the runs on one side of the prediction (both against the joint predictive draws
+    than chance, the runs off the prediction together (both against the joint predictive draws
     ``rep``), and a refit that takes the surprising runs in."""
     spec = getattr(fit, "spec_average", fit.spec)
     said = table_notes(new, spec.columns, f"spec {spec.name!r}", fitted=updated)
@@ -434,8 +434,8 @@ def check_notes(
     return tuple(notes)
 
 
-#: Surprises among new runs, or new runs on one side of their medians, are said when as many would come by
-#: chance with this probability or less.
+#: Surprises among new runs, or new runs off their medians together, are said when as many (as far) would
+#: come by chance with this probability or less.
 PATTERN_P = 0.01
 _REFIT = "refit with them (update=True; `bayescale check --update`)"
 
@@ -446,7 +446,7 @@ def _surprise_pattern(table: pd.DataFrame, rep: np.ndarray) -> list[str]:
     runs), in which the runs share each draw's parameters, so that a posterior unsure of the law's level
     moves all runs together by itself."""
     n, k = len(table), int(table["surprise"].sum())
-    lo, med, hi = np.quantile(rep, [0.05, 0.5, 0.95], axis=0)
+    lo, med, hi = (np.log(table[c].to_numpy(float)) for c in ("lo90", "median", "hi90"))  # rep's own quantiles
     out = []
     p_many = float(np.mean(((rep < lo) | (rep > hi)).sum(axis=1) >= k))
     if k and p_many <= PATTERN_P:
