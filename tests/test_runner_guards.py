@@ -6,6 +6,7 @@ progress lines."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -176,6 +177,43 @@ def test_a_second_trainer_of_a_run_waits_for_the_first(tmp_path, capsys):
     with training_lock(tmp_path, "run-a"):  # a lock nobody holds is taken at once, silently
         pass
     assert capsys.readouterr().err == ""
+
+
+BUILDER = """
+import sys
+from bayescale.runner.corpus import token_streams
+print("imported", flush=True)
+token_streams(sys.argv[1], vocab_size=300)
+"""
+
+
+def test_a_second_builder_of_a_corpus_waits_for_the_first_and_reads_its_tokens(tmp_path):
+    pytest.importorskip("tokenizers", reason="the pilot runner needs the runner extra")
+    from bayescale.data import _locked
+    from bayescale.runner.corpus import load_corpus
+
+    text = tmp_path / "text"
+    text.mkdir()
+    for i in range(64):
+        (text / f"doc{i}.txt").write_text(f"document {i}: " + " ".join(f"word{j * i % 97}" for j in range(200)))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BAYESCALE_CACHE": str(cache)}
+    tokenizer = cache / "tokenizers" / f"{load_corpus(str(text)).short_hash}-bpe300.json"
+    held = contextlib.ExitStack()
+    held.enter_context(_locked(tokenizer.with_suffix("")))  # another process is building this corpus's tokens
+    builder = subprocess.Popen([sys.executable, "-c", BUILDER, str(text)], env=env, stdout=subprocess.PIPE, text=True)
+    with builder:
+        try:
+            assert builder.stdout.readline().strip() == "imported"
+            time.sleep(2)  # unlocked, this tiny corpus is trained and encoded well within this
+            assert builder.poll() is None and not tokenizer.exists()
+        except BaseException:
+            builder.kill()
+            raise
+        finally:
+            held.close()
+        assert builder.wait(60) == 0
+    assert tokenizer.exists() and len(list((cache / "tokens").glob("*.npy"))) == 2
 
 
 DRIVER = """

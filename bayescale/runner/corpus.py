@@ -12,7 +12,9 @@ Three sources:
 Each source is a list of documents in a fixed order. Documents whose SHA-1 of their name falls in
 :data:`HELDOUT_FRACTION` form the held-out split; the rest are the training split. A byte-level BPE
 tokenizer (``tokenizers``) is trained on the training split and cached by the corpus hash and the
-vocabulary size, and both splits are tokenized once into ``uint16`` arrays cached the same way.
+vocabulary size, and both splits are tokenized once into ``uint16`` arrays cached the same way. A
+process that needs them while another builds them (a sweep's first pilots start together) waits for
+that one, under a lock beside the tokenizer, and reads its files.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ import numpy as np
 import platformdirs
 
 from .._io import atomic_write_bytes
+from ..data import _locked
 from ..errors import BayescaleError
 
 #: Share of documents (by a hash of their name) held out for evaluation.
 HELDOUT_FRACTION = 1 / 32
 TEXT_SUFFIXES = (".txt", ".md", ".py", ".rst")
 SPECIAL = "<|endoftext|>"
+SPLITS = ("train", "heldout")
 
 
 class CorpusError(BayescaleError):
@@ -235,21 +239,25 @@ def token_streams(source: str = "stdlib", vocab_size: int = 2048) -> TokenStream
 @functools.lru_cache(maxsize=8)
 def _token_streams(source: str, vocab_size: int, cache: str) -> TokenStreams:
     corpus = load_corpus(source)
-    tok = train_tokenizer(corpus, vocab_size)
-    th = tokenizer_hash(tok)
-    base = cache_dir() / "tokens" / f"{corpus.short_hash}-{th}"
-    arrays = {}
-    for split, docs in (("train", corpus.train), ("heldout", corpus.heldout)):
-        path = base.with_name(base.name + f"-{split}.npy")
-        if not path.exists():
-            arr = _encode(tok, docs)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(tmp, arr)
-            os.replace(tmp, path)
-        arrays[split] = np.load(path, mmap_mode="r")
     tpath = cache_dir() / "tokenizers" / f"{corpus.short_hash}-bpe{vocab_size}.json"
+    # One process builds what is missing while the others wait and then read it: a sweep's first pilots
+    # (or a test run's workers) starting together would otherwise each train and encode the same corpus.
+    with _locked(tpath.with_suffix("")):
+        tok = train_tokenizer(corpus, vocab_size)
+        th = tokenizer_hash(tok)
+        paths = {split: cache_dir() / "tokens" / f"{corpus.short_hash}-{th}-{split}.npy" for split in SPLITS}
+        for split, docs in (("train", corpus.train), ("heldout", corpus.heldout)):
+            if not paths[split].exists():
+                _save_array(paths[split], _encode(tok, docs))
+    arrays = {split: np.load(path, mmap_mode="r") for split, path in paths.items()}
     return TokenStreams(arrays["train"], arrays["heldout"], source, corpus.sha256, th, tok.get_vocab_size(), str(tpath))
+
+
+def _save_array(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(tmp, arr)
+    os.replace(tmp, path)
 
 
 def describe(streams: TokenStreams) -> str:
