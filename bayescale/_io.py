@@ -1,6 +1,7 @@
 """Atomic file writes shared by the package: write to a temporary file beside the target, fsync,
 then rename over it, so a reader never sees a half-written file and a killed writer leaves the old one.
-And :func:`jsonable`, what every JSON output writes: plain data, NaN and infinities as null."""
+And :func:`jsonable`, what every JSON output writes: plain data, NaN and infinities as null; and
+:func:`locked`, the one lock writers of a shared file (a runs table, a cached tokenizer) take."""
 
 from __future__ import annotations
 
@@ -8,9 +9,15 @@ import errno
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
 
 T = TypeVar("T")
 
@@ -24,6 +31,41 @@ def real_target(path: str | os.PathLike) -> Path:
     if linked and not real.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, f"symlink to {str(real)!r}, whose folder does not exist", str(path))
     return real
+
+
+@contextmanager
+def locked(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on the sidecar file ``path + ".lock"``; the kernel frees it when the
+    holder dies, so a killed writer never blocks the next one."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        raise OSError("bayescale needs fcntl.flock (a POSIX system) to lock the files it shares between processes")
+    # the file a symlink names is the one written, so writers through a link and by name share one lock
+    real = real_target(path)
+    real.parent.mkdir(parents=True, exist_ok=True)  # a table in a new folder: the lock goes beside it
+    fd = os.open(str(real) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def held_elsewhere(path: str | os.PathLike) -> bool:
+    """Whether another process holds the lock :func:`locked` takes for ``path`` (only to say why this
+    one waits: the lock itself is taken by ``locked``)."""
+    if fcntl is None:  # pragma: no cover - not POSIX
+        return False
+    fd = os.open(str(real_target(path)) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def read_only(path: str | os.PathLike) -> bool:

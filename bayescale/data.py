@@ -16,13 +16,12 @@ import io
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from bayescale._io import atomic_write, real_target
+from bayescale._io import atomic_write, locked
 from bayescale._runs_input import column_hints, read_runs_csv
 from bayescale._words import join_names, parse_pairs, quote
 from bayescale.errors import BayescaleError, RunsTableError
@@ -30,11 +29,6 @@ from bayescale.laws import FALLBACK_COLUMNS
 
 if TYPE_CHECKING:
     from bayescale.spec import ModelSpec
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None
 
 REQUIRED_COLUMNS = ("N", "loss")
 """Columns every runs table needs; it also needs ``D`` or ``C`` (the other is derived)."""
@@ -294,23 +288,6 @@ def _validate_unique_tokens(df: pd.DataFrame, ids: pd.Series | None) -> None:
     df["U"] = num
 
 
-@contextmanager
-def _locked(path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on the sidecar file ``path + ".lock"``."""
-    if fcntl is None:  # pragma: no cover - not POSIX
-        raise OSError("bayescale.data needs fcntl.flock (a POSIX system) to lock runs files")
-    # the file a symlink names is the one written, so writers through a link and by name share one lock
-    real = real_target(path)
-    real.parent.mkdir(parents=True, exist_ok=True)  # a table in a new folder: the lock goes beside it
-    fd = os.open(str(real) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
 def _write_atomic(df: pd.DataFrame, path: str | os.PathLike, validate: str | None = None) -> pd.DataFrame | None:
     """Write ``df`` to a temporary file beside ``path``, fsync it, and rename it onto ``path``.
 
@@ -357,7 +334,7 @@ def save_runs(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """
     if not isinstance(df, pd.DataFrame):
         raise _fail(f"save_runs needs a pandas DataFrame, not {type(df).__name__}")
-    with _locked(path):
+    with locked(path):
         _write_atomic(df, path)
 
 
@@ -446,7 +423,7 @@ def append_run(
     if if_exists not in ("error", "skip"):
         raise _fail(f"if_exists={if_exists!r} is not allowed; allowed: 'error', 'skip'")
     new = _as_rows(row)
-    with _locked(path):
+    with locked(path):
         # read as load_runs reads it (a row with extra fields refused, not shifted), every cell kept as text
         try:
             old = read_runs_csv(path, as_text=True) if os.path.exists(path) else pd.DataFrame()

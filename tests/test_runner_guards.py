@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bayescale._io import locked
 from bayescale.cli import main
 from bayescale.design.targets import runs_flops, trunks_of
 from bayescale.runner.guards import checked_device, table_problem, training_lock
@@ -189,7 +190,6 @@ token_streams(sys.argv[1], vocab_size=300)
 
 def test_a_second_builder_of_a_corpus_waits_for_the_first_and_reads_its_tokens(tmp_path):
     pytest.importorskip("tokenizers", reason="the pilot runner needs the runner extra")
-    from bayescale.data import _locked
     from bayescale.runner.corpus import load_corpus
 
     text = tmp_path / "text"
@@ -200,7 +200,7 @@ def test_a_second_builder_of_a_corpus_waits_for_the_first_and_reads_its_tokens(t
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BAYESCALE_CACHE": str(cache)}
     tokenizer = cache / "tokenizers" / f"{load_corpus(str(text)).short_hash}-bpe300.json"
     held = contextlib.ExitStack()
-    held.enter_context(_locked(tokenizer.with_suffix("")))  # another process is building this corpus's tokens
+    held.enter_context(locked(tokenizer.with_suffix("")))  # another process is building this corpus's tokens
     builder = subprocess.Popen([sys.executable, "-c", BUILDER, str(text)], env=env, stdout=subprocess.PIPE, text=True)
     with builder:
         try:

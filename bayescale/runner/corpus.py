@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 
-from .._io import atomic_write_bytes
-from ..data import _locked
+from .._io import atomic_write_bytes, locked
 from ..errors import BayescaleError
 
 #: Share of documents (by a hash of their name) held out for evaluation.
@@ -242,7 +241,7 @@ def _token_streams(source: str, vocab_size: int, cache: str) -> TokenStreams:
     tpath = cache_dir() / "tokenizers" / f"{corpus.short_hash}-bpe{vocab_size}.json"
     # One process builds what is missing while the others wait and then read it: a sweep's first pilots
     # (or a test run's workers) starting together would otherwise each train and encode the same corpus.
-    with _locked(tpath.with_suffix("")):
+    with locked(tpath.with_suffix("")):
         tok = train_tokenizer(corpus, vocab_size)
         th = tokenizer_hash(tok)
         paths = {split: cache_dir() / "tokens" / f"{corpus.short_hash}-{th}-{split}.npy" for split in SPLITS}

@@ -30,17 +30,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .._io import read_only, real_target
+from .._io import held_elsewhere, locked, read_only, real_target
 from .._runs_input import read_runs_csv
 from .._words import join_names
-from ..data import _locked, check_runs_header, load_runs
+from ..data import check_runs_header, load_runs
 from ..errors import RunsTableError
 from .models import PilotError, require_torch
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX (data's lock refuses to run there anyway)
-    fcntl = None
 
 # --------------------------------------------------------------------------- the runs table
 
@@ -172,35 +167,18 @@ def slurm_options_problem(options: Mapping[str, Any]) -> str | None:
 @contextmanager
 def training_lock(out: Path, run_id: str) -> Iterator[None]:
     """Hold the lock of the work folder ``out`` (``out/training.lock``, taken as the runs table's is,
-    :func:`bayescale.data._locked`) while ``run_id`` is trained there. A second process waits, saying
+    :func:`bayescale._io.locked`) while ``run_id`` is trained there. A second process waits, saying
     why, and finds the first one's result when it gets the lock; the kernel frees the lock of a process
     that dies, so a killed pilot never blocks its rerun."""
     lock = out / "training"
-    if _held(lock):
+    if held_elsewhere(lock):
         print(
             f"{run_id}: another process is training it in {out}; waiting for it (its result is then used)",
             file=sys.stderr,
             flush=True,
         )
-    with _locked(lock):
+    with locked(lock):
         yield
-
-
-def _held(path: Path) -> bool:
-    """Whether another process holds the lock :func:`bayescale.data._locked` takes for ``path`` (only
-    to say why this one waits: the lock itself is taken by ``_locked``)."""
-    if fcntl is None:  # pragma: no cover - not POSIX
-        return False
-    fd = os.open(str(real_target(path)) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- workers die with their driver
