@@ -4,7 +4,7 @@ Everything here takes per-recipe fits (:class:`~bayescale.Fit` objects of the ba
 recipe, drawn from one joint posterior so they align draw by draw) and returns arrays shaped
 (draw, ...). The compute-optimal loss comes from :func:`bayescale.frontier.compute_optimal`;
 the extrapolation drift is added as :meth:`bayescale.Fit.log_loss` adds it, ``drift * distance``
-from the recipe's own runs (at the posterior-median compute-optimal allocation).
+from the recipe's own runs (at each draw's own compute-optimal allocation).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import pandas as pd
 from .errors import BayescaleError
 from .frontier import closed_form, compute_optimal
 from .inference import Fit
-from .model import DRIFT, distance_from_runs
 
 #: Multipliers are searched for over this range (a draw outside it is clipped and counted).
 K_RANGE = (1e-4, 1e4)
@@ -31,21 +30,9 @@ TREND_TOLERANCE = 1.1
 
 def frontier_log_loss(fit: Fit, budgets: Sequence[float]) -> np.ndarray:
     """Log compute-optimal loss per draw at each budget, shape (draw, budget), with the drift at
-    the median optimal allocation's distance from the recipe's runs."""
+    each draw's optimal allocation's distance from the recipe's runs (:func:`compute_optimal`)."""
     C = np.asarray(budgets, dtype=float)
-    opt = compute_optimal(fit, C)
-    log_l = np.log(opt["loss_opt"].values.reshape(-1, C.size))
-    if DRIFT in fit.posterior:
-        at = pd.DataFrame(
-            {
-                "N": np.median(opt["N_opt"].values.reshape(-1, C.size), axis=0),
-                "D": np.median(opt["D_opt"].values.reshape(-1, C.size), axis=0),
-            }
-        )
-        at["C"] = 6.0 * at["N"] * at["D"]
-        distance = distance_from_runs(fit.spec, fit.runs, at)
-        log_l = log_l + fit.posterior[DRIFT].values.reshape(-1, 1) * distance[None, :]
-    return log_l
+    return np.log(compute_optimal(fit, C)["loss_opt"].values.reshape(-1, C.size))
 
 
 def point_log_loss(fit: Fit, points: pd.DataFrame) -> np.ndarray:

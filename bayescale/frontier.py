@@ -3,7 +3,11 @@
 For each posterior draw the law is minimised over model size ``N`` at ``C = 6 N D``: in closed
 form where the law declares one (:attr:`bayescale.laws.Law.optimal_N`,
 :attr:`bayescale.laws.Law.allocation_exponents`), otherwise numerically on a grid in log N.
-Everything here takes a fit (its posterior, spec and runs) and returns draws or their bands.
+Everything here takes a fit (its posterior, spec and runs) and returns draws or their bands. The
+optimal loss is predicted as :meth:`bayescale.Fit.predict` predicts any point's: with the extrapolation
+drift at each draw's own optimum and the fit's conformal factor, so the frontier's band at 100x the runs
+is as wide as the band of a run placed there. Where the allocation is decided (the regret of a size
+against each draw's optimum) the law's own loss is compared with itself.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _arviz
+from .discrepancy import conformal_scaled
 from .errors import BayescaleError, IdentifiabilityWarning, LawError
+from .model import DRIFT, distance_from_runs
 
 if TYPE_CHECKING:
     from .inference import Fit
@@ -49,6 +56,20 @@ def _loss_at(fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.nda
     # an infinite loss: never the optimum, and no reason to warn the user.
     with np.errstate(over="ignore"):
         return np.exp(np.asarray(fit.spec.law.log_loss(th, _log_inputs_for(fit, N, D), np), dtype=float))
+
+
+def _predicted_log_loss(fit: Fit, log_law: np.ndarray, N: np.ndarray, D: np.ndarray) -> np.ndarray:
+    """The law's log loss ``log_law`` (draw, budget) at each draw's own (N, D), with the extrapolation
+    drift for that point's distance from the runs and the fit's conformal factor (:meth:`Fit.log_loss`)."""
+    out = np.array(log_law, dtype=float)
+    if DRIFT in fit.posterior:
+        drift = np.asarray(fit.posterior[DRIFT].values, dtype=float).reshape(-1)
+        for k in range(out.shape[1]):  # one budget at a time: the distances compare every draw with every run
+            at = pd.DataFrame({"N": N[:, k], "D": D[:, k]})
+            out[:, k] += drift * distance_from_runs(fit.spec, fit.runs, at)
+    chains = fit.posterior.sizes["chain"]
+    scaled = conformal_scaled(out.reshape(chains, -1, out.shape[1]), _arviz.attrs(fit.idata).get("conformal_factor"))
+    return scaled.reshape(out.shape)
 
 
 #: The numerical optimum's search: a coarse grid over log N, then a fine one over the best coarse
@@ -109,9 +130,11 @@ def compute_optimal(
     Returns
     -------
     xarray.Dataset
-        ``N_opt``, ``D_opt``, ``tokens_per_param`` and ``loss_opt`` with dims
-        ``(chain, draw, budget)``, coordinate ``budget`` (FLOPs), and ``at_bound`` (True
-        where the numerical optimum sits on the edge of ``ratio_bounds``: no interior optimum).
+        ``N_opt``, ``D_opt``, ``tokens_per_param``, ``loss_opt`` (the loss predicted there, drift and
+        conformal factor included, as ``fit.predict`` without noise) and ``law_loss_opt`` (the law's
+        value alone) with dims ``(chain, draw, budget)``, coordinate ``budget`` (FLOPs), and
+        ``at_bound`` (True where the numerical optimum sits on the edge of ``ratio_bounds``: no
+        interior optimum).
 
     Examples
     --------
@@ -133,7 +156,7 @@ def compute_optimal(
         else:
             N_opt[:, k], at_bound[:, k] = _numerical_optimum(fit, theta, float(c), ratio_bounds, n_grid)
     D_opt = C[None, :] / (6.0 * N_opt)
-    loss = _loss_at(fit, theta, N_opt, D_opt)
+    law_loss = _loss_at(fit, theta, N_opt, D_opt)
     shape = (chains, draws, C.size)
     dims = ("chain", "draw", "budget")
     return xr.Dataset(
@@ -141,7 +164,8 @@ def compute_optimal(
             "N_opt": (dims, N_opt.reshape(shape)),
             "D_opt": (dims, D_opt.reshape(shape)),
             "tokens_per_param": (dims, (D_opt / N_opt).reshape(shape)),
-            "loss_opt": (dims, loss.reshape(shape)),
+            "loss_opt": (dims, np.exp(_predicted_log_loss(fit, np.log(law_loss), N_opt, D_opt).reshape(shape))),
+            "law_loss_opt": (dims, law_loss.reshape(shape)),
             "at_bound": (dims, at_bound.reshape(shape)),
         },
         coords={"budget": C},
@@ -183,7 +207,7 @@ def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) 
     c = float(budget)
     theta = law_draws(fit)
     opt = compute_optimal(fit, [c])
-    L_opt = opt["loss_opt"].values.reshape(-1, 1)
+    L_opt = opt["law_loss_opt"].values.reshape(-1, 1)  # the law against itself: the drift is no one size's
     S = L_opt.shape[0]
     NN = np.broadcast_to(N, (S, N.size))
     L = _loss_at(fit, theta, NN, c / (6.0 * NN))

@@ -7,6 +7,7 @@ import pytest
 import bayescale as bs
 from bayescale import decisions as dc
 from bayescale import frontier
+from bayescale.model import distance_from_runs
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
@@ -260,6 +261,32 @@ def test_near_optimal_range_says_when_no_n_is_near_enough(point_fit):
     ):
         lo, hi = dc.near_optimal_range(fit, 1e21, tolerance=1e-7)
     assert np.isnan(lo) and np.isnan(hi)
+
+
+def test_optimal_loss_is_predicted_as_any_point_is_drift_included(point_fit):
+    """The frontier's loss at 1000x the runs carries the extrapolation drift, as ``predict`` does at
+    that draw's own optimum: a band from the law alone would be far narrower than a run placed there."""
+    fit, draws = point_fit
+    drift = np.array([0.05, -0.03, 0.01])
+    drifting = fit_from_draws("chinchilla", fit.runs, {**draws, "drift": drift})
+    C = 1000 * float(fit.runs["C"].max())
+    opt = dc.compute_optimal(drifting, [C])
+    law = opt["law_loss_opt"].values.reshape(-1)
+    assert law == pytest.approx(dc.compute_optimal(fit, [C])["loss_opt"].values.reshape(-1), rel=1e-12)
+    n_opt = opt["N_opt"].values.reshape(-1)
+    for i in range(3):
+        at = {"N": n_opt[i], "D": C / (6 * n_opt[i])}
+        far = distance_from_runs(fit.spec, fit.runs, pd.DataFrame([at]))[0]
+        assert far > 1
+        assert opt["loss_opt"].values.reshape(-1)[i] == pytest.approx(law[i] * np.exp(drift[i] * far), rel=1e-10)
+        assert opt["loss_opt"].values.reshape(-1)[i] == pytest.approx(
+            drifting.predict(at).values.reshape(-1)[i], rel=1e-10
+        )
+    # the regret of a size is the law's against itself: the drift moves every size of one draw alike
+    regret = dc.allocation_regret(drifting, C, n_opt[:1])
+    assert regret["expected_regret"].iloc[0] == pytest.approx(
+        dc.allocation_regret(fit, C, n_opt[:1])["expected_regret"].iloc[0]
+    )
 
 
 def test_frontier_and_band_table(point_fit):

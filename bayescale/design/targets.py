@@ -301,7 +301,7 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
         frame = target.point()
         law = mixed_law_matrix(fit, frame)[:, 0]
     else:
-        var = "N_opt" if target.kind == "nopt" else "loss_opt"
+        var = "N_opt" if target.kind == "nopt" else "law_loss_opt"  # the drift is added below, as a variance
         law = mixed(
             fit, lambda m: np.log(np.asarray(compute_optimal(m, [target.C])[var].values, dtype=float).reshape(-1))
         )
