@@ -86,9 +86,9 @@ class AveragedFit:
     ``predict``, ``log_loss`` and ``noise_params`` mix the members' draws: each (chain, draw) slot
     holds the draw of one law, chosen with probability equal to its weight (fixed by the seed), so
     every consumer of draws (bands, ``decide``, ``check``, the report) sees the average. ``spec``,
-    ``posterior`` and ``idata`` are those of the law with the most weight: parameter summaries,
-    pair plots and the compute-optimal frontier describe that law (its parameters are not shared
-    with the others).
+    ``posterior`` and ``idata`` are those of the law with the most weight: parameter summaries and
+    pair plots describe that law (its parameters are not shared with the others); the compute-optimal
+    allocation (:func:`bayescale.compute_optimal`) mixes each law's own optimum as ``mix`` does.
     """
 
     spec_average: AverageSpec

@@ -144,6 +144,8 @@ def compute_optimal(
     C = np.atleast_1d(np.asarray(budgets, dtype=float))
     if C.ndim != 1 or not np.all(np.isfinite(C) & (C > 0)):
         raise BayescaleError(f"budgets must be positive finite FLOP counts, got {budgets!r}")
+    if _is_average(fit):
+        return _average_optimal(fit, C, ratio_bounds, n_grid)
     theta = law_draws(fit)
     chains, draws = fit.posterior.sizes["chain"], fit.posterior.sizes["draw"]
     law = fit.spec.law
@@ -173,14 +175,40 @@ def compute_optimal(
     )
 
 
+def _is_average(fit: Fit) -> bool:
+    # A law average (bayescale.averaging.AveragedFit, which sits beside this module) holds one fit per
+    # law; its allocation is each law's own optimum in the draw slots that law fills.
+    return hasattr(fit, "members") and hasattr(fit, "mix")
+
+
+def _average_optimal(fit: Any, C: np.ndarray, ratio_bounds: tuple[float, float], n_grid: int) -> xr.Dataset:
+    """:func:`compute_optimal` of a law average: each law's optimum per draw, mixed by the average's slots,
+    and the average's conformal factor on the predicted loss (as its ``log_loss`` applies it)."""
+    parts = [compute_optimal(m, C, ratio_bounds=ratio_bounds, n_grid=n_grid) for m in fit.members.values()]
+    dims = ("chain", "draw", "budget")
+    data = {var: (dims, fit.mix([p[var].values for p in parts])) for var in parts[0].data_vars}
+    data["at_bound"] = (dims, data["at_bound"][1] > 0.5)
+    data["loss_opt"] = (dims, np.exp(conformal_scaled(np.log(data["loss_opt"][1]), fit.conformal)))
+    methods = {name: p.attrs["method"] for name, p in zip(fit.members, parts, strict=True)}
+    method = "closed form" if set(methods.values()) == {"closed form"} else "numerical"
+    if len(set(methods.values())) > 1:
+        method = "mixed: " + ", ".join(f"{name} {how}" for name, how in methods.items())
+    return xr.Dataset(data, coords={"budget": C}, attrs={"method": method, "laws": list(fit.members)})
+
+
 def allocation_exponents(fit: Fit, *, budget: float | None = None) -> xr.Dataset:
     """Posterior of the scaling exponents of the optimal allocation, ``N_opt ∝ C^a`` and ``D_opt ∝ C^b``.
 
     Closed form where the law declares one (Chinchilla: ``a = beta/(alpha+beta)``,
     ``b = alpha/(alpha+beta)``, :attr:`bayescale.laws.Law.allocation_exponents`); for
     other laws the local slopes of log N_opt and log D_opt in log C around ``budget``
-    (default: 100x the largest run's compute).
+    (default: 100x the largest run's compute). A law average mixes its laws' exponents.
     """
+    if _is_average(fit):
+        parts = [allocation_exponents(m, budget=budget) for m in fit.members.values()]
+        mixed = {v: (("chain", "draw"), fit.mix([np.asarray(p[v].values) for p in parts])) for v in ("a", "b")}
+        methods = sorted({p.attrs["method"] for p in parts})
+        return xr.Dataset(mixed, attrs={"method": methods[0] if len(methods) == 1 else "mixed over the laws"})
     law = fit.spec.law
     if law.allocation_exponents is not None and all(fit.spec.inputs[i] == i for i in law.inputs):
         a, b = law.allocation_exponents(fit.posterior)
@@ -205,12 +233,11 @@ def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) 
     if not np.all(np.isfinite(N) & (N > 0)):
         raise BayescaleError("candidate N must be positive and finite")
     c = float(budget)
-    theta = law_draws(fit)
-    opt = compute_optimal(fit, [c])
-    L_opt = opt["law_loss_opt"].values.reshape(-1, 1)  # the law against itself: the drift is no one size's
-    S = L_opt.shape[0]
-    NN = np.broadcast_to(N, (S, N.size))
-    L = _loss_at(fit, theta, NN, c / (6.0 * NN))
+    if _is_average(fit):
+        parts = [_loss_and_optimum(m, c, N) for m in fit.members.values()]
+        L, L_opt = (fit.mix([p[i] for p in parts]).reshape(-1, N.size) for i in (0, 1))
+    else:
+        L, L_opt = (x.reshape(-1, N.size) for x in _loss_and_optimum(fit, c, N))
     regret = L - L_opt
     rel = regret / L_opt
     return pd.DataFrame(
@@ -224,6 +251,17 @@ def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) 
             "p_within_0.5pct": (rel <= 0.005).mean(axis=0),
         }
     )
+
+
+def _loss_and_optimum(fit: Fit, c: float, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The law's loss at each size ``N`` of budget ``c`` and at each draw's own optimum, both (chain, draw, n):
+    the law against itself, since the drift moves every size of one draw alike."""
+    opt = compute_optimal(fit, [c])
+    L_opt = opt["law_loss_opt"].values.reshape(-1, 1)
+    NN = np.broadcast_to(N, (L_opt.shape[0], N.size))
+    shape = (fit.posterior.sizes["chain"], fit.posterior.sizes["draw"], N.size)
+    L = _loss_at(fit, law_draws(fit), NN, c / (6.0 * NN))
+    return L.reshape(shape), np.broadcast_to(L_opt, L.shape).reshape(shape)
 
 
 def near_optimal_range(fit: Fit, budget: float, *, tolerance: float = 0.005, n_grid: int = 400) -> tuple[float, float]:

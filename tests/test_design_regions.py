@@ -93,6 +93,32 @@ def test_a_member_with_fewer_draws_fills_its_slots_with_its_own_draws():
     assert len(suggest(avg, "N=7e9,D=1.4e11", budget_flops=1e17, k=2).table) == 2
 
 
+def test_the_compute_optimal_allocation_of_an_average_is_each_laws_own_optimum_in_its_slots():
+    """``optimal``, the frontier and the near-optimal range of a law average mix the laws' own optima;
+    they once read the leading law's alone, so a second law that allocates otherwise went unseen."""
+    spec_a = load_spec("chinchilla_normal")
+    spec_b = dataclasses.replace(spec_a, name="chinchilla_data_hungry")
+    a = fit_from_draws(spec_a, RUNS, _draws(400, 1))
+    b = fit_from_draws(spec_b, RUNS, _draws(400, 2, alpha=0.1))  # N's term falls faster: more tokens, a smaller N
+    avg = AveragedFit(AverageSpec("pair", (spec_a, spec_b)), {"a": a, "b": b}, {"a": 0.6, "b": 0.4}, [], a.runs)
+    C = 1e21
+    opt = bs.compute_optimal(avg, [C])
+    slots, index = avg.slot_draws()
+    for k, member in enumerate((a, b)):
+        own = bs.compute_optimal(member, [C])
+        for var in ("N_opt", "loss_opt", "law_loss_opt"):
+            mixed = opt[var].values.reshape(-1)[slots == k]
+            np.testing.assert_allclose(mixed, own[var].values.reshape(-1)[index[slots == k]])
+    n_opt = opt["N_opt"].values.reshape(-1)
+    assert 3 * np.median(n_opt[slots == 1]) < np.median(n_opt[slots == 0])
+    assert "laws" in opt.attrs and opt.attrs["method"] == "closed form"
+    exps = bs.decisions.allocation_exponents(avg)["a"].values.reshape(-1)
+    assert np.median(exps[slots == 1]) < np.median(exps[slots == 0])  # a = beta / (alpha + beta)
+    # the regret of a size is each draw's law against its own optimum: zero, in expectation, nowhere
+    regret = bs.decisions.allocation_regret(avg, C, [float(np.median(n_opt[slots == 0]))])
+    assert regret["expected_regret"].iloc[0] > 0
+
+
 # ------------------------------------------------------------------ parsing
 
 

@@ -254,11 +254,11 @@ def _print_optimal(fit: Fit, method: str, rows: list, exps: list, ci_prob: float
         ]
         for e in rows
     ]
-    print(_table(body, ["budget C", "N_opt (params)", "D_opt (tokens)", "tokens per param", "law's loss at optimum"]))
+    print(_table(body, ["budget C", "N_opt (params)", "D_opt (tokens)", "tokens per param", "loss at optimum"]))
+    drift = "the extrapolation drift" + (" and the calibration" if calibration(fit) is not None else "")
+    laws = " (each law's own optimum, mixed by the laws' weights)" if hasattr(fit, "members") else ""
     print(
-        "(the law's loss at each draw's own optimum: parameter uncertainty only, without the extrapolation drift"
-        f"{' or the calibration' if calibration(fit) is not None else ''}; `bayescale predict` at N_opt, D_opt gives "
-        "the full band)"
+        f"(the loss predicted at each draw's own optimum{laws}, {drift} included, as `bayescale predict` predicts a point)"
     )
     print()
     for ex in exps:
