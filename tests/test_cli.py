@@ -192,6 +192,22 @@ def test_summary_json(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
     assert d["chains"] == 2 and d["draws"] == 200
 
 
+def test_summary_json_of_an_average_leaves_every_members_table_out(
+    nuts_fit: dict, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A law average sampled by NUTS gives each member's diagnostics their own per-parameter table; the
+    JSON once kept those and crashed on them (``Object of type DataFrame is not JSON serializable``)."""
+    fit = Fit.load(nuts_fit["path"])
+    own = fit.diagnostics()
+    members = {"members": {"chinchilla": own, "kaplan": {**own, "members": {"inner": own}}}}
+    monkeypatch.setattr(Fit, "diagnostics", lambda self: {**own, **members})
+    monkeypatch.setattr("bayescale.cli.fitting.load_fit", lambda path: fit)
+    assert cli.main(["summary", str(nuts_fit["path"]), "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)["diagnostics"]
+    assert "table" not in d and "table" not in d["members"]["kaplan"]["members"]["inner"]
+    assert d["members"]["chinchilla"]["max_r_hat"] == pytest.approx(own["max_r_hat"])
+
+
 def test_summary_bad_ci_prob(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
     code = cli.main(["summary", str(nuts_fit["path"]), "--ci-prob", "1.5"])
     assert_one_error_line(code, capsys.readouterr().err, "ci_prob", "1.5")

@@ -147,6 +147,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_tables(diag: Any) -> Any:
+    """The diagnostics without their per-parameter tables (``summary`` prints those as ``summary``), at
+    every level: a law average's members each carry their own."""
+    if isinstance(diag, dict):
+        return {k: _without_tables(v) for k, v in diag.items() if k != "table"}
+    return diag
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     table = fit.summary(ci_prob=args.ci_prob)
@@ -155,7 +163,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     sensitivity = _sensitivity(fit, getattr(args, "at", None))
     if args.format == "json":
         summary = {var: {col: rec[col] for col in table.columns} for var, rec in table.iterrows()}
-        diagnostics = {k: v for k, v in diag.items() if k != "table"}
+        diagnostics = _without_tables(diag)
         _print_json(
             {
                 "spec": fit.spec.name,
