@@ -41,21 +41,33 @@ def law_draws(fit: Fit) -> dict[str, np.ndarray]:
     return {p: np.asarray(fit.posterior[p].values, dtype=float).reshape(-1) for p in fit.spec.law.params}
 
 
-def _log_inputs_for(fit: Fit, N: np.ndarray, D: np.ndarray) -> dict[str, np.ndarray]:
-    # C = 6 N D, and the frontier assumes unrepeated data (U = D): the law's own derivation.
+def _log_inputs_for(fit: Fit, N: np.ndarray, D: np.ndarray, unique_tokens: float | None) -> dict[str, np.ndarray]:
+    # C = 6 N D; the unique tokens are D (fresh data) unless the user has fewer: then D repeats them.
+    values = {"N": N, "D": D} if unique_tokens is None else {"N": N, "D": D, "U": np.minimum(D, unique_tokens)}
     try:
-        return fit.spec.law.log_inputs({"N": N, "D": D}, fit.spec.inputs)
+        return fit.spec.law.log_inputs(values, fit.spec.inputs)
     except LawError as e:
         raise BayescaleError(f"compute-optimal allocation needs the law's inputs from N and D: {e}") from None
 
 
-def _loss_at(fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.ndarray) -> np.ndarray:
+def reads_unique_tokens(fit: Fit) -> bool:
+    """Whether the fit's law (any law of an average) reads the unique tokens ``U``: only then can a
+    budget's allocation account for data that repeats."""
+    if _is_average(fit):
+        return any(reads_unique_tokens(m) for m in fit.members.values())
+    return "U" in {fit.spec.inputs.get(i, i) for i in fit.spec.law.inputs}
+
+
+def _loss_at(
+    fit: Fit, theta: Mapping[str, np.ndarray], N: np.ndarray, D: np.ndarray, unique_tokens: float | None = None
+) -> np.ndarray:
     """Law loss for per-draw parameters ``theta[p]`` shaped (S,) at N, D shaped (S, ...)."""
     th = {k: v.reshape((-1,) + (1,) * (N.ndim - 1)) for k, v in theta.items()}
     # The search visits sizes far outside the runs, where a law's inner exponentials may overflow to
     # an infinite loss: never the optimum, and no reason to warn the user.
     with np.errstate(over="ignore"):
-        return np.exp(np.asarray(fit.spec.law.log_loss(th, _log_inputs_for(fit, N, D), np), dtype=float))
+        log_x = _log_inputs_for(fit, N, D, unique_tokens)
+        return np.exp(np.asarray(fit.spec.law.log_loss(th, log_x, np), dtype=float))
 
 
 def _predicted_log_loss(fit: Fit, log_law: np.ndarray, N: np.ndarray, D: np.ndarray) -> np.ndarray:
@@ -78,7 +90,12 @@ COARSE, FINE = 64, 17
 
 
 def _numerical_optimum(
-    fit: Fit, theta: Mapping[str, np.ndarray], C: float, ratio_bounds: tuple[float, float], n_grid: int
+    fit: Fit,
+    theta: Mapping[str, np.ndarray],
+    C: float,
+    ratio_bounds: tuple[float, float],
+    n_grid: int,
+    unique_tokens: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-draw argmin over log N of L(N, C/(6N)): a grid of ``n_grid`` points, refined around
     each draw's best cell on a finer grid, then by a parabola; returns (N_opt, at_bound).
@@ -91,14 +108,14 @@ def _numerical_optimum(
     lo, hi = 0.5 * math.log(C / (6 * ratio_bounds[1])), 0.5 * math.log(C / (6 * ratio_bounds[0]))
     coarse = np.linspace(lo, hi, n_grid)
     N = np.broadcast_to(np.exp(coarse), (S, n_grid))
-    L = _loss_at(fit, theta, N, C / (6.0 * N))
+    L = _loss_at(fit, theta, N, C / (6.0 * N), unique_tokens)
     i = np.argmin(L, axis=1)
     h = coarse[1] - coarse[0]
     # The fine grid spans the best coarse cell's neighbours (clipped to the bounds), per draw.
     start = np.clip(coarse[i] - h, lo, hi - 2 * h)
     logN = start[:, None] + np.linspace(0.0, 2 * h, FINE)[None, :]
     N = np.exp(logN)
-    L = _loss_at(fit, theta, N, C / (6.0 * N))
+    L = _loss_at(fit, theta, N, C / (6.0 * N), unique_tokens)
     k = np.argmin(L, axis=1)
     rows = np.arange(S)
     at_bound = ((i == 0) & (k == 0)) | ((i == n_grid - 1) & (k == FINE - 1))
@@ -118,7 +135,12 @@ def closed_form(fit: Fit) -> bool:
 
 
 def compute_optimal(
-    fit: Fit, budgets: Any, *, ratio_bounds: tuple[float, float] = (0.01, 1e5), n_grid: int = COARSE
+    fit: Fit,
+    budgets: Any,
+    *,
+    unique_tokens: float | None = None,
+    ratio_bounds: tuple[float, float] = (0.01, 1e5),
+    n_grid: int = COARSE,
 ) -> xr.Dataset:
     """Posterior of the compute-optimal allocation at each budget ``C = 6 N D``.
 
@@ -144,21 +166,23 @@ def compute_optimal(
     C = np.atleast_1d(np.asarray(budgets, dtype=float))
     if C.ndim != 1 or not np.all(np.isfinite(C) & (C > 0)):
         raise BayescaleError(f"budgets must be positive finite FLOP counts, got {budgets!r}")
+    unique_tokens = _checked_unique_tokens(unique_tokens)
     if _is_average(fit):
-        return _average_optimal(fit, C, ratio_bounds, n_grid)
+        return _average_optimal(fit, C, unique_tokens, ratio_bounds, n_grid)
     theta = law_draws(fit)
     chains, draws = fit.posterior.sizes["chain"], fit.posterior.sizes["draw"]
     law = fit.spec.law
-    closed = closed_form(fit)
+    # a closed form is derived for fresh data: with fewer unique tokens a law that reads U is searched
+    closed = closed_form(fit) and (unique_tokens is None or not reads_unique_tokens(fit))
     N_opt = np.empty((theta[law.params[0]].size, C.size))
     at_bound = np.zeros_like(N_opt, dtype=bool)
     for k, c in enumerate(C):
         if closed:
             N_opt[:, k] = law.optimal_N(theta, c)
         else:
-            N_opt[:, k], at_bound[:, k] = _numerical_optimum(fit, theta, float(c), ratio_bounds, n_grid)
+            N_opt[:, k], at_bound[:, k] = _numerical_optimum(fit, theta, float(c), ratio_bounds, n_grid, unique_tokens)
     D_opt = C[None, :] / (6.0 * N_opt)
-    law_loss = _loss_at(fit, theta, N_opt, D_opt)
+    law_loss = _loss_at(fit, theta, N_opt, D_opt, unique_tokens)
     shape = (chains, draws, C.size)
     dims = ("chain", "draw", "budget")
     return xr.Dataset(
@@ -171,8 +195,18 @@ def compute_optimal(
             "at_bound": (dims, at_bound.reshape(shape)),
         },
         coords={"budget": C},
-        attrs={"method": "closed form" if closed else "numerical"},
+        attrs={"method": "closed form" if closed else "numerical", "unique_tokens": unique_tokens or "fresh"},
     )
+
+
+def _checked_unique_tokens(unique_tokens: Any) -> float | None:
+    if unique_tokens is None:
+        return None
+    if isinstance(unique_tokens, bool) or not isinstance(unique_tokens, (int, float)) or not unique_tokens > 0:
+        raise BayescaleError(f"unique_tokens must be a positive number of tokens, got {unique_tokens!r}")
+    if not math.isfinite(unique_tokens):
+        return None  # unlimited: fresh data
+    return float(unique_tokens)
 
 
 def _is_average(fit: Fit) -> bool:
@@ -181,10 +215,13 @@ def _is_average(fit: Fit) -> bool:
     return hasattr(fit, "members") and hasattr(fit, "mix")
 
 
-def _average_optimal(fit: Any, C: np.ndarray, ratio_bounds: tuple[float, float], n_grid: int) -> xr.Dataset:
+def _average_optimal(
+    fit: Any, C: np.ndarray, unique_tokens: float | None, ratio_bounds: tuple[float, float], n_grid: int
+) -> xr.Dataset:
     """:func:`compute_optimal` of a law average: each law's optimum per draw, mixed by the average's slots,
     and the average's conformal factor on the predicted loss (as its ``log_loss`` applies it)."""
-    parts = [compute_optimal(m, C, ratio_bounds=ratio_bounds, n_grid=n_grid) for m in fit.members.values()]
+    kw = {"unique_tokens": unique_tokens, "ratio_bounds": ratio_bounds, "n_grid": n_grid}
+    parts = [compute_optimal(m, C, **kw) for m in fit.members.values()]
     dims = ("chain", "draw", "budget")
     data = {var: (dims, fit.mix([p[var].values for p in parts])) for var in parts[0].data_vars}
     data["at_bound"] = (dims, data["at_bound"][1] > 0.5)
@@ -193,7 +230,8 @@ def _average_optimal(fit: Any, C: np.ndarray, ratio_bounds: tuple[float, float],
     method = "closed form" if set(methods.values()) == {"closed form"} else "numerical"
     if len(set(methods.values())) > 1:
         method = "mixed: " + ", ".join(f"{name} {how}" for name, how in methods.items())
-    return xr.Dataset(data, coords={"budget": C}, attrs={"method": method, "laws": list(fit.members)})
+    attrs = {"method": method, "laws": list(fit.members), "unique_tokens": unique_tokens or "fresh"}
+    return xr.Dataset(data, coords={"budget": C}, attrs=attrs)
 
 
 def allocation_exponents(fit: Fit, *, budget: float | None = None) -> xr.Dataset:
@@ -219,7 +257,9 @@ def allocation_exponents(fit: Fit, *, budget: float | None = None) -> xr.Dataset
     return xr.Dataset({"a": a, "b": 1.0 - a}, attrs={"method": f"local slope at C={c0:.3g}"})
 
 
-def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) -> pd.DataFrame:
+def allocation_regret(
+    fit: Fit, budget: float, N: Sequence[float] | np.ndarray, *, unique_tokens: float | None = None
+) -> pd.DataFrame:
     """Expected excess loss of training size ``N`` at budget ``C`` over each draw's own optimum.
 
     Returns
@@ -234,10 +274,10 @@ def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) 
         raise BayescaleError("candidate N must be positive and finite")
     c = float(budget)
     if _is_average(fit):
-        parts = [_loss_and_optimum(m, c, N) for m in fit.members.values()]
+        parts = [_loss_and_optimum(m, c, N, unique_tokens) for m in fit.members.values()]
         L, L_opt = (fit.mix([p[i] for p in parts]).reshape(-1, N.size) for i in (0, 1))
     else:
-        L, L_opt = (x.reshape(-1, N.size) for x in _loss_and_optimum(fit, c, N))
+        L, L_opt = (x.reshape(-1, N.size) for x in _loss_and_optimum(fit, c, N, unique_tokens))
     regret = L - L_opt
     rel = regret / L_opt
     return pd.DataFrame(
@@ -253,26 +293,28 @@ def allocation_regret(fit: Fit, budget: float, N: Sequence[float] | np.ndarray) 
     )
 
 
-def _loss_and_optimum(fit: Fit, c: float, N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _loss_and_optimum(fit: Fit, c: float, N: np.ndarray, unique_tokens: float | None) -> tuple[np.ndarray, np.ndarray]:
     """The law's loss at each size ``N`` of budget ``c`` and at each draw's own optimum, both (chain, draw, n):
     the law against itself, since the drift moves every size of one draw alike."""
-    opt = compute_optimal(fit, [c])
+    opt = compute_optimal(fit, [c], unique_tokens=unique_tokens)
     L_opt = opt["law_loss_opt"].values.reshape(-1, 1)
     NN = np.broadcast_to(N, (L_opt.shape[0], N.size))
     shape = (fit.posterior.sizes["chain"], fit.posterior.sizes["draw"], N.size)
-    L = _loss_at(fit, law_draws(fit), NN, c / (6.0 * NN))
+    L = _loss_at(fit, law_draws(fit), NN, c / (6.0 * NN), _checked_unique_tokens(unique_tokens))
     return L.reshape(shape), np.broadcast_to(L_opt, L.shape).reshape(shape)
 
 
-def near_optimal_range(fit: Fit, budget: float, *, tolerance: float = 0.005, n_grid: int = 400) -> tuple[float, float]:
+def near_optimal_range(
+    fit: Fit, budget: float, *, tolerance: float = 0.005, n_grid: int = 400, unique_tokens: float | None = None
+) -> tuple[float, float]:
     """The range of N whose expected relative regret at ``budget`` is at most ``tolerance``
     ("any N in this range is within 0.5% of optimal"): ``(nan, nan)``, with an
     :class:`~bayescale.errors.IdentifiabilityWarning` saying the least regret any N reaches, when no N
     does (the runs leave the optimal N too uncertain)."""
     c = float(budget)
-    n_opt = compute_optimal(fit, [c])["N_opt"].values.reshape(-1)
+    n_opt = compute_optimal(fit, [c], unique_tokens=unique_tokens)["N_opt"].values.reshape(-1)
     grid = float(np.median(n_opt)) * np.geomspace(1e-2, 1e2, n_grid)
-    regret = allocation_regret(fit, c, grid)["relative_regret"].to_numpy()
+    regret = allocation_regret(fit, c, grid, unique_tokens=unique_tokens)["relative_regret"].to_numpy()
     ok = regret <= tolerance
     if not ok.any():
         best = int(np.argmin(regret))
@@ -310,9 +352,11 @@ def band_table(draws: xr.DataArray, *, ci_probs: Sequence[float] = (0.5, 0.9)) -
     return out
 
 
-def frontier(fit: Fit, budgets: Any, *, ci_probs: Sequence[float] = (0.5, 0.9)) -> pd.DataFrame:
+def frontier(
+    fit: Fit, budgets: Any, *, ci_probs: Sequence[float] = (0.5, 0.9), unique_tokens: float | None = None
+) -> pd.DataFrame:
     """Bands of the loss, N_opt and D_opt along the compute-optimal frontier."""
-    opt = compute_optimal(fit, budgets)
+    opt = compute_optimal(fit, budgets, unique_tokens=unique_tokens)
     out = pd.DataFrame({"C": opt["budget"].values})
     for var in ("loss_opt", "N_opt", "D_opt", "tokens_per_param"):
         x = opt[var]
@@ -331,5 +375,6 @@ __all__ = [
     "compute_optimal",
     "frontier",
     "law_draws",
+    "reads_unique_tokens",
     "near_optimal_range",
 ]

@@ -294,6 +294,33 @@ def test_predict_without_unique_tokens_reads_one_epoch(tmp_path: Path) -> None:
     assert_one_error_line(code, err, "'U' (unique tokens) must be > 0 and <= D")
 
 
+def test_optimal_with_unique_tokens_repeats_them_and_says_when_the_runs_repeat_data(tmp_path: Path) -> None:
+    """On runs that repeat data, ``optimal`` said nothing of it and trained every budget on fresh tokens: a
+    user with fewer unique tokens got an allocation and a loss band their data cannot reach."""
+    runs = synthetic_runs("chinchilla", TRUTH, seed=0).assign(U=lambda t: t["D"] / 4)
+    draws = {k: np.full((2, 50), v) for k, v in TRUTH.items()} | {"R_D": np.full((2, 50), 15.0)}
+    fit_from_draws("data_constrained", runs, draws | {"sigma": np.full((2, 50), 0.01)}).save(tmp_path / "dc.nc")
+    budget = ["--budget", "1e23", "--format", "json"]
+    code, out, err = run(["optimal", tmp_path / "dc.nc", *budget])
+    assert code == 0 and f"{len(runs)} of your {len(runs)} runs repeat data" in err and "--unique-tokens" in err
+    fresh = json.loads(out)["budgets"][0]
+    code, out, err = run(["optimal", tmp_path / "dc.nc", *budget, "--unique-tokens", "1e10"])
+    assert code == 0 and "repeat data" not in err
+    scarce = json.loads(out)["budgets"][0]
+    assert json.loads(out)["unique_tokens"] == 1e10
+    # 1e10 unique tokens cannot feed the fresh optimum's D: the loss is higher, the model larger
+    assert fresh["D_opt"]["median"] > 1e11 and scarce["loss_opt"]["median"] > fresh["loss_opt"]["median"] + 0.01
+    assert scarce["N_opt"]["median"] > fresh["N_opt"]["median"]
+    chinchilla = fit_from_draws(
+        "chinchilla", runs, {k: np.full((2, 50), v) for k, v in TRUTH.items()} | {"sigma": np.full((2, 50), 0.01)}
+    )
+    chinchilla.save(tmp_path / "ch.nc")
+    code, _, err = run(["optimal", tmp_path / "ch.nc", *budget, "--unique-tokens", "1e10"])
+    assert code == 0 and "changes nothing here: the law (chinchilla) does not read U" in err
+    code, _, err = run(["optimal", tmp_path / "ch.nc", *budget, "--unique-tokens", "0"])
+    assert_one_error_line(code, err, "--unique-tokens")
+
+
 def test_predict_noise_widens_the_band(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
     path = str(nuts_fit["path"])
     widths = []

@@ -163,6 +163,7 @@ def cmd_optimal(args: argparse.Namespace) -> int:
         _flops(b, "--budget")
     if not 0 < args.tolerance < 1:
         raise BayescaleError(f"--tolerance must be a fraction in (0, 1), got {args.tolerance!r}")
+    _positive(args.unique_tokens, "--unique-tokens")
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
@@ -173,10 +174,13 @@ def cmd_optimal(args: argparse.Namespace) -> int:
             f"{fit.spec.name!r} reads {join_names(cols)}, so at fixed C its loss does not depend on the split"
         )
     stage(f"compute-optimal allocation at {len(args.budget)} budget{'s' if len(args.budget) != 1 else ''}")
-    method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance)
+    method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance, args.unique_tokens)
     optima = {"N": [e["N_opt"]["median"] for e in rows], "D": [e["D_opt"]["median"] for e in rows]}
     problems = _say_fit_problems(fit)
     cautions = _say_cautions(fit, pd.DataFrame({**optima, "C": args.budget}, index=[f"C={c:.3g}" for c in args.budget]))
+    for note in _unique_tokens_notes(fit, args.unique_tokens, max(optima["D"])):
+        _warn(note)
+        cautions.append(note)
     if args.format == "json":
         _print_json(
             {
@@ -186,6 +190,7 @@ def cmd_optimal(args: argparse.Namespace) -> int:
                 "cautions": cautions,
                 "ci_prob": args.ci_prob,
                 "tolerance": args.tolerance,
+                "unique_tokens": args.unique_tokens,
                 "method": method,
                 "budgets": rows,
                 "exponents": exps,
@@ -196,13 +201,36 @@ def cmd_optimal(args: argparse.Namespace) -> int:
     return 0
 
 
-def _optimal_budgets(fit: Fit, budgets: list[float], ci_prob: float, tolerance: float) -> tuple[str, list, list]:
+def _unique_tokens_notes(fit: Fit, unique_tokens: float | None, d_opt: float) -> list[str]:
+    """What the allocation assumes about repeated data, where the runs or ``--unique-tokens`` make it matter."""
+    from bayescale.frontier import reads_unique_tokens
+
+    runs, reads = fit.runs, reads_unique_tokens(fit)
+    repeated = int((runs["U"] < runs["D"]).sum()) if "U" in runs else 0
+    if unique_tokens is not None and not reads:
+        return [
+            f"--unique-tokens {unique_tokens:g} changes nothing here: the law ({fit.spec.law.name}) does not read U, "
+            "so the allocation assumes every token fresh; fit a law that reads U (data_constrained, or the recommended "
+            "average) on runs with a U column"
+        ]
+    if unique_tokens is None and repeated:
+        return [
+            f"{repeated} of your {len(runs)} runs repeat data (U < D), but this allocation assumes fresh tokens at every "
+            f"budget (U = D; D_opt up to {d_opt:.3g} tokens): if you have fewer unique tokens, give --unique-tokens "
+            "with the number you have" + ("" if reads else " and fit a law that reads U (data_constrained)")
+        ]
+    return []
+
+
+def _optimal_budgets(
+    fit: Fit, budgets: list[float], ci_prob: float, tolerance: float, unique_tokens: float | None = None
+) -> tuple[str, list, list]:
     """The compute-optimal method, one entry per budget (bands, edge fraction, near-optimal N) and the exponents."""
     from bayescale.decisions import allocation_exponents, compute_optimal, frontier, near_optimal_range
 
     pct = f"{100 * ci_prob:g}"  # frontier's column suffix
-    band = frontier(fit, budgets, ci_probs=(ci_prob,))
-    opt = compute_optimal(fit, budgets)
+    band = frontier(fit, budgets, ci_probs=(ci_prob,), unique_tokens=unique_tokens)
+    opt = compute_optimal(fit, budgets, unique_tokens=unique_tokens)
     exps, rows = [], []
     for i, c in enumerate(budgets):
         r = band.iloc[i]
@@ -217,7 +245,7 @@ def _optimal_budgets(fit: Fit, budgets: list[float], ci_prob: float, tolerance: 
         entry["at_bound"] = at_bound
         with warnings.catch_warnings(record=True) as caught:  # no N within the tolerance: said in the output
             warnings.simplefilter("always", IdentifiabilityWarning)
-            lo, hi = near_optimal_range(fit, c, tolerance=tolerance)
+            lo, hi = near_optimal_range(fit, c, tolerance=tolerance, unique_tokens=unique_tokens)
         entry["near_optimal_N"] = [lo, hi]
         said = [str(w.message) for w in caught if issubclass(w.category, IdentifiabilityWarning)]
         if said:  # the least excess any N reaches, and what to do
@@ -425,6 +453,13 @@ def _optimal_parser(p: argparse.ArgumentParser) -> None:
         type=float,
         default=0.005,
         help="relative excess loss of the near-optimal N range (default 0.005: 0.5%%)",
+    )
+    p.add_argument(
+        "--unique-tokens",
+        type=float,
+        metavar="U",
+        help="the unique tokens you have: a budget's D beyond them repeats them, as a law that reads U "
+        "(data_constrained) prices it (default: fresh tokens at every budget)",
     )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_optimal)
