@@ -26,6 +26,7 @@ from bayescale import checks, report
 from bayescale.cli import report as report_cli
 from bayescale.errors import BayescaleError
 from bayescale.report._answer import answer_warnings
+from bayescale.report._content import _fresh_tokens_note
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
@@ -511,3 +512,12 @@ def test_the_answer_is_on_the_first_screen_at_1280_by_800(html_report, tmp_path)
     top, bottom, width, height = _headline_rect(exe, page, tmp_path)
     assert width == 1280 and 500 < height <= 800
     assert 0 < top < bottom <= height, (top, bottom, height)  # the whole headline, without scrolling
+
+
+def test_the_frontier_says_it_trains_on_fresh_tokens_when_the_runs_repeat_data():
+    """A new user's repeated-data sweep: the report's 1000x frontier loss assumed fresh tokens, unsaid."""
+    runs = synthetic_runs("chinchilla", TRUTH, seed=1)
+    assert _fresh_tokens_note(fit_from_draws("chinchilla", runs, _draws())) == ""
+    repeated = runs.assign(U=lambda t: np.where(t.index < 3, t["D"] / 4, t["D"]))
+    note = _fresh_tokens_note(fit_from_draws("chinchilla", repeated, _draws()))
+    assert "3 of the runs repeat data" in note and "--unique-tokens" in note

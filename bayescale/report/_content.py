@@ -163,7 +163,7 @@ def _extrapolation(fit: Fit, bands: tuple[Any, Any] | None) -> list[Any]:
             + (", with the spec's extrapolation drift" if fit.spec.extrapolation is not None else "")
             + "). These points follow the fitted law's own optimal split of each budget; `bayescale demo` and "
             "Chinchilla's rule of thumb use D = 20 N instead, which for small pilots can be far from it, so "
-            "their losses at the same compute differ from these."
+            "their losses at the same compute differ from these." + _fresh_tokens_note(fit)
         ),
         _Table(
             ("compute", "C (FLOPs)", "N_opt (90%)", "D_opt (90%)", "tokens/param", "loss median", "loss 90%"),
@@ -171,6 +171,18 @@ def _extrapolation(fit: Fit, bands: tuple[Any, Any] | None) -> list[Any]:
             numeric=(False,) + (True,) * 6,
         ),
     ]
+
+
+def _fresh_tokens_note(fit: Fit) -> str:
+    """Where the runs repeat data: these allocations train on fresh tokens, which the user may not have."""
+    runs = fit.runs
+    if "U" not in runs or not (runs["U"] < runs["D"]).any():
+        return ""
+    return (
+        f" {int((runs['U'] < runs['D']).sum())} of the runs repeat data (U < D), but these allocations train on"
+        " fresh tokens at every budget (U = D): with fewer unique tokens, `bayescale optimal --unique-tokens U`"
+        " gives the allocation and loss your data can reach (with a law that reads U)."
+    )
 
 
 def _misfit_blocks(fit: Fit) -> list[Any]:
