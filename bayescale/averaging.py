@@ -211,8 +211,7 @@ class AveragedFit:
         was not the user's choice of method, so "refit with NUTS" becomes why it was drawn that way."""
         if self.members[name].method != "psis" or self.method == "psis":
             return problem
-        why = f"(it carries under {MINOR_WEIGHT:g} of the weight, so the average drew it by PSIS to save time)"
-        return re.sub(r";? ?(re)?fit with method='nuts'[^.]*\.", f" {why}.", problem)
+        return _drawn_by_psis(problem)
 
     def sensitivity(self, points: Any = None, **kwargs: Any) -> Any:
         """Prior sensitivity of the leading law (:meth:`bayescale.Fit.sensitivity`)."""
@@ -433,14 +432,24 @@ def _reach_words(reach: float | None) -> list[str]:
     ]
 
 
-def _fit_member(spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Learned, **kwargs: Any) -> Fit:
+def _drawn_by_psis(problem: str) -> str:
+    """A minor law's problem with its "refit with NUTS" advice replaced by why it was drawn by PSIS: the
+    average chose that method, not the user, whose own choice may already be NUTS."""
+    why = f"(it carries under {MINOR_WEIGHT:g} of the weight, so the average drew it by PSIS to save time)"
+    return re.sub(r";? ?(re)?fit with method='nuts'[^.]*\.", f" {why}.", problem)
+
+
+def _fit_member(
+    spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Learned, *, minor: bool = False, **kwargs: Any
+) -> Fit:
     """One member's fit on all runs; its warnings are re-raised naming the law and its weight (its
     misfit is not checked: the average's own misfit check, on the predictions it makes, speaks for it)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = _inference.fit_quietly(spec, table, learned=learned, **kwargs)
     for w in caught:
-        warnings.warn(f"law {spec.name} (weight {weight:.2f}): {w.message}", w.category, stacklevel=4)
+        said = _drawn_by_psis(str(w.message)) if minor else str(w.message)
+        warnings.warn(f"law {spec.name} (weight {weight:.2f}): {said}", w.category, stacklevel=4)
     return result
 
 
@@ -518,6 +527,7 @@ def fit_average(
             learned[m.name],
             seed=seed,
             method="psis" if m.name in minor else method,
+            minor=m.name in minor and method != "psis",
             progress=progress,
             **(minor_sampler if m.name in minor else sampler),
         )  # fmt: skip

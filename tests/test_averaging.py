@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import _optimise, discrepancy
+from bayescale import _optimise, averaging, discrepancy
 from bayescale._engine import laplace, map_units
 from bayescale._optimise import INFINITE, minimise, polish, search
 from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
@@ -72,6 +72,24 @@ def test_a_minor_law_drawn_by_psis_is_not_told_to_refit_with_nuts() -> None:
         assert "method='nuts'" not in said and said.endswith("drew it by PSIS to save time).")
     avg.members["farseer"].method = "nuts"  # a member the user's method drew keeps its advice
     assert AveragedFit._advice(avg, "farseer", k) == k
+
+
+def test_a_minor_laws_warning_while_fitting_says_why_it_was_drawn_by_psis(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same advice at fit time: ``fit recommended`` with NUTS once warned "refit with method='nuts'"."""
+
+    def warns(*args, **kwargs):
+        warnings.warn(
+            "Pareto k 0.75 > 0.7: the draws are unreliable and the bands approximate; refit with method='nuts'."
+        )
+        return "fitted"
+
+    monkeypatch.setattr(averaging._inference, "fit_quietly", warns)
+    spec = load_spec("farseer")
+    for minor, advice in ((True, "drew it by PSIS to save time"), (False, "refit with method='nuts'")):
+        with pytest.warns(UserWarning) as caught:
+            assert averaging._fit_member(spec, pd.DataFrame(), 0.05, None, minor=minor, method="psis") == "fitted"
+        said = str(caught[0].message)
+        assert said.startswith("law farseer (weight 0.05): Pareto k 0.75") and advice in said
 
 
 @pytest.mark.parametrize(
