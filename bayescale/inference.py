@@ -244,7 +244,7 @@ class Fit:
                 )
                 if not k <= _importance.K_MAX:
                     out["problems"] += [
-                        f"Pareto k {k:.2f} > {_importance.K_MAX}: the importance-sampling draws are unreliable and the bands "
+                        f"Pareto k {k:.3g} > {_importance.K_MAX}: the importance-sampling draws are unreliable and the bands "
                         "approximate; refit with method='nuts'."
                     ]
             return out

@@ -526,7 +526,7 @@ def test_a_member_keeps_its_own_method_through_save_and_load(tmp_path) -> None:
     again = load_fit(pair.save(tmp_path / "avg.nc"))
     assert again.members["chinchilla_bending"].method == "psis" and again.members["chinchilla"].method == "fixed"
     (said,) = [p for p in again.diagnostics()["problems"] if "Pareto k" in p]
-    assert said.startswith("chinchilla_bending: Pareto k 0.90 > 0.7") and "drew it by PSIS" in said
+    assert said.startswith("chinchilla_bending: Pareto k 0.9 > 0.7") and "drew it by PSIS" in said
 
 
 def test_decide_says_where_the_laws_of_an_average_disagree_beyond_their_bands() -> None:
