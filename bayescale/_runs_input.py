@@ -174,11 +174,28 @@ def unit_notes(runs: pd.DataFrame) -> list[str]:
     lo, hi = RATIO_PLAUSIBLE
     odd = (ratio < lo) | (ratio > hi)
     if not odd.any():
-        return []
+        return _swapped_note(ratio)
     return [
         f"{_named(runs, odd)} train {ratio[odd].min():.3g}-{ratio[odd].max():.3g} tokens per parameter (D / N), "
         f"outside the {lo:g}-{hi:g} that training runs have: is N or D in other units (millions, "
         "billions)? Both are counts (parameters, tokens)"
+    ]
+
+
+#: A sweep none of whose runs trains this many tokens per parameter more likely has N and D swapped: the
+#: lowest such maximum among the published sweeps in ``shared/data`` is 40 (a 2-core machine's pilots), and
+#: no sweep trains every model on fewer tokens than it has parameters.
+SWAPPED_BELOW = 1.0
+
+
+def _swapped_note(ratio: np.ndarray) -> list[str]:
+    """A table whose every run trains fewer tokens than parameters: N and D swapped, most likely."""
+    if ratio.size < 3 or not np.nanmax(ratio) < SWAPPED_BELOW:
+        return []
+    return [
+        f"every row trains fewer tokens than parameters ({np.nanmin(ratio):.3g}-{np.nanmax(ratio):.3g} tokens per "
+        "parameter, D / N), which no published sweep does: are the N and D columns swapped? N is the model's "
+        "parameters, D the tokens it trained on"
     ]
 
 

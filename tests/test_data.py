@@ -569,6 +569,11 @@ def test_sizes_in_other_units_and_repeats_a_law_cannot_read_are_said():
         bs.RunsTableWarning, match=r"rows with run_id 'p01', 'p02', 'p03' and 'p04' train 2e\+07-2e\+07 "
     ):
         warn_about_table(load_runs(_table(N=[10.0, 30.0, 100.0, 300.0])))  # N in millions
+    swapped = runs.rename(columns={"N": "D", "D": "N"})  # 0.05 tokens per parameter in every row
+    with pytest.warns(
+        bs.RunsTableWarning, match=r"every row trains fewer tokens than parameters \(0.05-0.05 .*swapped"
+    ):
+        warn_about_table(load_runs(swapped[["run_id", "N", "D", "loss"]]))
     with pytest.warns(
         bs.RunsTableWarning, match=r"4 rows repeat their data \(column 'U': up to 8 epochs\), but spec 'x'"
     ):
