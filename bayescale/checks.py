@@ -522,7 +522,8 @@ def _shifts(before: Fit, after: Fit, budget: float | None) -> pd.DataFrame:
         c = float(budget) if budget is not None else 1000.0 * float(before.runs["C"].max())
         for label, fitted in (("before", before), ("after", after)):
             opt = compute_optimal(fitted, [c])
-            for q in ("N_opt", "loss_opt"):
+            # the law's own optimal loss: the drift, a prior the runs barely inform, would hide what they taught
+            for q in ("N_opt", "law_loss_opt"):
                 x = opt[q].values.reshape(-1)
                 key = f"{q}@C={c:.3g}"
                 row = next((r for r in rows if r["quantity"] == key), None)

@@ -13,6 +13,7 @@ against each draw's optimum) the law's own loss is compared with itself.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -153,7 +154,8 @@ def compute_optimal(
     -------
     xarray.Dataset
         ``N_opt``, ``D_opt``, ``tokens_per_param``, ``loss_opt`` (the loss predicted there, drift and
-        conformal factor included, as ``fit.predict`` without noise) and ``law_loss_opt`` (the law's
+        conformal factor included, as ``fit.predict`` without noise; a conformal factor scales the draws
+        about the median of the draws' own optima) and ``law_loss_opt`` (the law's
         value alone) with dims ``(chain, draw, budget)``, coordinate ``budget`` (FLOPs), and
         ``at_bound`` (True where the numerical optimum sits on the edge of ``ratio_bounds``: no
         interior optimum).
@@ -202,11 +204,11 @@ def compute_optimal(
 def _checked_unique_tokens(unique_tokens: Any) -> float | None:
     if unique_tokens is None:
         return None
-    if isinstance(unique_tokens, bool) or not isinstance(unique_tokens, (int, float)) or not unique_tokens > 0:
+    if isinstance(unique_tokens, bool) or not isinstance(unique_tokens, numbers.Real) or not unique_tokens > 0:
         raise BayescaleError(f"unique_tokens must be a positive number of tokens, got {unique_tokens!r}")
     if not math.isfinite(unique_tokens):
         return None  # unlimited: fresh data
-    return float(unique_tokens)
+    return float(unique_tokens)  # NumPy scalars too
 
 
 def _is_average(fit: Fit) -> bool:

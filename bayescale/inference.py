@@ -240,11 +240,11 @@ class Fit:
                 k = float(a.get("pareto_k", float("nan")))
                 out["pareto_k"] = k
                 out["note"] = (
-                    f"Laplace approximation corrected by importance sampling, Pareto k {k:.2f} (reliable at 0.7 or below); no MCMC diagnostics."
+                    f"Laplace approximation corrected by importance sampling, Pareto k {k:.3g} (reliable at 0.7 or below); no MCMC diagnostics."
                 )
                 if not k <= _importance.K_MAX:
                     out["problems"] += [
-                        f"Pareto k {k:.3g} > {_importance.K_MAX}: the importance-sampling draws are unreliable and the bands "
+                        f"Pareto k {k:.4g} > {_importance.K_MAX}: the importance-sampling draws are unreliable and the bands "
                         "approximate; refit with method='nuts'."
                     ]
             return out

@@ -282,6 +282,8 @@ def test_optimal_loss_is_predicted_as_any_point_is_drift_included(point_fit):
         assert opt["loss_opt"].values.reshape(-1)[i] == pytest.approx(
             drifting.predict(at).values.reshape(-1)[i], rel=1e-10
         )
+    for u in (np.int64(10**13), np.float32(1e13)):  # unique tokens as NumPy scalars; this law does not read U
+        np.testing.assert_allclose(dc.compute_optimal(drifting, [C], unique_tokens=u)["loss_opt"], opt["loss_opt"])
     # the regret of a size is the law's against itself: the drift moves every size of one draw alike
     regret = dc.allocation_regret(drifting, C, n_opt[:1])
     assert regret["expected_regret"].iloc[0] == pytest.approx(

@@ -325,7 +325,7 @@ def _diagnostics_line(d: Mapping[str, Any]) -> str:
         if d["method"] == "psis":
             return (
                 head
-                + f" (Laplace + importance sampling: Pareto k {d.get('pareto_k', float('nan')):.2f}, reliable at 0.7 or below)"
+                + f" (Laplace + importance sampling: Pareto k {d.get('pareto_k', float('nan')):.3g}, reliable at 0.7 or below)"
             )
         return head + " (no MCMC diagnostics: " + str(d.get("note", "no sampler statistics")).rstrip(".") + ")"
     return (

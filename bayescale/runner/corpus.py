@@ -24,15 +24,17 @@ import glob
 import hashlib
 import json
 import os
+import sys
 import sysconfig
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import platformdirs
 
-from .._io import atomic_write_bytes, locked
+from .._io import atomic_write_bytes, held_elsewhere, locked
 from ..errors import BayescaleError
 
 #: Share of documents (by a hash of their name) held out for evaluation.
@@ -239,17 +241,38 @@ def token_streams(source: str = "stdlib", vocab_size: int = 2048) -> TokenStream
 def _token_streams(source: str, vocab_size: int, cache: str) -> TokenStreams:
     corpus = load_corpus(source)
     tpath = cache_dir() / "tokenizers" / f"{corpus.short_hash}-bpe{vocab_size}.json"
-    # One process builds what is missing while the others wait and then read it: a sweep's first pilots
-    # (or a test run's workers) starting together would otherwise each train and encode the same corpus.
-    with locked(tpath.with_suffix("")):
-        tok = train_tokenizer(corpus, vocab_size)
-        th = tokenizer_hash(tok)
-        paths = {split: cache_dir() / "tokens" / f"{corpus.short_hash}-{th}-{split}.npy" for split in SPLITS}
-        for split, docs in (("train", corpus.train), ("heldout", corpus.heldout)):
-            if not paths[split].exists():
-                _save_array(paths[split], _encode(tok, docs))
+    built = _built(corpus, tpath)  # a filled cache is only read: it may be read-only (a shared mount)
+    if built is None:
+        # One process builds what is missing while the others wait and then read it: a sweep's first pilots
+        # (or a test run's workers) starting together would otherwise each train and encode the same corpus.
+        if held_elsewhere(tpath.with_suffix("")):
+            print(f"corpus {source!r}: another process is building its tokens; waiting for it", file=sys.stderr)
+        with locked(tpath.with_suffix("")):
+            tok = train_tokenizer(corpus, vocab_size)
+            paths = _token_paths(corpus, tokenizer_hash(tok))
+            for split, docs in (("train", corpus.train), ("heldout", corpus.heldout)):
+                if not paths[split].exists():
+                    _save_array(paths[split], _encode(tok, docs))
+        built = (tok, paths)
+    tok, paths = built
     arrays = {split: np.load(path, mmap_mode="r") for split, path in paths.items()}
+    th = tokenizer_hash(tok)
     return TokenStreams(arrays["train"], arrays["heldout"], source, corpus.sha256, th, tok.get_vocab_size(), str(tpath))
+
+
+def _token_paths(corpus: Corpus, tokenizer: str) -> dict[str, Path]:
+    return {split: cache_dir() / "tokens" / f"{corpus.short_hash}-{tokenizer}-{split}.npy" for split in SPLITS}
+
+
+def _built(corpus: Corpus, tpath: Path) -> tuple[Any, dict[str, Path]] | None:
+    """The cached tokenizer and the paths of its token arrays, when all of them are on disk."""
+    if not tpath.exists():
+        return None
+    from tokenizers import Tokenizer  # the runner extra
+
+    tok = Tokenizer.from_file(str(tpath))
+    paths = _token_paths(corpus, tokenizer_hash(tok))
+    return (tok, paths) if all(p.exists() for p in paths.values()) else None
 
 
 def _save_array(path: Path, arr: np.ndarray) -> None:
