@@ -56,7 +56,10 @@ def held_elsewhere(path: str | os.PathLike) -> bool:
     one waits: the lock itself is taken by ``locked``)."""
     if fcntl is None:  # pragma: no cover - not POSIX
         return False
-    fd = os.open(str(real_target(path)) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    real = real_target(path)
+    if not real.parent.is_dir():  # nobody has locked in a folder that does not exist yet
+        return False
+    fd = os.open(str(real) + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -375,9 +375,10 @@ def test_points_frame_derives_columns() -> None:
         ({"N": 1e9}, r"law 'chinchilla' needs column 'D' \(input 'D'\); the table has \['N'\]"),
         ({"N": -1e9, "D": 1e10}, r"points: 'N' must be in \[1, 1e\+15\]"),
         ({"N": [1e9, 1e10], "D": [1e10, 1e11, 1e12]}, r"points: inputs do not broadcast together"),
-        ("N=1e9", r"points must be a mapping, a DataFrame or a list of mappings, got str"),
+        ("N=1e9", r"law 'chinchilla' needs column 'D' \(input 'D'\); the table has \['N'\]"),  # text as --at
+        ("N=1e9;D", r"points 'N=1e9;D'"),
         ([], r"points: no points given"),
-        (7e9, r"points must be a mapping, a DataFrame or a list of mappings, got float"),
+        (7e9, r"points must be a mapping, a DataFrame, a list of mappings or text like 'N=7e9,D=1.4e12', got float"),
     ],
 )
 def test_predict_errors(nuts_fit: bs.Fit, points, message: str) -> None:
@@ -486,8 +487,8 @@ def test_load_with_changed_spec_is_stale(nuts_fit: bs.Fit, tmp_path: Path) -> No
     with pytest.raises(
         StaleFitError,
         match=rf"was fitted with spec 'chinchilla' but the given spec now defines another model \(changed: priors; model "
-        rf"id {saved.model_id} -> {changed.model_id}\): refit it \(`bayescale fit`\), put the spec file back as it was, "
-        r"or in Python load with check_spec=False",
+        rf"id {saved.model_id} -> {changed.model_id}\): refit it \(`bayescale fit`\), or in Python load with "
+        r"check_spec=False",  # a spec given as a dict has no file to put back
     ):
         bs.Fit.load(path, spec=changed)
     assert bs.Fit.load(path, spec=changed, check_spec=False).spec.id == saved.id

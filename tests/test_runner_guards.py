@@ -199,6 +199,8 @@ def test_a_second_builder_of_a_corpus_waits_for_the_first_and_reads_its_tokens(t
     cache = tmp_path / "cache"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BAYESCALE_CACHE": str(cache)}
     tokenizer = cache / "tokenizers" / f"{load_corpus(str(text)).short_hash}-bpe300.json"
+    alone = {**env, "BAYESCALE_CACHE": str(tmp_path / "alone")}  # a first build in a cache folder not made yet
+    assert subprocess.run([sys.executable, "-c", BUILDER, str(text)], env=alone, timeout=120).returncode == 0
     held = contextlib.ExitStack()
     held.enter_context(locked(tokenizer.with_suffix("")))  # another process is building this corpus's tokens
     builder = subprocess.Popen([sys.executable, "-c", BUILDER, str(text)], env=env, stdout=subprocess.PIPE, text=True)
