@@ -199,14 +199,22 @@ def _swapped_note(ratio: np.ndarray) -> list[str]:
     ]
 
 
+def repeated_rows(runs: pd.DataFrame) -> np.ndarray:
+    """Which rows repeat their data: ``D / U`` above :data:`EPOCHS_SAID` (none without a ``U`` column)."""
+    if "U" not in runs.columns:
+        return np.zeros(len(runs), dtype=bool)
+    epochs = (runs["D"] / runs["U"]).to_numpy(dtype=float)
+    return np.isfinite(epochs) & (epochs > EPOCHS_SAID)
+
+
 def _repeats_unread(runs: pd.DataFrame, law_columns: Sequence[str], law: str) -> list[str]:
     """Repeated data (``U`` below D) fitted by a law that does not read ``U``."""
-    if "U" not in runs.columns or "U" in law_columns:
+    if "U" in law_columns:
         return []
-    epochs = (runs["D"] / runs["U"]).to_numpy(dtype=float)
-    repeated = np.isfinite(epochs) & (epochs > EPOCHS_SAID)
+    repeated = repeated_rows(runs)
     if not repeated.any():
         return []
+    epochs = (runs["D"] / runs["U"]).to_numpy(dtype=float)
     return [
         f"{int(repeated.sum())} rows repeat their data (column 'U': up to {np.nanmax(epochs):.3g} epochs), but "
         f"{law or 'the law'} does not read U and fits them as if every token were new; fit the data-constrained "

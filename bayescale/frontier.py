@@ -275,6 +275,7 @@ def allocation_regret(
     if not np.all(np.isfinite(N) & (N > 0)):
         raise BayescaleError("candidate N must be positive and finite")
     c = float(budget)
+    unique_tokens = _checked_unique_tokens(unique_tokens)
     if _is_average(fit):
         parts = [_loss_and_optimum(m, c, N, unique_tokens) for m in fit.members.values()]
         L, L_opt = (fit.mix([p[i] for p in parts]).reshape(-1, N.size) for i in (0, 1))
@@ -302,7 +303,7 @@ def _loss_and_optimum(fit: Fit, c: float, N: np.ndarray, unique_tokens: float | 
     L_opt = opt["law_loss_opt"].values.reshape(-1, 1)
     NN = np.broadcast_to(N, (L_opt.shape[0], N.size))
     shape = (fit.posterior.sizes["chain"], fit.posterior.sizes["draw"], N.size)
-    L = _loss_at(fit, law_draws(fit), NN, c / (6.0 * NN), _checked_unique_tokens(unique_tokens))
+    L = _loss_at(fit, law_draws(fit), NN, c / (6.0 * NN), unique_tokens)
     return L.reshape(shape), np.broadcast_to(L_opt, L.shape).reshape(shape)
 
 

@@ -203,10 +203,11 @@ def cmd_optimal(args: argparse.Namespace) -> int:
 
 def _unique_tokens_notes(fit: Fit, unique_tokens: float | None, d_opt: float) -> list[str]:
     """What the allocation assumes about repeated data, where the runs or ``--unique-tokens`` make it matter."""
+    from bayescale._runs_input import repeated_rows
     from bayescale.frontier import reads_unique_tokens
 
     runs, reads = fit.runs, reads_unique_tokens(fit)
-    repeated = int((runs["U"] < runs["D"]).sum()) if "U" in runs else 0
+    repeated = int(repeated_rows(runs).sum())
     if unique_tokens is not None and not reads:
         return [
             f"--unique-tokens {unique_tokens:g} changes nothing here: the law ({fit.spec.law.name}) does not read U, "

@@ -13,6 +13,7 @@ import matplotlib
 import numpy as np
 
 from .. import __version__, plots  # plots before checks: bayescale.plots picks the headless backend before pyplot loads
+from .._runs_input import repeated_rows
 from .._words import count, restepped_words
 from ..checks import ComparisonWarning, coverage, design_warnings, loo, loo_pit
 from ..errors import BayescaleError
@@ -175,11 +176,11 @@ def _extrapolation(fit: Fit, bands: tuple[Any, Any] | None) -> list[Any]:
 
 def _fresh_tokens_note(fit: Fit) -> str:
     """Where the runs repeat data: these allocations train on fresh tokens, which the user may not have."""
-    runs = fit.runs
-    if "U" not in runs or not (runs["U"] < runs["D"]).any():
+    repeated = int(repeated_rows(fit.runs).sum())
+    if not repeated:
         return ""
     return (
-        f" {int((runs['U'] < runs['D']).sum())} of the runs repeat data (U < D), but these allocations train on"
+        f" {repeated} of the runs repeat data (U < D), but these allocations train on"
         " fresh tokens at every budget (U = D): with fewer unique tokens, `bayescale optimal --unique-tokens U`"
         " gives the allocation and loss your data can reach (with a law that reads U)."
     )

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import platformdirs
 
-from .._io import atomic_write_bytes, held_elsewhere, locked
+from .._io import atomic_write, atomic_write_bytes, held_elsewhere, locked
 from ..errors import BayescaleError
 
 #: Share of documents (by a hash of their name) held out for evaluation.
@@ -169,7 +169,7 @@ def train_tokenizer(corpus: Corpus, vocab_size: int = 2048):
 
     if not (isinstance(vocab_size, int) and 256 + 1 <= vocab_size <= 65535):
         raise CorpusError(f"vocab_size={vocab_size!r} must be an integer in [257, 65535] (tokens are stored as uint16)")
-    path = cache_dir() / "tokenizers" / f"{corpus.short_hash}-bpe{vocab_size}.json"
+    path = _tokenizer_path(corpus, vocab_size)
     if path.exists():
         return Tokenizer.from_file(str(path))
     tok = Tokenizer(models.BPE())
@@ -240,7 +240,7 @@ def token_streams(source: str = "stdlib", vocab_size: int = 2048) -> TokenStream
 @functools.lru_cache(maxsize=8)
 def _token_streams(source: str, vocab_size: int, cache: str) -> TokenStreams:
     corpus = load_corpus(source)
-    tpath = cache_dir() / "tokenizers" / f"{corpus.short_hash}-bpe{vocab_size}.json"
+    tpath = _tokenizer_path(corpus, vocab_size)
     built = _built(corpus, tpath)  # a filled cache is only read: it may be read-only (a shared mount)
     if built is None:
         # One process builds what is missing while the others wait and then read it: a sweep's first pilots
@@ -249,37 +249,43 @@ def _token_streams(source: str, vocab_size: int, cache: str) -> TokenStreams:
             print(f"corpus {source!r}: another process is building its tokens; waiting for it", file=sys.stderr)
         with locked(tpath.with_suffix("")):
             tok = train_tokenizer(corpus, vocab_size)
-            paths = _token_paths(corpus, tokenizer_hash(tok))
+            th = tokenizer_hash(tok)
+            paths = _token_paths(corpus, th)
             for split, docs in (("train", corpus.train), ("heldout", corpus.heldout)):
                 if not paths[split].exists():
                     _save_array(paths[split], _encode(tok, docs))
-        built = (tok, paths)
-    tok, paths = built
+        built = (tok, th, paths)
+    tok, th, paths = built
     arrays = {split: np.load(path, mmap_mode="r") for split, path in paths.items()}
-    th = tokenizer_hash(tok)
     return TokenStreams(arrays["train"], arrays["heldout"], source, corpus.sha256, th, tok.get_vocab_size(), str(tpath))
+
+
+def _save_array(path: Path, arr: np.ndarray) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.save would add ".npy" to the temporary name
+            np.save(fh, arr)
+
+    atomic_write(path, write)
+
+
+def _tokenizer_path(corpus: Corpus, vocab_size: int) -> Path:
+    return cache_dir() / "tokenizers" / f"{corpus.short_hash}-bpe{vocab_size}.json"
 
 
 def _token_paths(corpus: Corpus, tokenizer: str) -> dict[str, Path]:
     return {split: cache_dir() / "tokens" / f"{corpus.short_hash}-{tokenizer}-{split}.npy" for split in SPLITS}
 
 
-def _built(corpus: Corpus, tpath: Path) -> tuple[Any, dict[str, Path]] | None:
-    """The cached tokenizer and the paths of its token arrays, when all of them are on disk."""
+def _built(corpus: Corpus, tpath: Path) -> tuple[Any, str, dict[str, Path]] | None:
+    """The cached tokenizer, its hash and the paths of its token arrays, when all of them are on disk."""
     if not tpath.exists():
         return None
     from tokenizers import Tokenizer  # the runner extra
 
     tok = Tokenizer.from_file(str(tpath))
-    paths = _token_paths(corpus, tokenizer_hash(tok))
-    return (tok, paths) if all(p.exists() for p in paths.values()) else None
-
-
-def _save_array(path: Path, arr: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(tmp, arr)
-    os.replace(tmp, path)
+    th = tokenizer_hash(tok)
+    paths = _token_paths(corpus, th)
+    return (tok, th, paths) if all(p.exists() for p in paths.values()) else None
 
 
 def describe(streams: TokenStreams) -> str:
