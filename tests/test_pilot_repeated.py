@@ -48,10 +48,14 @@ def test_data_constrained_law_fits_the_repeated_pilots(runs):
     spec = bs.load_spec(ROOT / "models" / "data_constrained.toml")
     fit = bs.fit(spec, runs, seed=0, method="laplace")
     s = fit.summary()
-    # R*_D: repeated tokens lose value over a finite number of epochs, learned from the runs: the 90%
-    # interval (2.6-7.0 when committed) well inside the prior's (2-105 at 95%).
+    # R*_D: repeated tokens lose value over a finite number of epochs, learned from the runs. The 90%
+    # interval (2.6-7.0 when committed) is under a third of the prior's width in log (prior
+    # LogNormal(2.7, 1): 2.9-77) and lies wholly below the prior's median: these tiny pilots lose the
+    # value of repeated tokens faster than the paper's C4 models (15.4).
+    prior = spec.priors["R_D"]
     lo, hi = s.loc["R_D", "5%"], s.loc["R_D", "95%"]
-    assert 1.0 < lo < hi < 20.0, s
+    assert np.log(hi / lo) < 2 * 1.645 * prior.params["scale"] / 3, s
+    assert hi < np.exp(prior.params["loc"]), s
     # The law reproduces the runs within its 90% predictive band (all but the 64-epoch pilot at N = 5e4,
     # whose held-out loss rises as it memorises its pool: the law has no overfitting term).
     pred = fit.predict(runs, noise=True, seed=0)
