@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy import stats
 
 from . import _arviz
 from ._runs_input import table_notes, unit_notes
@@ -203,14 +204,20 @@ def _band(p: np.ndarray) -> list[str]:
     return out
 
 
+#: The smallest one-sided tail probability a run's z is read from: below it ``1 - pit`` is lost to
+#: double precision, so a far run's |z| stops near 8.2 rather than becoming infinite.
+_SMALLEST_TAIL = 1e-16
+
+
 def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
     """How each run's observed loss sits in the fit's predictive distribution for it.
 
     Columns: ``observed``, ``median``, ``lo90``/``hi90``, ``p_value`` (two-sided,
-    ``2 min(P(y_rep <= y), P(y_rep >= y))``), ``pit`` (``P(y_rep <= y)``), ``z`` (on log loss, the
-    distance from the predictive median in the predictive's own spread on the run's side, the gap
-    from the median to its 16% or 84% quantile: a normal predictive's z, and read as the flag reads
-    it however skewed the predictive), ``band`` (narrowest central interval containing it),
+    ``2 min(P(y_rep <= y), P(y_rep >= y))``), ``pit`` (``P(y_rep <= y)``), ``z`` (the standard normal
+    quantile of ``pit``, Dunn and Smyth's quantile residual: the z a normal predictive would give for
+    the same p-value, so that z and p never disagree however skewed or heavy-tailed the predictive;
+    ``|z| > 1.645`` exactly when the run is outside the 90% band; capped near 8.2, where double
+    precision can no longer tell ``pit`` from 1), ``band`` (narrowest central interval containing it),
     ``surprise`` (outside the 90% band), ``log_pred_density`` and ``rel_error`` of the median.
     """
     return _predictive(fit, runs, seed)[0]
@@ -232,8 +239,8 @@ def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarra
         lp = np.asarray(d.log_prob(jnp.asarray(y)[None, :]))
         pit = np.asarray(d.cdf(jnp.asarray(y)[None, :])).mean(axis=0)
     lpd = np.log(np.mean(np.exp(lp - lp.max(axis=0)), axis=0)) + lp.max(axis=0)
-    q16, med, q84 = np.quantile(rep, [0.1587, 0.5, 0.8413], axis=0)
-    spread = np.where(y >= med, q84 - med, med - q16)
+    med = np.quantile(rep, 0.5, axis=0)
+    tail = np.clip(np.minimum(pit, 1.0 - pit), _SMALLEST_TAIL, 0.5)
     out = pd.DataFrame(
         {
             "run_id": table["run_id"].astype(str).to_numpy(),
@@ -246,7 +253,7 @@ def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarra
             "hi90": np.exp(np.quantile(rep, 0.95, axis=0)),
             "pit": pit,
             "p_value": np.minimum(1.0, 2 * np.minimum(pit, 1 - pit)),
-            "z": (y - med) / np.where(spread > 0, spread, np.nan),
+            "z": np.sign(pit - 0.5) * -stats.norm.ppf(tail),
             "band": _band(pit),
             "log_pred_density": lpd,
             "rel_error": np.exp(med) / np.exp(y) - 1.0,

@@ -132,9 +132,12 @@ def test_check_says_what_the_table_cannot_show_and_stays_quiet_on_honest_runs(ru
     far = pd.DataFrame({"run_id": ["far"], "N": [1e12], "D": [2e13]})
     far["loss"] = _law(TRUTH, far["N"], far["D"])
     assert any(x.startswith("far extrapolates up to") for x in checks.check(fit, far).notes)
-    # z: the side's own spread of the predictive, so its sign and size read as the flag does
+    # z: the p-value as a normal z, signed by the run's side, so z, p and the flag read alike
     table = checks.check(fit, scattered).table
     assert np.all(np.sign(table["z"]) == np.sign(table["pit"] - 0.5)) and np.all(np.abs(table["z"]) > 1.645)
+    assert np.allclose(2 * st.norm.sf(np.abs(table["z"])), table["p_value"], rtol=1e-9)
+    mixed = checks.check(fit, honest).table
+    assert np.array_equal(np.abs(mixed["z"]) > 1.645, mixed["surprise"])
 
 
 def test_new_runs_are_told_from_the_fits_by_content_not_row_position(fixed, tmp_path):

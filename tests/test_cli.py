@@ -1070,7 +1070,7 @@ def test_check_update_refits_and_shows_shifts(fixed_fit: dict, tmp_path: Path) -
         "sd",
         "after/before",
     ]
-    for q in ("E", "A", "B", "alpha", "beta", "N_opt@C=1e+22", "loss_opt@C=1e+22"):
+    for q in ("E", "A", "B", "alpha", "beta", "N_opt@C=1e+22", "law_loss_opt@C=1e+22"):
         assert re.search(rf"^{re.escape(q)}\s+\S+", out, re.M), q
     assert re.search(r"^nuts: 4 chains x 1000 draws, ", out, re.M), out
     assert f"wrote {out_path}" in out
