@@ -26,7 +26,7 @@ from .averaging import fit as _fit
 from .data import fill_ids, law_inputs, load_runs, points_frame
 from .decisions import point_notes
 from .discrepancy import calibration
-from .errors import BayescaleError
+from .errors import BayescaleError, RunsTableWarning
 from .frontier import compute_optimal
 from .inference import METHODS, Fit
 from .model import noise_names, observation_dist, parameter_priors, sample_observations
@@ -404,15 +404,26 @@ def check(
     notes = check_notes(fit, new, table, rep, updated=update)
     if not update:
         return NewRunCheck(table=table, notes=notes)
+    if unit_notes(new):  # a refit through runs in other units moves the law by the error alone
+        return NewRunCheck(table=table, notes=notes + (NOT_REFITTED,))
     cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
     combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
     fit_kwargs.setdefault("method", refit_method(fit))
     if calibration(fit) is not None:  # calibrated as the fit was, whether by its spec or by the caller
         fit_kwargs.setdefault("calibrate", "conformal")
-    refit = _fit(
-        getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs
-    )  # a law average refits whole
+    with warnings.catch_warnings():
+        # the notes say what the new runs' table holds (and a schedule the fit's runs lack); the fit's own
+        # runs were warned of when it was made: the refit's warnings about the whole table said it twice
+        warnings.simplefilter("ignore", RunsTableWarning)
+        refit = _fit(getattr(fit, "spec_average", fit.spec), combined, seed=seed, **fit_kwargs)  # averages refit whole
     return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget), notes=notes)
+
+
+#: Said instead of refitting new runs that look like other units (``check(update=True)``).
+NOT_REFITTED = (
+    "not refitted: the refit would put one law through runs whose N or D look like other units, and its "
+    "shifts would show the error, not what the runs teach; correct the new runs' table and check again"
+)
 
 
 def check_notes(
@@ -420,7 +431,7 @@ def check_notes(
 ) -> tuple[str, ...]:
     """What a reader of :func:`check`'s table should know, each with what to do: the new runs' table as a
     fit would warn of it (units first: then nothing else is said, as nothing else means anything; repeated
-    data the law does not read; copies where they will be fitted), new runs far beyond the fit's runs or
+    data the law does not read; copies where they will be fitted, and a schedule the fit's runs lack), new runs far beyond the fit's runs or
     at tokens per parameter they never trained (:func:`bayescale.decisions.point_notes`), more surprises
     than chance, the runs off the prediction together (both against the joint predictive draws
     ``rep``), and a refit that takes the surprising runs in."""
@@ -429,6 +440,8 @@ def check_notes(
     notes = [f"the new runs' table: {n}" for n in said]
     if unit_notes(new):
         return tuple(notes)
+    if updated:
+        notes += _schedules_apart(fit.runs, new)
     notes += [n.removeprefix("Caution: ") for n in point_notes(fit, new.set_index(new["run_id"].astype(str)))]
     notes += _surprise_pattern(table, rep)
     flagged = table.loc[table["surprise"], "run_id"].astype(str).tolist()
@@ -439,6 +452,21 @@ def check_notes(
             "them to see how much"
         )
     return tuple(notes)
+
+
+def _schedules_apart(runs: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    """New runs of a learning-rate schedule the fit's runs lack, which a refit would fit with them."""
+    old_kinds, new_kinds = (
+        {str(v).strip().lower() for v in t["schedule"].dropna()} - {""} if "schedule" in t else set()
+        for t in (runs, new)
+    )
+    if not old_kinds or not new_kinds or new_kinds <= old_kinds:
+        return []
+    return [
+        f"the new runs' schedule {join_names(sorted(new_kinds - old_kinds), quoted=True)} is not the fit's "
+        f"({join_names(sorted(old_kinds), quoted=True)}): the refit puts one law through both, which is biased "
+        "(their losses differ by more than the noise); fit each schedule's rows alone"
+    ]
 
 
 #: Surprises among new runs, or new runs off their medians together, are said when as many (as far) would

@@ -266,6 +266,29 @@ def test_check_update_refits_with_the_fits_own_method(fixed, monkeypatch):
     assert seen == ["laplace", "psis", "nuts"]
 
 
+def test_check_update_refuses_runs_in_other_units_and_says_each_table_note_once(fixed, monkeypatch):
+    """A refit through runs whose N looks like millions would move the law by the error alone: none is
+    made, and the notes say why. A refit that is made says the new runs' table notes once (the refit's own
+    RunsTableWarnings are not repeated), and names a schedule the fit's runs lack."""
+    refits = []
+    monkeypatch.setattr(checks, "_fit", lambda spec, table, **kw: refits.append(table) or fixed[0])
+    monkeypatch.setattr(checks, "_shifts", lambda *a: None)
+    new = synthetic_runs("chinchilla", TRUTH, N=(1e9,), seed=5, prefix="new")
+    res = checks.check(fixed[0], new.assign(N=new["N"] / 1e6).drop(columns="C"), update=True)
+    assert res.updated is None and not refits
+    assert "other units" in res.notes[0] and res.notes[-1] == checks.NOT_REFITTED
+    old = dataclasses.replace(fixed[0], runs=fixed[0].runs.assign(schedule="cosine"))
+    monkeypatch.setattr(
+        checks, "_fit", lambda spec, table, **kw: warnings.warn("runs table: x", bs.RunsTableWarning) or fixed[0]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.RunsTableWarning)
+        res = checks.check(old, new.assign(schedule="wsd"), update=True)
+    assert res.updated is fixed[0]
+    assert any(n.startswith("the new runs' schedule 'wsd' is not the fit's ('cosine')") for n in res.notes)
+    assert not any("schedule" in n for n in checks.check(old, new.assign(schedule="cosine"), update=True).notes)
+
+
 @pytest.mark.slow
 def test_check_update_reports_shifts():
     runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8), tokens_per_param=(5, 20, 80), sigma=0.01, seed=4)
