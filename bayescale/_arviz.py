@@ -107,11 +107,14 @@ def fit_attrs(idata: InferenceData, path: str | os.PathLike) -> dict[str, Any]:
 def diagnostics_table(idata: InferenceData, var_names: Sequence[str]) -> pd.DataFrame:
     """r-hat, bulk and tail ESS and MCSE of the mean per variable."""
     post = idata.posterior[list(var_names)]
-    # r-hat compares chains: with one there is nothing to compare (ArviZ would log a shape warning).
-    rhat = az.rhat(post) if post.sizes.get("chain", 1) > 1 else {v: np.nan for v in var_names}
-    ess_bulk = az.ess(post, method="bulk")
-    ess_tail = az.ess(post, method="tail")
-    mcse = az.mcse(post)
+    # a variable that does not vary (a collapsed fit's) has no r-hat or ESS: NaN, which callers read,
+    # and no numpy warning about the 0 / 0 behind it
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # r-hat compares chains: with one there is nothing to compare (ArviZ would log a shape warning).
+        rhat = az.rhat(post) if post.sizes.get("chain", 1) > 1 else {v: np.nan for v in var_names}
+        ess_bulk = az.ess(post, method="bulk")
+        ess_tail = az.ess(post, method="tail")
+        mcse = az.mcse(post)
     rows = []
     for v in var_names:
         rows.append(
@@ -131,8 +134,9 @@ def rhat(draws: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Rank-normalised split R-hat (Vehtari et al. 2021) of draws shaped ``(unit, chain, draw)``:
     one value per unit and variable (the units are independent fits, e.g. learning curves)."""
     data = xr.Dataset({k: (("unit", *SAMPLE_DIMS), np.asarray(v, dtype=np.float64)) for k, v in draws.items()})
-    with warnings.catch_warnings():
-        # ArviZ warns about too few draws per chain; the caller decides what short chains mean.
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # ArviZ warns about too few draws per chain; the caller decides what short chains mean (and a
+        # constant variable's NaN).
         warnings.simplefilter("ignore", UserWarning)
         out = az.rhat(data)
     return {k: np.asarray(out[k].values, dtype=np.float64).reshape(-1) for k in draws}

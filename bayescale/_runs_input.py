@@ -153,7 +153,7 @@ def table_notes(
 ) -> list[str]:
     """What :func:`warn_about_table` warns about, as sentences (``check`` says them of new runs; copies and
     mixed schedules only where the rows will be ``fitted``), the units first."""
-    said = unit_notes(runs) + (_copies_and_schedules(runs) if fitted else [])
+    said = unit_notes(runs) + (_constant_loss(runs) + _copies_and_schedules(runs) if fitted else [])
     if law_columns is not None:
         said += _repeats_unread(runs, law_columns, law)
     return said
@@ -219,6 +219,17 @@ def _repeats_unread(runs: pd.DataFrame, law_columns: Sequence[str], law: str) ->
         f"{int(repeated.sum())} rows repeat their data (column 'U': up to {np.nanmax(epochs):.3g} epochs), but "
         f"{law or 'the law'} does not read U and fits them as if every token were new; fit the data-constrained "
         "law (spec 'data_constrained') or the law average (spec 'recommended'), which read it"
+    ]
+
+
+def _constant_loss(runs: pd.DataFrame) -> list[str]:
+    """Every row at one loss: a fit learns nothing from it but a collapsed noise scale."""
+    loss = runs["loss"].to_numpy(dtype=float) if "loss" in runs else np.array([])
+    if loss.size < 3 or np.ptp(loss) > 0:
+        return []
+    return [
+        f"every row has the same loss ({loss[0]:.6g}): no law can be learned from it, and the fit's noise "
+        "collapses; is 'loss' the column of each run's final loss?"
     ]
 
 

@@ -556,6 +556,27 @@ def test_a_copied_row_and_mixed_schedules_are_said_when_fitting(tmp_path):
         warn_about_table(runs.assign(schedule=["wsd", "cosine", "wsd", "wsd"]))
 
 
+def test_a_constant_loss_column_is_said_and_its_collapsed_fit_leaks_no_library_warning():
+    """Every row at one loss (a wrong column): a RunsTableWarning says so; the collapsed fit's zero-variance
+    diagnostics are NaN without numpy's or scipy's warnings about the 0 / 0 behind them."""
+    from bayescale._runs_input import warn_about_table
+
+    runs = load_runs(_table())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_about_table(runs.iloc[:2].assign(loss=3.0))  # two rows may share a loss by chance
+    n = np.geomspace(1e7, 2e9, 8)
+    constant = load_runs(pd.DataFrame({"N": n, "D": n * np.array([5, 40, 10, 80, 20, 5, 40, 10]), "loss": 3.0}))
+    with pytest.warns(bs.RunsTableWarning, match=r"every row has the same loss \(3\): no law can be learned"):
+        warn_about_table(constant)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = bs.fit("chinchilla", constant, method="laplace")
+        fit.summary()
+    leaked = [w for w in caught if not issubclass(w.category, (bs.RunsTableWarning, bs.ConvergenceWarning))]
+    assert not leaked, [str(w.message) for w in leaked]
+
+
 def test_sizes_in_other_units_and_repeats_a_law_cannot_read_are_said():
     from bayescale._runs_input import warn_about_table
 
