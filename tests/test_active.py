@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -145,6 +146,52 @@ def test_discrepancy_makes_far_runs_worth_less(fit2):
     g = [score(fit2, cands, target, discrepancy=d, refine=False)["gain"].iloc[0] for d in (0.0, 0.03, 0.14)]
     assert g[1] < 0.6 * g[0] and g[2] < 0.2 * g[0]
     assert score(fit2, cands, target, discrepancy=0.03, refine=False)["decades"].iloc[0] == pytest.approx(5.0)
+
+
+def test_the_band_now_is_predicts_and_only_a_run_nearer_in_n_and_d_shortens_its_drift():
+    """``suggest``'s band now is ``predict``'s at the same point (each draw's drift at the target's
+    distance from the runs in (N, D)); a candidate shortens that drift only by lying nearer the target
+    in (N, D): one at the target's compute but 100x its tokens per parameter is farther than the runs."""
+    from bayescale.design.regions import region_draws
+    from bayescale.design.scoring import Scorer
+
+    draws = two_factor_draws()
+    draws["drift"] = 0.02 * np.random.default_rng(1).standard_normal(draws["E"].size)  # log loss per decade
+    fit2 = fit_from_draws("chinchilla", RUNS, draws)
+    point = pd.DataFrame({"N": [1e9], "D": [2e10]})
+    band = active.target_band(fit2, "N=1e9,D=2e10")
+    lo, hi = np.quantile(np.asarray(fit2.predict(point)).reshape(-1), [0.05, 0.95])
+    assert (band["lo90"], band["hi90"]) == pytest.approx((lo, hi), rel=1e-6)
+    assert band["hi90"] / band["lo90"] > 1.02 * band["hi90_law"] / band["lo90_law"]  # the drift is in it
+    td = region_draws(fit2, Target("loss", N=1e9, D=2e10))
+    cands = pd.DataFrame({"N": [5e8, 1e11], "D": [1e10, 2e8]})  # 0.42 and 2.8 decades away; runs 1.95
+    sc = Scorer(fit2, td, cands, discrepancy=0.0, n_outcomes=10, seed=0)
+    now = sc.drift_var([])
+    assert now > 0 and sc.drift_var([1]) == now
+    assert sc.drift_var([0]) == pytest.approx(now * (np.hypot(np.log10(2), np.log10(2)) / td.reach[0]) ** 2)
+    assert sc.drift_var_each([], np.array([0, 1])) == pytest.approx([sc.drift_var([0]), now])
+
+
+def test_a_band_that_is_mostly_drift_is_said_to_be_shortened_only_by_runs_nearer_the_target():
+    """A law pinned down by its runs, far from the target: the band is the extrapolation drift's, which
+    pilots far below the target cannot narrow; the stopping text says so, with the distance."""
+    rng = np.random.default_rng(2)
+    draws = {k: np.full(1000, v) for k, v in TRUTH.items()} | {"sigma": np.full(1000, 0.01)}
+    draws["E"] = 1.8 * np.exp(0.001 * rng.standard_normal(1000))
+    draws["drift"] = 0.02 * rng.standard_normal(1000)
+    fit = fit_from_draws("chinchilla", RUNS, draws)
+    sug = suggest(fit, "N=7e10,D=1.4e12", budget_flops=1e17, k=2)
+    said = sug.stopping.text
+    assert re.search(r"(9\d|100)% of the interval's variance is the extrapolation drift over the 4.6 decades", said)
+    assert "the plan does not bring it nearer: only runs nearer the target shorten it. Keep going" in said
+    spread = {k: TRUTH[k] * np.exp(rng.standard_normal(1000)) for k in ("A", "B")}
+    loose = draws | spread  # the law's own spread dominates
+    assert (
+        "extrapolation drift"
+        not in suggest(
+            fit_from_draws("chinchilla", RUNS, loose), "N=7e9,D=1.4e11", budget_flops=1e17, k=2
+        ).stopping.text
+    )
 
 
 def test_replicate_cap_counts_done_and_planned_runs(fit2):

@@ -105,7 +105,6 @@ class Problem:
     budget: float
     k: int
     ratios_seen: np.ndarray
-    cmax: float
     seed: int
     options: PlanOptions = field(default_factory=PlanOptions)
     robust: Robust = field(default_factory=lambda: Robust(False, (), 0.0, 0.0))
@@ -225,12 +224,24 @@ def _where(dist: float, robust: Robust, ratio: float) -> list[str]:
     return parts
 
 
-def _why(p: Mapping[str, Any], row: pd.Series, first_ratio: bool, dist: float, cmax: float, robust: Robust) -> str:
+def _nearer(sc: Any, chosen: Sequence[int], j: int) -> list[str]:
+    """Said of a run that shortens the target's extrapolation (its weighted distance from the nearest run)."""
+    before = float(sc.reach(chosen) @ sc.wt)
+    after = float(sc.reach(list(chosen) + [j]) @ sc.wt)
+    if after > before - 0.005:
+        return []
+    return [
+        f"the target's nearest run moves from {before:.2g} to {after:.2g} decades of (N, D) away: less extrapolation"
+    ]
+
+
+def _why(
+    p: Mapping[str, Any], row: pd.Series, first_ratio: bool, dist: float, nearer: list[str], robust: Robust
+) -> str:
     parts = [f"outcome correlates {math.sqrt(max(p['rho2'], 0)):.2f} with the target"]
     if first_ratio:
         parts.append(f"new tokens/param ratio ({row['ratio']:.3g}) separates alpha and beta")
-    if row["C"] > cmax:
-        parts.append(f"{math.log10(row['C'] / cmax):.2g} decades beyond the largest run: less extrapolation")
+    parts += nearer
     if p["replicate"] > 1:
         parts.append(f"replicate {p['replicate']} (seed noise)")
     if p["gain_kind"] == "reweighted":
@@ -253,6 +264,7 @@ def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         dv = sc.drift_var(chosen + [j])
         after = float(np.atleast_1d(sc.crit_gauss(after_var, dv))[0])
         gain = half * (before - after) if pick.get("gain_kind") != "reweighted" or i > 0 else float(pick["gain"])
+        nearer = _nearer(sc, chosen, j)
         chosen.append(j)
         r = frame.iloc[j]
         lr = round(math.log10(r["ratio"]), 1)
@@ -270,7 +282,7 @@ def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "cost": float(costs[j]),
                 "expected_gain": gain,
                 "sd_after": math.sqrt(after_var + dv),
-                "why": _why(q, r, first, float(sc.dist[j]), p.cmax, p.robust),
+                "why": _why(q, r, first, float(sc.dist[j]), nearer, p.robust),
             }
         )
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
@@ -333,21 +345,20 @@ def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any
 
 def _lin_rows(p: Problem, wrap: _Lin, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """Runs in the given order with their linearised gain given the runs before them."""
-    sc, frame, costs, cmax = p.scorer, p.frame, p.costs, p.cmax
+    sc, frame, costs = p.scorer, p.frame, p.costs
     half = 1.0 if sc.decision else 0.5
     chosen = list(p.pre)
     before_var, before_dv = wrap.var_after(chosen), sc.drift_var(chosen)
     rows = []
     for i, pick in enumerate(picks):
         j = pick["index"]
+        nearer = _nearer(sc, chosen, j)
         chosen.append(j)
         after_var, dv = wrap.var_after(chosen), sc.drift_var(chosen)
         b = float(np.atleast_1d(sc.crit_gauss(before_var, before_dv))[0])
         a = float(np.atleast_1d(sc.crit_gauss(after_var, dv))[0])
         r = frame.iloc[j]
-        parts = []
-        if r["C"] > cmax:
-            parts.append(f"{math.log10(r['C'] / cmax):.2g} decades beyond the largest run: less extrapolation")
+        parts = list(nearer)
         if pick["replicate"] > 1:
             parts.append(f"replicate {pick['replicate']} (seed noise)")
         parts.append("planned jointly with the rest of the budget (linearised design)")

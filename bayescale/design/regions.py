@@ -299,37 +299,37 @@ def target_points(fit: Fit, target: Target | Region) -> pd.DataFrame:
     return pd.DataFrame({"N": [n], "D": [d], "C": [6.0 * n * d], "ratio": [d / n], "weight": [1.0]})
 
 
-def decades_from(points: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
-    """Each row of ``frame``'s distance to the nearest of ``points``, in decades of (N, D)
-    (Euclidean in (log10 N, log10 D), as :func:`bayescale.model.distance_from_runs` measures it)."""
-    if not len(frame):
-        return np.zeros(0)
+def decades_between(points: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """The distance of each of ``points`` (rows) to each row of ``frame`` (columns), in decades of (N, D)."""
     a = np.log10(points[["N", "D"]].to_numpy(float))
-    b = np.log10(frame[["N", "D"]].to_numpy(float))
-    return np.linalg.norm(b[:, None, :] - a[None, :, :], axis=-1).min(axis=1)
+    b = np.log10(frame[["N", "D"]].to_numpy(float)).reshape(-1, 2)
+    return np.linalg.norm(b[None, :, :] - a[:, None, :], axis=-1)
 
 
 @dataclass(frozen=True)
 class RegionDraws:
     """Draws of every point of a target (one for a :class:`Target`), with the weights of the
-    region's error: ``law`` is (S, T); ``drift2``, ``compute`` and ``weights`` are (T,)."""
+    region's error: ``law`` is (S, T); ``drift2`` (each point's expected squared drift per decade
+    squared), ``reach`` (its distance from the fit's nearest run, decades of (N, D)) and ``weights``
+    are (T,)."""
 
     target: Target | Region
     law: np.ndarray
     drift2: np.ndarray
-    compute: np.ndarray
+    reach: np.ndarray
     weights: np.ndarray
     noise_var: float
     parts: tuple[TargetDraws, ...]
 
-    def drift_var(self, c_max: float) -> float:
-        """The weighted expected squared drift beyond ``c_max`` (TargetDraws.drift_var for one point)."""
-        return float(self.drift_each(np.array([c_max]))[0])
+    def drift_var(self, reach: np.ndarray | None = None) -> float:
+        """The weighted expected squared drift with each point ``reach`` decades from its nearest run
+        (default: the fit's runs; TargetDraws.drift_var for one point)."""
+        r = self.reach if reach is None else np.asarray(reach, dtype=float)
+        return float(self.drift_each(r[None, :])[0])
 
-    def drift_each(self, c_max: np.ndarray) -> np.ndarray:
-        """:meth:`drift_var` for each largest compute in ``c_max``."""
-        d = np.maximum(0.0, np.log10(self.compute[None, :] / np.asarray(c_max, dtype=float)[:, None]))
-        return (self.drift2[None, :] * d * d) @ self.weights
+    def drift_each(self, reach: np.ndarray) -> np.ndarray:
+        """:meth:`drift_var` for each row of ``reach`` (K, T)."""
+        return (self.drift2[None, :] * np.asarray(reach, dtype=float) ** 2) @ self.weights
 
 
 def region_draws(fit: Fit, target: Target | Region) -> RegionDraws:
@@ -344,17 +344,17 @@ def region_draws(fit: Fit, target: Target | Region) -> RegionDraws:
         target=target,
         law=np.stack([p.law for p in parts], axis=1),
         drift2=np.array([p.drift2 for p in parts]),
-        compute=np.array([p.compute for p in parts]),
+        reach=np.array([p.reach for p in parts]),
         weights=weights,
         noise_var=float(parts[0].noise_var),
         parts=parts,
     )
 
 
-def region_band(rd: RegionDraws, c_max: float) -> dict[str, float]:
+def region_band(rd: RegionDraws) -> dict[str, float]:
     """The region now: the width of the 90% interval of log loss that its weighted mean squared
     error would give a Gaussian (``log_width90``), its sd (``sd_log``), and the widest point's width."""
-    var = np.var(rd.law, axis=0) + np.array([p.drift_var(c_max) for p in rd.parts])
+    var = np.var(rd.law, axis=0) + rd.drift2 * rd.reach**2
     sd = float(math.sqrt(var @ rd.weights))
     return {"log_width90": 2 * Z90 * sd, "sd_log": sd, "widest_log_width90": float(2 * Z90 * math.sqrt(var.max()))}
 
@@ -365,7 +365,7 @@ __all__ = [
     "REGION_SHAPES",
     "Region",
     "RegionDraws",
-    "decades_from",
+    "decades_between",
     "is_region",
     "parse_region",
     "parse_target",

@@ -36,7 +36,7 @@ from scipy.special import ndtr
 
 from .. import _arviz
 from ..errors import BayescaleError
-from .regions import Region, RegionDraws, decades_from, parse_target, region_draws, target_points
+from .regions import Region, RegionDraws, decades_between, parse_target, region_draws, target_points
 from .targets import Target, as_points, costs_of, law_fits, mixed_law_matrix, noise_var
 
 if TYPE_CHECKING:
@@ -141,11 +141,12 @@ class Scorer:
         nv_all = noise_var(fit)
         self.nv = nv_all[idx] if nv_all.size == S else np.full(self.S, float(np.mean(nv_all)))
         self.frame = frame
-        self.c_max0 = float(fit.runs["C"].max())
-        self.C = frame["C"].to_numpy(float) if len(frame) else np.zeros(0)
         self.xy = np.log10(frame[["N", "D"]].to_numpy(float)) if len(frame) else np.zeros((0, 2))
         pts = points if points is not None else target_points(fit, td.target)
-        self.dist = decades_from(pts, frame)
+        # each target point's distance to each candidate (T, M): a run nearer a point than the fit's
+        # nearest run shortens the extrapolation its drift covers
+        self.dist_points = decades_between(pts, frame) if len(frame) else np.zeros((len(pts), 0))
+        self.dist = self.dist_points.min(axis=0) if len(frame) else np.zeros(0)
         self.disc = float(discrepancy)
         self.dvar = (self.disc * self.dist) ** 2
         Fm = self.F.mean(axis=0)
@@ -177,16 +178,20 @@ class Scorer:
             self._cols[a] = self.Fc.T @ self.Fc[:, a] / self.S
         return self._cols[a]
 
+    def reach(self, chosen: Sequence[int]) -> np.ndarray:
+        """Each target point's distance (decades of (N, D)) from its nearest run, the chosen ones included."""
+        if not len(chosen):
+            return self.td.reach
+        return np.minimum(self.td.reach, self.dist_points[:, list(chosen)].min(axis=1))
+
     def drift_var(self, chosen: Sequence[int]) -> float:
-        cmax = self.c_max0
-        if len(chosen):
-            cmax = max(cmax, float(self.C[list(chosen)].max()))
-        return self.td.drift_var(cmax)
+        """The target's expected squared drift once the chosen runs are trained."""
+        return self.td.drift_var(self.reach(chosen))
 
     def drift_var_each(self, chosen: Sequence[int], idx: np.ndarray) -> np.ndarray:
         """drift_var(chosen + [j]) for every j in idx, vectorised."""
-        cmax = max(self.c_max0, float(self.C[list(chosen)].max())) if len(chosen) else self.c_max0
-        return self.td.drift_each(np.maximum(cmax, self.C[np.asarray(idx, dtype=int)]))
+        r = np.minimum(self.reach(chosen)[:, None], self.dist_points[:, np.asarray(idx, dtype=int)])  # (T, K)
+        return self.td.drift_each(r.T)
 
     def gaussian(self, chosen: Sequence[int]) -> dict[str, np.ndarray | float]:
         """For every candidate j: the target's law variance given chosen and given chosen + j

@@ -376,8 +376,7 @@ def _problem(
         discrepancy = (
             _robust.DISCREPANCY_FACTOR * default_discrepancy(fit) if robust.active else planner.discrepancy(fit)
         )
-    cmax = float(fit.runs["C"].max())
-    band = region_band(td, cmax) if isinstance(target, Region) else band_from(td.parts[0], cmax)
+    band = region_band(td) if isinstance(target, Region) else band_from(td.parts[0])
     sc = Scorer(
         fit,
         td,
@@ -401,7 +400,6 @@ def _problem(
         budget=budget,
         k=k,
         ratios_seen=ratios_seen,
-        cmax=cmax,
         seed=seed,
         options=opts,
         robust=robust,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +118,8 @@ def stopping_rule(
     if target.is_decision:
         out = _decision_stopping(sc, best, band, table, target, rule, budget, next_cost, bool(picks))
     else:
-        out = _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan)
+        drift = _drift_share(sc, [int(q["index"]) for q in picks])
+        out = _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan, drift)
     if out.reason == "budget" and cheapest is not None and cheapest > budget:
         text = (
             f"Stop: the budget ({budget:.3g}) is too small for any candidate pilot; the cheapest costs {cheapest:.3g}. "
@@ -126,6 +127,26 @@ def stopping_rule(
         )
         out = dataclasses.replace(out, reason="budget_too_small", text=text)
     return out
+
+
+#: The share of the target's variance from the extrapolation drift above which the stopping text says
+#: that pilots far from the target cannot narrow its band much.
+DRIFT_SHARE_SAID = 0.5
+
+
+def _drift_share(sc: Scorer, planned: Sequence[int]) -> str:
+    """Why a plan barely narrows the band, when it is the drift's: pilots far from the target inform the
+    law, not the extrapolation from the runs to the target, which only runs nearer it shorten."""
+    drift_now = sc.drift_var([])
+    share = drift_now / (sc.var_t + drift_now) if drift_now > 0 else 0.0
+    if share < DRIFT_SHARE_SAID:
+        return ""
+    now, after = float(sc.reach([]) @ sc.wt), float(sc.reach(planned) @ sc.wt)
+    moved = f"; the plan brings it to {after:.2g}" if after < now - 0.005 else "; the plan does not bring it nearer"
+    return (
+        f"{100 * share:.0f}% of the interval's variance is the extrapolation drift over the {now:.2g} decades of "
+        f"(N, D) from the nearest run to the target{moved}: only runs nearer the target shorten it. "
+    )
 
 
 def _decision_stopping(
@@ -186,6 +207,7 @@ def _width_stopping(
     width_now: float,
     w_next: float,
     w_plan: float,
+    drift_note: str = "",
 ) -> Stopping:
     tolerance, min_improvement = rule.tolerance, rule.min_improvement
     shrink = 1.0 - w_next / width_now if width_now > 0 else 0.0
@@ -206,6 +228,7 @@ def _width_stopping(
         )
     else:
         text = "Stopping rule: no affordable pilot adds information. "
+    text += drift_note
     if stop and reason == "tolerance":
         text += f"Stop: the interval is already narrower than the tolerance {tolerance:g}."
     elif stop and reason == "budget":

@@ -25,6 +25,7 @@ from ..averaging import AveragedFit
 from ..data import law_inputs, points_frame
 from ..errors import BayescaleError
 from ..frontier import compute_optimal, law_draws
+from ..model import DRIFT, distance_from_runs
 
 if TYPE_CHECKING:
     from ..inference import Fit
@@ -270,22 +271,31 @@ def law_matrix(fit: Fit, theta: Mapping[str, np.ndarray], frame: pd.DataFrame) -
 class TargetDraws:
     """Draws of the target (log scale) and what adds to them.
 
-    ``law``: per-draw value from the law alone (log loss or log N_opt); ``drift2``: the
-    expected squared extrapolation drift per decade squared (0 without an
-    ``[extrapolation]`` prior, and for ``nopt``); ``compute``: the target's compute, for
-    distances and for the drift; ``noise_var``: one run's noise variance (the decision
-    includes it).
+    ``law``: per-draw value from the law alone (log loss or log N_opt); ``drift``: each draw's
+    extrapolation drift in log loss per decade of (N, D), aligned with ``law`` (None without an
+    ``[extrapolation]`` prior, and for ``nopt``); ``point``: where the target lies in (N, D) (a
+    frontier target's posterior-median optimum), from which the drift's distance is measured;
+    ``reach``: that point's distance from the fit's nearest run in decades of (N, D), as
+    :func:`bayescale.model.distance_from_runs` (and so ``predict``) measures it; ``noise_var``: one
+    run's noise variance (the decision includes it).
     """
 
     law: np.ndarray
-    drift2: float
-    compute: float
+    drift: np.ndarray | None
+    point: tuple[float, float]
+    reach: float
     noise_var: float
     target: Target
 
-    def drift_var(self, c_max: float) -> float:
-        d = max(0.0, math.log10(self.compute / c_max))
-        return self.drift2 * d * d
+    @property
+    def drift2(self) -> float:
+        """The expected squared drift per decade squared (0 without a drift)."""
+        return 0.0 if self.drift is None else float(np.mean(self.drift**2))
+
+    def drift_var(self, reach: float | None = None) -> float:
+        """The expected squared drift at ``reach`` decades from the nearest run (default: the fit's)."""
+        r = self.reach if reach is None else float(reach)
+        return self.drift2 * r * r
 
 
 def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDraws:
@@ -298,30 +308,40 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
     """
     target = parse_target(target)
     if target.kind == "loss":
-        frame = target.point()
-        law = mixed_law_matrix(fit, frame)[:, 0]
+        point = (float(target.N), float(target.D))
+        law = mixed_law_matrix(fit, target.point())[:, 0]
     else:
-        var = "N_opt" if target.kind == "nopt" else "law_loss_opt"  # the drift is added below, as a variance
-        law = mixed(
-            fit, lambda m: np.log(np.asarray(compute_optimal(m, [target.C])[var].values, dtype=float).reshape(-1))
-        )
-    drift2 = 0.0
-    if target.kind != "nopt" and all("drift" in m.posterior for m, _ in law_fits(fit)):
-        drift2 = float(
-            np.mean(mixed(fit, lambda m: np.asarray(m.posterior["drift"].values, dtype=float).reshape(-1)) ** 2)
-        )
+        var = "N_opt" if target.kind == "nopt" else "law_loss_opt"  # the drift is added by the planner
+        both = mixed(fit, lambda m: _optimal_logs(m, float(target.C), var))
+        law, n = both[:, 0], float(np.exp(np.median(both[:, 1])))
+        point = (n, float(target.C) / (6.0 * n))
+    drift = None
+    if target.kind != "nopt" and all(DRIFT in m.posterior for m, _ in law_fits(fit)):
+        drift = mixed(fit, lambda m: np.asarray(m.posterior[DRIFT].values, dtype=float).reshape(-1))
     if not np.all(np.isfinite(law)):
         raise BayescaleError(f"target {target.label}: the law gives non-finite values for some draws")
+    reach = float(distance_from_runs(fit.spec, fit.runs, pd.DataFrame({"N": [point[0]], "D": [point[1]]}))[0])
     return TargetDraws(
-        law=law, drift2=drift2, compute=float(target.C), noise_var=float(np.mean(noise_var(fit))), target=target
+        law=law,
+        drift=drift,
+        point=point,
+        reach=reach,
+        noise_var=float(np.mean(noise_var(fit))),
+        target=target,
     )
 
 
-def band_from(td: TargetDraws, c_max: float) -> dict[str, float]:
-    """Median and 90% interval of the target on its natural scale, with the drift."""
-    sd_d = math.sqrt(td.drift_var(c_max))
-    rng = np.random.default_rng(0)
-    x = td.law + sd_d * rng.standard_normal(td.law.size)
+def _optimal_logs(fit: Fit, compute: float, var: str) -> np.ndarray:
+    """Per draw: log of ``var`` at the compute-optimal allocation of ``compute``, and log N_opt."""
+    opt = compute_optimal(fit, [compute])
+    return np.stack([np.log(np.asarray(opt[v].values, dtype=float).reshape(-1)) for v in (var, "N_opt")], axis=-1)
+
+
+def band_from(td: TargetDraws, reach: float | None = None) -> dict[str, float]:
+    """Median and 90% interval of the target on its natural scale, with each draw's drift at
+    ``reach`` decades (default: the target's distance from the fit's runs): ``predict``'s band."""
+    drift_now = 0.0 if td.drift is None else td.drift * (td.reach if reach is None else float(reach))
+    x = td.law + drift_now
     lo, med, hi = np.quantile(x, [0.05, 0.5, 0.95])
     lo_l, hi_l = np.quantile(td.law, [0.05, 0.95])
     out = {
@@ -335,7 +355,7 @@ def band_from(td: TargetDraws, c_max: float) -> dict[str, float]:
     }
     if td.target.is_decision:
         p = float(
-            np.mean(norm.cdf((math.log(td.target.threshold) - td.law) / math.sqrt(td.drift_var(c_max) + td.noise_var)))
+            np.mean(norm.cdf((math.log(td.target.threshold) - td.law) / math.sqrt(td.drift_var(reach) + td.noise_var)))
         )
         out["p_below"] = p
     return out
@@ -350,8 +370,7 @@ def target_band(fit: Fit, target: Target | str | Mapping[str, Any]) -> dict[str,
     --------
     >>> target_band(fit, "N=7e9,D=1.4e12")["log_width90"]   # doctest: +SKIP
     """
-    td = target_draws(fit, target)
-    return band_from(td, float(fit.runs["C"].max()))
+    return band_from(target_draws(fit, target))
 
 
 # ------------------------------------------------------------------ candidates
