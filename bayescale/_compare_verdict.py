@@ -38,7 +38,18 @@ def table_of(c: Comparison) -> pd.DataFrame:
     t = dec.table[["median", "lo", "hi", "risk", "p_best"]].copy()
     t["regret"] = cq.regret(X)
     base = c.losses[c.baseline]
-    cols = ("multiplier", "mult_lo", "mult_hi", "mult_clipped", "p_better", "diff", "diff_lo", "diff_hi", "p_cross")
+    cols = (
+        "multiplier",
+        "mult_lo",
+        "mult_hi",
+        "mult_clipped",
+        "p_better",
+        "diff",
+        "diff_lo",
+        "diff_hi",
+        "diff_mean",
+        "p_cross",
+    )
     for col in cols + ("cross_C", "cross_lo", "cross_hi"):
         t[col] = np.nan
     crosses = _crossing_draws(c)
@@ -49,12 +60,29 @@ def table_of(c: Comparison) -> pd.DataFrame:
         diff = c.losses[g] - base
         t.loc[g, "p_better"] = float(np.mean(diff < 0))
         med, lo, hi = cq.interval(diff, c.ci_prob)
-        t.loc[g, ["diff", "diff_lo", "diff_hi"]] = (float(np.mean(diff)), lo, hi)
+        # the median beside the interval (a heavy tail can put the mean outside it), and the mean
+        t.loc[g, ["diff", "diff_lo", "diff_hi", "diff_mean"]] = (med, lo, hi, float(np.mean(diff)))
         where = crosses[g]
         t.loc[g, "p_cross"] = float(np.mean((where > 0) & np.isfinite(where)))
         t.loc[g, ["cross_C", "cross_lo", "cross_hi"]] = cq.location_interval(where, c.ci_prob)
     t.index.name = c.by
     return t
+
+
+def multiplier_bounds(row: Any, unit: str = "", fmt: str = ".3g") -> tuple[str, str]:
+    """The multiplier's interval edges as text; an edge held at the searched range's bound
+    (:data:`K_RANGE`) reads ``<=lo`` or ``>=hi``: the draws run beyond it."""
+    edge = 1 + 1e-6
+    lo = ("<=" if row["mult_lo"] <= cq.K_RANGE[0] * edge else "") + f"{row['mult_lo']:{fmt}}{unit}"
+    hi = (">=" if row["mult_hi"] >= cq.K_RANGE[1] / edge else "") + f"{row['mult_hi']:{fmt}}{unit}"
+    return lo, hi
+
+
+def _heavy_tail(row: Any) -> str:
+    """Said when the mean difference lies outside its interval: a few draws far out carry it."""
+    if row["diff_lo"] <= row["diff_mean"] <= row["diff_hi"]:
+        return ""
+    return f"; mean {row['diff_mean']:+.4f}, outside it: a heavy tail of draws"
 
 
 def _crossing_draws(c: Comparison) -> dict[str, np.ndarray]:
@@ -100,8 +128,8 @@ def verdict_of(c: Comparison) -> str:
         r = t.loc[g]
         parts.append(
             f"{g} beats {c.baseline} with probability {r['p_better']:.2f} (loss difference {r['diff']:+.4f}, "
-            f"{pct} interval {r['diff_lo']:+.4f} to {r['diff_hi']:+.4f}); {g} is worth {r['multiplier']:.3g}x "
-            f"{c.baseline}'s compute ({pct} interval {r['mult_lo']:.3g}x-{r['mult_hi']:.3g}x)"
+            f"{pct} interval {r['diff_lo']:+.4f} to {r['diff_hi']:+.4f}{_heavy_tail(r)}); {g} is worth "
+            f"{r['multiplier']:.3g}x {c.baseline}'s compute ({pct} interval {'-'.join(multiplier_bounds(r, 'x'))})"
             + _trend_clause(c, g)
             + _crossing_clause(c, r)
         )

@@ -127,12 +127,28 @@ def parse_target(at: Any) -> Target:
 # ------------------------------------------------------------------ inputs
 
 
+#: Columns that measure a run rather than name its recipe: grouping by one would make each size (or
+#: loss) a "recipe" of its own, whose law its single value cannot identify.
+NOT_GROUPS = ("N", "D", "C", "U", "loss", "epochs", "run_id")
+
+
 def _groups(table: pd.DataFrame, by: str) -> list[str]:
-    if by not in table.columns:
-        raise BayescaleError(f"grouping column {by!r} is not in the runs table; its columns are {list(table.columns)}")
+    if by not in table.columns or by == "derived":
+        named = [c for c in table.columns if c != "derived"]
+        raise BayescaleError(
+            f"grouping column {by!r} is not in the runs table; its columns are {join_names(named, quoted=True)}"
+        )
+    if by in NOT_GROUPS:
+        raise BayescaleError(
+            f"grouping column {by!r} measures each run (one of {join_names(NOT_GROUPS, 'or', quoted=True)}), it does "
+            "not name its recipe; group by a column that names the recipe (e.g. 'recipe')"
+        )
     if table[by].isna().any():
-        rows = table.loc[table[by].isna(), "run_id"].tolist()
-        raise BayescaleError(f"grouping column {by!r} is blank in rows {rows[:10]}")
+        rows = table.loc[table[by].isna(), "run_id"].astype(str)
+        raise BayescaleError(
+            f"grouping column {by!r} is blank in the rows with run_id {join_names(rows, quoted=True)}; name each "
+            "run's recipe, or leave those runs out"
+        )
     groups = [safe_group_name(g) for g in pd.unique(table[by].astype(str))]
     if len(groups) < 2:
         raise BayescaleError(
@@ -327,7 +343,8 @@ class Comparison:
         regret; for the others also the multiplier over the baseline at the target (with
         ``mult_clipped``, the share of draws beyond the searched range, whose interval edge is then
         that range's bound), ``p_better``,
-        the loss difference (mean, interval), ``p_cross`` (the curves cross between the smallest
+        the loss difference (``diff`` its median, ``diff_lo``-``diff_hi`` its interval, ``diff_mean`` the
+        expected difference), ``p_cross`` (the curves cross between the smallest
         run and the target) and the crossing's compute over all draws, median ``cross_C`` and
         interval ``cross_lo``-``cross_hi``: ``inf`` where it lies beyond the target, ``0`` before
         the smallest run (a median of the crossing draws alone would sit early, see

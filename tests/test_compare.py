@@ -82,6 +82,21 @@ def test_known_multiplier_is_recovered(doubled_cmp) -> None:
     assert all(m["lo"] < 2.0) and all(m["hi"] > 2.0)
 
 
+def test_the_loss_difference_is_its_median_beside_its_interval_and_a_clipped_multiplier_says_so(doubled_cmp):
+    """The verdict's loss difference is the median, inside its interval; the mean (``diff_mean``) is said
+    only when a heavy tail puts it outside. A multiplier interval held at the searched range reads >=."""
+    from bayescale._compare_verdict import _heavy_tail, multiplier_bounds
+
+    row = doubled_cmp.table().loc["B"]
+    diff = doubled_cmp.losses["B"] - doubled_cmp.losses["A"]
+    assert row["diff"] == pytest.approx(np.median(diff)) and row["diff_mean"] == pytest.approx(np.mean(diff))
+    assert f"loss difference {row['diff']:+.4f}," in doubled_cmp.verdict and "heavy tail" not in doubled_cmp.verdict
+    tail = {"diff": 0.07, "diff_lo": -3.25, "diff_hi": 0.79, "diff_mean": -5.02}
+    assert _heavy_tail(tail) == "; mean -5.0200, outside it: a heavy tail of draws"
+    clipped = {"mult_lo": 0.00205, "mult_hi": 1e4}
+    assert multiplier_bounds(clipped, "x") == ("0.00205x", ">=1e+04x")
+
+
 def test_known_multiplier_with_shared_exponents_is_tight(doubled: pd.DataFrame) -> None:
     share = {"share": ["E", "alpha", "beta"]}
     cmp = bs.compare(doubled, at={"C": TARGET}, method="laplace", pooling=share, drift_correlation=1.0)
@@ -451,7 +466,13 @@ def test_report_and_figure(doubled_cmp, tmp_path) -> None:
 @pytest.mark.parametrize(
     "change, kwargs, match",
     [
-        (lambda r: r.drop(columns="recipe"), {}, "grouping column 'recipe' is not in the runs table"),
+        (
+            lambda r: r.drop(columns="recipe"),
+            {},
+            r"grouping column 'recipe' is not in the runs table; its columns are 'run_id', 'N', 'D', 'C', 'loss', 'loss_true' and 'source'$",
+        ),
+        (lambda r: r, {"by": "N"}, "grouping column 'N' measures each run .* it does not name its recipe"),
+        (lambda r: r.assign(recipe=r["recipe"].where(r.index > 0)), {}, r"is blank in the rows with run_id 'A0';"),
         (lambda r: r.assign(recipe="A"), {}, "has one group"),
         (lambda r: r[(r.recipe == "A") | (r.index % 6 == 0)], {}, "at least as many runs as its free parameters"),
         (lambda r: r, {"baseline": "Z"}, "baseline 'Z' is not a group"),

@@ -87,12 +87,9 @@ def _comparison_text(cmp: Any) -> str:
 
 def _multiplier_interval(row: Any) -> str:
     """``[lo, hi]``; an edge held at the searched range's bound reads ``<=lo`` or ``>=hi``."""
-    from bayescale._compare_quantities import K_RANGE
+    from bayescale._compare_verdict import multiplier_bounds
 
-    edge = 1 + 1e-6
-    lo = ("<=" if row["mult_lo"] <= K_RANGE[0] * edge else "") + _fmt(row["mult_lo"], 3)
-    hi = (">=" if row["mult_hi"] >= K_RANGE[1] / edge else "") + _fmt(row["mult_hi"], 3)
-    return f"[{lo}, {hi}]"
+    return "[{}, {}]".format(*multiplier_bounds(row))
 
 
 def _compare_cmd(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from .._compare_verdict import multiplier_bounds
 from ..plots import plot_comparison
 from ._elements import _Answer, _Figure, _Heading, _List, _Para, _Table, figure_png
 
@@ -35,7 +36,7 @@ def comparison_blocks(cmp: Comparison) -> tuple[str, list[Any]]:
             f"{r['lo']:.4f}-{r['hi']:.4f}",
             f"{r['p_best']:.2f}",
             f"{r['regret']:.4f}",
-            "baseline" if g == cmp.baseline else f"{_g(r['multiplier'])}x ({_g(r['mult_lo'])}-{_g(r['mult_hi'])})",
+            "baseline" if g == cmp.baseline else f"{_g(r['multiplier'])}x ({'-'.join(multiplier_bounds(r))})",
             _g(r["p_better"], 2),
             _g(r["p_cross"], 2),
             "-"
