@@ -25,7 +25,8 @@ import bayescale as bs
 from bayescale import checks, report
 from bayescale.cli import report as report_cli
 from bayescale.errors import BayescaleError
-from bayescale.report._answer import answer_warnings
+from bayescale.frontier import frontier
+from bayescale.report._answer import _headline, answer_warnings
 from bayescale.report._content import _fresh_tokens_note
 from bayescale.testing import fit_from_draws, synthetic_runs
 
@@ -521,3 +522,17 @@ def test_the_frontier_says_it_trains_on_fresh_tokens_when_the_runs_repeat_data()
     repeated = runs.assign(U=lambda t: np.where(t.index < 3, t["D"] / 4, t["D"]))
     note = _fresh_tokens_note(fit_from_draws("chinchilla", repeated, _draws()))
     assert "3 of the runs repeat data" in note and "--unique-tokens" in note
+
+
+def test_the_frontier_table_and_headline_read_the_optimal_loss_that_optimal_prints(md_report, material):
+    """The report's frontier losses were `predict` at the median allocation (1.867, 1.616-2.212 at 1000x on
+    the pilots) where `optimal` gives each draw's own optimum (1.842, 1.584-2.194): one quantity, one band."""
+    fit = material["fit"]
+    cmax = float(fit.runs["C"].max())
+    expected = frontier(fit, [1000 * cmax], ci_probs=[0.9]).iloc[0]
+    row = next(line for line in md_report.read_text(encoding="utf-8").splitlines() if line.startswith("| 1000x |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[-2] == f"{expected['loss_opt_median']:.4f}"
+    assert cells[-1] == f"{expected['loss_opt_lo90']:.4f} - {expected['loss_opt_hi90']:.4f}"
+    headline = _headline(fit, None, (1000, expected))
+    assert f"reaches loss {expected['loss_opt_median']:.3f}, 90% interval {expected['loss_opt_lo90']:.3f}-" in headline

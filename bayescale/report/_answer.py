@@ -54,12 +54,12 @@ def _headline(fit: Fit, decision: Any, extrapolation: Any) -> str:
     if decision is not None:
         return decision.verdict()
     if extrapolation is not None:
-        scale, f, b = extrapolation
+        scale, f = extrapolation
         drift = " (with the spec's extrapolation drift)" if fit.spec.extrapolation is not None else ""
         return (
             f"At {scale:g}x the largest run's compute (C = {_num(f['C'], 3)} FLOPs), the compute-optimal model "
             f"(N = {_num(f['N_opt_median'], 3)}, D = {_num(f['D_opt_median'], 3)}) reaches loss "
-            f"{b['median']:.3f}, 90% interval {b['lo90']:.3f}-{b['hi90']:.3f}{drift}."
+            f"{f['loss_opt_median']:.3f}, 90% interval {f['loss_opt_lo90']:.3f}-{f['loss_opt_hi90']:.3f}{drift}."
         )
     s = fit.summary()
     medians = ", ".join(f"{p} = {_num(s.loc[p, 'median'], 3)}" for p in fit.spec.law.params if p in s.index)
@@ -133,7 +133,7 @@ def _extrapolation_cautions(fit: Fit, extrapolation: Any) -> list[str]:
     """``decide``'s and ``predict``'s cautions for the headline's extrapolation point (a decision says its own)."""
     if extrapolation is None:
         return []
-    _, f, _ = extrapolation
+    _, f = extrapolation
     point = pd.DataFrame(
         {"N": [f["N_opt_median"]], "D": [f["D_opt_median"]], "C": [f["C"]]}, index=["the answer's point"]
     )

@@ -17,7 +17,7 @@ from .._runs_input import repeated_rows
 from .._words import count, restepped_words
 from ..checks import ComparisonWarning, coverage, design_warnings, loo, loo_pit
 from ..errors import BayescaleError
-from ..frontier import band_table, frontier
+from ..frontier import frontier
 from ._answer import answer_block
 from ._elements import (
     _Figure,
@@ -127,24 +127,22 @@ def _summary(fit: Fit, bands: Any) -> list[Any]:
     return out
 
 
-def _frontier_bands(fit: Fit) -> tuple[Any, Any] | None:
-    """The compute-optimal frontier at multiples of the largest run's compute, and the law's loss band at
-    its median allocation; None for a law without N and D. Computed once: the table and the answer box read it."""
+def _frontier_bands(fit: Fit) -> Any | None:
+    """The compute-optimal frontier at multiples of the largest run's compute, with the optimal loss's band
+    (each draw at its own optimum, drift included: what `bayescale optimal` prints); None for a law
+    without N and D. Computed once: the table and the answer box read it."""
     if "C" not in fit.runs or not {"N", "D"} <= set(fit.spec.columns):
         return None
     cmax = float(fit.runs["C"].max())
-    budgets = np.array([k * cmax for k in EXTRAPOLATION_SCALES])
-    fr = frontier(fit, budgets, ci_probs=[0.9])
-    n_opt = fr["N_opt_median"].to_numpy(float)
-    return fr, band_table(fit.predict({"N": n_opt, "D": budgets / (6.0 * n_opt)}), ci_probs=[0.9])
+    return frontier(fit, np.array([k * cmax for k in EXTRAPOLATION_SCALES]), ci_probs=[0.9])
 
 
-def _extrapolation(fit: Fit, bands: tuple[Any, Any] | None) -> list[Any]:
+def _extrapolation(fit: Fit, bands: Any | None) -> list[Any]:
     """Loss along the compute-optimal frontier at multiples of the largest run's compute."""
     if bands is None:
         return []
     rows = []
-    for k, (_, f), (_, b) in zip(EXTRAPOLATION_SCALES, bands[0].iterrows(), bands[1].iterrows()):
+    for k, (_, f) in zip(EXTRAPOLATION_SCALES, bands.iterrows()):
         rows.append(
             (
                 f"{k:g}x",
@@ -152,15 +150,16 @@ def _extrapolation(fit: Fit, bands: tuple[Any, Any] | None) -> list[Any]:
                 f"{_num(f['N_opt_median'], 3)} ({_num(f['N_opt_lo90'], 3)} - {_num(f['N_opt_hi90'], 3)})",
                 f"{_num(f['D_opt_median'], 3)} ({_num(f['D_opt_lo90'], 3)} - {_num(f['D_opt_hi90'], 3)})",
                 _num(f["tokens_per_param_median"], 3),
-                _fixed(b["median"]),
-                _interval(b["lo90"], b["hi90"]),
+                _fixed(f["loss_opt_median"]),
+                _interval(f["loss_opt_lo90"], f["loss_opt_hi90"]),
             )
         )
     return [
         _Heading("Extrapolation along the compute-optimal frontier", "extrapolation", level=3),
         _Para(
             "Compute-optimal model size N and tokens D (posterior median and 90% interval) at multiples of the "
-            "largest run's compute, and the law's loss at the median allocation (without run-to-run noise"
+            "largest run's compute, and the loss at the optimum (each posterior draw at its own optimal split, "
+            "as `bayescale optimal` gives it; without run-to-run noise"
             + (", with the spec's extrapolation drift" if fit.spec.extrapolation is not None else "")
             + "). These points follow the fitted law's own optimal split of each budget; `bayescale demo` and "
             "Chinchilla's rule of thumb use D = 20 N instead, which for small pilots can be far from it, so "
@@ -441,7 +440,7 @@ def _blocks(
         psis = pit = None
     progress.step("the answer, provenance and summary")
     bands = _frontier_bands(fit)
-    far = None if bands is None else (EXTRAPOLATION_SCALES[-1], bands[0].iloc[-1], bands[1].iloc[-1])
+    far = None if bands is None else (EXTRAPOLATION_SCALES[-1], bands.iloc[-1])
     blocks: list[Any] = [answer_block(fit, psis=psis, decision=decision, validation=validation, extrapolation=far)]
     blocks += _provenance(fit, now)
     blocks += _summary(fit, bands)
