@@ -238,8 +238,10 @@ def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarra
         )
         lp = np.asarray(d.log_prob(jnp.asarray(y)[None, :]))
         pit = np.asarray(d.cdf(jnp.asarray(y)[None, :])).mean(axis=0)
+        # the band and median of the same predictive the p-value and flag read (not the replicated
+        # draws' quantiles, whose sampling error could flag a run inside its printed band)
+        lo90, med, hi90 = _mixture_quantiles(d, (0.05, 0.5, 0.95), rep.min(axis=0) - 1.0, rep.max(axis=0) + 1.0)
     lpd = np.log(np.mean(np.exp(lp - lp.max(axis=0)), axis=0)) + lp.max(axis=0)
-    med = np.quantile(rep, 0.5, axis=0)
     tail = np.clip(np.minimum(pit, 1.0 - pit), _SMALLEST_TAIL, 0.5)
     out = pd.DataFrame(
         {
@@ -249,8 +251,8 @@ def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarra
             "C": table["C"].to_numpy(float),
             "observed": np.exp(y),
             "median": np.exp(med),
-            "lo90": np.exp(np.quantile(rep, 0.05, axis=0)),
-            "hi90": np.exp(np.quantile(rep, 0.95, axis=0)),
+            "lo90": np.exp(lo90),
+            "hi90": np.exp(hi90),
             "pit": pit,
             "p_value": np.minimum(1.0, 2 * np.minimum(pit, 1 - pit)),
             "z": np.sign(pit - 0.5) * -stats.norm.ppf(tail),
@@ -262,6 +264,22 @@ def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarra
     out["surprise"] = (out["pit"] < 0.05) | (out["pit"] > 0.95)
     return out, rep
 
+
+def _mixture_quantiles(d: Any, probs: Sequence[float], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Quantiles (one row per prob, one column per run) of the predictive mixture, the mean over draws of
+    ``d``'s CDFs (batch draws x runs), by bisection between ``lo`` and ``hi`` (per run, log loss)."""
+    p = jnp.asarray(probs, dtype=jnp.float64)[:, None]
+    a = jnp.broadcast_to(jnp.asarray(lo, dtype=jnp.float64), (len(probs), len(lo)))
+    b = jnp.broadcast_to(jnp.asarray(hi, dtype=jnp.float64), a.shape)
+    for _ in range(_BISECTIONS):
+        m = 0.5 * (a + b)
+        below = d.cdf(m[:, None, :]).mean(axis=1) < p
+        a, b = jnp.where(below, m, a), jnp.where(below, b, m)
+    return np.asarray(0.5 * (a + b), dtype=float)
+
+
+#: Halvings of the bracket in :func:`_mixture_quantiles`: a bracket a few nats wide ends below 1e-12.
+_BISECTIONS = 48
 
 #: Fewer held-out runs than this and :class:`Validation`'s coverages are said to say little: each run moves
 #: them by more than 0.2, so a 90% band can read 1.00 or 0.75 by chance.
@@ -481,7 +499,7 @@ def _surprise_pattern(table: pd.DataFrame, rep: np.ndarray) -> list[str]:
     runs), in which the runs share each draw's parameters, so that a posterior unsure of the law's level
     moves all runs together by itself."""
     n, k = len(table), int(table["surprise"].sum())
-    lo, med, hi = (np.log(table[c].to_numpy(float)) for c in ("lo90", "median", "hi90"))  # rep's own quantiles
+    lo, med, hi = np.quantile(rep, [0.05, 0.5, 0.95], axis=0)  # rep's own quantiles: chance counted on rep
     out = []
     p_many = float(np.mean(((rep < lo) | (rep > hi)).sum(axis=1) >= k))
     if k and p_many <= PATTERN_P:

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.optimize
 import scipy.stats as st
 
 import bayescale as bs
@@ -82,6 +83,15 @@ def test_predictive_table_hand_computed(fixed, runs):
     assert t["p_value"].iloc[0] == pytest.approx(2 * min(pit, 1 - pit), rel=1e-9)
     assert t["log_pred_density"].iloc[0] == pytest.approx(lpd, rel=1e-9)
     assert t["surprise"].iloc[0] == (pit < 0.05 or pit > 0.95)
+    # the band is the same mixture's quantiles (an equal mix of two normals here), so a run just inside
+    # its printed edge is not flagged and one just outside is
+    mix = lambda x: np.mean([st.norm.cdf(x, mu, s) for s in draws["sigma"]])  # noqa: E731
+    hi = scipy.optimize.brentq(lambda x: mix(x) - 0.95, mu, mu + 1.0, xtol=1e-14)
+    assert t["hi90"].iloc[0] == pytest.approx(np.exp(hi), rel=1e-9) and t["median"].iloc[0] == pytest.approx(np.exp(mu))
+    edge = pd.concat([new, new], ignore_index=True).assign(
+        run_id=["in", "out"], loss=np.exp(hi) * np.array([0.9999, 1.0001])
+    )
+    assert list(checks.predictive_table(fit, edge, seed=0)["surprise"]) == [False, True]
 
 
 def test_band_names_and_coverage():
