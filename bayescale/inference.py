@@ -544,8 +544,6 @@ def fit_quietly(
     t0 = time.perf_counter()
     logx, y, post64, lap = _map_and_laplace(spec, table, rng)
     device, dtype = _device_and_dtype(spec, len(table))
-    if method != "nuts":
-        warn_if_degenerate_laplace(spec, lap, stacklevel=4)
     flat, stats, drawn = _draw(spec, method, logx, y, lap, rng, device, dtype, progress, post64)
     stuck = stuck_chains(stats, spec.sampler.target_accept)
     flat, stats, modes = settle(post64, lap.modes, flat, stats, (logx, y), table, method, stuck)  # mixed by weight
@@ -569,6 +567,8 @@ def fit_quietly(
     )
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
+    if method != "nuts":
+        warn_if_degenerate_laplace(result, stacklevel=4)
     warn_if_unconverged(result, stacklevel=4)  # Laplace too: it may leave modes out
     return result
 
@@ -604,7 +604,7 @@ def _natural(post64: Posterior, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
 
 
-def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, stacklevel: int = 2) -> None:
+def warn_if_degenerate_laplace(fit: Fit, stacklevel: int = 2) -> None:
     """Warn when a Laplace approximation sits at a degenerate mode.
 
     With no more runs than law parameters the law can pass through every run, the posterior
@@ -613,10 +613,12 @@ def warn_if_degenerate_laplace(spec: ModelSpec, lap: Laplace, stacklevel: int = 
     noise prior keeps the scale honest.
     """
     # (a collapsed noise scale, and no more runs than parameters, are problems Fit.diagnostics says,
-    # from the draws, so a saved fit says them too; the Hessian is not kept, so it is said here)
-    if not lap.converged:
+    # from the draws, so a saved fit says them too; the Hessian is not kept, so it is said here, unless
+    # the collapsed noise already says the approximation is degenerate)
+    said = any("approximation is degenerate" in p for p in fit.diagnostics()["problems"])
+    if not fit.laplace.converged and not said:
         warnings.warn(
-            f"spec {spec.name!r}: the Laplace approximation is degenerate (the Hessian at the mode is not positive "
+            f"spec {fit.spec.name!r}: the Laplace approximation is degenerate (the Hessian at the mode is not positive "
             "definite), so its bands are far too narrow; fit with method='nuts' or add runs",
             ConvergenceWarning,
             stacklevel=stacklevel + 1,
@@ -628,7 +630,8 @@ def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
     d = fit.diagnostics()
     if d["problems"]:
         category = MultimodalWarning if len(d["modes"]) > 1 else ConvergenceWarning
-        warnings.warn("sampling may not be trustworthy: " + " ".join(d["problems"]), category, stacklevel=stacklevel)
+        said = "; ".join(p.strip().rstrip(".") for p in d["problems"])
+        warnings.warn(f"sampling may not be trustworthy: {said}.", category, stacklevel=stacklevel)
 
 
 __all__ = ["Fit", "Laplace", "enable_compilation_cache", "fit", "make_model", "points_frame"]

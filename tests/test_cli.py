@@ -1430,3 +1430,17 @@ def test_a_typical_session_prints_words_not_python_reprs(fixed_fit: dict, tmp_pa
     assert "\u202e" not in "".join(t for _, t in texts.values())  # never printed raw: it would reverse the line
     for what, (_, text) in texts.items():
         assert not [t for t in REPR_TELLS if t in text], (what, text[-1500:])
+
+
+def test_summary_says_each_finding_once_where_stdout_and_stderr_are_one_stream(tmp_path: Path) -> None:
+    """`summary` prints its findings on stdout (kept by `summary > file`) and warns of them on stderr;
+    where both streams are one (a terminal, `2>&1`) the warning repeated every line: now said once."""
+    runs = synthetic_runs("chinchilla", TRUTH, N=(1e8, 1e9), tokens_per_param=(10, 40), sigma=0.01, seed=3)
+    draws = {k: np.full(40, v) for k, v in TRUTH.items()} | {"sigma": np.full(40, 0.01)}
+    path = fit_from_draws("chinchilla", runs, draws).save(tmp_path / "four.nc")
+    problem = "4 runs for 5 law parameters"
+    cmd = [sys.executable, "-m", "bayescale", "summary", str(path)]
+    both = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True).stdout
+    assert both.count(problem) == 1, both
+    apart = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert apart.stdout.count(problem) == 1 and f"warning: {problem}" in apart.stderr

@@ -421,6 +421,21 @@ def _warn(message: str) -> None:
     print(f"warning: {_one_line(message)}", file=sys.stderr)
 
 
+def _warn_unless_printed(message: str) -> None:
+    """Warn of what stdout has just said, unless stdout and stderr are one stream (a terminal, or
+    ``2>&1``), where the warning would repeat it line for line; ``cmd > file`` still warns."""
+    if not _one_stream():
+        _warn(message)
+
+
+def _one_stream() -> bool:
+    try:
+        out, err = os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):  # captured streams (tests, notebooks) have no file
+        return False
+    return (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino)
+
+
 def _say_fit_problems(fit: Any) -> list[str]:
     """A loaded fit's problems (sampling, too few runs, a law that misfits its runs), warned again
     wherever its bands are used, so that no band leaves them behind; returned for the JSON output."""

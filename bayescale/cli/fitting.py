@@ -36,7 +36,7 @@ from ._common import (
     _table,
     _validate_output,
     _validate_point,
-    _warn,
+    _warn_unless_printed,
     _with_readable_warnings,
     load_fit,
     parse_point,
@@ -189,18 +189,19 @@ def cmd_summary(args: argparse.Namespace) -> int:
     print(_diagnostics_line(diag))
     for line in _modes_lines(diag):
         print(line)
-    # Every finding is part of the summary (stdout, so that `summary > file` keeps it) and is warned too.
+    # Every finding is part of the summary (stdout, so that `summary > file` keeps it) and is warned too,
+    # unless stdout is stderr's stream (a terminal), where the warning would repeat it.
     if misfit is not None and not misfit.misfits:
         print(f"law fit: {misfit}")
     for message in misfit.messages if misfit is not None else []:
         print(f"law fit: the law misfits its runs: {_one_line(message)}")
-        _warn(f"the law misfits its runs: {message}")
+        _warn_unless_printed(f"the law misfits its runs: {message}")
     if misfit is not None and misfit.misfits:
         print(f"law fit: what to do: {misfit.advice}")
-        _warn(f"what to do about the law's misfit: {misfit.advice}")
+        _warn_unless_printed(f"what to do about the law's misfit: {misfit.advice}")
     for problem in diag.get("problems", []):
         print(f"problem: {_one_line(problem)}")
-        _warn(problem)
+        _warn_unless_printed(problem)
     _print_sensitivity(sensitivity, trusted=not diag.get("problems"))
     return 0
 
@@ -221,7 +222,7 @@ def _print_sensitivity(s: Any, trusted: bool = True) -> None:
         return
     for message in s.messages:
         print(f"prior sensitivity: {_one_line(message)}")
-        _warn(message)
+        _warn_unless_printed(message)
     if s.method in ("laplace", "fixed"):
         print(s.summary().splitlines()[-1] + caveat)
     elif caveat:
