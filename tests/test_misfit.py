@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from bayescale._neighbours import neighbour_graph, neighbour_test
 from bayescale.misfit import Misfit, misfit, warn_if_misfit
 from bayescale.testing import fit_from_draws, synthetic_runs
 
+ROOT = Path(__file__).resolve().parents[1]
 TRUTH = {"E": 1.8, "A": 480, "B": 2000, "alpha": 0.35, "beta": 0.36}
 GRID15 = dict(N=(1e7, 3e7, 1e8, 3e8, 1e9), tokens_per_param=(5, 20, 80))
 GRID40 = dict(N=tuple(np.geomspace(1e7, 3e9, 8)), tokens_per_param=(5, 10, 20, 40, 80))
@@ -281,3 +284,22 @@ def test_one_run_far_off_is_named_and_its_check_comes_first():
     first = [f for f in m.findings if f.fires][0] if m.misfits else None
     assert m.messages[0].startswith(f"run {r.loc[odd, 'run_id']!r} sits 2") and first is not None, m.summary()
     assert m.advice.startswith(f"check run {r.loc[odd, 'run_id']!r}") and m.severity == "severe"
+
+
+def test_a_pattern_one_run_carries_alone_names_that_run():
+    """A new user's table: the committed pilots with one of the 6 largest 50% high. "The 6 largest runs
+    sit 3.7% above the law" was all they were told under NUTS (the single-run test missed it at p 0.013):
+    the pattern now says the run carries it alone, and the advice is to check that run. A bend that many
+    runs share is never put on one run."""
+    r = bs.load_runs(ROOT / "data" / "pilot_runs.csv").sort_values("C").reset_index(drop=True)
+    odd = len(r) - 6
+    r.loc[odd, "loss"] *= 1.5
+    m = misfit(laplace(r))
+    name = f"run {r.loc[odd, 'run_id']!r}"
+    (largest,) = [f for f in m.findings if f.kind == "largest"]
+    assert largest.fires and largest.carried_by == name
+    assert re.search(rf"one run carries this alone: {re.escape(name)}, 5\d% above the law", largest.message)
+    assert m.advice.startswith(f"check {name}")
+    bent = [misfit(laplace(runs(s, grid=GRID40, sigma=0.005, bend="C"), s)) for s in range(200, 204)]
+    assert sum(f.fires for m in bent for f in m.findings) >= 2  # detected, and never put on one run
+    assert not [f.carried_by for m in bent for f in m.findings if f.carried_by]

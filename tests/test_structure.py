@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "_direction": 2,
     "_outlier": 2,
     "_misfit_words": 2,
+    "_misfit_finding": 2,
     "_exported": 2,
     "discrepancy": 6,
     "_identified": 6,
