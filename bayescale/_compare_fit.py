@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,7 +122,24 @@ def fit_grouped(
     return gfit, tuple(dict.fromkeys(doubts))
 
 
+#: A learned gap whose 95% quantile is above this share of its hyperprior's upper bound presses the bound.
+GAP_AT_BOUND = 0.9
+
+
+def gap_at_bound(spec: ModelSpec, gap: Mapping[str, float]) -> str:
+    """Said when the learned gap presses its hyperprior's upper bound: the runs' gaps drift at least as
+    much as the bound allows, so the bands may be too narrow (Porian's settings pressed 0.1)."""
+    high = (spec.gap_per_decade or discrepancy.GAP_HYPERPRIOR).params.get("high")
+    if high is None or gap["q95"] < GAP_AT_BOUND * float(high):
+        return ""
+    return (
+        f"; it presses its hyperprior's upper bound ({float(high):g}), so the recipes' gap may drift more than "
+        "these bands allow: state a wider gap_per_decade in the spec's [extrapolation]"
+    )
+
+
 __all__ = [
+    "gap_at_bound",
     "DOUBTS",
     "LEARNED",
     "drifts",

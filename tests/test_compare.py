@@ -580,3 +580,15 @@ def test_nuts_recovers_the_multiplier(doubled: pd.DataFrame) -> None:
     row = cmp.table().loc["B"]
     assert row["mult_lo"] < 2.0 < row["mult_hi"] and row["p_better"] > 0.5
     assert cmp.fit.diagnostics()["max_r_hat"] < 1.05
+
+
+def test_a_learned_gap_at_its_hyperpriors_upper_bound_is_said() -> None:
+    """Porian's settings learned a gap of 0.092 per decade (90% 0.076-0.100) under a hyperprior capped at 0.1:
+    the bound decided the bands' width, which the words now say, with what to do."""
+    from bayescale._compare_fit import gap_at_bound
+
+    spec = bs.load_spec("chinchilla")
+    assert gap_at_bound(spec, {"median": 0.092, "q05": 0.076, "q95": 0.0995}).startswith(
+        "; it presses its hyperprior's upper bound (0.1)"
+    )
+    assert gap_at_bound(spec, {"median": 0.01, "q05": 0.002, "q95": 0.04}) == ""
