@@ -550,7 +550,9 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any] | ModelSpec) -> Mode
     if not path.exists() and path.suffix == "" and (bundled := _bundled_spec(str(source))) is not None:
         path = bundled
     if not path.is_file():
-        raise SpecError(f"spec file {str(source)!r} not found; bundled specs: {bundled_specs()}")
+        raise SpecError(
+            f"spec file {str(source)!r} not found; the bundled specs are {join_names(bundled_specs(), quoted=True, limit=20)}"
+        )
     try:
         d = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as e:

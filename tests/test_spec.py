@@ -316,11 +316,13 @@ def test_not_toml_file(tmp_path: Path) -> None:
 
 
 def test_missing_file_lists_bundled_specs(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match=r"spec file '.*nope.toml' not found; bundled specs: \[.*'chinchilla'.*\]"):
+    with pytest.raises(
+        SpecError, match=r"spec file '.*nope.toml' not found; the bundled specs are .*'chinchilla'.* and 'recommended'$"
+    ):
         load_spec(tmp_path / "nope.toml")
     with pytest.raises(
         SpecError,
-        match=r"spec file 'chinchila' not found; bundled specs: \['chinchilla', .*'chinchilla_normal', .*'power'",
+        match=r"spec file 'chinchila' not found; the bundled specs are 'chinchilla', .*'chinchilla_normal', .*'power'",
     ):
         load_spec("chinchila")
 

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from bayescale._words import join_names
 from bayescale.errors import BayescaleError
 
 from ._common import (
@@ -30,7 +31,9 @@ def parse_target(text: str) -> dict[str, float]:
     """``--at`` text as a target: ``C=1e23`` or ``N=7e9,D=1.4e12``."""
     point = parse_point(text)
     if set(point) not in ({"C"}, {"N", "D"}):
-        raise BayescaleError(f"--at {text!r}: give C=FLOPS (compute-optimal) or N=PARAMS,D=TOKENS, got {sorted(point)}")
+        raise BayescaleError(
+            f"--at {text!r}: give C=FLOPS (compute-optimal) or N=PARAMS,D=TOKENS, got {join_names(sorted(point), quoted=True)}"
+        )
     return point
 
 
