@@ -48,6 +48,7 @@ from ._misfit_words import where as _where
 from ._neighbours import K_NEIGHBOURS, MIN_RUNS, neighbour_graph, neighbour_test
 from ._outlier import MIN_OFFSET, outlier_test
 from ._outlier import MIN_RUNS as OUTLIER_MIN_RUNS
+from ._words import join_names
 from .data import law_inputs
 from .errors import BayescaleError, MisfitWarning
 from .likelihoods import get_family, noise_value, predictive_variance
@@ -300,7 +301,7 @@ def misfit(
     if not tested:
         raise BayescaleError(
             f"misfit: too few runs to test the law's fit: {n} runs for a law with {len(fit.spec.law.params)} "
-            f"parameters; no residual pattern can be told from noise ({'; '.join(untested)}). Add runs."
+            f"parameters; no residual pattern can be told from noise ({_grouped(untested)}). Add runs."
         )
     rng = np.random.default_rng(seed)
     logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
@@ -343,6 +344,15 @@ def misfit(
     )
 
 
+def _grouped(untested: list[str]) -> str:
+    """``label: reason`` items with one reason said once, after the labels that share it."""
+    by_reason: dict[str, list[str]] = {}
+    for item in untested:
+        label, _, reason = item.partition(": ")
+        by_reason.setdefault(reason, []).append(label)
+    return "; ".join(f"{join_names(labels)}: {reason}" for reason, labels in by_reason.items())
+
+
 def _validate_arguments(fit: Any, level: Any, alpha: Any, min_effect: Any) -> None:
     if not isinstance(fit, FittedLaw):
         raise BayescaleError(f"misfit needs a Fit (from bayescale.fit), got {type(fit).__name__}")
@@ -373,7 +383,8 @@ def _testable(runs: pd.DataFrame, q0: np.ndarray) -> tuple[list[tuple], list[str
         dof = n - q.shape[1] - max(width, 1)
         if dof < MIN_DOF:
             untested.append(
-                f"{label}: {n} runs leave {dof} degrees of freedom after the law's {q0.shape[1]} (need {MIN_DOF})"
+                f"{label}: {n} runs leave {max(dof, 0)} degrees of freedom beside the {q0.shape[1]} directions the "
+                f"law and a constant can follow (need {MIN_DOF})"
             )
         elif width == 0:
             untested.append(f"{label}: the law itself can follow it exactly")
