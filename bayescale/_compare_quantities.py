@@ -176,6 +176,8 @@ def trend_words(levels: Sequence[float], medians: Sequence[float]) -> str:
         return ""
     if 1 / TREND_TOLERANCE < m[-1] / m[0] < TREND_TOLERANCE:
         return "roughly constant with scale"
+    if (m[0] - 1) * (m[-1] - 1) < 0:  # the medians cross 1: the advantage changes hands, it does not narrow
+        return "the advantage changes hands with scale"
     return "the gap widens with scale" if abs(np.log(m[-1])) > abs(np.log(m[0])) else "the gap narrows with scale"
 
 

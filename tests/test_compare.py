@@ -592,3 +592,13 @@ def test_a_learned_gap_at_its_hyperpriors_upper_bound_is_said() -> None:
         "; it presses its hyperprior's upper bound (0.1)"
     )
     assert gap_at_bound(spec, {"median": 0.01, "q05": 0.002, "q95": 0.04}) == ""
+
+
+def test_the_trend_in_words_says_when_the_advantage_changes_hands() -> None:
+    from bayescale._compare_quantities import trend_words
+
+    levels = [1e21, 1e22, 1e23]
+    assert trend_words(levels, [1.8, 1.2, 0.685]) == "the advantage changes hands with scale"  # was "narrows"
+    assert trend_words(levels, [1.8, 1.5, 1.3]) == "the gap narrows with scale"
+    assert trend_words(levels, [0.5, 0.3, 0.2]) == "the gap widens with scale"
+    assert trend_words(levels, [1.8, 1.85, 1.9]) == "roughly constant with scale"
