@@ -29,6 +29,7 @@ from .discrepancy import calibration
 from .errors import BayescaleError, RunsTableWarning
 from .frontier import compute_optimal
 from .inference import METHODS, Fit
+from .likelihoods import mixture_cdf, mixture_quantiles
 from .model import noise_names, observation_dist, parameter_priors, sample_observations
 from .spec import ModelSpec, load_spec
 
@@ -237,10 +238,10 @@ def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarra
             {k: jnp.asarray(v.reshape(-1, 1)) for k, v in noise.items()},
         )
         lp = np.asarray(d.log_prob(jnp.asarray(y)[None, :]))
-        pit = np.asarray(d.cdf(jnp.asarray(y)[None, :])).mean(axis=0)
+        pit = mixture_cdf(d, y)[0]
         # the band and median of the same predictive the p-value and flag read (not the replicated
         # draws' quantiles, whose sampling error could flag a run inside its printed band)
-        lo90, med, hi90 = _mixture_quantiles(d, (0.05, 0.5, 0.95), rep.min(axis=0) - 1.0, rep.max(axis=0) + 1.0)
+        lo90, med, hi90 = mixture_quantiles(d, _BAND, np.quantile(rep, _BAND, axis=0))
     lpd = np.log(np.mean(np.exp(lp - lp.max(axis=0)), axis=0)) + lp.max(axis=0)
     tail = np.clip(np.minimum(pit, 1.0 - pit), _SMALLEST_TAIL, 0.5)
     out = pd.DataFrame(
@@ -265,21 +266,9 @@ def _predictive(fit: Fit, runs: Any, seed: int) -> tuple[pd.DataFrame, np.ndarra
     return out, rep
 
 
-def _mixture_quantiles(d: Any, probs: Sequence[float], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Quantiles (one row per prob, one column per run) of the predictive mixture, the mean over draws of
-    ``d``'s CDFs (batch draws x runs), by bisection between ``lo`` and ``hi`` (per run, log loss)."""
-    p = jnp.asarray(probs, dtype=jnp.float64)[:, None]
-    a = jnp.broadcast_to(jnp.asarray(lo, dtype=jnp.float64), (len(probs), len(lo)))
-    b = jnp.broadcast_to(jnp.asarray(hi, dtype=jnp.float64), a.shape)
-    for _ in range(_BISECTIONS):
-        m = 0.5 * (a + b)
-        below = d.cdf(m[:, None, :]).mean(axis=1) < p
-        a, b = jnp.where(below, m, a), jnp.where(below, b, m)
-    return np.asarray(0.5 * (a + b), dtype=float)
+#: The probabilities of the printed band and median.
+_BAND = (0.05, 0.5, 0.95)
 
-
-#: Halvings of the bracket in :func:`_mixture_quantiles`: a bracket a few nats wide ends below 1e-12.
-_BISECTIONS = 48
 
 #: Fewer held-out runs than this and :class:`Validation`'s coverages are said to say little: each run moves
 #: them by more than 0.2, so a 90% band can read 1.00 or 0.75 by chance.

@@ -6,6 +6,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import pandas as pd
 import pytest
 import scipy.optimize
@@ -329,3 +330,34 @@ def test_exgaussian_resists_under_tuned_runs():
     err = lambda s: abs(np.log(s.loc["E", "median"] / TRUTH["E"])) + abs(s.loc["alpha", "median"] - TRUTH["alpha"])  # noqa: E731
     assert err(ex) < err(normal)
     assert ex.loc["E", "5%"] <= TRUTH["E"] <= ex.loc["E", "95%"]
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        lambda loc, scale: (dist.Normal(loc, scale), [st.norm(loc=m, scale=s) for m, s in zip(loc[:, 0], scale[:, 0])]),
+        lambda loc, scale: (
+            dist.StudentT(np.array([[1.0], [3.0]]), loc, scale),
+            [st.t(df, loc=m, scale=s) for df, m, s in zip((1.0, 3.0), loc[:, 0], scale[:, 0])],
+        ),
+        lambda loc, scale: (
+            ExGaussian(loc, scale, 1 / (2 * scale)),
+            [st.exponnorm(2.0, loc=m, scale=s) for m, s in zip(loc[:, 0], scale[:, 0])],
+        ),
+    ],
+    ids=["normal", "student-t df 1 and 3", "exgaussian"],
+)
+def test_the_printed_band_is_the_mixtures_quantiles_however_heavy_its_tails(family):
+    """The band ``check`` prints is the predictive mixture's own quantiles (the flag's), found from a start
+    far off (two draws' sampled quantiles can miss a Cauchy tail by decades: 0.56-13.2 printed for
+    0.10-55.7 before the bracket was widened until it held them)."""
+    from bayescale.likelihoods import mixture_quantiles
+
+    loc, scale = np.array([[0.0], [0.1]]), np.array([[0.5], [0.2]])
+    d, parts = family(loc, scale)
+    probs = (0.05, 0.5, 0.95)
+    with jax.enable_x64(True):
+        got = mixture_quantiles(d, probs, np.zeros((3, 1)))
+    for p, q in zip(probs, got[:, 0]):
+        mix = lambda x: np.mean([c.cdf(x) for c in parts]) - p  # noqa: E731
+        assert q == pytest.approx(scipy.optimize.brentq(mix, -1e4, 1e4, xtol=1e-13), abs=1e-8)
