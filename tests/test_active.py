@@ -184,6 +184,10 @@ def test_a_band_that_is_mostly_drift_is_said_to_be_shortened_only_by_runs_nearer
     said = sug.stopping.text
     assert re.search(r"(9\d|100)% of the interval's variance is the extrapolation drift over the 4.6 decades", said)
     assert "the plan does not bring it nearer: only runs nearer the target shorten it. Keep going" in said
+    # a pending run near the target counts as trained, as in the widths: the drift is no longer 4.6 decades
+    near = pd.DataFrame({"N": [5e10], "D": [1e12]})
+    pending = suggest(fit, "N=7e10,D=1.4e12", budget_flops=1e17, k=2, pending=near).stopping.text
+    assert "4.6 decades" not in pending, pending
     spread = {k: TRUTH[k] * np.exp(rng.standard_normal(1000)) for k in ("A", "B")}
     loose = draws | spread  # the law's own spread dominates
     assert (

@@ -321,7 +321,7 @@ class RegionDraws:
     noise_var: float
     parts: tuple[TargetDraws, ...]
 
-    def drift_var(self, reach: np.ndarray | None = None) -> float:
+    def drift_var(self, *, reach: np.ndarray | None = None) -> float:
         """The weighted expected squared drift with each point ``reach`` decades from its nearest run
         (default: the fit's runs; TargetDraws.drift_var for one point)."""
         r = self.reach if reach is None else np.asarray(reach, dtype=float)

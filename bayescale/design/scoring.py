@@ -186,7 +186,7 @@ class Scorer:
 
     def drift_var(self, chosen: Sequence[int]) -> float:
         """The target's expected squared drift once the chosen runs are trained."""
-        return self.td.drift_var(self.reach(chosen))
+        return self.td.drift_var(reach=self.reach(chosen))
 
     def drift_var_each(self, chosen: Sequence[int], idx: np.ndarray) -> np.ndarray:
         """drift_var(chosen + [j]) for every j in idx, vectorised."""

@@ -255,7 +255,17 @@ def _suggestion(
     cheapest = float(affordable.min()) if affordable.size else float("nan")
     stopping = _robust_stopping(
         problem.robust,
-        stopping_rule(problem.scorer, plan.best, band, table, problem.target, rule, problem.budget, cheapest=cheapest),
+        stopping_rule(
+            problem.scorer,
+            plan.best,
+            band,
+            table,
+            problem.target,
+            rule,
+            problem.budget,
+            cheapest=cheapest,
+            pending=problem.pre,
+        ),
     )
     return Suggestion(
         table=table,

@@ -96,6 +96,7 @@ def stopping_rule(
     budget: float,
     *,
     cheapest: float | None = None,
+    pending: Sequence[int] = (),
 ) -> Stopping:
     """Is the next pilot worth its cost? For a decision target: P(loss <= threshold) against the
     tolerance, or the next pilot's EVSI against its price; else the expected shrinking of the
@@ -118,7 +119,7 @@ def stopping_rule(
     if target.is_decision:
         out = _decision_stopping(sc, best, band, table, target, rule, budget, next_cost, bool(picks))
     else:
-        drift = _drift_share(sc, [int(q["index"]) for q in picks])
+        drift = _drift_share(sc, list(pending), [int(q["index"]) for q in picks])
         out = _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan, drift)
     if out.reason == "budget" and cheapest is not None and cheapest > budget:
         text = (
@@ -134,19 +135,26 @@ def stopping_rule(
 DRIFT_SHARE_SAID = 0.5
 
 
-def _drift_share(sc: Scorer, planned: Sequence[int]) -> str:
+def _drift_share(sc: Scorer, pending: list[int], planned: list[int]) -> str:
     """Why a plan barely narrows the band, when it is the drift's: pilots far from the target inform the
-    law, not the extrapolation from the runs to the target, which only runs nearer it shorten."""
-    drift_now = sc.drift_var([])
+    law, not the extrapolation from the runs to the target, which only runs nearer it shorten. Pending
+    runs count as trained (the widths above credit them too)."""
+    drift_now = sc.drift_var(pending)
     share = drift_now / (sc.var_t + drift_now) if drift_now > 0 else 0.0
     if share < DRIFT_SHARE_SAID:
         return ""
-    now, after = float(sc.reach([]) @ sc.wt), float(sc.reach(planned) @ sc.wt)
+    now, after = float(sc.reach(pending) @ sc.wt), float(sc.reach(pending + planned) @ sc.wt)
     moved = f"; the plan brings it to {after:.2g}" if after < now - 0.005 else "; the plan does not bring it nearer"
+    with_pending = ", the pending runs included" if pending else ""
     return (
         f"{100 * share:.0f}% of the interval's variance is the extrapolation drift over the {now:.2g} decades of "
-        f"(N, D) from the nearest run to the target{moved}: only runs nearer the target shorten it. "
+        f"(N, D) from the nearest run to the target{_region_mean(sc)}{with_pending}{moved}: only runs nearer the "
+        "target shorten it. "
     )
+
+
+def _region_mean(sc: Scorer) -> str:
+    return " (the weighted mean over the region's points)" if sc.T > 1 else ""
 
 
 def _decision_stopping(

@@ -292,7 +292,7 @@ class TargetDraws:
         """The expected squared drift per decade squared (0 without a drift)."""
         return 0.0 if self.drift is None else float(np.mean(self.drift**2))
 
-    def drift_var(self, reach: float | None = None) -> float:
+    def drift_var(self, *, reach: float | None = None) -> float:
         """The expected squared drift at ``reach`` decades from the nearest run (default: the fit's)."""
         r = self.reach if reach is None else float(reach)
         return self.drift2 * r * r
@@ -337,7 +337,7 @@ def _optimal_logs(fit: Fit, compute: float, var: str) -> np.ndarray:
     return np.stack([np.log(np.asarray(opt[v].values, dtype=float).reshape(-1)) for v in (var, "N_opt")], axis=-1)
 
 
-def band_from(td: TargetDraws, reach: float | None = None) -> dict[str, float]:
+def band_from(td: TargetDraws, *, reach: float | None = None) -> dict[str, float]:
     """Median and 90% interval of the target on its natural scale, with each draw's drift at
     ``reach`` decades (default: the target's distance from the fit's runs): ``predict``'s band."""
     drift_now = 0.0 if td.drift is None else td.drift * (td.reach if reach is None else float(reach))
@@ -355,7 +355,9 @@ def band_from(td: TargetDraws, reach: float | None = None) -> dict[str, float]:
     }
     if td.target.is_decision:
         p = float(
-            np.mean(norm.cdf((math.log(td.target.threshold) - td.law) / math.sqrt(td.drift_var(reach) + td.noise_var)))
+            np.mean(
+                norm.cdf((math.log(td.target.threshold) - td.law) / math.sqrt(td.drift_var(reach=reach) + td.noise_var))
+            )
         )
         out["p_below"] = p
     return out
