@@ -300,6 +300,15 @@ def test_frontier_bands_match_decisions_frontier(fit):
     np.testing.assert_allclose(line_n.get_xdata(), budgets)
 
 
+def test_the_law_against_compute_draws_the_optimal_loss_optimal_prints(fit):
+    """The report's figure drew `predict` at the median allocation beside a table of the optimal loss."""
+    fig = plots.plot_law(fit, "C", extend=10)
+    line = next(ln for ln in fig.axes[0].lines if ln.get_label() == "compute-optimal frontier")
+    budgets = np.asarray(line.get_xdata(), dtype=float)
+    np.testing.assert_allclose(line.get_ydata(), decisions.frontier(fit, budgets)["loss_opt_median"], rtol=1e-9)
+    plt.close(fig)
+
+
 def test_decision_redraws_the_decisions_draws_and_marks_threshold(fit):
     options = {"small $a$_b": {"N": 5e9, "D": 1e11}, "big": {"N": 2e10, "D": 4e11}}
     dec = bs.decide(options, fit=fit, threshold=2.2)

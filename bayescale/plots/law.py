@@ -126,8 +126,9 @@ def plot_law(
     posterior median and ``ci_probs`` bands (the law's loss, without run-to-run noise,
     including the spec's extrapolation drift when it has one) are drawn:
 
-    - ``x="C"``: along the compute-optimal frontier (the posterior-median allocation
-      of each budget), from the smallest run's compute to ``extend`` times the largest;
+    - ``x="C"``: along the compute-optimal frontier (the optimal loss, each draw at its own
+      optimal split, as ``bayescale optimal`` gives it), from the smallest run's compute to
+      ``extend`` times the largest;
     - ``x="N"`` or ``"D"``: one band per tokens-per-parameter ratio of the runs (at most
       ``max_ratios``, coloured as the runs), up to ``sqrt(extend)`` times the largest
       run's N (``extend`` times its compute, since C grows as N^2 at a fixed ratio).
@@ -164,10 +165,10 @@ def plot_law(
     xs_run = {"N": N, "D": D, "C": C}[x]
     if x == "C" and _has_inputs(fit, "N", "D"):
         budgets = np.geomspace(C.min(), C.max() * extend, n_grid)
-        fr = frontier(fit, budgets, ci_probs=[0.5])
-        n_opt = fr["N_opt_median"].to_numpy(float)
-        q = _quantiles(fit.predict({"N": n_opt, "D": budgets / (6.0 * n_opt)}), ci_probs)
-        _bands(ax, budgets, q, "k", "compute-optimal frontier (median allocation)", ci_probs)
+        # the optimal loss as `bayescale optimal` and the report's table give it: each draw at its own optimum
+        fr = frontier(fit, budgets, ci_probs=ci_probs)
+        q = {c.removeprefix("loss_opt_"): fr[c].to_numpy(float) for c in fr.columns if c.startswith("loss_opt_")}
+        _bands(ax, budgets, q, "k", "compute-optimal frontier", ci_probs)
         xend = budgets[-1]
     else:
         ratios = representative_ratios(ratio, max_ratios)
