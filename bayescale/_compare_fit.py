@@ -130,7 +130,7 @@ def gap_at_bound(spec: ModelSpec, gap: Mapping[str, float]) -> str:
     """Said when the learned gap presses its hyperprior's upper bound: the runs' gaps drift at least as
     much as the bound allows, so the bands may be too narrow (Porian's settings pressed 0.1)."""
     high = (spec.gap_per_decade or discrepancy.GAP_HYPERPRIOR).params.get("high")
-    if high is None or gap["q95"] < GAP_AT_BOUND * float(high):
+    if high is None or not gap.get("splits") or gap["q95"] < GAP_AT_BOUND * float(high):  # the runs, not the prior
         return ""
     return (
         f"; it presses its hyperprior's upper bound ({float(high):g}), so the recipes' gap may drift more than "

@@ -72,6 +72,8 @@ def too_few_runs(spec: ModelSpec, n_runs: int) -> list[str]:
     ]
 
 
+#: How a degenerate Laplace approximation is said (the fit's own warning recognises the problem by it).
+DEGENERATE = "the Laplace approximation is degenerate"
 #: A noise scale below this at a Laplace fit's mode: the law passes through the runs, the Gaussian has no width.
 COLLAPSED_NOISE = 1e-4
 
@@ -86,6 +88,6 @@ def collapsed_noise(method: str, posterior: Any) -> list[str]:
     if scale >= COLLAPSED_NOISE:
         return []
     return [
-        f"the Laplace approximation is degenerate (the noise scale sigma collapsed to {scale:.2g}), so its bands are "
+        f"{DEGENERATE} (the noise scale sigma collapsed to {scale:.2g}), so its bands are "
         "far too narrow; fit with method='nuts' or add runs."
     ]

@@ -245,9 +245,7 @@ def _copies_and_schedules(runs: pd.DataFrame) -> list[str]:
             "ids; a copied row counts twice in the fit and narrows its bands: remove the copy (replicates differ "
             "in their seed)"
         )
-    schedules = set()
-    if "schedule" in runs.columns:
-        schedules = {str(v).strip().lower() for v in runs["schedule"].dropna()} - {""}
+    schedules = schedules_of(runs)
     if len(schedules) > 1:
         said.append(
             f"the 'schedule' column holds {join_names(sorted(schedules), quoted=True)}: one law through runs of "
@@ -255,6 +253,13 @@ def _copies_and_schedules(runs: pd.DataFrame) -> list[str]:
             "schedule's rows alone"
         )
     return said
+
+
+def schedules_of(runs: pd.DataFrame) -> set[str]:
+    """The learning-rate schedules a table's ``schedule`` column names (none without the column)."""
+    if "schedule" not in runs.columns:
+        return set()
+    return {str(v).strip().lower() for v in runs["schedule"].dropna()} - {""}
 
 
 def _named(runs: pd.DataFrame, mask: np.ndarray) -> str:

@@ -20,7 +20,7 @@ import xarray as xr
 from scipy import stats
 
 from . import _arviz
-from ._runs_input import table_notes, unit_notes
+from ._runs_input import schedules_of, table_notes, unit_notes
 from ._words import count, join_names
 from .averaging import fit as _fit
 from .data import fill_ids, law_inputs, load_runs, points_frame
@@ -463,10 +463,7 @@ def check_notes(
 
 def _schedules_apart(runs: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     """New runs of a learning-rate schedule the fit's runs lack, which a refit would fit with them."""
-    old_kinds, new_kinds = (
-        {str(v).strip().lower() for v in t["schedule"].dropna()} - {""} if "schedule" in t else set()
-        for t in (runs, new)
-    )
+    old_kinds, new_kinds = schedules_of(runs), schedules_of(new)
     if not old_kinds or not new_kinds or new_kinds <= old_kinds:
         return []
     return [

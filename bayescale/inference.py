@@ -46,8 +46,8 @@ from ._engine import (
 )
 from ._engine import log_likelihood as padded_log_likelihood
 from ._idata import build_idata, fit_attrs, runs_from_idata
+from ._identified import DEGENERATE, collapsed_noise, too_few_runs
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
-from ._identified import collapsed_noise, too_few_runs
 from ._words import count, join_names
 from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
@@ -615,7 +615,7 @@ def warn_if_degenerate_laplace(fit: Fit, stacklevel: int = 2) -> None:
     # (a collapsed noise scale, and no more runs than parameters, are problems Fit.diagnostics says,
     # from the draws, so a saved fit says them too; the Hessian is not kept, so it is said here, unless
     # the collapsed noise already says the approximation is degenerate)
-    said = any("approximation is degenerate" in p for p in fit.diagnostics()["problems"])
+    said = any(DEGENERATE in p for p in fit.diagnostics()["problems"])
     if not fit.laplace.converged and not said:
         warnings.warn(
             f"spec {fit.spec.name!r}: the Laplace approximation is degenerate (the Hessian at the mode is not positive "

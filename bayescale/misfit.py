@@ -553,7 +553,8 @@ def _attributed(
     without[:, o.index] = 0.0
     out = []
     for f, (kind, name, b, _, _) in zip(findings, tested):
-        if f.fires and kind != "groups" and np.sign(f.effect) == np.sign(offset):
+        # the run pushes the pattern's coefficient its way (at either end of the pattern's input)
+        if f.fires and kind != "groups" and np.sign(b[o.index] * offset) == np.sign(float(np.mean(resid @ b))):
             alone = _finding(kind, name, b, without, sd, np.random.default_rng(seed + 1), logs, level, thr, floor)
             if not alone.fires:
                 run = f"run {str(runs['run_id'].iloc[o.index])!r}"

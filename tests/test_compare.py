@@ -588,10 +588,11 @@ def test_a_learned_gap_at_its_hyperpriors_upper_bound_is_said() -> None:
     from bayescale._compare_fit import gap_at_bound
 
     spec = bs.load_spec("chinchilla")
-    assert gap_at_bound(spec, {"median": 0.092, "q05": 0.076, "q95": 0.0995}).startswith(
+    assert gap_at_bound(spec, {"median": 0.092, "q05": 0.076, "q95": 0.0995, "splits": 5}).startswith(
         "; it presses its hyperprior's upper bound (0.1)"
     )
-    assert gap_at_bound(spec, {"median": 0.01, "q05": 0.002, "q95": 0.04}) == ""
+    assert gap_at_bound(spec, {"median": 0.01, "q05": 0.002, "q95": 0.04, "splits": 5}) == ""
+    assert gap_at_bound(spec, {"median": 0.092, "q05": 0.076, "q95": 0.0995, "splits": 0}) == ""  # the prior alone
 
 
 def test_the_trend_in_words_says_when_the_advantage_changes_hands() -> None:
