@@ -149,11 +149,18 @@ def warn_about_table(
 
 
 def table_notes(
-    runs: pd.DataFrame, law_columns: Sequence[str] | None = None, law: str = "", *, fitted: bool = True
+    runs: pd.DataFrame,
+    law_columns: Sequence[str] | None = None,
+    law: str = "",
+    *,
+    fitted: bool = True,
+    alone: bool = True,
 ) -> list[str]:
     """What :func:`warn_about_table` warns about, as sentences (``check`` says them of new runs; copies and
-    mixed schedules only where the rows will be ``fitted``), the units first."""
-    said = unit_notes(runs) + (_constant_loss(runs) + _copies_and_schedules(runs) if fitted else [])
+    mixed schedules only where the rows will be ``fitted``; a constant loss only where they are fitted
+    ``alone``, not joined to a fit's runs), the units first."""
+    constant = _constant_loss(runs) if fitted and alone else []
+    said = unit_notes(runs) + constant + (_copies_and_schedules(runs) if fitted else [])
     if law_columns is not None:
         said += _repeats_unread(runs, law_columns, law)
     return said

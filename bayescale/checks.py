@@ -443,7 +443,7 @@ def check_notes(
     than chance, the runs off the prediction together (both against the joint predictive draws
     ``rep``), and a refit that takes the surprising runs in."""
     spec = getattr(fit, "spec_average", fit.spec)
-    said = table_notes(new, spec.columns, f"spec {spec.name!r}", fitted=updated)
+    said = table_notes(new, spec.columns, f"spec {spec.name!r}", fitted=updated, alone=False)
     notes = [f"the new runs' table: {n}" for n in said]
     if unit_notes(new):
         return tuple(notes)

@@ -288,6 +288,9 @@ def test_check_update_refuses_runs_in_other_units_and_says_each_table_note_once(
     res = checks.check(fixed[0], new.assign(N=new["N"] / 1e6).drop(columns="C"), update=True)
     assert res.updated is None and not refits
     assert "other units" in res.notes[0] and res.notes[-1] == checks.NOT_REFITTED
+    # new runs at one loss (a rounded table) are joined to the fit's runs: no "the fit's noise collapses"
+    rounded = checks.check(fixed[0], new.assign(loss=float(new["loss"].round(1).iloc[0])), update=True)
+    assert not any("same loss" in n for n in rounded.notes), rounded.notes
     old = dataclasses.replace(fixed[0], runs=fixed[0].runs.assign(schedule="cosine"))
     monkeypatch.setattr(
         checks, "_fit", lambda spec, table, **kw: warnings.warn("runs table: x", bs.RunsTableWarning) or fixed[0]
