@@ -46,7 +46,7 @@ from ._misfit_words import pct as _pct
 from ._misfit_words import side as _side
 from ._misfit_words import where as _where
 from ._neighbours import K_NEIGHBOURS, MIN_RUNS, neighbour_graph, neighbour_test
-from ._outlier import MIN_OFFSET, outlier_test
+from ._outlier import MIN_OFFSET, OutlierTest, outlier_test
 from ._outlier import MIN_RUNS as OUTLIER_MIN_RUNS
 from ._words import join_names
 from .data import law_inputs
@@ -304,14 +304,8 @@ def misfit(
             f"parameters; no residual pattern can be told from noise ({_grouped(untested)}). Add runs."
         )
     rng = np.random.default_rng(seed)
-    logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
-    logs["D/N"] = logs["D"] - logs["N"]
-    direction = bool(testable_inputs(logs, n))
-    if not direction:
-        untested.append("a direction the law cannot follow: too few runs or distinct values")
-    single = n >= OUTLIER_MIN_RUNS
-    if not single:
-        untested.append(f"one run far off the law: {n} runs (need {OUTLIER_MIN_RUNS})")
+    logs = _log_inputs(runs)
+    direction, single = _global_tests(logs, n, untested)
     thr = alpha / (len(tested) + neighbours + direction + single)
     findings = [
         _group_finding(name, b, q, dof, resid, sd, rng, logs[name], level, thr, min_effect)
@@ -319,14 +313,15 @@ def misfit(
         else _finding(kind, name, b, resid, sd, rng, logs, level, thr, min_effect)
         for kind, name, b, q, dof in tested
     ]
-    if single:
-        findings = _attributed(findings, tested, runs, resid, sd, logs, level, thr, min_effect, seed)
+    far = outlier_test(resid, sd, _student_df(fit)) if single else None  # the run furthest off, found once
+    if far is not None:
+        findings = _attributed(findings, tested, runs, far, resid, sd, logs, level, thr, min_effect, seed)
     if neighbours:
         findings.append(_neighbour_finding(runs, resid, q0, rng, level, thr, min_effect))
     if direction:
         findings.append(_direction_finding(resid, sd, rng, logs, level, thr, min_effect))
-    if single:
-        findings.append(_outlier_finding(runs, resid, sd, _student_df(fit), level, thr))
+    if far is not None:
+        findings.append(_outlier_finding(runs, far, level, thr))
     fired = [f for f in findings if f.fires]
     # Offsets shared by one model size (groups) may be that size's own tuning; alone they only warn.
     severe = any(f.kind == "largest" or (f.kind != "groups" and abs(f.effect) >= SEVERE_EFFECT) for f in fired)
@@ -342,6 +337,23 @@ def misfit(
         residuals=_residual_table(runs, resid, sd, level),
         advice=_advice(fit, fired) if fired else "",
     )
+
+
+def _log_inputs(runs: pd.DataFrame) -> dict[str, np.ndarray]:
+    """log N, log D, log C and log D/N of each run."""
+    logs = {c: np.log(runs[c].to_numpy(dtype=float)) for c in ("N", "D", "C")}
+    logs["D/N"] = logs["D"] - logs["N"]
+    return logs
+
+
+def _global_tests(logs: dict[str, np.ndarray], n: int, untested: list[str]) -> tuple[bool, bool]:
+    """Whether the direction test and the single-run test can run; each that cannot is added to ``untested``."""
+    direction, single = bool(testable_inputs(logs, n)), n >= OUTLIER_MIN_RUNS
+    if not direction:
+        untested.append("a direction the law cannot follow: too few runs or distinct values")
+    if not single:
+        untested.append(f"one run far off the law: {n} runs (need {OUTLIER_MIN_RUNS})")
+    return direction, single
 
 
 def _grouped(untested: list[str]) -> str:
@@ -533,6 +545,7 @@ def _attributed(
     findings: list[Finding],
     tested: list[tuple],
     runs: pd.DataFrame,
+    o: OutlierTest,
     resid: np.ndarray,
     sd: np.ndarray,
     logs: dict,
@@ -545,7 +558,6 @@ def _attributed(
     that run's residual set to 0 they no longer fire. One run 50% high among 29 read as "the 6 largest
     runs sit 3.7% above the law", while the heavy-tailed noise it pulled the fit to made the single-run
     test miss it (p 0.013 against 0.01); the run is named instead, with what to check."""
-    o = outlier_test(resid, sd)
     offset = float(np.median(o.offset))
     if abs(offset) < MIN_OFFSET or abs(o.z) < ALONE_RATIO * o.next_z:  # not far off, or not alone
         return findings
@@ -571,11 +583,8 @@ def _carried(run: str, o: Any, alone: Finding) -> str:
     )
 
 
-def _outlier_finding(
-    runs: pd.DataFrame, resid: np.ndarray, sd: np.ndarray, df: float | None, level: float, thr: float
-) -> Finding:
+def _outlier_finding(runs: pd.DataFrame, o: OutlierTest, level: float, thr: float) -> Finding:
     """The run furthest off the law, alone (:mod:`bayescale._outlier`), named by its id."""
-    o = outlier_test(resid, sd, df)
     q = (1 - level) / 2
     med, a, b = (float(v) for v in np.quantile(o.offset, [0.5, q, 1 - q]))
     where = f"run {str(runs['run_id'].iloc[o.index])!r}"

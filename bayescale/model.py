@@ -149,14 +149,18 @@ def distance_from_runs(spec: ModelSpec, runs: pd.DataFrame, points: pd.DataFrame
     """
     if not len(points):
         return np.zeros(0)
-    have = [c for c in ("N", "D") if c in runs and c in points]
-    if len(have) == 2:
-        a = np.stack([np.log10(runs[c].to_numpy(float)) for c in have], axis=-1)
-        b = np.stack([np.log10(points[c].to_numpy(float)) for c in have], axis=-1)
-    else:
-        a, b = _log_coordinates(spec, runs), _log_coordinates(spec, points)
-    gaps = np.linalg.norm(b[:, None, :] - a[None, :, :], axis=-1)
-    return gaps.min(axis=1)
+    if all(c in runs and c in points for c in ("N", "D")):
+        return decades_apart(points, runs).min(axis=1)
+    a, b = _log_coordinates(spec, runs), _log_coordinates(spec, points)
+    return np.linalg.norm(b[:, None, :] - a[None, :, :], axis=-1).min(axis=1)
+
+
+def decades_apart(points: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """The distance of each of ``points`` (rows) to each row of ``frame`` (columns), in decades of (N, D):
+    Euclidean in (log10 N, log10 D)."""
+    a = np.log10(points[["N", "D"]].to_numpy(float))
+    b = np.log10(frame[["N", "D"]].to_numpy(float)).reshape(-1, 2)
+    return np.linalg.norm(b[None, :, :] - a[:, None, :], axis=-1)
 
 
 def add_drift(
@@ -429,6 +433,7 @@ __all__ = [
     "Posterior",
     "add_drift",
     "centre_of",
+    "decades_apart",
     "distance_from_runs",
     "log_likelihood",
     "log_prior",

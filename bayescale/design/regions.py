@@ -299,13 +299,6 @@ def target_points(fit: Fit, target: Target | Region) -> pd.DataFrame:
     return pd.DataFrame({"N": [n], "D": [d], "C": [6.0 * n * d], "ratio": [d / n], "weight": [1.0]})
 
 
-def decades_between(points: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
-    """The distance of each of ``points`` (rows) to each row of ``frame`` (columns), in decades of (N, D)."""
-    a = np.log10(points[["N", "D"]].to_numpy(float))
-    b = np.log10(frame[["N", "D"]].to_numpy(float)).reshape(-1, 2)
-    return np.linalg.norm(b[None, :, :] - a[:, None, :], axis=-1)
-
-
 @dataclass(frozen=True)
 class RegionDraws:
     """Draws of every point of a target (one for a :class:`Target`), with the weights of the
@@ -365,7 +358,6 @@ __all__ = [
     "REGION_SHAPES",
     "Region",
     "RegionDraws",
-    "decades_between",
     "is_region",
     "parse_region",
     "parse_target",

@@ -36,7 +36,8 @@ from scipy.special import ndtr
 
 from .. import _arviz
 from ..errors import BayescaleError
-from .regions import Region, RegionDraws, decades_between, parse_target, region_draws, target_points
+from ..model import decades_apart
+from .regions import Region, RegionDraws, parse_target, region_draws, target_points
 from .targets import Target, as_points, costs_of, law_fits, mixed_law_matrix, noise_var
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ class Scorer:
         pts = points if points is not None else target_points(fit, td.target)
         # each target point's distance to each candidate (T, M): a run nearer a point than the fit's
         # nearest run shortens the extrapolation its drift covers
-        self.dist_points = decades_between(pts, frame) if len(frame) else np.zeros((len(pts), 0))
+        self.dist_points = decades_apart(pts, frame) if len(frame) else np.zeros((len(pts), 0))
         self.dist = self.dist_points.min(axis=0) if len(frame) else np.zeros(0)
         self.disc = float(discrepancy)
         self.dvar = (self.disc * self.dist) ** 2
