@@ -143,9 +143,9 @@ def test_bf16_memory_estimate_bounds_the_measured_peaks_with_a_margin_and_is_bel
     for (n, batch), measured in MEASURED_BF16_PEAK_GIB.items():
         shape = shape_for(n)
         bf16, fp32 = (memory_bytes(shape, batch, p)["total"] / 2**30 for p in ("bf16", "fp32"))
-        # above the peak with a margin, so a batch it accepts fits; below 1.5x it, so the batch rule
-        # does not leave a third of the device idle (1.14-1.36x when written)
-        assert 1.1 * measured < bf16 < min(fp32, 1.5 * measured), (n, batch, measured, bf16, fp32)
+        # above the peak with a margin, so a batch it accepts fits; below 1.4x it, so the batch rule
+        # does not leave over a quarter of the device idle (1.14-1.36x when written)
+        assert 1.1 * measured < bf16 < min(fp32, 1.4 * measured), (n, batch, measured, bf16, fp32)
     # the 3e8 pilot at 256 sequences fits an 80 GB H100 at once (the fp32 bound said it needed 80 GiB)
     assert memory_bytes(shape_for(3e8), 256, "bf16")["total"] / 2**30 < 70
 
