@@ -195,7 +195,12 @@ class Decision:
         others = [o for o in t.index if o != self.best]
         if others:
             rival = max(others, key=lambda o: t.loc[o, "p_best"])
-            parts.append(f"{rival}{_describe(t.loc[rival])} is better with probability {t.loc[rival, 'p_best']:.2f}.")
+            same = all(t.loc[rival, c] == b[c] for c in ("mean", "lo", "hi", "p_best"))
+            parts.append(
+                f"{rival}{_describe(t.loc[rival])} ties with it: the law predicts the same loss for both."
+                if same
+                else f"{rival}{_describe(t.loc[rival])} is better with probability {t.loc[rival, 'p_best']:.2f}."
+            )
         if self.evpi is not None:
             parts.append(f"Expected value of perfect information: {self.evpi:.4g}.")
         return " ".join(parts + list(self.notes))
@@ -378,7 +383,10 @@ def _decision_table(
     """One row per option: summaries of its draws, its risk and P(it is best)."""
     lo_q, hi_q = (1 - ci_prob) / 2, 1 - (1 - ci_prob) / 2
     q = getattr(risk, "q", 0.9)
-    winners = np.argmin(X, axis=0)
+    # a draw where several options share the lowest loss counts for each a share (two options at one
+    # (N, D) tie in every draw: 0.5 each, not 1 for the first listed)
+    best = X == X.min(axis=0, keepdims=True)
+    shares = best / best.sum(axis=0, keepdims=True)
     rows = []
     for i, _ in enumerate(names):
         x = X[i]
@@ -392,7 +400,7 @@ def _decision_table(
                 "var": Quantile(q)(x),
                 "cvar": CVaR(q)(x),
                 "risk": float(risk(x)),
-                "p_best": float(np.mean(winners == i)),
+                "p_best": float(np.mean(shares[i])),
             }
         )
     table = pd.DataFrame(rows, index=names).join(meta)

@@ -414,6 +414,8 @@ def run_loop(
     >>> res = run_loop("loop.toml", log=print)   # doctest: +SKIP
     >>> print(res.summary())                     # doctest: +SKIP
     """
+    if max_rounds is not None and (isinstance(max_rounds, bool) or int(max_rounds) != max_rounds or max_rounds < 0):
+        raise BayescaleError(f"max_rounds must be a whole number >= 0, got {max_rounds!r}")
     cfg = load_loop_config(config)
     say = log or (lambda s: None)
     spec = load_spec(cfg.spec)
@@ -501,6 +503,8 @@ def _next_batch(
         **sopts,
     )
     if not len(sug.table):
+        if sug.stopping.reason in ("below_runs", "budget_too_small", "tolerance"):  # its own words say why
+            return "stopping rule: " + sug.stopping.text, None
         return f"no affordable pilot adds information (budget left {left:.3g})", None
     if sug.stopping.stop and sug.stopping.reason == "value":
         return "stopping rule: " + sug.stopping.text, None

@@ -253,6 +253,39 @@ def test_pending_runs_are_not_suggested_again(fit2):
         assert pend.table["expected_gain"].iloc[0] < 0.5 * free.table["expected_gain"].iloc[0]
 
 
+def test_pending_runs_shrinking_is_not_credited_to_the_next_pilot(fit2):
+    """With runs at the target pending, the next pilot's shrinking is measured from the width once they
+    report: it was measured from today's band, so the pending runs' 70% looked like the pilot's."""
+    target = Target("loss", N=1e10, D=1e16)
+    kw = dict(budget_flops=7e19, k=1, discrepancy=0.0, batch_fraction=1.0, robust="off")
+    alone = suggest(fit2, target, **kw).stopping
+    at_target = [{"N": 1e10, "D": 1e16}] * 2
+    pend = suggest(fit2, target, pending=at_target, **kw).stopping
+    assert pend.width_now == pytest.approx(alone.width_now)  # today's band: the pending runs have not reported
+    shrink = float(re.search(r"\(([\d.]+)%\); the whole plan", pend.text).group(1))
+    w_pending = float(re.search(r"\(([\d.]+) once the pending runs report\)", pend.text).group(1))
+    assert w_pending < 0.7 * pend.width_now  # two runs at the target narrow it most
+    assert shrink == pytest.approx(100 * (1 - pend.width_after_next / w_pending), abs=0.1)
+
+
+def test_a_pilot_above_the_batch_share_is_planned_as_a_batch_of_one(fit2):
+    """Every candidate costs more than half the budget (the batch's share) but fits the budget: the plan is
+    one run, said; before, nothing was planned and the text said the budget was spent."""
+    cands = pd.DataFrame({"N": [1e8], "D": [2e9]})  # 1.2e18 FLOPs
+    for planner in ("allocation", "greedy"):
+        sug = suggest(fit2, "N=1e10,D=2e11", budget_flops=1.5e18, k=2, candidates=cands, planner=planner)
+        assert len(sug.table) == 1 and sug.table["cost"].iloc[0] == pytest.approx(1.2e18), planner
+        assert "the batch is one run taking 80% of it" in sug.summary(), planner
+        assert "the budget is spent" not in sug.summary()
+    too_small = suggest(fit2, "N=1e10,D=2e11", budget_flops=1e18, k=2, candidates=cands)
+    assert len(too_small.table) == 0 and too_small.stopping.reason == "budget_too_small"
+
+
+def test_a_target_with_unique_tokens_is_refused_by_a_law_that_ignores_them(fit2):
+    with pytest.raises(BayescaleError, match=r"U \(unique tokens\) is not an input of law 'chinchilla'"):
+        suggest(fit2, "N=5e6,D=1e8,U=5e7", budget_flops=3e14, k=1)
+
+
 def test_cheapest_run_trap(fit2):
     # The cheap run has the best gain per FLOP, but two of them (the cap) leave too little for the
     # expensive run, which alone tells far more: the greedy planner must keep the unweighted plan.
@@ -329,6 +362,14 @@ def test_suggest_targets_and_stopping_rule():
         fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1e-30)
     )
     assert sug.stopping.evsi is not None and sug.stopping.evsi >= -1e-9
+    # the value of information is never negative, and exactly 0 when training is free (no outcome
+    # changes the decision); "now" taken from the band, not the same simulated outcomes, gave -2.3
+    for threshold in (2.0, 2.2, 2.4):
+        tgt = f"N=7e9,D=1.4e11,threshold={threshold}"
+        free = suggest(fit, tgt, budget_flops=1e19, k=1, utility=Utility(value=100.0, price_per_flop=0.0))
+        assert free.stopping.evsi == pytest.approx(0.0, abs=1e-9), threshold
+        priced = suggest(fit, tgt, budget_flops=1e19, k=1, utility=Utility(value=100.0, price_per_flop=1e-21))
+        assert priced.stopping.evsi >= -1e-9, threshold
     expensive = suggest(
         fit, "N=7e9,D=1.4e11,threshold=2.2", budget_flops=1e19, k=1, utility=Utility(value=1.0, price_per_flop=1.0)
     )
@@ -578,6 +619,18 @@ def test_loop_plan_errors(tmp_path):
         active.run_loop(other, train=active.simulated_trainer(TRUTH))
 
 
+def test_loop_says_why_it_stops_in_the_stopping_rules_words(tmp_path):
+    """A target below every run stops the loop with suggest's reason (it said "no affordable pilot
+    adds information" with the budget untouched); a negative round limit is refused."""
+    plan = _plan(tmp_path, target="N=1e6,D=1e7")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = active.run_loop(plan, train=lambda c: pytest.fail("trained for a target below the runs"))
+    assert "below every run" in res.reason and "no affordable" not in res.reason and res.spent == 0
+    with pytest.raises(BayescaleError, match="max_rounds must be a whole number >= 0, got -1"):
+        active.run_loop(plan, train=lambda c: pytest.fail("trained"), max_rounds=-1)
+
+
 # ------------------------------------------------------------------ command line
 
 
@@ -700,3 +753,11 @@ def test_cli_loop_refuses_a_bad_config_before_any_work(tmp_path, body, needles):
     assert code == 2 and err.startswith("bayescale: error: loop config: ") and err.count("\n") == 1, err
     assert all(n in err for n in needles), err
     assert "round" not in out and not (tmp_path / "runs.csv.loop.json").exists()
+
+
+def test_a_threshold_given_twice_is_refused():
+    with pytest.raises(BayescaleError, match=r"threshold given twice \(2.2 in the target, 2.3 beside it\)"):
+        parse_target("N=7e9,D=1.4e11,threshold=2.2", 2.3)
+    with pytest.raises(BayescaleError, match="threshold given twice"):
+        parse_target(parse_target("N=7e9,D=1.4e11,threshold=2.2"), 2.3)
+    assert parse_target("N=7e9,D=1.4e11,threshold=2.2", 2.2).threshold == 2.2  # the same value twice is fine

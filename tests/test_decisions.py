@@ -64,6 +64,19 @@ def test_decide_hand_computed():
     assert t.loc["a", "cvar"] == 2.6 and t.loc["b", "cvar"] == 2.5
 
 
+def test_decide_splits_ties_and_says_so():
+    """Draws where options share the lowest loss count for each a share: two options at one point tie
+    in every draw (0.5 each, and the words say they tie; it was 1.00 for the first listed, 0.00)."""
+    x = np.array([2.0, 2.2, 2.4, 2.6])
+    same = dc.decide({"A": x, "B": x.copy()}, risk="mean")
+    assert same.table["p_best"].tolist() == [0.5, 0.5]
+    assert "ties with it" in same.verdict() and "better with probability" not in same.verdict()
+    # a tie in one draw of four: c wins two draws, shares one, loses one
+    c, d = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 2.0, 4.0, 3.0])
+    t = dc.decide({"c": c, "d": d}, risk="mean").table
+    assert t.loc["c", "p_best"] == 2.5 / 4 and t.loc["d", "p_best"] == 1.5 / 4
+
+
 def test_decide_picks_lowest_risk_and_says_so():
     rng = np.random.default_rng(0)
     safe = 2.10 + 0.01 * rng.standard_normal(4000)

@@ -196,6 +196,19 @@ def test_region_of_one_point_plans_exactly_as_the_point(fit1):
         assert point.band == region.band and point.stopping == region.stopping
 
 
+def test_a_regions_band_is_its_points_predict_bands(fit1):
+    """One point twice has that point's width (a Gaussian width from the draws' sd gave 0.3645 where
+    ``predict`` said 0.3489), and the widest point's width is predict's there."""
+    single = suggest(fit1, "N=7e10,D=1.4e12", budget_flops=1e19, k=1).band
+    twice = suggest(fit1, ["N=7e10,D=1.4e12", "N=7e10,D=1.4e12"], budget_flops=1e19, k=1).band
+    assert twice["log_width90"] == pytest.approx(single["log_width90"], rel=1e-9)
+    pair = suggest(fit1, ["N=7e10,D=1.4e12", "N=2e11,D=4e12"], budget_flops=1e19, k=1).band
+    each = [np.log(fit1.predict({"N": n, "D": d}).values.reshape(-1)) for n, d in ((7e10, 1.4e12), (2e11, 4e12))]
+    widths = [float(np.ptp(np.quantile(x, [0.05, 0.95]))) for x in each]
+    assert pair["widest_log_width90"] == pytest.approx(max(widths), rel=1e-9)
+    assert pair["log_width90"] == pytest.approx(np.sqrt(np.mean(np.square(widths))), rel=1e-9)
+
+
 def test_region_gain_is_the_weighted_mean_of_its_points(fit1):
     # The Gaussian law variance after one more run, point by point, weighted, is the region's.
     frame = as_points(CANDS, "candidates")
@@ -387,7 +400,12 @@ def test_cli_suggest_region(tmp_path, fit1):
     d = json.loads(out2)
     assert d["target"]["kind"] == "region" and [p["weight"] for p in d["target"]["points"]] == [0.25, 0.75]
     pd.DataFrame({"N": [1e9, 4e9], "D": [2e10, -1]}).to_csv(tmp_path / "bad.csv", index=False)
+    (tmp_path / "blank_weight.csv").write_text("N,D,weight\n1e9,2e10,1\n4e9,2e11,\n")
+    (tmp_path / "blank_d.csv").write_text("N,D\n1e9,2e10\n4e9,\n")
     for argv, needle in [
+        (["--target-file", tmp_path / "blank_weight.csv"], "row(s) 2 have a blank weight"),
+        (["--target-file", tmp_path / "blank_d.csv"], "row 2 needs two of N, D and C; D is blank"),
+        (["--target", "N=1e9,D=2e10,threshold=2.2", "--threshold", "2.3"], "threshold given twice"),
         (["--target-file", tmp_path / "bad.csv"], "--target-file"),
         (["--target", "N=1e9,D=2e10", "--target", "N=4e9"], "target point 2"),
         (["--target", "N=1e9,D=2e10", "--target-file", tmp_path / "pts.csv"], "not both"),

@@ -67,7 +67,8 @@ class PlanOptions:
         At most this many greedy steps.
     batch_fraction : float
         The batch (first ``k`` runs of the plan) may spend at most this fraction of the budget,
-        so the loop learns from it before committing the rest (1 lets one run take it all).
+        so the loop learns from it before committing the rest (1 lets one run take it all). When
+        every candidate costs more than that share, the batch is one run within the whole budget.
     design_draws : int
         Posterior draws the allocation averages over.
     robust : {"auto", "on", "off"}
@@ -156,6 +157,8 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
             use_is = False
         room = budget - spent if step >= batch_k else min(budget, batch_budget) - spent
         ok = p.selectable & (costs <= room + 1e-9 * budget) & (counts < max_replicates)
+        if not ok.any() and not picks:  # every candidate is above the batch's share: one run may take the budget
+            ok = p.selectable & (costs <= budget * (1 + 1e-9)) & (counts < max_replicates)
         if not ok.any():
             break
         g = sc.gaussian(chosen)
@@ -216,9 +219,11 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
     return {"picks": picks, "crit": final, "spent": spent, "crit_is": crit_now_is}
 
 
-def _where(dist: float, robust: Robust, ratio: float) -> list[str]:
-    """The words every row ends with: how far from the target, and why a robust plan kept to its ratios."""
-    parts = [f"{dist:.2g} decades of (N, D) from the target"]
+def _where(dist: float, robust: Robust, ratio: float, region: bool = False) -> list[str]:
+    """The words every row ends with: how far from the target (a region's nearest point), and why a
+    robust plan kept to its ratios."""
+    where = "the region's nearest point" if region else "the target"
+    parts = [f"{dist:.2g} decades of (N, D) from {where}"]
     if robust.active:
         parts.append(robust.why_at(ratio))
     return parts
@@ -230,13 +235,24 @@ def _nearer(sc: Any, chosen: Sequence[int], j: int) -> list[str]:
     after = float(sc.reach(list(chosen) + [j]) @ sc.wt)
     if after > before - 0.005:
         return []
+    if sc.T > 1:  # a region: the weighted mean over its points, not the run's own distance below
+        return [
+            f"the region's points move from {before:.2g} to {after:.2g} decades of (N, D) from their nearest run "
+            "(weighted mean): less extrapolation"
+        ]
     return [
         f"the target's nearest run moves from {before:.2g} to {after:.2g} decades of (N, D) away: less extrapolation"
     ]
 
 
 def _why(
-    p: Mapping[str, Any], row: pd.Series, first_ratio: bool, dist: float, nearer: list[str], robust: Robust
+    p: Mapping[str, Any],
+    row: pd.Series,
+    first_ratio: bool,
+    dist: float,
+    nearer: list[str],
+    robust: Robust,
+    region: bool = False,
 ) -> str:
     parts = [f"outcome correlates {math.sqrt(max(p['rho2'], 0)):.2f} with the target"]
     if first_ratio:
@@ -246,7 +262,7 @@ def _why(
         parts.append(f"replicate {p['replicate']} (seed noise)")
     if p["gain_kind"] == "reweighted":
         parts.append("ranked by importance reweighting")
-    return "; ".join(parts + _where(dist, robust, float(row["ratio"])))
+    return "; ".join(parts + _where(dist, robust, float(row["ratio"]), region))
 
 
 def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -282,7 +298,7 @@ def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "cost": float(costs[j]),
                 "expected_gain": gain,
                 "sd_after": math.sqrt(after_var + dv),
-                "why": _why(q, r, first, float(sc.dist[j]), nearer, p.robust),
+                "why": _why(q, r, first, float(sc.dist[j]), nearer, p.robust, sc.T > 1),
             }
         )
     return pd.DataFrame(rows, columns=ROW_COLUMNS)
@@ -362,7 +378,7 @@ def _lin_rows(p: Problem, wrap: _Lin, picks: Sequence[Mapping[str, Any]]) -> pd.
         if pick["replicate"] > 1:
             parts.append(f"replicate {pick['replicate']} (seed noise)")
         parts.append("planned jointly with the rest of the budget (linearised design)")
-        parts += _where(float(sc.dist[j]), p.robust, float(r["ratio"]))
+        parts += _where(float(sc.dist[j]), p.robust, float(r["ratio"]), sc.T > 1)
         rows.append(
             {
                 "rank": i + 1,
@@ -384,6 +400,8 @@ def plan_allocation(p: Problem) -> Plan:
     """Split the whole budget by the linearised design criterion, no single run above the
     batch's share of the budget (so the plan's biggest runs can go first)."""
     small = p.selectable & (p.costs <= float(p.options.batch_fraction) * p.budget * (1 + 1e-9))
+    if not small.any():  # every candidate is above the batch's share: a plan of one run may take the budget
+        small = p.selectable & (p.costs <= p.budget * (1 + 1e-9))
     wrap, best = _allocation(p, small)
     return Plan(
         kind="allocation", best=best, alternatives={"allocation": best}, rows=lambda picks: _lin_rows(p, wrap, picks)

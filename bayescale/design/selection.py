@@ -52,7 +52,8 @@ class Suggestion:
     target : Target or Region
     band : dict
         The target now: median, 90% interval, log-width, sd of log (and p_below); for a region,
-        ``log_width90`` and ``sd_log`` of its weighted mean squared error and the widest point's width.
+        ``log_width90`` the weighted root mean square of its points' widths (each ``predict``'s), ``sd_log``
+        of its weighted mean squared error, and the widest point's width.
     stopping : Stopping
     budget : float
     notes : tuple of str
@@ -248,6 +249,12 @@ def _suggestion(
 ) -> Suggestion:
     """The suggestion from a planner's plan: the batch, the whole plan, the stopping advice."""
     table = _batch(problem, plan)
+    share = float(table["cost"].sum()) / problem.budget if len(table) else 0.0
+    if share > problem.options.batch_fraction * (1 + 1e-9):
+        notes.append(
+            f"No candidate costs {problem.options.batch_fraction:g} of the budget or less, so the batch is one run "
+            f"taking {100 * share:.3g}% of it; the next round learns from it before spending the rest."
+        )
     if len(table) < k:
         verbs = ("run fits", "adds") if len(table) == 1 else ("runs fit", "add")
         notes.append(f"Only {len(table)} {verbs[0]} the budget or {verbs[1]} information (asked for {k}).")
@@ -432,6 +439,8 @@ def _batch(p: Problem, plan: Plan) -> pd.DataFrame:
         if len(batch) < p.k and used + c <= cap * (1 + 1e-9):
             batch.append(i)
             used += c
+    if not batch and order:  # every planned run is above the batch's share: a batch of one, within the budget
+        batch = [order[-1]]
     batch_picks = [picks[i] for i in sorted(batch, key=lambda i: (-costs[picks[i]["index"]], i))]
     return plan.rows(batch_picks) if batch_picks else pd.DataFrame(columns=ROW_COLUMNS)
 

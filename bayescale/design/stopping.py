@@ -112,15 +112,17 @@ def stopping_rule(
         w0 = 2 * Z90 * math.sqrt(sc.var_t + sc.drift_var([]))
         f = width_now / w0 if w0 > 0 else 1.0
         w_next, w_plan = w_next * f, w_plan * f
+        w_pending = _width_pending(sc, list(pending)) * f if len(pending) else width_now
     else:
-        w_next = w_plan = width_now
+        w_next = w_plan = w_pending = width_now
         picks = []
     next_cost = float(table["cost"].iloc[0]) if len(table) else float("nan")
     if target.is_decision:
         out = _decision_stopping(sc, best, band, table, target, rule, budget, next_cost, bool(picks))
     else:
         drift = _drift_share(sc, list(pending), [int(q["index"]) for q in picks])
-        out = _width_stopping(target, rule, budget, next_cost, bool(picks), width_now, w_next, w_plan, drift)
+        widths = (width_now, w_pending, w_next, w_plan)
+        out = _width_stopping(target, rule, budget, next_cost, bool(picks), widths, drift)
     if out.reason == "budget" and cheapest is not None and cheapest > budget:
         text = (
             f"Stop: the budget ({budget:.3g}) is too small for any candidate pilot; the cheapest costs {cheapest:.3g}. "
@@ -128,6 +130,13 @@ def stopping_rule(
         )
         out = dataclasses.replace(out, reason="budget_too_small", text=text)
     return out
+
+
+def _width_pending(sc: Scorer, pending: list[int]) -> float:
+    """The Gaussian 90% width of the target once the pending runs report: the reference the next
+    pilot's shrinking is measured from (the runs after it count the pending ones as trained, so
+    measuring from today's band credited the pending runs' shrinking to the next pilot)."""
+    return 2 * Z90 * math.sqrt(float(sc.gaussian(pending)["var_tA"]) + sc.drift_var(pending))
 
 
 #: The share of the target's variance from the extrapolation drift above which the stopping text says
@@ -212,18 +221,19 @@ def _width_stopping(
     budget: float,
     next_cost: float,
     any_picks: bool,
-    width_now: float,
-    w_next: float,
-    w_plan: float,
+    widths: tuple[float, float, float, float],
     drift_note: str = "",
 ) -> Stopping:
+    """``widths``: the 90% width now, once the pending runs report (``width_now`` without any), after
+    the next pilot and after the whole plan; the pilots' shrinking is measured from the second."""
+    width_now, w_pending, w_next, w_plan = widths
     tolerance, min_improvement = rule.tolerance, rule.min_improvement
-    shrink = 1.0 - w_next / width_now if width_now > 0 else 0.0
+    shrink = 1.0 - w_next / w_pending if w_pending > 0 else 0.0
     if tolerance is not None and width_now <= tolerance:
         stop, reason = True, "tolerance"
     elif not any_picks:
         stop, reason = True, "budget"
-    elif 1.0 - w_plan / width_now < min_improvement:
+    elif w_pending <= 0 or 1.0 - w_plan / w_pending < min_improvement:
         stop, reason = True, "value"
     else:
         stop, reason = False, ""
@@ -232,7 +242,8 @@ def _width_stopping(
         text = (
             f"Stopping rule: the next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left, "
             f"{100 * next_cost / target.C:.2g}% of the target's compute) and is expected to shrink the 90% interval of "
-            f"{what} from {width_now:.4f} to {w_next:.4f} ({100 * shrink:.1f}%); the whole plan to {w_plan:.4f}. "
+            f"{what} from {_from(width_now, w_pending)} to {w_next:.4f} ({100 * shrink:.1f}%); the whole plan to "
+            f"{w_plan:.4f}. "
         )
     else:
         text = "Stopping rule: no affordable pilot adds information. "
@@ -257,6 +268,12 @@ def _width_stopping(
     )
 
 
+def _from(width_now: float, w_pending: float) -> str:
+    if abs(w_pending - width_now) <= 5e-5:
+        return f"{width_now:.4f}"
+    return f"{width_now:.4f} ({w_pending:.4f} once the pending runs report)"
+
+
 def _index_of(sc: Scorer, table: pd.DataFrame) -> int:
     """Column of the scorer's frame holding the batch's first run."""
     r = table.iloc[0]
@@ -266,18 +283,22 @@ def _index_of(sc: Scorer, table: pd.DataFrame) -> int:
 
 def _evsi(sc: Scorer, j: int, utility: Utility, target: Target) -> float:
     """Expected value of sample information of one run at candidate j for the decision
-    "train the target run (value if loss <= threshold, minus its price) or not"."""
+    "train the target run (value if loss <= threshold, minus its price) or not".
+
+    P(loss <= threshold) now is the mean over the simulated outcomes of P after each one, with the
+    same draws and the same smoothing: the preposterior identity that makes the value never negative
+    (by Jensen, and exactly 0 when no outcome changes the decision). Taking "now" from the band
+    instead (a different noise width and set of draws) gave values below 0 for a free pilot."""
     base = sc.base_logw([j])
     lw = base - base.max(axis=1, keepdims=True)
     w = np.exp(lw)
     w /= w.sum(axis=1, keepdims=True)
     smooth = math.sqrt(sc.td.noise_var + sc.drift_var([j]))
-    q = ndtr((sc.lthr - sc.t) / smooth)
-    p_m = w @ q
-    p0 = float(np.mean(ndtr((sc.lthr - sc.t) / math.sqrt(sc.td.noise_var + sc.drift_var([])))))
+    p_m = w @ ndtr((sc.lthr - sc.t) / smooth)
     value = float(utility.value)
     price = float(getattr(utility, "price_per_flop", 0.0)) * float(target.C)
-    return float(np.mean(np.maximum(0.0, value * p_m - price)) - max(0.0, value * p0 - price))
+    now = max(0.0, value * float(np.mean(p_m)) - price)
+    return float(np.mean(np.maximum(0.0, value * p_m - price))) - now
 
 
 __all__ = ["StopRule", "Stopping", "stopping_rule"]

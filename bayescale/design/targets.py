@@ -151,6 +151,7 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
     'frontier'
     """
     if isinstance(target, Target):
+        _threshold_once(target.label, target.threshold, threshold)
         if threshold is not None:
             return Target(target.kind, target.N, target.D, target.C, float(threshold), target.U)
         return target
@@ -179,8 +180,18 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
     if kind is None:
         kind = "loss" if ("N" in d or "D" in d) else "frontier"
     if threshold is not None:
+        _threshold_once(f"{dict(target)}", d.get("threshold"), threshold)
         d["threshold"] = float(threshold)
     return Target(str(kind), **{k: float(v) for k, v in d.items()})
+
+
+def _threshold_once(label: str, in_target: Any, given: Any) -> None:
+    """A threshold in the target and another beside it: refused, not one silently kept."""
+    if given is not None and in_target is not None and float(in_target) != float(given):
+        raise BayescaleError(
+            f"target {label}: threshold given twice ({float(in_target):g} in the target, {float(given):g} beside it); "
+            "give it once"
+        )
 
 
 # ------------------------------------------------------------------ draws
@@ -298,6 +309,19 @@ class TargetDraws:
         return self.drift2 * r * r
 
 
+def _check_reads_u(fit: Fit | AveragedFit, target: Target) -> None:
+    """A target's unique tokens ``U`` must be read by some law of the fit: ignored, the plan would look
+    priced for repeated data while it is not (``predict`` refuses the same point)."""
+    if target.U is None or any("U" in m.spec.columns for m, _ in law_fits(fit)):
+        return
+    names = join_names(sorted({m.spec.law.name for m, _ in law_fits(fit)}), quoted=True)
+    raise BayescaleError(
+        f"target {target.label}: U (unique tokens) is not an input of law {names}, which reads "
+        f"{join_names(fit.spec.columns)}; drop U, or fit a law that reads it (e.g. models/data_constrained.toml "
+        "or the recommended law average)"
+    )
+
+
 def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDraws:
     """Posterior draws of ``target`` from ``fit`` (see :class:`TargetDraws`).
 
@@ -307,6 +331,7 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
     >>> float(np.exp(np.median(td.law)))            # doctest: +SKIP
     """
     target = parse_target(target)
+    _check_reads_u(fit, target)
     if target.kind == "loss":
         point = (float(target.N), float(target.D))
         law = mixed_law_matrix(fit, target.point())[:, 0]
