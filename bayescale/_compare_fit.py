@@ -89,7 +89,8 @@ def gap_scale(spec: ModelSpec, slopes: Sequence[tuple[Any, Any]]) -> discrepancy
     if spec.extrapolation is None:
         return None
     pairs = [(np.asarray(b, dtype=float), np.asarray(s, dtype=float)) for b, s in slopes]
-    return discrepancy.learn_gap(pairs, spec.gap_per_decade or discrepancy.GAP_HYPERPRIOR)
+    alike = discrepancy.GAP_ALIKE if spec.gap_alike is None else spec.gap_alike
+    return discrepancy.learn_gap(pairs, spec.gap_per_decade or discrepancy.GAP_HYPERPRIOR, alike)
 
 
 def recipe_fits(
@@ -122,6 +123,14 @@ def fit_grouped(
     return gfit, tuple(dict.fromkeys(doubts))
 
 
+def alike_words(gap: Mapping[str, float]) -> str:
+    """How probable the runs make it that the recipes drift alike (the gap's spike at 0)."""
+    p = gap.get("p_zero")
+    if p is None or not gap.get("splits"):
+        return ""
+    return f"; probability {p:.2f} that the recipes drift alike (no drift of their own)"
+
+
 #: A learned gap whose 95% quantile is above this share of its hyperprior's upper bound presses the bound.
 GAP_AT_BOUND = 0.9
 
@@ -139,6 +148,7 @@ def gap_at_bound(spec: ModelSpec, gap: Mapping[str, float]) -> str:
 
 
 __all__ = [
+    "alike_words",
     "gap_at_bound",
     "DOUBTS",
     "LEARNED",

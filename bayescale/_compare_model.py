@@ -244,6 +244,7 @@ def grouped_spec(spec: ModelSpec, groups: Sequence[str], pooling: Pooling) -> Mo
         extrapolation=spec.extrapolation,
         learn_drift=spec.learn_drift,
         gap_per_decade=spec.gap_per_decade,
+        gap_alike=spec.gap_alike,
     )
 
 

@@ -271,7 +271,8 @@ class Comparison:
         )
         return (
             f"on top of a drift all recipes share, each recipe's own drift has scale {gap['median']:.3f} log loss per "
-            f"decade (90% {gap['q05']:.3f}-{gap['q95']:.3f}), {source}" + cf.gap_at_bound(self.spec, gap)
+            f"decade (90% {gap['q05']:.3f}-{gap['q95']:.3f}), {source}{cf.alike_words(gap)}"
+            + cf.gap_at_bound(self.spec, gap)
         )
 
     def multiplier(self, recipe: str | None = None, *, C: Any = None) -> pd.DataFrame:

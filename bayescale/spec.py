@@ -25,6 +25,7 @@ Spec file format::
     per_decade = {dist = "HalfNormal", scale = 0.05}
     learned = true                     # per_decade is a hyperprior the runs' own leave-future-out splits update
     gap_per_decade = {dist = "LogUniform", low = 1e-4, high = 0.1}   # compare: a recipe's own drift (the default)
+    gap_alike = 0.5                    # compare: prior probability that the recipes drift alike (no gap; the default)
 
     [sampler]
     chains = 4
@@ -90,6 +91,9 @@ class ModelSpec:
     #: The hyperprior of the scale of a recipe's own drift in a comparison (:func:`bayescale.compare`),
     #: in log loss per decade; None: :data:`bayescale.discrepancy.GAP_HYPERPRIOR`.
     gap_per_decade: Prior | None = None
+    #: The prior probability that a comparison's recipes drift alike (a gap of exactly 0, beside the
+    #: ``gap_per_decade`` slab); None: :data:`bayescale.discrepancy.GAP_ALIKE`.
+    gap_alike: float | None = None
     #: ``"runs"``: the priors of ``from_runs`` are placed on the runs' scale before fitting; until
     #: then (``placed`` False) they hold the law's defaults as placeholders.
     prior_scale: str = "fixed"
@@ -171,6 +175,8 @@ class ModelSpec:
                 out["extrapolation"]["learned"] = True
             if self.gap_per_decade is not None:
                 out["extrapolation"]["gap_per_decade"] = self.gap_per_decade.to_dict()
+            if self.gap_alike is not None:
+                out["extrapolation"]["gap_alike"] = self.gap_alike
         return out
 
     def _priors_dict(self) -> dict[str, Any]:
@@ -290,6 +296,36 @@ def _prior_scale_of(table: Mapping[str, Any], law: Law) -> tuple[str, tuple[str,
 _TOP_KEYS = ("name", "description", "law", "priors", "likelihood", "sampler", "extrapolation")
 
 
+def _extrapolation(ex: Any) -> tuple[Prior, bool, Prior | None, float | None]:
+    """The ``[extrapolation]`` table: the drift's prior, whether it is learned, the gap's hyperprior
+    and the prior probability that recipes drift alike (None: the defaults)."""
+    gap, alike = None, None
+    if not isinstance(ex, Mapping):
+        raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
+    _validate_keys(ex, ("per_decade", "learned", "gap_per_decade", "gap_alike"), "extrapolation")
+    if "per_decade" not in ex:
+        raise SpecError(
+            "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of distance "
+            "from the runs in (log N, log D))"
+        )
+    extrapolation = as_prior(ex["per_decade"], where="extrapolation.per_decade")
+    learn_drift = ex.get("learned", False)
+    if not isinstance(learn_drift, bool):
+        raise SpecError(f"extrapolation.learned: must be true or false, got {learn_drift!r}")
+    if "gap_per_decade" in ex:
+        gap = as_prior(ex["gap_per_decade"], where="extrapolation.gap_per_decade")
+    if "gap_alike" in ex:
+        alike = _probability(ex["gap_alike"], "extrapolation.gap_alike")
+    return extrapolation, learn_drift, gap, alike
+
+
+def _probability(value: Any, where: str) -> float:
+    """A prior probability in [0, 1) (1 would rule the alternative out before any run is seen)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) < 1:
+        raise SpecError(f"{where}: must be a probability from 0 up to (not including) 1, got {value!r}")
+    return float(value)
+
+
 def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpec:
     """Build and validate a :class:`ModelSpec` from its plain-data form."""
     where = f"spec {path}" if path else "spec"
@@ -321,23 +357,9 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
     if not placed:
         priors |= {p: law.priors[p] for p in from_runs}  # placeholders until the runs are seen
     likelihood = Likelihood.from_dict(d.get("likelihood", {}))
-    extrapolation, learn_drift, gap = None, False, None
-    if "extrapolation" in d:
-        ex = d["extrapolation"]
-        if not isinstance(ex, Mapping):
-            raise SpecError("extrapolation: must be a table with per_decade = {dist = ..., ...}")
-        _validate_keys(ex, ("per_decade", "learned", "gap_per_decade"), "extrapolation")
-        if "per_decade" not in ex:
-            raise SpecError(
-                "extrapolation: missing per_decade (a prior on the law's drift in log loss per decade of distance "
-                "from the runs in (log N, log D))"
-            )
-        extrapolation = as_prior(ex["per_decade"], where="extrapolation.per_decade")
-        learn_drift = ex.get("learned", False)
-        if not isinstance(learn_drift, bool):
-            raise SpecError(f"extrapolation.learned: must be true or false, got {learn_drift!r}")
-        if "gap_per_decade" in ex:
-            gap = as_prior(ex["gap_per_decade"], where="extrapolation.gap_per_decade")
+    extrapolation, learn_drift, gap, alike = (
+        _extrapolation(d["extrapolation"]) if "extrapolation" in d else (None, False, None, None)
+    )
     sampler = SamplerSettings.from_dict(d.get("sampler", {}))
     name = d.get("name", law.name)
     if not isinstance(name, str) or not name:
@@ -355,6 +377,7 @@ def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpe
         extrapolation=extrapolation,
         learn_drift=learn_drift,
         gap_per_decade=gap,
+        gap_alike=alike,
         prior_scale=prior_scale,
         from_runs=from_runs,
         placed=placed,
@@ -500,6 +523,7 @@ def _average_from_dict(d: Mapping[str, Any], path: str | None) -> AverageSpec:
                 extrapolation=probe.extrapolation,
                 learn_drift=probe.learn_drift,
                 gap_per_decade=probe.gap_per_decade,
+                gap_alike=probe.gap_alike,
                 path=None,
             )
             for m in members

@@ -486,8 +486,26 @@ def test_learned_gap_reads_only_how_groups_differ() -> None:
     own = discrepancy.learn_gap(apart, hyper)
     prior = discrepancy.learn_gap([], hyper)
     assert shared.splits == 5 and prior.splits == 0
-    assert float(shared.quantile(0.5)) < 0.5 * float(prior.quantile(0.5))  # a shared drift is no gap
+    assert float(shared.quantile(0.9)) < 0.5 * float(prior.quantile(0.9))  # a shared drift is no gap
     assert float(own.quantile(0.05)) > 0.03  # slopes 0.05-0.12 apart: a gap of about that size
+
+
+def test_the_gap_prior_is_a_spike_at_no_gap_beside_the_slab() -> None:
+    """No gap is a hypothesis of its own (prior probability ``alike``): slopes that differ by their
+    errors alone make it more probable, slopes apart rule it out; without splits it stays the prior's."""
+    hyper = discrepancy.GAP_HYPERPRIOR
+    alike = [(np.array([0.002, -0.001, -0.001]) + 0.08, np.full(3, 0.01)) for _ in range(5)]
+    apart = [(np.array([0.08, -0.04, 0.01]) * (1 if k % 2 else -1), np.full(3, 0.01)) for k in range(5)]
+    assert discrepancy.learn_gap([], hyper).p_zero == pytest.approx(discrepancy.GAP_ALIKE)
+    assert discrepancy.learn_gap([], hyper, alike=0.2).p_zero == pytest.approx(0.2)
+    assert discrepancy.learn_gap(alike, hyper).p_zero > discrepancy.GAP_ALIKE
+    assert discrepancy.learn_gap(apart, hyper).p_zero < 1e-6
+    slab_only = discrepancy.learn_gap(alike, hyper, alike=0.0)
+    assert slab_only.p_zero == 0.0 and float(slab_only.quantile(0.9)) > float(
+        discrepancy.learn_gap(alike, hyper).quantile(0.9)
+    )
+    with pytest.raises(bs.BayescaleError, match="gap_alike must be a probability"):
+        discrepancy.learn_gap(alike, hyper, alike=1.0)
 
 
 def _pair_with_bending(beta1: float) -> AveragedFit:

@@ -125,13 +125,18 @@ def bent(runs: pd.DataFrame, recipe: str, per_decade: float) -> pd.DataFrame:
 def test_learned_gap_is_small_for_recipes_that_follow_the_law_and_grows_when_one_bends(doubled, doubled_cmp) -> None:
     clean = doubled_cmp.gap_drift()
     assert doubled_cmp.drift_correlation == "learned" and clean["splits"] >= 3
-    assert clean["median"] < 0.002, clean  # the hyperprior's median alone is 0.004
+    assert clean["median"] < 0.002, clean
+    # the runs make "the recipes drift alike" more probable than its prior 0.5, and the words say so
+    assert clean["p_zero"] > 0.5 and f"probability {clean['p_zero']:.2f} that the recipes drift alike" in (
+        doubled_cmp.drift_words()
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the bent recipe's misfit warning
         apart = bs.compare(bent(doubled, "B", 0.04), at={"C": TARGET}, method="laplace", seed=0)
     gap = apart.gap_drift()
     assert gap["median"] > 3 * clean["median"] and gap["q05"] > clean["median"], (clean, gap)
     assert 0.02 < gap["median"] < 0.08, gap  # B bends by 0.04 per decade of compute
+    assert gap["p_zero"] < 0.01, gap  # and its splits rule out "alike"
     wide, narrow = apart.table().loc["B"], doubled_cmp.table().loc["B"]
     assert wide["mult_hi"] / wide["mult_lo"] > 2 * narrow["mult_hi"] / narrow["mult_lo"]
     assert "learned from" in apart.drift_words() and "learned" in json.loads(apart.to_json())["drift_correlation"]
@@ -213,6 +218,13 @@ def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:
         tight = bs.compare(bent(doubled, "B", 0.04), at={"C": TARGET}, method="laplace", seed=0, spec=bs.load_spec(d))
     # The runs say about 0.04 (the default prior lets them, see above); a prior at 0.002 pulls it far below.
     assert tight.gap_drift()["q95"] < 0.02, tight.gap_drift()
+    # a stated prior probability of "alike" is the one the spike starts from
+    d["extrapolation"] |= {"gap_alike": 0.0}
+    assert bs.load_spec(d).gap_alike == 0.0 and bs.load_spec(d).to_dict()["extrapolation"]["gap_alike"] == 0.0
+    for bad in (1.0, -0.1, "half", True):
+        d["extrapolation"]["gap_alike"] = bad
+        with pytest.raises(bs.SpecError, match="extrapolation.gap_alike: must be a probability"):
+            bs.load_spec(d)
 
 
 def test_a_law_average_compares_under_every_law_it_weighs(doubled, doubled_cmp, tmp_path) -> None:

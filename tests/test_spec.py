@@ -252,7 +252,7 @@ BAD = [
     (
         "extrapolation unknown key",
         with_("extrapolation", {"per_decade": {"dist": "HalfNormal", "scale": 0.02}, "per_run": 1}),
-        r"extrapolation: unknown key\(s\) \['per_run'\]; allowed: \['per_decade', 'learned', 'gap_per_decade'\]",
+        r"extrapolation: unknown key\(s\) \['per_run'\]; allowed: \['per_decade', 'learned', 'gap_per_decade', 'gap_alike'\]",
     ),
     ("extrapolation without per_decade", with_("extrapolation", {}), r"extrapolation: missing per_decade"),
     (
