@@ -25,7 +25,7 @@ from . import averaging, discrepancy
 from ._compare_model import Pooling, base_spec, grouped_spec
 from .errors import BayescaleError
 from .scaled_priors import place_priors
-from .spec import AverageSpec, ModelSpec
+from .spec import AverageSpec, ModelSpec, spec_from_dict
 
 #: The parts of a comparison that are draws, mixed across laws: name -> dict of recipe -> (draw, ...).
 MIXED = ("losses", "multipliers", "clipped", "curves")
@@ -135,9 +135,27 @@ def law_setup(c: Any) -> dict[str, Any]:
         "pooling": {"share": list(c.pooling.share), "pool": list(c.pooling.pool)},
         "drift_correlation": c.drift_correlation,
         "gap_slopes": [[list(map(float, b)), list(map(float, s))] for b, s in c.gap_slopes],
-        "spec": c.spec.to_dict(),
+        "spec": _spec_as_used(c.spec),
         "warnings": list(c.warnings),
     }
+
+
+def _spec_as_used(spec: Any) -> dict[str, Any]:
+    """The spec's plain form with the gap's prior probability of "alike" as used, so that a later default
+    does not change the numbers of a saved comparison."""
+    out = spec.to_dict()
+    if "extrapolation" in out:
+        alike = discrepancy.GAP_ALIKE if spec.gap_alike is None else spec.gap_alike
+        out["extrapolation"] = {**out["extrapolation"], "gap_alike": alike}
+    return out
+
+
+def saved_spec(saved: Mapping[str, Any]) -> ModelSpec:
+    """The spec :func:`law_setup` saved. A comparison saved before the gap's spike (2026-12-06) has no
+    ``gap_alike``: it was fitted with the slab alone, which ``gap_alike = 0`` restores."""
+    if "extrapolation" in saved and "gap_alike" not in saved["extrapolation"]:
+        saved = {**saved, "extrapolation": {**saved["extrapolation"], "gap_alike": 0.0}}
+    return spec_from_dict(saved)
 
 
 def average(per: Mapping[str, Any], weights: Mapping[str, float], notes: Sequence[str], seed: int) -> Any:

@@ -7,12 +7,12 @@ Recipes fitted with one law form share part of its error, which cancels in a dif
 is their own. By default (``drift_correlation="learned"``) the part that is their own is learned
 from the runs: the leave-future-out splits of :mod:`bayescale.discrepancy` fit every recipe below
 a compute cut, and how much the recipes' held-out residual slopes on distance *differ* gives the
-scale of a recipe's own drift (:func:`bayescale.discrepancy.learn_gap`, with the spec's
-``gap_per_decade`` as its hyperprior, log-uniform on 1e-4-0.1 by default). Recipe ``g``'s drift
-is then ``d + u_g``: ``d`` the fit's drift draws (shared, it cancels in a difference) and
-``u_g = tau_gap z_g`` its own. Recipes whose curves bend alike
-beyond their cuts learn a small gap, and their multiplier is as sure as the runs make it; recipes
-that bend differently learn a large one. A number ``rho`` in [0, 1] instead states the
+scale of a recipe's own drift (:func:`bayescale.discrepancy.learn_gap`: a spike and slab, no gap
+at all with the spec's ``gap_alike`` probability, 0.5 by default, else the spec's ``gap_per_decade``,
+log-uniform on 1e-4-0.1 by default). Recipe ``g``'s drift is then ``d + u_g``: ``d`` the fit's drift
+draws (shared, it cancels in a difference) and ``u_g = tau_gap z_g`` its own. Recipes whose curves
+bend alike beyond their cuts make "no gap" more probable and learn a small one, and their multiplier
+is as sure as the runs make it; recipes that bend differently rule "no gap" out and learn a large one. A number ``rho`` in [0, 1] instead states the
 correlation: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d_g`` an
 independent permutation of the fit's drift draws (the spec's drift is not informed by the data, so
 a permutation is an independent draw of the same distribution); 1 shares one drift (the usual
@@ -126,7 +126,7 @@ def fit_grouped(
 def alike_words(gap: Mapping[str, float]) -> str:
     """How probable the runs make it that the recipes drift alike (the gap's spike at 0)."""
     p = gap.get("p_zero")
-    if p is None or not gap.get("splits"):
+    if p is None or not gap.get("alike_prior") or not gap.get("splits"):  # no spike, or no runs' say on it
         return ""
     return f"; probability {p:.2f} that the recipes drift alike (no drift of their own)"
 

@@ -53,7 +53,7 @@ from .errors import BayescaleError
 from .frontier import check_prob
 from .inference import Fit
 from .scaled_priors import place_priors
-from .spec import AverageSpec, ModelSpec, load_spec, spec_from_dict
+from .spec import AverageSpec, ModelSpec, load_spec
 
 #: The attribute of a saved comparison's file that holds what was compared.
 COMPARISON_ATTR = _arviz.COMPARISON_ATTR
@@ -251,7 +251,9 @@ class Comparison:
 
     def gap_drift(self) -> dict[str, float] | None:
         """The learned scale of each recipe's own drift (log loss per decade; median, 5% and 95%
-        quantiles, splits), or None where the drift correlation was stated or there is no drift."""
+        quantiles, splits, and ``p_zero``: how probable the runs make "no gap", the recipes drifting
+        alike, from its prior ``alike_prior``), or None where the drift correlation was stated or
+        there is no drift."""
         if self.drift_correlation != cf.LEARNED:
             return None
         gap = cf.gap_scale(self.spec, self.gap_slopes)
@@ -453,7 +455,7 @@ def is_saved_comparison(path: str | Path) -> bool:
 def _rebuild(idata: Any, setup: Mapping[str, Any], law: Mapping[str, Any]) -> Comparison:
     """One law's comparison from its saved joint fit: what :func:`compare` assembled."""
     a = _arviz.attrs(idata)
-    base = spec_from_dict(law["spec"])
+    base = ca.saved_spec(law["spec"])
     pool = Pooling(share=tuple(law["pooling"]["share"]), pool=tuple(law["pooling"]["pool"]))
     gspec = grouped_spec(base, setup["groups"], pool)
     gfit = Fit(spec=gspec, idata=idata, runs=runs_from_idata(idata), method=a["method"], seed=int(a["seed"]))

@@ -197,7 +197,7 @@ class Decision:
             rival = max(others, key=lambda o: t.loc[o, "p_best"])
             same = all(t.loc[rival, c] == b[c] for c in ("mean", "lo", "hi", "p_best"))
             parts.append(
-                f"{rival}{_describe(t.loc[rival])} ties with it: the law predicts the same loss for both."
+                f"{rival}{_describe(t.loc[rival])} ties with it: the same loss in every draw."
                 if same
                 else f"{rival}{_describe(t.loc[rival])} is better with probability {t.loc[rival, 'p_best']:.2f}."
             )

@@ -114,12 +114,17 @@ class DriftScale:
     probs: np.ndarray
     splits: int
     slopes: tuple[float, ...] = field(default=())
+    #: The prior probability of a scale of exactly 0 (a learned gap's spike, :func:`learn_gap`); None
+    #: for a scale without one (the law's own drift).
+    spike: float | None = None
 
     def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        """Draws of ``tau`` (uniform within each grid cell, so the draws are continuous)."""
+        """Draws of ``tau`` (uniform within each grid cell, so the draws are continuous; exactly 0 for
+        the draws of a spike at 0)."""
         idx = rng.choice(len(self.grid), size=shape, p=self.probs)
         step = float(self.grid[1] - self.grid[0])
-        return np.clip(self.grid[idx] + step * (rng.random(shape) - 0.5), 0.0, None)
+        tau = np.clip(self.grid[idx] + step * (rng.random(shape) - 0.5), 0.0, None)
+        return np.where(idx == 0, 0.0, tau) if self.spike else tau
 
     def quantile(self, q: float | Sequence[float]) -> np.ndarray:
         cdf = np.cumsum(self.probs)
@@ -127,12 +132,17 @@ class DriftScale:
 
     @property
     def p_zero(self) -> float:
-        """The probability of a scale of exactly 0 (the grid's first point): a learned gap's spike."""
-        return float(self.probs[0])
+        """The posterior probability of a scale of exactly 0: a learned gap's spike (0 without one)."""
+        return float(self.probs[0]) if self.spike else 0.0
 
     def to_dict(self) -> dict[str, float]:
+        """Median, 5% and 95% quantiles and splits; with a spike, also its prior (``alike_prior``) and
+        posterior (``p_zero``) probability."""
         lo, med, hi = (float(v) for v in self.quantile([0.05, 0.5, 0.95]))
-        return {"median": med, "q05": lo, "q95": hi, "splits": self.splits, "p_zero": self.p_zero}
+        out = {"median": med, "q05": lo, "q95": hi, "splits": self.splits}
+        if self.spike is not None:
+            out |= {"p_zero": self.p_zero, "alike_prior": float(self.spike)}
+        return out
 
     def words(self) -> str:
         d = self.to_dict()
@@ -299,19 +309,20 @@ def _spike_and_slab(slab: np.ndarray, alike: float) -> np.ndarray:
     ``slab`` (a log density on the grid), whatever mass the slab itself puts at 0."""
     if not 0 <= alike < 1:
         raise BayescaleError(f"gap_alike must be a probability from 0 up to (not including) 1, got {alike!r}")
+    slab = np.where(np.arange(slab.size) == 0, -np.inf, slab)  # 0 is the spike's alone
     if alike == 0:
         return slab
     top = float(np.max(slab))
     mass = np.exp(slab - top)
     mass = (1 - alike) * mass / mass.sum()
-    mass[0] += alike
+    mass[0] = alike
     with np.errstate(divide="ignore"):
         return np.log(mass)
 
 
-def _on_grid(log_p: np.ndarray, splits: int, slopes: Sequence[float] = ()) -> DriftScale:
+def _on_grid(log_p: np.ndarray, splits: int, slopes: Sequence[float] = (), spike: float | None = None) -> DriftScale:
     probs = np.exp(log_p - log_p.max())
-    return DriftScale(grid=TAU_GRID, probs=probs / probs.sum(), splits=splits, slopes=tuple(slopes))
+    return DriftScale(grid=TAU_GRID, probs=probs / probs.sum(), splits=splits, slopes=tuple(slopes), spike=spike)
 
 
 def learn_drift(splits: Sequence[Holdout], hyperprior: Prior) -> DriftScale:
@@ -369,7 +380,7 @@ def learn_gap(
         mean = (w * b).sum(axis=1) / w.sum(axis=1)
         resid = (w * (b[None, :] - mean[:, None]) ** 2).sum(axis=1)
         log_p = log_p - 0.5 * (np.log(var).sum(axis=1) + np.log(w.sum(axis=1)) + resid)
-    return _on_grid(log_p, len(slopes))
+    return _on_grid(log_p, len(slopes), spike=alike)
 
 
 # --------------------------------------------------- predictive densities

@@ -414,7 +414,7 @@ def run_loop(
     >>> res = run_loop("loop.toml", log=print)   # doctest: +SKIP
     >>> print(res.summary())                     # doctest: +SKIP
     """
-    if max_rounds is not None and (isinstance(max_rounds, bool) or int(max_rounds) != max_rounds or max_rounds < 0):
+    if max_rounds is not None and (not isinstance(max_rounds, int) or isinstance(max_rounds, bool) or max_rounds < 0):
         raise BayescaleError(f"max_rounds must be a whole number >= 0, got {max_rounds!r}")
     cfg = load_loop_config(config)
     say = log or (lambda s: None)

@@ -73,7 +73,7 @@ def test_known_multiplier_is_recovered(doubled_cmp) -> None:
     row = doubled_cmp.table().loc["B"]
     assert row["mult_lo"] < 2.0 < row["mult_hi"]
     # the median within one posterior sd of the truth (sd read off the 90% interval, on log k), and
-    # the interval sharp: at most 3x wide (1.77, 1.24-3.23 when written: 0.4 sd off, 2.6x wide)
+    # the interval sharp: at most 3x wide (1.78, 1.31-2.90 when written: 0.5 sd off, 2.2x wide)
     sd = math.log(row["mult_hi"] / row["mult_lo"]) / (2 * 1.645)
     assert abs(math.log(row["multiplier"] / 2.0)) < sd
     assert row["mult_hi"] / row["mult_lo"] < 3.0
@@ -125,7 +125,7 @@ def bent(runs: pd.DataFrame, recipe: str, per_decade: float) -> pd.DataFrame:
 def test_learned_gap_is_small_for_recipes_that_follow_the_law_and_grows_when_one_bends(doubled, doubled_cmp) -> None:
     clean = doubled_cmp.gap_drift()
     assert doubled_cmp.drift_correlation == "learned" and clean["splits"] >= 3
-    assert clean["median"] < 0.002, clean
+    assert clean["q95"] < 0.005, clean
     # the runs make "the recipes drift alike" more probable than its prior 0.5, and the words say so
     assert clean["p_zero"] > 0.5 and f"probability {clean['p_zero']:.2f} that the recipes drift alike" in (
         doubled_cmp.drift_words()
@@ -134,7 +134,7 @@ def test_learned_gap_is_small_for_recipes_that_follow_the_law_and_grows_when_one
         warnings.simplefilter("ignore")  # the bent recipe's misfit warning
         apart = bs.compare(bent(doubled, "B", 0.04), at={"C": TARGET}, method="laplace", seed=0)
     gap = apart.gap_drift()
-    assert gap["median"] > 3 * clean["median"] and gap["q05"] > clean["median"], (clean, gap)
+    assert gap["median"] > 3 * clean["q95"] and gap["q05"] > clean["q95"], (clean, gap)
     assert 0.02 < gap["median"] < 0.08, gap  # B bends by 0.04 per decade of compute
     assert gap["p_zero"] < 0.01, gap  # and its splits rule out "alike"
     wide, narrow = apart.table().loc["B"], doubled_cmp.table().loc["B"]
@@ -218,9 +218,15 @@ def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:
         tight = bs.compare(bent(doubled, "B", 0.04), at={"C": TARGET}, method="laplace", seed=0, spec=bs.load_spec(d))
     # The runs say about 0.04 (the default prior lets them, see above); a prior at 0.002 pulls it far below.
     assert tight.gap_drift()["q95"] < 0.02, tight.gap_drift()
-    # a stated prior probability of "alike" is the one the spike starts from
-    d["extrapolation"] |= {"gap_alike": 0.0}
-    assert bs.load_spec(d).gap_alike == 0.0 and bs.load_spec(d).to_dict()["extrapolation"]["gap_alike"] == 0.0
+    # a stated prior probability of "alike" is the one the spike starts from: 0 is the slab alone
+    d["extrapolation"] = {k: v for k, v in d["extrapolation"].items() if k != "gap_per_decade"} | {"gap_alike": 0.0}
+    assert bs.load_spec(d).to_dict()["extrapolation"]["gap_alike"] == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        slab = bs.compare(doubled, at={"C": TARGET}, method="laplace", seed=0, spec=bs.load_spec(d))
+    gap = slab.gap_drift()
+    assert gap["p_zero"] == 0.0 and gap["alike_prior"] == 0.0 and gap["median"] > 0, gap
+    assert "drift alike" not in slab.drift_words()  # the prior ruled it out: the runs said nothing of it
     for bad in (1.0, -0.1, "half", True):
         d["extrapolation"]["gap_alike"] = bad
         with pytest.raises(bs.SpecError, match="extrapolation.gap_alike: must be a probability"):
@@ -437,6 +443,17 @@ def test_save_and_load_give_the_same_numbers(doubled_cmp, tmp_path) -> None:
     assert back.verdict == doubled_cmp.verdict and back.pooling == doubled_cmp.pooling
     with pytest.raises(bs.BayescaleError, match="not found"):
         bs.Comparison.load(tmp_path / "missing.nc")
+
+
+def test_a_comparison_saved_before_the_gaps_spike_loads_as_it_was_fitted(doubled_cmp) -> None:
+    """Files written before the spike (no gap_alike in their spec) were fitted with the slab alone; the
+    spec saved now records the probability used, so a later default cannot change a saved comparison."""
+    from bayescale._compare_average import law_setup, saved_spec
+
+    saved = law_setup(doubled_cmp)["spec"]
+    assert saved["extrapolation"]["gap_alike"] == 0.5
+    old = {**saved, "extrapolation": {k: v for k, v in saved["extrapolation"].items() if k != "gap_alike"}}
+    assert saved_spec(old).gap_alike == 0.0 and saved_spec(saved).gap_alike == 0.5
 
 
 def test_a_saved_comparison_is_named_as_one(doubled_cmp, tmp_path, capsys) -> None:

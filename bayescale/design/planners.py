@@ -157,8 +157,10 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
             use_is = False
         room = budget - spent if step >= batch_k else min(budget, batch_budget) - spent
         ok = p.selectable & (costs <= room + 1e-9 * budget) & (counts < max_replicates)
-        if not ok.any() and not picks:  # every candidate is above the batch's share: one run may take the budget
-            ok = p.selectable & (costs <= budget * (1 + 1e-9)) & (counts < max_replicates)
+        if (
+            not ok.any() and step < batch_k
+        ):  # the batch's share is spent (or below every candidate): plan on in the budget
+            ok = p.selectable & (costs <= budget - spent + 1e-9 * budget) & (counts < max_replicates)
         if not ok.any():
             break
         g = sc.gaussian(chosen)
@@ -216,7 +218,8 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
         )
     g = sc.gaussian(chosen)
     final = float(np.atleast_1d(sc.crit_gauss(g["var_tA"], sc.drift_var(chosen)))[0])
-    return {"picks": picks, "crit": final, "spent": spent, "crit_is": crit_now_is}
+    pending = float(sc.gaussian(list(p.pre))["var_tA"])  # the law's variance once the pending runs report
+    return {"picks": picks, "crit": final, "spent": spent, "crit_is": crit_now_is, "var_law_pending": pending}
 
 
 def _where(dist: float, robust: Robust, ratio: float, region: bool = False) -> list[str]:
@@ -318,13 +321,16 @@ def plan_greedy(p: Problem) -> Plan:
 class _Lin:
     """The linearised design criterion on the scorer's scale: variances of log target."""
 
-    def __init__(self, lin: Linearised | MixedLinearised, sc: Scorer, base: float) -> None:
+    def __init__(self, lin: Linearised | MixedLinearised, sc: Scorer, base: float, folded: Sequence[int] = ()) -> None:
         self.lin, self.sc = lin, sc
         self.scale = sc.var_t / base if base > 0 else 1.0
+        self.folded = np.bincount(np.asarray(folded, dtype=int), minlength=lin.M).astype(float)
 
     def var_after(self, chosen: Sequence[int]) -> float:
+        """The variance once the ``chosen`` runs report; pending runs among them are already folded into
+        the design's information (they were counted twice before)."""
         n = np.bincount(np.asarray(chosen, dtype=int), minlength=self.lin.M).astype(float)
-        return self.scale * self.lin.value(n)[0]
+        return self.scale * self.lin.value(np.maximum(n - self.folded, 0.0))[0]
 
 
 def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any]]:
@@ -333,9 +339,9 @@ def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any
     kind = MixedLinearised if isinstance(p.fit, AveragedFit) else Linearised
     lin = kind(p.fit, p.frame, p.target, noise_var=sc.nv, extra_var=sc.dvar, n_draws=int(o.design_draws), seed=p.seed)
     base, _ = lin.value(np.zeros(lin.M))
-    wrap = _Lin(lin, sc, base)
     if pre:  # pending runs will report: fold them into what is known
         lin.fold(pre)
+    wrap = _Lin(lin, sc, base, folded=pre)
     caps = np.where(selectable & np.isfinite(costs), np.maximum(int(o.max_replicates) - p.counts, 0), 0).astype(float)
     safe = np.where(np.isfinite(costs), costs, 1.0)
     w, _, _ = allocate(lin, safe, caps, budget)
@@ -356,7 +362,8 @@ def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any
         )
     var_law, drift = wrap.var_after(chosen), sc.drift_var(chosen)
     crit = float(np.atleast_1d(sc.crit_gauss(var_law, drift))[0])
-    return wrap, {"picks": picks, "crit": crit, "spent": float(sum(safe[j] for j in idx)), "crit_is": None}
+    spent = float(sum(safe[j] for j in idx))
+    return wrap, {"picks": picks, "crit": crit, "spent": spent, "crit_is": None, "var_law_pending": wrap.var_after(pre)}
 
 
 def _lin_rows(p: Problem, wrap: _Lin, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

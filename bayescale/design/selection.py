@@ -185,7 +185,8 @@ def suggest(
         The budget left for pilots, in the units of ``cost`` (FLOPs by default).
     k : int
         How many runs to return: the plan's most expensive runs first, within ``batch_fraction``
-        of the budget (the whole plan is in :attr:`Suggestion.plan`).
+        of the budget, or one run when every planned run costs more (the whole plan is in
+        :attr:`Suggestion.plan`).
     candidates : DataFrame or list of mappings, optional
         The pool (columns N, D); default :func:`default_candidates`.
     pending : DataFrame or list of mappings, optional
@@ -252,10 +253,10 @@ def _suggestion(
     share = float(table["cost"].sum()) / problem.budget if len(table) else 0.0
     if share > problem.options.batch_fraction * (1 + 1e-9):
         notes.append(
-            f"No candidate costs {problem.options.batch_fraction:g} of the budget or less, so the batch is one run "
-            f"taking {100 * share:.3g}% of it; the next round learns from it before spending the rest."
+            f"No planned run costs {100 * problem.options.batch_fraction:.3g}% of the budget or less (the batch's "
+            f"share), so the batch is one run taking {100 * share:.3g}% of it."
         )
-    if len(table) < k:
+    elif len(table) < k:
         verbs = ("run fits", "adds") if len(table) == 1 else ("runs fit", "add")
         notes.append(f"Only {len(table)} {verbs[0]} the budget or {verbs[1]} information (asked for {k}).")
     affordable = problem.costs[problem.selectable]
@@ -425,7 +426,8 @@ def _problem(
 
 
 def _batch(p: Problem, plan: Plan) -> pd.DataFrame:
-    """The batch: the plan's most expensive runs first, within batch_fraction of the budget.
+    """The batch: the plan's most expensive runs first, within batch_fraction of the budget (the
+    cheapest planned run alone when every one costs more).
 
     The whole plan is the design; launching its big runs first spends the budget in few rounds
     and lets their outcomes re-shape the rest (cheap runs picked first by gain per cost would be

@@ -71,6 +71,9 @@ class Stopping:
     evsi : float or None
         Expected value of sample information of the next pilot, with a utility.
     text : str
+    width_pending : float
+        The width once the pending runs report (``width_now`` without any): the pilots' shrinking is
+        measured from it.
     """
 
     stop: bool
@@ -81,6 +84,7 @@ class Stopping:
     width_after_plan: float
     evsi: float | None
     text: str
+    width_pending: float = float("nan")
 
 
 # ------------------------------------------------------------------ the stopping rule
@@ -112,7 +116,7 @@ def stopping_rule(
         w0 = 2 * Z90 * math.sqrt(sc.var_t + sc.drift_var([]))
         f = width_now / w0 if w0 > 0 else 1.0
         w_next, w_plan = w_next * f, w_plan * f
-        w_pending = _width_pending(sc, list(pending)) * f if len(pending) else width_now
+        w_pending = _width_pending(sc, best, list(pending)) * f if len(pending) else width_now
     else:
         w_next = w_plan = w_pending = width_now
         picks = []
@@ -132,11 +136,12 @@ def stopping_rule(
     return out
 
 
-def _width_pending(sc: Scorer, pending: list[int]) -> float:
-    """The Gaussian 90% width of the target once the pending runs report: the reference the next
-    pilot's shrinking is measured from (the runs after it count the pending ones as trained, so
-    measuring from today's band credited the pending runs' shrinking to the next pilot)."""
-    return 2 * Z90 * math.sqrt(float(sc.gaussian(pending)["var_tA"]) + sc.drift_var(pending))
+def _width_pending(sc: Scorer, best: Mapping[str, Any], pending: list[int]) -> float:
+    """The Gaussian 90% width of the target once the pending runs report, by the plan's own variance
+    model (``best["var_law_pending"]``: the linearised design's for the allocation, the scorer's for
+    greedy plans, as the widths after its runs are): the reference the next pilot's shrinking is
+    measured from. Measured from today's band, the pending runs' shrinking was credited to it."""
+    return 2 * Z90 * math.sqrt(float(best["var_law_pending"]) + sc.drift_var(pending))
 
 
 #: The share of the target's variance from the extrapolation drift above which the stopping text says
@@ -265,6 +270,7 @@ def _width_stopping(
         width_after_plan=w_plan,
         evsi=None,
         text=text,
+        width_pending=w_pending,
     )
 
 
@@ -288,7 +294,10 @@ def _evsi(sc: Scorer, j: int, utility: Utility, target: Target) -> float:
     P(loss <= threshold) now is the mean over the simulated outcomes of P after each one, with the
     same draws and the same smoothing: the preposterior identity that makes the value never negative
     (by Jensen, and exactly 0 when no outcome changes the decision). Taking "now" from the band
-    instead (a different noise width and set of draws) gave values below 0 for a free pilot."""
+    instead (a different noise width and set of draws) gave values below 0 for a free pilot. What it
+    leaves out: the simulated outcomes carry no drift shared with the target, so a run's value in
+    shortening the extrapolation drift (lying nearer the target) is not counted here; the width rule
+    for loss targets counts it."""
     base = sc.base_logw([j])
     lw = base - base.max(axis=1, keepdims=True)
     w = np.exp(lw)

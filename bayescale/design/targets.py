@@ -180,7 +180,7 @@ def parse_target(target: Any, threshold: float | None = None) -> Target:
     if kind is None:
         kind = "loss" if ("N" in d or "D" in d) else "frontier"
     if threshold is not None:
-        _threshold_once(f"{dict(target)}", d.get("threshold"), threshold)
+        _threshold_once(", ".join(f"{k}={v}" for k, v in dict(target).items()), d.get("threshold"), threshold)
         d["threshold"] = float(threshold)
     return Target(str(kind), **{k: float(v) for k, v in d.items()})
 
