@@ -385,25 +385,22 @@ def run_loop(
     """Suggest, train, check the new runs, refit, re-plan, until the budget is spent or the
     target's 90% interval is narrower than the tolerance. Resumable.
 
-    The state (spent budget, the batch in flight, the history) is written atomically to
-    ``<runs>.loop.json`` beside the runs table after each step, and the latest fit to
-    ``<runs>.loop-fit.nc``. A killed loop, run again with the same config, trains only the
-    pending candidates the runs table does not have yet, then goes on.
+    The state (spent budget, the batch in flight, the history) is written atomically to ``<runs>.loop.json``
+    beside the runs table after each step, and the latest fit to ``<runs>.loop-fit.nc``. A killed loop, run
+    again with the same config, trains only the pending candidates the runs table lacks, then goes on.
 
     Parameters
     ----------
     config : LoopConfig, TOML path or mapping
         See :func:`load_loop_config`.
     train : callable, optional
-        ``train(candidates) -> rows``: ``candidates`` is a DataFrame (``run_id, N, D, C``);
-        it returns the finished runs (mappings or a DataFrame with at least N, D or C, and
-        loss). Rows it already appended to the runs table are not appended twice. Default:
-        the config's ``simulate`` world, else :func:`pilot_trainer` (the pilot runner).
+        ``train(candidates) -> rows``: candidates a DataFrame (``run_id, N, D, C``), rows the finished
+        runs (mappings or a DataFrame with N, D or C, and loss; rows it appended itself are not appended
+        twice). Default: the config's ``simulate`` world, else :func:`pilot_trainer` (the pilot runner).
     log : callable, optional
         Receives one line per step (e.g. ``print``).
     max_rounds : int, optional
-        Override the config's limit on rounds (``max_rounds=1`` runs one round and returns: a
-        later call resumes).
+        Override the config's limit on rounds (1 runs one round and returns; a later call resumes).
 
     Returns
     -------
@@ -502,12 +499,11 @@ def _next_batch(
         tolerance=cfg.tolerance,
         **sopts,
     )
+    stop = sug.stopping  # its own words say why, but for a plan that merely ran out of budget
+    if stop.stop and (stop.reason == "value" or (not len(sug.table) and stop.reason != "budget")):
+        return "stopping rule: " + stop.text, None
     if not len(sug.table):
-        if sug.stopping.reason in ("below_runs", "budget_too_small", "tolerance"):  # its own words say why
-            return "stopping rule: " + sug.stopping.text, None
         return f"no affordable pilot adds information (budget left {left:.3g})", None
-    if sug.stopping.stop and sug.stopping.reason == "value":
-        return "stopping rule: " + sug.stopping.text, None
     return None, sug.table
 
 

@@ -138,11 +138,22 @@ class Planner:
 # ------------------------------------------------------------------ greedy
 
 
+def _affordable(p: Problem, step: int, spent: float, counts: np.ndarray) -> np.ndarray:
+    """The candidates the greedy plan may take at ``step``: within the batch's share of the budget for
+    its first ``k`` runs, else (after them, or once that share is spent or below every candidate)
+    within what is left of the budget."""
+    left = p.selectable & (counts < int(p.options.max_replicates))
+    share = min(1.0, float(p.options.batch_fraction)) * p.budget - spent
+    ok = left & (p.costs <= share + 1e-9 * p.budget)
+    if step >= int(p.k) or not ok.any():
+        ok = left & (p.costs <= p.budget - spent + 1e-9 * p.budget)
+    return ok
+
+
 def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, Any]:
     """One greedy plan over the budget; returns picks with their gains and the final criterion."""
-    o, sc, costs, budget = p.options, p.scorer, p.costs, p.budget
-    max_replicates, diversity, n_refine = int(o.max_replicates), float(o.diversity), int(o.n_refine)
-    batch_k, batch_budget = int(p.k), float(o.batch_fraction) * budget
+    o, sc, costs = p.options, p.scorer, p.costs
+    diversity, n_refine = float(o.diversity), int(o.n_refine)
     chosen = list(p.pre)
     counts = p.counts.copy()
     spent = 0.0
@@ -155,12 +166,7 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
     for step in range(int(o.max_steps)):
         if step >= refine_steps:
             use_is = False
-        room = budget - spent if step >= batch_k else min(budget, batch_budget) - spent
-        ok = p.selectable & (costs <= room + 1e-9 * budget) & (counts < max_replicates)
-        if (
-            not ok.any() and step < batch_k
-        ):  # the batch's share is spent (or below every candidate): plan on in the budget
-            ok = p.selectable & (costs <= budget - spent + 1e-9 * budget) & (counts < max_replicates)
+        ok = _affordable(p, step, spent, counts)
         if not ok.any():
             break
         g = sc.gaussian(chosen)
