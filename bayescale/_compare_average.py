@@ -145,8 +145,7 @@ def _spec_as_used(spec: Any) -> dict[str, Any]:
     does not change the numbers of a saved comparison."""
     out = spec.to_dict()
     if "extrapolation" in out:
-        alike = discrepancy.GAP_ALIKE if spec.gap_alike is None else spec.gap_alike
-        out["extrapolation"] = {**out["extrapolation"], "gap_alike": alike}
+        out["extrapolation"] = {**out["extrapolation"], "gap_alike": cf.gap_alike(spec)}
     return out
 
 

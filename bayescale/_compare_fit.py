@@ -12,12 +12,12 @@ at all with the spec's ``gap_alike`` probability, 0.5 by default, else the spec'
 log-uniform on 1e-4-0.1 by default). Recipe ``g``'s drift is then ``d + u_g``: ``d`` the fit's drift
 draws (shared, it cancels in a difference) and ``u_g = tau_gap z_g`` its own. Recipes whose curves
 bend alike beyond their cuts make "no gap" more probable and learn a small one, and their multiplier
-is as sure as the runs make it; recipes that bend differently rule "no gap" out and learn a large one. A number ``rho`` in [0, 1] instead states the
-correlation: recipe ``g``'s drift is ``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d_g`` an
-independent permutation of the fit's drift draws (the spec's drift is not informed by the data, so
-a permutation is an independent draw of the same distribution); 1 shares one drift (the usual
-practice of reading a multiplier off two fitted curves), 0 draws them independently (the most
-cautious), 0.5 lets the gap drift as much as one curve.
+is as sure as the runs make it; recipes that bend differently rule "no gap" out and learn a large
+one. A number ``rho`` in [0, 1] instead states the correlation: recipe ``g``'s drift is
+``sqrt(rho) d + sqrt(1 - rho) d_g``, with ``d_g`` an independent permutation of the fit's drift
+draws (the spec's drift is not informed by the data, so a permutation is an independent draw of the
+same distribution); 1 shares one drift (the usual practice of reading a multiplier off two fitted
+curves), 0 draws them independently (the most cautious), 0.5 lets the gap drift as much as one curve.
 """
 
 from __future__ import annotations
@@ -89,8 +89,12 @@ def gap_scale(spec: ModelSpec, slopes: Sequence[tuple[Any, Any]]) -> discrepancy
     if spec.extrapolation is None:
         return None
     pairs = [(np.asarray(b, dtype=float), np.asarray(s, dtype=float)) for b, s in slopes]
-    alike = discrepancy.GAP_ALIKE if spec.gap_alike is None else spec.gap_alike
-    return discrepancy.learn_gap(pairs, spec.gap_per_decade or discrepancy.GAP_HYPERPRIOR, alike)
+    return discrepancy.learn_gap(pairs, spec.gap_per_decade or discrepancy.GAP_HYPERPRIOR, gap_alike(spec))
+
+
+def gap_alike(spec: ModelSpec) -> float:
+    """The prior probability that the recipes drift alike: the spec's, else the default."""
+    return discrepancy.GAP_ALIKE if spec.gap_alike is None else spec.gap_alike
 
 
 def recipe_fits(
@@ -149,6 +153,7 @@ def gap_at_bound(spec: ModelSpec, gap: Mapping[str, float]) -> str:
 
 __all__ = [
     "alike_words",
+    "gap_alike",
     "gap_at_bound",
     "DOUBTS",
     "LEARNED",
