@@ -146,6 +146,14 @@ def test_bf16_memory_estimate_bounds_the_measured_peaks_with_a_margin_and_is_bel
         # above the peak with a margin, so a batch it accepts fits; below 1.4x it, so the batch rule
         # does not leave over a quarter of the device idle (1.14-1.36x when written)
         assert 1.1 * measured < bf16 < min(fp32, 1.4 * measured), (n, batch, measured, bf16, fp32)
+    # and it follows the peaks' shape, not only their range: one margin for every size (1.14-1.36x, a
+    # spread of 1.20 when written), and doubling the batch grows it as it grew the peaks (1.86-1.90x)
+    est = {key: memory_bytes(shape_for(key[0]), key[1], "bf16")["total"] / 2**30 for key in MEASURED_BF16_PEAK_GIB}
+    margins = [est[key] / measured for key, measured in MEASURED_BF16_PEAK_GIB.items()]
+    assert max(margins) / min(margins) < 1.25, margins
+    for n in (1e7, 1e8, 3e8):
+        grown = MEASURED_BF16_PEAK_GIB[(n, 256)] / MEASURED_BF16_PEAK_GIB[(n, 128)]
+        assert est[(n, 256)] / est[(n, 128)] == pytest.approx(grown, rel=0.1), n
     # the 3e8 pilot at 256 sequences fits an 80 GB H100 at once (the fp32 bound said it needed 80 GiB)
     assert memory_bytes(shape_for(3e8), 256, "bf16")["total"] / 2**30 < 70
 
