@@ -6,8 +6,11 @@ And :func:`jsonable`, what every JSON output writes: plain data, NaN and infinit
 from __future__ import annotations
 
 import errno
+import glob
 import math
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -87,7 +90,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: in
     if read_only(path):
         raise PermissionError(errno.EACCES, "read-only file, not replaced (make it writable first)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
+    remove_orphans(path)
+    owner = f"{socket.gethostname()}-{os.getpid()}"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner}.", suffix=".tmp", dir=str(path.parent))
     os.close(fd)
     try:
         result = write(tmp)
@@ -101,6 +106,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: in
             os.unlink(tmp)
         raise
     return result
+
+
+def remove_orphans(path: Path) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` killed mid-write (``kill -9``, a lost node) left
+    beside it; returns them. Only files written on this host by a process that no longer exists are
+    touched: on a shared file system another host's writer may still be at work on its own."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<host>.+)-(?P<pid>\d+)\.[^.]+\.tmp")
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        found = pattern.fullmatch(tmp.name)
+        if found and found["host"] == socket.gethostname() and not _alive(int(found["pid"])):
+            try:
+                tmp.unlink()
+                removed.append(tmp)
+            except FileNotFoundError:  # another writer removed it first
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

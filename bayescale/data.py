@@ -349,7 +349,18 @@ def _as_rows(row: Mapping | pd.DataFrame | list) -> pd.DataFrame:
         raise _fail(f"row must be a mapping, a list of mappings or a DataFrame, not {type(row).__name__}")
     if len(new) == 0:
         raise _fail("no rows to append; row is empty")
-    return new.astype(object)
+    new = new.astype(object)
+    if "run_id" in new.columns:
+        new["run_id"] = new["run_id"].map(_id_text)
+    return new
+
+
+def _id_text(value: Any) -> Any:
+    """A run id as the CSV will hold it: a whole number given as a float (pandas turns an integer column
+    with a blank into floats) is written as the integer, so run 7 resumed as 7.0 is still run "7"."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return value
 
 
 def fill_ids(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:

@@ -655,3 +655,47 @@ def test_append_reads_the_table_as_load_runs_does(tmp_path):
     path.write_text("\nrun_id,N,D,loss,notes\nNA,1e6,2e7,3.0,\n")  # a blank line before the header, an id "NA"
     runs = append_run(path, {"run_id": "y", "N": 2e6, "D": 4e7, "loss": 2.9})
     assert list(runs["run_id"]) == ["NA", "y"] and list(runs["loss"]) == [3.0, 2.9]
+
+
+def test_a_run_id_resumed_as_a_float_is_the_same_run(tmp_path):
+    """pandas turns an integer column with a blank into floats: run 7 given back as 7.0 is still run "7",
+    so ``if_exists="skip"`` keeps one row, not two."""
+    path = tmp_path / "runs.csv"
+    append_run(path, {"run_id": 7, "N": 1e8, "D": 2e9, "loss": 3.1})
+    resumed = pd.DataFrame({"run_id": [7.0, np.nan], "N": [1e8, 2e8], "D": [2e9, 3e9], "loss": [3.1, 3.0]})
+    runs = append_run(path, resumed, if_exists="skip")
+    assert list(runs["run_id"]) == ["7", "run001"]
+    with pytest.raises(RunsTableError, match="unique"):
+        append_run(path, {"run_id": 7.0, "N": 1e8, "D": 2e9, "loss": 3.1})
+    assert append_run(path, {"run_id": 7.5, "N": 3e8, "D": 2e9, "loss": 2.9})["run_id"].iloc[-1] == "7.5"
+
+
+def test_a_writer_killed_mid_write_leaves_no_temporary_file_behind(tmp_path):
+    """``kill -9`` during a write leaves the table as it was and a temporary file beside it, which the
+    next write on this host removes (its writer no longer exists)."""
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "runs.csv"
+    append_run(path, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    before = path.read_bytes()
+    writer = (
+        "import sys, time\n"
+        "from bayescale._io import atomic_write\n"
+        "def stall(tmp):\n"
+        "    open(tmp, 'w').write('half a table')\n"
+        "    print('writing', flush=True)\n"
+        "    time.sleep(120)\n"
+        "atomic_write(sys.argv[1], stall)\n"
+    )
+    with subprocess.Popen([sys.executable, "-c", writer, str(path)], stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "writing"
+        finally:
+            proc.send_signal(signal.SIGKILL)
+    left = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    assert len(left) == 1 and path.read_bytes() == before
+    runs = append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0})
+    assert list(runs["run_id"]) == ["a", "b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.csv.lock"]
