@@ -413,8 +413,9 @@ def check(
         return NewRunCheck(table=table, notes=notes)
     if unit_notes(new):  # a refit through runs in other units moves the law by the error alone
         return NewRunCheck(table=table, notes=notes + (NOT_REFITTED,))
-    cols = [c for c in fit.runs.columns if c in new.columns and c != "derived"]
-    combined = pd.concat([fit.runs[cols], new[cols]], ignore_index=True)
+    # every column of both tables: a blank U is a run without repetition and a blank trunk_id a run of its
+    # own, so new runs that lack a column the fit's runs have must not erase it from them
+    combined = pd.concat([fit.runs, new], ignore_index=True).drop(columns="derived")
     fit_kwargs.setdefault("method", refit_method(fit))
     if calibration(fit) is not None:  # calibrated as the fit was, whether by its spec or by the caller
         fit_kwargs.setdefault("calibrate", "conformal")

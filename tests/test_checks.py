@@ -303,6 +303,22 @@ def test_check_update_refuses_runs_in_other_units_and_says_each_table_note_once(
     assert not any("schedule" in n for n in checks.check(old, new.assign(schedule="cosine"), update=True).notes)
 
 
+def test_check_update_keeps_the_columns_only_one_table_has(fixed, monkeypatch):
+    """New runs without ``U`` (trained on fresh data) must not erase the repeated-data column of the fit's
+    runs, which the data-constrained law reads; a column only the new runs have is kept too."""
+    refits = []
+    monkeypatch.setattr(checks, "_fit", lambda spec, table, **kw: refits.append(table) or fixed[0])
+    monkeypatch.setattr(checks, "_shifts", lambda *a: None)
+    runs = fixed[0].runs
+    repeated = runs["D"].to_numpy() / np.where(np.arange(len(runs)) % 2, 4.0, 1.0)
+    old = dataclasses.replace(fixed[0], runs=runs.assign(U=repeated))
+    new = synthetic_runs("chinchilla", TRUTH, N=(1e9,), seed=5, prefix="new").assign(notes="fresh")
+    checks.check(old, new, update=True)
+    table = refits[0]
+    assert list(table["U"][: len(runs)]) == list(repeated) and table["U"][len(runs) :].isna().all()
+    assert table["notes"][len(runs) :].eq("fresh").all() and "derived" not in table.columns
+
+
 @pytest.mark.slow
 def test_check_update_reports_shifts():
     runs = synthetic_runs("chinchilla", TRUTH, N=(1e7, 3e7, 1e8, 3e8), tokens_per_param=(5, 20, 80), sigma=0.01, seed=4)
