@@ -30,7 +30,7 @@ from .checks import check
 from .data import append_run, load_runs
 from .design.planners import PlanOptions
 from .design.selection import StopRule, suggest
-from .design.targets import Target, parse_target, runs_cost, target_band
+from .design.targets import POOL_BELOW, Target, default_candidates, parse_target, runs_cost, target_band
 from .errors import BayescaleError
 from .inference import Fit
 from .laws import get_law
@@ -76,15 +76,8 @@ def simulated_trainer(
             rng = np.random.default_rng([int(seed), zlib.crc32(rid.encode())])
             eps = rng.standard_t(df) if df is not None else rng.standard_normal()
             true = float(truth(np.asarray([float(r["N"])]), np.asarray([float(r["D"])]))[0])
-            out.append(
-                {
-                    "run_id": rid,
-                    "N": float(r["N"]),
-                    "D": float(r["D"]),
-                    "loss": true * math.exp(sigma * eps),
-                    "source": f"simulated world (seed {seed})",
-                }
-            )
+            row = {"run_id": rid, "N": float(r["N"]), "D": float(r["D"]), "loss": true * math.exp(sigma * eps)}
+            out.append({**row, "source": f"simulated world (seed {seed})"})
         return out
 
     train.truth = truth  # type: ignore[attr-defined]
@@ -430,6 +423,8 @@ def run_loop(
     current = None
     while True:
         runs = load_runs(cfg.runs)
+        # the pool's floor is the seed runs': planned from each round's runs it fell 3x a round
+        state.setdefault("floor_N", float(runs["N"].min()) / POOL_BELOW)
         if state["pending"]:
             runs = _absorb_pending(cfg, spec, state, runs, train, fit_kw, sopts.get("cost"), say)
             save()
@@ -471,14 +466,9 @@ def _result(cfg: LoopConfig, state: Mapping[str, Any], reason: str, current: Fit
 def _launch(state: dict[str, Any], batch: pd.DataFrame, ids: set[str]) -> None:
     """Start the next round: its batch is in flight (pending) until the runs table has it."""
     state["round"] = int(state["round"]) + 1
+    size = ("N", "D", "C", "cost")
     state["pending"] = [
-        {
-            "run_id": f"loop-r{state['round']:03d}-{i}",
-            "N": float(r.N),
-            "D": float(r.D),
-            "C": float(r.C),
-            "cost": float(r.cost),
-        }
+        {"run_id": f"loop-r{state['round']:03d}-{i}", **{c: float(getattr(r, c)) for c in size}}
         for i, r in enumerate(batch.itertuples())
     ]
     state["known_ids"] = sorted(ids)
@@ -490,6 +480,12 @@ def _next_batch(
 ) -> tuple[str | None, pd.DataFrame | None]:
     """The next round's batch from :func:`suggest`, or why the loop stops instead."""
     left = cfg.budget - float(state["spent"])
+    if "candidates" not in sopts:
+        priced = sopts.get("cost") is None  # a cost function prices the pool itself, as suggest's default
+        sopts = {
+            **sopts,
+            "candidates": default_candidates(current, left if priced else None, smallest=state["floor_N"]),
+        }
     sug = suggest(
         current,
         cfg.target,

@@ -609,6 +609,34 @@ def test_loop_kill_and_resume(tmp_path):
     assert again.spent == pytest.approx(full.spent)
 
 
+def test_loop_pool_keeps_the_seed_runs_floor(tmp_path, monkeypatch):
+    """A loop's default pool starts 3x below the seed runs' smallest N and stays there, whatever the
+    loop has trained: planned from each round's runs it fell 3x a round, and a loop seeded at 1e7
+    parameters walked down to 8e4 (BENCHMARKS.md, "A loop's pool that does not walk down")."""
+    import bayescale.loop as loop_module
+
+    pools, asked = [], []
+
+    def spying(fit, target, **kw):
+        pools.append(kw.get("candidates"))
+        return suggest(fit, target, **kw)
+
+    def tiny_first(cands):  # the first round trains below the seed runs, as the study's loops did
+        if not asked:
+            cands = cands.assign(N=1e6, D=4e7)
+        asked.append(cands)
+        return active.simulated_trainer(TRUTH, sigma=0.01, seed=7)(cands)
+
+    monkeypatch.setattr(loop_module, "suggest", spying)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        active.run_loop(_plan(tmp_path, budget=1e18, max_rounds=3, k=2), train=tiny_first)
+    state = json.loads((tmp_path / "runs.csv.loop.json").read_text())
+    assert state["floor_N"] == pytest.approx(1e7 / 3) and load_runs(tmp_path / "runs.csv")["N"].min() == 1e6
+    assert len(pools) == 3 and all(p is not None for p in pools)
+    assert [p["N"].min() for p in pools] == pytest.approx([1e7 / 3] * 3)
+
+
 def test_loop_plan_errors(tmp_path):
     with pytest.raises(BayescaleError, match="missing 'budget'"):
         active.load_plan({"runs": "r.csv", "spec": "chinchilla", "target": "C=1e21"})

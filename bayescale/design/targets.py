@@ -556,24 +556,34 @@ def same_point(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
     return (ln < SAME) & (ld < SAME)
 
 
+#: The default pool reaches this factor below the smallest run's N.
+POOL_BELOW = 3.0
+
+
 def default_candidates(
     fit: Fit,
     budget: float | None = None,
     *,
     tokens_per_param: Sequence[float] = (5.0, 10.0, 20.0, 40.0, 80.0, 160.0),
-    below: float = 3.0,
+    below: float = POOL_BELOW,
     per_decade: int = 8,
+    smallest: float | None = None,
 ) -> pd.DataFrame:
-    """The default pool: a grid from ``below`` times smaller than the smallest run's N up to
-    the largest N the budget affords at the smallest ratio (or 30x the largest run's N), with
-    ``per_decade`` sizes per decade (at least 10), over ``tokens_per_param``.
+    """The default pool: a grid from ``below`` times smaller than the smallest run's N (or from
+    ``smallest``) up to the largest N the budget affords at the smallest ratio (or 30x the largest
+    run's N), with ``per_decade`` sizes per decade (at least 10), over ``tokens_per_param``.
+
+    A loop passes ``smallest`` fixed at its start (:func:`bayescale.loop.run_loop`): planned from
+    each round's runs, the pool's floor fell 3x a round and a loop seeded at 1e7 parameters trained
+    runs of 8e4, far from its 4e9 target, where a law that drifts with size is most wrong
+    (BENCHMARKS.md, "A loop's pool that does not walk down").
 
     Small runs at extreme ratios pin the exponents down for their cost, so the pool reaches a
     little below the runs done (in the simulation study, half a decade below the seed pilots
     cut the target's error by a fifth: BENCHMARKS.md, "Active selection"). When the runs hold
     WSD trunks (:func:`trunks_of`), the pool adds each trunk's N over the same ratios: branches off
     it cost only their cooldown (:func:`branch_flops`)."""
-    n_lo = float(fit.runs["N"].min()) / float(below)
+    n_lo = float(fit.runs["N"].min()) / float(below) if smallest is None else float(smallest)
     n_hi = 30.0 * float(fit.runs["N"].max())
     if budget is not None and math.isfinite(budget):
         n_hi = min(n_hi, math.sqrt(budget / (6.0 * min(tokens_per_param))))
