@@ -198,7 +198,7 @@ def save(idata: InferenceData, path: str | os.PathLike) -> Path:
         raise BayescaleError(
             f"fits are written as netCDF: {str(path)!r} names a {path.suffix} file; give a path ending in .nc"
         )
-    atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"), mode=None)
+    atomic_write(path, lambda tmp: idata.to_netcdf(tmp, engine="h5netcdf"))
     return path
 
 

@@ -80,15 +80,21 @@ def read_only(path: str | os.PathLike) -> bool:
     return os.path.exists(path) and (not os.stat(path).st_mode & 0o222 or not os.access(path, os.W_OK))
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = 0o644) -> T:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = None) -> T:
     """Call ``write(tmp)`` on a temporary path beside ``path`` (creating the folder), fsync it, give it
-    ``mode`` (``mkstemp`` makes files private) and rename it onto ``path``; returns what ``write`` returned.
-    If ``write`` raises, the temporary file is removed and ``path`` is untouched. A symlink is written
-    through to the file it names (as ``open`` would; renaming onto the link would replace the link and
-    leave the user's file behind), and a read-only file is refused, not replaced."""
+    ``mode`` and rename it onto ``path``; returns what ``write`` returned. Without ``mode`` the file keeps
+    the mode of the one it replaces, and a new file gets what ``open`` would give it (0666 less the
+    umask; ``mkstemp`` alone made every file private). If ``write`` raises, the temporary file is removed
+    and ``path`` is untouched. A symlink is written through to the file it names (as ``open`` would;
+    renaming onto the link would replace the link and leave the user's file behind); a read-only file is
+    refused, not replaced, and so is anything that is not a regular file (a device such as /dev/null,
+    a pipe: renaming onto it would put a plain file in its place)."""
     path = real_target(path)
     if read_only(path):
         raise PermissionError(errno.EACCES, "read-only file, not replaced (make it writable first)", str(path))
+    refuse_special(path)
+    if mode is None:
+        mode = os.stat(path).st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path)
     owner = f"{socket.gethostname()}-{os.getpid()}"
@@ -98,14 +104,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: in
         result = write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return result
+
+
+def refuse_special(path: str | os.PathLike) -> None:
+    """Refuse to replace what is not a regular file (a folder, a device such as /dev/null, a pipe, which
+    a rename would turn into a plain file and whose reading may block forever)."""
+    if os.path.lexists(path) and not Path(path).is_file():
+        raise IsADirectoryError(errno.EISDIR, "not a regular file (a folder, device or pipe), not replaced", str(path))
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` sets it, racing other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def remove_orphans(path: Path) -> list[Path]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayescale._io import atomic_write, locked
+from bayescale._io import atomic_write, locked, real_target, refuse_special
 from bayescale._runs_input import column_hints, read_runs_csv
 from bayescale._words import join_names, parse_pairs, quote
 from bayescale.errors import BayescaleError, RunsTableError
@@ -300,8 +300,7 @@ def _write_atomic(df: pd.DataFrame, path: str | os.PathLike, validate: str | Non
             df.to_csv(fh, index=False, lineterminator="\n")
         return load_runs(tmp, flops=validate) if validate else None
 
-    mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-    return atomic_write(path, write, mode=mode)
+    return atomic_write(path, write)
 
 
 def save_runs(df: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -434,6 +433,7 @@ def append_run(
     if if_exists not in ("error", "skip"):
         raise _fail(f"if_exists={if_exists!r} is not allowed; allowed: 'error', 'skip'")
     new = _as_rows(row)
+    refuse_special(real_target(path))  # before reading it: reading a pipe waits for a writer
     with locked(path):
         # read as load_runs reads it (a row with extra fields refused, not shifted), every cell kept as text
         try:

@@ -6,8 +6,10 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tomllib
@@ -1298,6 +1300,11 @@ def test_a_fit_to_a_csv_or_over_a_read_only_file_is_refused_before_the_work(fixe
     code, out, err = run(["fit", "chinchilla", fixed_fit["runs"], "-o", locked, "--method", "laplace"])
     assert_one_error_line(code, err, "the file is read-only")
     assert out == "" and locked.read_bytes() == b"the user's"
+    pipe = tmp_path / "pipe.nc"  # renamed over, a pipe (or /dev/null) became a plain file
+    os.mkfifo(pipe)
+    code, out, err = run(["fit", "chinchilla", fixed_fit["runs"], "-o", pipe, "--method", "laplace"])
+    assert_one_error_line(code, err, "is not a regular file (a folder, device or pipe)")
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
 
 
 def test_report_decision_with_c_far_from_6nd_is_refused(fixed_fit: dict, tmp_path: Path) -> None:

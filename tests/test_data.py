@@ -699,3 +699,28 @@ def test_a_writer_killed_mid_write_leaves_no_temporary_file_behind(tmp_path):
     runs = append_run(path, {"run_id": "b", "N": 2e8, "D": 4e9, "loss": 3.0})
     assert list(runs["run_id"]) == ["a", "b"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.csv.lock"]
+
+
+def test_a_write_keeps_the_files_mode_and_never_replaces_a_pipe(tmp_path):
+    """A file replaced keeps its mode, a new one gets what ``open`` gives (0666 less the umask: mkstemp
+    made fits private); a pipe or device at the path is refused, not turned into a plain file."""
+    import stat
+
+    from bayescale._io import atomic_write_bytes
+
+    shared = tmp_path / "shared.nc"
+    shared.write_bytes(b"old")
+    shared.chmod(0o664)
+    atomic_write_bytes(shared, b"new")
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o664 and shared.read_bytes() == b"new"
+    old_mask = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "fresh.nc", b"x")
+    finally:
+        os.umask(old_mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "fresh.nc").st_mode) == 0o640
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    with pytest.raises(IsADirectoryError, match="not a regular file"):
+        append_run(pipe, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
+    assert stat.S_ISFIFO(os.lstat(pipe).st_mode)

@@ -143,6 +143,10 @@ def _validate_output(
             )
     if read_only(out):
         raise BayescaleError(f"{where}: the file is read-only; make it writable or give another name such as {example}")
+    if out.exists() and not out.is_file():
+        raise BayescaleError(
+            f"{where}: {str(out)!r} is not a regular file (a folder, device or pipe); give a file name such as {example}"
+        )
     for folder in out.parents:
         if folder.exists() and not folder.is_dir():
             raise BayescaleError(f"{where}: {str(folder)!r} is a file, not a folder")

@@ -81,8 +81,8 @@ footer { margin-top: 3rem; color: #6a737d; font-size: .82rem; border-top: 1px so
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename (mode 0644:
-    a report is meant to be shared)."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename (with the
+    mode ``open`` would give it: a report is meant to be shared)."""
     atomic_write_bytes(path, data)
 
 
