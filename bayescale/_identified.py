@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._words import join_names
 from .errors import IdentifiabilityWarning
 from .spec import ModelSpec
 
@@ -58,7 +59,7 @@ def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mappin
     return identified
 
 
-__all__ = ["COLLAPSED_NOISE", "add_identified", "collapsed_noise", "too_few_runs"]
+__all__ = ["COLLAPSED_NOISE", "add_identified", "collapsed_noise", "too_few_runs", "unspanned_inputs"]
 
 
 def too_few_runs(spec: ModelSpec, n_runs: int) -> list[str]:
@@ -69,6 +70,31 @@ def too_few_runs(spec: ModelSpec, n_runs: int) -> list[str]:
     return [
         f"{n_runs} run{'s' if n_runs != 1 else ''} for {k} law parameters ({', '.join(spec.law.params)}): the law "
         "can pass through every run, so its bands rest on the priors, not on the runs. Add runs before deciding."
+    ]
+
+
+def unspanned_inputs(spec: ModelSpec, runs: Any) -> list[str]:
+    """The problem, in words, of runs that all share one value of an input the law reads (one N, one D,
+    one point): the law's dependence on it comes from the priors alone (none otherwise). ``U`` is left to
+    the repeated-data notes: blank is a run without repetition."""
+    single = []
+    for col in spec.columns:
+        if col == "U" or col not in runs:
+            continue
+        values = np.asarray(runs[col], dtype=float)
+        if len(values) > 1 and np.unique(np.round(np.log10(values), 3)).size == 1:
+            single.append(f"{col}={values[0]:.3g}")
+    if not single:
+        return []
+    names = [s.split("=")[0] for s in single]
+    if len(single) == len([c for c in spec.columns if c != "U"]) and len(single) > 1:
+        where, elsewhere = f"at one point ({', '.join(single)})", "anywhere else"
+    else:
+        where, elsewhere = f"at one {' and one '.join(single)}", f"at another {join_names(names, 'or')}"
+    return [
+        f"every run sits {where}: how the loss changes with {join_names(names)} comes from the priors, not the "
+        f"runs, so a prediction {elsewhere} is the priors' guess. Train runs that vary "
+        f"{'it' if len(names) == 1 else 'them'} before deciding."
     ]
 
 

@@ -76,7 +76,7 @@ def finding(
     if kind == "largest":
         lo = ~hi
     eff = np.expm1(u[hi].mean() * g)
-    eff_lo = float(np.median(np.expm1(u[lo].mean() * g)))
+    eff_lo = float(np.median(np.expm1(u[lo].mean() * g))) if lo.any() else math.nan  # tied runs: no lower end
     q = (1 - level) / 2
     med, a, b = (float(v) for v in np.quantile(eff, [0.5, q, 1 - q]))
     fires = p < thr and abs(med) >= floor

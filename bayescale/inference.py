@@ -46,7 +46,7 @@ from ._engine import (
 )
 from ._engine import log_likelihood as padded_log_likelihood
 from ._idata import build_idata, fit_attrs, runs_from_idata
-from ._identified import DEGENERATE, collapsed_noise, too_few_runs
+from ._identified import DEGENERATE, collapsed_noise, too_few_runs, unspanned_inputs
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from ._words import count, join_names
 from .data import law_inputs, load_runs, points_frame
@@ -228,7 +228,8 @@ class Fit:
             "modes": modes_of(a)["modes"],
         }
         said = describe(modes_of(a))  # several modes, in words: always a problem to read
-        few = too_few_runs(self.spec, len(self.runs)) + collapsed_noise(self.method, self.posterior)
+        few = too_few_runs(self.spec, len(self.runs)) + unspanned_inputs(self.spec, self.runs)
+        few += collapsed_noise(self.method, self.posterior)
         if self.method in ("laplace", "psis", "fixed") or "sample_stats" not in self.idata.groups():
             out.update(problems=few + [said] * bool(said), divergences=0, max_tree_depth_hits=0)
             out["note"] = (

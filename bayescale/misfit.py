@@ -217,12 +217,15 @@ def _candidates(runs: pd.DataFrame) -> tuple[list[tuple[str, str, np.ndarray, np
     order = np.argsort(logs["C"], kind="stable")
     top = np.zeros(n, bool)
     top[order[-k:]] = True
-    out.append(("largest", "C", top.astype(float), np.zeros((n, 0)), top))
+    if np.unique(np.round(logs["C"], 6)).size > 1:
+        out.append(("largest", "C", top.astype(float), np.zeros((n, 0)), top))
+    else:  # every run at one compute: none is larger than the others
+        untested.append("the largest runs off the law: 1 distinct compute value (need 2)")
     for name in ("N", "D", "D/N"):
         x = logs[name]
         distinct = np.unique(np.round(x, 6)).size
         if distinct < 3:
-            untested.append(f"trend and curvature in {name} ({distinct} distinct value{'s' * (distinct != 1)})")
+            untested.append(f"trend and curvature in {name}: {distinct} distinct value{'s' * (distinct != 1)} (need 3)")
             continue
         xc = x - x.mean()
         out.append(("trend", name, xc, np.zeros((n, 0)), None))

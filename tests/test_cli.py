@@ -265,6 +265,28 @@ def test_a_fit_that_cannot_be_trusted_says_so_wherever_it_is_used(fixed_fit: dic
     assert code == 0 and "warning: the fit" not in err and json.loads(out)["problems"] == []
 
 
+def test_runs_at_one_size_or_one_point_are_said_wherever_the_fit_is_used(fixed_fit: dict, tmp_path: Path) -> None:
+    """Six runs at one (N, D), or at one N: the law's dependence on what the runs do not vary is the priors'.
+    predict says so, and loo no longer calls the estimate reliable."""
+    runs = pd.read_csv(fixed_fit["runs"])
+    at_one_point = runs.iloc[:6].assign(N=1e8, D=2e9, C=np.nan, run_id=[f"r{i}" for i in range(6)])
+    at_one_size = runs.iloc[:6].assign(N=1e8, C=np.nan, run_id=[f"r{i}" for i in range(6)])
+    for name, table, said in (
+        ("point", at_one_point, "every run sits at one point (N=1e+08, D=2e+09): how the loss changes with N and D"),
+        ("size", at_one_size, "every run sits at one N=1e+08: how the loss changes with N comes from the priors"),
+    ):
+        path = tmp_path / f"{name}.nc"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit_from_draws("chinchilla", table, fixed_draws()).save(path)
+        code, out, err = run(["predict", path, "--at", "N=7e9,D=1.4e12", "--format", "json"])
+        assert code == 0 and f"warning: the fit: {said}" in err and any(said in p for p in json.loads(out)["problems"])
+        code, out, err = run(["loo", path])
+        assert code == 0 and said in err and "the LOO estimate is reliable" not in out
+    code, out, err = run(["loo", fixed_fit["path"], "--format", "json"])
+    assert code == 0 and json.loads(out)["problems"] == []
+
+
 def test_predict_and_optimal_say_how_far_beyond_the_runs_they_go(fixed_fit: dict) -> None:
     """As decide's verdict does: a point over 1000x beyond the largest run's compute, or below the smallest's."""
     cmax = float(pd.read_csv(fixed_fit["runs"]).eval("6 * N * D").max())

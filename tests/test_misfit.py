@@ -109,7 +109,7 @@ def test_one_tokens_per_parameter_value_is_not_tested_rather_than_fired():
     r = runs(0, grid=dict(N=tuple(np.geomspace(1e7, 3e9, 12)), tokens_per_param=(20,)))
     m = misfit(laplace(r))
     assert not any(f.input in ("D/N", "D") for f in m.findings)
-    assert any("D/N (1 distinct value)" in u for u in m.untested)
+    assert any("D/N: 1 distinct value (need 3)" in u for u in m.untested)
     assert any("trend in D: the same test as trend in N" in u for u in m.untested)
 
 

@@ -381,6 +381,7 @@ def cmd_loo(args: argparse.Namespace) -> int:
         pit = loo_pit(fit)
     cov = coverage(pit.to_numpy())
     note = approximation_note(fit.method, len(res.flagged), refit="--method nuts")
+    problems = _say_fit_problems(fit)  # LOO scores the fit's own draws: it inherits every doubt about them
     if args.format == "json":
         _print_json(
             {
@@ -393,6 +394,7 @@ def cmd_loo(args: argparse.Namespace) -> int:
                 "flagged": list(res.flagged),
                 "method": fit.method,
                 "note": note,
+                "problems": problems,
                 "loo_pit_coverage": {str(k): v for k, v in cov.items()},
                 "runs": [{"run_id": r, "pareto_k": res.pareto_k[r], "loo_pit": pit[r]} for r in res.pareto_k.index],
             }
@@ -404,6 +406,10 @@ def cmd_loo(args: argparse.Namespace) -> int:
         runs = f"{len(res.flagged)} run{'s' if len(res.flagged) != 1 else ''}"
         print(
             f"{runs} with Pareto k > {PARETO_K_BAD} (influential; LOO is unreliable for them): {join_names(res.flagged)}"
+        )
+    elif problems:
+        print(
+            f"all Pareto k <= {PARETO_K_BAD}, but the fit has the problems above, which LOO inherits: do not rely on it"
         )
     else:
         print(f"all Pareto k <= {PARETO_K_BAD}: the LOO estimate is reliable")
