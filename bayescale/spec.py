@@ -62,6 +62,17 @@ from .errors import LawError, SpecError
 from .laws import Law, get_law
 from .priors import Prior, as_prior
 
+#: Runs-table columns no law may read, and why: a law fitted to its own loss predicts itself.
+NOT_INPUTS = {
+    "loss": "what the law predicts",
+    "run_id": "a run's name",
+    "derived": "a note of which columns were derived",
+    "source": "text",
+    "arch": "text",
+    "notes": "text",
+    "trunk_id": "a WSD trunk's name",
+}
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -114,6 +125,10 @@ class ModelSpec:
         for k, v in dict(self.inputs).items():
             if not isinstance(v, str) or not v:
                 raise SpecError(f"law.inputs.{k}: must name a runs-table column, got {v!r}")
+            if v in NOT_INPUTS:
+                raise SpecError(
+                    f"law.inputs.{k}: {v!r} cannot be a law input (it is {NOT_INPUTS[v]}); name a column such as N, D or C"
+                )
         cols.update(self.inputs)
         object.__setattr__(self, "inputs", cols)
         extra = sorted(set(self.priors) - set(law.params))

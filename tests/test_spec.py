@@ -109,6 +109,11 @@ BAD = [
         r"law.inputs.S: must name a runs-table column, got 3",
     ),
     (
+        "law input is the loss",  # the law would predict the loss from itself
+        with_("law", {"name": "power", "inputs": {"S": "loss"}}),
+        r"law.inputs.S: 'loss' cannot be a law input \(it is what the law predicts\); name a column such as N, D or C",
+    ),
+    (
         "law inputs not a table",
         with_("law", {"name": "power", "inputs": "N"}),
         r"law.inputs: must be a table mapping law inputs",
