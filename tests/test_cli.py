@@ -993,6 +993,13 @@ def test_optimal_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
     fit_from_draws("power", runs, draws).save(tmp_path / "power.nc")
     code, out, err = run(["optimal", tmp_path / "power.nc", "--budget", "1e22"])
     assert_one_error_line(code, err, "law 'power'", "reads C, so")
+    # suggest refuses a compute-optimal target the same way (it planned at a "target's tokens/param")
+    for target in ("C=1e22", "nopt:C=1e22"):
+        code, out, err = run(["suggest", tmp_path / "power.nc", "--target", target, "--budget-flops", "1e20"])
+        last = err.strip().splitlines()[-1]  # after the warning about these fixed draws' misfit
+        assert code == 2 and last.startswith("bayescale: error: target") and "law 'power' reads C, so" in last
+    code, out, err = run(["suggest", tmp_path / "power.nc", "--target", "N=1e9,D=2e10", "--budget-flops", "1e20"])
+    assert code == 0, err
     assert cli.main(["optimal", path]) == 2  # --budget is required (a usage error)
 
 

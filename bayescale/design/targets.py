@@ -322,6 +322,19 @@ def _check_reads_u(fit: Fit | AveragedFit, target: Target) -> None:
     )
 
 
+def check_splits(fit: Fit | AveragedFit, label: str) -> None:
+    """A compute-optimal target (frontier, N_opt) splits C = 6ND between N and D: only a law that reads
+    both has an optimum (``optimal`` refuses the others the same way)."""
+    if any({"N", "D"} <= set(m.spec.columns) for m, _ in law_fits(fit)):
+        return
+    names = join_names(sorted({m.spec.law.name for m, _ in law_fits(fit)}), quoted=True)
+    raise BayescaleError(
+        f"target {label}: a compute-optimal target splits a budget C = 6ND between N and D; law {names} reads "
+        f"{join_names(fit.spec.columns)}, so at fixed C its loss does not depend on the split; give a point "
+        "instead (N=..,D=..: the law reads its C = 6ND)"
+    )
+
+
 def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDraws:
     """Posterior draws of ``target`` from ``fit`` (see :class:`TargetDraws`).
 
@@ -332,6 +345,8 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
     """
     target = parse_target(target)
     _check_reads_u(fit, target)
+    if target.kind != "loss":
+        check_splits(fit, target.label)
     if target.kind == "loss":
         point = (float(target.N), float(target.D))
         law = mixed_law_matrix(fit, target.point())[:, 0]
