@@ -998,6 +998,8 @@ def test_optimal_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
         code, out, err = run(["suggest", tmp_path / "power.nc", "--target", target, "--budget-flops", "1e20"])
         last = err.strip().splitlines()[-1]  # after the warning about these fixed draws' misfit
         assert code == 2 and last.startswith("bayescale: error: target") and "law 'power' reads C, so" in last
+    spread = {k: v * np.exp(0.01 * np.random.default_rng(0).standard_normal(50)) for k, v in draws.items()}
+    fit_from_draws("power", runs, spread).save(tmp_path / "power.nc")  # a point target is planned
     code, out, err = run(["suggest", tmp_path / "power.nc", "--target", "N=1e9,D=2e10", "--budget-flops", "1e20"])
     assert code == 0, err
     assert cli.main(["optimal", path]) == 2  # --budget is required (a usage error)
