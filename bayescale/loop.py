@@ -578,11 +578,15 @@ def _absorb_pending(
     if len(new):
         seen = runs[runs["run_id"].astype(str).isin(known)]
         before = load_fit(cfg.fit_path, check_spec=False) if cfg.fit_path.is_file() else do_fit(spec, seen, **fit_kw)
-        chk = check(before, new, seed=cfg.seed)
-        sur = chk.table.loc[chk.table["surprise"], "run_id"].astype(str).tolist()
+        try:  # a check is for the user; a run whose loss repeats a fitted one's exactly (a capped or
+            # deterministic trainer) is refused by it, and must not stop the loop
+            chk = check(before, new, seed=cfg.seed)
+            sur, notes = chk.table.loc[chk.table["surprise"], "run_id"].astype(str).tolist(), list(chk.notes)
+        except BayescaleError as e:
+            sur, notes = [], [f"the new runs were not checked: {e}"]
         if sur:
             say(f"round {state['round']}: surprising runs (outside the 90% predictive band): {join_names(sur)}")
-        for note in chk.notes:  # what the per-run flags miss: the runs all above the law, other units, ...
+        for note in notes:  # what the per-run flags miss: the runs all above the law, other units, ...
             say(f"round {state['round']}: {note}")
         state["surprises"] = list(dict.fromkeys(state["surprises"] + sur))
         state["spent"] = float(state["spent"]) + runs_cost(new, runs[runs["run_id"].astype(str).isin(known)], cost_fn)

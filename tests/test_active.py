@@ -637,6 +637,25 @@ def test_loop_pool_keeps_the_seed_runs_floor(tmp_path, monkeypatch):
     assert [p["N"].min() for p in pools] == pytest.approx([1e7 / 3] * 3)
 
 
+def test_a_check_that_refuses_the_new_runs_does_not_stop_the_loop(tmp_path, monkeypatch):
+    """check refuses runs whose N, D and loss repeat a fitted run's (a trainer that caps its losses, or a
+    deterministic one, makes them); the loop says so and goes on to refit with them."""
+    import bayescale.loop as loop_module
+
+    def refusing(fit, new, **kw):
+        raise BayescaleError("new runs 'x' repeat runs of the fit")
+
+    monkeypatch.setattr(loop_module, "check", refusing)
+    said = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = active.run_loop(
+            _plan(tmp_path, max_rounds=2), train=active.simulated_trainer(TRUTH, seed=7), log=said.append
+        )
+    assert any("the new runs were not checked: new runs 'x' repeat runs of the fit" in s for s in said), said
+    assert res.spent > 0 and len(load_runs(tmp_path / "runs.csv")) > 6
+
+
 def test_loop_plan_errors(tmp_path):
     with pytest.raises(BayescaleError, match="missing 'budget'"):
         active.load_plan({"runs": "r.csv", "spec": "chinchilla", "target": "C=1e21"})
