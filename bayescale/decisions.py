@@ -98,12 +98,12 @@ def parse_risk(text: str | Any) -> Any:
     """``"mean"``, ``"quantile:0.9"`` (or ``"var:0.9"``) or ``"cvar:0.9"`` to a risk measure."""
     if not isinstance(text, str):
         return text
-    name, _, arg = text.strip().lower().partition(":")
-    try:
-        q = float(arg) if arg else 0.9
+    name, colon, arg = text.strip().lower().partition(":")
+    try:  # "cvar" alone is cvar:0.9; "cvar:" lacks its Q
+        q = float(arg) if colon else 0.9
     except ValueError:
         q = None
-    if name in ("mean", "expectation") and not arg:
+    if name in ("mean", "expectation") and not colon:
         return Expectation()
     try:
         if name in ("quantile", "var") and q is not None:

@@ -33,13 +33,14 @@ def test_risk_measures_on_known_draws():
         ("cvar:0.9", dc.CVaR(0.9)),
         ("var:0.95", dc.Quantile(0.95)),
         ("quantile:0.5", dc.Quantile(0.5)),
+        ("cvar", dc.CVaR(0.9)),  # a name alone takes Q = 0.9; "cvar:" without its Q is refused
     ],
 )
 def test_parse_risk(text, expected):
     assert dc.parse_risk(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["cvar:1.5", "median", "cvar:x", "var:0"])
+@pytest.mark.parametrize("bad", ["cvar:1.5", "median", "cvar:x", "var:0", "cvar:", "quantile:", "mean:"])
 def test_parse_risk_errors(bad):
     with pytest.raises(bs.BayescaleError, match="risk|in \\(0, 1\\)"):
         dc.parse_risk(bad)
