@@ -77,16 +77,17 @@ def unspanned_inputs(spec: ModelSpec, runs: Any) -> list[str]:
     """The problem, in words, of runs that all share one value of an input the law reads (one N, one D,
     one point): the law's dependence on it comes from the priors alone (none otherwise). ``U`` is left to
     the repeated-data notes: blank is a run without repetition."""
-    single = []
+    at = {}  # input: its one value
     for col in spec.columns:
         if col == "U" or col not in runs:
             continue
         values = np.asarray(runs[col], dtype=float)
         if len(values) > 1 and np.unique(np.round(np.log10(values), 3)).size == 1:
-            single.append(f"{col}={values[0]:.3g}")
-    if not single:
+            at[col] = values[0]
+    if not at:
         return []
-    names = [s.split("=")[0] for s in single]
+    names = list(at)
+    single = [f"{col}={value:.3g}" for col, value in at.items()]
     if len(single) == len([c for c in spec.columns if c != "U"]) and len(single) > 1:
         where, elsewhere = f"at one point ({', '.join(single)})", "anywhere else"
     else:

@@ -97,8 +97,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: in
         mode = os.stat(path).st_mode & 0o777 if path.exists() else 0o666 & ~_umask()
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(path)
-    owner = f"{socket.gethostname()}-{os.getpid()}"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner}.", suffix=".tmp", dir=str(path.parent))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}-{os.getpid()}.", suffix=".tmp", dir=str(path.parent))
     os.close(fd)
     try:
         result = write(tmp)
@@ -113,11 +112,27 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: in
     return result
 
 
+def special(path: str | os.PathLike) -> bool:
+    """Whether something that is not a regular file is at ``path`` (a folder, a device such as /dev/null,
+    a pipe): a rename would put a plain file in its place, and reading a pipe may wait forever."""
+    return os.path.exists(path) and not os.path.isfile(path)  # through a symlink, as a write goes
+
+
 def refuse_special(path: str | os.PathLike) -> None:
-    """Refuse to replace what is not a regular file (a folder, a device such as /dev/null, a pipe, which
-    a rename would turn into a plain file and whose reading may block forever)."""
-    if os.path.lexists(path) and not Path(path).is_file():
-        raise IsADirectoryError(errno.EISDIR, "not a regular file (a folder, device or pipe), not replaced", str(path))
+    """Refuse to replace what :func:`special` finds at ``path``."""
+    if special(path):
+        raise OSError(errno.EINVAL, "not a regular file (a folder, device or pipe), not replaced", str(path))
+
+
+def _owner() -> str:
+    """Who writes a temporary file, beside its pid: the host (made safe for a file name) and the pid
+    namespace (containers sharing a host name do not share pids)."""
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:32]
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{host}-{namespace}"
 
 
 def _umask() -> int:
@@ -134,17 +149,17 @@ def _umask() -> int:
 
 def remove_orphans(path: Path) -> list[Path]:
     """Remove the temporary files that writers of ``path`` killed mid-write (``kill -9``, a lost node) left
-    beside it; returns them. Only files written on this host by a process that no longer exists are
-    touched: on a shared file system another host's writer may still be at work on its own."""
-    pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<host>.+)-(?P<pid>\d+)\.[^.]+\.tmp")
+    beside it; returns them. Only files written on this host and pid namespace by a process that no longer
+    exists are touched: on a shared file system another host's writer may still be at work on its own."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<owner>.+)-(?P<pid>\d+)\.[^.]+\.tmp")
     removed = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         found = pattern.fullmatch(tmp.name)
-        if found and found["host"] == socket.gethostname() and not _alive(int(found["pid"])):
+        if found and found["owner"] == _owner() and not _alive(int(found["pid"])):
             try:
                 tmp.unlink()
                 removed.append(tmp)
-            except FileNotFoundError:  # another writer removed it first
+            except OSError:  # removed by another writer first, or not ours to remove: the cleanup is best-effort
                 pass
     return removed
 

@@ -196,8 +196,8 @@ def _run_ids(df: pd.DataFrame) -> pd.Series | None:
     empty = _blank(df["run_id"])
     if empty.any():
         raise _fail(f"column 'run_id' must not be empty; {_rows(empty, None)} are")
-    ids = df["run_id"].astype(str)
-    dup = ids.duplicated(keep=False).to_numpy()
+    ids = df["run_id"].map(_id_text).astype(str)
+    dup = ids.map(id_key).duplicated(keep=False).to_numpy()
     if dup.any():
         raise _fail(f"column 'run_id' must be unique; run ids {_shown(sorted(set(ids[dup])))} appear more than once")
     return ids
@@ -362,6 +362,13 @@ def _id_text(value: Any) -> Any:
     return value
 
 
+def id_key(value: Any) -> str:
+    """What makes two run ids the same run: their text, with a whole number's ``.0`` dropped (``"7.0"``,
+    which earlier versions wrote for a float id, is run ``"7"``)."""
+    text = str(_id_text(value))
+    return text[: text.index(".")] if re.fullmatch(r"-?\d+\.0+", text) else text
+
+
 def fill_ids(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """Give run ids to new rows lacking one, ``run<k>`` past every existing ``run<number>``."""
     if "run_id" not in new.columns:
@@ -442,7 +449,7 @@ def append_run(
             raise RunsTableError(f"{e}; nothing was written") from None
         check_runs_header(old, path)
         if if_exists == "skip" and "run_id" in old.columns and "run_id" in new.columns:
-            new = new[~new["run_id"].astype(str).isin(set(old["run_id"]))]
+            new = new[~new["run_id"].map(id_key).isin(set(old["run_id"].map(id_key)))]
             if new.empty:
                 return load_runs(path, flops=flops)
         if "run_id" in old.columns or "run_id" in new.columns:

@@ -23,6 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from . import _arviz
+from ._words import join_names
 from .discrepancy import conformal_scaled
 from .errors import BayescaleError, IdentifiabilityWarning, LawError
 from .model import DRIFT, distance_from_runs
@@ -211,6 +212,25 @@ def _checked_unique_tokens(unique_tokens: Any) -> float | None:
     return float(unique_tokens)  # NumPy scalars too
 
 
+#: What to give instead of a compute-optimal target, for a law in C alone.
+SPLIT_HINT = "; give a point instead (N=..,D=..: the law reads its C = 6ND)"
+
+
+def check_splits(fit: Any, what: str, hint: str = "") -> None:
+    """``what`` (a compute-optimal target, an allocation) splits C = 6ND between N and D: only laws that
+    read both have an optimum; a law average is refused when any of its laws does not (``optimal`` and
+    ``suggest`` say it the same way)."""
+    laws = list(fit.members.values()) if _is_average(fit) else [fit]
+    blind = sorted({m.spec.law.name for m in laws if not {"N", "D"} <= set(m.spec.columns)})
+    if not blind:
+        return
+    reads = join_names(sorted({c for m in laws if m.spec.law.name in blind for c in m.spec.columns}))
+    raise BayescaleError(
+        f"{what} splits a budget C = 6ND between N and D; law {join_names(blind, quoted=True)} reads {reads}, so "
+        f"at fixed C its loss does not depend on the split{hint}"
+    )
+
+
 def _is_average(fit: Fit) -> bool:
     # A law average (bayescale.averaging.AveragedFit, which sits beside this module) holds one fit per
     # law; its allocation is each law's own optimum in the draw slots that law fills.
@@ -372,9 +392,11 @@ def frontier(
 
 
 __all__ = [
+    "SPLIT_HINT",
     "allocation_exponents",
     "allocation_regret",
     "band_table",
+    "check_splits",
     "compute_optimal",
     "frontier",
     "law_draws",

@@ -629,9 +629,11 @@ def warn_if_degenerate_laplace(fit: Fit, stacklevel: int = 2) -> None:
 def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
     """Raise a :class:`ConvergenceWarning` listing the fit's sampling problems, if any."""
     d = fit.diagnostics()
-    if d["problems"]:
+    design = unspanned_inputs(fit.spec, fit.runs)  # the runs' design, said by the fit's IdentifiabilityWarning
+    problems = [p for p in d["problems"] if p not in design]
+    if problems:
         category = MultimodalWarning if len(d["modes"]) > 1 else ConvergenceWarning
-        said = "; ".join(p.strip().rstrip(".") for p in d["problems"])
+        said = "; ".join(p.strip().rstrip(".") for p in problems)
         warnings.warn(f"sampling may not be trustworthy: {said}.", category, stacklevel=stacklevel)
 
 

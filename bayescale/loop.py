@@ -30,7 +30,7 @@ from .checks import check
 from .data import append_run, load_runs
 from .design.planners import PlanOptions
 from .design.selection import StopRule, suggest
-from .design.targets import POOL_BELOW, Target, default_candidates, parse_target, runs_cost, target_band
+from .design.targets import Target, default_candidates, parse_target, pool_floor, runs_cost, target_band
 from .errors import BayescaleError
 from .inference import Fit
 from .laws import get_law
@@ -423,8 +423,7 @@ def run_loop(
     current = None
     while True:
         runs = load_runs(cfg.runs)
-        # the pool's floor is the seed runs': planned from each round's runs it fell 3x a round
-        state.setdefault("floor_N", float(runs["N"].min()) / POOL_BELOW)
+        state.setdefault("floor_N", pool_floor(runs))  # kept: planned from each round's runs it fell 3x a round
         if state["pending"]:
             runs = _absorb_pending(cfg, spec, state, runs, train, fit_kw, sopts.get("cost"), say)
             save()

@@ -125,11 +125,12 @@ class ModelSpec:
         for k, v in dict(self.inputs).items():
             if not isinstance(v, str) or not v:
                 raise SpecError(f"law.inputs.{k}: must name a runs-table column, got {v!r}")
+        cols.update(self.inputs)
+        for k, v in cols.items():  # the spec's mapping, or a registered law's own columns
             if v in NOT_INPUTS:
                 raise SpecError(
                     f"law.inputs.{k}: {v!r} cannot be a law input (it is {NOT_INPUTS[v]}); name a column such as N, D or C"
                 )
-        cols.update(self.inputs)
         object.__setattr__(self, "inputs", cols)
         extra = sorted(set(self.priors) - set(law.params))
         if extra:

@@ -668,6 +668,12 @@ def test_a_run_id_resumed_as_a_float_is_the_same_run(tmp_path):
     with pytest.raises(RunsTableError, match="unique"):
         append_run(path, {"run_id": 7.0, "N": 1e8, "D": 2e9, "loss": 3.1})
     assert append_run(path, {"run_id": 7.5, "N": 3e8, "D": 2e9, "loss": 2.9})["run_id"].iloc[-1] == "7.5"
+    # a table an earlier version wrote with the float's text: "7.0" is the same run as 7
+    old = tmp_path / "old.csv"
+    old.write_text("run_id,N,D,loss\n7.0,1e8,2e9,3.1\n")
+    assert list(append_run(old, resumed.iloc[:1], if_exists="skip")["run_id"]) == ["7.0"]
+    with pytest.raises(RunsTableError, match="unique"):
+        append_run(old, {"run_id": "7", "N": 1e8, "D": 2e9, "loss": 3.1})
 
 
 def test_a_writer_killed_mid_write_leaves_no_temporary_file_behind(tmp_path):
@@ -721,6 +727,29 @@ def test_a_write_keeps_the_files_mode_and_never_replaces_a_pipe(tmp_path):
     assert stat.S_IMODE(os.stat(tmp_path / "fresh.nc").st_mode) == 0o640
     pipe = tmp_path / "pipe.csv"
     os.mkfifo(pipe)
-    with pytest.raises(IsADirectoryError, match="not a regular file"):
+    with pytest.raises(OSError, match="not a regular file"):
         append_run(pipe, {"run_id": "a", "N": 1e8, "D": 2e9, "loss": 3.1})
     assert stat.S_ISFIFO(os.lstat(pipe).st_mode)
+
+
+def test_the_cleanup_leaves_live_writers_and_other_hosts_temporary_files_alone(tmp_path):
+    """Only a dead writer's temporary file from this host and pid namespace is removed: this process's
+    own (alive) and another host's (whose pid means nothing here) stay."""
+    import subprocess
+
+    from bayescale._io import _owner, remove_orphans
+
+    path = tmp_path / "runs.csv"
+    with subprocess.Popen(["true"]) as dead:
+        pass
+    mine = _owner()
+    files = {
+        "dead": tmp_path / f".runs.csv.{mine}-{dead.pid}.a1.tmp",
+        "alive": tmp_path / f".runs.csv.{mine}-{os.getpid()}.b2.tmp",
+        "other host": tmp_path / f".runs.csv.elsewhere-{mine.rsplit('-', 1)[1]}-{dead.pid}.c3.tmp",
+        "other file": tmp_path / f".runs2.csv.{mine}-{dead.pid}.d4.tmp",
+    }
+    for f in files.values():
+        f.write_text("x")
+    assert remove_orphans(path) == [files["dead"]]
+    assert all(f.exists() for name, f in files.items() if name != "dead")

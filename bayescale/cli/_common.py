@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import bayescale
 from bayescale._io import jsonable as _jsonable  # NaN and infinities as null
-from bayescale._io import read_only
+from bayescale._io import read_only, special
 from bayescale._stages import Stages
 from bayescale._words import count, join_names, parse_pairs, restepped_words
 from bayescale.errors import (
@@ -143,7 +143,7 @@ def _validate_output(
             )
     if read_only(out):
         raise BayescaleError(f"{where}: the file is read-only; make it writable or give another name such as {example}")
-    if out.exists() and not out.is_file():
+    if special(out):
         raise BayescaleError(
             f"{where}: {str(out)!r} is not a regular file (a folder, device or pipe); give a file name such as {example}"
         )

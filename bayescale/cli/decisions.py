@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from bayescale._words import join_names
 from bayescale.errors import BayescaleError, IdentifiabilityWarning
 
 from ._common import (
@@ -167,12 +166,9 @@ def cmd_optimal(args: argparse.Namespace) -> int:
     stage = _stages(args)
     stage(f"loading the fit {args.fit}")
     fit = load_fit(args.fit)
-    cols = list(fit.spec.columns)
-    if not {"N", "D"} <= set(cols):
-        raise BayescaleError(
-            f"compute-optimal allocation splits a budget C = 6ND between N and D; law {fit.spec.law.name!r} of spec "
-            f"{fit.spec.name!r} reads {join_names(cols)}, so at fixed C its loss does not depend on the split"
-        )
+    from bayescale.frontier import check_splits
+
+    check_splits(fit, "compute-optimal allocation")
     stage(f"compute-optimal allocation at {len(args.budget)} budget{'s' if len(args.budget) != 1 else ''}")
     method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance, args.unique_tokens)
     optima = {"N": [e["N_opt"]["median"] for e in rows], "D": [e["D_opt"]["median"] for e in rows]}

@@ -24,7 +24,7 @@ from .._words import join_names, parse_pairs
 from ..averaging import AveragedFit
 from ..data import law_inputs, points_frame
 from ..errors import BayescaleError
-from ..frontier import compute_optimal, law_draws
+from ..frontier import SPLIT_HINT, check_splits, compute_optimal, law_draws
 from ..model import DRIFT, distance_from_runs
 
 if TYPE_CHECKING:
@@ -322,19 +322,6 @@ def _check_reads_u(fit: Fit | AveragedFit, target: Target) -> None:
     )
 
 
-def check_splits(fit: Fit | AveragedFit, label: str) -> None:
-    """A compute-optimal target (frontier, N_opt) splits C = 6ND between N and D: only a law that reads
-    both has an optimum (``optimal`` refuses the others the same way)."""
-    if any({"N", "D"} <= set(m.spec.columns) for m, _ in law_fits(fit)):
-        return
-    names = join_names(sorted({m.spec.law.name for m, _ in law_fits(fit)}), quoted=True)
-    raise BayescaleError(
-        f"target {label}: a compute-optimal target splits a budget C = 6ND between N and D; law {names} reads "
-        f"{join_names(fit.spec.columns)}, so at fixed C its loss does not depend on the split; give a point "
-        "instead (N=..,D=..: the law reads its C = 6ND)"
-    )
-
-
 def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDraws:
     """Posterior draws of ``target`` from ``fit`` (see :class:`TargetDraws`).
 
@@ -346,7 +333,7 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
     target = parse_target(target)
     _check_reads_u(fit, target)
     if target.kind != "loss":
-        check_splits(fit, target.label)
+        check_splits(fit, f"target {target.label}: a compute-optimal target", SPLIT_HINT)
     if target.kind == "loss":
         point = (float(target.N), float(target.D))
         law = mixed_law_matrix(fit, target.point())[:, 0]
@@ -575,6 +562,14 @@ def same_point(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
 POOL_BELOW = 3.0
 
 
+def pool_floor(runs: pd.DataFrame) -> float:
+    """The smallest N of a loop's pool, fixed when it starts: :data:`POOL_BELOW` below the seed runs'
+    smallest. A loop state saved before the floor was kept resumes from the runs the loop did not train
+    (its own are named ``loop-r...``)."""
+    seed = runs[~runs["run_id"].astype(str).str.startswith("loop-r")]
+    return float((seed if len(seed) else runs)["N"].min()) / POOL_BELOW
+
+
 def default_candidates(
     fit: Fit,
     budget: float | None = None,
@@ -639,6 +634,7 @@ __all__ = [
     "branch_flops",
     "candidate_grid",
     "default_candidates",
+    "pool_floor",
     "flops_cost",
     "parse_target",
     "runs_cost",
