@@ -62,7 +62,7 @@ from .model import (
     make_model,
     noise_names,
     posterior,
-    sample_observations,
+    sample_per_point,
 )
 from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
 from .modes import chains_agree, describe, modes_of, settle, stuck_chains, stuck_words
@@ -343,8 +343,9 @@ def predictive_draws(fit: Any, points: Any, *, noise: bool, seed: int) -> xr.Dat
     as coordinates."""
     frame = points_frame(points)
     log_mu = fit.log_loss(frame)
-    if noise:
-        log_mu = sample_observations(fit.spec, log_mu, fit.noise_params(), seed)
+    if noise:  # each point's noise seeded by the point itself: its band is the same beside any other points
+        inputs = frame[[c for c in ("N", "D", "C", "U") if c in frame]].to_numpy()
+        log_mu = sample_per_point(fit.spec, log_mu, fit.noise_params(), seed, inputs)
     coords: dict[str, Any] = {"point": np.arange(len(frame))}
     for col in ("N", "D", "C", "U"):
         if col in frame:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import warnings
+import zlib
 from collections.abc import Mapping, Sequence
 from functools import lru_cache, partial
 from typing import Any
@@ -54,6 +55,19 @@ def sample_observations(spec: ModelSpec, log_mu: np.ndarray, params: Mapping[str
     with jax.enable_x64(True):
         d = observation_dist(spec, jnp.asarray(log_mu), {k: jnp.asarray(v) for k, v in params.items()})
         return np.asarray(d.sample(jax.random.PRNGKey(int(seed))), dtype=float)
+
+
+def sample_per_point(
+    spec: ModelSpec, log_mu: np.ndarray, params: Mapping[str, Any], seed: int, inputs: np.ndarray
+) -> np.ndarray:
+    """:func:`sample_observations` with each point's draws seeded by ``seed`` and its own ``inputs`` (one
+    row per point, the last axis of ``log_mu``), not by its position: a point's band is the same whatever
+    other points are drawn beside it (``decide``'s options, in any order, against ``predict``)."""
+    out = []
+    for i, row in enumerate(np.asarray(inputs, dtype=np.float64)):
+        point = int(np.random.SeedSequence([int(seed), zlib.crc32(row.tobytes())]).generate_state(1)[0] % 2**31)
+        out.append(sample_observations(spec, log_mu[..., [i]], params, point))
+    return np.concatenate(out, axis=-1)
 
 
 def noise_names(spec: ModelSpec) -> list[str]:
@@ -444,4 +458,5 @@ __all__ = [
     "pointwise_log_likelihood",
     "posterior",
     "sample_observations",
+    "sample_per_point",
 ]

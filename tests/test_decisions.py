@@ -123,6 +123,23 @@ def _law(p, N, D):
     return p["E"] + p["A"] / N ** p["alpha"] + p["B"] / D ** p["beta"]
 
 
+def test_an_options_noisy_band_is_its_own_whatever_the_other_options(point_fit):
+    """Each point's noise is seeded by the point, not its position: option b's draws are the same alone,
+    after a, or before a, and the same as ``predict``'s at b (they moved in the third decimal)."""
+    fit, _ = point_fit
+    a, b = {"N": 1e9, "D": 2e10}, {"N": 2e9, "D": 1e10}
+    alone = fit.predict([b], noise=True, seed=3).values[..., 0]
+    after_a = fit.predict([a, b], noise=True, seed=3).values[..., 1]
+    before_a = fit.predict([b, a], noise=True, seed=3).values[..., 0]
+    np.testing.assert_array_equal(alone, after_a)
+    np.testing.assert_array_equal(alone, before_a)
+    assert not np.array_equal(alone, fit.predict([b], noise=True, seed=4).values[..., 0])  # the seed still counts
+    assert not np.array_equal(alone, fit.predict([b], noise=False).values[..., 0])  # and there is noise
+    ab = dc.decide({"a": a, "b": b}, fit=fit, seed=3).table
+    ba = dc.decide({"b": b, "a": a}, fit=fit, seed=3).table
+    pd.testing.assert_frame_equal(ab.loc[["a", "b"]], ba.loc[["a", "b"]])
+
+
 def test_decide_on_points_matches_the_law(point_fit):
     fit, draws = point_fit
     dec = dc.decide(
