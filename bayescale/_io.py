@@ -152,10 +152,10 @@ def remove_orphans(path: Path) -> list[Path]:
     beside it; returns them. Only files written on this host and pid namespace by a process that no longer
     exists are touched: on a shared file system another host's writer may still be at work on its own."""
     pattern = re.compile(re.escape(f".{path.name}.") + r"(?P<owner>.+)-(?P<pid>\d+)\.[^.]+\.tmp")
-    removed = []
+    removed, owner = [], _owner()
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         found = pattern.fullmatch(tmp.name)
-        if found and found["owner"] == _owner() and not _alive(int(found["pid"])):
+        if found and found["owner"] == owner and not _alive(int(found["pid"])):
             try:
                 tmp.unlink()
                 removed.append(tmp)

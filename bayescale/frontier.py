@@ -212,14 +212,12 @@ def _checked_unique_tokens(unique_tokens: Any) -> float | None:
     return float(unique_tokens)  # NumPy scalars too
 
 
-#: What to give instead of a compute-optimal target, for a law in C alone.
-SPLIT_HINT = "; give a point instead (N=..,D=..: the law reads its C = 6ND)"
-
-
-def check_splits(fit: Any, what: str, hint: str = "") -> None:
-    """``what`` (a compute-optimal target, an allocation) splits C = 6ND between N and D: only laws that
-    read both have an optimum; a law average is refused when any of its laws does not (``optimal`` and
-    ``suggest`` say it the same way)."""
+def check_splits(fit: Any, target: str | None = None) -> None:
+    """A compute-optimal allocation (``optimal``), or the compute-optimal ``target`` named (``suggest``'s
+    frontier, N_opt or frontier-segment targets), splits C = 6ND between N and D: only laws that read both
+    have an optimum; a law average is refused when any of its laws does not."""
+    what = "compute-optimal allocation" if target is None else f"target {target}: a compute-optimal target"
+    hint = "" if target is None else "; give a point instead (N=..,D=..: the law reads its C = 6ND)"
     laws = list(fit.members.values()) if _is_average(fit) else [fit]
     blind = sorted({m.spec.law.name for m in laws if not {"N", "D"} <= set(m.spec.columns)})
     if not blind:
@@ -392,7 +390,6 @@ def frontier(
 
 
 __all__ = [
-    "SPLIT_HINT",
     "allocation_exponents",
     "allocation_regret",
     "band_table",

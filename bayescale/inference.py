@@ -343,13 +343,12 @@ def predictive_draws(fit: Any, points: Any, *, noise: bool, seed: int) -> xr.Dat
     as coordinates."""
     frame = points_frame(points)
     log_mu = fit.log_loss(frame)
+    inputs = [c for c in ("N", "D", "C", "U") if c in frame]
     if noise:  # each point's noise seeded by the point itself: its band is the same beside any other points
-        inputs = frame[[c for c in ("N", "D", "C", "U") if c in frame]].to_numpy()
-        log_mu = sample_per_point(fit.spec, log_mu, fit.noise_params(), seed, inputs)
+        log_mu = sample_per_point(fit.spec, log_mu, fit.noise_params(), seed, frame[inputs].to_numpy())
     coords: dict[str, Any] = {"point": np.arange(len(frame))}
-    for col in ("N", "D", "C", "U"):
-        if col in frame:
-            coords[col] = ("point", frame[col].to_numpy(dtype=float))
+    for col in inputs:
+        coords[col] = ("point", frame[col].to_numpy(dtype=float))
     return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
 
 

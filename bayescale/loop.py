@@ -36,6 +36,9 @@ from .inference import Fit
 from .laws import get_law
 from .spec import ModelSpec, load_spec
 
+#: The run ids the loop gives the runs it plans (``loop-r001-0``, ...).
+OWN_RUNS = "loop-r"
+
 # ------------------------------------------------------------------ trainers
 
 
@@ -423,7 +426,8 @@ def run_loop(
     current = None
     while True:
         runs = load_runs(cfg.runs)
-        state.setdefault("floor_N", pool_floor(runs))  # kept: planned from each round's runs it fell 3x a round
+        seed_runs = runs[~runs["run_id"].astype(str).str.startswith(OWN_RUNS)]  # for a state saved without it:
+        state.setdefault("floor_N", pool_floor(seed_runs if len(seed_runs) else runs))  # kept: it fell 3x a round
         if state["pending"]:
             runs = _absorb_pending(cfg, spec, state, runs, train, fit_kw, sopts.get("cost"), say)
             save()
@@ -467,7 +471,7 @@ def _launch(state: dict[str, Any], batch: pd.DataFrame, ids: set[str]) -> None:
     state["round"] = int(state["round"]) + 1
     size = ("N", "D", "C", "cost")
     state["pending"] = [
-        {"run_id": f"loop-r{state['round']:03d}-{i}", **{c: float(getattr(r, c)) for c in size}}
+        {"run_id": f"{OWN_RUNS}{state['round']:03d}-{i}", **{c: float(getattr(r, c)) for c in size}}
         for i, r in enumerate(batch.itertuples())
     ]
     state["known_ids"] = sorted(ids)
@@ -479,12 +483,9 @@ def _next_batch(
 ) -> tuple[str | None, pd.DataFrame | None]:
     """The next round's batch from :func:`suggest`, or why the loop stops instead."""
     left = cfg.budget - float(state["spent"])
-    if "candidates" not in sopts:
-        priced = sopts.get("cost") is None  # a cost function prices the pool itself, as suggest's default
-        sopts = {
-            **sopts,
-            "candidates": default_candidates(current, left if priced else None, smallest=state["floor_N"]),
-        }
+    if "candidates" not in sopts:  # suggest's default pool from the kept floor; a cost function prices it
+        budget = left if sopts.get("cost") is None else None
+        sopts = {**sopts, "candidates": default_candidates(current, budget, smallest=state["floor_N"])}
     sug = suggest(
         current,
         cfg.target,

@@ -144,8 +144,11 @@ def test_bf16_memory_estimate_bounds_the_measured_peaks_with_a_margin_and_is_bel
         shape = shape_for(n)
         bf16, fp32 = (memory_bytes(shape, batch, p)["total"] / 2**30 for p in ("bf16", "fp32"))
         # above the peak with a margin, so a batch it accepts fits; below 1.4x it, so the batch rule
-        # does not leave over a quarter of the device idle (1.14-1.36x when written)
-        assert 1.1 * measured < bf16 < min(fp32, 1.4 * measured), (n, batch, measured, bf16, fp32)
+        # does not leave over a quarter of the device idle (1.14-1.36x when written; counting bf16
+        # activations at fp32's 2 bytes gives 1.47-1.76x, at 1 byte 0.81-0.96x: both fail here)
+        margin = bf16 / measured
+        assert 1.1 < margin < 1.4, (n, batch, measured, bf16)
+        assert bf16 < fp32, (n, batch, bf16, fp32)
     # and it follows the peaks' shape, not only their range: one margin for every size (1.14-1.36x, a
     # spread of 1.20 when written), and doubling the batch grows it as it grew the peaks (1.86-1.90x)
     est = {key: memory_bytes(shape_for(key[0]), key[1], "bf16")["total"] / 2**30 for key in MEASURED_BF16_PEAK_GIB}

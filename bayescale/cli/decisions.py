@@ -168,7 +168,7 @@ def cmd_optimal(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
     from bayescale.frontier import check_splits
 
-    check_splits(fit, "compute-optimal allocation")
+    check_splits(fit)
     stage(f"compute-optimal allocation at {len(args.budget)} budget{'s' if len(args.budget) != 1 else ''}")
     method, rows, exps = _optimal_budgets(fit, list(args.budget), args.ci_prob, args.tolerance, args.unique_tokens)
     optima = {"N": [e["N_opt"]["median"] for e in rows], "D": [e["D_opt"]["median"] for e in rows]}

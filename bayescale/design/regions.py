@@ -34,7 +34,7 @@ import pandas as pd
 
 from .._words import join_names
 from ..errors import BayescaleError
-from ..frontier import SPLIT_HINT, check_splits, compute_optimal
+from ..frontier import check_splits, compute_optimal
 from .targets import Target, TargetDraws, band_from, target_draws
 from .targets import parse_target as parse_one
 
@@ -290,7 +290,7 @@ def region_points(fit: Fit, region: Region) -> pd.DataFrame:
     posterior-median compute-optimal (N, D) for each budget."""
     if region.shape != "frontier":
         return region.points
-    check_splits(fit, f"target {region.label}: a compute-optimal target", SPLIT_HINT)
+    check_splits(fit, region.label)
     opt = compute_optimal(fit, list(region.budgets))
     n_opt = np.median(np.asarray(opt["N_opt"].values, dtype=float).reshape(-1, len(region.budgets)), axis=0)
     c = np.asarray(region.budgets, dtype=float)

@@ -24,7 +24,7 @@ from .._words import join_names, parse_pairs
 from ..averaging import AveragedFit
 from ..data import law_inputs, points_frame
 from ..errors import BayescaleError
-from ..frontier import SPLIT_HINT, check_splits, compute_optimal, law_draws
+from ..frontier import check_splits, compute_optimal, law_draws
 from ..model import DRIFT, distance_from_runs
 
 if TYPE_CHECKING:
@@ -333,7 +333,7 @@ def target_draws(fit: Fit, target: Target | str | Mapping[str, Any]) -> TargetDr
     target = parse_target(target)
     _check_reads_u(fit, target)
     if target.kind != "loss":
-        check_splits(fit, f"target {target.label}: a compute-optimal target", SPLIT_HINT)
+        check_splits(fit, target.label)
     if target.kind == "loss":
         point = (float(target.N), float(target.D))
         law = mixed_law_matrix(fit, target.point())[:, 0]
@@ -562,12 +562,9 @@ def same_point(a: pd.DataFrame, b: pd.DataFrame) -> np.ndarray:
 POOL_BELOW = 3.0
 
 
-def pool_floor(runs: pd.DataFrame) -> float:
-    """The smallest N of a loop's pool, fixed when it starts: :data:`POOL_BELOW` below the seed runs'
-    smallest. A loop state saved before the floor was kept resumes from the runs the loop did not train
-    (its own are named ``loop-r...``)."""
-    seed = runs[~runs["run_id"].astype(str).str.startswith("loop-r")]
-    return float((seed if len(seed) else runs)["N"].min()) / POOL_BELOW
+def pool_floor(seed_runs: pd.DataFrame) -> float:
+    """The smallest N of a loop's pool, fixed when it starts: :data:`POOL_BELOW` below the seed runs'."""
+    return float(seed_runs["N"].min()) / POOL_BELOW
 
 
 def default_candidates(
