@@ -64,6 +64,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 SECTION = "## Active selection of the next pilot (issue 6)"
 SPEC = REPO / "models" / "chinchilla.toml"
+#: The law the linearised sd is computed for (the worlds' own form), whatever spec the designs are fitted with.
+LAW_SPEC = SPEC
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_brier import (  # the shared world prior, commit label and section writer
     EPOCH,
@@ -235,10 +237,10 @@ def score_band(b: dict[str, float], truth: float) -> dict[str, float]:
 
 @functools.lru_cache(maxsize=1)
 def _prior_sd() -> np.ndarray:
-    """Sds of log E, log A, log B, log alpha, log beta under the spec's LogNormal priors."""
+    """Sds of log E, log A, log B, log alpha, log beta under the Chinchilla spec's LogNormal priors."""
     from bayescale.spec import load_spec
 
-    priors = load_spec(SPEC).priors
+    priors = load_spec(LAW_SPEC).priors
     return np.array([float(priors[k].params["scale"]) for k in ("E", "A", "B", "alpha", "beta")])
 
 
@@ -732,6 +734,7 @@ def footer(argv: list[str], t_total: float, loads: list[float]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global METHOD, SPEC
     argv = list(sys.argv[1:] if argv is None else argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worlds", type=int, default=6, help="well-specified worlds")
@@ -766,14 +769,19 @@ def main(argv: list[str] | None = None) -> int:
         help="how every fit is made (the refits of the loop and the fixed designs' final fits)",
     )
     ap.add_argument(
+        "--spec",
+        type=Path,
+        default=SPEC,
+        help="the spec every design is fitted with and the loop plans with (e.g. models/recommended.toml)",
+    )
+    ap.add_argument(
         "--fixed-from",
         type=Path,
         default=None,
         help="take the fixed designs' results from this earlier --json file (same worlds) and run only the active method",
     )
     args = ap.parse_args(argv)
-    global METHOD
-    METHOD = args.method
+    METHOD, SPEC = args.method, args.spec.resolve()
     options = json.loads(args.suggest)
     fixed_runs = {}
     if args.fixed_from:
