@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale._words import join_names, quote
-from bayescale.errors import RunsTableError, RunsTableWarning
+from bayescale.errors import BayescaleError, RunsTableError, RunsTableWarning
 
 #: Column names users write for the runs table's columns (compared in lower case, stripped).
 SYNONYMS = {
@@ -274,3 +274,12 @@ def _named(runs: pd.DataFrame, mask: np.ndarray) -> str:
     if runs.attrs.get("ids_generated"):
         return f"rows at 0-based positions {join_names([int(i) for i in np.flatnonzero(mask)])}"
     return f"rows with run_id {join_names(runs['run_id'].astype(str)[mask], quoted=True)}"
+
+
+def read_points_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
+    """A CSV of points (candidates, pending runs: columns N and D, or N and C), read as a runs table is,
+    its errors naming ``what`` (the option or argument it came from)."""
+    try:
+        return read_runs_csv(path)
+    except BayescaleError as e:
+        raise BayescaleError(f"{what}: {str(e).removeprefix('runs table: ')}") from None

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,16 +145,20 @@ class DriftScale:
         return out
 
     def words(self) -> str:
-        d = self.to_dict()
-        if not self.splits:
-            return (
-                f"drift scale from its prior alone (median {d['median']:.3f} log loss per decade): too few runs for "
-                "leave-future-out splits"
-            )
+        return drift_words(self.to_dict())
+
+
+def drift_words(d: Mapping[str, float]) -> str:
+    """A learned drift scale (:meth:`DriftScale.to_dict`, as a fit keeps it) in words."""
+    if not d["splits"]:
         return (
-            f"drift scale learned from {self.splits} leave-future-out splits: median {d['median']:.3f} log loss per "
-            f"decade of distance from the runs (90% {d['q05']:.3f}-{d['q95']:.3f})"
+            f"drift scale from its prior alone (median {d['median']:.3f} log loss per decade): too few runs for "
+            "leave-future-out splits"
         )
+    return (
+        f"drift scale learned from {int(d['splits'])} leave-future-out splits: median {d['median']:.3f} log loss per "
+        f"decade of distance from the runs (90% {d['q05']:.3f}-{d['q95']:.3f})"
+    )
 
 
 # ------------------------------------------------------------------ splits

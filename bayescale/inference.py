@@ -200,6 +200,13 @@ class Fit:
         return misfit(self, **kwargs)
 
     @property
+    def drift_scale(self) -> dict[str, float] | None:
+        """The extrapolation drift scale learned from the runs (``[extrapolation] learned = true``): its
+        ``median``, ``q05``, ``q95`` (log loss per decade of (N, D)) and ``splits``; None when not learned."""
+        learned = _arviz.attrs(self.idata).get("drift_scale")
+        return json.loads(learned) if learned else None
+
+    @property
     def identified_names(self) -> list[str]:
         """Identifiable combinations added when the law's inputs are collinear."""
         return [v for v in json.loads(_arviz.attrs(self.idata).get("identified", "[]"))]

@@ -253,6 +253,24 @@ def test_pending_runs_are_not_suggested_again(fit2):
         assert pend.table["expected_gain"].iloc[0] < 0.5 * free.table["expected_gain"].iloc[0]
 
 
+def test_pending_runs_and_candidates_may_be_csv_paths(fit2, tmp_path):
+    """As the CLI's --pending and --candidates, suggest() reads a CSV file's path; other objects get a clear error."""
+    from bayescale.errors import BayescaleError
+
+    target = Target("loss", N=1e10, D=1e16)
+    cands = pd.DataFrame({"N": [1e6, 2e6, 1e10], "D": [1e13, 5e12, 1e9]})
+    cands.to_csv(tmp_path / "cands.csv", index=False)
+    pd.DataFrame({"N": [1e6], "D": [1e13]}).to_csv(tmp_path / "pend.csv", index=False)
+    opts = {"budget_flops": 7e19, "k": 1, "discrepancy": 0.0, "batch_fraction": 1.0}
+    from_files = suggest(fit2, target, candidates=str(tmp_path / "cands.csv"), pending=tmp_path / "pend.csv", **opts)
+    given = suggest(fit2, target, candidates=cands, pending=[{"N": 1e6, "D": 1e13}], **opts)
+    pd.testing.assert_frame_equal(from_files.plan, given.plan)
+    with pytest.raises(BayescaleError, match="pending: file not found: .*missing.csv"):
+        suggest(fit2, target, pending=tmp_path / "missing.csv", **opts)
+    with pytest.raises(BayescaleError, match="pending: give a DataFrame, .* or a CSV path, got int"):
+        suggest(fit2, target, pending=7, **opts)
+
+
 def test_pending_runs_shrinking_is_not_credited_to_the_next_pilot(fit2):
     """With runs at the target pending, the next pilot's shrinking is measured from the width once they
     report: it was measured from today's band, so the pending runs' 70% looked like the pilot's."""

@@ -201,6 +201,23 @@ def test_learned_drift_is_near_zero_on_the_law_and_grows_when_the_runs_bend() ->
     assert bent > 4 * clean and bent > 0.05, (clean, bent)
 
 
+def test_a_learned_drift_scale_is_an_attribute_and_in_the_summary(tmp_path, capsys) -> None:
+    """What the splits taught the fit is where the README says: ``Fit.drift_scale`` and ``bayescale summary``."""
+    from bayescale.cli import main
+
+    fit = bs.fit(_spec("chinchilla"), _runs(), method="laplace", seed=0)
+    learned = fit.drift_scale
+    assert set(learned) == {"median", "q05", "q95", "splits"} and learned["splits"] >= 2
+    assert 0 <= learned["q05"] <= learned["median"] <= learned["q95"]
+    assert bs.fit(_spec("chinchilla", learned=False), _runs(), method="laplace", seed=0).drift_scale is None
+    fit.save(tmp_path / "f.nc")
+    assert main(["summary", str(tmp_path / "f.nc"), "-q"]) == 0
+    line = f"extrapolation: drift scale learned from {learned['splits']} leave-future-out splits: median {learned['median']:.3f}"
+    assert line in capsys.readouterr().out
+    assert main(["summary", str(tmp_path / "f.nc"), "--format", "json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["drift_scale"] == learned
+
+
 @pytest.mark.slow  # 28 s on 2 cores: a Laplace fit per split, to check the vectorised Newton against
 def test_split_maps_are_the_training_runs_own_maps() -> None:
     """The vectorised Newton MAPs of leave-future-out splits (masks over one table) reach the

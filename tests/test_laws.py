@@ -606,3 +606,24 @@ def test_check_law_refuses_unknown_properties() -> None:
 def test_check_law_needs_a_known_law() -> None:
     with pytest.raises(LawError, match="unknown law 'chinchila'"):
         verify_law("chinchila")
+
+
+def test_a_fit_of_a_law_registered_elsewhere_says_to_register_it(tmp_path) -> None:
+    """A saved fit names its law; in a process that has not registered it, loading says what to do."""
+    import dataclasses
+    import tomllib
+    from pathlib import Path
+
+    from bayescale.laws import _REGISTRY
+
+    register_law(dataclasses.replace(bs.laws.chinchilla, name="chinchilla_mine"))
+    try:
+        truth = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28}
+        runs = synthetic_runs("chinchilla", truth, N=(1e7, 3e7, 1e8), tokens_per_param=(5, 20, 80), sigma=0.01, seed=0)
+        spec = tomllib.loads((Path(__file__).parents[1] / "models" / "chinchilla.toml").read_text())
+        spec["law"] = {"name": "chinchilla_mine"}
+        bs.fit(spec, runs, method="laplace").save(tmp_path / "f.nc")
+    finally:
+        del _REGISTRY["chinchilla_mine"]  # as a new process, which has not registered it, sees the registry
+    with pytest.raises(bs.errors.BayescaleError, match="register it again before loading a fit that names it"):
+        bs.load_fit(tmp_path / "f.nc")

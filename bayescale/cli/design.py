@@ -59,12 +59,9 @@ def _target(args: argparse.Namespace) -> Any:
 def _frame(path: str | None, flag: str) -> Any:
     if path is None:
         return None
-    from bayescale._runs_input import read_runs_csv
+    from bayescale._runs_input import read_points_csv
 
-    try:
-        frame = read_runs_csv(path)
-    except BayescaleError as e:
-        raise BayescaleError(f"{flag}: {str(e).removeprefix('runs table: ')}") from None
+    frame = read_points_csv(path, flag)
     if frame.empty and flag == "--candidates":  # over nothing the plan would end "the budget is spent"
         raise BayescaleError(f"{flag}: {path!r} has no rows; give one point per line with columns N and D (or N and C)")
     return frame

@@ -178,6 +178,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
                 "misfit": misfit.to_dict() if misfit is not None else None,
                 "sensitivity": sensitivity.to_dict(),
                 "average": _average_json(fit),
+                "drift_scale": getattr(fit, "drift_scale", None),
             }
         )
         return 0
@@ -186,6 +187,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     _print_average(fit)
     print(_summary_text(table))
     print()
+    if getattr(fit, "drift_scale", None):
+        from bayescale.discrepancy import drift_words
+
+        print(f"extrapolation: {drift_words(fit.drift_scale)}")
     print(_diagnostics_line(diag))
     for line in _modes_lines(diag):
         print(line)

@@ -9,6 +9,7 @@ The pool of candidate runs is a grid in (log N, log tokens per parameter).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .. import likelihoods
+from .._runs_input import read_points_csv
 from .._words import join_names, parse_pairs
 from ..averaging import AveragedFit
 from ..data import law_inputs, points_frame
@@ -518,14 +520,19 @@ def candidate_grid(
 
 
 def as_points(x: Any, what: str) -> pd.DataFrame:
-    if x is None:
-        return pd.DataFrame({"N": [], "D": []}, dtype=float)
-    if isinstance(x, pd.DataFrame):
+    x = () if x is None else x
+    if isinstance(x, (str, os.PathLike)):  # a CSV of points, as the CLI's --pending and --candidates read
+        frame = read_points_csv(x, what)
+    elif isinstance(x, pd.DataFrame):
         frame = x.copy()
     elif isinstance(x, Mapping):
         frame = pd.DataFrame({k: np.atleast_1d(v) for k, v in x.items()})
     else:
-        frame = pd.DataFrame([dict(r) for r in x])
+        try:
+            frame = pd.DataFrame([dict(r) for r in x])
+        except (TypeError, ValueError):
+            kinds = "a DataFrame, a mapping of columns, a list of points (mappings with N and D) or a CSV path"
+            raise BayescaleError(f"{what}: give {kinds}, got {type(x).__name__}") from None
     if len(frame) == 0:
         return pd.DataFrame({"N": [], "D": []}, dtype=float)
     cols = [c for c in ("N", "D", "C") if c in frame]
