@@ -33,7 +33,7 @@ import pandas as pd
 from . import _arviz, discrepancy
 from ._compare_model import GROUP_COLUMN, Pooling, group_values, grouped_spec
 from .data import law_inputs
-from .errors import ConvergenceWarning, IdentifiabilityWarning, MisfitWarning
+from .errors import ConvergenceWarning, IdentifiabilityWarning, MisfitWarning, user_stacklevel
 from .inference import Fit, build_idata, fit_attrs
 from .inference import fit as fit_one
 from .model import DRIFT, log_likelihood, noise_names
@@ -122,7 +122,7 @@ def fit_grouped(
         warnings.simplefilter("always")
         gfit = fit_one(gspec, table, **kw)
     for w in caught:
-        warnings.warn_explicit(f"{label}: {w.message}" if label else w.message, w.category, w.filename, w.lineno)
+        warnings.warn(f"{label}: {w.message}" if label else str(w.message), w.category, stacklevel=user_stacklevel())
     doubts = [str(w.message) for w in caught if issubclass(w.category, DOUBTS)]
     return gfit, tuple(dict.fromkeys(doubts))
 

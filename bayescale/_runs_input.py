@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale._words import join_names, quote
-from bayescale.errors import BayescaleError, RunsTableError, RunsTableWarning
+from bayescale.errors import BayescaleError, RunsTableError, RunsTableWarning, user_stacklevel
 
 #: Column names users write for the runs table's columns (compared in lower case, stripped).
 SYNONYMS = {
@@ -135,9 +135,7 @@ def _close_names(want: str, names: Sequence[str]) -> list[str]:
 NOT_DISTINGUISHING = ("run_id", "derived", "C")
 
 
-def warn_about_table(
-    runs: pd.DataFrame, stacklevel: int = 2, law_columns: Sequence[str] | None = None, law: str = ""
-) -> None:
+def warn_about_table(runs: pd.DataFrame, law_columns: Sequence[str] | None = None, law: str = "") -> None:
     """Warn (:class:`RunsTableWarning`) about what in a loaded table (as :func:`bayescale.data.load_runs`
     returns it) would mislead a fit of it: rows equal in every column but their ids (a copy counts twice
     and narrows the bands; two training runs rarely end at the same loss to every digit, and replicates
@@ -145,7 +143,7 @@ def warn_about_table(
     cosine run's), tokens per parameter no training run has (N or D in other units), and repeated data
     (``U``) that the fitted law (``law``, reading ``law_columns``) does not read."""
     for message in table_notes(runs, law_columns, law):
-        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=stacklevel + 1)
+        warnings.warn(f"runs table: {message}", RunsTableWarning, stacklevel=user_stacklevel())
 
 
 def table_notes(

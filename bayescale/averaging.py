@@ -45,7 +45,7 @@ from .discrepancy import (
     split_masks,
     splits_reach,
 )
-from .errors import BayescaleError, StaleFitError
+from .errors import BayescaleError, StaleFitError, user_stacklevel
 from .inference import AVERAGE_ATTR, Fit
 from .laws import FALLBACK_COLUMNS
 from .misfit import Misfit, misfit, warn_if_misfit
@@ -449,7 +449,7 @@ def _fit_member(
         result = _inference.fit_quietly(spec, table, learned=learned, **kwargs)
     for w in caught:
         said = _drawn_by_psis(str(w.message)) if minor else str(w.message)
-        warnings.warn(f"law {spec.name} (weight {weight:.2f}): {said}", w.category, stacklevel=4)
+        warnings.warn(f"law {spec.name} (weight {weight:.2f}): {said}", w.category, stacklevel=user_stacklevel())
     return result
 
 
@@ -557,7 +557,7 @@ def fit_average(
         weights_reach=reach,
         conformal_reach=splits_reach(next(iter(splits.values()))) if factor is not None else None,
     )
-    warn_if_misfit(result, stacklevel=3)
+    warn_if_misfit(result)
     return result
 
 
@@ -567,7 +567,7 @@ def fit(spec: Any, runs: Any, **kwargs: Any) -> Fit | AveragedFit:
     ``bayescale.fit``. Keyword arguments are those of :func:`bayescale.inference.fit`."""
     spec = load_spec(spec)
     table = load_runs(runs)  # read once: the fits below take the loaded table
-    warn_about_table(table, stacklevel=2, law_columns=sorted(spec.columns), law=f"spec {spec.name!r}")
+    warn_about_table(table, law_columns=sorted(spec.columns), law=f"spec {spec.name!r}")
     if isinstance(spec, AverageSpec):
         return fit_average(spec, table, **kwargs)
     return _inference.fit(spec, table, **kwargs)

@@ -170,6 +170,8 @@ def _read_source(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         raise _fail(f"source must be a CSV path or a pandas DataFrame, not {type(source).__name__}")
     df = df.reset_index(drop=True).drop(columns="derived", errors="ignore")
     if len(df) == 0:
+        if len(df.columns):  # a header that is no runs table's (a JSON file read as CSV): say that, not "empty"
+            _validate_columns(df)
         raise _fail("the table is empty; it needs at least one run (row)")
     return df
 

@@ -294,6 +294,7 @@ def decide(
     evpi = eu = None
     if utility is not None:
         eu, evpi = _expected_utility(names, X, table, threshold, utility)
+        table["expected_utility"] = pd.Series(eu)
     as_points = isinstance(next(iter(options.values())), Mapping)
     notes = point_notes(fit, table) + _disagreement_notes(fit, options) if fit is not None and as_points else []
     notes += trust_notes(fit) if fit is not None else []

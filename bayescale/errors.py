@@ -7,6 +7,21 @@ not know bayescale. Poor sampling warns rather than raises.
 
 from __future__ import annotations
 
+import os
+import sys
+
+# As the package's modules name their code (not resolved: a symlinked checkout names the link).
+_PACKAGE = os.path.dirname(__file__) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that puts a warning on the first line outside bayescale (the caller's), for
+    the function that calls this and then ``warnings.warn``: however deep in the package it warns."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 class BayescaleError(ValueError):
     """Base class of every error bayescale raises for bad input."""

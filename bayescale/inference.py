@@ -51,7 +51,7 @@ from ._identified import add_identified as add_identified  # re-exported: the Py
 from ._words import count, join_names
 from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
-from .errors import BayescaleError, ConvergenceWarning, MultimodalWarning, SpecError, StaleFitError
+from .errors import BayescaleError, ConvergenceWarning, MultimodalWarning, SpecError, StaleFitError, user_stacklevel
 from .misfit import Misfit, misfit, warn_if_misfit
 from .model import _POSTERIORS as _POSTERIORS  # re-exported: the benchmarks clear it
 from .model import (
@@ -526,7 +526,7 @@ def fit(
         calibrate=calibrate, learned=learned,
     )  # fmt: skip
     # A pattern in the residuals the law cannot follow, said in words (never a silent confident band).
-    warn_if_misfit(result, stacklevel=2)
+    warn_if_misfit(result)
     return result
 
 
@@ -576,8 +576,8 @@ def fit_quietly(
     idata = build_idata(spec, table, samples, stats, ll, y, attrs)
     result = Fit(spec=spec, idata=idata, runs=table, method=method, seed=int(seed), laplace=lap)
     if method != "nuts":
-        warn_if_degenerate_laplace(result, stacklevel=4)
-    warn_if_unconverged(result, stacklevel=4)  # Laplace too: it may leave modes out
+        warn_if_degenerate_laplace(result)
+    warn_if_unconverged(result)  # Laplace too: it may leave modes out
     return result
 
 
@@ -612,7 +612,7 @@ def _natural(post64: Posterior, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
 
 
-def warn_if_degenerate_laplace(fit: Fit, stacklevel: int = 2) -> None:
+def warn_if_degenerate_laplace(fit: Fit) -> None:
     """Warn when a Laplace approximation sits at a degenerate mode.
 
     With no more runs than law parameters the law can pass through every run, the posterior
@@ -629,11 +629,11 @@ def warn_if_degenerate_laplace(fit: Fit, stacklevel: int = 2) -> None:
             f"spec {fit.spec.name!r}: the Laplace approximation is degenerate (the Hessian at the mode is not positive "
             "definite), so its bands are far too narrow; fit with method='nuts' or add runs",
             ConvergenceWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=user_stacklevel(),
         )
 
 
-def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
+def warn_if_unconverged(fit: Fit) -> None:
     """Raise a :class:`ConvergenceWarning` listing the fit's sampling problems, if any."""
     d = fit.diagnostics()
     design = unspanned_inputs(fit.spec, fit.runs)  # the runs' design, said by the fit's IdentifiabilityWarning
@@ -641,7 +641,7 @@ def warn_if_unconverged(fit: Fit, stacklevel: int = 2) -> None:
     if problems:
         category = MultimodalWarning if len(d["modes"]) > 1 else ConvergenceWarning
         said = "; ".join(p.strip().rstrip(".") for p in problems)
-        warnings.warn(f"sampling may not be trustworthy: {said}.", category, stacklevel=stacklevel)
+        warnings.warn(f"sampling may not be trustworthy: {said}.", category, stacklevel=user_stacklevel())
 
 
 __all__ = ["Fit", "Laplace", "enable_compilation_cache", "fit", "make_model", "points_frame"]

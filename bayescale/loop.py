@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_bytes
-from ._words import join_names
+from ._words import count, join_names
 from .averaging import fit as do_fit
 from .averaging import load_fit
 from .checks import check
@@ -339,8 +339,8 @@ class LoopResult:
     surprises: tuple[str, ...] = ()
 
     def summary(self) -> str:
-        h = self.history
-        lines = [f"{len(h)} rounds, spent {self.spent:.3g}; stopped: {self.reason}"]
+        h, after = self.history, count(len(self.history) - 1, "round")
+        lines = [f"{after} after the seed fit (round 0), spent {self.spent:.3g}; stopped: {self.reason}"]
         for _, r in h.iterrows():
             lines.append(
                 f"  round {int(r['round'])}: {int(r['n_runs'])} runs, spent {r['spent']:.3g}, target median {r['median']:.4g} "

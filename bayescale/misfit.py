@@ -50,7 +50,7 @@ from ._outlier import MIN_OFFSET, OutlierTest, outlier_test
 from ._outlier import MIN_RUNS as OUTLIER_MIN_RUNS
 from ._words import join_names
 from .data import law_inputs
-from .errors import BayescaleError, MisfitWarning
+from .errors import BayescaleError, MisfitWarning, user_stacklevel
 from .likelihoods import get_family, noise_value, predictive_variance
 
 
@@ -619,9 +619,7 @@ def _advice(fit: FittedLaw, fired: list[Finding]) -> str:
     )
 
 
-def warn_if_misfit(
-    fit: FittedLaw, *, category: type[Warning] = MisfitWarning, stacklevel: int = 2, **kwargs: Any
-) -> Misfit | None:
+def warn_if_misfit(fit: FittedLaw, *, category: type[Warning] = MisfitWarning, **kwargs: Any) -> Misfit | None:
     """Run :func:`misfit` and warn, in words, when the law misfits its runs; for ``fit``'s warnings.
 
     Returns the result, or ``None`` when there are too few runs to test (that is not a misfit, and
@@ -638,7 +636,7 @@ def warn_if_misfit(
             + ADVICE_HEAD
             + result.advice,
             category,
-            stacklevel=stacklevel + 1,
+            stacklevel=user_stacklevel(),
         )
     return result
 

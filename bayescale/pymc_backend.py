@@ -383,8 +383,8 @@ def fit_pymc(
     result = _to_fit(
         pm, spec, table, logx, y, raw, seed=seed, sampler=sampler, chain_method=chain_method, seconds=seconds
     )
-    warn_if_unconverged(result, stacklevel=3)
-    warn_if_misfit(result, stacklevel=2)  # as bs.fit does: a pattern the law cannot follow, in words
+    warn_if_unconverged(result)
+    warn_if_misfit(result)  # as bs.fit does: a pattern the law cannot follow, in words
     return result
 
 

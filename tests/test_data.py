@@ -133,6 +133,10 @@ def test_empty_table(tmp_path):
     (tmp_path / "blank.csv").write_text("")
     with pytest.raises(RunsTableError, match="empty"):
         load_runs(tmp_path / "blank.csv")
+    # a one-line JSON file reads as a header without rows: it is not a runs table, which says more than "empty"
+    (tmp_path / "x.json").write_text('{"a": 1}\n')
+    with pytest.raises(RunsTableError, match=r"missing required column\(s\) 'N'.*columns present: '\{\"a\": 1\}'"):
+        load_runs(tmp_path / "x.json")
 
 
 @pytest.mark.parametrize(

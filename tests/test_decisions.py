@@ -188,6 +188,7 @@ def test_evpi_hand_computed():
     # Both options are identical (loss 1.0 <= 2 in every draw): EVPI is 0.
     assert dec.evpi == pytest.approx(0.0)
     assert dec.expected_utility == {"A": pytest.approx(10.0), "B": pytest.approx(10.0)}
+    assert dec.table["expected_utility"].to_dict() == dec.expected_utility  # the README: "the table adds" them
 
 
 def test_evpi_positive_when_the_best_option_depends_on_the_state():

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayescale as bs
@@ -145,6 +146,19 @@ def test_warn_if_misfit_warns_in_words_and_is_silent_when_untestable():
         warnings.simplefilter("error")
         assert warn_if_misfit(_fixed_fit(6)) is None
         assert not warn_if_misfit(laplace(runs(0))).misfits
+
+
+def test_a_fits_warnings_name_the_callers_line():
+    """A warning from deep inside bs.fit (the misfit check, the runs table's copy note) is put on the
+    line that called it, whichever path it took (one law or an average), not on a line of bayescale."""
+    table = runs(3, grid=GRID40, sigma=0.003, bend="C", b=0.02)
+    table = pd.concat([table, table.iloc[:1].assign(run_id="a-copy")], ignore_index=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bs.fit("chinchilla", table, seed=0, method="laplace")
+    kinds = {w.category.__name__: (w.filename, w.lineno) for w in caught}
+    assert {"MisfitWarning", "RunsTableWarning"} <= set(kinds), kinds
+    assert all(filename == __file__ for filename, _ in kinds.values()), kinds
 
 
 def test_fit_warns_when_the_law_misfits_and_not_when_it_fits():

@@ -734,6 +734,14 @@ def test_dry_run_prints_the_plan(cache, streams, capsys):
     out = capsys.readouterr().out
     assert "run id      llama-N2e06-D2e07-s0-" in out and "6 layers, width 160" in out
     assert re.search(r"memory      about [\d.]+ GiB \(weights, gradients and AdamW state", out)
+    assert main(["pilot", "--n-params", "2e6", "--tokens", "2e7", "--dry-run", "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["run_id"] in out and plan["shape"]["n_layer"] == 6 and plan["shape"]["d_model"] == 160
+    assert plan["memory_bytes"]["total"] > 0 and plan["tokens"] == plan["hyper"]["steps"] * plan["hyper"]["batch_size"] * 128
+    assert main(["pilot", "--n-params", "2e4", "--tokens", "1.5e5", "--schedule", "wsd", "--dry-run", "--format", "json"]) == 0
+    wsd = json.loads(capsys.readouterr().out)
+    assert len(wsd["branches"]) == 3 and len({b["branch"]["trunk_id"] for b in wsd["branches"]}) == 1
+    assert wsd["trunk"]["hyper"]["steps"] == 234  # the text's "constant learning rate to step 234"
 
 
 def test_sweep_dry_run_plans_every_pilot_as_the_run_would(cache, streams, tmp_path, capsys):
@@ -741,6 +749,8 @@ def test_sweep_dry_run_plans_every_pilot_as_the_run_would(cache, streams, tmp_pa
     assert main(["pilot", "sweep", str(sweep), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "2 of 2 pilots to run" in out and out.count("(builds N = ") == 2
+    assert main(["pilot", "sweep", str(sweep), "--dry-run", "-q"]) == 0  # -q as for every other command
+    capsys.readouterr()
     sweep.write_text(sweep.read_text().replace("[settings]\n", '[settings]\nschedule = "wsd"\ncooldowns = [0.5, 2]\n'))
     assert main(["pilot", "sweep", str(sweep), "--dry-run"]) == 2
     assert "cooldowns=[0.5, 2.0] must be fractions" in capsys.readouterr().err

@@ -111,7 +111,7 @@ def _pilot_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("table", "json"),
         default="table",
-        help="json: the trained rows as JSON (a dry run prints text)",
+        help="json: the trained rows as JSON (a dry run: the plan as JSON)",
     )
     return _negative_values(p)
 
@@ -155,7 +155,7 @@ def _sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads-per-pilot", type=int, help="torch threads per pilot (default: cores / workers)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--dry-run", action="store_true", help="list the pilots and their FLOPs; train nothing")
-    p.add_argument("--quiet", action="store_true", help="only one line per finished pilot")
+    p.add_argument("-q", "--quiet", action="store_true", help="only one line per finished pilot")
     s = p.add_argument_group("slurm", "options of --executor slurm (one job array through submitit)")
     s.add_argument("--partition", help="Slurm partition (default: the cluster's)")
     s.add_argument("--time-min", type=int, default=24 * 60, help="time limit per pilot, minutes (default 1440)")
@@ -233,6 +233,19 @@ def _print_plan(plan: PilotPlan, run_id: str | None = None) -> None:
     )
 
 
+def _plan_dict(plan: PilotPlan) -> dict[str, Any]:
+    """A dry run's plan for ``--format json``: what :func:`_print_plan` prints, as values."""
+    s = plan.shape
+    built = non_embedding_params(s.arch, s.n_layer, s.d_model)
+    return {
+        "run_id": plan.run_id,
+        "N": built,
+        "tokens": plan.tokens_trained,
+        "memory_bytes": plan.memory,
+        **plan.config,
+    }
+
+
 def _fits_here(plan: PilotPlan) -> str:
     """How the pilot fits in this machine's memory, when its whole batch does not (CPU training)."""
     try:
@@ -287,6 +300,13 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         opts.update(cooldowns=a.cooldowns or DEFAULT_COOLDOWNS, cooldown=a.cooldown)
     if a.append:  # a table that cannot take the row is said before the training (or in the dry run), not after it
         _check_table(a.append)
+    if a.dry_run and a.format == "json":
+        trunk, branches = (
+            plan_wsd(a.n_params, a.tokens, **opts) if wsd else (plan_pilot(a.n_params, a.tokens, **opts), [])
+        )
+        out = {"trunk": _plan_dict(trunk), "branches": [_plan_dict(b) for b in branches]} if wsd else _plan_dict(trunk)
+        print(json.dumps(jsonable(out), default=str, indent=1))
+        return 0
     if a.dry_run:
         if wsd:
             _print_wsd(*plan_wsd(a.n_params, a.tokens, **opts))
