@@ -737,8 +737,14 @@ def test_dry_run_prints_the_plan(cache, streams, capsys):
     assert main(["pilot", "--n-params", "2e6", "--tokens", "2e7", "--dry-run", "--format", "json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["run_id"] in out and plan["shape"]["n_layer"] == 6 and plan["shape"]["d_model"] == 160
-    assert plan["memory_bytes"]["total"] > 0 and plan["tokens"] == plan["hyper"]["steps"] * plan["hyper"]["batch_size"] * 128
-    assert main(["pilot", "--n-params", "2e4", "--tokens", "1.5e5", "--schedule", "wsd", "--dry-run", "--format", "json"]) == 0
+    assert (
+        plan["memory_bytes"]["total"] > 0
+        and plan["tokens"] == plan["hyper"]["steps"] * plan["hyper"]["batch_size"] * 128
+    )
+    assert (
+        main(["pilot", "--n-params", "2e4", "--tokens", "1.5e5", "--schedule", "wsd", "--dry-run", "--format", "json"])
+        == 0
+    )
     wsd = json.loads(capsys.readouterr().out)
     assert len(wsd["branches"]) == 3 and len({b["branch"]["trunk_id"] for b in wsd["branches"]}) == 1
     assert wsd["trunk"]["hyper"]["steps"] == 234  # the text's "constant learning rate to step 234"
