@@ -25,7 +25,7 @@ from . import averaging, discrepancy
 from ._compare_model import Pooling, base_spec, grouped_spec
 from .errors import BayescaleError
 from .scaled_priors import place_priors
-from .spec import AverageSpec, ModelSpec, spec_from_dict
+from .spec import AverageSpec, ModelSpec, recorded_spec
 
 #: The parts of a comparison that are draws, mixed across laws: name -> dict of recipe -> (draw, ...).
 MIXED = ("losses", "multipliers", "clipped", "curves")
@@ -154,7 +154,7 @@ def saved_spec(saved: Mapping[str, Any]) -> ModelSpec:
     ``gap_alike``: it was fitted with the slab alone, which ``gap_alike = 0`` restores."""
     if "extrapolation" in saved and "gap_alike" not in saved["extrapolation"]:
         saved = {**saved, "extrapolation": {**saved["extrapolation"], "gap_alike": 0.0}}
-    return spec_from_dict(saved)
+    return recorded_spec(saved)
 
 
 def average(per: Mapping[str, Any], weights: Mapping[str, float], notes: Sequence[str], seed: int) -> Any:

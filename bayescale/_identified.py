@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ._words import join_names
-from .errors import IdentifiabilityWarning
+from .errors import IdentifiabilityWarning, user_stacklevel
 from .spec import ModelSpec
 
 
@@ -41,7 +41,7 @@ def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mappin
             f"the inputs {list(logx)} of law {law.name!r} are collinear in log space in these runs, so some "
             "parameters are identified only through their combinations and the priors.",
             IdentifiabilityWarning,
-            stacklevel=3,
+            stacklevel=user_stacklevel(),
         )
         return []
     identified = []
@@ -54,7 +54,7 @@ def add_identified(spec: ModelSpec, samples: dict[str, np.ndarray], logx: Mappin
         f"the data: {identified} (reported in the posterior and summary); the individual parameters "
         f"{list(law.params)} follow the priors along that ridge. ({law.description})",
         IdentifiabilityWarning,
-        stacklevel=3,
+        stacklevel=user_stacklevel(),
     )
     return identified
 

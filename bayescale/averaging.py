@@ -188,6 +188,12 @@ class AveragedFit:
         table.columns.name = f"{name} (weight {self.weights.get(name, 1.0):.2f} of {len(self.weights)} laws)"
         return table
 
+    @property
+    def drift_scale(self) -> dict[str, dict[str, float]] | None:
+        """Each refitted law's learned drift scale (:attr:`bayescale.Fit.drift_scale`), by law; None when none learned one."""
+        learned = {name: m.drift_scale for name, m in self.members.items() if m.drift_scale}
+        return learned or None
+
     def weights_table(self) -> pd.DataFrame:
         """Each law's weight, leave-future-out log predictive density and learned drift scale."""
         rows = [{"law": s.law, "weight": s.weight, "elpd_lfo": s.elpd, "drift": s.drift} for s in self.scores]

@@ -68,7 +68,7 @@ from .model import observation_dist as observation_dist  # re-exported: its home
 from .modes import chains_agree, describe, modes_of, settle, stuck_chains, stuck_words
 from .scaled_priors import place_priors
 from .sensitivity import Sensitivity, sensitivity
-from .spec import ModelSpec, load_spec, spec_from_dict
+from .spec import ModelSpec, load_spec, recorded_spec
 
 METHODS = ("nuts", "laplace", "psis")
 #: Attribute of a saved law average (:mod:`bayescale.averaging`): its spec, weights and evidence.
@@ -315,33 +315,31 @@ class Fit:
         except (KeyError, OSError, ValueError) as e:
             raise BayescaleError(f"{path} is not a bayescale fit file ({type(e).__name__}: {e})") from None
         a = _arviz.fit_attrs(idata, path)
-        saved_spec = spec_from_dict(stored, path=a.get("spec_path") or None)
+        saved = recorded_spec(stored, path=a.get("spec_path") or None)
         if check_spec:
             current = None
             if spec is not None:
                 current = load_spec(spec)
             elif a.get("spec_path") and Path(a["spec_path"]).is_file():
                 current = load_spec(a["spec_path"])
-            if current is not None and current.declared_id != saved_spec.declared_id:
-                changed = [
-                    k for k in ("law", "priors", "likelihood") if current.to_dict()[k] != saved_spec.to_dict()[k]
-                ]
+            if current is not None and current.declared_id != saved.declared_id:
+                changed = [k for k in ("law", "priors", "likelihood") if current.to_dict()[k] != saved.to_dict()[k]]
                 raise StaleFitError(
-                    f"{path} was fitted with spec {saved_spec.name!r} but {current.path or 'the given spec'} now defines "
-                    f"another model (changed: {', '.join(changed)}; model id {saved_spec.model_id} -> "
+                    f"{path} was fitted with spec {saved.name!r} but {current.path or 'the given spec'} now defines "
+                    f"another model (changed: {', '.join(changed)}; model id {saved.model_id} -> "
                     f"{current.model_id}): refit it (`bayescale fit`), "
                     f"{'put the spec file back as it was, ' if current.path else ''}or in Python load with "
                     "check_spec=False (the fit keeps its own copy of the spec)"
                 )
         if AVERAGE_ATTR in a:
             warnings.warn(
-                f"{path} holds a law average; Fit.load reads its leading law alone ({saved_spec.name!r}), without "
+                f"{path} holds a law average; Fit.load reads its leading law alone ({saved.name!r}), without "
                 "the other laws or their weights: load it with bayescale.load_fit(path)",
                 UserWarning,
                 stacklevel=2,
             )
         runs = runs_from_idata(idata)
-        return cls(spec=saved_spec, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
+        return cls(spec=saved, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
 
 
 def predictive_draws(fit: Any, points: Any, *, noise: bool, seed: int) -> xr.DataArray:

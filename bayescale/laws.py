@@ -261,10 +261,7 @@ def get_law(name: str | Law) -> Law:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise LawError(
-            f"unknown law {name!r}; registered laws: {sorted(_REGISTRY)} (one added by bayescale.register_law lasts "
-            "only as long as the Python process that added it: register it again before loading a fit that names it)"
-        ) from None
+        raise LawError(f"unknown law {name!r}; registered laws: {sorted(_REGISTRY)}") from None
 
 
 def list_laws() -> list[str]:

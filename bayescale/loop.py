@@ -137,8 +137,7 @@ class LoopConfig:
     trainer : mapping
         Settings for the pilot runner (e.g. ``arch``, ``seed``).
     simulate : mapping, optional
-        A known world instead of training (law parameters, ``sigma``, ``seed``; see
-        :func:`simulated_trainer`), for demos and studies.
+        A known world instead of training (law parameters, ``sigma``, ``seed``; :func:`simulated_trainer`).
     max_rounds : int
         At most this many rounds in all (a resumed loop counts the rounds already done).
     suggest_options : mapping
@@ -236,9 +235,10 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
         raise BayescaleError(f"loop config: budget must be a number, got {budget!r}") from None
     if not (math.isfinite(budget) and budget > 0):
         raise BayescaleError(f"loop config: budget must be finite and > 0, got {budget!r}")
-    runs = Path(d["runs"])
-    if not runs.is_absolute():
-        runs = base / runs
+    runs = base / d["runs"]  # relative to the config's folder (an absolute path stays as it is)
+    suggest = dict(d.get("suggest", {}))
+    if isinstance(suggest.get("candidates"), str):  # a CSV beside the config, as the runs and spec are
+        suggest["candidates"] = str(base / suggest["candidates"])
     spec = d["spec"]
     if isinstance(spec, str) and not Path(spec).is_absolute() and (base / spec).is_file():
         spec = str(base / spec)
@@ -263,7 +263,7 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
         trainer=dict(d.get("trainer", {})),
         simulate=dict(d["simulate"]) if d.get("simulate") is not None else None,
         max_rounds=int(d.get("max_rounds", 50)),
-        suggest_options=dict(d.get("suggest", {})),
+        suggest_options=suggest,
     )
 
 

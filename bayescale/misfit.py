@@ -619,11 +619,14 @@ def _advice(fit: FittedLaw, fired: list[Finding]) -> str:
     )
 
 
-def warn_if_misfit(fit: FittedLaw, *, category: type[Warning] = MisfitWarning, **kwargs: Any) -> Misfit | None:
+def warn_if_misfit(
+    fit: FittedLaw, *, category: type[Warning] = MisfitWarning, stacklevel: int | None = None, **kwargs: Any
+) -> Misfit | None:
     """Run :func:`misfit` and warn, in words, when the law misfits its runs; for ``fit``'s warnings.
 
     Returns the result, or ``None`` when there are too few runs to test (that is not a misfit, and
-    says nothing). ``kwargs`` go to :func:`misfit`.
+    says nothing). The warning is put on the caller's line outside bayescale, or ``stacklevel`` frames
+    above the caller when given. ``kwargs`` go to :func:`misfit`.
     """
     try:
         result = misfit(fit, **kwargs)
@@ -636,7 +639,7 @@ def warn_if_misfit(fit: FittedLaw, *, category: type[Warning] = MisfitWarning, *
             + ADVICE_HEAD
             + result.advice,
             category,
-            stacklevel=user_stacklevel(),
+            stacklevel=user_stacklevel() if stacklevel is None else stacklevel + 1,
         )
     return result
 

@@ -342,6 +342,20 @@ def _probability(value: Any, where: str) -> float:
     return float(value)
 
 
+def recorded_spec(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpec:
+    """The spec a saved fit recorded (:func:`spec_from_dict`); a law it names that this process has not
+    registered (one of the user's own, :func:`bayescale.register_law`) is said to need registering."""
+    try:
+        return spec_from_dict(d, path=path)
+    except SpecError as e:
+        if "unknown law" not in str(e):
+            raise
+        raise SpecError(
+            f"{e} (a law added by bayescale.register_law lasts only as long as the Python process that added it: "
+            "register it again before loading a fit that names it)"
+        ) from None
+
+
 def spec_from_dict(d: Mapping[str, Any], *, path: str | None = None) -> ModelSpec:
     """Build and validate a :class:`ModelSpec` from its plain-data form."""
     where = f"spec {path}" if path else "spec"

@@ -554,7 +554,7 @@ def render(
         "Does `bayescale.active` (suggest + the closed loop) pin the target down with fewer FLOPs than fixed designs? "
         "Simulation study in `benchmarks/bench_active.py`: every method starts from the same 6 seed pilots, spends the "
         f"same pilot budget B ({BUDGET:.0e} FLOPs in the synthetic worlds, {REPLAY_BUDGET:.0e} in the replay) and is refitted with "
-        '`bayescale.fit(models/chinchilla.toml, method="laplace", chains=2, draws=1000)` (Laplace, 2000 draws, not NUTS, to fit the study into the time '
+        f'`bayescale.fit({os.path.relpath(SPEC, REPO)}, method="{METHOD}", chains=2, draws=1000)` (2000 draws, not NUTS, to fit the study into the time '
         "available on 2 shared cores). Target: the loss of a planned run at N = 4e9, D = 2e11 (2.5+ decades beyond any pilot) in "
         "the synthetic worlds; the recorded loss of the largest-compute run (1.3e22 FLOPs) in the replay. Error = |log median "
         "prediction - log truth| (x100 ~ percent), averaged over worlds (SE in brackets); coverage = fraction of worlds whose 90% "

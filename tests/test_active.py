@@ -826,6 +826,15 @@ def test_cli_loop_refuses_a_bad_config_before_any_work(tmp_path, body, needles):
     assert "round" not in out and not (tmp_path / "runs.csv.loop.json").exists()
 
 
+def test_a_loop_configs_candidates_file_is_read_beside_it(tmp_path):
+    """As the runs and the spec, [suggest] candidates = "pool.csv" is a path relative to the config's folder."""
+    from bayescale.loop import load_loop_config
+
+    (tmp_path / "loop.toml").write_text(_LOOP_HEAD + '[suggest]\ncandidates = "pool.csv"\n')
+    cfg = load_loop_config(tmp_path / "loop.toml")
+    assert cfg.suggest_options["candidates"] == str(tmp_path / "pool.csv") and cfg.runs == tmp_path / "runs.csv"
+
+
 def test_a_threshold_given_twice_is_refused():
     with pytest.raises(BayescaleError, match=r"threshold given twice \(2.2 in the target, 2.3 beside it\)"):
         parse_target("N=7e9,D=1.4e11,threshold=2.2", 2.3)

@@ -367,6 +367,9 @@ def test_the_average_puts_its_weight_on_the_law_that_made_the_runs(average: Aver
     assert 0 < float(found.group(1)) < span
     table = average.weights_table()
     assert table.loc["chinchilla", "elpd_lfo"] > table.loc["kaplan", "elpd_lfo"]
+    # each refitted law's learned drift scale, by law, as the weights table says it in words
+    learned = average.drift_scale
+    assert set(learned) == set(average.members) and all(d["splits"] >= 2 for d in learned.values()), learned
 
 
 def test_a_decision_far_beyond_the_weights_reach_says_the_law_choice_is_untested(average: AveragedFit) -> None:

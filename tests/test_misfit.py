@@ -158,6 +158,12 @@ def test_a_fits_warnings_name_the_callers_line():
         bs.fit("chinchilla", table, seed=0, method="laplace")
     kinds = {w.category.__name__: (w.filename, w.lineno) for w in caught}
     assert {"MisfitWarning", "RunsTableWarning"} <= set(kinds), kinds
+    one_ratio = synthetic_runs("chinchilla", TRUTH, seed=0, N=(1e7, 3e7, 1e8, 3e8), tokens_per_param=(20,))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        bs.fit("chinchilla", one_ratio.drop(columns=["loss_true"]), seed=0, method="laplace")
+    kinds |= {w.category.__name__: (w.filename, w.lineno) for w in caught}
+    assert "IdentifiabilityWarning" in kinds, kinds
     assert all(filename == __file__ for filename, _ in kinds.values()), kinds
 
 

@@ -60,6 +60,10 @@ def test_a_later_branch_equals_the_branch_trained_with_the_trunk(trunks, cache, 
     assert "from its checkpoint at step 80, constant learning rate to step 120, then 30 cooldown" in (
         capsys.readouterr().out
     )
+    assert main([*later, "--dry-run", "--format", "json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["from_step"] == 80 and planned["branch"]["trunk_id"] == trunk_id
+    assert planned["branch"]["branch_step"] == 120 and planned["branch"]["cooldown_steps"] == 30
     assert main([*later, *QUIET, "--append", str(a)]) == 0
     runs = load_runs(a)
     row, ref = runs.iloc[-1], load_runs(trunks["b"]).iloc[0]

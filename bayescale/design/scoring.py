@@ -322,7 +322,7 @@ def score(
     Parameters
     ----------
     fit : Fit
-    candidates : DataFrame, mapping or list of mappings with N and D
+    candidates : DataFrame, mapping, list of mappings with N and D, or a CSV path
     target : Target, its text, or a target region (see :func:`~bayescale.design.parse_target`)
     cost : callable, optional
         ``cost(frame) -> array`` in any unit (e.g. GPU-hours); default ``6 N D`` FLOPs, or only its

@@ -187,9 +187,9 @@ def suggest(
         How many runs to return: the plan's most expensive runs first, within ``batch_fraction``
         of the budget, or one run when every planned run costs more (the whole plan is in
         :attr:`Suggestion.plan`).
-    candidates : DataFrame or list of mappings, optional
+    candidates : DataFrame, list of mappings or a CSV path, optional
         The pool (columns N, D); default :func:`default_candidates`.
-    pending : DataFrame or list of mappings, optional
+    pending : DataFrame, list of mappings or a CSV path, optional
         Runs launched but not finished: excluded from the pool and treated as already in the
         plan (their outcomes will come), so the batch does not repeat them.
     cost : callable, optional

@@ -233,6 +233,23 @@ def _print_plan(plan: PilotPlan, run_id: str | None = None) -> None:
     )
 
 
+def _dry_run(a: argparse.Namespace, wsd: bool, opts: dict[str, Any]) -> int:
+    """Plan the pilot (or the WSD trunk and its branches) and print it, as text or ``--format json``."""
+    from .wsd import plan_wsd
+
+    trunk, branches = plan_wsd(a.n_params, a.tokens, **opts) if wsd else (plan_pilot(a.n_params, a.tokens, **opts), [])
+    if a.format == "json":
+        out = {"trunk": _plan_dict(trunk), "branches": [_plan_dict(b) for b in branches]} if wsd else _plan_dict(trunk)
+        print(json.dumps(jsonable(out), default=str, indent=1))
+    elif wsd:
+        _print_wsd(trunk, branches)
+    else:
+        _print_plan(trunk)
+    if not wsd:
+        _warn_few_steps(trunk)
+    return 0
+
+
 def _plan_dict(plan: PilotPlan) -> dict[str, Any]:
     """A dry run's plan for ``--format json``: what :func:`_print_plan` prints, as values."""
     s = plan.shape
@@ -290,7 +307,7 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         f"planning the pilot; the tokenizer and token arrays of corpus {a.corpus!r} are built on first use, then cached"
     )
     from .train import train_pilot  # after parsing: --help and usage errors load neither
-    from .wsd import DEFAULT_COOLDOWNS, plan_wsd, train_wsd
+    from .wsd import DEFAULT_COOLDOWNS, train_wsd
 
     opts = _plan_options(a)
     wsd = a.schedule == "wsd"
@@ -300,20 +317,8 @@ def cmd_pilot(args: argparse.Namespace) -> int:
         opts.update(cooldowns=a.cooldowns or DEFAULT_COOLDOWNS, cooldown=a.cooldown)
     if a.append:  # a table that cannot take the row is said before the training (or in the dry run), not after it
         _check_table(a.append)
-    if a.dry_run and a.format == "json":
-        trunk, branches = (
-            plan_wsd(a.n_params, a.tokens, **opts) if wsd else (plan_pilot(a.n_params, a.tokens, **opts), [])
-        )
-        out = {"trunk": _plan_dict(trunk), "branches": [_plan_dict(b) for b in branches]} if wsd else _plan_dict(trunk)
-        print(json.dumps(jsonable(out), default=str, indent=1))
-        return 0
     if a.dry_run:
-        if wsd:
-            _print_wsd(*plan_wsd(a.n_params, a.tokens, **opts))
-        else:
-            _print_plan(plan := plan_pilot(a.n_params, a.tokens, **opts))
-            _warn_few_steps(plan)
-        return 0
+        return _dry_run(a, wsd, opts)
     if not wsd:
         _warn_few_steps(plan_pilot(a.n_params, a.tokens, **opts))
     opts.update(device=a.device, compile=a.compile, threads=a.threads, work_dir=a.work_dir, save_every_s=a.save_every)
@@ -407,6 +412,9 @@ def _cmd_branch(a: argparse.Namespace, given: dict[str, Any]) -> int:
     check_branch_options(later, given)
     if a.append:
         _check_table(a.append)
+    if a.dry_run and a.format == "json":
+        print(json.dumps(jsonable({**_plan_dict(later.plan), "from_step": later.from_step}), default=str, indent=1))
+        return 0
     if a.dry_run:
         _print_branch(later)
         return 0
