@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import types
 import warnings
 
 import numpy as np
@@ -334,6 +335,27 @@ def test_a_robust_row_outside_the_ratio_range_says_why():
     assert robust.keep(doubt, pool).tolist() == [True, True, False]  # the nearest ratio (5, and 4.9 within 0.05 dex)
 
 
+def test_a_misfit_of_the_laws_shape_keeps_the_plan_to_larger_runs():
+    """Sizes below ``smallest_N`` are dropped while some candidate in the ratio range is that large; a
+    finding about one run far off alone does not set it."""
+    misfit = robust.Robust(True, ("the misfit check fires",), 10.0, 40.0, 1e8)
+    pool = pd.DataFrame({"N": [1e7, 1e8, 1e9, 1e9], "D": [2e8, 2e9, 2e10, 1e12]})
+    assert robust.keep(misfit, pool).tolist() == [False, True, True, False]
+    assert robust.keep(misfit, pool.iloc[[0, 3]]).tolist() == [True, False]  # none large in range: sizes as before
+    assert misfit.why_at(20.0, 1e9).startswith("kept to the target's tokens/param (10-40) and to N >= 1e+08")
+    assert "N >=" not in misfit.why_at(20.0, 1e7)
+
+    def finding(kind: str, carried_by: str = "") -> types.SimpleNamespace:
+        return types.SimpleNamespace(fires=True, kind=kind, carried_by=carried_by)
+
+    def found(*fs: types.SimpleNamespace) -> types.SimpleNamespace:
+        return types.SimpleNamespace(findings=fs)
+
+    assert robust._shape_misfit(found(finding("trend")))
+    assert not robust._shape_misfit(found(finding("outlier")))
+    assert not robust._shape_misfit(found(finding("trend", carried_by="run r7 alone")))
+
+
 # ------------------------------------------------------------------ a wrong law
 
 
@@ -365,6 +387,13 @@ def test_wrong_law_default_plan_keeps_to_the_targets_ratios():
     assert off.robust == () and off.plan["cost"][outside].sum() > 0.25 * off.plan["cost"].sum()
     greedy = suggest(fit, target, budget_flops=3e18, k=4, planner="greedy")
     assert len(greedy.plan) and greedy.plan["ratio"].between(10 - 1e-9, 40 + 1e-9).all()
+    # The law misfits the runs' shape: no run smaller than their median size is bought, and the rows say so.
+    median = float(np.median(fit.runs["N"]))
+    for plan in (auto, greedy):
+        assert plan.plan["N"].min() >= median * (1 - 1e-9), (plan.plan["N"].min(), median)
+        assert all(f"and to N >= {median:.3g}" in why for why in plan.plan["why"]), plan.plan["why"].tolist()
+    assert f"to N >= {median:.3g} (the runs' median size" in auto.summary()
+    assert (off.plan["N"] < median).any()  # the fitted law alone buys them
 
 
 # ------------------------------------------------------------------ the command line

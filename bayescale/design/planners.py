@@ -228,13 +228,13 @@ def _greedy(p: Problem, *, weighted: bool, refine_steps: int = 6) -> dict[str, A
     return {"picks": picks, "crit": final, "spent": spent, "crit_is": crit_now_is, "var_law_pending": pending}
 
 
-def _where(dist: float, robust: Robust, ratio: float, region: bool = False) -> list[str]:
+def _where(dist: float, robust: Robust, row: Any, region: bool = False) -> list[str]:
     """The words every row ends with: how far from the target (a region's nearest point), and why a
     robust plan kept to its ratios."""
     where = "the region's nearest point" if region else "the target"
     parts = [f"{dist:.2g} decades of (N, D) from {where}"]
     if robust.active:
-        parts.append(robust.why_at(ratio))
+        parts.append(robust.why_at(float(row["ratio"]), float(row["N"])))
     return parts
 
 
@@ -271,7 +271,7 @@ def _why(
         parts.append(f"replicate {p['replicate']} (seed noise)")
     if p["gain_kind"] == "reweighted":
         parts.append("ranked by importance reweighting")
-    return "; ".join(parts + _where(dist, robust, float(row["ratio"]), region))
+    return "; ".join(parts + _where(dist, robust, row, region))
 
 
 def _rows(p: Problem, picks: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -391,7 +391,7 @@ def _lin_rows(p: Problem, wrap: _Lin, picks: Sequence[Mapping[str, Any]]) -> pd.
         if pick["replicate"] > 1:
             parts.append(f"replicate {pick['replicate']} (seed noise)")
         parts.append("planned jointly with the rest of the budget (linearised design)")
-        parts += _where(float(sc.dist[j]), p.robust, float(r["ratio"]), sc.T > 1)
+        parts += _where(float(sc.dist[j]), p.robust, r, sc.T > 1)
         rows.append(
             {
                 "rank": i + 1,
