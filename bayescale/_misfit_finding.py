@@ -41,6 +41,11 @@ class Finding:
     message: str
     carried_by: str = ""  # a fired pattern that one run far off carries alone: that run, in words
 
+    @property
+    def one_run(self) -> bool:
+        """Whether one run carries it (an outlier, or a pattern that run alone makes): not the law's shape."""
+        return self.kind == "outlier" or bool(self.carried_by)
+
     def to_dict(self) -> dict[str, Any]:
         return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in self.__dict__.items()}
 

@@ -404,6 +404,9 @@ def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> Non
     with pytest.warns(UserWarning, match=r"holds a law average; Fit.load reads its leading law alone .*load_fit"):
         assert bs.Fit.load(path).spec.name == average.leading.spec.name
     np.testing.assert_allclose(again.predict(point).values, average.predict(point).values)
+    from bayescale.cli import main
+
+    assert main(["summary", str(path), "-q"]) == 0  # its drift scales by law, read as one law's, raised KeyError
 
 
 def test_mixing_takes_a_member_with_fewer_draws() -> None:

@@ -32,6 +32,7 @@ from bayescale.design.stopping import Stopping
 from bayescale.design.targets import as_points, target_draws
 from bayescale.discrepancy import learn_drift
 from bayescale.errors import BayescaleError
+from bayescale.misfit import Finding
 from bayescale.spec import AverageSpec, load_spec
 from bayescale.testing import fit_from_draws, synthetic_runs
 
@@ -345,8 +346,8 @@ def test_a_misfit_of_the_laws_shape_keeps_the_plan_to_larger_runs():
     assert misfit.why_at(20.0, 1e9).startswith("kept to the target's tokens/param (10-40) and to N >= 1e+08")
     assert "N >=" not in misfit.why_at(20.0, 1e7)
 
-    def finding(kind: str, carried_by: str = "") -> types.SimpleNamespace:
-        return types.SimpleNamespace(fires=True, kind=kind, carried_by=carried_by)
+    def finding(kind: str, carried_by: str = "") -> Finding:
+        return Finding(kind, "N", "", 0.0, 0.0, 0.0, 0.0, 5.0, 1e-6, 0.01, True, True, "", carried_by)
 
     def found(*fs: types.SimpleNamespace) -> types.SimpleNamespace:
         return types.SimpleNamespace(findings=fs)

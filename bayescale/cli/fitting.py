@@ -187,10 +187,11 @@ def cmd_summary(args: argparse.Namespace) -> int:
     _print_average(fit)
     print(_summary_text(table))
     print()
-    if getattr(fit, "drift_scale", None):
+    learned = None if hasattr(fit, "weights_table") else fit.drift_scale  # an average's: by law, said above
+    if learned:
         from bayescale.discrepancy import drift_words
 
-        print(f"extrapolation: {drift_words(fit.drift_scale)}")
+        print(f"extrapolation: {drift_words(learned)}")
     print(_diagnostics_line(diag))
     for line in _modes_lines(diag):
         print(line)

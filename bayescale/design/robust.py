@@ -187,7 +187,7 @@ def _untrusted(fit: Fit | AveragedFit) -> str | None:
 
 def _shape_misfit(found: Misfit) -> bool:
     """Whether a fired finding is about the law's shape, not one run far off alone (which a plan need not avoid)."""
-    return any(f.fires and f.kind != "outlier" and not f.carried_by for f in found.findings)
+    return any(f.fires and not f.one_run for f in found.findings)
 
 
 def _reasons(fit: Fit | AveragedFit, points: pd.DataFrame) -> tuple[list[str], float]:
