@@ -739,6 +739,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--worlds", type=int, default=6, help="well-specified worlds")
     ap.add_argument("--misspecified", type=int, default=3, help="worlds per misspecification")
+    ap.add_argument(
+        "--kinds", default=",".join(MISSPEC), help="the misspecifications run, comma-separated (default: all)"
+    )
     ap.add_argument("--replay", type=int, default=4, help="replay worlds (seed designs) on Epoch's Chinchilla runs")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument(
@@ -803,8 +806,11 @@ def main(argv: list[str] | None = None) -> int:
     tim = next((r for r in done if r["kind"] == "timing"), None)
     if not args.from_json:
         jobs = [("well", s) for s in range(args.worlds)]
+        kinds = [k for k in args.kinds.split(",") if k]
+        if unknown := sorted(set(kinds) - set(MISSPEC)):
+            ap.error(f"--kinds: unknown {', '.join(unknown)}; known: {', '.join(MISSPEC)}")
         for s in range(args.misspecified):
-            jobs += [(k, s) for k in MISSPEC]
+            jobs += [(k, s) for k in kinds]
         jobs += [("replay", s) for s in range(args.replay)]
         if tim is None and not args.skip_timing:
             log("timing: score 1000 candidates x 4000 draws")
