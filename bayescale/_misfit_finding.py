@@ -15,6 +15,9 @@ from ._misfit_words import where as _where
 
 #: Fraction of runs, by compute (or by the input of a trend), that a finding describes.
 TOP_FRACTION = 0.2
+#: Values of an input (in log) this close count as one: a sweep's design ratio of 10 tokens per parameter comes
+#: out as 10.01-10.03 once N and D are rounded to real shapes and batches, and is still one ratio.
+SAME_VALUE = 0.005
 
 
 @dataclass(frozen=True)
@@ -51,11 +54,21 @@ class Finding:
 
 
 def ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Runs in the top and bottom fifth of ``x`` (at least two each, ties kept together)."""
+    """Runs in the top and bottom fifth of ``x`` (at least two each; runs within :data:`SAME_VALUE` of the
+    fifth's edge kept with it)."""
     n = x.size
     k = max(2, int(round(TOP_FRACTION * n)))
     srt = np.sort(x)
-    return x >= srt[-k] - 1e-9, x <= srt[k - 1] + 1e-9
+    return x >= srt[-k] - SAME_VALUE, x <= srt[k - 1] + SAME_VALUE
+
+
+def value_groups(x: np.ndarray) -> np.ndarray:
+    """A group label per run: sorted values of ``x`` (log) start a new group where they step by more than
+    :data:`SAME_VALUE` from the one before, so one design value with rounding scatter is one group."""
+    order = np.argsort(x, kind="stable")
+    labels = np.empty(x.size, dtype=int)
+    labels[order] = np.concatenate([[0], np.cumsum(np.diff(x[order]) > SAME_VALUE)])[: x.size]
+    return labels
 
 
 def finding(

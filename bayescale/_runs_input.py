@@ -174,17 +174,37 @@ EPOCHS_SAID = 1.05
 
 
 def unit_notes(runs: pd.DataFrame) -> list[str]:
-    """Rows whose tokens per parameter no training run has."""
+    """Rows whose tokens per parameter, or whose N or D, no training run has."""
     ratio = (runs["D"] / runs["N"]).to_numpy(dtype=float)
     lo, hi = RATIO_PLAUSIBLE
     odd = (ratio < lo) | (ratio > hi)
     if not odd.any():
-        return _swapped_note(ratio)
+        return _swapped_note(ratio) + _tiny_note(runs)
     return [
         f"{_named(runs, odd)} train {ratio[odd].min():.3g}-{ratio[odd].max():.3g} tokens per parameter (D / N), "
         f"outside the {lo:g}-{hi:g} that training runs have: is N or D in other units (millions, "
         "billions)? Both are counts (parameters, tokens)"
     ]
+
+
+#: Fewer parameters (N) or tokens (D) than any language model's training run has: a table in millions or
+#: billions (N = 1.28 for a 1.28B model) keeps a plausible ratio D / N, and only its size gives it away.
+#: The smallest pilots anywhere in ``shared/data`` have N = 1.3e4 and D = 6e4.
+TINY = {"N": 1e3, "D": 1e4}
+
+
+def _tiny_note(runs: pd.DataFrame) -> list[str]:
+    said = []
+    for col, what in (("N", "parameters"), ("D", "tokens")):
+        values = runs[col].to_numpy(dtype=float)
+        small = values < TINY[col]
+        if small.any():
+            said.append(
+                f"{_named(runs, small)} have {col} = {values[small].min():.3g}-{values[small].max():.3g}, fewer "
+                f"{what} than any language model's training run ({TINY[col]:g}): is {col} in millions or billions? "
+                f"It is a count of {what}"
+            )
+    return said
 
 
 #: A sweep none of whose runs trains this many tokens per parameter more likely has N and D swapped: the

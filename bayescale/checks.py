@@ -8,6 +8,7 @@ intervals cover the runs above it.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -219,7 +220,8 @@ def predictive_table(fit: Fit, runs: Any, *, seed: int = 0) -> pd.DataFrame:
     the same p-value, so that z and p never disagree however skewed or heavy-tailed the predictive;
     ``|z| > 1.645`` exactly when the run is outside the 90% band; capped near 8.2, where double
     precision can no longer tell ``pit`` from 1), ``band`` (narrowest central interval containing it),
-    ``surprise`` (outside the 90% band), ``log_pred_density`` and ``rel_error`` of the median.
+    ``surprise`` (outside the 90% band), ``log_pred_density`` and ``rel_error``, the median's error relative to
+    the observed loss, ``median / observed - 1`` (negative: the prediction was low, the run came in above it, z > 0).
     """
     return _predictive(fit, runs, seed)[0]
 
@@ -411,7 +413,7 @@ def check(
     notes = check_notes(fit, new, table, rep, updated=update)
     if not update:
         return NewRunCheck(table=table, notes=notes)
-    if unit_notes(new):  # a refit through runs in other units moves the law by the error alone
+    if _other_units(new, table):  # a refit through runs in other units moves the law by the error alone
         return NewRunCheck(table=table, notes=notes + (NOT_REFITTED,))
     # every column of both tables: a blank U is a run without repetition and a blank trunk_id a run of its
     # own, so new runs that lack a column the fit's runs have must not erase it from them
@@ -427,9 +429,39 @@ def check(
     return NewRunCheck(table=table, updated=refit, shifts=_shifts(fit, refit, budget), notes=notes)
 
 
+#: Loss in bits over loss in nats (log2 over natural log): new runs in bits sit this factor above a fit in nats.
+BITS_OVER_NATS = 1.0 / math.log(2.0)
+#: How close (in log) every new run's observed over predicted loss must be to that factor to be read as units.
+UNITS_CLOSE = 0.05
+
+
+def loss_unit_notes(table: pd.DataFrame) -> list[str]:
+    """New runs (:func:`predictive_table`) whose every loss sits the factor between bits and nats off its
+    prediction: no regime moves every run by the same 44%, a change of logarithm's base does."""
+    if len(table) < 2:
+        return []
+    log_ratio = np.log(table["observed"].to_numpy(float) / table["median"].to_numpy(float))
+    for factor, said in (
+        (BITS_OVER_NATS, "in bits (log2) and the fit's in nats"),
+        (1 / BITS_OVER_NATS, "in nats and the fit's in bits (log2)"),
+    ):
+        if np.all(np.abs(log_ratio - math.log(factor)) < UNITS_CLOSE):
+            return [
+                f"every new run's loss is {math.exp(np.median(log_ratio)):.3g}x its predicted median, the factor between "
+                f"bits and nats: are the new losses {said}? bayescale reads every loss in nats (natural log); "
+                "convert one table (nats = bits x 0.693)"
+            ]
+    return []
+
+
+def _other_units(new: pd.DataFrame, table: pd.DataFrame) -> bool:
+    """Whether the new runs look like other units than the fit's (N, D or loss)."""
+    return bool(unit_notes(new) or loss_unit_notes(table))
+
+
 #: Said instead of refitting new runs that look like other units (``check(update=True)``).
 NOT_REFITTED = (
-    "not refitted: the refit would put one law through runs whose N or D look like other units, and its "
+    "not refitted: the refit would put one law through runs whose N, D or loss look like other units, and its "
     "shifts would show the error, not what the runs teach; correct the new runs' table and check again"
 )
 
@@ -445,8 +477,8 @@ def check_notes(
     ``rep``), and a refit that takes the surprising runs in."""
     spec = getattr(fit, "spec_average", fit.spec)
     said = table_notes(new, spec.columns, f"spec {spec.name!r}", fitted=updated, alone=False)
-    notes = [f"the new runs' table: {n}" for n in said]
-    if unit_notes(new):
+    notes = [f"the new runs' table: {n}" for n in said + loss_unit_notes(table)]
+    if _other_units(new, table):
         return tuple(notes)
     if updated:
         notes += _schedules_apart(fit.runs, new)

@@ -266,9 +266,11 @@ def _implausible(frame: pd.DataFrame, ids: pd.Series | None, *, what: str = "col
         out = np.isfinite(values) & ((values < lo) | (values > hi)) if lo > 0 else np.isfinite(values) & (values > hi)
         if out.any():
             bounds = f"in [{lo:g}, {hi:g}]" if lo > 0 else f"<= {hi:g}"
+            small = col in ("N", "D", "C") and lo > 0 and bool(np.all(values[out] < lo))
             yield (
                 f"{what} {col!r} must be {bounds} (a plausible language model); {_rows(out, ids)} are not "
                 f"(values {_shown([float(v) for v in values[out]])})"
+                + (f"; is {col} in millions or billions? It is a count" if small else "")
             )
 
 
@@ -596,6 +598,8 @@ def law_inputs(spec: ModelSpec, frame: pd.DataFrame, dtype: Any = np.float64) ->
         if col not in frame.columns and standin is None:
             cased = [c for c in frame.columns if str(c).lower() == col.lower()]
             hint = f" (column names are case-sensitive: {cased[0]!r} is not {col!r})" if cased else ""
+            if not cased and col in ("N", "D", "C"):
+                hint = f"; give {col}, or two of N, D and C (C = 6 N D gives the third)"
             raise RunsTableError(
                 f"law {spec.law.name!r} needs column {col!r} (input {name!r}); the table has {list(frame.columns)}{hint}"
             )

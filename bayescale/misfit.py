@@ -40,6 +40,7 @@ from ._direction import direction_test, testable_inputs
 from ._misfit_finding import TOP_FRACTION, Finding
 from ._misfit_finding import ends as _ends
 from ._misfit_finding import finding as _finding
+from ._misfit_finding import value_groups as _value_groups
 from ._misfit_words import LABEL as _LABEL
 from ._misfit_words import interval as _interval
 from ._misfit_words import pct as _pct
@@ -230,7 +231,7 @@ def _candidates(runs: pd.DataFrame) -> tuple[list[tuple[str, str, np.ndarray, np
         xc = x - x.mean()
         out.append(("trend", name, xc, np.zeros((n, 0)), None))
         if name != "D":
-            groups = np.unique(np.round(x, 3), return_inverse=True)[1].reshape(-1)
+            groups = _value_groups(x)
             onehot = (groups[:, None] == np.arange(groups.max() + 1)[None, :]).astype(float)
             onehot = onehot[:, onehot.sum(axis=0) >= 2]  # runs alone at their value carry no pure error
             if onehot.shape[1] >= 2:
@@ -435,7 +436,7 @@ def _group_finding(
     pure = r - b @ coef
     f_stat = (coef @ coef / b.shape[1]) / max(pure @ pure / dof, 1e-300)
     p = float(stats.f.sf(f_stat, b.shape[1], dof))
-    groups = np.unique(np.round(x, 3), return_inverse=True)[1].reshape(-1)
+    groups = _value_groups(x)
     member = (groups[:, None] == np.arange(groups.max() + 1)[None, :]).astype(float)
     member = member[:, member.sum(axis=0) >= 2]
     a = (b @ (b.T @ member)) / member.sum(axis=0)  # (n, groups): each group's mean offset as weights on the runs

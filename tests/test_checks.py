@@ -139,6 +139,12 @@ def test_check_says_what_the_table_cannot_show_and_stays_quiet_on_honest_runs(ru
     assert many.startswith("8 of 8 new runs are surprises where about 0.8 would be by chance (p < 0.0025)")
     (units,) = checks.check(fit, honest.assign(N=honest["N"] / 1e6)).notes  # nothing else is said
     assert "tokens per parameter" in units and "other units" in units
+    bits = honest.assign(loss=honest["loss"] / np.log(2))  # every loss 1.44x: log2, not the natural log
+    (units,) = checks.check(fit, bits).notes
+    assert (
+        units.startswith("the new runs' table: every new run's loss is 1.44x its predicted median") and "bits" in units
+    )
+    assert checks.check(fit, bits, update=True).notes[-1] == checks.NOT_REFITTED
     assert any("does not read U" in x for x in checks.check(fit, honest.assign(U=honest["D"] / 20)).notes)
     far = pd.DataFrame({"run_id": ["far"], "N": [1e12], "D": [2e13]})
     far["loss"] = _law(TRUTH, far["N"], far["D"])

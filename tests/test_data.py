@@ -471,6 +471,9 @@ def test_points_given_as_nan_are_named_not_dropped():
 def test_a_column_named_in_another_case_is_pointed_out():
     with pytest.raises(RunsTableError, match=r"case-sensitive: 'n' is not 'N'"):
         law_inputs(load_spec("chinchilla"), pd.DataFrame({"n": [1e8], "D": [1e9]}))
+    # a point with N alone (the API's predict({"N": 7e9})) is told what the CLI's --at is told
+    with pytest.raises(RunsTableError, match=r"needs column 'D' .*; give D, or two of N, D and C \(C = 6 N D"):
+        law_inputs(load_spec("chinchilla"), points_frame({"N": 7e9}))
 
 
 def test_synthetic_tables_with_their_own_prefixes_concatenate():
@@ -594,6 +597,15 @@ def test_sizes_in_other_units_and_repeats_a_law_cannot_read_are_said():
         bs.RunsTableWarning, match=r"rows with run_id 'p01', 'p02', 'p03' and 'p04' train 2e\+07-2e\+07 "
     ):
         warn_about_table(load_runs(_table(N=[10.0, 30.0, 100.0, 300.0])))  # N in millions
+    # N and D both in billions keep a plausible ratio: only their size gives them away, each named
+    billions = _table(N=[1.0, 3.0, 10.0, 30.0], D=[20.0, 60.0, 200.0, 600.0])
+    with pytest.warns(bs.RunsTableWarning) as said:
+        warn_about_table(load_runs(billions))
+    texts = [str(w.message) for w in said]
+    assert any("have N = 1-30, fewer parameters than any language model's training run" in t for t in texts)
+    assert any("have D = 20-600, fewer tokens" in t and "is D in millions or billions?" in t for t in texts)
+    with pytest.raises(bs.RunsTableError, match=r"must be in \[1, .*is N in millions or billions\? It is a count"):
+        load_runs(_table(N=[0.01, 0.03, 0.1, 0.3]))
     swapped = runs.rename(columns={"N": "D", "D": "N"})  # 0.05 tokens per parameter in every row
     with pytest.warns(
         bs.RunsTableWarning, match=r"every row trains fewer tokens than parameters \(0.05-0.05 .*swapped"

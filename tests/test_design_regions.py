@@ -313,7 +313,7 @@ def test_a_robust_plan_does_not_stop_for_want_of_value():
     value = Stopping(True, "value", 1e18, 0.36, 0.36, 0.357, None, "Stopping rule: ... Stop: not worth its cost.")
     doubt = robust.Robust(True, ("the law is in doubt",), 10.0, 40.0)
     kept = _robust_stopping(doubt, value)
-    assert not kept.stop and kept.reason == "" and "Keep going: the plan is robust" in kept.text
+    assert not kept.stop and kept.reason == "" and "Not stopped, though the plan is not expected to narrow" in kept.text
     assert kept.width_after_plan == value.width_after_plan
     trusted = robust.Robust(False, (), 10.0, 40.0)
     assert _robust_stopping(trusted, value) is value  # a trusted law's plan stops on value as before
@@ -333,7 +333,7 @@ def test_a_robust_row_outside_the_ratio_range_says_why():
         "because the law is in doubt"
     )
     pool = pd.DataFrame({"N": [1e6, 1e6, 1e6], "D": [5e6, 4.9e6, 1e8]})
-    assert robust.keep(doubt, pool).tolist() == [True, True, False]  # the nearest ratio (5, and 4.9 within 0.05 dex)
+    assert robust.keep(doubt, pool)[0].tolist() == [True, True, False]  # the nearest ratio (5, and 4.9 within 0.05 dex)
 
 
 def test_a_misfit_of_the_laws_shape_keeps_the_plan_to_larger_runs():
@@ -341,8 +341,16 @@ def test_a_misfit_of_the_laws_shape_keeps_the_plan_to_larger_runs():
     finding about one run far off alone does not set it."""
     misfit = robust.Robust(True, ("the misfit check fires",), 10.0, 40.0, 1e8)
     pool = pd.DataFrame({"N": [1e7, 1e8, 1e9, 1e9], "D": [2e8, 2e9, 2e10, 1e12]})
-    assert robust.keep(misfit, pool).tolist() == [False, True, True, False]
-    assert robust.keep(misfit, pool.iloc[[0, 3]]).tolist() == [True, False]  # none large in range: sizes as before
+    assert robust.keep(misfit, pool)[0].tolist() == [False, True, True, False]
+    kept, said = robust.keep(misfit, pool.iloc[[0, 3]])  # none large in range: sizes as before, and said so
+    assert kept.tolist() == [True, False] and said.smallest_N == 0 and said.unmet_N == 1e8
+    assert "no candidate there within the budget reaches N >= 1e+08, the runs' median" in said.text
+    assert "N >=" not in said.why_at(20.0, 1e7)
+    # large ones in range that the budget cannot buy do not count: the plan may not be left with none to buy
+    kept, said = robust.keep(misfit, pool, affordable=np.array([True, False, False, True]))
+    assert kept.tolist() == [True, True, True, False] and said.unmet_N == 1e8
+    below = robust.Robust(True, ("the misfit check fires",), 10.0, 40.0, 1e8, "the target's N")
+    assert "to N >= 1e+08 (the target's N: the law misfits the runs" in below.text
     assert misfit.why_at(20.0, 1e9).startswith("kept to the target's tokens/param (10-40) and to N >= 1e+08")
     assert "N >=" not in misfit.why_at(20.0, 1e7)
 
@@ -393,7 +401,10 @@ def test_wrong_law_default_plan_keeps_to_the_targets_ratios():
     for plan in (auto, greedy):
         assert plan.plan["N"].min() >= median * (1 - 1e-9), (plan.plan["N"].min(), median)
         assert all(f"and to N >= {median:.3g}" in why for why in plan.plan["why"]), plan.plan["why"].tolist()
-    assert f"to N >= {median:.3g} (the runs' median size" in auto.summary()
+    assert f"to N >= {median:.3g} (the runs' median: the law misfits the runs" in auto.summary()
+    # fewer runs than asked for, because the batch keeps to its share of the budget: said so, not "only k fit"
+    assert len(auto.table) < 4 < len(auto.plan) + 1
+    assert "(asked for 4): it takes the plan's runs within 50% of the budget" in auto.summary()
     assert (off.plan["N"] < median).any()  # the fitted law alone buys them
 
 

@@ -372,7 +372,10 @@ def test_points_frame_derives_columns() -> None:
 @pytest.mark.parametrize(
     "points,message",
     [
-        ({"N": 1e9}, r"law 'chinchilla' needs column 'D' \(input 'D'\); the table has \['N'\]"),
+        (
+            {"N": 1e9},
+            r"needs column 'D' \(input 'D'\); the table has \['N'\]; give D, or two of N, D and C \(C = 6 N D",
+        ),
         ({"N": -1e9, "D": 1e10}, r"points: 'N' must be in \[1, 1e\+15\]"),
         ({"N": [1e9, 1e10], "D": [1e10, 1e11, 1e12]}, r"points: inputs do not broadcast together"),
         ("N=1e9", r"law 'chinchilla' needs column 'D' \(input 'D'\); the table has \['N'\]"),  # text as --at

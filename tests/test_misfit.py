@@ -323,3 +323,26 @@ def test_a_pattern_one_run_carries_alone_names_that_run():
     bent = [misfit(laplace(runs(s, grid=GRID40, sigma=0.005, bend="C"), s)) for s in range(200, 204)]
     assert sum(f.fires for m in bent for f in m.findings) >= 2  # detected, and never put on one run
     assert not [f.carried_by for m in bent for f in m.findings if f.carried_by]
+
+
+def test_one_design_ratio_with_rounding_scatter_is_one_group():
+    """A sweep's ratio of 80 tokens per parameter comes out as 80.0-80.2 once N and D are real shapes and
+    batches (the OLMo ladder: 10.01-10.03); it is one group, and the top fifth takes all of its runs."""
+    from bayescale._misfit_finding import ends, value_groups
+
+    x = np.log([10.01, 10.013, 10.018, 10.022, 10.028, 20.011, 20.029, 100.01, 100.03, 200.01, 200.029])
+    assert value_groups(x).tolist() == [0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 3]
+    top, _ = ends(x)  # k = 2: the fifth's edge is 200.01, and 200.029 beside it
+    assert top.sum() == 2
+    top, _ = ends(np.log([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.01, 100.02, 100.03, 200.01]))
+    assert top.sum() == 4  # the edge, 100.03, carries its near-ties 100.01 and 100.02
+
+    r = runs(3, sigma=0.002)
+    jitter = 1 + 0.001 * (np.arange(len(r)) % 4)  # up to 0.3% in D, as rounding to whole batches gives
+    r["D"] = r["D"] * jitter
+    r["C"] = 6 * r["N"] * r["D"]
+    at80 = np.isclose(r["D"] / r["N"], 80, rtol=0.01)
+    r.loc[at80, "loss"] *= 1.02
+    g = next(f for f in misfit(laplace(r)).findings if f.kind == "groups" and f.input == "D/N")
+    # every group holds all 5 runs of its design ratio (rounded to 3 decimals of log, they split in two)
+    assert g.fires and re.fullmatch(r"the 5 runs at D/N = (5|20|80)", g.where), g.message

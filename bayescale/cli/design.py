@@ -188,7 +188,13 @@ def _suggest_parser(p: argparse.ArgumentParser) -> None:
         "law weights, laws that disagree at the target, or a misfit), always (on) or never (off)",
     )
     p.add_argument(
-        "--tolerance", type=float, default=None, help="stop once the 90%% interval of log(target) is narrower than this"
+        "--tolerance",
+        type=float,
+        default=None,
+        help=(
+            "stop once the 90%% interval of log(target) is narrower than this; with --threshold, once "
+            "P(loss <= threshold) is within this of 0 or 1"
+        ),
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--format", choices=("table", "json"), default="table")

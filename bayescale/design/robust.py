@@ -55,6 +55,7 @@ planner charges none: measured, a charge there steered it to the extreme ratios;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -101,8 +102,14 @@ class Robust:
     reasons: tuple[str, ...]
     low: float
     high: float
-    #: The smallest N the plan keeps (0: any): the runs' median N while the misfit check fires on the law's shape.
+    #: The smallest N the plan keeps (0: any): the runs' median N (or the target's, if smaller) while the misfit
+    #: check fires on the law's shape.
     smallest_N: float = 0.0
+    #: What ``smallest_N`` is, in words ("the runs' median" or "the target's N").
+    size_source: str = "the runs' median"
+    #: A ``smallest_N`` that :func:`keep` could not hold (no candidate in the ratio range that large within the
+    #: budget); 0 when it held or there was none.
+    unmet_N: float = 0.0
 
     @property
     def why(self) -> str:
@@ -115,7 +122,7 @@ class Robust:
         why = "as asked (robust='on')" if self.reasons == FORCED else "because the law is in doubt"
         span = f"the target's tokens/param ({self.low:.3g}-{self.high:.3g})"
         if self.smallest_N > 0 and n >= self.smallest_N * (1 - 1e-9):
-            span += f" and to N >= {self.smallest_N:.3g} (the runs' median: the law misfits them)"
+            span += f" and to N >= {self.smallest_N:.3g} ({self.size_source}: the law misfits the runs)"
         if self.low * (1 - 1e-6) <= ratio <= self.high * (1 + 1e-6):
             return f"kept to {span} {why}"
         return f"no candidate lies in {span}: kept to the nearest ratio among them ({ratio:.3g}) {why}"
@@ -133,9 +140,17 @@ class Robust:
         )
 
     def _size_words(self) -> str:
+        if self.unmet_N:
+            return (
+                f" (no candidate there within the budget reaches N >= {self.unmet_N:.3g}, {self.size_source}, which the "
+                "plan keeps to while the law misfits the runs: it plans among smaller ones)"
+            )
         if not self.smallest_N:
             return ""
-        return f", to N >= {self.smallest_N:.3g} (the runs' median size: the law misfits the runs, so runs far below the target are not bought)"
+        return (
+            f", to N >= {self.smallest_N:.3g} ({self.size_source}: the law misfits the runs, so runs far below the "
+            "target are not bought)"
+        )
 
 
 def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
@@ -190,9 +205,9 @@ def _shape_misfit(found: Misfit) -> bool:
     return any(f.fires and not f.one_run for f in found.findings)
 
 
-def _reasons(fit: Fit | AveragedFit, points: pd.DataFrame) -> tuple[list[str], float]:
-    """Why the law is in doubt (none: it is not), and the smallest N the plan keeps (0: any)."""
-    reasons, smallest = [], 0.0
+def _reasons(fit: Fit | AveragedFit, points: pd.DataFrame) -> tuple[list[str], float, str]:
+    """Why the law is in doubt (none: it is not), the smallest N the plan keeps (0: any) and what that N is."""
+    reasons, smallest, source = [], 0.0, "the runs' median"
     weights = law_weights(fit)
     if len(weights) > 1 and max(weights.values()) < SPREAD_WEIGHT:
         spread = join_names(f"{name} {w:.2f}" for name, w in sorted(weights.items(), key=lambda kv: -kv[1]))
@@ -207,11 +222,12 @@ def _reasons(fit: Fit | AveragedFit, points: pd.DataFrame) -> tuple[list[str], f
     if found is not None and found.misfits:
         reasons.append("the misfit check fires: " + found.messages[0])
         if _shape_misfit(found):
-            smallest = min(float(np.median(fit.runs["N"])), float(points["N"].min()))
+            median, target = float(np.median(fit.runs["N"])), float(points["N"].min())
+            smallest, source = (median, source) if median <= target else (target, "the target's N")
     untrusted = _untrusted(fit)
     if untrusted:
         reasons.append(untrusted)
-    return reasons, smallest
+    return reasons, smallest, source
 
 
 def decide(fit: Fit | AveragedFit, points: pd.DataFrame, mode: str) -> Robust:
@@ -222,26 +238,28 @@ def decide(fit: Fit | AveragedFit, points: pd.DataFrame, mode: str) -> Robust:
     low, high = float(ratio.min()) / RATIO_FACTOR, float(ratio.max()) * RATIO_FACTOR
     if mode == "off":
         return Robust(False, (), low, high)
-    reasons, smallest = (list(FORCED), 0.0) if mode == "on" else _reasons(fit, points)
-    return Robust(bool(reasons), tuple(reasons), low, high, smallest)
+    reasons, smallest, source = (list(FORCED), 0.0, "") if mode == "on" else _reasons(fit, points)
+    return Robust(bool(reasons), tuple(reasons), low, high, smallest, source)
 
 
-def keep(robust: Robust, pool: pd.DataFrame) -> np.ndarray:
+def keep(robust: Robust, pool: pd.DataFrame, affordable: np.ndarray | None = None) -> tuple[np.ndarray, Robust]:
     """Which candidates of ``pool`` a robust plan keeps: those in its ratio range (and of N at least its
-    ``smallest_N``, when any are), else those at the pool's ratio nearest to it (all of them when the
-    plan is not robust)."""
+    ``smallest_N``, when any of those is ``affordable``), else those at the pool's ratio nearest to it (all
+    of them when the plan is not robust); and the plan as kept (``unmet_N`` set where the size could not be)."""
     if not robust.active or not len(pool):
-        return np.ones(len(pool), dtype=bool)
+        return np.ones(len(pool), dtype=bool), robust
     lr = np.log10(pool["D"].to_numpy(float) / pool["N"].to_numpy(float))
     lo, hi = np.log10(robust.low), np.log10(robust.high)
     inside = (lr >= lo - 1e-9) & (lr <= hi + 1e-9)
     large = pool["N"].to_numpy(float) >= robust.smallest_N * (1 - 1e-9)
-    if (inside & large).any():
-        return inside & large
+    can_buy = np.ones(len(pool), dtype=bool) if affordable is None else np.asarray(affordable, dtype=bool)
+    if (inside & large & can_buy).any():
+        return inside & large, robust
+    unmet = dataclasses.replace(robust, smallest_N=0.0, unmet_N=robust.smallest_N) if robust.smallest_N else robust
     if inside.any():
-        return inside
+        return inside, unmet
     gap = np.maximum(lo - lr, lr - hi)
-    return gap <= gap.min() + 0.05
+    return gap <= gap.min() + 0.05, unmet
 
 
 __all__ = ["DISCREPANCY_FACTOR", "RATIO_FACTOR", "ROBUST_MODES", "SPREAD_WEIGHT", "Robust", "decide", "keep"]

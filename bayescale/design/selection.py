@@ -256,6 +256,12 @@ def _suggestion(
             f"No planned run costs {100 * problem.options.batch_fraction:.3g}% of the budget or less (the batch's "
             f"share), so the batch is one run taking {100 * share:.3g}% of it."
         )
+    elif len(table) < k and len(plan.best["picks"]) > len(table):
+        notes.append(
+            f"The batch is {count(len(table), 'run')} (asked for {k}): it takes the plan's runs within "
+            f"{100 * problem.options.batch_fraction:.3g}% of the budget (the batch's share), most expensive first; the "
+            "rest of the plan waits for their outcomes."
+        )
     elif len(table) < k:
         verbs = ("run fits", "adds") if len(table) == 1 else ("runs fit", "add")
         notes.append(f"Only {len(table)} {verbs[0]} the budget or {verbs[1]} information (asked for {k}).")
@@ -298,8 +304,10 @@ def _robust_stopping(robust: _robust.Robust, stopping: Stopping) -> Stopping:
     if not (robust.active and stopping.stop and stopping.reason == "value" and stopping.evsi is None):
         return stopping
     text = stopping.text.rsplit("Stop:", 1)[0] + (
-        "Keep going: the plan is robust (the law is in doubt), so its value estimate, which charges runs far from "
-        "the target a doubled model discrepancy, does not stop it."
+        "Not stopped, though the plan is not expected to narrow the target's band much: the law is in doubt, so the "
+        "plan is robust and its value estimate charges runs far from the target a doubled model discrepancy, which says "
+        "little about their worth. Its runs test the law at the target's ratios and nearest sizes; train them if "
+        "that test is worth their cost, and stop if a narrower band was the aim."
     )
     return dataclasses.replace(stopping, stop=False, reason="", text=text)
 
@@ -374,19 +382,20 @@ def _problem(
     )
     points = target_points(fit, target)
     robust = _robust.decide(fit, points, opts.robust)
-    pool = pool[_robust.keep(robust, pool)].reset_index(drop=True)
+    pool_costs = costs_of(pool, cost, fit.runs) if len(pool) else np.zeros(0)  # a branch off a trunk: its cooldown
+    kept, robust = _robust.keep(robust, pool, pool_costs <= budget * (1 + 1e-9))
     pend = as_points(pending, "pending")
     runs = as_points(fit.runs[["N", "D"]], "runs")
     # Exclude pending runs from the pool; add them as pre-chosen columns.
-    if len(pend):
-        pool = pool[~same_point(pool, pend).any(axis=1)].reset_index(drop=True)
+    if len(pend) and len(pool):
+        kept &= ~same_point(pool, pend).any(axis=1)
+    pool, pool_costs = pool[kept].reset_index(drop=True), pool_costs[kept]
     frame = pd.concat([pool, pend], ignore_index=True)
     n_pool = len(pool)
     selectable = np.zeros(len(frame), dtype=bool)
     selectable[:n_pool] = True
     costs = np.full(len(frame), np.inf)
-    if n_pool:
-        costs[:n_pool] = costs_of(pool, cost, fit.runs)  # a branch off a trunk: its cooldown
+    costs[:n_pool] = pool_costs
     counts = same_point(frame, pd.concat([runs, pend], ignore_index=True)).sum(axis=1).astype(int)
     td = region_draws(fit, target)
     discrepancy = opts.discrepancy

@@ -167,6 +167,17 @@ def _drift_share(sc: Scorer, pending: list[int], planned: list[int]) -> str:
     )
 
 
+def _unpriced(tolerance: float | None) -> str:
+    """What a decision's stopping rule can say without a price on the pilots' FLOPs."""
+    until = "P is within the tolerance of 0 or 1 or " if tolerance is not None else ""
+    give = "" if tolerance is not None else "`--tolerance`, or "
+    return (
+        "With no price on a pilot's FLOPs the rule cannot weigh its worth for the decision, so it stops only once "
+        f"{until}the budget is spent (give {give}in Python a price: "
+        "`suggest(..., utility=bs.Utility(value=..., price_per_flop=...))`)."
+    )
+
+
 def _region_mean(sc: Scorer) -> str:
     return " (the weighted mean over the region's points)" if sc.T > 1 else ""
 
@@ -205,7 +216,8 @@ def _decision_stopping(
             + (
                 "Stop."
                 if stop
-                else f"The next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left)."
+                else f"The next pilot costs {next_cost:.3g} ({100 * next_cost / budget:.3g}% of the budget left). "
+                + _unpriced(tolerance)
             )
         )
     return Stopping(
