@@ -21,6 +21,7 @@ import xarray as xr
 from scipy import stats
 
 from . import _arviz
+from ._misfit_finding import TOP_FRACTION
 from ._runs_input import schedules_of, table_notes, unit_notes
 from ._words import count, join_names
 from .averaging import fit as _fit
@@ -537,7 +538,33 @@ def _surprise_pattern(table: pd.DataFrame, rep: np.ndarray) -> list[str]:
             f"more than the fit's own uncertainty gives ({_p(p_level, rep)}): the fit predicts runs like these "
             f"{which}, a bias the bands do not cover; {_REFIT}, or fit a spec with more laws (recommended)"
         )
+    elif n >= LARGEST_FROM and not out:  # runs scattered beyond chance already said; their top ones add nothing
+        out += _largest_off(table, rep, med, offset)
     return out
+
+
+#: New runs from which the largest of them (by compute) are tested apart for a shared offset.
+LARGEST_FROM = 6
+
+
+def _largest_off(table: pd.DataFrame, rep: np.ndarray, med: np.ndarray, offset: np.ndarray) -> list[str]:
+    """The new runs at the largest compute (the top fifth, at least 3) off the prediction together, beyond the
+    fit's own uncertainty: each may sit inside its band (wide with the runs' noise) while all miss one way,
+    the sign of a law that drifts from the runs as compute grows."""
+    c = table["C"].to_numpy(float)
+    k = max(3, int(round(TOP_FRACTION * len(c))))
+    top = c >= np.sort(c)[-k] * (1 - 1e-9)
+    mean = float(offset[top].mean())
+    p_top = float(np.mean(np.abs((rep[:, top] - med[top]).mean(axis=1)) >= abs(mean)))
+    if p_top > PATTERN_P:
+        return []
+    where, which = ("above", "too low") if mean > 0 else ("below", "too high")
+    return [
+        f"the {int(top.sum())} new runs at the largest compute (C >= {c[top].min():.3g}) sit "
+        f"{100 * abs(np.expm1(mean)):.2g}% {where} the median prediction on average, more than the fit's own "
+        f"uncertainty gives ({_p(p_top, rep)}), though each may lie inside its band: the law's extrapolation "
+        f"predicts the largest runs {which}; {_REFIT}, or fit a spec with more laws (recommended)"
+    ]
 
 
 def _p(p: float, rep: np.ndarray) -> str:

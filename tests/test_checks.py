@@ -157,6 +157,23 @@ def test_check_says_what_the_table_cannot_show_and_stays_quiet_on_honest_runs(ru
     assert np.array_equal(np.abs(mixed["z"]) > 1.645, mixed["surprise"])
 
 
+def test_the_largest_new_runs_off_together_are_said_though_the_whole_set_is_not(runs):
+    """Ten new runs whose mean sits on the prediction, but whose three largest all sit 4% below: the sign of a
+    law that drifts from the runs with compute, which a level over all runs averages away."""
+    rng = np.random.default_rng(3)
+    draws = {k: np.full(400, v) for k, v in TRUTH.items()} | {"sigma": np.full(400, 0.02)}
+    fit = fit_from_draws(NORMAL, runs, draws | {"E": 1.8 + 0.01 * rng.standard_normal(400)})
+    n = np.geomspace(2e8, 2e9, 10)
+    new = pd.DataFrame({"run_id": [f"n{i}" for i in range(10)], "N": n, "D": 20 * n})
+    honest = new.assign(loss=_law(TRUTH, new["N"], new["D"]))
+    assert checks.check(fit, honest).notes == ()
+    drifted = honest.assign(loss=honest["loss"] * np.r_[np.full(7, 1.017), np.full(3, 0.96)])
+    notes = checks.check(fit, drifted).notes
+    (said,) = notes
+    assert said.startswith("the 3 new runs at the largest compute") and "predicts the largest runs too high" in said
+    assert "4% below the median prediction on average" in said, said
+
+
 def test_new_runs_are_told_from_the_fits_by_content_not_row_position(fixed, tmp_path):
     """Neither table names its runs: ids made from row positions collide (run000 in both) but name no
     run, so the new ones are renumbered; a run the fit has seen is refused whatever its id."""

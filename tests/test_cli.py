@@ -1049,14 +1049,20 @@ def test_check_flags_the_planted_surprise(fixed_fit: dict) -> None:
         )
         assert row.endswith("SURPRISE") == r["surprise"]
         assert r["band"] in row
-    assert lines[-1] == "1 surprise among 3 new runs (outside the 90% predictive band)"
+    width = np.median([(r["hi90"] - r["lo90"]) / r["median"] for r in doc["runs"]])
+    assert (
+        lines[-1]
+        == f"1 surprise among 3 new runs (outside the 90% predictive band; the bands' median width {100 * width:.2g}% of the prediction)"
+    )
 
 
 def test_check_without_surprises(fixed_fit: dict) -> None:
     code, out, err = run(["check", fixed_fit["path"], fixed_fit["new_ok"]])
     assert code == 0, err
     assert "SURPRISE" not in out
-    assert out.splitlines()[-1] == "no surprises: all 2 new runs inside the 90% predictive band"
+    assert out.splitlines()[-1].startswith(
+        "no surprises: all 2 new runs inside the 90% predictive band; the bands' median"
+    )
 
 
 def test_check_bad_input(fixed_fit: dict, tmp_path: Path) -> None:
@@ -1107,7 +1113,7 @@ def test_check_update_refits_and_shows_shifts(fixed_fit: dict, tmp_path: Path) -
         assert re.search(rf"^{re.escape(q)}\s+\S+", out, re.M), q
     assert re.search(r"^nuts: 4 chains x 1000 draws, ", out, re.M), out
     assert f"wrote {out_path}" in out
-    assert out.splitlines()[-2] == "1 surprise among 3 new runs (outside the 90% predictive band)"
+    assert out.splitlines()[-2].startswith("1 surprise among 3 new runs (outside the 90% predictive band; the bands'")
     assert out.splitlines()[-1].startswith("- the refit takes in the runs flagged as surprises ('new2')")
     updated = Fit.load(out_path)
     assert len(updated.runs) == 15 and {"new0", "new1", "new2"} <= set(updated.runs["run_id"])

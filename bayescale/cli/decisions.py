@@ -316,10 +316,15 @@ def _shifts_text(shifts: Any) -> str:
     return _table(rows, ["quantity", "median before", "median after", "sd before", "sd after", "sd after/before"])
 
 
-def _surprise_line(n_surprise: int, n: int, what: str) -> str:
+def _surprise_line(table: Any, what: str) -> str:
+    """How many runs fell outside their 90% band, and how wide the bands are (a wide band holds a run that a
+    narrow one would flag: the count alone reads as a fit that predicts well)."""
+    n, n_surprise = len(table), int(table["surprise"].sum())
+    width = float(((table["hi90"] - table["lo90"]) / table["median"]).median())
+    wide = f"; the bands' median width {100 * width:.2g}% of the prediction"
     if n_surprise == 0:
-        return f"no surprises: all {n} {what} inside the 90% predictive band"
-    return f"{n_surprise} surprise{'s' if n_surprise != 1 else ''} among {n} {what} (outside the 90% predictive band)"
+        return f"no surprises: all {n} {what} inside the 90% predictive band{wide}"
+    return f"{n_surprise} surprise{'s' if n_surprise != 1 else ''} among {n} {what} (outside the 90% predictive band{wide})"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -382,7 +387,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:  # a refit can take minutes: say it was not kept, and how to keep it
             print("the refit is not saved: give -o FIT.nc with --update to keep it")
     print()
-    print(_surprise_line(n_surprise, len(table), "new runs" if len(table) != 1 else "new run"))
+    print(_surprise_line(table, "new runs" if len(table) != 1 else "new run"))
     for note in result.notes:
         print(f"- {_one_line(note)}")
     return 0
