@@ -181,6 +181,9 @@ class Decision:
     evpi: float | None = None
     expected_utility: Mapping[str, float] | None = None
     notes: tuple[str, ...] = field(default=())
+    #: The option whose risk is within the draws' Monte Carlo error of the best's (None: none is), and that error.
+    tied_with: str | None = None
+    risk_error: float = 0.0
 
     def verdict(self) -> str:
         """Plain words for a planning doc."""
@@ -189,6 +192,14 @@ class Decision:
         pct = f"{100 * self.ci_prob:g}%"
         size = _describe(b)
         parts = [f"Best by {self.risk_label} of loss: {self.best}{size} ({self.risk_label} {b['risk']:.3f})."]
+        if self.tied_with is not None:
+            other = t.loc[self.tied_with]
+            parts[0] = (
+                f"No option is best by {self.risk_label} of loss: {self.best}{size} ({b['risk']:.4f}) and "
+                f"{self.tied_with}{_describe(other)} ({other['risk']:.4f}) are tied, {abs(other['risk'] - b['risk']):.2g} "
+                f"apart where the draws' Monte Carlo error alone is about {self.risk_error:.2g}; choose between them by "
+                "the table's other columns (mean, P(best), the threshold's probability) or by cost."
+            )
         if self.threshold is not None:
             parts.append(f"P(loss <= {self.threshold:.3g}) = {b['p_below']:.2f} for {self.best};")
         parts.append(f"median {b['median']:.3f}, {pct} interval {b['lo']:.3f}-{b['hi']:.3f}.")
@@ -208,6 +219,8 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return {
             "best": self.best,
+            "tied_with": self.tied_with,
+            "risk_error": self.risk_error,
             "risk": self.risk_label,
             "ci_prob": self.ci_prob,
             "threshold": self.threshold,
@@ -291,6 +304,7 @@ def decide(
     names, X, meta = _option_draws(options, predict)
     table = _decision_table(names, X, meta, threshold=threshold, risk=risk, ci_prob=ci_prob)
     best = str(table["risk"].idxmin())
+    tied_with, risk_error = _near_tie(names, X, table, risk, seed)
     evpi = eu = None
     if utility is not None:
         eu, evpi = _expected_utility(names, X, table, threshold, utility)
@@ -307,7 +321,29 @@ def decide(
         evpi=evpi,
         expected_utility=eu,
         notes=tuple(notes),
+        tied_with=tied_with,
+        risk_error=risk_error,
     )
+
+
+#: Resamples of the draws that estimate the Monte Carlo error of a risk difference.
+TIE_RESAMPLES = 200
+
+
+def _near_tie(names: list[str], X: np.ndarray, table: pd.DataFrame, risk: Any, seed: int) -> tuple[str | None, float]:
+    """The runner-up by risk when its difference from the best is within twice its Monte Carlo error (the sd
+    of the difference over resamples of the draws, paired: one posterior's draws move both options), and
+    that error. Resampling treats the draws as independent, so the error is if anything too small."""
+    if len(names) < 2 or table["risk"].nunique() < 2:  # identical options: the verdict says they tie in every draw
+        return None, 0.0
+    order = np.argsort(table["risk"].to_numpy(float), kind="stable")
+    i, j = int(order[0]), int(order[1])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, X.shape[1], size=(TIE_RESAMPLES, X.shape[1]))
+    diffs = np.array([risk(X[j, k]) - risk(X[i, k]) for k in idx])
+    error = float(diffs.std())
+    gap = float(table["risk"].iloc[j] - table["risk"].iloc[i])
+    return (names[j] if gap < 2 * error else None), error
 
 
 def _option_draws(

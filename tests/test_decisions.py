@@ -88,6 +88,22 @@ def test_decide_picks_lowest_risk_and_says_so():
     assert by_cvar.best == "safe"
     text = by_cvar.verdict()
     assert "safe" in text and "P(loss <= 2.12)" in text and "better with probability" in text
+    assert by_mean.tied_with is None and by_cvar.tied_with is None  # 0.02 apart, far beyond the draws' error
+
+
+def test_decide_says_a_tie_within_the_draws_monte_carlo_error():
+    """Two options 0.0005 apart in mean risk, where 4000 draws of sd 0.02 each only fix a mean to about
+    0.0003 per option: no option is best, and the words say why; 0.005 apart, one is."""
+    rng = np.random.default_rng(1)
+    common = rng.standard_normal(4000)
+    a = 2.1 + 0.02 * common
+    near = 2.1005 + 0.02 * (0.6 * common + 0.8 * rng.standard_normal(4000))
+    tie = dc.decide({"a": a, "b": near}, risk="mean")
+    assert tie.tied_with == "b" and 0.0002 < tie.risk_error < 0.001
+    assert tie.verdict().startswith("No option is best by mean of loss: a (2.") and "are tied" in tie.verdict()
+    assert tie.to_dict()["tied_with"] == "b"
+    apart = dc.decide({"a": a, "b": near + 0.005}, risk="mean")
+    assert apart.tied_with is None and apart.verdict().startswith("Best by mean of loss: a")
 
 
 def test_decide_errors():

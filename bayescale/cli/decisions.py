@@ -88,7 +88,8 @@ def _decision_text(dec: Any, risk: Any) -> str:
         cells.append(f"{r['p_best']:.2f}")
         if dec.expected_utility:
             cells.append(_fmt(dec.expected_utility[name]))
-        cells.append("<- best" if name == dec.best else "")
+        tied = dec.tied_with is not None and name in (dec.best, dec.tied_with)
+        cells.append("<- tied" if tied else ("<- best" if name == dec.best else ""))
         rows.append(cells)
     return _table(rows, header, right=[False] + [True] * (len(header) - 2) + [False])
 
