@@ -371,7 +371,7 @@ def _problems(
         longer = f", even after {batches} batches of draws per chain" if batches > 1 else ""
         problems.append(
             f"r-hat above {RHAT_MAX} for {join_names(bad_rhat)} (max {d['max_r_hat']:.3f}): the chains disagree"
-            f"{longer}. Run more warmup and draws (sampler.warmup / sampler.draws), or tighten the priors if "
+            f"{longer}. Run more warmup and draws (sampler.warmup / sampler.draws; CLI: --warmup / --draws), or tighten the priors if "
             "the data cannot pin these parameters down."
         )
     ess_min = ESS_PER_CHAIN_MIN * chains
@@ -379,7 +379,7 @@ def _problems(
     if low and not split:
         problems.append(
             f"effective sample size below {ess_min} for {join_names(low)} (min bulk {d['min_ess_bulk']:.0f}, tail "
-            f"{d['min_ess_tail']:.0f}): intervals are noisy. Increase sampler.draws."
+            f"{d['min_ess_tail']:.0f}): intervals are noisy. Increase sampler.draws (CLI: --draws)."
         )
     if d["divergences"]:
         problems.append(

@@ -587,7 +587,7 @@ def test_convergence_warning_in_words(spec, runs) -> None:
     # The chains drew on from where they stopped (batches of 20) and still disagree, or sat apart (no batches).
     batches = f.diagnostics()["nuts_batches"]
     said = "the chains disagree" + (f", even after {batches} batches of draws per chain" if batches > 1 else "")
-    assert said + ". Run more warmup and draws (sampler.warmup / sampler.draws)" in msg
+    assert said + ". Run more warmup and draws (sampler.warmup / sampler.draws; CLI: --warmup / --draws)" in msg
     assert "effective sample size below 200" in msg and "Increase sampler.draws" in msg
     # The fit is still returned, and its diagnostics say the same.
     problems = f.diagnostics()["problems"]
