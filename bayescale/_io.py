@@ -80,6 +80,18 @@ def read_only(path: str | os.PathLike) -> bool:
     return os.path.exists(path) and (not os.stat(path).st_mode & 0o222 or not os.access(path, os.W_OK))
 
 
+#: Set by the command line's Ctrl-C handler (:func:`mark_interrupted`). Python raises the interrupt in
+#: whatever runs, and where that is a library's callback (XLA's garbage-collection hook) the exception is
+#: printed and swallowed and the command runs on: the flag keeps it from then replacing the user's file.
+_interrupted = False
+
+
+def mark_interrupted() -> None:
+    """Record a Ctrl-C: :func:`atomic_write` replaces no file from now on."""
+    global _interrupted
+    _interrupted = True
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = None) -> T:
     """Call ``write(tmp)`` on a temporary path beside ``path`` (creating the folder), fsync it, give it
     ``mode`` and rename it onto ``path``; returns what ``write`` returned. Without ``mode`` the file keeps
@@ -104,6 +116,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: in
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
+        if _interrupted:  # a Ctrl-C a library swallowed: the command was stopped, its output is not kept
+            raise KeyboardInterrupt
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

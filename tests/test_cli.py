@@ -1488,3 +1488,23 @@ def test_summary_says_each_finding_once_where_stdout_and_stderr_are_one_stream(t
     assert both.count(problem) == 1, both
     apart = subprocess.run(cmd, capture_output=True, text=True, check=True)
     assert apart.stdout.count(problem) == 1 and f"warning: {problem}" in apart.stderr
+
+
+def test_ctrl_c_is_one_line_and_replaces_no_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Ctrl-C exits 130 with one line; and once it was pressed, no file is replaced, even where a library
+    swallowed the exception (XLA's garbage-collection hook did, and the fit went on to overwrite its output)."""
+    import argparse
+
+    from bayescale import _io
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    assert cli._run(argparse.Namespace(func=interrupted)) == 130
+    assert capsys.readouterr().err.strip() == cli.INTERRUPTED
+    kept = tmp_path / "fit.nc"
+    kept.write_text("the user's file")
+    monkeypatch.setattr(_io, "_interrupted", True)
+    with pytest.raises(KeyboardInterrupt):
+        _io.atomic_write(kept, lambda tmp: Path(tmp).write_text("a fit finished after the interrupt"))
+    assert kept.read_text() == "the user's file" and [p.name for p in tmp_path.iterdir()] == ["fit.nc"]

@@ -54,9 +54,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import bayescale
 from bayescale.errors import BayescaleError
@@ -189,6 +191,25 @@ def _run(args: argparse.Namespace) -> int:
         if e.filename is not None and e.strerror:
             return _error(f"{e.strerror}: {e.filename}")
         return _error(str(e))
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback through JAX
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
+
+
+#: Said on Ctrl-C (exit status 130).
+INTERRUPTED = (
+    "bayescale: interrupted; no file was left half-written (each is replaced whole or not at all); "
+    "`loop` and `pilot` resume when run again"
+)
+
+
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """Ctrl-C: remembered (so that no file is replaced after it, even where a library swallows the exception),
+    then raised as usual."""
+    from bayescale._io import mark_interrupted
+
+    mark_interrupted()
+    raise KeyboardInterrupt
 
 
 def _main(argv: list[str], before: Callable[[Command], None] | None = None) -> int:
@@ -196,8 +217,12 @@ def _main(argv: list[str], before: Callable[[Command], None] | None = None) -> i
         args = _parse(build_parser(), argv)
     except SystemExit as e:  # --help, --version and usage errors
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    if before is not None:
-        before(COMMANDS[args.command])
+    try:
+        if before is not None:
+            before(COMMANDS[args.command])
+    except KeyboardInterrupt:  # while the heavy stack loads
+        print(INTERRUPTED, file=sys.stderr)
+        return 130
     return _run(args)
 
 
@@ -232,6 +257,7 @@ def entry() -> None:
     ``BAYESCALE_NO_JIT_CACHE=1`` to turn it off)."""
     if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
         bayescale.set_host_device_count(4)  # four default chains in parallel, one thread each
+    signal.signal(signal.SIGINT, _on_interrupt)
     sys.exit(_main(sys.argv[1:], before=_compilation_cache))
 
 
