@@ -15,7 +15,9 @@ import numpyro
 import pandas as pd
 
 from . import __version__, _arviz
+from ._words import join_names
 from .data import runs_hash
+from .errors import BayescaleError
 from .model import OBS, log_prior
 from .spec import ModelSpec
 
@@ -95,6 +97,16 @@ def _other_columns(table: pd.DataFrame, law_columns: list[str]) -> dict[str, np.
 
 def _versions() -> dict[str, str]:
     return {"bayescale": __version__, "numpyro": numpyro.__version__, "jax": jax.__version__, "arviz": _arviz.version()}
+
+
+def require_fit_groups(idata: Any, path: Any) -> None:
+    """A :class:`BayescaleError` unless the fit file at ``path`` holds the groups a fit is read from."""
+    missing = [g for g in ("posterior", "constant_data", "observed_data") if g not in idata.groups()]
+    if missing:
+        raise BayescaleError(
+            f"{path} is not a whole bayescale fit file: it lacks the group{'s' * (len(missing) > 1)} "
+            f"{join_names(missing, quoted=True)} (a file edited or cut short); fit again (`bayescale fit`)"
+        )
 
 
 def runs_from_idata(idata: Any) -> pd.DataFrame:

@@ -188,6 +188,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def toml_text(path: Path, what: str) -> str:
+    """The text of the TOML file ``path``, or :class:`OSError` / :class:`ValueError` naming ``what`` and the path
+    (a folder, or a file that is not UTF-8 text, as TOML must be)."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{what} is a folder, not a TOML file", str(path))
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{what} {str(path)!r} is not UTF-8 text, as a TOML file must be ({e.reason} at byte {e.start})"
+        ) from None
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (creating its folder); returns the path."""
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

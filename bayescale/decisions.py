@@ -26,7 +26,7 @@ from ._words import join_names
 from .averaging import law_disagreement
 from .data import points_frame
 from .discrepancy import calibration
-from .errors import BayescaleError
+from .errors import BayescaleError, check_seed
 from .frontier import allocation_exponents, allocation_regret, band_table, compute_optimal, frontier, near_optimal_range
 from .frontier import check_prob as _validate_prob
 from .misfit import ADVICE_HEAD
@@ -152,8 +152,11 @@ def _flat(draws: Any, name: str) -> np.ndarray:
     else:
         x = np.asarray(draws, dtype=float)
     x = np.asarray(x, dtype=float).reshape(-1)
-    if x.size == 0 or not np.all(np.isfinite(x)):
-        raise BayescaleError(f"option {name!r}: draws must be a non-empty array of finite losses")
+    if x.size < 2 or not np.all(np.isfinite(x)):
+        raise BayescaleError(
+            f"option {name!r}: draws must be an array of at least 2 finite losses (a point to predict is a mapping "
+            "such as {'N': 7e9, 'D': 1.4e12}, with fit=...)"
+        )
     return x
 
 
@@ -298,6 +301,9 @@ def decide(
     """
     options = _named_options(options)
     _validate_prob(ci_prob, "ci_prob")
+    check_seed(seed)
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number))):
+        raise BayescaleError(f"threshold must be a number (a loss in nats), got {threshold!r}")
     risk = parse_risk(risk)
     if predict is None and fit is not None:
         predict = lambda frame: fit.predict(frame, noise=noise, seed=seed)  # noqa: E731  (the boundary: a fit's draws)

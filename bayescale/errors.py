@@ -7,6 +7,7 @@ not know bayescale. Poor sampling warns rather than raises.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 
@@ -25,6 +26,27 @@ def user_stacklevel() -> int:
 
 class BayescaleError(ValueError):
     """Base class of every error bayescale raises for bad input."""
+
+
+#: Seeds run from 0 to this (JAX's and NumPy's generators take them as unsigned 32-bit keys; a saved fit keeps
+#: its seed as an HDF5 integer).
+SEED_MAX = 2**32 - 1
+
+
+def check_seed(seed: object, what: str = "seed") -> int:
+    """``seed`` as an int in [0, :data:`SEED_MAX`], or a :class:`BayescaleError` naming ``what``."""
+    integer = not isinstance(seed, bool) and hasattr(seed, "__index__")  # int or a NumPy integer
+    if not integer or not 0 <= int(seed) <= SEED_MAX:
+        raise BayescaleError(f"{what} must be an integer in [0, {SEED_MAX}], got {seed!r}")
+    return int(seed)
+
+
+def seed_argument(text: str) -> int:
+    """``--seed``'s type on the command line: an integer in [0, :data:`SEED_MAX`] (argparse's usage error else)."""
+    try:
+        return check_seed(int(text))
+    except (ValueError, BayescaleError):
+        raise argparse.ArgumentTypeError(f"must be an integer in [0, {SEED_MAX}], got {text!r}") from None
 
 
 class SpecError(BayescaleError):

@@ -166,9 +166,12 @@ def compute_optimal(
     >>> opt = compute_optimal(fit, [5.76e23])                    # doctest: +SKIP
     >>> float(opt.tokens_per_param.median())                     # doctest: +SKIP
     """
-    C = np.atleast_1d(np.asarray(budgets, dtype=float))
-    if C.ndim != 1 or not np.all(np.isfinite(C) & (C > 0)):
-        raise BayescaleError(f"budgets must be positive finite FLOP counts, got {budgets!r}")
+    try:
+        C = np.atleast_1d(np.asarray(budgets, dtype=float))
+    except (TypeError, ValueError):
+        C = np.array([np.nan])
+    if C.ndim != 1 or C.size == 0 or not np.all(np.isfinite(C) & (C > 0)):
+        raise BayescaleError(f"budgets must be one or more positive finite FLOP counts, got {budgets!r}")
     unique_tokens = _checked_unique_tokens(unique_tokens)
     if _is_average(fit):
         return _average_optimal(fit, C, unique_tokens, ratio_bounds, n_grid)

@@ -45,13 +45,21 @@ from ._engine import (
     psis,
 )
 from ._engine import log_likelihood as padded_log_likelihood
-from ._idata import build_idata, fit_attrs, runs_from_idata
+from ._idata import build_idata, fit_attrs, require_fit_groups, runs_from_idata
 from ._identified import DEGENERATE, collapsed_noise, too_few_runs, unspanned_inputs
 from ._identified import add_identified as add_identified  # re-exported: the PyMC backend reads it here
 from ._words import count, join_names
 from .data import law_inputs, load_runs, points_frame
 from .discrepancy import Learned, conformal_scaled, learn
-from .errors import BayescaleError, ConvergenceWarning, MultimodalWarning, SpecError, StaleFitError, user_stacklevel
+from .errors import (
+    BayescaleError,
+    ConvergenceWarning,
+    MultimodalWarning,
+    SpecError,
+    StaleFitError,
+    check_seed,
+    user_stacklevel,
+)
 from .misfit import Misfit, misfit, warn_if_misfit
 from .model import _POSTERIORS as _POSTERIORS  # re-exported: the benchmarks clear it
 from .model import (
@@ -62,7 +70,7 @@ from .model import (
     make_model,
     noise_names,
     posterior,
-    sample_per_point,
+    predictive_draws,
 )
 from .model import observation_dist as observation_dist  # re-exported: its home before bayescale.model
 from .modes import chains_agree, describe, modes_of, settle, stuck_chains, stuck_words
@@ -312,8 +320,11 @@ class Fit:
         try:
             idata = _arviz.load(path)
             stored = json.loads(_arviz.attrs(idata)["bayescale_spec"])
+        except PermissionError:
+            raise BayescaleError(f"fit file {str(path)!r} cannot be read (permission denied)") from None
         except (KeyError, OSError, ValueError) as e:
             raise BayescaleError(f"{path} is not a bayescale fit file ({type(e).__name__}: {e})") from None
+        require_fit_groups(idata, path)
         a = _arviz.fit_attrs(idata, path)
         saved = recorded_spec(stored, path=a.get("spec_path") or None)
         if check_spec:
@@ -340,21 +351,6 @@ class Fit:
             )
         runs = runs_from_idata(idata)
         return cls(spec=saved, idata=idata, runs=runs, method=a.get("method", "nuts"), seed=int(a.get("seed", 0)))
-
-
-def predictive_draws(fit: Any, points: Any, *, noise: bool, seed: int) -> xr.DataArray:
-    """Draws of the loss at ``points`` from anything with ``spec``, ``log_loss`` and ``noise_params``
-    (a :class:`Fit`, or a law average): dims (chain, draw, point), named ``"loss"``, with the inputs
-    as coordinates."""
-    frame = points_frame(points)
-    log_mu = fit.log_loss(frame)
-    inputs = [c for c in ("N", "D", "C", "U") if c in frame]
-    if noise:  # each point's noise seeded by the point itself: its band is the same beside any other points
-        log_mu = sample_per_point(fit.spec, log_mu, fit.noise_params(), seed, frame[inputs].to_numpy())
-    coords: dict[str, Any] = {"point": np.arange(len(frame))}
-    for col in inputs:
-        coords[col] = ("point", frame[col].to_numpy(dtype=float))
-    return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
 
 
 def _problems(
@@ -401,8 +397,7 @@ def _checked_spec(spec: ModelSpec, method: str, seed: Any, **overrides: int | No
     """The spec with the caller's sampler overrides, after checking ``method`` and ``seed``."""
     if method not in METHODS:
         raise BayescaleError(f"method must be one of {list(METHODS)}, got {method!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if not overrides:
         return spec

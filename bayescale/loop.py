@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import tomllib
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,13 @@ import numpy as np
 import pandas as pd
 
 from ._io import atomic_write_bytes
+from ._loop_config import config_dict, validate_simulate, validate_values
 from ._words import count, join_names
 from .averaging import fit as do_fit
 from .averaging import load_fit
 from .checks import check
 from .data import append_run, load_runs
-from .design.planners import PlanOptions
-from .design.selection import StopRule, suggest
+from .design.selection import suggest
 from .design.targets import Target, default_candidates, parse_target, pool_floor, runs_cost, target_band
 from .errors import BayescaleError
 from .inference import Fit
@@ -206,18 +205,7 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
     """
     if isinstance(source, LoopConfig):
         return source
-    base = Path(".")
-    if isinstance(source, Mapping):
-        d = dict(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise BayescaleError(f"loop config file {str(path)!r} not found")
-        try:
-            d = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
-            raise BayescaleError(f"loop config {path}: not valid TOML ({e})") from None
-        base = path.resolve().parent
+    d, base = config_dict(source)
     unknown = sorted(set(d) - set(_CONFIG_KEYS))
     if unknown:
         raise BayescaleError(
@@ -226,6 +214,7 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
     for key in ("runs", "spec", "target"):
         if key not in d:
             raise BayescaleError(f"loop config: missing {key!r}")
+    validate_values(d)
     budget = d.get("budget", d.get("budget_flops"))
     if budget is None:
         raise BayescaleError("loop config: missing 'budget' (FLOPs for new pilots)")
@@ -249,7 +238,6 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
     k = d.get("k", 2)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise BayescaleError(f"loop config: k must be a positive integer, got {k!r}")
-    _validate_values(d)
     return LoopConfig(
         runs=runs,
         spec=spec,
@@ -265,58 +253,6 @@ def load_loop_config(source: str | os.PathLike | Mapping[str, Any] | LoopConfig)
         max_rounds=int(d.get("max_rounds", 50)),
         suggest_options=suggest,
     )
-
-
-def _number(value: Any, where: str, *, integer: bool = False, zero: bool = False) -> None:
-    """``value`` is a finite number > 0 (an integer, >= 0 with ``zero``), or one line saying it is not."""
-    kind = "an integer" if integer else "a number"
-    ok = isinstance(value, int if integer else (int, float)) and not isinstance(value, bool)
-    if not (ok and math.isfinite(value) and (value >= 0 if zero else value > 0)):
-        raise BayescaleError(f"loop config: {where} must be {kind} {'>= 0' if zero else '> 0'}, got {value!r}")
-
-
-def _validate_values(d: Mapping[str, Any]) -> None:
-    """The loop config's scalars and tables well-typed, and the options of [fit], [suggest] and
-    [simulate] known, so a bad config fails before round 0 (the law's parameters in [simulate]
-    are checked against the spec by :func:`run_loop`)."""
-    if d.get("tolerance") is not None:
-        _number(d["tolerance"], "tolerance")
-    for key in ("seed", "max_rounds"):
-        if key in d:
-            _number(d[key], key, integer=True, zero=True)
-    for key in ("fit", "trainer", "simulate", "suggest"):
-        if key in d and not isinstance(d[key], Mapping):
-            raise BayescaleError(f"loop config: [{key}] must be a table, got {d[key]!r}")
-    options = {f.name for f in (*fields(PlanOptions), *fields(StopRule))} - {"tolerance"}
-    allowed = {"fit": {"chains", "warmup", "draws", "progress"}, "suggest": options | {"candidates", "cost", "planner"}}
-    for key, names in allowed.items():
-        unknown = sorted(set(d.get(key, {})) - names)
-        if unknown:
-            raise BayescaleError(
-                f"loop config: [{key}] has unknown keys {join_names(unknown, quoted=True)}; "
-                f"allowed {join_names(sorted(names), quoted=True)}"
-            )
-    for name, value in d.get("simulate", {}).items():
-        if name == "seed":
-            _number(value, "[simulate] seed", integer=True, zero=True)
-        else:
-            _number(value, f"[simulate] {name}")
-
-
-def _validate_simulate(sim: Mapping[str, Any], spec: ModelSpec) -> None:
-    """[simulate] gives every parameter of the spec's law and nothing else (besides sigma, seed, df)."""
-    params = list(spec.law.params)
-    missing = [p for p in params if p not in sim]
-    unknown = sorted(set(sim) - set(params) - {"sigma", "seed", "df"})
-    if missing or unknown:
-        raise BayescaleError(
-            f"loop config: [simulate] must give each parameter of law {spec.law.name!r} ({join_names(params)}), "
-            "and optionally sigma, seed and df; "
-            + "; ".join(
-                [f"missing {join_names(missing)}"] * bool(missing)
-                + [f"unknown {join_names(unknown, quoted=True)}"] * bool(unknown)
-            )
-        )
 
 
 #: Deprecated names (a loop's file is its *config*; "plan" is what :func:`suggest` returns).
@@ -506,7 +442,7 @@ def _next_batch(
 def _default_trainer(cfg: LoopConfig, spec: ModelSpec) -> Callable[[pd.DataFrame], Any]:
     """The config's simulated world, else the pilot runner."""
     if cfg.simulate is not None:
-        _validate_simulate(cfg.simulate, spec)
+        validate_simulate(cfg.simulate, spec)
         sim = dict(cfg.simulate)
         sigma = float(sim.pop("sigma", 0.01))
         sseed = int(sim.pop("seed", 0))

@@ -24,12 +24,14 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 import pandas as pd
+import xarray as xr
 from numpyro.distributions import HalfNormal, Normal
 from numpyro.distributions.transforms import ExpTransform, biject_to
 
 from . import laws, likelihoods
 from ._exported import Stored
-from .errors import BayescaleError
+from .data import points_frame
+from .errors import BayescaleError, check_seed
 from .priors import Prior
 from .spec import ModelSpec
 
@@ -441,6 +443,22 @@ def posterior(
     return _POSTERIORS[key]
 
 
+def predictive_draws(fit: Any, points: Any, *, noise: bool, seed: int) -> xr.DataArray:
+    """Draws of the loss at ``points`` from anything with ``spec``, ``log_loss`` and ``noise_params``
+    (a :class:`Fit`, or a law average): dims (chain, draw, point), named ``"loss"``, with the inputs
+    as coordinates."""
+    check_seed(seed)
+    frame = points_frame(points)
+    log_mu = fit.log_loss(frame)
+    inputs = [c for c in ("N", "D", "C", "U") if c in frame]
+    if noise:  # each point's noise seeded by the point itself: its band is the same beside any other points
+        log_mu = sample_per_point(fit.spec, log_mu, fit.noise_params(), seed, frame[inputs].to_numpy())
+    coords: dict[str, Any] = {"point": np.arange(len(frame))}
+    for col in inputs:
+        coords[col] = ("point", frame[col].to_numpy(dtype=float))
+    return xr.DataArray(np.exp(log_mu), dims=("chain", "draw", "point"), coords=coords, name="loss")
+
+
 __all__ = [
     "DRIFT",
     "OBS",
@@ -458,5 +476,6 @@ __all__ = [
     "pointwise_log_likelihood",
     "posterior",
     "sample_observations",
+    "predictive_draws",
     "sample_per_point",
 ]

@@ -35,6 +35,7 @@ from .data import law_inputs, load_runs
 from .errors import (
     BayescaleError,
     SpecError,
+    check_seed,
 )
 from .inference import Fit, add_identified, warn_if_unconverged
 from .misfit import warn_if_misfit
@@ -392,8 +393,7 @@ def _checked(spec: ModelSpec, sampler: str, seed: Any, overrides: Mapping[str, i
     """Validate :func:`fit_pymc`'s arguments; the spec with the sampler overrides applied."""
     if sampler not in SAMPLERS:
         raise BayescaleError(f"sampler must be one of {list(SAMPLERS)}, got {sampler!r}")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}")
+    check_seed(seed)
     if sampler == "nutpie":
         _validate_nutpie()
     changes = {k: v for k, v in overrides.items() if v is not None}

@@ -604,13 +604,14 @@ def load_spec(source: str | os.PathLike | Mapping[str, Any] | ModelSpec) -> Mode
     if not path.exists() and path.suffix == "" and (bundled := _bundled_spec(str(source))) is not None:
         path = bundled
     if not path.is_file():
+        what = "is a folder, not a TOML file" if path.is_dir() else "not found"
         raise SpecError(
-            f"spec file {str(source)!r} not found; the bundled specs are {join_names(bundled_specs(), quoted=True, limit=20)}"
+            f"spec file {str(source)!r} {what}; the bundled specs are {join_names(bundled_specs(), quoted=True, limit=20)}"
         )
     try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"spec {path}: not valid TOML: {e}") from None
+        d = tomllib.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # not valid TOML, or not UTF-8 text as TOML must be
+        raise SpecError(f"spec {path}: not valid TOML (UTF-8 text): {e}") from None
     if "average" in d:
         return _average_from_dict(d, str(path.resolve()))
     return spec_from_dict(d, path=str(path.resolve()))

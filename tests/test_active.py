@@ -815,6 +815,8 @@ _LOOP_HEAD = (
         ("max_rounds = -1\n", ["max_rounds must be an integer >= 0"]),
         ("[fit]\nchians = 2\n", ["[fit] has unknown keys 'chians'"]),
         ("[suggest]\nbogus = 1\n", ["[suggest] has unknown keys 'bogus'"]),
+        ("suggest = 5\n", ["[suggest] must be a table"]),
+        ("[trainer]\nfoo = 1\n", ["[trainer] has unknown keys 'foo'", "'eval_tokens'"]),  # was a TypeError at round 1
     ],
 )
 def test_cli_loop_refuses_a_bad_config_before_any_work(tmp_path, body, needles):
@@ -826,6 +828,22 @@ def test_cli_loop_refuses_a_bad_config_before_any_work(tmp_path, body, needles):
     assert code == 2 and err.startswith("bayescale: error: loop config: ") and err.count("\n") == 1, err
     assert all(n in err for n in needles), err
     assert "round" not in out and not (tmp_path / "runs.csv.loop.json").exists()
+
+
+def test_a_loop_config_of_the_wrong_types_or_not_text_is_said_in_one_line(tmp_path):
+    from bayescale.errors import BayescaleError
+    from bayescale.loop import load_loop_config
+
+    base = {"runs": "runs.csv", "spec": "chinchilla", "target": "N=4e9,D=8e10", "budget": 4e18}
+    for key, value in (("runs", 5), ("spec", 5), ("target", 4e9)):
+        with pytest.raises(BayescaleError, match=rf"loop config: {key} must be .*got {value!r}"):
+            load_loop_config({**base, key: value})
+    latin = tmp_path / "loop.toml"
+    latin.write_bytes(b'runs = "caf\xe9.csv"\n')
+    with pytest.raises(BayescaleError, match=r"loop config '.*loop.toml' is not UTF-8 text"):
+        load_loop_config(latin)
+    with pytest.raises(BayescaleError, match=r"is a folder; give the loop's TOML file"):
+        load_loop_config(tmp_path)
 
 
 def test_a_loop_configs_candidates_file_is_read_beside_it(tmp_path):

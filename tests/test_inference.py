@@ -792,10 +792,22 @@ def test_laplace_warns_when_runs_can_be_interpolated(spec, runs) -> None:
     bs.fit(spec, runs, seed=0, method="laplace", chains=1, draws=200)
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None])
+@pytest.mark.parametrize("seed", [-1, 1.5, True, "0", None, 2**64])
 def test_bad_seed(spec, runs, seed) -> None:
-    with pytest.raises(BayescaleError, match=r"seed must be a non-negative integer, got"):
+    """A seed past 2**32 - 1 was refused only after the whole fit, by the file it could not be saved in."""
+    with pytest.raises(BayescaleError, match=r"seed must be an integer in \[0, 4294967295\], got"):
         bs.fit(spec, runs, seed=seed)
+
+
+def test_a_bad_seed_on_the_command_line_is_a_usage_error(capsys) -> None:
+    from bayescale import cli
+
+    for argv in (
+        ["predict", "x.nc", "--at", "N=1e9,D=2e10", "--seed", "-1"],
+        ["fit", "chinchilla", "r.csv", "--seed", "18446744073709551616"],
+    ):
+        assert cli.main(argv) == 2
+        assert "--seed: must be an integer in [0, 4294967295]" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("method", ["mcmc", "NUTS", "vi"])
@@ -919,3 +931,14 @@ def test_a_fit_with_the_progress_bar_samples_what_one_without_it_does(spec, runs
         a, b = shown.idata.posterior[p].values, plain.idata.posterior[p].values
         assert a.shape == b.shape == (2, 200)
         assert abs(a.mean() - b.mean()) < 4 * math.hypot(a.std(), b.std()) / math.sqrt(100)
+
+
+def test_a_fit_file_without_its_groups_is_refused_on_load(tmp_path) -> None:
+    """A file cut short or edited (its posterior deleted) loaded, then failed deep inside a command."""
+    import arviz as az
+
+    from bayescale._idata import require_fit_groups
+
+    posterior_only = az.from_dict(posterior={"E": np.ones((2, 5))})
+    with pytest.raises(BayescaleError, match=r"lacks the groups 'constant_data' and 'observed_data'.*fit again"):
+        require_fit_groups(posterior_only, tmp_path / "cut.nc")

@@ -195,6 +195,9 @@ def test_sweep_parsing_and_errors(tmp_path):
         ({"table": "r.csv", "run": [{"n_params": 1e5, "tokens": 1e6, "lr": 3}]}, r"unknown option\(s\) \['lr'\]"),
         ({"table": "r.csv", "run": [{"n_params": 1e5, "tokens": 1e6, "arch": "rnn"}]}, "arch='rnn' is not supported"),
         ({"table": "r.csv", "colour": 1}, "unknown key"),
+        ({"table": "r.csv", "grid": 5}, r"'grid' must be a table, \[grid\]; got 5"),  # was a TypeError
+        ({"table": "r.csv", "run": 5}, r"'run' must be a list of tables, \[\[run\]\]; got 5"),
+        ({"table": "r.csv", "settings": 5}, r"'settings' must be a table"),
         ({"table": "r.csv"}, "no runs"),
     ]:
         with pytest.raises(SweepError, match=msg):

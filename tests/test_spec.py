@@ -313,10 +313,19 @@ def test_missing_priors_listed_with_defaults() -> None:
     assert "beta" not in msg.split("defaults are:")[1]
 
 
+def test_a_spec_that_is_not_utf8_text_or_is_a_folder_is_said(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'name = "caf\xe9"\n')
+    with pytest.raises(SpecError, match=r"not valid TOML \(UTF-8 text\): .*can't decode byte 0xe9"):
+        load_spec(latin)
+    with pytest.raises(SpecError, match=r"spec file '.*' is a folder, not a TOML file"):
+        load_spec(tmp_path)
+
+
 def test_not_toml_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.toml"
     path.write_text('name = "x"\nlaw = chinchilla\n[priors\n')
-    with pytest.raises(SpecError, match=rf"spec {re.escape(str(path))}: not valid TOML: "):
+    with pytest.raises(SpecError, match=rf"spec {re.escape(str(path))}: not valid TOML \(UTF-8 text\): "):
         load_spec(path)
 
 

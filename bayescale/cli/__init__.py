@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import bayescale
+from bayescale._io import mark_interrupted
 from bayescale.errors import BayescaleError
 
 # load_fit, parse_option and parse_point are public; _data_dir (the demo looks it up here when it
@@ -206,8 +207,6 @@ INTERRUPTED = (
 def _on_interrupt(signum: int, frame: Any) -> None:
     """Ctrl-C: remembered (so that no file is replaced after it, even where a library swallows the exception),
     then raised as usual."""
-    from bayescale._io import mark_interrupted
-
     mark_interrupted()
     raise KeyboardInterrupt
 

@@ -30,6 +30,7 @@ from bayescale.errors import (
     IdentifiabilityWarning,
     MisfitWarning,
     RunsTableWarning,
+    seed_argument,
 )
 
 if TYPE_CHECKING:  # annotations only: no import at run time
@@ -221,7 +222,9 @@ def _validate_ci_prob(ci_prob: float) -> None:
 
 def _fit_options(p: argparse.ArgumentParser) -> None:
     """The sampler flags of ``fit``, ``validate`` and ``demo``."""
-    p.add_argument("--seed", type=int, default=0, help="the one seed for everything random in the fit (default 0)")
+    p.add_argument(
+        "--seed", type=seed_argument, default=0, help="the one seed for everything random in the fit (default 0)"
+    )
     p.add_argument(
         "--method",
         choices=METHODS,

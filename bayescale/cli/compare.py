@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bayescale._words import join_names
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, seed_argument
 
 from ._common import (
     _fitting_words,
@@ -181,7 +181,7 @@ def _compare_parser(p: argparse.ArgumentParser) -> None:
         help="risk measure ranking recipes: mean, quantile:0.9, var:0.9 or cvar:0.9 (default)",
     )
     p.add_argument("--ci-prob", type=float, default=0.9, help="interval probability (default 0.9)")
-    p.add_argument("--seed", type=int, default=0, help="the one seed (default 0)")
+    p.add_argument("--seed", type=seed_argument, default=0, help="the one seed (default 0)")
     p.add_argument(
         "--method",
         choices=("nuts", "laplace", "psis"),

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from bayescale.errors import BayescaleError, IdentifiabilityWarning
+from bayescale.errors import BayescaleError, IdentifiabilityWarning, seed_argument
 
 from ._common import (
     METHODS,
@@ -430,7 +430,7 @@ def _decide_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--no-noise", action="store_true", help="compare the law's loss, without the seed-to-seed noise of one run"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    p.add_argument("--seed", type=seed_argument, default=0, help="seed of the noise draws (default 0)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_decide)
 
@@ -493,7 +493,9 @@ def _validate_parser(p: argparse.ArgumentParser) -> None:
         help="budget of the compute-optimal quantities in the --update table (default 1000x the largest run)",
     )
     p.add_argument("-o", "--output", metavar="FIT.nc", help="with --update: write the refitted fit here")
-    p.add_argument("--seed", type=int, default=0, help="seed of the predictive draws and of the refit (default 0)")
+    p.add_argument(
+        "--seed", type=seed_argument, default=0, help="seed of the predictive draws and of the refit (default 0)"
+    )
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_check)
 

@@ -21,7 +21,7 @@ import math
 import re
 from typing import Any
 
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, seed_argument
 
 from ._common import _flops, _print_json, _say_cautions, _say_fit_problems, _stages, _with_readable_warnings, load_fit
 
@@ -196,7 +196,7 @@ def _suggest_parser(p: argparse.ArgumentParser) -> None:
             "P(loss <= threshold) is within this of 0 or 1"
         ),
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_suggest)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from bayescale._words import join_names
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, seed_argument
 
 from ._common import (
     PREDICTIVE_COLUMNS,
@@ -541,7 +541,7 @@ def _predict_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--noise", action="store_true", help="include observation noise: predict a new run's measured loss")
     p.add_argument("--ci-prob", type=float, default=0.9, help="probability of the credible interval (default 0.9)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    p.add_argument("--seed", type=seed_argument, default=0, help="seed of the noise draws (default 0)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_predict)
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, seed_argument
 
 from ._common import _stages, _validate_output, _validate_point, load_fit, parse_option
 
@@ -169,7 +169,10 @@ def _report_parser(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--title", help="title of the report")
     p.add_argument(
-        "--seed", type=int, default=0, help="seed of the decision's noise draws and of the validation refit (default 0)"
+        "--seed",
+        type=seed_argument,
+        default=0,
+        help="seed of the decision's noise draws and of the validation refit (default 0)",
     )
     p.add_argument("--format", choices=("html", "md"), help="html (default) or md; by default from the output's suffix")
     p.set_defaults(func=_run_report)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._io import jsonable  # NaN as null: json.dumps writes NaN, which strict parsers refuse
 from .._stages import Stages
-from ..errors import BayescaleError
+from ..errors import BayescaleError, seed_argument
 from .models import PilotError
 from .options import COOLDOWN, EXECUTORS
 from .plan import PilotPlan, available_memory, micro_batch, plan_pilot
@@ -59,7 +59,7 @@ def _pilot_parser() -> argparse.ArgumentParser:
         "(its settings, --work-dir the trunk's); one row like its other branches",
     )
     p.add_argument("--arch", default="llama", choices=("llama", "gpt2", "lstm"), help="architecture (default llama)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_argument, default=0)
     p.add_argument("--append", metavar="RUNS.csv", help="runs table to append the row to (curves go beside it)")
     p.add_argument("--corpus", default="stdlib", help="'stdlib' (default), a text file, folder or glob, or hf:NAME")
     p.add_argument("--vocab-size", type=int, default=2048)

@@ -53,6 +53,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .._io import toml_text
 from ..errors import BayescaleError
 from .guards import check_counts, die_with_parent, slurm_options_problem, table_problem
 from .options import COOLDOWN, EXECUTORS
@@ -190,11 +191,15 @@ def _read(source: str | os.PathLike | Mapping[str, Any]) -> tuple[dict[str, Any]
         return dict(source), Path.cwd(), None
     path = Path(source)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(toml_text(path, "sweep file"))
     except FileNotFoundError:
         raise SweepError(f"sweep file not found: {str(path)!r}") from None
+    except IsADirectoryError:
+        raise SweepError(f"sweep file {str(path)!r} is a folder; give the sweep's TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise SweepError(f"sweep {str(path)!r} is not valid TOML: {exc}") from exc
+    except ValueError as exc:  # not UTF-8
+        raise SweepError(str(exc)) from None
     return raw, path.parent, path
 
 
@@ -256,6 +261,13 @@ def load_sweep(source: str | os.PathLike | Mapping[str, Any]) -> Sweep:
         raise SweepError("sweep: 'table' (the runs CSV to append to, relative to the sweep file) is required")
     table = Path(raw["table"])
     table = table if table.is_absolute() else base / table
+    for key, kind, what in (
+        ("grid", Mapping, "a table, [grid]"),
+        ("settings", Mapping, "a table, [settings]"),
+        ("run", list, "a list of tables, [[run]]"),
+    ):
+        if key in raw and not isinstance(raw[key], kind):
+            raise SweepError(f"sweep: {key!r} must be {what}; got {raw[key]!r}")
     common = _options({k: raw[k] for k in ("arch", "corpus") if k in raw}, "sweep")
     common.update(_options(raw.get("settings", {}), "[settings]"))
     seeds = raw.get("seeds", [common.pop("seed", 0)])
