@@ -93,6 +93,8 @@ def column_hints(present: Sequence[object], missing: Sequence[str]) -> str:
     """Why the header may not name ``missing`` columns, in words ("" when nothing looks close):
     one column holding several names (another separator), or a name close to a required one."""
     names = [str(c) for c in present]
+    if names and names[0].lstrip().startswith(("{", "[")):  # JSON read as CSV: its keys and values became names
+        return "; the file looks like JSON, not CSV: a runs table is comma-separated text, a header line (run_id,N,D,loss) and one row per run"
     other = _separator_hint(names)
     if other:
         return other

@@ -344,7 +344,10 @@ def leave_largest_out(
     order = np.argsort(table["C"].to_numpy(float), kind="stable")
     n_test = max(1, int(round(holdout_top * len(table))))
     if len(table) - n_test < 3:
-        raise BayescaleError(f"leave-largest-out needs at least 3 training runs; the table has {len(table)}")
+        raise BayescaleError(
+            f"leave-largest-out needs at least 3 training runs; holding out the top {holdout_top:g} of the "
+            f"{len(table)} runs ({n_test}) leaves {len(table) - n_test}: hold out a smaller fraction"
+        )
     test_idx, train_idx = order[-n_test:], order[:-n_test]
     train, test = table.iloc[train_idx], table.iloc[test_idx]
     f = _fit(load_spec(spec), train.reset_index(drop=True), seed=seed, method=method, **fit_kwargs)

@@ -503,6 +503,13 @@ def test_a_row_with_more_fields_than_the_header_is_refused(tmp_path):
     assert list(runs["run_id"]) == ["a", "b"] and list(runs["loss"]) == [3.1, 2.9]
 
 
+def test_a_json_file_given_as_a_runs_table_is_said_to_be_json(tmp_path):
+    path = tmp_path / "runs.json"
+    path.write_text('{"N":[1e8,2e8],"D":[2e9,4e9],"loss":[3.1,2.9]}\n')
+    with pytest.raises(RunsTableError, match="the file looks like JSON, not CSV"):
+        load_runs(path)
+
+
 @pytest.mark.parametrize(
     "header, hint",
     [

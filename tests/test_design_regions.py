@@ -456,3 +456,15 @@ def test_cli_suggest_region(tmp_path, fit1):
     ]:
         code, _, err = _run(base + argv)
         assert code == 2 and needle in err and err.count("\n") == 1, (argv, err)
+
+
+def test_points_of_other_columns_are_refused_even_without_rows(tmp_path):
+    """A pending-runs file with a header of other columns and no rows read as "nothing pending"."""
+    (tmp_path / "p.csv").write_text("foo,bar\n")
+    with pytest.raises(
+        BayescaleError, match=r"pending: each entry needs N and D \(or N and C\); the columns are 'foo' and 'bar'"
+    ):
+        as_points(str(tmp_path / "p.csv"), "pending")
+    (tmp_path / "none.csv").write_text("N,D\n")  # the right header, nothing pending yet
+    assert len(as_points(str(tmp_path / "none.csv"), "pending")) == 0
+    assert len(as_points(None, "pending")) == 0 and len(as_points([], "pending")) == 0

@@ -302,6 +302,13 @@ def test_markdown_tables_and_relative_images(md_report, material):
     assert material["fit"].idata.attrs["runs_hash"] in text
 
 
+def test_markdown_report_refuses_a_file_where_its_figures_folder_goes(material, tmp_path):
+    (tmp_path / "r_files").write_text("the user's own file")
+    with pytest.raises(bs.BayescaleError, match=r"r_files' is a file, but the Markdown report keeps its figures"):
+        report.write_markdown(material["fit"], tmp_path / "r.md")
+    assert (tmp_path / "r_files").read_text() == "the user's own file" and not (tmp_path / "r.md").exists()
+
+
 def test_markdown_escapes_user_text(md_report):
     text = md_report.read_text(encoding="utf-8")
     assert "<script" not in text.lower() and "<img" not in text and "<i>" not in text

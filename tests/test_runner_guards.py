@@ -121,9 +121,9 @@ def test_bad_counts_exit_2_with_one_line(tmp_path, capsys):
 def test_negative_numbers_in_exponent_notation_are_values(capsys):
     # argparse of Python 3.11/3.12 took -3e5 for an option ("expected one argument")
     assert main([*PILOT[:3], "--tokens", "-3e5", "--dry-run"]) == 2
-    assert "tokens=-300000.0 must be a positive number" in capsys.readouterr().err
+    assert "tokens=-300000.0 must be a finite number > 0" in capsys.readouterr().err
     assert main(["pilot", "--n-params", "-5e4", "--tokens", "1e5", "--dry-run", "-q"]) == 2
-    assert "n_params=-50000.0 must be a positive number" in capsys.readouterr().err
+    assert "n_params=-50000.0 must be a finite number > 0" in capsys.readouterr().err
 
 
 def test_slurm_options_submitit_would_refuse_are_refused_before_planning(tmp_path, capsys):

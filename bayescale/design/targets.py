@@ -533,11 +533,12 @@ def as_points(x: Any, what: str) -> pd.DataFrame:
         except (TypeError, ValueError):
             kinds = "a DataFrame, a mapping of columns, a list of points (mappings with N and D) or a CSV path"
             raise BayescaleError(f"{what}: give {kinds}, got {type(x).__name__}") from None
+    cols = [c for c in ("N", "D", "C") if c in frame]
+    if len(frame.columns) and ("N" not in cols or len(cols) < 2):  # other columns: a mistake even without rows
+        got = join_names([str(c) for c in frame.columns], quoted=True)
+        raise BayescaleError(f"{what}: each entry needs N and D (or N and C); the columns are {got}")
     if len(frame) == 0:
         return pd.DataFrame({"N": [], "D": []}, dtype=float)
-    cols = [c for c in ("N", "D", "C") if c in frame]
-    if "N" not in cols or len(cols) < 2:
-        raise BayescaleError(f"{what}: each entry needs N and D (or N and C)")
     for col in cols:  # blank cells stay NaN: points_frame derives them from the other two, as in a runs table
         blank = frame[col].map(lambda v: pd.isna(v) or (isinstance(v, str) and not v.strip())).astype(bool)
         values = pd.to_numeric(frame[col].mask(blank), errors="coerce").astype(float)

@@ -342,6 +342,11 @@ def write_markdown(
     _validate_fit(fit)
     path = Path(path)
     image_dir = f"{path.stem}_files"
+    if (path.parent / image_dir).exists() and not (path.parent / image_dir).is_dir():
+        raise BayescaleError(
+            f"{str(path.parent / image_dir)!r} is a file, but the Markdown report keeps its figures in a folder of "
+            "that name beside it: move the file, or name the report otherwise"
+        )
     progress = _Progress(_n_steps(decision, validation), "report")
     try:
         title, blocks = _blocks(

@@ -114,7 +114,7 @@ def plan_pilot(
         raise PilotError(f"arch={arch!r} is not supported; allowed: {list(ARCHES)}")
     for name, v in (("n_params", n_params), ("tokens", tokens)):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise PilotError(f"{name}={v!r} must be a positive number")
+            raise PilotError(f"{name}={v!r} must be a finite number > 0")
     if not (isinstance(seed, int) and seed >= 0):
         raise PilotError(f"seed={seed!r} must be a non-negative integer")
     if not (isinstance(seq_len, int) and 8 <= seq_len <= 8192):
