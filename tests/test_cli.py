@@ -1508,3 +1508,11 @@ def test_ctrl_c_is_one_line_and_replaces_no_file(tmp_path: Path, monkeypatch, ca
     with pytest.raises(KeyboardInterrupt):
         _io.atomic_write(kept, lambda tmp: Path(tmp).write_text("a fit finished after the interrupt"))
     assert kept.read_text() == "the user's file" and [p.name for p in tmp_path.iterdir()] == ["fit.nc"]
+
+
+def test_summary_and_decide_name_their_options_in_errors(fixed_fit: dict, capsys) -> None:
+    path = str(fixed_fit["path"])
+    assert cli.main(["summary", path, "--ci-prob", "0"]) == 2
+    assert "--ci-prob must be in (0, 1)" in capsys.readouterr().err
+    assert cli.main(["decide", path, "--option", "a:N=1e9,D=2e10", "--threshold", "2.5", "--value", "-5"]) == 2
+    assert "--value must be a finite number >= 0" in capsys.readouterr().err

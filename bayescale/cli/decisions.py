@@ -104,8 +104,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
     if args.price_per_flop is not None and args.value is None:
         raise BayescaleError("--price-per-flop needs --value (the value of reaching --threshold)")
     if args.value is not None:
-        if not math.isfinite(args.value):
-            raise BayescaleError(f"--value must be a finite number, got {args.value!r}")
+        if not (math.isfinite(args.value) and args.value >= 0):
+            raise BayescaleError(f"--value must be a finite number >= 0, got {args.value!r}")
         _positive(args.price_per_flop, "--price-per-flop", zero=True)
         if args.threshold is None:
             raise BayescaleError("--value needs --threshold (the loss whose reaching is worth --value)")

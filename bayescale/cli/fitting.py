@@ -34,6 +34,7 @@ from ._common import (
     _stages,
     _summary_text,
     _table,
+    _validate_ci_prob,
     _validate_output,
     _validate_point,
     _warn_unless_printed,
@@ -157,6 +158,7 @@ def _without_tables(diag: Any) -> Any:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     fit = load_fit(args.fit)
+    _validate_ci_prob(args.ci_prob)
     table = fit.summary(ci_prob=args.ci_prob)
     diag = fit.diagnostics()
     misfit = _misfit_or_none(fit)
