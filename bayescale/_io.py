@@ -92,6 +92,11 @@ def mark_interrupted() -> None:
     _interrupted = True
 
 
+def interrupted() -> bool:
+    """Whether Ctrl-C was pressed (:func:`mark_interrupted`)."""
+    return _interrupted
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], T], *, mode: int | None = None) -> T:
     """Call ``write(tmp)`` on a temporary path beside ``path`` (creating the folder), fsync it, give it
     ``mode`` and rename it onto ``path``; returns what ``write`` returned. Without ``mode`` the file keeps

@@ -60,9 +60,8 @@ def validate_values(d: Mapping[str, Any]) -> None:
         if key in d and not isinstance(d[key], Mapping):
             raise BayescaleError(f"loop config: [{key}] must be a table, got {d[key]!r}")
     for key, kinds, what in (
-        ("runs", str, "a path"),
-        ("spec", (str, Mapping), "a spec's name or path"),
-        ("target", str, "text"),
+        ("runs", (str, os.PathLike), "a path"),
+        ("spec", (str, os.PathLike, Mapping, ModelSpec), "a spec's name or path"),
     ):
         if not isinstance(d[key], kinds):
             raise BayescaleError(f"loop config: {key} must be {what} (a quoted string), got {d[key]!r}")

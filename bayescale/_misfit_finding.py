@@ -53,21 +53,26 @@ class Finding:
         return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in self.__dict__.items()}
 
 
-def ends(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Runs in the top and bottom fifth of ``x`` (at least two each; runs within :data:`SAME_VALUE` of the
-    fifth's edge kept with it)."""
+def ends(x: np.ndarray, same: float = SAME_VALUE) -> tuple[np.ndarray, np.ndarray]:
+    """Runs in the top and bottom fifth of ``x`` (at least two each; runs within ``same`` of the fifth's edge
+    kept with it)."""
     n = x.size
     k = max(2, int(round(TOP_FRACTION * n)))
     srt = np.sort(x)
-    return x >= srt[-k] - SAME_VALUE, x <= srt[k - 1] + SAME_VALUE
+    return x >= srt[-k] - same, x <= srt[k - 1] + same
 
 
 def value_groups(x: np.ndarray) -> np.ndarray:
-    """A group label per run: sorted values of ``x`` (log) start a new group where they step by more than
-    :data:`SAME_VALUE` from the one before, so one design value with rounding scatter is one group."""
+    """A group label per run: sorted values of ``x`` (log) within :data:`SAME_VALUE` of their group's first
+    value share it, so one design value with rounding scatter is one group, and a dense range of values is
+    not chained into one."""
     order = np.argsort(x, kind="stable")
     labels = np.empty(x.size, dtype=int)
-    labels[order] = np.concatenate([[0], np.cumsum(np.diff(x[order]) > SAME_VALUE)])[: x.size]
+    group, start = -1, -np.inf
+    for i in order:
+        if x[i] - start > SAME_VALUE:
+            group, start = group + 1, x[i]
+        labels[i] = group
     return labels
 
 
@@ -90,7 +95,7 @@ def finding(
     zstat = m / s if s > 0 else math.inf * np.sign(m)
     p = float(math.erfc(abs(zstat) / math.sqrt(2)))
     x = logs["C"] if kind == "largest" else logs[name]
-    hi, lo = ends(x)
+    hi, lo = ends(x, 1e-9) if kind == "largest" else ends(x)  # "largest" describes exactly the runs it tests
     if kind == "largest":
         lo = ~hi
     eff = np.expm1(u[hi].mean() * g)

@@ -302,8 +302,9 @@ def decide(
     options = _named_options(options)
     _validate_prob(ci_prob, "ci_prob")
     check_seed(seed)
-    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number))):
-        raise BayescaleError(f"threshold must be a number (a loss in nats), got {threshold!r}")
+    numeric = isinstance(threshold, (int, float, np.number)) and not isinstance(threshold, bool)
+    if threshold is not None and not (numeric and math.isfinite(threshold)):
+        raise BayescaleError(f"threshold must be a finite number (a loss in nats), got {threshold!r}")
     risk = parse_risk(risk)
     if predict is None and fit is not None:
         predict = lambda frame: fit.predict(frame, noise=noise, seed=seed)  # noqa: E731  (the boundary: a fit's draws)

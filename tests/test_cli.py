@@ -1505,6 +1505,8 @@ def test_ctrl_c_is_one_line_and_replaces_no_file(tmp_path: Path, monkeypatch, ca
     kept = tmp_path / "fit.nc"
     kept.write_text("the user's file")
     monkeypatch.setattr(_io, "_interrupted", True)
+    assert cli._run(argparse.Namespace(func=lambda args: 0)) == 130  # swallowed, the command ran on: still 130
+    assert capsys.readouterr().err.strip() == cli.INTERRUPTED
     with pytest.raises(KeyboardInterrupt):
         _io.atomic_write(kept, lambda tmp: Path(tmp).write_text("a fit finished after the interrupt"))
     assert kept.read_text() == "the user's file" and [p.name for p in tmp_path.iterdir()] == ["fit.nc"]

@@ -332,6 +332,7 @@ def test_one_design_ratio_with_rounding_scatter_is_one_group():
 
     x = np.log([10.01, 10.013, 10.018, 10.022, 10.028, 20.011, 20.029, 100.01, 100.03, 200.01, 200.029])
     assert value_groups(x).tolist() == [0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 3]
+    assert value_groups(np.log(np.linspace(10, 12, 60))).max() >= 20  # a dense range is not chained into one value
     top, _ = ends(x)  # k = 2: the fifth's edge is 200.01, and 200.029 beside it
     assert top.sum() == 2
     top, _ = ends(np.log([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 100.01, 100.02, 100.03, 200.01]))

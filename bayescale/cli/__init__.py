@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import bayescale
-from bayescale._io import mark_interrupted
+from bayescale._io import interrupted, mark_interrupted
 from bayescale.errors import BayescaleError
 
 # load_fit, parse_option and parse_point are public; _data_dir (the demo looks it up here when it
@@ -179,7 +179,11 @@ def _error(message: str) -> int:
 def _run(args: argparse.Namespace) -> int:
     """Run the parsed command under the one error policy (see the module docstring)."""
     try:
-        return args.func(args)
+        status = args.func(args)
+        if interrupted():  # a Ctrl-C a library swallowed: the command still ran to its end
+            print(INTERRUPTED, file=sys.stderr)
+            return 130
+        return status
     except BayescaleError as e:
         return _error(str(e))
     except BrokenPipeError:  # e.g. `bayescale laws | head -1`: stop quietly

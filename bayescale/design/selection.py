@@ -382,13 +382,14 @@ def _problem(
     )
     points = target_points(fit, target)
     robust = _robust.decide(fit, points, opts.robust)
-    pool_costs = costs_of(pool, cost, fit.runs) if len(pool) else np.zeros(0)  # a branch off a trunk: its cooldown
-    kept, robust = _robust.keep(robust, pool, pool_costs <= budget * (1 + 1e-9))
     pend = as_points(pending, "pending")
     runs = as_points(fit.runs[["N", "D"]], "runs")
-    # Exclude pending runs from the pool; add them as pre-chosen columns.
+    # Exclude pending runs from the pool (they are added as pre-chosen columns); price the rest, whose
+    # affordability decides whether a robust plan's size floor can be kept.
     if len(pend) and len(pool):
-        kept &= ~same_point(pool, pend).any(axis=1)
+        pool = pool[~same_point(pool, pend).any(axis=1)].reset_index(drop=True)
+    pool_costs = costs_of(pool, cost, fit.runs) if len(pool) else np.zeros(0)  # a branch off a trunk: its cooldown
+    kept, robust = _robust.keep(robust, pool, pool_costs <= budget * (1 + 1e-9))
     pool, pool_costs = pool[kept].reset_index(drop=True), pool_costs[kept]
     frame = pd.concat([pool, pend], ignore_index=True)
     n_pool = len(pool)

@@ -170,7 +170,7 @@ def _drift_share(sc: Scorer, pending: list[int], planned: list[int]) -> str:
 def _unpriced(tolerance: float | None) -> str:
     """What a decision's stopping rule can say without a price on the pilots' FLOPs."""
     until = "P is within the tolerance of 0 or 1 or " if tolerance is not None else ""
-    give = "" if tolerance is not None else "`--tolerance`, or "
+    give = "" if tolerance is not None else "a tolerance, `tolerance=` (CLI `--tolerance`), or "
     return (
         "With no price on a pilot's FLOPs the rule cannot weigh its worth for the decision, so it stops only once "
         f"{until}the budget is spent (give {give}in Python a price: "
