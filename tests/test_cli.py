@@ -212,7 +212,7 @@ def test_summary_json_of_an_average_leaves_every_members_table_out(
 
 def test_summary_bad_ci_prob(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
     code = cli.main(["summary", str(nuts_fit["path"]), "--ci-prob", "1.5"])
-    assert_one_error_line(code, capsys.readouterr().err, "ci_prob", "1.5")
+    assert_one_error_line(code, capsys.readouterr().err, "--ci-prob", "1.5")
 
 
 def test_summary_of_a_file_that_is_not_a_fit(nuts_fit: dict, capsys: pytest.CaptureFixture) -> None:
