@@ -629,6 +629,7 @@ def test_loop_kill_and_resume(tmp_path):
     assert again.spent == pytest.approx(full.spent)
 
 
+@pytest.mark.slow  # a three-round loop: `make test-all`
 def test_loop_pool_keeps_the_seed_runs_floor(tmp_path, monkeypatch):
     """A loop's default pool starts 3x below the seed runs' smallest N and stays there, whatever the
     loop has trained: planned from each round's runs it fell 3x a round, and a loop seeded at 1e7

@@ -111,6 +111,7 @@ def test_a_second_size_in_the_bucket_reuses_the_compiled_runner(fit29: bs.Fit, s
     assert max(compiled, default=0.0) < 1.0, sorted(compiled)[-3:]
 
 
+@pytest.mark.slow  # a statistical comparison: an unpadded fit compiled anew: `make test-all`
 def test_padded_posterior_agrees_with_the_unpadded_one(fit29: bs.Fit, spec, runs, monkeypatch) -> None:
     # Without buckets (each table its own size, the layout before issue 20) the posterior is the
     # padded one within Monte Carlo error: means of each log parameter within 4 MCSE.

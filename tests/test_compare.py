@@ -101,6 +101,7 @@ def test_the_loss_difference_is_its_median_beside_its_interval_and_a_clipped_mul
     assert multiplier_bounds(clipped, "x") == ("0.00205x", ">=1e+04x")
 
 
+@pytest.mark.slow  # a statistical check: a joint fit of its own: `make test-all`
 def test_known_multiplier_with_shared_exponents_is_tight(doubled: pd.DataFrame) -> None:
     share = {"share": ["E", "alpha", "beta"]}
     cmp = bs.compare(doubled, at={"C": TARGET}, method="laplace", pooling=share, drift_correlation=1.0)
@@ -233,6 +234,7 @@ def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:
             bs.load_spec(d)
 
 
+@pytest.mark.slow  # three joint law fits (09_compare_recipes runs a law average's comparison in CI): `make test-all`
 def test_a_law_average_compares_under_every_law_it_weighs(doubled, doubled_cmp, tmp_path) -> None:
     # Three of the recommended laws (the bending law and Farseer's cost 4x the time and test nothing more here).
     spec = tmp_path / "three.toml"
@@ -261,6 +263,7 @@ def test_a_law_average_compares_under_every_law_it_weighs(doubled, doubled_cmp, 
     assert back.multiplier(C=[1e22])["median"].iloc[0] == pytest.approx(avg.multiplier(C=[1e22])["median"].iloc[0])
 
 
+@pytest.mark.slow  # a statistical check: a joint fit of its own: `make test-all`
 def test_identical_recipes_are_indistinguishable() -> None:
     runs = two_recipes(TRUTH, TRUTH, seeds=(3, 4))
     cmp = bs.compare(runs, at={"C": TARGET}, method="laplace", pooling={"share": ["E", "alpha", "beta"]})

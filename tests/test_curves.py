@@ -185,6 +185,7 @@ def test_fit_curves_recovers_m2_and_is_calibrated_on_its_own_law() -> None:
     assert [a.shape for a in loo] == [c.x.shape for c in curves] and all(np.all(np.isfinite(a)) for a in loo)
 
 
+@pytest.mark.slow  # a statistical study: two laws fitted to three curves, stacked: `make test-all`
 def test_stacking_prefers_the_true_law() -> None:
     truth = {"E": 0.4, "b": 1.5, "c": 0.5}
     curves = [_synthetic("m2", truth, seed=s, sigma=0.003, n=24) for s in range(3)]

@@ -381,6 +381,7 @@ def _bent_runs() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow  # a statistical check of the plan under a bent law: `make test-all`
 def test_wrong_law_default_plan_keeps_to_the_targets_ratios():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fit warns of the misfit: that is the point

@@ -83,6 +83,7 @@ def test_stored_functions_give_the_same_draws(tmp_path, plain_draws, written) ->
     np.testing.assert_array_equal(_alpha_draws(tmp_path, cache, "reading"), plain_draws)
 
 
+@pytest.mark.slow  # two more fits in fresh processes: `make test-all`
 def test_another_prior_is_traced_anew_not_read(tmp_path, plain_draws, written) -> None:
     cache, _ = written
     before = set(_stored_files(cache))

@@ -680,11 +680,12 @@ def test_restepped_gives_stuck_chains_the_median_healthy_step() -> None:
 
 
 def test_drawing_on_with_the_progress_bar(spec, runs, monkeypatch) -> None:
-    monkeypatch.setattr(bs.inference, "_mixing_slowly", lambda post, flat: flat.shape[1] < 200)
+    # The module's sampler settings: a sampler compiled for them already is reused, not compiled anew.
+    monkeypatch.setattr(bs.inference, "_mixing_slowly", lambda post, flat: flat.shape[1] < 2 * SAMPLER["draws"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        f = bs.fit(spec, runs, seed=0, progress=True, chains=2, warmup=100, draws=100)
-    assert f.diagnostics()["nuts_batches"] == 2 and f.posterior.sizes["draw"] == 100
+        f = bs.fit(spec, runs, seed=0, progress=True, **SAMPLER)
+    assert f.diagnostics()["nuts_batches"] == 2 and f.posterior.sizes["draw"] == SAMPLER["draws"]
 
 
 # ---- Laplace, seeds, errors
@@ -921,15 +922,14 @@ def test_multiplicative_predictions_are_sharp(mult_fit) -> None:
 def test_a_fit_with_the_progress_bar_samples_what_one_without_it_does(spec, runs, capsys) -> None:
     """NumPyro's progress bar runs a callback on another thread; under bayescale's 64-bit context it
     once returned a 32-bit counter and every ``progress=True`` fit failed."""
-    settings = dict(chains=2, warmup=150, draws=200)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the module's sampler settings: the plain fit reuses its compiled sampler
         warnings.simplefilter("ignore")
-        shown = bs.fit(spec, runs, seed=0, progress=True, **settings)
-        plain = bs.fit(spec, runs, seed=0, **settings)
+        shown = bs.fit(spec, runs, seed=0, progress=True, **SAMPLER)
+        plain = bs.fit(spec, runs, seed=0, **SAMPLER)
     assert not jax.config.values["jax_enable_x64"], "the process-wide 64-bit setting must be restored"
     for p in PARAMS:
         a, b = shown.idata.posterior[p].values, plain.idata.posterior[p].values
-        assert a.shape == b.shape == (2, 200)
+        assert a.shape == b.shape == (SAMPLER["chains"], SAMPLER["draws"])
         assert abs(a.mean() - b.mean()) < 4 * math.hypot(a.std(), b.std()) / math.sqrt(100)
 
 

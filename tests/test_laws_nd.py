@@ -207,6 +207,7 @@ def _ci(fit: bs.Fit, name: str) -> tuple[float, float, float]:
     return tuple(np.quantile(d, [0.01, 0.5, 0.99]))
 
 
+@pytest.mark.slow  # parameter recovery: a NUTS fit of its own: `make test-all`
 def test_data_constrained_recovers_R_D() -> None:
     train = synthetic_runs("data_constrained", DC, N=(1e7, 3e7, 1e8, 3e8), epochs=(1, 4, 15, 40), seed=1)
     test = synthetic_runs("data_constrained", DC, N=(1e9, 3e9), tokens_per_param=(20,), epochs=(1, 10, 40), seed=2)
@@ -219,6 +220,7 @@ def test_data_constrained_recovers_R_D() -> None:
     assert lo <= DC["E"] <= hi, (lo, med, hi)
 
 
+@pytest.mark.slow  # parameter recovery: a NUTS fit of its own: `make test-all`
 def test_data_constrained_full_recovers_R_N() -> None:
     """The full law also discounts parameters beyond the compute-optimal size for U unique tokens:
     at 15 and 40 epochs the grid's larger models are past it, which pins R_N."""
@@ -247,6 +249,7 @@ def test_farseer_recovers_held_out_losses() -> None:
     assert expo[0] <= true <= expo[1], (expo, true)
 
 
+@pytest.mark.slow  # parameter recovery: a NUTS fit of its own: `make test-all`
 def test_bending_recovers_exponent_slopes() -> None:
     grid = dict(tokens_per_param=(5, 20, 80))
     train = synthetic_runs("chinchilla_bending", BENDING, N=(1e7, 3e7, 1e8, 3e8, 1e9, 3e9), seed=5, **grid)

@@ -46,12 +46,14 @@ def laplace(r, seed=0):
         return bs.fit("chinchilla", r, seed=seed, method="laplace")
 
 
+@pytest.mark.slow  # a statistical study: 24 fits of runs the law made: `make test-all`
 def test_false_alarm_rate_on_data_from_the_law():
     # Normal and Student-t (df 4) noise, 15 runs; measured 1/40 (Normal) and 2/40 (t) with laplace fits.
     fired = [misfit(laplace(runs(s, df=None if s % 2 else 4.0), s)).misfits for s in range(24)]
     assert sum(fired) <= 3, f"false alarms in {sum(fired)}/24 well-specified fits"
 
 
+@pytest.mark.slow  # a statistical study: 10 fits of 40 bent runs: `make test-all`
 def test_detects_a_bend_at_high_tokens_per_parameter():
     # 40 runs, 0.5% noise, loss 2% lower at the highest D/N: measured 36/40 with laplace fits.
     results = [misfit(laplace(runs(s, grid=GRID40, sigma=0.005, bend="D/N"), s)) for s in range(100, 110)]

@@ -196,7 +196,8 @@ def _encode(tok, docs: Iterable[str]) -> np.ndarray:
     out: list[np.ndarray] = []
     docs = list(docs)
     for i in range(0, len(docs), 256):
-        for enc in tok.encode_batch(docs[i : i + 256]):
+        # ``_fast`` skips the character offsets nothing here reads: the same ids in about 2/3 of the time.
+        for enc in tok.encode_batch_fast(docs[i : i + 256]):
             out.append(np.asarray(enc.ids, dtype=np.uint16))
             out.append(np.asarray([eot], dtype=np.uint16))
     return np.concatenate(out) if out else np.zeros(0, np.uint16)
