@@ -211,6 +211,7 @@ def test_a_recipe_whose_runs_sit_further_off_is_named() -> None:
     assert not any(g == "A" for f in found for g, *_ in f)
 
 
+@pytest.mark.slow  # two joint fits of their own: `make test-all`
 def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:
     d = bs.load_spec("chinchilla").to_dict()
     d["extrapolation"]["gap_per_decade"] = {"dist": "HalfNormal", "scale": 0.002}
@@ -228,6 +229,12 @@ def test_a_stated_gap_prior_is_the_one_learned_from(doubled) -> None:
     gap = slab.gap_drift()
     assert gap["p_zero"] == 0.0 and gap["alike_prior"] == 0.0 and gap["median"] > 0, gap
     assert "drift alike" not in slab.drift_words()  # the prior ruled it out: the runs said nothing of it
+
+
+def test_a_stated_gap_alike_must_be_a_probability_below_one() -> None:
+    d = bs.load_spec("chinchilla").to_dict()
+    d["extrapolation"] = {**d["extrapolation"], "gap_alike": 0.0}
+    assert bs.load_spec(d).to_dict()["extrapolation"]["gap_alike"] == 0.0
     for bad in (1.0, -0.1, "half", True):
         d["extrapolation"]["gap_alike"] = bad
         with pytest.raises(bs.SpecError, match="extrapolation.gap_alike: must be a probability"):

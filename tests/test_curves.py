@@ -223,6 +223,7 @@ def test_lfo_weights_by_hand() -> None:
         cv.lfo_weights({"m1": bad}, pool="all")
 
 
+@pytest.mark.slow  # two laws fitted to three curves (notebook 05 runs the ensemble in CI): `make test-all`
 def test_lfo_weights_pool_by_group() -> None:
     truth = {"E": 0.4, "b": 1.5, "c": 0.5}
     curves = [_synthetic("m2", truth, seed=s, sigma=0.003, n=24) for s in range(3)]
