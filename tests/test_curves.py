@@ -258,6 +258,7 @@ def test_fit_ensemble_prefers_the_law_that_extrapolates() -> None:
         bs.fit_ensemble(curves, ("m1",), drift=-1)
 
 
+@pytest.mark.slow  # parameter recovery (notebook 05 fits the curves in CI): `make test-all`
 def test_laplace_recovers_m2() -> None:
     truth = {"E": 0.4, "b": 1.5, "c": 0.5}
     curves = [_synthetic("m2", truth, seed=s, sigma=0.005, n=24) for s in range(3)]

@@ -235,6 +235,7 @@ def test_data_constrained_full_recovers_R_N() -> None:
         assert lo <= DCF[name] <= hi, (name, lo, hi)
 
 
+@pytest.mark.slow  # parameter recovery: a NUTS fit of its own: `make test-all`
 def test_farseer_recovers_held_out_losses() -> None:
     grid = dict(tokens_per_param=(5, 10, 20, 40, 80))
     train = synthetic_runs("farseer", FARSEER, N=(1e7, 2e7, 5e7, 1e8, 2e8, 5e8), seed=3, **grid)

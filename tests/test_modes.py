@@ -203,6 +203,7 @@ def test_chains_apart_never_draw_on_and_chains_together_do_whatever_the_modes(
     assert again.diagnostics()["nuts_batches"] == 2
 
 
+@pytest.mark.slow  # a fit of its own; the suite's well-specified fits treat any warning as an error: `make test-all`
 def test_a_unimodal_fit_reports_one_mode_no_warning_and_reproducible_draws() -> None:
     truth = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
     runs = synthetic_runs(
