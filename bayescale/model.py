@@ -475,7 +475,7 @@ __all__ = [
     "observation_dist",
     "pointwise_log_likelihood",
     "posterior",
-    "sample_observations",
     "predictive_draws",
+    "sample_observations",
     "sample_per_point",
 ]
