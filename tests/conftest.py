@@ -26,6 +26,13 @@ import pytest
 
 import bayescale
 
+# XLA's backend compiles without its optimisation passes in the tests, before any test module starts JAX
+# and for every process they start (notebook kernels and command-line runs inherit the environment).
+# Compilation is the suite's largest cost (570 s of 1916 s of in-process test time in one run), and the
+# programs are the same computations: four test files took 208 s against 233 s run back to back, with
+# the same 232 tests passing. Draws can differ from an optimised build's in the last bits, so a test that
+# compares draws compares two fits of this session. `XLA_FLAGS` set by the caller wins.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 # Four host devices for parallel chains, as the command line has, set before any test module
 # starts JAX (whichever test file is collected first).
 bayescale.set_host_device_count(4)
