@@ -21,9 +21,14 @@ PYTEST_ARGS ?=
 VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
 PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
 
-# pip byte-compiles every module of every package it installs (torch, ray, transformers, pymc): the install
-# took 136 s with it and 44 s without on the 2-core CI machine. Python compiles what is imported, once, instead.
+# pip byte-compiles every installed module on one core (92 s of the test install's 136 s on the 2-core CI
+# machine); installed without it and then compiled on every core, the same install takes about 100 s. The
+# compiled files matter where PYTHONDONTWRITEBYTECODE is set (as on CI): nothing compiles them later, and every
+# test process would compile what it imports. A file that does not compile (torch ships one in Python 3.12
+# syntax) is skipped, as pip skips it.
 PIP := $(BIN)/python -m pip install --quiet --no-compile
+PURELIB = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+COMPILE = $(BIN)/python -m compileall -q -j 0 "$(PURELIB)" > /dev/null || true
 
 .PHONY: demo test test-all test-latest lock lint bench install clean notebooks
 
@@ -33,11 +38,13 @@ $(BIN)/python:
 
 $(VENV)/.installed-core: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
 	$(PIP) $(PIN) -e .
+	$(COMPILE)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
 	$(PIP) $(PIN) "$(TORCH)"
 	$(PIP) $(PIN) $(UPGRADE) -e ".[test,pymc,runner,ray,slurm]"
+	$(COMPILE)
 	touch $@ $(VENV)/.installed-core
 
 install: $(VENV)/.installed-core
