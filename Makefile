@@ -16,11 +16,10 @@ PIN  := $(if $(wildcard $(LOCK)),-c $(LOCK),)
 # build; `make test TORCH=torch` takes the registry's newest instead.
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
-# One pytest worker per core (at most 4), each test file on one worker so module fixtures are fitted once,
-# the files in tests/conftest.py's order (longest first), not xdist's (most tests first).
+# One pytest worker per core (at most 4), each test file on one worker so module fixtures are fitted once.
 # The versions line every test run starts with (against the lock, or saying there is none).
 VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
-PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=25
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
 
 # pip byte-compiles every installed module on one core (92 s of the test install's 136 s on the 2-core CI
 # machine); installed without it and then compiled on every core, the same install takes about 100 s. The

@@ -49,25 +49,14 @@ os.environ["BAYESCALE_CACHE"] = str(TEST_ROOT)
 bayescale.enable_compilation_cache()  # in $BAYESCALE_CACHE/jax
 
 
-#: Files by their share of a CI run (longest first; run 66's test times, in seconds, beside them). Each
-#: pytest-xdist worker (``--dist loadfile --no-loadscope-reorder``, as `make test` runs it) takes the next
-#: whole file in collection order when it is free, so the longest start first and the run ends on short
-#: files. xdist's default order (most tests first) started the notebooks in the run's last five minutes.
+#: Files that take longest, collected first: pytest-xdist (``--dist loadfile``) hands whole files to
+#: its workers in collection order, and a notebook file started last was the run's final minute alone.
 LONGEST_FIRST = (
-    "test_notebooks_second_half.py",  # 218
-    "test_cli.py",  # 170
-    "test_notebooks.py",  # 153
-    "test_inference.py",  # 97
-    "test_compare.py",  # 73
-    "test_exported.py",  # 60
-    "test_readme.py",  # 58
-    "test_misfit.py",  # 58
-    "test_runner.py",  # 54
-    "test_active.py",  # 53
-    "test_plots.py",  # 39
-    "test_averaging.py",  # 37
-    "test_checks.py",  # 32
-    "test_design_regions.py",  # 31
+    "test_notebooks_second_half.py",
+    "test_notebooks.py",
+    "test_cli.py",
+    "test_compare.py",
+    "test_inference.py",
 )
 
 
