@@ -49,25 +49,6 @@ os.environ["BAYESCALE_CACHE"] = str(TEST_ROOT)
 bayescale.enable_compilation_cache()  # in $BAYESCALE_CACHE/jax
 
 
-#: Files that take longest, collected first: pytest-xdist (``--dist loadfile``) hands whole files to
-#: its workers in collection order, and a notebook file started last was the run's final minute alone.
-LONGEST_FIRST = (
-    "test_notebooks_second_half.py",
-    "test_notebooks.py",
-    "test_cli.py",
-    "test_compare.py",
-    "test_inference.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
-
-    items.sort(key=rank)  # stable: each file's tests keep their order
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not hasattr(session.config, "workerinput"):  # the controller, after every worker finished
         shutil.rmtree(TEST_ROOT, ignore_errors=True)
