@@ -16,43 +16,45 @@ PIN  := $(if $(wildcard $(LOCK)),-c $(LOCK),)
 # build; `make test TORCH=torch` takes the registry's newest instead.
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
+# The versions line every test run starts with (against the lock, or saying there is none).
+VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
+# Python compiles each module it imports once and keeps the compiled file in $(VENV)/pycache, for every later
+# process (pytest's workers, notebook kernels, command-line runs), even where PYTHONDONTWRITEBYTECODE is set
+# (as on CI), which made every process compile what it imported again. Nothing is written beside the sources.
+RUN := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache
 # One pytest worker per core (at most 4), each test file on one worker so module fixtures are fitted once.
 # xdist hands out the files by their number of tests, most first, so the notebooks (few tests, 370 s) run in the
 # second half, reading what the tests compiled into the shared cache: started first, they took 87 s longer.
-# The versions line every test run starts with (against the lock, or saying there is none).
-VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
-PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
+PYTEST := $(RUN) $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
 
-# pip byte-compiles every installed module on one core (92 s of the test install's 136 s on the 2-core CI
-# machine); installed without it and then compiled on every core, the same install takes about 100 s. The
-# compiled files matter where PYTHONDONTWRITEBYTECODE is set (as on CI): nothing compiles them later, and every
-# test process would compile what it imports. A file that does not compile (torch ships one in Python 3.12
-# syntax) is skipped, as pip skips it.
+# uv installs from the registry in seconds where pip took most of a minute (7 s against about 35 s for the test
+# extras on the 2-core CI machine). pip installs torch, from the CPU build on the machine's disk where there is
+# one (uv does not look there), and everything for `make test-latest`, whose eager upgrade must leave torch alone.
+# Neither byte-compiles the install: compiling all of it took 57 s, and a test run imports a small part (RUN).
 PIP := $(BIN)/python -m pip install --quiet --no-compile
-PURELIB = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
-COMPILE = $(BIN)/python -m compileall -q -j 0 "$(PURELIB)" > /dev/null || true
+UV := $(BIN)/uv pip install --python $(BIN)/python --quiet
+INSTALL = $(if $(UPGRADE),$(PIP),$(UV))
 
 .PHONY: demo test test-all test-latest lock lint bench install clean notebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
+	$(PIP) $(PIN) uv
 
 $(VENV)/.installed-core: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
-	$(PIP) $(PIN) -e .
-	$(COMPILE)
+	$(INSTALL) $(PIN) -e .
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
 	$(PIP) $(PIN) "$(TORCH)"
-	$(PIP) $(PIN) $(UPGRADE) -e ".[test,pymc,runner,ray,slurm]"
-	$(COMPILE)
+	$(INSTALL) $(PIN) $(UPGRADE) -e ".[test,pymc,runner,ray,slurm]"
 	touch $@ $(VENV)/.installed-core
 
 install: $(VENV)/.installed-core
 
 demo: $(VENV)/.installed-core
-	$(BIN)/bayescale demo --out out
+	$(RUN) $(BIN)/bayescale demo --out out
 
 # The README's test command (CI runs it): the lint, then every test but the slow tier, the slowest named at the end.
 test: $(VENV)/.installed-test
@@ -82,10 +84,10 @@ lock: $(VENV)/.installed-test
 
 # Execute notebooks/*.ipynb at small size and store them with their outputs (commit the result).
 notebooks: $(VENV)/.installed-test
-	$(BIN)/python scripts/execute_notebooks.py
+	$(RUN) $(BIN)/python scripts/execute_notebooks.py
 
 bench: $(VENV)/.installed-test
-	$(BIN)/python benchmarks/bench_fit.py
+	$(RUN) $(BIN)/python benchmarks/bench_fit.py
 
 clean:
 	rm -rf $(VENV) .venv-latest out .pytest_cache
