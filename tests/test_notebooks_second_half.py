@@ -7,5 +7,5 @@ SECOND_HALF = NOTEBOOKS[1::2]
 
 
 @pytest.mark.parametrize("path", SECOND_HALF, ids=[p.name for p in SECOND_HALF])
-def test_notebook_runs(path, monkeypatch):
-    run_notebook(path, monkeypatch)
+def test_notebook_runs(path, monkeypatch, tmp_path_factory):
+    run_notebook(path, monkeypatch, tmp_path_factory)
