@@ -29,8 +29,9 @@ PYTEST := $(RUN) $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist load
 
 # uv installs from the registry in seconds where pip took most of a minute (7 s against about 35 s for the test
 # extras on the 2-core CI machine). pip installs torch, from the CPU build on the machine's disk where there is
-# one (uv does not look there), and everything for `make test-latest`, whose eager upgrade must leave torch alone.
+# one (uv does not look there), and everything for `make test-latest` (its eager upgrade, torch held by $(TORCH)).
 # Neither byte-compiles the install: compiling all of it took 57 s, and a test run imports a small part (RUN).
+# uv reads its own settings (UV_INDEX_URL, SSL_CERT_FILE, ...), not pip's configuration.
 PIP := $(BIN)/python -m pip install --quiet --no-compile
 UV := $(BIN)/uv pip install --python $(BIN)/python --quiet
 INSTALL = $(if $(UPGRADE),$(PIP),$(UV))
@@ -40,15 +41,18 @@ INSTALL = $(if $(UPGRADE),$(PIP),$(UV))
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
+
+# Its own rule, so that a venv made before uv was used gets it too.
+$(BIN)/uv: | $(BIN)/python
 	$(PIP) $(PIN) uv
 
-$(VENV)/.installed-core: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+$(VENV)/.installed-core: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python $(BIN)/uv
 	$(INSTALL) $(PIN) -e .
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(wildcard $(LOCK)) | $(BIN)/python $(BIN)/uv
 	$(PIP) $(PIN) "$(TORCH)"
-	$(INSTALL) $(PIN) $(UPGRADE) -e ".[test,pymc,runner,ray,slurm]"
+	$(INSTALL) $(PIN) $(UPGRADE) "$(TORCH)" -e ".[test,pymc,runner,ray,slurm]"
 	touch $@ $(VENV)/.installed-core
 
 install: $(VENV)/.installed-core

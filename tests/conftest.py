@@ -27,7 +27,7 @@ import pytest
 import bayescale
 
 # XLA's backend compiles without its optimisation passes in the tests, before any test module starts JAX
-# and for every process they start (notebook kernels and command-line runs inherit the environment).
+# and for every process they start (command-line runs and pilots inherit the environment).
 # Compilation is the suite's largest cost (570 s of 1916 s of in-process test time in one run), and the
 # programs are the same computations: four test files took 208 s against 233 s run back to back, with
 # the same 232 tests passing. Draws can differ from an optimised build's in the last bits, so a test that
@@ -38,7 +38,7 @@ os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
 bayescale.set_host_device_count(4)
 
 # One cache for the whole run, shared by the pytest-xdist workers (they see the same run id) and,
-# through BAYESCALE_CACHE, by what they start: notebook kernels and command-line runs. What one
+# through BAYESCALE_CACHE, by what they start: command-line runs and pilots. What one
 # compiled, or traced for a bundled law, the others load (a notebook comparing recipes runs in 54 s
 # on a warm cache against 93 s cold). It lives in the temporary folder, never in the user's cache,
 # and the run removes it at the end. The controller passes its process id to the workers through
@@ -57,7 +57,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.fixture(scope="session")
 def stdlib_tokens() -> Path:
     """The shared cache, holding the stdlib corpus's tokenizer and token arrays: built once per run (a
-    20-30 s job) and read there by notebook kernels and command-line pilots."""
+    20-30 s job) and read there by the notebooks and command-line pilots."""
     pytest.importorskip("tokenizers", reason="the pilot runner needs the runner extra")
     from bayescale.runner.corpus import token_streams
 

@@ -1,24 +1,28 @@
 """Execute every notebook in notebooks/ at small size: they must run top to bottom.
 
 In the default tier (``make test``, CI): each capability's notebook is part of what a change must keep working.
-The cells run in this process, in a fresh IPython shell per notebook (the interpreter a Jupyter kernel runs),
-not in a kernel of their own: a kernel is a new process that imports bayescale and traces its samplers again
-(notebooks 01-03 took 125 s in kernels against 77 s in one process, the compilation cache empty both times).
-``make notebooks`` executes them in a kernel and stores what they show.
+The cells run in the pytest worker's process, in a new IPython shell per notebook (the interpreter a Jupyter
+kernel runs), not in a kernel of their own: a kernel is a new process that imports bayescale and traces its
+samplers again (notebooks 01-03 took 100 s in one process against 124 s in kernels, back to back twice, the
+caches empty). What the shell changes for the whole process is put back afterwards, for the worker's later
+tests. ``make notebooks`` executes them in a kernel and stores what they show.
 """
 
+import builtins
 import contextlib
 import io
 import json
+import os
+import sys
 import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
-from traitlets.config import Config
 
 nbformat = pytest.importorskip("nbformat")
 interactiveshell = pytest.importorskip("IPython.core.interactiveshell")
+traitlets_config = pytest.importorskip("traitlets.config")
 
 EXPECTED = {
     "10_wsd_and_repeated_data.ipynb": ["trunk_id", "three separate pilots", "price", "R*_D"],
@@ -71,22 +75,53 @@ def run_notebook(path, monkeypatch, tmp_path_factory):
     monkeypatch.setenv("BAYESCALE_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path_factory.getbasetemp() / "ipython"))  # not the user's ~/.ipython
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)  # IPython would add another venv's packages to sys.path
     monkeypatch.chdir(path.parent)  # where a kernel started by Jupyter runs the notebook
-    shell = interactiveshell.InteractiveShell.instance(config=Config(HistoryManager=Config(enabled=False)))
-    shell.reset(new_session=True)  # nothing from the notebook before
     out = io.StringIO()
     # A reader's interpreter: warnings are shown (stderr in a kernel), not the test session's errors.
-    with warnings.catch_warnings(record=True) as shown, contextlib.redirect_stdout(out):
+    with warnings.catch_warnings(record=True) as shown, contextlib.redirect_stdout(out), _shell() as shell:
         warnings.simplefilter("default")
         for i, cell in enumerate(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"):
             result = shell.run_cell(cell.source, store_history=False)
             assert result.success, (
                 f"{path.name}, code cell {i}: {result.error_before_exec or result.error_in_exec!r}\n{out.getvalue()[-3000:]}"
             )
-    plt.close("all")
     # Each notebook prints its key results; a notebook that printed nothing did not run.
     text = out.getvalue() + "".join(f"{w.category.__name__}: {w.message}\n" for w in shown)
     assert EXPECTED[path.name] and all(s in text for s in EXPECTED[path.name]), text[-2000:]
+
+
+@contextlib.contextmanager
+def _shell():
+    """A new IPython shell (history off, tracebacks without colour codes), and afterwards the process as it was:
+    ``__main__``, the prompts and builtins the shell sets, torch's thread count (a notebook trains on one
+    thread), the figures left open."""
+    Config = traitlets_config.Config
+    config = Config(HistoryManager=Config(enabled=False), InteractiveShell=Config(colors="nocolor"))
+    main, prompts = sys.modules["__main__"], {k: getattr(sys, k) for k in ("ps1", "ps2", "ps3") if hasattr(sys, k)}
+    added = [k for k in ("__IPYTHON__", "display") if not hasattr(builtins, k)]
+    threads = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    try:
+        yield interactiveshell.InteractiveShell.instance(config=config)
+    finally:
+        interactiveshell.InteractiveShell.clear_instance()
+        sys.modules["__main__"] = main
+        for k in ("ps1", "ps2", "ps3", "last_type", "last_value", "last_traceback", "last_exc"):
+            if k in prompts:
+                setattr(sys, k, prompts[k])
+            elif hasattr(sys, k):
+                delattr(sys, k)
+        for k in added:
+            if hasattr(builtins, k):
+                delattr(builtins, k)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads or _default_threads())
+        plt.close("all")
+
+
+def _default_threads() -> int:
+    """torch's own choice of CPU threads (one per core), for a worker that imported torch only in a notebook."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 #: The stored notebooks together stay below this (figures at modest resolution, no embedded reports).
