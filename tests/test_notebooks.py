@@ -115,13 +115,8 @@ def _shell():
             if hasattr(builtins, k):
                 delattr(builtins, k)
         if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(threads or _default_threads())
+            sys.modules["torch"].set_num_threads(threads or os.cpu_count() or 1)  # torch's own default: one per core
         plt.close("all")
-
-
-def _default_threads() -> int:
-    """torch's own choice of CPU threads (one per core), for a worker that imported torch only in a notebook."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 #: The stored notebooks together stay below this (figures at modest resolution, no embedded reports).
