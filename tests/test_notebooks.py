@@ -14,6 +14,7 @@ import io
 import json
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def run_notebook(path, monkeypatch, tmp_path_factory):
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path_factory.getbasetemp() / "ipython"))  # not the user's ~/.ipython
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)  # IPython would add another venv's packages to sys.path
     monkeypatch.chdir(path.parent)  # where a kernel started by Jupyter runs the notebook
+    # The notebooks write their tables, pilots and reports to tempfile.mkdtemp() folders for the reader to open:
+    # in the test session those go under pytest's temporary folder, which pytest prunes, not /tmp.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp(path.stem)))
     out = io.StringIO()
     # A reader's interpreter: warnings are shown (stderr in a kernel), not the test session's errors.
     with warnings.catch_warnings(record=True) as shown, contextlib.redirect_stdout(out), _shell() as shell:
