@@ -7,15 +7,11 @@ from __future__ import annotations
 from bayescale.data import append_run
 
 
-def append_many(path: str, worker: int, n: int) -> None:
-    """Append ``n`` runs ``w<worker>-<i>``, each followed by the run ``shared`` (kept once: if_exists="skip")."""
-    for i in range(n):
-        append_run(path, {"run_id": f"w{worker}-{i}", "N": 1e6 * (worker + 1), "D": 2e7 + i, "loss": 3.0})
-        append_run(path, {"run_id": "shared", "N": 1e6, "D": 2e7, "loss": 3.0}, if_exists="skip")
-
-
 def append_after_barrier(path: str, worker: int, n_rows: int, start) -> None:
-    """Append ``n_rows`` runs ``w<worker>-<i>``, one call each, once every worker is at the barrier ``start``."""
+    """Append ``n_rows`` runs ``w<worker>-<i>``, one call each, once every worker is at the barrier ``start``,
+    each followed by the run ``shared``, which every worker appends and the table keeps once (``if_exists="skip"``,
+    as a pilot run again does)."""
     start.wait(300)  # every worker starts appending at the same moment
     for i in range(n_rows):
         append_run(path, {"run_id": f"w{worker}-{i:02d}", "N": 1e7 * (worker + 1), "D": 1e9 + i, "loss": 3.0})
+        append_run(path, {"run_id": "shared", "N": 1e6, "D": 2e7, "loss": 3.0}, if_exists="skip")

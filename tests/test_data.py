@@ -382,11 +382,11 @@ def test_concurrent_appends(tmp_path):
                 p.kill()
                 p.join()
     runs = load_runs(path)
-    assert len(runs) == n_workers * n_rows
-    expected = {f"w{w}-{i:02d}" for w in range(n_workers) for i in range(n_rows)}
+    assert len(runs) == n_workers * n_rows + 1
+    expected = {f"w{w}-{i:02d}" for w in range(n_workers) for i in range(n_rows)} | {"shared"}
     assert runs["run_id"].value_counts().max() == 1 and set(runs["run_id"]) == expected
     with open(path, encoding="utf-8") as fh:
-        assert len(fh.read().splitlines()) == n_workers * n_rows + 1  # header + one line per run
+        assert len(fh.read().splitlines()) == n_workers * n_rows + 2  # header + one line per run
 
 
 # ------------------------------------------------------------ plausibility and C = 6 N D

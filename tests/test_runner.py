@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import spawned
 
 from bayescale import load_runs
 from bayescale.cli import main
@@ -205,22 +204,6 @@ def test_sweep_parsing_and_errors(tmp_path):
     f.write_text("table = [")
     with pytest.raises(SweepError, match="not valid TOML"):
         load_sweep(f)
-
-
-def test_concurrent_appends_keep_every_row_and_one_row_per_run_id(tmp_path):
-    import multiprocessing as mp
-
-    path = str(tmp_path / "runs.csv")
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=spawned.append_many, args=(path, w, 6)) for w in range(6)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
-    runs = load_runs(path)
-    assert len(runs) == 6 * 6 + 1
-    assert sorted(runs["run_id"]) == sorted([f"w{w}-{i}" for w in range(6) for i in range(6)] + ["shared"])
 
 
 # ----------------------------------------------------------------------------- real training
