@@ -1,7 +1,9 @@
 """Traced functions kept on disk between processes (issue 20): same draws, never a stale function.
 
-Each check runs fits in fresh Python processes, since what is tested is what a second process
-reads from the folder the first one wrote.
+The default tier writes and reads the stored functions in the test process, each fit with a new
+:class:`~bayescale.model.Posterior` (so nothing traced is held in memory between them). The slow tier
+(``make test-all``) runs the fits in fresh Python processes, since what a user relies on is what a second
+process reads from the folder the first one wrote: three interpreters, 80 s of the default tier.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,7 +21,8 @@ import jax
 import numpy as np
 import pytest
 
-from bayescale import _exported
+import bayescale as bs
+from bayescale import _exported, model
 from bayescale.laws import is_bundled, register_law
 from bayescale.model import Posterior
 from bayescale.spec import ModelSpec
@@ -76,6 +80,33 @@ def written(tmp_path_factory) -> tuple[Path, np.ndarray]:
     return tmp / "jax", _alpha_draws(tmp, tmp / "jax", "writing")
 
 
+def _alpha_draws_here(folder: Path | None, monkeypatch: pytest.MonkeyPatch) -> np.ndarray:
+    """The fit of ``FIT`` in this process, with a new Posterior, storing in (and reading from) ``folder``."""
+    monkeypatch.setattr(_exported, "_FOLDER", [folder])
+    monkeypatch.setattr(model, "_POSTERIORS", {})  # a new Posterior: no traced function held in memory
+    spec = bs.load_spec("chinchilla").with_sampler(chains=2, warmup=150, draws=150)
+    truth = {"E": 1.8, "A": 400.0, "B": 410.0, "alpha": 0.34, "beta": 0.28}
+    runs = bs.testing.synthetic_runs("chinchilla", truth, sigma=0.01, seed=0, N=np.geomspace(1e7, 1e9, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # 150 draws of 2 chains: what is compared is the draws, not their health
+        return bs.fit(spec, runs, seed=3).idata.posterior["alpha"].values
+
+
+def test_stored_functions_give_the_same_draws_as_traced_ones(tmp_path, monkeypatch) -> None:
+    traced = _alpha_draws_here(None, monkeypatch)
+    writing = _alpha_draws_here(tmp_path, monkeypatch)
+    stored = sorted(tmp_path.rglob("*.jaxexport"))
+    assert stored, "the fit stored no traced function"
+    export = jax.export.export
+    exported = []
+    monkeypatch.setattr(jax.export, "export", lambda *a, **k: exported.append(a) or export(*a, **k))
+    reading = _alpha_draws_here(tmp_path, monkeypatch)
+    assert not exported and sorted(tmp_path.rglob("*.jaxexport")) == stored, "read back, not traced again"
+    np.testing.assert_array_equal(writing, traced)
+    np.testing.assert_array_equal(reading, traced)
+
+
+@pytest.mark.slow  # three fits in fresh processes (80 s); the default tier stores and reads in one process
 def test_stored_functions_give_the_same_draws(tmp_path, plain_draws, written) -> None:
     cache, writing = written
     assert _stored_files(cache), "the first process stored no traced function"
