@@ -605,10 +605,13 @@ def test_slowly_mixing_chains_draw_on_from_where_they_stopped(spec, runs, monkey
         return True
 
     monkeypatch.setattr(bs.inference, "_mixing_slowly", always)
+    batches = 3  # of the library's MAX_BATCHES: each batch costs 2000 more draws
+    assert batches < MAX_BATCHES
+    monkeypatch.setattr(_engine, "MAX_BATCHES", batches)
     longer = bs.fit(spec, runs, seed=0, **SAMPLER)
     c, d = SAMPLER["chains"], SAMPLER["draws"]
-    assert [s[:2] for s in seen] == [(c, k * d) for k in range(1, MAX_BATCHES)]
-    assert longer.diagnostics()["nuts_batches"] == MAX_BATCHES and longer.posterior.sizes["draw"] == d
+    assert [s[:2] for s in seen] == [(c, k * d) for k in range(1, batches)]
+    assert longer.diagnostics()["nuts_batches"] == batches and longer.posterior.sizes["draw"] == d
     assert longer.idata.sample_stats["diverging"].shape == (c, d)
     for p in PARAMS:
         a, b = longer.posterior[p].values, nuts_fit.posterior[p].values
@@ -919,13 +922,13 @@ def test_multiplicative_predictions_are_sharp(mult_fit) -> None:
     assert np.all((hi - lo) / med < 0.05)  # the ridge does not blur predictions
 
 
-def test_a_fit_with_the_progress_bar_samples_what_one_without_it_does(spec, runs, capsys) -> None:
+def test_a_fit_with_the_progress_bar_samples_what_one_without_it_does(spec, runs, nuts_fit, capsys) -> None:
     """NumPyro's progress bar runs a callback on another thread; under bayescale's 64-bit context it
     once returned a 32-bit counter and every ``progress=True`` fit failed."""
-    with warnings.catch_warnings():  # the module's sampler settings: the plain fit reuses its compiled sampler
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         shown = bs.fit(spec, runs, seed=0, progress=True, **SAMPLER)
-        plain = bs.fit(spec, runs, seed=0, **SAMPLER)
+    plain = nuts_fit  # the same fit without the bar
     assert not jax.config.values["jax_enable_x64"], "the process-wide 64-bit setting must be restored"
     for p in PARAMS:
         a, b = shown.idata.posterior[p].values, plain.idata.posterior[p].values

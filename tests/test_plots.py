@@ -80,15 +80,21 @@ def _offsets(ax) -> np.ndarray:
 # ------------------------------------------------------------------ backend
 
 
-def test_headless_import_picks_agg(tmp_path):
+def test_headless_import_picks_agg_and_imports_no_pymc(tmp_path):
+    """A fresh process without a display gets the Agg backend; importing bayescale (its PyMC backend
+    included) imports neither pymc nor pytensor, which load only when that backend fits (one process
+    checks both: each costs an interpreter and bayescale's imports)."""
     env = {k: v for k, v in os.environ.items() if k not in ("MPLBACKEND", "DISPLAY", "WAYLAND_DISPLAY")}
     env["MPLCONFIGDIR"] = str(tmp_path)
-    code = "import bayescale.plots, matplotlib; print(matplotlib.get_backend())"
+    code = (
+        "import sys, bayescale, bayescale.pymc_backend, bayescale.plots, matplotlib; "
+        "print(matplotlib.get_backend(), [m for m in ('pymc', 'pytensor') if m in sys.modules])"
+    )
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().lower() == "agg"
+    assert out.stdout.strip().lower() == "agg []"
 
 
 # ------------------------------------------------------------------ MCMC
