@@ -288,6 +288,7 @@ def test_markdown_tables_and_relative_images(md_report, material):
         "## Diagnostics",
         "## Plots",
         "## Decision",
+        "### Does the law fit the runs?",
         "## Leave-largest-out validation",
         "## Runs",
     ):
