@@ -23,6 +23,7 @@ import replay_methods as rm  # noqa: E402
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
 SPEC = str(Path(__file__).resolve().parents[1] / "models" / "chinchilla.toml")
+TASK = {"budgets": [0.10], "fit_method": "laplace", "seed": 0}
 
 
 def synthetic_runs(seed: int = 0) -> pd.DataFrame:
@@ -38,6 +39,13 @@ def synthetic_runs(seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def pool() -> br.Pool:
     return br.make_pool("synthetic", synthetic_runs(), SPEC)
+
+
+@pytest.fixture(scope="module")
+def ladder(pool: br.Pool) -> dict:
+    """The ladder's record at a tenth of the pool's compute, scored by a Laplace fit: two tests read the one fit."""
+    (rec,) = br.run_task({**TASK, "pool": pool, "method": "ladder20"})
+    return rec
 
 
 def test_pool_split_targets_and_initial(pool: br.Pool) -> None:
@@ -145,10 +153,9 @@ def test_planner_target_falls_back_to_the_compute_weighted_centre(pool: br.Pool)
         assert target["weight"].sum() == pytest.approx(1.0)
 
 
-def test_a_ladder_and_random_are_scored_with_a_real_fit(pool: br.Pool) -> None:
-    task = {"pool": pool, "budgets": [0.10], "fit_method": "laplace", "seed": 0}
-    for method in ("ladder20", "random:0"):
-        (rec,) = br.run_task({**task, "method": method})
+def test_a_ladder_and_random_are_scored_with_a_real_fit(pool: br.Pool, ladder: dict) -> None:
+    (random,) = br.run_task({**TASK, "pool": pool, "method": "random:0"})
+    for rec in (ladder, random):
         assert "error" not in rec, rec.get("traceback")
         assert rec["flops"] <= 0.10 * pool.flops * (1 + 1e-9)
         assert rec["n_runs"] > len(pool.initial_ids)
@@ -158,11 +165,10 @@ def test_a_ladder_and_random_are_scored_with_a_real_fit(pool: br.Pool) -> None:
         assert len(rec["median"]) == len(pool.target_ids)
 
 
-def test_eval_spec_scores_every_design_with_it_and_keeps_the_initial_design(pool: br.Pool) -> None:
+def test_eval_spec_scores_every_design_with_it_and_keeps_the_initial_design(pool: br.Pool, ladder: dict) -> None:
     other = str(Path(SPEC).with_name("kaplan.toml"))
-    task = {"pool": pool, "budgets": [0.10], "fit_method": "laplace", "seed": 0, "method": "ladder20"}
-    (default,) = br.run_task(task)
-    (scored,) = br.run_task({**task, "eval_spec": other})
+    default = ladder
+    (scored,) = br.run_task({**TASK, "pool": pool, "method": "ladder20", "eval_spec": other})
     assert scored["chosen"] == default["chosen"]  # the design, its initial runs included, does not depend on it
     assert scored["chosen"][: len(pool.initial_ids)] == pool.initial_ids
     ev = br.Evaluator(pool, "laplace", spec=other)
