@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import gc
 import html
 import io
 import os
 import re
 import shutil
 import subprocess
+import weakref
 from html.parser import HTMLParser
 
 import matplotlib
@@ -28,6 +30,7 @@ from bayescale.errors import BayescaleError
 from bayescale.frontier import frontier
 from bayescale.report._answer import _headline, answer_warnings
 from bayescale.report._content import _fresh_tokens_note
+from bayescale.report._elements import _Para
 from bayescale.testing import fit_from_draws, synthetic_runs
 
 TRUTH = {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.36}
@@ -106,26 +109,26 @@ def material():
 
 
 @pytest.fixture(scope="module")
-def html_report(material, tmp_path_factory):
-    path = tmp_path_factory.mktemp("html") / "sub" / "report.html"
-    out = report.write_html(
-        material["fit"],
-        path,
-        decision=material["decision"],
-        validation=material["validation"],
-        title="Pilot <b>runs</b>",
-    )
-    assert out == path
+def reports(material, tmp_path_factory):
+    """The report of ``material`` as HTML and as Markdown, one after the other (the second reuses the first's
+    figures, as a user writing both gets)."""
+    options = {"decision": material["decision"], "validation": material["validation"], "title": "Pilot <b>runs</b>"}
+    html_path = tmp_path_factory.mktemp("html") / "sub" / "report.html"
+    assert report.write_html(material["fit"], html_path, **options) == html_path
+    md_path = tmp_path_factory.mktemp("md") / "report.md"
+    assert report.write_markdown(material["fit"], md_path, **options) == md_path
     plt.close("all")
-    return path
+    return html_path, md_path
 
 
 @pytest.fixture(scope="module")
-def md_report(material, tmp_path_factory):
-    path = tmp_path_factory.mktemp("md") / "report.md"
-    report.write_markdown(material["fit"], path, decision=material["decision"], validation=material["validation"])
-    plt.close("all")
-    return path
+def html_report(reports):
+    return reports[0]
+
+
+@pytest.fixture(scope="module")
+def md_report(reports):
+    return reports[1]
 
 
 class _Tags(HTMLParser):
@@ -303,6 +306,24 @@ def test_markdown_tables_and_relative_images(md_report, material):
     assert material["fit"].idata.attrs["runs_hash"] in text
 
 
+def test_the_same_report_in_the_other_format_reuses_its_figures_and_keeps_no_fit_alive(material, tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr(report, "_blocks", lambda fit, **options: made.append(options) or ("t", [_Para("drawn")]))
+    fit = fit_from_draws("chinchilla", material["fit"].runs, _draws())
+    report.write_markdown(fit, tmp_path / "r.md")
+    report.write_html(fit, tmp_path / "r.html")
+    assert len(made) == 1 and "drawn" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    for options in ({"title": "another"}, {"decision_seed": 1}, {"decision": material["decision"]}):
+        report.write_html(fit, tmp_path / "r.html", **options)
+    assert len(made) == 4  # another title, seed or decision: drawn anew
+    report.write_html(material["fit"], tmp_path / "r.html")
+    assert len(made) == 5  # another fit
+    kept = weakref.ref(fit)
+    del fit
+    gc.collect()
+    assert kept() is None, "the reused report must not keep its fit in memory"
+
+
 def test_markdown_report_refuses_a_file_where_its_figures_folder_goes(material, tmp_path):
     (tmp_path / "r_files").write_text("the user's own file")
     with pytest.raises(bs.BayescaleError, match=r"r_files' is a file, but the Markdown report keeps its figures"):
@@ -313,6 +334,7 @@ def test_markdown_report_refuses_a_file_where_its_figures_folder_goes(material, 
 def test_markdown_escapes_user_text(md_report):
     text = md_report.read_text(encoding="utf-8")
     assert "<script" not in text.lower() and "<img" not in text and "<i>" not in text
+    assert text.startswith("# Pilot ") and "<b>" not in text  # the title is user text too
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     assert r"\| \*stars\*" in text  # a pipe cannot break the runs table, stars cannot turn bold
     # Every runs-table row has as many cells as the header.

@@ -23,6 +23,7 @@ import base64
 import html
 import os
 import re
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,6 +246,29 @@ def render_markdown(title: str, blocks: Sequence[Any], image_dir: str) -> tuple[
 # ------------------------------------------------------------------ public API
 
 
+#: The last report's inputs (weak references) and its title and blocks: the same report written in the other
+#: format (notebook 03 writes both) reuses them instead of drawing every figure again (most of a report's time).
+_LAST_REPORT: list[tuple[tuple[Any, ...], tuple[str, list[Any]]]] = []
+
+
+def _report_blocks(fit: Fit, progress: _Progress, **options: Any) -> tuple[str, list[Any]]:
+    """:func:`_blocks` of ``fit``, reused when the last report had the same fit, decision, validation and options."""
+    objects = (fit, options["decision"], options["validation"])
+    rest = (options["title"], options["decision_seed"])
+    if _LAST_REPORT:
+        refs, done = _LAST_REPORT[0]
+        if all(r() is o for r, o in zip(refs[:3], objects, strict=True)) and refs[3:] == rest:
+            return done
+    made = _blocks(fit, progress=progress, **options)
+    try:
+        refs = tuple(weakref.ref(o) if o is not None else (lambda: None) for o in objects) + rest
+    except TypeError:  # an object without weak references: not kept
+        _LAST_REPORT.clear()
+        return made
+    _LAST_REPORT[:] = [(refs, made)]
+    return made
+
+
 def _validate_fit(fit: Fit) -> None:
     if not (hasattr(fit, "idata") and hasattr(fit, "spec") and hasattr(fit, "runs")):
         raise BayescaleError(f"fit must be a bayescale Fit, got {type(fit).__name__}")
@@ -298,8 +322,8 @@ def write_html(
     path = Path(path)
     progress = _Progress(_n_steps(decision, validation), "report")
     try:
-        title, blocks = _blocks(
-            fit, decision=decision, validation=validation, title=title, progress=progress, decision_seed=decision_seed
+        title, blocks = _report_blocks(
+            fit, progress, decision=decision, validation=validation, title=title, decision_seed=decision_seed
         )
         _atomic_write(path, render_html(title, blocks).encode("utf-8"))
     finally:
@@ -321,7 +345,8 @@ def write_markdown(
     The same sections as :func:`write_html`, with Markdown tables. The figures go to
     the folder ``<name>_files/`` next to the file and are linked relatively, so the
     folder and the file move together. User text is HTML- and Markdown-escaped. Each
-    file is written atomically (images first).
+    file is written atomically (images first). Written right after :func:`write_html` of the
+    same fit and options (or before it), the two share one drawing of the figures.
 
     Parameters
     ----------
@@ -349,8 +374,8 @@ def write_markdown(
         )
     progress = _Progress(_n_steps(decision, validation), "report")
     try:
-        title, blocks = _blocks(
-            fit, decision=decision, validation=validation, title=title, progress=progress, decision_seed=decision_seed
+        title, blocks = _report_blocks(
+            fit, progress, decision=decision, validation=validation, title=title, decision_seed=decision_seed
         )
         text, images = render_markdown(title, blocks, image_dir)
         for name, png in images.items():
