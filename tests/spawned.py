@@ -1,6 +1,6 @@
 """What spawned test processes run. A spawned child imports the module its target lives in; kept
-here, the target costs the child bayescale.data's imports only, not a test module's (torch and
-transformers for tests/test_runner.py: 5.5 s against 2 s per child)."""
+here, the target costs the child bayescale.data's imports only, not a test module's (a test module
+importing torch and transformers took 5.5 s against 2 s per child)."""
 
 from __future__ import annotations
 

@@ -194,10 +194,11 @@ def _drift_median(runs: pd.DataFrame) -> float:
     return float(discrepancy.learn_drift(splits, spec.extrapolation).quantile(0.5))
 
 
-# A statistical study of how large the learned drift is, in the slow tier (`make test-all`).
-# CI still learns it from the same leave-future-out splits and hyperprior on clean and bent runs in
-# test_design_regions.py::test_a_law_is_trusted_once_its_runs_own_future_backs_it, and through bs.fit in
-# test_a_learned_drift_scale_is_an_attribute_and_in_the_summary.
+# A statistical study of how large the learned drift is, in the slow tier (`make test-all`). The default
+# tier learns it from leave-future-out splits on clean and bent runs (the planner's trust hyperprior, one
+# threshold: test_design_regions.py::test_a_law_is_trusted_once_its_runs_own_future_backs_it) and through
+# bs.fit (test_a_learned_drift_scale_is_an_attribute_and_in_the_summary); these bounds and the bent/clean
+# ratio only here.
 @pytest.mark.slow
 def test_learned_drift_is_near_zero_on_the_law_and_grows_when_the_runs_bend() -> None:
     clean = _drift_median(_runs())

@@ -1486,11 +1486,11 @@ def test_summary_says_each_finding_once_where_stdout_and_stderr_are_one_stream(t
     with warnings.catch_warnings():  # numpy's, on these constant draws' sensitivity: not an error here
         warnings.simplefilter("ignore", RuntimeWarning)
         # One file behind both streams, as `summary > log 2>&1` gives the command.
-        with open(tmp_path / "both.txt", "w+", encoding="utf-8") as fh:
-            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+        # Two descriptors on one file, as `2>&1` gives.
+        with open(tmp_path / "both.txt", "w", encoding="utf-8") as out, open(os.dup(out.fileno()), "w") as err:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 assert cli.main(["summary", str(path)]) == 0
-            fh.seek(0)
-            both = fh.read()
+        both = (tmp_path / "both.txt").read_text(encoding="utf-8")
         assert both.count(problem) == 1, both
         assert cli.main(["summary", str(path)]) == 0  # apart: capsys keeps the streams apart
     apart = capsys.readouterr()

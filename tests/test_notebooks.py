@@ -80,7 +80,9 @@ def run_notebook(path, monkeypatch, tmp_path_factory):
     monkeypatch.chdir(path.parent)  # where a kernel started by Jupyter runs the notebook
     # The notebooks write their tables, pilots and reports to tempfile.mkdtemp() folders for the reader to open:
     # in the test session those go under pytest's temporary folder, which pytest prunes, not /tmp.
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path_factory.mktemp(path.stem)))
+    scratch = str(tmp_path_factory.mktemp(path.stem))
+    monkeypatch.setattr(tempfile, "tempdir", scratch)
+    monkeypatch.setenv("TMPDIR", scratch)  # and the processes a notebook starts (pilots)
     out = io.StringIO()
     # A reader's interpreter: warnings are shown (stderr in a kernel), not the test session's errors.
     with warnings.catch_warnings(record=True) as shown, contextlib.redirect_stdout(out), _shell() as shell:

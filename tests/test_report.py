@@ -308,20 +308,29 @@ def test_markdown_tables_and_relative_images(md_report, material):
 
 def test_the_same_report_in_the_other_format_reuses_its_figures_and_keeps_no_fit_alive(material, tmp_path, monkeypatch):
     made = []
+    monkeypatch.setattr(report, "_LAST_REPORT", [])
     monkeypatch.setattr(report, "_blocks", lambda fit, **options: made.append(options) or ("t", [_Para("drawn")]))
     fit = fit_from_draws("chinchilla", material["fit"].runs, _draws())
     report.write_markdown(fit, tmp_path / "r.md")
     report.write_html(fit, tmp_path / "r.html")
     assert len(made) == 1 and "drawn" in (tmp_path / "r.html").read_text(encoding="utf-8")
-    for options in ({"title": "another"}, {"decision_seed": 1}, {"decision": material["decision"]}):
+    report.write_html(fit, tmp_path / "r.html")
+    assert len(made) == 2  # for the next report only
+    for options in ({"title": "another"}, {"decision_seed": 1}, {"decision": material["decision"]}, {}):
         report.write_html(fit, tmp_path / "r.html", **options)
-    assert len(made) == 4  # another title, seed or decision: drawn anew
+    assert len(made) == 6  # another title, seed, decision or none: drawn anew
     report.write_html(material["fit"], tmp_path / "r.html")
-    assert len(made) == 5  # another fit
+    assert len(made) == 7  # another fit
+    # A decision made for one report and dropped is not mistaken for "no decision" by the next.
+    report.write_html(fit, tmp_path / "r.html", decision=dataclasses.replace(material["decision"]))
+    gc.collect()
+    report.write_html(fit, tmp_path / "r.html")
+    assert len(made) == 9
+    report.write_html(fit, tmp_path / "r.html", title="kept")
     kept = weakref.ref(fit)
     del fit
     gc.collect()
-    assert kept() is None, "the reused report must not keep its fit in memory"
+    assert kept() is None and report._LAST_REPORT == [], "a kept report must not keep its fit, nor outlive it"
 
 
 def test_markdown_report_refuses_a_file_where_its_figures_folder_goes(material, tmp_path):

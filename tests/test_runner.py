@@ -1,5 +1,6 @@
 """The pilot runner: shape and hyperparameter rules, FLOP counts, sweep files, real (tiny) training,
-kill-and-resume, concurrent appends, the process-pool and Ray sweeps, and the CLI."""
+kill-and-resume, the process-pool and Ray sweeps, and the CLI (concurrent appends to a runs table:
+tests/test_data.py)."""
 
 from __future__ import annotations
 

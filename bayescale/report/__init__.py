@@ -246,26 +246,34 @@ def render_markdown(title: str, blocks: Sequence[Any], image_dir: str) -> tuple[
 # ------------------------------------------------------------------ public API
 
 
-#: The last report's inputs (weak references) and its title and blocks: the same report written in the other
-#: format (notebook 03 writes both) reuses them instead of drawing every figure again (most of a report's time).
+#: The last report's inputs (weak references, None where not given) and its title and blocks, for the next
+#: report only: the same report written in the other format right after (notebook 03 writes both) reuses them
+#: instead of drawing every figure again (most of a report's time). Dropped once used, or when its fit is freed.
 _LAST_REPORT: list[tuple[tuple[Any, ...], tuple[str, list[Any]]]] = []
+
+
+def _same_inputs(refs: tuple[Any, ...], objects: tuple[Any, ...]) -> bool:
+    """Whether the kept references name exactly ``objects`` (a dead reference names nothing)."""
+    return all((r is None) if o is None else (r is not None and r() is o) for r, o in zip(refs, objects, strict=True))
 
 
 def _report_blocks(fit: Fit, progress: _Progress, **options: Any) -> tuple[str, list[Any]]:
     """:func:`_blocks` of ``fit``, reused when the last report had the same fit, decision, validation and options."""
     objects = (fit, options["decision"], options["validation"])
     rest = (options["title"], options["decision_seed"])
-    if _LAST_REPORT:
-        refs, done = _LAST_REPORT[0]
-        if all(r() is o for r, o in zip(refs[:3], objects, strict=True)) and refs[3:] == rest:
-            return done
+    last = _LAST_REPORT[:1]  # one read: another thread may clear it
+    _LAST_REPORT.clear()
+    if last and _same_inputs(last[0][0][:3], objects) and last[0][0][3:] == rest:
+        return last[0][1]
     made = _blocks(fit, progress=progress, **options)
     try:
-        refs = tuple(weakref.ref(o) if o is not None else (lambda: None) for o in objects) + rest
-    except TypeError:  # an object without weak references: not kept
-        _LAST_REPORT.clear()
+        # The fit's reference drops the blocks (megabytes of figures) as soon as the fit is freed.
+        refs = (weakref.ref(fit, lambda _: _LAST_REPORT.clear()),) + tuple(
+            weakref.ref(o) if o is not None else None for o in objects[1:]
+        )
+    except TypeError:  # an object without weak references: nothing kept
         return made
-    _LAST_REPORT[:] = [(refs, made)]
+    _LAST_REPORT[:] = [(refs + rest, made)]
     return made
 
 
@@ -346,7 +354,8 @@ def write_markdown(
     the folder ``<name>_files/`` next to the file and are linked relatively, so the
     folder and the file move together. User text is HTML- and Markdown-escaped. Each
     file is written atomically (images first). Written right after :func:`write_html` of the
-    same fit and options (or before it), the two share one drawing of the figures.
+    same fit and options (or right before it), the two share one drawing of the figures: the
+    fit, decision and validation must not be changed in between.
 
     Parameters
     ----------
