@@ -456,6 +456,28 @@ def test_allocation_matches_elfving_for_a_straight_line():
     assert n.sum() == 30 and n[4] == 20 and n[0] == 10
 
 
+def test_the_line_search_values_are_the_allocations_values():
+    """The line search reads value(w + a d) from the information at w and the step's (linear in the runs)."""
+    from bayescale.design.allocation import Linearised, MixedLinearised
+
+    rng = np.random.default_rng(0)
+    parts = []
+    for S in (3, 2):
+        lin = Linearised.__new__(Linearised)
+        lin.G, lin.h = rng.normal(size=(S, 6, 3)), rng.normal(size=(S, 2, 3))  # a region of two target points
+        lin.I0 = 0.1 * np.eye(3)[None] + np.einsum("smi,smj->sij", lin.G[:, :2], lin.G[:, :2])
+        lin.wt, lin.S, lin.M = np.array([0.7, 0.3]), S, 6
+        parts.append(lin)
+    mixed = MixedLinearised.__new__(MixedLinearised)
+    mixed.parts, mixed.S, mixed.M = parts, 5, 6
+    w, d = np.array([0.0, 2.0, 0.5, 0.0, 1.0, 0.0]), np.array([1.0, -2.0, 0.0, 0.0, 0.5, 3.0])
+    for lin in (*parts, mixed):
+        f = lin.line(w, d)
+        for a in (0.0, 0.3, 1.0):
+            assert f(a) == pytest.approx(lin.value(w + a * d, grad=False)[0], rel=1e-12)
+            assert lin.value(w + a * d, grad=False)[0] == lin.value(w + a * d)[0]
+
+
 def test_allocation_respects_costs_and_caps():
     # x = 1 costs 4x as much: the optimum, found by brute force over whole designs, moves runs to x = -1
     from bayescale.design.allocation import allocate, round_runs

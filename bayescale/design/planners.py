@@ -336,7 +336,7 @@ class _Lin:
         """The variance once the ``chosen`` runs report; pending runs among them are already folded into
         the design's information (they were counted twice before)."""
         n = np.bincount(np.asarray(chosen, dtype=int), minlength=self.lin.M).astype(float)
-        return self.scale * self.lin.value(np.maximum(n - self.folded, 0.0))[0]
+        return self.scale * self.lin.value(np.maximum(n - self.folded, 0.0), grad=False)[0]
 
 
 def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any]]:
@@ -344,7 +344,7 @@ def _allocation(p: Problem, selectable: np.ndarray) -> tuple[_Lin, dict[str, Any
     sc, costs, budget, pre, o = p.scorer, p.costs, p.budget, p.pre, p.options
     kind = MixedLinearised if isinstance(p.fit, AveragedFit) else Linearised
     lin = kind(p.fit, p.frame, p.target, noise_var=sc.nv, extra_var=sc.dvar, n_draws=int(o.design_draws), seed=p.seed)
-    base, _ = lin.value(np.zeros(lin.M))
+    base, _ = lin.value(np.zeros(lin.M), grad=False)
     if pre:  # pending runs will report: fold them into what is known
         lin.fold(pre)
     wrap = _Lin(lin, sc, base, folded=pre)
