@@ -4,8 +4,9 @@
 On the bundled ``data/demo_runs.csv`` and a Laplace fit of ``models/chinchilla.toml`` (what notebook 04 and
 the README's ``bayescale suggest`` plan on), with the budget 1e21 FLOPs and k = 4: a target point, a
 compute-optimal target, an ``nopt:`` target, a threshold (decision) target and a box region. Each target
-is planned once to compile, then timed ``--repeats`` times (the median is printed), with the calls the
-allocation planner makes to its per-draw variance counted. ``--json PATH`` also stores each plan's table
+is planned once to compile, then timed ``--repeats`` times (the median is printed), with the full
+evaluations of the allocation's per-draw variance counted (``Linearised.per_draw``; the line search's small
+solves since 2026-12-07 are not). ``--json PATH`` also stores each suggestion's batch table, every column
 (to compare two versions' plans).
 
 Usage::
@@ -53,7 +54,7 @@ def main() -> None:
     runs = bs.load_runs(ROOT / "data" / "demo_runs.csv")
     fit = bs.fit(ROOT / "models" / "chinchilla.toml", runs, seed=0, method="laplace")
     print(f"bayescale {bs.__version__}, numpy {np.__version__}, {platform.platform()}, {platform.processor() or ''}")
-    print(f"{'target':42s} {'warm s':>7s} {'variance calls':>15s}")
+    print(f"{'target':42s} {'warm s':>7s} {'full variance evaluations':>26s}")
     plans = {}
     for label, target in TARGETS.items():
         bs.suggest(fit, target, budget_flops=1e21, k=4)  # compiles
@@ -63,8 +64,8 @@ def main() -> None:
             t0 = time.perf_counter()
             s = bs.suggest(fit, target, budget_flops=1e21, k=4)
             times.append(time.perf_counter() - t0)
-        plans[label] = s.table[["N", "D"]].to_dict("list")
-        print(f"{label:42s} {statistics.median(times):7.2f} {calls[0]:15d}")
+        plans[label] = s.table.to_dict("list")
+        print(f"{label:42s} {statistics.median(times):7.2f} {calls[0]:26d}")
     if args.json:
         args.json.write_text(json.dumps(plans, indent=1))
 

@@ -230,7 +230,7 @@ def _knapsack(score: np.ndarray, costs: np.ndarray, caps: np.ndarray, budget: fl
 
 
 def allocate(
-    lin: Linearised, costs: np.ndarray, caps: np.ndarray, budget: float, iters: int = 300
+    lin: Linearised | MixedLinearised, costs: np.ndarray, caps: np.ndarray, budget: float, iters: int = 300
 ) -> tuple[np.ndarray, float, float]:
     """Continuous allocation minimising :meth:`Linearised.value` (Frank-Wolfe with line search).
     Returns (w, value at w, value with no new runs)."""
@@ -267,7 +267,7 @@ def allocate(
                 fb = f(b)
         gam = 0.5 * (lo + hi)
         w_new = w + gam * d
-        v_new = f(gam)
+        v_new = lin.value(w_new, grad=False)[0]  # the step kept is judged on the full product, not the search's sum
         if v_new >= v:
             break
         stalled = stalled + 1 if v_new > v * (1 - 1e-7) else 0
@@ -277,7 +277,9 @@ def allocate(
     return w, v, v0
 
 
-def round_runs(lin: Linearised, w: np.ndarray, costs: np.ndarray, caps: np.ndarray, budget: float) -> np.ndarray:
+def round_runs(
+    lin: Linearised | MixedLinearised, w: np.ndarray, costs: np.ndarray, caps: np.ndarray, budget: float
+) -> np.ndarray:
     """Whole runs from a continuous allocation: the integer parts, then single runs added
     greedily (most variance removed per cost, among candidates the allocation used) while the
     budget allows."""
