@@ -234,14 +234,14 @@ def allocate(
 ) -> tuple[np.ndarray, float, float]:
     """Continuous allocation minimising :meth:`Linearised.value` (Frank-Wolfe with line search).
     Returns (w, value at w, value with no new runs)."""
-    v0, _ = lin.value(np.zeros(lin.M), grad=False)
+    v0, g0 = lin.value(np.zeros(lin.M))
     caps = np.where(costs <= budget * (1 + 1e-9), caps, 0.0)  # no fractions of unaffordable runs
     ok = caps > 0
     if not ok.any():
         return np.zeros(lin.M), v0, v0
     # Start at a vertex: every vertex spends the whole budget (or fills every cap), and so does
     # every convex combination of them; more runs never raise the variance.
-    w = _knapsack(-lin.value(np.zeros(lin.M))[1], costs, caps, budget)
+    w = _knapsack(-g0, costs, caps, budget)
     v = lin.value(w, grad=False)[0]
     stalled = 0
     for _ in range(iters):

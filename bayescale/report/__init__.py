@@ -246,10 +246,11 @@ def render_markdown(title: str, blocks: Sequence[Any], image_dir: str) -> tuple[
 # ------------------------------------------------------------------ public API
 
 
-#: The last report's inputs (weak references, None where not given) and its title and blocks, for the next
-#: report only: the same report written in the other format right after (notebook 03 writes both) reuses them
-#: instead of drawing every figure again (most of a report's time). Dropped once used, or when its fit is freed.
-_LAST_REPORT: list[tuple[tuple[Any, ...], tuple[str, list[Any]]]] = []
+#: The last report's inputs (weak references to its fit, decision and validation, None where not given; its title
+#: and seed) and its title and blocks, for the next report only: the same report written in the other format right
+#: after (notebook 03 writes both) reuses them instead of drawing every figure again (most of a report's time).
+#: Dropped once used, or when its fit is freed.
+_LAST_REPORT: list[tuple[tuple[Any, ...], tuple[Any, ...], tuple[str, list[Any]]]] = []
 
 
 def _same_inputs(refs: tuple[Any, ...], objects: tuple[Any, ...]) -> bool:
@@ -263,8 +264,9 @@ def _report_blocks(fit: Fit, progress: _Progress, **options: Any) -> tuple[str, 
     rest = (options["title"], options["decision_seed"])
     last = _LAST_REPORT[:1]  # one read: another thread may clear it
     _LAST_REPORT.clear()
-    if last and _same_inputs(last[0][0][:3], objects) and last[0][0][3:] == rest:
-        return last[0][1]
+    for refs, kept_rest, made in last:
+        if kept_rest == rest and _same_inputs(refs, objects):
+            return made
     made = _blocks(fit, progress=progress, **options)
     try:
         # The fit's reference drops the blocks (megabytes of figures) as soon as the fit is freed.
@@ -273,7 +275,7 @@ def _report_blocks(fit: Fit, progress: _Progress, **options: Any) -> tuple[str, 
         )
     except TypeError:  # an object without weak references: nothing kept
         return made
-    _LAST_REPORT[:] = [(refs + rest, made)]
+    _LAST_REPORT[:] = [(refs, rest, made)]
     return made
 
 
