@@ -23,9 +23,10 @@ VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
 # (as on CI), which made every process compile what it imported again. Nothing is written beside the sources.
 RUN := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache
 # One pytest worker per core (at most 4), each test file on one worker so module fixtures are fitted once.
-# xdist hands out the files by their number of tests, most first, so the notebooks (few tests, 370 s) run in the
-# second half, reading what the tests compiled into the shared cache: started first, they took 87 s longer.
-PYTEST := $(RUN) $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --durations=25
+# The workers take the files in the order tests/conftest.py gives them (LONGEST_FIRST), not xdist's (most tests
+# first), so that they finish together; the notebooks come after the files that fill the shared compilation
+# cache (started first, they took 87 s longer).
+PYTEST := $(RUN) $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=25
 
 # uv installs from the registry in seconds where pip took most of a minute (7 s against about 35 s for the test
 # extras on the 2-core CI machine). pip installs torch, from the CPU build on the machine's disk where there is

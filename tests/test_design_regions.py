@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import io
 import json
 import types
@@ -299,6 +300,15 @@ def test_a_law_is_trusted_once_its_runs_own_future_backs_it():
         }
     assert robust._untrusted(fits["clean"]) is None
     assert "drifted from the larger ones" in robust._untrusted(fits["bent"])
+    # Another plan for the same fit reuses its splits; a freed fit's answer is dropped.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(robust, "holdouts", lambda *a, **k: pytest.fail("the splits ran again for the same fit"))
+        assert "drifted from the larger ones" in robust._untrusted(fits["bent"])
+    ids = {id(f) for f in fits.values()}
+    assert ids <= set(robust._DRIFT_OF_FIT)
+    fits.clear()
+    gc.collect()
+    assert ids.isdisjoint(robust._DRIFT_OF_FIT)
 
 
 def test_splits_that_say_nothing_do_not_earn_trust():
