@@ -23,7 +23,7 @@ VERSIONS := $(BIN)/python .ci/versions.py $(or $(LOCK),constraints.txt)
 # (as on CI), which made every process compile what it imported again. Nothing is written beside the sources.
 RUN := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX=$(abspath $(VENV))/pycache
 # One pytest worker per core (at most 4), each test file on one worker so module fixtures are fitted once.
-# The workers take the files in the order tests/conftest.py gives them (LONGEST_FIRST), not xdist's (most tests
+# The workers take the files in the order tests/conftest.py gives them (FILE_ORDER), not xdist's (most tests
 # first), so that they finish together; the notebooks come after the files that fill the shared compilation
 # cache (started first, they took 87 s longer).
 PYTEST := $(RUN) $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder --durations=25

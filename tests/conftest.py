@@ -79,19 +79,18 @@ def private_cache(stdlib_tokens: Path, tmp_path_factory: pytest.TempPathFactory)
         yield path
 
 
-#: The test files in the order the two pytest-xdist workers start them (``--dist loadfile --no-loadscope-reorder``):
-#: the longest first, so the workers finish together. Left to xdist (most tests first), the 80 s README test
-#: started last and one worker waited 77 s for the other (CI run 79: 875 s against 798 s). The notebooks come
-#: after the four files that compile the most (they read those compilations from the shared cache) and after
-#: test_runner.py, which builds the corpus's tokenizer that notebook 06 and the README's dry run read. Files not
-#: named (each under 10 s of a worker's time) follow in alphabetical order.
-LONGEST_FIRST = (
+#: The test files in the order the pytest-xdist workers start them (``--dist loadfile --no-loadscope-reorder``),
+#: so that the workers finish together: the long files first, then the notebooks, then the short files (each under
+#: 10 s of a worker's time), in alphabetical order, which fill the gap between the workers' ends. Left to xdist
+#: (most tests first) the 80 s README test started last and one worker waited 77 s for the other (CI run 79). The
+#: notebooks run late because they read what the tests compiled from the shared cache: started after the first
+#: four files they took 327 s against 271 s at the end (CI runs 79-80). test_runner.py builds the corpus's
+#: tokenizer that notebook 06 and the README's dry run read.
+FILE_ORDER = (
     "test_cli.py",
     "test_inference.py",
     "test_compare.py",
     "test_runner.py",
-    "test_notebooks.py",
-    "test_notebooks_second_half.py",
     "test_readme.py",
     "test_exported.py",
     "test_design_regions.py",
@@ -112,14 +111,13 @@ LONGEST_FIRST = (
     "test_buckets.py",
     "test_runner_guards.py",
     "test_scaled_priors.py",
-    "test_laws_nd.py",
-    "test_decisions.py",
-    "test_likelihoods.py",
+    "test_notebooks.py",
+    "test_notebooks_second_half.py",
 )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    rank = {name: i for i, name in enumerate(FILE_ORDER)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import LONGEST_FIRST
+from conftest import FILE_ORDER
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
 
@@ -260,8 +260,8 @@ def test_function_lengths() -> None:
     assert not long, f"functions over {FUNCTION_LINES} lines:\n" + "\n".join(long)
 
 
-def test_the_longest_first_order_names_test_files_that_exist() -> None:
+def test_the_file_order_names_test_files_that_exist() -> None:
     # A renamed file would silently fall to the end of the workers' order (tests/conftest.py).
     tests = Path(__file__).resolve().parent
-    assert len(set(LONGEST_FIRST)) == len(LONGEST_FIRST)
-    assert [name for name in LONGEST_FIRST if not (tests / name).is_file()] == []
+    assert len(set(FILE_ORDER)) == len(FILE_ORDER)
+    assert [name for name in FILE_ORDER if not (tests / name).is_file()] == []
