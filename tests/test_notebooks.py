@@ -63,7 +63,17 @@ EXPECTED = {
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 #: Half the notebooks run here, half in ``test_notebooks_second_half.py``: pytest-xdist gives each file
 #: to one worker (``--dist loadfile``), and all of them on one worker were the suite's last six minutes.
-FIRST_HALF = NOTEBOOKS[::2]
+#: Notebooks 01-03 fit the same NUTS program to the demo runs, so they run here, one after another, and the
+#: later two read its compilation: split by parity, notebook 02 compiled it on the other worker at the same
+#: time as 01 (39 s in CI run 81, 13 s when it ran after 01 in run 80). A new notebook runs here.
+SECOND_HALF_NAMES = (
+    "04_next_pilot.ipynb",
+    "05_learning_curves.ipynb",
+    "06_pilot_runner.ipynb",
+    "08_law_uncertainty.ipynb",
+)
+FIRST_HALF = [p for p in NOTEBOOKS if p.name not in SECOND_HALF_NAMES]
+SECOND_HALF = [p for p in NOTEBOOKS if p.name in SECOND_HALF_NAMES]
 
 
 @pytest.mark.parametrize("path", FIRST_HALF, ids=[p.name for p in FIRST_HALF])
@@ -142,3 +152,4 @@ def test_notebooks_are_stored_executed_and_small():
                 assert len(json.dumps(out)) <= 250_000, f"{path.name}: an output over 250 kB is stored"
         total += path.stat().st_size
     assert total < STORED_LIMIT_BYTES, f"notebooks/ holds {total / 1e6:.1f} MB"
+    assert [p.name for p in SECOND_HALF] == sorted(SECOND_HALF_NAMES), "a second-half notebook was renamed"

@@ -1,9 +1,7 @@
 """The other half of the notebooks (see ``test_notebooks.py``: a second file, so a second worker runs them)."""
 
 import pytest
-from test_notebooks import NOTEBOOKS, run_notebook
-
-SECOND_HALF = NOTEBOOKS[1::2]
+from test_notebooks import SECOND_HALF, run_notebook
 
 
 @pytest.mark.parametrize("path", SECOND_HALF, ids=[p.name for p in SECOND_HALF])
