@@ -80,8 +80,8 @@ def private_cache(stdlib_tokens: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 #: The test files in the order the pytest-xdist workers start them (``--dist loadfile --no-loadscope-reorder``),
-#: so that the workers finish together: the long files first, then the notebooks, then the short files (each under
-#: 10 s of a worker's time), in alphabetical order, which fill the gap between the workers' ends. Left to xdist
+#: so that the workers finish together: the long files first, then the notebooks, then the files not named here (each
+#: under 20 s of a worker's time), in alphabetical order, which fill the gap between the workers' ends. Left to xdist
 #: (most tests first) the 80 s README test started last and one worker waited 77 s for the other (CI run 79). The
 #: notebooks run late because they read what the tests compiled from the shared cache: started after the first
 #: four files they took 327 s against 271 s at the end (CI runs 79-80). test_runner.py builds the corpus's
