@@ -167,8 +167,8 @@ def _disagreement(fit: Fit | AveragedFit, points: pd.DataFrame) -> str | None:
 
 
 #: Rule 4's answer for each fit planned for in this process, by the fit's id, dropped when the fit is freed.
-#: The splits are most of a plan's time when the fit did not learn its drift (3.5 s of a 4.6 s ``suggest`` on
-#: the demo runs), and one fit is often asked for several plans (other targets, regions, budgets).
+#: The splits run whenever the fit did not learn its drift (0.2-0.5 s of a warm ``suggest`` on the demo runs; 3.5 s
+#: of 4.6 s under the tests' unoptimised XLA), and one fit is often asked for several plans (targets, regions, budgets).
 _DRIFT_OF_FIT: dict[int, tuple[int, float]] = {}
 
 
