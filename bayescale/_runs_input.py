@@ -249,6 +249,21 @@ def _repeats_unread(runs: pd.DataFrame, law_columns: Sequence[str], law: str) ->
     ]
 
 
+def unread_unique_tokens(points: pd.DataFrame, law_columns: Sequence[str], law: str) -> list[str]:
+    """A caution for points (named by the index) that repeat their data (``U`` below D) asked of a law that
+    does not read ``U``: its bands there are for fresh tokens, and repeated tokens teach less."""
+    if "U" in law_columns or not {"U", "D"} <= set(points.columns) or not (repeated := repeated_rows(points)).any():
+        return []
+    epochs = float(np.nanmax((points["D"] / points["U"]).to_numpy(dtype=float)[repeated]))
+    one = int(repeated.sum()) == 1
+    return [
+        f"Caution: {join_names([str(i) for i in points.index[repeated]])} repeat{'s its' if one else ' their'} "
+        f"data (U: up to {epochs:.3g} epochs), but {law} does not read U: "
+        "the bands are for fresh tokens, and repeated tokens teach less; fit the data-constrained law (spec "
+        "'data_constrained') or the law average (spec 'recommended'), which read it."
+    ]
+
+
 def _constant_loss(runs: pd.DataFrame) -> list[str]:
     """Every row at one loss: a fit learns nothing from it but a collapsed noise scale."""
     loss = runs["loss"].to_numpy(dtype=float) if "loss" in runs else np.array([])

@@ -553,6 +553,15 @@ def _shifts(before: Fit, after: Fit, budget: float | None) -> pd.DataFrame:
 # ------------------------------------------------------------- honesty
 
 
+def one_ratio(fit: Fit) -> float | None:
+    """The one tokens-per-parameter ratio every run trains (to a tenth of a decade) of a law that reads N and D,
+    or ``None``: such runs cannot separate the size and data terms, so the allocation comes from the priors."""
+    if not {"N", "D"} <= set(fit.spec.law.inputs) or not {"N", "D"} <= set(fit.runs.columns):
+        return None
+    ratios = np.unique(np.round(np.log10(fit.runs["D"] / fit.runs["N"]), 1))
+    return float(10 ** ratios[0]) if ratios.size == 1 else None
+
+
 def design_warnings(fit: Fit, *, corr_limit: float = 0.95) -> list[str]:
     """Plain-words warnings about what the runs cannot tell apart.
 
@@ -560,15 +569,12 @@ def design_warnings(fit: Fit, *, corr_limit: float = 0.95) -> list[str]:
     - posterior correlation between two law parameters above ``corr_limit`` in absolute value.
     """
     out = []
-    runs = fit.runs
     law = fit.spec.law
-    if {"N", "D"} <= set(law.inputs):
-        ratios = np.unique(np.round(np.log10(runs["D"] / runs["N"]), 1))
-        if ratios.size == 1:
-            out.append(
-                f"all runs use one tokens-per-parameter ratio (~{10 ** ratios[0]:.3g}); the size and data terms of "
-                f"law {law.name!r} cannot be separated: add runs at other ratios."
-            )
+    if (ratio := one_ratio(fit)) is not None:
+        out.append(
+            f"all runs use one tokens-per-parameter ratio (~{ratio:.3g}); the size and data terms of "
+            f"law {law.name!r} cannot be separated: add runs at other ratios."
+        )
     params = list(law.params)
     if len(params) >= 2:
         X = np.stack([np.log(np.abs(fit.posterior[p].values.reshape(-1)) + 1e-300) for p in params])
@@ -593,6 +599,7 @@ __all__ = [
     "compare",
     "coverage",
     "design_warnings",
+    "one_ratio",
     "leave_largest_out",
     "loo",
     "loo_pit",

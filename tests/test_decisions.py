@@ -444,3 +444,31 @@ def test_point_notes_say_each_reach_once_for_a_calibrated_average():
     one.spec, one.runs = spec, runs
     (said,) = [n for n in dc.point_notes(one, far) if "calibrated" in n]
     assert "up to 0.3 decades (in N and D) beyond the splits' runs" in said
+
+
+def test_points_that_repeat_data_a_law_does_not_read_are_said_to_be_fresh_data_bands(point_fit):
+    """A point asked with U below D of a law without U gets the fresh-data band; decide says so, naming the point."""
+    fit, _ = point_fit
+    repeated = {"N": 1e9, "D": 8e10, "U": 2e9}  # 40 epochs
+    verdict = bs.decide({"repeated": repeated, "fresh": {"N": 1e9, "D": 8e10, "U": 8e10}}, fit=fit).verdict()
+    assert "repeated repeats its data (U: up to 40 epochs), but spec 'chinchilla' does not read U" in verdict
+    assert "fresh repeats" not in verdict
+    table = pd.DataFrame([repeated], index=["r"])
+    assert dc.point_notes(fit, table.drop(columns="U")) == dc.point_notes(fit, table.assign(U=8e10))
+    assert any("does not read U" in n for n in dc.point_notes(fit, table))
+
+
+def test_optimal_says_runs_at_one_ratio_cannot_split_a_budget(point_fit, tmp_path, capsys):
+    """A new user's 10 runs, all at 20 tokens per parameter, got a confident allocation from one of two modes."""
+    from bayescale.checks import one_ratio
+    from bayescale.cli import main
+
+    fit, draws = point_fit
+    assert one_ratio(fit) is None
+    n = np.geomspace(1e7, 1e9, 10)
+    runs = pd.DataFrame({"N": n, "D": 20 * n, "loss": _law(TRUTH, n, 20 * n)})
+    ladder = fit_from_draws("chinchilla", runs, draws)
+    assert one_ratio(ladder) == pytest.approx(20, rel=0.15)
+    path = ladder.save(tmp_path / "ladder.nc")
+    assert main(["optimal", str(path), "--budget", "1e22", "-q"]) == 0
+    assert "every run trains about 20 tokens per parameter" in capsys.readouterr().err

@@ -175,7 +175,7 @@ def cmd_optimal(args: argparse.Namespace) -> int:
     optima = {"N": [e["N_opt"]["median"] for e in rows], "D": [e["D_opt"]["median"] for e in rows]}
     problems = _say_fit_problems(fit)
     cautions = _say_cautions(fit, pd.DataFrame({**optima, "C": args.budget}, index=[f"C={c:.3g}" for c in args.budget]))
-    for note in _unique_tokens_notes(fit, args.unique_tokens, max(optima["D"])):
+    for note in _unique_tokens_notes(fit, args.unique_tokens, max(optima["D"])) + _one_ratio_notes(fit):
         _warn(note)
         cautions.append(note)
     if args.format == "json":
@@ -196,6 +196,20 @@ def cmd_optimal(args: argparse.Namespace) -> int:
         return 0
     _print_optimal(fit, method, rows, exps, args.ci_prob, args.tolerance)
     return 0
+
+
+def _one_ratio_notes(fit: Fit) -> list[str]:
+    """Runs at one tokens-per-parameter ratio cannot say how to split a budget between N and D."""
+    from bayescale.checks import one_ratio
+
+    ratio = one_ratio(fit)
+    if ratio is None:
+        return []
+    return [
+        f"every run trains about {ratio:.3g} tokens per parameter, so the runs cannot separate the size and data "
+        "terms: the split of each budget between N and D comes from the priors (the posterior may hold one mode per "
+        "split); add runs at other tokens-per-parameter ratios before trusting the allocation"
+    ]
 
 
 def _unique_tokens_notes(fit: Fit, unique_tokens: float | None, d_opt: float) -> list[str]:
