@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import _compare_fit as cf
-from . import averaging, discrepancy
+from . import _slots, averaging, discrepancy
 from ._compare_model import Pooling, base_spec, grouped_spec
 from .errors import BayescaleError
 from .scaled_priors import place_priors
@@ -99,11 +99,8 @@ def fit_laws(
 
 
 def slots(weights: Sequence[float], n: int, seed: int) -> np.ndarray:
-    """Law index per draw: counts proportional to the weights (largest remainders), shuffled by seed."""
-    w = np.asarray(weights, dtype=float) / np.sum(weights)
-    counts = np.floor(w * n).astype(int)
-    counts[np.argsort(-(w * n - counts))[: n - counts.sum()]] += 1
-    return np.random.default_rng([seed, 7919]).permutation(np.repeat(np.arange(len(w)), counts))
+    """Law index per draw: counts proportional to the weights, shuffled by seed (a law average's slots, flat)."""
+    return _slots.slots((1, n), weights, seed).reshape(-1)
 
 
 def mix(per_law: Sequence[np.ndarray], where: np.ndarray) -> np.ndarray:

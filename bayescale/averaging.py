@@ -8,7 +8,8 @@ cut, scored above it, :mod:`bayescale.discrepancy`), learns each law's drift sca
 the laws by **stacking** those held-out predictive densities (Yao et al. 2018: the weights that
 make the mixture predict the held-out runs best), then fits every law with weight on all the
 runs. Predictions mix the laws' draws in proportion to their weights, so where the laws agree
-the band is theirs and where they disagree beyond the runs it widens.
+the band is theirs and where they disagree beyond the runs it widens; beyond the reach the splits
+tested, the weights fade towards equal (:mod:`bayescale._slots`).
 
 :func:`fit` is ``bayescale.fit``: one law or an average, by the spec it is given.
 """
@@ -28,7 +29,7 @@ import pandas as pd
 import xarray as xr
 from scipy import special, stats
 
-from . import _arviz
+from . import _arviz, _slots
 from . import inference as _inference
 from ._optimise import minimise
 from ._runs_input import warn_about_table
@@ -49,7 +50,8 @@ from .errors import BayescaleError, StaleFitError, user_stacklevel
 from .inference import AVERAGE_ATTR, Fit
 from .laws import FALLBACK_COLUMNS
 from .misfit import Misfit, misfit, warn_if_misfit
-from .model import noise_names
+from .model import distance_from_runs, noise_names
+from .modes import agreeing_modes
 from .spec import AverageSpec, ModelSpec, load_spec
 
 #: Laws whose stacking weight falls below this are left out of the final fits (and said so).
@@ -110,7 +112,8 @@ class AveragedFit:
         if self.members is not None and list(self.weights) != list(self.members):  # slots index members in order
             self.weights = {k: self.weights[k] for k in self.members}
         if self.slots is None:
-            self.slots = _slots(self.leading.posterior, list(self.weights.values()), self.seed)
+            shape = (self.leading.posterior.sizes["chain"], self.leading.posterior.sizes["draw"])
+            self.slots = _slots.slots(shape, list(self.weights.values()), self.seed)
 
     # ------------------------------------------------------------ like a Fit
     @property
@@ -140,38 +143,44 @@ class AveragedFit:
 
     def slot_draws(self) -> tuple[np.ndarray, np.ndarray]:
         """For each flattened draw slot, its member (position in ``members``) and the flattened draw of that
-        member that fills it: the draw in the same place where the member's draws are shaped like the leading
-        member's, else its draws spread evenly over its slots (a minor law drawn with fewer draws, or NUTS
-        chains that sat in different modes and came back mixed by weight, fewer per chain)."""
-        slots = self.slots.reshape(-1)
-        index = np.arange(slots.size)
-        for k, m in enumerate(self.members.values()):
-            where, shape = slots == k, (m.posterior.sizes["chain"], m.posterior.sizes["draw"])
-            if shape != self.slots.shape and where.any():
-                index[where] = np.arange(where.sum()) * (shape[0] * shape[1]) // where.sum()
-        return slots, index
+        member that fills it (:func:`bayescale._slots.draw_index`)."""
+        flat = self.slots.reshape(-1)
+        return flat, _slots.draw_index(flat, self._member_shapes(), self.slots.shape)
 
-    def mix(self, per_member: list[np.ndarray]) -> np.ndarray:
+    def _member_shapes(self) -> list[tuple[int, int]]:
+        return [(m.posterior.sizes["chain"], m.posterior.sizes["draw"]) for m in self.members.values()]
+
+    def point_weights(self, points: Any) -> np.ndarray | None:
+        """Each law's weight at each of ``points`` (point, law): the stacking weights within the reach they
+        were tested at, fading towards equal beyond it (:mod:`bayescale._slots`); ``None`` where no point
+        lies beyond the reach."""
+        frame = points_frame(points)
+        distance = distance_from_runs(self.leading.spec, self.runs, frame)
+        return _slots.faded_weights(list(self.weights.values()), self.weights_reach, distance)
+
+    def mix(self, per_member: list[np.ndarray], points: Any = None) -> np.ndarray:
         """One array shaped like the leading member's draws (chain, draw, ...), each slot taken from the
-        member it belongs to (:meth:`slot_draws`)."""
+        member it belongs to (:meth:`slot_draws`). With ``points`` (the third axis of the arrays), each point
+        beyond the weights' reach is mixed by its own faded weights (:meth:`point_weights`)."""
         arrays = [np.asarray(v, dtype=float) for v in per_member]
-        slots, index = self.slot_draws()
-        out = np.empty((slots.size,) + arrays[0].shape[2:])
-        for k, values in enumerate(arrays):
-            where = slots == k
-            out[where] = values.reshape((-1,) + values.shape[2:])[index[where]]
-        return out.reshape(self.slots.shape + arrays[0].shape[2:])
+        faded = None if points is None else self.point_weights(points)
+        if faded is None:
+            out = _slots.mixed(arrays, self.slots.reshape(-1), self.slots.shape)
+        else:
+            out = _slots.mixed_per_point(arrays, _slots.point_slots(self.slots, faded, self.seed), self.slots.shape)
+        return out.reshape(self.slots.shape + out.shape[1:])
 
     def log_loss(self, points: Any) -> np.ndarray:
         """Mixed draws of the log loss at ``points`` (chain, draw, point), each law with its own drift."""
         frame = points_frame(points)
-        mixed = self.mix([m.log_loss(frame) for m in self.members.values()])
+        mixed = self.mix([m.log_loss(frame) for m in self.members.values()], frame)
         return conformal_scaled(mixed, self.conformal)
 
-    def noise_params(self) -> dict[str, np.ndarray]:
-        names = noise_names(self.spec)
+    def noise_params(self, points: Any = None) -> dict[str, np.ndarray]:
+        """The mixed noise parameters (chain, draw, 1); with ``points``, (chain, draw, point) where a point lies
+        beyond the weights' reach, each slot's from the law that fills it at that point (as :meth:`log_loss`)."""
         per = [m.noise_params() for m in self.members.values()]
-        return {k: self.mix([p[k] for p in per]) for k in names}
+        return {k: self.mix([p[k] for p in per], points) for k in noise_names(self.spec)}
 
     def predict(self, points: Any, *, noise: bool = False, seed: int = 0) -> xr.DataArray:
         """Draws of the loss at ``points`` from the average (see :meth:`bayescale.Fit.predict`)."""
@@ -207,9 +216,13 @@ class AveragedFit:
         rhats = [d["max_r_hat"] for d in per.values() if "max_r_hat" in d]
         if rhats:  # MCMC members: the worst of them (Laplace fits have none)
             out["max_r_hat"] = float(np.max(rhats))
-        out["problems"] = [f"{name}: {self._advice(name, p)}" for name, d in per.items() for p in d.get("problems", [])]
+        # A law's modes whose predictions agree barely move the average's bands: they are said as a note.
+        agree = {n: text for n, m in self.members.items() if (text := agreeing_modes(_arviz.attrs(m.idata)))}
+        out["problems"] = [
+            f"{n}: {self._advice(n, p)}" for n, d in per.items() for p in d.get("problems", []) if p != agree.get(n)
+        ]
         out["weights"] = dict(self.weights)
-        out["notes"] = self.all_notes()
+        out["notes"] = self.all_notes() + [f"{n} (weight {self.weights[n]:.2f}): {text}" for n, text in agree.items()]
         return out
 
     def _advice(self, name: str, problem: str) -> str:
@@ -271,17 +284,6 @@ class AveragedFit:
 
 
 # ------------------------------------------------------------------- fitting
-
-
-def _slots(posterior: xr.Dataset, weights: list[float], seed: int) -> np.ndarray:
-    """Member index per (chain, draw): counts proportional to the weights, positions shuffled by seed."""
-    shape = (posterior.sizes["chain"], posterior.sizes["draw"])
-    n = shape[0] * shape[1]
-    w = np.asarray(weights, dtype=float) / np.sum(weights)
-    counts = np.floor(w * n).astype(int)
-    counts[np.argsort(-(w * n - counts))[: n - counts.sum()]] += 1  # largest remainders
-    slots = np.repeat(np.arange(len(w)), counts)
-    return np.random.default_rng([seed, 7919]).permutation(slots).reshape(shape)
 
 
 def _stack(lpd: np.ndarray, point_weights: np.ndarray, concentration: float = 1.0) -> np.ndarray:
@@ -434,7 +436,8 @@ def _reach_words(reach: float | None) -> list[str]:
         return []
     return [
         f"the weights were scored on runs up to {reach:.2g} decades (in N and D) beyond the runs each "
-        "leave-future-out split was fitted to; which law holds farther out is untested"
+        "leave-future-out split was fitted to; which law holds farther out is untested, so there the weights "
+        "fade towards equal (half way at twice that distance)"
     ]
 
 
@@ -449,11 +452,13 @@ def _fit_member(
     spec: ModelSpec, table: pd.DataFrame, weight: float, learned: Learned, *, minor: bool = False, **kwargs: Any
 ) -> Fit:
     """One member's fit on all runs; its warnings are re-raised naming the law and its weight (its
-    misfit is not checked: the average's own misfit check, on the predictions it makes, speaks for it)."""
+    misfit is not checked: the average's own misfit check, on the predictions it makes, speaks for it), but
+    not modes whose predictions agree (:func:`bayescale.modes.agreeing_modes`), which its diagnostics note."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = _inference.fit_quietly(spec, table, learned=learned, **kwargs)
-    for w in caught:
+    agree = agreeing_modes(_arviz.attrs(result.idata))  # said as a note of the average's diagnostics instead
+    for w in (w for w in caught if not agree or str(w.message) != _inference.unconverged_message([agree])):
         said = _drawn_by_psis(str(w.message)) if minor else str(w.message)
         warnings.warn(f"law {spec.name} (weight {weight:.2f}): {said}", w.category, stacklevel=user_stacklevel())
     return result

@@ -21,7 +21,7 @@ import xarray as xr
 from . import frontier as _frontier
 from ._identified import too_few_runs
 from ._io import jsonable
-from ._runs_input import RATIO_PLAUSIBLE
+from ._runs_input import RATIO_PLAUSIBLE, unread_unique_tokens
 from ._words import join_names
 from .averaging import law_disagreement
 from .data import points_frame
@@ -32,8 +32,7 @@ from .frontier import check_prob as _validate_prob
 from .misfit import ADVICE_HEAD
 from .model import distance_from_runs
 
-# Compute-optimal allocation lives in bayescale.frontier; the names above (in __all__) and the
-# old private helpers below stay importable from here for existing callers.
+# Compute-optimal allocation lives in bayescale.frontier; its names stay importable from here.
 _theta = _frontier.law_draws
 _numerical_optimum = _frontier._numerical_optimum
 
@@ -379,7 +378,7 @@ def _option_draws(
             raise BayescaleError(_failing_option(points, predict) or str(e)) from None
         for i, name in enumerate(names):
             draws[name] = _flat(pred.isel(point=[i]), name)
-            for col in ("N", "D", "C"):
+            for col in ("N", "D", "C", "U"):  # U: the unique tokens an option repeats, when it gives them
                 if col in frame:
                     meta.loc[name, col] = float(frame[col].iloc[i])
     else:
@@ -468,17 +467,18 @@ EXTRAPOLATION_LIMIT = 1000.0
 
 def point_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
     """Cautions for the fit's bands at the points of ``table`` (named by its index; columns N, D, C where
-    known): far beyond or below the runs' compute, or beyond the distance at which the law weights or a
-    conformal calibration were tested. ``decide``, ``predict`` and ``optimal`` say them."""
+    known): far beyond or below the runs' compute, repeating data a law does not read, or beyond the distance
+    at which the law weights or a conformal calibration were tested. ``decide``, ``predict`` and ``optimal`` say them."""
     reach, calibrated = _reach_notes(fit, table), _calibration_notes(fit, table)
     factor, scored_at = calibration(fit) if calibrated else (None, None)
     if reach and calibrated and scored_at == getattr(fit, "weights_reach", None):
-        # one set of splits scored both: one note says how far, the other need not repeat it
-        calibrated = [
+        calibrated = [  # one set of splits scored both: one note says how far, the other need not repeat it
             f"Caution: the bands' split-conformal scaling ({factor:.2f}x) was scored on those same "
             "held-out runs, so its coverage is untested there too; compare with a fit made without it."
         ]
-    return _compute_notes(fit, table) + _ratio_notes(fit, table) + reach + calibrated
+    spec = getattr(fit, "spec_average", fit.spec)  # an average reads U where any of its laws does
+    unread = unread_unique_tokens(table, spec.columns, f"spec {spec.name!r}")
+    return _compute_notes(fit, table) + _ratio_notes(fit, table) + unread + reach + calibrated
 
 
 #: A point whose tokens per parameter lie further than this factor outside the runs' own range is an
@@ -560,8 +560,9 @@ def _reach_notes(fit: Fit, table: pd.DataFrame) -> list[str]:
         return []
     return [
         f"Law weights: scored on held-out runs up to {reach:.2g} decades (in N and D) beyond their splits' runs; "
-        f"the options lie up to {far:.2g} decades beyond yours, so which law holds there is untested: compare "
-        "the laws' own predictions (fit.members) before trusting the average's median."
+        f"the options lie up to {far:.2g} decades beyond yours, so which law holds there is untested (the weights "
+        f"there count {reach / far:.2g} of the stacking weights, the rest equal): compare the laws' own "
+        "predictions (fit.members) before trusting the average's median."
     ]
 
 

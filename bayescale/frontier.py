@@ -246,7 +246,11 @@ def _average_optimal(
     kw = {"unique_tokens": unique_tokens, "ratio_bounds": ratio_bounds, "n_grid": n_grid}
     parts = [compute_optimal(m, C, **kw) for m in fit.members.values()]
     dims = ("chain", "draw", "budget")
-    data = {var: (dims, fit.mix([p[var].values for p in parts])) for var in parts[0].data_vars}
+    # Each budget's laws mixed as ``predict`` mixes them at the budget's optimum (the median over the draws):
+    # beyond the reach the weights were tested at, by weights faded towards equal.
+    where = {v: np.median(fit.mix([p[v].values for p in parts]), axis=(0, 1)) for v in ("N_opt", "D_opt")}
+    at = pd.DataFrame({"N": where["N_opt"], "D": where["D_opt"]})
+    data = {var: (dims, fit.mix([p[var].values for p in parts], at)) for var in parts[0].data_vars}
     data["at_bound"] = (dims, data["at_bound"][1] > 0.5)
     data["loss_opt"] = (dims, np.exp(conformal_scaled(np.log(data["loss_opt"][1]), fit.conformal)))
     methods = {name: p.attrs["method"] for name, p in zip(fit.members, parts, strict=True)}
@@ -299,7 +303,8 @@ def allocation_regret(
     unique_tokens = _checked_unique_tokens(unique_tokens)
     if _is_average(fit):
         parts = [_loss_and_optimum(m, c, N, unique_tokens) for m in fit.members.values()]
-        L, L_opt = (fit.mix([p[i] for p in parts]).reshape(-1, N.size) for i in (0, 1))
+        at = pd.DataFrame({"N": N, "D": c / (6.0 * N)})  # beyond the weights' reach, mixed as predict mixes
+        L, L_opt = (fit.mix([p[i] for p in parts], at).reshape(-1, N.size) for i in (0, 1))
     else:
         L, L_opt = (x.reshape(-1, N.size) for x in _loss_and_optimum(fit, c, N, unique_tokens))
     regret = L - L_opt

@@ -122,8 +122,9 @@ class Fit:
         extra = [DRIFT] if DRIFT in self.posterior else []
         return list(self.spec.law.params) + noise_names(self.spec) + extra
 
-    def noise_params(self) -> dict[str, np.ndarray]:
-        """Draws of the likelihood's noise parameters, shaped ``(chain, draw, 1)`` to broadcast over points."""
+    def noise_params(self, points: Any = None) -> dict[str, np.ndarray]:
+        """Draws of the likelihood's noise parameters, shaped ``(chain, draw, 1)`` to broadcast over points
+        (the same at any ``points``: a law average's may differ per point)."""
         return {k: self.posterior[k].values[..., None] for k in noise_names(self.spec)}
 
     def law_log_loss(self, points: Any) -> np.ndarray:
@@ -633,8 +634,12 @@ def warn_if_unconverged(fit: Fit) -> None:
     problems = [p for p in d["problems"] if p not in design]
     if problems:
         category = MultimodalWarning if len(d["modes"]) > 1 else ConvergenceWarning
-        said = "; ".join(p.strip().rstrip(".") for p in problems)
-        warnings.warn(f"sampling may not be trustworthy: {said}.", category, stacklevel=user_stacklevel())
+        warnings.warn(unconverged_message(problems), category, stacklevel=user_stacklevel())
+
+
+def unconverged_message(problems: list[str]) -> str:
+    """The words of :func:`warn_if_unconverged`'s warning for ``problems``."""
+    return "sampling may not be trustworthy: " + "; ".join(p.strip().rstrip(".") for p in problems) + "."
 
 
 __all__ = ["Fit", "Laplace", "enable_compilation_cache", "fit", "make_model", "points_frame"]

@@ -64,11 +64,13 @@ def sample_per_point(
 ) -> np.ndarray:
     """:func:`sample_observations` with each point's draws seeded by ``seed`` and its own ``inputs`` (one
     row per point, the last axis of ``log_mu``), not by its position: a point's band is the same whatever
-    other points are drawn beside it (``decide``'s options, in any order, against ``predict``)."""
+    other points are drawn beside it (``decide``'s options, in any order, against ``predict``). A noise
+    parameter's last axis is one (every point) or one per point (a law average's, beyond its weights' reach)."""
     out = []
     for i, row in enumerate(np.asarray(inputs, dtype=np.float64)):
         point = int(np.random.SeedSequence([int(seed), zlib.crc32(row.tobytes())]).generate_state(1)[0] % 2**31)
-        out.append(sample_observations(spec, log_mu[..., [i]], params, point))
+        at_i = {k: v[..., [i]] if np.shape(v)[-1] > 1 else v for k, v in params.items()}
+        out.append(sample_observations(spec, log_mu[..., [i]], at_i, point))
     return np.concatenate(out, axis=-1)
 
 
@@ -452,7 +454,7 @@ def predictive_draws(fit: Any, points: Any, *, noise: bool, seed: int) -> xr.Dat
     log_mu = fit.log_loss(frame)
     inputs = [c for c in ("N", "D", "C", "U") if c in frame]
     if noise:  # each point's noise seeded by the point itself: its band is the same beside any other points
-        log_mu = sample_per_point(fit.spec, log_mu, fit.noise_params(), seed, frame[inputs].to_numpy())
+        log_mu = sample_per_point(fit.spec, log_mu, fit.noise_params(frame), seed, frame[inputs].to_numpy())
     coords: dict[str, Any] = {"point": np.arange(len(frame))}
     for col in inputs:
         coords[col] = ("point", frame[col].to_numpy(dtype=float))

@@ -489,12 +489,26 @@ def _mode_text(i: int, m: Mapping[str, Any]) -> str:
     )
 
 
+def prediction_gap(modes: Sequence[Mapping[str, Any]]) -> float:
+    """How far apart the two heaviest modes' predictions lie (relative; NaN where not comparable)."""
+    a, b = sorted(modes, key=lambda m: -m["weight"])[:2]
+    la, lb = a["prediction"]["loss"], b["prediction"]["loss"]
+    return abs(la - lb) / min(la, lb) if min(la, lb) > 0 else float("nan")
+
+
+def agreeing_modes(attrs: Mapping[str, Any]) -> str | None:
+    """The modes a fit recorded, in words (:func:`describe`), where their two heaviest predict within :data:`AGREE`
+    of each other, so that which holds barely moves the bands; ``None`` otherwise."""
+    info = modes_of(attrs)
+    agree = len(info["modes"]) > 1 and prediction_gap(info["modes"]) < AGREE
+    return describe(info) if agree else None
+
+
 def _advice(modes: Sequence[Mapping[str, Any]]) -> str:
     """What would tell the two heaviest modes apart: where their predictions differ, and the
     parameter they disagree on most (relative difference)."""
     a, b = sorted(modes, key=lambda m: -m["weight"])[:2]
-    la, lb = a["prediction"]["loss"], b["prediction"]["loss"]
-    gap = abs(la - lb) / min(la, lb) if min(la, lb) > 0 else float("nan")
+    gap = prediction_gap(modes)
     rel = {
         k: abs(a["params"][k] - b["params"][k]) / max(abs(a["params"][k]), abs(b["params"][k]), 1e-300)
         for k in a["params"]
@@ -543,6 +557,7 @@ def describe(info: Mapping[str, Any]) -> str | None:
 
 
 __all__ = [
+    "agreeing_modes",
     "CROSS_SHARE",
     "MERGE_SD",
     "MIN_BARRIER",
@@ -552,6 +567,7 @@ __all__ = [
     "cluster",
     "describe",
     "modes_of",
+    "prediction_gap",
     "prediction_point",
     "settle",
 ]

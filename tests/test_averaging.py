@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale import _optimise, averaging, discrepancy
+from bayescale import _optimise, averaging, discrepancy, modes
 from bayescale._engine import laplace, map_units
 from bayescale._optimise import INFINITE, minimise, polish, search
 from bayescale.averaging import AveragedFit, law_disagreement, load_fit, stacking_weights
@@ -390,6 +390,30 @@ def test_a_decision_far_beyond_the_weights_reach_says_the_law_choice_is_untested
     assert "Law weights: scored on held-out runs up to" in verdict and "is untested" in verdict
 
 
+def test_beyond_the_weights_reach_the_laws_are_mixed_by_weights_faded_towards_equal() -> None:
+    average = dataclasses.replace(_pair_with_bending(0.05), weights_reach=0.5)
+    runs = average.runs
+    near = {"N": float(runs["N"].iloc[0]), "D": float(runs["D"].iloc[0])}  # on a run
+    step = 10 ** (2 * 0.5 / np.sqrt(2))  # in both N and D: twice the reach from the largest run
+    far = {"N": float(runs["N"].max()) * step, "D": float(runs["D"].max()) * step}
+    both = pd.DataFrame([near, far])
+    faded = average.point_weights(both)
+    np.testing.assert_allclose(faded[0], [0.4, 0.6])
+    assert faded[1][1] < 0.6 and faded[1][1] == pytest.approx(0.5 * 0.6 + 0.25, abs=0.03)  # nearest run may be nearer
+    # each law's share of the draws at each point, read from values that name their law
+    named = [np.full(m.log_loss(both).shape, float(k)) for k, m in enumerate(average.members.values())]
+    mixed = average.mix(named, both)
+    assert np.mean(mixed[..., 0] == 1.0) == 0.6 and np.mean(mixed[..., 1] == 1.0) == pytest.approx(
+        faded[1][1], abs=0.01
+    )
+    assert average.noise_params(both)["sigma"].shape[-1] == 2 and average.noise_params()["sigma"].shape[-1] == 1
+    # a point within the reach is mixed as before, whatever points are asked beside it
+    alone = average.predict(near, noise=True).values[..., 0]
+    np.testing.assert_array_equal(average.predict(both, noise=True).values[..., 0], alone)
+    verdict = bs.decide({"near": near, "far": far}, fit=average).verdict()
+    assert re.search(r"the weights there count 0\.[0-9]+ of the stacking weights, the rest equal", verdict), verdict
+
+
 def test_the_average_is_used_like_one_fit(average: AveragedFit, tmp_path) -> None:
     point = {"N": 3e10, "D": 6e11}
     band = average.predict(point, noise=True)
@@ -587,3 +611,38 @@ def test_decide_says_where_the_laws_of_an_average_disagree_beyond_their_bands() 
     (note,) = [n for n in bs.decide(options, fit=bent).notes if "Laws disagree" in n]
     assert note.startswith("Laws disagree at far:") and "chinchilla_bending 0.60" in note
     assert law_disagreement(same.members["chinchilla"], list(options.values())) is None  # one law: nothing to say
+
+
+def _two_modes(loss_b: float) -> dict:
+    point = {"C": 1e22, "N": 1e10, "D": 2e11}
+    return {
+        "state": "one visited",
+        "modes": [
+            {"weight": 0.7, "chains": [0, 1], "params": {"alpha": 0.3}, "prediction": {**point, "loss": 2.0}},
+            {"weight": 0.3, "chains": [], "params": {"alpha": 0.5}, "prediction": {**point, "loss": loss_b}},
+        ],
+    }
+
+
+@pytest.mark.parametrize("loss_b, relayed", [(2.004, False), (2.2, True)])
+def test_a_laws_modes_that_predict_alike_are_a_note_of_the_average_not_a_warning(monkeypatch, loss_b, relayed) -> None:
+    """Farseer's law took two modes that predict within 0.5% of each other on every well-specified table:
+    a warning that said sampling may not be trustworthy on every fit of the recommended average."""
+    info = _two_modes(loss_b)
+    said = modes.describe(info)
+
+    def fit_quietly(spec, table, **kwargs):
+        warnings.warn(bs.inference.unconverged_message([said]), bs.MultimodalWarning)
+        return types.SimpleNamespace(idata=types.SimpleNamespace(attrs={"modes": json.dumps(info)}))
+
+    monkeypatch.setattr(averaging._inference, "fit_quietly", fit_quietly)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        averaging._fit_member(load_spec("farseer"), _runs(), 0.06, None)
+    assert [issubclass(w.category, bs.MultimodalWarning) for w in caught] == [True] * relayed
+    assert (modes.agreeing_modes({"modes": json.dumps(info)}) == said) is not relayed
+    average = _pair_with_bending(0.0)
+    average.members["chinchilla_bending"].idata.attrs["modes"] = json.dumps(info)
+    d = average.diagnostics()
+    assert any(said in p for p in d["problems"]) is relayed
+    assert (f"chinchilla_bending (weight 0.60): {said}" in d["notes"]) is not relayed

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "datasets": 4,
     "_arviz": 5,
     "model": 5,
+    "_slots": 5,
     "_importance": 6,
     "_engine": 6,
     "misfit": 6,
