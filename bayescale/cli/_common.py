@@ -266,7 +266,7 @@ def _fitting_words(spec: Any, args: argparse.Namespace, n_runs: int | None = Non
     if members:
         runs += f", {len(members)} laws weighed on leave-future-out splits first"
     if args.method == "nuts":
-        return f"sampling: NUTS, {chains} chains x {draws} draws ({args.warmup or s.warmup} warmup){runs}"
+        return f"sampling: NUTS, {count(chains, 'chain')} x {count(draws, 'draw')} ({args.warmup or s.warmup} warmup){runs}"
     how = "MAP and Laplace approximation" + (", corrected by importance sampling" if args.method == "psis" else "")
     return f"fitting: {how}, {chains} x {draws} draws{runs}"
 
@@ -323,7 +323,7 @@ def _summary_text(summary: Any) -> str:
 def _diagnostics_line(d: Mapping[str, Any]) -> str:
     """One line: method, chains, draws, seconds, max r-hat, min ESS, divergences."""
     seconds = d.get("sampling_seconds", float("nan"))
-    head = f"{d['method']}: {d['chains']} chains x {d['draws']} draws" + (
+    head = f"{d['method']}: {count(d['chains'], 'chain')} x {count(d['draws'], 'draw')}" + (
         "" if math.isnan(seconds) else f", {seconds:.1f} s"
     )
     if "max_r_hat" not in d:  # no sampler statistics: Laplace, given draws
