@@ -106,14 +106,8 @@ def slots(weights: Sequence[float], n: int, seed: int) -> np.ndarray:
 def mix(per_law: Sequence[np.ndarray], where: np.ndarray) -> np.ndarray:
     """One array of draws (draw, ...), slot ``i`` from law ``where[i]``; a law with another number
     of draws (chains that sat in different modes come back mixed) gives its draws evenly spread."""
-    out = np.empty((where.size,) + np.shape(per_law[0])[1:])
-    for k, values in enumerate(per_law):
-        at = where == k
-        if len(values) == where.size:
-            out[at] = values[at]
-        elif at.any():
-            out[at] = values[np.arange(at.sum()) * len(values) // at.sum()]
-    return out
+    flat = [np.asarray(v, dtype=float)[None] for v in per_law]  # one "chain": the law average's mixing
+    return _slots.mixed(flat, where, (1, where.size))
 
 
 def mixed(parts: Mapping[str, Mapping[str, Mapping[str, np.ndarray]]], where: np.ndarray) -> dict[str, dict]:
